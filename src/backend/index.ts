@@ -1,0 +1,40 @@
+// Backend selection. The native addon is preferred when it was built; AMEND_BACKEND=js (or
+// useBackend('js')) forces the portable reference backend.
+import { AmendError } from '../errors.js';
+import type { Kernels } from './kernels.js';
+import { jsKernels } from './js.js';
+import { loadNative } from './native.js';
+
+export type BackendName = 'js' | 'native';
+
+let current: Kernels | null = null;
+
+/** The kernels in use (chosen on first call). */
+export function kernels(): Kernels {
+  if (current) return current;
+  const wanted = process.env.AMEND_BACKEND;
+  if (wanted && wanted !== 'js' && wanted !== 'native') {
+    throw new AmendError(`AMEND_BACKEND must be "js" or "native", not "${wanted}"`);
+  }
+  if (wanted === 'js') return (current = jsKernels);
+  const native = loadNative();
+  if ('kernels' in native) return (current = native.kernels);
+  if (wanted === 'native') throw new AmendError(`native backend requested but unavailable: ${native.error}`);
+  return (current = jsKernels);
+}
+
+/** Switch backend for everything computed from now on (tests use this to compare backends). */
+export function useBackend(name: BackendName): Kernels {
+  if (name === 'js') return (current = jsKernels);
+  const native = loadNative();
+  if ('error' in native) throw new AmendError(`native backend unavailable: ${native.error}`);
+  return (current = native.kernels);
+}
+
+/** Why the native backend can or cannot be used (for `amend doctor` and test skips). */
+export function nativeStatus(): { ok: true } | { ok: false; reason: string } {
+  const native = loadNative();
+  return 'error' in native ? { ok: false, reason: native.error } : { ok: true };
+}
+
+export type { Kernels } from './kernels.js';

@@ -1,0 +1,13 @@
+// One error type for everything a user can get wrong (bad path, corrupt file, bad argument).
+// The CLI prints `message` as a single line and exits non-zero; anything else is a bug and
+// keeps its stack trace.
+export class AmendError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AmendError';
+  }
+}
+
+export function fail(message: string): never {
+  throw new AmendError(message);
+}

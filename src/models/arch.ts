@@ -1,0 +1,181 @@
+// Where each family keeps its weights. A spec maps the roles the forward pass needs (norms,
+// projections, MLP) to the checkpoint's own tensor names and orientations, so the weights stay
+// exactly as Hugging Face stores them and export writes them back untouched.
+import type { ModelConfig } from './config.js';
+
+export type Layout = 'in_out' | 'out_in';
+
+export interface LinearSpec {
+  w: string;
+  b: string | null;
+  /** 'in_out': [in, out] (GPT-2 Conv1D); 'out_in': [out, in] (torch Linear). */
+  layout: Layout;
+  inF: number;
+  outF: number;
+}
+
+export interface NormSpec { w: string; b: string | null }
+
+export type QkvSpec =
+  /** One [d, 3d] projection whose output is q | k | v, each heads × headDim (GPT-2). */
+  | { kind: 'fused'; lin: LinearSpec }
+  /** One projection whose output is per head (q, k, v) × headDim (GPT-NeoX). */
+  | { kind: 'fused_per_head'; lin: LinearSpec }
+  | { kind: 'separate'; q: LinearSpec; k: LinearSpec; v: LinearSpec };
+
+export interface LayerSpec {
+  ln1: NormSpec;
+  /** null when attention and MLP share ln1 (GPT-J). */
+  ln2: NormSpec | null;
+  qkv: QkvSpec;
+  o: LinearSpec;
+  /** The MLP's first projection (c_fc, dense_h_to_4h, fc_in, up_proj). */
+  up: LinearSpec;
+  /** Llama's gate: keys = act(gate x) * up x. */
+  gate: LinearSpec | null;
+  /** The down projection whose input is `mlp.keys`: the matrix locate-then-edit methods rewrite. */
+  down: LinearSpec;
+}
+
+export interface ModelSpec {
+  wte: string;
+  wpe: string | null;
+  lnf: NormSpec;
+  lmHead: LinearSpec;
+  layers: LayerSpec[];
+}
+
+function lin(w: string, b: string | null, layout: Layout, inF: number, outF: number): LinearSpec {
+  return { w, b, layout, inF, outF };
+}
+
+/**
+ * The spec of a checkpoint. `has` tells which names the checkpoint holds (GPT-2 files exist with
+ * and without the "transformer." prefix; GPT-J's head bias is optional). A tied head reads the
+ * embedding even when the file also stores lm_head.weight, as Hugging Face does.
+ */
+export function buildSpec(c: ModelConfig, has: (name: string) => boolean): ModelSpec {
+  const d = c.hidden, q = c.heads * c.headDim, kv = c.kvHeads * c.headDim;
+  const layers: LayerSpec[] = [];
+  switch (c.family) {
+    case 'gpt2': {
+      const p = has('transformer.wte.weight') || !has('wte.weight') ? 'transformer.' : '';
+      for (let l = 0; l < c.layers; l++) {
+        const h = `${p}h.${l}.`;
+        layers.push({
+          ln1: { w: `${h}ln_1.weight`, b: `${h}ln_1.bias` },
+          ln2: { w: `${h}ln_2.weight`, b: `${h}ln_2.bias` },
+          qkv: { kind: 'fused', lin: lin(`${h}attn.c_attn.weight`, `${h}attn.c_attn.bias`, 'in_out', d, 3 * d) },
+          o: lin(`${h}attn.c_proj.weight`, `${h}attn.c_proj.bias`, 'in_out', d, d),
+          up: lin(`${h}mlp.c_fc.weight`, `${h}mlp.c_fc.bias`, 'in_out', d, c.ffn),
+          gate: null,
+          down: lin(`${h}mlp.c_proj.weight`, `${h}mlp.c_proj.bias`, 'in_out', c.ffn, d),
+        });
+      }
+      const head = c.tiedEmbeddings ? `${p}wte.weight` : 'lm_head.weight';
+      return {
+        wte: `${p}wte.weight`, wpe: `${p}wpe.weight`, lnf: { w: `${p}ln_f.weight`, b: `${p}ln_f.bias` },
+        lmHead: lin(head, null, 'out_in', d, c.vocabSize), layers,
+      };
+    }
+    case 'gpt_neox': {
+      for (let l = 0; l < c.layers; l++) {
+        const h = `gpt_neox.layers.${l}.`;
+        layers.push({
+          ln1: { w: `${h}input_layernorm.weight`, b: `${h}input_layernorm.bias` },
+          ln2: { w: `${h}post_attention_layernorm.weight`, b: `${h}post_attention_layernorm.bias` },
+          qkv: { kind: 'fused_per_head', lin: lin(`${h}attention.query_key_value.weight`, `${h}attention.query_key_value.bias`, 'out_in', d, 3 * d) },
+          o: lin(`${h}attention.dense.weight`, `${h}attention.dense.bias`, 'out_in', d, d),
+          up: lin(`${h}mlp.dense_h_to_4h.weight`, `${h}mlp.dense_h_to_4h.bias`, 'out_in', d, c.ffn),
+          gate: null,
+          down: lin(`${h}mlp.dense_4h_to_h.weight`, `${h}mlp.dense_4h_to_h.bias`, 'out_in', c.ffn, d),
+        });
+      }
+      return {
+        wte: 'gpt_neox.embed_in.weight', wpe: null,
+        lnf: { w: 'gpt_neox.final_layer_norm.weight', b: 'gpt_neox.final_layer_norm.bias' },
+        lmHead: lin(c.tiedEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight', null, 'out_in', d, c.vocabSize),
+        layers,
+      };
+    }
+    case 'gptj': {
+      for (let l = 0; l < c.layers; l++) {
+        const h = `transformer.h.${l}.`;
+        layers.push({
+          ln1: { w: `${h}ln_1.weight`, b: `${h}ln_1.bias` },
+          ln2: null,
+          qkv: {
+            kind: 'separate',
+            q: lin(`${h}attn.q_proj.weight`, null, 'out_in', d, d),
+            k: lin(`${h}attn.k_proj.weight`, null, 'out_in', d, d),
+            v: lin(`${h}attn.v_proj.weight`, null, 'out_in', d, d),
+          },
+          o: lin(`${h}attn.out_proj.weight`, null, 'out_in', d, d),
+          up: lin(`${h}mlp.fc_in.weight`, `${h}mlp.fc_in.bias`, 'out_in', d, c.ffn),
+          gate: null,
+          down: lin(`${h}mlp.fc_out.weight`, `${h}mlp.fc_out.bias`, 'out_in', c.ffn, d),
+        });
+      }
+      return {
+        wte: 'transformer.wte.weight', wpe: null, lnf: { w: 'transformer.ln_f.weight', b: 'transformer.ln_f.bias' },
+        lmHead: lin(c.tiedEmbeddings ? 'transformer.wte.weight' : 'lm_head.weight', has('lm_head.bias') ? 'lm_head.bias' : null, 'out_in', d, c.vocabSize),
+        layers,
+      };
+    }
+    case 'llama': {
+      // Qwen2 always has q/k/v biases; Llama and Mistral only when the config says so.
+      const attnBias = c.modelType === 'qwen2' || c.raw.attention_bias === true;
+      const mlpBias = c.raw.mlp_bias === true;
+      for (let l = 0; l < c.layers; l++) {
+        const h = `model.layers.${l}.`;
+        const b = (name: string, on: boolean): string | null => (on ? `${h}${name}.bias` : null);
+        layers.push({
+          ln1: { w: `${h}input_layernorm.weight`, b: null },
+          ln2: { w: `${h}post_attention_layernorm.weight`, b: null },
+          qkv: {
+            kind: 'separate',
+            q: lin(`${h}self_attn.q_proj.weight`, b('self_attn.q_proj', attnBias), 'out_in', d, q),
+            k: lin(`${h}self_attn.k_proj.weight`, b('self_attn.k_proj', attnBias), 'out_in', d, kv),
+            v: lin(`${h}self_attn.v_proj.weight`, b('self_attn.v_proj', attnBias), 'out_in', d, kv),
+          },
+          o: lin(`${h}self_attn.o_proj.weight`, b('self_attn.o_proj', c.raw.attention_bias === true), 'out_in', q, d),
+          up: lin(`${h}mlp.up_proj.weight`, b('mlp.up_proj', mlpBias), 'out_in', d, c.ffn),
+          gate: lin(`${h}mlp.gate_proj.weight`, b('mlp.gate_proj', mlpBias), 'out_in', d, c.ffn),
+          down: lin(`${h}mlp.down_proj.weight`, b('mlp.down_proj', mlpBias), 'out_in', c.ffn, d),
+        });
+      }
+      return {
+        wte: 'model.embed_tokens.weight', wpe: null, lnf: { w: 'model.norm.weight', b: null },
+        lmHead: lin(c.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', null, 'out_in', d, c.vocabSize),
+        layers,
+      };
+    }
+  }
+}
+
+/** Every tensor the spec reads, with the shape the config implies. */
+export function expectedShapes(c: ModelConfig, s: ModelSpec): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  const addLin = (l: LinearSpec): void => {
+    m.set(l.w, l.layout === 'in_out' ? [l.inF, l.outF] : [l.outF, l.inF]);
+    if (l.b) m.set(l.b, [l.outF]);
+  };
+  const addNorm = (n: NormSpec): void => {
+    m.set(n.w, [c.hidden]);
+    if (n.b) m.set(n.b, [c.hidden]);
+  };
+  m.set(s.wte, [c.vocabSize, c.hidden]);
+  if (s.wpe) m.set(s.wpe, [c.maxPositions, c.hidden]);
+  addNorm(s.lnf);
+  addLin(s.lmHead);
+  for (const l of s.layers) {
+    addNorm(l.ln1);
+    if (l.ln2) addNorm(l.ln2);
+    if (l.qkv.kind === 'separate') { addLin(l.qkv.q); addLin(l.qkv.k); addLin(l.qkv.v); } else addLin(l.qkv.lin);
+    addLin(l.o);
+    addLin(l.up);
+    if (l.gate) addLin(l.gate);
+    addLin(l.down);
+  }
+  return m;
+}

@@ -1,0 +1,123 @@
+// Text generation: left-padded batch, greedy or sampled, with a KV cache (or full recomputation,
+// which tests use to check the cache).
+import { AmendError } from '../errors.js';
+import { Tensor, mulberry32, noGrad } from '../tensor/index.js';
+import { KVCache } from './kvcache.js';
+import type { ModelWeights } from './transformer.js';
+import { forward } from './transformer.js';
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** Argmax decoding (default); false samples with temperature / topK / topP. */
+  greedy?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Stop a row at this token (default: the model's eos; null never stops early). */
+  eosId?: number | null;
+  /** false recomputes the whole sequence at every step (slow; a reference for the cache). */
+  useCache?: boolean;
+}
+
+/** Greedy or sampled continuation of each prompt (token ids); returns only the new tokens. */
+export function generate(m: ModelWeights, prompts: readonly (readonly number[])[], o: GenerateOptions): number[][] {
+  if (prompts.length === 0) return [];
+  if (prompts.some((p) => p.length === 0)) throw new AmendError('generate: empty prompt (no tokens to continue from)');
+  if (!(o.maxNewTokens >= 0)) throw new AmendError('generate: maxNewTokens must be ≥ 0');
+  const B = prompts.length;
+  const P = Math.max(...prompts.map((p) => p.length));
+  const eos = o.eosId === undefined ? m.config.eosId : o.eosId;
+  const greedy = o.greedy ?? true;
+  const rand = mulberry32(o.seed ?? 0);
+
+  // Left padding keeps every row's last token in the last column.
+  const ids = new Int32Array(B * P), mask = new Uint8Array(B * P);
+  prompts.forEach((p, b) => {
+    p.forEach((id, t) => { ids[b * P + P - p.length + t] = id; mask[b * P + P - p.length + t] = 1; });
+  });
+  const out: number[][] = prompts.map(() => []);
+  const done = new Array<boolean>(B).fill(false);
+
+  return noGrad(() => {
+    const useCache = o.useCache ?? true;
+    const cache = useCache ? new KVCache(m.config, B, P + o.maxNewTokens) : null;
+    let allIds = Array.from(ids), allMask = Array.from(mask), len = P;
+    let stepIds = ids, stepMask = mask, stepLen = P;
+    for (let step = 0; step < o.maxNewTokens; step++) {
+      const lastRows = Array.from({ length: B }, (_, b) => b * stepLen + stepLen - 1);
+      const { logits } = forward(m, stepIds, B, stepLen, {
+        attentionMask: stepMask, logitsAt: lastRows, cache: cache ?? undefined,
+      });
+      const next = pickTokens(logits!, greedy, o, rand);
+      const nextMask = new Uint8Array(B);
+      for (let b = 0; b < B; b++) {
+        if (!done[b]) {
+          out[b].push(next[b]);
+          nextMask[b] = 1;
+          if (eos !== null && next[b] === eos) done[b] = true;
+        }
+      }
+      if (done.every(Boolean) || step === o.maxNewTokens - 1) break;
+      // Finished rows keep running as masked padding so the batch stays rectangular.
+      if (cache) {
+        stepIds = Int32Array.from(next);
+        stepMask = nextMask;
+        stepLen = 1;
+      } else {
+        const grown: number[] = [], grownMask: number[] = [];
+        for (let b = 0; b < B; b++) {
+          grown.push(...allIds.slice(b * len, (b + 1) * len), next[b]);
+          grownMask.push(...allMask.slice(b * len, (b + 1) * len), nextMask[b]);
+        }
+        allIds = grown;
+        allMask = grownMask;
+        len++;
+        stepIds = Int32Array.from(allIds);
+        stepMask = Uint8Array.from(allMask);
+        stepLen = len;
+      }
+    }
+    return out;
+  });
+}
+
+function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number): number[] {
+  const V = logits.dim(-1), rows = logits.size / V;
+  const picks: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = logits.data.subarray(r * V, (r + 1) * V);
+    picks.push(greedy ? argmaxOf(row) : sample(row, o, rand));
+  }
+  return picks;
+}
+
+function argmaxOf(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+/** Samples from softmax(row / temperature) restricted to the top-k and nucleus (top-p) sets. */
+function sample(row: Float32Array, o: GenerateOptions, rand: () => number): number {
+  const temp = o.temperature ?? 1;
+  if (!(temp > 0)) throw new AmendError('temperature must be > 0 (use greedy decoding for temperature 0)');
+  let order = Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
+  if (o.topK && o.topK > 0) order = order.slice(0, o.topK);
+  const mx = row[order[0]];
+  let probs = order.map((i) => Math.exp((row[i] - mx) / temp));
+  let total = probs.reduce((a, b) => a + b, 0);
+  if (o.topP !== undefined && o.topP < 1) {
+    let acc = 0, keep = 0;
+    while (keep < probs.length && acc < o.topP * total) acc += probs[keep++];
+    order = order.slice(0, Math.max(1, keep));
+    probs = probs.slice(0, order.length);
+    total = probs.reduce((a, b) => a + b, 0);
+  }
+  let u = rand() * total;
+  for (let i = 0; i < order.length; i++) {
+    u -= probs[i];
+    if (u <= 0) return order[i];
+  }
+  return order[order.length - 1];
+}

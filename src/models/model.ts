@@ -1,0 +1,107 @@
+// A causal language model: config, weights under their checkpoint names, tokenizer, forward.
+import fs from 'node:fs';
+import path from 'node:path';
+import { AmendError } from '../errors.js';
+import { readCheckpoint } from '../io/checkpoint.js';
+import { resolveModel, type ResolveOptions } from '../io/resolve.js';
+import { AmendTokenizer } from '../tokenizer/index.js';
+import { Tensor } from '../tensor/index.js';
+import { buildSpec, expectedShapes, type ModelSpec } from './arch.js';
+import { parseConfig, type ModelConfig } from './config.js';
+import { forward, type ForwardOptions, type ForwardOutput, type ModelWeights } from './transformer.js';
+
+export interface LoadOptions extends ResolveOptions {
+  /** Skip the tokenizer (e.g. a checkpoint without tokenizer.json used with raw ids). */
+  noTokenizer?: boolean;
+  /** Bytes of weights read so far / in all. */
+  onLoadProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export class CausalLM implements ModelWeights {
+  readonly config: ModelConfig;
+  readonly spec: ModelSpec;
+  /** Every tensor of the checkpoint by its own name (including ones the forward pass ignores). */
+  readonly weights: Map<string, Tensor>;
+  /** Storage dtype of each tensor in the file it came from ('F32', 'F16', 'BF16', ...). */
+  readonly dtypes: Map<string, string>;
+  /** Where it was loaded from, when it came from disk. */
+  readonly dir: string | null;
+  readonly tokenizer: AmendTokenizer | null;
+
+  constructor(rawConfig: Record<string, unknown>, weights: Map<string, Tensor>,
+    opts: { dtypes?: Map<string, string>; dir?: string | null; tokenizer?: AmendTokenizer | null } = {}) {
+    this.config = parseConfig(rawConfig);
+    const c = this.config;
+    if (c.hidden % c.heads !== 0 && rawConfig.head_dim === undefined) {
+      throw new AmendError(`config.json: hidden size ${c.hidden} is not divisible by ${c.heads} heads`);
+    }
+    if (c.heads % c.kvHeads !== 0) {
+      throw new AmendError(`config.json: ${c.heads} attention heads are not a multiple of ${c.kvHeads} key/value heads`);
+    }
+    this.spec = buildSpec(c, (n) => weights.has(n));
+    for (const [name, shape] of expectedShapes(c, this.spec)) {
+      const t = weights.get(name);
+      if (!t) {
+        throw new AmendError(`weights: tensor "${name}" is missing, but model_type "${c.modelType}" needs it — is the checkpoint complete?`);
+      }
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new AmendError(`weights: "${name}" has shape [${t.shape}] but config.json implies [${shape}] — config and weights do not match`);
+      }
+    }
+    this.weights = weights;
+    this.dtypes = opts.dtypes ?? new Map([...weights.keys()].map((n) => [n, 'F32']));
+    this.dir = opts.dir ?? null;
+    this.tokenizer = opts.tokenizer ?? null;
+  }
+
+  /** Loads from a directory, the local Hugging Face cache or (when allowed) the hub. */
+  static async load(idOrPath: string, opts: LoadOptions = {}): Promise<CausalLM> {
+    const dir = await resolveModel(idOrPath, opts);
+    return CausalLM.loadDir(dir, opts);
+  }
+
+  static loadDir(dir: string, opts: Pick<LoadOptions, 'noTokenizer' | 'onLoadProgress'> = {}): CausalLM {
+    const configPath = path.join(dir, 'config.json');
+    if (!fs.existsSync(configPath)) throw new AmendError(`${dir}: no config.json — not a Hugging Face model directory`);
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+    } catch (e) {
+      throw new AmendError(`${configPath}: not valid JSON (${(e as Error).message})`);
+    }
+    parseConfig(raw); // fail on an unknown model_type before reading gigabytes of weights
+    const ckpt = readCheckpoint(dir, { onProgress: opts.onLoadProgress });
+    const weights = new Map<string, Tensor>();
+    const dtypes = new Map<string, string>();
+    for (const [name, rec] of ckpt.tensors) {
+      weights.set(name, new Tensor(rec.data, rec.shape));
+      dtypes.set(name, rec.dtype);
+    }
+    const hasTokenizer = fs.existsSync(path.join(dir, 'tokenizer.json'));
+    const tokenizer = hasTokenizer && !opts.noTokenizer ? AmendTokenizer.fromDir(dir) : null;
+    return new CausalLM(raw, weights, { dtypes, dir, tokenizer });
+  }
+
+  weight(name: string): Tensor {
+    const t = this.weights.get(name);
+    if (!t) throw new AmendError(`model has no tensor "${name}"`);
+    return t;
+  }
+
+  forward(ids: Int32Array, batch: number, seqLen: number, opts?: ForwardOptions): ForwardOutput {
+    return forward(this, ids, batch, seqLen, opts);
+  }
+
+  /** The tokenizer, or a clear error for a model loaded without one. */
+  tok(): AmendTokenizer {
+    if (!this.tokenizer) throw new AmendError(`model${this.dir ? ` at ${this.dir}` : ''} has no tokenizer.json; pass token ids instead`);
+    return this.tokenizer;
+  }
+
+  /** Number of parameters the forward pass uses (tied matrices counted once). */
+  parameterCount(): number {
+    let n = 0;
+    for (const name of expectedShapes(this.config, this.spec).keys()) n += this.weight(name).size;
+    return n;
+  }
+}

@@ -1,0 +1,616 @@
+// The op set. Each op computes its output with one or two kernels and, beside it, the rule that
+// turns the output gradient into input gradients, so forward and backward read together.
+import { AmendError } from '../errors.js';
+import { BinaryOp, UnaryOp } from '../backend/kernels.js';
+import { kernels } from '../backend/index.js';
+import { Tensor, isGradEnabled, record, sizeOf, stridesOf } from './tensor.js';
+
+const i32 = (xs: readonly number[]): Int32Array => Int32Array.from(xs);
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function normAxis(axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) throw new AmendError(`axis ${axis} out of range for rank ${rank}`);
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shape ops
+
+/** Same data, new shape (one -1 allowed). */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const resolved = shape.map((d) => (d === -1 ? x.size / known : d));
+  if (sizeOf(resolved) !== x.size) {
+    throw new AmendError(`cannot reshape [${x.shape}] into [${shape}]`);
+  }
+  return record('reshape', x.data, resolved, [x], (g) => [g]);
+}
+
+/** Copies x with its axes reordered: out axis i is x axis perm[i]. */
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  const xs = stridesOf(x.shape);
+  const shape = perm.map((p) => x.shape[p]);
+  const out = new Float32Array(x.size);
+  kernels().copyStrided(x.data, 0, i32(perm.map((p) => xs[p])), out, 0, i32(stridesOf(shape)), i32(shape), false);
+  return record('permute', out, shape, [x], (g) => {
+    const inv = new Array<number>(perm.length);
+    perm.forEach((p, i) => { inv[p] = i; });
+    const gs = stridesOf(shape);
+    const gx = new Float32Array(x.size);
+    kernels().copyStrided(g, 0, i32(inv.map((i) => gs[i])), gx, 0, i32(xs), i32(x.shape), false);
+    return [gx];
+  });
+}
+
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  const perm = x.shape.map((_, i) => i);
+  const ia = normAxis(a, x.rank), ib = normAxis(b, x.rank);
+  [perm[ia], perm[ib]] = [perm[ib], perm[ia]];
+  return permute(x, perm);
+}
+
+/** x[..., start:end, ...] along `axis`. */
+export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
+  const ax = normAxis(axis, x.rank);
+  if (start < 0 || end > x.shape[ax] || start > end) {
+    throw new AmendError(`slice [${start}, ${end}) out of range for axis ${ax} of size ${x.shape[ax]}`);
+  }
+  const shape = x.shape.slice();
+  shape[ax] = end - start;
+  const xs = stridesOf(x.shape);
+  const out = new Float32Array(sizeOf(shape));
+  kernels().copyStrided(x.data, start * xs[ax], i32(xs), out, 0, i32(stridesOf(shape)), i32(shape), false);
+  return record('slice', out, shape, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    kernels().copyStrided(g, 0, i32(stridesOf(shape)), gx, start * xs[ax], i32(xs), i32(shape), false);
+    return [gx];
+  });
+}
+
+/** Joins tensors along `axis` (all other sizes equal). */
+export function concat(xs: Tensor[], axis: number): Tensor {
+  if (xs.length === 0) throw new AmendError('concat of nothing');
+  const ax = normAxis(axis, xs[0].rank);
+  const shape = xs[0].shape.slice();
+  shape[ax] = xs.reduce((s, t) => s + t.shape[ax], 0);
+  const os = stridesOf(shape);
+  const out = new Float32Array(sizeOf(shape));
+  const offsets: number[] = [];
+  let at = 0;
+  for (const t of xs) {
+    if (t.rank !== shape.length || t.shape.some((d, i) => i !== ax && d !== shape[i])) {
+      throw new AmendError(`concat: shape [${t.shape}] does not fit [${shape}] along axis ${ax}`);
+    }
+    offsets.push(at);
+    kernels().copyStrided(t.data, 0, i32(stridesOf(t.shape)), out, at * os[ax], i32(os), i32(t.shape), false);
+    at += t.shape[ax];
+  }
+  return record('concat', out, shape, xs, (g) => xs.map((t, i) => {
+    const gt = new Float32Array(t.size);
+    kernels().copyStrided(g, offsets[i] * os[ax], i32(os), gt, 0, i32(stridesOf(t.shape)), i32(t.shape), false);
+    return gt;
+  }));
+}
+
+/** Rows of a table: out[i] = table[ids[i]] (embedding lookup); table is [n, ...rest]. */
+export function gatherRows(table: Tensor, ids: Int32Array | readonly number[]): Tensor {
+  const idx = ids instanceof Int32Array ? ids : Int32Array.from(ids);
+  const n = table.shape[0];
+  for (const id of idx) {
+    if (id < 0 || id >= n || !Number.isInteger(id)) throw new AmendError(`index ${id} out of range [0, ${n})`);
+  }
+  const rest = table.shape.slice(1);
+  const dim = sizeOf(rest);
+  const out = new Float32Array(idx.length * dim);
+  kernels().gatherRows(table.data, idx, out, dim);
+  return record('gatherRows', out, [idx.length, ...rest], [table], (g) => {
+    const gt = new Float32Array(table.size);
+    kernels().scatterAddRows(g, idx, gt, dim);
+    return [gt];
+  });
+}
+
+/** out[r] = x[r, idx[r]] for x viewed as [rows, cols] (picking target log-probs). */
+export function pick(x: Tensor, idx: Int32Array | readonly number[]): Tensor {
+  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  if (idx.length !== rows) throw new AmendError(`pick: ${idx.length} indices for ${rows} rows`);
+  const out = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    if (idx[r] < 0 || idx[r] >= cols) throw new AmendError(`pick: index ${idx[r]} out of range [0, ${cols})`);
+    out[r] = x.data[r * cols + idx[r]];
+  }
+  return record('pick', out, x.shape.slice(0, -1), [x], (g) => {
+    const gx = new Float32Array(x.size);
+    for (let r = 0; r < rows; r++) gx[r * cols + idx[r]] = g[r];
+    return [gx];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise
+
+function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1, db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new AmendError(`shapes [${a}] and [${b}] do not broadcast`);
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Strides that read a tensor of shape `from` as if it had the broadcast shape `to`. */
+function broadcastStrides(from: readonly number[], to: readonly number[]): Int32Array {
+  const s = stridesOf(from);
+  const out = new Int32Array(to.length);
+  for (let i = 0; i < to.length; i++) {
+    const j = from.length - to.length + i;
+    out[i] = j < 0 || from[j] === 1 ? 0 : s[j];
+  }
+  return out;
+}
+
+/** Sums a gradient of the broadcast shape back down to `shape`. */
+export function sumTo(g: Float32Array, gShape: readonly number[], shape: readonly number[]): Float32Array {
+  if (sameShape(gShape, shape)) return g;
+  let cur = g;
+  let curShape = gShape.slice();
+  // Leading axes that `shape` lacks, then axes where it has 1, are summed one at a time.
+  while (curShape.length > shape.length) {
+    const next = new Float32Array(cur.length / curShape[0]);
+    kernels().reduce(0, cur, next, 1, curShape[0], next.length, null);
+    cur = next;
+    curShape = curShape.slice(1);
+  }
+  for (let ax = 0; ax < shape.length; ax++) {
+    if (shape[ax] === 1 && curShape[ax] !== 1) {
+      const outer = sizeOf(curShape.slice(0, ax)), inner = sizeOf(curShape.slice(ax + 1));
+      const next = new Float32Array(outer * inner);
+      kernels().reduce(0, cur, next, outer, curShape[ax], inner, null);
+      cur = next;
+      curShape[ax] = 1;
+    }
+  }
+  return cur;
+}
+
+function binaryRaw(op: BinaryOp, a: Float32Array, aShape: readonly number[], b: Float32Array,
+  bShape: readonly number[], shape: readonly number[]): Float32Array {
+  const out = new Float32Array(sizeOf(shape));
+  kernels().binary(op, a, broadcastStrides(aShape, shape), b, broadcastStrides(bShape, shape), out, i32(shape));
+  return out;
+}
+
+function binary(name: string, op: BinaryOp, a: Tensor, b: Tensor,
+  grads: (g: Float32Array, shape: number[], out: Float32Array) => [Float32Array | null, Float32Array | null]): Tensor {
+  const shape = broadcastShape(a.shape, b.shape);
+  const out = binaryRaw(op, a.data, a.shape, b.data, b.shape, shape);
+  return record(name, out, shape, [a, b], (g) => {
+    const [ga, gb] = grads(g, shape, out);
+    return [ga && a.requiresGrad ? sumTo(ga, shape, a.shape) : null,
+      gb && b.requiresGrad ? sumTo(gb, shape, b.shape) : null];
+  });
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  return binary('add', BinaryOp.Add, a, b, (g) => [g, g]);
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  return binary('sub', BinaryOp.Sub, a, b, (g) => [g, scaleRaw(g, -1)]);
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  return binary('mul', BinaryOp.Mul, a, b, (g, shape) => [
+    a.requiresGrad ? binaryRaw(BinaryOp.Mul, g, shape, b.data, b.shape, shape) : null,
+    b.requiresGrad ? binaryRaw(BinaryOp.Mul, g, shape, a.data, a.shape, shape) : null,
+  ]);
+}
+
+export function div(a: Tensor, b: Tensor): Tensor {
+  return binary('div', BinaryOp.Div, a, b, (g, shape, out) => {
+    const ga = binaryRaw(BinaryOp.Div, g, shape, b.data, b.shape, shape);
+    // d(a/b)/db = -(a/b)/b
+    const gb = b.requiresGrad ? scaleRaw(binaryRaw(BinaryOp.Mul, ga, shape, out, shape, shape), -1) : null;
+    return [ga, gb];
+  });
+}
+
+export function maximum(a: Tensor, b: Tensor): Tensor {
+  return binary('maximum', BinaryOp.Max, a, b, (g, shape, out) => {
+    const pickA = binaryRaw(BinaryOp.Sub, out, shape, b.data, b.shape, shape); // 0 where b won
+    const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) (pickA[i] !== 0 ? ga : gb)[i] = g[i];
+    return [ga, gb];
+  });
+}
+
+export function minimum(a: Tensor, b: Tensor): Tensor {
+  return binary('minimum', BinaryOp.Min, a, b, (g, shape, out) => {
+    const pickA = binaryRaw(BinaryOp.Sub, out, shape, b.data, b.shape, shape);
+    const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) (pickA[i] !== 0 ? ga : gb)[i] = g[i];
+    return [ga, gb];
+  });
+}
+
+/** a ** b (gradient wrt b needs a > 0). */
+export function pow(a: Tensor, b: Tensor): Tensor {
+  return binary('pow', BinaryOp.Pow, a, b, (g, shape, out) => {
+    // d/da = b * a^(b-1) = b * out / a ; d/db = out * ln(a)
+    const outOverA = binaryRaw(BinaryOp.Div, out, shape, a.data, a.shape, shape);
+    const ga = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, b.data, b.shape, shape), shape, outOverA, shape, shape);
+    let gb: Float32Array | null = null;
+    if (b.requiresGrad) {
+      const lnA = new Float32Array(a.size);
+      kernels().unary(UnaryOp.Log, a.data, lnA, a.size);
+      gb = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, out, shape, shape), shape, lnA, a.shape, shape);
+    }
+    return [ga, gb];
+  });
+}
+
+function scaleRaw(x: Float32Array, s: number): Float32Array {
+  const out = new Float32Array(x.length);
+  kernels().affine(x, out, x.length, s, 0);
+  return out;
+}
+
+/** x * scale + shift with scalar constants. */
+export function affine(x: Tensor, scale: number, shift = 0): Tensor {
+  const out = new Float32Array(x.size);
+  kernels().affine(x.data, out, x.size, scale, shift);
+  return record('affine', out, x.shape, [x], (g) => [scaleRaw(g, scale)]);
+}
+
+export const scale = (x: Tensor, s: number): Tensor => affine(x, s, 0);
+export const addScalar = (x: Tensor, s: number): Tensor => affine(x, 1, s);
+
+function unary(name: string, op: UnaryOp, x: Tensor): Tensor {
+  const out = new Float32Array(x.size);
+  kernels().unary(op, x.data, out, x.size);
+  return record(name, out, x.shape, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    kernels().unaryBackward(op, x.data, out, g, gx, x.size);
+    return [gx];
+  });
+}
+
+export const neg = (x: Tensor): Tensor => unary('neg', UnaryOp.Neg, x);
+export const exp = (x: Tensor): Tensor => unary('exp', UnaryOp.Exp, x);
+export const log = (x: Tensor): Tensor => unary('log', UnaryOp.Log, x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', UnaryOp.Sqrt, x);
+export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', UnaryOp.Rsqrt, x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', UnaryOp.Tanh, x);
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', UnaryOp.Sigmoid, x);
+export const relu = (x: Tensor): Tensor => unary('relu', UnaryOp.Relu, x);
+/** GELU, tanh approximation (GPT-2's "gelu_new"). */
+export const geluTanh = (x: Tensor): Tensor => unary('geluTanh', UnaryOp.GeluTanh, x);
+/** GELU, exact erf form. */
+export const geluErf = (x: Tensor): Tensor => unary('geluErf', UnaryOp.GeluErf, x);
+export const silu = (x: Tensor): Tensor => unary('silu', UnaryOp.Silu, x);
+export const abs = (x: Tensor): Tensor => unary('abs', UnaryOp.Abs, x);
+export const square = (x: Tensor): Tensor => unary('square', UnaryOp.Square, x);
+export const recip = (x: Tensor): Tensor => unary('recip', UnaryOp.Recip, x);
+
+// ---------------------------------------------------------------------------------------------
+// Reductions
+
+/** Sum over one axis (or everything when axis is undefined). */
+export function sum(x: Tensor, axis?: number, keepDim = false): Tensor {
+  if (axis === undefined) {
+    const out = new Float32Array(1);
+    kernels().reduce(0, x.data, out, 1, x.size, 1, null);
+    return record('sum', out, keepDim ? x.shape.map(() => 1) : [], [x], (g) => [new Float32Array(x.size).fill(g[0])]);
+  }
+  const ax = normAxis(axis, x.rank);
+  const outer = sizeOf(x.shape.slice(0, ax)), dim = x.shape[ax], inner = sizeOf(x.shape.slice(ax + 1));
+  const out = new Float32Array(outer * inner);
+  kernels().reduce(0, x.data, out, outer, dim, inner, null);
+  const kept = x.shape.map((d, i) => (i === ax ? 1 : d));
+  const shape = keepDim ? kept : x.shape.filter((_, i) => i !== ax);
+  return record('sum', out, shape, [x], (g) => [binaryRaw(BinaryOp.Add, new Float32Array(x.size), x.shape, g, kept, x.shape)]);
+}
+
+export function mean(x: Tensor, axis?: number, keepDim = false): Tensor {
+  const n = axis === undefined ? x.size : x.shape[normAxis(axis, x.rank)];
+  return scale(sum(x, axis, keepDim), 1 / n);
+}
+
+/** Max over one axis; the gradient flows to the first maximal element. */
+export function max(x: Tensor, axis: number, keepDim = false): Tensor {
+  const ax = normAxis(axis, x.rank);
+  const outer = sizeOf(x.shape.slice(0, ax)), dim = x.shape[ax], inner = sizeOf(x.shape.slice(ax + 1));
+  const out = new Float32Array(outer * inner);
+  const arg = new Int32Array(outer * inner);
+  kernels().reduce(1, x.data, out, outer, dim, inner, arg);
+  const shape = keepDim ? x.shape.map((d, i) => (i === ax ? 1 : d)) : x.shape.filter((_, i) => i !== ax);
+  return record('max', out, shape, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) gx[(o * dim + arg[o * inner + i]) * inner + i] = g[o * inner + i];
+    }
+    return [gx];
+  });
+}
+
+/** Index of the maximum along the last axis (no gradient). */
+export function argmax(x: Tensor): Int32Array {
+  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const out = new Float32Array(rows), arg = new Int32Array(rows);
+  kernels().reduce(1, x.data, out, rows, cols, 1, arg);
+  return arg;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax and losses (always over the last axis)
+
+export function softmax(x: Tensor): Tensor {
+  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const out = new Float32Array(x.size);
+  kernels().softmax(x.data, out, rows, cols);
+  return record('softmax', out, x.shape, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    kernels().softmaxBackward(out, g, gx, rows, cols);
+    return [gx];
+  });
+}
+
+export function logSoftmax(x: Tensor): Tensor {
+  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const out = new Float32Array(x.size);
+  kernels().logSoftmax(x.data, out, rows, cols, null);
+  return record('logSoftmax', out, x.shape, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    kernels().logSoftmaxBackward(out, g, gx, rows, cols);
+    return [gx];
+  });
+}
+
+/**
+ * Mean negative log-likelihood of `targets` under logits [rows, vocab]. Rows whose target is
+ * negative (-100, as in Hugging Face) are left out of the mean.
+ */
+export function crossEntropy(logits: Tensor, targets: Int32Array | readonly number[]): Tensor {
+  const cols = logits.shape[logits.rank - 1], rows = logits.size / cols;
+  const keep: number[] = [];
+  for (let r = 0; r < rows; r++) if (targets[r] >= 0) keep.push(r);
+  if (keep.length === 0) throw new AmendError('crossEntropy: every target is ignored');
+  const flat = reshape(logits, [rows, cols]);
+  const lp = logSoftmax(keep.length === rows ? flat : gatherRows(flat, keep));
+  const picked = pick(lp, keep.map((r) => targets[r]));
+  return scale(sum(picked), -1 / keep.length);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation
+
+export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number): Tensor {
+  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const out = new Float32Array(x.size);
+  const mu = new Float32Array(rows), rs = new Float32Array(rows);
+  kernels().layerNorm(x.data, w?.data ?? null, b?.data ?? null, out, mu, rs, rows, cols, eps);
+  const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
+  return record('layerNorm', out, x.shape, inputs, (g) => {
+    const gx = new Float32Array(x.size);
+    const gw = w?.requiresGrad ? new Float32Array(cols) : null;
+    const gb = b?.requiresGrad ? new Float32Array(cols) : null;
+    kernels().layerNormBackward(x.data, w?.data ?? null, mu, rs, g, gx, gw, gb, rows, cols);
+    return [gx, ...(w ? [gw] : []), ...(b ? [gb] : [])];
+  });
+}
+
+export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
+  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const out = new Float32Array(x.size);
+  const rs = new Float32Array(rows);
+  kernels().rmsNorm(x.data, w?.data ?? null, out, rs, rows, cols, eps);
+  return record('rmsNorm', out, x.shape, w ? [x, w] : [x], (g) => {
+    const gx = new Float32Array(x.size);
+    const gw = w?.requiresGrad ? new Float32Array(cols) : null;
+    kernels().rmsNormBackward(x.data, w?.data ?? null, rs, g, gx, gw, rows, cols);
+    return w ? [gx, gw] : [gx];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix products
+
+export interface MatmulOptions { transA?: boolean; transB?: boolean }
+
+/**
+ * Batched op(a) @ op(b): a is [...batch, m, k] (or [..., k, m] with transA), b the same batch
+ * dims or a single matrix shared by every batch item.
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const tA = opts.transA ?? false, tB = opts.transB ?? false;
+  if (a.rank < 2 || b.rank < 2) throw new AmendError('matmul needs matrices (rank ≥ 2)');
+  const batchShape = a.shape.slice(0, -2);
+  const batch = sizeOf(batchShape);
+  const [m, k] = tA ? [a.dim(-1), a.dim(-2)] : [a.dim(-2), a.dim(-1)];
+  const [kb, n] = tB ? [b.dim(-1), b.dim(-2)] : [b.dim(-2), b.dim(-1)];
+  const shared = b.rank === 2; // one matrix for every batch item (stride 0)
+  if (k !== kb || (!shared && !sameShape(b.shape.slice(0, -2), batchShape))) {
+    throw new AmendError(`matmul: shapes [${a.shape}] and [${b.shape}] do not multiply`);
+  }
+  const strideB = shared ? 0 : k * n;
+  const out = new Float32Array(batch * m * n);
+  kernels().gemm(tA, tB, batch, m, n, k, a.data, m * k, b.data, strideB, out, 0);
+  return record('matmul', out, [...batchShape, m, n], [a, b], (g) => {
+    let ga: Float32Array | null = null, gb: Float32Array | null = null;
+    if (a.requiresGrad) {
+      ga = new Float32Array(a.size);
+      if (!tA) kernels().gemm(false, !tB, batch, m, k, n, g, m * n, b.data, strideB, ga, 0);
+      else kernels().gemm(tB, true, batch, k, m, n, b.data, strideB, g, m * n, ga, 0);
+    }
+    if (b.requiresGrad) {
+      gb = new Float32Array(b.size);
+      if (shared) {
+        // b is shared across the batch: its gradient sums the batch, which is one gemm over
+        // the stacked rows when a is not transposed, else one accumulating gemm per item.
+        if (!tA) {
+          if (!tB) kernels().gemm(true, false, 1, k, n, batch * m, a.data, 0, g, 0, gb, 0);
+          else kernels().gemm(true, false, 1, n, k, batch * m, g, 0, a.data, 0, gb, 0);
+        } else {
+          for (let i = 0; i < batch; i++) {
+            const ai = a.data.subarray(i * m * k, (i + 1) * m * k), gi = g.subarray(i * m * n, (i + 1) * m * n);
+            if (!tB) kernels().gemm(false, false, 1, k, n, m, ai, 0, gi, 0, gb, 1);
+            else kernels().gemm(true, true, 1, n, k, m, gi, 0, ai, 0, gb, 1);
+          }
+        }
+      } else if (!tB) kernels().gemm(!tA, false, batch, k, n, m, a.data, m * k, g, m * n, gb, 0);
+      else kernels().gemm(true, tA, batch, n, k, m, g, m * n, a.data, m * k, gb, 0);
+    }
+    return [ga, gb];
+  });
+}
+
+/**
+ * A dense layer on the last axis of x: x @ W + bias. `layout` is how W is stored:
+ * 'in_out' = [in, out] (GPT-2's Conv1D), 'out_in' = [out, in] (torch Linear).
+ */
+export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_out' | 'out_in'): Tensor {
+  const inF = x.dim(-1);
+  const [wIn, outF] = layout === 'in_out' ? [w.shape[0], w.shape[1]] : [w.shape[1], w.shape[0]];
+  if (w.rank !== 2 || wIn !== inF) {
+    throw new AmendError(`linear: input [${x.shape}] does not match weight [${w.shape}] (${layout})`);
+  }
+  const rows = x.size / inF;
+  const tB = layout === 'out_in';
+  const out = new Float32Array(rows * outF);
+  if (bias) {
+    for (let r = 0; r < rows; r++) out.set(bias.data, r * outF);
+  }
+  kernels().gemm(false, tB, 1, rows, outF, inF, x.data, 0, w.data, 0, out, bias ? 1 : 0);
+  const shape = [...x.shape.slice(0, -1), outF];
+  return record('linear', out, shape, bias ? [x, w, bias] : [x, w], (g) => {
+    let gx: Float32Array | null = null, gw: Float32Array | null = null, gb: Float32Array | null = null;
+    if (x.requiresGrad) {
+      gx = new Float32Array(x.size);
+      kernels().gemm(false, !tB, 1, rows, inF, outF, g, 0, w.data, 0, gx, 0);
+    }
+    if (w.requiresGrad) {
+      gw = new Float32Array(w.size);
+      if (!tB) kernels().gemm(true, false, 1, inF, outF, rows, x.data, 0, g, 0, gw, 0);
+      else kernels().gemm(true, false, 1, outF, inF, rows, g, 0, x.data, 0, gw, 0);
+    }
+    if (bias?.requiresGrad) {
+      gb = new Float32Array(outF);
+      kernels().reduce(0, g, gb, 1, rows, outF, null);
+    }
+    return bias ? [gx, gw, gb] : [gx, gw];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention pieces
+
+export interface RopeOptions { rotDim: number; theta: number; interleaved: boolean }
+
+/** Rotary embedding of x [B, T, H, D] at positions pos [B*T]. */
+export function rope(x: Tensor, pos: Int32Array, o: RopeOptions): Tensor {
+  const [B, T, H, D] = x.shape;
+  if (x.rank !== 4 || pos.length !== B * T || o.rotDim > D || o.rotDim % 2 !== 0) {
+    throw new AmendError(`rope: bad shapes x [${x.shape}], ${pos.length} positions, rotDim ${o.rotDim}`);
+  }
+  const out = new Float32Array(x.size);
+  kernels().rope(x.data, out, pos, B, T, H, D, o.rotDim, o.theta, o.interleaved, false);
+  return record('rope', out, x.shape, [x], (g) => {
+    const gx = new Float32Array(x.size);
+    kernels().rope(g, gx, pos, B, T, H, D, o.rotDim, o.theta, o.interleaved, true);
+    return [gx];
+  });
+}
+
+export interface AttentionOptions {
+  /** [B*S] nonzero where a key may be attended (padding mask); null: all keys. */
+  keyMask?: Uint8Array | null;
+  /** Position of the first query among the keys (S - T with a KV cache). */
+  qOffset?: number;
+  scale?: number;
+}
+
+/** Causal attention: q [B, T, H, D], k and v [B, S, KVH, D] → [B, T, H, D]. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions = {}): Tensor {
+  const [B, T, H, D] = q.shape;
+  const [, S, KVH] = k.shape;
+  if (q.rank !== 4 || k.rank !== 4 || !sameShape(k.shape, v.shape) || k.shape[0] !== B ||
+    k.shape[3] !== D || H % KVH !== 0) {
+    throw new AmendError(`attention: bad shapes q [${q.shape}], k [${k.shape}], v [${v.shape}]`);
+  }
+  const sc = o.scale ?? 1 / Math.sqrt(D);
+  const qOffset = o.qOffset ?? 0;
+  const keyMask = o.keyMask ?? null;
+  const out = new Float32Array(q.size);
+  const needGrad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
+  const probs = needGrad ? new Float32Array(B * H * T * S) : null;
+  kernels().attention(q.data, k.data, v.data, out, probs, B, T, S, H, KVH, D, sc, keyMask, qOffset);
+  return record('attention', out, q.shape, [q, k, v], (g) => {
+    const gq = new Float32Array(q.size), gk = new Float32Array(k.size), gv = new Float32Array(v.size);
+    kernels().attentionBackward(q.data, k.data, v.data, probs!, g, gq, gk, gv, B, T, S, H, KVH, D, sc);
+    return [gq, gk, gv];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row edits (what hooks use to add to or overwrite activations at chosen batch rows / positions)
+
+function checkRows(x: Tensor, rows: readonly number[]): number {
+  const d = x.dim(-1), n = x.size / d;
+  for (const r of rows) {
+    if (!Number.isInteger(r) || r < 0 || r >= n) throw new AmendError(`row ${r} out of range [0, ${n})`);
+  }
+  return d;
+}
+
+/**
+ * x (viewed as [N, d]) with `delta` added to the listed rows; delta is [d] (the same vector for
+ * every row) or [rows.length, d].
+ */
+export function addRows(x: Tensor, rows: readonly number[], delta: Tensor): Tensor {
+  const d = checkRows(x, rows);
+  if (delta.size !== d && delta.size !== rows.length * d) {
+    throw new AmendError(`addRows: delta [${delta.shape}] fits neither [${d}] nor [${rows.length}, ${d}]`);
+  }
+  const shared = delta.size === d; // with one row both readings agree
+  const out = x.data.slice();
+  rows.forEach((r, i) => {
+    const src = shared ? 0 : i * d;
+    for (let j = 0; j < d; j++) out[r * d + j] += delta.data[src + j];
+  });
+  return record('addRows', out, x.shape, [x, delta], (g) => {
+    const gd = new Float32Array(delta.size);
+    rows.forEach((r, i) => {
+      const dst = shared ? 0 : i * d;
+      for (let j = 0; j < d; j++) gd[dst + j] += g[r * d + j];
+    });
+    return [g, gd];
+  });
+}
+
+/** x (viewed as [N, d]) with the listed rows overwritten by `values` [rows.length, d] (or [d]). */
+export function setRows(x: Tensor, rows: readonly number[], values: Tensor): Tensor {
+  const d = checkRows(x, rows);
+  if (values.size !== d && values.size !== rows.length * d) {
+    throw new AmendError(`setRows: values [${values.shape}] fit neither [${d}] nor [${rows.length}, ${d}]`);
+  }
+  const shared = values.size === d;
+  const out = x.data.slice();
+  rows.forEach((r, i) => out.set(values.data.subarray(shared ? 0 : i * d, shared ? d : (i + 1) * d), r * d));
+  return record('setRows', out, x.shape, [x, values], (g) => {
+    const gx = g.slice();
+    const gv = new Float32Array(values.size);
+    rows.forEach((r, i) => {
+      const dst = shared ? 0 : i * d;
+      for (let j = 0; j < d; j++) { gv[dst + j] += g[r * d + j]; gx[r * d + j] = 0; }
+    });
+    return [gx, gv];
+  });
+}

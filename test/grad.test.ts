@@ -1,0 +1,150 @@
+// Finite-difference checks of every op's gradient rule, on each available backend.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { nativeStatus, useBackend, type BackendName } from '../src/backend/index.js';
+import * as T from '../src/tensor/index.js';
+import { Tensor, withGrad, mulberry32, randn } from '../src/tensor/index.js';
+
+type Build = (xs: Tensor[]) => Tensor;
+
+/** Random values, optionally kept away from zero (for abs, relu, recip, log...). */
+function rnd(shape: number[], seed: number, opts: { positive?: boolean; awayFromZero?: boolean } = {}): Tensor {
+  const rand = mulberry32(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const d = randn(n, rand);
+  for (let i = 0; i < n; i++) {
+    if (opts.positive) d[i] = 0.5 + Math.abs(d[i]);
+    else if (opts.awayFromZero) d[i] = (d[i] >= 0 ? 0.3 : -0.3) + d[i];
+  }
+  return new Tensor(d, shape);
+}
+
+/**
+ * Compares the tape's gradient of L = Σ w ⊙ f(x) against central differences for every element
+ * of every input. Float32 forward passes limit accuracy, hence eps = 1e-2 and a loose tolerance
+ * relative to the gradient's scale.
+ */
+function gradCheck(name: string, f: Build, inputs: Tensor[], { eps = 1e-2, tol = 2e-2 } = {}): void {
+  const params = inputs.map((x) => T.parameter(x.clone()));
+  const out0 = f(params.map((p) => p.detach()));
+  const w = randn(out0.size, mulberry32(99));
+  const loss = (o: Tensor): number => { let s = 0; for (let i = 0; i < o.size; i++) s += w[i] * o.data[i]; return s; };
+  withGrad(() => {
+    const out = f(params);
+    const weighted = T.sum(T.mul(out, new Tensor(w, out.shape)));
+    weighted.backward();
+  });
+  params.forEach((p, pi) => {
+    if (!p.grad) assert.fail(`${name}: input ${pi} got no gradient`);
+    const analytic = p.grad.data;
+    let scaleRef = 1e-3;
+    for (const v of analytic) scaleRef = Math.max(scaleRef, Math.abs(v));
+    for (let i = 0; i < p.size; i++) {
+      const xs = params.map((q) => q.detach().clone());
+      xs[pi].data[i] += eps;
+      const up = loss(f(xs));
+      xs[pi].data[i] -= 2 * eps;
+      const down = loss(f(xs));
+      const numeric = (up - down) / (2 * eps);
+      const err = Math.abs(numeric - analytic[i]) / scaleRef;
+      assert.ok(err < tol, `${name}: d/dx${pi}[${i}] analytic ${analytic[i]} vs numeric ${numeric} (rel err ${err.toFixed(4)})`);
+    }
+  });
+}
+
+const backends: BackendName[] = ['js'];
+const native = nativeStatus();
+if (native.ok) backends.push('native');
+
+for (const backend of backends) {
+  test(`gradients (${backend} backend)`, async (t) => {
+    useBackend(backend);
+    const a23 = rnd([2, 3], 1), b23 = rnd([2, 3], 2), b13 = rnd([1, 3], 3), b3 = rnd([3], 4);
+    const pos23 = rnd([2, 3], 5, { positive: true }), az23 = rnd([2, 3], 6, { awayFromZero: true });
+    // a partner for max/min that differs from a23 by ±0.5, far from the kink at equality
+    const apart23 = T.add(a23, T.tensor([0.5, -0.5, 0.5, -0.5, 0.5, -0.5], [2, 3]));
+    const cases: [string, Build, Tensor[], { eps?: number; tol?: number }?][] = [
+      ['reshape', ([x]) => T.reshape(x, [3, 2]), [a23]],
+      ['permute', ([x]) => T.permute(x, [2, 0, 1]), [rnd([2, 3, 4], 7)]],
+      ['transpose', ([x]) => T.transpose(x), [a23]],
+      ['slice', ([x]) => T.slice(x, 1, 1, 3), [rnd([2, 4, 2], 8)]],
+      ['concat', ([x, y]) => T.concat([x, y], 1), [a23, rnd([2, 2], 9)]],
+      ['gatherRows', ([x]) => T.gatherRows(x, [2, 0, 2, 1]), [rnd([3, 4], 10)]],
+      ['pick', ([x]) => T.pick(x, [1, 0]), [a23]],
+      ['add (broadcast)', ([x, y]) => T.add(x, y), [a23, b13]],
+      ['add (rank broadcast)', ([x, y]) => T.add(x, y), [a23, b3]],
+      ['sub', ([x, y]) => T.sub(x, y), [a23, b13]],
+      ['mul', ([x, y]) => T.mul(x, y), [a23, b23]],
+      ['mul (broadcast)', ([x, y]) => T.mul(x, y), [rnd([2, 1, 3], 11), rnd([4, 1], 12)]],
+      ['div', ([x, y]) => T.div(x, y), [a23, pos23]],
+      ['maximum', ([x, y]) => T.maximum(x, y), [a23, apart23]],
+      ['minimum', ([x, y]) => T.minimum(x, y), [a23, apart23]],
+      ['pow', ([x, y]) => T.pow(x, y), [pos23, rnd([2, 3], 13)]],
+      ['affine', ([x]) => T.affine(x, -1.5, 0.25), [a23]],
+      ['neg', ([x]) => T.neg(x), [a23]],
+      ['exp', ([x]) => T.exp(x), [a23]],
+      ['log', ([x]) => T.log(x), [pos23]],
+      ['sqrt', ([x]) => T.sqrt(x), [pos23]],
+      ['rsqrt', ([x]) => T.rsqrt(x), [pos23]],
+      ['tanh', ([x]) => T.tanh(x), [a23]],
+      ['sigmoid', ([x]) => T.sigmoid(x), [a23]],
+      ['relu', ([x]) => T.relu(x), [az23]],
+      ['geluTanh', ([x]) => T.geluTanh(x), [a23]],
+      ['geluErf', ([x]) => T.geluErf(x), [a23]],
+      ['silu', ([x]) => T.silu(x), [a23]],
+      ['abs', ([x]) => T.abs(x), [az23]],
+      ['square', ([x]) => T.square(x), [a23]],
+      ['recip', ([x]) => T.recip(x), [pos23]],
+      ['sum (all)', ([x]) => T.sum(x), [a23]],
+      ['sum (axis 0)', ([x]) => T.sum(x, 0), [rnd([3, 2, 2], 14)]],
+      ['sum (axis -1, keepDim)', ([x]) => T.sum(x, -1, true), [rnd([3, 2, 2], 15)]],
+      ['mean', ([x]) => T.mean(x, 1), [rnd([3, 4], 16)]],
+      ['max', ([x]) => T.max(x, 1), [rnd([3, 4], 17)]],
+      ['softmax', ([x]) => T.softmax(x), [rnd([3, 5], 18)]],
+      ['logSoftmax', ([x]) => T.logSoftmax(x), [rnd([3, 5], 19)]],
+      ['crossEntropy', ([x]) => T.crossEntropy(x, [4, -100, 0]), [rnd([3, 5], 20)]],
+      ['layerNorm', ([x, w, b]) => T.layerNorm(x, w, b, 1e-5), [rnd([3, 6], 21), rnd([6], 22), rnd([6], 23)]],
+      ['layerNorm (no affine)', ([x]) => T.layerNorm(x, null, null, 1e-5), [rnd([3, 6], 24)]],
+      ['rmsNorm', ([x, w]) => T.rmsNorm(x, w, 1e-6), [rnd([3, 6], 25), rnd([6], 26)]],
+      ['matmul', ([x, y]) => T.matmul(x, y), [rnd([3, 4], 27), rnd([4, 2], 28)]],
+      ['matmul (transA)', ([x, y]) => T.matmul(x, y, { transA: true }), [rnd([4, 3], 29), rnd([4, 2], 30)]],
+      ['matmul (transB)', ([x, y]) => T.matmul(x, y, { transB: true }), [rnd([3, 4], 31), rnd([2, 4], 32)]],
+      ['matmul (transA, transB)', ([x, y]) => T.matmul(x, y, { transA: true, transB: true }), [rnd([4, 3], 33), rnd([2, 4], 34)]],
+      ['matmul (batched)', ([x, y]) => T.matmul(x, y), [rnd([2, 3, 4], 35), rnd([2, 4, 2], 36)]],
+      ['matmul (shared b)', ([x, y]) => T.matmul(x, y), [rnd([2, 3, 4], 37), rnd([4, 2], 38)]],
+      ['matmul (shared b, transA)', ([x, y]) => T.matmul(x, y, { transA: true }), [rnd([2, 4, 3], 39), rnd([4, 2], 40)]],
+      ['matmul (shared b, transA, transB)', ([x, y]) => T.matmul(x, y, { transA: true, transB: true }), [rnd([2, 4, 3], 41), rnd([2, 4], 42)]],
+      ['linear (in_out)', ([x, w, b]) => T.linear(x, w, b, 'in_out'), [rnd([2, 3, 4], 43), rnd([4, 5], 44), rnd([5], 45)]],
+      ['linear (out_in, no bias)', ([x, w]) => T.linear(x, w, null, 'out_in'), [rnd([3, 4], 46), rnd([5, 4], 47)]],
+      ['rope (half)', ([x]) => T.rope(x, Int32Array.of(0, 3, 1, 7), { rotDim: 4, theta: 10000, interleaved: false }), [rnd([2, 2, 2, 6], 48)]],
+      ['rope (interleaved)', ([x]) => T.rope(x, Int32Array.of(2, 5), { rotDim: 4, theta: 100, interleaved: true }), [rnd([1, 2, 2, 4], 49)]],
+      ['attention', ([q, k, v]) => T.attention(q, k, v), [rnd([2, 3, 2, 4], 50), rnd([2, 3, 2, 4], 51), rnd([2, 3, 2, 4], 52)]],
+      ['attention (GQA, mask, qOffset)', ([q, k, v]) => T.attention(q, k, v, {
+        keyMask: Uint8Array.of(0, 1, 1, 1, 1, 1, 1, 0), qOffset: 2,
+      }), [rnd([2, 2, 4, 3], 53), rnd([2, 4, 2, 3], 54), rnd([2, 4, 2, 3], 55)]],
+    ];
+    for (const [name, f, inputs, opts] of cases) {
+      await t.test(name, () => gradCheck(name, f, inputs, opts));
+    }
+  });
+}
+
+test('gradients accumulate across uses of one tensor and into leaves', () => {
+  useBackend('js');
+  const x = T.parameter(T.tensor([1, 2, 3]));
+  withGrad(() => {
+    const y = T.add(x, x); // the same gradient array flows to both uses
+    const z = T.sum(T.mul(y, x)); // z = 2 Σ x²  → dz/dx = 4x
+    z.backward();
+  });
+  assert.deepEqual(x.grad!.toArray(), [4, 8, 12]);
+  withGrad(() => T.sum(x).backward());
+  assert.deepEqual(x.grad!.toArray(), [5, 9, 13]);
+});
+
+test('no tape is recorded outside withGrad', () => {
+  const x = T.parameter(T.tensor([1, 2]));
+  const y = T.mul(x, x);
+  assert.equal(y.node, null);
+  assert.equal(y.requiresGrad, false);
+});
