@@ -5,3 +5,4 @@ export * from './kvcache.js';
 export * from './transformer.js';
 export * from './model.js';
 export * from './generate.js';
+export * from './random.js';

@@ -1,0 +1,73 @@
+// Command-line parsing shared by every command: node's parseArgs plus the help text, so a
+// command declares its options once.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { AmendError } from '../errors.js';
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** Shown in --help, e.g. "N  number of new tokens (default 20)". */
+  help: string;
+}
+
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  usage: string;
+  options: Record<string, OptionSpec>;
+  examples: string[];
+}
+
+export const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  json: { type: 'boolean', help: 'machine-readable output on stdout' },
+  threads: { type: 'string', help: 'N  worker threads for kernels and BLAS (default: all cores)' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+
+export function helpText(spec: CommandSpec): string {
+  const opts = { ...spec.options, ...COMMON_OPTIONS };
+  const lines = [`amend ${spec.name} — ${spec.summary}`, '', `usage: ${spec.usage}`, '', 'options:'];
+  for (const [name, o] of Object.entries(opts)) {
+    const flag = `${o.short ? `-${o.short}, ` : ''}--${name}`;
+    lines.push(`  ${flag.padEnd(22)} ${o.help}`);
+  }
+  lines.push('', 'examples:', ...spec.examples.map((e) => `  ${e}`));
+  return lines.join('\n');
+}
+
+export interface Parsed {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+export function parse(spec: CommandSpec, argv: string[]): Parsed {
+  const options: ParseArgsConfig['options'] = {};
+  for (const [name, o] of Object.entries({ ...spec.options, ...COMMON_OPTIONS })) {
+    options[name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: values as Parsed['values'], positionals };
+  } catch (e) {
+    throw new AmendError(`${(e as Error).message.split('\n')[0]} (see amend ${spec.name} --help)`);
+  }
+}
+
+/** An integer option, with a clear error for anything else. */
+export function intOption(v: string | boolean | undefined, name: string, fallback: number, min = 0): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isInteger(n) || n < min) {
+    throw new AmendError(`--${name} must be an integer ≥ ${min}, got "${String(v)}"`);
+  }
+  return n;
+}
+
+export function numberOption(v: string | boolean | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) {
+    throw new AmendError(`--${name} must be a number, got "${String(v)}"`);
+  }
+  return n;
+}

@@ -1,0 +1,78 @@
+// amend logits: top tokens and logsumexp at every position of a token sequence — the interface
+// outside checks use to compare Amend's forward pass with reference implementations.
+import { AmendError } from '../../errors.js';
+import { intOption, type CommandSpec, type Parsed } from '../args.js';
+import { loadModel } from '../load.js';
+
+export const spec: CommandSpec = {
+  name: 'logits',
+  summary: 'print the top next tokens (log-probabilities) and logsumexp at every position',
+  usage: 'amend logits --model M (--ids 5,17,42 | --text "...") [--top K] [--json]',
+  options: {
+    model: { type: 'string', short: 'm', help: 'M  model directory or Hugging Face id (local cache)' },
+    ids: { type: 'string', help: 'comma-separated token ids' },
+    text: { type: 'string', help: 'text to tokenize instead of --ids' },
+    top: { type: 'string', help: 'K  tokens to list per position (default 5)' },
+  },
+  examples: [
+    'amend logits --model ../shared/models/tiny-random-gpt2 --ids 5,17,42 --top 5 --json',
+    'amend logits --model ../shared/models/stories260K --text "Once upon a time"',
+  ],
+};
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  if ((v.ids === undefined) === (v.text === undefined)) throw new AmendError('give either --ids or --text (see amend logits --help)');
+  let ids: number[] | null = null;
+  if (typeof v.ids === 'string') {
+    ids = v.ids.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 0) throw new AmendError(`--ids: "${s}" is not a token id (non-negative integer)`);
+      return n;
+    });
+    if (ids.length === 0) throw new AmendError('--ids is empty; give at least one token id');
+  }
+  const top = intOption(v.top, 'top', 5, 1);
+  const model = await loadModel(v.model, v.json === true);
+  if (!ids) {
+    if (typeof v.text !== 'string' || v.text === '') throw new AmendError('--text is empty');
+    ids = model.tok().encode(v.text);
+  }
+  const V = model.config.vocabSize;
+  const bad = ids.find((id) => id >= V);
+  if (bad !== undefined) throw new AmendError(`token id ${bad} is out of the vocabulary (size ${V})`);
+  const { logits } = model.forward(Int32Array.from(ids), 1, ids.length);
+  const positions = ids.map((_, t) => {
+    const row = logits!.data.subarray(t * V, (t + 1) * V);
+    let mx = -Infinity;
+    for (const x of row) if (x > mx) mx = x;
+    let s = 0;
+    for (const x of row) s += Math.exp(x - mx);
+    const lse = mx + Math.log(s);
+    const best = topIndices(row, Math.min(top, V));
+    return { top: best.map((i) => [i, row[i] - lse]), logsumexp: lse };
+  });
+  if (v.json) {
+    console.log(JSON.stringify({ ids, positions }));
+    return;
+  }
+  const tok = model.tokenizer;
+  positions.forEach((p, t) => {
+    const shown = p.top.map(([i, lp]) => `${tok ? JSON.stringify(tok.decode([i])) : i}:${lp.toFixed(3)}`).join('  ');
+    console.log(`${String(t).padStart(4)} ${String(ids![t]).padStart(6)}  lse ${p.logsumexp.toFixed(4)}  ${shown}`);
+  });
+}
+
+/** Indices of the k largest values, largest first (ties: lower index first). */
+function topIndices(row: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    if (best.length < k || row[i] > row[best[best.length - 1]]) {
+      let at = best.length < k ? best.length : k - 1;
+      if (best.length < k) best.push(i);
+      while (at > 0 && row[best[at - 1]] < row[i]) { best[at] = best[at - 1]; at--; }
+      best[at] = i;
+    }
+  }
+  return best;
+}

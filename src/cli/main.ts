@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// amend: the command line. Each command lives in commands/<name>.ts with its spec (options,
+// help, examples) and a run function. User errors (AmendError) print one line and exit 1;
+// anything else is a bug and keeps its stack trace.
+import { AmendError } from '../errors.js';
+import { kernels } from '../backend/index.js';
+import { helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
+import * as doctor from './commands/doctor.js';
+import * as generate from './commands/generate.js';
+import * as logits from './commands/logits.js';
+
+interface Command { spec: CommandSpec; run: (args: Parsed) => Promise<void> }
+
+const COMMANDS: Record<string, Command> = { doctor, generate, logits };
+
+function usage(): string {
+  const lines = ['amend — edit what a language model knows', '', 'usage: amend <command> [options]', '', 'commands:'];
+  for (const c of Object.values(COMMANDS)) lines.push(`  ${c.spec.name.padEnd(10)} ${c.spec.summary}`);
+  lines.push('', 'amend <command> --help shows its options and examples.');
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 1;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new AmendError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see amend --help)`);
+  const args = parse(command.spec, rest);
+  if (args.values.help) {
+    console.log(helpText(command.spec));
+    return 0;
+  }
+  const threads = args.values.threads ?? process.env.AMEND_THREADS;
+  if (threads !== undefined) kernels().setThreads(intOption(threads, 'threads', 0, 1));
+  await command.run(args);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof AmendError) {
+      process.stderr.write(`amend: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`amend: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 70;
+    }
+  },
+);

@@ -1,0 +1,35 @@
+// A progress bar on stderr for work that takes more than a second. Silent when stderr is not a
+// terminal or when --json asked for machine output, so logs and pipes stay clean.
+export class Progress {
+  private readonly start = Date.now();
+  private lastDraw = 0;
+  private drawn = false;
+
+  constructor(private readonly label: string, private readonly total: number,
+    private readonly enabled = process.stderr.isTTY === true, private readonly unit = '') {}
+
+  update(done: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.start < 1000 || (now - this.lastDraw < 100 && done < this.total)) return;
+    this.lastDraw = now;
+    this.drawn = true;
+    const frac = this.total > 0 ? Math.min(1, done / this.total) : 0;
+    const width = 30, filled = Math.round(frac * width);
+    const elapsed = (now - this.start) / 1000;
+    const eta = frac > 0 ? elapsed / frac - elapsed : 0;
+    const amount = this.unit === 'B' ? `${fmtBytes(done)}/${fmtBytes(this.total)}` : `${done}/${this.total}`;
+    process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${amount} ${elapsed.toFixed(1)}s eta ${eta.toFixed(1)}s `);
+  }
+
+  done(): void {
+    if (this.drawn) process.stderr.write('\n');
+  }
+}
+
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}

@@ -1,0 +1,131 @@
+// The command line: machine output, and one clear line with a non-zero exit on bad input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
+import { repoRoot, sharedDir } from './helpers.js';
+
+const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-cli-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Bad input: exit 1, one line on stderr naming the problem, no stack trace. */
+function assertOneLineError(r: ReturnType<typeof amend>, pattern: RegExp): void {
+  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  assert.match(lines[0], /^amend: /);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+}
+
+const good = writeRandomCheckpoint(path.join(tmp, 'good'), gpt2Config());
+
+function brokenCopy(name: string, mutate: (dir: string) => void): string {
+  const dir = path.join(tmp, name);
+  fs.cpSync(good, dir, { recursive: true });
+  mutate(dir);
+  return dir;
+}
+
+test('amend logits --json prints top tokens and logsumexp per position', () => {
+  const r = amend('logits', '--model', good, '--ids', '5,17,42', '--top', '3', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.positions.length, 3);
+  for (const p of out.positions) {
+    assert.equal(p.top.length, 3);
+    assert.ok(Number.isFinite(p.logsumexp));
+    // log-probabilities, best first
+    assert.ok(p.top[0][1] <= 0 && p.top[0][1] >= p.top[1][1] && p.top[1][1] >= p.top[2][1]);
+  }
+});
+
+const tiny = sharedDir('models');
+test('amend logits matches the reference of tiny-random-gpt2', { skip: tiny ? false : '../shared/models is absent' }, () => {
+  const dir = path.join(tiny!, 'tiny-random-gpt2');
+  const ref = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')).cases[0];
+  const r = amend('logits', '--model', dir, '--ids', ref.input_ids.join(','), '--top', '1', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  out.positions.forEach((p: { top: number[][]; logsumexp: number }, t: number) => {
+    assert.equal(p.top[0][0], ref.argmax[t]);
+    assert.ok(Math.abs(p.logsumexp - ref.logsumexp[t]) < 1e-3);
+  });
+});
+
+test('amend doctor reports the backend', () => {
+  const r = amend('doctor', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.ok(['js', 'native'].includes(info.backend));
+  assert.ok(info.threads >= 1);
+  assert.equal(typeof info.blas, 'string');
+});
+
+test('--help shows usage and an example for every command', () => {
+  for (const cmd of ['doctor', 'generate', 'logits']) {
+    const r = amend(cmd, '--help');
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /usage: amend/);
+    assert.match(r.stdout, /examples:\n {2}amend /);
+  }
+});
+
+test('bad input: one clear line and a non-zero exit', async (t) => {
+  const cases: [string, string[], RegExp][] = [
+    ['missing directory', ['logits', '--model', path.join(tmp, 'nope'), '--ids', '1'], /nope/],
+    ['no weights file', ['logits', '--model', brokenCopy('noweights', (d) => fs.rmSync(path.join(d, 'model.safetensors'))), '--ids', '1'], /safetensors/],
+    ['corrupted header', ['logits', '--model', brokenCopy('corrupt', (d) => {
+      const f = path.join(d, 'model.safetensors');
+      const b = fs.readFileSync(f);
+      b.write('{garbage', 8);
+      fs.writeFileSync(f, b);
+    }), '--ids', '1'], /model\.safetensors/],
+    ['header length past the end', ['logits', '--model', brokenCopy('hugeheader', (d) => {
+      const f = path.join(d, 'model.safetensors');
+      const b = fs.readFileSync(f);
+      b.writeBigUInt64LE(BigInt(b.length + 100), 0);
+      fs.writeFileSync(f, b);
+    }), '--ids', '1'], /model\.safetensors/],
+    ['truncated file', ['logits', '--model', brokenCopy('truncated', (d) => {
+      const f = path.join(d, 'model.safetensors');
+      fs.truncateSync(f, fs.statSync(f).size - 100);
+    }), '--ids', '1'], /model\.safetensors/],
+    ['shape × dtype ≠ bytes', ['logits', '--model', brokenCopy('badshape', (d) => {
+      const f = path.join(d, 'model.safetensors');
+      const b = fs.readFileSync(f);
+      const n = Number(b.readBigUInt64LE(0));
+      const header = b.subarray(8, 8 + n).toString('utf8');
+      // claim a different shape for ln_f (same text length keeps the data offsets valid)
+      const changed = header.replace('"transformer.ln_f.bias":{"dtype":"F32","shape":[32]', '"transformer.ln_f.bias":{"dtype":"F32","shape":[33]');
+      assert.notEqual(changed, header, 'test setup: header layout changed');
+      b.write(changed, 8);
+      fs.writeFileSync(f, b);
+    }), '--ids', '1'], /ln_f\.bias/],
+    ['unknown model_type', ['logits', '--model', brokenCopy('unknowntype', (d) => {
+      const f = path.join(d, 'config.json');
+      fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), model_type: 'mamba' }));
+    }), '--ids', '1'], /model_type "mamba"/],
+    ['config/weight shape mismatch', ['logits', '--model', brokenCopy('mismatch', (d) => {
+      const f = path.join(d, 'config.json');
+      fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), vocab_size: 120 }));
+    }), '--ids', '1'], /shape/],
+    ['id out of vocabulary', ['logits', '--model', good, '--ids', '5,100'], /out of the vocabulary/],
+    ['not an id', ['logits', '--model', good, '--ids', '5,x'], /not a token id/],
+    ['empty prompt', ['generate', '--model', good, ''], /empty/],
+    ['unknown option', ['generate', '--model', good, '--bogus', 'x'], /bogus/],
+    ['unknown command', ['frobnicate'], /unknown command/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    await t.test(name, () => assertOneLineError(amend(...args), pattern));
+  }
+});
