@@ -1,0 +1,42 @@
+// The io layer: safetensors files, Hugging Face checkpoints, model resolution (directory, HF cache, hub).
+export {
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+  storageBytes,
+  f32BitsToF16Bits,
+  f32BitsToBf16Bits,
+  dtypeSize,
+  isFileDType,
+  type TensorRecord,
+  type TensorToWrite,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  type ReadSafetensorsOptions,
+  type StorageDType,
+  type FileDType,
+} from './safetensors.js';
+export {
+  readCheckpoint,
+  writeCheckpoint,
+  SINGLE_WEIGHTS,
+  INDEX_FILE,
+  DEFAULT_MAX_SHARD_BYTES,
+  type Checkpoint,
+  type CheckpointShard,
+  type ReadCheckpointOptions,
+  type WriteCheckpointOptions,
+  type WrittenCheckpoint,
+  type DTypeChoice,
+} from './checkpoint.js';
+export {
+  resolveModel,
+  readConfig,
+  defaultHubCache,
+  findInCache,
+  isRepoId,
+  repoFolderName,
+  type ResolveOptions,
+  type DownloadProgress,
+  type ModelConfig,
+} from './resolve.js';

@@ -1,0 +1,244 @@
+// A thin wrapper over @huggingface/tokenizers (tokenizer.json), with the special-token conventions
+// of transformers and the subject-span rule of ROME.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { AmendError } from '../errors.js';
+
+export interface EncodeOptions {
+  /** Add the special tokens the model expects (e.g. Llama's BOS); default true, as transformers. */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop special tokens such as <s> or <|endoftext|> from the text; default true. */
+  skipSpecialTokens?: boolean;
+}
+
+export interface TokenSpan {
+  /** First token of the subject. */
+  start: number;
+  /** One past the last token of the subject (the last subject token is end - 1). */
+  end: number;
+}
+
+/** Replace the "{}" placeholder of a prompt template by the subject (the prompt itself when it has none). */
+export function fillTemplate(prompt: string, subject: string): string {
+  const count = prompt.split('{}').length - 1;
+  if (count > 1) throw new AmendError(`prompt "${prompt}" has ${count} "{}" placeholders; use exactly one for the subject`);
+  return count === 1 ? prompt.replace('{}', () => subject) : prompt;
+}
+
+/**
+ * Where the subject sits in a prompt: the text before it and the filled prompt.
+ * The prompt is a template with "{}" or contains the subject verbatim (first occurrence; a
+ * case-insensitive match is accepted when no exact one exists).
+ */
+export function locateSubject(prompt: string, subject: string): { text: string; charStart: number; charEnd: number } {
+  if (typeof subject !== 'string' || subject.length === 0) {
+    throw new AmendError(`empty subject for prompt "${prompt}": every edit request needs the subject it is about`);
+  }
+  if (prompt.includes('{}')) {
+    const text = fillTemplate(prompt, subject);
+    const charStart = prompt.indexOf('{}');
+    return { text, charStart, charEnd: charStart + subject.length };
+  }
+  let at = prompt.indexOf(subject);
+  if (at < 0) at = prompt.toLowerCase().indexOf(subject.toLowerCase());
+  if (at < 0 || prompt.slice(at, at + subject.length).toLowerCase() !== subject.toLowerCase()) {
+    throw new AmendError(`subject "${subject}" is not in the prompt "${prompt}"; put it in the prompt verbatim or write "{}" where it goes`);
+  }
+  return { text: prompt, charStart: at, charEnd: at + subject.length };
+}
+
+function readJson(file: string, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AmendError(`${file}: cannot read ${what}: ${(err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new AmendError(`${file}: ${what} is not valid JSON (${(err as Error).message}) — re-download it`);
+  }
+}
+
+/** A special token entry of tokenizer_config.json: a string or {content: string, ...}. */
+function tokenContent(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return null;
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class AmendTokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number | null;
+  readonly eosId: number | null;
+  readonly padId: number | null;
+  readonly unkId: number | null;
+  /** The tokenizer_config.json used (empty when the directory has none). */
+  readonly config: Readonly<Record<string, unknown>>;
+  private readonly tok: Tokenizer;
+  private readonly specialIds: Set<number>;
+  /** tokenizer_config add_bos_token / add_eos_token, enforced for Llama-style tokenizers. */
+  private readonly forceBos: boolean | null;
+  private readonly forceEos: boolean | null;
+
+  constructor(tokenizerJson: Record<string, unknown>, config: Record<string, unknown> = {}, specialTokensMap: Record<string, unknown> = {}, source = 'tokenizer') {
+    let tok: Tokenizer;
+    try {
+      tok = new Tokenizer(tokenizerJson, config);
+    } catch (err) {
+      throw new AmendError(`${source}: the tokenizer cannot be built (${(err as Error).message}); the file may be from a newer tokenizers version or corrupt`);
+    }
+    this.tok = tok;
+    this.config = config;
+    const vocab = tok.get_vocab(true);
+    let maxId = -1;
+    for (const id of vocab.values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+    const idOf = (key: string): number | null => {
+      const content = tokenContent(config[key]) ?? tokenContent(specialTokensMap[key]);
+      if (content === null) return null;
+      return tok.token_to_id(content) ?? null;
+    };
+    this.bosId = idOf('bos_token');
+    this.eosId = idOf('eos_token');
+    this.padId = idOf('pad_token');
+    this.unkId = idOf('unk_token');
+    this.specialIds = new Set<number>();
+    for (const [id, t] of tok.get_added_tokens_decoder()) if (t.special) this.specialIds.add(id);
+    for (const id of [this.bosId, this.eosId, this.padId, this.unkId]) if (id !== null) this.specialIds.add(id);
+    // transformers' Llama-style fast tokenizers rebuild their post-processor from these flags.
+    const cls = typeof config['tokenizer_class'] === 'string' ? (config['tokenizer_class'] as string) : '';
+    const llamaLike = /^(Llama|CodeLlama|Gemma)Tokenizer/.test(cls);
+    this.forceBos = llamaLike && typeof config['add_bos_token'] === 'boolean' ? (config['add_bos_token'] as boolean) : null;
+    this.forceEos = llamaLike && typeof config['add_eos_token'] === 'boolean' ? (config['add_eos_token'] as boolean) : null;
+  }
+
+  /** Load tokenizer.json (required), tokenizer_config.json and special_tokens_map.json (optional) from a model directory. */
+  static fromDir(dir: string): AmendTokenizer {
+    const tjPath = path.join(dir, 'tokenizer.json');
+    if (!fs.existsSync(tjPath)) {
+      let hint = '';
+      if (fs.existsSync(path.join(dir, 'tokenizer.model'))) hint = ' (only the SentencePiece tokenizer.model is there)';
+      else if (fs.existsSync(path.join(dir, 'vocab.json'))) hint = ' (only the slow vocab.json/merges.txt files are there)';
+      const exists = fs.existsSync(dir);
+      throw new AmendError(
+        exists
+          ? `${dir}: no tokenizer.json${hint}; Amend needs the fast-tokenizer file — save one with transformers (AutoTokenizer.from_pretrained(dir).save_pretrained(dir)) or download it from the model's hub page`
+          : `${dir}: no such directory — check the model path`,
+      );
+    }
+    const tj = readJson(tjPath, 'tokenizer.json');
+    const cfgPath = path.join(dir, 'tokenizer_config.json');
+    const cfg = fs.existsSync(cfgPath) ? readJson(cfgPath, 'tokenizer_config.json') : {};
+    const stmPath = path.join(dir, 'special_tokens_map.json');
+    const stm = fs.existsSync(stmPath) ? readJson(stmPath, 'special_tokens_map.json') : {};
+    return new AmendTokenizer(tj, cfg, stm, tjPath);
+  }
+
+  /** Token ids of `text`; with special tokens as the model expects unless addSpecialTokens is false. */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const add = opts.addSpecialTokens ?? true;
+    const ids = this.tok.encode(text, { add_special_tokens: add }).ids.slice();
+    if (!add || (this.forceBos === null && this.forceEos === null)) return ids;
+    const { lead, raw, trail } = this.splitSpecial(text, ids);
+    let l = lead;
+    let t = trail;
+    if (this.forceBos !== null && this.bosId !== null) {
+      const has = l.includes(this.bosId);
+      if (this.forceBos && !has) l = [this.bosId, ...l];
+      if (!this.forceBos && has) l = l.filter((id) => id !== this.bosId);
+    }
+    if (this.forceEos !== null && this.eosId !== null) {
+      const has = t.includes(this.eosId);
+      if (this.forceEos && !has) t = [...t, this.eosId];
+      if (!this.forceEos && has) t = t.filter((id) => id !== this.eosId);
+    }
+    return [...l, ...raw, ...t];
+  }
+
+  /** Split an encoding with special tokens into what the post-processor added before / after the text. */
+  private splitSpecial(text: string, withSpecial: number[]): { lead: number[]; raw: number[]; trail: number[] } {
+    const raw = this.tok.encode(text, { add_special_tokens: false }).ids.slice();
+    if (raw.length === 0) {
+      let k = 0;
+      while (k < withSpecial.length && withSpecial[k] === this.bosId) k++;
+      return { lead: withSpecial.slice(0, k), raw, trail: withSpecial.slice(k) };
+    }
+    for (let k = 0; k + raw.length <= withSpecial.length; k++) {
+      let ok = true;
+      for (let i = 0; i < raw.length && ok; i++) ok = withSpecial[k + i] === raw[i];
+      if (ok) return { lead: withSpecial.slice(0, k), raw, trail: withSpecial.slice(k + raw.length) };
+    }
+    return { lead: [], raw: withSpecial, trail: [] }; // the post-processor rewrote the text: leave it
+  }
+
+  /** Text of token ids; special tokens are dropped unless skipSpecialTokens is false. */
+  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+    const skip = opts.skipSpecialTokens ?? true;
+    const list = skip ? ids.filter((id) => !this.specialIds.has(id)) : ids.slice();
+    if (list.length === 0) return '';
+    for (const id of list) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new AmendError(`cannot decode token id ${id}: the vocabulary has ids 0..${this.vocabSize - 1}`);
+      }
+    }
+    return this.tok.decode(list, { skip_special_tokens: skip });
+  }
+
+  /** The vocabulary string of one token (e.g. "ĠParis", "▁Paris"), or null for an unknown id. */
+  idToToken(id: number): string | null {
+    return this.tok.id_to_token(id) ?? null;
+  }
+
+  /** The id of a vocabulary string, or null. */
+  tokenToId(token: string): number | null {
+    return this.tok.token_to_id(token) ?? null;
+  }
+
+  /** True for ids of special tokens (BOS, EOS, PAD, UNK and added special tokens). */
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  /**
+   * Token positions [start, end) of the subject in encode(prompt filled with the subject).
+   * As ROME: tokenize the text before the subject and the text through the end of the subject and
+   * count tokens (a space just before the subject belongs to the subject's first token, as in
+   * byte-level and SentencePiece BPE). Where a merge crosses a subject boundary, the token holding
+   * the boundary is counted as part of the subject.
+   */
+  subjectRange(prompt: string, subject: string, opts: EncodeOptions = {}): TokenSpan {
+    const { text, charStart, charEnd } = locateSubject(prompt, subject);
+    const full = this.encode(text, opts);
+    // Count on encodings without special tokens, then shift by what encode() puts in front.
+    const { lead, raw } = opts.addSpecialTokens === false ? { lead: [] as number[], raw: full } : this.splitSpecial(text, full);
+    // The space before a word is part of that word's token: leave it to the subject.
+    const before = text.slice(0, charStart).replace(/[ \t]+$/, '');
+    const prefixIds = before.length === 0 ? [] : this.tok.encode(before, { add_special_tokens: false }).ids;
+    const throughIds = this.tok.encode(text.slice(0, charEnd), { add_special_tokens: false }).ids;
+    const start = commonPrefix(prefixIds, raw);
+    const lcpEnd = commonPrefix(throughIds, raw);
+    // A token that straddles the end of the subject belongs to it.
+    let end = lcpEnd === throughIds.length ? lcpEnd : lcpEnd + 1;
+    end = Math.min(Math.max(end, start + 1), raw.length);
+    if (start >= raw.length || end <= start) {
+      throw new AmendError(`subject "${subject}" has no tokens of its own in "${text}"; check the prompt and subject`);
+    }
+    return { start: start + lead.length, end: end + lead.length };
+  }
+}

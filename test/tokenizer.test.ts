@@ -1,0 +1,182 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AmendError } from '../src/errors.js';
+import { AmendTokenizer, fillTemplate, locateSubject } from '../src/tokenizer/index.js';
+
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('package.json not found above the test file');
+    dir = up;
+  }
+  return dir;
+}
+const MODELS = path.resolve(packageRoot(), '..', 'shared', 'models');
+const STORIES = path.join(MODELS, 'stories260K');
+const GPT2 = path.join(MODELS, 'gpt2-tokenizer');
+
+function load(t: { skip: (msg: string) => void }, dir: string): AmendTokenizer | null {
+  if (!fs.existsSync(path.join(dir, 'tokenizer.json'))) {
+    t.skip(`${dir} is absent (shared test models not installed)`);
+    return null;
+  }
+  return AmendTokenizer.fromDir(dir);
+}
+
+function expectAmendError(fn: () => unknown, pattern: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof AmendError, `expected AmendError, got ${String(err)}`);
+    assert.match(err.message, pattern);
+    assert.ok(!err.message.includes('\n'));
+    return true;
+  });
+}
+
+/** The text of the tokens in [start, end). */
+function spanText(tok: AmendTokenizer, prompt: string, subject: string): string {
+  const r = tok.subjectRange(prompt, subject);
+  const ids = tok.encode(fillTemplate(prompt, subject));
+  return tok.decode(ids.slice(r.start, r.end));
+}
+
+test('stories260K (Llama SentencePiece BPE): BOS by default, reference ids and text', (t) => {
+  const tok = load(t, STORIES);
+  if (!tok) return;
+  assert.deepEqual(tok.encode('Once upon a time'), [1, 403, 407, 261, 378]);
+  assert.deepEqual(tok.encode('Once upon a time', { addSpecialTokens: false }), [403, 407, 261, 378]);
+  assert.equal(tok.bosId, 1);
+  assert.equal(tok.eosId, 2);
+  assert.equal(tok.padId, null);
+  assert.equal(tok.vocabSize, 512);
+  assert.deepEqual(tok.encode(''), [1]);
+
+  const ref = fs.readFileSync(path.join(STORIES, 'REFERENCE.md'), 'utf8');
+  const ids = JSON.parse(/ids out \(prompt included\): (\[[^\]]*\])/.exec(ref)![1]!) as number[];
+  const text = /text: `([^`]*)`/.exec(ref)![1]!;
+  assert.equal(tok.decode(ids), text);
+  assert.equal(tok.decode(ids, { skipSpecialTokens: false }), `<s> ${text}`);
+  assert.deepEqual(tok.encode(text).slice(0, 5), [1, 403, 407, 261, 378]);
+  assert.equal(tok.decode([]), '');
+  expectAmendError(() => tok.decode([9999]), /token id 9999/);
+});
+
+test('gpt2: no special tokens added, reference ids, round trip', (t) => {
+  const tok = load(t, GPT2);
+  if (!tok) return;
+  const prompt = 'The Eiffel Tower is located in the city of';
+  assert.deepEqual(tok.encode(prompt), [464, 412, 733, 417, 8765, 318, 5140, 287, 262, 1748, 286]);
+  assert.equal(tok.decode(tok.encode(prompt)), prompt);
+  assert.deepEqual(tok.encode(' Paris'), [6342]);
+  assert.equal(tok.vocabSize, 50257);
+  assert.equal(tok.bosId, 50256);
+  assert.equal(tok.eosId, 50256);
+  assert.equal(tok.padId, null);
+  assert.equal(tok.decode([464, 50256]), 'The');
+  assert.equal(tok.decode([464, 50256], { skipSpecialTokens: false }), 'The<|endoftext|>');
+  assert.equal(tok.idToToken(6342), 'ĠParis');
+  assert.equal(tok.tokenToId('ĠParis'), 6342);
+  assert.ok(tok.isSpecial(50256));
+});
+
+test('subjectRange on gpt2: "{}" template and verbatim subject give the same span', (t) => {
+  const tok = load(t, GPT2);
+  if (!tok) return;
+  // "The| E|iff|el| Tower| is| located| in| the| city| of"
+  assert.deepEqual(tok.subjectRange('The {} is located in the city of', 'Eiffel Tower'), { start: 1, end: 5 });
+  assert.deepEqual(tok.subjectRange('The Eiffel Tower is located in the city of', 'Eiffel Tower'), { start: 1, end: 5 });
+  assert.equal(spanText(tok, 'The {} is located in the city of', 'Eiffel Tower'), ' Eiffel Tower');
+  // subject at the very start, and at the very end
+  assert.deepEqual(tok.subjectRange('{} is located in', 'The Eiffel Tower'), { start: 0, end: 5 });
+  assert.deepEqual(tok.subjectRange('Where is {}', 'Paris'), { start: 2, end: 3 });
+  // ROME's canonical example
+  assert.equal(spanText(tok, 'The mother tongue of {} is', 'Danielle Darrieux'), ' Danielle Darrieux');
+  // subject followed by punctuation that could merge
+  assert.equal(spanText(tok, "{}'s capital is", 'France'), 'France');
+  // a partial word: the straddling token counts as the subject's
+  const r = tok.subjectRange('Parisians love it', 'Paris');
+  assert.equal(r.start, 0);
+  assert.ok(r.end >= 1);
+});
+
+test('subjectRange on stories260K: BOS shifts the span; verbatim and template agree', (t) => {
+  const tok = load(t, STORIES);
+  if (!tok) return;
+  const a = tok.subjectRange('Once upon a {} there was', 'time');
+  const b = tok.subjectRange('Once upon a time there was', 'time');
+  assert.deepEqual(a, b);
+  const ids = tok.encode('Once upon a time there was');
+  assert.equal(ids[0], 1);
+  // "<s>| Once| upon| a| time| ..." -> [4, 5)
+  assert.deepEqual(a, { start: 4, end: 5 });
+  assert.equal(tok.decode(ids.slice(a.start, a.end)), 'time');
+  // subject first: right after BOS
+  assert.deepEqual(tok.subjectRange('{} upon a time', 'Once'), { start: 1, end: 2 });
+  // without special tokens there is no BOS to skip
+  assert.deepEqual(tok.subjectRange('{} upon a time', 'Once', { addSpecialTokens: false }), { start: 0, end: 1 });
+  // a multi-token subject
+  const s = tok.subjectRange('The little girl named {} went home', 'Lily');
+  assert.equal(tok.decode(tok.encode('The little girl named Lily went home').slice(s.start, s.end)), 'Lily');
+  assert.equal(spanText(tok, 'One day, {} saw a big, red ball', 'she'), 'she');
+});
+
+test('subject errors and templates', (t) => {
+  assert.equal(fillTemplate('The capital of {} is', 'France'), 'The capital of France is');
+  assert.equal(fillTemplate('No placeholder', 'x'), 'No placeholder');
+  assert.equal(fillTemplate('{} costs $&', 'It'), 'It costs $&');
+  expectAmendError(() => fillTemplate('{} and {}', 'x'), /has 2 "\{\}" placeholders/);
+  expectAmendError(() => locateSubject('The capital of France is', ''), /empty subject/);
+  expectAmendError(() => locateSubject('The capital of France is', 'Germany'), /subject "Germany" is not in the prompt "The capital of France is"/);
+  assert.deepEqual(locateSubject('the capital of france', 'France'), { text: 'the capital of france', charStart: 15, charEnd: 21 });
+  const tok = load(t, GPT2);
+  if (!tok) return;
+  expectAmendError(() => tok.subjectRange('The capital of France is', 'Germany'), /not in the prompt/);
+  expectAmendError(() => tok.subjectRange('The capital of {} is', ''), /empty subject/);
+});
+
+test('fromDir: tokenizer.json is required, the rest optional', (t) => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-tok-'));
+  try {
+    expectAmendError(() => AmendTokenizer.fromDir(d), /no tokenizer\.json; Amend needs the fast-tokenizer file/);
+    fs.writeFileSync(path.join(d, 'vocab.json'), '{}');
+    expectAmendError(() => AmendTokenizer.fromDir(d), /only the slow vocab\.json\/merges\.txt/);
+    fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"model": ');
+    expectAmendError(() => AmendTokenizer.fromDir(d), /tokenizer\.json is not valid JSON/);
+    expectAmendError(() => AmendTokenizer.fromDir(path.join(d, 'nope')), /no such directory/);
+    if (!fs.existsSync(path.join(GPT2, 'tokenizer.json'))) {
+      t.skip(`${GPT2} is absent`);
+      return;
+    }
+    // tokenizer.json alone works; special tokens come from the vocabulary's added tokens
+    fs.copyFileSync(path.join(GPT2, 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    const tok = AmendTokenizer.fromDir(d);
+    assert.deepEqual(tok.encode('The Eiffel'), [464, 412, 733, 417]);
+    assert.equal(tok.bosId, null);
+    assert.equal(tok.decode([464, 50256]), 'The');
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('add_bos_token in tokenizer_config.json is honoured for Llama tokenizers', (t) => {
+  if (!fs.existsSync(path.join(STORIES, 'tokenizer.json'))) {
+    t.skip(`${STORIES} is absent`);
+    return;
+  }
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-tok-'));
+  try {
+    fs.copyFileSync(path.join(STORIES, 'tokenizer.json'), path.join(d, 'tokenizer.json'));
+    const cfg = JSON.parse(fs.readFileSync(path.join(STORIES, 'tokenizer_config.json'), 'utf8'));
+    fs.writeFileSync(path.join(d, 'tokenizer_config.json'), JSON.stringify({ ...cfg, add_bos_token: false, add_eos_token: true }));
+    const tok = AmendTokenizer.fromDir(d);
+    assert.deepEqual(tok.encode('Once upon a time'), [403, 407, 261, 378, 2]);
+    assert.deepEqual(tok.encode('Once upon a time', { addSpecialTokens: false }), [403, 407, 261, 378]);
+    assert.deepEqual(tok.subjectRange('Once upon a {}', 'time'), { start: 3, end: 4 });
+  } finally {
+    fs.rmSync(d, { recursive: true, force: true });
+  }
+});
