@@ -1,0 +1,282 @@
+/**
+ * A byte-level BPE trainer (GPT-2 style) whose output is a Hugging Face `tokenizer.json`:
+ * ByteLevel pre-tokenizer with the GPT-2 split regex, a BPE model (vocab + merges), ByteLevel
+ * post-processor and decoder, and `<|endoftext|>` as the last id (as in GPT-2).
+ *
+ * Training is the classic algorithm: split every text with the GPT-2 regex, map its UTF-8 bytes to
+ * the printable byte alphabet, count the words, then repeatedly merge the most frequent adjacent
+ * pair. Ties are broken by a fixed rule (the lexicographically smallest merged string, then the
+ * smallest left part), so the result depends only on the texts and the options.
+ */
+
+/** The GPT-2 pre-tokenization pattern (the one the ByteLevel pre-tokenizer uses with use_regex). */
+export const GPT2_SPLIT_REGEX = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+
+export const END_OF_TEXT = '<|endoftext|>';
+
+let byteMap: string[] | undefined;
+
+/** GPT-2's bytes_to_unicode: byte value → the printable character that stands for it. */
+export function byteToUnicode(): readonly string[] {
+  if (byteMap) return byteMap;
+  const keep: number[] = [];
+  for (let b = 33; b <= 126; b++) keep.push(b);
+  for (let b = 161; b <= 172; b++) keep.push(b);
+  for (let b = 174; b <= 255; b++) keep.push(b);
+  const keepSet = new Set(keep);
+  const map = new Array<string>(256);
+  for (const b of keep) map[b] = String.fromCharCode(b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!keepSet.has(b)) map[b] = String.fromCharCode(256 + n++);
+  }
+  byteMap = map;
+  return map;
+}
+
+const utf8 = new TextEncoder();
+
+/** A string in the byte-level alphabet (each UTF-8 byte → one character). */
+export function toByteLevel(text: string): string {
+  const map = byteToUnicode();
+  let out = '';
+  for (const b of utf8.encode(text)) out += map[b]!;
+  return out;
+}
+
+/** The byte-level pre-tokens of `text`, exactly as the ByteLevel pre-tokenizer (add_prefix_space false) splits it. */
+export function preTokenize(text: string): string[] {
+  const pieces = text.match(GPT2_SPLIT_REGEX) ?? [];
+  return pieces.map(toByteLevel);
+}
+
+export interface BpeTrainOptions {
+  /** Total vocabulary size including the special tokens (≥ 256 + number of special tokens). */
+  vocabSize: number;
+  /** Accepted for API symmetry and recorded nowhere: training is deterministic without it. */
+  seed?: number;
+  /**
+   * Words that must never become a single token (with or without a leading space). Used so that
+   * single-word names of the demo world always span two or more tokens, as names do in real models.
+   */
+  protectedWords?: readonly string[];
+  /** Stop merging when the best pair occurs fewer times than this (default 2). The vocabulary may then be smaller than vocabSize. */
+  minFrequency?: number;
+  /** Special tokens appended after the merges (default ["<|endoftext|>"]). */
+  specialTokens?: readonly string[];
+}
+
+export interface AddedTokenJson {
+  id: number;
+  content: string;
+  single_word: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+  normalized: boolean;
+  special: boolean;
+}
+
+export interface ByteLevelComponentJson {
+  type: 'ByteLevel';
+  add_prefix_space: boolean;
+  trim_offsets: boolean;
+  use_regex: boolean;
+}
+
+export interface TokenizerJson {
+  version: '1.0';
+  truncation: null;
+  padding: null;
+  added_tokens: AddedTokenJson[];
+  normalizer: null;
+  pre_tokenizer: ByteLevelComponentJson;
+  post_processor: ByteLevelComponentJson;
+  decoder: ByteLevelComponentJson;
+  model: {
+    type: 'BPE';
+    dropout: null;
+    unk_token: null;
+    continuing_subword_prefix: '';
+    end_of_word_suffix: '';
+    fuse_unk: false;
+    byte_fallback: false;
+    vocab: Record<string, number>;
+    merges: string[];
+  };
+}
+
+const SHIFT = 65536;
+
+/** Trains a byte-level BPE on `texts` and returns the tokenizer.json object. */
+export function trainBpe(texts: readonly string[], opts: BpeTrainOptions): TokenizerJson {
+  const specials = opts.specialTokens ?? [END_OF_TEXT];
+  const minFrequency = opts.minFrequency ?? 2;
+  if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < 256 + specials.length || opts.vocabSize > SHIFT) {
+    throw new RangeError(`vocabSize must be an integer in [${256 + specials.length}, ${SHIFT}], got ${opts.vocabSize}`);
+  }
+  const maxSymbols = opts.vocabSize - specials.length;
+
+  // Word counts over the byte-level pre-tokens.
+  const counts = new Map<string, number>();
+  for (const t of texts) {
+    for (const w of preTokenize(t)) counts.set(w, (counts.get(w) ?? 0) + 1);
+  }
+  const uniqueWords = [...counts.keys()].sort();
+
+  // Symbols: ids 0..255 are the byte alphabet in byte order.
+  const symStr: string[] = byteToUnicode().slice();
+  const symId = new Map<string, number>();
+  symStr.forEach((s, i) => symId.set(s, i));
+
+  const words: number[][] = uniqueWords.map((w) => Array.from(w, (ch) => symId.get(ch)!));
+  const wordCount: number[] = uniqueWords.map((w) => counts.get(w)!);
+
+  const forbidden = new Set<string>();
+  for (const w of opts.protectedWords ?? []) {
+    if (w.length === 0) continue;
+    forbidden.add(toByteLevel(w));
+    forbidden.add(toByteLevel(' ' + w));
+  }
+
+  const pairCount = new Map<number, number>();
+  const pairWords = new Map<number, Set<number>>();
+  const addWordPairs = (wi: number, sign: 1 | -1) => {
+    const syms = words[wi]!;
+    const c = wordCount[wi]! * sign;
+    for (let i = 0; i + 1 < syms.length; i++) {
+      const key = syms[i]! * SHIFT + syms[i + 1]!;
+      const next = (pairCount.get(key) ?? 0) + c;
+      if (next === 0) pairCount.delete(key);
+      else pairCount.set(key, next);
+      if (sign > 0) {
+        let set = pairWords.get(key);
+        if (!set) pairWords.set(key, (set = new Set()));
+        set.add(wi);
+      } else {
+        pairWords.get(key)?.delete(wi);
+      }
+    }
+  };
+  for (let wi = 0; wi < words.length; wi++) addWordPairs(wi, 1);
+
+  const banned = new Set<number>();
+  const merges: string[] = [];
+  while (symStr.length < maxSymbols) {
+    let bestKey = -1;
+    let bestCount = 0;
+    let bestMerged = '';
+    let bestLeft = '';
+    for (const [key, c] of pairCount) {
+      if (c < bestCount || banned.has(key)) continue;
+      const a = Math.floor(key / SHIFT);
+      const b = key % SHIFT;
+      const left = symStr[a]!;
+      const merged = left + symStr[b]!;
+      if (c === bestCount && (merged > bestMerged || (merged === bestMerged && left >= bestLeft))) continue;
+      if (forbidden.has(merged)) {
+        banned.add(key);
+        continue;
+      }
+      bestKey = key;
+      bestCount = c;
+      bestMerged = merged;
+      bestLeft = left;
+    }
+    if (bestKey < 0 || bestCount < minFrequency) break;
+
+    const a = Math.floor(bestKey / SHIFT);
+    const b = bestKey % SHIFT;
+    let newId = symId.get(bestMerged);
+    if (newId === undefined) {
+      newId = symStr.length;
+      symStr.push(bestMerged);
+      symId.set(bestMerged, newId);
+    }
+    merges.push(`${symStr[a]} ${symStr[b]}`);
+
+    const affected = [...(pairWords.get(bestKey) ?? [])].sort((x, y) => x - y);
+    for (const wi of affected) {
+      addWordPairs(wi, -1);
+      const syms = words[wi]!;
+      const out: number[] = [];
+      for (let i = 0; i < syms.length; i++) {
+        if (i + 1 < syms.length && syms[i] === a && syms[i + 1] === b) {
+          out.push(newId);
+          i++;
+        } else {
+          out.push(syms[i]!);
+        }
+      }
+      words[wi] = out;
+      addWordPairs(wi, 1);
+    }
+  }
+
+  const vocab: Record<string, number> = {};
+  symStr.forEach((s, i) => {
+    vocab[s] = i;
+  });
+  const added: AddedTokenJson[] = specials.map((content, k) => {
+    const id = symStr.length + k;
+    vocab[content] = id;
+    return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true };
+  });
+
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
+    },
+  };
+}
+
+/** Number of ids in a tokenizer.json (model vocabulary plus added tokens). */
+export function tokenizerVocabSize(tok: TokenizerJson): number {
+  let max = -1;
+  for (const id of Object.values(tok.model.vocab)) if (id > max) max = id;
+  for (const t of tok.added_tokens) if (t.id > max) max = t.id;
+  return max + 1;
+}
+
+/** A GPT-2-like tokenizer_config.json for a tokenizer made by trainBpe. */
+export function makeTokenizerConfig(tok: TokenizerJson, opts: { modelMaxLength?: number } = {}): Record<string, unknown> {
+  const decoder: Record<string, unknown> = {};
+  for (const t of tok.added_tokens) {
+    decoder[String(t.id)] = {
+      content: t.content,
+      lstrip: t.lstrip,
+      normalized: t.normalized,
+      rstrip: t.rstrip,
+      single_word: t.single_word,
+      special: t.special,
+    };
+  }
+  const eos = tok.added_tokens.find((t) => t.content === END_OF_TEXT)?.content ?? tok.added_tokens[0]?.content ?? null;
+  return {
+    add_bos_token: false,
+    add_prefix_space: false,
+    added_tokens_decoder: decoder,
+    bos_token: eos,
+    eos_token: eos,
+    unk_token: eos,
+    // Decoding must give back the exact text; the corpus never has a space before punctuation anyway.
+    clean_up_tokenization_spaces: false,
+    model_max_length: opts.modelMaxLength ?? 1024,
+    tokenizer_class: 'GPT2Tokenizer',
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * Writing the demo world's files: world.json, tokenizer.json, tokenizer_config.json, benchmark.json
+ * (and, optionally, the corpus). Each file is written to a temporary name in the same folder and then
+ * renamed, so a reader never sees a half-written file.
+ */
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CounterFactRecord } from './benchmark.js';
+import { makeTokenizerConfig, type TokenizerJson } from './bpe.js';
+import type { Corpus } from './corpus.js';
+import type { World } from './types.js';
+
+export const WORLD_FILES = {
+  world: 'world.json',
+  tokenizer: 'tokenizer.json',
+  tokenizerConfig: 'tokenizer_config.json',
+  benchmark: 'benchmark.json',
+  corpusTrain: 'corpus-train.txt',
+  corpusHeldOut: 'corpus-heldout.txt',
+} as const;
+
+/** Writes `text` to `path` atomically (temp file in the same folder, then rename). */
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  try {
+    await writeFile(tmp, text, 'utf8');
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export interface WriteWorldOptions {
+  /** tokenizer_config.json contents (default: makeTokenizerConfig(tokenizer, { modelMaxLength })). */
+  tokenizerConfig?: Record<string, unknown>;
+  modelMaxLength?: number;
+  /** Also write corpus-train.txt and corpus-heldout.txt (one line per document). */
+  corpus?: Corpus;
+}
+
+export async function writeWorldFiles(
+  dir: string,
+  world: World,
+  tokenizerJson: TokenizerJson,
+  benchmark: CounterFactRecord[],
+  opts: WriteWorldOptions = {},
+): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const config = opts.tokenizerConfig ?? makeTokenizerConfig(tokenizerJson, { modelMaxLength: opts.modelMaxLength });
+  const files: [string, string][] = [
+    [WORLD_FILES.world, JSON.stringify(world, null, 2) + '\n'],
+    [WORLD_FILES.tokenizer, JSON.stringify(tokenizerJson, null, 2) + '\n'],
+    [WORLD_FILES.tokenizerConfig, JSON.stringify(config, null, 2) + '\n'],
+    // One record per line: compact (the benchmark is the largest file) yet easy to diff and grep.
+    [WORLD_FILES.benchmark, benchmark.length === 0 ? '[]\n' : '[\n' + benchmark.map((r) => JSON.stringify(r)).join(',\n') + '\n]\n'],
+  ];
+  if (opts.corpus) {
+    for (const [name, lines] of [
+      [WORLD_FILES.corpusTrain, opts.corpus.train],
+      [WORLD_FILES.corpusHeldOut, opts.corpus.heldOut],
+    ] as const) {
+      if (lines.some((l) => l.includes('\n'))) throw new Error(`${name}: a corpus document contains a newline`);
+      files.push([name, lines.join('\n') + '\n']);
+    }
+  }
+  const written: string[] = [];
+  for (const [name, text] of files) {
+    const path = join(dir, name);
+    await writeFileAtomic(path, text);
+    written.push(path);
+  }
+  return written;
+}
