@@ -4,3 +4,4 @@ export { AmendError } from './errors.js';
 export { kernels, useBackend, nativeStatus } from './backend/index.js';
 export * from './models/index.js';
 export { AmendTokenizer } from './tokenizer/index.js';
+export * from './patch/index.js';

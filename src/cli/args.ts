@@ -6,6 +6,8 @@ import { AmendError } from '../errors.js';
 export interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
+  /** May be given several times (the value is then a list, in order). */
+  multiple?: boolean;
   /** Shown in --help, e.g. "N  number of new tokens (default 20)". */
   help: string;
 }
@@ -36,14 +38,14 @@ export function helpText(spec: CommandSpec): string {
 }
 
 export interface Parsed {
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
 }
 
 export function parse(spec: CommandSpec, argv: string[]): Parsed {
   const options: ParseArgsConfig['options'] = {};
   for (const [name, o] of Object.entries({ ...spec.options, ...COMMON_OPTIONS })) {
-    options[name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
+    options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   }
   try {
     const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -53,8 +55,14 @@ export function parse(spec: CommandSpec, argv: string[]): Parsed {
   }
 }
 
+/** Every value of an option declared `multiple` (or the single value of one that is not). */
+export function listOption(args: Parsed, name: string): string[] {
+  const v = args.values[name];
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
+
 /** An integer option, with a clear error for anything else. */
-export function intOption(v: string | boolean | undefined, name: string, fallback: number, min = 0): number {
+export function intOption(v: string | boolean | string[] | undefined, name: string, fallback: number, min = 0): number {
   if (v === undefined) return fallback;
   const n = Number(v);
   if (typeof v !== 'string' || !Number.isInteger(n) || n < min) {
@@ -63,7 +71,7 @@ export function intOption(v: string | boolean | undefined, name: string, fallbac
   return n;
 }
 
-export function numberOption(v: string | boolean | undefined, name: string): number | undefined {
+export function numberOption(v: string | boolean | string[] | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) {

@@ -3,7 +3,7 @@
 import { CausalLM } from '../models/index.js';
 import { Progress } from './progress.js';
 
-export async function loadModel(id: string | boolean | undefined, quiet: boolean): Promise<CausalLM> {
+export async function loadModel(id: string | boolean | string[] | undefined, quiet: boolean): Promise<CausalLM> {
   if (typeof id !== 'string' || id === '') {
     const { AmendError } = await import('../errors.js');
     throw new AmendError('--model is required: a model directory, or a Hugging Face id in the local cache');

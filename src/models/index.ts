@@ -6,3 +6,4 @@ export * from './transformer.js';
 export * from './model.js';
 export * from './generate.js';
 export * from './random.js';
+export * from './fingerprint.js';

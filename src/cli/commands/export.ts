@@ -1,0 +1,130 @@
+// amend export: a model plus patches (applied in order) → a complete Hugging Face checkpoint.
+// The helpers at the bottom are shared with `amend patch` (commands/patch.ts).
+import * as path from 'node:path';
+import { AmendError } from '../../errors.js';
+import type { CausalLM } from '../../models/model.js';
+import { EditPatch } from '../../patch/patch.js';
+import { editSession } from '../../patch/session.js';
+import { checkExportDir, exportModel, parseExportDType, type ExportResult } from '../../patch/export.js';
+import { shortFingerprint } from '../../models/fingerprint.js';
+import { listOption, type CommandSpec, type OptionSpec, type Parsed } from '../args.js';
+import { loadModel } from '../load.js';
+import { fmtBytes, Progress } from '../progress.js';
+
+export const EXPORT_OPTIONS: Record<string, OptionSpec> = {
+  model: { type: 'string', short: 'm', help: 'M  the base model: directory or Hugging Face id (local cache)' },
+  patch: { type: 'string', short: 'p', multiple: true, help: 'P  a patch file (written by an editor, EditPatch.save); repeat for several, applied in the order given' },
+  out: { type: 'string', short: 'o', help: 'DIR  output directory (must not exist, or be empty; see --force)' },
+  dtype: { type: 'string', help: 'keep|f32|f16|bf16  storage dtype of floating tensors (default keep: each tensor\'s original)' },
+  force: { type: 'boolean', help: 'replace DIR when it exists and is not empty (its files are deleted)' },
+  'ignore-fingerprint': { type: 'boolean', help: 'apply patches made for a model with another fingerprint (names and shapes are still checked)' },
+};
+
+export const spec: CommandSpec = {
+  name: 'export',
+  summary: 'write a model with patches applied as a complete Hugging Face checkpoint',
+  usage: 'amend export --model M [--patch P ...] --out DIR [--dtype keep|f32|f16|bf16] [--force] [--ignore-fingerprint] [--json]',
+  options: EXPORT_OPTIONS,
+  examples: [
+    'amend export --model gpt2 --patch eiffel.patch.safetensors --out ./gpt2-edited',
+    'amend export --model ./llama --patch a.safetensors --patch b.safetensors --out ./llama-ab --dtype keep',
+    'amend export --model ./llama --out ./llama-f16 --dtype f16        # no patch: a plain dtype conversion',
+    '',
+    'The output has the original tensor names, shapes, storage dtypes and weight files (same shards',
+    'and index), config.json, generation_config.json and the tokenizer files, so transformers loads',
+    'it as it loads the original (from_pretrained). Patches are checked against the model\'s',
+    'fingerprint; the weight files of an edited export record the patches in their metadata',
+    '(amend patch show DIR lists them). Written to a temporary directory, then renamed: a failure',
+    'leaves nothing behind.',
+  ],
+};
+
+/**
+ * Every value of a repeatable option. node's parseArgs keeps only the last value of an option
+ * that is not declared `multiple`, and CommandSpec cannot declare that, so the raw argv is read
+ * when the option appears more than once.
+ */
+export function requiredString(args: Parsed, name: string, what: string): string {
+  const v = args.values[name];
+  if (typeof v !== 'string' || v === '') throw new AmendError(`--${name} is required: ${what}`);
+  return v;
+}
+
+/** Loads patch files (before the model, so a bad file fails fast). */
+export function loadPatches(files: string[]): EditPatch[] {
+  return files.map((f) => EditPatch.load(f));
+}
+
+/** Applies patches in order to the model's edit session; notes stacking-order surprises on stderr. */
+export function applyPatches(model: CausalLM, patches: EditPatch[], ignoreFingerprint: boolean, quiet: boolean): void {
+  const session = editSession(model);
+  for (const p of patches) {
+    const before = session.applied().map((q) => q.id);
+    const on = p.metadata.appliedOn ?? [];
+    if (!quiet && on.length > 0 && (on.length !== before.length || on.some((id, i) => id !== before[i]))) {
+      process.stderr.write(
+        `note: ${p.label} was computed on the model with ${on.length} other patch(es) applied (${on.map((id) => id.slice(0, 12)).join(', ')}); here it follows ${before.length === 0 ? 'none' : before.map((id) => id.slice(0, 12)).join(', ')}\n`,
+      );
+    }
+    session.apply(p, { force: ignoreFingerprint });
+  }
+}
+
+/** Exports with a progress bar; prints the result (text or JSON). */
+export function exportAndReport(model: CausalLM, out: string, args: Parsed, extra: Record<string, unknown> = {}): ExportResult {
+  const json = args.values.json === true;
+  let bar: Progress | null = null;
+  const result = exportModel(model, out, {
+    dtype: parseExportDType(args.values.dtype as string | undefined),
+    force: args.values.force === true,
+    onProgress: (done, total) => {
+      bar ??= new Progress('writing weights', total, !json && process.stderr.isTTY === true, 'B');
+      bar.update(done);
+    },
+  });
+  (bar as Progress | null)?.done();
+  const session = editSession(model);
+  if (json) {
+    console.log(JSON.stringify({
+      ...result,
+      patches: session.applied().map((p) => ({ id: p.id, method: p.metadata.method, file: p.file, requests: p.metadata.requests.length })),
+      ...extra,
+    }));
+  } else {
+    const tensors = result.shards.reduce((s, sh) => s + sh.names.length, 0);
+    console.log(`exported ${result.dir}: ${tensors} tensors in ${result.shards.length} weight file(s), ${fmtBytes(result.totalSize)}, ` +
+      `plus ${result.files.length} other file(s)`);
+    const applied = session.applied();
+    if (applied.length === 0) console.log('no patch applied: the weights are the original ones');
+    else {
+      console.log(`patches applied, in order (base fingerprint ${shortFingerprint(session.baseFingerprint)}):`);
+      for (const p of applied) console.log(`  ${p.label}: ${p.metadata.requests.length} request(s), ${p.deltas.length} tensor(s)`);
+    }
+    for (const s of result.skipped) process.stderr.write(`note: not copied: ${s.file} (${s.reason})\n`);
+  }
+  return result;
+}
+
+export async function run(args: Parsed): Promise<void> {
+  if (args.positionals.length > 0) {
+    throw new AmendError(`unexpected argument "${args.positionals[0]}"; give patches with --patch (see amend export --help)`);
+  }
+  await exportCommand(args, false);
+}
+
+/** `amend export` and `amend patch apply` (which requires at least one patch). */
+export async function exportCommand(args: Parsed, needPatch: boolean): Promise<void> {
+  const v = args.values;
+  const json = v.json === true;
+  const modelId = requiredString(args, 'model', 'the base model (directory or Hugging Face id)');
+  const out = requiredString(args, 'out', 'the directory to write the checkpoint to');
+  parseExportDType(v.dtype as string | undefined);
+  const files = listOption(args, 'patch');
+  if (needPatch && files.length === 0) throw new AmendError('give at least one --patch P (amend export writes a model without patches)');
+  checkExportDir(path.resolve(out), null, v.force === true);
+  const patches = loadPatches(files);
+  const model = await loadModel(modelId, json);
+  checkExportDir(path.resolve(out), model.dir, v.force === true);
+  applyPatches(model, patches, v['ignore-fingerprint'] === true, json);
+  exportAndReport(model, out, args);
+}

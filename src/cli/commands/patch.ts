@@ -1,0 +1,165 @@
+// amend patch show | apply | revert: look inside a patch, and turn a base model plus patches into
+// an edited checkpoint.
+//
+// A CLI process starts from a model on disk each time, so "the edited model" of the command line
+// is a base model plus an ordered list of patch files (or an exported checkpoint). `revert` is
+// therefore an export: the patches are applied in order in an edit session, the dropped ones are
+// reverted exactly (bit-identical to never applying them), and the result is written.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AmendError } from '../../errors.js';
+import { EditPatch, type PatchDescription } from '../../patch/patch.js';
+import { editSession } from '../../patch/session.js';
+import { checkExportDir, exportProvenance } from '../../patch/export.js';
+import { shortFingerprint } from '../../models/fingerprint.js';
+import { listOption, type CommandSpec, type Parsed } from '../args.js';
+import { loadModel } from '../load.js';
+import { fmtBytes } from '../progress.js';
+import { applyPatches, EXPORT_OPTIONS, exportAndReport, exportCommand, loadPatches, requiredString } from './export.js';
+
+export const spec: CommandSpec = {
+  name: 'patch',
+  summary: 'show a patch, or apply / revert patches into a new checkpoint',
+  usage: [
+    'amend patch show P [--model M] [--json]',
+    '       amend patch apply --model M --patch P [--patch P2 ...] --out DIR [--dtype keep|f32|f16|bf16] [--force]',
+    '       amend patch revert --model M --patch P1 --patch P2 ... --drop P2 --out DIR [--force]',
+  ].join('\n'),
+  options: {
+    ...EXPORT_OPTIONS,
+    model: { type: 'string', short: 'm', help: 'M  show: also check the patch against this model and give ‖ΔW‖/‖W‖; apply/revert: the base model' },
+    drop: { type: 'string', multiple: true, help: 'P  revert: a patch to take out (its file as given to --patch, or its id or id prefix); repeatable' },
+  },
+  examples: [
+    'amend patch show eiffel.safetensors                 # tensors, ranks, ‖ΔW‖, method, hparams, requests',
+    'amend patch show eiffel.safetensors --model gpt2    # plus ‖ΔW‖/‖W‖ and whether it applies to gpt2',
+    'amend patch show ./gpt2-edited                      # which patches an exported checkpoint carries',
+    'amend patch apply --model gpt2 --patch a.safetensors --patch b.safetensors --out ./gpt2-ab',
+    'amend patch revert --model gpt2 --patch a.safetensors --patch b.safetensors --drop a.safetensors --out ./gpt2-b',
+    '',
+    'show     prints what a patch touches (tensor, kind, rank, shape, ‖ΔW‖_F, and with --model',
+    '         ‖ΔW‖_F/‖W‖_F and whether the model fingerprint matches), method, hparams, requests',
+    '         and timings. Given a directory, it lists the patches an exported checkpoint carries.',
+    'apply    is amend export with at least one patch: the patches are applied in the order given,',
+    '         each checked against the base model\'s fingerprint, and a complete checkpoint is written.',
+    'revert   a command line process never holds an edited model between runs, so there is nothing',
+    '         to revert in place: the edited model is the base plus its patch list (or an export).',
+    '         revert applies all --patch files in order, reverts the --drop ones exactly (as if they',
+    '         had never been applied) and writes the result — the way to take one edit out of a stack.',
+    '         To revert everything, use the base model itself. In TypeScript, editSession(model)',
+    '         .revert() / .revertAll() revert in memory.',
+  ],
+};
+
+export async function run(args: Parsed): Promise<void> {
+  const [sub, ...rest] = args.positionals;
+  switch (sub) {
+    case 'show':
+      if (rest.length !== 1) throw new AmendError('give one patch file (or exported model directory): amend patch show P [--model M]');
+      return show(rest[0]!, args);
+    case 'apply':
+      if (rest.length > 0) throw new AmendError(`unexpected argument "${rest[0]}"; give patches with --patch (see amend patch --help)`);
+      return exportCommand(args, true);
+    case 'revert':
+      if (rest.length > 0) throw new AmendError(`unexpected argument "${rest[0]}"; give patches with --patch and --drop (see amend patch --help)`);
+      return revert(args);
+    case undefined:
+      throw new AmendError('say what to do: amend patch show | apply | revert (see amend patch --help)');
+    default:
+      throw new AmendError(`unknown subcommand "${sub}" (amend patch show | apply | revert)`);
+  }
+}
+
+function fmtNum(x: number | undefined): string {
+  if (x === undefined) return '-';
+  if (!Number.isFinite(x)) return String(x);
+  if (x === 0) return '0';
+  return Math.abs(x) >= 1e4 || Math.abs(x) < 1e-3 ? x.toExponential(3) : x.toPrecision(4);
+}
+
+function requestLine(r: { prompt: string; subject: string; targetNew: string; targetTrue?: string }): string {
+  const raw = String(r?.prompt ?? '');
+  const prompt = raw.includes('{}') ? raw.replace('{}', String(r.subject)) : raw;
+  return `${JSON.stringify(prompt)} [subject ${JSON.stringify(r.subject)}] → ${JSON.stringify(r.targetNew)}` +
+    (r.targetTrue !== undefined ? ` (was ${JSON.stringify(r.targetTrue)})` : '');
+}
+
+export function formatDescription(d: PatchDescription): string {
+  const lines: string[] = [];
+  lines.push(`${d.method} patch ${d.id.slice(0, 12)}${d.file ? `  ${d.file}` : ''}`);
+  lines.push(`  made for    ${d.model.modelType} model ${d.model.source ?? '(unknown path)'}, fingerprint ${shortFingerprint(d.model.fingerprint)}`);
+  lines.push(`  created     ${d.createdAt} with amend ${d.amendVersion} (patch format ${d.format.version})`);
+  if (d.appliedOn.length > 0) {
+    lines.push(`  computed on top of ${d.appliedOn.length} patch(es): ${d.appliedOn.map((id) => id.slice(0, 12)).join(', ')}`);
+  }
+  if (d.target) {
+    const t = d.target;
+    const verdict = t.fingerprintMatches && t.applicable ? 'yes'
+      : !t.applicable ? 'NO (tensor names or shapes differ, see below)'
+        : `NO: fingerprint ${shortFingerprint(t.fingerprint)} differs (--ignore-fingerprint applies it anyway)`;
+    lines.push(`  applies to  ${t.modelType} model ${t.source ?? '(in memory)'}: ${verdict}`);
+  }
+  lines.push(`  requests (${d.requests.length}):`);
+  const shown = d.requests.slice(0, 20);
+  shown.forEach((r, i) => lines.push(`    ${i + 1}. ${requestLine(r)}`));
+  if (d.requests.length > shown.length) lines.push(`    … and ${d.requests.length - shown.length} more (--json lists all)`);
+  lines.push(`  tensors (${d.totals.tensors}; ${d.totals.storedValues} stored values, ${fmtBytes(d.totals.bytes)}; total ‖ΔW‖_F ${fmtNum(d.totals.norm)}):`);
+  const rows = [['name', 'kind', 'rank', 'shape', '‖ΔW‖_F', ...(d.target ? ['‖W‖_F', '‖ΔW‖/‖W‖'] : [])]];
+  for (const t of d.tensors) {
+    rows.push([t.name, t.kind, t.rank === null ? '-' : String(t.rank), t.shape.join('×'), fmtNum(t.norm),
+      ...(d.target ? (t.problem ? [t.problem, ''] : [fmtNum(t.weightNorm), fmtNum(t.relative)]) : [])]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) lines.push(`    ${r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()}`);
+  lines.push(`  hparams     ${JSON.stringify(d.hparams)}`);
+  const timings = Object.entries(d.timings);
+  lines.push(`  timings     ${timings.length === 0 ? '-' : timings.map(([k, s]) => `${k} ${typeof s === 'number' ? s.toFixed(s < 10 ? 2 : 1) : String(s)} s`).join(', ')}`);
+  return lines.join('\n');
+}
+
+async function show(target: string, args: Parsed): Promise<void> {
+  const json = args.values.json === true;
+  if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
+    const prov = exportProvenance(target);
+    if (json) {
+      console.log(JSON.stringify({ dir: target, edited: prov !== null, ...(prov ?? {}) }));
+    } else if (!prov) {
+      console.log(`${target}: no Amend patches recorded in its weight files (an original checkpoint, or not exported by Amend)`);
+    } else {
+      console.log(`${target}: exported by Amend with ${prov.patches.length} patch(es) applied to a base model with fingerprint ${shortFingerprint(prov.baseFingerprint)}:`);
+      prov.patches.forEach((p, i) => console.log(`  ${i + 1}. ${p.method} patch ${p.id.slice(0, 12)}: ${p.requests} request(s), created ${p.createdAt}`));
+    }
+    return;
+  }
+  const patch = EditPatch.load(target);
+  const model = args.values.model === undefined ? undefined : await loadModel(requiredString(args, 'model', 'a model'), json);
+  const desc = patch.describe(model);
+  console.log(json ? JSON.stringify(desc) : formatDescription(desc));
+}
+
+async function revert(args: Parsed): Promise<void> {
+  const v = args.values;
+  const json = v.json === true;
+  const modelId = requiredString(args, 'model', 'the base model the patches were made for');
+  const out = requiredString(args, 'out', 'the directory to write the checkpoint to');
+  const files = listOption(args, 'patch');
+  const drops = listOption(args, 'drop');
+  if (files.length === 0) throw new AmendError('give the applied patches with --patch, in order (see amend patch --help)');
+  if (drops.length === 0) throw new AmendError('give the patch(es) to take out with --drop (to revert everything, use the base model)');
+  checkExportDir(path.resolve(out), null, v.force === true);
+  const patches = loadPatches(files);
+  const dropped = drops.map((d) => {
+    const byFile = patches.filter((p, i) => files[i] === d || path.resolve(files[i]!) === path.resolve(d));
+    const matches = byFile.length > 0 ? byFile : patches.filter((p) => p.id.startsWith(d.toLowerCase()));
+    if (matches.length === 0) throw new AmendError(`--drop ${d}: not one of the --patch files, nor the id (prefix) of one`);
+    if (matches.length > 1) throw new AmendError(`--drop ${d}: matches ${matches.length} patches; give a longer id prefix or the file`);
+    return matches[0]!;
+  });
+  const model = await loadModel(modelId, json);
+  checkExportDir(path.resolve(out), model.dir, v.force === true);
+  applyPatches(model, patches, v['ignore-fingerprint'] === true, json);
+  const session = editSession(model);
+  for (const p of new Set(dropped)) session.revert(p);
+  if (!json) for (const p of new Set(dropped)) process.stderr.write(`reverted ${p.label}\n`);
+  exportAndReport(model, out, args, { reverted: [...new Set(dropped)].map((p) => ({ id: p.id, file: p.file })) });
+}

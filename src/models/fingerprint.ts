@@ -1,0 +1,109 @@
+// A stable identity for a model's weights, so a patch computed on one model is not applied to
+// another by mistake.
+//
+// The fingerprint is the sha256 (hex) of:
+//   - a version tag ("amend-fingerprint-v1"), so a change of recipe never collides with old ids;
+//   - the canonical architecture: model_type, family and every size and switch the forward pass
+//     depends on (vocab, hidden, layers, heads, kv heads, head dim, ffn, positions, norm, eps,
+//     activation, rotary settings, residual style, tied embeddings), as sorted JSON — NOT the raw
+//     config.json, whose bookkeeping keys (_name_or_path, transformers_version, torch_dtype...)
+//     change without changing the model;
+//   - for every tensor, in name order: its name, its shape, and a sample of its float32 values:
+//     the whole tensor when it has at most SAMPLE_CHUNKS × CHUNK values, otherwise SAMPLE_CHUNKS
+//     runs of CHUNK consecutive values at evenly spaced offsets (first and last run included).
+//
+// What it covers: any change of architecture, tensor set or shape, and any change of values that
+// touches a sampled run. Every edit Amend makes (a rank-r update of a whole matrix, a dense delta,
+// fine-tuning) moves values everywhere in the tensor, so an edited model never shares the
+// fingerprint of its base. A change confined to a few unsampled values (a single weight flipped by
+// hand) can go unnoticed; the fingerprint is a guard against mix-ups, not a cryptographic seal.
+// It hashes at most 16 KiB per tensor (about 5 MB for a 7B model), so it takes milliseconds.
+//
+// Values are hashed as float32 bit patterns in memory, so a checkpoint and its exact conversion to
+// another storage dtype (F16 → F32, BF16 → F32) share a fingerprint: a patch applies to both.
+// The fingerprint of the *unedited* model is what patches record; an edit session remembers it
+// from before its first patch (see src/patch/session.ts), since the edited weights hash differently.
+import { createHash } from 'node:crypto';
+import type { CausalLM } from './model.js';
+
+export const FINGERPRINT_VERSION = 'amend-fingerprint-v1';
+/** Runs sampled per tensor. */
+export const SAMPLE_CHUNKS = 64;
+/** float32 values per run. */
+export const CHUNK = 64;
+
+/** The architecture part of the fingerprint (sorted keys). */
+export function canonicalArchitecture(model: CausalLM): Record<string, unknown> {
+  const c = model.config;
+  const arch: Record<string, unknown> = {
+    model_type: c.modelType,
+    family: c.family,
+    vocab_size: c.vocabSize,
+    hidden: c.hidden,
+    layers: c.layers,
+    heads: c.heads,
+    kv_heads: c.kvHeads,
+    head_dim: c.headDim,
+    ffn: c.ffn,
+    max_positions: c.maxPositions,
+    norm: c.norm,
+    norm_eps: c.normEps,
+    act: c.act,
+    positions: c.positions,
+    rotary_dim: c.rotaryDim,
+    rope_theta: c.ropeTheta,
+    rope_interleaved: c.ropeInterleaved,
+    parallel_residual: c.parallelResidual,
+    tied_embeddings: c.tiedEmbeddings,
+  };
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(arch).sort()) sorted[k] = arch[k];
+  return sorted;
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0, 0);
+  return b;
+}
+
+/** Offsets (in values) of the sampled runs of a tensor of `size` values. */
+export function sampleOffsets(size: number): number[] {
+  if (size <= SAMPLE_CHUNKS * CHUNK) return [0];
+  const last = size - CHUNK;
+  const out: number[] = [];
+  for (let i = 0; i < SAMPLE_CHUNKS; i++) out.push(Math.floor((i * last) / (SAMPLE_CHUNKS - 1)));
+  return out;
+}
+
+/** Hex sha256 of the model's architecture, tensor names and shapes, and sampled values (see above). */
+export function modelFingerprint(model: CausalLM): string {
+  const h = createHash('sha256');
+  h.update(FINGERPRINT_VERSION);
+  h.update('\0');
+  h.update(JSON.stringify(canonicalArchitecture(model)));
+  h.update('\0');
+  const names = [...model.weights.keys()].sort();
+  h.update(u32(names.length));
+  for (const name of names) {
+    const t = model.weights.get(name)!;
+    const nameBytes = Buffer.from(name, 'utf8');
+    h.update(u32(nameBytes.length));
+    h.update(nameBytes);
+    h.update(u32(t.shape.length));
+    for (const d of t.shape) h.update(u32(d));
+    const data = t.data;
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (data.length <= SAMPLE_CHUNKS * CHUNK) {
+      h.update(bytes);
+    } else {
+      for (const off of sampleOffsets(data.length)) h.update(bytes.subarray(off * 4, (off + CHUNK) * 4));
+    }
+  }
+  return h.digest('hex');
+}
+
+/** The first 12 hex digits, for messages. */
+export function shortFingerprint(fp: string): string {
+  return fp.slice(0, 12);
+}

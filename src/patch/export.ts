@@ -1,0 +1,368 @@
+// Export ("commit") a model, edited or not, as a complete Hugging Face checkpoint.
+//
+// The output mirrors the checkpoint the model was loaded from: every tensor under its original
+// name, shape and storage dtype (edited F16/BF16 tensors are rounded back to that dtype; `dtype`
+// can convert all floating tensors to F32/F16/BF16 instead), the same weight files with the same
+// tensors in each (model.safetensors, or the same shards and model.safetensors.index.json), each
+// file keeping its own header metadata, plus config.json, generation_config.json, the tokenizer
+// files and every other small file of the model directory, copied verbatim. Weight files in other
+// formats (pytorch_model*.bin, *.pt, *.h5, *.msgpack, *.gguf, *.onnx...) are NOT copied — they
+// would hold the unedited weights — and neither are sub-directories or files over 64 MiB.
+//
+// Weights are written from the model's float32 values in memory: for a tensor no patch touched
+// that is exactly the original value, so its bytes are identical to the source file's (F32, F16
+// and BF16 round-trip bit-exactly; integer tensors are exact up to 2^24).
+//
+// An edited model's weight files also carry, in their safetensors metadata, "amend_base_fingerprint"
+// and "amend_patches" (JSON: id, method, number of requests, createdAt of each applied patch, in
+// order), so an edited checkpoint never passes for the original.
+//
+// Atomic: everything is written into a temporary directory beside the output, which then replaces
+// it by rename; an existing non-empty output directory is refused unless `force`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AmendError } from '../errors.js';
+import { CausalLM } from '../models/model.js';
+import { INDEX_FILE, SINGLE_WEIGHTS, writeCheckpoint } from '../io/checkpoint.js';
+import { readSafetensorsHeader, storageBytes, writeSafetensorsTo, type TensorToWrite } from '../io/safetensors.js';
+import type { FileDType } from '../io/dtype.js';
+import { EditPatch } from './patch.js';
+import { editSession, sessionOf, type ApplyOptions } from './session.js';
+
+export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
+
+export interface ExportOptions {
+  /** Storage dtype of floating tensors: 'keep' (default: each tensor's original dtype) or one for all. */
+  dtype?: ExportDType | 'f32' | 'f16' | 'bf16';
+  /** Replace an existing non-empty output directory. */
+  force?: boolean;
+  /** Shard size when the model has no source directory to copy the sharding from (default 5 GB). */
+  maxShardBytes?: number;
+  /** Bytes of weights written so far / in all. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export interface ExportResult {
+  dir: string;
+  /** Weight files written and the tensors in each (file order of the index / source). */
+  shards: { file: string; names: string[] }[];
+  /** Other files copied (or rewritten: config.json after a dtype change). */
+  files: string[];
+  /** Files of the source directory left out, with the reason. */
+  skipped: { file: string; reason: string }[];
+  /** Bytes of tensor data. */
+  totalSize: number;
+  /** Ids of the applied patches the export carries, in order. */
+  patches: string[];
+  baseFingerprint: string | null;
+}
+
+const MAX_COPY_BYTES = 64 * 1024 * 1024;
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+const OTHER_WEIGHTS_RE = /(\.safetensors|\.bin|\.pt|\.pth|\.ckpt|\.h5|\.msgpack|\.gguf|\.onnx|\.onnx_data|\.tflite|\.ot|\.npz|\.safetensors\.index\.json|\.bin\.index\.json)$/i;
+const TORCH_DTYPE: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/** 'keep' | 'f32' | 'f16' | 'bf16' (any case) → ExportDType, or a clear error. */
+export function parseExportDType(v: string | undefined): ExportDType {
+  if (v === undefined) return 'keep';
+  const u = v.toUpperCase();
+  if (u === 'KEEP') return 'keep';
+  if (u === 'F32' || u === 'FLOAT32') return 'F32';
+  if (u === 'F16' || u === 'FLOAT16' || u === 'FP16') return 'F16';
+  if (u === 'BF16' || u === 'BFLOAT16') return 'BF16';
+  throw new AmendError(`--dtype must be keep, f32, f16 or bf16, not "${v}"`);
+}
+
+interface SourceLayout {
+  shards: { file: string; names: string[]; metadata: Record<string, string> }[];
+  /** The parsed index JSON of a sharded source (rewritten with the new total_size). */
+  index: Record<string, unknown> | null;
+}
+
+/** The weight files of the source directory as CausalLM.loadDir read them (model.safetensors wins). */
+function sourceLayout(dir: string): SourceLayout {
+  if (fs.existsSync(path.join(dir, SINGLE_WEIGHTS))) {
+    const h = readSafetensorsHeader(path.join(dir, SINGLE_WEIGHTS));
+    return { shards: [{ file: SINGLE_WEIGHTS, names: h.entries.map((e) => e.name), metadata: h.metadata }], index: null };
+  }
+  const indexFile = path.join(dir, INDEX_FILE);
+  let index: Record<string, unknown>;
+  try {
+    index = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
+  } catch (err) {
+    throw new AmendError(`${indexFile}: cannot read the index of the source checkpoint: ${(err as Error).message}`);
+  }
+  const wm = index.weight_map as Record<string, string> | undefined;
+  if (!wm || typeof wm !== 'object') throw new AmendError(`${indexFile}: has no weight_map; cannot reproduce the sharding`);
+  const byShard = new Map<string, Set<string>>();
+  for (const [name, shard] of Object.entries(wm)) {
+    let s = byShard.get(shard);
+    if (!s) byShard.set(shard, (s = new Set()));
+    s.add(name);
+  }
+  const shards = [...byShard.keys()].sort().map((file) => {
+    const h = readSafetensorsHeader(path.join(dir, file));
+    const listed = byShard.get(file)!;
+    return { file, names: h.entries.map((e) => e.name).filter((n) => listed.has(n)), metadata: h.metadata };
+  });
+  return { shards, index };
+}
+
+function isDirEmpty(dir: string): boolean {
+  return fs.readdirSync(dir).length === 0;
+}
+
+function sameDir(a: string, b: string): boolean {
+  try {
+    return fs.realpathSync(a) === fs.realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks an output directory before any work (so a command fails before loading a model): it must
+ * be absent, empty, or non-empty with `force`, and not the source model's directory.
+ */
+export function checkExportDir(out: string, source: string | null, force: boolean): void {
+  if (source && sameDir(out, source)) {
+    throw new AmendError(`${out}: is the directory the model was loaded from; export into a new directory`);
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(out);
+  } catch {
+    return; // absent: fine
+  }
+  if (!st.isDirectory()) throw new AmendError(`${out}: exists and is not a directory; choose another --out`);
+  if (!isDirEmpty(out) && !force) {
+    throw new AmendError(`${out}: exists and is not empty; pass --force to replace it (its files are deleted), or choose another --out`);
+  }
+}
+
+function tempDirBeside(out: string, tag: string): string {
+  const parent = path.dirname(out);
+  fs.mkdirSync(parent, { recursive: true });
+  const rnd = Math.random().toString(36).slice(2, 10);
+  const dir = path.join(parent, `.${path.basename(out)}.${tag}-${process.pid}-${rnd}`);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+/** Moves the finished temp dir to `out`, replacing an existing one (already checked). */
+function moveIntoPlace(tmp: string, out: string): void {
+  if (!fs.existsSync(out)) {
+    fs.renameSync(tmp, out);
+    return;
+  }
+  const old = `${tempDirBeside(out, 'amend-old')}`;
+  fs.rmdirSync(old);
+  fs.renameSync(out, old);
+  try {
+    fs.renameSync(tmp, out);
+  } catch (err) {
+    fs.renameSync(old, out);
+    throw err;
+  }
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+/** JSON as transformers writes the index: indent 2, keys sorted (weight_map), trailing newline. */
+function indexText(index: Record<string, unknown>, totalSize: number, totalParameters: number, weightMap: Map<string, string>): string {
+  const meta = { ...((index.metadata as Record<string, unknown> | undefined) ?? {}) };
+  meta.total_size = totalSize;
+  if ('total_parameters' in meta) meta.total_parameters = totalParameters;
+  const wm: Record<string, string> = {};
+  for (const name of [...weightMap.keys()].sort()) wm[name] = weightMap.get(name)!;
+  return JSON.stringify({ ...index, metadata: meta, weight_map: wm }, null, 2) + '\n';
+}
+
+/**
+ * Writes `model` (with whatever patches its edit session has applied) as a complete Hugging Face
+ * checkpoint in `outDir` — the "commit" of an edit session (see the file comment).
+ */
+export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions = {}): ExportResult {
+  const out = path.resolve(outDir);
+  const dtype = parseExportDType(opts.dtype);
+  checkExportDir(out, model.dir, opts.force === true);
+  const session = sessionOf(model);
+  const patches = session?.applied() ?? [];
+  const extraMeta: Record<string, string> = {};
+  if (patches.length > 0) {
+    extraMeta.amend_base_fingerprint = session!.baseFingerprint;
+    extraMeta.amend_patches = JSON.stringify(patches.map((p) => ({
+      id: p.id, method: p.metadata.method, requests: p.metadata.requests.length, createdAt: p.metadata.createdAt,
+    })));
+  }
+  const storage = (name: string): FileDType => {
+    const orig = (model.dtypes.get(name) ?? 'F32') as FileDType;
+    return dtype !== 'keep' && FLOAT_DTYPES.has(orig) ? dtype : orig;
+  };
+
+  const source = model.dir;
+  const layout = source ? sourceLayout(source) : null;
+  if (layout) {
+    const inLayout = new Set(layout.shards.flatMap((s) => s.names));
+    for (const name of model.weights.keys()) {
+      if (!inLayout.has(name)) throw new AmendError(`model has tensor "${name}" that its source checkpoint ${source} does not; cannot reproduce the file layout`);
+    }
+    for (const name of inLayout) {
+      if (!model.weights.has(name)) throw new AmendError(`the source checkpoint ${source} has tensor "${name}" that the model does not hold; cannot export a complete checkpoint`);
+    }
+  }
+
+  const tmp = tempDirBeside(out, 'amend-export');
+  const result: ExportResult = {
+    dir: out, shards: [], files: [], skipped: [], totalSize: 0, patches: patches.map((p) => p.id),
+    baseFingerprint: session?.baseFingerprint ?? null,
+  };
+  try {
+    if (!layout) {
+      // No source directory: transformers' own sharding, config.json from the parsed config.
+      const records = [...model.weights].map(([name, t]) => ({ name, shape: [...t.shape], data: t.data, dtype: storage(name) }));
+      const written = writeCheckpoint(tmp, records, { maxShardBytes: opts.maxShardBytes, metadata: extraMeta });
+      result.shards = written.shards;
+      result.totalSize = written.totalSize;
+      const raw = { ...model.config.raw };
+      if (dtype !== 'keep') raw.torch_dtype = TORCH_DTYPE[dtype];
+      fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(raw, null, 2) + '\n');
+      result.files.push('config.json');
+    } else {
+      const total = layout.shards.reduce((s, sh) => s + sh.names.reduce((a, n) => a + storageBytes(model.weights.get(n)!.size, storage(n)), 0), 0);
+      let done = 0;
+      let totalParameters = 0;
+      const weightMap = new Map<string, string>();
+      for (const shard of layout.shards) {
+        const tensors: TensorToWrite[] = shard.names.map((name) => {
+          const t = model.weights.get(name)!;
+          totalParameters += t.size;
+          weightMap.set(name, shard.file);
+          return { name, shape: [...t.shape], data: t.data, dtype: storage(name) };
+        });
+        const metadata = { ...shard.metadata, ...extraMeta };
+        metadata.format ??= 'pt';
+        writeSafetensorsTo(path.join(tmp, shard.file), shard.file, tensors, metadata);
+        const shardBytes = tensors.reduce((s, t) => s + storageBytes(t.data.length, t.dtype!), 0);
+        done += shardBytes;
+        result.totalSize += shardBytes;
+        result.shards.push({ file: shard.file, names: [...shard.names] });
+        opts.onProgress?.(done, total);
+      }
+      if (layout.index) {
+        fs.writeFileSync(path.join(tmp, INDEX_FILE), indexText(layout.index, result.totalSize, totalParameters, weightMap));
+        result.files.push(INDEX_FILE);
+      }
+      const weightFiles = new Set(layout.shards.map((s) => s.file));
+      for (const f of fs.readdirSync(source!).sort()) {
+        if (weightFiles.has(f) || f === INDEX_FILE) continue;
+        const from = path.join(source!, f);
+        if (f.startsWith('.')) {
+          result.skipped.push({ file: f, reason: 'hidden file' });
+          continue;
+        }
+        let st: fs.Stats;
+        try {
+          st = fs.statSync(from);
+        } catch {
+          result.skipped.push({ file: f, reason: 'unreadable (broken link?)' });
+          continue;
+        }
+        if (st.isDirectory()) {
+          result.skipped.push({ file: f, reason: 'directory' });
+          continue;
+        }
+        if (!st.isFile()) continue;
+        if (OTHER_WEIGHTS_RE.test(f)) {
+          result.skipped.push({ file: f, reason: 'weights in another file (would hold the unedited values)' });
+          continue;
+        }
+        if (st.size > MAX_COPY_BYTES) {
+          result.skipped.push({ file: f, reason: `larger than ${MAX_COPY_BYTES >> 20} MiB` });
+          continue;
+        }
+        if (f === 'config.json' && dtype !== 'keep') {
+          const cfg = JSON.parse(fs.readFileSync(from, 'utf8')) as Record<string, unknown>;
+          cfg.torch_dtype = TORCH_DTYPE[dtype];
+          if ('dtype' in cfg) cfg.dtype = TORCH_DTYPE[dtype];
+          fs.writeFileSync(path.join(tmp, f), JSON.stringify(cfg, null, 2) + '\n');
+        } else {
+          fs.copyFileSync(from, path.join(tmp, f));
+        }
+        result.files.push(f);
+      }
+      if (!fs.existsSync(path.join(tmp, 'config.json'))) {
+        fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(model.config.raw, null, 2) + '\n');
+        result.files.push('config.json');
+      }
+    }
+    moveIntoPlace(tmp, out);
+  } catch (err) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    if (err instanceof AmendError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e?.code === 'ENOSPC') throw new AmendError(`${out}: no space left on the device while exporting; nothing was written`);
+    throw new AmendError(`${out}: export failed (${e?.message ?? String(err)}); nothing was written`);
+  }
+  return result;
+}
+
+export interface ExportPatchedOptions extends ExportOptions {
+  /** Apply patches whose fingerprint does not match the model (`--ignore-fingerprint`). */
+  ignoreFingerprint?: boolean;
+}
+
+/**
+ * Loads a model, applies the patches in order (each checked against the model's fingerprint) and
+ * exports the result. Patches are files or EditPatch objects.
+ */
+export async function exportPatched(
+  modelIdOrDir: string | CausalLM,
+  patches: readonly (string | EditPatch)[],
+  outDir: string,
+  opts: ExportPatchedOptions = {},
+): Promise<ExportResult> {
+  checkExportDir(path.resolve(outDir), null, opts.force === true);
+  const loaded = patches.map((p) => (typeof p === 'string' ? EditPatch.load(p) : p));
+  const model = typeof modelIdOrDir === 'string' ? await CausalLM.load(modelIdOrDir, { noTokenizer: true }) : modelIdOrDir;
+  const session = editSession(model);
+  const apply: ApplyOptions = { force: opts.ignoreFingerprint === true };
+  for (const p of loaded) session.apply(p, apply);
+  return exportModel(model, outDir, opts);
+}
+
+export interface ExportProvenance {
+  /** The weight file whose metadata was read. */
+  file: string;
+  baseFingerprint: string;
+  patches: { id: string; method: string; requests: number; createdAt: string }[];
+}
+
+/**
+ * What an exported checkpoint says about its edits (the metadata exportModel writes), or null
+ * for a checkpoint that carries none (not exported by Amend from an edited model).
+ */
+export function exportProvenance(dir: string): ExportProvenance | null {
+  let file = path.join(dir, SINGLE_WEIGHTS);
+  if (!fs.existsSync(file)) {
+    const indexFile = path.join(dir, INDEX_FILE);
+    if (!fs.existsSync(indexFile)) throw new AmendError(`${dir}: no ${SINGLE_WEIGHTS} or ${INDEX_FILE}; not a model directory`);
+    let wm: Record<string, string>;
+    try {
+      wm = (JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> }).weight_map;
+    } catch (err) {
+      throw new AmendError(`${indexFile}: cannot read it: ${(err as Error).message}`);
+    }
+    const first = Object.values(wm ?? {}).sort()[0];
+    if (!first) throw new AmendError(`${indexFile}: the weight_map is empty`);
+    file = path.join(dir, first);
+  }
+  const meta = readSafetensorsHeader(file).metadata;
+  if (meta.amend_patches === undefined) return null;
+  let patches: ExportProvenance['patches'];
+  try {
+    patches = JSON.parse(meta.amend_patches);
+  } catch {
+    throw new AmendError(`${file}: its "amend_patches" metadata is not valid JSON`);
+  }
+  return { file, baseFingerprint: meta.amend_base_fingerprint ?? '', patches };
+}

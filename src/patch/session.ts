@@ -1,0 +1,216 @@
+// The edit session of a model: which patches are applied, in which order, and the original values
+// of every tensor any of them touched, so that any patch can be reverted exactly.
+//
+// Semantics (design: "Edits"):
+//   - A session is created the first time a model is edited or asked for its base fingerprint; it
+//     computes the fingerprint of the model as it is then (the unedited base) and keeps it, so that
+//     patches stacked later are still checked against the base, not against the edited weights.
+//   - apply(patch): checks the fingerprint and every delta against the model, saves the original
+//     values of each tensor the session has not touched yet (once, before the first change), then
+//     adds the deltas. If anything throws half-way (including a delta that would make a weight NaN
+//     or ±Inf), every tensor the patch touched is put back exactly as it was and nothing is recorded.
+//   - revert(p?): removes the last patch (or any given one). Each tensor that patch touched is reset
+//     from its original values and the deltas of the remaining patches for that tensor are replayed
+//     in order. Deltas of different tensors never interact and application is deterministic, so
+//     the result is bit-identical to applying the remaining patches to the base, in order.
+//     A tensor no patch touches any more gets its original values and its copy is freed.
+//   - revertAll(): every touched tensor back to its original values: bit-identical to the base.
+//   - Nothing is reverted implicitly: dropping the model, exporting it (src/patch/export.ts, the
+//     "commit") or loading another model never restores anything, and an export of an edited model
+//     records the patches it carries in its weight files' metadata.
+// The session lives in a WeakMap keyed by the model, so CausalLM needs no field for it and the
+// session (with its copies of original values) goes away with the model.
+import { AmendError } from '../errors.js';
+import type { CausalLM } from '../models/model.js';
+import { modelFingerprint, shortFingerprint } from '../models/fingerprint.js';
+import { addDeltaInPlace, shapeMismatch } from './delta.js';
+import type { EditPatch } from './patch.js';
+
+export interface ApplyOptions {
+  /**
+   * Apply even when the patch was made for a model with another fingerprint (the escape hatch
+   * behind `--ignore-fingerprint`). Tensor names and shapes are still checked.
+   */
+  force?: boolean;
+}
+
+const sessions = new WeakMap<CausalLM, EditSession>();
+
+function describeModel(model: CausalLM): string {
+  return `${model.config.modelType} model ${model.dir ?? '(in memory)'}`;
+}
+
+export class EditSession {
+  readonly model: CausalLM;
+  /** Fingerprint of the model before any patch of this session (the base patches must match). */
+  readonly baseFingerprint: string;
+  private readonly stack: EditPatch[] = [];
+  /** Original values of every tensor some applied patch touches. */
+  private readonly originals = new Map<string, Float32Array>();
+
+  /** Use editSession(model); a second session on the same model would not know the first's edits. */
+  constructor(model: CausalLM, baseFingerprint?: string) {
+    this.model = model;
+    this.baseFingerprint = baseFingerprint ?? modelFingerprint(model);
+  }
+
+  /** The applied patches, first applied first. */
+  applied(): readonly EditPatch[] {
+    return [...this.stack];
+  }
+
+  /** True while at least one patch is applied. */
+  get edited(): boolean {
+    return this.stack.length > 0;
+  }
+
+  /** Names of the tensors the applied patches change (those whose originals the session keeps). */
+  touched(): string[] {
+    return [...this.originals.keys()];
+  }
+
+  /** The base (pre-edit) values of a touched tensor; undefined for an untouched one. Do not modify. */
+  original(name: string): Float32Array | undefined {
+    return this.originals.get(name);
+  }
+
+  /** Why `patch` cannot be applied (fingerprint aside), or null. */
+  private incompatibility(patch: EditPatch): string | null {
+    const seen = new Set<string>();
+    for (const d of patch.deltas) {
+      if (seen.has(d.name)) return `it changes tensor "${d.name}" twice`;
+      seen.add(d.name);
+      const t = this.model.weights.get(d.name);
+      if (!t) return `the model has no tensor "${d.name}" (is the patch for another architecture?)`;
+      const why = shapeMismatch(d, t.shape);
+      if (why) return why;
+    }
+    return null;
+  }
+
+  /** Checks what apply() checks, without changing anything; throws the same one-line errors. */
+  check(patch: EditPatch, opts: ApplyOptions = {}): void {
+    if (this.stack.includes(patch) || this.stack.some((p) => p.id === patch.id)) {
+      throw new AmendError(`${patch.label} is already applied to this model; applying it again would add its change twice`);
+    }
+    const fp = patch.metadata.modelFingerprint;
+    if (!opts.force && fp !== this.baseFingerprint) {
+      const m = patch.metadata.model;
+      throw new AmendError(
+        `${patch.label} was made for ${m?.modelType ?? 'another'} model ${m?.source ?? '(unknown path)'} (fingerprint ${shortFingerprint(String(fp))}), ` +
+          `not for this ${describeModel(this.model)} (fingerprint ${shortFingerprint(this.baseFingerprint)}); ` +
+          'refusing to apply it (pass --ignore-fingerprint, or { force: true }, to apply it anyway)',
+      );
+    }
+    const why = this.incompatibility(patch);
+    if (why) throw new AmendError(`${patch.label} cannot be applied to this ${describeModel(this.model)}: ${why}`);
+  }
+
+  /** Adds the patch's deltas to the model's weights and records it (see the file comment). */
+  apply(patch: EditPatch, opts: ApplyOptions = {}): void {
+    this.check(patch, opts);
+    const saved: string[] = [];
+    const done: string[] = [];
+    try {
+      for (const d of patch.deltas) {
+        const t = this.model.weights.get(d.name)!;
+        if (!this.originals.has(d.name)) {
+          this.originals.set(d.name, t.data.slice());
+          saved.push(d.name);
+        }
+        done.push(d.name);
+        addDeltaInPlace(t.data, d);
+        const bad = firstNewNonFinite(t.data, this.originals.get(d.name)!);
+        if (bad >= 0) {
+          throw new AmendError(
+            `${patch.label} would make "${d.name}"[${bad}] ${t.data[bad]} (the delta overflows float32); the model is unchanged`,
+          );
+        }
+      }
+    } catch (err) {
+      // Put every tensor this patch began to change back exactly as it was.
+      for (const name of done) this.rebuild(name, this.stack);
+      for (const name of saved) this.originals.delete(name);
+      throw err;
+    }
+    this.stack.push(patch);
+  }
+
+  /**
+   * Reverts the last applied patch, or the given one (an applied patch object, its id, or its
+   * position in applied()), exactly; returns it.
+   */
+  revert(which?: EditPatch | string | number): EditPatch {
+    if (this.stack.length === 0) throw new AmendError('no patch is applied to this model; nothing to revert');
+    let i: number;
+    if (which === undefined) i = this.stack.length - 1;
+    else if (typeof which === 'number') i = Number.isInteger(which) && which >= 0 && which < this.stack.length ? which : -1;
+    else if (typeof which === 'string') i = this.stack.findIndex((p) => p.id === which || p.id.startsWith(which));
+    else i = this.stack.indexOf(which);
+    if (i < 0) {
+      const what = typeof which === 'object' ? which.label : JSON.stringify(which);
+      throw new AmendError(`${what} is not applied to this model (applied: ${this.stack.map((p) => p.label).join(', ')})`);
+    }
+    const [removed] = this.stack.splice(i, 1);
+    const names = new Set(removed!.deltas.map((d) => d.name));
+    for (const name of names) {
+      const still = this.stack.some((p) => p.deltas.some((d) => d.name === name));
+      this.rebuild(name, this.stack);
+      if (!still) this.originals.delete(name);
+    }
+    return removed!;
+  }
+
+  /** Reverts every applied patch: the weights are bit-identical to the base. Returns them, in applied order. */
+  revertAll(): EditPatch[] {
+    for (const [name, orig] of this.originals) this.model.weights.get(name)!.data.set(orig);
+    this.originals.clear();
+    return this.stack.splice(0, this.stack.length);
+  }
+
+  /** Tensor `name` := original + the deltas for it of `patches`, in order. */
+  private rebuild(name: string, patches: readonly EditPatch[]): void {
+    const orig = this.originals.get(name);
+    if (!orig) return;
+    const data = this.model.weights.get(name)!.data;
+    data.set(orig);
+    for (const p of patches) for (const d of p.deltas) if (d.name === name) addDeltaInPlace(data, d);
+  }
+}
+
+/** Index of the first value that is NaN/±Inf in `now` but finite in `before`, or -1. */
+function firstNewNonFinite(now: Float32Array, before: Float32Array): number {
+  for (let i = 0; i < now.length; i++) {
+    const v = now[i]!;
+    if (v - v !== 0) {
+      const b = before[i]!;
+      if (b - b === 0) return i;
+    }
+  }
+  return -1;
+}
+
+/** The model's edit session, created (and the base fingerprint computed) on first use. */
+export function editSession(model: CausalLM): EditSession {
+  let s = sessions.get(model);
+  if (!s) sessions.set(model, (s = new EditSession(model)));
+  return s;
+}
+
+/** The model's edit session if it has one (no fingerprint is computed). */
+export function sessionOf(model: CausalLM): EditSession | undefined {
+  return sessions.get(model);
+}
+
+/** True when at least one patch is applied to the model. */
+export function isEdited(model: CausalLM): boolean {
+  return sessions.get(model)?.edited ?? false;
+}
+
+/**
+ * The fingerprint of the model's unedited base: what a patch computed on this model records (also
+ * when earlier patches are applied, so stacked patches all match the same base).
+ */
+export function baseFingerprint(model: CausalLM): string {
+  return editSession(model).baseFingerprint;
+}

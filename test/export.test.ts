@@ -1,0 +1,360 @@
+// amend export / exportModel: a complete Hugging Face checkpoint with the original names, shapes,
+// dtypes, sharding and side files; reloads to the same logits; untouched tensors byte-identical.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
+import { readCheckpoint, writeCheckpoint, INDEX_FILE } from '../src/io/checkpoint.js';
+import { readSafetensorsHeader } from '../src/io/safetensors.js';
+import { f32BitsToF16Bits } from '../src/io/dtype.js';
+import { mulberry32, randn } from '../src/tensor/index.js';
+import { EditPatch, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
+import { repoRoot, sharedDir } from './helpers.js';
+
+const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: ReturnType<typeof amend>, pattern: RegExp): void {
+  assert.equal(r.code, 1, `exit code (stdout: ${r.stdout}, stderr: ${r.stderr})`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^amend: /);
+  assert.match(lines[0]!, pattern);
+}
+
+const load = (dir: string): CausalLM => CausalLM.loadDir(dir, { noTokenizer: true });
+
+/** A random patch on the MLP down projections of some layers, plus a dense delta on one bias (if any). */
+function randomPatch(model: CausalLM, seed: number, layers: number[]): EditPatch {
+  const rand = mulberry32(seed);
+  const deltas: TensorDelta[] = [];
+  for (const l of layers) {
+    const down = model.spec.layers[l]!.down;
+    const [rows, cols] = model.weight(down.w).shape as [number, number];
+    deltas.push(lowRankDelta(down.w, randn(rows, rand, 0.2), randn(cols, rand, 0.2), rows, cols));
+  }
+  const b = model.spec.layers[layers[0]!]!.down.b;
+  if (b) deltas.push(denseDelta(b, model.weight(b).shape, randn(model.weight(b).size, rand, 0.1)));
+  return EditPatch.create(model, deltas, {
+    method: 'test', hparams: { seed }, requests: [{ prompt: '{} is in', subject: 'X', targetNew: ' Rome' }],
+  });
+}
+
+function logits(model: CausalLM, ids: number[]): Float32Array {
+  return model.forward(Int32Array.from(ids), 1, ids.length, { logitsAt: 'all' }).logits!.data;
+}
+
+/** Raw bytes of one tensor inside a safetensors file. */
+function rawBytes(file: string, name: string): Buffer {
+  const h = readSafetensorsHeader(file);
+  const e = h.entries.find((x) => x.name === name);
+  assert.ok(e, `${name} in ${file}`);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(e.end - e.begin);
+    fs.readSync(fd, buf, 0, buf.length, h.dataStart + e.begin);
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** weight file of each tensor in a checkpoint directory. */
+function fileOf(dir: string): Map<string, string> {
+  return new Map(readCheckpoint(dir, { filter: () => false }).shards.flatMap((s) => s.names.map((n) => [n, path.join(dir, s.file)] as [string, string])));
+}
+
+function assertUntouchedBytesIdentical(src: string, out: string, touched: Set<string>): number {
+  const a = fileOf(src), b = fileOf(out);
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  let n = 0;
+  for (const [name, f] of a) {
+    if (touched.has(name)) continue;
+    assert.ok(rawBytes(f, name).equals(rawBytes(b.get(name)!, name)), `"${name}" bytes differ`);
+    n++;
+  }
+  return n;
+}
+
+function noTempLeft(): void {
+  const stray = fs.readdirSync(tmp).filter((f) => f.includes('amend-export') || f.includes('amend-old') || f.endsWith('.tmp'));
+  assert.deepEqual(stray, [], 'temporary directories left behind');
+}
+
+/** A source model directory with side files: generation config, tokenizer files, a README, junk that must not be copied. */
+function withSideFiles(dir: string): string {
+  fs.writeFileSync(path.join(dir, 'generation_config.json'), '{\n  "bos_token_id": 0,\n  "eos_token_id": 0\n}\n');
+  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), '{"model_max_length": 64}');
+  fs.writeFileSync(path.join(dir, 'special_tokens_map.json'), '{}');
+  fs.writeFileSync(path.join(dir, 'README.md'), '# a model\n');
+  fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), 'stale weights');
+  fs.mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'onnx', 'model.onnx'), 'x');
+  return dir;
+}
+
+const src = withSideFiles(writeRandomCheckpoint(path.join(tmp, 'src'), gpt2Config({ layers: 3 }), 7));
+
+test('export of a patched model: reloads to the same logits, untouched tensors byte-identical, side files verbatim', () => {
+  const m = load(src);
+  const p = randomPatch(m, 1, [0, 2]);
+  p.apply(m);
+  const out = path.join(tmp, 'out1');
+  const r = exportModel(m, out);
+  assert.deepEqual(r.shards.map((s) => s.file), ['model.safetensors']);
+  assert.deepEqual(r.patches, [p.id]);
+  for (const f of ['config.json', 'generation_config.json', 'tokenizer_config.json', 'special_tokens_map.json', 'README.md']) {
+    assert.ok(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(src, f))), `${f} copied verbatim`);
+  }
+  assert.ok(!fs.existsSync(path.join(out, 'pytorch_model.bin')), 'other weight formats are not copied');
+  assert.ok(!fs.existsSync(path.join(out, 'onnx')));
+  assert.ok(r.skipped.some((s) => s.file === 'pytorch_model.bin'));
+
+  const back = load(out);
+  const ids = [1, 5, 9, 33, 2, 70];
+  assert.deepEqual(logits(back, ids), logits(m, ids), 'logits of the reloaded export equal the patched model');
+  for (const d of p.deltas) assert.deepEqual(back.weight(d.name).data, m.weight(d.name).data);
+  assert.ok(assertUntouchedBytesIdentical(src, out, new Set(p.touched())) > 10);
+  assert.deepEqual([...back.dtypes.values()].filter((d) => d !== 'F32'), []);
+
+  const meta = readSafetensorsHeader(path.join(out, 'model.safetensors')).metadata;
+  assert.equal(meta.format, 'pt');
+  const prov = exportProvenance(out)!;
+  assert.equal(prov.baseFingerprint, editSession(m).baseFingerprint);
+  assert.deepEqual(prov.patches.map((x) => x.id), [p.id]);
+  assert.equal(exportProvenance(src), null);
+  // The session is not changed by the export (commit does not revert or forget).
+  assert.deepEqual(editSession(m).applied(), [p]);
+  noTempLeft();
+});
+
+test('a sharded original gives a sharded export with the same shard files, grouping and index', () => {
+  const dir = path.join(tmp, 'sharded');
+  const ck = readCheckpoint(src);
+  writeCheckpoint(dir, ck.tensors, { maxShardBytes: 20_000 });
+  fs.copyFileSync(path.join(src, 'config.json'), path.join(dir, 'config.json'));
+  const srcShards = readCheckpoint(dir, { filter: () => false }).shards;
+  assert.ok(srcShards.length >= 3, `expected several shards, got ${srcShards.length}`);
+
+  const m = load(dir);
+  const p = randomPatch(m, 2, [1]);
+  p.apply(m);
+  const out = path.join(tmp, 'out-sharded');
+  exportModel(m, out);
+  const outShards = readCheckpoint(out, { filter: () => false }).shards;
+  assert.deepEqual(outShards.map((s) => s.file), srcShards.map((s) => s.file));
+  assert.deepEqual(outShards.map((s) => [...s.names].sort()), srcShards.map((s) => [...s.names].sort()));
+  assert.ok(!fs.existsSync(path.join(out, 'model.safetensors')));
+  const idxA = JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), 'utf8'));
+  const idxB = JSON.parse(fs.readFileSync(path.join(out, INDEX_FILE), 'utf8'));
+  assert.deepEqual(idxB.weight_map, idxA.weight_map);
+  assert.equal(idxB.metadata.total_size, idxA.metadata.total_size);
+  assert.deepEqual(fs.readFileSync(path.join(out, INDEX_FILE), 'utf8'), fs.readFileSync(path.join(dir, INDEX_FILE), 'utf8'), 'same index text');
+  assertUntouchedBytesIdentical(dir, out, new Set(p.touched()));
+  const ids = [3, 4, 5];
+  assert.deepEqual(logits(load(out), ids), logits(m, ids));
+  noTempLeft();
+});
+
+test('F16 original: dtypes kept (edited tensors rounded back to F16), or converted with dtype', () => {
+  const dir = path.join(tmp, 'f16');
+  writeCheckpoint(dir, readCheckpoint(src).tensors, { dtype: 'F16' });
+  const cfg = JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, torch_dtype: 'float16' }, null, 2));
+  const m = load(dir);
+  const p = randomPatch(m, 3, [1]);
+  p.apply(m);
+  const keep = path.join(tmp, 'out-f16');
+  exportModel(m, keep, { dtype: 'keep' });
+  const back = load(keep);
+  assert.deepEqual([...new Set(back.dtypes.values())], ['F16']);
+  assertUntouchedBytesIdentical(dir, keep, new Set(p.touched()));
+  for (const d of p.deltas) {
+    const mem = m.weight(d.name).data, disk = back.weight(d.name).data;
+    const memBits = new Uint32Array(mem.buffer, mem.byteOffset, mem.length);
+    const diskF = new Float32Array(1), diskBits = new Uint32Array(diskF.buffer);
+    for (let i = 0; i < mem.length; i++) {
+      diskF[0] = disk[i]!;
+      assert.equal(f32BitsToF16Bits(diskBits[0]!), f32BitsToF16Bits(memBits[i]!), `${d.name}[${i}] is the F16 rounding of the edited value`);
+    }
+  }
+  assert.equal(JSON.parse(fs.readFileSync(path.join(keep, 'config.json'), 'utf8')).torch_dtype, 'float16');
+
+  const f32 = path.join(tmp, 'out-f32');
+  exportModel(m, f32, { dtype: 'f32' });
+  const back32 = load(f32);
+  assert.deepEqual([...new Set(back32.dtypes.values())], ['F32']);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(f32, 'config.json'), 'utf8')).torch_dtype, 'float32');
+  const ids = [7, 8, 9, 10];
+  assert.deepEqual(logits(back32, ids), logits(m, ids), 'F32 export of an F16 model is exact');
+  noTempLeft();
+});
+
+test('the output directory: non-empty refused unless force, never the source, nothing left on failure', async () => {
+  const m = load(src);
+  const out = path.join(tmp, 'busy');
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, 'keep.txt'), 'x');
+  assert.throws(() => exportModel(m, out), /exists and is not empty; pass --force/);
+  assert.ok(fs.existsSync(path.join(out, 'keep.txt')));
+  exportModel(m, out, { force: true });
+  assert.ok(!fs.existsSync(path.join(out, 'keep.txt')));
+  assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
+  assert.throws(() => exportModel(m, src, { force: true }), /is the directory the model was loaded from/);
+  const empty = path.join(tmp, 'empty');
+  fs.mkdirSync(empty);
+  exportModel(m, empty);
+  assert.ok(fs.existsSync(path.join(empty, 'config.json')));
+  // A refused patch writes nothing.
+  const other = load(writeRandomCheckpoint(path.join(tmp, 'other'), gpt2Config({ layers: 3 }), 99));
+  const foreign = randomPatch(other, 4, [0]);
+  await assert.rejects(exportPatched(src, [foreign], path.join(tmp, 'never')), /was made for/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'never')));
+  noTempLeft();
+});
+
+test('a model without a source directory is written with transformers sharding and its config', () => {
+  const m = load(src);
+  const inMemory = new CausalLM(m.config.raw, m.weights, { dtypes: m.dtypes });
+  const out = path.join(tmp, 'out-mem');
+  const r = exportModel(inMemory, out, { maxShardBytes: 30_000 });
+  assert.ok(r.shards.length > 1);
+  const ids = [1, 2, 3];
+  assert.deepEqual(logits(load(out), ids), logits(m, ids));
+});
+
+const models = sharedDir('models');
+const llama = models && fs.existsSync(path.join(models, 'tiny-random-llama')) ? path.join(models, 'tiny-random-llama') : null;
+test('tiny-random-llama: patched export reloads to the same logits with its tokenizer files', { skip: llama ? false : '../shared/models/tiny-random-llama is absent' }, () => {
+  const m = CausalLM.loadDir(llama!);
+  const p = randomPatch(m, 5, [0, 2]);
+  p.apply(m);
+  const out = path.join(tmp, 'out-llama');
+  const r = exportModel(m, out);
+  for (const f of fs.readdirSync(llama!)) {
+    if (f === 'model.safetensors') continue;
+    assert.ok(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(llama!, f))), `${f} verbatim`);
+  }
+  assert.ok(r.files.includes('tokenizer.json') && r.files.includes('tokenizer.model'));
+  const back = CausalLM.loadDir(out);
+  const ids = back.tok().encode('Once upon a time');
+  assert.deepEqual(logits(back, ids), logits(m, ids));
+  assertUntouchedBytesIdentical(llama!, out, new Set(p.touched()));
+  // Reverting in memory and exporting again gives the original bytes for every tensor.
+  editSession(m).revertAll();
+  const orig = path.join(tmp, 'out-llama-reverted');
+  exportModel(m, orig);
+  assertUntouchedBytesIdentical(llama!, orig, new Set());
+});
+
+test('CLI: amend export, patch show, patch apply, patch revert', () => {
+  const m = load(src);
+  const p1 = randomPatch(m, 11, [0]);
+  const p2 = randomPatch(m, 12, [1]);
+  const f1 = path.join(tmp, 'p1.safetensors'), f2 = path.join(tmp, 'p2.safetensors');
+  p1.save(f1);
+  p2.save(f2);
+
+  const out = path.join(tmp, 'cli-both');
+  let r = amend('export', '--model', src, '--patch', f1, '--patch', f2, '--out', out, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.deepEqual(res.patches.map((x: { id: string }) => x.id), [p1.id, p2.id]);
+  const ref = load(src);
+  p1.apply(ref);
+  p2.apply(ref);
+  const ids = [4, 8, 15, 16, 23, 42];
+  assert.deepEqual(logits(load(out), ids), logits(ref, ids));
+
+  r = amend('patch', 'show', f1, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const d = JSON.parse(r.stdout);
+  assert.equal(d.id, p1.id);
+  assert.equal(d.method, 'test');
+  assert.equal(d.tensors[0].rank, 1);
+  assert.ok(d.tensors[0].norm > 0);
+  r = amend('patch', 'show', f1, '--model', src);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /test patch [0-9a-f]{12}/);
+  assert.match(r.stdout, /applies to .*: yes/);
+  assert.match(r.stdout, /‖ΔW‖\/‖W‖/);
+  assert.match(r.stdout, /"X is in" \[subject "X"\] → " Rome"/);
+  r = amend('patch', 'show', out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2 patch\(es\) applied/);
+
+  const applied = path.join(tmp, 'cli-apply');
+  r = amend('patch', 'apply', '--model', src, '--patch', f2, '--out', applied);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /exported .*cli-apply/);
+
+  const reverted = path.join(tmp, 'cli-revert');
+  r = amend('patch', 'revert', '--model', src, '--patch', f1, '--patch', f2, '--drop', f1, '--out', reverted);
+  assert.equal(r.code, 0, r.stderr);
+  // revert of p1 = only p2: byte-identical weights to `patch apply` of p2
+  assert.ok(rawBytes(path.join(reverted, 'model.safetensors'), p1.deltas[0]!.name).equals(rawBytes(path.join(src, 'model.safetensors'), p1.deltas[0]!.name)));
+  for (const name of p2.touched()) {
+    assert.ok(rawBytes(path.join(reverted, 'model.safetensors'), name).equals(rawBytes(path.join(applied, 'model.safetensors'), name)));
+  }
+
+  // One clear line on bad input.
+  assertOneLineError(amend('export', '--model', src, '--out', out), /exists and is not empty; pass --force/);
+  assertOneLineError(amend('export', '--patch', f1, '--out', path.join(tmp, 'x')), /--model is required/);
+  assertOneLineError(amend('export', '--model', src, '--patch', path.join(src, 'model.safetensors'), '--out', path.join(tmp, 'x')), /not an Amend patch/);
+  assertOneLineError(amend('export', '--model', src, '--out', path.join(tmp, 'x'), '--dtype', 'f8'), /--dtype must be keep, f32, f16 or bf16/);
+  assertOneLineError(amend('patch', 'apply', '--model', src, '--out', path.join(tmp, 'x')), /at least one --patch/);
+  assertOneLineError(amend('patch', 'revert', '--model', src, '--patch', f1, '--drop', 'ffff', '--out', path.join(tmp, 'x')), /not one of the --patch files/);
+  assertOneLineError(amend('patch', 'frobnicate'), /unknown subcommand/);
+  const foreignDir = writeRandomCheckpoint(path.join(tmp, 'foreign'), gpt2Config({ layers: 3 }), 1234);
+  assertOneLineError(amend('export', '--model', foreignDir, '--patch', f1, '--out', path.join(tmp, 'x')), /was made for gpt2 model .* not for this gpt2 model/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'x')));
+  r = amend('export', '--model', foreignDir, '--patch', f1, '--out', path.join(tmp, 'x'), '--ignore-fingerprint');
+  assert.equal(r.code, 0, r.stderr);
+  r = amend('patch', '--help');
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /revert/);
+  noTempLeft();
+});
+
+const python = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
+test('optional: the exported files load in torch (a plain safetensors parse, no transformers)', { skip: python.status === 0 ? false : 'python3 with torch is not available' }, () => {
+  const m = load(src);
+  const p = randomPatch(m, 21, [1]);
+  p.apply(m);
+  const out = path.join(tmp, 'out-torch');
+  exportModel(m, out);
+  const name = p.deltas[0]!.name;
+  const script = `
+import json, struct, sys, torch
+path, name = sys.argv[1], sys.argv[2]
+with open(path, 'rb') as f:
+    n = struct.unpack('<Q', f.read(8))[0]
+    header = json.loads(f.read(n))
+    data = f.read()
+assert header['__metadata__']['format'] == 'pt'
+sd = {}
+for k, v in header.items():
+    if k == '__metadata__': continue
+    assert v['dtype'] == 'F32'
+    b, e = v['data_offsets']
+    sd[k] = torch.frombuffer(bytearray(data[b:e]), dtype=torch.float32).reshape(v['shape'])
+print(json.dumps({'n': len(sd), 'shape': list(sd[name].shape), 'sum': float(sd[name].double().sum())}))
+`;
+  const r = spawnSync('/usr/bin/python3', ['-c', script, path.join(out, 'model.safetensors'), name], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout);
+  assert.equal(res.n, m.weights.size);
+  assert.deepEqual(res.shape, [...m.weight(name).shape]);
+  let s = 0;
+  for (const v of m.weight(name).data) s += v;
+  assert.ok(Math.abs(res.sum - s) < 1e-6 * Math.max(1, Math.abs(s)));
+});

@@ -1,0 +1,326 @@
+// EditPatch and the edit session: apply / revert exactly, stacking, fingerprint refusal, failure
+// atomicity, save / load round trip and load errors, describe.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AmendError } from '../src/errors.js';
+import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
+import { modelFingerprint } from '../src/models/fingerprint.js';
+import { mulberry32, randn } from '../src/tensor/index.js';
+import { writeSafetensors } from '../src/io/safetensors.js';
+import {
+  EditPatch, editSession, sessionOf, isEdited, baseFingerprint, lowRankDelta, denseDelta, materialize, deltaNorm,
+  PATCH_VERSION, type TensorDelta,
+} from '../src/patch/index.js';
+import { sharedDir } from './helpers.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-patch-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const baseDir = writeRandomCheckpoint(path.join(tmp, 'base'), gpt2Config(), 1);
+const otherDir = writeRandomCheckpoint(path.join(tmp, 'other'), gpt2Config(), 2);
+const load = (dir = baseDir): CausalLM => CausalLM.loadDir(dir, { noTokenizer: true });
+
+/** Bit patterns of every tensor, for exact comparisons. */
+function snapshot(model: CausalLM): Map<string, Uint32Array> {
+  const out = new Map<string, Uint32Array>();
+  for (const [name, t] of model.weights) out.set(name, new Uint32Array(t.data.slice().buffer));
+  return out;
+}
+
+function assertBitIdentical(a: Map<string, Uint32Array>, b: Map<string, Uint32Array>, what: string): void {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  for (const [name, x] of a) {
+    const y = b.get(name)!;
+    const i = x.findIndex((v, k) => v !== y[k]);
+    assert.equal(i, -1, `${what}: "${name}" differs at ${i}`);
+  }
+}
+
+/** A random patch on the down projections of the given layers plus one dense bias delta. */
+function randomPatch(model: CausalLM, seed: number, layers: number[], opts: { rank?: number; bias?: boolean } = {}): EditPatch {
+  const rand = mulberry32(seed);
+  const deltas: TensorDelta[] = [];
+  for (const l of layers) {
+    const down = model.spec.layers[l]!.down;
+    const t = model.weight(down.w);
+    const [rows, cols] = t.shape as [number, number];
+    const r = opts.rank ?? 2;
+    deltas.push(lowRankDelta(down.w, randn(rows * r, rand, 0.05), randn(cols * r, rand, 0.05), rows, cols));
+  }
+  if (opts.bias !== false) {
+    const b = model.spec.layers[layers[0]!]!.down.b!;
+    const shape = model.weight(b).shape;
+    deltas.push(denseDelta(b, shape, randn(model.weight(b).size, rand, 0.1)));
+  }
+  return EditPatch.create(model, deltas, {
+    method: 'test',
+    hparams: { seed, layers },
+    requests: [{ prompt: '{} plays', subject: `Subject ${seed}`, targetNew: ' football', targetTrue: ' chess' }],
+    timings: { total: 0.5 },
+  });
+}
+
+test('fingerprint: stable across loads, differs for other weights and after an edit', () => {
+  const a = load(), b = load(), c = load(otherDir);
+  const fa = modelFingerprint(a);
+  assert.match(fa, /^[0-9a-f]{64}$/);
+  assert.equal(fa, modelFingerprint(b));
+  assert.notEqual(fa, modelFingerprint(c));
+  const p = randomPatch(a, 1, [0]);
+  p.apply(a);
+  assert.notEqual(modelFingerprint(a), fa, 'edited weights hash differently');
+  assert.equal(editSession(a).baseFingerprint, fa, 'the session keeps the base fingerprint');
+  assert.equal(baseFingerprint(a), fa);
+});
+
+test('fingerprint: large tensors are sampled, yet any rank-1 edit of them changes it', () => {
+  const m = load();
+  const fp = modelFingerprint(m);
+  const w = m.weight(m.spec.wte); // 100 × 32 = 3200 values: hashed in full
+  w.data[1234] += 1;
+  assert.notEqual(modelFingerprint(m), fp);
+});
+
+test('apply changes the weights by U Vᵀ and revert restores them bit for bit', () => {
+  const m = load();
+  const before = snapshot(m);
+  const p = randomPatch(m, 3, [0, 1]);
+  const name = p.deltas[0]!.name;
+  const w0 = m.weight(name).data.slice();
+  p.apply(m);
+  assert.ok(isEdited(m));
+  const dw = materialize(p.deltas[0]!);
+  const w1 = m.weight(name).data;
+  for (let i = 0; i < w1.length; i += 97) assert.ok(Math.abs(w1[i]! - (w0[i]! + dw[i]!)) < 1e-6);
+  assert.deepEqual(editSession(m).touched().sort(), p.touched().sort());
+  p.revert(m);
+  assert.ok(!isEdited(m));
+  assert.deepEqual(editSession(m).touched(), []);
+  assertBitIdentical(snapshot(m), before, 'after revert');
+});
+
+test('a stack of 3: reverting the last equals applying the first 2; reverting the middle equals 1 then 3', () => {
+  const m = load();
+  const p1 = randomPatch(m, 11, [0]);
+  const p2 = randomPatch(m, 12, [0, 1]); // overlaps p1 on layer 0
+  const p3 = randomPatch(m, 13, [1], { bias: true });
+  const s = editSession(m);
+  for (const p of [p1, p2, p3]) s.apply(p);
+  assert.deepEqual(s.applied(), [p1, p2, p3]);
+  assert.equal(s.revert(), p3);
+
+  const ref12 = load();
+  editSession(ref12).apply(p1);
+  editSession(ref12).apply(p2);
+  assertBitIdentical(snapshot(m), snapshot(ref12), 'revert last');
+
+  s.apply(p3);
+  s.revert(p2); // from the middle
+  const ref13 = load();
+  editSession(ref13).apply(p1);
+  editSession(ref13).apply(p3);
+  assertBitIdentical(snapshot(m), snapshot(ref13), 'revert middle');
+  assert.deepEqual(s.applied(), [p1, p3]);
+});
+
+test('revertAll is bit-identical to the base', () => {
+  const m = load();
+  const before = snapshot(m);
+  const s = editSession(m);
+  const ps = [randomPatch(m, 21, [0]), randomPatch(m, 22, [1]), randomPatch(m, 23, [0, 1])];
+  for (const p of ps) s.apply(p);
+  assert.deepEqual(s.revertAll(), ps);
+  assert.equal(s.applied().length, 0);
+  assertBitIdentical(snapshot(m), before, 'revertAll');
+  assert.throws(() => s.revert(), /nothing to revert/);
+});
+
+test('a patch made for another model is refused (one line naming both), unless forced', () => {
+  const other = load(otherDir);
+  const p = randomPatch(other, 5, [0]);
+  const m = load();
+  const before = snapshot(m);
+  assert.throws(() => p.apply(m), (e: unknown) => {
+    assert.ok(e instanceof AmendError);
+    assert.doesNotMatch(e.message, /\n/);
+    assert.match(e.message, /was made for gpt2 model .*other .*fingerprint [0-9a-f]{12}.*not for this gpt2 model .*base .*fingerprint [0-9a-f]{12}/);
+    assert.match(e.message, /ignore-fingerprint|force/);
+    return true;
+  });
+  assertBitIdentical(snapshot(m), before, 'after refusal');
+  p.apply(m, { force: true });
+  assert.equal(editSession(m).applied().length, 1);
+});
+
+test('patches computed on an edited model still carry the base fingerprint and stack', () => {
+  const m = load();
+  const base = modelFingerprint(m);
+  const p1 = randomPatch(m, 31, [0]);
+  p1.apply(m);
+  const p2 = randomPatch(m, 32, [1]); // computed "after" p1
+  assert.equal(p2.metadata.modelFingerprint, base);
+  assert.deepEqual(p2.metadata.appliedOn, [p1.id]);
+  p2.apply(m);
+  // and both apply to a fresh copy of the base
+  const fresh = load();
+  p1.apply(fresh);
+  p2.apply(fresh);
+  assertBitIdentical(snapshot(fresh), snapshot(m), 'stacked on a fresh base');
+});
+
+test('a patch whose application fails half-way leaves the model exactly as it was', () => {
+  const m = load();
+  const s = editSession(m);
+  const p1 = randomPatch(m, 41, [0, 1]);
+  s.apply(p1);
+  const before = snapshot(m);
+  // First delta fine (touches an already-edited tensor), second one overflows float32.
+  const down0 = m.spec.layers[0]!.down, down1 = m.spec.layers[1]!.down;
+  const [r0, c0] = m.weight(down0.w).shape as [number, number];
+  const ln = m.spec.layers[1]!.ln1.w;
+  const [r1, c1] = m.weight(down1.w).shape as [number, number];
+  const bad = EditPatch.create(m, [
+    lowRankDelta(down0.w, randn(r0, mulberry32(1), 0.1), randn(c0, mulberry32(2), 0.1), r0, c0),
+    denseDelta(ln, m.weight(ln).shape, new Float32Array(m.weight(ln).size).fill(1)), // never-touched tensor
+    lowRankDelta(down1.w, new Float32Array(r1).fill(3e38), new Float32Array(c1).fill(3e38), r1, c1),
+  ], { method: 'overflow' });
+  assert.throws(() => s.apply(bad), /overflows float32.*unchanged/);
+  assertBitIdentical(snapshot(m), before, 'after a failed apply');
+  assert.deepEqual(s.applied(), [p1]);
+  assert.deepEqual(s.touched().sort(), p1.touched().sort(), 'no original kept for the restored tensor');
+  s.revertAll();
+  assertBitIdentical(snapshot(m), snapshot(load()), 'revertAll after a failed apply');
+});
+
+test('a patch naming a missing tensor or the wrong shape is refused before any change', () => {
+  const m = load();
+  const before = snapshot(m);
+  const fp = baseFingerprint(m);
+  const meta = { method: 'x', hparams: {}, requests: [], modelFingerprint: fp, model: { modelType: 'gpt2', source: null }, createdAt: '', timings: {}, amendVersion: '0' };
+  const missing = new EditPatch([denseDelta('no.such.weight', [2], new Float32Array(2))], meta);
+  assert.throws(() => missing.apply(m), /has no tensor "no\.such\.weight"/);
+  const down = m.spec.layers[0]!.down.w;
+  const wrong = new EditPatch([lowRankDelta(down, new Float32Array(32), new Float32Array(128), 32, 128)], meta);
+  assert.throws(() => wrong.apply(m), /\[32, 128\] tensor but the model's .* is \[128, 32\]/);
+  assertBitIdentical(snapshot(m), before, 'after refusals');
+  assert.throws(() => new EditPatch([denseDelta(down, [1], new Float32Array(1)), denseDelta(down, [1], new Float32Array(1))], meta), /two deltas/);
+  assert.throws(() => denseDelta(down, [2], Float32Array.of(1, NaN)), /finite/);
+  const p = randomPatch(m, 51, [0]);
+  p.apply(m);
+  assert.throws(() => p.apply(m), /already applied/);
+});
+
+test('save / load round trip is exact (deltas, metadata, id)', () => {
+  const m = load();
+  const p = randomPatch(m, 61, [0, 1], { rank: 3 });
+  const file = path.join(tmp, 'p61.safetensors');
+  p.save(file);
+  const q = EditPatch.load(file);
+  assert.equal(q.id, p.id);
+  assert.deepEqual(q.metadata, p.metadata);
+  assert.equal(q.deltas.length, p.deltas.length);
+  q.deltas.forEach((d, i) => {
+    const e = p.deltas[i]!;
+    assert.equal(d.kind, e.kind);
+    assert.equal(d.name, e.name);
+    if (d.kind === 'low_rank' && e.kind === 'low_rank') {
+      assert.deepEqual([d.rows, d.cols, d.rank], [e.rows, e.cols, e.rank]);
+      assert.deepEqual(new Uint32Array(d.U.buffer), new Uint32Array(e.U.slice().buffer));
+      assert.deepEqual(new Uint32Array(d.V.buffer), new Uint32Array(e.V.slice().buffer));
+    } else if (d.kind === 'dense' && e.kind === 'dense') {
+      assert.deepEqual(d.shape, e.shape);
+      assert.deepEqual(new Uint32Array(d.delta.buffer), new Uint32Array(e.delta.slice().buffer));
+    }
+  });
+  // Applying the loaded copy gives the same weights as the original.
+  const a = load(), b = load();
+  p.apply(a);
+  q.apply(b);
+  assertBitIdentical(snapshot(a), snapshot(b), 'loaded patch');
+  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
+});
+
+test('load: clear one-line errors for a non-patch, a corrupt patch and a newer version', () => {
+  const junk = path.join(tmp, 'junk.safetensors');
+  fs.writeFileSync(junk, 'this is not a safetensors file at all');
+  assert.throws(() => EditPatch.load(junk), /junk\.safetensors: not a readable patch file/);
+  assert.throws(() => EditPatch.load(path.join(tmp, 'absent.safetensors')), /no such file/);
+  assert.throws(() => EditPatch.load(path.join(baseDir, 'model.safetensors')), /not an Amend patch.*looks like model weights.*--model/);
+
+  const m = load();
+  const p = randomPatch(m, 71, [0]);
+  const good = path.join(tmp, 'good.safetensors');
+  p.save(good);
+  const rewrite = (name: string, mutate: (meta: Record<string, string>, tensors: { name: string; shape: number[]; data: Float32Array }[]) => void): string => {
+    const file = path.join(tmp, name);
+    const meta: Record<string, string> = {
+      format: 'amend-patch', amend_patch_version: String(PATCH_VERSION), patch: JSON.stringify(p.metadata),
+      deltas: JSON.stringify(p.deltas.map((d) => d.kind === 'low_rank' ? { name: d.name, kind: d.kind, rows: d.rows, cols: d.cols, rank: d.rank } : { name: d.name, kind: d.kind, shape: d.shape })),
+    };
+    const tensors = p.deltas.flatMap((d) => d.kind === 'low_rank'
+      ? [{ name: `${d.name}.U`, shape: [d.rows, d.rank], data: d.U }, { name: `${d.name}.V`, shape: [d.cols, d.rank], data: d.V }]
+      : [{ name: `${d.name}.delta`, shape: d.shape, data: d.delta }]);
+    mutate(meta, tensors);
+    writeSafetensors(file, tensors, meta);
+    return file;
+  };
+  assert.doesNotThrow(() => EditPatch.load(rewrite('same.safetensors', () => {})));
+  assert.throws(() => EditPatch.load(rewrite('v9.safetensors', (m) => { m.amend_patch_version = '9'; })), /format version 9 by a newer Amend.*upgrade/);
+  assert.throws(() => EditPatch.load(rewrite('badjson.safetensors', (m) => { m.patch = '{oops'; })), /not valid JSON.*corrupt/);
+  assert.throws(() => EditPatch.load(rewrite('missing.safetensors', (_m, t) => { t.pop(); })), /missing from the file.*corrupt/);
+  assert.throws(() => EditPatch.load(rewrite('extra.safetensors', (_m, t) => { t.push({ name: 'stray', shape: [1], data: new Float32Array(1) }); })), /"stray" is not in the header's list/);
+  assert.throws(() => EditPatch.load(rewrite('nofp.safetensors', (m) => { const o = JSON.parse(m.patch!); delete o.modelFingerprint; m.patch = JSON.stringify(o); })), /modelFingerprint/);
+  // Truncated file
+  const trunc = path.join(tmp, 'trunc.safetensors');
+  const bytes = fs.readFileSync(good);
+  fs.writeFileSync(trunc, bytes.subarray(0, bytes.length - 10));
+  assert.throws(() => EditPatch.load(trunc), /trunc\.safetensors: not a readable patch file.*(truncated|corrupt)/);
+});
+
+test('describe: norms of ΔW, relative to ‖W‖ of the base, requests and fingerprint match', () => {
+  const m = load();
+  const p = randomPatch(m, 81, [0, 1], { rank: 4 });
+  const d = p.describe();
+  assert.equal(d.tensors.length, 3);
+  assert.equal(d.method, 'test');
+  assert.equal(d.requests.length, 1);
+  assert.equal(d.target, undefined);
+  for (let i = 0; i < p.deltas.length; i++) {
+    const full = materialize(p.deltas[i]!);
+    let s = 0;
+    for (const v of full) s += v * v;
+    assert.ok(Math.abs(d.tensors[i]!.norm - Math.sqrt(s)) < 1e-4 * Math.sqrt(s), `norm of ${p.deltas[i]!.name}`);
+    assert.ok(Math.abs(deltaNorm(p.deltas[i]!) - Math.sqrt(s)) < 1e-4 * Math.sqrt(s));
+  }
+  assert.equal(d.tensors[0]!.rank, 4);
+  assert.equal(d.tensors[2]!.rank, null);
+  const withModel = p.describe(m);
+  assert.equal(withModel.target!.fingerprintMatches, true);
+  assert.equal(withModel.target!.applicable, true);
+  const w = m.weight(p.deltas[0]!.name).data;
+  let ws = 0;
+  for (const v of w) ws += v * v;
+  assert.ok(Math.abs(withModel.tensors[0]!.relative! - d.tensors[0]!.norm / Math.sqrt(ws)) < 1e-9);
+  // After applying, relative norms still refer to the base weights.
+  p.apply(m);
+  assert.ok(Math.abs(p.describe(m).tensors[0]!.relative! - withModel.tensors[0]!.relative!) < 1e-12);
+  const other = load(otherDir);
+  assert.equal(p.describe(other).target!.fingerprintMatches, false);
+  assert.ok(sessionOf(other));
+});
+
+const models = sharedDir('models');
+test('tiny-random-llama: fingerprint, apply, revert exactly', { skip: models && fs.existsSync(path.join(models, 'tiny-random-llama')) ? false : '../shared/models/tiny-random-llama is absent' }, () => {
+  const dir = path.join(models!, 'tiny-random-llama');
+  const m = CausalLM.loadDir(dir, { noTokenizer: true });
+  const before = snapshot(m);
+  assert.equal(modelFingerprint(m), modelFingerprint(CausalLM.loadDir(dir, { noTokenizer: true })));
+  const p = randomPatch(m, 91, [0, 2], { bias: false });
+  assert.equal(m.spec.layers[0]!.down.layout, 'out_in');
+  p.apply(m);
+  p.revert(m);
+  assertBitIdentical(snapshot(m), before, 'llama revert');
+});
