@@ -102,8 +102,7 @@ function argmaxOf(row: Float32Array): number {
 function sample(row: Float32Array, o: GenerateOptions, rand: () => number): number {
   const temp = o.temperature ?? 1;
   if (!(temp > 0)) throw new AmendError('temperature must be > 0 (use greedy decoding for temperature 0)');
-  let order = Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
-  if (o.topK && o.topK > 0) order = order.slice(0, o.topK);
+  let order = o.topK && o.topK > 0 && o.topK < row.length ? topK(row, o.topK) : Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
   const mx = row[order[0]];
   let probs = order.map((i) => Math.exp((row[i] - mx) / temp));
   let total = probs.reduce((a, b) => a + b, 0);
@@ -120,4 +119,17 @@ function sample(row: Float32Array, o: GenerateOptions, rand: () => number): numb
     if (u <= 0) return order[i];
   }
   return order[order.length - 1];
+}
+
+/** Indices of the k largest entries, largest first (ties: lower index first), in O(V·k). */
+export function topK(row: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    if (best.length === k && row[i] <= row[best[k - 1]]) continue;
+    let at = best.length < k ? best.length : k - 1;
+    if (best.length < k) best.push(i);
+    while (at > 0 && row[best[at - 1]] < row[i]) { best[at] = best[at - 1]; at--; }
+    best[at] = i;
+  }
+  return best;
 }

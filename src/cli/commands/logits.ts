@@ -1,6 +1,7 @@
 // amend logits: top tokens and logsumexp at every position of a token sequence — the interface
 // outside checks use to compare Amend's forward pass with reference implementations.
 import { AmendError } from '../../errors.js';
+import { topK } from '../../models/index.js';
 import { intOption, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 
@@ -49,7 +50,7 @@ export async function run(args: Parsed): Promise<void> {
     let s = 0;
     for (const x of row) s += Math.exp(x - mx);
     const lse = mx + Math.log(s);
-    const best = topIndices(row, Math.min(top, V));
+    const best = topK(row, Math.min(top, V));
     return { top: best.map((i) => [i, row[i] - lse]), logsumexp: lse };
   });
   if (v.json) {
@@ -63,16 +64,3 @@ export async function run(args: Parsed): Promise<void> {
   });
 }
 
-/** Indices of the k largest values, largest first (ties: lower index first). */
-function topIndices(row: Float32Array, k: number): number[] {
-  const best: number[] = [];
-  for (let i = 0; i < row.length; i++) {
-    if (best.length < k || row[i] > row[best[best.length - 1]]) {
-      let at = best.length < k ? best.length : k - 1;
-      if (best.length < k) best.push(i);
-      while (at > 0 && row[best[at - 1]] < row[i]) { best[at] = best[at - 1]; at--; }
-      best[at] = i;
-    }
-  }
-  return best;
-}

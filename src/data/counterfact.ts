@@ -1,0 +1,177 @@
+// CounterFact in its two public layouts (ROME's original, EasyEdit/MEND's flat one), the demo
+// world benchmark (original layout plus portability and locality), ROME's known_1000 facts, and
+// Amend's own EditCase records.
+import type { EditCase, PromptAnswer } from '../editors/types.js';
+import { isObject, type Json, type RecordContext } from './fields.js';
+import { hasAll, recordFormat } from './records.js';
+
+/** The fields shared by original CounterFact and the demo world benchmark. */
+function romeCase(rec: Json, ctx: RecordContext): EditCase {
+  ctx.obj(rec, 'requested_rewrite');
+  const subject = ctx.str(rec, 'requested_rewrite.subject');
+  const prompt = ctx.str(rec, 'requested_rewrite.prompt');
+  const targetNew = ctx.str(rec, 'requested_rewrite.target_new.str');
+  const targetTrue = ctx.str(rec, 'requested_rewrite.target_true.str');
+  const c: EditCase = { prompt, subject, targetNew, targetTrue };
+  const id = ctx.get(rec, 'case_id');
+  c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
+  const rel = ctx.optStr(rec, 'requested_rewrite.relation_id');
+  if (rel !== undefined) c.relationId = rel;
+  const newId = ctx.get(rec, 'requested_rewrite.target_new.id');
+  if (typeof newId === 'string') c.targetNewId = newId;
+  const trueId = ctx.get(rec, 'requested_rewrite.target_true.id');
+  if (typeof trueId === 'string') c.targetTrueId = trueId;
+  c.rephrase = ctx.strList(rec, 'paraphrase_prompts');
+  c.neighborhood = ctx.strList(rec, 'neighborhood_prompts');
+  const attr = ctx.optStrList(rec, 'attribute_prompts');
+  if (attr) c.attributePrompts = attr;
+  const gen = ctx.optStrList(rec, 'generation_prompts');
+  if (gen) c.generationPrompts = gen;
+  // EasyEdit's flat CounterFact uses a neighbourhood prompt with the true object as its locality
+  // pair; every neighbourhood prompt is one here.
+  c.locality = c.neighborhood.map((p) => ({ prompt: p, answer: targetTrue }));
+  return c;
+}
+
+export const counterfactFormat = recordFormat(
+  'counterfact',
+  'CounterFact, original ROME layout (case_id, requested_rewrite{prompt,subject,target_new,target_true}, paraphrase/neighborhood/attribute/generation prompts)',
+  (r) => isObject(r['requested_rewrite']),
+  (rec, ctx) => romeCase(rec, ctx),
+);
+
+export const worldFormat = recordFormat(
+  'amend-world',
+  "Amend's demo-world benchmark: original CounterFact layout plus multi-hop `portability` and `locality` questions",
+  (r) => isObject(r['requested_rewrite']) && (Array.isArray(r['portability']) || Array.isArray(r['locality'])),
+  (rec, ctx) => {
+    const c = romeCase(rec, ctx);
+    const forward: PromptAnswer[] = [];
+    const ripple: PromptAnswer[] = [];
+    const port = ctx.get(rec, 'portability');
+    if (port !== undefined && port !== null) {
+      ctx.list(rec, 'portability').forEach((_, i) => {
+        const prompt = ctx.str(rec, `portability.${i}.prompt`);
+        const answer = ctx.str(rec, `portability.${i}.answer`);
+        const hop = ctx.get(rec, `portability.${i}.edit_hop`);
+        (typeof hop === 'number' && hop > 0 ? ripple : forward).push({ prompt, answer });
+      });
+    }
+    const facts: PromptAnswer[] = [];
+    const loc = ctx.get(rec, 'locality');
+    if (loc !== undefined && loc !== null) {
+      ctx.list(rec, 'locality').forEach((_, i) => {
+        facts.push({ prompt: ctx.str(rec, `locality.${i}.prompt`), answer: ctx.str(rec, `locality.${i}.answer`) });
+      });
+    }
+    const pg: Record<string, PromptAnswer[]> = {};
+    if (forward.length) pg['multi_hop'] = forward;
+    if (ripple.length) pg['ripple'] = ripple;
+    if (Object.keys(pg).length) {
+      c.portabilityGroups = pg;
+      c.portability = [...forward, ...ripple];
+    }
+    const neighbours = c.locality ?? [];
+    const lg: Record<string, PromptAnswer[]> = {};
+    if (neighbours.length) lg['neighborhood'] = neighbours;
+    if (facts.length) lg['other_facts'] = facts;
+    if (Object.keys(lg).length) {
+      c.localityGroups = lg;
+      c.locality = [...neighbours, ...facts];
+    }
+    return c;
+  },
+);
+
+export const counterfactEasyEditFormat = recordFormat(
+  'counterfact-easyedit',
+  'CounterFact in the EasyEdit / MEND layout (prompt, subject, target_new, ground_truth, rephrase_prompt, locality_prompt, locality_ground_truth)',
+  (r) => hasAll(r, 'prompt', 'target_new', 'locality_prompt'),
+  (rec, ctx) => {
+    const c: EditCase = {
+      prompt: ctx.str(rec, 'prompt'),
+      subject: ctx.str(rec, 'subject'),
+      targetNew: ctx.str(rec, 'target_new'),
+    };
+    const id = ctx.get(rec, 'case_id');
+    c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
+    const gt = ctx.optStr(rec, 'ground_truth');
+    if (gt !== undefined && gt.trim() !== '') c.targetTrue = gt;
+    const reph = ctx.optStr(rec, 'rephrase_prompt');
+    if (reph !== undefined && reph.trim() !== '') c.rephrase = [reph];
+    const lp = ctx.str(rec, 'locality_prompt');
+    const la = ctx.str(rec, 'locality_ground_truth');
+    c.locality = [{ prompt: lp, answer: la }];
+    return c;
+  },
+);
+
+export const knownsFormat = recordFormat(
+  'rome-knowns',
+  "ROME's known_1000 facts for causal tracing (known_id, subject, attribute, template, prompt): the known answer is both targetNew and targetTrue, there are no evaluation prompts",
+  (r) => hasAll(r, 'known_id', 'subject', 'attribute') || hasAll(r, 'subject', 'attribute', 'template', 'prediction'),
+  (rec, ctx) => {
+    const attribute = ctx.str(rec, 'attribute');
+    const c: EditCase = {
+      prompt: ctx.str(rec, 'prompt'),
+      subject: ctx.str(rec, 'subject'),
+      targetNew: attribute,
+      targetTrue: attribute,
+    };
+    const id = ctx.get(rec, 'known_id');
+    c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
+    const rel = ctx.optStr(rec, 'relation_id');
+    if (rel !== undefined) c.relationId = rel;
+    return c;
+  },
+);
+
+function promptAnswers(rec: Json, ctx: RecordContext, field: string): PromptAnswer[] | undefined {
+  const v = ctx.get(rec, field);
+  if (v === undefined || v === null) return undefined;
+  return ctx.list(rec, field).map((_, i) => {
+    const pa: PromptAnswer = { prompt: ctx.str(rec, `${field}.${i}.prompt`), answer: ctx.str(rec, `${field}.${i}.answer`) };
+    const al = ctx.optStrList(rec, `${field}.${i}.aliases`);
+    if (al) pa.aliases = al;
+    return pa;
+  });
+}
+
+function groups(rec: Json, ctx: RecordContext, field: string): Record<string, PromptAnswer[]> | undefined {
+  const g = ctx.optObj(rec, field);
+  if (!g) return undefined;
+  const out: Record<string, PromptAnswer[]> = {};
+  for (const key of Object.keys(g)) out[key] = promptAnswers(rec, ctx, `${field}.${key}`) ?? [];
+  return out;
+}
+
+/** Amend's own records: EditCase objects as JSON (camelCase fields, as src/editors/types.ts). */
+export const amendCasesFormat = recordFormat(
+  'amend-cases',
+  "Amend's EditCase records (prompt, subject, targetNew, optional targetTrue, rephrase, locality, portability, ...)",
+  (r) => hasAll(r, 'prompt', 'subject', 'targetNew'),
+  (rec, ctx) => {
+    const c: EditCase = { prompt: ctx.str(rec, 'prompt'), subject: ctx.str(rec, 'subject'), targetNew: ctx.str(rec, 'targetNew') };
+    const id = ctx.get(rec, 'id');
+    c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
+    const tt = ctx.optStr(rec, 'targetTrue');
+    if (tt !== undefined) c.targetTrue = tt;
+    for (const k of ['rephrase', 'neighborhood', 'attributePrompts', 'generationPrompts'] as const) {
+      const v = ctx.optStrList(rec, k);
+      if (v) c[k] = v;
+    }
+    for (const k of ['locality', 'portability'] as const) {
+      const v = promptAnswers(rec, ctx, k);
+      if (v) c[k] = v;
+    }
+    for (const k of ['localityGroups', 'portabilityGroups'] as const) {
+      const v = groups(rec, ctx, k);
+      if (v) c[k] = v;
+    }
+    for (const k of ['relationId', 'targetNewId', 'targetTrueId'] as const) {
+      const v = ctx.optStr(rec, k);
+      if (v !== undefined) c[k] = v;
+    }
+    return c;
+  },
+);

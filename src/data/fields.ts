@@ -1,0 +1,121 @@
+// Typed field access for benchmark records: every failure is one AmendError line naming the file,
+// the record index, the format and the field path.
+import { AmendError } from '../errors.js';
+import type { PromptAnswer } from '../editors/types.js';
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
+
+export function isObject(v: unknown): v is JsonObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Where a record came from, for error messages. */
+export class RecordContext {
+  constructor(
+    readonly source: string,
+    readonly format: string,
+    readonly index: number,
+  ) {}
+
+  fail(message: string): never {
+    throw new AmendError(`${this.source}: record ${this.index} (${this.format}) ${message}`);
+  }
+
+  private missing(path: string): never {
+    this.fail(`has no "${path}" field`);
+  }
+
+  private describe(v: unknown): string {
+    if (v === null) return 'null';
+    if (Array.isArray(v)) return 'a list';
+    return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+  }
+
+  /** The value at a dotted path ("requested_rewrite.target_new.str", "questions.0"), or undefined. */
+  get(rec: unknown, path: string): unknown {
+    let v: unknown = rec;
+    for (const key of path.split('.')) {
+      if (Array.isArray(v) && /^\d+$/.test(key)) v = v[Number(key)];
+      else if (isObject(v)) v = v[key];
+      else return undefined;
+    }
+    return v;
+  }
+
+  str(rec: unknown, path: string, opts: { allowEmpty?: boolean } = {}): string {
+    const v = this.get(rec, path);
+    if (v === undefined || v === null) this.missing(path);
+    if (typeof v !== 'string') this.fail(`field "${path}" should be a string, not ${this.describe(v)}`);
+    if (!opts.allowEmpty && v.trim() === '') this.fail(`field "${path}" is empty`);
+    return v;
+  }
+
+  optStr(rec: unknown, path: string): string | undefined {
+    const v = this.get(rec, path);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') this.fail(`field "${path}" should be a string, not ${this.describe(v)}`);
+    return v;
+  }
+
+  obj(rec: unknown, path: string): JsonObject {
+    const v = this.get(rec, path);
+    if (v === undefined || v === null) this.missing(path);
+    if (!isObject(v)) this.fail(`field "${path}" should be an object, not ${this.describe(v)}`);
+    return v;
+  }
+
+  optObj(rec: unknown, path: string): JsonObject | undefined {
+    const v = this.get(rec, path);
+    if (v === undefined || v === null) return undefined;
+    if (!isObject(v)) this.fail(`field "${path}" should be an object, not ${this.describe(v)}`);
+    return v;
+  }
+
+  list(rec: unknown, path: string): Json[] {
+    const v = this.get(rec, path);
+    if (v === undefined || v === null) this.missing(path);
+    if (!Array.isArray(v)) this.fail(`field "${path}" should be a list, not ${this.describe(v)}`);
+    return v as Json[];
+  }
+
+  strList(rec: unknown, path: string): string[] {
+    const v = this.list(rec, path);
+    v.forEach((x, i) => {
+      if (typeof x !== 'string') this.fail(`field "${path}[${i}]" should be a string, not ${this.describe(x)}`);
+    });
+    return v as string[];
+  }
+
+  optStrList(rec: unknown, path: string): string[] | undefined {
+    const v = this.get(rec, path);
+    if (v === undefined || v === null) return undefined;
+    return this.strList(rec, path);
+  }
+}
+
+/**
+ * All answer strings of a KnowEdit ground_truth, which is a string, a list of strings, or a list
+ * of alias lists ([["Soviet Union", "USSR", ...]]). The first is the answer EasyEdit scores
+ * (`while isinstance(an, list): an = an[0]`); the rest are aliases. Empty strings are dropped.
+ */
+export function answerStrings(v: unknown): string[] {
+  const out: string[] = [];
+  const walk = (x: unknown) => {
+    if (typeof x === 'string') {
+      if (x.trim() !== '' && !out.includes(x)) out.push(x);
+    } else if (Array.isArray(x)) {
+      for (const y of x) walk(y);
+    }
+  };
+  walk(v);
+  return out;
+}
+
+/** A PromptAnswer from an answer list (first = answer, others = aliases), or null when there is no answer. */
+export function promptAnswer(prompt: string, answers: string[]): PromptAnswer | null {
+  if (answers.length === 0 || prompt.trim() === '') return null;
+  const pa: PromptAnswer = { prompt, answer: answers[0]! };
+  if (answers.length > 1) pa.aliases = answers.slice(1);
+  return pa;
+}

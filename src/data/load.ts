@@ -1,0 +1,151 @@
+// loadCases: read a benchmark file, detect its format from the content, turn it into EditCases.
+import fs from 'node:fs';
+import { AmendError } from '../errors.js';
+import type { EditCase } from '../editors/types.js';
+import { isObject, type Json } from './fields.js';
+import { amendCasesFormat, counterfactEasyEditFormat, counterfactFormat, knownsFormat, worldFormat } from './counterfact.js';
+import { evEditFormat } from './evedit.js';
+import {
+  knowEditConvSentFormat,
+  knowEditCounterfactFormat,
+  knowEditRecentFormat,
+  knowEditSanitationFormat,
+  knowEditWikiBioFormat,
+  knowEditZsreFormat,
+} from './knowedit.js';
+import { mquakeFormat } from './mquake.js';
+import type { DatasetFormat, FormatSpec, LoadOptions, LoadedCases } from './types.js';
+import { wiseZsreFormat, zsreFormat } from './zsre.js';
+
+/** Every format, in detection order: the first whose signature a record matches wins. */
+export const FORMATS: readonly FormatSpec[] = [
+  knowEditSanitationFormat,
+  mquakeFormat,
+  worldFormat,
+  counterfactFormat,
+  wiseZsreFormat,
+  zsreFormat,
+  counterfactEasyEditFormat,
+  knowEditZsreFormat,
+  knowEditCounterfactFormat,
+  knowEditRecentFormat,
+  knowEditWikiBioFormat,
+  knowEditConvSentFormat,
+  knownsFormat,
+  evEditFormat,
+  amendCasesFormat,
+];
+
+export const DATASET_FORMATS: readonly { name: DatasetFormat; description: string }[] = FORMATS.map((f) => ({
+  name: f.name,
+  description: f.description,
+}));
+
+const knownList = () => FORMATS.map((f) => f.name).join(', ');
+
+/** How many leading records detection looks at (a broken first record still gets its own error). */
+const DETECT_RECORDS = 20;
+
+/** The format of parsed content, or null when none matches. */
+export function detectFormat(data: unknown): DatasetFormat | null {
+  return detectSpec(data as Json)?.name ?? null;
+}
+
+function detectSpec(data: Json): FormatSpec | null {
+  if (Array.isArray(data)) {
+    for (let i = 0; i < Math.min(data.length, DETECT_RECORDS); i++) {
+      const rec = data[i];
+      if (!isObject(rec)) continue;
+      const f = FORMATS.find((s) => s.shape === 'records' && s.matches(rec));
+      if (f) return f;
+    }
+    return null;
+  }
+  return FORMATS.find((s) => s.shape === 'object' && s.matches(data)) ?? null;
+}
+
+function keysPreview(data: Json): string {
+  const rec = Array.isArray(data) ? data.find(isObject) : data;
+  if (!isObject(rec)) return Array.isArray(data) ? 'its records are not objects' : 'it is not a list of records';
+  const keys = Object.keys(rec);
+  const shown = keys.slice(0, 12).join(', ');
+  return `${Array.isArray(data) ? 'first record has' : 'top-level object has'} keys: ${shown || '(none)'}${keys.length > 12 ? ', ...' : ''}`;
+}
+
+/** Parse JSON, or JSON Lines (one record per line) when the whole text is not one JSON value. */
+export function parseBenchmarkText(text: string, source: string): Json {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.trim() === '') throw new AmendError(`${source}: empty file — expected a JSON list of benchmark records (formats: ${knownList()})`);
+  try {
+    return JSON.parse(text) as Json;
+  } catch (err) {
+    const lines = text.split(/\r?\n/);
+    const nonEmpty = lines.filter((l) => l.trim() !== '');
+    const first = nonEmpty[0]?.trim() ?? '';
+    if (nonEmpty.length > 1 && first.startsWith('{') && first.endsWith('}')) {
+      const out: Json[] = [];
+      lines.forEach((line, i) => {
+        if (line.trim() === '') return;
+        try {
+          out.push(JSON.parse(line) as Json);
+        } catch (e) {
+          throw new AmendError(`${source}: line ${i + 1} is not valid JSON (${oneLine((e as Error).message)}) — the file looks like JSON Lines`);
+        }
+      });
+      return out;
+    }
+    throw new AmendError(`${source}: not valid JSON (${oneLine((err as Error).message)})`);
+  }
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, ' ').trim();
+}
+
+/** Turn parsed content (e.g. buildBenchmark's records) into cases; `source` names it in errors. */
+export function parseCases(data: unknown, opts: LoadOptions & { source?: string } = {}): LoadedCases {
+  const source = opts.source ?? 'benchmark data';
+  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  if (!(limit >= 0)) throw new AmendError(`limit must be ≥ 0, got ${opts.limit}`);
+  const json = data as Json;
+  if (Array.isArray(json) && json.length === 0) throw new AmendError(`${source}: no records (an empty list)`);
+  let spec: FormatSpec | null;
+  if (opts.format !== undefined) {
+    spec = FORMATS.find((f) => f.name === opts.format) ?? null;
+    if (!spec) throw new AmendError(`unknown benchmark format "${opts.format}"; known formats: ${knownList()}`);
+    const shapeOk = spec.shape === 'records' ? Array.isArray(json) : isObject(json);
+    if (!shapeOk) {
+      throw new AmendError(`${source}: format ${spec.name} expects ${spec.shape === 'records' ? 'a list of records' : 'one JSON object'}, but ${keysPreview(json)}`);
+    }
+  } else {
+    if (!Array.isArray(json) && !isObject(json)) {
+      throw new AmendError(`${source}: expected a JSON list of benchmark records, got ${json === null ? 'null' : typeof json}; known formats: ${knownList()}`);
+    }
+    spec = detectSpec(json);
+    if (!spec) throw new AmendError(`${source}: unknown benchmark format (${keysPreview(json)}); known formats: ${knownList()}`);
+  }
+  const { cases, total, skipped } = spec.load(json, source, limit);
+  return { format: spec.name, description: spec.description, cases, total, skipped };
+}
+
+/**
+ * Read a benchmark file (JSON list, JSON Lines, or KnowEdit Sanitation's object) and convert every
+ * record; the format is detected from the records' fields (see FORMATS), never from the file name.
+ */
+export function loadCases(file: string, opts: LoadOptions = {}): LoadedCases {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw new AmendError(`${file}: no such file`);
+    if (e.code === 'EISDIR') throw new AmendError(`${file}: is a directory, expected a benchmark JSON file`);
+    throw new AmendError(`${file}: cannot read (${oneLine(e.message)})`);
+  }
+  return parseCases(parseBenchmarkText(text, file), { ...opts, source: file });
+}
+
+/** The edits a case asks for: its `edits` (MQuAKE) or the case itself. */
+export function caseRequests(c: EditCase): EditCase[] {
+  return c.edits && c.edits.length > 0 ? c.edits : [c];
+}

@@ -1,0 +1,56 @@
+// MQuAKE (Zhong et al. 2023): several edits per case, then multi-hop questions whose answer changes.
+import type { EditCase, PromptAnswer } from '../editors/types.js';
+import { isObject } from './fields.js';
+import { hasAll, recordFormat } from './records.js';
+
+/**
+ * One case per record. `edits` holds every requested rewrite (CounterFact style: "{}" prompt,
+ * subject, target_new.str, target_true.str), each with its single-hop `question` as its rephrase;
+ * the case's own request fields are those of the first edit. The three multi-hop `questions` are
+ * the portability group "multi_hop", answered by new_answer (aliases: new_answer_alias). MQuAKE
+ * counts a case as solved when any one of the three questions is answered.
+ */
+export const mquakeFormat = recordFormat(
+  'mquake',
+  'MQuAKE (case_id, requested_rewrite[] of CounterFact-style edits, questions, answer, new_answer, new_answer_alias, single_hops, ...)',
+  (r) => Array.isArray(r['requested_rewrite']) && hasAll(r, 'questions'),
+  (rec, ctx) => {
+    const rr = ctx.list(rec, 'requested_rewrite');
+    if (rr.length === 0) ctx.fail('has an empty "requested_rewrite" list');
+    const edits: EditCase[] = rr.map((_, i) => {
+      const p = `requested_rewrite.${i}`;
+      if (!isObject(rr[i])) ctx.fail(`field "${p}" should be an object`);
+      const e: EditCase = {
+        prompt: ctx.str(rec, `${p}.prompt`),
+        subject: ctx.str(rec, `${p}.subject`),
+        targetNew: ctx.str(rec, `${p}.target_new.str`),
+        targetTrue: ctx.str(rec, `${p}.target_true.str`),
+      };
+      const rel = ctx.optStr(rec, `${p}.relation_id`);
+      if (rel !== undefined) e.relationId = rel;
+      const nid = ctx.get(rec, `${p}.target_new.id`);
+      if (typeof nid === 'string') e.targetNewId = nid;
+      const tid = ctx.get(rec, `${p}.target_true.id`);
+      if (typeof tid === 'string') e.targetTrueId = tid;
+      const q = ctx.optStr(rec, `${p}.question`);
+      if (q !== undefined && q.trim() !== '') e.rephrase = [q];
+      return e;
+    });
+    const answer = ctx.str(rec, 'new_answer');
+    const aliases = (ctx.optStrList(rec, 'new_answer_alias') ?? []).filter((a) => a.trim() !== '' && a !== answer);
+    const multiHop: PromptAnswer[] = ctx.strList(rec, 'questions').map((q) => {
+      const pa: PromptAnswer = { prompt: q, answer };
+      if (aliases.length) pa.aliases = aliases;
+      return pa;
+    });
+    const id = ctx.get(rec, 'case_id');
+    const c: EditCase = {
+      ...edits[0]!,
+      id: typeof id === 'number' || typeof id === 'string' ? id : ctx.index,
+      edits,
+      portability: multiHop,
+      portabilityGroups: { multi_hop: multiHop },
+    };
+    return c;
+  },
+);

@@ -1,0 +1,529 @@
+/**
+ * Every metric of one case (or many), each tagged with its protocol, from one batched
+ * teacher-forced pass over all the case's prompts (plus generation when asked for).
+ *
+ * Use: before editing, `localityBaseline(model, c)` (or `localityBaselines` for many cases) records
+ * the unedited model's argmax tokens on the locality answers; after editing,
+ * `scoreCase(model, c, { baseline })` returns the metrics. Without a baseline, KnowEdit locality is
+ * left out (it is defined against the unedited model).
+ *
+ * Metrics (names as in the reports; per case, a mean over the case's prompts):
+ * - token-accuracy (KnowEdit / EasyEdit `test_prediction_acc`, teacher forcing on `prompt + " " +
+ *   target`, see scoring.ts): rewrite_acc (Edit Succ.; the mean over a multi-edit case's edits),
+ *   rephrase_acc (Generalisation), locality.<key>_acc and locality_acc (agreement of the argmax
+ *   with the unedited model's on the locality answer tokens; the mean over sub-keys),
+ *   portability.<key>_acc and portability_acc (token accuracy of the portability answers; the mean
+ *   over sub-keys), locality_answer_acc (token accuracy of the locality answers themselves, as
+ *   ROME's zsRE neighbourhood accuracy).
+ * - probability-comparison (ROME CounterFact, needs targetTrue): efficacy_score / _magnitude on the
+ *   rewrite prompt(s), paraphrase_score / _magnitude on the rephrase prompts, neighborhood_score /
+ *   _magnitude on the neighbourhood prompts (see metrics.ts for the definitions).
+ * - generation-qa (opt-in `qa`): greedy decoding of len(answer tokens) + extraTokens tokens, exact
+ *   match and token F1 after SQuAD normalisation against the answer and its aliases:
+ *   qa.rewrite_em/_f1, qa.rephrase_em/_f1, qa.portability[.<key>]_em/_f1, qa.locality_agree (the
+ *   greedy answer equals the unedited model's, when the baseline has them), qa.multi_hop_any_em
+ *   (multi-edit cases: any multi-hop question answered exactly, MQuAKE's rule).
+ * - sampled-generation (opt-in `fluency`): ngram_entropy of top-k samples (ROME generate_fast:
+ *   top_k 5, 100 tokens in all including the prompt) from the generation prompts (CounterFact) or
+ *   the rewrite prompt(s); reference_score (TF-IDF consistency with the attribute snippets of the
+ *   new object) when `consistency` resources are given and the case has relationId / targetNewId.
+ * - perplexity: essence_ppl (ROME's essence score) with the consistency resources, when snippets
+ *   about the subject exist.
+ */
+import { AmendError } from '../errors.js';
+import type { EditCase, PromptAnswer } from '../editors/types.js';
+import { generate, type ModelWeights } from '../models/index.js';
+import { fillTemplate } from '../tokenizer/index.js';
+import { caseRequests } from '../data/load.js';
+import {
+  agreement,
+  exactMatch,
+  groupedMean,
+  mean,
+  newBeatsTrue,
+  newMinusTrue,
+  tokenF1,
+  trueBeatsNew,
+  trueMinusNew,
+  type NewVsTrue,
+} from './metrics.js';
+import { nGramEntropy, tfidfSimilarity, type AttributeSnippets, type TfidfModel } from './metrics-text.js';
+import { metric, type Metric } from './protocols.js';
+import { encodePair, scoreEncoded, targetLogProbs, type ScoreItem, type ScoringModel, type ScoringOptions, type TargetScore } from './scoring.js';
+
+/** A model that can be scored and sampled (CausalLM is one). */
+export type EvalModel = ScoringModel & ModelWeights;
+
+export interface QaOptions {
+  /** Tokens generated beyond the longest answer's token count (default 0, as EasyEdit's vanilla generation). */
+  extraTokens?: number;
+  /** Prompts per generate() call (default 16). */
+  batchSize?: number;
+}
+
+export interface FluencyOptions {
+  /** Total length of prompt plus continuation in tokens (ROME max_out_len, default 100). */
+  maxLength?: number;
+  /** Top-k sampling (default 5). */
+  topK?: number;
+  seed?: number;
+  /** Prompts per generate() call (default 16). */
+  batchSize?: number;
+}
+
+export interface ConsistencyResources {
+  tfidf: TfidfModel;
+  snippets: AttributeSnippets;
+}
+
+/** What the unedited model did on a case's locality prompts (JSON-serialisable). */
+export interface LocalityBaseline {
+  /** The locality prompts per group, to check the baseline belongs to the case. */
+  prompts: Record<string, string[]>;
+  /** Argmax tokens at each answer position, per group and prompt. */
+  argmax: Record<string, number[][]>;
+  /** Greedy answers, per group and prompt (when computed with `qa`). */
+  qa?: Record<string, string[]>;
+}
+
+export interface ScoreCaseOptions extends ScoringOptions {
+  /** The unedited model's locality outputs (localityBaseline before the edit). */
+  baseline?: LocalityBaseline;
+  /** KnowEdit token-accuracy metrics (default true). */
+  tokenAccuracy?: boolean;
+  /** CounterFact probability comparisons when the case has targetTrue (default true). */
+  counterfact?: boolean;
+  /** Greedy-generation QA metrics (default off). */
+  qa?: boolean | QaOptions;
+  /** Sampled-generation fluency (default off). */
+  fluency?: boolean | FluencyOptions;
+  /** ROME's TF-IDF statistics and attribute snippets: adds reference_score (implies fluency's sampling). */
+  consistency?: ConsistencyResources;
+}
+
+export type ItemRole = 'rewrite' | 'rephrase' | 'neighborhood' | 'locality' | 'portability';
+
+/** One teacher-forced (prompt, target) of a case, for the per-case JSONL. */
+export interface ItemDetail {
+  role: ItemRole;
+  /** Sub-key (KnowEdit) of locality / portability items. */
+  group?: string;
+  /** Which edit of a multi-edit case (rewrite / rephrase items). */
+  edit?: number;
+  prompt: string;
+  /** 'new' / 'true': the case's target_new / target_true; 'answer': the item's own answer. */
+  kind: 'new' | 'true' | 'answer';
+  target: string;
+  tokens: number;
+  accuracy: number;
+  meanLogProb: number;
+  /** Locality items with a baseline: agreement with the unedited model. */
+  agreement?: number;
+}
+
+export interface QaDetail {
+  role: ItemRole;
+  group?: string;
+  prompt: string;
+  answers: string[];
+  generated: string;
+  em: number;
+  f1: number;
+}
+
+export interface CaseScore {
+  id?: string | number;
+  metrics: Metric[];
+  items: ItemDetail[];
+  qa?: QaDetail[];
+  /** The sampled texts fluency and consistency were computed from. */
+  generations?: string[];
+}
+
+// ---------------------------------------------------------------- case structure
+
+const nonEmpty = <T>(r: Record<string, T[]> | undefined) => (r ? Object.values(r).some((v) => v.length > 0) : false);
+
+/** Locality prompts by group: the case's sub-keys, or one group "locality" for a flat list. */
+export function localityGroupsOf(c: EditCase): Record<string, PromptAnswer[]> {
+  if (nonEmpty(c.localityGroups)) return c.localityGroups!;
+  return c.locality && c.locality.length ? { locality: c.locality } : {};
+}
+
+/** Portability prompts by group: the case's sub-keys, or one group "portability" for a flat list. */
+export function portabilityGroupsOf(c: EditCase): Record<string, PromptAnswer[]> {
+  if (nonEmpty(c.portabilityGroups)) return c.portabilityGroups!;
+  return c.portability && c.portability.length ? { portability: c.portability } : {};
+}
+
+const grouped = (c: EditCase, which: 'locality' | 'portability') =>
+  which === 'locality' ? nonEmpty(c.localityGroups) : nonEmpty(c.portabilityGroups);
+
+const rewritePrompt = (r: EditCase) => fillTemplate(r.prompt, r.subject);
+
+interface Job {
+  caseIndex: number;
+  role: ItemRole;
+  group?: string;
+  edit?: number;
+  /** Index of the prompt within its group (locality). */
+  index?: number;
+  prompt: string;
+  kind: 'new' | 'true' | 'answer';
+  target: string;
+}
+
+function teacherForcedJobs(c: EditCase, caseIndex: number, o: { tokenAccuracy: boolean; counterfact: boolean }): Job[] {
+  const jobs: Job[] = [];
+  const reqs = caseRequests(c);
+  const cf = o.counterfact && reqs.every((r) => typeof r.targetTrue === 'string' && r.targetTrue.trim() !== '');
+  reqs.forEach((r, e) => {
+    const edit = reqs.length > 1 ? e : undefined;
+    const p = rewritePrompt(r);
+    jobs.push({ caseIndex, role: 'rewrite', edit, prompt: p, kind: 'new', target: r.targetNew });
+    if (cf) jobs.push({ caseIndex, role: 'rewrite', edit, prompt: p, kind: 'true', target: r.targetTrue! });
+    for (const q of r.rephrase ?? []) {
+      jobs.push({ caseIndex, role: 'rephrase', edit, prompt: q, kind: 'new', target: r.targetNew });
+      if (cf) jobs.push({ caseIndex, role: 'rephrase', edit, prompt: q, kind: 'true', target: r.targetTrue! });
+    }
+  });
+  if (cf && c.targetTrue) {
+    for (const q of c.neighborhood ?? []) {
+      jobs.push({ caseIndex, role: 'neighborhood', prompt: q, kind: 'new', target: c.targetNew });
+      jobs.push({ caseIndex, role: 'neighborhood', prompt: q, kind: 'true', target: c.targetTrue });
+    }
+  }
+  if (o.tokenAccuracy) {
+    for (const [group, list] of Object.entries(localityGroupsOf(c))) {
+      list.forEach((pa, index) => jobs.push({ caseIndex, role: 'locality', group, index, prompt: pa.prompt, kind: 'answer', target: pa.answer }));
+    }
+    for (const [group, list] of Object.entries(portabilityGroupsOf(c))) {
+      list.forEach((pa, index) => jobs.push({ caseIndex, role: 'portability', group, index, prompt: pa.prompt, kind: 'answer', target: pa.answer }));
+    }
+  }
+  return jobs;
+}
+
+// ---------------------------------------------------------------- baseline
+
+/** The unedited model's locality outputs for many cases, in one batched pass. */
+export function localityBaselines(model: EvalModel, cases: readonly EditCase[], opts: ScoringOptions & { qa?: boolean | QaOptions } = {}): LocalityBaseline[] {
+  const jobs: Job[] = [];
+  cases.forEach((c, i) => {
+    for (const [group, list] of Object.entries(localityGroupsOf(c))) {
+      list.forEach((pa, index) => jobs.push({ caseIndex: i, role: 'locality', group, index, prompt: pa.prompt, kind: 'answer', target: pa.answer }));
+    }
+  });
+  const scores = targetLogProbs(model, jobs.map((j) => ({ prompt: j.prompt, target: j.target })), opts);
+  const out: LocalityBaseline[] = cases.map(() => ({ prompts: {}, argmax: {} }));
+  jobs.forEach((j, k) => {
+    const b = out[j.caseIndex]!;
+    (b.prompts[j.group!] ??= []).push(j.prompt);
+    (b.argmax[j.group!] ??= []).push(scores[k]!.argmax);
+  });
+  if (opts.qa) {
+    const qo = typeof opts.qa === 'object' ? opts.qa : {};
+    const answers = greedyAnswers(model, jobs.map((j) => ({ prompt: j.prompt, answers: [j.target] })), qo);
+    jobs.forEach((j, k) => {
+      const b = out[j.caseIndex]!;
+      (b.qa ??= {});
+      (b.qa[j.group!] ??= []).push(answers[k]!);
+    });
+  }
+  return out;
+}
+
+/** The unedited model's locality outputs for one case (call before editing). */
+export function localityBaseline(model: EvalModel, c: EditCase, opts: ScoringOptions & { qa?: boolean | QaOptions } = {}): LocalityBaseline {
+  return localityBaselines(model, [c], opts)[0]!;
+}
+
+function checkBaseline(c: EditCase, b: LocalityBaseline): void {
+  const groups = localityGroupsOf(c);
+  for (const [g, list] of Object.entries(groups)) {
+    const prompts = b.prompts?.[g];
+    if (!prompts || prompts.length !== list.length || prompts.some((p, i) => p !== list[i]!.prompt)) {
+      throw new AmendError(`locality baseline does not match case ${c.id ?? ''} (group "${g}"): compute it with localityBaseline on the same case before editing`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- generation
+
+/** Greedy continuation of each prompt, long enough for its longest answer (+ extraTokens). */
+export function greedyAnswers(model: EvalModel, items: readonly { prompt: string; answers: readonly string[] }[], o: QaOptions = {}): string[] {
+  const tok = model.tok();
+  const extra = o.extraTokens ?? 0;
+  const batchSize = o.batchSize ?? 16;
+  if (!(extra >= 0) || !(batchSize >= 1)) throw new AmendError('qa: extraTokens must be ≥ 0 and batchSize ≥ 1');
+  const prepared = items.map((it) => {
+    const answers = it.answers.filter((a) => a.trim() !== '');
+    if (answers.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no answer`);
+    const len = Math.max(...answers.map((a) => encodePair(tok, it.prompt, a).target.length));
+    const ids = tok.encode(it.prompt);
+    if (ids.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no tokens`);
+    return { ids, n: Math.min(len, 64) + extra };
+  });
+  const order = prepared.map((_, i) => i).sort((a, b) => prepared[a]!.n - prepared[b]!.n);
+  const out: string[] = new Array(items.length);
+  for (let s = 0; s < order.length; s += batchSize) {
+    const chunk = order.slice(s, s + batchSize);
+    const maxNew = Math.max(...chunk.map((i) => prepared[i]!.n));
+    const gen = generate(model, chunk.map((i) => prepared[i]!.ids), { maxNewTokens: maxNew, greedy: true });
+    chunk.forEach((i, k) => {
+      const text = tok.decode(gen[k]!.slice(0, prepared[i]!.n));
+      // Stop at the first line break once something was said (EasyEdit's generate-text stops at "\n").
+      const nl = text.search(/\n/);
+      out[i] = nl > 0 && text.slice(0, nl).trim() !== '' ? text.slice(0, nl) : text;
+    });
+  }
+  return out;
+}
+
+/**
+ * ROME's generate_fast as used for fluency: top-k sampling until the sequence (prompt included)
+ * has maxLength tokens, not stopping at EOS; the text is the decoded sequence including the prompt,
+ * special tokens dropped, NFKD-normalised, with "\n\n" replaced by " ".
+ */
+export function sampleTexts(model: EvalModel, prompts: readonly string[], o: FluencyOptions = {}): string[] {
+  const tok = model.tok();
+  const maxLength = o.maxLength ?? 100;
+  const batchSize = o.batchSize ?? 16;
+  const out: string[] = [];
+  for (let s = 0; s < prompts.length; s += batchSize) {
+    const chunk = prompts.slice(s, s + batchSize).map((p) => tok.encode(p));
+    if (chunk.some((ids) => ids.length === 0)) throw new AmendError('fluency: a generation prompt has no tokens');
+    const budget = chunk.map((ids) => Math.max(0, maxLength - ids.length));
+    const maxNew = Math.max(...budget);
+    const gen = maxNew > 0
+      ? generate(model, chunk, { maxNewTokens: maxNew, greedy: false, topK: o.topK ?? 5, seed: (o.seed ?? 0) + s, eosId: null })
+      : chunk.map(() => []);
+    chunk.forEach((ids, k) => {
+      const text = tok.decode([...ids, ...gen[k]!.slice(0, budget[k])]);
+      out.push(text.normalize('NFKD').split('\n\n').join(' '));
+    });
+  }
+  return out;
+}
+
+/** ROME's perplexity() of a text truncated to 100 tokens: exp(−Σ log p / number of input tokens). */
+function essencePerplexity(model: EvalModel, text: string, opts: ScoringOptions): number | null {
+  const ids = model.tok().encode(text).slice(0, 100);
+  if (ids.length < 2) return null;
+  const [s] = scoreEncoded(model, [{ context: ids.slice(0, 1), target: ids.slice(1) }], opts);
+  return Math.exp(-s!.sum / ids.length);
+}
+
+// ---------------------------------------------------------------- scoring
+
+/** Every metric of many cases (teacher-forced prompts of all cases in one batched pass). */
+export function scoreCases(
+  model: EvalModel,
+  cases: readonly EditCase[],
+  opts: Omit<ScoreCaseOptions, 'baseline'> & { baselines?: readonly (LocalityBaseline | undefined)[] } = {},
+): CaseScore[] {
+  if (opts.baselines && opts.baselines.length !== cases.length) {
+    throw new AmendError(`scoreCases: ${opts.baselines.length} baselines for ${cases.length} cases`);
+  }
+  if (opts.hooks?.length && (opts.qa || opts.fluency || opts.consistency)) {
+    throw new AmendError('generation-based metrics (qa, fluency, consistency) cannot run with forward hooks: generate() does not take hooks');
+  }
+  const o = { tokenAccuracy: opts.tokenAccuracy ?? true, counterfact: opts.counterfact ?? true };
+  cases.forEach((c, i) => {
+    const b = opts.baselines?.[i];
+    if (b) checkBaseline(c, b);
+  });
+  const jobs = cases.flatMap((c, i) => teacherForcedJobs(c, i, o));
+  const items: ScoreItem[] = jobs.map((j) => ({ prompt: j.prompt, target: j.target }));
+  const scores = targetLogProbs(model, items, opts);
+  const perCase: { job: Job; score: TargetScore }[][] = cases.map(() => []);
+  jobs.forEach((job, k) => perCase[job.caseIndex]!.push({ job, score: scores[k]! }));
+
+  const results: CaseScore[] = cases.map((c, i) => {
+    const baseline = opts.baselines?.[i];
+    const metrics: Metric[] = [];
+    const details: ItemDetail[] = [];
+    const rows = perCase[i]!;
+    for (const { job, score } of rows) {
+      const d: ItemDetail = {
+        role: job.role,
+        prompt: job.prompt,
+        kind: job.kind,
+        target: job.target,
+        tokens: score.target.length,
+        accuracy: score.accuracy,
+        meanLogProb: score.mean,
+      };
+      if (job.group !== undefined) d.group = job.group;
+      if (job.edit !== undefined) d.edit = job.edit;
+      if (job.role === 'locality' && baseline) d.agreement = agreement(baseline.argmax[job.group!]![job.index!]!, score.argmax);
+      details.push(d);
+    }
+    const pick = (role: ItemRole, kind: ItemDetail['kind']) => details.filter((d) => d.role === role && d.kind === kind);
+
+    if (o.tokenAccuracy) {
+      const tokenMetric = (name: string, ds: ItemDetail[]) => {
+        if (ds.length) metrics.push(metric(name, 'token-accuracy', mean(ds.map((d) => d.accuracy)), { n: ds.length }));
+      };
+      tokenMetric('rewrite_acc', pick('rewrite', 'new'));
+      tokenMetric('rephrase_acc', pick('rephrase', 'new'));
+      for (const section of ['locality', 'portability'] as const) {
+        const ds = pick(section, 'answer');
+        if (!ds.length) continue;
+        const value = (d: ItemDetail) => (section === 'locality' ? d.agreement : d.accuracy);
+        if (section === 'locality' && !baseline) {
+          // Without the unedited model's outputs only the answers' own accuracy can be given.
+        } else {
+          const byGroup: Record<string, number[]> = {};
+          for (const d of ds) (byGroup[d.group!] ??= []).push(value(d)!);
+          const g = groupedMean(byGroup);
+          if (grouped(c, section)) {
+            for (const [k, v] of Object.entries(g.perKey)) metrics.push(metric(`${section}.${k}_acc`, 'token-accuracy', v, { n: byGroup[k]!.length }));
+          }
+          metrics.push(metric(`${section}_acc`, 'token-accuracy', g.mean, { n: ds.length }));
+        }
+        if (section === 'locality') {
+          const byGroup: Record<string, number[]> = {};
+          for (const d of ds) (byGroup[d.group!] ??= []).push(d.accuracy);
+          metrics.push(metric('locality_answer_acc', 'token-accuracy', groupedMean(byGroup).mean, { n: ds.length }));
+        }
+      }
+    }
+
+    const pairsOf = (role: ItemRole): NewVsTrue[] => {
+      const news = pick(role, 'new');
+      const trues = pick(role, 'true');
+      if (trues.length !== news.length) return [];
+      return news.map((d, k) => ({ newMean: d.meanLogProb, trueMean: trues[k]!.meanLogProb }));
+    };
+    const rw = pairsOf('rewrite');
+    if (rw.length) {
+      metrics.push(metric('efficacy_score', 'probability-comparison', newBeatsTrue(rw), { n: rw.length }));
+      metrics.push(metric('efficacy_magnitude', 'probability-comparison', newMinusTrue(rw), { n: rw.length }));
+    }
+    const pp = pairsOf('rephrase');
+    if (pp.length) {
+      metrics.push(metric('paraphrase_score', 'probability-comparison', newBeatsTrue(pp), { n: pp.length }));
+      metrics.push(metric('paraphrase_magnitude', 'probability-comparison', newMinusTrue(pp), { n: pp.length }));
+    }
+    const nb = pairsOf('neighborhood');
+    if (nb.length) {
+      metrics.push(metric('neighborhood_score', 'probability-comparison', trueBeatsNew(nb), { n: nb.length }));
+      metrics.push(metric('neighborhood_magnitude', 'probability-comparison', trueMinusNew(nb), { n: nb.length }));
+    }
+    const r: CaseScore = { metrics, items: details };
+    if (c.id !== undefined) r.id = c.id;
+    return r;
+  });
+
+  if (opts.qa) scoreQa(model, cases, results, opts.baselines, typeof opts.qa === 'object' ? opts.qa : {});
+  if (opts.fluency || opts.consistency) {
+    scoreGeneration(model, cases, results, typeof opts.fluency === 'object' ? opts.fluency : {}, opts.consistency, opts);
+  }
+  return results;
+}
+
+/** Every metric of one case; see the file comment. */
+export function scoreCase(model: EvalModel, c: EditCase, opts: ScoreCaseOptions = {}): CaseScore {
+  const { baseline, ...rest } = opts;
+  return scoreCases(model, [c], { ...rest, baselines: [baseline] })[0]!;
+}
+
+function scoreQa(model: EvalModel, cases: readonly EditCase[], results: CaseScore[], baselines: readonly (LocalityBaseline | undefined)[] | undefined, o: QaOptions): void {
+  interface QaJob { caseIndex: number; role: ItemRole; group?: string; index?: number; prompt: string; answers: string[] }
+  const jobs: QaJob[] = [];
+  cases.forEach((c, i) => {
+    for (const r of caseRequests(c)) {
+      jobs.push({ caseIndex: i, role: 'rewrite', prompt: rewritePrompt(r), answers: [r.targetNew] });
+      for (const q of r.rephrase ?? []) jobs.push({ caseIndex: i, role: 'rephrase', prompt: q, answers: [r.targetNew] });
+    }
+    for (const [group, list] of Object.entries(portabilityGroupsOf(c))) {
+      for (const pa of list) jobs.push({ caseIndex: i, role: 'portability', group, prompt: pa.prompt, answers: [pa.answer, ...(pa.aliases ?? [])] });
+    }
+    if (baselines?.[i]?.qa) {
+      for (const [group, list] of Object.entries(localityGroupsOf(c))) {
+        list.forEach((pa, index) => jobs.push({ caseIndex: i, role: 'locality', group, index, prompt: pa.prompt, answers: [pa.answer] }));
+      }
+    }
+  });
+  const generated = greedyAnswers(model, jobs, o);
+  const details: QaDetail[][] = cases.map(() => []);
+  const agree: number[][] = cases.map(() => []);
+  jobs.forEach((j, k) => {
+    const g = generated[k]!;
+    const d: QaDetail = { role: j.role, prompt: j.prompt, answers: j.answers, generated: g, em: exactMatch(g, j.answers), f1: tokenF1(g, j.answers) };
+    if (j.group !== undefined) d.group = j.group;
+    details[j.caseIndex]!.push(d);
+    if (j.role === 'locality') {
+      const before = baselines![j.caseIndex]!.qa![j.group!]?.[j.index!];
+      if (before === undefined) throw new AmendError('qa: the locality baseline has no greedy answers for this case');
+      agree[j.caseIndex]!.push(before === g ? 1 : 0);
+    }
+  });
+  cases.forEach((c, i) => {
+    const ds = details[i]!;
+    const out = results[i]!;
+    out.qa = ds;
+    const push = (name: string, list: QaDetail[]) => {
+      if (!list.length) return;
+      out.metrics.push(metric(`qa.${name}_em`, 'generation-qa', mean(list.map((d) => d.em)), { n: list.length }));
+      out.metrics.push(metric(`qa.${name}_f1`, 'generation-qa', mean(list.map((d) => d.f1)), { n: list.length }));
+    };
+    push('rewrite', ds.filter((d) => d.role === 'rewrite'));
+    push('rephrase', ds.filter((d) => d.role === 'rephrase'));
+    const port = ds.filter((d) => d.role === 'portability');
+    if (port.length) {
+      const em: Record<string, number[]> = {}, f1: Record<string, number[]> = {};
+      for (const d of port) {
+        (em[d.group!] ??= []).push(d.em);
+        (f1[d.group!] ??= []).push(d.f1);
+      }
+      const gem = groupedMean(em), gf1 = groupedMean(f1);
+      if (grouped(c, 'portability')) {
+        for (const k of Object.keys(gem.perKey)) {
+          out.metrics.push(metric(`qa.portability.${k}_em`, 'generation-qa', gem.perKey[k]!, { n: em[k]!.length }));
+          out.metrics.push(metric(`qa.portability.${k}_f1`, 'generation-qa', gf1.perKey[k]!, { n: f1[k]!.length }));
+        }
+      }
+      out.metrics.push(metric('qa.portability_em', 'generation-qa', gem.mean, { n: port.length }));
+      out.metrics.push(metric('qa.portability_f1', 'generation-qa', gf1.mean, { n: port.length }));
+      if (c.edits && em['multi_hop']) {
+        out.metrics.push(metric('qa.multi_hop_any_em', 'generation-qa', Math.max(...em['multi_hop']), { n: em['multi_hop'].length }));
+      }
+    }
+    if (agree[i]!.length) out.metrics.push(metric('qa.locality_agree', 'generation-qa', mean(agree[i]!), { n: agree[i]!.length }));
+  });
+}
+
+function scoreGeneration(
+  model: EvalModel,
+  cases: readonly EditCase[],
+  results: CaseScore[],
+  o: FluencyOptions,
+  resources: ConsistencyResources | undefined,
+  scoring: ScoringOptions,
+): void {
+  const promptsOf = (c: EditCase) => (c.generationPrompts && c.generationPrompts.length ? c.generationPrompts : caseRequests(c).map(rewritePrompt));
+  const all = cases.flatMap((c, i) => promptsOf(c).map((p) => ({ i, p })));
+  const texts = sampleTexts(model, all.map((x) => x.p), o);
+  const perCase: string[][] = cases.map(() => []);
+  all.forEach((x, k) => perCase[x.i]!.push(texts[k]!));
+  cases.forEach((c, i) => {
+    const gen = perCase[i]!;
+    const out = results[i]!;
+    out.generations = gen;
+    out.metrics.push(metric('ngram_entropy', 'sampled-generation', nGramEntropy(gen), { n: gen.length, unit: 'bits' }));
+    if (resources && c.relationId && c.targetNewId) {
+      const snips = resources.snippets.get(c.relationId)?.get(c.targetNewId) ?? [];
+      if (snips.length) {
+        const ref = snips.map((s) => s.text).join(' ');
+        out.metrics.push(metric('reference_score', 'sampled-generation', tfidfSimilarity(gen.join(' '), ref, resources.tfidf), { n: gen.length }));
+        const essence = snips.filter((s) => s.name === c.subject).map((s) => s.text);
+        if (essence.length) {
+          const ppl = essencePerplexity(model, essence.join(' '), scoring);
+          if (ppl !== null) out.metrics.push(metric('essence_ppl', 'perplexity', ppl, { n: essence.length }));
+        }
+      }
+    }
+  });
+}

@@ -1,0 +1,283 @@
+/**
+ * Text metrics of generated text (ROME experiments/py/eval_utils_counterfact.py):
+ * - fluency: `n_gram_entropy` / `compute_n_gram_entropy` — per text, the entropy in bits of the
+ *   bigram and trigram frequency distributions over nltk.word_tokenize tokens, weighted [2/3, 4/3]
+ *   and averaged (arithmetic mean of the two weighted values: H2/3 + 2·H3/3); the mean over texts.
+ * - consistency: `tfidf_similarity` — cosine of sklearn TF-IDF vectors of all generated texts joined
+ *   by " " and all reference snippets joined by " ", with ROME's idf.npy and tfidf_vocab.json
+ *   (dsets/tfidf_stats.py); reference snippets from attribute_snippets.json (dsets/attr_snippets.py).
+ *
+ * word_tokenize here is NLTK's NLTKWordTokenizer (the improved Treebank rules) after a simple
+ * sentence splitter standing in for Punkt (a sentence ends at . ! or ? followed by whitespace and a
+ * character that is not lower-case, unless the word is a common abbreviation or an initial).
+ */
+import fs from 'node:fs';
+import { AmendError } from '../errors.js';
+
+// ---------------------------------------------------------------- word tokenisation
+
+const ABBREVIATIONS = new Set([
+  'mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st', 'mt', 'vs', 'etc', 'inc', 'ltd', 'co', 'corp', 'no',
+  'jan', 'feb', 'mar', 'apr', 'jun', 'jul', 'aug', 'sep', 'sept', 'oct', 'nov', 'dec', 'gen', 'col', 'lt',
+  'sgt', 'capt', 'gov', 'sen', 'rep', 'rev', 'fig', 'e.g', 'i.e', 'u.s', 'u.k', 'a.m', 'p.m', 'approx',
+]);
+
+/** Sentences of a text (an approximation of NLTK's Punkt for English). */
+export function splitSentences(text: string): string[] {
+  const out: string[] = [];
+  const re = /[.!?]+["'”’)\]]*(?=\s+)/g;
+  let start = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) {
+    const end = m.index + m[0].length;
+    const rest = text.slice(end);
+    const next = /^\s+(\S)/.exec(rest);
+    if (!next) continue;
+    const ch = next[1]!;
+    if (ch !== ch.toUpperCase() || /\p{Ll}/u.test(ch)) continue; // lower-case next word: no break
+    if (m[0].startsWith('.')) {
+      const word = /(\S+)$/.exec(text.slice(start, m.index))?.[1] ?? '';
+      const bare = word.replace(/^[("'“‘[]+/, '').toLowerCase();
+      if (ABBREVIATIONS.has(bare) || /^\p{L}$/u.test(bare) || /^(\p{L}\.)+\p{L}$/u.test(bare)) continue;
+    }
+    out.push(text.slice(start, end));
+    start = end;
+  }
+  out.push(text.slice(start));
+  return out.map((s) => s.trim()).filter((s) => s !== '');
+}
+
+const W = '[\\p{L}\\p{N}_]';
+
+// NLTKWordTokenizer's substitution rules, in its order.
+const STARTING_QUOTES: [RegExp, string][] = [
+  [/([«“‘„]|`+)/gu, ' $1 '],
+  [/^"/u, '``'],
+  [/(``)/gu, ' $1 '],
+  [/([ ([{<])("|'{2})/gu, '$1 `` '],
+  [new RegExp(`(?<!${W})(')(?!(?:re|ve|ll|m|t|s|d|n)(?!${W}))(?=${W})`, 'giu'), '$1 '],
+];
+const PUNCTUATION: [RegExp, string][] = [
+  [/([^.])(\.)([\])}>"'»”’ ]*)\s*$/u, '$1 $2 $3 '],
+  [/([:,])([^\d])/gu, ' $1 $2'],
+  [/([:,])$/u, ' $1 '],
+  [/\.{2,}/gu, ' $& '],
+  [/[;@#$%&]/gu, ' $& '],
+  [/[\u2012-\u2015]/gu, ' $& '],
+  [/([^.])(\.)([\])}>"']*)\s*$/u, '$1 $2$3 '],
+  [/[?!]/gu, ' $& '],
+  [/([^'])' /gu, "$1 ' "],
+  [/[*]/gu, ' $& '],
+];
+const PARENS: [RegExp, string] = [/[\][(){}<>]/gu, ' $& '];
+const DOUBLE_DASHES: [RegExp, string] = [/--/gu, ' -- '];
+const ENDING_QUOTES: [RegExp, string][] = [
+  [/([»”’])/gu, ' $1 '],
+  [/''/gu, " '' "],
+  [/"/gu, " '' "],
+  [/\s+/gu, ' '],
+  [/([^' ])('[sS]|'[mM]|'[dD]|') /gu, '$1 $2 '],
+  [/([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) /gu, '$1 $2 '],
+];
+const CONTRACTIONS: RegExp[] = [
+  /\b(can)(not)\b/giu,
+  /\b(d)('ye)\b/giu,
+  /\b(gim)(me)\b/giu,
+  /\b(gon)(na)\b/giu,
+  /\b(got)(ta)\b/giu,
+  /\b(lem)(me)\b/giu,
+  /\b(more)('n)\b/giu,
+  /\b(wan)(na)(?=\s)/giu,
+  / ('t)(is)\b/giu,
+  / ('t)(was)\b/giu,
+];
+
+/** NLTKWordTokenizer.tokenize on one sentence. */
+export function treebankTokenize(sentence: string): string[] {
+  let t = sentence;
+  for (const [re, sub] of STARTING_QUOTES) t = t.replace(re, sub);
+  for (const [re, sub] of PUNCTUATION) t = t.replace(re, sub);
+  t = t.replace(PARENS[0], PARENS[1]);
+  t = t.replace(DOUBLE_DASHES[0], DOUBLE_DASHES[1]);
+  t = ` ${t} `;
+  for (const [re, sub] of ENDING_QUOTES) t = t.replace(re, sub);
+  for (const re of CONTRACTIONS) t = t.replace(re, ' $1 $2 ');
+  return t.split(/\s+/u).filter((w) => w !== '');
+}
+
+/** nltk.word_tokenize: sentences, then the Treebank rules on each. */
+export function wordTokenize(text: string): string[] {
+  return splitSentences(text).flatMap(treebankTokenize);
+}
+
+// ---------------------------------------------------------------- fluency
+
+/** Entropy in bits of the n-gram frequency distribution of a token list (0 when there is no n-gram). */
+export function nGramEntropyOf(tokens: readonly string[], n: number): number {
+  const counts = new Map<string, number>();
+  let total = 0;
+  for (let i = 0; i + n <= tokens.length; i++) {
+    const k = tokens.slice(i, i + n).join('\u0000');
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+    total++;
+  }
+  let h = 0;
+  for (const c of counts.values()) {
+    const p = c / total;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+/** ROME's compute_n_gram_entropy of one text: mean of weights[i] · H(n_i-grams), ns [2, 3], weights [2/3, 4/3]. */
+export function computeNGramEntropy(text: string, ns: readonly number[] = [2, 3], weights: readonly number[] = [2 / 3, 4 / 3]): number {
+  if (ns.length !== weights.length || ns.length === 0) throw new AmendError('n-gram entropy: one weight per n');
+  const tokens = wordTokenize(text);
+  let s = 0;
+  ns.forEach((n, i) => (s += weights[i]! * nGramEntropyOf(tokens, n)));
+  return s / ns.length;
+}
+
+/** ROME's n_gram_entropy: the arithmetic mean of computeNGramEntropy over the texts. */
+export function nGramEntropy(texts: readonly string[]): number {
+  if (texts.length === 0) return Number.NaN;
+  return texts.reduce((a, t) => a + computeNGramEntropy(t), 0) / texts.length;
+}
+
+// ---------------------------------------------------------------- TF-IDF consistency
+
+export interface TfidfModel {
+  /** term → column (tfidf_vocab.json). */
+  vocab: Map<string, number>;
+  /** idf per column (idf.npy). */
+  idf: Float64Array;
+}
+
+/** sklearn's default analyzer: lower-case, tokens of 2+ word characters (token_pattern \b\w\w+\b). */
+export function tfidfTokens(text: string): string[] {
+  return text.toLowerCase().match(/[\p{L}\p{N}_]{2,}/gu) ?? [];
+}
+
+/** The L2-normalised TF-IDF vector of a text, sparse (column → weight). */
+export function tfidfVector(text: string, model: TfidfModel): Map<number, number> {
+  const v = new Map<number, number>();
+  for (const tok of tfidfTokens(text)) {
+    const col = model.vocab.get(tok);
+    if (col !== undefined) v.set(col, (v.get(col) ?? 0) + 1);
+  }
+  let norm = 0;
+  for (const [col, tf] of v) {
+    const w = tf * (model.idf[col] ?? 0);
+    v.set(col, w);
+    norm += w * w;
+  }
+  norm = Math.sqrt(norm);
+  if (norm > 0) for (const [col, w] of v) v.set(col, w / norm);
+  return v;
+}
+
+/** ROME's tfidf_similarity: cosine of the two TF-IDF vectors (0 when either has no known term; ROME gives NaN). */
+export function tfidfSimilarity(a: string, b: string, model: TfidfModel): number {
+  const va = tfidfVector(a, model);
+  const vb = tfidfVector(b, model);
+  let dot = 0, na = 0, nb = 0;
+  for (const [col, w] of va) {
+    na += w * w;
+    const u = vb.get(col);
+    if (u !== undefined) dot += w * u;
+  }
+  for (const w of vb.values()) nb += w * w;
+  if (na === 0 || nb === 0) return 0;
+  return dot / Math.sqrt(na) / Math.sqrt(nb);
+}
+
+/** A 1-D float array from a NumPy .npy file (float64 or float32, little-endian). */
+export function readNpyVector(file: string): Float64Array {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (err) {
+    throw new AmendError(`${file}: cannot read the idf file (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (buf.length < 10 || buf[0] !== 0x93 || buf.toString('latin1', 1, 6) !== 'NUMPY') throw new AmendError(`${file}: not a NumPy .npy file`);
+  const major = buf[6]!;
+  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = buf.toString('latin1', start, start + headerLen);
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (!descr || !shape) throw new AmendError(`${file}: unreadable .npy header`);
+  const dims = shape.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  if (dims.length !== 1 || fortran === 'True') throw new AmendError(`${file}: expected a 1-D array, got shape (${shape})`);
+  const n = dims[0]!;
+  const data = buf.subarray(start + headerLen);
+  const out = new Float64Array(n);
+  if (descr === '<f8' || descr === '=f8') {
+    if (data.length < n * 8) throw new AmendError(`${file}: truncated (.npy says ${n} values)`);
+    for (let i = 0; i < n; i++) out[i] = data.readDoubleLE(i * 8);
+  } else if (descr === '<f4' || descr === '=f4') {
+    if (data.length < n * 4) throw new AmendError(`${file}: truncated (.npy says ${n} values)`);
+    for (let i = 0; i < n; i++) out[i] = data.readFloatLE(i * 4);
+  } else {
+    throw new AmendError(`${file}: unsupported .npy dtype ${descr} (expected float64 or float32)`);
+  }
+  return out;
+}
+
+function readJsonFile(file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AmendError(`${file}: cannot read ${what} (${(err as Error).message.split('\n')[0]})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new AmendError(`${file}: ${what} is not valid JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+}
+
+/** ROME's TF-IDF statistics: idf.npy and tfidf_vocab.json ({term: column}). */
+export function loadTfidf(idfFile: string, vocabFile: string): TfidfModel {
+  const idf = readNpyVector(idfFile);
+  const raw = readJsonFile(vocabFile, 'the TF-IDF vocabulary');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new AmendError(`${vocabFile}: expected an object {term: column}`);
+  const vocab = new Map<string, number>();
+  for (const [term, col] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof col !== 'number' || !Number.isInteger(col) || col < 0 || col >= idf.length) {
+      throw new AmendError(`${vocabFile}: term "${term}" has column ${String(col)}, outside the ${idf.length} idf values`);
+    }
+    vocab.set(term, col);
+  }
+  return { vocab, idf };
+}
+
+export interface Snippet {
+  name: string;
+  text: string;
+}
+
+/** relation_id → target_id → Wikipedia snippets about subjects with that object (attribute_snippets.json). */
+export type AttributeSnippets = Map<string, Map<string, Snippet[]>>;
+
+export function loadAttributeSnippets(file: string): AttributeSnippets {
+  const raw = readJsonFile(file, 'the attribute snippets');
+  if (!Array.isArray(raw)) throw new AmendError(`${file}: expected a list of {relation_id, target_id, samples}`);
+  const out: AttributeSnippets = new Map();
+  raw.forEach((el, i) => {
+    const e = el as { relation_id?: unknown; target_id?: unknown; samples?: unknown };
+    if (typeof e?.relation_id !== 'string' || typeof e.target_id !== 'string' || !Array.isArray(e.samples)) {
+      throw new AmendError(`${file}: entry ${i} lacks relation_id, target_id or samples`);
+    }
+    let byTarget = out.get(e.relation_id);
+    if (!byTarget) out.set(e.relation_id, (byTarget = new Map()));
+    let list = byTarget.get(e.target_id);
+    if (!list) byTarget.set(e.target_id, (list = []));
+    for (const s of e.samples as { name?: unknown; text?: unknown }[]) {
+      if (typeof s?.text === 'string') list.push({ name: typeof s.name === 'string' ? s.name : '', text: s.text });
+    }
+  });
+  return out;
+}

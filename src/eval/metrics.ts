@@ -1,0 +1,169 @@
+/**
+ * The metric definitions, as pure functions over numbers and strings (so each is testable with
+ * hand-made values). Sources:
+ * - KnowEdit / EasyEdit: easyeditor/evaluate/evaluate_utils.py `test_prediction_acc` (token
+ *   accuracy), editors/editor.py `finalize_locality_metrics` (locality = mean(pre == post) over
+ *   the answer tokens), examples/run_knowedit_llama2.py `eval` (per case: mean over prompts of a
+ *   sub-key, then mean over sub-keys).
+ * - CounterFact / ROME: experiments/py/eval_utils_counterfact.py `test_batch_prediction` (mean NLL
+ *   per target token of target_new and target_true), experiments/summarize.py (success =
+ *   NLL_true > NLL_new, magnitude = exp(-NLL_new) - exp(-NLL_true); neighbourhood the other way
+ *   round; score = harmonic mean of ES, PS, NS).
+ * - QA: SQuAD's normalize_answer (EasyEdit evaluate_utils.py `normalize_answer`, `exact_match_score`)
+ *   and the SQuAD token F1.
+ */
+import { AmendError } from '../errors.js';
+
+// ---------------------------------------------------------------- KnowEdit (token accuracy)
+
+/** Fraction of target tokens predicted correctly (EasyEdit: np.mean(np.equal(argmax, labels))). */
+export function tokenAccuracy(correct: readonly boolean[]): number {
+  if (correct.length === 0) throw new AmendError('token accuracy of an empty target');
+  return correct.filter(Boolean).length / correct.length;
+}
+
+/**
+ * Locality of one prompt: the fraction of answer positions where the edited model's argmax equals
+ * the unedited model's (teacher-forced on the same answer tokens).
+ */
+export function agreement(before: readonly number[], after: readonly number[]): number {
+  if (before.length !== after.length) {
+    throw new AmendError(`locality: the baseline has ${before.length} answer tokens but the edited model was scored on ${after.length} — was the baseline computed for another case or tokenizer?`);
+  }
+  if (before.length === 0) throw new AmendError('locality of an empty answer');
+  let same = 0;
+  for (let i = 0; i < before.length; i++) if (before[i] === after[i]) same++;
+  return same / before.length;
+}
+
+export function mean(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  let s = 0;
+  for (const v of values) s += v;
+  return s / values.length;
+}
+
+/**
+ * KnowEdit's per-case aggregation of a portability / locality section: the mean over the prompts
+ * of each sub-key, then the mean over sub-keys (run_knowedit_llama2.py `eval`). Empty keys are
+ * left out.
+ */
+export function groupedMean(groups: Readonly<Record<string, readonly number[]>>): { perKey: Record<string, number>; mean: number } {
+  const perKey: Record<string, number> = {};
+  for (const [k, v] of Object.entries(groups)) if (v.length > 0) perKey[k] = mean(v);
+  return { perKey, mean: mean(Object.values(perKey)) };
+}
+
+// ---------------------------------------------------------------- CounterFact (probabilities)
+
+/**
+ * One prompt of a CounterFact comparison: the mean log-probability per target token of the new
+ * and of the true object (ROME stores their negatives, mean NLLs).
+ */
+export interface NewVsTrue {
+  newMean: number;
+  trueMean: number;
+}
+
+/**
+ * Efficacy / paraphrase score: fraction of prompts where the new object is more likely than the
+ * true one, comparing mean per-token log-probabilities (summarize.py: target_true NLL > target_new NLL).
+ */
+export function newBeatsTrue(pairs: readonly NewVsTrue[]): number {
+  return mean(pairs.map((p) => (p.newMean > p.trueMean ? 1 : 0)));
+}
+
+/** Efficacy / paraphrase magnitude: mean of exp(mean log P(new)) − exp(mean log P(true)). */
+export function newMinusTrue(pairs: readonly NewVsTrue[]): number {
+  return mean(pairs.map((p) => Math.exp(p.newMean) - Math.exp(p.trueMean)));
+}
+
+/** Neighbourhood score: fraction of prompts where the true object stays more likely than the new one. */
+export function trueBeatsNew(pairs: readonly NewVsTrue[]): number {
+  return mean(pairs.map((p) => (p.trueMean > p.newMean ? 1 : 0)));
+}
+
+/** Neighbourhood magnitude: mean of exp(mean log P(true)) − exp(mean log P(new)). */
+export function trueMinusNew(pairs: readonly NewVsTrue[]): number {
+  return mean(pairs.map((p) => Math.exp(p.trueMean) - Math.exp(p.newMean)));
+}
+
+/** Harmonic mean (ROME's overall score of ES, PS, NS); 0 when any value is 0. */
+export function harmonicMean(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  let s = 0;
+  for (const v of values) {
+    if (!(v >= 0)) throw new AmendError(`harmonic mean of a negative or missing value (${v})`);
+    if (v === 0) return 0;
+    s += 1 / v;
+  }
+  return values.length / s;
+}
+
+// ---------------------------------------------------------------- generation QA
+
+// Python's string.punctuation.
+const PUNCT = new Set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~');
+const ARTICLES = /(?<![\p{L}\p{N}_])(?:a|an|the)(?![\p{L}\p{N}_])/gu;
+
+/**
+ * SQuAD normalisation: lower-case, drop ASCII punctuation, drop the articles a / an / the (as whole
+ * words), collapse whitespace.
+ */
+export function normalizeAnswer(s: string): string {
+  let t = s.toLowerCase();
+  t = [...t].filter((ch) => !PUNCT.has(ch)).join('');
+  t = t.replace(ARTICLES, ' ');
+  return t.split(/\s+/u).filter((w) => w !== '').join(' ');
+}
+
+/** 1 when the normalised prediction equals any normalised answer, else 0. */
+export function exactMatch(prediction: string, answers: readonly string[]): number {
+  const p = normalizeAnswer(prediction);
+  return answers.some((a) => normalizeAnswer(a) === p) ? 1 : 0;
+}
+
+/**
+ * SQuAD token F1 over normalised whitespace tokens (bag of tokens), the best over the answers.
+ * When either side normalises to nothing, F1 is 1 if both do, else 0 (SQuAD v2's rule).
+ */
+export function tokenF1(prediction: string, answers: readonly string[]): number {
+  const pt = normalizeAnswer(prediction).split(' ').filter((w) => w !== '');
+  let best = 0;
+  for (const a of answers) {
+    const at = normalizeAnswer(a).split(' ').filter((w) => w !== '');
+    let f1: number;
+    if (pt.length === 0 || at.length === 0) f1 = pt.length === at.length ? 1 : 0;
+    else {
+      const counts = new Map<string, number>();
+      for (const w of at) counts.set(w, (counts.get(w) ?? 0) + 1);
+      let same = 0;
+      for (const w of pt) {
+        const c = counts.get(w) ?? 0;
+        if (c > 0) {
+          same++;
+          counts.set(w, c - 1);
+        }
+      }
+      if (same === 0) f1 = 0;
+      else {
+        const precision = same / pt.length;
+        const recall = same / at.length;
+        f1 = (2 * precision * recall) / (precision + recall);
+      }
+    }
+    if (f1 > best) best = f1;
+  }
+  return best;
+}
+
+/** 1 when some normalised answer occurs in the normalised prediction as whole words, else 0. */
+export function containsAnswer(prediction: string, answers: readonly string[]): number {
+  const p = ` ${normalizeAnswer(prediction)} `;
+  return answers.some((a) => {
+    const n = normalizeAnswer(a);
+    return n !== '' && p.includes(` ${n} `);
+  })
+    ? 1
+    : 0;
+}

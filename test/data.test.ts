@@ -1,0 +1,244 @@
+// Benchmark loaders: every public file in ../shared/data, the demo world benchmark, format
+// detection from content, and one-line errors for bad input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AmendError } from '../src/errors.js';
+import { DATASET_FORMATS, caseRequests, detectFormat, loadCases, parseCases, type DatasetFormat } from '../src/data/index.js';
+import { buildBenchmark, generateWorld } from '../src/world/index.js';
+import { sharedDir } from './helpers.js';
+
+const DATA = sharedDir('data');
+const skip = DATA ? false : '../shared/data is absent';
+
+// file → [format, cases, records in the file]
+const EXPECTED: Record<string, [DatasetFormat, number, number]> = {
+  'counterfact/counterfact-rome-format-1000.json': ['counterfact', 1000, 1000],
+  'counterfact/counterfact-edit-1k.json': ['counterfact-easyedit', 1000, 1000],
+  'zsre/zsre_mend_train-1k.json': ['zsre-mend', 998, 1000],
+  'wise/zsre_mend_edit_portability.json': ['wise-zsre-portability', 1037, 1037],
+  'knowedit/benchmark_ZsRE_ZsRE-test-all.json': ['knowedit-zsre', 1304, 1304],
+  'knowedit/benchmark_wiki_counterfact_train_cf.json': ['knowedit-wiki-counterfact', 1428, 1428],
+  'knowedit/benchmark_wiki_recent_recent_train.json': ['knowedit-wiki-recent', 570, 570],
+  'knowedit/benchmark_WikiBio_wikibio-test-all.json': ['knowedit-wikibio', 306, 306],
+  'knowedit/benchmark_WikiBio_wikibio-train-all.json': ['knowedit-wikibio', 464, 464],
+  'knowedit/benchmark_Convsent_blender_test.json': ['knowedit-convsent', 800, 800],
+  'knowedit/benchmark_Convsent_blender_val.json': ['knowedit-convsent', 799, 799],
+  'knowedit/benchmark_trivia_trivia_qa_test.json': ['knowedit-sanitation', 80, 80],
+  'knowedit/benchmark_trivia_trivia_qa_train.json': ['knowedit-sanitation', 80, 80],
+  'mquake/MQuAKE-hard.json': ['mquake', 429, 429],
+  'rome/known_1000.json': ['rome-knowns', 1209, 1209],
+  'evedit/QA.json': ['evedit', 500, 500],
+  'evedit/Completion.json': ['evedit', 500, 500],
+};
+
+test('every benchmark file in ../shared/data loads, with its format detected from the content', { skip }, () => {
+  const seen = new Set<string>();
+  for (const sub of fs.readdirSync(DATA!)) {
+    const dir = path.join(DATA!, sub);
+    if (!fs.statSync(dir).isDirectory()) continue;
+    for (const f of fs.readdirSync(dir)) {
+      if (!f.endsWith('.json')) continue;
+      const rel = `${sub}/${f}`;
+      const want = EXPECTED[rel];
+      assert.ok(want, `${rel} is not in the expected list — add it`);
+      const r = loadCases(path.join(dir, f));
+      assert.equal(r.format, want[0], rel);
+      assert.equal(r.cases.length, want[1], `${rel}: cases`);
+      assert.equal(r.total, want[2], `${rel}: records`);
+      for (const c of r.cases) {
+        for (const req of caseRequests(c)) {
+          assert.equal(typeof req.prompt, 'string');
+          assert.ok(req.targetNew.trim() !== '', `${rel}: empty target`);
+        }
+        for (const pa of [...(c.locality ?? []), ...(c.portability ?? [])]) assert.ok(pa.prompt !== '' && pa.answer.trim() !== '', `${rel}: empty pair`);
+      }
+      seen.add(rel);
+    }
+  }
+  for (const rel of Object.keys(EXPECTED)) assert.ok(seen.has(rel), `${rel} was expected in ../shared/data`);
+});
+
+test('the same file under another name is detected the same way (never from the file name)', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
+  try {
+    const copy = path.join(dir, 'counterfact.json'); // a misleading name
+    fs.copyFileSync(path.join(DATA!, 'mquake/MQuAKE-hard.json'), copy);
+    assert.equal(loadCases(copy, { limit: 3 }).format, 'mquake');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('CounterFact (original): fields, ids, neighbourhood as locality with the true object', { skip }, () => {
+  const { cases } = loadCases(path.join(DATA!, 'counterfact/counterfact-rome-format-1000.json'), { limit: 2 });
+  assert.equal(cases.length, 2);
+  const c = cases[0]!;
+  assert.deepEqual(
+    { prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id, rel: c.relationId, nid: c.targetNewId },
+    { prompt: '{}, developed by', subject: 'Ferrari F40', targetNew: 'Microsoft', targetTrue: 'Ferrari', id: 13, rel: 'P176', nid: 'Q2283' },
+  );
+  assert.equal(c.rephrase!.length, 2);
+  assert.equal(c.neighborhood!.length, 10);
+  assert.equal(c.attributePrompts!.length, 10);
+  assert.equal(c.generationPrompts!.length, 10);
+  assert.deepEqual(c.locality![0], { prompt: c.neighborhood![0], answer: 'Ferrari' });
+});
+
+test('KnowEdit: sub-keys as groups, first answer of alias lists, empty answers dropped', { skip }, () => {
+  const recent = loadCases(path.join(DATA!, 'knowedit/benchmark_wiki_recent_recent_train.json'), { limit: 1 }).cases[0]!;
+  assert.equal(recent.targetTrue, undefined);
+  const cit = recent.localityGroups!['Relation_Specificity']![1]!;
+  assert.equal(cit.answer, 'Soviet Union');
+  assert.ok(cit.aliases!.includes('USSR'));
+  const zsre = loadCases(path.join(DATA!, 'knowedit/benchmark_ZsRE_ZsRE-test-all.json'), { limit: 1 }).cases[0]!;
+  assert.equal(zsre.targetTrue, 'Aspidoceratidae');
+  assert.deepEqual(zsre.rephrase, ['What family are Epaspidoceras?']);
+  assert.deepEqual(Object.keys(zsre.portabilityGroups!), ['Reasoning']);
+  assert.deepEqual(zsre.localityGroups!['Relation_Specificity']![0], { prompt: 'The taxon rank of Epaspidoceras is', answer: 'genus' });
+  assert.deepEqual(zsre.locality, Object.values(zsre.localityGroups!).flat());
+  const cf = loadCases(path.join(DATA!, 'knowedit/benchmark_wiki_counterfact_train_cf.json'), { limit: 1 }).cases[0]!;
+  assert.deepEqual(Object.keys(cf.portabilityGroups!).sort(), ['Reasoning', 'Subject_Aliasing']);
+  const bio = loadCases(path.join(DATA!, 'knowedit/benchmark_WikiBio_wikibio-test-all.json'), { limit: 1 }).cases[0]!;
+  assert.equal(bio.subject, 'john russell reynolds');
+  assert.ok(bio.prompt.startsWith('This is a Wikipedia passage about john russell reynolds.'));
+  const conv = loadCases(path.join(DATA!, 'knowedit/benchmark_Convsent_blender_test.json'), { limit: 5 });
+  const again = loadCases(path.join(DATA!, 'knowedit/benchmark_Convsent_blender_test.json'), { limit: 5 });
+  assert.deepEqual(conv.cases, again.cases, 'ConvSent choices are deterministic');
+  for (const c of conv.cases) assert.ok(c.prompt.includes(c.subject) && /positively|negatively/.test(c.prompt));
+  const san = loadCases(path.join(DATA!, 'knowedit/benchmark_trivia_trivia_qa_test.json'));
+  const locs = san.cases.reduce((a, c) => a + (c.locality?.length ?? 0), 0);
+  assert.equal(locs, 453, 'every retain question is a locality pair of some case');
+  assert.equal(san.cases[0]!.targetNew, "I don't know.");
+});
+
+test('zsRE (MEND) and WISE: alt is the target, records without alt are skipped with a reason', { skip }, () => {
+  const z = loadCases(path.join(DATA!, 'zsre/zsre_mend_train-1k.json'));
+  assert.equal(z.skipped.length, 2);
+  assert.match(z.skipped[0]!.reason, /alt/);
+  const c = z.cases[0]!;
+  assert.deepEqual({ p: c.prompt, t: c.targetNew, g: c.targetTrue }, { p: 'What is the product made by UniFirst?', t: 'unmanned aircraft', g: 'uniform' });
+  assert.deepEqual(c.locality, [{ prompt: "nq question: john goodman's character in the big lebowski", answer: 'Walter Sobchak' }]);
+  const w = loadCases(path.join(DATA!, 'wise/zsre_mend_edit_portability.json'), { limit: 1 }).cases[0]!;
+  assert.equal(w.portability![0]!.answer, 'Athletics');
+});
+
+test('MQuAKE: one multi-edit case per record, multi-hop questions with the new answer', { skip }, () => {
+  const { cases } = loadCases(path.join(DATA!, 'mquake/MQuAKE-hard.json'), { limit: 1 });
+  const c = cases[0]!;
+  assert.equal(c.edits!.length, 4);
+  assert.equal(caseRequests(c).length, 4);
+  assert.deepEqual({ p: c.prompt, s: c.subject, n: c.targetNew, t: c.targetTrue }, { p: '{} was performed by', s: 'Hey Jude', n: 'Madonna', t: 'The Beatles' });
+  assert.deepEqual(c.edits![1]!.rephrase, ['Who is the director of Madonna?']);
+  const mh = c.portabilityGroups!['multi_hop']!;
+  assert.equal(mh.length, 3);
+  assert.equal(mh[0]!.answer, 'Arabic');
+  assert.equal(caseRequests({ prompt: 'p', subject: 's', targetNew: 't' }).length, 1);
+});
+
+test('EvEdit: completion prompts give their trailing space to the answer', { skip }, () => {
+  const c = loadCases(path.join(DATA!, 'evedit/Completion.json'), { limit: 1 }).cases[0]!;
+  assert.equal(c.prompt, 'The instrument that Toko Yasuda played until 2023 is the');
+  assert.equal(c.targetNew, ' violin.');
+  assert.equal(c.subject, '');
+  assert.equal(c.portability!.length, 5);
+});
+
+test('the demo world benchmark loads as amend-world (in memory and from a file)', () => {
+  const world = generateWorld(3);
+  const records = buildBenchmark(world, { seed: 3, n: 12 });
+  const r = parseCases(records);
+  assert.equal(r.format, 'amend-world');
+  assert.equal(r.cases.length, 12);
+  for (const [c, rec] of r.cases.map((c, i) => [c, records[i]!] as const)) {
+    assert.equal(c.targetNew, rec.requested_rewrite.target_new.str);
+    assert.equal(c.prompt, rec.requested_rewrite.prompt);
+    const port = c.portability ?? [];
+    assert.equal(port.length, rec.portability.length);
+    assert.deepEqual(new Set(port.map((p) => p.prompt)), new Set(rec.portability.map((p) => p.prompt)));
+    assert.equal(c.localityGroups?.['other_facts']?.length ?? 0, rec.locality.length);
+    assert.equal(c.localityGroups?.['neighborhood']?.length ?? 0, rec.neighborhood_prompts.length);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
+  try {
+    const file = path.join(dir, 'bench.json');
+    fs.writeFileSync(file, JSON.stringify(records));
+    assert.deepEqual(loadCases(file).cases, r.cases);
+    // JSON Lines works too
+    const jsonl = path.join(dir, 'bench.jsonl');
+    fs.writeFileSync(jsonl, records.map((x) => JSON.stringify(x)).join('\n') + '\n');
+    assert.deepEqual(loadCases(jsonl).cases, r.cases);
+    // and Amend's own EditCase records round-trip
+    const own = path.join(dir, 'cases.json');
+    fs.writeFileSync(own, JSON.stringify(r.cases));
+    const back = loadCases(own);
+    assert.equal(back.format, 'amend-cases');
+    assert.deepEqual(back.cases, r.cases);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('limit keeps the first cases; a forced format is checked', () => {
+  const recs = [0, 1, 2].map((i) => ({ prompt: `p${i} {}`, subject: 's', targetNew: 't' }));
+  assert.equal(parseCases(recs, { limit: 2 }).cases.length, 2);
+  assert.equal(parseCases(recs, { limit: 0 }).cases.length, 0);
+  assert.throws(() => parseCases(recs, { format: 'mquake' }), (e: Error) => e instanceof AmendError && /record 0 \(mquake\) has no "requested_rewrite" field/.test(e.message));
+  assert.throws(() => parseCases(recs, { format: 'nonsense' as DatasetFormat }), /unknown benchmark format "nonsense"; known formats: .*counterfact/);
+});
+
+function oneLineError(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (e: Error) => {
+    assert.ok(e instanceof AmendError, `not an AmendError: ${e}`);
+    assert.ok(!e.message.includes('\n'), `not one line: ${e.message}`);
+    assert.match(e.message, re);
+    return true;
+  });
+}
+
+test('bad input gives one clear line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
+  const write = (name: string, text: string) => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, text);
+    return f;
+  };
+  try {
+    // unknown format: the error lists every known format
+    const unknown = write('u.json', JSON.stringify([{ question: 'q', reply: 'a' }]));
+    oneLineError(() => loadCases(unknown), /unknown benchmark format \(first record has keys: question, reply\); known formats: /);
+    try {
+      loadCases(unknown);
+    } catch (e) {
+      for (const f of DATASET_FORMATS) assert.ok((e as Error).message.includes(f.name), `the error lists ${f.name}`);
+    }
+    // a record missing a field: named, with its index (detected from the other records)
+    const good = { case_id: 1, requested_rewrite: { prompt: '{} is in', subject: 'X', target_new: { str: 'A' }, target_true: { str: 'B' } }, paraphrase_prompts: [], neighborhood_prompts: [] };
+    const bad = { ...good, requested_rewrite: { ...good.requested_rewrite, subject: undefined } };
+    oneLineError(() => loadCases(write('m.json', JSON.stringify([good, good, bad]))), /m\.json: record 2 \(counterfact\) has no "requested_rewrite\.subject" field/);
+    const noTarget = { src: 'q?', subject: 'q', alt: 'x', answers: ['y'], rephrase: 'r', loc: 'nq question: l' };
+    oneLineError(() => loadCases(write('z.json', JSON.stringify([noTarget]))), /record 0 \(zsre-mend\) has no "loc_ans" field/);
+    const wrongType = { ...good, paraphrase_prompts: 'not a list' };
+    oneLineError(() => loadCases(write('w.json', JSON.stringify([good, wrongType]))), /record 1 \(counterfact\) field "paraphrase_prompts" should be a list/);
+    // empty file, empty list, invalid JSON, not a list, missing file
+    oneLineError(() => loadCases(write('e.json', '')), /e\.json: empty file/);
+    oneLineError(() => loadCases(write('ws.json', '  \n\n ')), /empty file/);
+    oneLineError(() => loadCases(write('l.json', '[]')), /no records \(an empty list\)/);
+    oneLineError(() => loadCases(write('i.json', '[{"prompt": "x",')), /i\.json: not valid JSON \(/);
+    oneLineError(() => loadCases(write('jl.json', '{"a": 1}\n{"a": \n')), /line 2 is not valid JSON/);
+    oneLineError(() => loadCases(write('n.json', '42')), /expected a JSON list of benchmark records/);
+    oneLineError(() => loadCases(path.join(dir, 'missing.json')), /missing\.json: no such file/);
+    oneLineError(() => loadCases(dir), /is a directory/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('detectFormat works on parsed content', () => {
+  assert.equal(detectFormat([{ src: 'a', alt: 'b', loc: 'c', loc_ans: 'd', subject: 'a' }]), 'zsre-mend');
+  assert.equal(detectFormat({ K_F: [], K_R: [] }), 'knowedit-sanitation');
+  assert.equal(detectFormat([{ foo: 1 }]), null);
+  assert.equal(detectFormat([1, 2]), null);
+});

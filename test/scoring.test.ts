@@ -1,0 +1,238 @@
+// Teacher-forced scoring: the tokenisation rule, hand-computed log-probabilities on a fake bigram
+// model, and batched == one-by-one on a random GPT-2 with the real GPT-2 tokenizer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CausalLM, gpt2Config, writeRandomCheckpoint, type ForwardOptions, type ModelConfig } from '../src/models/index.js';
+import { Tensor } from '../src/tensor/index.js';
+import { AmendTokenizer } from '../src/tokenizer/index.js';
+import { encodePair, joinPromptTarget, rowStats, scoreEncoded, targetLogProbs, type EncodedPair, type ScoringModel, type TargetScore } from '../src/eval/scoring.js';
+import { sharedDir } from './helpers.js';
+
+// ---------------------------------------------------------------- a word-level fake
+
+const WORDS = ['<s>', '</s>', 'The', ' capital', ' is', ' Paris', ' London', ' New', ' York', 'Answer:', ' ', ' the', ' answer'];
+const ID = new Map(WORDS.map((w, i) => [w, i]));
+
+/** Words with their leading whitespace are tokens; a trailing run of whitespace is a token of its own. */
+function fakeTokenizer(o: { bos?: boolean; eos?: boolean } = {}) {
+  return {
+    bosId: o.bos ? 0 : null,
+    eosId: 1,
+    encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+      const ids = (text.match(/\s*\S+|\s+$/g) ?? []).map((w) => {
+        const id = ID.get(w);
+        if (id === undefined) throw new Error(`fake tokenizer: unknown word "${w}"`);
+        return id;
+      });
+      const add = opts.addSpecialTokens ?? true;
+      return [...(add && o.bos ? [0] : []), ...ids, ...(add && o.eos ? [1] : [])];
+    },
+    decode: (ids: number[]) => ids.map((i) => WORDS[i]).join(''),
+  };
+}
+
+const V = WORDS.length;
+const LN = Math.log;
+
+/** Bigram model: the logits at a position depend only on the token there (log-probabilities as logits). */
+function bigramModel(next: Record<string, Record<string, number>>, tok = fakeTokenizer()): ScoringModel & { calls: number } {
+  const table = new Float32Array(V * V).fill(-1e9);
+  for (let v = 0; v < V; v++) {
+    const dist = next[WORDS[v]!] ?? { ' the': 1 };
+    for (const [w, p] of Object.entries(dist)) table[v * V + ID.get(w)!] = LN(p);
+  }
+  const m = {
+    calls: 0,
+    config: { vocabSize: V, maxPositions: 32 } as ModelConfig,
+    tok: () => tok as unknown as AmendTokenizer,
+    forward(ids: Int32Array, _B: number, _T: number, opts: ForwardOptions = {}) {
+      m.calls++;
+      const rows = opts.logitsAt as number[];
+      assert.ok(Array.isArray(rows), 'scoring asks for logits at chosen rows only');
+      const out = new Float32Array(rows.length * V);
+      rows.forEach((r, k) => {
+        assert.equal(opts.attentionMask![r], 1, 'logits are only read at real (unpadded) positions');
+        out.set(table.subarray(ids[r]! * V, (ids[r]! + 1) * V), k * V);
+      });
+      return { logits: new Tensor(out, [rows.length, V]), hidden: new Tensor(new Float32Array(1), [1]) };
+    },
+  };
+  return m;
+}
+
+const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+
+test('prompt and target are joined by one space unless whitespace is already there', () => {
+  assert.equal(joinPromptTarget('The capital is', 'Paris'), 'The capital is Paris');
+  assert.equal(joinPromptTarget('The capital is', ' Paris'), 'The capital is Paris');
+  assert.equal(joinPromptTarget('Answer: ', 'Paris'), 'Answer: Paris');
+  assert.equal(joinPromptTarget('The capital is', '.'), 'The capital is .'); // as both references do
+});
+
+test('encodePair: target tokens follow the prompt tokens (BOS kept, appended EOS dropped, boundary merges scored)', () => {
+  const tok = fakeTokenizer();
+  assert.deepEqual(encodePair(tok, 'The capital is', 'New York'), { context: [2, 3, 4], target: [7, 8] });
+  assert.deepEqual(encodePair(tok, 'The capital is', ' New York'), { context: [2, 3, 4], target: [7, 8] });
+  // Llama-style BOS in front of the context
+  assert.deepEqual(encodePair(fakeTokenizer({ bos: true }), 'The capital is', 'Paris'), { context: [0, 2, 3, 4], target: [5] });
+  // a post-processor EOS is not part of the target
+  assert.deepEqual(encodePair(fakeTokenizer({ eos: true }), 'The capital is', 'Paris'), { context: [2, 3, 4], target: [5] });
+  // "Answer: " encodes as [Answer:, " "] but "Answer: Paris" as [Answer:, " Paris"]: the space moves to the target
+  assert.deepEqual(encodePair(tok, 'Answer: ', 'Paris'), { context: [9], target: [5] });
+  assert.throws(() => encodePair(tok, 'The capital is', '  '), /empty target/);
+  assert.throws(() => encodePair(tok, '', ' Paris'), /gives no token to condition/);
+});
+
+test('scores on a bigram model match hand-computed log-probabilities (multi-token targets, argmax, accuracy)', () => {
+  const m = bigramModel({
+    ' is': { ' Paris': 0.5, ' London': 0.3, ' New': 0.2 },
+    ' New': { ' York': 0.9, ' Paris': 0.1 },
+    'Answer:': { ' London': 0.6, ' Paris': 0.4 },
+  });
+  const [ny, paris, london, dup, ans] = targetLogProbs(m, [
+    { prompt: 'The capital is', target: 'New York' },
+    { prompt: 'The capital is', target: 'Paris' },
+    { prompt: 'The capital is', target: 'London' },
+    { prompt: 'The capital is', target: ' Paris' },
+    { prompt: 'Answer: ', target: 'Paris' },
+  ]);
+  close(ny!.logProbs[0]!, LN(0.2));
+  close(ny!.logProbs[1]!, LN(0.9));
+  close(ny!.sum, LN(0.2 * 0.9));
+  close(ny!.mean, LN(0.2 * 0.9) / 2);
+  assert.deepEqual(ny!.argmax, [ID.get(' Paris'), ID.get(' York')]);
+  assert.deepEqual(ny!.correct, [false, true]);
+  assert.equal(ny!.accuracy, 0.5);
+  close(paris!.sum, LN(0.5));
+  assert.equal(paris!.accuracy, 1);
+  close(london!.mean, LN(0.3));
+  assert.equal(london!.accuracy, 0);
+  assert.deepEqual(dup, paris, 'identical pairs give identical results');
+  close(ans!.sum, LN(0.4));
+  assert.deepEqual(ans!.argmax, [ID.get(' London')]);
+  assert.equal(m.calls, 1, 'one forward pass for all items');
+});
+
+test('batch limits split the work without changing results', () => {
+  const m = bigramModel({ ' is': { ' Paris': 0.5, ' New': 0.5 }, ' New': { ' York': 1 } });
+  const items = [
+    { prompt: 'The capital is', target: 'New York' },
+    { prompt: 'The capital is', target: 'Paris' },
+    { prompt: 'The', target: 'capital is New York' },
+  ];
+  const all = targetLogProbs(m, items);
+  const calls = m.calls;
+  const split = targetLogProbs(m, items, { maxBatchRows: 1 });
+  assert.equal(m.calls - calls, 3);
+  assert.deepEqual(split, all);
+  assert.deepEqual(targetLogProbs(m, items, { maxLogitRows: 1 }), all); // an item longer than the limit still runs alone
+  assert.deepEqual(targetLogProbs(m, items, { maxBatchTokens: 1 }), all);
+});
+
+// ---------------------------------------------------------------- real tokenizers and a random GPT-2
+
+const MODELS = sharedDir('models');
+const GPT2_TOK = MODELS && path.join(MODELS, 'gpt2-tokenizer');
+const gpt2Skip = GPT2_TOK && fs.existsSync(path.join(GPT2_TOK, 'tokenizer.json')) ? false : '../shared/models/gpt2-tokenizer is absent';
+
+test('with the GPT-2 tokenizer the rule equals ROME\'s separate tokenisation of " " + target', { skip: gpt2Skip }, () => {
+  const tok = AmendTokenizer.fromDir(GPT2_TOK!);
+  const cases: [string, string][] = [
+    ['Ferrari F40, developed by', 'Microsoft'],
+    ['The mother tongue of Danielle Darrieux is', 'English'],
+    ['When was the inception of IAAF Combined Events Challenge?', '2006'],
+    ['Which family does Epaspidoceras belong to?', 'Noctuidae'],
+    ['The name of the country which Goursez Vreizh is associated with is', 'Franche-Comté'],
+  ];
+  for (const [p, t] of cases) {
+    const pair = encodePair(tok, p, t);
+    assert.deepEqual(pair.context, tok.encode(p), p);
+    assert.deepEqual(pair.target, tok.encode(` ${t}`), p);
+  }
+  // a prompt ending in a space: the space is scored as part of the target's first token
+  const pair = encodePair(tok, 'Answer: ', 'Paris');
+  assert.deepEqual(pair.context, tok.encode('Answer:'));
+  assert.deepEqual(pair.target, tok.encode(' Paris'));
+});
+
+const LLAMA = MODELS && path.join(MODELS, 'tiny-random-llama');
+const llamaSkip = LLAMA && fs.existsSync(path.join(LLAMA, 'tokenizer.json')) ? false : '../shared/models/tiny-random-llama is absent';
+
+test('with a Llama tokenizer the context starts with BOS and the target is the rest of the joint encoding', { skip: llamaSkip }, () => {
+  const model = CausalLM.loadDir(LLAMA!);
+  const tok = model.tok();
+  const p = 'Once upon a time there was a';
+  const pair = encodePair(tok, p, 'little girl');
+  const full = tok.encode(`${p} little girl`);
+  assert.equal(pair.context[0], tok.bosId);
+  assert.deepEqual(pair.context, tok.encode(p));
+  assert.deepEqual([...pair.context, ...pair.target], full);
+  assert.ok(pair.target.length >= 2);
+  const [s] = targetLogProbs(model, [{ prompt: p, target: 'little girl' }]);
+  assert.equal(s!.logProbs.length, pair.target.length);
+});
+
+/** Reference: one unpadded forward per pair, full logits, log-softmax in float64. */
+function reference(model: ScoringModel, pair: EncodedPair): { logProbs: number[]; argmax: number[] } {
+  const seq = [...pair.context, ...pair.target.slice(0, -1)];
+  const { logits } = model.forward(Int32Array.from(seq), 1, seq.length, { logitsAt: 'all' });
+  const Vv = model.config.vocabSize;
+  const logProbs: number[] = [];
+  const argmax: number[] = [];
+  pair.target.forEach((id, j) => {
+    const t = pair.context.length - 1 + j;
+    const row = logits!.data.subarray(t * Vv, (t + 1) * Vv);
+    const { lse, best } = rowStats(row);
+    logProbs.push(row[id]! - lse);
+    argmax.push(best);
+  });
+  return { logProbs, argmax };
+}
+
+function assertSame(a: TargetScore, b: { logProbs: number[]; argmax: number[] }, what: string) {
+  assert.equal(a.logProbs.length, b.logProbs.length, what);
+  a.logProbs.forEach((v, j) => close(v, b.logProbs[j]!, 2e-4));
+  assert.deepEqual(a.argmax, b.argmax, what);
+}
+
+test('random GPT-2: padded batches give the one-by-one results (multi-token targets, padding, truncation)', { skip: gpt2Skip }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-scoring-'));
+  try {
+    writeRandomCheckpoint(dir, gpt2Config({ vocab: 50257, positions: 48, layers: 2, hidden: 32, heads: 4 }), 11, 0.2);
+    fs.copyFileSync(path.join(GPT2_TOK!, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+    const model = CausalLM.loadDir(dir);
+    const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+    const items = [
+      { prompt: 'The capital of France is', target: 'Paris' },
+      { prompt: 'Ferrari F40, developed by', target: 'Microsoft Corporation of America' },
+      { prompt: 'Hi', target: ' there, my old friend' },
+      { prompt: 'Answer: ', target: 'Paris' },
+      { prompt: 'The capital of France is', target: 'Paris' },
+      { prompt: long, target: 'and the end' },
+    ];
+    const batched = targetLogProbs(model, items);
+    const single = items.map((it) => targetLogProbs(model, [it], { maxBatchRows: 1 })[0]!);
+    const tight = targetLogProbs(model, items, { maxBatchTokens: 70, maxLogitRows: 4 });
+    assert.ok(batched[1]!.target.length >= 4 && batched[2]!.target.length >= 4, 'multi-token targets');
+    assert.ok(batched[5]!.truncated && !batched[0]!.truncated);
+    assert.equal(batched[5]!.context.length + batched[5]!.target.length - 1, 48, 'cut to the model positions');
+    batched.forEach((b, i) => {
+      const ref = reference(model, { context: b.context, target: b.target });
+      assertSame(b, ref, `item ${i} against an unpadded forward`);
+      assertSame(single[i]!, ref, `item ${i} one by one`);
+      assertSame(tight[i]!, ref, `item ${i} in small batches`);
+      close(b.sum, b.logProbs.reduce((x, y) => x + y, 0), 1e-9);
+      assert.equal(b.accuracy, b.correct.filter(Boolean).length / b.correct.length);
+      assert.deepEqual(b.correct, b.argmax.map((a, j) => a === b.target[j]));
+    });
+    // the random model's argmax is often the target when we take the argmax itself as target
+    const greedy = batched[0]!.argmax[0]!;
+    const [s] = scoreEncoded(model, [{ context: batched[0]!.context, target: [greedy] }]);
+    assert.equal(s!.accuracy, 1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
