@@ -1,0 +1,145 @@
+// amend stats: compute (and cache) the second moment E[k kᵀ] of the MLP keys at some layers,
+// import ROME / EasyEdit statistics, or list what the cache holds for a model.
+import { AmendError } from '../../errors.js';
+import { modelFingerprint, shortFingerprint } from '../../models/fingerprint.js';
+import {
+  cachedStatsFiles, importStatsToCache, layerSecondMoments, readStatsFile, resolveStatsOptions,
+  type SecondMoment, type StatsOptions,
+} from '../../stats/index.js';
+import { intOption, type CommandSpec, type Parsed } from '../args.js';
+import { loadModel } from '../load.js';
+import { Progress } from '../progress.js';
+
+export const spec: CommandSpec = {
+  name: 'stats',
+  summary: 'compute and cache layer statistics E[k kᵀ] of MLP keys (ROME / MEMIT), or import them',
+  usage: 'amend stats --model M --layers L[,L...] [--corpus PATH|NAME] [--samples N] [--max-length T] [--json]'
+    + '  |  amend stats --model M --import FILE.npz [--layer L]  |  amend stats --model M --list',
+  options: {
+    model: { type: 'string', short: 'm', help: 'M  model directory, Hugging Face id, or "world"' },
+    layers: { type: 'string', short: 'l', help: 'L,L,...  layers (e.g. 3,4,5 or 3-7); all of them in one pass over the corpus' },
+    layer: { type: 'string', help: 'L  one layer (also the layer of an --import; default: from its file name)' },
+    corpus: { type: 'string', short: 'c', help: 'PATH  a text file (one document per line), a folder, a .jsonl file ({"text": ...}), or the name of imported stats (default: corpus-train.txt in the model folder, else the model\'s own samples)' },
+    samples: { type: 'string', short: 'n', help: 'N  documents to use, a fixed random subset (ROME\'s mom2_n_samples; default 100000, 1000 for model samples)' },
+    'max-length': { type: 'string', help: 'T  tokens per document (default: the model\'s positions, at most 4096; 128 for model samples)' },
+    'batch-tokens': { type: 'string', help: 'N  tokens per forward batch (default max(T, 2048))' },
+    'cache-dir': { type: 'string', help: 'DIR  cache root (default $AMEND_CACHE or ~/.cache/amend; stats go in DIR/stats)' },
+    'no-cache': { type: 'boolean', help: 'neither read nor write the cache' },
+    refresh: { type: 'boolean', help: 'recompute even when cached, and overwrite' },
+    import: { type: 'string', help: 'FILE  import a ROME / EasyEdit {layer}_float32_mom2_{n}.npz into the cache' },
+    dataset: { type: 'string', help: 'NAME  --import: the dataset name to file it under (default: from its {ds}_stats folder)' },
+    list: { type: 'boolean', help: 'list the statistics cached for this model' },
+  },
+  examples: [
+    'amend stats --model world --layers 2,3,4',
+    'amend stats --model gpt2 --layers 3-8 --corpus wiki.jsonl --samples 20000 --max-length 256',
+    'amend stats --model gpt2-xl --import data/stats/gpt2-xl/wikipedia_stats/transformer.h.17.mlp.c_proj_float32_mom2_100000.npz',
+    'amend stats --model gpt2-xl --layers 17 --corpus wikipedia --samples 100000 --json   # uses the import',
+    'amend stats --model world --list',
+  ],
+};
+
+/** "3,4,5", "3-7", "2,5-6" → sorted unique layers. */
+export function parseLayers(s: string): number[] {
+  const out = new Set<number>();
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new AmendError(`--layers: "${part}" is not a layer number or a range like 3-7`);
+    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) throw new AmendError(`--layers: the range ${part} runs backwards`);
+    for (let l = a; l <= b; l++) out.add(l);
+  }
+  if (out.size === 0) throw new AmendError('--layers: give at least one layer, e.g. --layers 3,4,5');
+  return [...out].sort((x, y) => x - y);
+}
+
+function summary(sm: SecondMoment): Record<string, unknown> {
+  let trace = 0;
+  for (let i = 0; i < sm.dim; i++) trace += sm.mom2[i * sm.dim + i];
+  return {
+    layer: sm.layer, dim: sm.dim, count: sm.count, samples: sm.samples, requestedSamples: sm.requestedSamples,
+    maxLength: sm.maxLength, corpus: sm.corpus, source: sm.source, file: sm.file ?? null, trace,
+  };
+}
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend stats --help)`);
+  const json = v.json === true;
+  const str = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const cacheDir = str('cache-dir');
+  const modes = [v.import !== undefined, v.list === true, v.layers !== undefined || (v.layer !== undefined && v.import === undefined)];
+  if (modes.filter(Boolean).length !== 1) {
+    throw new AmendError('say what to do: --layers L,... to compute, --import FILE.npz to import, or --list (see amend stats --help)');
+  }
+  const model = await loadModel(v.model, json);
+
+  if (v.list) {
+    const files = cachedStatsFiles(model, cacheDir);
+    const rows = files.map((f) => {
+      const { sm, metadata } = readStatsFile(f);
+      return { sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created } };
+    });
+    if (json) console.log(JSON.stringify({ fingerprint: modelFingerprint(model), stats: rows.map((r) => r.row) }));
+    else if (rows.length === 0) console.log('no statistics cached for this model');
+    else {
+      for (const { sm, row } of rows) {
+        console.log(`layer ${sm.layer}: ${sm.count} tokens, ${sm.samples} samples × ${sm.maxLength || '?'} tokens of ${row.corpusLabel}  ${sm.file}`);
+      }
+    }
+    return;
+  }
+
+  if (v.import !== undefined) {
+    const file = str('import');
+    if (!file) throw new AmendError('--import needs a .npz file');
+    const layer = v.layer === undefined ? undefined : intOption(v.layer, 'layer', 0, 0);
+    const sm = importStatsToCache(file, { model, layer, dataset: str('dataset'), cacheDir });
+    const name = sm.corpus.replace(/^imported:/, '');
+    if (json) console.log(JSON.stringify({ imported: summary(sm) }));
+    else {
+      console.log(`imported layer ${sm.layer} (${sm.dim}×${sm.dim}, ${sm.count} tokens, ${sm.samples} samples of ${name}) → ${sm.file}`);
+      console.log(`use it with: --corpus ${name} --samples ${sm.requestedSamples}`);
+    }
+    return;
+  }
+
+  const layers = parseLayers(str('layers') ?? str('layer') ?? '');
+  const bad = layers.find((l) => l >= model.config.layers);
+  if (bad !== undefined) throw new AmendError(`layer ${bad} is out of range (the model has layers 0..${model.config.layers - 1})`);
+  const opts: StatsOptions = {
+    corpus: str('corpus'),
+    samples: v.samples === undefined ? undefined : intOption(v.samples, 'samples', 0, 1),
+    maxLength: v['max-length'] === undefined ? undefined : intOption(v['max-length'], 'max-length', 0, 1),
+    batchTokens: v['batch-tokens'] === undefined ? undefined : intOption(v['batch-tokens'], 'batch-tokens', 0, 1),
+    cacheDir, noCache: v['no-cache'] === true, refresh: v.refresh === true,
+  };
+  const resolved = resolveStatsOptions(model, opts);
+  if (!json && resolved.corpus.spec.kind === 'model-samples' && opts.corpus === undefined) {
+    process.stderr.write(`no corpus given (and no corpus-train.txt beside the model): using ${resolved.samples} texts the model writes itself, `
+      + `${resolved.maxLength} tokens each; --corpus FILE gives a real corpus\n`);
+  }
+  let bar: Progress | null = null;
+  opts.onProgress = (done, total) => {
+    bar ??= new Progress(`stats L${layers.join(',')}`, total, !json && process.stderr.isTTY === true);
+    bar.update(done);
+  };
+  const started = Date.now();
+  const sms = await layerSecondMoments(model, layers, opts);
+  (bar as Progress | null)?.done();
+  const seconds = (Date.now() - started) / 1000;
+  if (json) {
+    console.log(JSON.stringify({
+      fingerprint: modelFingerprint(model), corpus: resolved.corpus.id, corpusLabel: resolved.corpus.label,
+      samples: resolved.samples, maxLength: resolved.maxLength, batchTokens: resolved.batchTokens,
+      seconds, layers: sms.map(summary),
+    }));
+    return;
+  }
+  console.log(`model ${shortFingerprint(modelFingerprint(model))}, corpus ${resolved.corpus.label}`);
+  for (const sm of sms) {
+    const how = sm.source === 'cache' ? 'cached' : sm.source === 'computed' ? 'computed' : sm.source;
+    console.log(`layer ${sm.layer}: ${sm.dim}×${sm.dim}, ${sm.count} tokens from ${sm.samples} samples (${how})${sm.file ? `  ${sm.file}` : ''}`);
+  }
+  process.stderr.write(`(${seconds.toFixed(1)} s)\n`);
+}

@@ -1,0 +1,185 @@
+// Statistics files: safetensors with one tensor "mom2" (F64, dim×dim, = Σ k kᵀ / count) and the
+// metadata that says what it is (model fingerprint, layer, corpus, samples, tokens per sample,
+// count, Amend version). The cache keeps them under
+//   <root>/stats/<fingerprint hash>/<corpus label>-<corpus hash>/layer<L>.mom2.n<samples>.t<maxLength>.safetensors
+// where <root> is $AMEND_CACHE, else ~/.cache/amend. Writes are atomic (temporary name, fsync,
+// rename). The metadata is checked again on every load, so a stale or foreign file is a miss
+// (in the cache) or a clear error (a file given explicitly).
+//
+// The io layer's safetensors writer takes float32 data; the statistics are float64 (they feed
+// float64 solves), so this file writes and reads its single F64 tensor itself, in the same format.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AmendError } from '../errors.js';
+import { readSafetensorsHeader, tempPathFor } from '../io/safetensors.js';
+import type { SecondMoment } from './types.js';
+
+export const STATS_FORMAT = 'amend.stats.mom2';
+const MAX_IO = 1 << 30;
+
+/** The Amend cache root: the option, else $AMEND_CACHE, else ~/.cache/amend. */
+export function cacheRoot(cacheDir?: string): string {
+  return path.resolve(cacheDir ?? (process.env.AMEND_CACHE || path.join(os.homedir(), '.cache', 'amend')));
+}
+
+/** The folder holding all statistics: <cache root>/stats. */
+export function statsDir(cacheDir?: string): string {
+  return path.join(cacheRoot(cacheDir), 'stats');
+}
+
+const hash = (s: string, n: number): string => createHash('sha256').update(s).digest('hex').slice(0, n);
+
+/** The folder of one model's statistics. */
+export function modelStatsDir(cacheDir: string | undefined, fingerprint: string): string {
+  return path.join(statsDir(cacheDir), hash(fingerprint, 16));
+}
+
+export interface StatsKey {
+  fingerprint: string;
+  layer: number;
+  corpusId: string;
+  corpusSlug: string;
+  /** The requested sample count. */
+  samples: number;
+  /** Tokens per document (0 for imported statistics). */
+  maxLength: number;
+}
+
+/** Where the cache keeps the statistics of `key`. */
+export function statsCachePath(cacheDir: string | undefined, key: StatsKey): string {
+  return path.join(modelStatsDir(cacheDir, key.fingerprint), `${key.corpusSlug}-${hash(key.corpusId, 10)}`,
+    `layer${key.layer}.mom2.n${key.samples}.t${key.maxLength}.safetensors`);
+}
+
+let version: string | null = null;
+
+/** This package's version (from package.json above the compiled module). */
+export function amendVersion(): string {
+  if (version) return version;
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        version = String((JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version?: string }).version ?? 'unknown');
+      } catch {
+        version = 'unknown';
+      }
+      return version;
+    }
+    if (path.dirname(dir) === dir) return (version = 'unknown');
+  }
+}
+
+/** The metadata written with a SecondMoment. */
+export function statsMetadata(sm: SecondMoment, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    format: STATS_FORMAT,
+    format_version: '1',
+    fingerprint: sm.fingerprint,
+    layer: String(sm.layer),
+    point: `blocks.${sm.layer}.mlp.keys`,
+    dim: String(sm.dim),
+    count: String(sm.count),
+    samples: String(sm.samples),
+    requested_samples: String(sm.requestedSamples ?? sm.samples),
+    max_length: String(sm.maxLength ?? 0),
+    corpus: sm.corpus,
+    amend_version: amendVersion(),
+    created: new Date().toISOString(),
+    ...extra,
+  };
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done, Math.min(MAX_IO, bytes.length - done));
+}
+
+/** Writes a statistics file atomically (F64 "mom2" [dim, dim] plus metadata). */
+export function writeStatsFile(file: string, sm: SecondMoment, extraMeta: Record<string, string> = {}): void {
+  if (sm.mom2.length !== sm.dim * sm.dim) throw new AmendError(`stats: mom2 has ${sm.mom2.length} values, not ${sm.dim}×${sm.dim}`);
+  const meta = statsMetadata(sm, extraMeta);
+  const bytes = sm.mom2.length * 8;
+  const json = JSON.stringify({ __metadata__: meta, mom2: { dtype: 'F64', shape: [sm.dim, sm.dim], data_offsets: [0, bytes] } });
+  const jb = Buffer.from(json, 'utf8');
+  const header = Buffer.alloc(Math.ceil(jb.length / 8) * 8, 0x20);
+  jb.copy(header);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  try {
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  } catch (e) {
+    throw new AmendError(`${path.dirname(file)}: cannot create the folder (${(e as Error).message})`);
+  }
+  const tmp = tempPathFor(file);
+  let fd: number | null = null;
+  try {
+    fd = fs.openSync(tmp, 'wx');
+    writeAll(fd, len);
+    writeAll(fd, header);
+    writeAll(fd, new Uint8Array(sm.mom2.buffer, sm.mom2.byteOffset, bytes));
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== null) fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOSPC') throw new AmendError(`${file}: no space left on the device — free some disk space`);
+    if (err.code === 'EACCES' || err.code === 'EPERM') throw new AmendError(`${file}: permission denied — check the cache folder's permissions (or set AMEND_CACHE)`);
+    throw e instanceof AmendError ? e : new AmendError(`${file}: cannot write it: ${err.message}`);
+  }
+}
+
+/** Reads a statistics file written by writeStatsFile (no check against a model: see loadStatsFile). */
+export function readStatsFile(file: string): { sm: SecondMoment; metadata: Record<string, string> } {
+  const header = readSafetensorsHeader(file);
+  const meta = header.metadata;
+  if (meta.format !== STATS_FORMAT) {
+    throw new AmendError(`${file}: not an Amend statistics file (safetensors without format "${STATS_FORMAT}" in its metadata)`);
+  }
+  const e = header.entries.find((t) => t.name === 'mom2');
+  if (!e || e.shape.length !== 2 || e.shape[0] !== e.shape[1] || (e.dtype !== 'F64' && e.dtype !== 'F32')) {
+    throw new AmendError(`${file}: no square F64/F32 tensor "mom2"; the file is corrupt`);
+  }
+  const dim = e.shape[0];
+  const mom2 = new Float64Array(dim * dim);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const at = header.dataStart + e.begin;
+    if (e.dtype === 'F64') {
+      const dst = new Uint8Array(mom2.buffer);
+      for (let done = 0; done < dst.length;) {
+        const got = fs.readSync(fd, dst, done, Math.min(MAX_IO, dst.length - done), at + done);
+        if (got === 0) throw new AmendError(`${file}: truncated`);
+        done += got;
+      }
+    } else {
+      const f32 = new Float32Array(dim * dim);
+      const dst = new Uint8Array(f32.buffer);
+      for (let done = 0; done < dst.length;) {
+        const got = fs.readSync(fd, dst, done, Math.min(MAX_IO, dst.length - done), at + done);
+        if (got === 0) throw new AmendError(`${file}: truncated`);
+        done += got;
+      }
+      mom2.set(f32);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  const int = (k: string): number => {
+    const v = Number(meta[k]);
+    if (!Number.isSafeInteger(v)) throw new AmendError(`${file}: metadata "${k}" is ${JSON.stringify(meta[k])}, not an integer; the file is corrupt`);
+    return v;
+  };
+  const sm: SecondMoment = {
+    layer: int('layer'), dim, count: int('count'), mom2, corpus: meta.corpus ?? '', samples: int('samples'),
+    fingerprint: meta.fingerprint ?? '', requestedSamples: int('requested_samples'), maxLength: int('max_length'),
+    source: 'file', file,
+  };
+  if (int('dim') !== dim) throw new AmendError(`${file}: metadata dim ${meta.dim} does not match mom2 [${dim}, ${dim}]; the file is corrupt`);
+  return { sm, metadata: meta };
+}

@@ -1,0 +1,277 @@
+// Corpora for the statistics: resolving what the user named, an id for the cache, and streaming
+// the documents (never holding a large corpus in memory).
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { AmendError } from '../errors.js';
+import type { CausalLM } from '../models/model.js';
+import { mulberry32 } from '../tensor/index.js';
+import type { CorpusSpec } from './types.js';
+
+/** The file in a model folder that serves as its default corpus (the demo world writes it). */
+export const DEFAULT_CORPUS_FILE = 'corpus-train.txt';
+
+/** Extensions of the files a folder corpus reads. */
+const TEXT_EXT = new Set(['.txt', '.md', '.text']);
+const JSONL_EXT = new Set(['.jsonl', '.ndjson']);
+
+/** One document: text to tokenize, or token ids as they are (`skip` leading ids not counted). */
+export type Doc = { text: string } | { ids: number[]; skip?: number };
+
+/** A corpus ready to read. */
+export interface ResolvedCorpus {
+  spec: CorpusSpec;
+  /** Cache key of the content: kind + absolute path + size + mtime (files), or a content hash. */
+  id: string;
+  /** Short, file-name-safe label (the file or folder name, "model-samples", ...). */
+  slug: string;
+  /** What to show a person. */
+  label: string;
+}
+
+/** The corpus used when none is given: <model dir>/corpus-train.txt if present, else the model's own samples. */
+export function defaultCorpus(model: CausalLM): CorpusSpec {
+  if (model.dir) {
+    const file = path.join(model.dir, DEFAULT_CORPUS_FILE);
+    if (fs.existsSync(file) && fs.statSync(file).isFile()) return { kind: 'file', path: file };
+  }
+  return { kind: 'model-samples' };
+}
+
+/** Turns a path or name into a spec: folder → dir, *.jsonl → jsonl, other file → file, bare name → imported. */
+export function corpusSpecOf(corpus: string | CorpusSpec | undefined, model: CausalLM): CorpusSpec {
+  if (corpus === undefined) return defaultCorpus(model);
+  if (typeof corpus !== 'string') return corpus;
+  if (corpus === '') throw new AmendError('the corpus path is empty');
+  if (corpus === 'model-samples') return { kind: 'model-samples' };
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(corpus);
+  } catch {
+    st = null;
+  }
+  if (st?.isDirectory()) return { kind: 'dir', path: corpus };
+  if (st) return { kind: JSONL_EXT.has(path.extname(corpus).toLowerCase()) ? 'jsonl' : 'file', path: corpus };
+  if (/^[A-Za-z0-9][\w.-]*$/.test(corpus) && !/\.(txt|md|text|jsonl|ndjson|json)$/i.test(corpus)) {
+    return { kind: 'imported', name: corpus };
+  }
+  throw new AmendError(`corpus ${corpus}: no such file or folder`);
+}
+
+const sha = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex');
+
+function slugOf(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 48) || 'corpus';
+}
+
+function statOrFail(p: string, what: string): fs.Stats {
+  try {
+    return fs.statSync(p);
+  } catch {
+    throw new AmendError(`corpus ${p}: no such ${what}`);
+  }
+}
+
+/** Every corpus file under a folder: sorted relative paths, hidden entries skipped. */
+function listCorpusFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true })
+      .filter((e) => !e.name.startsWith('.'))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const r = rel ? path.join(rel, e.name) : e.name;
+      if (e.isDirectory()) walk(r);
+      else if (e.isFile()) {
+        const ext = path.extname(e.name).toLowerCase();
+        if (TEXT_EXT.has(ext) || JSONL_EXT.has(ext)) out.push(r);
+      }
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** Checks a spec, and computes its cache id. */
+export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
+  const opt = (s: CorpusSpec): string => [s.split && s.split !== 'line' ? `split=${s.split}` : '', s.field && s.field !== 'text' ? `field=${s.field}` : ''].filter(Boolean).join(',');
+  const extra = opt(spec);
+  const suffix = extra ? `|${extra}` : '';
+  switch (spec.kind) {
+    case 'file': case 'jsonl': {
+      if (!spec.path) throw new AmendError(`a ${spec.kind} corpus needs a path`);
+      const abs = path.resolve(spec.path);
+      const st = statOrFail(abs, 'file');
+      if (st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is a folder; use kind "dir" (or pass the folder path)`);
+      return { spec, id: `${spec.kind}:${abs}:${st.size}:${Math.trunc(st.mtimeMs)}${suffix}`, slug: slugOf(path.basename(abs)), label: abs };
+    }
+    case 'dir': {
+      if (!spec.path) throw new AmendError('a dir corpus needs a path');
+      const abs = path.resolve(spec.path);
+      const st = statOrFail(abs, 'folder');
+      if (!st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is not a folder`);
+      const files = listCorpusFiles(abs);
+      if (files.length === 0) throw new AmendError(`corpus ${spec.path}: the folder holds no .txt, .md, .text or .jsonl files`);
+      const listing = files.map((f) => {
+        const s = fs.statSync(path.join(abs, f));
+        return `${f}:${s.size}:${Math.trunc(s.mtimeMs)}`;
+      }).join('\n');
+      return { spec, id: `dir:${abs}:${sha(listing).slice(0, 16)}${suffix}`, slug: slugOf(path.basename(abs)), label: `${abs} (${files.length} files)` };
+    }
+    case 'texts': {
+      if (!Array.isArray(spec.texts) || spec.texts.some((t) => typeof t !== 'string')) throw new AmendError('a texts corpus needs texts: string[]');
+      return { spec, id: `texts:${sha(JSON.stringify(spec.texts)).slice(0, 32)}`, slug: 'texts', label: `${spec.texts.length} texts` };
+    }
+    case 'ids': {
+      if (!Array.isArray(spec.ids) || spec.ids.some((d) => !Array.isArray(d) || d.some((x) => !Number.isInteger(x)))) {
+        throw new AmendError('an ids corpus needs ids: number[][] (token ids)');
+      }
+      return { spec, id: `ids:${sha(JSON.stringify(spec.ids)).slice(0, 32)}`, slug: 'ids', label: `${spec.ids.length} token sequences` };
+    }
+    case 'model-samples': {
+      const seed = spec.seed ?? 1;
+      if (!Number.isInteger(seed)) throw new AmendError('model-samples: seed must be an integer');
+      return { spec, id: `model-samples:seed=${seed}:temperature=1`, slug: 'model-samples', label: `the model's own samples (seed ${seed})` };
+    }
+    case 'imported': {
+      if (!spec.name || !/^[\w.-]+$/.test(spec.name)) throw new AmendError(`imported corpus: give the dataset name the stats were imported under (e.g. "wikipedia")`);
+      return { spec, id: importedCorpusId(spec.name), slug: slugOf(spec.name), label: `imported ${spec.name} statistics` };
+    }
+    default:
+      throw new AmendError(`unknown corpus kind "${(spec as { kind: string }).kind}" (file, dir, jsonl, texts, ids, model-samples, imported)`);
+  }
+}
+
+/** The corpus id under which imported ROME / EasyEdit statistics are cached. */
+export function importedCorpusId(name: string): string {
+  return `imported:${name}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// reading documents
+
+/** Streams the lines of a file (any size), without line terminators. */
+async function* lines(file: string): AsyncGenerator<string> {
+  const stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  try {
+    for await (const line of rl) yield line;
+  } finally {
+    rl.close();
+    stream.destroy();
+  }
+}
+
+/** Documents of a plain text file, split as asked. */
+async function* textFileDocs(file: string, split: CorpusSpec['split']): AsyncGenerator<Doc> {
+  if (split === 'file') {
+    const text = fs.readFileSync(file, 'utf8');
+    if (text.trim() !== '') yield { text };
+    return;
+  }
+  if (split === 'paragraph') {
+    let para: string[] = [];
+    for await (const line of lines(file)) {
+      if (line.trim() === '') {
+        if (para.length) yield { text: para.join('\n') };
+        para = [];
+      } else {
+        para.push(line);
+      }
+    }
+    if (para.length) yield { text: para.join('\n') };
+    return;
+  }
+  for await (const line of lines(file)) if (line.trim() !== '') yield { text: line };
+}
+
+/** Documents of a JSONL file: every non-blank line is one (an empty text still counts as a sample). */
+async function* jsonlDocs(file: string, field: string): AsyncGenerator<Doc> {
+  let n = 0;
+  for await (const line of lines(file)) {
+    n++;
+    if (line.trim() === '') continue;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (e) {
+      throw new AmendError(`${file}:${n}: not valid JSON (${(e as Error).message})`);
+    }
+    const text = obj !== null && typeof obj === 'object' ? (obj as Record<string, unknown>)[field] : undefined;
+    if (typeof text !== 'string') {
+      throw new AmendError(`${file}:${n}: no string field "${field}" (a JSONL corpus needs {"${field}": "..."} on every line)`);
+    }
+    yield { text };
+  }
+}
+
+/** All documents of a file-backed or in-memory corpus, in corpus order. */
+export async function* corpusDocs(spec: CorpusSpec): AsyncGenerator<Doc> {
+  switch (spec.kind) {
+    case 'file':
+      yield* textFileDocs(spec.path!, spec.split);
+      return;
+    case 'jsonl':
+      yield* jsonlDocs(spec.path!, spec.field ?? 'text');
+      return;
+    case 'dir': {
+      const root = path.resolve(spec.path!);
+      for (const rel of listCorpusFiles(root)) {
+        const file = path.join(root, rel);
+        if (JSONL_EXT.has(path.extname(rel).toLowerCase())) yield* jsonlDocs(file, spec.field ?? 'text');
+        else yield* textFileDocs(file, spec.split);
+      }
+      return;
+    }
+    case 'texts':
+      for (const text of spec.texts!) yield { text };
+      return;
+    case 'ids':
+      for (const ids of spec.ids!) yield { ids };
+      return;
+    default:
+      throw new AmendError(`corpus kind "${spec.kind}" has no documents to read`);
+  }
+}
+
+/** Number of documents (a first streaming pass; cheap next to the forward passes). */
+export async function countDocs(spec: CorpusSpec): Promise<number> {
+  if (spec.kind === 'texts') return spec.texts!.length;
+  if (spec.kind === 'ids') return spec.ids!.length;
+  let n = 0;
+  if (spec.kind === 'jsonl' || spec.kind === 'dir') {
+    // Count without parsing JSON: every non-blank line of a JSONL file is one document.
+    const files = spec.kind === 'jsonl' ? [path.resolve(spec.path!)]
+      : listCorpusFiles(path.resolve(spec.path!)).map((r) => path.join(path.resolve(spec.path!), r));
+    for (const f of files) {
+      if (JSONL_EXT.has(path.extname(f).toLowerCase()) || spec.kind === 'jsonl') {
+        for await (const line of lines(f)) if (line.trim() !== '') n++;
+      } else {
+        for await (const _ of textFileDocs(f, spec.split)) n++;
+      }
+    }
+    return n;
+  }
+  for await (const _ of corpusDocs(spec)) n++;
+  return n;
+}
+
+/**
+ * Which of `total` documents to use: all of them when samples ≥ total, else a fixed pseudo-random
+ * subset of `samples` (Fisher–Yates with a seeded generator, as ROME's FixedRandomSubsetSampler
+ * with seed 1; documents are then read in corpus order, which changes only the summation order).
+ */
+export function chooseSubset(total: number, samples: number, seed = 1): Uint8Array | null {
+  if (samples >= total) return null;
+  const idx = new Int32Array(total);
+  for (let i = 0; i < total; i++) idx[i] = i;
+  const rand = mulberry32(seed);
+  for (let i = total - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const t = idx[i]; idx[i] = idx[j]; idx[j] = t;
+  }
+  const chosen = new Uint8Array(total);
+  for (let i = 0; i < samples; i++) chosen[idx[i]] = 1;
+  return chosen;
+}

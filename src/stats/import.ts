@@ -1,0 +1,206 @@
+// Statistics computed by ROME / MEMIT / EasyEdit, reused as they are.
+//
+// Those tools save util/runningstats.CombinedStat(mom2=SecondMoment()) with numpy.savez to
+//   {stats_dir}/{model_name}/{ds_name}_stats/{layer_name}_{precision}_{stats}{size_suffix}.npz
+// e.g. gpt2-xl/wikipedia_stats/transformer.h.17.mlp.c_proj_float32_mom2_100000.npz, where stats is
+// the sorted "-"-joined list of collected statistics ("mom2"), size_suffix is "_{sample_size}"
+// (preceded by the literal text "_t{batch_tokens}" when batch_tokens < n_positions — a missing f
+// in their f-string), and layer_name is the down projection (c_proj, fc_out, down_proj,
+// dense_4h_to_h), whose INPUT they measure. The arrays:
+//   mom2.mom2         [d, d], the running SUM Σ k kᵀ (not divided), in `precision`
+//   mom2.count        int64 scalar, the number of tokens
+//   mom2.constructor  the Python class, as a unicode string
+//   sample_size       the number of texts asked for (a NaN-boxed null when "all")
+// A bare SecondMoment().save() has the same arrays without the "mom2." prefix.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AmendError } from '../errors.js';
+import { npyScalar, npyToFloat64, readNpz } from '../io/npz.js';
+import { modelFingerprint } from '../models/fingerprint.js';
+import type { CausalLM } from '../models/model.js';
+import { modelStatsDir, readStatsFile, statsCachePath, writeStatsFile } from './cache.js';
+import { importedCorpusId, resolveCorpus } from './corpus.js';
+import { DEFAULT_SAMPLES, type SecondMoment } from './types.js';
+
+/** What a ROME / EasyEdit statistics file name says. */
+export interface RomeStatsName {
+  modelName?: string;
+  dataset?: string;
+  layerName?: string;
+  layer?: number;
+  precision?: string;
+  stats?: string[];
+  samples?: number;
+}
+
+/** Parses {model}/{ds}_stats/{layer_name}_{precision}_{stats}[_t…][_{n}].npz (any part may be missing). */
+export function parseRomeStatsName(file: string): RomeStatsName {
+  const base = path.basename(file);
+  const out: RomeStatsName = {};
+  const m = /^(.+)_(float16|float32|float64|bfloat16)_([a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*(?:-[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)*)*)(?:_t(?:\{batch_tokens\}|\d+))?(?:_(\d+))?\.npz$/.exec(base);
+  if (m) {
+    out.layerName = m[1];
+    out.precision = m[2];
+    out.stats = m[3].split('-');
+    if (m[4] !== undefined) out.samples = Number(m[4]);
+    const l = /(?:^|\.)(?:h|layers|layer|blocks|block)\.(\d+)(?:\.|$)/.exec(m[1]);
+    if (l) out.layer = Number(l[1]);
+  }
+  const dir = path.basename(path.dirname(path.resolve(file)));
+  const ds = /^(.+)_stats$/.exec(dir);
+  if (ds) {
+    out.dataset = ds[1];
+    out.modelName = path.basename(path.dirname(path.dirname(path.resolve(file))));
+  }
+  return out;
+}
+
+export interface ImportOptions {
+  /** The layer (default: read from the file name, e.g. transformer.h.17.mlp.c_proj → 17). */
+  layer?: number;
+  /** Checks the width against the model's d_ff and stamps the result with its fingerprint. */
+  model?: CausalLM;
+  /** The dataset name (default: from the "{ds}_stats" folder, else "imported"). */
+  dataset?: string;
+}
+
+/** Reads a ROME / MEMIT / EasyEdit statistics file (.npz) as a SecondMoment. */
+export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): SecondMoment {
+  const name = parseRomeStatsName(npzPath);
+  const arrays = readNpz(npzPath, { only: (k) => ['mom2.mom2', 'mom2.count', 'mom2', 'count', 'sample_size'].includes(k) });
+  const prefixed = arrays.has('mom2.mom2');
+  const mom = arrays.get(prefixed ? 'mom2.mom2' : 'mom2');
+  const cnt = arrays.get(prefixed ? 'mom2.count' : 'count');
+  if (!mom || !cnt) {
+    throw new AmendError(`${npzPath}: no second-moment statistics in it (expected arrays "mom2.mom2" and "mom2.count", as ROME / EasyEdit's layer_stats saves them)`);
+  }
+  if (mom.shape.length !== 2 || mom.shape[0] !== mom.shape[1]) {
+    throw new AmendError(`${npzPath}: mom2.mom2 has shape (${mom.shape.join(', ')}), not a square matrix`);
+  }
+  const dim = mom.shape[0];
+  const count = npyScalar(cnt, `${npzPath}: mom2.count`);
+  if (!Number.isSafeInteger(count) || count <= 0) throw new AmendError(`${npzPath}: mom2.count is ${count}, not a positive number of tokens`);
+  let layer = opts.layer;
+  if (layer === undefined) {
+    if (name.layer === undefined) {
+      throw new AmendError(`${npzPath}: the layer is not in the file name (like transformer.h.17.mlp.c_proj_float32_mom2_100000.npz); give it (--layer L)`);
+    }
+    layer = name.layer;
+  } else if (name.layer !== undefined && name.layer !== layer) {
+    throw new AmendError(`${npzPath}: the file name says layer ${name.layer}, but layer ${layer} was asked for`);
+  }
+  if (!Number.isInteger(layer) || layer < 0) throw new AmendError(`layer must be a non-negative integer, got ${layer}`);
+  if (opts.model) {
+    const c = opts.model.config;
+    if (layer >= c.layers) throw new AmendError(`${npzPath}: layer ${layer} is out of range (the model has layers 0..${c.layers - 1})`);
+    if (dim !== c.ffn) {
+      throw new AmendError(`${npzPath}: the statistics are ${dim}-wide, but this model's MLP keys are ${c.ffn}-wide — they belong to another model`);
+    }
+  }
+  let samples = name.samples;
+  const ss = arrays.get('sample_size');
+  if (ss && !Array.isArray(ss.data) && ss.data.length === 1) {
+    const v = npyScalar(ss);
+    if (Number.isSafeInteger(v) && v > 0) samples = v; // NaN: None ("all"), keep what the name says
+  }
+  // Σ k kᵀ / count, symmetrised ((C + Cᵀ)/2: a float32 GEMM need not be bit-symmetric).
+  const out = npyToFloat64(mom, `${npzPath}: mom2.mom2`); // a fresh array (or the file's own float64 data)
+  for (let i = 0; i < dim; i++) {
+    out[i * dim + i] /= count;
+    for (let j = i + 1; j < dim; j++) {
+      const v = (out[i * dim + j] + out[j * dim + i]) / 2 / count;
+      out[i * dim + j] = v;
+      out[j * dim + i] = v;
+    }
+  }
+  const dataset = opts.dataset ?? name.dataset ?? 'imported';
+  return {
+    layer, dim, count, mom2: out, corpus: importedCorpusId(dataset), samples: samples ?? 0,
+    fingerprint: opts.model ? modelFingerprint(opts.model) : '', requestedSamples: samples ?? 0, maxLength: 0,
+    source: 'import', file: npzPath,
+  };
+}
+
+/**
+ * Imports a ROME / EasyEdit .npz into the cache, for this model, so that
+ * layerSecondMoment(model, layer, { corpus: dataset, samples }) finds it. Returns it (with .file).
+ */
+export function importStatsToCache(npzPath: string, opts: ImportOptions & { model: CausalLM; cacheDir?: string }): SecondMoment {
+  const sm = importEasyEditStats(npzPath, opts);
+  const name = sm.corpus.slice('imported:'.length);
+  const corpus = resolveCorpus({ kind: 'imported', name });
+  const samples = sm.requestedSamples || DEFAULT_SAMPLES;
+  const parsed = parseRomeStatsName(npzPath);
+  const file = statsCachePath(opts.cacheDir, {
+    fingerprint: sm.fingerprint, layer: sm.layer, corpusId: corpus.id, corpusSlug: corpus.slug, samples, maxLength: 0,
+  });
+  sm.requestedSamples = samples;
+  if (!sm.samples) sm.samples = samples;
+  writeStatsFile(file, sm, {
+    corpus_label: `imported from ${path.resolve(npzPath)}`,
+    imported_from: path.resolve(npzPath),
+    ...(parsed.modelName ? { imported_model: parsed.modelName } : {}),
+    ...(parsed.precision ? { imported_precision: parsed.precision } : {}),
+  });
+  return { ...sm, file };
+}
+
+/** Imported statistics from the cache, or a clear error saying what is there and how to import. */
+export function findImported(model: CausalLM, layer: number, dataset: string, samples: number | undefined,
+  cacheDir: string | undefined, fingerprint = modelFingerprint(model)): SecondMoment {
+  const corpus = resolveCorpus({ kind: 'imported', name: dataset });
+  const n = samples ?? DEFAULT_SAMPLES;
+  const file = statsCachePath(cacheDir, { fingerprint, layer, corpusId: corpus.id, corpusSlug: corpus.slug, samples: n, maxLength: 0 });
+  if (fs.existsSync(file)) {
+    const { sm } = readStatsFile(file);
+    if (sm.fingerprint !== fingerprint || sm.layer !== layer) throw new AmendError(`${file}: the cached file does not match its key; delete it and import again`);
+    sm.source = 'cache';
+    return sm;
+  }
+  const dir = path.dirname(file);
+  const have = fs.existsSync(dir)
+    ? fs.readdirSync(dir).map((f) => /^layer(\d+)\.mom2\.n(\d+)\.t0\.safetensors$/.exec(f)).filter((m) => m !== null)
+      .map((m) => `layer ${m![1]} × ${m![2]} samples`)
+    : [];
+  throw new AmendError(`no imported "${dataset}" statistics for layer ${layer} with ${n} samples for this model`
+    + (have.length ? ` (imported: ${have.join(', ')})` : '')
+    + `; import ROME / EasyEdit stats with: amend stats --model M --import FILE.npz --layer ${layer}, or give a corpus file`);
+}
+
+/**
+ * Loads statistics given explicitly (`--stats FILE`): an Amend .safetensors statistics file or a
+ * ROME / EasyEdit .npz. With a model, a file computed for another model (fingerprint), of another
+ * width, or for another layer than `layer` is one clear error.
+ */
+export function loadStatsFile(file: string, opts: { model?: CausalLM; layer?: number } = {}): SecondMoment {
+  if (file.toLowerCase().endsWith('.npz')) return importEasyEditStats(file, opts);
+  const { sm } = readStatsFile(file);
+  if (opts.layer !== undefined && sm.layer !== opts.layer) {
+    throw new AmendError(`${file}: these statistics are for layer ${sm.layer}, not layer ${opts.layer}`);
+  }
+  if (opts.model) {
+    const fp = modelFingerprint(opts.model);
+    if (sm.fingerprint && sm.fingerprint !== fp) {
+      throw new AmendError(`${file}: these statistics were computed for another model (fingerprint ${short(sm.fingerprint)}, this model is ${short(fp)}); compute them for this one with amend stats`);
+    }
+    if (sm.dim !== opts.model.config.ffn) {
+      throw new AmendError(`${file}: the statistics are ${sm.dim}-wide, but this model's MLP keys are ${opts.model.config.ffn}-wide`);
+    }
+  }
+  return sm;
+}
+
+const short = (fp: string): string => (fp.length > 16 ? `${fp.slice(0, 16)}…` : fp);
+
+/** Every statistics file in the cache for a model (for listings). */
+export function cachedStatsFiles(model: CausalLM, cacheDir?: string): string[] {
+  const root = modelStatsDir(cacheDir, modelFingerprint(model));
+  if (!fs.existsSync(root)) return [];
+  const out: string[] = [];
+  for (const sub of fs.readdirSync(root).sort()) {
+    const d = path.join(root, sub);
+    if (!fs.statSync(d).isDirectory()) continue;
+    for (const f of fs.readdirSync(d).sort()) if (f.endsWith('.safetensors')) out.push(path.join(d, f));
+  }
+  return out;
+}

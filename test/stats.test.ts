@@ -1,0 +1,437 @@
+// Layer statistics on a random tiny GPT-2: the second moment against an explicit float64 sum over
+// captured activations (padding excluded), the corpus kinds, sampling, the cache and its keys, the
+// one-pass multi-layer computation, model samples, and imports of ROME / EasyEdit .npz files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AmendError } from '../src/errors.js';
+import { crc32 } from '../src/io/npz.js';
+import { CausalLM, capture, gpt2Config, hookPoint, writeRandomCheckpoint } from '../src/models/index.js';
+import { noGrad } from '../src/tensor/index.js';
+import {
+  chooseSubset, importEasyEditStats, importStatsToCache, layerSecondMoment, layerSecondMoments, loadStatsFile,
+  packBatches, parseRomeStatsName, readStatsFile, type SecondMoment,
+} from '../src/stats/index.js';
+import { repoRoot, sharedDir } from './helpers.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+
+const gpt2Tok = sharedDir('models/gpt2-tokenizer');
+const NO_TOK = gpt2Tok ? false : '../shared/models/gpt2-tokenizer is absent';
+
+/** A random 3-layer GPT-2 (d_ff 128) with the GPT-2 tokenizer when available. */
+function tinyModel(name: string, seed: number, withTokenizer = true): string {
+  const dir = writeRandomCheckpoint(path.join(tmp, name), gpt2Config({ vocab: 50257, layers: 3, hidden: 32, heads: 4, positions: 64 }), seed);
+  if (withTokenizer && gpt2Tok) {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+      if (fs.existsSync(path.join(gpt2Tok, f))) fs.copyFileSync(path.join(gpt2Tok, f), path.join(dir, f));
+    }
+  }
+  return dir;
+}
+
+const DOCS = [
+  'The Eiffel Tower is in Paris.',
+  'Danielle Darrieux was a French actress whose mother tongue was French, and she starred in many films over a career of eighty years.',
+  'Hi.',
+  'Toko Yasuda plays the guitar.',
+  'The capital of Italy is Rome, and the river that runs through it is the Tiber; the city was founded, legend says, in 753 BC.',
+  'Apple A5 was created by Apple.',
+  'Autonomous University of Madrid is located in Spain.',
+  'In the beginning the universe was created. This has made a lot of people very angry and been widely regarded as a bad move.',
+  'x',
+  'Kotaro Tsunoda is a citizen of Japan.',
+  'The mother tongue of Thomas Joannes Stieltjes is Dutch.',
+  'Billy Roche was born in Wexford, Ireland, and wrote plays for the Abbey Theatre as well as novels.',
+];
+
+/** Explicit float64 Σ k kᵀ / count, one unpadded forward per document. */
+function reference(model: CausalLM, layer: number, docs: number[][]): { mom2: Float64Array; count: number } {
+  const d = model.config.ffn;
+  const sum = new Float64Array(d * d);
+  let count = 0;
+  for (const ids of docs) {
+    const keys = capture(hookPoint.mlpKeys(layer));
+    noGrad(() => model.forward(Int32Array.from(ids), 1, ids.length, { logitsAt: 'none', hooks: [keys.hook] }));
+    const k = keys.value().data;
+    for (let t = 0; t < ids.length; t++) {
+      for (let i = 0; i < d; i++) {
+        const ki = k[t * d + i];
+        for (let j = 0; j < d; j++) sum[i * d + j] += ki * k[t * d + j];
+      }
+    }
+    count += ids.length;
+  }
+  return { mom2: sum.map((v) => v / count), count };
+}
+
+function relErr(a: Float64Array, b: Float64Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+function assertSymmetric(sm: SecondMoment): void {
+  const d = sm.dim;
+  for (let i = 0; i < d; i++) for (let j = i + 1; j < d; j++) assert.equal(sm.mom2[i * d + j], sm.mom2[j * d + i]);
+}
+
+test('packBatches follows ROME\'s length_collation (longest first, rows × width ≤ batchTokens)', () => {
+  const seq = (n: number) => ({ ids: new Array<number>(n).fill(1), skip: 0 });
+  const batches = packBatches([seq(3), seq(10), seq(0), seq(7), seq(10), seq(2)], 20);
+  assert.deepEqual(batches.map((b) => b.map((s) => s.ids.length)), [[10, 10], [7, 3], [2]]);
+  // a single sequence wider than the budget still gets its own batch
+  assert.deepEqual(packBatches([seq(30), seq(5)], 20).map((b) => b.map((s) => s.ids.length)), [[30], [5]]);
+});
+
+test('mom2 equals an explicit float64 Σ k kᵀ / count over captured activations, padding excluded', { skip: NO_TOK }, async () => {
+  const model = CausalLM.loadDir(tinyModel('ref', 1));
+  const tok = model.tok();
+  const maxLength = 16;
+  // a long document takes the prefix-tokenization shortcut; it must cut exactly where the full text would
+  const texts = [...DOCS, DOCS.join(' ').repeat(8)];
+  const docs = texts.map((t) => tok.encode(t).slice(0, maxLength));
+  // small batches: several per group, each right-padded to its longest document
+  const sms = await layerSecondMoments(model, [0, 2], { corpus: { kind: 'texts', texts }, maxLength, batchTokens: 40, noCache: true });
+  for (const sm of sms) {
+    const ref = reference(model, sm.layer, docs);
+    assert.equal(sm.count, ref.count, 'every real token, no padding');
+    assert.equal(sm.samples, texts.length);
+    assert.equal(sm.dim, model.config.ffn);
+    const err = relErr(sm.mom2, ref.mom2);
+    assert.ok(err < 1e-5, `layer ${sm.layer}: relative error ${err}`);
+    assertSymmetric(sm);
+  }
+});
+
+test('float32 GEMM chunks summed in float64 vs a float64 reference: accuracy', { skip: NO_TOK }, async (t) => {
+  const model = CausalLM.loadDir(tinyModel('acc', 2));
+  const tok = model.tok();
+  const many = Array.from({ length: 40 }, (_, i) => DOCS[i % DOCS.length] + ' ' + DOCS[(i * 7) % DOCS.length]);
+  const sm = await layerSecondMoment(model, 1, { corpus: { kind: 'texts', texts: many }, maxLength: 64, noCache: true });
+  const ref = reference(model, 1, many.map((s) => tok.encode(s).slice(0, 64)));
+  const err = relErr(sm.mom2, ref.mom2);
+  t.diagnostic(`${sm.count} tokens, d=${sm.dim}: max |Δ| / max |C| = ${err.toExponential(2)}`);
+  assert.ok(err < 1e-5, `relative error ${err}`);
+});
+
+test('file, JSONL, folder and in-memory corpora of the same documents give identical statistics', { skip: NO_TOK }, async () => {
+  const model = CausalLM.loadDir(tinyModel('kinds', 3));
+  const dir = path.join(tmp, 'corpus-dir');
+  fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'a.txt'), DOCS.slice(0, 6).join('\n') + '\n\n');
+  fs.writeFileSync(path.join(dir, 'sub', 'b.jsonl'), DOCS.slice(6).map((text) => JSON.stringify({ text, id: 1 })).join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, '.hidden.txt'), 'never read\n');
+  fs.writeFileSync(path.join(dir, 'notes.csv'), 'never,read\n');
+  const file = path.join(tmp, 'corpus.txt');
+  fs.writeFileSync(file, DOCS.join('\r\n') + '\r\n');
+  const jsonl = path.join(tmp, 'corpus.jsonl');
+  fs.writeFileSync(jsonl, DOCS.map((text) => JSON.stringify({ text })).join('\n'));
+  const o = { maxLength: 24, batchTokens: 64, noCache: true };
+  const mem = await layerSecondMoment(model, 1, { ...o, corpus: { kind: 'texts', texts: DOCS } });
+  for (const corpus of [file, jsonl, dir]) {
+    const sm = await layerSecondMoment(model, 1, { ...o, corpus });
+    assert.equal(sm.count, mem.count, corpus);
+    assert.equal(sm.samples, DOCS.length, corpus);
+    assert.deepEqual(sm.mom2, mem.mom2, corpus);
+  }
+  const bad = path.join(tmp, 'bad.jsonl');
+  fs.writeFileSync(bad, '{"text": "fine"}\n{"body": "no text"}\n');
+  await assert.rejects(layerSecondMoment(model, 1, { corpus: bad, noCache: true }), /bad\.jsonl:2: no string field "text"/);
+  await assert.rejects(layerSecondMoment(model, 1, { corpus: path.join(tmp, 'nowhere.txt') }), /no such file or folder/);
+});
+
+test('samples: a fixed random subset of documents, the whole corpus when it is smaller', { skip: NO_TOK }, async () => {
+  const model = CausalLM.loadDir(tinyModel('subset', 4));
+  const tok = model.tok();
+  const o = { corpus: { kind: 'texts' as const, texts: DOCS }, maxLength: 20, noCache: true };
+  const sm = await layerSecondMoment(model, 0, { ...o, samples: 5 });
+  const chosen = chooseSubset(DOCS.length, 5, 1)!;
+  const docs = DOCS.filter((_, i) => chosen[i] === 1).map((s) => tok.encode(s).slice(0, 20));
+  assert.equal(docs.length, 5);
+  const ref = reference(model, 0, docs);
+  assert.equal(sm.samples, 5);
+  assert.equal(sm.requestedSamples, 5);
+  assert.equal(sm.count, ref.count);
+  assert.ok(relErr(sm.mom2, ref.mom2) < 1e-5);
+  const again = await layerSecondMoment(model, 0, { ...o, samples: 5 });
+  assert.deepEqual(again.mom2, sm.mom2, 'the subset is fixed');
+  const all = await layerSecondMoment(model, 0, { ...o, samples: 1000 });
+  assert.equal(all.samples, DOCS.length);
+});
+
+test('several layers in one pass equal single-layer passes', { skip: NO_TOK }, async () => {
+  const model = CausalLM.loadDir(tinyModel('multi', 5));
+  const o = { corpus: { kind: 'texts' as const, texts: DOCS }, maxLength: 32, batchTokens: 50, noCache: true };
+  const multi = await layerSecondMoments(model, [2, 0, 1], o);
+  assert.deepEqual(multi.map((s) => s.layer), [2, 0, 1], 'in the order asked');
+  for (const sm of multi) {
+    const single = await layerSecondMoment(model, sm.layer, o);
+    assert.equal(single.count, sm.count);
+    assert.deepEqual(single.mom2, sm.mom2, `layer ${sm.layer}`);
+  }
+  await assert.rejects(layerSecondMoments(model, [3], o), /layer 3 is out of range/);
+});
+
+test('cache: a hit returns identical data; another layer, sample count, length or corpus is a miss', { skip: NO_TOK }, async () => {
+  const model = CausalLM.loadDir(tinyModel('cache', 6));
+  const cacheDir = path.join(tmp, 'cache');
+  const corpus = path.join(tmp, 'cache-corpus.txt');
+  fs.writeFileSync(corpus, DOCS.join('\n'));
+  const o = { corpus, samples: 8, maxLength: 16, cacheDir };
+  const first = await layerSecondMoment(model, 1, o);
+  assert.equal(first.source, 'computed');
+  assert.ok(first.file && fs.existsSync(first.file) && first.file.startsWith(path.join(cacheDir, 'stats')));
+  const hit = await layerSecondMoment(model, 1, o);
+  assert.equal(hit.source, 'cache');
+  assert.equal(hit.file, first.file);
+  assert.deepEqual(hit.mom2, first.mom2);
+  assert.equal(hit.count, first.count);
+  assert.equal(hit.fingerprint, first.fingerprint);
+  const { metadata } = readStatsFile(first.file!);
+  assert.equal(metadata.layer, '1');
+  assert.equal(metadata.requested_samples, '8');
+  assert.equal(metadata.max_length, '16');
+  assert.equal(metadata.count, String(first.count));
+  assert.match(metadata.amend_version, /^\d+\.\d+\.\d+/);
+  for (const [what, opts, layer] of [
+    ['layer', o, 2], ['samples', { ...o, samples: 9 }, 1], ['maxLength', { ...o, maxLength: 15 }, 1],
+    ['corpus', { ...o, corpus: { kind: 'texts' as const, texts: DOCS } }, 1],
+  ] as const) {
+    const sm = await layerSecondMoment(model, layer, opts);
+    assert.equal(sm.source, 'computed', what);
+    assert.notEqual(sm.file, first.file, what);
+  }
+  // a changed corpus file (size / mtime) is a miss
+  fs.appendFileSync(corpus, '\nOne more line.');
+  assert.equal((await layerSecondMoment(model, 1, o)).source, 'computed');
+  assert.equal((await layerSecondMoment(model, 1, o)).source, 'cache');
+  // another model is a miss, and its file loaded explicitly is refused in one line
+  const other = CausalLM.loadDir(tinyModel('cache-other', 7));
+  assert.equal((await layerSecondMoment(other, 1, o)).source, 'computed');
+  assert.throws(() => loadStatsFile(first.file!, { model: other }), (e: unknown) => e instanceof AmendError && /computed for another model/.test(e.message) && !e.message.includes('\n'));
+  assert.equal(loadStatsFile(first.file!, { model, layer: 1 }).count, first.count);
+  assert.throws(() => loadStatsFile(first.file!, { model, layer: 2 }), /for layer 1, not layer 2/);
+  // refresh recomputes; noCache neither reads nor writes
+  assert.equal((await layerSecondMoment(model, 1, { ...o, refresh: true })).source, 'computed');
+  const before = fs.readdirSync(path.dirname(first.file!)).length;
+  const nc = await layerSecondMoment(model, 0, { ...o, noCache: true });
+  assert.equal(nc.source, 'computed');
+  assert.equal(nc.file, undefined);
+  assert.equal(fs.readdirSync(path.dirname(first.file!)).length, before);
+  // a corrupt cache file is recomputed and replaced
+  const current = (await layerSecondMoment(model, 1, o)).file!;
+  fs.writeFileSync(current, 'garbage');
+  const fixed = await layerSecondMoment(model, 1, o);
+  assert.equal(fixed.source, 'computed');
+  assert.equal((await layerSecondMoment(model, 1, o)).source, 'cache');
+});
+
+test('default corpus: corpus-train.txt in the model folder (the demo world)', { skip: NO_TOK }, async () => {
+  const dir = tinyModel('worldlike', 8);
+  fs.writeFileSync(path.join(dir, 'corpus-train.txt'), DOCS.join('\n') + '\n');
+  const model = CausalLM.loadDir(dir);
+  const sm = await layerSecondMoment(model, 0, { cacheDir: path.join(tmp, 'cache-w'), maxLength: 16 });
+  assert.match(sm.corpus, /^file:.*corpus-train\.txt:/);
+  assert.equal(sm.samples, DOCS.length);
+  assert.equal(sm.requestedSamples, 100000);
+});
+
+test('model samples and token-id corpora work without a tokenizer; text needs one', async () => {
+  const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'notok'), gpt2Config({ layers: 2 }), 9));
+  const ids = [[5, 6, 7, 8], [9, 10], [11, 12, 13, 14, 15, 16, 17]];
+  const sm = await layerSecondMoment(model, 1, { corpus: { kind: 'ids', ids }, noCache: true, batchTokens: 8 });
+  const ref = reference(model, 1, ids);
+  assert.equal(sm.count, 13);
+  assert.ok(relErr(sm.mom2, ref.mom2) < 1e-5);
+  await assert.rejects(layerSecondMoment(model, 1, { corpus: { kind: 'texts', texts: ['hello'] }, noCache: true }), /no tokenizer\.json/);
+  let calls = 0;
+  const a = await layerSecondMoment(model, 0, { samples: 20, maxLength: 12, noCache: true, onProgress: () => { calls++; } });
+  assert.equal(a.corpus, 'model-samples:seed=1:temperature=1');
+  assert.equal(a.samples, 20);
+  assert.ok(a.count > 0 && a.count <= 20 * 11, `start token not counted: ${a.count}`);
+  assert.ok(calls >= 2);
+  const b = await layerSecondMoment(model, 0, { samples: 20, maxLength: 12, noCache: true });
+  assert.deepEqual(b.mom2, a.mom2, 'model samples are seeded');
+  const c = await layerSecondMoment(model, 0, { samples: 20, maxLength: 12, noCache: true, corpus: { kind: 'model-samples', seed: 2 } });
+  assert.notDeepEqual(c.mom2, a.mom2);
+});
+
+// ------------------------------------------------------------------------------------------------
+// imports of ROME / EasyEdit statistics
+
+/** numpy.savez's layout: stored zip members "<name>.npy" (version 1.0 headers). */
+function writeNpz(file: string, arrays: Record<string, { descr: string; shape: number[]; bytes: Uint8Array }>): void {
+  const parts: Buffer[] = [], central: Buffer[] = [];
+  let off = 0, count = 0;
+  for (const [key, a] of Object.entries(arrays)) {
+    const dict = `{'descr': '${a.descr}', 'fortran_order': False, 'shape': (${a.shape.join(', ')}${a.shape.length === 1 ? ',' : ''}), }`;
+    let len = dict.length + 1;
+    len += (64 - ((10 + len) % 64)) % 64;
+    const head = Buffer.alloc(10 + len, 0x20);
+    Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head);
+    head.writeUInt16LE(len, 8);
+    head.write(dict, 10, 'latin1');
+    head[10 + len - 1] = 0x0a;
+    const data = Buffer.concat([head, a.bytes]);
+    const name = Buffer.from(`${key}.npy`);
+    const crc = crc32(data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(20, 4); local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(data.length, 18); local.writeUInt32LE(data.length, 22); local.writeUInt16LE(name.length, 26);
+    const c = Buffer.alloc(46);
+    c.writeUInt32LE(0x02014b50, 0); c.writeUInt16LE(20, 6); c.writeUInt32LE(crc, 16);
+    c.writeUInt32LE(data.length, 20); c.writeUInt32LE(data.length, 24); c.writeUInt16LE(name.length, 28); c.writeUInt32LE(off, 42);
+    parts.push(local, name, data);
+    central.push(c, name);
+    off += 30 + name.length + data.length;
+    count++;
+  }
+  const cd = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(count, 8); end.writeUInt16LE(count, 10);
+  end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(off, 16);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, Buffer.concat([...parts, cd, end]));
+}
+
+/** A ROME-style stats file: mom2.mom2 = Σ k kᵀ (float32), mom2.count, sample_size. */
+function romeNpz(file: string, sm: SecondMoment, sampleSize: number): void {
+  const d = sm.dim;
+  const sum = new Float32Array(d * d);
+  for (let i = 0; i < d * d; i++) sum[i] = sm.mom2[i] * sm.count;
+  const u32 = (s: string) => new Uint8Array(new Uint32Array([...s].map((ch) => ch.codePointAt(0)!)).buffer);
+  writeNpz(file, {
+    'mom2.constructor': { descr: '<U32', shape: [], bytes: u32('util.runningstats.SecondMoment()') },
+    'mom2.count': { descr: '<i8', shape: [], bytes: new Uint8Array(new BigInt64Array([BigInt(sm.count)]).buffer) },
+    'mom2.mom2': { descr: '<f4', shape: [d, d], bytes: new Uint8Array(sum.buffer) },
+    sample_size: { descr: '<i8', shape: [], bytes: new Uint8Array(new BigInt64Array([BigInt(sampleSize)]).buffer) },
+  });
+}
+
+test('ROME / EasyEdit file names are understood', () => {
+  const p = parseRomeStatsName('data/stats/gpt2-xl/wikipedia_stats/transformer.h.17.mlp.c_proj_float32_mom2_100000.npz');
+  assert.deepEqual(p, { layerName: 'transformer.h.17.mlp.c_proj', precision: 'float32', stats: ['mom2'], samples: 100000, layer: 17, dataset: 'wikipedia', modelName: 'gpt2-xl' });
+  assert.equal(parseRomeStatsName('x/llama-7b/wikitext_stats/model.layers.5.mlp.down_proj_float64_mean-mom2_t{batch_tokens}_2000.npz').layer, 5);
+  assert.equal(parseRomeStatsName('gpt_neox.layers.3.mlp.dense_4h_to_h_float32_mom2.npz').samples, undefined);
+});
+
+test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from the cache', async () => {
+  const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'imp'), gpt2Config({ layers: 3 }), 10));
+  const ids = Array.from({ length: 12 }, (_, i) => Array.from({ length: 5 + i }, (_, t) => (i * 13 + t * 7) % 100));
+  const sm = await layerSecondMoment(model, 2, { corpus: { kind: 'ids', ids }, noCache: true });
+  const file = path.join(tmp, 'stats', 'tiny', 'wikipedia_stats', 'transformer.h.2.mlp.c_proj_float32_mom2_12.npz');
+  romeNpz(file, sm, 12);
+  const imp = importEasyEditStats(file, { model });
+  assert.equal(imp.layer, 2);
+  assert.equal(imp.count, sm.count);
+  assert.equal(imp.samples, 12);
+  assert.equal(imp.corpus, 'imported:wikipedia');
+  assert.equal(imp.fingerprint, sm.fingerprint);
+  assert.ok(relErr(imp.mom2, sm.mom2) < 1e-6, 'float32 round trip of the sum');
+  assertSymmetric(imp);
+  assert.throws(() => importEasyEditStats(file, { model, layer: 1 }), /file name says layer 2/);
+  const wide = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'imp-wide'), gpt2Config({ layers: 3, hidden: 64 }), 10));
+  assert.throws(() => importEasyEditStats(file, { model: wide }), /128-wide, but this model's MLP keys are 256-wide/);
+  assert.deepEqual(loadStatsFile(file, { model }).mom2, imp.mom2, 'loadStatsFile reads .npz too');
+
+  const cacheDir = path.join(tmp, 'cache-imp');
+  const cached = importStatsToCache(file, { model, cacheDir });
+  assert.ok(cached.file && fs.existsSync(cached.file));
+  const back = await layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 12, cacheDir });
+  assert.equal(back.source, 'cache');
+  assert.deepEqual(back.mom2, imp.mom2);
+  await assert.rejects(layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 99, cacheDir }), /no imported "wikipedia" statistics for layer 2 with 99 samples.*imported: layer 2 × 12 samples/);
+  await assert.rejects(layerSecondMoment(model, 1, { corpus: 'wikipedia', samples: 12, cacheDir }), /amend stats --model M --import/);
+});
+
+const PY = '/usr/bin/python3';
+const hasNumpy = fs.existsSync(PY) && spawnSync(PY, ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
+
+test('import: a file written by numpy.savez as ROME\'s tally writes it', { skip: hasNumpy ? false : 'python3 with numpy is not installed' }, () => {
+  const file = path.join(tmp, 'py', 'gpt2', 'wikitext_stats', 'transformer.h.1.mlp.c_proj_float32_mom2_500.npz');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // ROME: CombinedStat(mom2=SecondMoment()).state_dict() plus args {"sample_size": 500}, numpy.savez
+  const script = `
+import numpy as np, sys
+rng = np.random.RandomState(0)
+a = rng.standard_normal((300, 128)).astype(np.float32)
+np.savez(sys.argv[1], **{'mom2.constructor': np.array('util.runningstats.SecondMoment()'),
+  'mom2.count': np.array(300), 'mom2.mom2': a.T @ a, 'sample_size': np.array(500)})
+np.save(sys.argv[1] + '.ref.npy', (a.astype(np.float64).T @ a.astype(np.float64)) / 300)
+`;
+  const r = spawnSync(PY, ['-c', script, file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'py-model'), gpt2Config({ layers: 2 }), 11));
+  const sm = importEasyEditStats(file, { model });
+  assert.equal(sm.layer, 1);
+  assert.equal(sm.count, 300);
+  assert.equal(sm.samples, 500);
+  assert.equal(sm.corpus, 'imported:wikitext');
+  const refBytes = fs.readFileSync(file + '.ref.npy');
+  const ref = new Float64Array(refBytes.buffer.slice(refBytes.byteOffset + refBytes.length - 128 * 128 * 8, refBytes.byteOffset + refBytes.length));
+  assert.ok(relErr(sm.mom2, ref) < 1e-5);
+});
+
+// ------------------------------------------------------------------------------------------------
+// the command
+
+function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cli-cache') } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => {
+  const dir = tinyModel('cli', 12);
+  const corpus = path.join(tmp, 'cli-corpus.txt');
+  fs.writeFileSync(corpus, DOCS.join('\n'));
+  const r = amend('stats', '--model', dir, '--layers', '0-1', '--corpus', corpus, '--samples', '6', '--max-length', '16', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.layers.map((l: { layer: number }) => l.layer), [0, 1]);
+  assert.ok(out.layers.every((l: { source: string; samples: number; dim: number }) => l.source === 'computed' && l.samples === 6 && l.dim === 128));
+  const again = JSON.parse(amend('stats', '--model', dir, '--layers', '1', '--corpus', corpus, '--samples', '6', '--max-length', '16', '--json').stdout);
+  assert.equal(again.layers[0].source, 'cache');
+  assert.equal(again.layers[0].count, out.layers[1].count);
+  const list = JSON.parse(amend('stats', '--model', dir, '--list', '--json').stdout);
+  assert.equal(list.stats.length, 2);
+  const human = amend('stats', '--model', dir, '--layers', '1', '--corpus', corpus, '--samples', '6', '--max-length', '16');
+  assert.equal(human.code, 0);
+  assert.match(human.stdout, /layer 1: 128×128, \d+ tokens from 6 samples \(cached\)/);
+  const help = amend('stats', '--help');
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /examples:\n\s+amend stats --model/);
+  const none = amend('stats', '--model', dir);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /^amend: say what to do/);
+  const bad = amend('stats', '--model', dir, '--layers', '7');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^amend: layer 7 is out of range/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+});
+
+test('amend stats --import files a ROME .npz under its dataset name', { skip: NO_TOK }, async () => {
+  const dir = tinyModel('cli-imp', 13);
+  const model = CausalLM.loadDir(dir);
+  const sm = await layerSecondMoment(model, 2, { corpus: { kind: 'texts', texts: DOCS }, noCache: true });
+  const file = path.join(tmp, 'cli-npz', 'm', 'wikipedia_stats', 'transformer.h.2.mlp.c_proj_float32_mom2_100000.npz');
+  romeNpz(file, sm, 100000);
+  const r = amend('stats', '--model', dir, '--import', file, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).imported.layer, 2);
+  const use = JSON.parse(amend('stats', '--model', dir, '--layers', '2', '--corpus', 'wikipedia', '--json').stdout);
+  assert.equal(use.layers[0].source, 'cache');
+  assert.equal(use.layers[0].count, sm.count);
+  const other = tinyModel('cli-imp-other', 14);
+  const wrong = amend('stats', '--model', other, '--layers', '2', '--corpus', 'wikipedia');
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /no imported "wikipedia" statistics/);
+});
