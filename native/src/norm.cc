@@ -1,0 +1,231 @@
+// Row-wise kernels: softmax, log-softmax and the two normalisations, with their gradients.
+// Every row is independent, so rows are shared out over the threads. Row statistics (sums,
+// means, variances) are accumulated in float SIMD lanes folded into doubles every 64 vectors.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+#include "parallel.h"
+#include "simd.h"
+
+namespace amend {
+
+// Σ f(i) over vector blocks of a row of n floats, f returning a vf of kVL terms; the tail block
+// is passed with its length so f can pad it with zeros.
+template <class F>
+static inline double row_sum(int64_t n, F&& f) {
+  double total = 0;
+  int64_t i = 0;
+  while (i + kVL <= n) {
+    vf acc = vf{};
+    int64_t end = std::min(n, i + 64 * kVL);
+    for (; i + kVL <= end; i += kVL) acc += f(i, int64_t(kVL));
+    for (int l = 0; l < kVL; l++) total += acc[l];
+  }
+  if (i < n) {
+    vf t = f(i, n - i);
+    for (int64_t l = 0; l < n - i; l++) total += t[l];
+  }
+  return total;
+}
+
+static inline vf load_n(const float* p, int64_t n, float fill = 0.f) {
+  return n == kVL ? vload(p) : vload_part(p, n, fill);
+}
+static inline void store_n(float* p, vf v, int64_t n) {
+  if (n == kVL)
+    vstore(p, v);
+  else
+    vstore_part(p, v, n);
+}
+
+static float row_max(const float* x, int64_t n) {
+  vf m = vsplat(-INFINITY);
+  int64_t i = 0;
+  for (; i + kVL <= n; i += kVL) m = vmax(vload(x + i), m);
+  float r = -INFINITY;
+  for (int l = 0; l < kVL; l++) r = m[l] > r || m[l] != m[l] ? m[l] : r;
+  for (; i < n; i++) r = x[i] > r || x[i] != x[i] ? x[i] : r;
+  return r;
+}
+
+template <class F>
+static void for_rows(int64_t rows, int64_t cols, F&& f) {
+  parallel_for(rows, rows * cols * 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) f(r);
+  });
+}
+
+void softmax(const float* x, float* out, int64_t rows, int64_t cols) {
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* xr = x + r * cols;
+    float* o = out + r * cols;
+    float mx = row_max(xr, cols);
+    if (mx == -INFINITY) {  // nothing to attend: all zeros rather than 0/0
+      std::memset(o, 0, sizeof(float) * size_t(cols));
+      return;
+    }
+    double s = row_sum(cols, [&](int64_t i, int64_t n) {
+      vf e = vexp(load_n(xr + i, n, -INFINITY) - mx);  // padding lanes give e^-inf = 0
+      store_n(o + i, e, n);
+      return e;
+    });
+    float inv = float(1.0 / s);
+    for (int64_t i = 0; i < cols; i++) o[i] *= inv;
+  });
+}
+
+void softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, int64_t cols) {
+  for_rows(rows, cols, [&](int64_t r) {
+    const float *yr = y + r * cols, *gr = gy + r * cols;
+    float* g = gx + r * cols;
+    float dot = float(row_sum(cols, [&](int64_t i, int64_t n) { return load_n(yr + i, n) * load_n(gr + i, n); }));
+    for (int64_t i = 0; i < cols; i++) g[i] = yr[i] * (gr[i] - dot);
+  });
+}
+
+void log_softmax(const float* x, float* out, int64_t rows, int64_t cols, float* lse) {
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* xr = x + r * cols;
+    float* o = out + r * cols;
+    float mx = row_max(xr, cols);
+    double s = row_sum(cols, [&](int64_t i, int64_t n) {
+      return vexp(load_n(xr + i, n, -INFINITY) - mx);
+    });
+    double l = double(mx) + std::log(s);
+    float lf = float(l);
+    for (int64_t i = 0; i < cols; i++) o[i] = float(double(xr[i]) - l);
+    if (lse) lse[r] = lf;
+  });
+}
+
+void log_softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, int64_t cols) {
+  for_rows(rows, cols, [&](int64_t r) {
+    const float *yr = y + r * cols, *gr = gy + r * cols;
+    float* g = gx + r * cols;
+    float s = float(row_sum(cols, [&](int64_t i, int64_t n) { return load_n(gr + i, n); }));
+    int64_t i = 0;
+    for (; i + kVL <= cols; i += kVL) vstore(g + i, vload(gr + i) - vexp(vload(yr + i)) * s);
+    for (; i < cols; i++) g[i] = gr[i] - std::exp(yr[i]) * s;
+  });
+}
+
+// Column sums of gradient terms over all rows (for gw, gb). Threads own column blocks, so the
+// sums are deterministic and each one adds up in row order.
+template <class F>
+static void column_accumulate(int64_t rows, int64_t cols, F&& f) {
+  int T = num_threads();
+  int64_t block = std::max<int64_t>(64, ((cols + T - 1) / T + kVL - 1) / kVL * kVL);
+  int64_t nb = (cols + block - 1) / block;
+  parallel_for(nb, rows * cols * 2, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; b++) {
+      int64_t j0 = b * block, j1 = std::min(cols, j0 + block);
+      for (int64_t r = 0; r < rows; r++) f(r, j0, j1);
+    }
+  });
+}
+
+void layer_norm(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
+                int64_t rows, int64_t cols, float eps) {
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* xr = x + r * cols;
+    float* o = out + r * cols;
+    float mu = float(row_sum(cols, [&](int64_t i, int64_t n) { return load_n(xr + i, n); }) / double(cols));
+    double var = row_sum(cols, [&](int64_t i, int64_t n) {
+      vf d = load_n(xr + i, n, mu) - mu;  // padding lanes hold mu: d = 0
+      return d * d;
+    }) / double(cols);
+    float rs = float(1.0 / std::sqrt(var + double(eps)));
+    mean[r] = mu;
+    rstd[r] = rs;
+    if (w && b) {
+      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs * w[j] + b[j];
+    } else if (w) {
+      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs * w[j];
+    } else if (b) {
+      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs + b[j];
+    } else {
+      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs;
+    }
+  });
+}
+
+void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* gy,
+                         float* gx, float* gw, float* gb, int64_t rows, int64_t cols) {
+  // With xhat = (x - mu)·rs and g = gy·w:  gx = rs·(g - mean(g) - xhat·mean(g·xhat)).
+  for_rows(rows, cols, [&](int64_t r) {
+    const float *xr = x + r * cols, *gr = gy + r * cols;
+    float* o = gx + r * cols;
+    float mu = mean[r], rs = rstd[r];
+    auto g_at = [&](int64_t i, int64_t n) { return w ? load_n(gr + i, n) * load_n(w + i, n) : load_n(gr + i, n); };
+    float mg = float(row_sum(cols, g_at) / double(cols));
+    float mgx = float(row_sum(cols, [&](int64_t i, int64_t n) {
+                        vf xhat = (load_n(xr + i, n) - mu) * rs;
+                        return g_at(i, n) * xhat;  // g is 0 in padding lanes
+                      }) /
+                      double(cols));
+    for (int64_t j = 0; j < cols; j++) {
+      float xhat = (xr[j] - mu) * rs;
+      float g = w ? gr[j] * w[j] : gr[j];
+      o[j] = rs * (g - mg - xhat * mgx);
+    }
+  });
+  if (gw || gb) {
+    column_accumulate(rows, cols, [&](int64_t r, int64_t j0, int64_t j1) {
+      const float *xr = x + r * cols, *gr = gy + r * cols;
+      float mu = mean[r], rs = rstd[r];
+      if (gw)
+        for (int64_t j = j0; j < j1; j++) gw[j] += gr[j] * ((xr[j] - mu) * rs);
+      if (gb)
+        for (int64_t j = j0; j < j1; j++) gb[j] += gr[j];
+    });
+  }
+}
+
+void rms_norm(const float* x, const float* w, float* out, float* rstd, int64_t rows, int64_t cols, float eps) {
+  for_rows(rows, cols, [&](int64_t r) {
+    const float* xr = x + r * cols;
+    float* o = out + r * cols;
+    double ms = row_sum(cols, [&](int64_t i, int64_t n) {
+                  vf v = load_n(xr + i, n);
+                  return v * v;
+                }) /
+                double(cols);
+    float rs = float(1.0 / std::sqrt(ms + double(eps)));
+    rstd[r] = rs;
+    if (w) {
+      for (int64_t j = 0; j < cols; j++) o[j] = xr[j] * rs * w[j];
+    } else {
+      for (int64_t j = 0; j < cols; j++) o[j] = xr[j] * rs;
+    }
+  });
+}
+
+void rms_norm_backward(const float* x, const float* w, const float* rstd, const float* gy, float* gx, float* gw,
+                       int64_t rows, int64_t cols) {
+  // y = x·rs·w:  gx = rs·(g - xhat·mean(g·xhat)) with g = gy·w, xhat = x·rs.
+  for_rows(rows, cols, [&](int64_t r) {
+    const float *xr = x + r * cols, *gr = gy + r * cols;
+    float* o = gx + r * cols;
+    float rs = rstd[r];
+    float mgx = float(row_sum(cols, [&](int64_t i, int64_t n) {
+                        vf g = w ? load_n(gr + i, n) * load_n(w + i, n) : load_n(gr + i, n);
+                        return g * (load_n(xr + i, n) * rs);
+                      }) /
+                      double(cols));
+    for (int64_t j = 0; j < cols; j++) {
+      float g = w ? gr[j] * w[j] : gr[j];
+      o[j] = rs * (g - xr[j] * rs * mgx);
+    }
+  });
+  if (gw) {
+    column_accumulate(rows, cols, [&](int64_t r, int64_t j0, int64_t j1) {
+      const float *xr = x + r * cols, *gr = gy + r * cols;
+      float rs = rstd[r];
+      for (int64_t j = j0; j < j1; j++) gw[j] += gr[j] * (xr[j] * rs);
+    });
+  }
+}
+
+}  // namespace amend

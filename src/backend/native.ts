@@ -1,0 +1,99 @@
+// Loader of the native addon (build/Release/amend.node, built from native/ at install time).
+//
+// The addon exports one function per kernel with exactly the signature of the Kernels interface,
+// so the kernels object hands those functions out as they are: a kernel call from TS is one
+// N-API call, with no wrapper in between. Loading never throws; a missing or broken addon is
+// reported as an error string and the js backend takes over (see index.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Kernels } from './kernels.js';
+
+const KERNEL_NAMES = [
+  'gemm', 'binary', 'unary', 'unaryBackward', 'affine', 'reduce', 'copyStrided',
+  'softmax', 'softmaxBackward', 'logSoftmax', 'logSoftmaxBackward',
+  'layerNorm', 'layerNormBackward', 'rmsNorm', 'rmsNormBackward',
+  'gatherRows', 'scatterAddRows', 'rope', 'attention', 'attentionBackward',
+] as const;
+
+/** The directory of Amend's package.json, found by walking up from this file (src/ or dist/src/). */
+function packageRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'amend') return dir;
+      } catch {
+        // an unreadable package.json further down (e.g. dist/package.json) is not ours
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+let addon: any | null | undefined;
+let addonError = '';
+
+/** The raw addon (kernels plus the linalg* LAPACK functions), or null when it cannot be loaded. */
+export function nativeAddon(): any | null {
+  if (addon !== undefined) return addon;
+  addon = null;
+  const root = packageRoot();
+  if (!root) {
+    addonError = 'cannot find the amend package root (package.json) above ' + fileURLToPath(import.meta.url);
+    return addon;
+  }
+  const file = join(root, 'build', 'Release', 'amend.node');
+  if (!existsSync(file)) {
+    addonError = `${file} is not built (npm install builds it; needs a C++ compiler and node-gyp)`;
+    return addon;
+  }
+  try {
+    addon = createRequire(import.meta.url)(file);
+  } catch (e) {
+    addonError = `cannot load ${file}: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  return addon;
+}
+
+let loaded: { kernels: Kernels } | { error: string } | undefined;
+
+/** The native kernels, or why they are unavailable. Cached; never throws. */
+export function loadNative(): { kernels: Kernels } | { error: string } {
+  if (loaded) return loaded;
+  const a = nativeAddon();
+  if (!a) return (loaded = { error: addonError });
+  const missing = KERNEL_NAMES.filter((name) => typeof a[name] !== 'function');
+  if (missing.length > 0) {
+    return (loaded = { error: `native addon is out of date (missing ${missing.join(', ')}); rebuild it with npm rebuild` });
+  }
+  const kernels: Kernels = {
+    info: () => a.info(),
+    setThreads: (n: number) => a.setThreads(n),
+    gemm: a.gemm,
+    binary: a.binary,
+    unary: a.unary,
+    unaryBackward: a.unaryBackward,
+    affine: a.affine,
+    reduce: a.reduce,
+    copyStrided: a.copyStrided,
+    softmax: a.softmax,
+    softmaxBackward: a.softmaxBackward,
+    logSoftmax: a.logSoftmax,
+    logSoftmaxBackward: a.logSoftmaxBackward,
+    layerNorm: a.layerNorm,
+    layerNormBackward: a.layerNormBackward,
+    rmsNorm: a.rmsNorm,
+    rmsNormBackward: a.rmsNormBackward,
+    gatherRows: a.gatherRows,
+    scatterAddRows: a.scatterAddRows,
+    rope: a.rope,
+    attention: a.attention,
+    attentionBackward: a.attentionBackward,
+  };
+  return (loaded = { kernels });
+}
