@@ -5,26 +5,25 @@ import { BinaryOp, UnaryOp, type Kernels } from './kernels.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
-function erf(x: number): number {
-  // Abramowitz–Stegun 7.1.26 is too coarse for a reference (1.5e-7 abs); use the series /
-  // continued fraction pair instead, accurate to ~1e-15.
-  const ax = Math.abs(x);
-  if (ax < 2.5) {
+/** erfc, accurate in both tails (GELU's negative tail is erfc of a large argument). */
+function erfc(x: number): number {
+  if (x < 0) return 2 - erfc(-x);
+  if (x < 2.5) {
+    // Maclaurin series of erf; 1 - erf loses nothing here since erfc(2.5) ≈ 4e-4.
     let term = x, sum = x;
     const x2 = x * x;
-    for (let n = 1; n < 100; n++) {
+    for (let n = 1; n < 200; n++) {
       term *= -x2 / n;
       const add = term / (2 * n + 1);
       sum += add;
       if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
     }
-    return (2 / Math.sqrt(Math.PI)) * sum;
+    return 1 - (2 / Math.sqrt(Math.PI)) * sum;
   }
-  // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...)))) (Lentz-free backward evaluation)
-  let f = ax;
-  for (let n = 60; n >= 1; n--) f = ax + (n / 2) / f;
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
-  return x > 0 ? 1 - erfc : erfc - 1;
+  // erfc(x) = exp(-x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), evaluated bottom-up
+  let f = x;
+  for (let n = 60; n >= 1; n--) f = x + (n / 2) / f;
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) / f;
 }
 
 function unaryF(op: UnaryOp, x: number): number {
@@ -37,8 +36,10 @@ function unaryF(op: UnaryOp, x: number): number {
     case UnaryOp.Tanh: return Math.tanh(x);
     case UnaryOp.Sigmoid: return 1 / (1 + Math.exp(-x));
     case UnaryOp.Relu: return x > 0 ? x : 0;
-    case UnaryOp.GeluTanh: return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
-    case UnaryOp.GeluErf: return 0.5 * x * (1 + erf(x / Math.SQRT2));
+    // 0.5·x·(1 + tanh u) = x·sigmoid(2u), and 0.5·x·(1 + erf z) = 0.5·x·erfc(-z): no cancellation
+    // in the negative tail.
+    case UnaryOp.GeluTanh: return x / (1 + Math.exp(-2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+    case UnaryOp.GeluErf: return 0.5 * x * erfc(-x / Math.SQRT2);
     case UnaryOp.Silu: return x / (1 + Math.exp(-x));
     case UnaryOp.Abs: return Math.abs(x);
     case UnaryOp.Square: return x * x;
@@ -64,7 +65,7 @@ function unaryDf(op: UnaryOp, x: number, y: number): number {
       return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du;
     }
     case UnaryOp.GeluErf: {
-      const cdf = 0.5 * (1 + erf(x / Math.SQRT2));
+      const cdf = 0.5 * erfc(-x / Math.SQRT2);
       const pdf = Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
       return cdf + x * pdf;
     }
@@ -111,6 +112,11 @@ function forEachIndex2(shape: Int32Array, sa: Int32Array, sb: Int32Array,
       idx[d] = 0;
     }
   }
+}
+
+/** Row ids must address the table (the native backend checks the same). */
+function checkIds(ids: Int32Array, rows: number): void {
+  for (const id of ids) if (id < 0 || id >= rows) throw new RangeError(`row id ${id} out of range [0, ${rows})`);
 }
 
 function ropeInvFreq(rotDim: number, theta: number): Float32Array {
@@ -299,10 +305,12 @@ export const jsKernels: Kernels = {
   },
 
   gatherRows(table, ids, out, dim) {
+    checkIds(ids, table.length / dim);
     for (let r = 0; r < ids.length; r++) out.set(table.subarray(ids[r] * dim, ids[r] * dim + dim), r * dim);
   },
 
   scatterAddRows(g, ids, gtable, dim) {
+    checkIds(ids, gtable.length / dim);
     for (let r = 0; r < ids.length; r++) {
       const to = ids[r] * dim, from = r * dim;
       for (let j = 0; j < dim; j++) gtable[to + j] += g[from + j];

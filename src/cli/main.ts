@@ -6,12 +6,19 @@ import { AmendError } from '../errors.js';
 import { kernels } from '../backend/index.js';
 import { helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
 import * as doctor from './commands/doctor.js';
+import * as edit from './commands/edit.js';
+import * as exportCmd from './commands/export.js';
 import * as generate from './commands/generate.js';
 import * as logits from './commands/logits.js';
+import * as patch from './commands/patch.js';
+import * as stats from './commands/stats.js';
+import * as world from './commands/world.js';
 
 interface Command { spec: CommandSpec; run: (args: Parsed) => Promise<void> }
 
-const COMMANDS: Record<string, Command> = { doctor, generate, logits };
+const COMMANDS: Record<string, Command> = {
+  doctor, generate, logits, world, stats, edit, patch, export: exportCmd,
+};
 
 function usage(): string {
   const lines = ['amend — edit what a language model knows', '', 'usage: amend <command> [options]', '', 'commands:'];
