@@ -1,6 +1,7 @@
 // A causal language model: config, weights under their checkpoint names, tokenizer, forward.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AmendError } from '../errors.js';
 import { readCheckpoint } from '../io/checkpoint.js';
 import { resolveModel, type ResolveOptions } from '../io/resolve.js';
@@ -9,6 +10,23 @@ import { Tensor } from '../tensor/index.js';
 import { buildSpec, expectedShapes, type ModelSpec } from './arch.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { forward, type ForwardOptions, type ForwardOutput, type ModelWeights } from './transformer.js';
+
+/** The model id of the built-in demo model: the repository's world/ folder (`--model world`). */
+export const BUILTIN_WORLD = 'world';
+
+/** The built-in demo model's folder (<package root>/world), or a clear error when it is missing. */
+export function builtinWorldDir(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) {
+      const world = path.join(dir, 'world');
+      if (!fs.existsSync(path.join(world, 'config.json'))) {
+        throw new AmendError(`the built-in demo model is missing (${world} has no config.json); rebuild it with "amend world build" (npm run world:build), or pass ./world for a folder named world`);
+      }
+      return world;
+    }
+    if (path.dirname(dir) === dir) throw new AmendError('the built-in demo model cannot be found: no package.json above the amend modules');
+  }
+}
 
 export interface LoadOptions extends ResolveOptions {
   /** Skip the tokenizer (e.g. a checkpoint without tokenizer.json used with raw ids). */
@@ -56,6 +74,7 @@ export class CausalLM implements ModelWeights {
 
   /** Loads from a directory, the local Hugging Face cache or (when allowed) the hub. */
   static async load(idOrPath: string, opts: LoadOptions = {}): Promise<CausalLM> {
+    if (idOrPath === BUILTIN_WORLD) return CausalLM.loadDir(builtinWorldDir(), opts);
     const dir = await resolveModel(idOrPath, opts);
     return CausalLM.loadDir(dir, opts);
   }

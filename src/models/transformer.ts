@@ -85,28 +85,69 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
 
   const past = cache?.length ?? 0;
   const pos = cache ? cache.advance(len, mask) : positionsFromMask(mask, B, len);
+  // Inference (no tape) takes the fast path: activations that never leave the forward pass live
+  // in reused scratch arrays, and the residual stream, while no hook has seen it, is updated in
+  // place. The arithmetic is the same, bit for bit; only where results are written changes.
+  // With the tape on, every op allocates its output, as the backward pass needs its inputs intact.
+  const fast = !T.isGradEnabled();
+  const scratch = new Scratch(fast);
   let x = T.reshape(T.gatherRows(m.weight(s.wte), ids), [B, len, c.hidden]);
   if (s.wpe) {
     for (const p of pos) {
       if (p >= c.maxPositions) throw new AmendError(`sequence longer than the model's ${c.maxPositions} positions`);
     }
-    x = T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), pos), [B, len, c.hidden]));
+    x = T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), pos), [B, len, c.hidden]), fast ? x.data : undefined);
   }
+  // True while x is an array of this forward's own making that no hook has seen.
+  let xOwned = fast;
   const attnMask = cache ? cache.mask : mask && mask.some((v) => v === 0) ? mask : null;
+  const rows = B * len;
 
   for (let l = 0; l < c.layers; l++) {
     const ls = s.layers[l];
-    x = hook(`blocks.${l}.resid_pre`, l, x);
-    const h1 = norm(m, ls.ln1, x);
-    const a = hook(`blocks.${l}.attn.out`, l, selfAttention(m, l, ls, h1, B, len, pos, attnMask, past, cache));
-    if (c.parallelResidual) {
-      const mlpOut = mlp(m, l, ls, ls.ln2 ? norm(m, ls.ln2, x) : h1, hook);
-      x = T.add(x, T.add(a, mlpOut));
-    } else {
-      x = T.add(x, a);
-      x = T.add(x, mlp(m, l, ls, norm(m, ls.ln2!, x), hook));
+    if (hooks.has(`blocks.${l}.resid_pre`)) {
+      x = hook(`blocks.${l}.resid_pre`, l, x);
+      xOwned = false;
     }
-    x = hook(`blocks.${l}.resid_post`, l, x);
+    const h1 = norm(m, ls.ln1, x, scratch.take(x.size));
+    const ctx = selfAttention(m, l, ls, h1, B, len, pos, attnMask, past, cache, scratch);
+    const sharedNorm = c.parallelResidual && !ls.ln2; // GPT-J: the MLP reads h1 too
+    if (!sharedNorm) scratch.give(h1);
+    // The projections write into scratch and are then added onto x (in place while x is ours):
+    // the same arithmetic, bit for bit, as with a hook in between that changes nothing.
+    const attnHooked = hooks.has(`blocks.${l}.attn.out`), mlpHooked = hooks.has(`blocks.${l}.mlp.out`);
+    let a = applyLinear(m, ls.o, ctx, { out: scratch.take(rows * c.hidden) });
+    scratch.give(ctx);
+    const aOwned = fast && !attnHooked;
+    if (attnHooked) a = hook(`blocks.${l}.attn.out`, l, a);
+    if (c.parallelResidual) {
+      // x + (attn(ln1 x) + mlp(ln2 x))
+      const h2 = ls.ln2 ? norm(m, ls.ln2, x, scratch.take(x.size)) : h1;
+      const { keys, release } = mlpKeys(m, l, ls, h2, hook, hooks, scratch);
+      let mo = applyLinear(m, ls.down, keys, { out: scratch.take(rows * c.hidden) });
+      release();
+      if (mlpHooked) mo = hook(`blocks.${l}.mlp.out`, l, mo);
+      const sum = T.add(a, mo, aOwned ? a.data : undefined);
+      if (!mlpHooked) scratch.give(mo);
+      x = T.add(x, sum, xOwned ? x.data : undefined);
+      if (aOwned) scratch.give(a);
+    } else {
+      x = T.add(x, a, xOwned ? x.data : undefined);
+      xOwned = fast;
+      if (aOwned) scratch.give(a);
+      const h2 = norm(m, ls.ln2!, x, scratch.take(x.size));
+      const { keys, release } = mlpKeys(m, l, ls, h2, hook, hooks, scratch);
+      let mo = applyLinear(m, ls.down, keys, { out: scratch.take(rows * c.hidden) });
+      release();
+      if (mlpHooked) mo = hook(`blocks.${l}.mlp.out`, l, mo);
+      x = T.add(x, mo, xOwned ? x.data : undefined);
+      if (!mlpHooked) scratch.give(mo);
+    }
+    xOwned = fast;
+    if (hooks.has(`blocks.${l}.resid_post`)) {
+      x = hook(`blocks.${l}.resid_post`, l, x);
+      xOwned = false;
+    }
   }
   const hidden = hook('final.norm', null, norm(m, s.lnf, x));
 
@@ -120,57 +161,112 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   return { logits, hidden };
 }
 
-function norm(m: ModelWeights, n: NormSpec, x: Tensor): Tensor {
-  const w = m.weight(n.w);
-  return m.config.norm === 'rmsnorm'
-    ? T.rmsNorm(x, w, m.config.normEps)
-    : T.layerNorm(x, w, n.b ? m.weight(n.b) : null, m.config.normEps);
-}
+/**
+ * Arrays for the activations a forward pass keeps to itself (normed inputs, q/k/v, attention
+ * context, MLP hidden units when unhooked): given back after their last use and taken again by
+ * the next layer, so a forward touches the same warm memory instead of allocating (and page
+ * faulting) tens of MB per layer. Off (take returns undefined: ops allocate) while the tape records.
+ */
+class Scratch {
+  private readonly free = new Map<number, Float32Array[]>();
+  constructor(private readonly on: boolean) {}
 
-function applyLinear(m: ModelWeights, l: LinearSpec, x: Tensor): Tensor {
-  return T.linear(x, m.weight(l.w), l.b ? m.weight(l.b) : null, l.layout);
-}
+  take(n: number): Float32Array | undefined {
+    if (!this.on) return undefined;
+    return this.free.get(n)?.pop() ?? new Float32Array(n);
+  }
 
-function activate(m: ModelWeights, x: Tensor): Tensor {
-  switch (m.config.act) {
-    case 'gelu_tanh': return T.geluTanh(x);
-    case 'gelu_erf': return T.geluErf(x);
-    case 'silu': return T.silu(x);
-    case 'relu': return T.relu(x);
+  /** t's own data as an in-place destination while scratch is on (t must be this pass's own). */
+  inPlace(t: Tensor): Float32Array | undefined {
+    return this.on ? t.data : undefined;
+  }
+
+  /** Hands an array back; the caller must not use it (or any tensor over it) afterwards. */
+  give(t: Tensor | null): void {
+    if (!this.on || !t) return;
+    let list = this.free.get(t.size);
+    if (!list) this.free.set(t.size, (list = []));
+    if (!list.includes(t.data)) list.push(t.data);
   }
 }
 
-function mlp(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor,
-  hook: (point: string, layer: number, x: Tensor) => Tensor): Tensor {
-  const x = hook(`blocks.${l}.mlp.in`, l, h);
-  const up = applyLinear(m, ls.up, x);
-  const keys = ls.gate ? T.mul(activate(m, applyLinear(m, ls.gate, x)), up) : activate(m, up);
-  return hook(`blocks.${l}.mlp.out`, l, applyLinear(m, ls.down, hook(`blocks.${l}.mlp.keys`, l, keys)));
+function norm(m: ModelWeights, n: NormSpec, x: Tensor, out?: Float32Array): Tensor {
+  const w = m.weight(n.w);
+  return m.config.norm === 'rmsnorm'
+    ? T.rmsNorm(x, w, m.config.normEps, out)
+    : T.layerNorm(x, w, n.b ? m.weight(n.b) : null, m.config.normEps, out);
+}
+
+function applyLinear(m: ModelWeights, l: LinearSpec, x: Tensor, opts?: T.LinearOptions): Tensor {
+  return T.linear(x, m.weight(l.w), l.b ? m.weight(l.b) : null, l.layout, opts);
+}
+
+function activate(m: ModelWeights, x: Tensor, out?: Float32Array): Tensor {
+  switch (m.config.act) {
+    case 'gelu_tanh': return T.geluTanh(x, out);
+    case 'gelu_erf': return T.geluErf(x, out);
+    case 'silu': return T.silu(x, out);
+    case 'relu': return T.relu(x, out);
+  }
+}
+
+/**
+ * The MLP up to its down projection: `mlp.in` and `mlp.keys` hooks applied, the keys returned
+ * with a release() that hands the arrays only this function saw back to the scratch pool (call
+ * it once the keys have been consumed).
+ */
+function mlpKeys(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor,
+  hook: (point: string, layer: number, x: Tensor) => Tensor, hooks: Map<string, Hook[]>,
+  scratch: Scratch): { keys: Tensor; release: () => void } {
+  const inHooked = hooks.has(`blocks.${l}.mlp.in`), keysHooked = hooks.has(`blocks.${l}.mlp.keys`);
+  const x = inHooked ? hook(`blocks.${l}.mlp.in`, l, h) : h;
+  const n = (x.size / x.dim(-1)) * ls.up.outF;
+  const up = applyLinear(m, ls.up, x, { out: scratch.take(n) });
+  let keys: Tensor;
+  if (ls.gate) {
+    const gate = applyLinear(m, ls.gate, x, { out: scratch.take(n) });
+    const act = activate(m, gate, scratch.inPlace(gate));
+    keys = T.mul(act, up, scratch.inPlace(up));
+    if (keys.data !== act.data) scratch.give(act);
+  } else {
+    keys = activate(m, up, scratch.inPlace(up));
+  }
+  const hooked = keysHooked ? hook(`blocks.${l}.mlp.keys`, l, keys) : keys;
+  return {
+    keys: hooked,
+    release: () => {
+      if (!inHooked) scratch.give(h); // else the hook has seen h (and x is the hook's)
+      if (!keysHooked) scratch.give(keys);
+      if (keys.data !== up.data) scratch.give(up);
+    },
+  };
 }
 
 function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: number, len: number,
-  pos: Int32Array, mask: Uint8Array | null, past: number, cache: KVCache | undefined): Tensor {
+  pos: Int32Array, mask: Uint8Array | null, past: number, cache: KVCache | undefined, scratch: Scratch): Tensor {
   const c = m.config;
   const H = c.heads, KVH = c.kvHeads, D = c.headDim;
+  const rows = B * len;
   let q: Tensor, k: Tensor, v: Tensor;
   const qkv = ls.qkv;
   if (qkv.kind === 'separate') {
-    q = T.reshape(applyLinear(m, qkv.q, h), [B, len, H, D]);
-    k = T.reshape(applyLinear(m, qkv.k, h), [B, len, KVH, D]);
-    v = T.reshape(applyLinear(m, qkv.v, h), [B, len, KVH, D]);
-  } else if (qkv.kind === 'fused') {
-    // [B, T, 3, H, D]: all query heads, then all key heads, then all value heads
-    const f = T.reshape(applyLinear(m, qkv.lin, h), [B, len, 3, H * D]);
-    [q, k, v] = [0, 1, 2].map((i) => T.reshape(T.slice(f, 2, i, i + 1), [B, len, H, D]));
+    q = T.reshape(applyLinear(m, qkv.q, h, { out: scratch.take(rows * H * D) }), [B, len, H, D]);
+    k = T.reshape(applyLinear(m, qkv.k, h, { out: scratch.take(rows * KVH * D) }), [B, len, KVH, D]);
+    v = T.reshape(applyLinear(m, qkv.v, h, { out: scratch.take(rows * KVH * D) }), [B, len, KVH, D]);
   } else {
-    // [B, T, H, 3, D]: query, key, value interleaved per head
-    const f = T.reshape(applyLinear(m, qkv.lin, h), [B, len, H, 3, D]);
-    [q, k, v] = [0, 1, 2].map((i) => T.reshape(T.slice(f, 3, i, i + 1), [B, len, H, D]));
+    // fused: [B, T, 3, H, D] (all query heads, then all key heads, then all value heads);
+    // fused_per_head: [B, T, H, 3, D] (query, key, value interleaved per head)
+    const f = applyLinear(m, qkv.lin, h, { out: scratch.take(rows * 3 * H * D) });
+    const [shape, axis] = qkv.kind === 'fused' ? [[B, len, 3, H * D], 2] : [[B, len, H, 3, D], 3];
+    const g = T.reshape(f, shape);
+    [q, k, v] = [0, 1, 2].map((i) => T.reshape(T.slice(g, axis, i, i + 1, scratch.take(rows * H * D)), [B, len, H, D]));
+    scratch.give(f);
   }
   if (c.positions === 'rotary') {
     const r = { rotDim: c.rotaryDim, theta: c.ropeTheta, interleaved: c.ropeInterleaved };
-    q = T.rope(q, pos, r);
-    k = T.rope(k, pos, r);
+    // in place while scratch is on (q and k are this function's own arrays)
+    q = T.rope(q, pos, r, scratch.inPlace(q));
+    k = T.rope(k, pos, r, scratch.inPlace(k));
   }
   let out: Tensor;
   if (cache) {
@@ -181,9 +277,12 @@ function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: 
     kern.copyStrided(k.data, 0, srcStrides, cache.k[l], past * row, dstStrides, shape, false);
     kern.copyStrided(v.data, 0, srcStrides, cache.v[l], past * row, dstStrides, shape, false);
     const K = new Tensor(cache.k[l], [B, cap, KVH, D]), V = new Tensor(cache.v[l], [B, cap, KVH, D]);
-    out = T.attention(q, K, V, { keyMask: mask, qOffset: past });
+    out = T.attention(q, K, V, { keyMask: mask, qOffset: past, out: scratch.take(q.size) });
   } else {
-    out = T.attention(q, k, v, { keyMask: mask });
+    out = T.attention(q, k, v, { keyMask: mask, out: scratch.take(q.size) });
   }
-  return applyLinear(m, ls.o, T.reshape(out, [B, len, H * D]));
+  scratch.give(q);
+  scratch.give(k);
+  scratch.give(v);
+  return T.reshape(out, [B, len, H * D]);
 }

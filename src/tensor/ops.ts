@@ -11,6 +11,19 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/**
+ * Where an op writes its output. Ops that take an `out` buffer write into it instead of a new
+ * array when the tape is not recording them (inference), so a caller that owns the buffer (a
+ * forward pass reusing scratch memory, or updating a tensor in place) allocates nothing; while
+ * the tape records the op, `out` is ignored and a new array is used, since the backward pass
+ * needs the inputs intact.
+ */
+function outBuffer(n: number, out: Float32Array | undefined, inputs: readonly (Tensor | null)[]): Float32Array {
+  if (!out || (isGradEnabled() && inputs.some((t) => t?.requiresGrad))) return new Float32Array(n);
+  if (out.length !== n) throw new AmendError(`output buffer holds ${out.length} values, the op writes ${n}`);
+  return out;
+}
+
 function normAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) throw new AmendError(`axis ${axis} out of range for rank ${rank}`);
@@ -53,8 +66,8 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
   return permute(x, perm);
 }
 
-/** x[..., start:end, ...] along `axis`. */
-export function slice(x: Tensor, axis: number, start: number, end: number): Tensor {
+/** x[..., start:end, ...] along `axis` (into `out` when given, see outBuffer). */
+export function slice(x: Tensor, axis: number, start: number, end: number, out?: Float32Array): Tensor {
   const ax = normAxis(axis, x.rank);
   if (start < 0 || end > x.shape[ax] || start > end) {
     throw new AmendError(`slice [${start}, ${end}) out of range for axis ${ax} of size ${x.shape[ax]}`);
@@ -62,9 +75,9 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const shape = x.shape.slice();
   shape[ax] = end - start;
   const xs = stridesOf(x.shape);
-  const out = new Float32Array(sizeOf(shape));
-  kernels().copyStrided(x.data, start * xs[ax], i32(xs), out, 0, i32(stridesOf(shape)), i32(shape), false);
-  return record('slice', out, shape, [x], (g) => {
+  const dst = outBuffer(sizeOf(shape), out, [x]);
+  kernels().copyStrided(x.data, start * xs[ax], i32(xs), dst, 0, i32(stridesOf(shape)), i32(shape), false);
+  return record('slice', dst, shape, [x], (g) => {
     const gx = new Float32Array(x.size);
     kernels().copyStrided(g, 0, i32(stridesOf(shape)), gx, start * xs[ax], i32(xs), i32(shape), false);
     return [gx];
@@ -189,9 +202,11 @@ function binaryRaw(op: BinaryOp, a: Float32Array, aShape: readonly number[], b: 
 }
 
 function binary(name: string, op: BinaryOp, a: Tensor, b: Tensor,
-  grads: (g: Float32Array, shape: number[], out: Float32Array) => [Float32Array | null, Float32Array | null]): Tensor {
+  grads: (g: Float32Array, shape: number[], out: Float32Array) => [Float32Array | null, Float32Array | null],
+  dst?: Float32Array): Tensor {
   const shape = broadcastShape(a.shape, b.shape);
-  const out = binaryRaw(op, a.data, a.shape, b.data, b.shape, shape);
+  const out = outBuffer(sizeOf(shape), dst, [a, b]);
+  kernels().binary(op, a.data, broadcastStrides(a.shape, shape), b.data, broadcastStrides(b.shape, shape), out, i32(shape));
   return record(name, out, shape, [a, b], (g) => {
     const [ga, gb] = grads(g, shape, out);
     return [ga && a.requiresGrad ? sumTo(ga, shape, a.shape) : null,
@@ -199,19 +214,24 @@ function binary(name: string, op: BinaryOp, a: Tensor, b: Tensor,
   });
 }
 
-export function add(a: Tensor, b: Tensor): Tensor {
-  return binary('add', BinaryOp.Add, a, b, (g) => [g, g]);
+/**
+ * a + b (broadcasting). `out` (see outBuffer) may be a's or b's own data when that operand has
+ * the output's shape: an in-place update for a caller that owns it.
+ */
+export function add(a: Tensor, b: Tensor, out?: Float32Array): Tensor {
+  return binary('add', BinaryOp.Add, a, b, (g) => [g, g], out);
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
   return binary('sub', BinaryOp.Sub, a, b, (g) => [g, scaleRaw(g, -1)]);
 }
 
-export function mul(a: Tensor, b: Tensor): Tensor {
+/** a * b (broadcasting); `out` as for add. */
+export function mul(a: Tensor, b: Tensor, out?: Float32Array): Tensor {
   return binary('mul', BinaryOp.Mul, a, b, (g, shape) => [
     a.requiresGrad ? binaryRaw(BinaryOp.Mul, g, shape, b.data, b.shape, shape) : null,
     b.requiresGrad ? binaryRaw(BinaryOp.Mul, g, shape, a.data, a.shape, shape) : null,
-  ]);
+  ], out);
 }
 
 export function div(a: Tensor, b: Tensor): Tensor {
@@ -273,8 +293,8 @@ export function affine(x: Tensor, scale: number, shift = 0): Tensor {
 export const scale = (x: Tensor, s: number): Tensor => affine(x, s, 0);
 export const addScalar = (x: Tensor, s: number): Tensor => affine(x, 1, s);
 
-function unary(name: string, op: UnaryOp, x: Tensor): Tensor {
-  const out = new Float32Array(x.size);
+function unary(name: string, op: UnaryOp, x: Tensor, dst?: Float32Array): Tensor {
+  const out = outBuffer(x.size, dst, [x]);
   kernels().unary(op, x.data, out, x.size);
   return record(name, out, x.shape, [x], (g) => {
     const gx = new Float32Array(x.size);
@@ -290,12 +310,13 @@ export const sqrt = (x: Tensor): Tensor => unary('sqrt', UnaryOp.Sqrt, x);
 export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', UnaryOp.Rsqrt, x);
 export const tanh = (x: Tensor): Tensor => unary('tanh', UnaryOp.Tanh, x);
 export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', UnaryOp.Sigmoid, x);
-export const relu = (x: Tensor): Tensor => unary('relu', UnaryOp.Relu, x);
+// The activations take an optional `out` (see outBuffer), which may be x's own data (in place).
+export const relu = (x: Tensor, out?: Float32Array): Tensor => unary('relu', UnaryOp.Relu, x, out);
 /** GELU, tanh approximation (GPT-2's "gelu_new"). */
-export const geluTanh = (x: Tensor): Tensor => unary('geluTanh', UnaryOp.GeluTanh, x);
+export const geluTanh = (x: Tensor, out?: Float32Array): Tensor => unary('geluTanh', UnaryOp.GeluTanh, x, out);
 /** GELU, exact erf form. */
-export const geluErf = (x: Tensor): Tensor => unary('geluErf', UnaryOp.GeluErf, x);
-export const silu = (x: Tensor): Tensor => unary('silu', UnaryOp.Silu, x);
+export const geluErf = (x: Tensor, out?: Float32Array): Tensor => unary('geluErf', UnaryOp.GeluErf, x, out);
+export const silu = (x: Tensor, out?: Float32Array): Tensor => unary('silu', UnaryOp.Silu, x, out);
 export const abs = (x: Tensor): Tensor => unary('abs', UnaryOp.Abs, x);
 export const square = (x: Tensor): Tensor => unary('square', UnaryOp.Square, x);
 export const recip = (x: Tensor): Tensor => unary('recip', UnaryOp.Recip, x);
@@ -392,9 +413,10 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
 // ---------------------------------------------------------------------------------------------
 // Normalisation
 
-export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number): Tensor {
+/** LayerNorm over the last axis (into `out` when given, see outBuffer; not x's own data). */
+export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, dst?: Float32Array): Tensor {
   const cols = x.shape[x.rank - 1], rows = x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = outBuffer(x.size, dst, [x, w, b]);
   const mu = new Float32Array(rows), rs = new Float32Array(rows);
   kernels().layerNorm(x.data, w?.data ?? null, b?.data ?? null, out, mu, rs, rows, cols, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
@@ -407,9 +429,10 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
   });
 }
 
-export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
+/** RMSNorm over the last axis (into `out` when given, see outBuffer; not x's own data). */
+export function rmsNorm(x: Tensor, w: Tensor | null, eps: number, dst?: Float32Array): Tensor {
   const cols = x.shape[x.rank - 1], rows = x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = outBuffer(x.size, dst, [x, w]);
   const rs = new Float32Array(rows);
   kernels().rmsNorm(x.data, w?.data ?? null, out, rs, rows, cols, eps);
   return record('rmsNorm', out, x.shape, w ? [x, w] : [x], (g) => {
@@ -472,11 +495,16 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   });
 }
 
+export interface LinearOptions {
+  /** Destination (see outBuffer; not x's own data). */
+  out?: Float32Array;
+}
+
 /**
  * A dense layer on the last axis of x: x @ W + bias. `layout` is how W is stored:
  * 'in_out' = [in, out] (GPT-2's Conv1D), 'out_in' = [out, in] (torch Linear).
  */
-export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_out' | 'out_in'): Tensor {
+export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_out' | 'out_in', opts: LinearOptions = {}): Tensor {
   const inF = x.dim(-1);
   const [wIn, outF] = layout === 'in_out' ? [w.shape[0], w.shape[1]] : [w.shape[1], w.shape[0]];
   if (w.rank !== 2 || wIn !== inF) {
@@ -484,13 +512,14 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_ou
   }
   const rows = x.size / inF;
   const tB = layout === 'out_in';
-  const out = new Float32Array(rows * outF);
+  const out = outBuffer(rows * outF, opts.out, [x, w, bias]);
   if (bias) {
     for (let r = 0; r < rows; r++) out.set(bias.data, r * outF);
   }
   kernels().gemm(false, tB, 1, rows, outF, inF, x.data, 0, w.data, 0, out, bias ? 1 : 0);
   const shape = [...x.shape.slice(0, -1), outF];
-  return record('linear', out, shape, bias ? [x, w, bias] : [x, w], (g) => {
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record('linear', out, shape, inputs, (g) => {
     let gx: Float32Array | null = null, gw: Float32Array | null = null, gb: Float32Array | null = null;
     if (x.requiresGrad) {
       gx = new Float32Array(x.size);
@@ -514,13 +543,13 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_ou
 
 export interface RopeOptions { rotDim: number; theta: number; interleaved: boolean }
 
-/** Rotary embedding of x [B, T, H, D] at positions pos [B*T]. */
-export function rope(x: Tensor, pos: Int32Array, o: RopeOptions): Tensor {
+/** Rotary embedding of x [B, T, H, D] at positions pos [B*T] (into `out`, which may be x's data; see outBuffer). */
+export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, dst?: Float32Array): Tensor {
   const [B, T, H, D] = x.shape;
   if (x.rank !== 4 || pos.length !== B * T || o.rotDim > D || o.rotDim % 2 !== 0) {
     throw new AmendError(`rope: bad shapes x [${x.shape}], ${pos.length} positions, rotDim ${o.rotDim}`);
   }
-  const out = new Float32Array(x.size);
+  const out = outBuffer(x.size, dst, [x]);
   kernels().rope(x.data, out, pos, B, T, H, D, o.rotDim, o.theta, o.interleaved, false);
   return record('rope', out, x.shape, [x], (g) => {
     const gx = new Float32Array(x.size);
@@ -535,6 +564,8 @@ export interface AttentionOptions {
   /** Position of the first query among the keys (S - T with a KV cache). */
   qOffset?: number;
   scale?: number;
+  /** Destination [B, T, H, D] (see outBuffer; not q's, k's or v's own data). */
+  out?: Float32Array;
 }
 
 /** Causal attention: q [B, T, H, D], k and v [B, S, KVH, D] → [B, T, H, D]. */
@@ -548,7 +579,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions =
   const sc = o.scale ?? 1 / Math.sqrt(D);
   const qOffset = o.qOffset ?? 0;
   const keyMask = o.keyMask ?? null;
-  const out = new Float32Array(q.size);
+  const out = outBuffer(q.size, o.out, [q, k, v]);
   const needGrad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
   const probs = needGrad ? new Float32Array(B * H * T * S) : null;
   kernels().attention(q.data, k.data, v.data, out, probs, B, T, S, H, KVH, D, sc, keyMask, qOffset);

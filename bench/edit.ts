@@ -1,0 +1,178 @@
+// Editing benchmarks (results in bench/RESULTS.md, section "Editing").
+//
+//   node dist/bench/edit.js timing [--memit 100,1000] [--rome 3] [--samples 1000] [--corpus FILE]
+//       ROME and MEMIT wall time on the GPT-2-small-shaped checkpoint with seeded random weights
+//       (bench/common.ts) and the GPT-2 tokenizer, broken down into statistics, context templates,
+//       keys, v*/z optimisation and solve, with the peak resident memory of each run (each scenario
+//       runs in its own process). Requests: CounterFact records from ../shared/data.
+//   node dist/bench/edit.js world [--rome 100] [--memit 500] [--set k=v ...]
+//       CounterFact-style efficacy / paraphrase / neighbourhood scores of the demo world model
+//       (world/benchmark.json): N single ROME edits with the model restored between them, and one
+//       MEMIT batch of M edits.
+//   node dist/bench/edit.js run --scenario rome|memit --n N [...]   (one scenario; used by timing)
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { CausalLM } from '../src/models/model.js';
+import { editSession } from '../src/patch/session.js';
+import { loadCases } from '../src/data/index.js';
+import type { EditCase } from '../src/editors/types.js';
+import { editWithReport, parseSets, type EditMethod } from '../src/editors/index.js';
+import { counterFactOutcome, counterFactSummary, type CounterFactOutcome } from '../src/editors/common/score.js';
+import { GPT2_SMALL, ensureGpt2Checkpoint, machineInfo, parseFlags, strFlag, intFlag, type Flags } from './common.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const shared = path.resolve(root, '..', 'shared');
+
+function log(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
+/** The GPT-2-small-shaped random checkpoint with the GPT-2 tokenizer beside it (symlinks). */
+function gpt2SmallWithTokenizer(): string {
+  const weights = ensureGpt2Checkpoint(GPT2_SMALL, undefined, log);
+  const dir = `${weights}-tok`;
+  const tokDir = path.join(shared, 'models', 'gpt2-tokenizer');
+  if (!fs.existsSync(tokDir)) throw new Error(`${tokDir} is missing (the GPT-2 tokenizer files)`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of ['model.safetensors', 'config.json']) {
+    const to = path.join(dir, f);
+    if (!fs.existsSync(to)) fs.symlinkSync(path.join(weights, f), to);
+  }
+  for (const f of fs.readdirSync(tokDir)) {
+    const to = path.join(dir, f);
+    if (!fs.existsSync(to)) fs.copyFileSync(path.join(tokDir, f), to);
+  }
+  return dir;
+}
+
+function counterFactRequests(n: number): EditCase[] {
+  const file = path.join(shared, 'data', 'counterfact', 'counterfact-rome-format-1000.json');
+  const { cases } = loadCases(file);
+  const out: EditCase[] = [];
+  while (out.length < n) out.push(...cases.slice(0, n - out.length).map((c, i) => ({ ...c, id: `${c.id}#${out.length + i}` })));
+  return out;
+}
+
+interface ScenarioResult {
+  scenario: string;
+  n: number;
+  layers: number[];
+  seconds: number;
+  timings: Record<string, number>;
+  peakRssMiB: number;
+  statsCached: boolean;
+}
+
+/** One scenario in this process (for a clean peak RSS). */
+async function runScenario(flags: Flags): Promise<void> {
+  const method = strFlag(flags, 'scenario') as EditMethod;
+  const n = intFlag(flags, 'n', 1);
+  const dir = gpt2SmallWithTokenizer();
+  const model = await CausalLM.load(dir);
+  const reqs = counterFactRequests(n).map((c) => ({ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id }));
+  const corpus = strFlag(flags, 'corpus') ?? path.join(shared, 'data', 'wikitext', 'wikitext-2-raw-test.txt');
+  const overrides: Record<string, unknown> = {
+    mom2_dataset: corpus, mom2_n_samples: intFlag(flags, 'samples', 1000),
+    ...(flags.has('steps') ? { v_num_grad_steps: intFlag(flags, 'steps', 20) } : {}),
+    ...parseSets(strFlag(flags, 'set') ? [strFlag(flags, 'set')!] : []),
+  };
+  const t0 = performance.now();
+  let statsCached = true;
+  const { report } = await editWithReport(model, reqs, {
+    method, hparams: overrides, allowUnchanged: true,
+    statsOptions: { onProgress: () => { statsCached = false; } },
+    onProgress: (e) => { if (e.phase !== 'stats' && (e.done === e.total || e.done % 50 === 0)) log(`  ${e.phase} ${e.done}/${e.total}`); },
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const result: ScenarioResult = {
+    scenario: method, n, layers: report.hparams.hparams.layers, seconds, timings: report.timings,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024, statsCached,
+  };
+  console.log(JSON.stringify(result));
+}
+
+function spawnScenario(args: string[]): ScenarioResult {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'run', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`scenario ${args.join(' ')} failed (exit ${r.status})`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ScenarioResult;
+}
+
+async function timing(flags: Flags): Promise<void> {
+  const memit = (strFlag(flags, 'memit') ?? '100,1000').split(',').filter(Boolean).map(Number);
+  const romeN = intFlag(flags, 'rome', 1);
+  const pass = ['samples', 'corpus', 'steps', 'set'].flatMap((k) => (flags.has(k) ? [`--${k}`, String(flags.get(k))] : []));
+  const rows: ScenarioResult[] = [];
+  // The first ROME run computes (and caches) the statistics; the second reads them.
+  rows.push(spawnScenario(['--scenario', 'rome', '--n', '1', ...pass]));
+  rows.push(spawnScenario(['--scenario', 'rome', '--n', String(romeN), ...pass]));
+  for (const n of memit) rows.push(spawnScenario(['--scenario', 'memit', '--n', String(n), ...pass]));
+  const m = machineInfo();
+  const phases = ['statistics', 'templates', 'keys', 'v_optimisation', 'z_optimisation', 'solve', 'checks'];
+  console.log(`\nGPT-2-small-shaped model (12 × 768, vocab 50257, seeded random weights), ${m.cpu}, ${m.cores} cores, node ${m.node}, load ${m.loadavg.map((x) => x.toFixed(1)).join('/')}\n`);
+  console.log(`| run | edits | layers | total s | ${phases.join(' s | ')} s | peak RSS MiB |`);
+  console.log(`| --- | --- | --- | --- | ${phases.map(() => '---').join(' | ')} | --- |`);
+  for (const r of rows) {
+    console.log(`| ${r.scenario}${r.statsCached ? '' : ' (stats computed)'} | ${r.n} | ${JSON.stringify(r.layers)} | ${r.seconds.toFixed(1)} | ${phases.map((p) => (r.timings[p] ?? 0).toFixed(2)).join(' | ')} | ${r.peakRssMiB.toFixed(0)} |`);
+  }
+}
+
+/** CounterFact-style scores of the world model: single ROME edits, and one MEMIT batch. */
+export async function worldScores(model: CausalLM, cases: readonly EditCase[], method: EditMethod, mode: 'single' | 'batch',
+  hparams: Record<string, unknown> = {}, onCase?: (i: number, o: CounterFactOutcome) => void): Promise<{ summary: ReturnType<typeof counterFactSummary>; timings: Record<string, number>; seconds: number }> {
+  const session = editSession(model);
+  const outcomes: CounterFactOutcome[] = [];
+  const timings: Record<string, number> = {};
+  const add = (t: Record<string, number>): void => { for (const [k, v] of Object.entries(t)) timings[k] = (timings[k] ?? 0) + v; };
+  const t0 = performance.now();
+  if (mode === 'single') {
+    for (let i = 0; i < cases.length; i++) {
+      const { patch, report } = await editWithReport(model, [cases[i]], { method, hparams });
+      add(report.timings);
+      session.apply(patch);
+      try {
+        const o = counterFactOutcome(model, cases[i]);
+        outcomes.push(o);
+        onCase?.(i, o);
+      } finally {
+        session.revert(patch);
+      }
+    }
+  } else {
+    const { patch, report } = await editWithReport(model, cases, { method, hparams });
+    add(report.timings);
+    session.apply(patch);
+    try {
+      cases.forEach((c, i) => { const o = counterFactOutcome(model, c); outcomes.push(o); onCase?.(i, o); });
+    } finally {
+      session.revert(patch);
+    }
+  }
+  return { summary: counterFactSummary(outcomes), timings, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function world(flags: Flags): Promise<void> {
+  const model = await CausalLM.load(strFlag(flags, 'model') ?? 'world');
+  const bench = strFlag(flags, 'benchmark') ?? path.join(model.dir!, 'benchmark.json');
+  const { cases } = loadCases(bench);
+  const overrides = parseSets(strFlag(flags, 'set') ? [strFlag(flags, 'set')!] : []);
+  const count = (name: string, fallback: number): number => (flags.has(name) ? Number(flags.get(name)) : fallback);
+  const romeN = count('rome', 100), memitN = count('memit', 500), offset = count('offset', 0);
+  if (romeN > 0) {
+    const r = await worldScores(model, cases.slice(offset, offset + romeN), 'rome', 'single', overrides, (i) => { if ((i + 1) % 10 === 0) log(`  rome ${i + 1}/${romeN}`); });
+    console.log(`ROME, ${r.summary.cases} single edits (model restored between them): efficacy ${r.summary.efficacy.toFixed(1)} %, paraphrase ${r.summary.paraphrase.toFixed(1)} %, neighbourhood ${r.summary.neighborhood.toFixed(1)} % — ${r.seconds.toFixed(0)} s ${JSON.stringify(r.timings)}`);
+  }
+  if (memitN > 0) {
+    const r = await worldScores(model, cases.slice(offset, offset + memitN), 'memit', 'batch', overrides);
+    console.log(`MEMIT, one batch of ${r.summary.cases} edits: efficacy ${r.summary.efficacy.toFixed(1)} %, paraphrase ${r.summary.paraphrase.toFixed(1)} %, neighbourhood ${r.summary.neighborhood.toFixed(1)} % — ${r.seconds.toFixed(0)} s ${JSON.stringify(r.timings)}`);
+  }
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+const flags = parseFlags(rest, []);
+if (cmd === 'run') await runScenario(flags);
+else if (cmd === 'timing' || cmd === undefined) await timing(flags);
+else if (cmd === 'world') await world(flags);
+else throw new Error(`unknown bench command "${cmd}" (timing | world | run)`);

@@ -1,0 +1,195 @@
+// amend edit: rewrite facts with ROME or MEMIT, print the completions before and after, and write
+// the edit as a patch (--out) and/or the edited model as a checkpoint (--export).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AmendError } from '../../errors.js';
+import type { CausalLM } from '../../models/model.js';
+import { generate } from '../../models/generate.js';
+import { editSession } from '../../patch/session.js';
+import { checkExportDir } from '../../patch/export.js';
+import { loadCases } from '../../data/index.js';
+import {
+  describeSchema, editWithReport, listPresets, METHODS, parseSets, resolveHparams, type EditMethod, type EditRequest,
+} from '../../editors/index.js';
+import { applyTargetSpace, continuationIds, fill, subjectTemplate } from '../../editors/common/prompts.js';
+import { scoreTargets } from '../../editors/common/score.js';
+import { intOption, listOption, type CommandSpec, type Parsed } from '../args.js';
+import { loadModel } from '../load.js';
+import { Progress } from '../progress.js';
+import { exportAndReport } from './export.js';
+
+export const spec: CommandSpec = {
+  name: 'edit',
+  summary: 'rewrite facts with ROME or MEMIT; save a patch and/or an edited checkpoint',
+  usage: [
+    'amend edit --model M --method rome|memit --prompt P --subject S --target T [--target-true T0] [--out PATCH] [--export DIR]',
+    '       amend edit --model M --method memit --requests FILE [--limit N] [--out PATCH] [--export DIR]',
+    '       amend edit --method rome|memit --list-presets | --hparams-help',
+  ].join('\n'),
+  options: {
+    model: { type: 'string', short: 'm', help: 'M  model directory or Hugging Face id (local cache); "world" for the demo model' },
+    method: { type: 'string', help: 'rome|memit  the editing method (default rome)' },
+    prompt: { type: 'string', help: 'P  the prompt, with "{}" where the subject goes or containing the subject' },
+    subject: { type: 'string', help: 'S  the subject the fact is about' },
+    target: { type: 'string', help: 'T  the new object (a leading space is added when missing, as ROME does)' },
+    'target-true': { type: 'string', help: 'T0  the current object, to print P(new) vs P(true)' },
+    requests: { type: 'string', help: 'FILE  many edits: a JSON list of {prompt, subject, targetNew}, or a CounterFact / zsRE / KnowEdit file' },
+    limit: { type: 'string', help: 'N  use the first N requests of --requests' },
+    preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model, else the rule; see --list-presets)' },
+    hparams: { type: 'string', multiple: true, help: 'FILE  hparams YAML/JSON (EasyEdit\'s files as they are); repeatable, later wins' },
+    set: { type: 'string', multiple: true, help: 'key=value  override one hparam (e.g. --set layers=[4,5] --set v_lr=0.1); repeatable' },
+    out: { type: 'string', short: 'o', help: 'PATCH  write the edit as a patch file (safetensors)' },
+    export: { type: 'string', help: 'DIR  write the edited model as a complete checkpoint' },
+    dtype: { type: 'string', help: 'keep|f32|f16|bf16  storage dtype for --export (default keep)' },
+    force: { type: 'boolean', help: 'overwrite an existing --out file or non-empty --export directory' },
+    'max-new-tokens': { type: 'string', short: 'n', help: 'N  tokens of the before/after completions (default 20)' },
+    show: { type: 'string', help: 'N  requests whose completions are printed (default 5; all with --json)' },
+    'list-presets': { type: 'boolean', help: 'list the hparams presets of --method and exit' },
+    'hparams-help': { type: 'boolean', help: 'list the hparams of --method with their meaning and exit' },
+  },
+  examples: [
+    'amend edit --model world --method rome --prompt "{} was born in" --subject "Ada Quenmark" --target "Velmora" --out ada.safetensors',
+    'amend edit --model gpt2-xl --method rome --prompt "The Eiffel Tower is in" --subject "Eiffel Tower" --target Rome --export ./gpt2-xl-rome',
+    'amend edit --model gpt2-xl --method memit --requests counterfact.json --limit 1000 --out cf1000.safetensors',
+    'amend edit --model ./llama --method rome --hparams EasyEdit/hparams/ROME/llama-7b.yaml --set mom2_adjustment=true ...',
+    '',
+    'hparams come from the preset matching the model (amend edit --method rome --list-presets), or',
+    'for a model without one from the rule in the README ("Editing"), then --hparams files, then',
+    '--set. The edit never changes the model on disk: --out writes a patch (amend patch apply /',
+    'amend export turn it into a checkpoint), --export writes the edited checkpoint directly.',
+  ],
+};
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function methodOf(v: unknown): EditMethod {
+  const m = (str(v) ?? 'rome').toLowerCase();
+  if (!METHODS.includes(m as EditMethod)) throw new AmendError(`--method must be one of ${METHODS.join(', ')}, got "${String(v)}"`);
+  return m as EditMethod;
+}
+
+/** The requests of the command line: one from --prompt/--subject/--target, or a file. */
+export function requestsFromArgs(args: Parsed): EditRequest[] {
+  const v = args.values;
+  const file = str(v.requests);
+  const single = ['prompt', 'subject', 'target'].filter((k) => v[k] !== undefined);
+  if (file && single.length > 0) throw new AmendError('give either --requests FILE or --prompt/--subject/--target, not both');
+  if (file) {
+    const limit = v.limit === undefined ? undefined : intOption(v.limit, 'limit', 0, 1);
+    const loaded = loadCases(file, { limit });
+    const reqs = loaded.cases.flatMap((c) => (c.edits && c.edits.length > 0 ? c.edits : [c]));
+    if (reqs.length === 0) throw new AmendError(`${file}: no edit requests`);
+    return reqs.map((c) => ({ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id }));
+  }
+  if (single.length === 0) throw new AmendError('nothing to edit: give --prompt, --subject and --target (or --requests FILE)');
+  for (const k of ['prompt', 'subject', 'target']) {
+    if (typeof v[k] !== 'string') throw new AmendError(`--${k} is required with ${single.map((s) => `--${s}`).join(' ')}`);
+  }
+  if ((v.target as string).trim() === '') throw new AmendError('--target is empty: give the new object');
+  return [{ prompt: v.prompt as string, subject: v.subject as string, targetNew: v.target as string, targetTrue: str(v['target-true']) }];
+}
+
+interface Shown {
+  prompt: string;
+  target: string;
+  completion: string;
+  pNew: number;
+  pTrue?: number;
+}
+
+function completions(model: CausalLM, reqs: readonly EditRequest[], maxNew: number, space: 'if_missing' | 'always' | 'never'): Shown[] {
+  const tok = model.tok();
+  const texts = reqs.map((r) => fill(subjectTemplate(r.prompt, r.subject), r.subject));
+  const ids = texts.map((t) => tok.encode(t));
+  const outs = maxNew > 0 ? generate(model, ids, { maxNewTokens: maxNew }) : ids.map(() => []);
+  const items = reqs.flatMap((r, i) => {
+    const a = { prompt: ids[i], target: continuationIds(tok, texts[i], applyTargetSpace(r.targetNew, space)) };
+    return r.targetTrue ? [a, { prompt: ids[i], target: continuationIds(tok, texts[i], applyTargetSpace(r.targetTrue, space)) }] : [a];
+  });
+  const scores = scoreTargets(model, items);
+  let k = 0;
+  return reqs.map((r, i) => {
+    const pNew = Math.exp(scores[k++].logProb);
+    const pTrue = r.targetTrue ? Math.exp(scores[k++].logProb) : undefined;
+    return { prompt: texts[i], target: r.targetNew, completion: tok.decode(outs[i], { skipSpecialTokens: true }), pNew, pTrue };
+  });
+}
+
+function fmtP(p: number | undefined): string {
+  if (p === undefined) return '';
+  return p >= 1e-3 ? p.toFixed(3) : p.toExponential(1);
+}
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  const json = v.json === true;
+  const method = methodOf(v.method);
+  if (v['list-presets']) {
+    const ps = listPresets().filter((p) => p.method === method);
+    if (json) console.log(JSON.stringify(ps.map(({ file: _f, ...p }) => p)));
+    else for (const p of ps) console.log(`${p.name.padEnd(20)} layers ${JSON.stringify(p.hparams.layers).padEnd(18)} ${p.source}${p.note ? ` — ${p.note}` : ''}`);
+    return;
+  }
+  if (v['hparams-help']) {
+    console.log(`${method.toUpperCase()} hparams (--set key=value, or a YAML/JSON file with --hparams):`);
+    console.log(describeSchema(method).join('\n'));
+    return;
+  }
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend edit --help)`);
+  const requests = requestsFromArgs(args);
+  const overrides = parseSets(listOption(args, 'set'));
+  const out = str(v.out), exportDir = str(v.export);
+  if (out !== undefined && out === '') throw new AmendError('--out is empty: give the patch file to write');
+  if (out && fs.existsSync(out) && !v.force) throw new AmendError(`${out} exists; pass --force to overwrite it`);
+  if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
+  if (exportDir) checkExportDir(path.resolve(exportDir), null, v.force === true);
+  const maxNew = intOption(v['max-new-tokens'], 'max-new-tokens', 20);
+  const showN = json ? requests.length : intOption(v.show, 'show', 5);
+
+  const model = await loadModel(v.model, json);
+  if (exportDir) checkExportDir(path.resolve(exportDir), model.dir, v.force === true);
+  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides });
+  const shownReqs = requests.slice(0, showN);
+  const before = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
+
+  const bars = new Map<string, Progress>();
+  const labels: Record<string, string> = { stats: 'key statistics', z: 'z vectors', rome: 'ROME edits', layers: 'MEMIT layers' };
+  const { patch, report } = await editWithReport(model, requests, {
+    method, resolved,
+    onProgress: (e) => {
+      let bar = bars.get(e.phase);
+      if (!bar) bars.set(e.phase, (bar = new Progress(labels[e.phase] ?? e.phase, e.total, !json && process.stderr.isTTY === true)));
+      bar.update(e.done);
+      if (e.done >= e.total) bar.done();
+    },
+  });
+  editSession(model).apply(patch);
+  const after = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
+  if (out) patch.save(out);
+
+  if (!json) {
+    console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${requests.length} request(s); hparams: ${resolved.origin}`);
+    console.log(`layers ${JSON.stringify(resolved.hparams.layers)}; tensors ${patch.deltas.map((d) => `${d.name} (${d.kind}${d.kind === 'low_rank' ? ` rank ${d.rank}` : ''})`).join(', ')}`);
+    shownReqs.forEach((r, i) => {
+      console.log(`\n[${i + 1}] ${before[i].prompt} → ${r.targetNew.trim()}`);
+      console.log(`  before: ${JSON.stringify(before[i].completion)}  P(new) ${fmtP(before[i].pNew)}${r.targetTrue ? `  P(true) ${fmtP(before[i].pTrue)}` : ''}`);
+      console.log(`  after:  ${JSON.stringify(after[i].completion)}  P(new) ${fmtP(after[i].pNew)}${r.targetTrue ? `  P(true) ${fmtP(after[i].pTrue)}` : ''}`);
+    });
+    if (requests.length > shownReqs.length) console.log(`\n(${requests.length - shownReqs.length} more request(s) not shown; --show N)`);
+    console.log(`\ntime: ${Object.entries(report.timings).map(([k, s]) => `${k} ${s.toFixed(2)}s`).join(', ')}`);
+    if (out) console.log(`patch written: ${out} (${patch.label})`);
+  }
+  let exported: unknown;
+  if (exportDir) exported = exportAndReport(model, exportDir, { ...args, values: { ...args.values, json: false } }, {});
+  if (json) {
+    console.log(JSON.stringify({
+      method, model: model.dir, hparams: resolved.hparams, origin: resolved.origin, timings: report.timings,
+      requests: shownReqs.map((r, i) => ({ ...r, before: before[i], after: after[i] })),
+      patch: { id: patch.id, file: out ?? null, tensors: patch.deltas.map((d) => ({ name: d.name, kind: d.kind, rank: d.kind === 'low_rank' ? d.rank : null })) },
+      export: exported ?? null,
+    }));
+  }
+  if (!out && !exportDir && !json) console.log('nothing written (give --out PATCH and/or --export DIR to keep the edit)');
+}

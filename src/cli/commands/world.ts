@@ -1,0 +1,112 @@
+// amend world: build the demo world and its model (`amend world build`), or describe the built one
+// (`amend world info`).
+import fs from 'node:fs';
+import path from 'node:path';
+import { AmendError } from '../../errors.js';
+import { builtinWorldDir } from '../../models/model.js';
+import { BUILD_FILE, buildWorldModel, defaultWorldDir, type BuildInfo } from '../../world/build.js';
+import { intOption, type CommandSpec, type Parsed } from '../args.js';
+import { Progress } from '../progress.js';
+
+export const spec: CommandSpec = {
+  name: 'world',
+  summary: 'build the demo world and its model, or show what the built one holds',
+  usage: 'amend world build [--out DIR] [--seed S] [--epochs N] [--small] [--json]  |  amend world info [--model DIR] [--json]',
+  options: {
+    out: { type: 'string', short: 'o', help: 'DIR  build: output folder (default: the repository\'s world/, what --model world loads)' },
+    seed: { type: 'string', help: 'S  build: seed of the world, the initialisation and the data order (default 20240601)' },
+    epochs: { type: 'string', help: 'N  build: training epochs (default: the committed configuration\'s)' },
+    small: { type: 'boolean', help: 'build: the tiny configuration the reproducibility test uses (seconds)' },
+    model: { type: 'string', short: 'm', help: 'DIR  info: a world model folder (default: the built-in one)' },
+  },
+  examples: [
+    'amend world build                      # rebuilds world/ from the seed (about half an hour on 2 cores)',
+    'amend world build --small --out /tmp/w  # a tiny world and model in seconds',
+    'amend world info --json',
+    'amend generate --model world "Q: Where was" --greedy',
+  ],
+};
+
+export async function run(args: Parsed): Promise<void> {
+  const [sub, ...rest] = args.positionals;
+  if (rest.length > 0) throw new AmendError(`unexpected argument "${rest[0]}" (see amend world --help)`);
+  if (sub === 'build') return build(args);
+  if (sub === 'info') return info(args);
+  throw new AmendError(sub === undefined
+    ? 'say what to do: amend world build, or amend world info (see amend world --help)'
+    : `unknown subcommand "${sub}" (amend world build | info)`);
+}
+
+async function build(args: Parsed): Promise<void> {
+  const v = args.values;
+  if (v.model !== undefined) throw new AmendError('--model is for amend world info; use --out to choose where build writes');
+  const json = v.json === true;
+  const out = typeof v.out === 'string' && v.out !== '' ? v.out : defaultWorldDir();
+  if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`${out} exists and is not a folder`);
+  const seed = v.seed === undefined ? undefined : intOption(v.seed, 'seed', 0, 0);
+  const epochs = v.epochs === undefined ? undefined : intOption(v.epochs, 'epochs', 1, 1);
+  const small = v.small === true;
+  let bar: Progress | null = null;
+  const command = ['amend world build', ...(seed !== undefined ? [`--seed ${seed}`] : []),
+    ...(epochs !== undefined ? [`--epochs ${epochs}`] : []), ...(small ? ['--small'] : [])].join(' ');
+  const result = await buildWorldModel({
+    out, seed, small, command,
+    config: epochs !== undefined ? { epochs } : undefined,
+    // The loss curve goes to stderr as it is made (stdout stays for the result / --json).
+    log: (line) => {
+      if (json) return;
+      if (bar) { bar.done(); bar = null; }
+      process.stderr.write(line + '\n');
+    },
+    onStep: (step, total) => {
+      if (json) return;
+      bar ??= new Progress('training', total);
+      bar.update(step);
+    },
+  });
+  (bar as Progress | null)?.done();
+  const i = result.info;
+  if (json) {
+    console.log(JSON.stringify({ dir: result.dir, ...i }, null, 2));
+    return;
+  }
+  console.log(`wrote ${result.dir}`);
+  console.log(summaryLines(i).join('\n'));
+}
+
+function summaryLines(i: BuildInfo): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
+  const m = i.config.model;
+  return [
+    `model      gpt2, ${m.layers} layers × ${m.hidden} hidden, ${m.heads} heads, ${i.parameters} parameters`,
+    `world      ${i.world.facts} facts, seed ${i.seed}${i.small ? ' (small configuration)' : ''}`,
+    `accuracy   train phrasings ${pct(i.accuracy.train)}, held-out phrasings ${pct(i.accuracy.heldOut)}, all ${pct(i.accuracy.all)}`,
+    `known      ${i.accuracy.knownFacts} facts in every phrasing (${pct(i.accuracy.factsAllPhrasings)})`,
+    `benchmark  ${i.benchmarkCases} cases`,
+    `training   ${i.seconds.train} s on ${i.backend.signature}`,
+    `sha256     ${i.sha256['model.safetensors']}  model.safetensors`,
+  ];
+}
+
+async function info(args: Parsed): Promise<void> {
+  const v = args.values;
+  for (const k of ['out', 'seed', 'epochs', 'small'] as const) {
+    if (v[k] !== undefined) throw new AmendError(`--${k} is for amend world build`);
+  }
+  const dir = typeof v.model === 'string' && v.model !== '' && v.model !== 'world' ? path.resolve(v.model) : builtinWorldDir();
+  const file = path.join(dir, BUILD_FILE);
+  if (!fs.existsSync(file)) throw new AmendError(`${dir}: no ${BUILD_FILE} — not a folder written by amend world build`);
+  let i: BuildInfo;
+  try {
+    i = JSON.parse(fs.readFileSync(file, 'utf8')) as BuildInfo;
+  } catch (err) {
+    throw new AmendError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  if (v.json) {
+    console.log(JSON.stringify({ dir, ...i }, null, 2));
+    return;
+  }
+  console.log(`folder     ${dir}`);
+  console.log(summaryLines(i).join('\n'));
+  console.log(`rebuild    ${i.command}`);
+}

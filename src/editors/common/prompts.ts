@@ -1,0 +1,157 @@
+// Requests → token sequences: the leading-space rule for targets, the subject template of a prompt,
+// the fact lookup token (fact_token), and the rewriting / KL sequences of the v* and z optimisation.
+import { AmendError } from '../../errors.js';
+import type { CausalLM } from '../../models/model.js';
+import { locateSubject, type AmendTokenizer } from '../../tokenizer/index.js';
+import type { EditRequest } from '../types.js';
+import type { EditHparams, FactToken } from '../hparams.js';
+
+export interface PreparedRequest {
+  index: number;
+  request: EditRequest;
+  subject: string;
+  /** The prompt with "{}" where the subject goes. */
+  template: string;
+  /** The prompt with the subject filled in. */
+  text: string;
+  /** targetNew after the leading-space rule. */
+  target: string;
+  /** Token ids of the target as the continuation of the prompt. */
+  targetIds: number[];
+}
+
+/**
+ * The prompt as a template with one "{}" for the subject. A prompt without "{}" must contain the
+ * subject; its first occurrence becomes the placeholder (as EasyEdit does).
+ */
+export function subjectTemplate(prompt: string, subject: string): string {
+  if (typeof prompt !== 'string' || prompt.trim() === '') throw new AmendError('empty prompt: every edit request needs the prompt it rewrites');
+  const { charStart, charEnd } = locateSubject(prompt, subject); // throws "subject ... is not in the prompt"
+  if (prompt.includes('{}')) return prompt;
+  return prompt.slice(0, charStart) + '{}' + prompt.slice(charEnd);
+}
+
+/** Fills a template's single "{}" with `value` (literally: no other braces are interpreted). */
+export function fill(template: string, value: string): string {
+  const at = template.indexOf('{}');
+  if (at < 0) return template;
+  return template.slice(0, at) + value + template.slice(at + 2);
+}
+
+/**
+ * The leading-space rule. Original ROME/MEMIT (rome_main.execute_rome, memit_main.execute_memit):
+ * prepend " " when the target does not start with one. EasyEdit's ROME tests `target != " "`, so it
+ * prepends a space even when one is there ('always'). 'never' leaves the target as given.
+ */
+export function applyTargetSpace(target: string, rule: EditHparams['target_space']): string {
+  switch (rule) {
+    case 'if_missing': return target.startsWith(' ') ? target : ` ${target}`;
+    case 'always': return ` ${target}`;
+    case 'never': return target;
+  }
+}
+
+/**
+ * Token ids of `target` as the continuation of `text`: the tokens of text+target beyond those of
+ * text (both without special tokens), or the target's own tokens when the two tokenizations do not
+ * share the prompt's prefix. With a byte-level BPE and a target that starts with a space this is
+ * exactly ROME's tok(target) (compute_v); with SentencePiece it avoids a stray "▁" token.
+ */
+export function continuationIds(tok: AmendTokenizer, text: string, target: string): number[] {
+  const base = tok.encode(text, { addSpecialTokens: false });
+  const full = tok.encode(text + target, { addSpecialTokens: false });
+  let ok = full.length > base.length;
+  for (let i = 0; ok && i < base.length; i++) ok = full[i] === base[i];
+  return ok ? full.slice(base.length) : tok.encode(target, { addSpecialTokens: false });
+}
+
+/** Validates and prepares requests (no model computation beyond tokenization). */
+export function prepareRequests(model: CausalLM, requests: readonly EditRequest[], hp: EditHparams): PreparedRequest[] {
+  if (!Array.isArray(requests) || requests.length === 0) throw new AmendError('no edit requests given');
+  const tok = model.tok();
+  return requests.map((r, index) => {
+    const where = requests.length > 1 ? `request ${index + 1}${r.id !== undefined ? ` (id ${r.id})` : ''}: ` : '';
+    if (!r || typeof r !== 'object') throw new AmendError(`${where}not an edit request object`);
+    if (typeof r.subject !== 'string' || r.subject.trim() === '') throw new AmendError(`${where}empty subject: every edit request needs the subject it is about`);
+    if (typeof r.targetNew !== 'string' || r.targetNew.trim() === '') {
+      throw new AmendError(`${where}empty target for "${r.prompt}": give the new object (targetNew / --target)`);
+    }
+    let template: string;
+    try {
+      template = subjectTemplate(r.prompt, r.subject);
+    } catch (e) {
+      if (e instanceof AmendError) throw new AmendError(`${where}${e.message}`);
+      throw e;
+    }
+    const text = fill(template, r.subject);
+    const target = applyTargetSpace(r.targetNew, hp.target_space);
+    const targetIds = continuationIds(tok, text, target);
+    if (targetIds.length === 0) throw new AmendError(`${where}the target "${r.targetNew}" encodes to no tokens`);
+    if (typeof r.targetTrue === 'string' && r.targetTrue.trim() === r.targetNew.trim()) {
+      throw new AmendError(`${where}the new target "${r.targetNew}" equals the true one; nothing to edit`);
+    }
+    return { index, request: r, subject: r.subject, template, text, target, targetIds };
+  });
+}
+
+/** Token ids of a filled template as the model sees it (with BOS where the tokenizer adds one). */
+export function encodePrompt(tok: AmendTokenizer, template: string, subject: string): number[] {
+  return tok.encode(fill(template, subject));
+}
+
+/**
+ * The index of the token where the fact is looked up, in encode(fill(template, subject)):
+ * subject_last / subject_first: the last / first subject token; subject_first_after_last: the token
+ * after the subject (the last subject token when nothing follows within `seqLen` tokens), as
+ * rome/repr_tools.get_words_idxs_in_templates; last: the last token of the filled prompt (as
+ * EasyEdit's find_fact_lookup_idx; the original's -1 indexes a right-padded batch, see README).
+ */
+export function lookupIndex(tok: AmendTokenizer, template: string, subject: string, mode: FactToken, seqLen?: number): number {
+  const ids = encodePrompt(tok, template, subject);
+  if (mode === 'last') return ids.length - 1;
+  const span = tok.subjectRange(template, subject);
+  switch (mode) {
+    case 'subject_last': return span.end - 1;
+    case 'subject_first': return span.start;
+    case 'subject_first_after_last': return span.end < (seqLen ?? ids.length) ? span.end : span.end - 1;
+  }
+}
+
+/** One sequence of the v* and z optimisation and where δ goes in it. */
+export interface OptSequence {
+  ids: number[];
+  /** Where δ is added (the fact lookup token). */
+  lookup: number;
+  /** Positions whose next-token distribution is scored, and the target token at each. */
+  scorePositions: number[];
+  scoreTargets: number[];
+}
+
+/** What the v* and z optimisation needs for one request. */
+export interface OptJob {
+  rewriting: OptSequence[];
+  kl: OptSequence[];
+  targetLength: number;
+}
+
+/**
+ * The rewriting sequences (every context template filled with the prompt, then the target tokens
+ * but the last) and the KL sequences ("{} is a"), as compute_v / compute_z build them. Sequences
+ * are concatenated at the token level: prompt tokens, then target tokens.
+ */
+export function buildJob(tok: AmendTokenizer, req: PreparedRequest, contexts: readonly string[], hp: EditHparams): OptJob {
+  const m = req.targetIds.length;
+  const rewriting = contexts.map((ctx) => {
+    const template = fill(ctx, req.template);
+    const prompt = encodePrompt(tok, template, req.subject);
+    const ids = [...prompt, ...req.targetIds.slice(0, m - 1)];
+    const lookup = lookupIndex(tok, template, req.subject, hp.fact_token, ids.length);
+    const scorePositions = req.targetIds.map((_, j) => prompt.length - 1 + j);
+    return { ids, lookup, scorePositions, scoreTargets: req.targetIds.slice() };
+  });
+  const kl = hp.kl_prompts.map((template) => {
+    const ids = encodePrompt(tok, template, req.subject);
+    return { ids, lookup: lookupIndex(tok, template, req.subject, hp.fact_token), scorePositions: [], scoreTargets: [] };
+  });
+  return { rewriting, kl, targetLength: m };
+}

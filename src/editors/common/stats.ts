@@ -1,0 +1,112 @@
+// Key statistics for the editors: C = E[k kᵀ] at a layer, from src/stats (cached on disk) or given
+// by the caller, checked to belong to this model, and the Cholesky factor of C cached per matrix
+// (ROME's get_inv_cov caches C⁻¹ per model and layer).
+import fs from 'node:fs';
+import path from 'node:path';
+import { AmendError } from '../../errors.js';
+import type { CausalLM } from '../../models/model.js';
+import { modelFingerprint, shortFingerprint } from '../../models/fingerprint.js';
+import { baseFingerprint } from '../../patch/session.js';
+import { cholesky, choleskySolve } from '../../linalg/index.js';
+import { layerSecondMoments, type SecondMoment, type StatsOptions } from '../../stats/index.js';
+import type { EditHparams } from '../hparams.js';
+
+/** Statistics given by the caller: per layer, or a function of the layer. */
+export type StatsSource = ReadonlyMap<number, SecondMoment> | readonly SecondMoment[] | ((layer: number) => SecondMoment | Promise<SecondMoment>);
+
+export interface StatsRequest {
+  /** Statistics to use instead of computing / loading them. */
+  given?: StatsSource;
+  /** Options passed to src/stats (cache folder, progress...). */
+  options?: StatsOptions;
+}
+
+/** The corpus of mom2_dataset: an existing path, a path inside the model folder, or a name (imported statistics). */
+export function corpusOf(hp: EditHparams, model: CausalLM): string | undefined {
+  const ds = hp.mom2_dataset;
+  if (!ds) return undefined;
+  if (fs.existsSync(ds)) return ds;
+  if (model.dir && !path.isAbsolute(ds) && fs.existsSync(path.join(model.dir, ds))) return path.join(model.dir, ds);
+  // A corpus file named by a preset (the demo world's corpus-train.txt) that this copy of the model
+  // lacks: the stats module's default corpus, with a warning (a name without an extension is the
+  // name of imported statistics and goes through as it is).
+  if (/\.(txt|jsonl|md|text)$/i.test(ds) && !path.isAbsolute(ds)) {
+    if (!warned.has(ds)) {
+      warned.add(ds);
+      process.emitWarning(`mom2_dataset ${ds} is not in ${model.dir ?? 'the model folder'} nor in the current folder; using the default corpus for the key statistics`);
+    }
+    return undefined;
+  }
+  return ds;
+}
+
+const warned = new Set<string>();
+
+/** Second moments at `layers`, in that order; one clear error for statistics of another model. */
+export async function secondMoments(model: CausalLM, layers: readonly number[], hp: EditHparams, req: StatsRequest = {}): Promise<SecondMoment[]> {
+  let got: SecondMoment[];
+  const given = req.given;
+  if (given) {
+    got = await Promise.all(layers.map(async (l) => {
+      let sm: SecondMoment | undefined;
+      if (typeof given === 'function') sm = await given(l);
+      else if (Array.isArray(given)) sm = (given as readonly SecondMoment[]).find((x) => x.layer === l);
+      else sm = (given as ReadonlyMap<number, SecondMoment>).get(l);
+      if (!sm) throw new AmendError(`no key statistics given for layer ${l}`);
+      return sm;
+    }));
+  } else {
+    got = await layerSecondMoments(model, layers, {
+      corpus: corpusOf(hp, model),
+      samples: hp.mom2_n_samples,
+      cacheDir: hp.stats_dir,
+      ...req.options,
+    });
+  }
+  const d = model.config.ffn;
+  let fps: Set<string> | null = null;
+  got.forEach((sm, i) => {
+    const l = layers[i];
+    if (sm.dim !== d || sm.mom2.length !== d * d) {
+      throw new AmendError(`key statistics for layer ${l} are ${sm.dim}×${sm.dim}, but this model's MLP keys have ${d} dimensions: they are for another model`);
+    }
+    if (sm.layer !== l) throw new AmendError(`key statistics for layer ${sm.layer} were given for layer ${l}`);
+    if (sm.fingerprint) {
+      fps ??= new Set([modelFingerprint(model), baseFingerprint(model)]);
+      if (!fps.has(sm.fingerprint)) {
+        throw new AmendError(
+          `the key statistics for layer ${l}${sm.file ? ` (${sm.file})` : ''} were computed on another model (fingerprint ${shortFingerprint(sm.fingerprint)}, ` +
+            `this model is ${shortFingerprint(baseFingerprint(model))}); recompute them with amend stats`,
+        );
+      }
+    }
+    if (!(sm.count > 0)) throw new AmendError(`key statistics for layer ${l} hold no samples`);
+  });
+  return got;
+}
+
+const factors = new WeakMap<Float64Array, Float64Array>();
+
+/** The Cholesky factor of C (cached per matrix); a clear error when C is not positive definite. */
+export function covFactor(sm: SecondMoment): Float64Array {
+  let L = factors.get(sm.mom2);
+  if (L) return L;
+  try {
+    L = cholesky(sm.mom2, sm.dim);
+  } catch (e) {
+    if (e instanceof AmendError) {
+      throw new AmendError(
+        `the second moment of the keys at layer ${sm.layer} is singular (${sm.count} keys for ${sm.dim} dimensions, corpus ${sm.corpus}); ` +
+          'collect statistics over more text (mom2_n_samples / mom2_dataset), or set mom2_adjustment=false',
+      );
+    }
+    throw e;
+  }
+  factors.set(sm.mom2, L);
+  return L;
+}
+
+/** C⁻¹ k in float64. */
+export function solveCov(sm: SecondMoment, k: ArrayLike<number>): Float64Array {
+  return choleskySolve(covFactor(sm), Float64Array.from(k), sm.dim, 1);
+}

@@ -1,0 +1,286 @@
+// The v* (ROME, compute_v) / z (MEMIT, compute_z) optimisation: a vector δ added to one hook point
+// (ROME: the MLP output of the edited layer; MEMIT: the output of the last edited block) at the
+// fact lookup token of every rewriting and KL prompt, found by Adam on
+//
+//   loss(δ) = mean over rewriting prompts of −(1/m) Σ_j log p(target_j | prompt, target_<j)
+//           + kl_factor · KL(p_δ ‖ p_0) on the KL prompts' lookup token (kl_div(init, cur, batchmean))
+//           + v_weight_decay · ‖δ‖ / ‖v₀‖²
+//
+// with ‖δ‖ clamped to clamp_norm_factor · ‖v₀‖ after every step, and the loop ending when the loss
+// drops below early_stop_loss or after v_num_grad_steps iterations (the last one only evaluates).
+// v₀ is the hook point's value at the lookup token of the first rewriting prompt before any change;
+// the result is v₀ + δ. Several requests are optimised together in one batch (each has its own δ;
+// their losses are independent, so the summed loss gives each δ its own gradient); a request that
+// stops early leaves the batch.
+import { AmendError } from '../../errors.js';
+import type { CausalLM } from '../../models/model.js';
+import { addAt, capture, hookPoint, type Hook } from '../../models/hooks.js';
+import * as T from '../../tensor/index.js';
+import { Tensor } from '../../tensor/index.js';
+import { padBatch, planBatches } from './activations.js';
+import type { OptJob } from './prompts.js';
+
+export interface VStarSettings {
+  /** Hook point δ is added to, e.g. blocks.5.mlp.out (ROME) or blocks.8.resid_post (MEMIT). */
+  point: string;
+  /** Layer whose output the NLL reads (the last layer = the model's logits; earlier = logit lens). */
+  lossLayer: number;
+  steps: number;
+  lr: number;
+  weightDecay: number;
+  clampFactor: number;
+  klFactor: number;
+  earlyStop: number;
+}
+
+export interface VStarResult {
+  /** v₀ + δ. */
+  target: Float32Array;
+  init: Float32Array;
+  delta: Float32Array;
+  /** Iterations run (forward passes). */
+  iterations: number;
+  /** Loss parts at the last evaluation. */
+  loss: number;
+  nll: number;
+  kl: number;
+  weightDecay: number;
+  /** Mean over rewriting prompts of exp(−NLL per token) at the last evaluation. */
+  targetProb: number;
+}
+
+/** Per-job state of the optimisation. */
+export interface JobState {
+  job: OptJob;
+  init: Float32Array | null;
+  initNorm: number;
+  /** log p at each KL prompt's lookup token before any change, [nKL, V]. */
+  klInit: Float32Array | null;
+  delta: Float32Array;
+}
+
+export interface Evaluation {
+  loss: number;
+  nll: number;
+  kl: number;
+  weightDecay: number;
+  targetProb: number;
+}
+
+function norm(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+}
+
+/** One sequence of the batch and what it contributes. */
+interface SeqRef {
+  job: number;
+  ids: number[];
+  lookup: number;
+  /** Rewriting prompt: scored positions and targets; KL prompt: none. */
+  scorePositions: number[];
+  scoreTargets: number[];
+  /** Weight of each scored token's log-prob in the loss: −1 / (m · #rewriting prompts). */
+  weight: number;
+  /** Index among the job's KL prompts, or -1 for a rewriting prompt. */
+  kl: number;
+  /** The job's first rewriting prompt: where v₀ is read. */
+  first: boolean;
+}
+
+/**
+ * One forward (and, with `grad`, backward) evaluation of the jobs' losses with their current δ,
+ * over length-sorted batches of at most `maxTokens` padded tokens (each batch's graph is
+ * backpropagated on its own; the gradients add up in δ). Records v₀ and the initial KL
+ * distributions of jobs that have none yet (their δ must be zero then; the KL term and its
+ * gradient vanish there). Returns each job's loss parts and, with `grad`, dloss/dδ per job
+ * (weight decay included).
+ */
+export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VStarSettings, grad: boolean, maxTokens = 2048): { evals: Evaluation[]; grads: Float32Array[] | null } {
+  const d = model.config.hidden, V = model.config.vocabSize, L = model.config.layers;
+  const refs: SeqRef[] = [];
+  states.forEach((st, j) => {
+    const P = st.job.rewriting.length, m = st.job.targetLength;
+    st.job.rewriting.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: q.scorePositions, scoreTargets: q.scoreTargets, weight: -1 / (m * P), kl: -1, first: i === 0 }));
+    st.job.kl.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: [], scoreTargets: [], weight: 0, kl: i, first: false }));
+  });
+  for (const st of states) {
+    if (st.init === null && norm(st.delta) !== 0) throw new Error('v* optimisation: initial values must be recorded with δ = 0');
+    if (st.klInit === null) st.klInit = new Float32Array(st.job.kl.length * V).fill(NaN);
+  }
+  const klW = states.map((st) => s.klFactor / Math.max(1, st.job.kl.length));
+  const nll = new Float64Array(states.length), probSum = new Float64Array(states.length), kl = new Float64Array(states.length);
+  const param = T.parameter(new Tensor(Float32Array.from(states.flatMap((st) => Array.from(st.delta))), [states.length, d]));
+
+  for (const batchIdx of planBatches(refs.map((r) => r.ids.length), maxTokens)) {
+    const seqs = batchIdx.map((i) => refs[i]);
+    const batch = padBatch(seqs.map((r) => r.ids));
+    const Tn = batch.T;
+    const deltaRows = seqs.map((r, b) => b * Tn + r.lookup);
+    const owner = seqs.map((r) => r.job);
+    // Scored rows (rewriting targets), then KL lookups; one pick over all of them.
+    const rows: number[] = [], tokIdx: number[] = [], w: number[] = [];
+    const scoreSeq: number[] = [];
+    seqs.forEach((r, b) => r.scorePositions.forEach((p, k) => { rows.push(b * Tn + p); tokIdx.push(r.scoreTargets[k]); w.push(r.weight); scoreSeq.push(b); }));
+    const nScore = rows.length;
+    const klSeqs: number[] = [];
+    seqs.forEach((r, b) => { if (r.kl >= 0) { rows.push(b * Tn + r.lookup); tokIdx.push(0); w.push(0); klSeqs.push(b); } });
+    const firsts = seqs.map((r, b) => (r.first && states[r.job].init === null ? b : -1)).filter((b) => b >= 0);
+
+    const run = (): { lp: Tensor; v0: Tensor | null } => {
+      const hooks: Hook[] = [];
+      let initCap: (() => Tensor) | null = null;
+      if (firsts.length > 0) {
+        const c = capture(s.point, firsts.map((b) => deltaRows[b]));
+        hooks.push(c.hook);
+        initCap = c.value;
+      }
+      hooks.push(addAt(s.point, deltaRows, T.gatherRows(param, owner)));
+      let logits: Tensor;
+      if (s.lossLayer >= L - 1) {
+        logits = model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: rows, hooks }).logits!;
+      } else {
+        // Logit lens (memit/compute_z with v_loss_layer below the last layer): ln_f and the head
+        // on that layer's output.
+        const lens = capture(hookPoint.residPost(s.lossLayer), rows);
+        hooks.push(lens.hook);
+        model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: 'none', hooks });
+        logits = lensLogits(model, lens.value());
+      }
+      const lp = T.logSoftmax(logits);
+      // Initial KL distributions first (at δ = 0 they equal the current ones: KL and its gradient are 0).
+      klSeqs.forEach((b, k) => {
+        const r = seqs[b];
+        const dst = states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V);
+        if (Number.isNaN(dst[0])) dst.set(lp.data.subarray((nScore + k) * V, (nScore + k + 1) * V));
+      });
+      if (grad) {
+        let loss = T.sum(T.mul(T.pick(lp, tokIdx), new Tensor(Float32Array.from(w), [w.length])));
+        if (klSeqs.length > 0 && s.klFactor > 0) {
+          const cur = T.gatherRows(lp, klSeqs.map((_, k) => nScore + k));
+          const init = new Float32Array(klSeqs.length * V);
+          const kw = new Float32Array(klSeqs.length);
+          klSeqs.forEach((b, k) => {
+            const r = seqs[b];
+            init.set(states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V), k * V);
+            kw[k] = klW[r.job];
+          });
+          const perRow = T.sum(T.mul(T.exp(cur), T.sub(cur, new Tensor(init, [klSeqs.length, V]))), 1);
+          loss = T.add(loss, T.sum(T.mul(perRow, new Tensor(kw, [klSeqs.length]))));
+        }
+        loss.backward();
+      }
+      return { lp, v0: initCap?.() ?? null };
+    };
+    const { lp, v0 } = grad ? T.withGrad(run) : T.noGrad(run);
+
+    if (v0) {
+      firsts.forEach((b, k) => {
+        const st = states[seqs[b].job];
+        st.init = v0.data.slice(k * d, (k + 1) * d);
+        st.initNorm = norm(st.init);
+        if (!(st.initNorm > 0)) throw new AmendError('v* optimisation: the edited activation is zero at the lookup token; choose another layer');
+      });
+    }
+    // Loss parts from the values.
+    const lpd = lp.data;
+    const nllEach = new Float64Array(seqs.length);
+    for (let i = 0; i < nScore; i++) nllEach[scoreSeq[i]] -= lpd[i * V + tokIdx[i]];
+    seqs.forEach((r, b) => {
+      if (r.kl >= 0) return;
+      const m = states[r.job].job.targetLength, P = states[r.job].job.rewriting.length;
+      nll[r.job] += nllEach[b] / m / P;
+      probSum[r.job] += Math.exp(-nllEach[b] / m) / P;
+    });
+    klSeqs.forEach((b, k) => {
+      const r = seqs[b];
+      const cur = lpd.subarray((nScore + k) * V, (nScore + k + 1) * V);
+      const init = states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V);
+      let x = 0;
+      for (let v = 0; v < V; v++) x += Math.exp(cur[v]) * (cur[v] - init[v]);
+      kl[r.job] += klW[r.job] * x;
+    });
+  }
+
+  const evals: Evaluation[] = states.map((st, j) => {
+    const wd = s.weightDecay * norm(st.delta) / (st.initNorm * st.initNorm);
+    return { loss: nll[j] + kl[j] + wd, nll: nll[j], kl: kl[j], weightDecay: wd, targetProb: probSum[j] };
+  });
+  let grads: Float32Array[] | null = null;
+  if (grad) {
+    const g = param.grad?.data ?? new Float32Array(states.length * d);
+    grads = states.map((st, j) => {
+      const gj = g.slice(j * d, (j + 1) * d);
+      const dn = norm(st.delta);
+      if (dn > 0 && s.weightDecay > 0) {
+        const c = s.weightDecay / (dn * st.initNorm * st.initNorm);
+        for (let i = 0; i < d; i++) gj[i] += c * st.delta[i];
+      }
+      return gj;
+    });
+  }
+  return { evals, grads };
+}
+
+/** ln_f and the LM head applied to residual-stream rows h [n, d] (a logit lens). */
+export function lensLogits(model: CausalLM, h: Tensor): Tensor {
+  const c = model.config, s = model.spec;
+  const w = model.weight(s.lnf.w);
+  const normed = c.norm === 'rmsnorm' ? T.rmsNorm(h, w, c.normEps) : T.layerNorm(h, w, s.lnf.b ? model.weight(s.lnf.b) : null, c.normEps);
+  const head = s.lmHead;
+  return T.linear(normed, model.weight(head.w), head.b ? model.weight(head.b) : null, head.layout);
+}
+
+export interface OptimiseOptions {
+  /** Called after every iteration with the number of jobs still running. */
+  onStep?: (iteration: number, active: number) => void;
+}
+
+/** Runs the optimisation for every job (together, as one batch); see the file comment. */
+export function optimiseTargets(model: CausalLM, jobs: readonly OptJob[], s: VStarSettings, opts: OptimiseOptions = {}): VStarResult[] {
+  const d = model.config.hidden;
+  const states: JobState[] = jobs.map((job) => ({ job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
+  const adamM = jobs.map(() => new Float64Array(d)), adamV = jobs.map(() => new Float64Array(d));
+  const results: (VStarResult | null)[] = jobs.map(() => null);
+  const b1 = 0.9, b2 = 0.999, eps = 1e-8; // torch.optim.Adam defaults
+  let active = jobs.map((_, j) => j);
+  for (let it = 0; it < s.steps && active.length > 0; it++) {
+    const { evals, grads } = evaluateJobs(model, active.map((j) => states[j]), s, true);
+    const next: number[] = [];
+    active.forEach((j, a) => {
+      const st = states[j], e = evals[a];
+      if (!Number.isFinite(e.loss)) throw new AmendError(`v* optimisation diverged (loss ${e.loss}); lower v_lr`);
+      if (e.loss < s.earlyStop || it === s.steps - 1) {
+        results[j] = finish(st, e, it + 1);
+        return;
+      }
+      // Adam step (bias-corrected, as torch.optim.Adam), then the L2-ball projection.
+      const g = grads![a], m = adamM[j], v = adamV[j], t = it + 1;
+      const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
+      for (let i = 0; i < d; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        st.delta[i] -= (s.lr / bc1) * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + eps);
+      }
+      const maxNorm = s.clampFactor * st.initNorm, dn = norm(st.delta);
+      if (dn > maxNorm) {
+        const f = maxNorm / dn;
+        for (let i = 0; i < d; i++) st.delta[i] *= f;
+      }
+      next.push(j);
+    });
+    active = next;
+    opts.onStep?.(it + 1, active.length);
+  }
+  return results.map((r) => r!);
+}
+
+function finish(st: JobState, e: Evaluation, iterations: number): VStarResult {
+  const target = new Float32Array(st.delta.length);
+  for (let i = 0; i < target.length; i++) target[i] = st.init![i] + st.delta[i];
+  return {
+    target, init: st.init!, delta: st.delta.slice(), iterations,
+    loss: e.loss, nll: e.nll, kl: e.kl, weightDecay: e.weightDecay, targetProb: e.targetProb,
+  };
+}

@@ -1,0 +1,540 @@
+// Hyperparameters as data: a schema per method, presets per model (published values, each citing
+// the file it comes from), EasyEdit's YAML files read as they are, and `key=value` overrides checked
+// against the schema.
+//
+// Resolution order (later wins): the method's defaults → the preset (named, or matched to the
+// model's architecture, or built by the documented rule for models without one) → a YAML/JSON file
+// → `--set key=value` overrides. Every value is type-checked; an unknown key is an error naming the
+// valid ones.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { AmendError } from '../errors.js';
+import type { CausalLM } from '../models/model.js';
+
+export type EditMethod = 'rome' | 'memit';
+export const METHODS: readonly EditMethod[] = ['rome', 'memit'];
+
+export type FactToken = 'subject_last' | 'subject_first' | 'subject_first_after_last' | 'last';
+export const FACT_TOKENS: readonly FactToken[] = ['subject_last', 'subject_first', 'subject_first_after_last', 'last'];
+
+type Kind = 'int' | 'number' | 'bool' | 'string' | 'int_list' | 'int_pairs' | 'string_list' | 'enum';
+
+export interface HparamSpec {
+  kind: Kind;
+  help: string;
+  values?: readonly string[];
+  min?: number;
+  /** Bookkeeping keys of the reference files (device, fp16...): accepted, not used. */
+  ignored?: boolean;
+}
+
+/** Keys shared by ROME and MEMIT (the reference hparams classes, plus Amend's named switches). */
+const COMMON: Record<string, HparamSpec> = {
+  layers: { kind: 'int_list', help: 'layers whose MLP down projection is rewritten' },
+  fact_token: { kind: 'enum', values: FACT_TOKENS, help: 'token where the fact is looked up: subject_last | subject_first | subject_first_after_last | last' },
+  v_num_grad_steps: { kind: 'int', min: 1, help: 'Adam iterations of the v* and z optimisation (the last one only evaluates)' },
+  v_lr: { kind: 'number', min: 0, help: 'Adam learning rate of the v* and z optimisation' },
+  v_loss_layer: { kind: 'int', min: 0, help: 'layer whose output the target NLL is read from (the last layer = the model\'s own logits)' },
+  v_weight_decay: { kind: 'number', min: 0, help: 'weight of ‖δ‖ / ‖v₀‖² in the v* and z loss' },
+  clamp_norm_factor: { kind: 'number', min: 0, help: '‖δ‖ is clamped to clamp_norm_factor · ‖v₀‖ after every step' },
+  kl_factor: { kind: 'number', min: 0, help: 'weight of the KL term on the "{} is a" prompts' },
+  mom2_adjustment: { kind: 'bool', help: 'ROME: u = C⁻¹k* (second-moment adjustment); MEMIT reads C regardless, as the original' },
+  mom2_dataset: { kind: 'string', help: 'corpus of the key statistics: a file/folder path (relative paths also tried inside the model folder), the name of imported statistics ("wikipedia" in the published presets), or empty for the default (<model>/corpus-train.txt, else the model\'s own samples)' },
+  mom2_n_samples: { kind: 'int', min: 1, help: 'text samples for the key statistics' },
+  mom2_dtype: { kind: 'string', help: 'precision of the statistics in the reference (Amend keeps them in float64)' },
+  rewrite_module_tmp: { kind: 'string', help: 'module whose weight is rewritten ("{}" = layer); must be the MLP down projection' },
+  layer_module_tmp: { kind: 'string', help: 'transformer block module name (informational)' },
+  mlp_module_tmp: { kind: 'string', help: 'MLP module name (informational)' },
+  attn_module_tmp: { kind: 'string', help: 'attention module name (informational)' },
+  ln_f_module: { kind: 'string', help: 'final norm module name (informational)' },
+  lm_head_module: { kind: 'string', help: 'LM head module name (informational)' },
+  context_template_length_params: { kind: 'int_pairs', help: '[[length, count], ...] of the generated context templates' },
+  // Amend's named switches for points where the reference implementations differ.
+  target_space: { kind: 'enum', values: ['if_missing', 'always', 'never'], help: 'leading space of targets: if_missing (original ROME/MEMIT), always (EasyEdit ROME prepends one even when present), never' },
+  context_template_prompts: { kind: 'string_list', help: 'prompts the context templates are sampled from (original ROME: ["<|endoftext|>"]; MEMIT and EasyEdit: ["The","Therefore","Because","I","You"])' },
+  context_template_top_k: { kind: 'int', min: 1, help: 'top-k of the sampling that generates context templates (reference: 5)' },
+  context_template_seed: { kind: 'int', min: 0, help: 'seed of that sampling (the references do not seed it)' },
+  template_key_average: { kind: 'enum', values: ['flat', 'grouped'], help: 'k* = mean over all templates (flat, ROME) or mean of per-length means (grouped, MEMIT)' },
+  kl_prompts: { kind: 'string_list', help: 'essence prompts of the KL term (reference: ["{} is a"])' },
+  early_stop_loss: { kind: 'number', min: 0, help: 'the v* and z optimisation stops once the total loss is below this (reference: 5e-2)' },
+  // EasyEdit bookkeeping, accepted so its files load unchanged.
+  alg_name: { kind: 'string', help: 'EasyEdit: method name (checked against --method)', ignored: true },
+  model_name: { kind: 'string', help: 'EasyEdit: model path (not used: --model decides)', ignored: true },
+  stats_dir: { kind: 'string', help: 'where covariance statistics are cached' },
+  device: { kind: 'int', help: 'EasyEdit: CUDA device (not used)', ignored: true },
+  model_parallel: { kind: 'bool', help: 'EasyEdit: model parallelism (not used)', ignored: true },
+  fp16: { kind: 'bool', help: 'EasyEdit: half precision (not used: compute is float32)', ignored: true },
+  batch_size: { kind: 'int', help: 'EasyEdit: requests per call (not used)', ignored: true },
+  max_length: { kind: 'int', help: 'EasyEdit: maximum length (not used)', ignored: true },
+};
+
+export const SCHEMAS: Record<EditMethod, Record<string, HparamSpec>> = {
+  rome: { ...COMMON },
+  memit: {
+    ...COMMON,
+    mom2_update_weight: { kind: 'number', min: 0, help: 'λ in ΔW = R Kᵀ (λC + KKᵀ)⁻¹' },
+    layer_selection: { kind: 'enum', values: ['all', 'random'], help: 'reference field (unused by the original code; Amend edits all listed layers)' },
+  },
+};
+
+export interface EditHparams {
+  layers: number[];
+  fact_token: FactToken;
+  v_num_grad_steps: number;
+  v_lr: number;
+  v_loss_layer: number;
+  v_weight_decay: number;
+  clamp_norm_factor: number;
+  kl_factor: number;
+  mom2_adjustment: boolean;
+  mom2_dataset: string;
+  mom2_n_samples?: number;
+  mom2_dtype: string;
+  rewrite_module_tmp: string;
+  layer_module_tmp: string;
+  mlp_module_tmp: string;
+  attn_module_tmp: string;
+  ln_f_module: string;
+  lm_head_module: string;
+  context_template_length_params: [number, number][];
+  target_space: 'if_missing' | 'always' | 'never';
+  context_template_prompts: string[];
+  context_template_top_k: number;
+  context_template_seed: number;
+  template_key_average: 'flat' | 'grouped';
+  kl_prompts: string[];
+  early_stop_loss: number;
+  stats_dir?: string;
+  // MEMIT
+  mom2_update_weight?: number;
+  layer_selection?: 'all' | 'random';
+  [key: string]: unknown;
+}
+
+export type HparamValues = Partial<EditHparams> & Record<string, unknown>;
+
+/** The method's defaults: the reference constants that are not in its hparams files. */
+export function methodDefaults(method: EditMethod): HparamValues {
+  const base: HparamValues = {
+    fact_token: 'subject_last',
+    v_lr: 0.5,
+    kl_factor: 0.0625,
+    mom2_adjustment: true,
+    // Without a preset: the stats module's default corpus (<model>/corpus-train.txt, else the
+    // model's own samples) and its default sample count.
+    mom2_dataset: '',
+    mom2_dtype: 'float32',
+    target_space: 'if_missing',
+    context_template_top_k: 5,
+    context_template_seed: 0,
+    kl_prompts: ['{} is a'],
+    early_stop_loss: 5e-2,
+  };
+  if (method === 'rome') {
+    // kmeng01/rome rome/rome_main.py get_context_templates: sampled from "<|endoftext|>", one flat list.
+    return {
+      ...base, v_num_grad_steps: 20, v_weight_decay: 0.5, clamp_norm_factor: 4,
+      context_template_length_params: [[5, 10], [10, 10]],
+      context_template_prompts: ['<|endoftext|>'], template_key_average: 'flat',
+    };
+  }
+  // kmeng01/memit memit/memit_main.py get_context_templates: [(10, 5)] from five prompts,
+  // compute_ks averages within each group, then over groups.
+  return {
+    ...base, v_num_grad_steps: 25, v_weight_decay: 0.5, clamp_norm_factor: 0.75, mom2_update_weight: 15000,
+    layer_selection: 'all', context_template_length_params: [[10, 5]],
+    context_template_prompts: ['The', 'Therefore', 'Because', 'I', 'You'], template_key_average: 'grouped',
+  };
+}
+
+// ---- presets ----------------------------------------------------------------------------------
+
+export interface PresetMatch {
+  model_type?: string[];
+  layers?: number;
+  hidden?: number;
+  ffn?: number;
+  /** A substring the model's folder path must contain (case-insensitive). */
+  path_contains?: string;
+}
+
+export interface Preset {
+  method: EditMethod;
+  /** Model name, e.g. "gpt2-xl". */
+  name: string;
+  /** Where the values come from (repository and file). */
+  source: string;
+  note?: string;
+  match: PresetMatch | null;
+  hparams: HparamValues;
+  file: string;
+}
+
+/** The presets folder: src/editors/presets in the package (the .json files are not compiled). */
+export function presetsDir(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.join(here, 'presets')];
+  for (let dir = here; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) {
+      candidates.push(path.join(dir, 'src', 'editors', 'presets'));
+      break;
+    }
+    if (path.dirname(dir) === dir) break;
+  }
+  for (const c of candidates) if (fs.existsSync(c) && fs.readdirSync(c).some((f) => f.endsWith('.json'))) return c;
+  throw new AmendError(`the hparams presets are missing (looked in ${candidates.join(', ')}); reinstall amend`);
+}
+
+let presetCache: Preset[] | null = null;
+
+/** Every preset shipped with Amend. */
+export function listPresets(): Preset[] {
+  if (presetCache) return presetCache;
+  const dir = presetsDir();
+  const out: Preset[] = [];
+  for (const f of fs.readdirSync(dir).sort()) {
+    if (!f.endsWith('.json')) continue;
+    const file = path.join(dir, f);
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new AmendError(`${file}: not valid JSON (${(e as Error).message})`);
+    }
+    const method = String(raw.method).toLowerCase() as EditMethod;
+    if (!METHODS.includes(method)) throw new AmendError(`${file}: unknown method "${String(raw.method)}"`);
+    out.push({
+      method, name: String(raw.name), source: String(raw.source), note: raw.note === undefined ? undefined : String(raw.note),
+      match: (raw.match ?? null) as PresetMatch | null, hparams: raw.hparams as HparamValues, file,
+    });
+  }
+  presetCache = out;
+  return out;
+}
+
+function presetMatches(m: PresetMatch, model: CausalLM): boolean {
+  const c = model.config;
+  if (m.model_type && !m.model_type.includes(c.modelType)) return false;
+  if (m.layers !== undefined && m.layers !== c.layers) return false;
+  if (m.hidden !== undefined && m.hidden !== c.hidden) return false;
+  if (m.ffn !== undefined && m.ffn !== c.ffn) return false;
+  if (m.path_contains !== undefined && !(model.dir ?? '').toLowerCase().includes(m.path_contains.toLowerCase())) return false;
+  return true;
+}
+
+/** The preset for `method` whose architecture matches the model (null when none does). */
+export function findPreset(method: EditMethod, model: CausalLM): Preset | null {
+  const hits = listPresets().filter((p) => p.method === method && p.match && presetMatches(p.match, model));
+  if (hits.length === 0) return null;
+  // Several presets for one shape (e.g. qwen2-7b / qwen2.5-7b): prefer the one named in the path,
+  // then the more specific match (more fields), then the first by name.
+  const dir = (model.dir ?? '').toLowerCase();
+  const score = (p: Preset): number => (dir.includes(p.name.toLowerCase()) ? 100 : 0) + Object.keys(p.match ?? {}).length;
+  hits.sort((a, b) => score(b) - score(a) || a.name.localeCompare(b.name));
+  return hits[0];
+}
+
+/** A preset by name ("gpt2-xl", or "rome/gpt2-xl"). */
+export function presetByName(method: EditMethod, name: string): Preset {
+  const bare = name.includes('/') ? name.slice(name.indexOf('/') + 1) : name;
+  const forMethod = listPresets().filter((p) => p.method === method);
+  const p = forMethod.find((x) => x.name.toLowerCase() === bare.toLowerCase());
+  if (!p) {
+    throw new AmendError(`no ${method.toUpperCase()} preset "${name}" (presets: ${forMethod.map((x) => x.name).join(', ')})`);
+  }
+  return p;
+}
+
+/**
+ * The documented rule for a model without a preset (README, "Editing"), read off the published
+ * presets: ROME edits one layer at about a third of the depth for GPT-2-style models (gpt2-medium 8/24,
+ * gpt2-large 12/36, gpt2-xl 17/48) and about a sixth for rotary models (GPT-J 5/28, Llama 5/32);
+ * MEMIT edits a window of up to five consecutive layers (a quarter of the depth for shallow models)
+ * ending at that layer for GPT-2-style models (gpt2-xl 13–17) and three layers after it for rotary
+ * models (GPT-J 3–8, Llama 4–8); the loss is read at the last layer.
+ * Optimisation settings: those of the original GPT presets, or of EasyEdit's presets for
+ * Llama-family models (see below).
+ */
+export function ruleHparams(method: EditMethod, model: CausalLM): HparamValues {
+  const L = model.config.layers;
+  const romeLayer = Math.max(0, Math.min(L - 1, Math.floor(model.config.family === 'gpt2' ? L / 3 : L / 6)));
+  const names = moduleNames(model);
+  // Llama-family models take the optimisation settings of EasyEdit's Llama/Mistral/Qwen2 presets
+  // (v_weight_decay 1e-3, 25 steps; MEMIT clamp_norm_factor 4); the others those of the original
+  // GPT-2 / GPT-J presets (the method defaults).
+  const llama = model.config.family === 'llama';
+  if (method === 'rome') {
+    return { layers: [romeLayer], v_loss_layer: L - 1, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25 } : {}) };
+  }
+  const width = Math.max(1, Math.min(5, Math.floor(L / 4)));
+  const last = Math.min(L - 1, Math.max(romeLayer + (model.config.family === 'gpt2' ? 0 : 3), width - 1));
+  const layers = Array.from({ length: width }, (_, i) => last - width + 1 + i);
+  return { layers, v_loss_layer: L - 1, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25, clamp_norm_factor: 4 } : {}) };
+}
+
+/** The module-name templates of the reference files for this model's checkpoint names. */
+export function moduleNames(model: CausalLM): HparamValues {
+  const s = model.spec;
+  const down = s.layers[0].down.w.replace(/\.weight$/, '');
+  const tmp = (name: string): string => name.replace(/\.0\./, '.{}.').replace(/\.0$/, '.{}');
+  const rewrite = tmp(down);
+  const layer = rewrite.replace(/\.mlp\..*$/, '');
+  const attn = model.config.family === 'gpt_neox' ? `${layer}.attention` : model.config.family === 'llama' ? `${layer}.self_attn` : `${layer}.attn`;
+  return {
+    rewrite_module_tmp: rewrite,
+    layer_module_tmp: layer,
+    mlp_module_tmp: `${layer}.mlp`,
+    attn_module_tmp: attn,
+    ln_f_module: s.lnf.w.replace(/\.weight$/, ''),
+    lm_head_module: s.lmHead.w.replace(/\.weight$/, ''),
+  };
+}
+
+// ---- parsing and checking ----------------------------------------------------------------------
+
+function closest(key: string, keys: string[]): string | null {
+  let best: string | null = null, bestD = Infinity;
+  for (const k of keys) {
+    const d = editDistance(key, k);
+    if (d < bestD) { bestD = d; best = k; }
+  }
+  return best !== null && bestD <= Math.max(2, Math.floor(key.length / 4)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0];
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length];
+}
+
+function toNumber(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : null;
+  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+  return null;
+}
+
+/** One value checked (and normalised) against its spec; `where` names it in errors. */
+export function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): unknown {
+  const bad = (what: string): never => {
+    throw new AmendError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
+  };
+  const minOk = (n: number): boolean => spec.min === undefined || n >= spec.min;
+  switch (spec.kind) {
+    case 'int': {
+      const n = toNumber(v);
+      if (n === null || !Number.isInteger(n) || !minOk(n)) bad(`an integer${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}`);
+      return n;
+    }
+    case 'number': {
+      const n = toNumber(v);
+      if (n === null || !minOk(n)) bad(`a number${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}`);
+      return n;
+    }
+    case 'bool':
+      if (typeof v === 'boolean') return v;
+      if (v === 'true' || v === 'True') return true;
+      if (v === 'false' || v === 'False') return false;
+      return bad('true or false');
+    case 'string':
+      if (typeof v === 'string') return v;
+      if (typeof v === 'number') return String(v);
+      return bad('a string');
+    case 'enum':
+      if (typeof v === 'string' && spec.values!.includes(v)) return v;
+      return bad(`one of ${spec.values!.join(', ')}`);
+    case 'int_list': {
+      const list = Array.isArray(v) ? v : [v];
+      const out = list.map(toNumber);
+      if (out.length === 0 || out.some((n) => n === null || !Number.isInteger(n) || n < 0)) bad('a list of layer indices, e.g. [4, 5]');
+      return out as number[];
+    }
+    case 'int_pairs': {
+      if (!Array.isArray(v) || v.length === 0) return bad('a list of [length, count] pairs, e.g. [[5, 10], [10, 10]]');
+      return v.map((p) => {
+        if (!Array.isArray(p) || p.length !== 2) return bad('a list of [length, count] pairs');
+        const [a, b] = p.map(toNumber);
+        if (a === null || b === null || !Number.isInteger(a) || !Number.isInteger(b) || a < 1 || b < 0) return bad('a list of [length, count] pairs of positive integers');
+        return [a, b] as [number, number];
+      });
+    }
+    case 'string_list': {
+      const list = Array.isArray(v) ? v : [v];
+      if (list.some((s) => typeof s !== 'string')) bad('a list of strings');
+      return list as string[];
+    }
+  }
+}
+
+/** Checks every key of `values` against the method's schema; returns normalised values. */
+export function checkHparams(method: EditMethod, values: Record<string, unknown>, where: string): HparamValues {
+  const schema = SCHEMAS[method];
+  const out: HparamValues = {};
+  for (const [key, v] of Object.entries(values)) {
+    const spec = schema[key];
+    if (!spec) {
+      const hint = closest(key, Object.keys(schema));
+      throw new AmendError(`${where}: unknown ${method.toUpperCase()} hparam "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}; valid keys: ${Object.keys(schema).join(', ')}`);
+    }
+    if (v === null || v === undefined) continue;
+    out[key] = checkValue(key, spec, v, where);
+  }
+  if (typeof out.alg_name === 'string' && out.alg_name.toLowerCase() !== method) {
+    throw new AmendError(`${where}: the file is for ${out.alg_name} (alg_name), not ${method.toUpperCase()}`);
+  }
+  return out;
+}
+
+/** Reads an hparams file: YAML (EasyEdit's files as they are) or JSON (the reference repositories' files). */
+export function readHparamsFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new AmendError(`cannot read hparams file ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  let v: unknown;
+  try {
+    v = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
+  } catch (e) {
+    throw new AmendError(`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new AmendError(`${file}: expected a mapping of hparam names to values`);
+  // An Amend preset file ({method, name, source, hparams}) is accepted too.
+  const rec = v as Record<string, unknown>;
+  if (rec.hparams && typeof rec.hparams === 'object' && rec.source !== undefined) return rec.hparams as Record<string, unknown>;
+  return rec;
+}
+
+/**
+ * `key=value` overrides. A value is read as YAML (numbers, true/false, [4, 5], strings); several
+ * assignments may share one argument separated by ";" or whitespace outside brackets.
+ */
+export function parseSets(args: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const arg of args) {
+    for (const item of splitAssignments(arg)) {
+      const eq = item.indexOf('=');
+      if (eq <= 0) throw new AmendError(`--set expects key=value, got "${item}"`);
+      const key = item.slice(0, eq).trim();
+      const raw = item.slice(eq + 1).trim();
+      let value: unknown;
+      try {
+        value = raw === '' ? '' : YAML.parse(raw);
+      } catch {
+        value = raw;
+      }
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+function splitAssignments(s: string): string[] {
+  const parts: string[] = [];
+  let depth = 0, cur = '', quote: string | null = null;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    if (quote) { cur += ch; if (ch === quote) quote = null; continue; }
+    if (ch === '"' || ch === "'") { quote = ch; cur += ch; continue; }
+    if (ch === '[' || ch === '{') depth++;
+    if (ch === ']' || ch === '}') depth--;
+    // ";" always separates; whitespace only when a new key= follows
+    const sep = depth === 0 && (ch === ';' || (/\s/.test(ch) && /^\s*[A-Za-z_][A-Za-z0-9_]*=/.test(s.slice(i))));
+    if (sep) {
+      if (cur.trim() !== '') parts.push(cur.trim());
+      cur = '';
+      continue;
+    }
+    cur += ch;
+  }
+  if (cur.trim() !== '') parts.push(cur.trim());
+  return parts;
+}
+
+export interface ResolveOptions {
+  /** A preset name ("gpt2-xl"); default: the preset matching the model, else the rule. */
+  preset?: string;
+  /** YAML/JSON hparams files, applied in order. */
+  files?: string[];
+  /** Values (already parsed), e.g. from --set or from code. */
+  overrides?: Record<string, unknown>;
+}
+
+export interface ResolvedHparams {
+  method: EditMethod;
+  hparams: EditHparams;
+  /** Where the base values came from: "preset gpt2-xl (kmeng01/rome hparams/ROME/gpt2-xl.json)" or "rule". */
+  origin: string;
+  preset: Preset | null;
+}
+
+/** The hparams for `method` on `model` (see the file comment for the order); checked against the model. */
+export function resolveHparams(method: EditMethod, model: CausalLM, opts: ResolveOptions = {}): ResolvedHparams {
+  if (!METHODS.includes(method)) throw new AmendError(`unknown editing method "${String(method)}" (methods: ${METHODS.join(', ')})`);
+  const preset = opts.preset ? presetByName(method, opts.preset) : findPreset(method, model);
+  let values: HparamValues = { ...methodDefaults(method), ...ruleHparams(method, model) };
+  let origin = `rule for models without a preset (${model.config.modelType}, ${model.config.layers} layers)`;
+  if (preset) {
+    values = { ...values, ...checkHparams(method, preset.hparams, preset.file) };
+    origin = `preset ${preset.name} (${preset.source})`;
+  }
+  for (const f of opts.files ?? []) {
+    values = { ...values, ...checkHparams(method, readHparamsFile(f), f) };
+    origin += ` + ${path.basename(f)}`;
+  }
+  if (opts.overrides && Object.keys(opts.overrides).length > 0) {
+    values = { ...values, ...checkHparams(method, opts.overrides, '--set') };
+    origin += ` + overrides (${Object.keys(opts.overrides).join(', ')})`;
+  }
+  const hp = values as EditHparams;
+  validateForModel(method, hp, model);
+  return { method, hparams: hp, origin, preset };
+}
+
+/** Checks hparams against the model: layers in range, the rewritten module is the down projection. */
+export function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM): void {
+  const L = model.config.layers;
+  if (!hp.layers || hp.layers.length === 0) throw new AmendError(`${method.toUpperCase()}: no layers to edit (set layers=[...])`);
+  for (const l of hp.layers) {
+    if (!Number.isInteger(l) || l < 0 || l >= L) {
+      throw new AmendError(`${method.toUpperCase()}: layer ${l} is out of range (the model has ${L} layers, 0..${L - 1})`);
+    }
+  }
+  if (new Set(hp.layers).size !== hp.layers.length) throw new AmendError(`${method.toUpperCase()}: layers ${JSON.stringify(hp.layers)} repeat a layer`);
+  if (hp.v_loss_layer >= L) {
+    throw new AmendError(`${method.toUpperCase()}: v_loss_layer ${hp.v_loss_layer} is out of range (the model has ${L} layers; use ${L - 1})`);
+  }
+  if (typeof hp.rewrite_module_tmp === 'string' && hp.rewrite_module_tmp !== '') {
+    for (const l of hp.layers) {
+      const want = model.spec.layers[l].down.w;
+      const got = `${hp.rewrite_module_tmp.split('{}').join(String(l))}.weight`;
+      if (!(got === want || want.endsWith(`.${got}`) || got.endsWith(`.${want}`))) {
+        throw new AmendError(
+          `${method.toUpperCase()}: rewrite_module_tmp "${hp.rewrite_module_tmp}" names ${got}, but this ${model.config.modelType} model's MLP down projection at layer ${l} is ${want} ` +
+            '(the hparams are for another architecture; Amend rewrites the down projection only)',
+        );
+      }
+    }
+  }
+  if (hp.kl_prompts.some((p) => p.split('{}').length !== 2)) throw new AmendError(`${method.toUpperCase()}: every kl_prompts entry needs exactly one "{}" for the subject`);
+  if (method === 'memit' && !(typeof hp.mom2_update_weight === 'number')) throw new AmendError('MEMIT: mom2_update_weight is required');
+}
+
+/** The schema as help text lines (for `amend edit --help-hparams`). */
+export function describeSchema(method: EditMethod): string[] {
+  const d = methodDefaults(method);
+  return Object.entries(SCHEMAS[method]).filter(([, s]) => !s.ignored).map(([k, s]) => {
+    const def = d[k] === undefined ? '' : ` (default ${JSON.stringify(d[k])})`;
+    return `  ${k.padEnd(32)} ${s.help}${def}`;
+  });
+}

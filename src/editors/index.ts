@@ -1,0 +1,122 @@
+// One entry for every editing method (EasyEdit-style): edit(model, requests, { method, ... }) →
+// an EditPatch. The model is never changed: the patch is applied by the caller (patch.apply(model)
+// or the edit session), so an edit can be inspected, saved, stacked or thrown away.
+//
+// Before anything is computed, every request and hparam is checked (subject in the prompt,
+// non-empty target, a target the model does not already predict, layers in range, statistics of
+// this model); a problem is one AmendError and the weights stay byte-identical.
+import { AmendError } from '../errors.js';
+import type { CausalLM } from '../models/model.js';
+import { EditPatch } from '../patch/patch.js';
+import type { TensorDelta } from '../patch/types.js';
+import type { SecondMoment, StatsOptions } from '../stats/index.js';
+import type { EditRequest } from './types.js';
+import { resolveHparams, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
+import { prepareRequests, encodePrompt, type PreparedRequest } from './common/prompts.js';
+import { scoreTargets } from './common/score.js';
+import { secondMoments, type StatsSource } from './common/stats.js';
+import { Timings, type EditProgress } from './common/run.js';
+import { computeRome, type RomeOutput } from './rome/index.js';
+import { computeMemit, type MemitOutput } from './memit/index.js';
+
+export type { EditMethod, EditHparams, ResolvedHparams } from './hparams.js';
+export {
+  resolveHparams, listPresets, findPreset, presetByName, ruleHparams, parseSets, readHparamsFile, checkHparams,
+  describeSchema, SCHEMAS, METHODS, FACT_TOKENS,
+} from './hparams.js';
+export type { EditRequest, EditCase } from './types.js';
+export type { ProgressEvent, EditProgress } from './common/run.js';
+export type { StatsSource } from './common/stats.js';
+
+export interface EditOptions {
+  method: EditMethod;
+  /** hparam values on top of the preset (or of the rule for models without one); checked against the schema. */
+  hparams?: Record<string, unknown>;
+  /** A preset by name instead of the one matching the model. */
+  preset?: string;
+  /** YAML/JSON hparams files (EasyEdit's as they are), applied before `hparams`. */
+  hparamsFiles?: string[];
+  /** Already resolved hparams (skips preset/file/override resolution; still checked against the model). */
+  resolved?: ResolvedHparams;
+  /** Key statistics to use instead of src/stats (tests, imported files). */
+  stats?: StatsSource;
+  /** Options for src/stats (cache folder, progress...). */
+  statsOptions?: StatsOptions;
+  onProgress?: EditProgress;
+  /** Accept requests whose target the model already predicts (default: refuse them). */
+  allowUnchanged?: boolean;
+  /** Keep MEMIT's linear systems in the report (tests). */
+  keepSystems?: boolean;
+}
+
+export interface EditReport {
+  method: EditMethod;
+  hparams: ResolvedHparams;
+  timings: Record<string, number>;
+  rome?: Omit<RomeOutput, 'deltas'>;
+  memit?: Omit<MemitOutput, 'deltas'>;
+}
+
+export interface EditResult {
+  patch: EditPatch;
+  report: EditReport;
+}
+
+/** The edit as a patch (the model is unchanged). */
+export async function edit(model: CausalLM, requests: readonly EditRequest[], opts: EditOptions): Promise<EditPatch> {
+  return (await editWithReport(model, requests, opts)).patch;
+}
+
+/** Checks requests against the model: refuses targets the model already predicts (teacher-forced argmax). */
+export function checkNotPredicted(model: CausalLM, reqs: readonly PreparedRequest[]): void {
+  const tok = model.tok();
+  const scores = scoreTargets(model, reqs.map((r) => ({ prompt: encodePrompt(tok, r.template, r.subject), target: r.targetIds })));
+  scores.forEach((s, i) => {
+    if (s.argmaxMatch) {
+      const r = reqs[i];
+      const where = reqs.length > 1 ? `request ${i + 1}${r.request.id !== undefined ? ` (id ${r.request.id})` : ''}: ` : '';
+      throw new AmendError(`${where}the model already predicts "${r.target.trim()}" after "${r.text}"; nothing to edit`);
+    }
+  });
+}
+
+/** The edit as a patch, with what each phase found and took. */
+export async function editWithReport(model: CausalLM, requests: readonly EditRequest[], opts: EditOptions): Promise<EditResult> {
+  const method = opts.method;
+  const resolved = opts.resolved ?? resolveHparams(method, model, { preset: opts.preset, files: opts.hparamsFiles, overrides: opts.hparams });
+  if (opts.resolved && opts.resolved.method !== method) throw new AmendError(`hparams are for ${opts.resolved.method}, not ${method}`);
+  const hp: EditHparams = resolved.hparams;
+  const timings = new Timings();
+  const reqs = prepareRequests(model, requests, hp);
+  if (!opts.allowUnchanged) timings.time('checks', () => checkNotPredicted(model, reqs));
+
+  const needStats = method === 'memit' || hp.mom2_adjustment;
+  const stats = new Map<number, SecondMoment>();
+  if (needStats) {
+    const got = await timings.timeAsync('statistics', () => secondMoments(model, hp.layers, hp, {
+      given: opts.stats,
+      options: { ...opts.statsOptions, onProgress: opts.statsOptions?.onProgress ?? (opts.onProgress ? (done, total) => opts.onProgress!({ phase: 'stats', done, total }) : undefined) },
+    }));
+    hp.layers.forEach((l, i) => stats.set(l, got[i]));
+  }
+
+  let deltas: TensorDelta[];
+  const report: EditReport = { method, hparams: resolved, timings: {} };
+  if (method === 'rome') {
+    const { deltas: ds, ...rest } = computeRome(model, reqs, hp, stats, timings, opts.onProgress);
+    deltas = ds;
+    report.rome = rest;
+  } else {
+    const { deltas: ds, ...rest } = computeMemit(model, reqs, hp, stats, timings, opts.onProgress, opts.keepSystems);
+    deltas = ds;
+    report.memit = rest;
+  }
+  report.timings = timings.toJSON();
+  const patch = EditPatch.create(model, deltas, {
+    method,
+    hparams: { ...hp, origin: resolved.origin },
+    requests: requests.map((r) => ({ ...r })),
+    timings: report.timings,
+  });
+  return { patch, report };
+}

@@ -1,0 +1,98 @@
+// ROME (Meng et al. 2022), as kmeng01/rome implements it:
+//   rome_main.execute_rome — for each layer (sorted): u = compute_u, v = compute_v, W += u vᵀ in the
+//     weight's own orientation (upd_matrix_match_shape), the model restored at the end;
+//     apply_rome_to_model runs the requests one after another, each on the model with the earlier
+//     ones applied.
+//   compute_u — k* = mean of the down projection's input at the lookup token over the context
+//     templates; u = C⁻¹k* when mom2_adjustment; u / ‖u‖.
+//   compute_v — v* = v₀ + δ by the optimisation of common/vstar.ts with δ added to the MLP output;
+//     then, with k and o the down projection's input and output at the lookup token of the prompt
+//     itself, v = (v* − o) / (k · u). Hence W' k + b = v* (the defining equation, tested).
+import type { CausalLM } from '../../models/model.js';
+import { hookPoint } from '../../models/hooks.js';
+import type { SecondMoment } from '../../stats/index.js';
+import type { TensorDelta } from '../../patch/types.js';
+import type { EditHparams } from '../hparams.js';
+import { promptActivations, templateKeys } from '../common/keys.js';
+import { buildJob, type PreparedRequest } from '../common/prompts.js';
+import { contextTemplates, templateSettings } from '../common/templates.js';
+import { optimiseTargets, type VStarResult } from '../common/vstar.js';
+import { solveCov } from '../common/stats.js';
+import { TemporaryWeights, downProjectionDelta, mergeDeltas } from '../common/weights.js';
+import type { EditProgress, Timings } from '../common/run.js';
+
+export interface RomeLayerReport {
+  request: number;
+  layer: number;
+  /** ‖k*‖, ‖u‖ before normalisation, k·u (the division factor), ‖v‖. */
+  keyNorm: number;
+  divisor: number;
+  rightNorm: number;
+  vstar: Omit<VStarResult, 'target' | 'init' | 'delta'> & { initNorm: number; deltaNorm: number };
+}
+
+export interface RomeOutput {
+  deltas: TensorDelta[];
+  reports: RomeLayerReport[];
+  /** Per request and layer: k (prompt key), v* and the rank-one factors, for tests. */
+  vectors: { request: number; layer: number; key: Float32Array; vstar: Float32Array; u: Float64Array; v: Float64Array }[];
+}
+
+function norm(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+}
+
+/** Runs ROME for every request in order; the model is unchanged afterwards. */
+export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], hp: EditHparams,
+  stats: ReadonlyMap<number, SecondMoment>, timings: Timings, progress?: EditProgress): RomeOutput {
+  const tok = model.tok();
+  const layers = [...hp.layers].sort((a, b) => a - b);
+  const temp = new TemporaryWeights(model);
+  const deltas: TensorDelta[] = [];
+  const reports: RomeLayerReport[] = [];
+  const vectors: RomeOutput['vectors'] = [];
+  const d = model.config.hidden, f = model.config.ffn;
+  try {
+    const groups = timings.time('templates', () => contextTemplates(model, templateSettings(hp)));
+    const flat = groups.flat();
+    let step = 0;
+    const total = reqs.length * layers.length;
+    for (const req of reqs) {
+      for (const layer of layers) {
+        // u (compute_u)
+        const kstar = timings.time('keys', () => templateKeys(model, [req], hp.template_key_average === 'flat' ? [flat] : groups, layer, hp));
+        let u: Float64Array = kstar;
+        if (hp.mom2_adjustment) u = timings.time('solve', () => solveCov(stats.get(layer)!, kstar));
+        const un = norm(u);
+        u = u.map((x) => x / un);
+        // v* (compute_v)
+        const job = buildJob(tok, req, flat, hp);
+        const [res] = timings.time('v_optimisation', () => optimiseTargets(model, [job], {
+          point: hookPoint.mlpOut(layer), lossLayer: model.config.layers - 1, steps: hp.v_num_grad_steps, lr: hp.v_lr,
+          weightDecay: hp.v_weight_decay, clampFactor: hp.clamp_norm_factor, klFactor: hp.kl_factor, earlyStop: hp.early_stop_loss,
+        }));
+        // v = (v* − o) / (k·u), k and o at the prompt itself (get_module_input_output_at_word)
+        const acts = timings.time('keys', () => promptActivations(model, [req], [hookPoint.mlpKeys(layer), hookPoint.mlpOut(layer)], hp));
+        const k = acts.get(hookPoint.mlpKeys(layer))!, o = acts.get(hookPoint.mlpOut(layer))!;
+        let ku = 0;
+        for (let i = 0; i < f; i++) ku += k[i] * u[i];
+        const v = new Float64Array(d);
+        for (let i = 0; i < d; i++) v[i] = (res.target[i] - o[i]) / ku;
+        const delta = downProjectionDelta(model, layer, v, u, 1);
+        temp.apply(delta);
+        deltas.push(delta);
+        reports.push({
+          request: req.index, layer, keyNorm: norm(kstar), divisor: ku, rightNorm: norm(v),
+          vstar: { iterations: res.iterations, loss: res.loss, nll: res.nll, kl: res.kl, weightDecay: res.weightDecay, targetProb: res.targetProb, initNorm: norm(res.init), deltaNorm: norm(res.delta) },
+        });
+        vectors.push({ request: req.index, layer, key: k, vstar: res.target, u, v });
+        progress?.({ phase: 'rome', done: ++step, total });
+      }
+    }
+  } finally {
+    temp.restore();
+  }
+  return { deltas: mergeDeltas(deltas), reports, vectors };
+}

@@ -1,0 +1,233 @@
+/**
+ * `amend world build`: the demo world, its tokenizer and a model trained on it, written as an
+ * ordinary Hugging Face GPT-2 folder with the world's own files:
+ *
+ *   config.json, model.safetensors, tokenizer.json, tokenizer_config.json   (the model)
+ *   world.json (every fact), benchmark.json (CounterFact format, known facts only)
+ *   build-log.txt (the loss curve), BUILD.json (seed, config, backend, timings, sha256)
+ *
+ * The folder is assembled under a temporary name beside `out` and renamed into place at the end,
+ * so an interrupted build never leaves a half-written model behind.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { kernels } from '../backend/index.js';
+import { AmendError } from '../errors.js';
+import { writeCheckpoint } from '../io/checkpoint.js';
+import type { CausalLM } from '../models/model.js';
+import { AmendTokenizer } from '../tokenizer/index.js';
+import { buildBenchmark } from './benchmark.js';
+import { WORLD_FILES, writeWorldFiles } from './files.js';
+import { DEFAULT_WORLD_SEED } from './generator.js';
+import { buildDemoWorld, DEFAULT_VOCAB_SIZE } from './index.js';
+import { factKey } from './query.js';
+import {
+  SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, WORLD_TRAIN_CONFIG, backendSignature, scoreFacts, summarise,
+  trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
+} from './train.js';
+import type { WorldSizes } from './types.js';
+
+export const BUILD_FILE = 'BUILD.json';
+export const BUILD_LOG = 'build-log.txt';
+export const MODEL_FILE = 'model.safetensors';
+
+export interface BuildWorldOptions {
+  /** Output folder (replaced as a whole when the build succeeds). */
+  out: string;
+  seed?: number;
+  /** The small configuration (tiny world and model, seconds): what the reproducibility test builds. */
+  small?: boolean;
+  /** Overrides of the training configuration (e.g. epochs). */
+  config?: Partial<WorldTrainConfig>;
+  /** Also build the small configuration and record its sha256 in BUILD.json (default: true for full builds). */
+  recordSmall?: boolean;
+  log?: (line: string) => void;
+  onStep?: (step: number, total: number) => void;
+  /** Recorded in BUILD.json (how the build was started). */
+  command?: string;
+}
+
+export interface BuildInfo {
+  format: 'amend-world-build';
+  version: 1;
+  command: string;
+  seed: number;
+  small: boolean;
+  world: { sizes: WorldSizes; facts: number; vocabSize: number; trainLines: number; trainTokensPerEpoch: number };
+  config: WorldTrainConfig;
+  parameters: number;
+  backend: { name: string; blas: string; threads: number; signature: string; node: string };
+  seconds: { train: number; total: number };
+  accuracy: AccuracySummary & { knownFacts: number };
+  benchmarkCases: number;
+  finalLoss: { loss: number; answerLoss: number };
+  sha256: Record<string, string>;
+  /** The small configuration built on the same machine, for the reproducibility test. */
+  smallBuild?: { sha256: string; signature: string };
+}
+
+export interface BuildWorldResult {
+  dir: string;
+  info: BuildInfo;
+  epochs: EpochLog[];
+  model: CausalLM;
+}
+
+export function sha256File(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** The training configuration a build uses (defaults, small preset, overrides). */
+export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfig> = {}): WorldTrainConfig {
+  const base = small ? SMALL_TRAIN_CONFIG : WORLD_TRAIN_CONFIG;
+  const config: WorldTrainConfig = { ...base, ...over, model: { ...base.model, ...(over.model ?? {}) }, betas: [...(over.betas ?? base.betas)] as [number, number] };
+  if (!Number.isInteger(config.epochs) || config.epochs < 1) throw new AmendError(`epochs must be an integer ≥ 1, got ${config.epochs}`);
+  if (!Number.isInteger(config.batchSize) || config.batchSize < 1) throw new AmendError(`batch size must be an integer ≥ 1, got ${config.batchSize}`);
+  if (!Number.isInteger(config.questionCopies) || config.questionCopies < 1) throw new AmendError(`questionCopies must be an integer ≥ 1, got ${config.questionCopies}`);
+  if (!Number.isInteger(config.bios) || config.bios < 0) throw new AmendError(`bios must be an integer ≥ 0, got ${config.bios}`);
+  if (!(config.dropout >= 0 && config.dropout < 1)) throw new AmendError(`dropout must be in [0, 1), got ${config.dropout}`);
+  if (!(config.tokenDropout >= 0 && config.tokenDropout < 1)) throw new AmendError(`tokenDropout must be in [0, 1), got ${config.tokenDropout}`);
+  if (!(config.lr > 0)) throw new AmendError(`learning rate must be > 0, got ${config.lr}`);
+  return config;
+}
+
+/** Builds the world, trains the model, scores every fact, builds the benchmark and writes `out`. */
+export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWorldResult> {
+  const started = Date.now();
+  const seed = opts.seed ?? DEFAULT_WORLD_SEED;
+  const small = opts.small ?? false;
+  const config = resolveTrainConfig(small, opts.config);
+  const lines: string[] = [];
+  const log = (line: string): void => { lines.push(line); opts.log?.(line); };
+
+  const dw = buildDemoWorld({
+    seed,
+    sizes: small ? SMALL_WORLD_SIZES : undefined,
+    vocabSize: small ? SMALL_VOCAB_SIZE : DEFAULT_VOCAB_SIZE,
+    corpus: { bios: config.bios },
+    benchmarkCases: 0, // rebuilt below from the facts the trained model knows
+    modelMaxLength: config.model.positions,
+  });
+  const tokenizer = new AmendTokenizer(dw.tokenizer as unknown as Record<string, unknown>, dw.tokenizerConfig);
+  log(`# amend world build: seed ${seed}${small ? ' (small configuration)' : ''}`);
+  const trained = trainWorldModel(dw.world, dw.corpus, tokenizer, { seed, config, log, onStep: opts.onStep });
+
+  // Every fact in every phrasing: the known ones feed the benchmark.
+  const t0 = Date.now();
+  const scores = scoreFacts(trained.model, dw.world, dw.world.facts);
+  const accuracy = summarise(scores);
+  const known = new Set(scores.filter((s) => s.phrasings.every((p) => p.correct)).map((s) => factKey(s.fact)));
+  const benchmark = buildBenchmark(dw.world, { seed, isKnown: (f) => known.has(factKey(f)) });
+  log(`# final accuracy over all ${dw.world.facts.length} facts: train phrasings ${pct(accuracy.train)}, held-out phrasings ${pct(accuracy.heldOut)}, all ${pct(accuracy.all)}; known in every phrasing: ${known.size} facts (${pct(accuracy.factsAllPhrasings)})`);
+  for (const line of perPhrasing(scores)) log(line);
+  log(`# benchmark: ${benchmark.length} cases from known facts (scored in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  log(`# training time: ${trained.seconds.toFixed(1)} s`);
+
+  const outDir = path.resolve(opts.out);
+  const tmpDir = `${outDir}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  try {
+    fs.mkdirSync(tmpDir, { recursive: true });
+    fs.writeFileSync(path.join(tmpDir, 'config.json'), JSON.stringify(trained.rawConfig, null, 2) + '\n');
+    const records = [...trained.model.weights].map(([name, t]) => ({ name, dtype: 'F32', shape: [...t.shape], data: t.data }));
+    writeCheckpoint(tmpDir, records, { dtype: 'F32' });
+    await writeWorldFiles(tmpDir, dw.world, dw.tokenizer, benchmark, { tokenizerConfig: dw.tokenizerConfig });
+    const sha256: Record<string, string> = {};
+    for (const f of [MODEL_FILE, 'config.json', WORLD_FILES.tokenizer, WORLD_FILES.world, WORLD_FILES.benchmark]) {
+      sha256[f] = sha256File(path.join(tmpDir, f));
+    }
+    let smallBuild: BuildInfo['smallBuild'];
+    if (!small && (opts.recordSmall ?? true)) {
+      const smallOut = `${tmpDir}-small`;
+      try {
+        const r = await buildWorldModel({ out: smallOut, seed, small: true, recordSmall: false });
+        smallBuild = { sha256: r.info.sha256[MODEL_FILE]!, signature: r.info.backend.signature };
+      } finally {
+        fs.rmSync(smallOut, { recursive: true, force: true });
+      }
+      log(`# small configuration (reproducibility check): sha256 ${smallBuild.sha256}`);
+    }
+    const info: BuildInfo = {
+      format: 'amend-world-build',
+      version: 1,
+      command: opts.command ?? `amend world build --seed ${seed}${small ? ' --small' : ''}`,
+      seed,
+      small,
+      world: {
+        sizes: dw.world.sizes, facts: dw.world.facts.length, vocabSize: tokenizer.vocabSize,
+        trainLines: dw.corpus.train.length, trainTokensPerEpoch: trained.trainTokens,
+      },
+      config,
+      parameters: trained.parameters,
+      backend: { ...pickInfo(), signature: backendSignature(), node: process.version },
+      seconds: { train: round1(trained.seconds), total: round1((Date.now() - started) / 1000) },
+      accuracy: { ...accuracy, knownFacts: known.size },
+      benchmarkCases: benchmark.length,
+      finalLoss: { loss: trained.epochs.at(-1)!.loss, answerLoss: trained.epochs.at(-1)!.answerLoss },
+      sha256,
+      ...(smallBuild ? { smallBuild } : {}),
+    };
+    fs.writeFileSync(path.join(tmpDir, BUILD_LOG), lines.join('\n') + '\n');
+    fs.writeFileSync(path.join(tmpDir, BUILD_FILE), JSON.stringify(info, null, 2) + '\n');
+    replaceDir(tmpDir, outDir);
+    return { dir: outDir, info, epochs: trained.epochs, model: trained.model };
+  } catch (err) {
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Accuracy of every phrasing over its relation's facts, held-out ones marked. */
+function perPhrasing(scores: ReturnType<typeof scoreFacts>): string[] {
+  const acc = new Map<string, { ok: number; n: number; heldOut: boolean; relation: string }>();
+  for (const s of scores) {
+    for (const p of s.phrasings) {
+      const key = `${s.fact.relation}\t${p.template}`;
+      const a = acc.get(key) ?? { ok: 0, n: 0, heldOut: p.split === 'heldOut', relation: s.fact.relation };
+      a.n++;
+      if (p.correct) a.ok++;
+      acc.set(key, a);
+    }
+  }
+  return [...acc].map(([key, a]) => `#   ${a.relation.padEnd(6)} ${a.heldOut ? 'held-out' : 'train   '} ${pct(a.ok / a.n).padStart(9)}  ${JSON.stringify(key.split('\t')[1])}`);
+}
+
+function pickInfo(): { name: string; blas: string; threads: number } {
+  const i = kernels().info();
+  return { name: i.name, blas: i.blas, threads: i.threads };
+}
+
+/** Puts `tmp` where `dir` is: the old folder moves aside first and is removed only after the swap. */
+function replaceDir(tmp: string, dir: string): void {
+  const old = fs.existsSync(dir) ? `${dir}.old-${process.pid}-${Date.now().toString(36)}` : null;
+  if (old) fs.renameSync(dir, old);
+  try {
+    fs.renameSync(tmp, dir);
+  } catch (err) {
+    if (old) fs.renameSync(old, dir);
+    throw new AmendError(`${dir}: cannot move the finished build into place: ${(err as Error).message}`);
+  }
+  if (old) fs.rmSync(old, { recursive: true, force: true });
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(2)} %`;
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+/** The repository's (or installed package's) root: the nearest folder above this file with package.json. */
+export function packageRoot(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new AmendError('cannot find the amend package root (no package.json above the module)');
+  }
+}
+
+/** Where the committed demo model lives: <package root>/world. */
+export function defaultWorldDir(): string {
+  return path.join(packageRoot(), 'world');
+}

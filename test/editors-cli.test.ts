@@ -1,0 +1,94 @@
+// amend edit: one fact or a requests file → a patch and/or a checkpoint, before/after completions;
+// one clear line and exit 1 on bad input, with nothing written.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EditPatch } from '../src/patch/patch.js';
+import { repoRoot, sharedDir } from './helpers.js';
+
+const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+const models = sharedDir('models');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-edit-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cache') } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function oneLineError(r: ReturnType<typeof amend>, re: RegExp): void {
+  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  assert.match(lines[0], /^amend: /);
+  assert.match(lines[0], re);
+}
+
+const skip = models ? false : 'no ../shared/models';
+// stories260K has no corpus file: give ROME no C⁻¹ here (the statistics are tested elsewhere).
+const FAST = ['--set', 'mom2_adjustment=false', '--set', 'v_num_grad_steps=8'];
+
+test('amend edit --method rome: one fact → a patch file, before/after completions', { skip }, () => {
+  const out = path.join(tmp, 'lily.safetensors');
+  const r = amend('edit', '--model', `${models}/stories260K`, '--method', 'rome', '--prompt', '{} went to the', '--subject', 'Lily',
+    '--target', 'moon', '--target-true', 'park', '--out', out, '-n', '6', ...FAST);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /ROME on .*stories260K: 1 request\(s\); hparams: rule for models without a preset \(llama, 5 layers\) \+ overrides/);
+  assert.match(r.stdout, /before: ".*"  P\(new\) \S+  P\(true\) \S+/);
+  assert.match(r.stdout, /after: {2}".*"  P\(new\) \S+  P\(true\) \S+/);
+  assert.match(r.stdout, /patch written: /);
+  const patch = EditPatch.load(out);
+  assert.equal(patch.metadata.method, 'rome');
+  assert.equal(patch.metadata.requests[0].subject, 'Lily');
+  assert.equal(patch.metadata.hparams.v_num_grad_steps, 8);
+  // --json
+  const j = amend('edit', '--model', `${models}/stories260K`, '--prompt', 'Lily went to the', '--subject', 'Lily', '--target', 'moon', '--json', ...FAST);
+  assert.equal(j.code, 0, j.stderr);
+  const o = JSON.parse(j.stdout);
+  assert.equal(o.method, 'rome');
+  assert.equal(o.requests.length, 1);
+  assert.ok(o.requests[0].after.pNew > o.requests[0].before.pNew);
+  assert.equal(o.patch.file, null);
+});
+
+test('amend edit --method memit --requests FILE (a JSON list of requests) with --export', { skip }, () => {
+  const file = path.join(tmp, 'reqs.json');
+  fs.writeFileSync(file, JSON.stringify([
+    { prompt: '{} went to the', subject: 'Lily', targetNew: 'moon' },
+    { prompt: '{} liked to eat', subject: 'Tom', targetNew: 'rocks' },
+  ]));
+  const exp = path.join(tmp, 'exported');
+  const r = amend('edit', '--model', `${models}/stories260K`, '--method', 'memit', '--requests', file, '--export', exp,
+    '--set', 'v_num_grad_steps=5', '--set', 'mom2_dataset=model-samples', '--set', 'mom2_n_samples=40');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /MEMIT on .*: 2 request\(s\)/);
+  assert.match(r.stdout, /exported /);
+  assert.ok(fs.existsSync(path.join(exp, 'config.json')));
+});
+
+test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () => {
+  const m = `${models}/stories260K`;
+  const out = path.join(tmp, 'never.safetensors');
+  oneLineError(amend('edit', '--model', m, '--prompt', 'Tom went home', '--subject', 'Lily', '--target', 'moon', '--out', out), /subject "Lily" is not in the prompt/);
+  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', '', '--out', out), /--target is empty/);
+  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--set', 'layers=[9]', '--out', out), /layer 9 is out of range/);
+  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
+  oneLineError(amend('edit', '--model', m, '--prompt', '{} upon a', '--subject', 'Once', '--target', 'time', '--out', out, ...FAST), /already predicts "time"/);
+  oneLineError(amend('edit', '--model', m, '--method', 'grace', '--prompt', '{} went', '--subject', 'Lily', '--target', 'x'), /--method must be one of rome, memit/);
+  oneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /no such file/);
+  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home'), /--subject is required/);
+  assert.ok(!fs.existsSync(out));
+});
+
+test('amend edit --list-presets and --hparams-help', () => {
+  const r = amend('edit', '--method', 'memit', '--list-presets');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /gpt2-xl\s+layers \[13,14,15,16,17\]\s+kmeng01\/memit hparams\/MEMIT\/gpt2-xl\.json/);
+  const h = amend('edit', '--method', 'rome', '--hparams-help');
+  assert.equal(h.code, 0, h.stderr);
+  assert.match(h.stdout, /clamp_norm_factor/);
+  assert.match(h.stdout, /target_space/);
+});

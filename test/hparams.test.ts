@@ -1,0 +1,151 @@
+// Hyperparameters: presets (published values, each citing its source) matched to models, the rule
+// for models without one, EasyEdit YAML files as they are, `--set` overrides checked against the
+// method's schema, and clear errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AmendError } from '../src/errors.js';
+import { buildSpec } from '../src/models/arch.js';
+import { parseConfig } from '../src/models/config.js';
+import type { CausalLM } from '../src/models/model.js';
+import {
+  checkHparams, findPreset, listPresets, parseSets, presetByName, readHparamsFile, resolveHparams, ruleHparams, SCHEMAS,
+} from '../src/editors/hparams.js';
+
+/** A model stand-in with the config and tensor names of a real architecture (no weights). */
+function fakeModel(raw: Record<string, unknown>, dir: string): CausalLM {
+  const config = parseConfig(raw);
+  return { config, spec: buildSpec(config, () => false), dir } as unknown as CausalLM;
+}
+
+const GPT2 = (layers: number, hidden: number): Record<string, unknown> => ({
+  model_type: 'gpt2', n_layer: layers, n_embd: hidden, n_head: 16, vocab_size: 50257, n_positions: 1024,
+});
+const LLAMA = (layers: number, hidden: number, ffn: number, type = 'llama'): Record<string, unknown> => ({
+  model_type: type, num_hidden_layers: layers, hidden_size: hidden, intermediate_size: ffn, num_attention_heads: 32,
+  vocab_size: 32000, max_position_embeddings: 4096,
+});
+const GPTJ = { model_type: 'gptj', n_layer: 28, n_embd: 4096, n_head: 16, vocab_size: 50400, n_positions: 2048, rotary_dim: 64 };
+
+const gpt2xl = fakeModel(GPT2(48, 1600), '/hub/models--gpt2-xl/snapshots/x');
+const gpt2medium = fakeModel(GPT2(24, 1024), '/m/gpt2-medium');
+const gptj = fakeModel(GPTJ, '/m/gpt-j-6B');
+const llama2 = fakeModel(LLAMA(32, 4096, 11008), '/m/Llama-2-7b-hf');
+const gpt2small = fakeModel(GPT2(12, 768), '/m/gpt2');
+
+test('every preset parses, passes its method schema and cites its source file', () => {
+  const all = listPresets();
+  assert.ok(all.length >= 20);
+  for (const p of all) {
+    assert.match(p.source, /^((kmeng01\/rome|kmeng01\/memit|zjunlp\/EasyEdit) hparams\/(ROME|MEMIT)\/\S+\.(json|yaml)|amend: tuned on the demo world model)/, p.file);
+    checkHparams(p.method, p.hparams, p.file);
+    assert.ok(Array.isArray(p.hparams.layers) && p.hparams.layers.length > 0);
+  }
+  for (const name of ['gpt2-medium', 'gpt2-large', 'gpt2-xl', 'gpt-j-6B', 'llama-2-7b', 'llama3-8b', 'mistral-7b', 'qwen2-7b', 'qwen2.5-7b']) presetByName('rome', name);
+  for (const name of ['gpt2-xl', 'gpt-j-6B', 'llama-2-7b', 'mistral-7b', 'qwen2.5-7b']) presetByName('memit', name);
+});
+
+test('published values: ROME gpt2-xl layer 17 with C⁻¹, MEMIT gpt2-xl layers 13–17 with λ 20000, EasyEdit llama-2-7b', () => {
+  const r = resolveHparams('rome', gpt2xl);
+  assert.equal(r.preset?.name, 'gpt2-xl');
+  assert.deepEqual(r.hparams.layers, [17]);
+  assert.equal(r.hparams.mom2_adjustment, true);
+  assert.equal(r.hparams.v_lr, 0.5);
+  assert.equal(r.hparams.clamp_norm_factor, 4);
+  assert.deepEqual(r.hparams.context_template_length_params, [[5, 10], [10, 10]]);
+  assert.equal(r.hparams.rewrite_module_tmp, 'transformer.h.{}.mlp.c_proj');
+  assert.deepEqual(resolveHparams('rome', gpt2medium).hparams.layers, [8]);
+  assert.deepEqual(resolveHparams('rome', gptj).hparams.layers, [5]);
+  const m = resolveHparams('memit', gpt2xl).hparams;
+  assert.deepEqual(m.layers, [13, 14, 15, 16, 17]);
+  assert.equal(m.mom2_update_weight, 20000);
+  assert.equal(m.clamp_norm_factor, 0.75);
+  assert.deepEqual(m.context_template_prompts, ['The', 'Therefore', 'Because', 'I', 'You']);
+  assert.deepEqual(resolveHparams('memit', gptj).hparams.layers, [3, 4, 5, 6, 7, 8]);
+  const l = resolveHparams('rome', llama2);
+  assert.equal(l.preset?.name, 'llama-2-7b');
+  assert.equal(l.hparams.v_weight_decay, 1e-3);
+  assert.equal(l.hparams.v_num_grad_steps, 25);
+  assert.deepEqual(resolveHparams('memit', llama2).hparams.layers, [4, 5, 6, 7, 8]);
+  // two presets for one shape: the one named in the path wins
+  assert.equal(findPreset('rome', fakeModel(LLAMA(28, 3584, 18944, 'qwen2'), '/m/Qwen2.5-7B'))?.name, 'qwen2.5-7b');
+  assert.equal(findPreset('rome', fakeModel(LLAMA(28, 3584, 18944, 'qwen2'), '/m/Qwen2-7B'))?.name, 'qwen2-7b');
+});
+
+test('the rule for models without a preset', () => {
+  assert.equal(findPreset('rome', gpt2small), null);
+  assert.deepEqual(ruleHparams('rome', gpt2small).layers, [4]);
+  assert.deepEqual(ruleHparams('memit', gpt2small).layers, [2, 3, 4]);
+  assert.deepEqual(ruleHparams('rome', gpt2xl).layers, [16]);
+  assert.deepEqual(ruleHparams('memit', gpt2xl).layers, [12, 13, 14, 15, 16]);
+  assert.deepEqual(ruleHparams('rome', llama2).layers, [5]);
+  assert.deepEqual(ruleHparams('memit', llama2).layers, [4, 5, 6, 7, 8]);
+  assert.deepEqual(ruleHparams('memit', gptj).layers, [3, 4, 5, 6, 7]);
+  const tiny = fakeModel(GPT2(3, 32), '/m/tiny');
+  assert.deepEqual(ruleHparams('memit', tiny).layers, [1]);
+  const r = resolveHparams('rome', gpt2small);
+  assert.match(r.origin, /^rule/);
+  assert.equal(r.hparams.v_loss_layer, 11);
+  assert.equal(r.hparams.rewrite_module_tmp, 'transformer.h.{}.mlp.c_proj');
+  assert.equal(ruleHparams('rome', llama2).rewrite_module_tmp, 'model.layers.{}.mlp.down_proj');
+  assert.equal(ruleHparams('rome', llama2).v_weight_decay, 1e-3);
+});
+
+test('an EasyEdit YAML file is read as it is (bookkeeping keys accepted, 5e-1 is a number)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-hp-'));
+  const file = path.join(dir, 'llama-7b.yaml');
+  fs.writeFileSync(file, [
+    'alg_name: "ROME"', 'model_name: "./hugging_cache/llama-2-7b-chat"', 'stats_dir: "./data/stats"', 'device: 0',
+    'layers: [5]', 'fact_token: "subject_last"', 'v_num_grad_steps: 25', 'v_lr: 5e-1', 'v_loss_layer: 31',
+    'v_weight_decay: 1e-3', 'clamp_norm_factor: 4', 'kl_factor: 0.0625', 'mom2_adjustment: false',
+    'context_template_length_params: [[5, 10], [10, 10]]', 'rewrite_module_tmp: "model.layers.{}.mlp.down_proj"',
+    'layer_module_tmp: "model.layers.{}"', 'mlp_module_tmp: "model.layers.{}.mlp"', 'attn_module_tmp: "model.layers.{}.self_attn"',
+    'ln_f_module: "model.norm"', 'lm_head_module: "lm_head"', 'mom2_dataset: "wikipedia"', 'mom2_n_samples: 100000',
+    'mom2_dtype: "float32"', 'model_parallel: false', '# fp16: true', '',
+  ].join('\n'));
+  const r = resolveHparams('rome', llama2, { files: [file], overrides: parseSets(['mom2_adjustment=true']) });
+  assert.equal(r.hparams.v_lr, 0.5);
+  assert.equal(r.hparams.v_weight_decay, 0.001);
+  assert.equal(r.hparams.mom2_adjustment, true);
+  assert.match(r.origin, /llama-7b\.yaml \+ overrides \(mom2_adjustment\)/);
+  // on a GPT-2 model the rewritten module does not exist
+  assert.throws(() => resolveHparams('rome', gpt2xl, { files: [file] }), (e: unknown) => e instanceof AmendError && /rewrite_module_tmp "model\.layers\.\{\}\.mlp\.down_proj" names model\.layers\.5\.mlp\.down_proj\.weight/.test(e.message));
+  // a MEMIT file given to ROME
+  fs.writeFileSync(path.join(dir, 'm.yaml'), 'alg_name: "MEMIT"\nlayers: [4, 5]\n');
+  assert.throws(() => resolveHparams('rome', llama2, { files: [path.join(dir, 'm.yaml')] }), /the file is for MEMIT \(alg_name\), not ROME/);
+  // JSON, as in the reference repositories
+  fs.writeFileSync(path.join(dir, 'h.json'), JSON.stringify({ layers: [3], v_lr: 0.1 }));
+  assert.deepEqual(readHparamsFile(path.join(dir, 'h.json')), { layers: [3], v_lr: 0.1 });
+  assert.throws(() => readHparamsFile(path.join(dir, 'missing.yaml')), /no such file/);
+  fs.writeFileSync(path.join(dir, 'bad.yaml'), 'layers: [1, 2\n');
+  assert.throws(() => readHparamsFile(path.join(dir, 'bad.yaml')), /not valid YAML/);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('--set overrides: YAML values, several per argument, type-checked, unknown keys named', () => {
+  assert.deepEqual(parseSets(['layers=[4, 5]', 'v_lr=0.1', 'mom2_adjustment=false']), { layers: [4, 5], v_lr: 0.1, mom2_adjustment: false });
+  assert.deepEqual(parseSets(['layers=[4,5] v_lr=1e-2; fact_token=last']), { layers: [4, 5], v_lr: 0.01, fact_token: 'last' });
+  assert.deepEqual(parseSets(['kl_prompts=["{} is a", "{} was a"]']), { kl_prompts: ['{} is a', '{} was a'] });
+  const r = resolveHparams('rome', gpt2xl, { overrides: parseSets(['layers=3', 'v_num_grad_steps=7']) });
+  assert.deepEqual(r.hparams.layers, [3]);
+  assert.equal(r.hparams.v_num_grad_steps, 7);
+  const bad = (sets: string[], re: RegExp, method: 'rome' | 'memit' = 'rome'): void => {
+    assert.throws(() => resolveHparams(method, gpt2xl, { overrides: parseSets(sets) }), (e: unknown) => e instanceof AmendError && re.test(e.message));
+  };
+  bad(['v_lr=fast'], /--set: v_lr must be a number ≥ 0, got "fast"/);
+  bad(['v_num_grad_steps=2.5'], /v_num_grad_steps must be an integer ≥ 1/);
+  bad(['fact_token=subject_middle'], /fact_token must be one of subject_last, subject_first, subject_first_after_last, last/);
+  bad(['mom2_adjustment=maybe'], /mom2_adjustment must be true or false/);
+  bad(['layers=[48]'], /layer 48 is out of range \(the model has 48 layers, 0\.\.47\)/);
+  bad(['layers=[3, 3]'], /repeat a layer/);
+  bad(['clamp_norm_fator=2'], /unknown ROME hparam "clamp_norm_fator" \(did you mean "clamp_norm_factor"\?\); valid keys: layers,/);
+  bad(['mom2_update_weight=100'], /unknown ROME hparam "mom2_update_weight"/);
+  bad(['v_loss_layer=60'], /v_loss_layer 60 is out of range/);
+  bad(['kl_prompts=["is a"]'], /exactly one "\{\}"/);
+  assert.throws(() => parseSets(['layers']), /--set expects key=value, got "layers"/);
+  assert.equal(resolveHparams('memit', gpt2xl, { overrides: parseSets(['mom2_update_weight=1e4']) }).hparams.mom2_update_weight, 10000);
+  assert.throws(() => presetByName('rome', 'gpt5'), /no ROME preset "gpt5" \(presets: /);
+  assert.ok(SCHEMAS.memit.mom2_update_weight && !SCHEMAS.rome.mom2_update_weight);
+});

@@ -1,0 +1,203 @@
+// ROME: the rank-one update satisfies its defining equation, the v* loss has the gradient the
+// optimiser uses, edits of every architecture apply and revert exactly, and bad input is refused
+// with one AmendError while the weights stay byte-identical.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { AmendError } from '../src/errors.js';
+import { CausalLM } from '../src/models/model.js';
+import { capture, hookPoint } from '../src/models/hooks.js';
+import { generate } from '../src/models/generate.js';
+import { mulberry32, noGrad } from '../src/tensor/index.js';
+import { editSession } from '../src/patch/session.js';
+import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
+import { editWithReport, resolveHparams } from '../src/editors/index.js';
+import { buildJob, encodePrompt, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
+import { contextTemplates, templateSettings } from '../src/editors/common/templates.js';
+import { evaluateJobs, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
+import { scoreTargets } from '../src/editors/common/score.js';
+import { sharedDir } from './helpers.js';
+
+const models = sharedDir('models');
+const ARCHS = ['tiny-random-gpt2', 'tiny-random-gpt_neox', 'tiny-random-gptj', 'tiny-random-llama', 'tiny-random-qwen2', 'stories260K'];
+const REQ = { prompt: 'The capital of {} is', subject: 'France', targetNew: 'Rome' };
+
+async function load(name: string): Promise<CausalLM> {
+  return CausalLM.load(`${models}/${name}`);
+}
+
+/** Key statistics over random token sequences (no corpus needed). */
+async function randomStats(model: CausalLM, layers: number[], seed = 1): Promise<SecondMoment[]> {
+  const rand = mulberry32(seed);
+  const V = Math.min(model.config.vocabSize, 5000);
+  const ids = Array.from({ length: 48 }, () => Array.from({ length: 32 }, () => Math.floor(rand() * V)));
+  return layerSecondMoments(model, layers, { corpus: { kind: 'ids', ids }, noCache: true });
+}
+
+function weightsHash(model: CausalLM): string {
+  const h = createHash('sha256');
+  for (const name of [...model.weights.keys()].sort()) {
+    const d = model.weights.get(name)!.data;
+    h.update(name);
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return h.digest('hex');
+}
+
+function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
+  return Math.sqrt(num / den);
+}
+
+test('ROME: W′k + b = v* at the prompt key (defining equation), Conv1D and Linear orientations', { skip: models ? false : 'no ../shared/models' }, async () => {
+  for (const name of ['tiny-random-gpt2', 'tiny-random-llama']) {
+    const model = await load(name);
+    const layer = 1;
+    const stats = await randomStats(model, [layer]);
+    const { patch, report } = await editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer] }, stats });
+    const [vec] = report.rome!.vectors;
+    const session = editSession(model);
+    session.apply(patch);
+    try {
+      const tok = model.tok();
+      const { hparams } = resolveHparams('rome', model, { overrides: { layers: [layer] } });
+      const [req] = prepareRequests(model, [REQ], hparams);
+      const ids = encodePrompt(tok, req.template, req.subject);
+      const pos = lookupIndex(tok, req.template, req.subject, 'subject_last');
+      const keys = capture(hookPoint.mlpKeys(layer), [pos]), out = capture(hookPoint.mlpOut(layer), [pos]);
+      noGrad(() => model.forward(Int32Array.from(ids), 1, ids.length, { logitsAt: 'none', hooks: [keys.hook, out.hook] }));
+      // The key is unchanged by the edit (it is the input of the edited matrix) ...
+      assert.ok(rel(keys.value().data, vec.key) < 1e-6, `${name}: key moved`);
+      // ... and the edited matrix maps it to v*.
+      const err = rel(out.value().data, vec.vstar);
+      assert.ok(err < 1e-4, `${name}: ‖W′k + b − v*‖/‖v*‖ = ${err}`);
+    } finally {
+      session.revertAll();
+    }
+    const d = patch.deltas[0];
+    assert.equal(d.kind, 'low_rank');
+    const down = model.spec.layers[layer].down;
+    // Stored orientation: Conv1D [d_ff, d] (U = u), Linear [d, d_ff] (U = v).
+    assert.deepEqual([d.kind === 'low_rank' ? d.rows : 0, d.kind === 'low_rank' ? d.cols : 0],
+      down.layout === 'in_out' ? [down.inF, down.outF] : [down.outF, down.inF]);
+  }
+});
+
+test('ROME: finite-difference check of the v* loss gradient (NLL + KL + weight decay)', { skip: models ? false : 'no ../shared/models' }, async () => {
+  for (const name of ['stories260K', 'tiny-random-gpt2']) {
+    const model = await load(name);
+    const { hparams } = resolveHparams('rome', model, { overrides: { mom2_adjustment: false, context_template_length_params: [[6, 2]] } });
+    const [req] = prepareRequests(model, [{ prompt: 'Lily went to the park with {}', subject: 'her mom', targetNew: 'the dog' }], hparams);
+    const flat = contextTemplates(model, templateSettings(hparams)).flat();
+    const job = buildJob(model.tok(), req, flat, hparams);
+    assert.ok(job.targetLength >= 2, 'a multi-token target exercises the per-token mean');
+    const s: VStarSettings = { point: hookPoint.mlpOut(1), lossLayer: model.config.layers - 1, steps: 20, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
+    const d = model.config.hidden;
+    const st: JobState = { job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) };
+    evaluateJobs(model, [st], s, false); // records v₀ and the initial KL distribution
+    const rand = mulberry32(7);
+    for (let i = 0; i < d; i++) st.delta[i] = (rand() - 0.5) * 0.3 * st.initNorm / Math.sqrt(d);
+    const { grads } = evaluateJobs(model, [st], s, true);
+    const g = grads![0], base = st.delta.slice();
+    // The same loss over many small length-sorted batches (each backpropagated on its own).
+    const split = evaluateJobs(model, [st], s, true, 12).grads![0];
+    let diff = 0, size = 0;
+    for (let i = 0; i < d; i++) { diff += (split[i] - g[i]) ** 2; size += g[i] ** 2; }
+    assert.ok(Math.sqrt(diff / size) < 1e-4, `${name}: batched gradient differs (${Math.sqrt(diff / size)})`);
+    let gn = 0;
+    for (const x of g) gn += x * x;
+    gn = Math.sqrt(gn);
+    for (let trial = 0; trial < 4; trial++) {
+      const u = Float32Array.from({ length: d }, () => rand() - 0.5);
+      const un = Math.hypot(...u);
+      const eps = 1e-2 * st.initNorm;
+      const at = (sgn: number): number => {
+        for (let i = 0; i < d; i++) st.delta[i] = base[i] + (sgn * eps * u[i]) / un;
+        return evaluateJobs(model, [st], s, false).evals[0].loss;
+      };
+      const fd = (at(1) - at(-1)) / (2 * eps);
+      let an = 0;
+      for (let i = 0; i < d; i++) an += (g[i] * u[i]) / un;
+      assert.ok(Math.abs(fd - an) <= 2e-3 * gn + 1e-4, `${name}: directional derivative ${an} vs finite difference ${fd} (‖g‖ ${gn})`);
+    }
+  }
+});
+
+test('ROME on every architecture: applies, changes the edited completion, reverts bit-identically', { skip: models ? false : 'no ../shared/models' }, async () => {
+  // The subject ends the prompt: in the random tiny checkpoints attention carries almost nothing
+  // from one position to another, so only an edit at the predicting token can show in the output.
+  const req = { prompt: 'My favourite city is {}', subject: 'Paris', targetNew: 'Rome' };
+  for (const name of ARCHS) {
+    const model = await load(name);
+    const tok = model.tok();
+    const layer = Math.min(1, model.config.layers - 1);
+    const stats = await randomStats(model, [layer]);
+    const before = weightsHash(model);
+    const text = 'My favourite city is Paris';
+    const ids = tok.encode(text);
+    const target = tok.encode(`${text} Rome`, { addSpecialTokens: false }).slice(tok.encode(text, { addSpecialTokens: false }).length);
+    const [genBefore] = generate(model, [ids], { maxNewTokens: 6 });
+    const [pBefore] = scoreTargets(model, [{ prompt: ids, target }]);
+    const { patch } = await editWithReport(model, [req], { method: 'rome', hparams: { layers: [layer] }, stats });
+    assert.equal(weightsHash(model), before, `${name}: computing an edit must not change the model`);
+    const session = editSession(model);
+    session.apply(patch);
+    assert.notEqual(weightsHash(model), before, `${name}: the patch changed nothing`);
+    const [genAfter] = generate(model, [ids], { maxNewTokens: 6 });
+    const [pAfter] = scoreTargets(model, [{ prompt: ids, target }]);
+    assert.notDeepEqual(genAfter, genBefore, `${name}: the edited completion did not change`);
+    assert.ok(genAfter[0] === target[0] || pAfter.logProb - pBefore.logProb > 1.5,
+      `${name}: the completion does not start with the target and log P(target) did not rise by 1.5 nats: ${pBefore.logProb} → ${pAfter.logProb}`);
+    session.revertAll();
+    assert.equal(weightsHash(model), before, `${name}: revert is not bit-identical`);
+  }
+});
+
+test('ROME: bad input is one AmendError and the weights stay byte-identical', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('tiny-random-gpt2');
+  const stats = await randomStats(model, [1]);
+  const before = weightsHash(model);
+  const run = (req: typeof REQ, hparams: Record<string, unknown> = { layers: [1] }, s: SecondMoment[] = stats) =>
+    editWithReport(model, [req], { method: 'rome', hparams, stats: s });
+  const refuses = async (p: Promise<unknown>, re: RegExp): Promise<void> => {
+    await assert.rejects(p, (e: unknown) => e instanceof AmendError && re.test(e.message) && !e.message.includes('\n'));
+    assert.equal(weightsHash(model), before);
+  };
+  await refuses(run({ ...REQ, prompt: 'The capital of Spain is', subject: 'France' }), /subject "France" is not in the prompt/);
+  await refuses(run({ ...REQ, targetNew: '' }), /empty target/);
+  await refuses(run({ ...REQ, targetNew: '   ' }), /empty target/);
+  // the target the model already predicts (stories260K continues "Once upon a" with " time")
+  const stories = await load('stories260K');
+  const sBefore = weightsHash(stories);
+  const [next] = generate(stories, [stories.tok().encode('Once upon a')], { maxNewTokens: 1 });
+  assert.equal(stories.tok().idToToken(next[0]), '▁time');
+  await assert.rejects(editWithReport(stories, [{ prompt: '{} upon a', subject: 'Once', targetNew: 'time' }], { method: 'rome', hparams: { mom2_adjustment: false } }),
+    (e: unknown) => e instanceof AmendError && /already predicts "time"/.test(e.message));
+  assert.equal(weightsHash(stories), sBefore);
+  await refuses(run(REQ, { layers: [7] }), /layer 7 is out of range/);
+  await refuses(run(REQ, { v_lrr: 0.1 }), /unknown ROME hparam "v_lrr" \(did you mean "v_lr"\?\)/);
+  // statistics of another model (same shape, other weights)
+  const other = await load('tiny-random-gpt2');
+  for (const x of other.weight(other.spec.wte).data.keys()) other.weight(other.spec.wte).data[x] += 1e-3;
+  const foreign = await randomStats(other, [1]);
+  await refuses(run(REQ, { layers: [1] }, foreign), /computed on another model/);
+  // statistics of another shape
+  const wrong = (await randomStats(stories, [1])).map((s) => ({ ...s, fingerprint: '' }));
+  await refuses(run(REQ, { layers: [1] }, wrong), /for another model/);
+});
+
+test('ROME: several requests are applied one after another in one patch (rank 2)', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('stories260K');
+  const stats = await randomStats(model, [2]);
+  const before = weightsHash(model);
+  const { patch, report } = await editWithReport(model, [
+    { prompt: '{} went to the', subject: 'Lily', targetNew: 'moon' },
+    { prompt: '{} liked to eat', subject: 'Tom', targetNew: 'rocks' },
+  ], { method: 'rome', hparams: { layers: [2] }, stats });
+  assert.equal(weightsHash(model), before);
+  assert.equal(patch.deltas.length, 1);
+  assert.equal(patch.deltas[0].kind === 'low_rank' ? patch.deltas[0].rank : 0, 2);
+  assert.equal(report.rome!.reports.length, 2);
+  for (const r of report.rome!.reports) assert.ok(r.vstar.iterations >= 1 && Number.isFinite(r.vstar.loss));
+});
