@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AmendError } from '../src/errors.js';
 import {
   f32BitsToBf16Bits,
@@ -13,17 +12,9 @@ import {
   writeSafetensors,
   type TensorToWrite,
 } from '../src/io/safetensors.js';
+import { repoRoot } from './helpers.js';
 
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-const SHARED_MODELS = path.resolve(packageRoot(), '..', 'shared', 'models');
+const SHARED_MODELS = path.resolve(repoRoot(), '..', 'shared', 'models');
 
 const dirs: string[] = [];
 after(() => {

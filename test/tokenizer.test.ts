@@ -3,20 +3,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AmendError } from '../src/errors.js';
 import { AmendTokenizer, fillTemplate, locateSubject } from '../src/tokenizer/index.js';
+import { repoRoot } from './helpers.js';
 
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('package.json not found above the test file');
-    dir = up;
-  }
-  return dir;
-}
-const MODELS = path.resolve(packageRoot(), '..', 'shared', 'models');
+const MODELS = path.resolve(repoRoot(), '..', 'shared', 'models');
 const STORIES = path.join(MODELS, 'stories260K');
 const GPT2 = path.join(MODELS, 'gpt2-tokenizer');
 
