@@ -94,22 +94,25 @@ export function defaultCacheDir(): string {
 
 /**
  * The directory of a GPT-2 checkpoint of shape `s` with seeded random weights, written on first
- * use and reused afterwards (a stamp file records what was written).
+ * use and reused afterwards (a stamp file records what was written). `dtype` is the storage
+ * dtype in the file (the values are the float32 ones rounded to it).
  */
-export function ensureGpt2Checkpoint(s: Gpt2Shape, root = defaultCacheDir(), log: (msg: string) => void = () => {}): string {
-  const name = s === GPT2_SMALL ? 'gpt2-small-random' : `gpt2-random-${s.layers}x${s.hidden}x${s.heads}-v${s.vocab}`;
+export function ensureGpt2Checkpoint(s: Gpt2Shape, root = defaultCacheDir(), log: (msg: string) => void = () => {},
+  dtype: 'F32' | 'F16' | 'BF16' = 'F32'): string {
+  const name = (s === GPT2_SMALL ? 'gpt2-small-random' : `gpt2-random-${s.layers}x${s.hidden}x${s.heads}-v${s.vocab}`) +
+    (dtype === 'F32' ? '' : `-${dtype.toLowerCase()}`);
   const dir = path.join(root, name);
-  const stamp = JSON.stringify({ version: WEIGHTS_VERSION, seed: SEED, shape: s });
+  const stamp = JSON.stringify({ version: WEIGHTS_VERSION, seed: SEED, shape: s, dtype });
   const stampFile = path.join(dir, 'bench-stamp.json');
   if (fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp &&
     fs.existsSync(path.join(dir, 'model.safetensors')) && fs.existsSync(path.join(dir, 'config.json'))) {
     return dir;
   }
-  log(`writing a ${s.layers}-layer GPT-2 checkpoint with seeded random weights to ${dir} ...`);
+  log(`writing a ${s.layers}-layer GPT-2 checkpoint (${dtype}) with seeded random weights to ${dir} ...`);
   const t0 = performance.now();
   fs.mkdirSync(dir, { recursive: true });
   fs.rmSync(stampFile, { force: true });
-  writeCheckpoint(dir, gpt2RandomTensors(s), { metadata: { generator: 'amend bench/common.ts' } });
+  writeCheckpoint(dir, gpt2RandomTensors(s), { dtype, metadata: { generator: 'amend bench/common.ts' } });
   const cfg = path.join(dir, 'config.json');
   fs.writeFileSync(`${cfg}.tmp`, JSON.stringify(gpt2Config(s), null, 2) + '\n');
   fs.renameSync(`${cfg}.tmp`, cfg);

@@ -19,7 +19,7 @@ import {
 const UNARY = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'tanh', 'sigmoid', 'relu', 'geluTanh', 'geluErf', 'silu', 'abs', 'square', 'recip'];
 const BINARY = ['add', 'sub', 'mul', 'div', 'max', 'min', 'pow'];
 
-interface Entry { calls: number; ms: number; flops: number }
+interface Entry { calls: number; ms: number; cpuMs: number; flops: number }
 
 function main(): void {
   const flags = parseFlags(process.argv.slice(2), ['json']);
@@ -72,12 +72,12 @@ function main(): void {
         const [, , , , , Bq, Tq, S, H, , D] = args as number[];
         flops = 2 * 2 * Bq * H * Tq * S * D;
       }
-      const t0 = performance.now();
+      const c0 = process.cpuUsage(), t0 = performance.now();
       const r = fn.apply(this, args);
-      const ms = performance.now() - t0;
+      const ms = performance.now() - t0, c = process.cpuUsage(c0);
       inKernel += ms;
-      const e = stats.get(key) ?? { calls: 0, ms: 0, flops: 0 };
-      e.calls++; e.ms += ms; e.flops += flops;
+      const e = stats.get(key) ?? { calls: 0, ms: 0, cpuMs: 0, flops: 0 };
+      e.calls++; e.ms += ms; e.cpuMs += (c.user + c.system) / 1000; e.flops += flops;
       stats.set(key, e);
       return r;
     };
@@ -109,15 +109,19 @@ function main(): void {
 
   const per = (x: number): number => x / reps;
   const rows = [...stats.entries()].map(([name, e]) => ({
-    name, calls: e.calls / reps, ms: per(e.ms), share: e.ms / total,
+    name, calls: e.calls / reps, ms: per(e.ms), share: e.ms / total, cpu_ms: per(e.cpuMs), cpu_share: e.cpuMs / cpu,
     gflops: e.flops > 0 ? e.flops / (e.ms / 1e3) / 1e9 : null,
-  })).sort((a, b) => b.ms - a.ms);
+    // GFLOP per CPU-second × threads: what the kernel would reach with every thread on a core of its own
+    gflops_cpu: e.flops > 0 ? (e.flops / (e.cpuMs / 1e3) / 1e9) * info.threads : null,
+  })).sort((a, b) => b.cpu_ms - a.cpu_ms);
+  const cpuInKernels = rows.reduce((acc, r) => acc + r.cpu_ms, 0);
   const outside = per(total - inKernel);
+  const outsideCpu = per(cpu) - cpuInKernels;
   const flops = gpt2ForwardFlops(shape, B, T, which === 'all' ? B * T : which === 'none' ? 0 : B);
   const report = {
     bench: 'profile-forward', machine: machineInfo(), backend: info, batch: B, seq: T, logits: which, reps,
     forward_ms: per(total), tokens_per_s: B * T / (per(total) / 1e3), gflops: flops / (per(total) / 1e3) / 1e9,
-    kernels: rows, outside_kernels_ms: outside, page_faults_per_forward: faults, cpu_ms_per_forward: per(cpu),
+    kernels: rows, outside_kernels_ms: outside, outside_kernels_cpu_ms: outsideCpu, page_faults_per_forward: faults, cpu_ms_per_forward: per(cpu),
     background_busy_max: busy,
   };
   if (json) {
@@ -129,12 +133,15 @@ function main(): void {
     `${Math.round(faults)} page faults and ${per(cpu).toFixed(0)} ms of CPU time (all threads) per forward; ` +
     `background CPU use before the forwards up to ${(busy * 100).toFixed(0)} %`);
   console.log('');
-  console.log('| kernel | calls/forward | ms/forward | share | GFLOP/s |');
-  console.log('| --- | --- | --- | --- | --- |');
+  const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+  const g = (x: number | null): string => (x === null ? '' : x.toFixed(0));
+  console.log('| kernel | calls/forward | wall ms/forward | wall share | CPU ms/forward | CPU share | GFLOP/s (wall) | GFLOP/s (CPU × threads) |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows) {
-    console.log(`| ${r.name} | ${r.calls} | ${r.ms.toFixed(1)} | ${(r.share * 100).toFixed(1)} % | ${r.gflops === null ? '' : r.gflops.toFixed(1)} |`);
+    console.log(`| ${r.name} | ${r.calls} | ${r.ms.toFixed(1)} | ${pct(r.share)} | ${r.cpu_ms.toFixed(1)} | ${pct(r.cpu_share)} | ${g(r.gflops)} | ${g(r.gflops_cpu)} |`);
   }
-  console.log(`| outside kernels (allocation, JS) | | ${outside.toFixed(1)} | ${((outside / per(total)) * 100).toFixed(1)} % | |`);
+  console.log(`| outside kernels (allocation, JS) | | ${outside.toFixed(1)} | ${pct(outside / per(total))} | ${outsideCpu.toFixed(1)} | ${pct(outsideCpu / per(cpu))} | | |`);
+  console.log(`| total | | ${per(total).toFixed(1)} | | ${per(cpu).toFixed(1)} | | ${report.gflops.toFixed(0)} | ${((flops / (per(cpu) / 1e3) / 1e9) * info.threads).toFixed(0)} |`);
 }
 
 main();

@@ -67,6 +67,15 @@ test('amend edit --method memit --requests FILE (a JSON list of requests) with -
   assert.match(r.stdout, /MEMIT on .*: 2 request\(s\)/);
   assert.match(r.stdout, /exported /);
   assert.ok(fs.existsSync(path.join(exp, 'config.json')));
+  // --json: one JSON object on stdout, export included
+  const exp2 = path.join(tmp, 'exported-json');
+  const j = amend('edit', '--model', `${models}/stories260K`, '--method', 'memit', '--requests', file, '--export', exp2, '--json',
+    '--set', 'v_num_grad_steps=5', '--set', 'mom2_dataset=model-samples', '--set', 'mom2_n_samples=40');
+  assert.equal(j.code, 0, j.stderr);
+  const o = JSON.parse(j.stdout);
+  assert.equal(o.method, 'memit');
+  assert.equal(o.requests.length, 2);
+  assert.ok(o.export && fs.existsSync(path.join(exp2, 'config.json')));
 });
 
 test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () => {

@@ -31,10 +31,18 @@ function weightsHash(model: CausalLM): string {
   return h.digest('hex');
 }
 
-/** The statistics corpus: world/corpus-train.txt, else the same lines rebuilt from world.json. */
-function corpusFile(): string {
+/**
+ * The statistics corpus: world/corpus-train.txt (the preset's mom2_dataset), else the same lines
+ * rebuilt from world.json, else nothing (the stats module's default corpus).
+ */
+function statsHparams(): Record<string, unknown> {
   const own = path.join(worldDir, 'corpus-train.txt');
-  if (fs.existsSync(own)) return own;
+  if (fs.existsSync(own)) return {};
+  if (!fs.existsSync(path.join(worldDir, 'world.json'))) return {};
+  return { mom2_dataset: corpusFile() };
+}
+
+function corpusFile(): string {
   const build = JSON.parse(fs.readFileSync(path.join(worldDir, 'BUILD.json'), 'utf8')) as { config?: { bios?: number } };
   const world = JSON.parse(fs.readFileSync(path.join(worldDir, 'world.json'), 'utf8'));
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'amend-world-')), 'corpus-train.txt');
@@ -72,7 +80,7 @@ test('world: the presets are picked for the demo model', { skip }, async () => {
 test('world: ROME single edits and a MEMIT batch raise efficacy and keep the neighbourhood (small run)', { skip }, async () => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
-  const hp = { mom2_dataset: corpusFile() };
+  const hp = statsHparams();
   const pick = cases.slice(0, 12);
   const before = counterFactSummary(pick.map((c) => counterFactOutcome(model, c)));
   const rome = await score(model, pick, 'rome', 'single', hp);
@@ -86,7 +94,7 @@ test('world: ROME single edits and a MEMIT batch raise efficacy and keep the nei
 test('world, full protocol: 100 single ROME edits, one MEMIT batch of 500 (AMEND_SLOW=1)', { skip: skip || (slow ? false : 'set AMEND_SLOW=1 (several minutes)') }, async () => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
-  const hp = { mom2_dataset: corpusFile() };
+  const hp = statsHparams();
   const rome = await score(model, cases.slice(0, 100), 'rome', 'single', hp);
   console.log(`ROME, 100 single edits: ${JSON.stringify(rome)}`);
   const memit = await score(model, cases.slice(0, 500), 'memit', 'batch', hp);

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CausalLM, builtinWorldDir } from '../src/models/index.js';
-import { Rng, WorldIndex, factPrompts, type CounterFactRecord, type World } from '../src/world/index.js';
+import { Rng, WorldIndex, buildDemoWorld, factPrompts, type CounterFactRecord, type World } from '../src/world/index.js';
 import { BUILD_FILE, buildWorldModel, sha256File, type BuildInfo } from '../src/world/build.js';
-import { backendSignature } from '../src/world/train.js';
+import { WORLD_TRAIN_CONFIG, backendSignature, trainingLines } from '../src/world/train.js';
 import * as T from '../src/tensor/index.js';
 
 const dir = builtinWorldDir();
@@ -65,11 +65,15 @@ test('world/: a Hugging Face GPT-2 folder of at most 25 MB, BUILD.json matches t
   assert.match(fs.readFileSync(path.join(dir, 'build-log.txt'), 'utf8'), /acc_train/, 'the build log has the loss curve');
 });
 
-// todo until a retrained world/ lands: the committed model reaches 100 % on train phrasings but
-// about 90 % on held-out ones (96.7 % overall); the assertion still runs and reports the number.
-test('the demo model answers ≥ 97 % of its facts over all facts and all phrasings (train and held-out)', {
-  todo: 'issue 5: the committed model is below the 97 % target on held-out phrasings',
-}, async (t) => {
+test('world/corpus-train.txt is exactly the lines the model was trained on (the editors\' statistics corpus)', () => {
+  const dw = buildDemoWorld({ seed: build.seed, corpus: { bios: WORLD_TRAIN_CONFIG.bios }, benchmarkCases: 0, modelMaxLength: WORLD_TRAIN_CONFIG.model.positions });
+  assert.equal(dw.corpus.train.length, build.world.trainLines);
+  const lines = trainingLines(dw.world, dw.corpus, WORLD_TRAIN_CONFIG, build.seed);
+  assert.equal(fs.readFileSync(path.join(dir, 'corpus-train.txt'), 'utf8'), lines.join('\n') + '\n');
+  assert.equal(fs.readFileSync(path.join(dir, 'corpus-heldout.txt'), 'utf8'), dw.corpus.heldOut.join('\n') + '\n');
+});
+
+test('the demo model answers ≥ 97 % of its facts over all facts and all phrasings (train and held-out)', async (t) => {
   const model = await modelPromise;
   const index = new WorldIndex(world);
   const items = world.facts.flatMap((f) => factPrompts(index, f));
@@ -106,10 +110,7 @@ test('benchmark.json: ≥ 500 cases, each edits a fact the model knows in every 
   assert.deepEqual(bad.slice(0, 5), [], `${bad.length} of ${items.length} benchmark prompts are not answered by the model`);
 });
 
-// todo until world/BUILD.json records the small build's sha256 (the two-builds-agree part runs).
-test('the build command reproduces the same bytes from the same seed (small configuration)', {
-  todo: 'issue 5: world/BUILD.json does not yet record the small build',
-}, async (t) => {
+test('the build command reproduces the same bytes from the same seed (small configuration)', async (t) => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-world-build-'));
   try {
     const a = await buildWorldModel({ out: path.join(tmp, 'a'), small: true });

@@ -4,6 +4,7 @@
  *
  *   config.json, model.safetensors, tokenizer.json, tokenizer_config.json   (the model)
  *   world.json (every fact), benchmark.json (CounterFact format, known facts only)
+ *   corpus-train.txt (the training lines), corpus-heldout.txt (the held-out phrasings)
  *   build-log.txt (the loss curve), BUILD.json (seed, config, backend, timings, sha256)
  *
  * The folder is assembled under a temporary name beside `out` and renamed into place at the end,
@@ -85,10 +86,9 @@ export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfi
   const config: WorldTrainConfig = { ...base, ...over, model: { ...base.model, ...(over.model ?? {}) }, betas: [...(over.betas ?? base.betas)] as [number, number] };
   if (!Number.isInteger(config.epochs) || config.epochs < 1) throw new AmendError(`epochs must be an integer ≥ 1, got ${config.epochs}`);
   if (!Number.isInteger(config.batchSize) || config.batchSize < 1) throw new AmendError(`batch size must be an integer ≥ 1, got ${config.batchSize}`);
-  if (!Number.isInteger(config.questionCopies) || config.questionCopies < 1) throw new AmendError(`questionCopies must be an integer ≥ 1, got ${config.questionCopies}`);
   if (!Number.isInteger(config.bios) || config.bios < 0) throw new AmendError(`bios must be an integer ≥ 0, got ${config.bios}`);
   if (!(config.dropout >= 0 && config.dropout < 1)) throw new AmendError(`dropout must be in [0, 1), got ${config.dropout}`);
-  if (!(config.tokenDropout >= 0 && config.tokenDropout < 1)) throw new AmendError(`tokenDropout must be in [0, 1), got ${config.tokenDropout}`);
+  if (!(config.phraseNoise >= 0 && config.phraseNoise < 1)) throw new AmendError(`phraseNoise must be in [0, 1), got ${config.phraseNoise}`);
   if (!(config.lr > 0)) throw new AmendError(`learning rate must be > 0, got ${config.lr}`);
   return config;
 }
@@ -132,7 +132,12 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
     fs.writeFileSync(path.join(tmpDir, 'config.json'), JSON.stringify(trained.rawConfig, null, 2) + '\n');
     const records = [...trained.model.weights].map(([name, t]) => ({ name, dtype: 'F32', shape: [...t.shape], data: t.data }));
     writeCheckpoint(tmpDir, records, { dtype: 'F32' });
-    await writeWorldFiles(tmpDir, dw.world, dw.tokenizer, benchmark, { tokenizerConfig: dw.tokenizerConfig });
+    // corpus-train.txt: exactly the lines the model was trained on (editors compute their key
+    // statistics over it); corpus-heldout.txt: every fact in its held-out phrasings.
+    await writeWorldFiles(tmpDir, dw.world, dw.tokenizer, benchmark, {
+      tokenizerConfig: dw.tokenizerConfig,
+      corpus: { train: trained.lines, heldOut: dw.corpus.heldOut },
+    });
     const sha256: Record<string, string> = {};
     for (const f of [MODEL_FILE, 'config.json', WORLD_FILES.tokenizer, WORLD_FILES.world, WORLD_FILES.benchmark]) {
       sha256[f] = sha256File(path.join(tmpDir, f));

@@ -6,7 +6,7 @@ import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { generate } from '../../models/generate.js';
 import { editSession } from '../../patch/session.js';
-import { checkExportDir } from '../../patch/export.js';
+import { checkExportDir, exportModel, parseExportDType } from '../../patch/export.js';
 import { loadCases } from '../../data/index.js';
 import {
   describeSchema, editWithReport, listPresets, METHODS, parseSets, resolveHparams, type EditMethod, type EditRequest,
@@ -48,7 +48,7 @@ export const spec: CommandSpec = {
     'hparams-help': { type: 'boolean', help: 'list the hparams of --method with their meaning and exit' },
   },
   examples: [
-    'amend edit --model world --method rome --prompt "{} was born in" --subject "Ada Quenmark" --target "Velmora" --out ada.safetensors',
+    'amend edit --model world --method rome --prompt "The birthplace of {} is" --subject "Tairdo Dendalek" --target Zalgate --target-true Neton --out tairdo.safetensors',
     'amend edit --model gpt2-xl --method rome --prompt "The Eiffel Tower is in" --subject "Eiffel Tower" --target Rome --export ./gpt2-xl-rome',
     'amend edit --model gpt2-xl --method memit --requests counterfact.json --limit 1000 --out cf1000.safetensors',
     'amend edit --model ./llama --method rome --hparams EasyEdit/hparams/ROME/llama-7b.yaml --set mom2_adjustment=true ...',
@@ -145,6 +145,7 @@ export async function run(args: Parsed): Promise<void> {
   if (out && fs.existsSync(out) && !v.force) throw new AmendError(`${out} exists; pass --force to overwrite it`);
   if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
   if (exportDir) checkExportDir(path.resolve(exportDir), null, v.force === true);
+  parseExportDType(str(v.dtype));
   const maxNew = intOption(v['max-new-tokens'], 'max-new-tokens', 20);
   const showN = json ? requests.length : intOption(v.show, 'show', 5);
 
@@ -182,7 +183,11 @@ export async function run(args: Parsed): Promise<void> {
     if (out) console.log(`patch written: ${out} (${patch.label})`);
   }
   let exported: unknown;
-  if (exportDir) exported = exportAndReport(model, exportDir, { ...args, values: { ...args.values, json: false } }, {});
+  if (exportDir) {
+    exported = json
+      ? exportModel(model, exportDir, { dtype: parseExportDType(str(v.dtype)), force: v.force === true })
+      : exportAndReport(model, exportDir, args);
+  }
   if (json) {
     console.log(JSON.stringify({
       method, model: model.dir, hparams: resolved.hparams, origin: resolved.origin, timings: report.timings,
