@@ -7,6 +7,7 @@ import { kernels } from '../backend/index.js';
 import { helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
 import * as doctor from './commands/doctor.js';
 import * as edit from './commands/edit.js';
+import * as evalCmd from './commands/eval.js';
 import * as exportCmd from './commands/export.js';
 import * as generate from './commands/generate.js';
 import * as logits from './commands/logits.js';
@@ -17,7 +18,7 @@ import * as world from './commands/world.js';
 interface Command { spec: CommandSpec; run: (args: Parsed) => Promise<void> }
 
 const COMMANDS: Record<string, Command> = {
-  doctor, generate, logits, world, stats, edit, patch, export: exportCmd,
+  doctor, generate, logits, world, stats, edit, eval: evalCmd, patch, export: exportCmd,
 };
 
 function usage(): string {

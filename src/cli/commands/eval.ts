@@ -1,0 +1,157 @@
+// amend eval: edit the cases of a benchmark file with ROME or MEMIT and score them (single edits,
+// batches, or sequential editing under either protocol), with a report folder that can be resumed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AmendError } from '../../errors.js';
+import { loadCases } from '../../data/index.js';
+import { METHODS, parseSets, resolveHparams, type EditMethod } from '../../editors/index.js';
+import { readHeldOutText } from '../../eval/metrics-ppl.js';
+import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
+import { formatValue } from '../../eval/summary.js';
+import type { EvalMode, EvalProgress, SequentialProtocol } from '../../eval/run-types.js';
+import { intOption, listOption, type CommandSpec, type Parsed } from '../args.js';
+import { loadModel } from '../load.js';
+import { Progress } from '../progress.js';
+
+export const spec: CommandSpec = {
+  name: 'eval',
+  summary: 'evaluate ROME or MEMIT on a benchmark: single, batch or sequential edits, with a report',
+  usage: 'amend eval --model M --method rome|memit --data FILE [--n N] [--mode single|batch:K|sequential:T] [--protocol immediate|final] [--out DIR] [--resume]',
+  options: {
+    model: { type: 'string', short: 'm', help: 'M  model directory or Hugging Face id (local cache); "world" for the demo model' },
+    method: { type: 'string', help: 'rome|memit  the editing method (default rome)' },
+    data: { type: 'string', help: 'FILE  benchmark file (CounterFact, zsRE, KnowEdit, MQuAKE, WISE, the demo world...; detected from the content)' },
+    n: { type: 'string', help: 'N  evaluate the first N cases (default: all; sequential:T takes the first T)' },
+    mode: { type: 'string', help: 'single | batch:K[,K2...] | sequential:T  (default single)' },
+    protocol: { type: 'string', help: 'immediate|final  sequential only: score each edit right after it (default) or apply all T, then score all' },
+    out: { type: 'string', short: 'o', help: 'DIR  report folder: cases.jsonl, summary.json, summary.md, plots (SVG and PNG)' },
+    resume: { type: 'boolean', help: 'continue the interrupted run in --out from its last checkpoint (same arguments)' },
+    force: { type: 'boolean', help: 'replace a report or an interrupted run in --out' },
+    'checkpoint-every': { type: 'string', help: 'N  write a checkpoint every N edits/cases/batches (default 10)' },
+    heldout: { type: 'string', help: 'FILE  held-out text for perplexity drift in sequential runs (default: corpus-heldout.txt of the model folder, e.g. --model world)' },
+    'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
+    qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
+    preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model; see amend edit --list-presets)' },
+    hparams: { type: 'string', multiple: true, help: 'FILE  hparams file (YAML/JSON, EasyEdit\'s as they are); may be repeated' },
+    set: { type: 'string', multiple: true, help: 'key=value  override one hparam; may be repeated' },
+    'stop-after': { type: 'string', help: 'N  stop after N units as if interrupted (to try --resume)' },
+  },
+  examples: [
+    'amend eval --model world --method rome --data world/benchmark.json --n 100 --out eval-rome',
+    'amend eval --model world --method memit --data world/benchmark.json --n 500 --mode batch:500 --out eval-memit',
+    'amend eval --model world --method memit --data world/benchmark.json --n 256 --mode batch:1,16,64,256 --out eval-sweep',
+    'amend eval --model world --method rome --data world/benchmark.json --mode sequential:200 --protocol final --out eval-seq',
+    'amend eval --model world --method rome --data world/benchmark.json --mode sequential:200 --out eval-seq --resume',
+    'amend eval --model gpt2-xl --method rome --data counterfact.json --n 1000 --set v_num_grad_steps=20 --json',
+    '',
+    'Reports: cases.jsonl (a line per case), summary.md / summary.json (means with 95 % confidence',
+    'intervals per regime, protocol and metric), plots against the number of edits (sequential)',
+    'or the batch size (batch). Sequential runs checkpoint every --checkpoint-every edits; after a',
+    'crash the same command with --resume continues from the last checkpoint.',
+  ],
+};
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function methodOf(v: unknown): EditMethod {
+  const m = (str(v) ?? 'rome').toLowerCase();
+  if (!METHODS.includes(m as EditMethod)) throw new AmendError(`--method must be one of ${METHODS.join(', ')}, got "${String(v)}"`);
+  return m as EditMethod;
+}
+
+function protocolOf(v: unknown, mode: EvalMode): SequentialProtocol | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'immediate' && v !== 'final') throw new AmendError(`--protocol must be immediate or final, got "${String(v)}"`);
+  if (!(typeof mode === 'object' && 'sequential' in mode)) throw new AmendError('--protocol applies to sequential runs only (--mode sequential:T)');
+  return v;
+}
+
+const STAGES: Record<EvalProgress['stage'], string> = {
+  baseline: 'unedited baselines', edit: 'editing', score: 'scoring', perplexity: 'perplexity', checkpoint: 'checkpoint', report: 'writing report',
+};
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  const json = v.json === true;
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend eval --help)`);
+  const method = methodOf(v.method);
+  const mode = parseMode(str(v.mode) ?? 'single');
+  const protocol = protocolOf(v.protocol, mode);
+  const data = str(v.data);
+  if (!data) throw new AmendError('--data is required: a benchmark file (see amend eval --help)');
+  let n = v.n === undefined ? undefined : intOption(v.n, 'n', 0, 1);
+  if (n === undefined && typeof mode === 'object' && 'sequential' in mode) n = mode.sequential;
+  const every = intOption(v['checkpoint-every'], 'checkpoint-every', 10, 1);
+  const heldoutTokens = intOption(v['heldout-tokens'], 'heldout-tokens', 2048, 2);
+  const stopAfter = v['stop-after'] === undefined ? undefined : intOption(v['stop-after'], 'stop-after', 0, 1);
+  const out = str(v.out);
+  if (out === '') throw new AmendError('--out is empty: give the report folder');
+  if (v.resume && !out) throw new AmendError('--resume needs --out DIR, the folder of the interrupted run');
+  if (out && fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a file, not a folder`);
+  if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
+  const overrides = parseSets(listOption(args, 'set'));
+  const loaded = loadCases(data, { limit: n });
+  if (loaded.cases.length === 0) throw new AmendError(`${data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
+  const heldoutFile = str(v.heldout);
+  const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
+
+  const model = await loadModel(v.model, json);
+  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides });
+  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!) } : undefined;
+  const sequential = typeof mode === 'object' && 'sequential' in mode;
+  if (!heldout && sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
+    const file = path.join(model.dir, 'corpus-heldout.txt');
+    heldout = { text: readHeldOutText(file), file };
+  }
+
+  const tty = !json && process.stderr.isTTY === true;
+  let bar: Progress | null = null;
+  let stage = '';
+  const statsBar = { bar: null as Progress | null };
+  const result = await runEval(model, loaded.cases, {
+    method, resolved, mode, protocol, out, resume: v.resume === true, force: v.force === true, checkpointEvery: every,
+    heldout, heldoutTokens, qa: v.qa === true, stopAfter, data: { file: data, format: loaded.format },
+    onProgress: (p) => {
+      const label = STAGES[p.stage];
+      if (p.stage === 'checkpoint') return;
+      if (label !== stage) {
+        bar?.done();
+        bar = new Progress(`${label}`, p.total, tty);
+        stage = label;
+      }
+      bar!.update(p.done);
+    },
+    onEditProgress: (e) => {
+      if (e.phase !== 'stats') return;
+      statsBar.bar ??= new Progress('key statistics', e.total, tty);
+      statsBar.bar.update(e.done);
+      if (e.done >= e.total) statsBar.bar.done();
+    },
+  });
+  (bar as Progress | null)?.done();
+
+  if (result.interrupted) {
+    const { done, total } = result.interrupted;
+    if (json) console.log(JSON.stringify({ interrupted: result.interrupted, out: out ?? null }));
+    else console.log(`stopped after ${done} of ${total} (--stop-after); continue with the same command and --resume`);
+    return;
+  }
+  const s = result.summary!;
+  if (json) {
+    console.log(JSON.stringify({ ...s, files: result.files }));
+    return;
+  }
+  console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
+  if (s.failed) console.log(`${s.failed} case(s) refused by the editor (see "error" in cases.jsonl)`);
+  let last = '';
+  for (const r of s.rows) {
+    if (r.name.replace(/^qa\./, '').includes('.')) continue;
+    if (r.regime !== last) console.log(`\n${r.regime}`);
+    last = r.regime;
+    console.log(`  ${`${r.protocol}/${r.name}`.padEnd(44)} ${formatValue(r.mean, r.unit).padStart(12)}  [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}]  n=${r.count}`);
+  }
+  if (s.drift.length) console.log(`\nperplexity drift: ${s.drift.map((d) => `${d.edits}: ×${d.ratio.toFixed(3)}`).join(', ')}`);
+  console.log(`\n${s.seconds.toFixed(1)} s${out ? `; report in ${out} (summary.md, summary.json, cases.jsonl${result.files.some((f) => f.endsWith('.svg')) ? ', plots' : ''})` : ' (give --out DIR for the report files)'}`);
+}

@@ -1,0 +1,134 @@
+/**
+ * The state of a run that is not finished yet, kept in OUT/.amend-eval-partial so the final report
+ * names in OUT are only ever complete files: the case lines written so far, the patches of a
+ * sequential run (one file per edit, so a resume re-applies exactly the same deltas in the same
+ * order and gets bit-identical weights), and checkpoint.json, which says how much of that is valid.
+ * Anything written after the last checkpoint (lines, patches) is ignored on resume and overwritten.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { AmendError } from '../errors.js';
+import { writeJsonAtomic } from './files.js';
+import type { CaseCost, DriftPoint, EvalConfig } from './run-types.js';
+
+export const PARTIAL_DIR = '.amend-eval-partial';
+export const CHECKPOINT_VERSION = 1;
+
+/** A case edited under 'final' but not scored yet: what the edit cost, or why it was refused. */
+export interface PendingCase {
+  index: number;
+  edit: number;
+  cost?: CaseCost;
+  error?: string;
+}
+
+export interface Checkpoint {
+  version: number;
+  config: EvalConfig;
+  /** Units (cases, batches, edits) finished. */
+  done: number;
+  total: number;
+  /** Valid lines of cases.jsonl and their length in bytes. */
+  lines: number;
+  bytes: number;
+  /** Patch files of the stacked edits so far (sequential), in the order applied. */
+  patches: string[];
+  pending: PendingCase[];
+  drift: DriftPoint[];
+  /** Wall seconds spent so far. */
+  seconds: number;
+}
+
+export class PartialRun {
+  readonly dir: string;
+  readonly casesFile: string;
+  readonly checkpointFile: string;
+  bytes = 0;
+  lines = 0;
+
+  constructor(readonly out: string) {
+    this.dir = path.join(out, PARTIAL_DIR);
+    this.casesFile = path.join(this.dir, 'cases.jsonl');
+    this.checkpointFile = path.join(this.dir, 'checkpoint.json');
+  }
+
+  exists(): boolean {
+    return fs.existsSync(this.checkpointFile);
+  }
+
+  read(): Checkpoint {
+    let cp: Checkpoint;
+    try {
+      cp = JSON.parse(fs.readFileSync(this.checkpointFile, 'utf8')) as Checkpoint;
+    } catch (e) {
+      throw new AmendError(`${this.checkpointFile}: unreadable checkpoint (${(e as Error).message.split('\n')[0]}); start over with --force`);
+    }
+    if (cp.version !== CHECKPOINT_VERSION) throw new AmendError(`${this.checkpointFile}: checkpoint version ${cp.version}, this Amend writes ${CHECKPOINT_VERSION}; start over with --force`);
+    return cp;
+  }
+
+  /** Starts empty (a fresh run). */
+  reset(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    fs.mkdirSync(path.join(this.dir, 'patches'), { recursive: true });
+    fs.writeFileSync(this.casesFile, '');
+    this.bytes = 0;
+    this.lines = 0;
+  }
+
+  /** Keeps the case lines a checkpoint vouches for and drops the rest; returns them. */
+  restore(cp: Checkpoint): string[] {
+    let buf: Buffer;
+    try {
+      buf = fs.readFileSync(this.casesFile);
+    } catch {
+      throw new AmendError(`${this.casesFile} is missing: the checkpoint cannot be resumed; start over with --force`);
+    }
+    if (buf.length < cp.bytes) throw new AmendError(`${this.casesFile} is shorter than its checkpoint says; start over with --force`);
+    fs.truncateSync(this.casesFile, cp.bytes);
+    const lines = buf.subarray(0, cp.bytes).toString('utf8').split('\n').filter((l) => l !== '');
+    if (lines.length !== cp.lines) throw new AmendError(`${this.casesFile} has ${lines.length} lines where the checkpoint says ${cp.lines}; start over with --force`);
+    for (const p of cp.patches) if (!fs.existsSync(this.patchPath(p))) throw new AmendError(`${this.patchPath(p)} is missing: the checkpoint cannot be resumed; start over with --force`);
+    this.bytes = cp.bytes;
+    this.lines = cp.lines;
+    return lines;
+  }
+
+  appendLines(lines: readonly string[]): void {
+    if (!lines.length) return;
+    const text = lines.map((l) => `${l}\n`).join('');
+    fs.appendFileSync(this.casesFile, text);
+    this.bytes += Buffer.byteLength(text);
+    this.lines += lines.length;
+  }
+
+  patchName(edit: number): string {
+    return `${String(edit).padStart(6, '0')}.safetensors`;
+  }
+
+  patchPath(name: string): string {
+    return path.join(this.dir, 'patches', name);
+  }
+
+  write(cp: Omit<Checkpoint, 'version' | 'lines' | 'bytes'>): void {
+    writeJsonAtomic(this.checkpointFile, { version: CHECKPOINT_VERSION, ...cp, lines: this.lines, bytes: this.bytes });
+  }
+
+  remove(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The first setting in which two run configurations differ, or null. */
+export function configDifference(a: unknown, b: unknown, where = ''): string | null {
+  if (a === b) return null;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) {
+    return `${where || 'config'}: ${JSON.stringify(a)} then, ${JSON.stringify(b)} now`;
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) {
+    const d = configDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], where ? `${where}.${k}` : k);
+    if (d) return d;
+  }
+  return null;
+}

@@ -1,0 +1,55 @@
+/**
+ * The report of a finished run: cases.jsonl (already written line by line in the partial folder),
+ * summary.json, summary.md and the plots as SVG and PNG. Everything is first written complete
+ * inside the partial folder and then renamed into the report folder, summary.json last, so the
+ * report folder never holds a file that is half written or from a run that did not finish.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PartialRun } from './checkpoint.js';
+import { writeFileAtomic, writeJsonAtomic } from './files.js';
+import { renderChart, runCharts } from './plots.js';
+import { summarizeRecords, summaryMarkdown } from './summary.js';
+import type { CaseRecord, DriftPoint, EvalConfig, EvalSummary } from './run-types.js';
+
+export interface ReportInput {
+  out?: string;
+  partial: PartialRun | null;
+  config: EvalConfig;
+  records: readonly CaseRecord[];
+  drift: readonly DriftPoint[];
+  seconds: number;
+  kind: 'single' | 'batch' | 'sequential';
+}
+
+/** Names a previous report in the folder may have used (replaced with --force). */
+const isReportFile = (f: string) => f === 'cases.jsonl' || f === 'summary.json' || f === 'summary.md' || /^plot-.*\.(svg|png)$/.test(f);
+
+export function buildSummary(config: EvalConfig, records: readonly CaseRecord[], drift: readonly DriftPoint[], seconds: number): EvalSummary {
+  const indexes = new Set(records.map((r) => r.index));
+  const failed = new Set(records.filter((r) => r.error !== undefined).map((r) => r.index));
+  return { config, cases: indexes.size, failed: failed.size, rows: summarizeRecords(records), drift: [...drift], seconds };
+}
+
+export function writeReports(r: ReportInput): { summary: EvalSummary; files: string[] } {
+  const summary = buildSummary(r.config, r.records, r.drift, r.seconds);
+  if (!r.out || !r.partial) return { summary, files: [] };
+  const stage = r.partial.dir;
+  const title = `${r.config.method.toUpperCase()}${r.config.model.dir ? ` on ${path.basename(r.config.model.dir)}` : ''}`;
+  const protocolLabel = r.config.protocol === 'final' ? 'apply-all-then-score' : 'score-after-each';
+  const names = ['cases.jsonl'];
+  for (const { file, chart } of runCharts(r.records, r.drift, { title, kind: r.kind, protocolLabel })) {
+    const { svg, png } = renderChart(chart);
+    writeFileAtomic(path.join(stage, `${file}.svg`), svg);
+    writeFileAtomic(path.join(stage, `${file}.png`), png);
+    names.push(`${file}.svg`, `${file}.png`);
+  }
+  names.push('summary.md', 'summary.json');
+  summary.files = names;
+  writeFileAtomic(path.join(stage, 'summary.md'), summaryMarkdown(summary));
+  writeJsonAtomic(path.join(stage, 'summary.json'), summary);
+  for (const f of fs.readdirSync(r.out)) if (isReportFile(f) && !names.includes(f)) fs.rmSync(path.join(r.out, f), { force: true });
+  for (const f of names) fs.renameSync(path.join(stage, f), path.join(r.out, f));
+  r.partial.remove();
+  return { summary, files: names.map((f) => path.resolve(r.out!, f)) };
+}

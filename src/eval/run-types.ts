@@ -1,0 +1,117 @@
+/**
+ * The shapes a run of the evaluation runner reads and writes (cases.jsonl lines, the summary),
+ * kept apart from the runner so reports and tests can use them without loading any model code.
+ */
+import type { EditCase } from '../editors/types.js';
+import type { ItemDetail, QaDetail } from './metrics-case.js';
+import type { Metric, Protocol } from './protocols.js';
+
+/** How edits are applied: one case at a time, K cases in one edit, or T edits stacked. */
+export type EvalMode = 'single' | { batch: number | number[] } | { sequential: number };
+
+/**
+ * When a sequential run scores: 'immediate' = each case right after its own edit; 'final' = every
+ * case after the T-th edit (the lifelong-editing protocol).
+ */
+export type SequentialProtocol = 'immediate' | 'final';
+
+/**
+ * The regime a number was measured under. Numbers of different regimes answer different
+ * questions, so summaries keep them in separate rows (as they do protocols of scoring).
+ */
+export type Regime = 'single' | `batch-${number}` | 'score-after-each' | 'apply-all-then-score';
+
+export const REGIME_DESCRIPTIONS: Record<string, string> = {
+  single: 'single edits, the model restored exactly between cases',
+  batch: 'K cases edited at once, scored, then reverted',
+  'score-after-each': 'sequential: each case scored right after its own edit (edits stacked)',
+  'apply-all-then-score': 'sequential: all T edits applied, then every case scored',
+};
+
+export interface CaseCost {
+  /** Seconds of the edit call that edited this case (a batch's call for all its cases). */
+  editSeconds: number;
+  /** Process peak resident set after that call (bytes). */
+  peakRssBytes: number;
+  /** The call raised the process's peak (so peakRssBytes is its own). */
+  newPeak: boolean;
+}
+
+/** One line of cases.jsonl. */
+export interface CaseRecord {
+  /** Position of the case in the evaluated list (0-based). */
+  index: number;
+  id?: string | number;
+  regime: Regime;
+  /** Batch runs: the batch size and which batch of that size. */
+  batchSize?: number;
+  batch?: number;
+  /** Sequential runs: the 1-based number of the edit that applied this case. */
+  edit?: number;
+  /** How many edits were applied when the case was scored (sequential). */
+  scoredAfter?: number;
+  metrics: Metric[];
+  cost?: CaseCost;
+  items?: ItemDetail[];
+  qa?: QaDetail[];
+  /** The edit was refused (e.g. subject not in the prompt); the case has no scores. */
+  error?: string;
+}
+
+/** Perplexity of the held-out text after a number of stacked edits. */
+export interface DriftPoint {
+  edits: number;
+  perplexity: number;
+  /** perplexity / perplexity before any edit. */
+  ratio: number;
+  tokens: number;
+}
+
+export interface SummaryRow {
+  regime: Regime;
+  protocol: Protocol;
+  name: string;
+  unit?: string;
+  mean: number;
+  std: number;
+  ci95: [number, number];
+  count: number;
+}
+
+export interface EvalConfig {
+  method: string;
+  /** The resolved hparams the edits ran with, and where they came from. */
+  hparams: Record<string, unknown>;
+  hparamsOrigin: string;
+  model: { dir: string | null; modelType: string; fingerprint: string };
+  mode: EvalMode;
+  protocol?: SequentialProtocol;
+  cases: number;
+  /** sha256 of the evaluated cases: a resumed run must evaluate the same ones. */
+  casesDigest: string;
+  /** Held-out text for perplexity drift (path and sha256), when any. */
+  heldout?: { file: string | null; digest: string; maxTokens: number };
+  /** Scoring switches that change numbers (qa, fluency). */
+  scoring: Record<string, unknown>;
+  data?: { file?: string; format?: string };
+}
+
+export interface EvalSummary {
+  config: EvalConfig;
+  cases: number;
+  failed: number;
+  rows: SummaryRow[];
+  drift: DriftPoint[];
+  /** Wall seconds of the whole run (all sessions of a resumed run together). */
+  seconds: number;
+  files?: string[];
+}
+
+export interface EvalProgress {
+  stage: 'baseline' | 'edit' | 'score' | 'perplexity' | 'checkpoint' | 'report';
+  /** Units done (cases, batches or edits) of `total`. */
+  done: number;
+  total: number;
+}
+
+export type { EditCase };

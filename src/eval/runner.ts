@@ -1,0 +1,374 @@
+/**
+ * The evaluation runner: edits cases in one of three regimes and scores them with the eval
+ * metrics (metrics-case.ts), writing cases.jsonl as it goes, checkpoints for resuming, and at the
+ * end the summary and plots (report.ts).
+ *
+ * - single: each case edited on the model as given, scored, reverted (exact, edit session).
+ * - batch K: K cases in one edit call, scored, reverted; several K may be given (a sweep).
+ * - sequential T: the first T cases edited one after another with the edits stacked; under
+ *   'immediate' each case is scored right after its edit (score-after-each), under 'final' all
+ *   are scored after the T-th (apply-all-then-score). Perplexity of held-out text is measured
+ *   before the first edit, at every checkpoint and after the last.
+ *
+ * Everything that depends on "the unedited model" is computed before any edit: locality
+ * baselines, the key statistics and the editors' context templates (both would otherwise be
+ * computed on whatever model the first edit of this process sees, and a resumed run would then
+ * edit with different ones than the run it continues).
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { AmendError } from '../errors.js';
+import type { CausalLM } from '../models/model.js';
+import { EditPatch } from '../patch/patch.js';
+import { editSession } from '../patch/session.js';
+import { caseRequests } from '../data/load.js';
+import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
+import { contextTemplates, templateSettings } from '../editors/common/templates.js';
+import { secondMoments } from '../editors/common/stats.js';
+import type { EditCase } from '../editors/types.js';
+import type { SecondMoment, StatsOptions } from '../stats/index.js';
+import { localityBaselines, scoreCases, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
+import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
+import { perplexity } from './metrics-ppl.js';
+import { configDifference, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
+import { writeReports } from './report.js';
+import type { CaseCost, CaseRecord, DriftPoint, EvalConfig, EvalMode, EvalProgress, EvalSummary, Regime, SequentialProtocol } from './run-types.js';
+
+export interface EvalOptions {
+  method: EditMethod;
+  /** hparams on top of the preset (as `amend edit --set`). */
+  hparams?: Record<string, unknown>;
+  preset?: string;
+  hparamsFiles?: string[];
+  /** Already resolved hparams (skips preset/file/override resolution). */
+  resolved?: ResolvedHparams;
+  /** Default 'single'. */
+  mode?: EvalMode;
+  /** Sequential runs only (default 'immediate'). */
+  protocol?: SequentialProtocol;
+  /** Report folder; without it nothing is written (and nothing can be resumed). */
+  out?: string;
+  /** Continue the interrupted run in `out` (same cases and settings). */
+  resume?: boolean;
+  /** Replace finished reports or an interrupted run in `out`. */
+  force?: boolean;
+  /** A checkpoint every N units (cases / batches / edits); default 10. */
+  checkpointEvery?: number;
+  /** Held-out text for perplexity drift (sequential runs). */
+  heldout?: { text: string; file?: string };
+  /** Tokens of the held-out text scored (default 2048). */
+  heldoutTokens?: number;
+  /** Generation-based metrics (see scoreCases). */
+  qa?: boolean | QaOptions;
+  fluency?: boolean | FluencyOptions;
+  /** Keep per-prompt details in cases.jsonl (default true). */
+  details?: boolean;
+  /** Key statistics to use instead of src/stats; statsOptions are passed to src/stats. */
+  stats?: StatsSource;
+  statsOptions?: StatsOptions;
+  onProgress?: (p: EvalProgress) => void;
+  /** The editor's own progress (statistics, optimisation). */
+  onEditProgress?: EditProgress;
+  /** Stop after this many units as if the process died there (tests of resume). */
+  stopAfter?: number;
+  /** Where the cases came from, for the report. */
+  data?: { file?: string; format?: string };
+}
+
+export interface EvalResult {
+  /** Absent when the run stopped early (stopAfter). */
+  summary?: EvalSummary;
+  records: CaseRecord[];
+  drift: DriftPoint[];
+  /** Report files written (absolute paths). */
+  files: string[];
+  interrupted?: { done: number; total: number };
+}
+
+interface Unit {
+  cases: number[];
+  batchSize?: number;
+  batch?: number;
+}
+
+/** Parses "single", "batch:K", "batch:K1,K2", "sequential:T". */
+export function parseMode(s: string): EvalMode {
+  const bad = () => new AmendError(`--mode must be single, batch:K (or batch:K1,K2,...) or sequential:T with positive integers, got "${s}"`);
+  const t = s.trim();
+  if (t === 'single') return 'single';
+  const m = /^(batch|sequential):(.+)$/.exec(t);
+  if (!m) throw bad();
+  const nums = m[2]!.split(',').map((x) => x.trim());
+  if (nums.some((x) => !/^[1-9]\d*$/.test(x))) throw bad();
+  const vals = nums.map(Number);
+  if (m[1] === 'sequential') {
+    if (vals.length !== 1) throw bad();
+    return { sequential: vals[0]! };
+  }
+  return { batch: vals.length === 1 ? vals[0]! : vals };
+}
+
+export function modeLabel(mode: EvalMode): string {
+  if (mode === 'single') return 'single';
+  return 'batch' in mode ? `batch:${[mode.batch].flat().join(',')}` : `sequential:${mode.sequential}`;
+}
+
+function planUnits(mode: EvalMode, n: number): Unit[] {
+  if (mode === 'single' || 'sequential' in mode) return Array.from({ length: n }, (_, i) => ({ cases: [i] }));
+  const units: Unit[] = [];
+  for (const k of [mode.batch].flat()) {
+    for (let s = 0, b = 0; s < n; s += k, b++) units.push({ cases: Array.from({ length: Math.min(k, n - s) }, (_, j) => s + j), batchSize: k, batch: b });
+  }
+  return units;
+}
+
+const digest = (x: unknown) => crypto.createHash('sha256').update(typeof x === 'string' ? x : JSON.stringify(x)).digest('hex');
+
+const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak });
+
+const costAsMetrics = (c: CaseCost) => costMetrics({ wallSeconds: c.editSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak, rssAfterBytes: 0, rssBeforeBytes: 0 });
+
+function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalMode; every: number } {
+  if (cases.length === 0) throw new AmendError('nothing to evaluate: no cases');
+  const mode = o.mode ?? 'single';
+  if (typeof mode === 'object' && 'sequential' in mode) {
+    if (!(Number.isInteger(mode.sequential) && mode.sequential >= 1)) throw new AmendError(`sequential:T needs a positive integer T, got ${mode.sequential}`);
+    if (mode.sequential > cases.length) throw new AmendError(`sequential:${mode.sequential} needs ${mode.sequential} cases, but there are only ${cases.length}`);
+  } else if (typeof mode === 'object' && 'batch' in mode) {
+    if ([mode.batch].flat().some((k) => !(Number.isInteger(k) && k >= 1))) throw new AmendError(`batch:K needs positive integers, got ${modeLabel(mode)}`);
+  } else if (mode !== 'single') throw new AmendError(`unknown mode ${JSON.stringify(mode)}`);
+  if (o.protocol !== undefined && o.protocol !== 'immediate' && o.protocol !== 'final') {
+    throw new AmendError(`protocol must be immediate or final, got "${String(o.protocol)}"`);
+  }
+  if (o.protocol !== undefined && !(typeof mode === 'object' && 'sequential' in mode)) {
+    throw new AmendError('protocol (immediate | final) applies to sequential runs only (mode sequential:T)');
+  }
+  const every = o.checkpointEvery ?? 10;
+  if (!(Number.isInteger(every) && every >= 1)) throw new AmendError(`checkpointEvery must be a positive integer, got ${o.checkpointEvery}`);
+  if (o.resume && !o.out) throw new AmendError('resume needs the report folder of the interrupted run (out)');
+  return { mode, every };
+}
+
+/** Evaluates `cases` on `model` (see the file comment). The model's weights are as given afterwards. */
+export async function runEval(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): Promise<EvalResult> {
+  const { mode, every } = checkOptions(allCases, o);
+  const sequential = typeof mode === 'object' && 'sequential' in mode;
+  const protocol: SequentialProtocol | undefined = sequential ? o.protocol ?? 'immediate' : undefined;
+  const cases = sequential ? allCases.slice(0, (mode as { sequential: number }).sequential) : allCases;
+  const resolved = o.resolved ?? resolveHparams(o.method, model, { preset: o.preset, files: o.hparamsFiles, overrides: o.hparams });
+  const hp = resolved.hparams;
+  const session = editSession(model);
+  const heldoutTokens = o.heldoutTokens ?? 2048;
+  const scoring = { qa: o.qa ?? false, fluency: o.fluency ?? false };
+  const config: EvalConfig = JSON.parse(JSON.stringify({
+    method: o.method,
+    hparams: hp,
+    hparamsOrigin: resolved.origin,
+    model: { dir: model.dir ?? null, modelType: model.config.modelType, fingerprint: session.baseFingerprint },
+    mode,
+    protocol,
+    cases: cases.length,
+    casesDigest: digest(cases),
+    heldout: sequential && o.heldout ? { file: o.heldout.file ?? null, digest: digest(o.heldout.text), maxTokens: heldoutTokens } : undefined,
+    scoring,
+    checkpointEvery: every,
+    data: o.data,
+  })) as EvalConfig;
+  const regime: Regime = !sequential ? 'single' : protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score';
+  const units = planUnits(mode, cases.length);
+  const total = units.length;
+
+  // ---- the report folder: refuse to clobber, pick up a checkpoint
+  const partial = o.out ? new PartialRun(o.out) : null;
+  let cp: Checkpoint | null = null;
+  if (partial) {
+    if (o.resume) {
+      if (!partial.exists()) throw new AmendError(`${o.out}: no interrupted run to resume (no checkpoint); run without --resume`);
+      cp = partial.read();
+      const diff = configDifference(cp.config, config);
+      if (diff) throw new AmendError(`${o.out}: the interrupted run had other settings (${diff}); resume with the same arguments, or start over with --force`);
+    } else if (!o.force) {
+      if (partial.exists()) throw new AmendError(`${o.out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume to continue it or --force to start over`);
+      const existing = ['summary.json', 'cases.jsonl', 'summary.md'].filter((f) => fs.existsSync(`${o.out}/${f}`));
+      if (existing.length) throw new AmendError(`${o.out} already has a report (${existing.join(', ')}); pass --force to replace it`);
+    }
+  }
+
+  const t0 = performance.now();
+  const progress = (stage: EvalProgress['stage'], done: number) => o.onProgress?.({ stage, done, total });
+
+  // ---- everything measured on the unedited model
+  progress('baseline', 0);
+  const baselines: LocalityBaseline[] = localityBaselines(model, cases, { qa: o.qa });
+  contextTemplates(model, templateSettings(hp));
+  let stats: StatsSource | undefined = o.stats;
+  if (!stats && (o.method === 'memit' || hp.mom2_adjustment)) {
+    const got: SecondMoment[] = await secondMoments(model, hp.layers, hp, {
+      options: { ...o.statsOptions, onProgress: o.statsOptions?.onProgress ?? (o.onEditProgress ? (done, tot) => o.onEditProgress!({ phase: 'stats', done, total: tot }) : undefined) },
+    });
+    stats = new Map(hp.layers.map((l, i) => [l, got[i]!]));
+  }
+  const text = sequential ? o.heldout?.text : undefined;
+  const pplOf = () => perplexity(model, text!, { maxTokens: heldoutTokens, maxLength: Math.min(model.config.maxPositions || 1024, 1024) });
+  const base = text !== undefined ? pplOf() : null;
+
+  // ---- state, fresh or from the checkpoint
+  let records: CaseRecord[] = [];
+  let pending: PendingCase[] = [];
+  let drift: DriftPoint[] = base ? [{ edits: 0, perplexity: base.perplexity, ratio: 1, tokens: base.tokens }] : [];
+  let patchFiles: string[] = [];
+  let done = 0;
+  let secondsBefore = 0;
+  const ours: EditPatch[] = [];
+  let createdOut = false;
+  const restoreModel = () => {
+    for (let i = ours.length - 1; i >= 0; i--) session.revert(ours[i]!);
+    ours.length = 0;
+  };
+
+  try {
+    if (partial && cp) {
+      records = partial.restore(cp).map((l) => JSON.parse(l) as CaseRecord);
+      pending = cp.pending;
+      drift = cp.drift;
+      patchFiles = cp.patches;
+      done = cp.done;
+      secondsBefore = cp.seconds;
+      for (const f of patchFiles) {
+        const p = EditPatch.load(partial.patchPath(f));
+        session.apply(p);
+        ours.push(p);
+      }
+    } else if (partial) {
+      createdOut = !fs.existsSync(o.out!);
+      fs.mkdirSync(o.out!, { recursive: true });
+      partial.reset();
+    }
+    const checkpoint = () => {
+      partial?.write({ config, done, total, patches: patchFiles, pending, drift, seconds: secondsBefore + (performance.now() - t0) / 1000 });
+      progress('checkpoint', done);
+    };
+
+    const score = (idx: readonly number[], extra: (i: number) => Partial<CaseRecord>, costOf: (i: number) => CaseCost): CaseRecord[] => {
+      const scored = scoreCases(model, idx.map((i) => cases[i]!), { baselines: idx.map((i) => baselines[i]), qa: o.qa, fluency: o.fluency });
+      return idx.map((i, k) => {
+        const s = scored[k]!;
+        const cost = costOf(i);
+        const rec: CaseRecord = { index: i, id: cases[i]!.id, regime, ...extra(i), metrics: [...s.metrics, ...costAsMetrics(cost)], cost };
+        if (o.details !== false) {
+          rec.items = s.items;
+          if (s.qa) rec.qa = s.qa;
+        }
+        return orderKeys(rec);
+      });
+    };
+
+    progress('edit', done);
+    while (done < total) {
+      const unit = units[done]!;
+      const reqs = unit.cases.flatMap((i) => caseRequests(cases[i]!));
+      const editNo = done + 1;
+      const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
+      const tags = (i: number): Partial<CaseRecord> =>
+        unit.batchSize ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch } : sequential ? { edit: editNo, scoredAfter: editNo } : { regime: unitRegime };
+      let patch: EditPatch | null = null;
+      let cost: CaseCost | undefined;
+      let refused: string | undefined;
+      try {
+        const m = await measureAsync(() => editWithReport(model, reqs, { method: o.method, resolved, allowUnchanged: true, stats, statsOptions: o.statsOptions, onProgress: o.onEditProgress }));
+        patch = m.result.patch;
+        cost = caseCost(m.cost);
+      } catch (e) {
+        // One case the editor refuses (subject not in its prompt, ...) must not sink a benchmark run.
+        if (!(e instanceof AmendError)) throw e;
+        refused = e.message;
+      }
+      const fresh: CaseRecord[] = [];
+      if (patch) {
+        session.apply(patch);
+        if (sequential) {
+          ours.push(patch);
+          if (partial) {
+            const name = partial.patchName(editNo);
+            patch.save(partial.patchPath(name));
+            patchFiles.push(name);
+          }
+        }
+      }
+      if (refused !== undefined) {
+        if (sequential && protocol === 'final') pending.push({ index: unit.cases[0]!, edit: editNo, error: refused });
+        else for (const i of unit.cases) fresh.push(orderKeys({ index: i, id: cases[i]!.id, regime: unitRegime, ...tags(i), metrics: [], error: refused }));
+      } else if (sequential && protocol === 'final') {
+        pending.push({ index: unit.cases[0]!, edit: editNo, cost });
+      } else {
+        try {
+          progress('score', done);
+          fresh.push(...score(unit.cases, tags, () => cost!));
+        } finally {
+          if (!sequential) session.revert(patch!);
+        }
+      }
+      records.push(...fresh);
+      partial?.appendLines(fresh.map((r) => JSON.stringify(r)));
+      done++;
+      if (text !== undefined && done % every === 0 && done < total) {
+        progress('perplexity', done);
+        const p = pplOf();
+        drift.push({ edits: done, perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
+      }
+      if (done % every === 0 || done === total) checkpoint();
+      progress('edit', done);
+      if (o.stopAfter !== undefined && done >= o.stopAfter && done < total) {
+        restoreModel();
+        return { records, drift, files: [], interrupted: { done, total } };
+      }
+    }
+
+    if (sequential && protocol === 'final') {
+      const ok = pending.filter((p) => !p.error);
+      const edits = new Map(pending.map((p) => [p.index, p]));
+      const CHUNK = 16;
+      for (let s = 0; s < ok.length; s += CHUNK) {
+        progress('score', s);
+        const idx = ok.slice(s, s + CHUNK).map((p) => p.index);
+        records.push(...score(idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: total }), (i) => edits.get(i)!.cost!));
+      }
+      for (const p of pending.filter((q) => q.error)) records.push(orderKeys({ index: p.index, id: cases[p.index]!.id, regime, edit: p.edit, metrics: [], error: p.error }));
+      records.sort((a, b) => a.index - b.index);
+      partial?.appendLines(records.map((r) => JSON.stringify(r)));
+    }
+    if (text !== undefined && drift[drift.length - 1]!.edits !== done) {
+      progress('perplexity', done);
+      const p = pplOf();
+      drift.push({ edits: done, perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
+    }
+    restoreModel();
+
+    progress('report', done);
+    const seconds = secondsBefore + (performance.now() - t0) / 1000;
+    const written = writeReports({
+      out: o.out, partial, config, records, drift, seconds,
+      kind: typeof mode === 'string' ? 'single' : sequential ? 'sequential' : 'batch',
+    });
+    return { summary: written.summary, records, drift, files: written.files };
+  } catch (err) {
+    restoreModel();
+    // Without a checkpoint there is nothing to resume: leave no trace in the report folder.
+    if (partial && !partial.exists()) {
+      partial.remove();
+      if (createdOut && fs.readdirSync(o.out!).length === 0) fs.rmdirSync(o.out!);
+    }
+    throw err;
+  }
+}
+
+/** Same key order on every line (index, id, regime first), so cases.jsonl reads and diffs well. */
+function orderKeys(r: CaseRecord): CaseRecord {
+  const out = { index: r.index } as CaseRecord;
+  if (r.id !== undefined) out.id = r.id;
+  out.regime = r.regime;
+  for (const k of ['batchSize', 'batch', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa'] as const) {
+    if (r[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = r[k];
+  }
+  return out;
+}

@@ -1,0 +1,93 @@
+/**
+ * The run summary: per regime, protocol and metric, the mean over cases with a 95 % interval.
+ * Grouping by (regime, protocol, name) is what keeps "score after each edit" and "apply all then
+ * score", or teacher forcing and generation, from ever landing in one average.
+ */
+import { meanCI } from './ci.js';
+import { PROTOCOLS, PROTOCOL_DESCRIPTIONS } from './protocols.js';
+import { REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type SummaryRow } from './run-types.js';
+
+const regimeOrder = (r: Regime) => {
+  if (r === 'single') return [0, 0];
+  if (r.startsWith('batch-')) return [1, Number(r.slice(6))];
+  return [r === 'score-after-each' ? 2 : 3, 0];
+};
+
+export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
+  const groups = new Map<string, { regime: Regime; protocol: SummaryRow['protocol']; name: string; unit?: string; values: number[] }>();
+  for (const rec of records) {
+    for (const m of rec.metrics) {
+      const key = `${rec.regime}\u0000${m.protocol}\u0000${m.name}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { regime: rec.regime, protocol: m.protocol, name: m.name, unit: m.unit, values: [] }));
+      g.values.push(m.value);
+    }
+  }
+  const rows: SummaryRow[] = [...groups.values()].map((g) => {
+    const s = meanCI(g.values);
+    const row: SummaryRow = { regime: g.regime, protocol: g.protocol, name: g.name, mean: s.mean, std: s.std, ci95: [s.low, s.high], count: s.count };
+    if (g.unit !== undefined) row.unit = g.unit;
+    return row;
+  });
+  rows.sort((a, b) => {
+    const [ra, ka] = regimeOrder(a.regime), [rb, kb] = regimeOrder(b.regime);
+    return ra! - rb! || ka! - kb! || PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) || a.name.localeCompare(b.name);
+  });
+  return rows;
+}
+
+/** A number for a table: enough digits to compare, bytes in MiB. */
+export function formatValue(v: number, unit?: string): string {
+  if (!Number.isFinite(v)) return '–';
+  if (unit === 'bytes') return `${(v / 2 ** 20).toFixed(1)} MiB`;
+  if (unit === 'seconds') return `${v.toFixed(v < 10 ? 3 : 1)} s`;
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  return v.toFixed(a >= 100 ? 1 : 4);
+}
+
+function regimeText(r: Regime): string {
+  if (r.startsWith('batch-')) return `batches of ${r.slice(6)}: ${REGIME_DESCRIPTIONS.batch!.replace(/^K cases/, `${r.slice(6)} cases`)}`;
+  return REGIME_DESCRIPTIONS[r] ?? r;
+}
+
+export function summaryMarkdown(s: EvalSummary): string {
+  const c = s.config;
+  const mode = typeof c.mode === 'string' ? c.mode : 'batch' in c.mode ? `batch:${[c.mode.batch].flat().join(',')}` : `sequential:${c.mode.sequential}`;
+  const lines = [
+    `# Evaluation: ${c.method.toUpperCase()} on ${c.model.dir ?? c.model.modelType}`,
+    '',
+    `- data: ${c.data?.file ?? '(in memory)'}${c.data?.format ? ` (${c.data.format})` : ''}, ${s.cases} case(s)${s.failed ? `, ${s.failed} refused by the editor` : ''}`,
+    `- mode: ${mode}${c.protocol ? `, protocol ${c.protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score'}` : ''}`,
+    `- hparams: ${c.hparamsOrigin}`,
+    `- model fingerprint: ${c.model.fingerprint.slice(0, 16)}`,
+    `- wall time: ${s.seconds.toFixed(1)} s`,
+    '',
+    'Means over cases with 95 % confidence intervals (Student t). Rows of different regimes or',
+    'protocols are never averaged together.',
+  ];
+  const regimes = [...new Set(s.rows.map((r) => r.regime))];
+  for (const regime of regimes) {
+    lines.push('', `## ${regime}`, '', `${regimeText(regime)}.`);
+    for (const protocol of PROTOCOLS) {
+      const rows = s.rows.filter((r) => r.regime === regime && r.protocol === protocol);
+      if (!rows.length) continue;
+      lines.push('', `### ${protocol}`, '', `${PROTOCOL_DESCRIPTIONS[protocol]}.`, '', '| metric | mean | 95 % CI | n |', '| --- | ---: | --- | ---: |');
+      for (const r of rows) {
+        lines.push(`| ${r.name} | ${formatValue(r.mean, r.unit)} | [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}] | ${r.count} |`);
+      }
+    }
+  }
+  if (s.drift.length) lines.push('', ...driftMarkdown(s.drift));
+  if (s.files?.length) lines.push('', '## Files', '', ...s.files.map((f) => `- ${f}`));
+  return `${lines.join('\n')}\n`;
+}
+
+function driftMarkdown(drift: readonly DriftPoint[]): string[] {
+  return [
+    '## Perplexity drift', '',
+    `Perplexity of the held-out text (${drift[0]!.tokens} tokens) after a number of stacked edits; ratio = against the unedited model.`,
+    '', '| edits | perplexity | ratio |', '| ---: | ---: | ---: |',
+    ...drift.map((d) => `| ${d.edits} | ${formatValue(d.perplexity)} | ${d.ratio.toFixed(4)} |`),
+  ];
+}
