@@ -1,0 +1,90 @@
+// The report pieces on hand-computed values: confidence intervals, regime/protocol grouping of the
+// summary, --mode parsing, chart ticks, the PNG encoder and the SVG writer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  decodePng, encodePng, layoutChart, meanCI, modeLabel, parseMode, sceneToSvg, summarizeRecords, summaryMarkdown, tQuantile975,
+  type CaseRecord, type EvalSummary,
+} from '../src/eval/index.js';
+import { niceTicks } from '../src/eval/plot.js';
+import { rasterize } from '../src/eval/raster.js';
+
+const close = (a: number, b: number, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+
+test('meanCI: Student t interval on hand-computed values', () => {
+  // 1, 2, 3, 4: mean 2.5, s = sqrt(5/3) = 1.290994, t(3) = 3.182, half = 3.182 · 1.290994 / 2 = 2.054
+  const s = meanCI([1, 2, 3, 4]);
+  close(s.mean, 2.5);
+  close(s.std, 1.290994);
+  close(s.low, 2.5 - 2.05397);
+  close(s.high, 2.5 + 2.05397);
+  assert.equal(s.count, 4);
+  assert.deepEqual(meanCI([0.5]), { mean: 0.5, std: 0, low: 0.5, high: 0.5, count: 1 });
+  assert.equal(meanCI([Number.NaN, 1, 1]).count, 2); // NaN left out
+  assert.ok(Number.isNaN(meanCI([]).mean));
+  close(tQuantile975(1), 12.706);
+  close(tQuantile975(60), 2.0003, 2e-4);
+  close(tQuantile975(1e9), 1.96, 1e-4);
+});
+
+test('summarizeRecords: never averages across regimes or protocols', () => {
+  const rec = (regime: CaseRecord['regime'], v: number, protocol: 'token-accuracy' | 'generation-qa' = 'token-accuracy'): CaseRecord =>
+    ({ index: 0, regime, metrics: [{ name: 'rewrite_acc', protocol, value: v }] });
+  const rows = summarizeRecords([rec('score-after-each', 1), rec('apply-all-then-score', 0), rec('score-after-each', 0.5), rec('score-after-each', 0, 'generation-qa'), rec('batch-10', 1), rec('batch-2', 1)]);
+  assert.deepEqual(rows.map((r) => [r.regime, r.protocol, r.mean, r.count]), [
+    ['batch-2', 'token-accuracy', 1, 1],
+    ['batch-10', 'token-accuracy', 1, 1],
+    ['score-after-each', 'token-accuracy', 0.75, 2],
+    ['score-after-each', 'generation-qa', 0, 1],
+    ['apply-all-then-score', 'token-accuracy', 0, 1],
+  ]);
+  const s: EvalSummary = {
+    config: { method: 'rome', hparams: {}, hparamsOrigin: 'test', model: { dir: null, modelType: 'gpt2', fingerprint: 'f'.repeat(64) }, mode: { sequential: 2 }, protocol: 'immediate', cases: 2, casesDigest: '', scoring: {} },
+    cases: 2, failed: 0, rows, drift: [{ edits: 0, perplexity: 10, ratio: 1, tokens: 5 }], seconds: 1,
+  };
+  const md = summaryMarkdown(s);
+  assert.match(md, /## apply-all-then-score/);
+  assert.match(md, /\| rewrite_acc \| 0\.7500 \| \[/);
+  assert.match(md, /\| 0 \| 10\.0000 \| 1\.0000 \|/);
+});
+
+test('parseMode / modeLabel', () => {
+  assert.equal(parseMode('single'), 'single');
+  assert.deepEqual(parseMode('batch:8'), { batch: 8 });
+  assert.deepEqual(parseMode('batch:1,4,16'), { batch: [1, 4, 16] });
+  assert.deepEqual(parseMode('sequential:200'), { sequential: 200 });
+  assert.equal(modeLabel({ batch: [1, 4] }), 'batch:1,4');
+  for (const bad of ['batch', 'batch:0', 'batch:-1', 'sequential:2,3', 'sequential:x', 'lifelong:5', '']) {
+    assert.throws(() => parseMode(bad), /--mode must be single, batch:K .* or sequential:T/, bad);
+  }
+});
+
+test('niceTicks cover the data with round steps', () => {
+  assert.deepEqual(niceTicks(0, 0.86, 6), [0, 0.2, 0.4, 0.6, 0.8, 1]);
+  assert.deepEqual(niceTicks(1, 12, 7, true), [0, 2, 4, 6, 8, 10, 12]);
+  assert.deepEqual(niceTicks(3, 3, 6, true), [2, 3, 4]);
+});
+
+test('PNG: encode → decode round trip, valid signature and chunk CRCs', () => {
+  const w = 7, h = 5;
+  const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 37) & 0xff);
+  const png = encodePng(w, h, rgb);
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const back = decodePng(png);
+  assert.equal(back.width, w);
+  assert.equal(back.height, h);
+  assert.deepEqual(back.rgb, rgb);
+});
+
+test('a chart: SVG with axes, ticks, labels and one line per series; the raster has the same size', () => {
+  const scene = layoutChart({ title: 'T', xLabel: 'number of edits', yLabel: 'score', series: [
+    { label: 'a', points: [[1, 0], [2, 0.5], [3, 1]] }, { label: 'b & c', points: [[1, 1], [3, 0]] },
+  ], integerX: true });
+  const svg = sceneToSvg(scene);
+  assert.equal((svg.match(/<polyline /g) ?? []).length, 2);
+  assert.match(svg, />number of edits</);
+  assert.match(svg, /rotate\(-90/);
+  assert.match(svg, />b &amp; c</);
+  const r = rasterize(scene);
+  assert.equal(r.rgb.length, scene.width * scene.height * 3);
+});

@@ -1,0 +1,177 @@
+// The evaluation runner on a tiny checkpoint: every benchmark file of ../shared/data evaluated end
+// to end (mechanics, not quality), the model restored exactly, batch and sequential regimes kept
+// apart, an interrupted sequential run resumed to the same summary, report files that parse, and
+// nothing left in the report folder when a run fails before its first checkpoint.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CausalLM } from '../src/models/model.js';
+import { loadCases } from '../src/data/index.js';
+import type { EditCase } from '../src/editors/types.js';
+import { decodePng, PARTIAL_DIR, runEval, type EvalOptions, type EvalSummary } from '../src/eval/index.js';
+import { sharedDir } from './helpers.js';
+
+const DATA = sharedDir('data');
+const MODELS = sharedDir('models');
+const skip = DATA && MODELS ? false : '../shared/data or ../shared/models is absent';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-eval-'));
+process.env.AMEND_CACHE = path.join(tmp, 'cache');
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+// Cheap settings: the mechanics are under test, not the edits' quality.
+const ROME: Pick<EvalOptions, 'method' | 'hparams'> = { method: 'rome', hparams: { v_num_grad_steps: 2, mom2_adjustment: false } };
+const MEMIT: Pick<EvalOptions, 'method' | 'hparams'> = { method: 'memit', hparams: { v_num_grad_steps: 2, mom2_dataset: 'model-samples', mom2_n_samples: 40 } };
+
+let modelP: Promise<CausalLM> | null = null;
+const tiny = () => (modelP ??= CausalLM.load(path.join(MODELS!, 'stories260K')));
+
+const weightsCopy = (m: CausalLM) => new Map([...m.weights.entries()].map(([k, t]) => [k, t.data.slice()]));
+function assertSameWeights(m: CausalLM, before: Map<string, Float32Array>): void {
+  for (const [k, t] of m.weights.entries()) assert.ok(Buffer.from(t.data.buffer).equals(Buffer.from(before.get(k)!.buffer)), `weight ${k} changed`);
+}
+
+const heldout = () => ({ text: fs.readFileSync(path.join(DATA!, 'wikitext', 'wikitext-2-raw-test.txt'), 'utf8').slice(0, 8000) });
+/** Summary rows without cost (wall time and memory differ between any two runs). */
+const comparable = (s: EvalSummary) => ({ rows: s.rows.filter((r) => r.protocol !== 'cost'), drift: s.drift, cases: s.cases, failed: s.failed });
+
+test('every benchmark file in ../shared/data evaluates end to end (single edits, model restored exactly)', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const files = fs.readdirSync(DATA!).flatMap((sub) => {
+    const dir = path.join(DATA!, sub);
+    return fs.statSync(dir).isDirectory() ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f)) : [];
+  });
+  assert.ok(files.length >= 15, `${files.length} benchmark files`);
+  for (const file of files) {
+    const { cases, format } = loadCases(file, { limit: 1 });
+    const r = await runEval(m, cases, { ...ROME, data: { file, format } });
+    const rel = path.relative(DATA!, file);
+    assert.equal(r.records.length, 1, rel);
+    const rec = r.records[0]!;
+    assert.equal(rec.regime, 'single');
+    if (rec.error) {
+      // An editor refusal is recorded, not fatal; say which, so a loader/editor mismatch is visible.
+      console.log(`${rel}: the editor refused the case: ${rec.error}`);
+      continue;
+    }
+    const names = new Set(rec.metrics.map((x) => x.name));
+    assert.ok(names.has('rewrite_acc'), `${rel}: rewrite_acc`);
+    assert.ok(names.has('edit_time') && names.has('peak_rss'), `${rel}: cost`);
+    if (cases[0]!.targetTrue) assert.ok(names.has('efficacy_score'), `${rel}: efficacy_score`);
+    assert.ok(r.summary!.rows.every((row) => row.regime === 'single'));
+    assertSameWeights(m, before);
+  }
+});
+
+test('batch sweep: one row group per batch size, plots against batch size; sequential protocols tagged apart', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 4 });
+  const out = path.join(tmp, 'batch');
+  const r = await runEval(m, cases, { ...MEMIT, mode: { batch: [2, 4] }, out });
+  assertSameWeights(m, before);
+  assert.equal(r.records.length, 8);
+  assert.deepEqual([...new Set(r.summary!.rows.map((x) => x.regime))], ['batch-2', 'batch-4']);
+  assert.deepEqual(r.records.map((x) => x.batch), [0, 0, 1, 1, 0, 0, 0, 0]);
+  const svg = fs.readFileSync(path.join(out, 'plot-token-accuracy.svg'), 'utf8');
+  assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.match(svg, />batch size</);
+  assert.match(svg, /<polyline /);
+
+  const imm = await runEval(m, cases, { ...ROME, mode: { sequential: 3 }, protocol: 'immediate' });
+  const fin = await runEval(m, cases, { ...ROME, mode: { sequential: 3 }, protocol: 'final' });
+  assertSameWeights(m, before);
+  assert.deepEqual(imm.records.map((x) => [x.regime, x.edit, x.scoredAfter]), [['score-after-each', 1, 1], ['score-after-each', 2, 2], ['score-after-each', 3, 3]]);
+  assert.deepEqual(fin.records.map((x) => [x.regime, x.edit, x.scoredAfter]), [['apply-all-then-score', 1, 3], ['apply-all-then-score', 2, 3], ['apply-all-then-score', 3, 3]]);
+  // The last edit is scored on the same stack either way.
+  const rw = (recs: typeof imm.records) => recs[2]!.metrics.find((x) => x.name === 'rewrite_acc')!.value;
+  assert.equal(rw(imm.records), rw(fin.records));
+});
+
+for (const [label, method, protocol] of [['ROME, score-after-each', ROME, 'immediate'], ['MEMIT, apply-all-then-score', MEMIT, 'final']] as const) {
+  test(`an interrupted sequential run (${label}) resumes from its last checkpoint to the same summary`, { skip }, async () => {
+    const m = await tiny();
+    const before = weightsCopy(m);
+    const { cases } = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 7 });
+    const opts: EvalOptions = { ...method, mode: { sequential: 7 }, protocol, checkpointEvery: 2, heldout: heldout(), heldoutTokens: 200 };
+    const whole = await runEval(m, cases, { ...opts, out: path.join(tmp, `whole-${protocol}`) });
+
+    const out = path.join(tmp, `resumed-${protocol}`);
+    const stopped = await runEval(m, cases, { ...opts, out, stopAfter: 5 });
+    assert.deepEqual(stopped.interrupted, { done: 5, total: 7 });
+    assertSameWeights(m, before);
+    assert.ok(!fs.existsSync(path.join(out, 'summary.json')), 'no report before the run finished');
+    const cp = JSON.parse(fs.readFileSync(path.join(out, PARTIAL_DIR, 'checkpoint.json'), 'utf8'));
+    assert.equal(cp.done, 4, 'the last checkpoint is at 4 edits');
+    assert.equal(cp.patches.length, 4);
+    await assert.rejects(runEval(m, cases, { ...opts, out }), /holds an interrupted run \(4 of 7 done\); pass --resume/);
+    await assert.rejects(runEval(m, cases.slice(1), { ...opts, mode: { sequential: 6 }, out, resume: true }), /other settings/);
+
+    // A crash after the resume (a callback throwing once the last edit is checkpointed, before the
+    // report): the next resume starts from that checkpoint.
+    await assert.rejects(runEval(m, cases, { ...opts, out, resume: true, onProgress: (p) => { if (p.stage === 'edit' && p.done === 7) throw new Error('boom'); } }), /boom/);
+    assertSameWeights(m, before);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, PARTIAL_DIR, 'checkpoint.json'), 'utf8')).done, 7);
+
+    const resumed = await runEval(m, cases, { ...opts, out, resume: true });
+    assertSameWeights(m, before);
+    assert.deepEqual(comparable(resumed.summary!), comparable(whole.summary!));
+    assert.deepEqual(resumed.drift.map((d) => d.edits), [0, 2, 4, 6, 7]);
+    const lines = (dir: string) => fs.readFileSync(path.join(dir, 'cases.jsonl'), 'utf8').trim().split('\n').map((l) => {
+      const r = JSON.parse(l);
+      return { ...r, cost: undefined, metrics: r.metrics.filter((x: { protocol: string }) => x.protocol !== 'cost') };
+    });
+    assert.deepEqual(lines(out), lines(path.join(tmp, `whole-${protocol}`)));
+    assert.ok(!fs.existsSync(path.join(out, PARTIAL_DIR)), 'the partial state is gone once the report is written');
+  });
+}
+
+test('report files exist and parse: summary.json, summary.md, cases.jsonl, SVG and PNG plots', { skip }, async () => {
+  const m = await tiny();
+  const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 3 });
+  const out = path.join(tmp, 'report');
+  const r = await runEval(m, cases, { ...ROME, mode: { sequential: 3 }, out, heldout: heldout(), heldoutTokens: 200, checkpointEvery: 1 });
+  const names = fs.readdirSync(out).sort();
+  assert.deepEqual(names.filter((f) => !f.startsWith('plot-')), ['cases.jsonl', 'summary.json', 'summary.md']);
+  for (const base of ['plot-token-accuracy', 'plot-probability-comparison', 'plot-cost-seconds', 'plot-perplexity-drift']) {
+    const svg = fs.readFileSync(path.join(out, `${base}.svg`), 'utf8');
+    assert.match(svg, /<\/svg>\n$/, base);
+    assert.match(svg, />number of edits</, base);
+    const png = decodePng(fs.readFileSync(path.join(out, `${base}.png`)));
+    assert.equal(png.width, 760);
+    assert.equal(png.height, 440);
+    assert.ok(png.rgb.some((v) => v < 128), `${base}.png has ink`);
+  }
+  const s = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')) as EvalSummary;
+  assert.equal(s.cases, 3);
+  assert.deepEqual(s.drift.map((d) => d.edits), [0, 1, 2, 3]);
+  const eff = s.rows.find((x) => x.name === 'efficacy_score')!;
+  assert.equal(eff.regime, 'score-after-each');
+  assert.ok(eff.ci95[0] <= eff.mean && eff.mean <= eff.ci95[1]);
+  assert.deepEqual(s, JSON.parse(JSON.stringify({ ...r.summary, files: s.files })));
+  const md = fs.readFileSync(path.join(out, 'summary.md'), 'utf8');
+  assert.match(md, /## score-after-each/);
+  assert.match(md, /\| efficacy_score \| [0-9.]+ \| \[/);
+  assert.match(md, /## Perplexity drift/);
+  const lines = fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.index), [0, 1, 2]);
+  assert.ok(lines.every((l) => l.items.length > 0 && l.cost.editSeconds > 0));
+  await assert.rejects(runEval(m, cases, { ...ROME, out }), /already has a report/);
+});
+
+test('a run that fails before its first checkpoint leaves nothing in the report folder', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const cases: EditCase[] = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 3 }).cases;
+  const out = path.join(tmp, 'failed');
+  await assert.rejects(runEval(m, cases, { ...ROME, mode: { sequential: 3 }, out, onProgress: (p) => { if (p.stage === 'edit' && p.done === 1) throw new Error('crash'); } }), /crash/);
+  assert.ok(!fs.existsSync(out), 'the report folder it created is gone');
+  assertSameWeights(m, before);
+  await assert.rejects(runEval(m, cases, { ...ROME, mode: { sequential: 4 } }), /sequential:4 needs 4 cases, but there are only 3/);
+  await assert.rejects(runEval(m, cases, { ...ROME, protocol: 'final' }), /sequential runs only/);
+  await assert.rejects(runEval(m, [], { ...ROME }), /no cases/);
+  await assert.rejects(runEval(m, cases, { ...ROME, out, resume: true }), /no interrupted run to resume/);
+  assert.ok(!fs.existsSync(out));
+});
