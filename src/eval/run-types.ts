@@ -90,7 +90,7 @@ export interface EvalConfig {
   /** sha256 of the evaluated cases: a resumed run must evaluate the same ones. */
   casesDigest: string;
   /** Held-out text for perplexity drift (path and sha256), when any. */
-  heldout?: { file: string | null; digest: string; maxTokens: number };
+  heldout?: { file: string | null; digest: string; maxTokens: number; lines: boolean };
   /** Scoring switches that change numbers (qa, fluency). */
   scoring: Record<string, unknown>;
   data?: { file?: string; format?: string };

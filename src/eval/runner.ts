@@ -29,7 +29,7 @@ import type { EditCase } from '../editors/types.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import { localityBaselines, scoreCases, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
-import { perplexity } from './metrics-ppl.js';
+import { heldoutPerplexity } from './heldout.js';
 import { configDifference, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { writeReports } from './report.js';
 import type { CaseCost, CaseRecord, DriftPoint, EvalConfig, EvalMode, EvalProgress, EvalSummary, Regime, SequentialProtocol } from './run-types.js';
@@ -55,7 +55,7 @@ export interface EvalOptions {
   /** A checkpoint every N units (cases / batches / edits); default 10. */
   checkpointEvery?: number;
   /** Held-out text for perplexity drift (sequential runs). */
-  heldout?: { text: string; file?: string };
+  heldout?: { text: string; file?: string; lines?: boolean };
   /** Tokens of the held-out text scored (default 2048). */
   heldoutTokens?: number;
   /** Generation-based metrics (see scoreCases). */
@@ -169,7 +169,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
     protocol,
     cases: cases.length,
     casesDigest: digest(cases),
-    heldout: sequential && o.heldout ? { file: o.heldout.file ?? null, digest: digest(o.heldout.text), maxTokens: heldoutTokens } : undefined,
+    heldout: sequential && o.heldout ? { file: o.heldout.file ?? null, digest: digest(o.heldout.text), maxTokens: heldoutTokens, lines: o.heldout.lines ?? false } : undefined,
     scoring,
     checkpointEvery: every,
     data: o.data,
@@ -209,7 +209,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
     stats = new Map(hp.layers.map((l, i) => [l, got[i]!]));
   }
   const text = sequential ? o.heldout?.text : undefined;
-  const pplOf = () => perplexity(model, text!, { maxTokens: heldoutTokens, maxLength: Math.min(model.config.maxPositions || 1024, 1024) });
+  const pplOf = () => heldoutPerplexity(model, text!, { maxTokens: heldoutTokens, lines: o.heldout?.lines });
   const base = text !== undefined ? pplOf() : null;
 
   // ---- state, fresh or from the checkpoint

@@ -29,6 +29,7 @@ export const spec: CommandSpec = {
     force: { type: 'boolean', help: 'replace a report or an interrupted run in --out' },
     'checkpoint-every': { type: 'string', help: 'N  write a checkpoint every N edits/cases/batches (default 10)' },
     heldout: { type: 'string', help: 'FILE  held-out text for perplexity drift in sequential runs (default: corpus-heldout.txt of the model folder, e.g. --model world)' },
+    'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (the default for a model folder\'s corpus-heldout.txt)' },
     'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
     qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model; see amend edit --list-presets)' },
@@ -99,11 +100,12 @@ export async function run(args: Parsed): Promise<void> {
 
   const model = await loadModel(v.model, json);
   const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides });
-  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!) } : undefined;
+  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: v['heldout-lines'] === true } : undefined;
   const sequential = typeof mode === 'object' && 'sequential' in mode;
   if (!heldout && sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
     const file = path.join(model.dir, 'corpus-heldout.txt');
-    heldout = { text: readHeldOutText(file), file };
+    // The demo world's corpus is one document per line (see src/eval/heldout.ts).
+    heldout = { text: readHeldOutText(file), file, lines: true };
   }
 
   const tty = !json && process.stderr.isTTY === true;
