@@ -77,7 +77,7 @@ async function runScenario(flags: Flags): Promise<void> {
   const overrides: Record<string, unknown> = {
     mom2_dataset: corpus, mom2_n_samples: intFlag(flags, 'samples', 1000),
     ...(flags.has('steps') ? { v_num_grad_steps: intFlag(flags, 'steps', 20) } : {}),
-    ...parseSets(strFlag(flags, 'set') ? [strFlag(flags, 'set')!] : []),
+    ...parseSets((strFlag(flags, 'set') ?? '').split(/\s+/).filter(Boolean)),
   };
   const t0 = performance.now();
   let statsCached = true;
@@ -157,7 +157,7 @@ async function world(flags: Flags): Promise<void> {
   const model = await CausalLM.load(strFlag(flags, 'model') ?? 'world');
   const bench = strFlag(flags, 'benchmark') ?? path.join(model.dir!, 'benchmark.json');
   const { cases } = loadCases(bench);
-  const overrides = parseSets(strFlag(flags, 'set') ? [strFlag(flags, 'set')!] : []);
+  const overrides = parseSets((strFlag(flags, 'set') ?? '').split(/\s+/).filter(Boolean));
   const count = (name: string, fallback: number): number => (flags.has(name) ? Number(flags.get(name)) : fallback);
   const romeN = count('rome', 100), memitN = count('memit', 500), offset = count('offset', 0);
   if (romeN > 0) {

@@ -43,6 +43,7 @@ const COMMON: Record<string, HparamSpec> = {
   mom2_adjustment: { kind: 'bool', help: 'ROME: u = C⁻¹k* (second-moment adjustment); MEMIT reads C regardless, as the original' },
   mom2_dataset: { kind: 'string', help: 'corpus of the key statistics: a file/folder path (relative paths also tried inside the model folder), the name of imported statistics ("wikipedia" in the published presets), or empty for the default (<model>/corpus-train.txt, else the model\'s own samples)' },
   mom2_n_samples: { kind: 'int', min: 1, help: 'text samples for the key statistics' },
+  mom2_ridge: { kind: 'number', min: 0, help: 'Amend: C + ridge·(tr C / d)·I instead of C, for key statistics with dead MLP units (near-zero eigenvalues that C⁻¹ would blow up); 0 = the reference behaviour' },
   mom2_dtype: { kind: 'string', help: 'precision of the statistics in the reference (Amend keeps them in float64)' },
   rewrite_module_tmp: { kind: 'string', help: 'module whose weight is rewritten ("{}" = layer); must be the MLP down projection' },
   layer_module_tmp: { kind: 'string', help: 'transformer block module name (informational)' },
@@ -91,6 +92,7 @@ export interface EditHparams {
   mom2_adjustment: boolean;
   mom2_dataset: string;
   mom2_n_samples?: number;
+  mom2_ridge: number;
   mom2_dtype: string;
   rewrite_module_tmp: string;
   layer_module_tmp: string;
@@ -126,6 +128,7 @@ export function methodDefaults(method: EditMethod): HparamValues {
     // model's own samples) and its default sample count.
     mom2_dataset: '',
     mom2_dtype: 'float32',
+    mom2_ridge: 0,
     target_space: 'if_missing',
     context_template_top_k: 5,
     context_template_seed: 0,

@@ -14,7 +14,7 @@ import type { EditRequest } from './types.js';
 import { resolveHparams, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
 import { prepareRequests, encodePrompt, type PreparedRequest } from './common/prompts.js';
 import { scoreTargets } from './common/score.js';
-import { secondMoments, type StatsSource } from './common/stats.js';
+import { secondMoments, withRidge, type StatsSource } from './common/stats.js';
 import { Timings, type EditProgress } from './common/run.js';
 import { computeRome, type RomeOutput } from './rome/index.js';
 import { computeMemit, type MemitOutput } from './memit/index.js';
@@ -97,7 +97,7 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
       given: opts.stats,
       options: { ...opts.statsOptions, onProgress: opts.statsOptions?.onProgress ?? (opts.onProgress ? (done, total) => opts.onProgress!({ phase: 'stats', done, total }) : undefined) },
     }));
-    hp.layers.forEach((l, i) => stats.set(l, got[i]));
+    hp.layers.forEach((l, i) => stats.set(l, withRidge(got[i], hp.mom2_ridge)));
   }
 
   let deltas: TensorDelta[];

@@ -85,6 +85,29 @@ export async function secondMoments(model: CausalLM, layers: readonly number[], 
   return got;
 }
 
+const ridged = new WeakMap<SecondMoment, Map<number, SecondMoment>>();
+
+/**
+ * C + ridge·(tr C / d)·I (cached per matrix and ridge). A tiny model can have MLP units that never
+ * fire on the corpus: their eigenvalues in C are ~1e-10, and C⁻¹k* then points almost entirely
+ * along them, so the rank-one update is huge and specific to nothing. ridge = 0 returns `sm`.
+ */
+export function withRidge(sm: SecondMoment, ridge: number): SecondMoment {
+  if (!(ridge > 0)) return sm;
+  let byRidge = ridged.get(sm);
+  if (!byRidge) ridged.set(sm, (byRidge = new Map()));
+  const hit = byRidge.get(ridge);
+  if (hit) return hit;
+  const d = sm.dim, mom2 = Float64Array.from(sm.mom2);
+  let trace = 0;
+  for (let i = 0; i < d; i++) trace += mom2[i * d + i];
+  const add = (ridge * trace) / d;
+  for (let i = 0; i < d; i++) mom2[i * d + i] += add;
+  const out: SecondMoment = { ...sm, mom2 };
+  byRidge.set(ridge, out);
+  return out;
+}
+
 const factors = new WeakMap<Float64Array, Float64Array>();
 
 /** The Cholesky factor of C (cached per matrix); a clear error when C is not positive definite. */
