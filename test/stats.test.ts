@@ -15,6 +15,7 @@ import {
   chooseSubset, importEasyEditStats, importStatsToCache, layerSecondMoment, layerSecondMoments, loadStatsFile,
   packBatches, parseRomeStatsName, readStatsFile, type SecondMoment,
 } from '../src/stats/index.js';
+import { EditPatch, editSession } from '../src/patch/index.js';
 import { repoRoot, sharedDir } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
@@ -263,6 +264,35 @@ test('model samples and token-id corpora work without a tokenizer; text needs on
   assert.deepEqual(b.mom2, a.mom2, 'model samples are seeded');
   const c = await layerSecondMoment(model, 0, { samples: 20, maxLength: 12, noCache: true, corpus: { kind: 'model-samples', seed: 2 } });
   assert.notDeepEqual(c.mom2, a.mom2);
+});
+
+test('an edited model gets the statistics of its unedited base (cached or computed on the base weights), weights untouched', async () => {
+  const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'edited'), gpt2Config({ layers: 2 }), 11));
+  const ids = [[5, 6, 7, 8], [9, 10, 3, 4, 2], [11, 12, 13, 14, 15, 16, 17]];
+  const corpus = { kind: 'ids' as const, ids };
+  const base = await layerSecondMoment(model, 1, { corpus, noCache: true });
+  const name = [...model.weights.keys()].find((n) => /h\.0\.mlp\.c_fc\.weight$/.test(n))!;
+  const w = model.weights.get(name)!;
+  const delta = new Float32Array(w.data.length).map((_, i) => 0.05 * Math.sin(i));
+  const patch = EditPatch.create(model, [{ kind: 'dense', name, shape: [...w.shape], delta }], { method: 'test' });
+  const session = editSession(model);
+  session.apply(patch);
+  const edited = w.data.slice();
+  const onEdited = reference(model, 1, ids);
+  assert.ok(relErr(onEdited.mom2, base.mom2) > 1e-3, 'the patch changes the layer-1 keys');
+  const got = await layerSecondMoment(model, 1, { corpus, noCache: true });
+  assert.ok(relErr(got.mom2, base.mom2) < 1e-6, 'computed on the base weights');
+  assert.equal(got.fingerprint, base.fingerprint);
+  assert.deepEqual(model.weights.get(name)!.data, edited, 'the patch is back in place, bit for bit');
+  // With a cache: what the base model wrote is what the edited model reads.
+  const cacheDir = path.join(tmp, 'edited-cache');
+  session.revert(patch);
+  const first = await layerSecondMoment(model, 1, { corpus, cacheDir });
+  session.apply(patch);
+  const hit = await layerSecondMoment(model, 1, { corpus, cacheDir });
+  assert.equal(hit.source, 'cache');
+  assert.deepEqual(hit.mom2, first.mom2);
+  session.revert(patch);
 });
 
 // ------------------------------------------------------------------------------------------------

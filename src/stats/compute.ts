@@ -17,6 +17,7 @@ import { generate } from '../models/generate.js';
 import { hookPoint, type Hook } from '../models/hooks.js';
 import type { CausalLM } from '../models/model.js';
 import { modelFingerprint } from '../models/fingerprint.js';
+import { sessionOf } from '../patch/session.js';
 import { noGrad } from '../tensor/index.js';
 import { GramAccumulator } from './accumulate.js';
 import { readStatsFile, statsCachePath, writeStatsFile, type StatsKey } from './cache.js';
@@ -90,7 +91,11 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   }
   const wanted = [...new Set(layers)].sort((a, b) => a - b);
   const o = resolveStatsOptions(model, opts);
-  const fingerprint = modelFingerprint(model);
+  // Statistics always describe the unedited model (the references compute C once per model and
+  // layer): in a sequential run, later edits reuse the first edit's C instead of recomputing it on
+  // weights the earlier edits changed.
+  const session = sessionOf(model);
+  const fingerprint = session ? session.baseFingerprint : modelFingerprint(model);
   const dim = model.config.ffn;
   const keyOf = (layer: number): StatsKey => ({
     fingerprint, layer, corpusId: o.corpus.id, corpusSlug: o.corpus.slug, samples: o.samples, maxLength: o.maxLength,
@@ -110,7 +115,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   }
   const missing = wanted.filter((l) => !done.has(l));
   if (missing.length > 0) {
-    const computed = await computeMoments(model, missing, o, opts.onProgress);
+    const computed = await onBaseWeights(model, () => computeMoments(model, missing, o, opts.onProgress));
     for (const [l, { acc, docs }] of computed) {
       const sm: SecondMoment = {
         layer: l, dim, count: acc.count, mom2: acc.finish(), corpus: o.corpus.id, samples: docs, fingerprint,
@@ -129,6 +134,19 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
     }
   }
   return layers.map((l) => done.get(l)!);
+}
+
+/** Runs `fn` with every patch of the model's edit session taken off, then puts them back in order (exact). */
+async function onBaseWeights<T>(model: CausalLM, fn: () => Promise<T>): Promise<T> {
+  const session = sessionOf(model);
+  const applied = session?.applied() ?? [];
+  if (applied.length === 0) return fn();
+  for (let i = applied.length - 1; i >= 0; i--) session!.revert(applied[i]);
+  try {
+    return await fn();
+  } finally {
+    for (const p of applied) session!.apply(p, { force: true });
+  }
 }
 
 /** A cached file for `key`, or null (absent, unreadable, or for other settings: then recomputed). */
