@@ -5,6 +5,7 @@
 import { AmendError } from '../errors.js';
 import { kernels } from '../backend/index.js';
 import { helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
+import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
 import * as edit from './commands/edit.js';
 import * as evalCmd from './commands/eval.js';
@@ -18,7 +19,7 @@ import * as world from './commands/world.js';
 interface Command { spec: CommandSpec; run: (args: Parsed) => Promise<void> }
 
 const COMMANDS: Record<string, Command> = {
-  doctor, generate, logits, world, stats, edit, eval: evalCmd, patch, export: exportCmd,
+  demo, doctor, generate, logits, world, stats, edit, eval: evalCmd, patch, export: exportCmd,
 };
 
 function usage(): string {

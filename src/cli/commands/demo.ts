@@ -1,0 +1,437 @@
+// amend demo: the whole story on the built-in demo world in one command, offline: what the model
+// believes, one ROME edit (with a paraphrase, a neighbour and a multi-hop question), a MEMIT batch,
+// CounterFact-style scores from the evaluation module, and an exact revert, with the time of each
+// phase. Every edit is computed on the unedited model and reverted before the next one, so the
+// ROME and MEMIT numbers are independent (as in `amend eval`'s single and batch regimes).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { AmendError } from '../../errors.js';
+import type { CausalLM } from '../../models/model.js';
+import { generate } from '../../models/generate.js';
+import { editSession } from '../../patch/session.js';
+import type { EditPatch } from '../../patch/patch.js';
+import { loadCases } from '../../data/index.js';
+import { editWithReport, parseSets, resolveHparams, type EditCase, type EditMethod, type ResolvedHparams } from '../../editors/index.js';
+import { scoreCases, portabilityGroupsOf } from '../../eval/metrics-case.js';
+import { summarizeMetrics, type Metric, type MetricSummary } from '../../eval/protocols.js';
+import { targetLogProbs } from '../../eval/scoring.js';
+import { fillTemplate } from '../../tokenizer/index.js';
+import { Rng } from '../../world/rng.js';
+import { WorldIndex } from '../../world/query.js';
+import type { World } from '../../world/types.js';
+import { intOption, listOption, type CommandSpec, type Parsed } from '../args.js';
+import { loadModel } from '../load.js';
+import { Progress } from '../progress.js';
+
+export const spec: CommandSpec = {
+  name: 'demo',
+  summary: 'edit the built-in demo model: facts before, a ROME edit, a MEMIT batch, scores, revert (offline)',
+  usage: 'amend demo [--n N] [--case ID | --seed S] [--model M] [--data FILE] [--show K] [--tokens N] [--set key=value] [--json]',
+  options: {
+    n: { type: 'string', help: 'N  edits in the MEMIT batch (default 100; 0 skips MEMIT)' },
+    case: { type: 'string', help: 'ID  the benchmark case (case_id) for the ROME edit (default: the first suitable one)' },
+    seed: { type: 'string', help: 'S  pick the ROME case and the MEMIT batch at random with this seed (default: file order)' },
+    model: { type: 'string', short: 'm', help: 'M  model (default world, the built-in demo model)' },
+    data: { type: 'string', help: 'FILE  benchmark in CounterFact format (default: benchmark.json beside the model)' },
+    show: { type: 'string', help: 'K  MEMIT cases shown before and after (default 3)' },
+    tokens: { type: 'string', help: 'N  tokens of each greedy completion (default 6)' },
+    set: { type: 'string', multiple: true, help: 'key=value  override an hparam of both methods (e.g. --set v_num_grad_steps=20); repeatable' },
+  },
+  examples: [
+    'amend demo                      # the demo world: ROME on one fact, MEMIT on 100, scores, revert',
+    'amend demo --n 20 --seed 7      # a smaller MEMIT batch, cases drawn with seed 7',
+    'amend demo --case 12 --json     # ROME on benchmark case 12; machine-readable output',
+    '',
+    'Nothing is written: the edits live in memory and are reverted at the end (bit-identical',
+    'weights, checked). hparams come from the presets matching the model (amend edit --list-presets).',
+    'Statistics for the edited layers are computed on the first run and then cached',
+    '($AMEND_CACHE/stats, default ~/.cache/amend/stats).',
+  ],
+};
+
+// ------------------------------------------------------------------ small helpers
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** A greedy continuation, cut at the first line break: the world's facts are one line each. */
+function completions(model: CausalLM, prompts: readonly string[], tokens: number): string[] {
+  if (prompts.length === 0 || tokens === 0) return prompts.map(() => '');
+  const tok = model.tok();
+  const outs = generate(model, prompts.map((p) => tok.encode(p)), { maxNewTokens: tokens });
+  return outs.map((ids) => {
+    const text = tok.decode(ids, { skipSpecialTokens: true });
+    const nl = text.indexOf('\n');
+    return nl >= 0 ? text.slice(0, nl) : text;
+  });
+}
+
+/** P(target | prompt) of whole targets, with the evaluation module's tokenisation rule. */
+function probs(model: CausalLM, items: readonly { prompt: string; target: string }[]): number[] {
+  return targetLogProbs(model, items).map((s) => Math.exp(s.sum));
+}
+
+function fmtP(p: number | undefined): string {
+  if (p === undefined || !Number.isFinite(p)) return '–';
+  return p >= 1e-3 ? p.toFixed(3) : p.toExponential(1);
+}
+
+const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(1)} %`);
+
+const secs = (s: number) => `${s.toFixed(s < 10 ? 2 : 1)} s`;
+
+/** sha256 over the named tensors' bytes: taken before an edit and after its revert. */
+function weightsDigest(model: CausalLM, names: readonly string[]): string {
+  const h = crypto.createHash('sha256');
+  for (const n of [...names].sort()) {
+    const t = model.weights.get(n);
+    if (!t) throw new AmendError(`the patch touches "${n}", which the model does not have`);
+    h.update(n);
+    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  return h.digest('hex');
+}
+
+class Clock {
+  readonly phases: Record<string, number> = {};
+  private readonly t0 = performance.now();
+
+  async time<T>(phase: string, fn: () => T | Promise<T>): Promise<T> {
+    const t = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.phases[phase] = (this.phases[phase] ?? 0) + (performance.now() - t) / 1000;
+    }
+  }
+
+  total(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+}
+
+/** "preset world" (+ overrides): the presets' sources are long, `amend edit --list-presets` has them. */
+function shortOrigin(r: ResolvedHparams, overrides: Record<string, unknown>): string {
+  const base = r.preset ? `preset ${r.preset.name}` : 'rule (no preset for this model)';
+  const keys = Object.keys(overrides);
+  return keys.length ? `${base} + --set ${keys.join(', ')}` : base;
+}
+
+// ------------------------------------------------------------------ picking cases
+
+const hasCounterfactFields = (c: EditCase) =>
+  typeof c.targetTrue === 'string' && c.targetTrue.trim() !== '' && (c.rephrase?.length ?? 0) > 0 && (c.neighborhood?.length ?? 0) > 0 && !c.edits;
+
+/** The prompts a case's multi-hop questions ask (the world benchmark's forward portability). */
+function multiHop(c: EditCase) {
+  const g = portabilityGroupsOf(c);
+  return g['multi_hop'] ?? c.portability ?? [];
+}
+
+function order(n: number, seed: number | undefined): number[] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  if (seed === undefined) return idx;
+  const rng = new Rng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  return idx;
+}
+
+/**
+ * The ROME case: --case, or the first (in file or seeded order) with everything the demo shows
+ * (a paraphrase, a neighbour, a multi-hop question) whose true object the model already gives:
+ * an edit of a fact the model never knew would show nothing.
+ */
+function pickRomeCase(model: CausalLM, cases: readonly EditCase[], ordered: readonly number[], wanted: string | undefined): number {
+  if (wanted !== undefined) {
+    const i = cases.findIndex((c) => String(c.id) === wanted);
+    if (i < 0) throw new AmendError(`--case ${wanted}: no benchmark case has that case_id (ids run from ${String(cases[0]?.id)} to ${String(cases[cases.length - 1]?.id)})`);
+    if (!hasCounterfactFields(cases[i]!)) throw new AmendError(`--case ${wanted}: the case lacks a true object, a paraphrase or a neighbourhood prompt; pick another`);
+    return i;
+  }
+  const candidates = ordered.filter((i) => hasCounterfactFields(cases[i]!) && multiHop(cases[i]!).length > 0);
+  const CHUNK = 16;
+  for (let s = 0; s < candidates.length; s += CHUNK) {
+    const chunk = candidates.slice(s, s + CHUNK);
+    const scores = targetLogProbs(model, chunk.map((i) => ({ prompt: fillTemplate(cases[i]!.prompt, cases[i]!.subject), target: cases[i]!.targetTrue! })));
+    const k = scores.findIndex((x) => x.accuracy === 1);
+    if (k >= 0) return chunk[k]!;
+  }
+  throw new AmendError('no benchmark case suits the demo (a known true object, a paraphrase, a neighbour and a multi-hop question); give one with --case ID');
+}
+
+// ------------------------------------------------------------------ the world, for multi-hop truths
+
+/**
+ * The answer a multi-hop question had before the edit, from world.json beside the benchmark and the
+ * question's relation path in the raw record. Undefined when either is missing (other benchmarks).
+ */
+function multiHopBefore(benchFile: string, c: EditCase, question: string): string | undefined {
+  try {
+    const worldFile = path.join(path.dirname(benchFile), 'world.json');
+    if (!fs.existsSync(worldFile)) return undefined;
+    const raw = JSON.parse(fs.readFileSync(benchFile, 'utf8')) as { case_id?: unknown; portability?: { prompt?: string; relation_path?: string[] }[] }[];
+    const rec = raw.find((r) => String(r.case_id) === String(c.id));
+    const relPath = rec?.portability?.find((p) => p.prompt === question)?.relation_path;
+    if (!relPath) return undefined;
+    const index = new WorldIndex(JSON.parse(fs.readFileSync(worldFile, 'utf8')) as World);
+    const subject = index.byName(c.subject);
+    if (!subject) return undefined;
+    const end = index.follow(subject.id, relPath).end;
+    return end === undefined ? undefined : index.name(end);
+  } catch {
+    // The multi-hop truth is a nicety of the demo world; any other file simply goes without it.
+    return undefined;
+  }
+}
+
+// ------------------------------------------------------------------ shown facts
+
+interface Shown {
+  prompt: string;
+  completion: string;
+  pTrue?: number;
+  pNew?: number;
+}
+
+interface Probe {
+  role: 'edited' | 'paraphrase' | 'neighbour' | 'multi-hop';
+  prompt: string;
+  /** The answer after the edit (multi-hop: in the edited world). */
+  newAnswer: string;
+  /** The answer before (multi-hop: in the original world, when known). */
+  trueAnswer?: string;
+  /** Whether the answer should move to newAnswer (false for the neighbour). */
+  shouldChange: boolean;
+}
+
+function look(model: CausalLM, probes: readonly { prompt: string; trueAnswer?: string; newAnswer: string }[], tokens: number): Shown[] {
+  const texts = completions(model, probes.map((p) => p.prompt), tokens);
+  const items = probes.flatMap((p) => [{ prompt: p.prompt, target: p.newAnswer }, ...(p.trueAnswer ? [{ prompt: p.prompt, target: p.trueAnswer }] : [])]);
+  const ps = probs(model, items);
+  let k = 0;
+  return probes.map((p, i) => {
+    const pNew = ps[k++];
+    const pTrue = p.trueAnswer ? ps[k++] : undefined;
+    return { prompt: p.prompt, completion: texts[i]!, pNew, pTrue };
+  });
+}
+
+function probesOf(c: EditCase, benchFile: string): Probe[] {
+  const out: Probe[] = [
+    { role: 'edited', prompt: fillTemplate(c.prompt, c.subject), newAnswer: c.targetNew, trueAnswer: c.targetTrue, shouldChange: true },
+    { role: 'paraphrase', prompt: c.rephrase![0]!, newAnswer: c.targetNew, trueAnswer: c.targetTrue, shouldChange: true },
+    { role: 'neighbour', prompt: c.neighborhood![0]!, newAnswer: c.targetNew, trueAnswer: c.targetTrue, shouldChange: false },
+  ];
+  const q = multiHop(c)[0];
+  if (q) out.push({ role: 'multi-hop', prompt: q.prompt, newAnswer: q.answer, trueAnswer: multiHopBefore(benchFile, c, q.prompt), shouldChange: true });
+  return out;
+}
+
+// ------------------------------------------------------------------ metrics
+
+const TABLE: { name: string; protocol: Metric['protocol']; label: string }[] = [
+  { name: 'efficacy_score', protocol: 'probability-comparison', label: 'efficacy (P(new) > P(true), edited prompt)' },
+  { name: 'paraphrase_score', protocol: 'probability-comparison', label: 'paraphrase (P(new) > P(true), rephrasings)' },
+  { name: 'neighborhood_score', protocol: 'probability-comparison', label: 'neighbourhood (P(true) > P(new), other subjects)' },
+  { name: 'portability_acc', protocol: 'token-accuracy', label: 'multi-hop (teacher-forced token accuracy)' },
+];
+
+function pickRows(summary: readonly MetricSummary[]): Record<string, number | undefined> {
+  const out: Record<string, number | undefined> = {};
+  for (const t of TABLE) out[t.name] = summary.find((s) => s.name === t.name && s.protocol === t.protocol)?.mean;
+  return out;
+}
+
+/** Scores with the evaluation module, in chunks so a long batch gets a progress bar. */
+function scoreAll(model: CausalLM, cases: readonly EditCase[], bar: Progress | null): MetricSummary[] {
+  const perCase: Metric[][] = [];
+  const CHUNK = 10;
+  for (let s = 0; s < cases.length; s += CHUNK) {
+    // Locality agreement needs the unedited model's outputs; the table leaves it out, so no baseline.
+    for (const r of scoreCases(model, cases.slice(s, s + CHUNK))) perCase.push(r.metrics);
+    bar?.update(Math.min(cases.length, s + CHUNK));
+  }
+  bar?.done();
+  return summarizeMetrics(perCase);
+}
+
+// ------------------------------------------------------------------ the command
+
+interface EditOutcome {
+  patch: EditPatch;
+  timings: Record<string, number>;
+  digest: string;
+}
+
+async function doEdit(model: CausalLM, method: EditMethod, resolved: ResolvedHparams, reqs: readonly EditCase[], tty: boolean): Promise<EditOutcome> {
+  const labels: Record<string, string> = { stats: 'key statistics', z: 'MEMIT z vectors', rome: 'ROME v*', layers: 'MEMIT layers', templates: 'context templates' };
+  const bars = new Map<string, Progress>();
+  const { patch, report } = await editWithReport(model, reqs.map((c) => ({ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id })), {
+    method, resolved,
+    // A benchmark batch may hold a target the model happens to give already; MEMIT still writes it.
+    allowUnchanged: method === 'memit',
+    onProgress: (e) => {
+      let bar = bars.get(e.phase);
+      if (!bar) bars.set(e.phase, (bar = new Progress(labels[e.phase] ?? e.phase, e.total, tty)));
+      bar.update(e.done);
+      if (e.done >= e.total) bar.done();
+    },
+  });
+  for (const b of bars.values()) b.done();
+  const digest = weightsDigest(model, patch.deltas.map((d) => d.name));
+  editSession(model).apply(patch);
+  return { patch, timings: report.timings, digest };
+}
+
+function revertChecked(model: CausalLM, e: EditOutcome): boolean {
+  editSession(model).revert(e.patch);
+  return weightsDigest(model, e.patch.deltas.map((d) => d.name)) === e.digest;
+}
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  const json = v.json === true;
+  const tty = !json && process.stderr.isTTY === true;
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend demo --help)`);
+  const n = intOption(v.n, 'n', 100, 0);
+  const showK = intOption(v.show, 'show', 3, 0);
+  const tokens = intOption(v.tokens, 'tokens', 6, 1);
+  const seed = v.seed === undefined ? undefined : intOption(v.seed, 'seed', 0, 0);
+  const wantedCase = str(v.case);
+  if (wantedCase !== undefined && wantedCase.trim() === '') throw new AmendError('--case is empty: give a benchmark case_id');
+  if (wantedCase !== undefined && seed !== undefined) throw new AmendError('give either --case (a chosen ROME case) or --seed (random cases), not both');
+  const overrides = parseSets(listOption(args, 'set'));
+  const modelId = str(v.model) ?? 'world';
+  const say = (line = '') => { if (!json) console.log(line); };
+
+  const clock = new Clock();
+
+  // ---- 0. model and benchmark
+  const { model, cases, benchFile, format } = await clock.time('load', async () => {
+    const dataArg = str(v.data);
+    if (dataArg === '') throw new AmendError('--data is empty: give a benchmark file');
+    // Fail on a missing benchmark before spending time on the weights.
+    if (dataArg && !fs.existsSync(dataArg)) throw new AmendError(`--data ${dataArg}: no such file`);
+    const m = await loadModel(modelId, json);
+    const file = dataArg ?? (m.dir ? path.join(m.dir, 'benchmark.json') : '');
+    if (!file || !fs.existsSync(file)) {
+      throw new AmendError(`no benchmark for ${modelId}: ${m.dir ? `${path.join(m.dir, 'benchmark.json')} does not exist` : 'the model has no folder'}; give one with --data FILE (CounterFact format)`);
+    }
+    const loaded = loadCases(file);
+    return { model: m, cases: loaded.cases, benchFile: file, format: loaded.format };
+  });
+  const rome = resolveHparams('rome', model, { overrides });
+  const memit = n > 0 ? resolveHparams('memit', model, { overrides }) : null;
+
+  const ordered = order(cases.length, seed);
+  const romeIdx = pickRomeCase(model, cases, ordered, wantedCase);
+  const romeCase = cases[romeIdx]!;
+  const batchIdx = ordered.filter((i) => i !== romeIdx && hasCounterfactFields(cases[i]!)).slice(0, n);
+  if (batchIdx.length < n) throw new AmendError(`--n ${n}: the benchmark has only ${batchIdx.length} other case(s) with a true object, paraphrases and neighbours`);
+  const batch = batchIdx.map((i) => cases[i]!);
+  const shownBatch = batch.slice(0, showK);
+
+  say(`Amend demo: ${model.config.modelType} model ${model.dir ?? modelId} (${model.config.layers} layers, hidden ${model.config.hidden}); ${cases.length} benchmark cases in ${benchFile} (${format})`);
+  say(`hparams: ROME ${shortOrigin(rome, overrides)}, layers ${JSON.stringify(rome.hparams.layers)}${memit ? `; MEMIT ${shortOrigin(memit, overrides)}, layers ${JSON.stringify(memit.hparams.layers)}` : ''}`);
+
+  // ---- 1. what the model believes
+  const factProbe = (c: EditCase) => ({ prompt: fillTemplate(c.prompt, c.subject), trueAnswer: c.targetTrue, newAnswer: c.targetNew });
+  const beforeFacts = await clock.time('before', () => look(model, [romeCase, ...shownBatch].map(factProbe), tokens));
+  say('\n1. Facts before editing (greedy completion; probability of the true and of the new object)');
+  [romeCase, ...shownBatch].forEach((c, i) => {
+    const s = beforeFacts[i]!;
+    say(`   ${s.prompt} ${JSON.stringify(s.completion)}   P(${c.targetTrue!.trim()}) ${fmtP(s.pTrue)}  P(${c.targetNew.trim()}) ${fmtP(s.pNew)}`);
+  });
+
+  // ---- 2. one ROME edit
+  const probes = probesOf(romeCase, benchFile);
+  const romeBefore = await clock.time('before', () => look(model, probes, tokens));
+  say(`\n2. ROME: "${fillTemplate(romeCase.prompt, romeCase.subject)}" ${romeCase.targetTrue!.trim()} → ${romeCase.targetNew.trim()} (case ${String(romeCase.id)})`);
+  const romeEdit = await clock.time('rome', () => doEdit(model, 'rome', rome, [romeCase], tty));
+  const romeAfter = await clock.time('after', () => look(model, probes, tokens));
+  const romeScores = await clock.time('score', () => scoreAll(model, [romeCase], null));
+  const romeOk = await clock.time('revert', () => revertChecked(model, romeEdit));
+  for (const [i, p] of probes.entries()) {
+    const b = romeBefore[i]!, a = romeAfter[i]!;
+    const want = p.role === 'multi-hop'
+      ? `answer ${p.trueAnswer ? `${p.trueAnswer.trim()} → ` : ''}${p.newAnswer.trim()}`
+      : p.shouldChange ? `should become ${p.newAnswer.trim()}` : `should stay ${p.trueAnswer!.trim()}`;
+    const pr = (s: Shown) => `P(${p.newAnswer.trim()}) ${fmtP(s.pNew)}${p.trueAnswer ? `  P(${p.trueAnswer.trim()}) ${fmtP(s.pTrue)}` : ''}`;
+    say(`   ${p.role.padEnd(10)} ${p.prompt}   (${want})`);
+    say(`     before ${JSON.stringify(b.completion).padEnd(28)} ${pr(b)}`);
+    say(`     after  ${JSON.stringify(a.completion).padEnd(28)} ${pr(a)}`);
+  }
+  say(`   edit ${secs(clock.phases['rome']!)} (${Object.entries(romeEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')}); reverted${romeOk ? '' : ' — WEIGHTS DIFFER'}`);
+
+  // ---- 3. a MEMIT batch
+  let memitEdit: EditOutcome | null = null;
+  let memitScores: MetricSummary[] = [];
+  let batchBefore: Shown[] = [], batchAfter: Shown[] = [];
+  let memitOk = true;
+  if (memit) {
+    say(`\n3. MEMIT: ${n} edits in one batch (${n === 1 ? 'case' : 'cases'} ${batch.slice(0, 5).map((c) => String(c.id)).join(', ')}${n > 5 ? ', ...' : ''})`);
+    batchBefore = beforeFacts.slice(1);
+    memitEdit = await clock.time('memit', () => doEdit(model, 'memit', memit, batch, tty));
+    batchAfter = await clock.time('after', () => look(model, shownBatch.map(factProbe), tokens));
+    shownBatch.forEach((c, i) => {
+      const b = batchBefore[i]!, a = batchAfter[i]!;
+      say(`   ${b.prompt} ${c.targetTrue!.trim()} → ${c.targetNew.trim()}`);
+      say(`     before ${JSON.stringify(b.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(b.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(b.pTrue)}`);
+      say(`     after  ${JSON.stringify(a.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(a.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(a.pTrue)}`);
+    });
+    say(`   edit ${secs(clock.phases['memit']!)} (${Object.entries(memitEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')})`);
+    memitScores = await clock.time('score', () => scoreAll(model, batch, new Progress('scoring', batch.length, tty)));
+    memitOk = await clock.time('revert', () => revertChecked(model, memitEdit!));
+  }
+
+  // ---- 4. metrics
+  const romeRow = pickRows(romeScores);
+  const memitRow = pickRows(memitScores);
+  say(`\n${memit ? 4 : 3}. Scores (CounterFact probability comparison per prompt, mean per-token log-probability; src/eval)`);
+  say(`   ${''.padEnd(50)} ${'ROME, 1 edit'.padStart(14)}${memit ? ` ${`MEMIT, ${n} edits`.padStart(18)}` : ''}`);
+  for (const t of TABLE) {
+    if (romeRow[t.name] === undefined && memitRow[t.name] === undefined) continue;
+    say(`   ${t.label.padEnd(50)} ${pct(romeRow[t.name]).padStart(14)}${memit ? ` ${pct(memitRow[t.name]).padStart(18)}` : ''}`);
+  }
+
+  // ---- 5. revert and time
+  const allOk = romeOk && memitOk;
+  const total = clock.total();
+  const phaseOrder = ['load', 'before', 'rome', 'memit', 'after', 'score', 'revert'];
+  const phases = Object.fromEntries(phaseOrder.filter((p) => clock.phases[p] !== undefined).map((p) => [p, Math.round(clock.phases[p]! * 1000) / 1000]));
+  say(`\n${memit ? 5 : 4}. Reverted: ${allOk ? 'the edited tensors are bit-identical to the original (sha256)' : 'WEIGHTS DIFFER FROM THE ORIGINAL'}; nothing was written to disk`);
+  say(`   time: ${Object.entries(phases).map(([k, s]) => `${k} ${secs(s)}`).join(' · ')} · total ${secs(total)}`);
+
+  if (json) {
+    const showCase = (c: EditCase) => ({ id: c.id ?? null, prompt: fillTemplate(c.prompt, c.subject), subject: c.subject, targetTrue: c.targetTrue, targetNew: c.targetNew });
+    console.log(JSON.stringify({
+      model: { dir: model.dir, modelType: model.config.modelType, layers: model.config.layers, hidden: model.config.hidden },
+      data: { file: benchFile, format, cases: cases.length },
+      before: [romeCase, ...shownBatch].map((c, i) => ({ ...showCase(c), ...beforeFacts[i] })),
+      rome: {
+        case: showCase(romeCase),
+        hparams: { origin: rome.origin, layers: rome.hparams.layers },
+        probes: probes.map((p, i) => ({ ...p, before: romeBefore[i], after: romeAfter[i] })),
+        timings: romeEdit.timings,
+        metrics: romeScores,
+        reverted: romeOk,
+      },
+      memit: memit && memitEdit ? {
+        n,
+        cases: batch.map((c) => c.id ?? null),
+        hparams: { origin: memit.origin, layers: memit.hparams.layers },
+        shown: shownBatch.map((c, i) => ({ ...showCase(c), before: batchBefore[i], after: batchAfter[i] })),
+        timings: memitEdit.timings,
+        metrics: memitScores,
+        reverted: memitOk,
+      } : null,
+      table: TABLE.map((t) => ({ name: t.name, protocol: t.protocol, rome: romeRow[t.name] ?? null, memit: memit ? memitRow[t.name] ?? null : null })),
+      reverted: allOk,
+      seconds: { ...phases, total: Math.round(total * 1000) / 1000 },
+    }));
+  }
+  if (!allOk) throw new AmendError('revert did not restore the original weights bit for bit (please report)');
+}
