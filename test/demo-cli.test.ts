@@ -90,7 +90,7 @@ test('amend demo --n 5 --json: facts before, ROME probes, MEMIT batch, scores, e
   for (const k of ['load', 'before', 'rome', 'memit', 'score', 'revert', 'total']) assert.equal(typeof o.seconds[k], 'number', k);
 });
 
-test('amend demo (text): the five sections, --set passed to both methods, --n 0 skips MEMIT', () => {
+test('amend demo (text): the five sections, --set passed to the methods, --n 0 skips MEMIT', () => {
   const r = amend('demo', '--n', '2', '--show', '1', '--set', 'v_num_grad_steps=10');
   assert.equal(r.code, 0, r.stderr);
   const out = r.stdout;
@@ -107,7 +107,8 @@ test('amend demo (text): the five sections, --set passed to both methods, --n 0 
   assert.match(out, /\n5\. Reverted: the edited tensors are bit-identical/);
   assert.match(out, /time: load .* · rome .* · memit .* · total \d/);
 
-  const z = amend('demo', '--n', '0', '--set', 'v_num_grad_steps=5', '--json');
+  // mom2_update_weight is MEMIT's alone: ROME runs without it instead of refusing it.
+  const z = amend('demo', '--n', '0', '--set', 'v_num_grad_steps=5', '--set', 'mom2_update_weight=1000', '--json');
   assert.equal(z.code, 0, z.stderr);
   const o = JSON.parse(z.stdout);
   assert.equal(o.memit, null);
@@ -126,4 +127,5 @@ test('amend demo: bad input is one line and exit 1', () => {
   oneLineError(amend('demo', '--data', path.join(tmp, 'missing.json')), /--data .*missing\.json: no such file/);
   oneLineError(amend('demo', '--n', '100000'), /--n 100000: the benchmark has only \d+ other case/);
   oneLineError(amend('demo', 'extra'), /unexpected argument "extra"/);
+  oneLineError(amend('demo', '--set', 'no_such_hparam=1'), /unknown ROME hparam "no_such_hparam"/);
 });

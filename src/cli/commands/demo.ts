@@ -12,7 +12,7 @@ import { generate } from '../../models/generate.js';
 import { editSession } from '../../patch/session.js';
 import type { EditPatch } from '../../patch/patch.js';
 import { loadCases } from '../../data/index.js';
-import { editWithReport, parseSets, resolveHparams, type EditCase, type EditMethod, type ResolvedHparams } from '../../editors/index.js';
+import { editWithReport, parseSets, resolveHparams, SCHEMAS, type EditCase, type EditMethod, type ResolvedHparams } from '../../editors/index.js';
 import { scoreCases, portabilityGroupsOf } from '../../eval/metrics-case.js';
 import { summarizeMetrics, type Metric, type MetricSummary } from '../../eval/protocols.js';
 import { targetLogProbs } from '../../eval/scoring.js';
@@ -36,7 +36,7 @@ export const spec: CommandSpec = {
     data: { type: 'string', help: 'FILE  benchmark in CounterFact format (default: benchmark.json beside the model)' },
     show: { type: 'string', help: 'K  MEMIT cases shown before and after (default 3)' },
     tokens: { type: 'string', help: 'N  tokens of each greedy completion (default 6)' },
-    set: { type: 'string', multiple: true, help: 'key=value  override an hparam of both methods (e.g. --set v_num_grad_steps=20); repeatable' },
+    set: { type: 'string', multiple: true, help: 'key=value  override an hparam (of both methods, or of the one that has it); repeatable' },
   },
   examples: [
     'amend demo                      # the demo world: ROME on one fact, MEMIT on 100, scores, revert',
@@ -115,6 +115,16 @@ function shortOrigin(r: ResolvedHparams, overrides: Record<string, unknown>): st
   const base = r.preset ? `preset ${r.preset.name}` : 'rule (no preset for this model)';
   const keys = Object.keys(overrides);
   return keys.length ? `${base} + --set ${keys.join(', ')}` : base;
+}
+
+/**
+ * The --set values one method takes: a key only the other method knows (MEMIT's
+ * mom2_update_weight) goes to that one alone; a key neither knows is left in, so resolution
+ * gives its usual one-line error.
+ */
+function overridesFor(method: EditMethod, all: Record<string, unknown>): Record<string, unknown> {
+  const other: EditMethod = method === 'rome' ? 'memit' : 'rome';
+  return Object.fromEntries(Object.entries(all).filter(([k]) => k in SCHEMAS[method] || !(k in SCHEMAS[other])));
 }
 
 // ------------------------------------------------------------------ picking cases
@@ -323,8 +333,8 @@ export async function run(args: Parsed): Promise<void> {
     const loaded = loadCases(file);
     return { model: m, cases: loaded.cases, benchFile: file, format: loaded.format };
   });
-  const rome = resolveHparams('rome', model, { overrides });
-  const memit = n > 0 ? resolveHparams('memit', model, { overrides }) : null;
+  const rome = resolveHparams('rome', model, { overrides: overridesFor('rome', overrides) });
+  const memit = n > 0 ? resolveHparams('memit', model, { overrides: overridesFor('memit', overrides) }) : null;
 
   const ordered = order(cases.length, seed);
   const romeIdx = pickRomeCase(model, cases, ordered, wantedCase);
@@ -335,7 +345,7 @@ export async function run(args: Parsed): Promise<void> {
   const shownBatch = batch.slice(0, showK);
 
   say(`Amend demo: ${model.config.modelType} model ${model.dir ?? modelId} (${model.config.layers} layers, hidden ${model.config.hidden}); ${cases.length} benchmark cases in ${benchFile} (${format})`);
-  say(`hparams: ROME ${shortOrigin(rome, overrides)}, layers ${JSON.stringify(rome.hparams.layers)}${memit ? `; MEMIT ${shortOrigin(memit, overrides)}, layers ${JSON.stringify(memit.hparams.layers)}` : ''}`);
+  say(`hparams: ROME ${shortOrigin(rome, overridesFor('rome', overrides))}, layers ${JSON.stringify(rome.hparams.layers)}${memit ? `; MEMIT ${shortOrigin(memit, overridesFor('memit', overrides))}, layers ${JSON.stringify(memit.hparams.layers)}` : ''}`);
 
   // ---- 1. what the model believes
   const factProbe = (c: EditCase) => ({ prompt: fillTemplate(c.prompt, c.subject), trueAnswer: c.targetTrue, newAnswer: c.targetNew });
