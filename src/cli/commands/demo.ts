@@ -279,6 +279,12 @@ interface EditOutcome {
 async function doEdit(model: CausalLM, method: EditMethod, resolved: ResolvedHparams, reqs: readonly EditCase[], tty: boolean): Promise<EditOutcome> {
   const labels: Record<string, string> = { stats: 'key statistics', z: 'MEMIT z vectors', rome: 'ROME v*', layers: 'MEMIT layers', templates: 'context templates' };
   const bars = new Map<string, Progress>();
+  // The editors report their main phase only when a step (a v* or a chunk of z vectors) ends, so
+  // its bar is started with the edit, and again once statistics (when computed) are done, for
+  // the bar's elapsed time and ETA to count the whole phase.
+  const main: [string, number] = method === 'memit' ? ['z', reqs.length] : ['rome', reqs.length * resolved.hparams.layers.length];
+  const startMain = () => bars.set(main[0], new Progress(labels[main[0]]!, main[1], tty));
+  startMain();
   const { patch, report } = await editWithReport(model, reqs.map((c) => ({ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id })), {
     method, resolved,
     // A benchmark batch may hold a target the model happens to give already; MEMIT still writes it.
@@ -287,9 +293,14 @@ async function doEdit(model: CausalLM, method: EditMethod, resolved: ResolvedHpa
       let bar = bars.get(e.phase);
       if (!bar) bars.set(e.phase, (bar = new Progress(labels[e.phase] ?? e.phase, e.total, tty)));
       bar.update(e.done);
-      if (e.done >= e.total) bar.done();
+      if (e.done >= e.total) {
+        bar.done();
+        bars.delete(e.phase);
+        if (e.phase === 'stats') startMain();
+      }
     },
   });
+  // A phase that stopped short of its total (early stop) still ends its line.
   for (const b of bars.values()) b.done();
   const digest = weightsDigest(model, patch.deltas.map((d) => d.name));
   editSession(model).apply(patch);
