@@ -5,9 +5,7 @@
 // same numbers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { CausalLM } from '../src/models/model.js';
 import { editSession } from '../src/patch/session.js';
@@ -15,40 +13,11 @@ import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
 import { editWithReport, resolveHparams, type EditMethod } from '../src/editors/index.js';
 import { counterFactOutcome, counterFactSummary, type CounterFactOutcome } from '../src/editors/common/score.js';
-import { buildCorpus } from '../src/world/index.js';
-import { repoRoot } from './helpers.js';
+import { repoRoot, weightsHash } from './helpers.js';
 
 const worldDir = path.join(repoRoot(), 'world');
 const skip = fs.existsSync(path.join(worldDir, 'config.json')) && fs.existsSync(path.join(worldDir, 'benchmark.json')) ? false : 'no world/ model (amend world build)';
 const slow = process.env.AMEND_SLOW === '1';
-
-function weightsHash(model: CausalLM): string {
-  const h = createHash('sha256');
-  for (const name of [...model.weights.keys()].sort()) {
-    const d = model.weights.get(name)!.data;
-    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  return h.digest('hex');
-}
-
-/**
- * The statistics corpus: world/corpus-train.txt (the preset's mom2_dataset), else the same lines
- * rebuilt from world.json, else nothing (the stats module's default corpus).
- */
-function statsHparams(): Record<string, unknown> {
-  const own = path.join(worldDir, 'corpus-train.txt');
-  if (fs.existsSync(own)) return {};
-  if (!fs.existsSync(path.join(worldDir, 'world.json'))) return {};
-  return { mom2_dataset: corpusFile() };
-}
-
-function corpusFile(): string {
-  const build = JSON.parse(fs.readFileSync(path.join(worldDir, 'BUILD.json'), 'utf8')) as { config?: { bios?: number } };
-  const world = JSON.parse(fs.readFileSync(path.join(worldDir, 'world.json'), 'utf8'));
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'amend-world-')), 'corpus-train.txt');
-  fs.writeFileSync(file, buildCorpus(world, { bios: build.config?.bios ?? 0 }).train.join('\n') + '\n');
-  return file;
-}
 
 async function score(model: CausalLM, cases: readonly EditCase[], method: EditMethod, mode: 'single' | 'batch', hparams: Record<string, unknown>): Promise<ReturnType<typeof counterFactSummary>> {
   const session = editSession(model);
@@ -80,7 +49,7 @@ test('world: the presets are picked for the demo model', { skip }, async () => {
 test('world: ROME single edits and a MEMIT batch raise efficacy and keep the neighbourhood (small run)', { skip }, async () => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
-  const hp = statsHparams();
+  const hp = {};
   const pick = cases.slice(0, 12);
   const before = counterFactSummary(pick.map((c) => counterFactOutcome(model, c)));
   const rome = await score(model, pick, 'rome', 'single', hp);
@@ -94,7 +63,7 @@ test('world: ROME single edits and a MEMIT batch raise efficacy and keep the nei
 test('world, full protocol: 100 single ROME edits, one MEMIT batch of 500 (AMEND_SLOW=1)', { skip: skip || (slow ? false : 'set AMEND_SLOW=1 (several minutes)') }, async () => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
-  const hp = statsHparams();
+  const hp = {};
   const rome = await score(model, cases.slice(0, 100), 'rome', 'single', hp);
   console.log(`ROME, 100 single edits: ${JSON.stringify(rome)}`);
   const memit = await score(model, cases.slice(0, 500), 'memit', 'batch', hp);

@@ -1,7 +1,11 @@
 // Shared test helpers.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CausalLM } from '../src/models/model.js';
+import { mulberry32 } from '../src/tensor/index.js';
+import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
 
 /** The repository root (tests run from dist/test, sources live in test/). */
 export function repoRoot(): string {
@@ -18,4 +22,30 @@ export function repoRoot(): string {
 export function sharedDir(sub: string): string | null {
   const dir = path.join(repoRoot(), '..', 'shared', sub);
   return fs.existsSync(dir) ? dir : null;
+}
+
+/** sha256 over every weight (names and float32 bits, in name order): equal hashes = bit-identical weights. */
+export function weightsHash(model: CausalLM): string {
+  const h = createHash('sha256');
+  for (const name of [...model.weights.keys()].sort()) {
+    const d = model.weights.get(name)!.data;
+    h.update(name);
+    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return h.digest('hex');
+}
+
+/** Key statistics over seeded random token sequences: editors' tests need no corpus. */
+export async function randomStats(model: CausalLM, layers: number[], seed = 1): Promise<SecondMoment[]> {
+  const rand = mulberry32(seed);
+  const V = Math.min(model.config.vocabSize, 5000);
+  const ids = Array.from({ length: 48 }, () => Array.from({ length: 32 }, () => Math.floor(rand() * V)));
+  return layerSecondMoments(model, layers, { corpus: { kind: 'ids', ids }, noCache: true });
+}
+
+/** ‖a − b‖₂ / ‖b‖₂. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
+  return Math.sqrt(num / den);
 }

@@ -3,39 +3,21 @@
 // exactly, and bad input is refused without touching the weights.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { AmendError } from '../src/errors.js';
 import { CausalLM } from '../src/models/model.js';
 import { mulberry32 } from '../src/tensor/index.js';
 import { editSession } from '../src/patch/session.js';
 import { materialize } from '../src/patch/delta.js';
-import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
+import type { SecondMoment } from '../src/stats/index.js';
 import { editWithReport } from '../src/editors/index.js';
 import { gramRows, memitSolve } from '../src/editors/memit/index.js';
 import { scoreTargets } from '../src/editors/common/score.js';
-import { sharedDir } from './helpers.js';
+import { relErr, randomStats, sharedDir, weightsHash } from './helpers.js';
 
 const models = sharedDir('models');
 
 async function load(name: string): Promise<CausalLM> {
   return CausalLM.load(`${models}/${name}`);
-}
-
-async function randomStats(model: CausalLM, layers: number[], seed = 1): Promise<SecondMoment[]> {
-  const rand = mulberry32(seed);
-  const V = Math.min(model.config.vocabSize, 5000);
-  const ids = Array.from({ length: 48 }, () => Array.from({ length: 32 }, () => Math.floor(rand() * V)));
-  return layerSecondMoments(model, layers, { corpus: { kind: 'ids', ids }, noCache: true });
-}
-
-function weightsHash(model: CausalLM): string {
-  const h = createHash('sha256');
-  for (const name of [...model.weights.keys()].sort()) {
-    const d = model.weights.get(name)!.data;
-    h.update(name);
-    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  return h.digest('hex');
 }
 
 /** C = A · B for row-major float64 matrices A [m, k], B [k, n]. */
@@ -52,12 +34,6 @@ function transpose(A: Float64Array, m: number, n: number): Float64Array {
   const T = new Float64Array(m * n);
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) T[j * m + i] = A[i * n + j];
   return T;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
-  return Math.sqrt(num / den);
 }
 
 const REQS = [

@@ -3,20 +3,19 @@
 // with one AmendError while the weights stay byte-identical.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { AmendError } from '../src/errors.js';
 import { CausalLM } from '../src/models/model.js';
 import { capture, hookPoint } from '../src/models/hooks.js';
 import { generate } from '../src/models/generate.js';
 import { mulberry32, noGrad } from '../src/tensor/index.js';
 import { editSession } from '../src/patch/session.js';
-import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
+import type { SecondMoment } from '../src/stats/index.js';
 import { editWithReport, resolveHparams } from '../src/editors/index.js';
 import { buildJob, encodePrompt, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
 import { contextTemplates, templateSettings } from '../src/editors/common/templates.js';
 import { evaluateJobs, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
 import { scoreTargets } from '../src/editors/common/score.js';
-import { sharedDir } from './helpers.js';
+import { relErr as rel, randomStats, sharedDir, weightsHash } from './helpers.js';
 
 const models = sharedDir('models');
 const ARCHS = ['tiny-random-gpt2', 'tiny-random-gpt_neox', 'tiny-random-gptj', 'tiny-random-llama', 'tiny-random-qwen2', 'stories260K'];
@@ -24,30 +23,6 @@ const REQ = { prompt: 'The capital of {} is', subject: 'France', targetNew: 'Rom
 
 async function load(name: string): Promise<CausalLM> {
   return CausalLM.load(`${models}/${name}`);
-}
-
-/** Key statistics over random token sequences (no corpus needed). */
-async function randomStats(model: CausalLM, layers: number[], seed = 1): Promise<SecondMoment[]> {
-  const rand = mulberry32(seed);
-  const V = Math.min(model.config.vocabSize, 5000);
-  const ids = Array.from({ length: 48 }, () => Array.from({ length: 32 }, () => Math.floor(rand() * V)));
-  return layerSecondMoments(model, layers, { corpus: { kind: 'ids', ids }, noCache: true });
-}
-
-function weightsHash(model: CausalLM): string {
-  const h = createHash('sha256');
-  for (const name of [...model.weights.keys()].sort()) {
-    const d = model.weights.get(name)!.data;
-    h.update(name);
-    h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  return h.digest('hex');
-}
-
-function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
-  return Math.sqrt(num / den);
 }
 
 test('ROME: W′k + b = v* at the prompt key (defining equation), Conv1D and Linear orientations', { skip: models ? false : 'no ../shared/models' }, async () => {
