@@ -21,6 +21,11 @@ test('meanCI: Student t interval on hand-computed values', () => {
   assert.equal(s.count, 4);
   assert.deepEqual(meanCI([0.5]), { mean: 0.5, std: 0, low: 0.5, high: 0.5, count: 1 });
   assert.equal(meanCI([Number.NaN, 1, 1]).count, 2); // NaN left out
+  // Scores in [0, 1]: t's interval for [1, 1, 0] is 2/3 ± 4.303·0.577/√3 = [-0.768, 2.101]; cut to [0, 1].
+  const open = meanCI([1, 1, 0]), cut = meanCI([1, 1, 0], [0, 1]);
+  assert.ok(open.low < -0.76 && open.high > 2.1);
+  assert.deepEqual([cut.low, cut.high], [0, 1]);
+  assert.equal(cut.mean, open.mean);
   assert.ok(Number.isNaN(meanCI([]).mean));
   close(tQuantile975(1), 12.706);
   close(tQuantile975(60), 2.0003, 2e-4);

@@ -31,8 +31,12 @@ export interface MeanCI {
   count: number;
 }
 
-/** Mean and 95 % interval of the finite values (NaN and ±Inf are left out and not counted). */
-export function meanCI(values: readonly number[]): MeanCI {
+/**
+ * Mean and 95 % interval of the finite values (NaN and ±Inf are left out and not counted). With
+ * `range`, the interval is cut to it: the mean of scores in [0, 1] cannot leave [0, 1], though
+ * t's symmetric interval does on small or lopsided samples.
+ */
+export function meanCI(values: readonly number[], range?: readonly [number, number]): MeanCI {
   const xs = values.filter((v) => Number.isFinite(v));
   const n = xs.length;
   if (n === 0) return { mean: Number.NaN, std: Number.NaN, low: Number.NaN, high: Number.NaN, count: 0 };
@@ -40,5 +44,7 @@ export function meanCI(values: readonly number[]): MeanCI {
   if (n === 1) return { mean, std: 0, low: mean, high: mean, count: 1 };
   const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
   const half = tQuantile975(n - 1) * std / Math.sqrt(n);
-  return { mean, std, low: mean - half, high: mean + half, count: n };
+  const low = range ? Math.max(range[0], mean - half) : mean - half;
+  const high = range ? Math.min(range[1], mean + half) : mean + half;
+  return { mean, std, low, high, count: n };
 }

@@ -13,6 +13,11 @@ const regimeOrder = (r: Regime) => {
   return [r === 'score-after-each' ? 2 : 3, 0];
 };
 
+/** Scores and accuracies (fractions of prompts or tokens) lie in [0, 1]; magnitudes, perplexities and costs do not. */
+function boundedToUnit(name: string): boolean {
+  return /(_score|_acc|accuracy|exact_match|_f1)$/.test(name);
+}
+
 export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
   const groups = new Map<string, { regime: Regime; protocol: SummaryRow['protocol']; name: string; unit?: string; values: number[] }>();
   for (const rec of records) {
@@ -24,7 +29,7 @@ export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
     }
   }
   const rows: SummaryRow[] = [...groups.values()].map((g) => {
-    const s = meanCI(g.values);
+    const s = meanCI(g.values, boundedToUnit(g.name) ? [0, 1] : undefined);
     const row: SummaryRow = { regime: g.regime, protocol: g.protocol, name: g.name, mean: s.mean, std: s.std, ci95: [s.low, s.high], count: s.count };
     if (g.unit !== undefined) row.unit = g.unit;
     return row;
