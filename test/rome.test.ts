@@ -99,6 +99,39 @@ test('ROME: finite-difference check of the v* loss gradient (NLL + KL + weight d
   }
 });
 
+test('v* / z evaluations that start at the edited block from the recorded lower stream equal full forwards', { skip: models ? false : 'no ../shared/models' }, async () => {
+  for (const name of ['stories260K', 'tiny-random-llama', 'tiny-random-gpt2']) {
+    const model = await load(name);
+    const L = model.config.layers;
+    const { hparams } = resolveHparams('rome', model, { overrides: { mom2_adjustment: false, context_template_length_params: [[6, 3]] } });
+    const reqs = prepareRequests(model, [
+      { prompt: 'Lily went to the park with {}', subject: 'her mom', targetNew: 'the dog' },
+      { prompt: 'The best friend of {} was', subject: 'Tom', targetNew: 'a big cat' },
+    ], hparams);
+    const flat = contextTemplates(model, templateSettings(hparams)).flat();
+    const jobs = reqs.map((r) => buildJob(model.tok(), r, flat, hparams));
+    const d = model.config.hidden;
+    // ROME's point, MEMIT's point with the model's head, and MEMIT's with a logit lens at that layer.
+    for (const [point, lossLayer] of [[hookPoint.mlpOut(1), L - 1], [hookPoint.residPost(1), L - 1], [hookPoint.residPost(1), 1]] as const) {
+      const s: VStarSettings = { point, lossLayer, steps: 5, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
+      const fresh = (): JobState[] => jobs.map((job) => ({ job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
+      const a = fresh(), b = fresh();
+      evaluateJobs(model, a, s, false);
+      evaluateJobs(model, b, { ...s, reuseLower: false }, false);
+      assert.ok(a.every((st) => st.lower && st.lower.length === st.job.rewriting.length + st.job.kl.length), `${name} ${point}: lower stream recorded`);
+      const rand = mulberry32(3);
+      for (let j = 0; j < a.length; j++) {
+        for (let i = 0; i < d; i++) a[j].delta[i] = b[j].delta[i] = (rand() - 0.5) * 0.5 * a[j].initNorm / Math.sqrt(d);
+      }
+      const ra = evaluateJobs(model, a, s, true, 40), rb = evaluateJobs(model, b, { ...s, reuseLower: false }, true);
+      for (let j = 0; j < a.length; j++) {
+        assert.ok(Math.abs(ra.evals[j].loss - rb.evals[j].loss) <= 1e-5 * Math.abs(rb.evals[j].loss), `${name} ${point} lens ${lossLayer}: loss ${ra.evals[j].loss} vs ${rb.evals[j].loss}`);
+        assert.ok(rel(ra.grads![j], rb.grads![j]) < 1e-4, `${name} ${point} lens ${lossLayer}: gradient differs by ${rel(ra.grads![j], rb.grads![j])}`);
+      }
+    }
+  }
+});
+
 test('ROME on every architecture: applies, changes the edited completion, reverts bit-identically', { skip: models ? false : 'no ../shared/models' }, async () => {
   // The subject ends the prompt: in the random tiny checkpoints attention carries almost nothing
   // from one position to another, so only an edit at the predicting token can show in the output.

@@ -29,6 +29,13 @@ export interface ForwardOptions {
   hooks?: readonly Hook[];
   /** Generation: the cache holding earlier positions; ids are the new tokens only. */
   cache?: KVCache;
+  /**
+   * Start at block `layer` from a residual stream recorded earlier ([B, T, d], the output of block
+   * layer − 1 for these ids and mask): the embeddings and the blocks below are skipped, and of
+   * their hook points only `blocks.{layer-1}.resid_post` runs (on `resid`). Optimisations that
+   * change activations at layer ≥ `layer` only (ROME's v*, MEMIT's z) need the lower blocks once.
+   */
+  start?: { layer: number; resid: Tensor };
 }
 
 export interface ForwardOutput {
@@ -91,19 +98,27 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   // With the tape on, every op allocates its output, as the backward pass needs its inputs intact.
   const fast = !T.isGradEnabled();
   const scratch = new Scratch(fast);
-  let x = T.reshape(T.gatherRows(m.weight(s.wte), ids), [B, len, c.hidden]);
-  if (s.wpe) {
+  const first = opts.start?.layer ?? 0;
+  if (opts.start) {
+    const r = opts.start.resid;
+    if (!Number.isInteger(first) || first < 0 || first > c.layers) throw new AmendError(`forward: start layer ${first} is outside 0..${c.layers}`);
+    if (r.size !== B * len * c.hidden) throw new AmendError(`forward: start residual has shape [${r.shape}] for a [${B}, ${len}, ${c.hidden}] stream`);
+    if (cache) throw new AmendError('forward: a start residual cannot be combined with a KV cache');
+  }
+  let x = opts.start ? T.reshape(opts.start.resid, [B, len, c.hidden]) : T.reshape(T.gatherRows(m.weight(s.wte), ids), [B, len, c.hidden]);
+  if (opts.start && first > 0) x = hook(`blocks.${first - 1}.resid_post`, first - 1, x);
+  if (s.wpe && !opts.start) {
     for (const p of pos) {
       if (p >= c.maxPositions) throw new AmendError(`sequence longer than the model's ${c.maxPositions} positions`);
     }
     x = T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), pos), [B, len, c.hidden]), fast ? x.data : undefined);
   }
   // True while x is an array of this forward's own making that no hook has seen.
-  let xOwned = fast;
+  let xOwned = fast && !opts.start;
   const attnMask = cache ? cache.mask : mask && mask.some((v) => v === 0) ? mask : null;
   const rows = B * len;
 
-  for (let l = 0; l < c.layers; l++) {
+  for (let l = first; l < c.layers; l++) {
     const ls = s.layers[l];
     if (hooks.has(`blocks.${l}.resid_pre`)) {
       x = hook(`blocks.${l}.resid_pre`, l, x);

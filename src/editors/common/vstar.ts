@@ -31,6 +31,12 @@ export interface VStarSettings {
   clampFactor: number;
   klFactor: number;
   earlyStop: number;
+  /**
+   * Record the residual stream below the edited block on the first evaluation and start later
+   * evaluations there (default true): δ changes nothing below it, so those blocks ran once is
+   * enough. Off, every evaluation runs the whole model (the same values up to rounding).
+   */
+  reuseLower?: boolean;
 }
 
 export interface VStarResult {
@@ -57,6 +63,8 @@ export interface JobState {
   /** log p at each KL prompt's lookup token before any change, [nKL, V]. */
   klInit: Float32Array | null;
   delta: Float32Array;
+  /** Per sequence (rewriting prompts, then KL prompts): the residual stream entering the start block, [len, d]. */
+  lower?: (Float32Array | undefined)[];
 }
 
 export interface Evaluation {
@@ -87,6 +95,19 @@ interface SeqRef {
   kl: number;
   /** The job's first rewriting prompt: where v₀ is read. */
   first: boolean;
+  /** Index among the job's sequences (rewriting prompts, then KL prompts). */
+  slot: number;
+}
+
+/**
+ * The first block whose computation depends on δ at `point`: block l for points inside it, l + 1
+ * for its output; never above the logit-lens layer, whose output is read through a hook.
+ */
+export function startLayerOf(point: string, lossLayer: number): number {
+  const m = /^blocks\.(\d+)\.(.+)$/.exec(point);
+  if (!m) return 0;
+  const l = Number(m[1]);
+  return Math.min(m[2] === 'resid_post' ? l + 1 : l, lossLayer + 1);
 }
 
 /**
@@ -102,8 +123,8 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
   const refs: SeqRef[] = [];
   states.forEach((st, j) => {
     const P = st.job.rewriting.length, m = st.job.targetLength;
-    st.job.rewriting.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: q.scorePositions, scoreTargets: q.scoreTargets, weight: -1 / (m * P), kl: -1, first: i === 0 }));
-    st.job.kl.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: [], scoreTargets: [], weight: 0, kl: i, first: false }));
+    st.job.rewriting.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: q.scorePositions, scoreTargets: q.scoreTargets, weight: -1 / (m * P), kl: -1, first: i === 0, slot: i }));
+    st.job.kl.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: [], scoreTargets: [], weight: 0, kl: i, first: false, slot: P + i }));
   });
   for (const st of states) {
     if (st.init === null && norm(st.delta) !== 0) throw new Error('v* optimisation: initial values must be recorded with δ = 0');
@@ -111,6 +132,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
   }
   const klW = states.map((st) => s.klFactor / Math.max(1, st.job.kl.length));
   const nll = new Float64Array(states.length), probSum = new Float64Array(states.length), kl = new Float64Array(states.length);
+  const startLayer = s.reuseLower === false ? 0 : startLayerOf(s.point, s.lossLayer);
   const param = T.parameter(new Tensor(Float32Array.from(states.flatMap((st) => Array.from(st.delta))), [states.length, d]));
 
   for (const batchIdx of planBatches(refs.map((r) => r.ids.length), maxTokens)) {
@@ -128,8 +150,23 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
     seqs.forEach((r, b) => { if (r.kl >= 0) { rows.push(b * Tn + r.lookup); tokIdx.push(0); w.push(0); klSeqs.push(b); } });
     const firsts = seqs.map((r, b) => (r.first && states[r.job].init === null ? b : -1)).filter((b) => b >= 0);
 
+    // The lower blocks' output, recorded on this batch's first evaluation, or the start of this one.
+    const reuse = startLayer > 0 && seqs.every((r) => states[r.job].lower?.[r.slot] !== undefined);
+    let start: { layer: number; resid: Tensor } | undefined;
+    if (reuse) {
+      const resid = new Float32Array(batch.B * Tn * d); // padding rows stay 0: nothing real attends to them
+      seqs.forEach((r, b) => resid.set(states[r.job].lower![r.slot]!, b * Tn * d));
+      start = { layer: startLayer, resid: new Tensor(resid, [batch.B, Tn, d]) };
+    }
     const run = (): { lp: Tensor; v0: Tensor | null } => {
       const hooks: Hook[] = [];
+      let lowerCap: (() => Tensor) | null = null;
+      if (startLayer > 0 && !reuse) {
+        // First in the list, so it sees the stream before δ is added at the same point.
+        const c = capture(hookPoint.residPost(startLayer - 1));
+        hooks.push(c.hook);
+        lowerCap = c.value;
+      }
       let initCap: (() => Tensor) | null = null;
       if (firsts.length > 0) {
         const c = capture(s.point, firsts.map((b) => deltaRows[b]));
@@ -139,13 +176,13 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
       hooks.push(addAt(s.point, deltaRows, T.gatherRows(param, owner)));
       let logits: Tensor;
       if (s.lossLayer >= L - 1) {
-        logits = model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: rows, hooks }).logits!;
+        logits = model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: rows, hooks, start }).logits!;
       } else {
         // Logit lens (memit/compute_z with v_loss_layer below the last layer): ln_f and the head
         // on that layer's output.
         const lens = capture(hookPoint.residPost(s.lossLayer), rows);
         hooks.push(lens.hook);
-        model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: 'none', hooks });
+        model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: 'none', hooks, start });
         logits = lensLogits(model, lens.value());
       }
       const lp = T.logSoftmax(logits);
@@ -170,6 +207,14 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
           loss = T.add(loss, T.sum(T.mul(perRow, new Tensor(kw, [klSeqs.length]))));
         }
         loss.backward();
+      }
+      if (lowerCap) {
+        const all = lowerCap().data;
+        seqs.forEach((r, b) => {
+          const st = states[r.job];
+          st.lower ??= [];
+          st.lower[r.slot] = all.slice(b * Tn * d, (b * Tn + r.ids.length) * d);
+        });
       }
       return { lp, v0: initCap?.() ?? null };
     };
