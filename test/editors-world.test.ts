@@ -8,36 +8,25 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CausalLM } from '../src/models/model.js';
-import { editSession } from '../src/patch/session.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
-import { editWithReport, resolveHparams, type EditMethod } from '../src/editors/index.js';
-import { counterFactOutcome, counterFactSummary, type CounterFactOutcome } from '../src/editors/common/score.js';
+import { resolveHparams, type EditMethod } from '../src/editors/index.js';
+import { runEval, scoreCases, type EvalMode } from '../src/eval/index.js';
 import { repoRoot, weightsHash } from './helpers.js';
 
 const worldDir = path.join(repoRoot(), 'world');
 const skip = fs.existsSync(path.join(worldDir, 'config.json')) && fs.existsSync(path.join(worldDir, 'benchmark.json')) ? false : 'no world/ model (amend world build)';
 const slow = process.env.AMEND_SLOW === '1';
 
-async function score(model: CausalLM, cases: readonly EditCase[], method: EditMethod, mode: 'single' | 'batch', hparams: Record<string, unknown>): Promise<ReturnType<typeof counterFactSummary>> {
-  const session = editSession(model);
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** CounterFact-style percentages from the evaluation runner (the one scorer `amend eval` uses). */
+async function score(model: CausalLM, cases: readonly EditCase[], method: EditMethod, mode: EvalMode): Promise<{ efficacy: number; paraphrase: number; neighborhood: number }> {
   const base = weightsHash(model);
-  const outcomes: CounterFactOutcome[] = [];
-  if (mode === 'single') {
-    for (const c of cases) {
-      const { patch } = await editWithReport(model, [c], { method, hparams });
-      session.apply(patch);
-      outcomes.push(counterFactOutcome(model, c));
-      session.revert(patch);
-    }
-  } else {
-    const { patch } = await editWithReport(model, cases, { method, hparams });
-    session.apply(patch);
-    for (const c of cases) outcomes.push(counterFactOutcome(model, c));
-    session.revert(patch);
-  }
+  const { summary } = await runEval(model, cases, { method, mode });
   assert.equal(weightsHash(model), base, 'the model is restored exactly after the edits');
-  return counterFactSummary(outcomes);
+  const mean = (name: string): number => 100 * summary!.rows.find((r) => r.protocol === 'probability-comparison' && r.name === name)!.mean;
+  return { efficacy: mean('efficacy_score'), paraphrase: mean('paraphrase_score'), neighborhood: mean('neighborhood_score') };
 }
 
 test('world: the presets are picked for the demo model', { skip }, async () => {
@@ -49,24 +38,23 @@ test('world: the presets are picked for the demo model', { skip }, async () => {
 test('world: ROME single edits and a MEMIT batch raise efficacy and keep the neighbourhood (small run)', { skip }, async () => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
-  const hp = {};
   const pick = cases.slice(0, 12);
-  const before = counterFactSummary(pick.map((c) => counterFactOutcome(model, c)));
-  const rome = await score(model, pick, 'rome', 'single', hp);
-  const memit = await score(model, pick, 'memit', 'batch', hp);
-  console.log(`world, ${pick.length} cases: unedited efficacy ${before.efficacy.toFixed(1)} %; ROME ${JSON.stringify(rome)}; MEMIT ${JSON.stringify(memit)}`);
-  assert.ok(rome.efficacy > before.efficacy, 'ROME raises efficacy');
-  assert.ok(rome.neighborhood >= 80, `ROME neighbourhood ${rome.neighborhood}`);
-  assert.ok(memit.neighborhood >= 80, `MEMIT neighbourhood ${memit.neighborhood}`);
+  const efficacyBefore = 100 * mean(scoreCases(model, pick).map((c) => c.metrics.find((m) => m.name === 'efficacy_score')!.value));
+  const rome = await score(model, pick, 'rome', 'single');
+  const memit = await score(model, pick, 'memit', { batch: pick.length });
+  console.log(`world, ${pick.length} cases: unedited efficacy ${efficacyBefore.toFixed(1)} %; ROME ${JSON.stringify(rome)}; MEMIT ${JSON.stringify(memit)}`);
+  assert.equal(efficacyBefore, 0, 'the benchmark only holds facts the model knows');
+  assert.ok(rome.efficacy >= 75 && memit.efficacy >= 75, 'the edits take');
+  assert.ok(rome.neighborhood >= 75, `ROME neighbourhood ${rome.neighborhood}`);
+  assert.ok(memit.neighborhood >= 75, `MEMIT neighbourhood ${memit.neighborhood}`);
 });
 
 test('world, full protocol: 100 single ROME edits, one MEMIT batch of 500 (AMEND_SLOW=1)', { skip: skip || (slow ? false : 'set AMEND_SLOW=1 (several minutes)') }, async () => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
-  const hp = {};
-  const rome = await score(model, cases.slice(0, 100), 'rome', 'single', hp);
+  const rome = await score(model, cases.slice(0, 100), 'rome', 'single');
   console.log(`ROME, 100 single edits: ${JSON.stringify(rome)}`);
-  const memit = await score(model, cases.slice(0, 500), 'memit', 'batch', hp);
+  const memit = await score(model, cases.slice(0, 500), 'memit', { batch: 500 });
   console.log(`MEMIT, batch of 500: ${JSON.stringify(memit)}`);
   assert.ok(rome.efficacy >= 99 && rome.paraphrase >= 90 && rome.neighborhood >= 95, `ROME below the thresholds (99/90/95): ${JSON.stringify(rome)}`);
   assert.ok(memit.efficacy >= 95 && memit.paraphrase >= 85 && memit.neighborhood >= 90, `MEMIT below the thresholds (95/85/90): ${JSON.stringify(memit)}`);
