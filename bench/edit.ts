@@ -5,21 +5,15 @@
 //       (bench/common.ts) and the GPT-2 tokenizer, broken down into statistics, context templates,
 //       keys, v*/z optimisation and solve, with the peak resident memory of each run (each scenario
 //       runs in its own process). Requests: CounterFact records from ../shared/data.
-//   node dist/bench/edit.js world [--rome 100] [--memit 500] [--set k=v ...]
-//       CounterFact-style efficacy / paraphrase / neighbourhood scores of the demo world model
-//       (world/benchmark.json): N single ROME edits with the model restored between them, and one
-//       MEMIT batch of M edits.
 //   node dist/bench/edit.js run --scenario rome|memit --n N [...]   (one scenario; used by timing)
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CausalLM } from '../src/models/model.js';
-import { editSession } from '../src/patch/session.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
 import { editWithReport, parseSets, type EditMethod } from '../src/editors/index.js';
-import { counterFactOutcome, counterFactSummary, type CounterFactOutcome } from '../src/editors/common/score.js';
 import { GPT2_SMALL, ensureGpt2Checkpoint, machineInfo, parseFlags, strFlag, intFlag, type Flags } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -119,60 +113,8 @@ async function timing(flags: Flags): Promise<void> {
   }
 }
 
-/** CounterFact-style scores of the world model: single ROME edits, and one MEMIT batch. */
-export async function worldScores(model: CausalLM, cases: readonly EditCase[], method: EditMethod, mode: 'single' | 'batch',
-  hparams: Record<string, unknown> = {}, onCase?: (i: number, o: CounterFactOutcome) => void): Promise<{ summary: ReturnType<typeof counterFactSummary>; timings: Record<string, number>; seconds: number }> {
-  const session = editSession(model);
-  const outcomes: CounterFactOutcome[] = [];
-  const timings: Record<string, number> = {};
-  const add = (t: Record<string, number>): void => { for (const [k, v] of Object.entries(t)) timings[k] = (timings[k] ?? 0) + v; };
-  const t0 = performance.now();
-  if (mode === 'single') {
-    for (let i = 0; i < cases.length; i++) {
-      const { patch, report } = await editWithReport(model, [cases[i]], { method, hparams });
-      add(report.timings);
-      session.apply(patch);
-      try {
-        const o = counterFactOutcome(model, cases[i]);
-        outcomes.push(o);
-        onCase?.(i, o);
-      } finally {
-        session.revert(patch);
-      }
-    }
-  } else {
-    const { patch, report } = await editWithReport(model, cases, { method, hparams });
-    add(report.timings);
-    session.apply(patch);
-    try {
-      cases.forEach((c, i) => { const o = counterFactOutcome(model, c); outcomes.push(o); onCase?.(i, o); });
-    } finally {
-      session.revert(patch);
-    }
-  }
-  return { summary: counterFactSummary(outcomes), timings, seconds: (performance.now() - t0) / 1000 };
-}
-
-async function world(flags: Flags): Promise<void> {
-  const model = await CausalLM.load(strFlag(flags, 'model') ?? 'world');
-  const bench = strFlag(flags, 'benchmark') ?? path.join(model.dir!, 'benchmark.json');
-  const { cases } = loadCases(bench);
-  const overrides = parseSets((strFlag(flags, 'set') ?? '').split(/\s+/).filter(Boolean));
-  const count = (name: string, fallback: number): number => (flags.has(name) ? Number(flags.get(name)) : fallback);
-  const romeN = count('rome', 100), memitN = count('memit', 500), offset = count('offset', 0);
-  if (romeN > 0) {
-    const r = await worldScores(model, cases.slice(offset, offset + romeN), 'rome', 'single', overrides, (i) => { if ((i + 1) % 10 === 0) log(`  rome ${i + 1}/${romeN}`); });
-    console.log(`ROME, ${r.summary.cases} single edits (model restored between them): efficacy ${r.summary.efficacy.toFixed(1)} %, paraphrase ${r.summary.paraphrase.toFixed(1)} %, neighbourhood ${r.summary.neighborhood.toFixed(1)} % — ${r.seconds.toFixed(0)} s ${JSON.stringify(r.timings)}`);
-  }
-  if (memitN > 0) {
-    const r = await worldScores(model, cases.slice(offset, offset + memitN), 'memit', 'batch', overrides);
-    console.log(`MEMIT, one batch of ${r.summary.cases} edits: efficacy ${r.summary.efficacy.toFixed(1)} %, paraphrase ${r.summary.paraphrase.toFixed(1)} %, neighbourhood ${r.summary.neighborhood.toFixed(1)} % — ${r.seconds.toFixed(0)} s ${JSON.stringify(r.timings)}`);
-  }
-}
-
 const [cmd, ...rest] = process.argv.slice(2);
 const flags = parseFlags(rest, []);
 if (cmd === 'run') await runScenario(flags);
 else if (cmd === 'timing' || cmd === undefined) await timing(flags);
-else if (cmd === 'world') await world(flags);
-else throw new Error(`unknown bench command "${cmd}" (timing | world | run)`);
+else throw new Error(`unknown bench command "${cmd}" (timing | run); the demo world's edit scores come from amend eval`);

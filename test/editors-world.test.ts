@@ -1,7 +1,7 @@
 // ROME and MEMIT on the demo world model (world/), scored CounterFact-style (P(new) vs P(true),
 // ROME's summarize.py): a small always-on run, and with AMEND_SLOW=1 the full protocol of the
 // issue — 100 single ROME edits (model restored between them) and one MEMIT batch of 500 — with
-// its thresholds. The full run takes several minutes; `node dist/bench/edit.js world` prints the
+// its thresholds. The full run takes several minutes; `amend eval --model world` prints the
 // same numbers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
