@@ -16,6 +16,7 @@ import {
   packBatches, parseRomeStatsName, readStatsFile, type SecondMoment,
 } from '../src/stats/index.js';
 import { EditPatch, editSession } from '../src/patch/index.js';
+import { withRidge } from '../src/editors/common/stats.js';
 import { repoRoot, sharedDir } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
@@ -293,6 +294,18 @@ test('an edited model gets the statistics of its unedited base (cached or comput
   assert.equal(hit.source, 'cache');
   assert.deepEqual(hit.mom2, first.mom2);
   session.revert(patch);
+});
+
+test('mom2_ridge: C + r·tr(C)/d·I, the same object for r = 0, cached per ridge', () => {
+  const d = 3;
+  const mom2 = Float64Array.from([4, 1, 0, 1, 2, 0, 0, 0, 1e-10]);
+  const sm: SecondMoment = { layer: 0, dim: d, count: 10, mom2, corpus: 'x', samples: 1, fingerprint: '', requestedSamples: 1, maxLength: 8, source: 'computed' } as SecondMoment;
+  assert.equal(withRidge(sm, 0), sm);
+  const r = withRidge(sm, 0.3);
+  const add = 0.3 * (4 + 2 + 1e-10) / 3;
+  assert.deepEqual(Array.from(r.mom2), [4 + add, 1, 0, 1, 2 + add, 0, 0, 0, 1e-10 + add]);
+  assert.deepEqual(Array.from(sm.mom2), [4, 1, 0, 1, 2, 0, 0, 0, 1e-10], 'the statistics themselves are untouched');
+  assert.equal(withRidge(sm, 0.3), r);
 });
 
 // ------------------------------------------------------------------------------------------------
