@@ -130,6 +130,11 @@ const costAsMetrics = (c: CaseCost) => costMetrics({ wallSeconds: c.editSeconds,
 
 function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalMode; every: number } {
   if (cases.length === 0) throw new AmendError('nothing to evaluate: no cases');
+  // ROME and MEMIT rewrite the fact at its subject's tokens; a dataset without subjects (EvEdit's
+  // event questions) can only be refused case by case, so say it once, up front.
+  if ((o.method === 'rome' || o.method === 'memit') && cases.every((c) => !c.subject?.trim())) {
+    throw new AmendError(`none of the ${cases.length} case(s) names a subject, and ${o.method} edits a fact at its subject's tokens: choose a dataset with subjects (CounterFact, zsRE, KnowEdit, MQuAKE, the demo world)`);
+  }
   const mode = o.mode ?? 'single';
   if (typeof mode === 'object' && 'sequential' in mode) {
     if (!(Number.isInteger(mode.sequential) && mode.sequential >= 1)) throw new AmendError(`sequential:T needs a positive integer T, got ${mode.sequential}`);
