@@ -1,31 +1,15 @@
 // The command line: machine output, and one clear line with a non-zero exit on bad input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
-import { repoRoot, sharedDir } from './helpers.js';
+import { assertOneLineError, type CliResult, runCli, sharedDir } from './helpers.js';
 
-const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-cli-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Bad input: exit 1, one line on stderr naming the problem, no stack trace. */
-function assertOneLineError(r: ReturnType<typeof amend>, pattern: RegExp): void {
-  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
-  assert.match(lines[0], /^amend: /);
-  assert.match(lines[0], pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /);
-}
+const amend = (...args: string[]): CliResult => runCli(args);
 
 const good = writeRandomCheckpoint(path.join(tmp, 'good'), gpt2Config());
 

@@ -2,23 +2,16 @@
 // --json), the exact revert, the model's files left as they were, and one-line errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { repoRoot } from './helpers.js';
+import { assertOneLineError, type CliResult, repoRoot, runCli } from './helpers.js';
 
-const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 const WORLD = path.join(repoRoot(), 'world');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-demo-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  // A cache of our own: the first run computes the statistics, as on a fresh machine.
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cache') } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const amend = (...args: string[]): CliResult => runCli(args, path.join(tmp, 'cache'));
 
 /** Name, size and sha256 of every file in world/, to show the demo writes nothing there. */
 function worldState(): string[] {
@@ -27,14 +20,6 @@ function worldState(): string[] {
     const st = fs.statSync(p);
     return st.isFile() ? `${f} ${st.size} ${crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex')}` : `${f}/`;
   });
-}
-
-function oneLineError(r: ReturnType<typeof amend>, re: RegExp): void {
-  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^amend: /);
-  assert.match(lines[0]!, re);
 }
 
 test('amend demo --n 5 --json: facts before, ROME probes, MEMIT batch, scores, exact revert; world/ untouched', () => {
@@ -121,11 +106,11 @@ test('amend demo (text): the five sections, --set passed to the methods, --n 0 s
 });
 
 test('amend demo: bad input is one line and exit 1', () => {
-  oneLineError(amend('demo', '--case', 'no-such-case', '--n', '0'), /--case no-such-case: no benchmark case has that case_id/);
-  oneLineError(amend('demo', '--n=-3'), /--n must be an integer ≥ 0/);
-  oneLineError(amend('demo', '--case', '3', '--seed', '1'), /either --case .* or --seed/);
-  oneLineError(amend('demo', '--data', path.join(tmp, 'missing.json')), /--data .*missing\.json: no such file/);
-  oneLineError(amend('demo', '--n', '100000'), /--n 100000: the benchmark has only \d+ other case/);
-  oneLineError(amend('demo', 'extra'), /unexpected argument "extra"/);
-  oneLineError(amend('demo', '--set', 'no_such_hparam=1'), /unknown ROME hparam "no_such_hparam"/);
+  assertOneLineError(amend('demo', '--case', 'no-such-case', '--n', '0'), /--case no-such-case: no benchmark case has that case_id/);
+  assertOneLineError(amend('demo', '--n=-3'), /--n must be an integer ≥ 0/);
+  assertOneLineError(amend('demo', '--case', '3', '--seed', '1'), /either --case .* or --seed/);
+  assertOneLineError(amend('demo', '--data', path.join(tmp, 'missing.json')), /--data .*missing\.json: no such file/);
+  assertOneLineError(amend('demo', '--n', '100000'), /--n 100000: the benchmark has only \d+ other case/);
+  assertOneLineError(amend('demo', 'extra'), /unexpected argument "extra"/);
+  assertOneLineError(amend('demo', '--set', 'no_such_hparam=1'), /unknown ROME hparam "no_such_hparam"/);
 });

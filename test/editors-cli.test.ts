@@ -2,30 +2,16 @@
 // one clear line and exit 1 on bad input, with nothing written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EditPatch } from '../src/patch/patch.js';
-import { repoRoot, sharedDir } from './helpers.js';
+import { assertOneLineError, type CliResult, runCli, sharedDir } from './helpers.js';
 
-const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 const models = sharedDir('models');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-edit-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cache') } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function oneLineError(r: ReturnType<typeof amend>, re: RegExp): void {
-  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
-  assert.match(lines[0], /^amend: /);
-  assert.match(lines[0], re);
-}
+const amend = (...args: string[]): CliResult => runCli(args, path.join(tmp, 'cache'));
 
 const skip = models ? false : 'no ../shared/models';
 // stories260K has no corpus file: give ROME no C⁻¹ here (the statistics are tested elsewhere).
@@ -81,14 +67,14 @@ test('amend edit --method memit --requests FILE (a JSON list of requests) with -
 test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () => {
   const m = `${models}/stories260K`;
   const out = path.join(tmp, 'never.safetensors');
-  oneLineError(amend('edit', '--model', m, '--prompt', 'Tom went home', '--subject', 'Lily', '--target', 'moon', '--out', out), /subject "Lily" is not in the prompt/);
-  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', '', '--out', out), /--target is empty/);
-  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--set', 'layers=[9]', '--out', out), /layer 9 is out of range/);
-  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
-  oneLineError(amend('edit', '--model', m, '--prompt', '{} upon a', '--subject', 'Once', '--target', 'time', '--out', out, ...FAST), /already predicts "time"/);
-  oneLineError(amend('edit', '--model', m, '--method', 'grace', '--prompt', '{} went', '--subject', 'Lily', '--target', 'x'), /--method must be one of rome, memit/);
-  oneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /no such file/);
-  oneLineError(amend('edit', '--model', m, '--prompt', '{} went home'), /--subject is required/);
+  assertOneLineError(amend('edit', '--model', m, '--prompt', 'Tom went home', '--subject', 'Lily', '--target', 'moon', '--out', out), /subject "Lily" is not in the prompt/);
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', '', '--out', out), /--target is empty/);
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--set', 'layers=[9]', '--out', out), /layer 9 is out of range/);
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} upon a', '--subject', 'Once', '--target', 'time', '--out', out, ...FAST), /already predicts "time"/);
+  assertOneLineError(amend('edit', '--model', m, '--method', 'grace', '--prompt', '{} went', '--subject', 'Lily', '--target', 'x'), /--method must be one of rome, memit/);
+  assertOneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /no such file/);
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home'), /--subject is required/);
   assert.ok(!fs.existsSync(out));
 });
 

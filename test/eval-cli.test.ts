@@ -3,31 +3,17 @@
 // nothing written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { repoRoot, sharedDir } from './helpers.js';
+import { assertOneLineError, type CliResult, runCli, sharedDir } from './helpers.js';
 
-const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 const models = sharedDir('models');
 const data = sharedDir('data');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-eval-cli-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+const amend = (...args: string[]): CliResult => runCli(args, path.join(tmp, 'cache'));
 const skip = models && data ? false : 'no ../shared/models or ../shared/data';
-
-function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cache') } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function oneLineError(r: ReturnType<typeof amend>, re: RegExp): void {
-  assert.equal(r.code, 1, `exit code (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^amend: /);
-  assert.match(lines[0]!, re);
-}
 
 const FAST = ['--set', 'v_num_grad_steps=2', '--set', 'mom2_dataset=model-samples', '--set', 'mom2_n_samples=40'];
 
@@ -57,7 +43,7 @@ test('amend eval: sequential MEMIT stopped, then --resume in a new process, ends
   assert.equal(s.code, 0, s.stderr);
   assert.match(s.stdout, /stopped after 3 of 4/);
   assert.ok(!fs.existsSync(path.join(out, 'summary.json')));
-  oneLineError(amend(...args, '--out', out), /holds an interrupted run \(2 of 4 done\); pass --resume/);
+  assertOneLineError(amend(...args, '--out', out), /holds an interrupted run \(2 of 4 done\); pass --resume/);
   const r = amend(...args, '--out', out, '--resume');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /apply-all-then-score\n/);
@@ -78,23 +64,23 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
     fs.writeFileSync(f, text);
     return f;
   };
-  oneLineError(amend('eval', '--model', m, '--data', write('unknown.json', '[{"question": "q", "reply": "r"}]'), '--out', out),
+  assertOneLineError(amend('eval', '--model', m, '--data', write('unknown.json', '[{"question": "q", "reply": "r"}]'), '--out', out),
     /unknown benchmark format \(first record has keys: question, reply\); known formats: .*mquake.*counterfact.*knowedit-zsre/);
   const good = { case_id: 1, requested_rewrite: { prompt: '{} is in', subject: 'Paris', target_new: { str: 'Rome' }, target_true: { str: 'France' } }, paraphrase_prompts: [], neighborhood_prompts: [] };
   const bad = { ...good, requested_rewrite: { ...good.requested_rewrite, subject: undefined } };
-  oneLineError(amend('eval', '--model', m, '--data', write('missing.json', JSON.stringify([good, good, bad])), '--out', out),
+  assertOneLineError(amend('eval', '--model', m, '--data', write('missing.json', JSON.stringify([good, good, bad])), '--out', out),
     /record 2 \(counterfact\) has no "requested_rewrite\.subject" field/);
-  oneLineError(amend('eval', '--model', m, '--data', write('empty.json', ''), '--out', out), /empty file/);
+  assertOneLineError(amend('eval', '--model', m, '--data', write('empty.json', ''), '--out', out), /empty file/);
   const cf = `${data}/counterfact/counterfact-rome-format-1000.json`;
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'batch:0', '--out', out), /--mode must be single, batch:K/);
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sideways', '--out', out), /--mode must be/);
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--protocol', 'final', '--out', out), /--protocol applies to sequential runs only/);
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sequential:3', '--protocol', 'later', '--out', out), /--protocol must be immediate or final/);
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--method', 'grace', '--out', out), /--method must be one of rome, memit/);
-  oneLineError(amend('eval', '--model', m, '--data', path.join(tmp, 'nope.json'), '--out', out), /no such file/);
-  oneLineError(amend('eval', '--model', m, '--out', out), /--data is required/);
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:3', '--out', out), /sequential:3 needs 3 cases, but there are only 2/);
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
-  oneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'batch:0', '--out', out), /--mode must be single, batch:K/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sideways', '--out', out), /--mode must be/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--protocol', 'final', '--out', out), /--protocol applies to sequential runs only/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sequential:3', '--protocol', 'later', '--out', out), /--protocol must be immediate or final/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--method', 'grace', '--out', out), /--method must be one of rome, memit/);
+  assertOneLineError(amend('eval', '--model', m, '--data', path.join(tmp, 'nope.json'), '--out', out), /no such file/);
+  assertOneLineError(amend('eval', '--model', m, '--out', out), /--data is required/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:3', '--out', out), /sequential:3 needs 3 cases, but there are only 2/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
   assert.ok(!fs.existsSync(out), 'nothing written');
 });

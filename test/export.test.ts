@@ -12,24 +12,11 @@ import { readSafetensorsHeader } from '../src/io/safetensors.js';
 import { f32BitsToF16Bits } from '../src/io/dtype.js';
 import { mulberry32, randn } from '../src/tensor/index.js';
 import { EditPatch, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
-import { repoRoot, sharedDir } from './helpers.js';
+import { assertOneLineError, type CliResult, runCli, sharedDir } from './helpers.js';
 
-const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertOneLineError(r: ReturnType<typeof amend>, pattern: RegExp): void {
-  assert.equal(r.code, 1, `exit code (stdout: ${r.stdout}, stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^amend: /);
-  assert.match(lines[0]!, pattern);
-}
+const amend = (...args: string[]): CliResult => runCli(args);
 
 const load = (dir: string): CausalLM => CausalLM.loadDir(dir, { noTokenizer: true });
 

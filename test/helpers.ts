@@ -1,4 +1,6 @@
 // Shared test helpers.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -48,4 +50,27 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0, den = 0;
   for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
   return Math.sqrt(num / den);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI (dist/src/cli/main.js) in a child process; `cache` is its AMEND_CACHE folder. */
+export function runCli(args: readonly string[], cache?: string): CliResult {
+  const env = cache ? { ...process.env, AMEND_CACHE: cache } : process.env;
+  const r = spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), ...args], { encoding: 'utf8', env });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Bad input: exit 1, one line on stderr ("amend: ...") naming the problem, no stack trace. */
+export function assertOneLineError(r: CliResult, pattern: RegExp): void {
+  assert.equal(r.code, 1, `exit code (stdout: ${r.stdout}, stderr: ${r.stderr})`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^amend: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
 }

@@ -17,11 +17,11 @@ import {
 } from '../src/stats/index.js';
 import { EditPatch, editSession } from '../src/patch/index.js';
 import { withRidge } from '../src/editors/common/stats.js';
-import { repoRoot, sharedDir } from './helpers.js';
+import { type CliResult, runCli, sharedDir } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
-const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+const amend = (...args: string[]): CliResult => runCli(args, path.join(tmp, 'cli-cache'));
 
 const gpt2Tok = sharedDir('models/gpt2-tokenizer');
 const NO_TOK = gpt2Tok ? false : '../shared/models/gpt2-tokenizer is absent';
@@ -426,11 +426,6 @@ np.save(sys.argv[1] + '.ref.npy', (a.astype(np.float64).T @ a.astype(np.float64)
 
 // ------------------------------------------------------------------------------------------------
 // the command
-
-function amend(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cli-cache') } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => {
   const dir = tinyModel('cli', 12);
