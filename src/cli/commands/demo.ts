@@ -20,7 +20,7 @@ import { fillTemplate } from '../../tokenizer/index.js';
 import { Rng } from '../../world/rng.js';
 import { WorldIndex } from '../../world/query.js';
 import type { World } from '../../world/types.js';
-import { intOption, listOption, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { Progress } from '../progress.js';
 
@@ -51,8 +51,6 @@ export const spec: CommandSpec = {
 };
 
 // ------------------------------------------------------------------ small helpers
-
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 /** A greedy continuation, cut at the first line break: the world's facts are one line each. */
 function completions(model: CausalLM, prompts: readonly string[], tokens: number): string[] {

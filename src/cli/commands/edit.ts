@@ -13,7 +13,7 @@ import {
 } from '../../editors/index.js';
 import { applyTargetSpace, continuationIds, fill, subjectTemplate } from '../../editors/common/prompts.js';
 import { scoreTargets } from '../../editors/common/score.js';
-import { intOption, listOption, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { Progress } from '../progress.js';
 import { exportAndReport } from './export.js';
@@ -60,11 +60,8 @@ export const spec: CommandSpec = {
   ],
 };
 
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
-}
-
-function methodOf(v: unknown): EditMethod {
+/** --method: rome or memit (default rome). */
+export function methodOf(v: unknown): EditMethod {
   const m = (str(v) ?? 'rome').toLowerCase();
   if (!METHODS.includes(m as EditMethod)) throw new AmendError(`--method must be one of ${METHODS.join(', ')}, got "${String(v)}"`);
   return m as EditMethod;

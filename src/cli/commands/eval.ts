@@ -4,12 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AmendError } from '../../errors.js';
 import { loadCases } from '../../data/index.js';
-import { METHODS, parseSets, resolveHparams, type EditMethod } from '../../editors/index.js';
+import { parseSets, resolveHparams } from '../../editors/index.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
 import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
 import type { EvalMode, EvalProgress, SequentialProtocol } from '../../eval/run-types.js';
-import { intOption, listOption, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
+import { methodOf } from './edit.js';
 import { loadModel } from '../load.js';
 import { Progress } from '../progress.js';
 
@@ -51,16 +52,6 @@ export const spec: CommandSpec = {
     'crash the same command with --resume continues from the last checkpoint.',
   ],
 };
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
-}
-
-function methodOf(v: unknown): EditMethod {
-  const m = (str(v) ?? 'rome').toLowerCase();
-  if (!METHODS.includes(m as EditMethod)) throw new AmendError(`--method must be one of ${METHODS.join(', ')}, got "${String(v)}"`);
-  return m as EditMethod;
-}
 
 function protocolOf(v: unknown, mode: EvalMode): SequentialProtocol | undefined {
   if (v === undefined) return undefined;
