@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { jsKernels } from '../src/backend/js.js';
 import { BinaryOp, UnaryOp, type Kernels } from '../src/backend/kernels.js';
 import { loadNative, nativeAddon } from '../src/backend/native.js';
+import { mulberry32 } from '../src/tensor/random.js';
 
 const loaded = loadNative();
 const skip: string | false = 'error' in loaded ? `native addon unavailable: ${loaded.error}` : false;
@@ -14,17 +15,8 @@ const js = jsKernels;
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-/** mulberry32: small, seedable, good enough for test data. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
+
 
 function randn(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);

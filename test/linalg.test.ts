@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { AmendError } from '../src/errors.js';
+import { mulberry32 } from '../src/tensor/random.js';
 import {
   cholesky, choleskySolve, inverseSPD, lapackAvailable, linalgBackend, setLinalgBackend, solve,
   solveSPD, svd, symEig, type FloatArray, type LinalgBackend,
@@ -12,17 +13,12 @@ import {
 
 // ---- helpers --------------------------------------------------------------------------------------
 
-/** Deterministic uniform(-1, 1) numbers (mulberry32). */
+/** Deterministic uniform(-1, 1) numbers. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const u = mulberry32(seed);
+  return () => u() * 2 - 1;
 }
+
 
 function randMat(m: number, n: number, seed: number): Float64Array {
   const r = rng(seed);
