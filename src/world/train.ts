@@ -105,25 +105,18 @@ export const WORLD_TRAIN_CONFIG: Readonly<WorldTrainConfig> = Object.freeze({
 
 /**
  * A tiny configuration on a tiny world, for the reproducibility test: the same code path (with
- * dropout on, so the hook path is covered too), seconds on any backend.
+ * dropout on, so the hook path is covered too), seconds on any backend; the optimiser settings are
+ * the committed model's.
  */
 export const SMALL_TRAIN_CONFIG: Readonly<WorldTrainConfig> = Object.freeze({
+  ...WORLD_TRAIN_CONFIG,
   model: { layers: 2, hidden: 32, heads: 4, positions: 128 },
   epochs: 3,
   batchSize: 16,
-  lr: 3e-3,
   warmupSteps: 10,
-  minLrRatio: 0.05,
-  weightDecay: 0.1,
-  betas: [0.9, 0.98] as [number, number],
-  clipNorm: 1,
-  answerWeight: 4,
-  initStd: 0.02,
   evalFacts: 16,
   bios: 1,
   dropout: 0.1,
-  statementQuestions: true,
-  phraseNoise: 0.1,
 });
 
 /** World sizes of the small configuration. */
