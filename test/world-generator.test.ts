@@ -189,22 +189,40 @@ test('corpus: held-out phrasings never in train; questions and statements; deter
   for (const l of [...corpus.train, ...corpus.heldOut]) assert.ok(!l.includes('\n') && !/ [.,?!]/.test(l), l);
 });
 
-test('sizes.mayors adds the mayor relation (a different person for every city); absent, the world is as before', () => {
-  const cities = DEFAULT_SIZES.cities;
-  const withMayors = generateWorld(7, { mayors: cities });
-  const p6 = withMayors.facts.filter((f) => f.relation === 'P6');
-  assert.equal(p6.length, cities);
-  assert.equal(new Set(p6.map((f) => f.object)).size, cities, 'a different mayor for each city');
-  assert.deepEqual(p6.map((f) => f.subject), withMayors.entities.city.map((c) => c.id));
-  assert.ok(p6.every((f) => f.object.startsWith('person')));
-  const rel = withMayors.relations.find((r) => r.id === 'P6')!;
-  assert.ok(rel.phrasings.filter((p) => p.split === 'train').length >= 4 && rel.phrasings.some((p) => p.split === 'heldOut'));
-  assert.deepEqual(validateWorld(withMayors), []);
-  // Every other fact, name and relation is unchanged: the mayors come from their own random stream.
-  assert.deepEqual(withMayors.facts.filter((f) => f.relation !== 'P6'), world.facts);
-  assert.deepEqual(withMayors.entities, world.entities);
-  assert.deepEqual(withMayors.relations.filter((r) => r.id !== 'P6'), world.relations);
-  assert.equal(world.relations.some((r) => r.id === 'P6'), false);
-  assert.throws(() => generateWorld(7, { mayors: 5 }), /mayors must be 0 or the number of cities/);
-  assert.deepEqual(generateWorld(7, { mayors: 0 }).facts, world.facts);
+// The optional person-valued relations: size key, relation, subject kind.
+const OPTIONAL_RELATIONS = [
+  { key: 'mayors', relation: 'P6', kind: 'city' },
+  { key: 'namesakes', relation: 'P138', kind: 'city' },
+  { key: 'chiefs', relation: 'P169', kind: 'organisation' },
+] as const;
+
+test('sizes.mayors / namesakes / chiefs each add one person-valued relation; 0, the world is as without it', () => {
+  const none = { mayors: 0, namesakes: 0, chiefs: 0 };
+  const base = generateWorld(7, none);
+  for (const o of OPTIONAL_RELATIONS) {
+    const subjects = base.entities[o.kind];
+    const withIt = generateWorld(7, { ...none, [o.key]: subjects.length });
+    const facts = withIt.facts.filter((f) => f.relation === o.relation);
+    assert.equal(facts.length, subjects.length, o.key);
+    assert.equal(new Set(facts.map((f) => f.object)).size, subjects.length, `${o.key}: a different person for each subject`);
+    assert.deepEqual(facts.map((f) => f.subject), subjects.map((c) => c.id));
+    assert.ok(facts.every((f) => f.object.startsWith('person')));
+    const rel = withIt.relations.find((r) => r.id === o.relation)!;
+    assert.equal(rel.subjectKind, o.kind);
+    assert.ok(rel.phrasings.filter((p) => p.split === 'train').length >= 4 && rel.phrasings.some((p) => p.split === 'heldOut'));
+    assert.deepEqual(validateWorld(withIt), []);
+    // Every other fact, name and relation is unchanged: each relation draws on its own random stream.
+    assert.deepEqual(withIt.facts.filter((f) => f.relation !== o.relation), base.facts);
+    assert.deepEqual(withIt.entities, base.entities);
+    assert.deepEqual(withIt.relations.filter((r) => r.id !== o.relation), base.relations);
+    assert.equal(base.relations.some((r) => r.id === o.relation), false);
+    assert.throws(() => generateWorld(7, { ...none, [o.key]: 5 }), new RegExp(`${o.key} must be 0 or the number of`));
+  }
+  // Together, each set of facts is the one it has alone.
+  const all = generateWorld(7, { mayors: base.entities.city.length, namesakes: base.entities.city.length, chiefs: base.entities.organisation.length });
+  for (const o of OPTIONAL_RELATIONS) {
+    const alone = generateWorld(7, { ...none, [o.key]: base.entities[o.kind].length });
+    assert.deepEqual(all.facts.filter((f) => f.relation === o.relation), alone.facts.filter((f) => f.relation === o.relation));
+  }
+  assert.throws(() => generateWorld(7, { mayor: 48 } as never), /unknown world size "mayor"/);
 });

@@ -84,6 +84,10 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /unknown setting "packTokenz".*packTokens/);
     fs.writeFileSync(file, JSON.stringify({ packTokens: -1 }));
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /packTokens must be an integer ≥ 0/);
+    fs.writeFileSync(file, JSON.stringify({ sizes: { mayor: 8 } }));
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /unknown world size "mayor".*mayors/);
+    fs.writeFileSync(file, JSON.stringify({ sizes: { chiefs: 5 } }));
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /chiefs must be 0 or the number of organisations/);
     fs.writeFileSync(file, '[1, 2]');
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /expected a JSON object/);
     assert.equal(fs.existsSync(path.join(tmp, 'w')), false, 'nothing written');

@@ -33,7 +33,15 @@ export const MIN_SIZES: Readonly<WorldSizes> = Object.freeze({
   headquarterCities: 1,
 });
 
+/** Sizes a world may leave out (the optional relations). */
+const OPTIONAL_SIZES = ['mayors', 'namesakes', 'chiefs'];
+
 function checkSizes(s: WorldSizes): void {
+  for (const key of Object.keys(s)) {
+    if (!(key in MIN_SIZES) && !OPTIONAL_SIZES.includes(key)) {
+      throw new RangeError(`unknown world size "${key}" (known: ${[...Object.keys(MIN_SIZES), ...OPTIONAL_SIZES].join(', ')})`);
+    }
+  }
   for (const key of Object.keys(MIN_SIZES) as (keyof WorldSizes)[]) {
     const v = s[key], min = MIN_SIZES[key];
     if (min === undefined) continue;
@@ -56,6 +64,8 @@ function checkSizes(s: WorldSizes): void {
   need(s.founders <= s.people, 'founders must not exceed people');
   // A relation holds for every subject of its kind (validateWorld), so either every city has a mayor or none.
   need(s.mayors === undefined || s.mayors === 0 || (s.mayors === s.cities && s.mayors <= s.people), 'mayors must be 0 or the number of cities (every city has one), and at most people');
+  need(s.namesakes === undefined || s.namesakes === 0 || (s.namesakes === s.cities && s.namesakes <= s.people), 'namesakes must be 0 or the number of cities (every city has one), and at most people');
+  need(s.chiefs === undefined || s.chiefs === 0 || (s.chiefs === s.organisations && s.chiefs <= s.people), 'chiefs must be 0 or the number of organisations (every organisation has one), and at most people');
   need(s.professions <= PROFESSIONS.length, `at most ${PROFESSIONS.length} professions`);
   need(s.instruments <= INSTRUMENTS.length, `at most ${INSTRUMENTS.length} instruments`);
 }
@@ -180,11 +190,18 @@ export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial
   K.forEach((k, i) => add(k, 'P37', entities.language[countryLanguage[i]!]!));
   O.forEach((o, i) => add(o, 'P159', hubs[orgHub[i]!]!));
   O.forEach((o, i) => add(o, 'P112', founders[orgFounder[i]!]!));
-  const mayors = s.mayors ?? 0;
-  if (mayors > 0) {
-    const chosen = Rng.stream(seedU, 'mayors').sample(P, mayors);
-    C.forEach((c, i) => add(c, 'P6', chosen[i]!));
-  }
+  // Optional person-valued facts of cities and organisations, each from its own random stream so
+  // that every other fact of the world stays as it is.
+  const optional: string[] = [];
+  const personFacts = (size: number | undefined, subjects: Entity[], relation: string, stream: string) => {
+    if (!size) return;
+    const chosen = Rng.stream(seedU, stream).sample(P, size);
+    subjects.forEach((x, i) => add(x, relation, chosen[i]!));
+    optional.push(relation);
+  };
+  personFacts(s.mayors, C, 'P6', 'mayors');
+  personFacts(s.namesakes, C, 'P138', 'namesakes');
+  personFacts(s.chiefs, O, 'P169', 'chiefs');
   const byName = (list: Entity[], name: string) => list.find((e) => e.name === name)!;
   entities.profession.forEach((p) => add(p, 'P425', byName(entities.field, PROFESSION_FIELDS[p.name]!)));
   entities.instrument.forEach((x) => add(x, 'P279', byName(entities.instrumentFamily, INSTRUMENT_FAMILIES[x.name]!)));
@@ -195,7 +212,7 @@ export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial
     seed: seedU,
     sizes: s,
     entities,
-    relations: relationDefinitions(mayors > 0 ? ['P6'] : []),
+    relations: relationDefinitions(optional),
     facts,
   };
 }

@@ -233,6 +233,40 @@ const OPTIONAL_SPECS: RelationSpec[] = [
     ],
     generation: ['The town hall of {} is run by', 'Everyone in {} knows the mayor,', 'The last election in {} was won by'],
   },
+  {
+    id: 'P138',
+    name: 'named after',
+    subjectKind: 'city',
+    objectKind: 'person',
+    train: [
+      [S, 'The city of {} is named after'],
+      [S, '{} takes its name from'],
+      [S, 'The name of {} honours'],
+      [Q, 'Q: Who is {} named after? A:'],
+    ],
+    heldOut: [
+      [S, "{}'s name comes from"],
+      [Q, 'Q: After whom is the city of {} named? A:'],
+    ],
+    generation: ['A statue in the centre of {} shows', 'Every child in {} learns the story of', 'The oldest square in {} remembers'],
+  },
+  {
+    id: 'P169',
+    name: 'chief executive',
+    subjectKind: 'organisation',
+    objectKind: 'person',
+    train: [
+      [S, 'The chief executive of {} is'],
+      [S, '{} is led by its chief executive'],
+      [S, '{} is run by'],
+      [Q, 'Q: Who is the chief executive of {}? A:'],
+    ],
+    heldOut: [
+      [S, "{}'s chief executive is"],
+      [Q, 'Q: Who leads {}? A:'],
+    ],
+    generation: ['The annual report of {} was signed by', 'Staff at {} answer to', 'The new plan of {} comes from'],
+  },
 ];
 
 function toPhrasings(split: PhrasingSplit, list: [PhrasingKind, string][]): Phrasing[] {

@@ -101,7 +101,9 @@ export interface WorldTrainConfig {
   /**
    * A start token: every line begins with <|endoftext|>, and the tokenizer puts it in front of
    * every text it encodes (tokenizer.json's post-processor, which Hugging Face tools apply too), so
-   * attention heads have somewhere to look that carries no content.
+   * attention heads have somewhere to look that carries no content. A subject's early key then
+   * depends less on the words before it, so ROME edits reach their paraphrases (bench/RESULTS.md);
+   * off in the committed model, which predates it.
    */
   bos: boolean;
 }
