@@ -83,7 +83,7 @@ export interface WorldSizes {
    * 0 or the number of cities: every city gets a mayor (a different person each; the relation P6
    * exists only then). Absent in the committed world, where a city's only fact is its country, so
    * that the cities of one country look alike to the model and an edit of one moves its
-   * neighbours (bench/RESULTS.md: these person-valued relations halve that).
+   * neighbours (bench/RESULTS.md: these person-valued relations lower that).
    */
   mayors?: number;
   /** 0 or the number of cities: every city is named after a person (relation P138), drawn like the mayors. */
