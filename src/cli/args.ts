@@ -55,12 +55,12 @@ export function parse(spec: CommandSpec, argv: string[]): Parsed {
   }
 }
 
-/** Every value of an option declared `multiple` (or the single value of one that is not). */
 /** A string option's value, or undefined when absent (or given as a bare flag). */
 export function strOption(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** Every value of an option declared `multiple` (or the single value of one that is not). */
 export function listOption(args: Parsed, name: string): string[] {
   const v = args.values[name];
   return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];

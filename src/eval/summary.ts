@@ -120,7 +120,7 @@ export function summaryMarkdown(s: EvalSummary): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** One table per regime: a row per relation, a column per metric (its protocol in the header). */
+/** One table per regime: a row per relation, a column per metric. */
 function relationMarkdown(rows: readonly RelationRow[]): string[] {
   const out = ['## By relation', '', 'Means over the cases of each relation (n cases); the metrics are those of the tables above.'];
   for (const regime of [...new Set(rows.map((r) => r.regime))]) {

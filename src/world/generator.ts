@@ -2,6 +2,7 @@
  * The seeded world generator: people, cities, countries, organisations, languages, professions and
  * instruments, and the facts that link them. Everything is a pure function of the seed and sizes.
  */
+import { AmendError } from '../errors.js';
 import { NameFactory } from './names.js';
 import { INSTRUMENTS, INSTRUMENT_FAMILIES, ORGANISATION_KINDS, PROFESSIONS, PROFESSION_FIELDS, relationDefinitions } from './phrasings.js';
 import { Rng, normaliseSeed } from './rng.js';
@@ -33,24 +34,32 @@ export const MIN_SIZES: Readonly<WorldSizes> = Object.freeze({
   headquarterCities: 1,
 });
 
-/** Sizes a world may leave out (the optional relations). */
-const OPTIONAL_SIZES = ['mayors', 'namesakes', 'chiefs'];
+/**
+ * The optional person-valued relations: a world has one when its size is the number of subjects of
+ * its kind (a relation holds for every subject of its kind or for none, as validateWorld checks);
+ * each draws its people from its own random stream, named after the size.
+ */
+const OPTIONAL_RELATIONS: readonly { size: 'mayors' | 'namesakes' | 'chiefs'; relation: string; subjects: 'cities' | 'organisations'; kind: EntityKind }[] = [
+  { size: 'mayors', relation: 'P6', subjects: 'cities', kind: 'city' },
+  { size: 'namesakes', relation: 'P138', subjects: 'cities', kind: 'city' },
+  { size: 'chiefs', relation: 'P169', subjects: 'organisations', kind: 'organisation' },
+];
 
+// Sizes come from users (amend world build --config), so a bad one is an AmendError: one line.
 function checkSizes(s: WorldSizes): void {
+  const known = [...Object.keys(MIN_SIZES), ...OPTIONAL_RELATIONS.map((o) => o.size)];
   for (const key of Object.keys(s)) {
-    if (!(key in MIN_SIZES) && !OPTIONAL_SIZES.includes(key)) {
-      throw new RangeError(`unknown world size "${key}" (known: ${[...Object.keys(MIN_SIZES), ...OPTIONAL_SIZES].join(', ')})`);
-    }
+    if (!known.includes(key)) throw new AmendError(`unknown world size "${key}" (known: ${known.join(', ')})`);
   }
   for (const key of Object.keys(MIN_SIZES) as (keyof WorldSizes)[]) {
     const v = s[key], min = MIN_SIZES[key];
     if (min === undefined) continue;
     if (v === undefined || !Number.isInteger(v) || v < min) {
-      throw new RangeError(`world size "${key}" must be an integer ≥ ${min}, got ${v}`);
+      throw new AmendError(`world size "${key}" must be an integer ≥ ${min}, got ${v}`);
     }
   }
   const need = (cond: boolean, msg: string) => {
-    if (!cond) throw new RangeError(`invalid world sizes: ${msg}`);
+    if (!cond) throw new AmendError(`invalid world sizes: ${msg}`);
   };
   need(s.cities >= 2 * s.countries, 'cities must be at least 2 × countries (a capital and one more city each)');
   need(s.countries >= 2 * s.languages, 'countries must be at least 2 × languages (each language is official in two countries or more)');
@@ -62,10 +71,10 @@ function checkSizes(s: WorldSizes): void {
   need(s.organisations >= 2 * s.headquarterCities, 'organisations must be at least 2 × headquarterCities');
   need(s.headquarterCities <= s.cities, 'headquarterCities must not exceed cities');
   need(s.founders <= s.people, 'founders must not exceed people');
-  // A relation holds for every subject of its kind (validateWorld), so either every city has a mayor or none.
-  need(s.mayors === undefined || s.mayors === 0 || (s.mayors === s.cities && s.mayors <= s.people), 'mayors must be 0 or the number of cities (every city has one), and at most people');
-  need(s.namesakes === undefined || s.namesakes === 0 || (s.namesakes === s.cities && s.namesakes <= s.people), 'namesakes must be 0 or the number of cities (every city has one), and at most people');
-  need(s.chiefs === undefined || s.chiefs === 0 || (s.chiefs === s.organisations && s.chiefs <= s.people), 'chiefs must be 0 or the number of organisations (every organisation has one), and at most people');
+  for (const o of OPTIONAL_RELATIONS) {
+    const v = s[o.size];
+    need(!v || (v === s[o.subjects] && v <= s.people), `${o.size} must be 0 or the number of ${o.subjects} (every one has one), and at most people`);
+  }
   need(s.professions <= PROFESSIONS.length, `at most ${PROFESSIONS.length} professions`);
   need(s.instruments <= INSTRUMENTS.length, `at most ${INSTRUMENTS.length} instruments`);
 }
@@ -190,18 +199,13 @@ export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial
   K.forEach((k, i) => add(k, 'P37', entities.language[countryLanguage[i]!]!));
   O.forEach((o, i) => add(o, 'P159', hubs[orgHub[i]!]!));
   O.forEach((o, i) => add(o, 'P112', founders[orgFounder[i]!]!));
-  // Optional person-valued facts of cities and organisations, each from its own random stream so
-  // that every other fact of the world stays as it is.
-  const optional: string[] = [];
-  const personFacts = (size: number | undefined, subjects: Entity[], relation: string, stream: string) => {
-    if (!size) return;
-    const chosen = Rng.stream(seedU, stream).sample(P, size);
-    subjects.forEach((x, i) => add(x, relation, chosen[i]!));
-    optional.push(relation);
-  };
-  personFacts(s.mayors, C, 'P6', 'mayors');
-  personFacts(s.namesakes, C, 'P138', 'namesakes');
-  personFacts(s.chiefs, O, 'P169', 'chiefs');
+  // Optional person-valued facts, each from its own random stream so that every other fact of the
+  // world stays as it is.
+  const optional = OPTIONAL_RELATIONS.filter((o) => s[o.size]);
+  for (const o of optional) {
+    const chosen = Rng.stream(seedU, o.size).sample(P, s[o.size]!);
+    entities[o.kind].forEach((x, i) => add(x, o.relation, chosen[i]!));
+  }
   const byName = (list: Entity[], name: string) => list.find((e) => e.name === name)!;
   entities.profession.forEach((p) => add(p, 'P425', byName(entities.field, PROFESSION_FIELDS[p.name]!)));
   entities.instrument.forEach((x) => add(x, 'P279', byName(entities.instrumentFamily, INSTRUMENT_FAMILIES[x.name]!)));
@@ -212,7 +216,7 @@ export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial
     seed: seedU,
     sizes: s,
     entities,
-    relations: relationDefinitions(optional),
+    relations: relationDefinitions(optional.map((o) => o.relation)),
     facts,
   };
 }

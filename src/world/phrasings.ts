@@ -214,7 +214,7 @@ const SPECS: RelationSpec[] = [
   },
 ];
 
-/** Relations a world has only when its sizes ask for them (relation id → the size that does). */
+/** Relations a world has only when its sizes ask for them (generator.ts: OPTIONAL_RELATIONS). */
 const OPTIONAL_SPECS: RelationSpec[] = [
   {
     id: 'P6',

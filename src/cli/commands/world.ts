@@ -5,8 +5,7 @@ import path from 'node:path';
 import { AmendError } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
 import { BUILD_FILE, buildWorldModel, defaultWorldDir, type BuildInfo } from '../../world/build.js';
-import { SMALL_WORLD_SIZES, WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
-import { resolveSizes } from '../../world/generator.js';
+import { WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
 import type { WorldSizes } from '../../world/types.js';
 import { intOption, type CommandSpec, type Parsed } from '../args.js';
 import { Progress } from '../progress.js';
@@ -57,14 +56,6 @@ async function build(args: Parsed): Promise<void> {
   const command = ['amend world build', ...(seed !== undefined ? [`--seed ${seed}`] : []),
     ...(epochs !== undefined ? [`--epochs ${epochs}`] : []), ...(small ? ['--small'] : []),
     ...(fromFile ? [`--config ${JSON.stringify(fromFile)}`] : [])].join(' ');
-  // Invalid world sizes are the user's input: one line, not an internal error.
-  if (sizes) {
-    try {
-      resolveSizes({ ...(small ? SMALL_WORLD_SIZES : {}), ...sizes });
-    } catch (err) {
-      throw new AmendError(`--config ${String(v.config)}: ${(err as Error).message}`);
-    }
-  }
   const result = await buildWorldModel({
     out, seed, small, command, sizes,
     config: { ...overrides, ...(epochs !== undefined ? { epochs } : {}) },
