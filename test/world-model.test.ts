@@ -28,7 +28,8 @@ function top1(model: CausalLM, items: { prompt: string; target: string }[]): boo
   const B = 64;
   for (let s = 0; s < items.length; s += B) {
     const chunk = items.slice(s, s + B).map(({ prompt, target }) => {
-      const p = tok.encode(prompt), o = tok.encode(' ' + target);
+      // The prompt as the model reads it (with the start token), the target as a continuation.
+      const p = tok.encode(prompt), o = tok.encode(' ' + target, { addSpecialTokens: false });
       return { p, o, seq: [...p, ...o.slice(0, -1)] };
     });
     const L = Math.max(...chunk.map((c) => c.seq.length));

@@ -102,8 +102,8 @@ export interface WorldTrainConfig {
    * A start token: every line begins with <|endoftext|>, and the tokenizer puts it in front of
    * every text it encodes (tokenizer.json's post-processor, which Hugging Face tools apply too), so
    * attention heads have somewhere to look that carries no content. A subject's early key then
-   * depends less on the words before it, so ROME edits reach their paraphrases (bench/RESULTS.md);
-   * off in the committed model, which predates it.
+   * depends less on the words before it, so ROME edits reach their paraphrases (bench/RESULTS.md).
+   * On in the committed model.
    */
   bos: boolean;
 }
@@ -128,7 +128,7 @@ export const WORLD_TRAIN_CONFIG: Readonly<WorldTrainConfig> = Object.freeze({
   phraseNoise: 0.1,
   packTokens: 0,
   positionEmbeddings: true,
-  bos: false,
+  bos: true,
 });
 
 /**

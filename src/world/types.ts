@@ -81,14 +81,14 @@ export interface WorldSizes {
   headquarterCities: number;
   /**
    * 0 or the number of cities: every city gets a mayor (a different person each; the relation P6
-   * exists only then). Absent in the committed world, where a city's only fact is its country, so
-   * that the cities of one country look alike to the model and an edit of one moves its
-   * neighbours (bench/RESULTS.md: these person-valued relations lower that).
+   * exists only then). Left out, every city has one. Without these person-valued relations a
+   * city's only fact is its country, so the cities of one country look alike to the model and an
+   * edit of one moves its neighbours (bench/RESULTS.md).
    */
   mayors?: number;
-  /** 0 or the number of cities: every city is named after a person (relation P138), drawn like the mayors. */
+  /** 0 or the number of cities: every city is named after a person (relation P138), drawn like the mayors; left out, all are. */
   namesakes?: number;
-  /** 0 or the number of organisations: every organisation has a chief executive (relation P169). */
+  /** 0 or the number of organisations: every organisation has a chief executive (relation P169); left out, all have. */
   chiefs?: number;
 }
 

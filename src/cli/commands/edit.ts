@@ -48,7 +48,7 @@ export const spec: CommandSpec = {
     'hparams-help': { type: 'boolean', help: 'list the hparams of --method with their meaning and exit' },
   },
   examples: [
-    'amend edit --model world --method rome --prompt "The birthplace of {} is" --subject "Tairdo Dendalek" --target Zalgate --target-true Neton --out tairdo.safetensors',
+    'amend edit --model world --method rome --prompt "The birthplace of {} is" --subject "Lonmor Dirard" --target Queweba --target-true Moton --out lonmor.safetensors',
     'amend edit --model gpt2-xl --method rome --prompt "The Eiffel Tower is in" --subject "Eiffel Tower" --target Rome --export ./gpt2-xl-rome',
     'amend edit --model gpt2-xl --method memit --requests counterfact.json --limit 1000 --out cf1000.safetensors',
     'amend edit --model ./llama --method rome --hparams EasyEdit/hparams/ROME/llama-7b.yaml --set mom2_adjustment=true ...',

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { AmendError } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
 import { BUILD_FILE, buildWorldModel, defaultWorldDir, type BuildInfo } from '../../world/build.js';
+import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
 import { WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
 import type { WorldSizes } from '../../world/types.js';
 import { intOption, type CommandSpec, type Parsed } from '../args.js';
@@ -16,14 +17,14 @@ export const spec: CommandSpec = {
   usage: 'amend world build [--out DIR] [--seed S] [--epochs N] [--config FILE] [--small] [--json]  |  amend world info [--model DIR] [--json]',
   options: {
     out: { type: 'string', short: 'o', help: 'DIR  build: output folder (default: the repository\'s world/, what --model world loads)' },
-    seed: { type: 'string', help: 'S  build: seed of the world, the initialisation and the data order (default 20240601)' },
+    seed: { type: 'string', help: `S  build: seed of the world, the initialisation and the data order (default ${DEFAULT_WORLD_SEED})` },
     epochs: { type: 'string', help: 'N  build: training epochs (default: the committed configuration\'s)' },
     config: { type: 'string', help: 'FILE  build: JSON overrides of the training configuration and world sizes, e.g. {"epochs": 30, "model": {"layers": 6}, "sizes": {"people": 600}}' },
     small: { type: 'boolean', help: 'build: the tiny configuration the reproducibility test uses (seconds)' },
     model: { type: 'string', short: 'm', help: 'DIR  info: a world model folder (default: the built-in one)' },
   },
   examples: [
-    'amend world build                      # rebuilds world/ from the seed (about 6 minutes on 2 cores)',
+    'amend world build                      # rebuilds world/ from the seed (about 9 minutes on 2 cores)',
     'amend world build --small --out /tmp/w  # a tiny world and model in seconds',
     'amend world build --config variant.json --out /tmp/world-bos  # a variant, e.g. {"bos": true}',
     'amend world info --json',
