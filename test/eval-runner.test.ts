@@ -10,7 +10,7 @@ import path from 'node:path';
 import { CausalLM } from '../src/models/model.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
-import { decodePng, PARTIAL_DIR, runEval, type EvalOptions, type EvalSummary } from '../src/eval/index.js';
+import { decodePng, PARTIAL_DIR, runEval, sharedSubjectEdits, type EvalOptions, type EvalSummary } from '../src/eval/index.js';
 import { sharedDir } from './helpers.js';
 
 const DATA = sharedDir('data');
@@ -186,4 +186,18 @@ test('a run that fails before its first checkpoint leaves nothing in the report 
   await assert.rejects(runEval(m, [], { ...ROME }), /no cases/);
   await assert.rejects(runEval(m, cases, { ...ROME, out, resume: true }), /no interrupted run to resume/);
   assert.ok(!fs.existsSync(out));
+});
+
+test('sharedSubjectEdits counts the edits of a batch whose subject another edit of that batch also has', () => {
+  const c = (subject: string, edits?: EditCase[]): EditCase => ({ prompt: '{} is in', subject, targetNew: 'x', ...(edits ? { edits } : {}) });
+  // Subjects A A B | A C C | D: batches of 3 share A twice and C twice; one batch of 7 shares A three times and C twice.
+  const cases = [c('A'), c(' A '), c('B'), c('A'), c('C'), c('C'), c('D')];
+  assert.deepEqual(sharedSubjectEdits(cases, { batch: [3, 7] }), [
+    { batchSize: 3, edits: 7, shared: 4 },
+    { batchSize: 7, edits: 7, shared: 5 },
+  ]);
+  // A multi-edit case counts each of its edits (MQuAKE).
+  assert.deepEqual(sharedSubjectEdits([c('M', [c('E'), c('F')]), c('E')], { batch: 2 }), [{ batchSize: 2, edits: 3, shared: 2 }]);
+  assert.deepEqual(sharedSubjectEdits(cases, 'single'), []);
+  assert.deepEqual(sharedSubjectEdits(cases, { sequential: 7 }), []);
 });

@@ -224,5 +224,10 @@ test('sizes.mayors / namesakes / chiefs each add one person-valued relation; 0, 
     const alone = generateWorld(7, { ...none, [o.key]: base.entities[o.kind].length });
     assert.deepEqual(all.facts.filter((f) => f.relation === o.relation), alone.facts.filter((f) => f.relation === o.relation));
   }
+  // Left out, each holds for every subject of its kind, also when cities / organisations are resized.
+  assert.deepEqual(generateWorld(7), all);
+  const resized = generateWorld(7, { people: 400, cities: 60, organisations: 40 });
+  assert.equal(resized.facts.filter((f) => f.relation === 'P6').length, 60);
+  assert.equal(resized.facts.filter((f) => f.relation === 'P169').length, 40);
   assert.throws(() => generateWorld(7, { mayor: 48 } as never), /unknown world size "mayor"/);
 });

@@ -8,7 +8,7 @@ export * from './metrics-cost.js';
 export * from './ci.js';
 export * from './run-types.js';
 export * from './summary.js';
-export { runEval, parseMode, modeLabel, type EvalOptions, type EvalResult } from './runner.js';
+export { runEval, parseMode, modeLabel, sharedSubjectEdits, type EvalOptions, type EvalResult } from './runner.js';
 export { PARTIAL_DIR } from './checkpoint.js';
 export { encodePng, decodePng } from './png.js';
 export { layoutChart, type Chart, type Series } from './plot.js';

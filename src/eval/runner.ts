@@ -122,6 +122,28 @@ function planUnits(mode: EvalMode, n: number): Unit[] {
   return units;
 }
 
+/**
+ * For batch mode: per batch size, how many edits share their subject with another edit of the same
+ * batch. Such edits ask for different values at one key; MEMIT's own batch evaluation runs on
+ * MultiCounterFact, which has none, so a report says when a benchmark has them.
+ */
+export function sharedSubjectEdits(cases: readonly EditCase[], mode: EvalMode): { batchSize: number; edits: number; shared: number }[] {
+  if (mode === 'single' || 'sequential' in mode) return [];
+  const out: { batchSize: number; edits: number; shared: number }[] = [];
+  for (const k of [mode.batch].flat()) {
+    let edits = 0, shared = 0;
+    for (let s = 0; s < cases.length; s += k) {
+      const subjects = cases.slice(s, s + k).flatMap((c) => caseRequests(c)).map((r) => r.subject.trim());
+      const count = new Map<string, number>();
+      for (const x of subjects) count.set(x, (count.get(x) ?? 0) + 1);
+      edits += subjects.length;
+      shared += subjects.filter((x) => count.get(x)! > 1).length;
+    }
+    out.push({ batchSize: k, edits, shared });
+  }
+  return out;
+}
+
 const digest = (x: unknown) => crypto.createHash('sha256').update(typeof x === 'string' ? x : JSON.stringify(x)).digest('hex');
 
 const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak });

@@ -6,7 +6,7 @@ import { AmendError } from '../../errors.js';
 import { loadCases } from '../../data/index.js';
 import { parseSets, resolveHparams } from '../../editors/index.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
-import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
+import { modeLabel, parseMode, runEval, sharedSubjectEdits } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
 import type { EvalMode, EvalProgress, SequentialProtocol } from '../../eval/run-types.js';
 import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
@@ -132,12 +132,16 @@ export async function run(args: Parsed): Promise<void> {
     return;
   }
   const s = result.summary!;
+  const shared = sharedSubjectEdits(loaded.cases, mode).filter((x) => x.shared > 0);
   if (json) {
-    console.log(JSON.stringify({ ...s, files: result.files }));
+    console.log(JSON.stringify({ ...s, ...(shared.length ? { sharedSubjects: shared } : {}), files: result.files }));
     return;
   }
   console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
   if (s.failed) console.log(`${s.failed} case(s) refused by the editor (see "error" in cases.jsonl)`);
+  for (const x of shared) {
+    console.log(`note: in batches of ${x.batchSize}, ${x.shared} of ${x.edits} edits share their subject with another edit of the same batch (MEMIT's own batch evaluation uses MultiCounterFact, which has none)`);
+  }
   let last = '';
   for (const r of s.rows) {
     if (r.name.replace(/^qa\./, '').includes('.')) continue;
