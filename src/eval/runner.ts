@@ -129,17 +129,14 @@ function planUnits(mode: EvalMode, n: number): Unit[] {
  */
 export function sharedSubjectEdits(cases: readonly EditCase[], mode: EvalMode): { batchSize: number; edits: number; shared: number }[] {
   if (mode === 'single' || 'sequential' in mode) return [];
-  const out: { batchSize: number; edits: number; shared: number }[] = [];
-  for (const k of [mode.batch].flat()) {
-    let edits = 0, shared = 0;
-    for (let s = 0; s < cases.length; s += k) {
-      const subjects = cases.slice(s, s + k).flatMap((c) => caseRequests(c)).map((r) => r.subject.trim());
-      const count = new Map<string, number>();
-      for (const x of subjects) count.set(x, (count.get(x) ?? 0) + 1);
-      edits += subjects.length;
-      shared += subjects.filter((x) => count.get(x)! > 1).length;
-    }
-    out.push({ batchSize: k, edits, shared });
+  const out = [mode.batch].flat().map((batchSize) => ({ batchSize, edits: 0, shared: 0 }));
+  for (const unit of planUnits(mode, cases.length)) {
+    const subjects = unit.cases.flatMap((i) => caseRequests(cases[i]!)).map((r) => r.subject.trim());
+    const count = new Map<string, number>();
+    for (const x of subjects) count.set(x, (count.get(x) ?? 0) + 1);
+    const row = out.find((r) => r.batchSize === unit.batchSize)!;
+    row.edits += subjects.length;
+    row.shared += subjects.filter((x) => count.get(x)! > 1).length;
   }
   return out;
 }

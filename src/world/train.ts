@@ -298,8 +298,8 @@ export function prepareDocs(world: World, lines: readonly string[], tok: AmendTo
     }
     for (const [c0, c1] of subjects) {
       // The space before the subject belongs to its first token.
-      const a = prefixTokens(tok, line, c0 > 0 && line[c0 - 1] === ' ' ? c0 - 1 : c0, lineIds), b = prefixTokens(tok, line, c1, lineIds);
-      phrase.fill(0, a + lead, b + lead);
+      const a = prefixTokens(tok, line, c0 > 0 && line[c0 - 1] === ' ' ? c0 - 1 : c0, lineIds) + lead, b = prefixTokens(tok, line, c1, lineIds) + lead;
+      phrase.fill(0, a, b);
     }
     docs.push({ ids, weights, answer, phrase });
   }
