@@ -1,8 +1,7 @@
 // ROME and MEMIT on the demo world model (world/), scored CounterFact-style (P(new) vs P(true),
-// ROME's summarize.py): a small always-on run, and with AMEND_SLOW=1 the full protocol of the
-// issue — 100 single ROME edits (model restored between them) and one MEMIT batch of 500 — with
-// its thresholds. The full run takes several minutes; `amend eval --model world` prints the
-// same numbers.
+// ROME's summarize.py): a small always-on run, the issue's ROME protocol (100 single edits, model
+// restored between them) with its thresholds, and with AMEND_SLOW=1 its MEMIT protocol (one batch
+// of 500, several minutes). `amend eval --model world` prints the same numbers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -49,19 +48,26 @@ test('world: ROME single edits and a MEMIT batch raise efficacy and keep the nei
   assert.ok(memit.neighborhood >= 75, `MEMIT neighbourhood ${memit.neighborhood}`);
 });
 
-// todo while the thresholds are unmet (bench/RESULTS.md, "Demo world": ROME 100 / 89.5 / 93.1 with
-// the current preset, MEMIT at 500 55.6 / 46.2 / 67.2): it runs and asserts, but does not fail the
-// suite.
-test('world, full protocol: 100 single ROME edits, one MEMIT batch of 500 (AMEND_SLOW=1)', {
-  skip: skip || (slow ? false : 'set AMEND_SLOW=1 (several minutes)'),
-  todo: 'the issue\'s thresholds are not met on the demo world yet',
-}, async () => {
+// The issue's ROME protocol on the committed model: 100 single edits, the model restored between
+// them, against its thresholds (efficacy ≥ 99, paraphrase ≥ 90, neighbourhood ≥ 95). About ten
+// seconds; `amend eval --model world --method rome --n 100` prints the same numbers.
+test('world, full protocol: 100 single ROME edits reach the thresholds', { skip }, async () => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
   const rome = await score(model, cases.slice(0, 100), 'rome', 'single');
   console.log(`ROME, 100 single edits: ${JSON.stringify(rome)}`);
+  assert.ok(rome.efficacy >= 99 && rome.paraphrase >= 90 && rome.neighborhood >= 95, `ROME below the thresholds (99/90/95): ${JSON.stringify(rome)}`);
+});
+
+// todo while the threshold is unmet (bench/RESULTS.md, "Demo world"): it runs and asserts, but
+// does not fail the suite.
+test('world, full protocol: one MEMIT batch of 500 (AMEND_SLOW=1)', {
+  skip: skip || (slow ? false : 'set AMEND_SLOW=1 (several minutes)'),
+  todo: 'the issue\'s MEMIT threshold is not met on the demo world yet',
+}, async () => {
+  const model = await CausalLM.load(worldDir);
+  const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
   const memit = await score(model, cases.slice(0, 500), 'memit', { batch: 500 });
   console.log(`MEMIT, batch of 500: ${JSON.stringify(memit)}`);
-  assert.ok(rome.efficacy >= 99 && rome.paraphrase >= 90 && rome.neighborhood >= 95, `ROME below the thresholds (99/90/95): ${JSON.stringify(rome)}`);
   assert.ok(memit.efficacy >= 95 && memit.paraphrase >= 85 && memit.neighborhood >= 90, `MEMIT below the thresholds (95/85/90): ${JSON.stringify(memit)}`);
 });

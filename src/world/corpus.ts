@@ -79,7 +79,7 @@ export function buildCorpus(world: World, opts: CorpusOptions = {}): Corpus {
   return { train, heldOut };
 }
 
-/** How often each real-word name (profession, instrument, field, instrument family) is added to the tokenizer texts. */
+/** How often each real-word name (profession, instrument, field, instrument family, organisation kind) is added to the tokenizer texts. */
 export const REAL_WORD_BOOST = 40;
 
 /**
@@ -90,10 +90,11 @@ export const REAL_WORD_BOOST = 40;
  */
 export function tokenizerTrainingTexts(world: World, corpus: Corpus): string[] {
   const texts = [...corpus.train, ...corpus.heldOut];
-  for (const kind of REAL_WORD_KINDS) {
-    for (const e of world.entities[kind]) {
-      for (let i = 0; i < REAL_WORD_BOOST; i++) texts.push(' ' + e.name);
-    }
+  const realWords = REAL_WORD_KINDS.flatMap((kind) => world.entities[kind].map((e) => e.name));
+  // Organisation kinds ("Foundry") are English words too, each in one organisation's name only.
+  const orgKinds = new Set(world.entities.organisation.map((e) => e.name.slice(e.name.lastIndexOf(' ') + 1)));
+  for (const word of [...realWords, ...orgKinds]) {
+    for (let i = 0; i < REAL_WORD_BOOST; i++) texts.push(' ' + word);
   }
   const strip = (t: string) => fillTemplate(t, '').replace(/\s+/g, ' ').trim();
   for (const r of world.relations) {

@@ -386,5 +386,8 @@ export const INSTRUMENTS: readonly string[] = Object.keys(INSTRUMENT_FAMILIES);
 /** Second word of organisation names ("Brask Foundry"). */
 export const ORGANISATION_KINDS: readonly string[] = [
   'Foundry', 'Works', 'Institute', 'Company', 'Press', 'Mills', 'Bank', 'Guild',
-  'Academy', 'Shipyards', 'Observatory', 'Railways',
+  'Academy', 'Shipyards', 'Observatory', 'Railways', 'Brewery', 'Library', 'Museum', 'Theatre',
+  'Orchestra', 'Hospital', 'College', 'Society', 'Trust', 'Union', 'Exchange', 'Mint',
+  'Quarry', 'Forge', 'Pottery', 'Bakery', 'Dockyards', 'Airlines', 'Laboratory', 'Gazette',
+  'Studio', 'Gallery', 'Market', 'Tannery',
 ];
