@@ -12,6 +12,7 @@ import {
   validateWorld,
   renderLine,
   REAL_WORD_KINDS,
+  ORGANISATION_KINDS,
   type World,
 } from '../src/world/index.js';
 
@@ -120,6 +121,15 @@ test('no duplicate names; invented words unique (given names shared by at most t
     assert.match(e.name, /^[A-Z][a-z]+( [A-Z][a-z]+)?$/, e.name);
     assert.ok(e.name.length <= 22, e.name);
   }
+});
+
+test('organisations have distinct kind words while there are enough of them, then reuse them', () => {
+  const kindOf = (w: World) => w.entities.organisation.map((e) => e.name.slice(e.name.lastIndexOf(' ') + 1));
+  const kinds = kindOf(world);
+  assert.equal(new Set(kinds).size, kinds.length, `a kind word is shared: ${kinds.join(', ')}`);
+  for (const k of kinds) assert.ok(ORGANISATION_KINDS.includes(k), k);
+  const many = kindOf(generateWorld(7, { organisations: ORGANISATION_KINDS.length + 4, people: 400, founders: 20, headquarterCities: 20 }));
+  assert.equal(new Set(many).size, ORGANISATION_KINDS.length, 'every kind word is used before any repeats');
 });
 
 test('objects are spread: every object of a person relation has at least two subjects', () => {

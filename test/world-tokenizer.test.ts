@@ -104,7 +104,7 @@ test('every name spans at least two tokens; invented names stay short', () => {
       assert.ok(spaced <= 7, `${e.name} spans ${spaced} tokens`);
     }
   }
-  // Most people's names take 2–4 tokens (87 % here; the organisation kind words, whole tokens,
+  // Most people's names take 2–4 tokens (86 % in this world; the organisation kind words, whole tokens,
   // take some of the merges, see DEFAULT_VOCAB_SIZE).
   const people = counts['person']!;
   const inRange = people.filter((n) => n >= 2 && n <= 4).length;
