@@ -13,6 +13,7 @@ import {
   renderLine,
   REAL_WORD_KINDS,
   ORGANISATION_KINDS,
+  organisationKind,
   type World,
 } from '../src/world/index.js';
 
@@ -124,7 +125,7 @@ test('no duplicate names; invented words unique (given names shared by at most t
 });
 
 test('organisations have distinct kind words while there are enough of them, then reuse them', () => {
-  const kindOf = (w: World) => w.entities.organisation.map((e) => e.name.slice(e.name.lastIndexOf(' ') + 1));
+  const kindOf = (w: World) => w.entities.organisation.map((e) => organisationKind(e.name));
   const kinds = kindOf(world);
   assert.equal(new Set(kinds).size, kinds.length, `a kind word is shared: ${kinds.join(', ')}`);
   for (const k of kinds) assert.ok(ORGANISATION_KINDS.includes(k), k);

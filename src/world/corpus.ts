@@ -3,6 +3,7 @@
  * (statements end with ".", questions are "Q: …? A: object"). Held-out phrasings never appear in
  * `train`; they form `heldOut` (paraphrase checks, held-out perplexity).
  */
+import { organisationKind } from './generator.js';
 import { MULTI_HOP_TEMPLATES, fillTemplate } from './phrasings.js';
 import { Rng } from './rng.js';
 import { WorldIndex, renderLine } from './query.js';
@@ -92,7 +93,7 @@ export function tokenizerTrainingTexts(world: World, corpus: Corpus): string[] {
   const texts = [...corpus.train, ...corpus.heldOut];
   const realWords = REAL_WORD_KINDS.flatMap((kind) => world.entities[kind].map((e) => e.name));
   // Organisation kinds ("Foundry") are English words too, each in one organisation's name only.
-  const orgKinds = new Set(world.entities.organisation.map((e) => e.name.slice(e.name.lastIndexOf(' ') + 1)));
+  const orgKinds = new Set(world.entities.organisation.map((e) => organisationKind(e.name)));
   for (const word of [...realWords, ...orgKinds]) {
     for (let i = 0; i < REAL_WORD_BOOST; i++) texts.push(' ' + word);
   }

@@ -96,6 +96,11 @@ export function resolveSizes(sizes?: Partial<WorldSizes>): WorldSizes {
   return s;
 }
 
+/** The kind word of an organisation's name ("Brask Foundry" → "Foundry"), as generateWorld builds it. */
+export function organisationKind(name: string): string {
+  return name.slice(name.lastIndexOf(' ') + 1);
+}
+
 function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }

@@ -17,7 +17,7 @@ export {
   relationDefinitions,
   type MultiHopTemplate,
 } from './phrasings.js';
-export { DEFAULT_SIZES, DEFAULT_WORLD_SEED, MIN_SIZES, generateWorld, resolveSizes } from './generator.js';
+export { DEFAULT_SIZES, DEFAULT_WORLD_SEED, MIN_SIZES, generateWorld, organisationKind, resolveSizes } from './generator.js';
 export { WorldIndex, factKey, factPrompts, renderLine, type FactPrompt } from './query.js';
 export { REAL_WORD_BOOST, buildCorpus, singleWordNames, tokenizerTrainingTexts, type Corpus, type CorpusOptions } from './corpus.js';
 export {
