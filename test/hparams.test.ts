@@ -69,6 +69,12 @@ test('published values: ROME gpt2-xl layer 17 with C⁻¹, MEMIT gpt2-xl layers 
   assert.equal(l.hparams.v_weight_decay, 1e-3);
   assert.equal(l.hparams.v_num_grad_steps, 25);
   assert.deepEqual(resolveHparams('memit', llama2).hparams.layers, [4, 5, 6, 7, 8]);
+  // Llama-3.2-1B: EasyEdit's v_loss_layer (27) is past its 16 layers; the preset reads the last one
+  const l1 = fakeModel(LLAMA(16, 2048, 8192, 'llama'), '/m/Llama-3.2-1B');
+  assert.equal(resolveHparams('rome', l1).preset?.name, 'llama3.2-1b');
+  assert.equal(resolveHparams('rome', l1).hparams.v_loss_layer, 15);
+  assert.deepEqual(resolveHparams('memit', l1).hparams.layers, [4, 5, 6, 7, 8]);
+  assert.equal(resolveHparams('memit', l1).hparams.v_loss_layer, 15);
   // two presets for one shape: the one named in the path wins
   assert.equal(findPreset('rome', fakeModel(LLAMA(28, 3584, 18944, 'qwen2'), '/m/Qwen2.5-7B'))?.name, 'qwen2.5-7b');
   assert.equal(findPreset('rome', fakeModel(LLAMA(28, 3584, 18944, 'qwen2'), '/m/Qwen2-7B'))?.name, 'qwen2-7b');
