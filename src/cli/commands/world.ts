@@ -24,7 +24,7 @@ export const spec: CommandSpec = {
     model: { type: 'string', short: 'm', help: 'DIR  info: a world model folder (default: the built-in one)' },
   },
   examples: [
-    'amend world build                      # rebuilds world/ from the seed (about 11 minutes on 2 cores)',
+    'amend world build                      # rebuilds world/ from the seed (about 17 minutes on 2 cores)',
     'amend world build --small --out /tmp/w  # a tiny world and model in seconds',
     'amend world build --config variant.json --out /tmp/world-bos  # a variant, e.g. {"bos": true}',
     'amend world info --json',
