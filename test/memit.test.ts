@@ -10,7 +10,11 @@ import { editSession } from '../src/patch/session.js';
 import { materialize } from '../src/patch/delta.js';
 import type { SecondMoment } from '../src/stats/index.js';
 import { editWithReport } from '../src/editors/index.js';
-import { gramRows, memitSolve } from '../src/editors/memit/index.js';
+import { gramRows, memitSolve, type MemitOutput } from '../src/editors/memit/index.js';
+import { resolveHparams } from '../src/editors/hparams.js';
+import { buildJob, prepareRequests } from '../src/editors/common/prompts.js';
+import { evaluateJobs, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
+import { hookPoint } from '../src/models/hooks.js';
 import { scoreTargets } from '../src/editors/common/score.js';
 import { relErr, randomStats, sharedDir, weightsHash } from './helpers.js';
 
@@ -133,4 +137,70 @@ test('MEMIT: bad input is one AmendError and the weights stay byte-identical', {
   const wte = other.weight(other.spec.wte).data;
   for (let i = 0; i < wte.length; i++) wte[i] *= 1.01;
   await refuses(REQS, { layers: [0, 1] }, /computed on another model/, await randomStats(other, [0, 1]));
+});
+
+// Amend's shared_key_targets=joint: requests with the same tokens up to the lookup token read the
+// same key at every layer, so the reference's separate z vectors meet in the solve as their mean;
+// joint optimises one z for all of their targets instead.
+const SHARED = [
+  { prompt: '{} plays the sport of', subject: 'Michael Jordan', targetNew: 'football' },
+  { prompt: '{} was born in', subject: 'Michael Jordan', targetNew: 'the city of Paris' },
+  { prompt: 'The sport of {} is', subject: 'Michael Jordan', targetNew: 'golf' },
+];
+
+test('MEMIT shared_key_targets: one z per distinct key when joint, one per request when separate', { skip: models ? false : 'no ../shared/models' }, async () => {
+  for (const name of ['tiny-random-gpt2', 'tiny-random-llama']) {
+    const model = await load(name);
+    const layers = [0, 1];
+    const stats = await randomStats(model, layers);
+    const f = model.config.ffn, d = model.config.hidden, n = SHARED.length;
+    const col = (A: Float64Array, rows: number, c: number): number[] => Array.from({ length: rows }, (_, j) => A[j * n + c]);
+    const run = async (mode: string): Promise<NonNullable<MemitOutput['systems']>> => {
+      const { report } = await editWithReport(model, SHARED, { method: 'memit', hparams: { layers, shared_key_targets: mode }, stats, keepSystems: true });
+      assert.equal(report.memit!.z.length, mode === 'joint' ? 2 : 3, `${name} ${mode}: z optimisations`);
+      return report.memit!.systems!;
+    };
+    const separate = await run('separate'), joint = await run('joint');
+    for (const sys of [...separate, ...joint]) {
+      assert.deepEqual(col(sys.K, f, 0), col(sys.K, f, 1), `${name} layer ${sys.layer}: requests 1 and 2 share their key`);
+      assert.notDeepEqual(col(sys.K, f, 0), col(sys.K, f, 2), `${name} layer ${sys.layer}: request 3 has words before the subject`);
+    }
+    // Joint: the shared key gets one target residual; separate: two different ones.
+    assert.deepEqual(col(joint[0].R, d, 0), col(joint[0].R, d, 1));
+    assert.ok(relErr(col(separate[0].R, d, 0), col(separate[0].R, d, 1)) > 1e-3, `${name}: separate z vectors should differ`);
+  }
+});
+
+test('MEMIT joint z: the loss of a merged job is the mean of its targets\' per-token NLL, and its gradient matches finite differences', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('tiny-random-gpt2');
+  const { hparams } = resolveHparams('memit', model, { overrides: { layers: [1], context_template_length_params: [[5, 0]] } });
+  const reqs = prepareRequests(model, SHARED.slice(0, 2), hparams);
+  const [a, b] = reqs.map((r) => buildJob(model.tok(), r, ['{}'], hparams));
+  assert.notEqual(a.targetLength, b.targetLength, 'targets of different lengths exercise the per-sequence weights');
+  const merged = { ...a, rewriting: [...a.rewriting, ...b.rewriting] };
+  const s: VStarSettings = { point: hookPoint.residPost(1), lossLayer: model.config.layers - 1, steps: 20, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
+  const d = model.config.hidden;
+  const state = (job: typeof a): JobState => ({ job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) });
+  const sts = [state(a), state(b), state(merged)];
+  evaluateJobs(model, sts, s, false); // v₀ and the initial KL distributions
+  const rand = mulberry32(11);
+  const delta = Float32Array.from({ length: d }, () => (rand() - 0.5) * 0.3 * sts[2].initNorm / Math.sqrt(d));
+  for (const st of sts) st.delta.set(delta);
+  const { evals, grads } = evaluateJobs(model, sts, s, true);
+  const want = (evals[0].nll + evals[1].nll) / 2;
+  assert.ok(Math.abs(evals[2].nll - want) <= 1e-5 * Math.abs(want), `merged NLL ${evals[2].nll} vs mean ${want}`);
+  const g = grads![2];
+  const gn = Math.hypot(...g);
+  for (let trial = 0; trial < 3; trial++) {
+    const u = Float32Array.from({ length: d }, () => rand() - 0.5);
+    const un = Math.hypot(...u), eps = 1e-2 * sts[2].initNorm;
+    const at = (sgn: number): number => {
+      for (let i = 0; i < d; i++) sts[2].delta[i] = delta[i] + (sgn * eps * u[i]) / un;
+      return evaluateJobs(model, [sts[2]], s, false).evals[0].loss;
+    };
+    const fd = (at(1) - at(-1)) / (2 * eps);
+    let an = 0;
+    for (let i = 0; i < d; i++) an += (g[i] * u[i]) / un;
+    assert.ok(Math.abs(fd - an) <= 2e-3 * gn + 1e-4, `directional derivative ${an} vs finite difference ${fd} (‖g‖ ${gn})`);
+  }
 });

@@ -77,6 +77,7 @@ export const SCHEMAS: Record<EditMethod, Record<string, HparamSpec>> = {
     ...COMMON,
     mom2_update_weight: { kind: 'number', min: 0, help: 'λ in ΔW = R Kᵀ (λC + KKᵀ)⁻¹' },
     layer_selection: { kind: 'enum', values: ['all', 'random'], help: 'reference field (unused by the original code; Amend edits all listed layers)' },
+    shared_key_targets: { kind: 'enum', values: ['separate', 'joint'], help: 'Amend: requests whose key is the same (same subject, same words before it) get one z each, which the solve averages (separate, the reference) or one z optimised for all of their targets (joint)' },
   },
 };
 
@@ -112,6 +113,7 @@ export interface EditHparams {
   // MEMIT
   mom2_update_weight?: number;
   layer_selection?: 'all' | 'random';
+  shared_key_targets?: 'separate' | 'joint';
   [key: string]: unknown;
 }
 
@@ -147,7 +149,7 @@ export function methodDefaults(method: EditMethod): HparamValues {
   // compute_ks averages within each group, then over groups.
   return {
     ...base, v_num_grad_steps: 25, v_weight_decay: 0.5, clamp_norm_factor: 0.75, mom2_update_weight: 15000,
-    layer_selection: 'all', context_template_length_params: [[10, 5]],
+    layer_selection: 'all', shared_key_targets: 'separate', context_template_length_params: [[10, 5]],
     context_template_prompts: ['The', 'Therefore', 'Because', 'I', 'You'], template_key_average: 'grouped',
   };
 }

@@ -122,8 +122,8 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
   const d = model.config.hidden, V = model.config.vocabSize, L = model.config.layers;
   const refs: SeqRef[] = [];
   states.forEach((st, j) => {
-    const P = st.job.rewriting.length, m = st.job.targetLength;
-    st.job.rewriting.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: q.scorePositions, scoreTargets: q.scoreTargets, weight: -1 / (m * P), kl: -1, first: i === 0, slot: i }));
+    const P = st.job.rewriting.length;
+    st.job.rewriting.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: q.scorePositions, scoreTargets: q.scoreTargets, weight: -1 / (q.scoreTargets.length * P), kl: -1, first: i === 0, slot: i }));
     st.job.kl.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: [], scoreTargets: [], weight: 0, kl: i, first: false, slot: P + i }));
   });
   for (const st of states) {
@@ -234,7 +234,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
     for (let i = 0; i < nScore; i++) nllEach[scoreSeq[i]] -= lpd[i * V + tokIdx[i]];
     seqs.forEach((r, b) => {
       if (r.kl >= 0) return;
-      const m = states[r.job].job.targetLength, P = states[r.job].job.rewriting.length;
+      const m = r.scoreTargets.length, P = states[r.job].job.rewriting.length;
       nll[r.job] += nllEach[b] / m / P;
       probSum[r.job] += Math.exp(-nllEach[b] / m) / P;
     });

@@ -12,6 +12,11 @@
 //          ΔW_i (λC + K Kᵀ) = (R / (L' − i)) Kᵀ
 //      of min ‖ΔW K − R/(L'−i)‖² + λ tr(ΔW C ΔWᵀ) (tested).
 //   3. The model is restored; the deltas are returned.
+// Amend's `shared_key_targets: joint` (not in the reference; the reference is `separate`): requests
+// whose prompts share every token up to the lookup token have the same key at every layer, and
+// the least squares gives that key the mean of their separate z vectors, half of each edit for two
+// requests (a person's birthplace and profession in "{} was born in", "{} works as a"). Joint
+// optimises one z for all of those requests' targets, the NLL a mean over all their sequences.
 import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { hookPoint } from '../../models/hooks.js';
@@ -20,7 +25,7 @@ import type { SecondMoment } from '../../stats/index.js';
 import type { TensorDelta } from '../../patch/types.js';
 import type { EditHparams } from '../hparams.js';
 import { promptActivations, templateKeys } from '../common/keys.js';
-import { buildJob, type PreparedRequest } from '../common/prompts.js';
+import { buildJob, encodePrompt, lookupIndex, type OptJob, type PreparedRequest } from '../common/prompts.js';
 import { contextTemplates, templateSettings } from '../common/templates.js';
 import { optimiseTargets, type VStarResult } from '../common/vstar.js';
 import { TemporaryWeights, downProjectionDelta } from '../common/weights.js';
@@ -73,7 +78,7 @@ export function memitSolve(K: Float64Array, C: Float64Array, f: number, n: numbe
 
 export interface MemitOutput {
   deltas: TensorDelta[];
-  /** Per request: the z optimisation's summary. */
+  /** Per z optimisation (a request, or with shared_key_targets joint a distinct key): its summary. */
   z: (Omit<VStarResult, 'target' | 'init' | 'delta'> & { initNorm: number; deltaNorm: number })[];
   /** Per layer: mean ‖residual‖ before the update, ‖ΔW‖ pieces. */
   layers: { layer: number; meanResidual: number; divisor: number }[];
@@ -92,6 +97,29 @@ function zChunks(jobs: number, seqsPerJob: number, tokensPerSeq: number, tokens 
   return Math.max(1, Math.min(jobs, Math.floor(tokens / Math.max(1, seqsPerJob * tokensPerSeq))));
 }
 
+/**
+ * One z-optimisation job per distinct key: requests whose prompts have the same tokens up to the
+ * lookup token read the same key at every layer, so a joint z scores all of their targets.
+ */
+function jointJobs(tok: ReturnType<CausalLM['tok']>, reqs: readonly PreparedRequest[], perRequest: OptJob[], hp: EditHparams): { jobs: OptJob[]; owner: number[] } {
+  const byKey = new Map<string, number>();
+  const jobs: OptJob[] = [], owner: number[] = [];
+  reqs.forEach((r, i) => {
+    const ids = encodePrompt(tok, r.template, r.subject);
+    const key = ids.slice(0, lookupIndex(tok, r.template, r.subject, hp.fact_token) + 1).join(',');
+    const j = byKey.get(key);
+    if (j === undefined) {
+      byKey.set(key, jobs.length);
+      owner.push(jobs.length);
+      jobs.push({ ...perRequest[i], rewriting: [...perRequest[i].rewriting] });
+    } else {
+      owner.push(j);
+      jobs[j].rewriting.push(...perRequest[i].rewriting);
+    }
+  });
+  return { jobs, owner };
+}
+
 /** Runs MEMIT on all requests at once; the model is unchanged afterwards. */
 export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], hp: EditHparams,
   stats: ReadonlyMap<number, SecondMoment>, timings: Timings, progress?: EditProgress, keepSystems = false): MemitOutput {
@@ -107,22 +135,26 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
     const flat = groups.flat();
     // 1. z vectors at the last edited layer
     const Z = new Float64Array(n * d);
-    const jobs = reqs.map((r) => buildJob(tok, r, flat, hp));
+    const perRequest = reqs.map((r) => buildJob(tok, r, flat, hp));
+    // owner[r]: the job whose z request r takes (itself unless its key is shared and z is joint).
+    const { jobs, owner } = hp.shared_key_targets === 'joint' ? jointJobs(tok, reqs, perRequest, hp) : { jobs: perRequest, owner: reqs.map((_, r) => r) };
+    const zJob = new Float64Array(jobs.length * d);
     const meanLen = jobs.reduce((a, j) => a + j.rewriting.reduce((b, q) => b + q.ids.length, 0) / j.rewriting.length, 0) / n;
-    const chunk = zChunks(n, flat.length + hp.kl_prompts.length, meanLen);
+    const chunk = zChunks(jobs.length, flat.length + hp.kl_prompts.length, meanLen);
     const lossLayer = Math.max(hp.v_loss_layer, zLayer);
-    for (let s = 0; s < n; s += chunk) {
+    for (let s = 0; s < jobs.length; s += chunk) {
       const part = jobs.slice(s, s + chunk);
       const res = timings.time('z_optimisation', () => optimiseTargets(model, part, {
         point: hookPoint.residPost(zLayer), lossLayer, steps: hp.v_num_grad_steps, lr: hp.v_lr,
         weightDecay: hp.v_weight_decay, clampFactor: hp.clamp_norm_factor, klFactor: hp.kl_factor, earlyStop: hp.early_stop_loss,
       }));
       res.forEach((r, k) => {
-        Z.set(r.target, (s + k) * d);
+        zJob.set(r.target, (s + k) * d);
         out.z.push({ iterations: r.iterations, loss: r.loss, nll: r.nll, kl: r.kl, weightDecay: r.weightDecay, targetProb: r.targetProb, initNorm: norm(r.init), deltaNorm: norm(r.delta) });
       });
-      progress?.({ phase: 'z', done: Math.min(n, s + chunk), total: n });
+      progress?.({ phase: 'z', done: Math.min(jobs.length, s + chunk), total: jobs.length });
     }
+    for (let r = 0; r < n; r++) Z.set(zJob.subarray(owner[r] * d, (owner[r] + 1) * d), r * d);
     // 2. layer by layer
     layers.forEach((layer, i) => {
       const Kt = timings.time('keys', () => templateKeys(model, reqs, hp.template_key_average === 'flat' ? [flat] : groups, layer, hp)); // [n, f]
