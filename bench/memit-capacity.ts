@@ -1,7 +1,9 @@
 // How much of each edit MEMIT's closed-form solve can realise when a batch grows, on a demo world
 // model (results in bench/RESULTS.md, section "Demo world: MEMIT's capacity").
 //
-//   node dist/bench/memit-capacity.js [--model DIR] [--data FILE] [--sizes 50,100,250,500]
+//   node dist/bench/memit-capacity.js [--model DIR] [--data FILE] [--sizes 50,100,250,500] [--layer L] [--lambda X]
+//
+// (defaults: the MEMIT preset's last edited layer and its mom2_update_weight)
 //
 // MEMIT writes ΔW = R Kᵀ (λC + K Kᵀ)⁻¹ (memit/index.ts), so at the edit keys themselves the layer
 // moves by ΔW K = R · G (I + G)⁻¹ with G = Kᵀ (λC)⁻¹ K (push-through identity). Along an
@@ -19,7 +21,7 @@ import { contextTemplates, templateSettings } from '../src/editors/common/templa
 import { secondMoments, solveCov, withRidge } from '../src/editors/common/stats.js';
 import { loadCases } from '../src/data/index.js';
 import { symEig } from '../src/linalg/index.js';
-import { intFlag, parseFlags, strFlag } from './common.js';
+import { parseFlags, strFlag } from './common.js';
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), []);
@@ -27,7 +29,8 @@ async function main(): Promise<void> {
   const dir = given === undefined || given === 'world' ? builtinWorldDir() : path.resolve(given);
   const data = strFlag(flags, 'data') ?? path.join(dir, 'benchmark.json');
   const sizes = (strFlag(flags, 'sizes') ?? '50,100,250,500').split(',').map(Number);
-  const layerFlag = intFlag(flags, 'layer', -1);
+  const layerFlag = Number(strFlag(flags, 'layer') ?? -1);
+  if (!Number.isInteger(layerFlag)) throw new Error(`--layer must be an integer, got ${strFlag(flags, 'layer')}`);
   const model = await CausalLM.load(dir);
   const hp = resolveHparams('memit', model, {}).hparams;
   const layer = layerFlag >= 0 ? layerFlag : hp.layers[hp.layers.length - 1];
@@ -37,7 +40,9 @@ async function main(): Promise<void> {
   const keys = templateKeys(model, reqs, contextTemplates(model, templateSettings(hp)), layer, hp);
   let [sm] = await secondMoments(model, [layer], hp);
   if (hp.mom2_ridge) sm = withRidge(sm, hp.mom2_ridge);
-  const lambda = hp.mom2_update_weight!;
+  const lambdaFlag = strFlag(flags, 'lambda');
+  const lambda = lambdaFlag === undefined ? hp.mom2_update_weight! : Number(lambdaFlag);
+  if (!(lambda > 0)) throw new Error(`--lambda must be a positive number, got ${lambdaFlag}`);
   const whitened = reqs.map((_, i) => solveCov(sm, keys.subarray(i * f, (i + 1) * f))); // C⁻¹k
   console.log(`${dir}, layer ${layer} (${f} MLP units), λ ${lambda}, first cases of ${data}`);
   console.log('| edits | subjects | distinct keys | participation ratio | g > 1 | mean realised share |');
