@@ -176,7 +176,7 @@ test('MEMIT joint z: the loss of a merged job is the mean of its targets\' per-t
   const { hparams } = resolveHparams('memit', model, { overrides: { layers: [1], context_template_length_params: [[5, 0]] } });
   const reqs = prepareRequests(model, SHARED.slice(0, 2), hparams);
   const [a, b] = reqs.map((r) => buildJob(model.tok(), r, ['{}'], hparams));
-  assert.notEqual(a.targetLength, b.targetLength, 'targets of different lengths exercise the per-sequence weights');
+  assert.notEqual(a.rewriting[0].scoreTargets.length, b.rewriting[0].scoreTargets.length, 'targets of different lengths exercise the per-sequence weights');
   const merged = { ...a, rewriting: [...a.rewriting, ...b.rewriting] };
   const s: VStarSettings = { point: hookPoint.residPost(1), lossLayer: model.config.layers - 1, steps: 20, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
   const d = model.config.hidden;

@@ -66,7 +66,7 @@ test('ROME: finite-difference check of the v* loss gradient (NLL + KL + weight d
     const [req] = prepareRequests(model, [{ prompt: 'Lily went to the park with {}', subject: 'her mom', targetNew: 'the dog' }], hparams);
     const flat = contextTemplates(model, templateSettings(hparams)).flat();
     const job = buildJob(model.tok(), req, flat, hparams);
-    assert.ok(job.targetLength >= 2, 'a multi-token target exercises the per-token mean');
+    assert.ok(job.rewriting[0].scoreTargets.length >= 2, 'a multi-token target exercises the per-token mean');
     const s: VStarSettings = { point: hookPoint.mlpOut(1), lossLayer: model.config.layers - 1, steps: 20, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
     const d = model.config.hidden;
     const st: JobState = { job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) };

@@ -127,11 +127,10 @@ export interface OptSequence {
   scoreTargets: number[];
 }
 
-/** What the v* and z optimisation needs for one request. */
+/** What the v* and z optimisation needs for one request (or, with MEMIT's joint z, several sharing a key). */
 export interface OptJob {
   rewriting: OptSequence[];
   kl: OptSequence[];
-  targetLength: number;
 }
 
 /**
@@ -153,5 +152,5 @@ export function buildJob(tok: AmendTokenizer, req: PreparedRequest, contexts: re
     const ids = encodePrompt(tok, template, req.subject);
     return { ids, lookup: lookupIndex(tok, template, req.subject, hp.fact_token), scorePositions: [], scoreTargets: [] };
   });
-  return { rewriting, kl, targetLength: m };
+  return { rewriting, kl };
 }

@@ -2,7 +2,7 @@
 // (ROME: the MLP output of the edited layer; MEMIT: the output of the last edited block) at the
 // fact lookup token of every rewriting and KL prompt, found by Adam on
 //
-//   loss(δ) = mean over rewriting prompts of −(1/m) Σ_j log p(target_j | prompt, target_<j)
+//   loss(δ) = mean over rewriting prompts of −(1/m) Σ_j log p(target_j | prompt, target_<j)   (m: that prompt's target length)
 //           + kl_factor · KL(p_δ ‖ p_0) on the KL prompts' lookup token (kl_div(init, cur, batchmean))
 //           + v_weight_decay · ‖δ‖ / ‖v₀‖²
 //
