@@ -15,7 +15,7 @@
 import path from 'node:path';
 import { CausalLM, builtinWorldDir } from '../src/models/model.js';
 import { resolveHparams } from '../src/editors/hparams.js';
-import { prepareRequests } from '../src/editors/common/prompts.js';
+import { keyIdentity, prepareRequests } from '../src/editors/common/prompts.js';
 import { templateKeys } from '../src/editors/common/keys.js';
 import { contextTemplates, templateSettings } from '../src/editors/common/templates.js';
 import { secondMoments, solveCov, withRidge } from '../src/editors/common/stats.js';
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     const g = Array.from(symEig(G, n).values).map((x) => Math.max(0, x));
     const sum = g.reduce((a, b) => a + b, 0), sum2 = g.reduce((a, b) => a + b * b, 0);
     const realised = g.reduce((a, b) => a + b / (1 + b), 0) / n;
-    const distinct = new Set(reqs.slice(0, n).map((r) => Array.from(keys.subarray(r.index * f, r.index * f + 8)).join())).size;
+    const distinct = new Set(reqs.slice(0, n).map((r) => keyIdentity(model.tok(), r, hp.fact_token))).size;
     const subjects = new Set(reqs.slice(0, n).map((r) => r.subject)).size;
     console.log(`| ${n} | ${subjects} | ${distinct} | ${(sum * sum / sum2).toFixed(1)} | ${g.filter((x) => x > 1).length} | ${realised.toFixed(3)} |`);
   }

@@ -117,6 +117,15 @@ export function lookupIndex(tok: AmendTokenizer, template: string, subject: stri
   }
 }
 
+/**
+ * What a request's key depends on: its plain prompt's tokens up to the lookup token. Requests with
+ * the same identity read the same key at every layer (and under every context template).
+ */
+export function keyIdentity(tok: AmendTokenizer, req: PreparedRequest, mode: FactToken): string {
+  const ids = encodePrompt(tok, req.template, req.subject);
+  return ids.slice(0, lookupIndex(tok, req.template, req.subject, mode) + 1).join(',');
+}
+
 /** One sequence of the v* and z optimisation and where δ goes in it. */
 export interface OptSequence {
   ids: number[];

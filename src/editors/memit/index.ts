@@ -25,7 +25,7 @@ import type { SecondMoment } from '../../stats/index.js';
 import type { TensorDelta } from '../../patch/types.js';
 import type { EditHparams } from '../hparams.js';
 import { promptActivations, templateKeys } from '../common/keys.js';
-import { buildJob, encodePrompt, lookupIndex, type OptJob, type PreparedRequest } from '../common/prompts.js';
+import { buildJob, keyIdentity, type OptJob, type PreparedRequest } from '../common/prompts.js';
 import { contextTemplates, templateSettings } from '../common/templates.js';
 import { optimiseTargets, type VStarResult } from '../common/vstar.js';
 import { TemporaryWeights, downProjectionDelta } from '../common/weights.js';
@@ -92,7 +92,7 @@ function norm(a: ArrayLike<number>): number {
   return Math.sqrt(s);
 }
 
-/** Requests per z-optimisation batch: about `tokens` padded tokens per forward pass. */
+/** Jobs per z-optimisation batch: about `tokens` padded tokens per forward pass. */
 function zChunks(jobs: number, seqsPerJob: number, tokensPerSeq: number, tokens = 4096): number {
   return Math.max(1, Math.min(jobs, Math.floor(tokens / Math.max(1, seqsPerJob * tokensPerSeq))));
 }
@@ -105,8 +105,7 @@ function jointJobs(tok: ReturnType<CausalLM['tok']>, reqs: readonly PreparedRequ
   const byKey = new Map<string, number>();
   const jobs: OptJob[] = [], owner: number[] = [];
   reqs.forEach((r, i) => {
-    const ids = encodePrompt(tok, r.template, r.subject);
-    const key = ids.slice(0, lookupIndex(tok, r.template, r.subject, hp.fact_token) + 1).join(',');
+    const key = keyIdentity(tok, r, hp.fact_token);
     const j = byKey.get(key);
     if (j === undefined) {
       byKey.set(key, jobs.length);
@@ -139,8 +138,9 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
     // owner[r]: the job whose z request r takes (itself unless its key is shared and z is joint).
     const { jobs, owner } = hp.shared_key_targets === 'joint' ? jointJobs(tok, reqs, perRequest, hp) : { jobs: perRequest, owner: reqs.map((_, r) => r) };
     const zJob = new Float64Array(jobs.length * d);
-    const meanLen = jobs.reduce((a, j) => a + j.rewriting.reduce((b, q) => b + q.ids.length, 0) / j.rewriting.length, 0) / n;
-    const chunk = zChunks(jobs.length, flat.length + hp.kl_prompts.length, meanLen);
+    const meanLen = jobs.reduce((a, j) => a + j.rewriting.reduce((b, q) => b + q.ids.length, 0) / j.rewriting.length, 0) / jobs.length;
+    const meanSeqs = jobs.reduce((a, j) => a + j.rewriting.length + j.kl.length, 0) / jobs.length;
+    const chunk = zChunks(jobs.length, meanSeqs, meanLen);
     const lossLayer = Math.max(hp.v_loss_layer, zLayer);
     for (let s = 0; s < jobs.length; s += chunk) {
       const part = jobs.slice(s, s + chunk);
