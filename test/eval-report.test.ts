@@ -90,9 +90,13 @@ test('parseMode / modeLabel', () => {
   assert.deepEqual(parseMode('batch:8'), { batch: 8 });
   assert.deepEqual(parseMode('batch:1,4,16'), { batch: [1, 4, 16] });
   assert.deepEqual(parseMode('sequential:200'), { sequential: 200 });
+  assert.deepEqual(parseMode('sequential:500/50'), { sequential: 500, step: 50 });
+  assert.deepEqual(parseMode('sequential:500/1'), { sequential: 500 }, 'a step of 1 is the plain sequential mode');
   assert.equal(modeLabel({ batch: [1, 4] }), 'batch:1,4');
-  for (const bad of ['batch', 'batch:0', 'batch:-1', 'sequential:2,3', 'sequential:x', 'lifelong:5', '']) {
-    assert.throws(() => parseMode(bad), /--mode must be single, batch:K .* or sequential:T/, bad);
+  assert.equal(modeLabel({ sequential: 500, step: 50 }), 'sequential:500/50');
+  assert.equal(modeLabel({ sequential: 500 }), 'sequential:500');
+  for (const bad of ['batch', 'batch:0', 'batch:-1', 'sequential:2,3', 'sequential:x', 'sequential:5/0', 'sequential:5/', 'sequential:/5', 'batch:4/2', 'lifelong:5', '']) {
+    assert.throws(() => parseMode(bad), /--mode must be single, batch:K .*, sequential:T or sequential:T\/K/, bad);
   }
 });
 

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CausalLM } from '../src/models/model.js';
+import { EditPatch } from '../src/patch/patch.js';
+import { PartialRun } from '../src/eval/checkpoint.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
 import { decodePng, PARTIAL_DIR, runEval, sharedSubjectEdits, type EvalOptions, type EvalSummary } from '../src/eval/index.js';
@@ -139,6 +141,41 @@ for (const [label, method, protocol] of [['ROME, score-after-each', ROME, 'immed
     assert.ok(!fs.existsSync(path.join(out, PARTIAL_DIR)), 'the partial state is gone once the report is written');
   });
 }
+
+test('sequential steps (sequential:T/K): K cases per edit call, stacked; edits counted in cases; resumable', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const { cases } = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 5 });
+  const opts: EvalOptions = { ...MEMIT, mode: { sequential: 5, step: 2 }, checkpointEvery: 1, heldout: heldout(), heldoutTokens: 200 };
+  const imm = await runEval(m, cases, opts);
+  assert.deepEqual(imm.records.map((x) => [x.index, x.regime, x.edit, x.scoredAfter]),
+    [[0, 'score-after-each', 2, 2], [1, 'score-after-each', 2, 2], [2, 'score-after-each', 4, 4], [3, 'score-after-each', 4, 4], [4, 'score-after-each', 5, 5]]);
+  assert.deepEqual(imm.drift.map((d) => d.edits), [0, 2, 4, 5]);
+  assertSameWeights(m, before);
+
+  const whole = await runEval(m, cases, { ...opts, protocol: 'final', out: path.join(tmp, 'steps-whole') });
+  assert.deepEqual(whole.records.map((x) => [x.edit, x.scoredAfter]), [[2, 5], [2, 5], [4, 5], [4, 5], [5, 5]]);
+  // Every case of a step carries that step's edit cost (one call edited them together).
+  assert.equal(whole.records[0]!.cost!.editSeconds, whole.records[1]!.cost!.editSeconds);
+  assert.deepEqual(whole.summary!.config.mode, { sequential: 5, step: 2 });
+  assert.match(fs.readFileSync(path.join(tmp, 'steps-whole', 'summary.md'), 'utf8'), /mode: sequential:5\/2, protocol apply-all-then-score/);
+
+  const out = path.join(tmp, 'steps-resumed');
+  const stopped = await runEval(m, cases, { ...opts, protocol: 'final', out, stopAfter: 2 });
+  assert.deepEqual(stopped.interrupted, { done: 2, total: 3 }, 'three steps: 2 + 2 + 1 cases');
+  const cp = JSON.parse(fs.readFileSync(path.join(out, PARTIAL_DIR, 'checkpoint.json'), 'utf8'));
+  assert.equal(cp.patches.length, 2, 'one patch per step');
+  const partial = new PartialRun(out);
+  assert.deepEqual(cp.patches.map((f: string) => EditPatch.load(partial.patchPath(f)).metadata.requests.length), [2, 2], 'two requests in each');
+  assert.deepEqual(cp.pending.map((p: { index: number; edit: number }) => [p.index, p.edit]), [[0, 2], [1, 2], [2, 4], [3, 4]]);
+  await assert.rejects(runEval(m, cases, { ...opts, mode: { sequential: 5, step: 1 }, protocol: 'final', out, resume: true }), /other settings/);
+  const resumed = await runEval(m, cases, { ...opts, protocol: 'final', out, resume: true });
+  assertSameWeights(m, before);
+  assert.deepEqual(comparable(resumed.summary!), comparable(whole.summary!));
+
+  await assert.rejects(runEval(m, cases, { ...MEMIT, mode: { sequential: 3, step: 4 } }), /step K from 1 to T=3, got 4/);
+  assert.deepEqual(sharedSubjectEdits([...cases, ...cases], { sequential: 10, step: 5 }).map((x) => x.batchSize), [5]);
+});
 
 test('report files exist and parse: summary.json, summary.md, cases.jsonl, SVG and PNG plots', { skip }, async () => {
   const m = await tiny();

@@ -7,7 +7,22 @@ import type { ItemDetail, QaDetail } from './metrics-case.js';
 import type { Metric, Protocol } from './protocols.js';
 
 /** How edits are applied: one case at a time, K cases in one edit, or T edits stacked. */
-export type EvalMode = 'single' | { batch: number | number[] } | { sequential: number };
+/**
+ * single; batch K (or a sweep of sizes); sequential T: T cases edited one after another with the
+ * edits stacked, `step` cases per edit call (1 unless given: MEMIT in sequential batches, as in
+ * the lifelong-editing evaluations of AlphaEdit, is step > 1).
+ */
+export type EvalMode = 'single' | { batch: number | number[] } | { sequential: number; step?: number };
+
+/** Cases per edit call: a sequential mode's step, 1 for single. */
+export const stepOf = (mode: EvalMode): number => (typeof mode === 'object' && 'sequential' in mode ? mode.step ?? 1 : 1);
+
+/** The mode as --mode spells it: single, batch:K1,K2, sequential:T, sequential:T/K. */
+export function modeLabel(mode: EvalMode): string {
+  if (mode === 'single') return 'single';
+  if ('batch' in mode) return `batch:${[mode.batch].flat().join(',')}`;
+  return `sequential:${mode.sequential}${stepOf(mode) > 1 ? `/${stepOf(mode)}` : ''}`;
+}
 
 /**
  * When a sequential run scores: 'immediate' = each case right after its own edit; 'final' = every
@@ -48,9 +63,12 @@ export interface CaseRecord {
   /** Batch runs: the batch size and which batch of that size. */
   batchSize?: number;
   batch?: number;
-  /** Sequential runs: the 1-based number of the edit that applied this case. */
+  /**
+   * Sequential runs: how many cases had been edited once the edit that applied this case was (its
+   * 1-based number; with a step of K cases per edit call, the number of the step's last case).
+   */
   edit?: number;
-  /** How many edits were applied when the case was scored (sequential). */
+  /** How many cases had been edited when the case was scored (sequential). */
   scoredAfter?: number;
   metrics: Metric[];
   cost?: CaseCost;

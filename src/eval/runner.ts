@@ -5,10 +5,11 @@
  *
  * - single: each case edited on the model as given, scored, reverted (exact, edit session).
  * - batch K: K cases in one edit call, scored, reverted; several K may be given (a sweep).
- * - sequential T: the first T cases edited one after another with the edits stacked; under
- *   'immediate' each case is scored right after its edit (score-after-each), under 'final' all
- *   are scored after the T-th (apply-all-then-score). Perplexity of held-out text is measured
- *   before the first edit, at every checkpoint and after the last.
+ * - sequential T: the first T cases edited one after another with the edits stacked, one case
+ *   per edit call or K (sequential:T/K: MEMIT in sequential batches); under 'immediate' each case
+ *   is scored right after its edit (score-after-each), under 'final' all are scored after the
+ *   last (apply-all-then-score). Perplexity of held-out text is measured before the first edit,
+ *   at every checkpoint and after the last.
  *
  * Everything that depends on "the unedited model" is computed before any edit: locality
  * baselines, the key statistics and the editors' context templates (both would otherwise be
@@ -32,7 +33,7 @@ import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
 import { heldoutPerplexity } from './heldout.js';
 import { configDifference, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { writeReports } from './report.js';
-import type { CaseCost, CaseRecord, DriftPoint, EvalConfig, EvalMode, EvalProgress, EvalSummary, Regime, SequentialProtocol } from './run-types.js';
+import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
 
 export interface EvalOptions {
   method: EditMethod;
@@ -91,35 +92,29 @@ interface Unit {
   batch?: number;
 }
 
-/** Parses "single", "batch:K", "batch:K1,K2", "sequential:T". */
+/** Parses "single", "batch:K", "batch:K1,K2", "sequential:T", "sequential:T/K". */
 export function parseMode(s: string): EvalMode {
-  const bad = () => new AmendError(`--mode must be single, batch:K (or batch:K1,K2,...) or sequential:T with positive integers, got "${s}"`);
+  const bad = () => new AmendError(`--mode must be single, batch:K (or batch:K1,K2,...), sequential:T or sequential:T/K with positive integers, got "${s}"`);
   const t = s.trim();
   if (t === 'single') return 'single';
-  const m = /^(batch|sequential):(.+)$/.exec(t);
+  const seq = /^sequential:\s*([1-9]\d*)\s*(?:\/\s*([1-9]\d*)\s*)?$/.exec(t);
+  if (seq) return seq[2] === undefined || seq[2] === '1' ? { sequential: Number(seq[1]) } : { sequential: Number(seq[1]), step: Number(seq[2]) };
+  const m = /^batch:(.+)$/.exec(t);
   if (!m) throw bad();
-  const nums = m[2]!.split(',').map((x) => x.trim());
+  const nums = m[1]!.split(',').map((x) => x.trim());
   if (nums.some((x) => !/^[1-9]\d*$/.test(x))) throw bad();
   const vals = nums.map(Number);
-  if (m[1] === 'sequential') {
-    if (vals.length !== 1) throw bad();
-    return { sequential: vals[0]! };
-  }
   return { batch: vals.length === 1 ? vals[0]! : vals };
 }
 
-export function modeLabel(mode: EvalMode): string {
-  if (mode === 'single') return 'single';
-  return 'batch' in mode ? `batch:${[mode.batch].flat().join(',')}` : `sequential:${mode.sequential}`;
-}
+export { modeLabel };
+
+/** Consecutive runs of k of the n cases (the last may be shorter). */
+const chunks = (n: number, k: number) => Array.from({ length: Math.ceil(n / k) }, (_, b) => Array.from({ length: Math.min(k, n - b * k) }, (_, j) => b * k + j));
 
 function planUnits(mode: EvalMode, n: number): Unit[] {
-  if (mode === 'single' || 'sequential' in mode) return Array.from({ length: n }, (_, i) => ({ cases: [i] }));
-  const units: Unit[] = [];
-  for (const k of [mode.batch].flat()) {
-    for (let s = 0, b = 0; s < n; s += k, b++) units.push({ cases: Array.from({ length: Math.min(k, n - s) }, (_, j) => s + j), batchSize: k, batch: b });
-  }
-  return units;
+  if (mode === 'single' || 'sequential' in mode) return chunks(n, stepOf(mode)).map((cases) => ({ cases }));
+  return [mode.batch].flat().flatMap((k) => chunks(n, k).map((cases, batch) => ({ cases, batchSize: k, batch })));
 }
 
 /**
@@ -128,9 +123,12 @@ function planUnits(mode: EvalMode, n: number): Unit[] {
  * MultiCounterFact, which has none, so a report says when a benchmark has them.
  */
 export function sharedSubjectEdits(cases: readonly EditCase[], mode: EvalMode): { batchSize: number; edits: number; shared: number }[] {
-  if (mode === 'single' || 'sequential' in mode) return [];
-  const out = [mode.batch].flat().map((batchSize) => ({ batchSize, edits: 0, shared: 0 }));
-  for (const unit of planUnits(mode, cases.length)) {
+  if (mode === 'single' || ('sequential' in mode && stepOf(mode) === 1)) return [];
+  // A sequential run's steps are batches of the editor's too (over its first T cases).
+  const batches: EvalMode = 'sequential' in mode ? { batch: stepOf(mode) } : mode;
+  if ('sequential' in mode) cases = cases.slice(0, mode.sequential);
+  const out = [batches.batch].flat().map((batchSize) => ({ batchSize, edits: 0, shared: 0 }));
+  for (const unit of planUnits(batches, cases.length)) {
     const subjects = unit.cases.flatMap((i) => caseRequests(cases[i]!)).map((r) => r.subject.trim());
     const count = new Map<string, number>();
     for (const x of subjects) count.set(x, (count.get(x) ?? 0) + 1);
@@ -158,6 +156,8 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
   if (typeof mode === 'object' && 'sequential' in mode) {
     if (!(Number.isInteger(mode.sequential) && mode.sequential >= 1)) throw new AmendError(`sequential:T needs a positive integer T, got ${mode.sequential}`);
     if (mode.sequential > cases.length) throw new AmendError(`sequential:${mode.sequential} needs ${mode.sequential} cases, but there are only ${cases.length}`);
+    const step = mode.step ?? 1;
+    if (!(Number.isInteger(step) && step >= 1 && step <= mode.sequential)) throw new AmendError(`sequential:T/K needs a step K from 1 to T=${mode.sequential}, got ${mode.step}`);
   } else if (typeof mode === 'object' && 'batch' in mode) {
     if ([mode.batch].flat().some((k) => !(Number.isInteger(k) && k >= 1))) throw new AmendError(`batch:K needs positive integers, got ${modeLabel(mode)}`);
   } else if (mode !== 'single') throw new AmendError(`unknown mode ${JSON.stringify(mode)}`);
@@ -201,6 +201,8 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
   const regime: Regime = !sequential ? 'single' : protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score';
   const units = planUnits(mode, cases.length);
   const total = units.length;
+  // Sequential: cases edited once the first u units are (the x of the drift and of the plots).
+  const editedAfter = (u: number) => (u === 0 ? 0 : units[u - 1]!.cases.at(-1)! + 1);
 
   // ---- the report folder: refuse to clobber, pick up a checkpoint
   const partial = o.out ? new PartialRun(o.out) : null;
@@ -291,9 +293,9 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
     while (done < total) {
       const unit = units[done]!;
       const reqs = unit.cases.flatMap((i) => caseRequests(cases[i]!));
-      const editNo = done + 1;
+      const editNo = editedAfter(done + 1);
       const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
-      const tags = (i: number): Partial<CaseRecord> =>
+      const tags = (): Partial<CaseRecord> =>
         unit.batchSize ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch } : sequential ? { edit: editNo, scoredAfter: editNo } : { regime: unitRegime };
       let patch: EditPatch | null = null;
       let cost: CaseCost | undefined;
@@ -313,17 +315,17 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
         if (sequential) {
           ours.push(patch);
           if (partial) {
-            const name = partial.patchName(editNo);
+            const name = partial.patchName(done + 1);
             patch.save(partial.patchPath(name));
             patchFiles.push(name);
           }
         }
       }
       if (refused !== undefined) {
-        if (sequential && protocol === 'final') pending.push({ index: unit.cases[0]!, edit: editNo, error: refused });
-        else for (const i of unit.cases) fresh.push(orderKeys({ index: i, ...caseTags(cases[i]!), regime: unitRegime, ...tags(i), metrics: [], error: refused }));
+        if (sequential && protocol === 'final') pending.push(...unit.cases.map((index) => ({ index, edit: editNo, error: refused })));
+        else for (const i of unit.cases) fresh.push(orderKeys({ index: i, ...caseTags(cases[i]!), regime: unitRegime, ...tags(), metrics: [], error: refused }));
       } else if (sequential && protocol === 'final') {
-        pending.push({ index: unit.cases[0]!, edit: editNo, cost });
+        pending.push(...unit.cases.map((index) => ({ index, edit: editNo, cost })));
       } else {
         try {
           progress('score', done);
@@ -338,7 +340,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
       if (text !== undefined && done % every === 0 && done < total) {
         progress('perplexity', done);
         const p = pplOf();
-        drift.push({ edits: done, perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
+        drift.push({ edits: editedAfter(done), perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
       }
       if (done % every === 0 || done === total) checkpoint();
       progress('edit', done);
@@ -355,16 +357,16 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
       for (let s = 0; s < ok.length; s += CHUNK) {
         progress('score', s);
         const idx = ok.slice(s, s + CHUNK).map((p) => p.index);
-        records.push(...score(idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: total }), (i) => edits.get(i)!.cost!));
+        records.push(...score(idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: cases.length }), (i) => edits.get(i)!.cost!));
       }
       for (const p of pending.filter((q) => q.error)) records.push(orderKeys({ index: p.index, ...caseTags(cases[p.index]!), regime, edit: p.edit, metrics: [], error: p.error }));
       records.sort((a, b) => a.index - b.index);
       partial?.appendLines(records.map((r) => JSON.stringify(r)));
     }
-    if (text !== undefined && drift[drift.length - 1]!.edits !== done) {
+    if (text !== undefined && drift[drift.length - 1]!.edits !== editedAfter(done)) {
       progress('perplexity', done);
       const p = pplOf();
-      drift.push({ edits: done, perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
+      drift.push({ edits: editedAfter(done), perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
     }
     restoreModel();
 

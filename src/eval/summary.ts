@@ -5,7 +5,7 @@
  */
 import { meanCI } from './ci.js';
 import { PROTOCOLS, PROTOCOL_DESCRIPTIONS } from './protocols.js';
-import { REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SummaryRow } from './run-types.js';
+import { modeLabel, REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SummaryRow } from './run-types.js';
 
 const regimeOrder = (r: Regime) => {
   if (r === 'single') return [0, 0];
@@ -89,7 +89,7 @@ function regimeText(r: Regime): string {
 
 export function summaryMarkdown(s: EvalSummary): string {
   const c = s.config;
-  const mode = typeof c.mode === 'string' ? c.mode : 'batch' in c.mode ? `batch:${[c.mode.batch].flat().join(',')}` : `sequential:${c.mode.sequential}`;
+  const mode = modeLabel(c.mode);
   const lines = [
     `# Evaluation: ${c.method.toUpperCase()} on ${c.model.dir ?? c.model.modelType}`,
     '',
