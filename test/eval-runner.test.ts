@@ -12,7 +12,7 @@ import { EditPatch } from '../src/patch/patch.js';
 import { PartialRun } from '../src/eval/checkpoint.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
-import { decodePng, PARTIAL_DIR, runEval, sharedSubjectEdits, type EvalOptions, type EvalSummary } from '../src/eval/index.js';
+import { decodePng, PARTIAL_DIR, runEval, sharedSubjectEdits, type EvalOptions, type EvalResult, type EvalSummary } from '../src/eval/index.js';
 import { sharedDir } from './helpers.js';
 
 const DATA = sharedDir('data');
@@ -172,6 +172,13 @@ test('sequential steps (sequential:T/K): K cases per edit call, stacked; edits c
   const resumed = await runEval(m, cases, { ...opts, protocol: 'final', out, resume: true });
   assertSameWeights(m, before);
   assert.deepEqual(comparable(resumed.summary!), comparable(whole.summary!));
+
+  // One step of all T cases, scored after it, is one batch of T.
+  const scores = (r: EvalResult) => r.records.map((x) => x.metrics.filter((y) => y.protocol !== 'cost'));
+  const oneStep = await runEval(m, cases.slice(0, 4), { ...MEMIT, mode: { sequential: 4, step: 4 }, protocol: 'final' });
+  const oneBatch = await runEval(m, cases.slice(0, 4), { ...MEMIT, mode: { batch: 4 } });
+  assert.deepEqual(scores(oneStep), scores(oneBatch));
+  assertSameWeights(m, before);
 
   await assert.rejects(runEval(m, cases, { ...MEMIT, mode: { sequential: 3, step: 4 } }), /step K from 1 to T=3, got 4/);
   assert.deepEqual(sharedSubjectEdits([...cases, ...cases], { sequential: 10, step: 5 }).map((x) => x.batchSize), [5]);
