@@ -6,11 +6,11 @@ import type { EditCase } from '../editors/types.js';
 import type { ItemDetail, QaDetail } from './metrics-case.js';
 import type { Metric, Protocol } from './protocols.js';
 
-/** How edits are applied: one case at a time, K cases in one edit, or T edits stacked. */
 /**
- * single; batch K (or a sweep of sizes); sequential T: T cases edited one after another with the
- * edits stacked, `step` cases per edit call (1 unless given: MEMIT in sequential batches, as in
- * the lifelong-editing evaluations of AlphaEdit, is step > 1).
+ * How edits are applied: one case at a time (single), K cases in one edit (batch, or a sweep of
+ * sizes), or T cases edited one after another with the edits stacked (sequential), `step` cases
+ * per edit call (1 unless given; MEMIT in sequential batches, as in AlphaEdit's lifelong-editing
+ * evaluation, has step > 1).
  */
 export type EvalMode = 'single' | { batch: number | number[] } | { sequential: number; step?: number };
 

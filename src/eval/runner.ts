@@ -293,10 +293,10 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
     while (done < total) {
       const unit = units[done]!;
       const reqs = unit.cases.flatMap((i) => caseRequests(cases[i]!));
-      const editNo = editedAfter(done + 1);
+      const casesEdited = editedAfter(done + 1);
       const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
       const tags = (): Partial<CaseRecord> =>
-        unit.batchSize ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch } : sequential ? { edit: editNo, scoredAfter: editNo } : { regime: unitRegime };
+        unit.batchSize ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch } : sequential ? { edit: casesEdited, scoredAfter: casesEdited } : { regime: unitRegime };
       let patch: EditPatch | null = null;
       let cost: CaseCost | undefined;
       let refused: string | undefined;
@@ -322,10 +322,10 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
         }
       }
       if (refused !== undefined) {
-        if (sequential && protocol === 'final') pending.push(...unit.cases.map((index) => ({ index, edit: editNo, error: refused })));
+        if (sequential && protocol === 'final') pending.push(...unit.cases.map((index) => ({ index, edit: casesEdited, error: refused })));
         else for (const i of unit.cases) fresh.push(orderKeys({ index: i, ...caseTags(cases[i]!), regime: unitRegime, ...tags(), metrics: [], error: refused }));
       } else if (sequential && protocol === 'final') {
-        pending.push(...unit.cases.map((index) => ({ index, edit: editNo, cost })));
+        pending.push(...unit.cases.map((index) => ({ index, edit: casesEdited, cost })));
       } else {
         try {
           progress('score', done);
