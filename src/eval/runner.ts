@@ -118,17 +118,17 @@ function planUnits(mode: EvalMode, n: number): Unit[] {
 }
 
 /**
- * For batch mode: per batch size, how many edits share their subject with another edit of the same
- * batch. Such edits ask for different values at one key; MEMIT's own batch evaluation runs on
- * MultiCounterFact, which has none, so a report says when a benchmark has them.
+ * For batch mode (and a sequential run's steps of K > 1 cases): per batch size, how many edits share
+ * their subject with another edit of the same batch. Such edits ask for different values at one
+ * key; MEMIT's own batch evaluation runs on MultiCounterFact, which has none, so a report says when
+ * a benchmark has them.
  */
 export function sharedSubjectEdits(cases: readonly EditCase[], mode: EvalMode): { batchSize: number; edits: number; shared: number }[] {
-  if (mode === 'single' || ('sequential' in mode && stepOf(mode) === 1)) return [];
-  // A sequential run's steps are batches of the editor's too (over its first T cases).
-  const batches: EvalMode = 'sequential' in mode ? { batch: stepOf(mode) } : mode;
-  if ('sequential' in mode) cases = cases.slice(0, mode.sequential);
-  const out = [batches.batch].flat().map((batchSize) => ({ batchSize, edits: 0, shared: 0 }));
-  for (const unit of planUnits(batches, cases.length)) {
+  if (mode === 'single') return [];
+  // A sequential run's steps are the editor's batches, over its first T cases.
+  if ('sequential' in mode) return stepOf(mode) === 1 ? [] : sharedSubjectEdits(cases.slice(0, mode.sequential), { batch: stepOf(mode) });
+  const out = [mode.batch].flat().map((batchSize) => ({ batchSize, edits: 0, shared: 0 }));
+  for (const unit of planUnits(mode, cases.length)) {
     const subjects = unit.cases.flatMap((i) => caseRequests(cases[i]!)).map((r) => r.subject.trim());
     const count = new Map<string, number>();
     for (const x of subjects) count.set(x, (count.get(x) ?? 0) + 1);

@@ -133,7 +133,6 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
     const groups = timings.time('templates', () => contextTemplates(model, templateSettings(hp)));
     const flat = groups.flat();
     // 1. z vectors at the last edited layer
-    const Z = new Float64Array(n * d);
     const perRequest = reqs.map((r) => buildJob(tok, r, flat, hp));
     // owner[r]: the job whose z request r takes (itself unless its key is shared and z is joint).
     const { jobs, owner } = hp.shared_key_targets === 'joint' ? jointJobs(tok, reqs, perRequest, hp) : { jobs: perRequest, owner: reqs.map((_, r) => r) };
@@ -154,7 +153,9 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
       });
       progress?.({ phase: 'z', done: Math.min(jobs.length, s + chunk), total: jobs.length });
     }
-    for (let r = 0; r < n; r++) Z.set(zJob.subarray(owner[r] * d, (owner[r] + 1) * d), r * d);
+    // Per request: its job's z (the jobs are the requests themselves unless z is joint).
+    const Z = jobs === perRequest ? zJob : new Float64Array(n * d);
+    if (Z !== zJob) for (let r = 0; r < n; r++) Z.set(zJob.subarray(owner[r] * d, (owner[r] + 1) * d), r * d);
     // 2. layer by layer
     layers.forEach((layer, i) => {
       const Kt = timings.time('keys', () => templateKeys(model, reqs, hp.template_key_average === 'flat' ? [flat] : groups, layer, hp)); // [n, f]
