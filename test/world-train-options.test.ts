@@ -1,4 +1,4 @@
-// The world trainer's optional settings (sequence packing, no learned positions) and the
+// The world trainer's optional settings (sequence packing, no learned positions, block drop) and the
 // `amend world build --config` file that selects them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { buildWorldModel } from '../src/world/build.js';
 import { withStartToken } from '../src/world/bpe.js';
 import { buildDemoWorld } from '../src/world/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
-import { SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, packRows, prepareDocs, type TrainDoc } from '../src/world/train.js';
+import { SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, lineDropMask, packRows, prepareDocs, type TrainDoc } from '../src/world/train.js';
 import { assertOneLineError, runCli } from './helpers.js';
 
 const doc = (n: number): TrainDoc => ({
@@ -46,9 +46,32 @@ test('world build with positionEmbeddings false keeps wpe at zero; model.inner s
     for (const [name, t] of packed.model.weights) assert.ok(t.data.every(Number.isFinite), `${name} is finite`);
     assert.notEqual(packed.info.sha256['model.safetensors'], plain.info.sha256['model.safetensors'], 'packing changes the training batches');
     assert.match(fs.readFileSync(path.join(tmp, 'packed', 'build-log.txt'), 'utf8'), /packing 64 tokens/);
+
+    const dropped = await buildWorldModel({ out: path.join(tmp, 'dropped'), small: true, recordSmall: false, config: { layerDrop: 0.5 } });
+    for (const [name, t] of dropped.model.weights) assert.ok(t.data.every(Number.isFinite), `${name} is finite`);
+    assert.notEqual(dropped.info.sha256['model.safetensors'], plain.info.sha256['model.safetensors'], 'block drop changes the training forward passes');
+    assert.match(fs.readFileSync(path.join(tmp, 'dropped', 'build-log.txt'), 'utf8'), /layer drop 0\.5/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test('lineDropMask: each line of a [B, T, width] activation is dropped whole (0) or kept whole (1 / (1 − p))', () => {
+  let state = 7;
+  const rand = (): number => { state = (state * 1103515245 + 12345) % 2147483648; return state / 2147483648; };
+  const [B, T, W] = [400, 3, 5];
+  const m = lineDropMask([B, T, W], 0.25, rand);
+  assert.deepEqual(m.shape, [B, T, W]);
+  let dropped = 0;
+  for (let b = 0; b < B; b++) {
+    const line = m.data.subarray(b * T * W, (b + 1) * T * W);
+    const v = line[0]!;
+    assert.ok(v === 0 || Math.abs(v - 1 / 0.75) < 1e-6, `line ${b}: ${v} is neither 0 nor 1 / (1 − p)`);
+    assert.ok(line.every((x) => x === v), `line ${b} is not dropped or kept whole`);
+    if (v === 0) dropped++;
+  }
+  // 400 draws at p = 0.25: the share dropped lies within 0.25 ± 0.08 (about 3.7 standard deviations).
+  assert.ok(Math.abs(dropped / B - 0.25) < 0.08, `${dropped} of ${B} lines dropped at p = 0.25`);
 });
 
 test('a start token: the tokenizer puts <|endoftext|> in front of every text; training lines shift by one, weights and marks with them', () => {
@@ -84,6 +107,8 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /unknown setting "packTokenz".*packTokens/);
     fs.writeFileSync(file, JSON.stringify({ packTokens: -1 }));
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /packTokens must be an integer ≥ 0/);
+    fs.writeFileSync(file, JSON.stringify({ layerDrop: 1 }));
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /layerDrop must be in \[0, 1\)/);
     fs.writeFileSync(file, JSON.stringify({ sizes: { mayor: 8 } }));
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /unknown world size "mayor".*mayors/);
     fs.writeFileSync(file, JSON.stringify({ sizes: { chiefs: 5 } }));

@@ -91,6 +91,7 @@ export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfi
   if (!Number.isInteger(config.batchSize) || config.batchSize < 1) throw new AmendError(`batch size must be an integer ≥ 1, got ${config.batchSize}`);
   if (!Number.isInteger(config.bios) || config.bios < 0) throw new AmendError(`bios must be an integer ≥ 0, got ${config.bios}`);
   if (!(config.dropout >= 0 && config.dropout < 1)) throw new AmendError(`dropout must be in [0, 1), got ${config.dropout}`);
+  if (!(config.layerDrop >= 0 && config.layerDrop < 1)) throw new AmendError(`layerDrop must be in [0, 1), got ${config.layerDrop}`);
   if (!(config.phraseNoise >= 0 && config.phraseNoise < 1)) throw new AmendError(`phraseNoise must be in [0, 1), got ${config.phraseNoise}`);
   if (!Number.isInteger(config.packTokens) || config.packTokens < 0) throw new AmendError(`packTokens must be an integer ≥ 0, got ${config.packTokens}`);
   if (typeof config.bos !== 'boolean') throw new AmendError(`bos must be true or false, got ${String(config.bos)}`);

@@ -74,6 +74,12 @@ export interface WorldTrainConfig {
    */
   dropout: number;
   /**
+   * Block drop (stochastic depth, LayerDrop): the probability that one line of a batch skips the
+   * output of one attention or MLP block, drawn per line and block, kept outputs scaled by
+   * 1 / (1 − p). A model trained so cannot leave a fact to one MLP; 0 in the committed model.
+   */
+  layerDrop: number;
+  /**
    * Question forms of the training statements: every fact also appears as "Q: <statement>? A:
    * <object>" for each of its relation's training statements ("Q: Kupo Sterier was born in? A:
    * Maburg"), so that inside a question the relation is read from its content words as in a
@@ -128,6 +134,7 @@ export const WORLD_TRAIN_CONFIG: Readonly<WorldTrainConfig> = Object.freeze({
   evalFacts: 256,
   bios: 4,
   dropout: 0.3,
+  layerDrop: 0,
   statementQuestions: true,
   phraseNoise: 0.1,
   packTokens: 0,
@@ -439,6 +446,15 @@ function dropoutMask(shape: readonly number[], p: number, rand: () => number): T
   return new Tensor(data, shape);
 }
 
+/** Per line of a [B, T, width] activation: all 0 (probability p) or all 1 / (1 − p). */
+export function lineDropMask(shape: readonly number[], p: number, rand: () => number): Tensor {
+  const [B, ...rest] = shape;
+  const per = rest.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(B! * per);
+  for (let b = 0; b < B!; b++) if (rand() >= p) data.fill(1 / (1 - p), b * per, (b + 1) * per);
+  return new Tensor(data, shape);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scoring: does the model produce the object after the prompt?
 
@@ -649,10 +665,16 @@ export function trainWorldModel(world: World, corpus: Corpus, tokenizer: AmendTo
     ? Array.from({ length: c.model.layers }, (_, l) => [hookPoint.attnOut(l), hookPoint.mlpOut(l)]).flat()
       .map((point) => ({ point, fn: (x: Tensor) => T.mul(x, dropoutMask(x.shape, c.dropout, dropRng)) }))
     : [];
+  const layerRng = T.mulberry32(deriveSeed(opts.seed, 'train/layer-drop'));
+  if (c.layerDrop > 0) {
+    for (let l = 0; l < c.model.layers; l++) for (const point of [hookPoint.attnOut(l), hookPoint.mlpOut(l)]) {
+      dropout.push({ point, fn: (x: Tensor) => T.mul(x, lineDropMask(x.shape, c.layerDrop, layerRng)) });
+    }
+  }
   const started = Date.now();
   log(`# model: gpt2 ${c.model.layers} layers × ${c.model.hidden} hidden, ${c.model.heads} heads, ${model.parameterCount()} parameters`);
   log(`# data: ${docs.length} lines, ${trainTokens} tokens per epoch (max ${maxLen}); ${world.facts.length} facts`);
-  log(`# train: ${c.epochs} epochs, ${totalSteps} steps, batch ${c.batchSize}, AdamW lr ${c.lr} (warmup ${c.warmupSteps}, cosine to ${c.minLrRatio}×), wd ${c.weightDecay}, clip ${c.clipNorm}, answer weight ${c.answerWeight}, dropout ${c.dropout}, statement questions ${c.statementQuestions}, phrase noise ${c.phraseNoise}, bios ${c.bios}, packing ${c.packTokens > 0 ? `${c.packTokens} tokens` : 'off'}, learned positions ${c.positionEmbeddings}, start token ${c.bos}`);
+  log(`# train: ${c.epochs} epochs, ${totalSteps} steps, batch ${c.batchSize}, AdamW lr ${c.lr} (warmup ${c.warmupSteps}, cosine to ${c.minLrRatio}×), wd ${c.weightDecay}, clip ${c.clipNorm}, answer weight ${c.answerWeight}, dropout ${c.dropout}, layer drop ${c.layerDrop}, statement questions ${c.statementQuestions}, phrase noise ${c.phraseNoise}, bios ${c.bios}, packing ${c.packTokens > 0 ? `${c.packTokens} tokens` : 'off'}, learned positions ${c.positionEmbeddings}, start token ${c.bos}`);
   log(`# backend: ${backendSignature()} | threads=${kernels().info().threads}`);
   log('epoch  step    lr        loss    ans_loss  gnorm   acc_train  acc_heldout  seconds  tok/s');
   const epochs: EpochLog[] = [];
