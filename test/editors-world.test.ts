@@ -1,6 +1,7 @@
 // ROME and MEMIT on the demo world model (world/), scored CounterFact-style (P(new) vs P(true),
 // ROME's summarize.py): a small always-on run, the issue's ROME protocol (100 single edits, model
-// restored between them) with its thresholds, and its MEMIT protocol (one batch of 500, about 15 s).
+// restored between them) with its thresholds, and its MEMIT protocol (one batch of 500, about 15 s)
+// beside the same 500 cases in batches of 50.
 // `amend eval --model world` prints the same numbers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -56,6 +57,17 @@ test('world, full protocol: 100 single ROME edits reach the thresholds', { skip 
   const rome = await score(model, cases.slice(0, 100), 'rome', 'single');
   console.log(`ROME, 100 single edits: ${JSON.stringify(rome)}`);
   assert.ok(rome.efficacy >= 99 && rome.paraphrase >= 90 && rome.neighborhood >= 95, `ROME below the thresholds (99/90/95): ${JSON.stringify(rome)}`);
+});
+
+// The same cases as the batch of 500 below, edited 50 at a time (the model restored between
+// batches): MEMIT's batch solve at the size this 192-wide model holds, against the issue's MEMIT
+// thresholds. A guard on the solve's quality while the batch of 500 stays a todo; about 20 s.
+test('world, full protocol: the first 500 cases in MEMIT batches of 50 reach the MEMIT thresholds', { skip }, async () => {
+  const model = await CausalLM.load(worldDir);
+  const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
+  const memit = await score(model, cases.slice(0, 500), 'memit', { batch: 50 });
+  console.log(`MEMIT, 500 cases in batches of 50: ${JSON.stringify(memit)}`);
+  assert.ok(memit.efficacy >= 95 && memit.paraphrase >= 85 && memit.neighborhood >= 90, `MEMIT batches of 50 below 95/85/90: ${JSON.stringify(memit)}`);
 });
 
 // todo while the threshold is unmet (bench/RESULTS.md, "Demo world"): it runs and asserts, but
