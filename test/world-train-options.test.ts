@@ -10,6 +10,7 @@ import { buildWorldModel } from '../src/world/build.js';
 import { withStartToken } from '../src/world/bpe.js';
 import { buildDemoWorld } from '../src/world/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
+import { mulberry32 } from '../src/tensor/index.js';
 import { SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, lineDropMask, packRows, prepareDocs, type TrainDoc } from '../src/world/train.js';
 import { assertOneLineError, runCli } from './helpers.js';
 
@@ -57,8 +58,7 @@ test('world build with positionEmbeddings false keeps wpe at zero; model.inner s
 });
 
 test('lineDropMask: each line of a [B, T, width] activation is dropped whole (0) or kept whole (1 / (1 − p))', () => {
-  let state = 7;
-  const rand = (): number => { state = (state * 1103515245 + 12345) % 2147483648; return state / 2147483648; };
+  const rand = mulberry32(7);
   const [B, T, W] = [400, 3, 5];
   const m = lineDropMask([B, T, W], 0.25, rand);
   assert.deepEqual(m.shape, [B, T, W]);

@@ -661,14 +661,14 @@ export function trainWorldModel(world: World, corpus: Corpus, tokenizer: AmendTo
   const dropRng = T.mulberry32(deriveSeed(opts.seed, 'train/dropout'));
   // Random replacement ids exclude <|endoftext|> (the last id).
   const noise = c.phraseNoise > 0 ? { p: c.phraseNoise, vocab: eos, rand: T.mulberry32(deriveSeed(opts.seed, 'train/phrase-noise')) } : undefined;
-  const dropout: Hook[] = c.dropout > 0
+  const trainHooks: Hook[] = c.dropout > 0
     ? Array.from({ length: c.model.layers }, (_, l) => [hookPoint.attnOut(l), hookPoint.mlpOut(l)]).flat()
       .map((point) => ({ point, fn: (x: Tensor) => T.mul(x, dropoutMask(x.shape, c.dropout, dropRng)) }))
     : [];
   const layerRng = T.mulberry32(deriveSeed(opts.seed, 'train/layer-drop'));
   if (c.layerDrop > 0) {
     for (let l = 0; l < c.model.layers; l++) for (const point of [hookPoint.attnOut(l), hookPoint.mlpOut(l)]) {
-      dropout.push({ point, fn: (x: Tensor) => T.mul(x, lineDropMask(x.shape, c.layerDrop, layerRng)) });
+      trainHooks.push({ point, fn: (x: Tensor) => T.mul(x, lineDropMask(x.shape, c.layerDrop, layerRng)) });
     }
   }
   const started = Date.now();
@@ -688,7 +688,7 @@ export function trainWorldModel(world: World, corpus: Corpus, tokenizer: AmendTo
       lr = schedule(step);
       opt.zeroGrad();
       const loss = T.withGrad(() => {
-        const { logits } = model.forward(b.ids, b.B, b.L, { attentionMask: b.mask, logitsAt: b.rows, hooks: dropout });
+        const { logits } = model.forward(b.ids, b.B, b.L, { attentionMask: b.mask, logitsAt: b.rows, hooks: trainHooks });
         const picked = T.pick(T.logSoftmax(logits!), b.targets);
         for (let r = 0; r < b.answer.length; r++) if (b.answer[r]) { ansNll -= picked.data[r]!; ansN++; }
         const l = T.scale(T.sum(T.mul(picked, T.tensor(b.weights))), -1 / b.weightSum);
