@@ -11,7 +11,7 @@ import { withStartToken } from '../src/world/bpe.js';
 import { buildDemoWorld } from '../src/world/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { mulberry32 } from '../src/tensor/index.js';
-import { SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, lineDropMask, packRows, prepareDocs, type TrainDoc } from '../src/world/train.js';
+import { SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, dropMask, packRows, prepareDocs, type TrainDoc } from '../src/world/train.js';
 import { assertOneLineError, runCli } from './helpers.js';
 
 const doc = (n: number): TrainDoc => ({
@@ -57,10 +57,10 @@ test('world build with positionEmbeddings false keeps wpe at zero; model.inner s
   }
 });
 
-test('lineDropMask: each line of a [B, T, width] activation is dropped whole (0) or kept whole (1 / (1 − p))', () => {
+test('dropMask with a unit of one line: each line of a [B, T, width] activation is dropped whole (0) or kept whole (1 / (1 − p))', () => {
   const rand = mulberry32(7);
   const [B, T, W] = [400, 3, 5];
-  const m = lineDropMask([B, T, W], 0.25, rand);
+  const m = dropMask([B, T, W], 0.25, rand, T * W);
   assert.deepEqual(m.shape, [B, T, W]);
   let dropped = 0;
   for (let b = 0; b < B; b++) {

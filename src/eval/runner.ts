@@ -156,7 +156,7 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
   if (typeof mode === 'object' && 'sequential' in mode) {
     if (!(Number.isInteger(mode.sequential) && mode.sequential >= 1)) throw new AmendError(`sequential:T needs a positive integer T, got ${mode.sequential}`);
     if (mode.sequential > cases.length) throw new AmendError(`sequential:${mode.sequential} needs ${mode.sequential} cases, but there are only ${cases.length}`);
-    const step = mode.step ?? 1;
+    const step = stepOf(mode);
     if (!(Number.isInteger(step) && step >= 1 && step <= mode.sequential)) throw new AmendError(`sequential:T/K needs a step K from 1 to T=${mode.sequential}, got ${mode.step}`);
   } else if (typeof mode === 'object' && 'batch' in mode) {
     if ([mode.batch].flat().some((k) => !(Number.isInteger(k) && k >= 1))) throw new AmendError(`batch:K needs positive integers, got ${modeLabel(mode)}`);

@@ -437,21 +437,20 @@ function makeBatch(docs: readonly TrainDoc[], rowsOfDocs: readonly (readonly num
   return { ids, mask, B, L, rows, targets: Int32Array.from(targets), weights: Float32Array.from(weights), answer: Uint8Array.from(answer), weightSum };
 }
 
-/** A mask of 0 (probability p) and 1 / (1 − p) (inverted dropout), drawn in order from `rand`. */
-function dropoutMask(shape: readonly number[], p: number, rand: () => number): Tensor {
+/**
+ * An inverted-dropout mask: each run of `unit` consecutive elements is 0 (probability p) or
+ * 1 / (1 − p), one draw from `rand` per run, in order. unit 1 drops single elements (residual
+ * dropout); the size of one line of a [B, T, width] activation drops whole lines (block drop).
+ */
+export function dropMask(shape: readonly number[], p: number, rand: () => number, unit = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   const keep = 1 / (1 - p);
   const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = rand() < p ? 0 : keep;
-  return new Tensor(data, shape);
-}
-
-/** Per line of a [B, T, width] activation: all 0 (probability p) or all 1 / (1 − p). */
-export function lineDropMask(shape: readonly number[], p: number, rand: () => number): Tensor {
-  const [B, ...rest] = shape;
-  const per = rest.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(B! * per);
-  for (let b = 0; b < B!; b++) if (rand() >= p) data.fill(1 / (1 - p), b * per, (b + 1) * per);
+  for (let s = 0; s < n; s += unit) {
+    if (rand() < p) continue;
+    if (unit === 1) data[s] = keep; // the common case, per element on every training step
+    else data.fill(keep, s, s + unit);
+  }
   return new Tensor(data, shape);
 }
 
@@ -661,16 +660,12 @@ export function trainWorldModel(world: World, corpus: Corpus, tokenizer: AmendTo
   const dropRng = T.mulberry32(deriveSeed(opts.seed, 'train/dropout'));
   // Random replacement ids exclude <|endoftext|> (the last id).
   const noise = c.phraseNoise > 0 ? { p: c.phraseNoise, vocab: eos, rand: T.mulberry32(deriveSeed(opts.seed, 'train/phrase-noise')) } : undefined;
-  const trainHooks: Hook[] = c.dropout > 0
-    ? Array.from({ length: c.model.layers }, (_, l) => [hookPoint.attnOut(l), hookPoint.mlpOut(l)]).flat()
-      .map((point) => ({ point, fn: (x: Tensor) => T.mul(x, dropoutMask(x.shape, c.dropout, dropRng)) }))
-    : [];
   const layerRng = T.mulberry32(deriveSeed(opts.seed, 'train/layer-drop'));
-  if (c.layerDrop > 0) {
-    for (let l = 0; l < c.model.layers; l++) for (const point of [hookPoint.attnOut(l), hookPoint.mlpOut(l)]) {
-      trainHooks.push({ point, fn: (x: Tensor) => T.mul(x, lineDropMask(x.shape, c.layerDrop, layerRng)) });
-    }
-  }
+  const blockOutputs = Array.from({ length: c.model.layers }, (_, l) => [hookPoint.attnOut(l), hookPoint.mlpOut(l)]).flat();
+  const trainHooks: Hook[] = [
+    ...(c.dropout > 0 ? blockOutputs.map((point) => ({ point, fn: (x: Tensor) => T.mul(x, dropMask(x.shape, c.dropout, dropRng)) })) : []),
+    ...(c.layerDrop > 0 ? blockOutputs.map((point) => ({ point, fn: (x: Tensor) => T.mul(x, dropMask(x.shape, c.layerDrop, layerRng, x.size / x.shape[0]!)) })) : []),
+  ];
   const started = Date.now();
   log(`# model: gpt2 ${c.model.layers} layers × ${c.model.hidden} hidden, ${c.model.heads} heads, ${model.parameterCount()} parameters`);
   log(`# data: ${docs.length} lines, ${trainTokens} tokens per epoch (max ${maxLen}); ${world.facts.length} facts`);
