@@ -106,7 +106,9 @@ test('bad input: one clear line and a non-zero exit', async (t) => {
     ['id out of vocabulary', ['logits', '--model', good, '--ids', '5,100'], /out of the vocabulary/],
     ['not an id', ['logits', '--model', good, '--ids', '5,x'], /not a token id/],
     ['empty prompt', ['generate', '--model', good, ''], /empty/],
-    ['unknown option', ['generate', '--model', good, '--bogus', 'x'], /bogus/],
+    ['unknown option', ['generate', '--model', good, '--bogus', 'x'], /^amend: unknown option --bogus \(see amend generate --help\)/],
+    ['negative number as a value (reaches the option check)', ['generate', '--model', good, '--temperature', '-1', 'x'], /--temperature must be > 0/],
+    ['negative integer after a short flag', ['generate', '--model', good, '-n', '-2', 'x'], /--max-new-tokens must be an integer ≥ 0, got "-2"/],
     ['unknown command', ['frobnicate'], /unknown command/],
   ];
   for (const [name, args, pattern] of cases) {

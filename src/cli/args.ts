@@ -48,11 +48,31 @@ export function parse(spec: CommandSpec, argv: string[]): Parsed {
     options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   }
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals: true, strict: true });
     return { values: values as Parsed['values'], positionals };
   } catch (e) {
-    throw new AmendError(`${(e as Error).message.split('\n')[0]} (see amend ${spec.name} --help)`);
+    const err = e as Error & { code?: string };
+    const unknown = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(err.message) : null;
+    const what = unknown ? `unknown option ${unknown[1]}` : err.message.split('\n')[0];
+    throw new AmendError(`${what} (see amend ${spec.name} --help)`);
   }
+}
+
+/**
+ * `--n -1` as `--n=-1`: parseArgs reads a value that starts with '-' as another option, so a
+ * negative number would otherwise fail as "ambiguous" instead of reaching the option's own check.
+ */
+function joinNegativeValues(argv: readonly string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i], next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : a.length === 2 && a[0] === '-' ? Object.keys(options).find((k) => options[k].short === a[1]) : undefined;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 /** A string option's value, or undefined when absent (or given as a bare flag). */

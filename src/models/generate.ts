@@ -99,16 +99,21 @@ function argmaxOf(row: Float32Array): number {
 }
 
 /** Samples from softmax(row / temperature) restricted to the top-k and nucleus (top-p) sets. */
-function sample(row: Float32Array, o: GenerateOptions, rand: () => number): number {
+export function sample(row: Float32Array, o: Pick<GenerateOptions, 'temperature' | 'topK' | 'topP'>, rand: () => number): number {
   const temp = o.temperature ?? 1;
   if (!(temp > 0)) throw new AmendError('temperature must be > 0 (use greedy decoding for temperature 0)');
-  let order = o.topK && o.topK > 0 && o.topK < row.length ? topK(row, o.topK) : Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
+  const cut = o.topK !== undefined && o.topK > 0 && o.topK < row.length;
+  const nucleus = o.topP !== undefined && o.topP < 1;
+  // Plain sampling needs no order: the vocabulary's own order draws from the same distribution
+  // without sorting V entries per token (a 50k vocabulary made that the cost of the whole pass).
+  if (!cut && !nucleus) return sampleUnsorted(row, temp, rand);
+  let order = cut ? topK(row, o.topK!) : Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
   const mx = row[order[0]];
   let probs = order.map((i) => Math.exp((row[i] - mx) / temp));
   let total = probs.reduce((a, b) => a + b, 0);
-  if (o.topP !== undefined && o.topP < 1) {
+  if (nucleus) {
     let acc = 0, keep = 0;
-    while (keep < probs.length && acc < o.topP * total) acc += probs[keep++];
+    while (keep < probs.length && acc < o.topP! * total) acc += probs[keep++];
     order = order.slice(0, Math.max(1, keep));
     probs = probs.slice(0, order.length);
     total = probs.reduce((a, b) => a + b, 0);
@@ -119,6 +124,21 @@ function sample(row: Float32Array, o: GenerateOptions, rand: () => number): numb
     if (u <= 0) return order[i];
   }
   return order[order.length - 1];
+}
+
+/** Samples from softmax(row / temperature) over the whole vocabulary, in index order. */
+function sampleUnsorted(row: Float32Array, temp: number, rand: () => number): number {
+  let mx = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > mx) mx = row[i];
+  const probs = new Float64Array(row.length);
+  let total = 0;
+  for (let i = 0; i < row.length; i++) total += probs[i] = Math.exp((row[i] - mx) / temp);
+  let u = rand() * total;
+  for (let i = 0; i < row.length; i++) {
+    u -= probs[i];
+    if (u <= 0 && probs[i] > 0) return i;
+  }
+  return argmaxOf(row);
 }
 
 /** Indices of the k largest entries, largest first (ties: lower index first), in O(V·k). */

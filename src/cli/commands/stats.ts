@@ -31,7 +31,7 @@ export const spec: CommandSpec = {
     list: { type: 'boolean', help: 'list the statistics cached for this model' },
   },
   examples: [
-    'amend stats --model world --layers 2,3,4',
+    'amend stats --model world --layers 0,1',
     'amend stats --model gpt2 --layers 3-8 --corpus wiki.jsonl --samples 20000 --max-length 256',
     'amend stats --model gpt2-xl --import data/stats/gpt2-xl/wikipedia_stats/transformer.h.17.mlp.c_proj_float32_mom2_100000.npz',
     'amend stats --model gpt2-xl --layers 17 --corpus wikipedia --samples 100000 --json   # uses the import',

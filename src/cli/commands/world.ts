@@ -26,7 +26,7 @@ export const spec: CommandSpec = {
   examples: [
     'amend world build                      # rebuilds world/ from the seed (about 17 minutes on 2 cores)',
     'amend world build --small --out /tmp/w  # a tiny world and model in seconds',
-    'amend world build --config variant.json --out /tmp/world-bos  # a variant, e.g. {"bos": true}',
+    'amend world build --config variant.json --out /tmp/world-6  # a variant, e.g. {"model": {"layers": 6}}',
     'amend world info --json',
     'amend generate --model world "Q: Where was" --greedy',
   ],

@@ -1,0 +1,39 @@
+// The sampler: plain, top-k and nucleus sampling draw from the distribution they name.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { sample } from '../src/models/generate.js';
+import { mulberry32 } from '../src/tensor/index.js';
+
+const logits = new Float32Array([1.5, -0.5, 0.25, 2, -3, 0.75]);
+
+function softmax(row: Float32Array, temp: number, keep: (i: number) => boolean): number[] {
+  const e = Array.from(row, (x, i) => (keep(i) ? Math.exp(x / temp) : 0));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+}
+
+function frequencies(o: Parameters<typeof sample>[1], draws: number): number[] {
+  const rand = mulberry32(11);
+  const f = new Array(logits.length).fill(0);
+  for (let i = 0; i < draws; i++) f[sample(logits, o, rand)] += 1 / draws;
+  return f;
+}
+
+// 40,000 draws: a frequency's standard error is at most 0.0025, so 0.012 is about five of them.
+const DRAWS = 40000, TOL = 0.012;
+
+test('plain sampling (no sort) follows softmax(logits / temperature)', () => {
+  for (const temperature of [1, 0.5, 2]) {
+    const want = softmax(logits, temperature, () => true);
+    frequencies({ temperature }, DRAWS).forEach((f, i) => assert.ok(Math.abs(f - want[i]) < TOL, `T ${temperature}, token ${i}: ${f} vs ${want[i]}`));
+  }
+});
+
+test('top-k keeps the k largest logits; top-p keeps the smallest set reaching p', () => {
+  const top2 = softmax(logits, 1, (i) => i === 3 || i === 0);
+  frequencies({ topK: 2 }, DRAWS).forEach((f, i) => assert.ok(Math.abs(f - top2[i]) < TOL, `top-k token ${i}: ${f} vs ${top2[i]}`));
+  // P sorted: token 3 ≈ 0.45, token 0 ≈ 0.27, so p = 0.6 keeps exactly those two.
+  const full = softmax(logits, 1, () => true);
+  assert.ok(full[3] < 0.6 && full[3] + full[0] >= 0.6);
+  frequencies({ topP: 0.6 }, DRAWS).forEach((f, i) => assert.ok(Math.abs(f - top2[i]) < TOL, `top-p token ${i}: ${f} vs ${top2[i]}`));
+});
