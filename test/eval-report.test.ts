@@ -53,6 +53,20 @@ test('summarizeRecords: never averages across regimes or protocols', () => {
   assert.match(md, /\| 0 \| 10\.0000 \| 1\.0000 \|/);
 });
 
+test('summarizeRecords: fractions (scores, accuracies, QA exact match / F1 / agreement) keep their interval in [0, 1]; magnitudes do not', () => {
+  const values = [1, 1, 1, 0.5];
+  const recs: CaseRecord[] = values.map((v) => ({ index: 0, regime: 'batch-4', metrics: [
+    { name: 'qa.locality_agree', protocol: 'generation-qa', value: v },
+    { name: 'qa.rewrite_em', protocol: 'generation-qa', value: v },
+    { name: 'efficacy_magnitude', protocol: 'probability-comparison', value: v },
+  ] }));
+  const byName = new Map(summarizeRecords(recs).map((r) => [r.name, r]));
+  const open = meanCI(values);
+  assert.ok(open.high > 1, 'test setup: the uncut interval leaves [0, 1]');
+  for (const name of ['qa.locality_agree', 'qa.rewrite_em']) assert.equal(byName.get(name)!.ci95[1], 1, name);
+  assert.equal(byName.get('efficacy_magnitude')!.ci95[1], open.high);
+});
+
 test('summarizeByRelation: headline means per relation, kept apart by regime; none for a single relation', () => {
   const rec = (relation: string | undefined, eff: number, para: number, regime: CaseRecord['regime'] = 'single'): CaseRecord => ({
     index: 0, regime, ...(relation ? { relation } : {}),

@@ -15,7 +15,7 @@ const regimeOrder = (r: Regime) => {
 
 /** Scores and accuracies (fractions of prompts or tokens) lie in [0, 1]; magnitudes, perplexities and costs do not. */
 function boundedToUnit(name: string): boolean {
-  return /(_score|_acc|accuracy|exact_match|_f1)$/.test(name);
+  return /(_score|_acc|accuracy|exact_match|_em|_f1|_agree)$/.test(name);
 }
 
 export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
