@@ -108,6 +108,7 @@ test('bad input: one clear line and a non-zero exit', async (t) => {
     ['empty prompt', ['generate', '--model', good, ''], /empty/],
     ['unknown option', ['generate', '--model', good, '--bogus', 'x'], /^amend: unknown option --bogus \(see amend generate --help\)/],
     ['negative number as a value (reaches the option check)', ['generate', '--model', good, '--temperature', '-1', 'x'], /--temperature must be > 0/],
+    ['--greedy with a sampling option', ['generate', '--model', good, '--greedy', '--temperature', '0.5', 'x'], /--greedy takes the most likely token/],
     ['negative integer after a short flag', ['generate', '--model', good, '-n', '-2', 'x'], /--max-new-tokens must be an integer ≥ 0, got "-2"/],
     ['unknown command', ['frobnicate'], /unknown command/],
   ];

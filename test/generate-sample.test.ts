@@ -1,7 +1,12 @@
-// The sampler: plain, top-k and nucleus sampling draw from the distribution they name.
+// Generation's edges: plain, top-k and nucleus sampling draw from the distribution they name, and
+// generation stops where the model's positions end.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { sample } from '../src/models/generate.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { generate, generationRoom, sample } from '../src/models/generate.js';
+import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { mulberry32 } from '../src/tensor/index.js';
 
 const logits = new Float32Array([1.5, -0.5, 0.25, 2, -3, 0.75]);
@@ -36,4 +41,23 @@ test('top-k keeps the k largest logits; top-p keeps the smallest set reaching p'
   const full = softmax(logits, 1, () => true);
   assert.ok(full[3] < 0.6 && full[3] + full[0] >= 0.6);
   frequencies({ topP: 0.6 }, DRAWS).forEach((f, i) => assert.ok(Math.abs(f - top2[i]) < TOL, `top-p token ${i}: ${f} vs ${top2[i]}`));
+});
+
+test('generation stops at the model\'s last position, with and without the KV cache', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-gen-'));
+  try {
+    const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'm'), gpt2Config({ positions: 16 })), { noTokenizer: true });
+    const prompt = [1, 2, 3, 4, 5, 6];
+    // 16 positions: the prompt's 6, then 10 fed-back tokens, and an 11th predicted from position 15.
+    assert.equal(generationRoom(model.config, prompt.length), 11);
+    for (const useCache of [true, false]) {
+      const [out] = generate(model, [prompt], { maxNewTokens: 1000, eosId: null, useCache });
+      assert.equal(out.length, 11, `useCache ${useCache}`);
+    }
+    const [short] = generate(model, [prompt], { maxNewTokens: 4, eosId: null });
+    assert.equal(short.length, 4);
+    assert.throws(() => generate(model, [new Array(17).fill(1)], { maxNewTokens: 1 }), /17 tokens is longer than the model's 16 positions/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 });

@@ -20,7 +20,18 @@ export interface GenerateOptions {
   useCache?: boolean;
 }
 
-/** Greedy or sampled continuation of each prompt (token ids); returns only the new tokens. */
+/**
+ * The most new tokens a prompt of `promptLen` tokens can get within the model's positions: the
+ * last one is predicted and never fed back, so it needs no position of its own.
+ */
+export function generationRoom(config: { maxPositions: number }, promptLen: number): number {
+  return config.maxPositions > 0 ? Math.max(0, config.maxPositions - promptLen + 1) : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Greedy or sampled continuation of each prompt (token ids); returns only the new tokens. A row
+ * stops at maxNewTokens, at eos, or where the model's positions end (generationRoom).
+ */
 export function generate(m: ModelWeights, prompts: readonly (readonly number[])[], o: GenerateOptions): number[][] {
   if (prompts.length === 0) return [];
   if (prompts.some((p) => p.length === 0)) throw new AmendError('generate: empty prompt (no tokens to continue from)');
@@ -29,6 +40,10 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
   const P = Math.max(...prompts.map((p) => p.length));
   const eos = o.eosId === undefined ? m.config.eosId : o.eosId;
   const greedy = o.greedy ?? true;
+  if (m.config.maxPositions > 0 && P > m.config.maxPositions) {
+    throw new AmendError(`generate: a prompt of ${P} tokens is longer than the model's ${m.config.maxPositions} positions`);
+  }
+  const steps = Math.min(o.maxNewTokens, generationRoom(m.config, P));
   const rand = mulberry32(o.seed ?? 0);
 
   // Left padding keeps every row's last token in the last column.
@@ -41,10 +56,10 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
 
   return noGrad(() => {
     const useCache = o.useCache ?? true;
-    const cache = useCache ? new KVCache(m.config, B, P + o.maxNewTokens) : null;
+    const cache = useCache ? new KVCache(m.config, B, P + steps) : null;
     let allIds = Array.from(ids), allMask = Array.from(mask), len = P;
     let stepIds = ids, stepMask = mask, stepLen = P;
-    for (let step = 0; step < o.maxNewTokens; step++) {
+    for (let step = 0; step < steps; step++) {
       const lastRows = Array.from({ length: B }, (_, b) => b * stepLen + stepLen - 1);
       const { logits } = forward(m, stepIds, B, stepLen, {
         attentionMask: stepMask, logitsAt: lastRows, cache: cache ?? undefined,
@@ -58,7 +73,7 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
           if (eos !== null && next[b] === eos) done[b] = true;
         }
       }
-      if (done.every(Boolean) || step === o.maxNewTokens - 1) break;
+      if (done.every(Boolean) || step === steps - 1) break;
       // Finished rows keep running as masked padding so the batch stays rectangular.
       if (cache) {
         stepIds = Int32Array.from(next);

@@ -1,6 +1,6 @@
 // amend generate: continue a prompt with a model (greedy or sampled, KV cache).
 import { AmendError } from '../../errors.js';
-import { generate } from '../../models/index.js';
+import { generate, generationRoom } from '../../models/index.js';
 import { intOption, numberOption, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 
@@ -33,6 +33,9 @@ export async function run(args: Parsed): Promise<void> {
   const topP = numberOption(v['top-p'], 'top-p');
   if (temperature !== undefined && !(temperature > 0)) throw new AmendError('--temperature must be > 0 (use --greedy for argmax)');
   if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new AmendError('--top-p must be in (0, 1]');
+  if (v.greedy === true && (temperature !== undefined || topP !== undefined || v['top-k'] !== undefined)) {
+    throw new AmendError('--greedy takes the most likely token, so --temperature, --top-k and --top-p do nothing with it; drop one or the other');
+  }
   const model = await loadModel(v.model, v.json === true);
   const tok = model.tok();
   const ids = tok.encode(prompt);
@@ -48,6 +51,7 @@ export async function run(args: Parsed): Promise<void> {
     console.log(JSON.stringify({ prompt, promptIds: ids, ids: out, completion, text: tok.decode([...ids, ...out], { skipSpecialTokens: true }), seconds }));
   } else {
     console.log(tok.decode([...ids, ...out], { skipSpecialTokens: true }));
-    process.stderr.write(`(${out.length} tokens in ${seconds.toFixed(2)} s)\n`);
+    const cut = out.length < maxNewTokens && out.length === generationRoom(model.config, ids.length) ? `, stopped at the model's ${model.config.maxPositions} positions` : '';
+    process.stderr.write(`(${out.length} tokens in ${seconds.toFixed(2)} s${cut})\n`);
   }
 }
