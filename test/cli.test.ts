@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
-import { assertOneLineError, type CliResult, runCli, sharedDir } from './helpers.js';
+import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-cli-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -62,6 +62,22 @@ test('--help shows usage and an example for every command', () => {
     assert.match(r.stdout, /usage: amend/);
     assert.match(r.stdout, /examples:\n {2}amend /);
   }
+});
+
+test('amend world info: the committed weights are the built ones; changed weights are called out', () => {
+  const built = amend('world', 'info', '--json');
+  assert.equal(built.code, 0);
+  assert.equal(JSON.parse(built.stdout).weightsAsBuilt, true);
+  const copy = path.join(tmp, 'world-copy');
+  fs.cpSync(path.join(repoRoot(), 'world'), copy, { recursive: true });
+  const f = path.join(copy, 'model.safetensors');
+  const b = fs.readFileSync(f);
+  b[b.length - 1] ^= 1; // one bit of the last weight
+  fs.writeFileSync(f, b);
+  const text = amend('world', 'info', '--model', copy);
+  assert.equal(text.code, 0);
+  assert.match(text.stdout, /weights {4}model\.safetensors is not the built file \(sha256 [0-9a-f]{64}\)/);
+  assert.equal(JSON.parse(amend('world', 'info', '--model', copy, '--json').stdout).weightsAsBuilt, false);
 });
 
 test('bad input: one clear line and a non-zero exit', async (t) => {

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
-import { BUILD_FILE, buildWorldModel, defaultWorldDir, type BuildInfo } from '../../world/build.js';
+import { BUILD_FILE, buildWorldModel, defaultWorldDir, sha256File, type BuildInfo } from '../../world/build.js';
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
 import { WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
 import type { WorldSizes } from '../../world/types.js';
@@ -129,11 +129,19 @@ async function info(args: Parsed): Promise<void> {
   } catch (err) {
     throw new AmendError(`${file}: not valid JSON (${(err as Error).message})`);
   }
+  // An export of an edited world copies BUILD.json with the rest of the folder: say when the
+  // weights are no longer the ones the build wrote.
+  const weights = path.join(dir, 'model.safetensors');
+  const current = fs.existsSync(weights) ? sha256File(weights) : null;
+  const asBuilt = current === i.sha256['model.safetensors'];
   if (v.json) {
-    console.log(JSON.stringify({ dir, ...i }, null, 2));
+    console.log(JSON.stringify({ dir, ...i, weightsAsBuilt: asBuilt, weightsSha256: current }, null, 2));
     return;
   }
   console.log(`folder     ${dir}`);
   console.log(summaryLines(i).join('\n'));
+  if (!asBuilt) {
+    console.log(`weights    model.safetensors is not the built file (${current ? `sha256 ${current}` : 'missing'}): edited or exported since the build`);
+  }
   console.log(`rebuild    ${i.command}`);
 }
