@@ -83,4 +83,10 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
   assert.ok(!fs.existsSync(out), 'nothing written');
+  // Every case refused: an error, not an empty report that looks like a result.
+  const same = { ...good, requested_rewrite: { ...good.requested_rewrite, target_new: { str: 'France' } } };
+  const refused = path.join(tmp, 'refused');
+  assertOneLineError(amend('eval', '--model', m, '--data', write('same.json', JSON.stringify([same, { ...same, case_id: 2 }])), '--out', refused),
+    /the editor refused all 2 case\(s\), so nothing was measured \(first: the new target "France" equals the true one/);
+  assert.equal(fs.readFileSync(path.join(refused, 'cases.jsonl'), 'utf8').trim().split('\n').filter((l) => JSON.parse(l).error).length, 2);
 });

@@ -133,6 +133,10 @@ export async function run(args: Parsed): Promise<void> {
     return;
   }
   const s = result.summary!;
+  if (s.cases > 0 && s.failed === s.cases) {
+    const first = result.records.find((r) => r.error)?.error ?? 'no reason recorded';
+    throw new AmendError(`the editor refused all ${s.cases} case(s), so nothing was measured (first: ${first})${out ? `; the refusals are in ${path.join(out, 'cases.jsonl')}` : ''}`);
+  }
   const shared = sharedSubjectEdits(loaded.cases, mode).filter((x) => x.shared > 0);
   if (json) {
     console.log(JSON.stringify({ ...s, ...(shared.length ? { sharedSubjects: shared } : {}), files: result.files }));
