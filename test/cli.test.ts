@@ -80,6 +80,13 @@ test('amend world info: the committed weights are the built ones; changed weight
   assert.equal(JSON.parse(amend('world', 'info', '--model', copy, '--json').stdout).weightsAsBuilt, false);
 });
 
+test('amend --version prints the package version', () => {
+  const r = amend('--version');
+  assert.equal(r.code, 0);
+  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+  assert.equal(r.stdout.trim(), `amend ${pkg.version}`);
+});
+
 test('bad input: one clear line and a non-zero exit', async (t) => {
   const cases: [string, string[], RegExp][] = [
     ['missing directory', ['logits', '--model', path.join(tmp, 'nope'), '--ids', '1'], /nope/],

@@ -3,6 +3,7 @@
 // help, examples) and a run function. User errors (AmendError) print one line and exit 1;
 // anything else is a bug and keeps its stack trace.
 import { AmendError } from '../errors.js';
+import { amendVersion } from '../version.js';
 import { kernels } from '../backend/index.js';
 import { helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
 import * as demo from './commands/demo.js';
@@ -25,7 +26,7 @@ const COMMANDS: Record<string, Command> = {
 function usage(): string {
   const lines = ['amend — edit what a language model knows', '', 'usage: amend <command> [options]', '', 'commands:'];
   for (const c of Object.values(COMMANDS)) lines.push(`  ${c.spec.name.padEnd(10)} ${c.spec.summary}`);
-  lines.push('', 'amend <command> --help shows its options and examples.');
+  lines.push('', 'amend <command> --help shows its options and examples; amend --version prints the version.');
   return lines.join('\n');
 }
 
@@ -35,6 +36,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 1;
   }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(`amend ${amendVersion()}`);
+    return 0;
+  }
   const command = COMMANDS[name];
   if (!command) throw new AmendError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see amend --help)`);
   const args = parse(command.spec, rest);
@@ -42,8 +47,12 @@ async function main(argv: string[]): Promise<number> {
     console.log(helpText(command.spec));
     return 0;
   }
+  const fromEnv = args.values.threads === undefined && process.env.AMEND_THREADS !== undefined;
   const threads = args.values.threads ?? process.env.AMEND_THREADS;
-  if (threads !== undefined) kernels().setThreads(intOption(threads, 'threads', 0, 1));
+  if (threads !== undefined) {
+    if (fromEnv && !/^[1-9]\d*$/.test(String(threads).trim())) throw new AmendError(`AMEND_THREADS must be an integer ≥ 1, got "${threads}"`);
+    kernels().setThreads(intOption(String(threads).trim(), 'threads', 0, 1));
+  }
   await command.run(args);
   return 0;
 }

@@ -11,11 +11,10 @@
 //     patch                JSON of PatchMetadata (method, hparams, requests, modelFingerprint, ...)
 //     deltas               JSON list, in order, of {name, kind, rows, cols, rank} | {name, kind, shape}
 // The header's metadata can be read with any safetensors reader (e.g. safe_open(...).metadata()).
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { AmendError } from '../errors.js';
+import { amendVersion } from '../version.js';
 import type { CausalLM } from '../models/model.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { EditRequest } from '../editors/types.js';
@@ -26,27 +25,7 @@ import type { PatchMetadata, TensorDelta } from './types.js';
 export const PATCH_FORMAT = 'amend-patch';
 export const PATCH_VERSION = 1;
 
-let cachedVersion: string | null = null;
-
-/** The version of the amend package (package.json above this module), or "unknown". */
-export function amendVersion(): string {
-  if (cachedVersion) return cachedVersion;
-  cachedVersion = 'unknown';
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file)) {
-      try {
-        const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (typeof pkg.version === 'string') cachedVersion = pkg.version;
-      } catch {
-        /* keep "unknown" */
-      }
-      break;
-    }
-    if (path.dirname(dir) === dir) break;
-  }
-  return cachedVersion;
-}
+export { amendVersion };
 
 /** What an editor knows; EditPatch.create fills in the rest of the metadata from the model. */
 export interface PatchInit {

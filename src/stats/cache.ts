@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AmendError } from '../errors.js';
+import { amendVersion } from '../version.js';
 import { readSafetensorsHeader, tempPathFor } from '../io/safetensors.js';
 import type { SecondMoment } from './types.js';
 
@@ -52,25 +52,6 @@ export interface StatsKey {
 export function statsCachePath(cacheDir: string | undefined, key: StatsKey): string {
   return path.join(modelStatsDir(cacheDir, key.fingerprint), `${key.corpusSlug}-${hash(key.corpusId, 10)}`,
     `layer${key.layer}.mom2.n${key.samples}.t${key.maxLength}.safetensors`);
-}
-
-let version: string | null = null;
-
-/** This package's version (from package.json above the compiled module). */
-export function amendVersion(): string {
-  if (version) return version;
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    const pkg = path.join(dir, 'package.json');
-    if (fs.existsSync(pkg)) {
-      try {
-        version = String((JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version?: string }).version ?? 'unknown');
-      } catch {
-        version = 'unknown';
-      }
-      return version;
-    }
-    if (path.dirname(dir) === dir) return (version = 'unknown');
-  }
 }
 
 /** The metadata written with a SecondMoment. */
