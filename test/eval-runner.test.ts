@@ -232,6 +232,28 @@ test('a run that fails before its first checkpoint leaves nothing in the report 
   assert.ok(!fs.existsSync(out));
 });
 
+test('a batch edits its other cases when one is refused; a short last batch is a regime of its own size', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 5 });
+  // Case 1's subject is not in its prompt: the editor refuses it alone.
+  const mixed = cases.map((c, i) => (i === 1 ? { ...c, prompt: 'Nothing about anyone is' } : c));
+  for (const mode of [{ batch: 3 }, { sequential: 4, step: 2 }] as const) {
+    const r = await runEval(m, mixed, { ...MEMIT, mode });
+    assertSameWeights(m, before);
+    assert.equal(r.summary!.failed, 1, JSON.stringify(mode));
+    assert.deepEqual(r.records.map((x) => x.index), 'batch' in mode ? [0, 1, 2, 3, 4] : [0, 1, 2, 3]);
+    for (const rec of r.records) {
+      if (rec.index === 1) assert.match(rec.error!, /is not in the prompt/);
+      else assert.ok(rec.error === undefined && rec.metrics.length > 0, `case ${rec.index} was edited and scored`);
+    }
+    if ('batch' in mode) {
+      // 5 cases in batches of 3: the last batch edits 2 cases together.
+      assert.deepEqual(r.records.map((x) => [x.regime, x.batchSize]), [['batch-3', 3], ['batch-3', 3], ['batch-3', 3], ['batch-2', 2], ['batch-2', 2]]);
+    }
+  }
+});
+
 test('sharedSubjectEdits counts the edits of a batch whose subject another edit of that batch also has', () => {
   const c = (subject: string, edits?: EditCase[]): EditCase => ({ prompt: '{} is in', subject, targetNew: 'x', ...(edits ? { edits } : {}) });
   // Subjects A A B | A C C | D: batches of 3 share A twice and C twice; one batch of 7 shares A three times and C twice.

@@ -25,6 +25,7 @@ import { editSession } from '../patch/session.js';
 import { caseRequests } from '../data/load.js';
 import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
 import { contextTemplates, templateSettings } from '../editors/common/templates.js';
+import { prepareRequests } from '../editors/common/prompts.js';
 import { secondMoments } from '../editors/common/stats.js';
 import type { EditCase } from '../editors/types.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
@@ -88,7 +89,10 @@ export interface EvalResult {
 
 interface Unit {
   cases: number[];
+  /** Cases edited together: k, or fewer in the last batch of a batch:k run. */
   batchSize?: number;
+  /** The k of batch:k that this batch belongs to. */
+  setting?: number;
   batch?: number;
 }
 
@@ -114,7 +118,8 @@ const chunks = (n: number, k: number) => Array.from({ length: Math.ceil(n / k) }
 
 function planUnits(mode: EvalMode, n: number): Unit[] {
   if (mode === 'single' || 'sequential' in mode) return chunks(n, stepOf(mode)).map((cases) => ({ cases }));
-  return [mode.batch].flat().flatMap((k) => chunks(n, k).map((cases, batch) => ({ cases, batchSize: k, batch })));
+  // A last batch shorter than k is a batch of its own size (a regime of its own in the summary).
+  return [mode.batch].flat().flatMap((k) => chunks(n, k).map((cases, batch) => ({ cases, batchSize: cases.length, setting: k, batch })));
 }
 
 /**
@@ -132,7 +137,7 @@ export function sharedSubjectEdits(cases: readonly EditCase[], mode: EvalMode): 
     const subjects = unit.cases.flatMap((i) => caseRequests(cases[i]!)).map((r) => r.subject.trim());
     const count = new Map<string, number>();
     for (const x of subjects) count.set(x, (count.get(x) ?? 0) + 1);
-    const row = out.find((r) => r.batchSize === unit.batchSize)!;
+    const row = out.find((r) => r.batchSize === unit.setting)!;
     row.edits += subjects.length;
     row.shared += subjects.filter((x) => count.get(x)! > 1).length;
   }
@@ -292,7 +297,21 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
     progress('edit', done);
     while (done < total) {
       const unit = units[done]!;
-      const reqs = unit.cases.flatMap((i) => caseRequests(cases[i]!));
+      // A case the editor refuses on its own (subject not in its prompt, ...) is recorded with its
+      // error and the rest of its batch is edited without it.
+      const ownError = new Map<number, string>();
+      if (unit.cases.length > 1) {
+        for (const i of unit.cases) {
+          try {
+            prepareRequests(model, caseRequests(cases[i]!), hp);
+          } catch (e) {
+            if (!(e instanceof AmendError)) throw e;
+            ownError.set(i, e.message);
+          }
+        }
+      }
+      const editable = unit.cases.filter((i) => !ownError.has(i));
+      const reqs = editable.flatMap((i) => caseRequests(cases[i]!));
       const casesEdited = editedAfter(done + 1);
       const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
       const tags = (): Partial<CaseRecord> =>
@@ -301,6 +320,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
       let cost: CaseCost | undefined;
       let refused: string | undefined;
       try {
+        if (editable.length === 0) throw new AmendError('every case of this batch was refused');
         const m = await measureAsync(() => editWithReport(model, reqs, { method: o.method, resolved, allowUnchanged: true, stats, statsOptions: o.statsOptions, onProgress: o.onEditProgress }));
         patch = m.result.patch;
         cost = caseCost(m.cost);
@@ -309,6 +329,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
         if (!(e instanceof AmendError)) throw e;
         refused = e.message;
       }
+      const errorOf = (i: number) => ownError.get(i) ?? refused;
       const fresh: CaseRecord[] = [];
       if (patch) {
         session.apply(patch);
@@ -321,18 +342,21 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
           }
         }
       }
-      if (refused !== undefined) {
-        if (sequential && protocol === 'final') pending.push(...unit.cases.map((index) => ({ index, edit: casesEdited, error: refused })));
-        else for (const i of unit.cases) fresh.push(orderKeys({ index: i, ...caseTags(cases[i]!), regime: unitRegime, ...tags(), metrics: [], error: refused }));
-      } else if (sequential && protocol === 'final') {
-        pending.push(...unit.cases.map((index) => ({ index, edit: casesEdited, cost })));
-      } else {
-        try {
-          progress('score', done);
-          fresh.push(...score(unit.cases, tags, () => cost!));
-        } finally {
-          if (!sequential) session.revert(patch!);
+      const failed = refused !== undefined ? unit.cases : [...ownError.keys()];
+      if (sequential && protocol === 'final') pending.push(...failed.map((index) => ({ index, edit: casesEdited, error: errorOf(index) })));
+      else for (const i of failed) fresh.push(orderKeys({ index: i, ...caseTags(cases[i]!), regime: unitRegime, ...tags(), metrics: [], error: errorOf(i) }));
+      if (refused === undefined) {
+        if (sequential && protocol === 'final') {
+          pending.push(...editable.map((index) => ({ index, edit: casesEdited, cost })));
+        } else {
+          try {
+            progress('score', done);
+            fresh.push(...score(editable, tags, () => cost!));
+          } finally {
+            if (!sequential) session.revert(patch!);
+          }
         }
+        fresh.sort((a, b) => a.index - b.index);
       }
       records.push(...fresh);
       partial?.appendLines(fresh.map((r) => JSON.stringify(r)));
