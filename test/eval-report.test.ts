@@ -53,18 +53,24 @@ test('summarizeRecords: never averages across regimes or protocols', () => {
   assert.match(md, /\| 0 \| 10\.0000 \| 1\.0000 \|/);
 });
 
-test('summarizeRecords: fractions (scores, accuracies, QA exact match / F1 / agreement) keep their interval in [0, 1]; magnitudes do not', () => {
+test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1], magnitudes [−1, 1], costs ≥ 0)', () => {
   const values = [1, 1, 1, 0.5];
-  const recs: CaseRecord[] = values.map((v) => ({ index: 0, regime: 'batch-4', metrics: [
+  const seconds = [0.01, 0.01, 0.01, 1];
+  const recs: CaseRecord[] = values.map((v, i) => ({ index: 0, regime: 'batch-4', metrics: [
     { name: 'qa.locality_agree', protocol: 'generation-qa', value: v },
     { name: 'qa.rewrite_em', protocol: 'generation-qa', value: v },
     { name: 'efficacy_magnitude', protocol: 'probability-comparison', value: v },
+    { name: 'ngram_entropy', protocol: 'sampled-generation', value: v },
+    { name: 'edit_time', protocol: 'cost', value: seconds[i]!, unit: 'seconds' },
   ] }));
   const byName = new Map(summarizeRecords(recs).map((r) => [r.name, r]));
   const open = meanCI(values);
-  assert.ok(open.high > 1, 'test setup: the uncut interval leaves [0, 1]');
-  for (const name of ['qa.locality_agree', 'qa.rewrite_em']) assert.equal(byName.get(name)!.ci95[1], 1, name);
-  assert.equal(byName.get('efficacy_magnitude')!.ci95[1], open.high);
+  assert.ok(open.high > 1 && open.low < 1, 'test setup: the uncut interval leaves [0, 1]');
+  for (const name of ['qa.locality_agree', 'qa.rewrite_em', 'efficacy_magnitude']) assert.equal(byName.get(name)!.ci95[1], 1, name);
+  assert.equal(byName.get('ngram_entropy')!.ci95[1], open.high, 'an unbounded metric keeps t\'s interval');
+  const cost = meanCI(seconds);
+  assert.ok(cost.low < 0, 'test setup: the uncut cost interval goes below 0');
+  assert.deepEqual(byName.get('edit_time')!.ci95, [0, cost.high]);
 });
 
 test('summarizeByRelation: headline means per relation, kept apart by regime; none for a single relation', () => {

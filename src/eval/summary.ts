@@ -18,6 +18,14 @@ function boundedToUnit(name: string): boolean {
   return /(_score|_acc|accuracy|exact_match|_em|_f1|_agree)$/.test(name);
 }
 
+/** The range a metric's mean cannot leave: fractions [0, 1], P(new) − P(true) magnitudes [−1, 1], costs ≥ 0. */
+function rangeOf(name: string, protocol: string): [number, number] | undefined {
+  if (boundedToUnit(name)) return [0, 1];
+  if (protocol === 'probability-comparison' && name.endsWith('_magnitude')) return [-1, 1];
+  if (protocol === 'cost') return [0, Number.POSITIVE_INFINITY];
+  return undefined;
+}
+
 export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
   const groups = new Map<string, { regime: Regime; protocol: SummaryRow['protocol']; name: string; unit?: string; values: number[] }>();
   for (const rec of records) {
@@ -29,7 +37,7 @@ export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
     }
   }
   const rows: SummaryRow[] = [...groups.values()].map((g) => {
-    const s = meanCI(g.values, boundedToUnit(g.name) ? [0, 1] : undefined);
+    const s = meanCI(g.values, rangeOf(g.name, g.protocol));
     const row: SummaryRow = { regime: g.regime, protocol: g.protocol, name: g.name, mean: s.mean, std: s.std, ci95: [s.low, s.high], count: s.count };
     if (g.unit !== undefined) row.unit = g.unit;
     return row;
