@@ -75,7 +75,19 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   assertOneLineError(amend('edit', '--model', m, '--method', 'grace', '--prompt', '{} went', '--subject', 'Lily', '--target', 'x'), /--method must be one of rome, memit/);
   assertOneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /no such file/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home'), /--subject is required/);
+  // --out and --export on one path, or --out naming a folder: refused before anything is written.
+  const both = path.join(tmp, 'both');
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', both, '--export', both, ...FAST), /is the same path as --export/);
+  assert.ok(!fs.existsSync(both));
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', tmp, '--force', ...FAST), /is a folder; give the patch file/);
+  // A batch with a request the model already predicts: refused with the way past it, which works.
+  const reqs = path.join(tmp, 'one-known.json');
+  fs.writeFileSync(reqs, JSON.stringify([{ prompt: '{} went home', subject: 'Lily', targetNew: 'moon' }, { prompt: '{} upon a', subject: 'Once', targetNew: 'time' }]));
+  assertOneLineError(amend('edit', '--model', m, '--requests', reqs, '--out', out, ...FAST), /request 2 \(id 1\): the model already predicts "time".*--allow-unchanged/);
   assert.ok(!fs.existsSync(out));
+  const allowed = amend('edit', '--model', m, '--requests', reqs, '--allow-unchanged', '--out', out, ...FAST);
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal(EditPatch.load(out).metadata.requests.length, 2);
 });
 
 test('amend edit --list-presets and --hparams-help', () => {

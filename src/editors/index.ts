@@ -75,7 +75,8 @@ export function checkNotPredicted(model: CausalLM, reqs: readonly PreparedReques
     if (s.argmaxMatch) {
       const r = reqs[i];
       const where = reqs.length > 1 ? `request ${i + 1}${r.request.id !== undefined ? ` (id ${r.request.id})` : ''}: ` : '';
-      throw new AmendError(`${where}the model already predicts "${r.target.trim()}" after "${r.text}"; nothing to edit`);
+      const hint = reqs.length > 1 ? ' (drop it, or allow such requests: allowUnchanged / amend edit --allow-unchanged)' : '';
+      throw new AmendError(`${where}the model already predicts "${r.target.trim()}" after "${r.text}"; nothing to edit${hint}`);
     }
   });
 }

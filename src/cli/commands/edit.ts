@@ -42,6 +42,7 @@ export const spec: CommandSpec = {
     export: { type: 'string', help: 'DIR  write the edited model as a complete checkpoint' },
     dtype: { type: 'string', help: 'keep|f32|f16|bf16  storage dtype for --export (default keep)' },
     force: { type: 'boolean', help: 'overwrite an existing --out file or non-empty --export directory' },
+    'allow-unchanged': { type: 'boolean', help: 'edit requests whose target the model already predicts too (default: refuse them)' },
     'max-new-tokens': { type: 'string', short: 'n', help: 'N  tokens of the before/after completions (default 20)' },
     show: { type: 'string', help: 'N  requests whose completions are printed (default 5; all with --json)' },
     'list-presets': { type: 'boolean', help: 'list the hparams presets of --method and exit' },
@@ -139,7 +140,12 @@ export async function run(args: Parsed): Promise<void> {
   const overrides = parseSets(listOption(args, 'set'));
   const out = str(v.out), exportDir = str(v.export);
   if (out !== undefined && out === '') throw new AmendError('--out is empty: give the patch file to write');
+  if (out && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a folder; give the patch file to write (a folder is for --export)`);
   if (out && fs.existsSync(out) && !v.force) throw new AmendError(`${out} exists; pass --force to overwrite it`);
+  if (out && exportDir) {
+    const o = path.resolve(out), e = path.resolve(exportDir);
+    if (o === e || o.startsWith(e + path.sep)) throw new AmendError(`--out ${out} is ${o === e ? 'the same path as' : 'inside'} --export ${exportDir}; write the patch somewhere else`);
+  }
   if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
   if (exportDir) checkExportDir(path.resolve(exportDir), null, v.force === true);
   parseExportDType(str(v.dtype));
@@ -155,7 +161,7 @@ export async function run(args: Parsed): Promise<void> {
   const bars = new Map<string, Progress>();
   const labels: Record<string, string> = { stats: 'key statistics', z: 'z vectors', rome: 'ROME edits', layers: 'MEMIT layers' };
   const { patch, report } = await editWithReport(model, requests, {
-    method, resolved,
+    method, resolved, allowUnchanged: v['allow-unchanged'] === true,
     onProgress: (e) => {
       let bar = bars.get(e.phase);
       if (!bar) bars.set(e.phase, (bar = new Progress(labels[e.phase] ?? e.phase, e.total, !json && process.stderr.isTTY === true)));
