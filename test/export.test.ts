@@ -209,6 +209,24 @@ test('the output directory: non-empty refused unless force, never the source, no
   noTempLeft();
 });
 
+test('an export killed mid-write leaves a temporary folder that the next export to that place removes', () => {
+  const m = load(src);
+  const out = path.join(tmp, 'after-crash');
+  // A process that has exited: its pid names a folder no live export owns.
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  const stale = path.join(tmp, `.after-crash.amend-export-${dead}-abc123`);
+  const live = path.join(tmp, `.after-crash.amend-export-${process.pid}-def456`);
+  for (const d of [stale, live]) {
+    fs.mkdirSync(d);
+    fs.writeFileSync(path.join(d, 'model.safetensors'), 'partial');
+  }
+  exportModel(m, out);
+  assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
+  assert.ok(!fs.existsSync(stale), 'the dead export\'s folder is removed');
+  assert.ok(fs.existsSync(live), 'a folder whose process still runs is kept');
+  fs.rmSync(live, { recursive: true });
+});
+
 test('a model without a source directory is written with transformers sharding and its config', () => {
   const m = load(src);
   const inMemory = new CausalLM(m.config.raw, m.weights, { dtypes: m.dtypes });

@@ -143,10 +143,34 @@ export function checkExportDir(out: string, source: string | null, force: boolea
 function tempDirBeside(out: string, tag: string): string {
   const parent = path.dirname(out);
   fs.mkdirSync(parent, { recursive: true });
+  if (tag === 'amend-export') removeStaleExports(parent, path.basename(out));
   const rnd = Math.random().toString(36).slice(2, 10);
   const dir = path.join(parent, `.${path.basename(out)}.${tag}-${process.pid}-${rnd}`);
   fs.mkdirSync(dir);
   return dir;
+}
+
+/**
+ * An export killed mid-write (Ctrl-C, a crash) leaves its temporary folder beside `out`; the next
+ * export to the same place removes those whose process is gone. ('amend-old' folders are left
+ * alone: one may hold the only copy of a replaced output.)
+ */
+function removeStaleExports(parent: string, base: string): void {
+  const prefix = `.${base}.amend-export-`;
+  for (const f of fs.readdirSync(parent)) {
+    const m = f.startsWith(prefix) ? /^(\d+)-[a-z0-9]+$/.exec(f.slice(prefix.length)) : null;
+    if (m && !processAlive(Number(m[1]))) fs.rmSync(path.join(parent, f), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Moves the finished temp dir to `out`, replacing an existing one (already checked). */
