@@ -75,6 +75,7 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'batch:0', '--out', out), /--mode must be single, batch:K/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sideways', '--out', out), /--mode must be/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--protocol', 'final', '--out', out), /--protocol applies to sequential runs only/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout', cf, '--out', out), /--heldout measures perplexity drift in sequential runs only/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sequential:3', '--protocol', 'later', '--out', out), /--protocol must be immediate or final/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--method', 'grace', '--out', out), /--method must be one of rome, memit/);
   assertOneLineError(amend('eval', '--model', m, '--data', path.join(tmp, 'nope.json'), '--out', out), /no such file/);

@@ -385,6 +385,12 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   const wide = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'imp-wide'), gpt2Config({ layers: 3, hidden: 64 }), 10));
   assert.throws(() => importEasyEditStats(file, { model: wide }), /128-wide, but this model's MLP keys are 256-wide/);
   assert.deepEqual(loadStatsFile(file, { model }).mom2, imp.mom2, 'loadStatsFile reads .npz too');
+  // A NaN in the matrix is refused at import, not left for the edit to trip over.
+  const nanFile = path.join(tmp, 'stats', 'tiny', 'broken_stats', 'transformer.h.2.mlp.c_proj_float32_mom2_12.npz');
+  const broken = { ...sm, mom2: sm.mom2.slice() };
+  broken.mom2[3 * sm.dim + 5] = Number.NaN;
+  romeNpz(nanFile, broken, 12);
+  assert.throws(() => importEasyEditStats(nanFile, { model }), /mom2\.mom2 holds NaN at \[3, 5\]; the statistics are broken/);
 
   const cacheDir = path.join(tmp, 'cache-imp');
   const cached = importStatsToCache(file, { model, cacheDir });

@@ -105,6 +105,8 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
   }
   // Σ k kᵀ / count, symmetrised ((C + Cᵀ)/2: a float32 GEMM need not be bit-symmetric).
   const out = npyToFloat64(mom, `${npzPath}: mom2.mom2`); // a fresh array (or the file's own float64 data)
+  const bad = out.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) throw new AmendError(`${npzPath}: mom2.mom2 holds ${out[bad]} at [${Math.floor(bad / dim)}, ${bad % dim}]; the statistics are broken — recompute them`);
   for (let i = 0; i < dim; i++) {
     out[i * dim + i] /= count;
     for (let j = i + 1; j < dim; j++) {

@@ -149,6 +149,7 @@ export async function run(args: Parsed): Promise<void> {
   if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
   if (exportDir) checkExportDir(path.resolve(exportDir), null, v.force === true);
   parseExportDType(str(v.dtype));
+  if (v.dtype !== undefined && !exportDir) throw new AmendError('--dtype is the storage dtype of --export; give --export DIR too (a patch keeps float32)');
   const maxNew = intOption(v['max-new-tokens'], 'max-new-tokens', 20);
   const showN = json ? requests.length : intOption(v.show, 'show', 5);
 

@@ -88,6 +88,9 @@ export async function run(args: Parsed): Promise<void> {
   const loaded = loadCases(data, { limit: n });
   if (loaded.cases.length === 0) throw new AmendError(`${data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
   const heldoutFile = str(v.heldout);
+  if ((heldoutFile !== undefined || v['heldout-lines'] === true || v['heldout-tokens'] !== undefined) && !(typeof mode === 'object' && 'sequential' in mode)) {
+    throw new AmendError('--heldout measures perplexity drift in sequential runs only (--mode sequential:T)');
+  }
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
 
   const model = await loadModel(v.model, json);
