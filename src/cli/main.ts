@@ -47,11 +47,11 @@ async function main(argv: string[]): Promise<number> {
     console.log(helpText(command.spec));
     return 0;
   }
-  const fromEnv = args.values.threads === undefined && process.env.AMEND_THREADS !== undefined;
-  const threads = args.values.threads ?? process.env.AMEND_THREADS;
+  const fromFlag = args.values.threads !== undefined;
+  const threads = fromFlag ? args.values.threads : process.env.AMEND_THREADS;
   if (threads !== undefined) {
-    if (fromEnv && !/^[1-9]\d*$/.test(String(threads).trim())) throw new AmendError(`AMEND_THREADS must be an integer ≥ 1, got "${threads}"`);
-    kernels().setThreads(intOption(String(threads).trim(), 'threads', 0, 1));
+    if (!fromFlag && !/^\s*[1-9]\d*\s*$/.test(threads as string)) throw new AmendError(`AMEND_THREADS must be an integer ≥ 1, got "${threads}"`);
+    kernels().setThreads(intOption(threads, 'threads', 0, 1));
   }
   await command.run(args);
   return 0;

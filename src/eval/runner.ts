@@ -319,15 +319,16 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
       let patch: EditPatch | null = null;
       let cost: CaseCost | undefined;
       let refused: string | undefined;
-      try {
-        if (editable.length === 0) throw new AmendError('every case of this batch was refused');
-        const m = await measureAsync(() => editWithReport(model, reqs, { method: o.method, resolved, allowUnchanged: true, stats, statsOptions: o.statsOptions, onProgress: o.onEditProgress }));
-        patch = m.result.patch;
-        cost = caseCost(m.cost);
-      } catch (e) {
-        // One case the editor refuses (subject not in its prompt, ...) must not sink a benchmark run.
-        if (!(e instanceof AmendError)) throw e;
-        refused = e.message;
+      if (editable.length > 0) {
+        try {
+          const m = await measureAsync(() => editWithReport(model, reqs, { method: o.method, resolved, allowUnchanged: true, stats, statsOptions: o.statsOptions, onProgress: o.onEditProgress }));
+          patch = m.result.patch;
+          cost = caseCost(m.cost);
+        } catch (e) {
+          // One case the editor refuses (subject not in its prompt, ...) must not sink a benchmark run.
+          if (!(e instanceof AmendError)) throw e;
+          refused = e.message;
+        }
       }
       const errorOf = (i: number) => ownError.get(i) ?? refused;
       const fresh: CaseRecord[] = [];
@@ -345,7 +346,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
       const failed = refused !== undefined ? unit.cases : [...ownError.keys()];
       if (sequential && protocol === 'final') pending.push(...failed.map((index) => ({ index, edit: casesEdited, error: errorOf(index) })));
       else for (const i of failed) fresh.push(orderKeys({ index: i, ...caseTags(cases[i]!), regime: unitRegime, ...tags(), metrics: [], error: errorOf(i) }));
-      if (refused === undefined) {
+      if (patch) {
         if (sequential && protocol === 'final') {
           pending.push(...editable.map((index) => ({ index, edit: casesEdited, cost })));
         } else {
@@ -353,7 +354,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
             progress('score', done);
             fresh.push(...score(editable, tags, () => cost!));
           } finally {
-            if (!sequential) session.revert(patch!);
+            if (!sequential) session.revert(patch);
           }
         }
         fresh.sort((a, b) => a.index - b.index);

@@ -13,14 +13,13 @@ const regimeOrder = (r: Regime) => {
   return [r === 'score-after-each' ? 2 : 3, 0];
 };
 
-/** Scores and accuracies (fractions of prompts or tokens) lie in [0, 1]; magnitudes, perplexities and costs do not. */
-function boundedToUnit(name: string): boolean {
-  return /(_score|_acc|accuracy|exact_match|_em|_f1|_agree)$/.test(name);
-}
-
-/** The range a metric's mean cannot leave: fractions [0, 1], P(new) − P(true) magnitudes [−1, 1], costs ≥ 0. */
+/**
+ * The range a metric's mean cannot leave: scores, accuracies and QA matches (fractions of prompts
+ * or tokens) [0, 1], P(new) − P(true) magnitudes [−1, 1], costs ≥ 0; none for the others
+ * (perplexity, entropy).
+ */
 function rangeOf(name: string, protocol: string): [number, number] | undefined {
-  if (boundedToUnit(name)) return [0, 1];
+  if (/(_score|_acc|accuracy|exact_match|_em|_f1|_agree)$/.test(name)) return [0, 1];
   if (protocol === 'probability-comparison' && name.endsWith('_magnitude')) return [-1, 1];
   if (protocol === 'cost') return [0, Number.POSITIVE_INFINITY];
   return undefined;

@@ -71,11 +71,12 @@ export async function run(args: Parsed): Promise<void> {
   if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend eval --help)`);
   const method = methodOf(v.method);
   const mode = parseMode(str(v.mode) ?? 'single');
+  const sequential = typeof mode === 'object' && 'sequential' in mode;
   const protocol = protocolOf(v.protocol, mode);
   const data = str(v.data);
   if (!data) throw new AmendError('--data is required: a benchmark file (see amend eval --help)');
   let n = v.n === undefined ? undefined : intOption(v.n, 'n', 0, 1);
-  if (n === undefined && typeof mode === 'object' && 'sequential' in mode) n = mode.sequential;
+  if (n === undefined && sequential) n = mode.sequential;
   const every = intOption(v['checkpoint-every'], 'checkpoint-every', 10, 1);
   const heldoutTokens = intOption(v['heldout-tokens'], 'heldout-tokens', 2048, 2);
   const stopAfter = v['stop-after'] === undefined ? undefined : intOption(v['stop-after'], 'stop-after', 0, 1);
@@ -88,7 +89,7 @@ export async function run(args: Parsed): Promise<void> {
   const loaded = loadCases(data, { limit: n });
   if (loaded.cases.length === 0) throw new AmendError(`${data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
   const heldoutFile = str(v.heldout);
-  if ((heldoutFile !== undefined || v['heldout-lines'] === true || v['heldout-tokens'] !== undefined) && !(typeof mode === 'object' && 'sequential' in mode)) {
+  if ((heldoutFile !== undefined || v['heldout-lines'] === true || v['heldout-tokens'] !== undefined) && !sequential) {
     throw new AmendError('--heldout measures perplexity drift in sequential runs only (--mode sequential:T)');
   }
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
@@ -96,7 +97,6 @@ export async function run(args: Parsed): Promise<void> {
   const model = await loadModel(v.model, json);
   const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides });
   let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: v['heldout-lines'] === true } : undefined;
-  const sequential = typeof mode === 'object' && 'sequential' in mode;
   if (!heldout && sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
     const file = path.join(model.dir, 'corpus-heldout.txt');
     // The demo world's corpus is one document per line (see src/eval/heldout.ts).
