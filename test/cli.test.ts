@@ -80,6 +80,29 @@ test('amend world info: the committed weights are the built ones; changed weight
   assert.equal(JSON.parse(amend('world', 'info', '--model', copy, '--json').stdout).weightsAsBuilt, false);
 });
 
+test('bare amend: the usage goes to stderr with exit 1; --help puts it on stdout with exit 0', () => {
+  const bare = amend();
+  assert.equal(bare.code, 1);
+  assert.equal(bare.stdout, '');
+  assert.match(bare.stderr, /usage: amend <command>/);
+  const help = amend('--help');
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /usage: amend <command>/);
+});
+
+// /proc refuses new folders with ENOENT, which made Node's recursive mkdir loop forever.
+test('a cache folder that cannot be created: statistics computed, one warning line, no hang', { skip: fs.existsSync('/proc/self') ? false : 'no /proc here' }, () => {
+  const corpus = path.join(tmp, 'corpus.txt');
+  fs.writeFileSync(corpus, 'one short document\nanother short document\n');
+  const r = runCli(['stats', '--model', 'world', '--layers', '0', '--corpus', corpus], '/proc/amend-no-such-folder');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /layer 0: .*\(computed\)/);
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('warning'));
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.match(warnings[0]!, /^amend: warning: statistics for layer 0 were computed but not cached: .*ENOENT/);
+  assert.doesNotMatch(r.stderr, /\(node:\d+\)|trace-warnings/);
+});
+
 test('amend --version prints the package version', () => {
   const r = amend('--version');
   assert.equal(r.code, 0);

@@ -185,7 +185,7 @@ test('limit keeps the first cases; a forced format is checked', () => {
   const recs = [0, 1, 2].map((i) => ({ prompt: `p${i} {}`, subject: 's', targetNew: 't' }));
   assert.equal(parseCases(recs, { limit: 2 }).cases.length, 2);
   assert.equal(parseCases(recs, { limit: 0 }).cases.length, 0);
-  assert.throws(() => parseCases(recs, { format: 'mquake' }), (e: Error) => e instanceof AmendError && /record 0 \(mquake\) has no "requested_rewrite" field/.test(e.message));
+  assert.throws(() => parseCases(recs, { format: 'mquake' }), (e: Error) => e instanceof AmendError && /record 1 \(index 0, mquake\) has no "requested_rewrite" field/.test(e.message));
   assert.throws(() => parseCases(recs, { format: 'nonsense' as DatasetFormat }), /unknown benchmark format "nonsense"; known formats: .*counterfact/);
 });
 
@@ -217,11 +217,11 @@ test('bad input gives one clear line', () => {
     // a record missing a field: named, with its index (detected from the other records)
     const good = { case_id: 1, requested_rewrite: { prompt: '{} is in', subject: 'X', target_new: { str: 'A' }, target_true: { str: 'B' } }, paraphrase_prompts: [], neighborhood_prompts: [] };
     const bad = { ...good, requested_rewrite: { ...good.requested_rewrite, subject: undefined } };
-    oneLineError(() => loadCases(write('m.json', JSON.stringify([good, good, bad]))), /m\.json: record 2 \(counterfact\) has no "requested_rewrite\.subject" field/);
+    oneLineError(() => loadCases(write('m.json', JSON.stringify([good, good, bad]))), /m\.json: record 3 \(index 2, counterfact\) has no "requested_rewrite\.subject" field/);
     const noTarget = { src: 'q?', subject: 'q', alt: 'x', answers: ['y'], rephrase: 'r', loc: 'nq question: l' };
-    oneLineError(() => loadCases(write('z.json', JSON.stringify([noTarget]))), /record 0 \(zsre-mend\) has no "loc_ans" field/);
+    oneLineError(() => loadCases(write('z.json', JSON.stringify([noTarget]))), /record 1 \(index 0, zsre-mend\) has no "loc_ans" field/);
     const wrongType = { ...good, paraphrase_prompts: 'not a list' };
-    oneLineError(() => loadCases(write('w.json', JSON.stringify([good, wrongType]))), /record 1 \(counterfact\) field "paraphrase_prompts" should be a list/);
+    oneLineError(() => loadCases(write('w.json', JSON.stringify([good, wrongType]))), /record 2 \(index 1, counterfact\) field "paraphrase_prompts" should be a list/);
     // empty file, empty list, invalid JSON, not a list, missing file
     oneLineError(() => loadCases(write('e.json', '')), /e\.json: empty file/);
     oneLineError(() => loadCases(write('ws.json', '  \n\n ')), /empty file/);

@@ -75,6 +75,7 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   assertOneLineError(amend('edit', '--model', m, '--method', 'grace', '--prompt', '{} went', '--subject', 'Lily', '--target', 'x'), /--method must be one of rome, memit/);
   assertOneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /no such file/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home'), /--subject is required/);
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--limit', '3'), /--limit applies to --requests FILE/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--dtype', 'f16', '--out', out), /--dtype is the storage dtype of --export/);
   // --out and --export on one path, or --out naming a folder: refused before anything is written.
   const both = path.join(tmp, 'both');

@@ -69,7 +69,7 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   const good = { case_id: 1, requested_rewrite: { prompt: '{} is in', subject: 'Paris', target_new: { str: 'Rome' }, target_true: { str: 'France' } }, paraphrase_prompts: [], neighborhood_prompts: [] };
   const bad = { ...good, requested_rewrite: { ...good.requested_rewrite, subject: undefined } };
   assertOneLineError(amend('eval', '--model', m, '--data', write('missing.json', JSON.stringify([good, good, bad])), '--out', out),
-    /record 2 \(counterfact\) has no "requested_rewrite\.subject" field/);
+    /record 3 \(index 2, counterfact\) has no "requested_rewrite\.subject" field/);
   assertOneLineError(amend('eval', '--model', m, '--data', write('empty.json', ''), '--out', out), /empty file/);
   const cf = `${data}/counterfact/counterfact-rome-format-1000.json`;
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'batch:0', '--out', out), /--mode must be single, batch:K/);

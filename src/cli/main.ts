@@ -32,9 +32,14 @@ function usage(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (!name) {
+    // No command is a usage error: the usage goes to stderr, where errors go.
+    process.stderr.write(`${usage()}\n`);
+    return 1;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
-    return name ? 0 : 1;
+    return 0;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
     console.log(`amend ${amendVersion()}`);
@@ -56,6 +61,12 @@ async function main(argv: string[]): Promise<number> {
   await command.run(args);
   return 0;
 }
+
+// The library reports what it carries on past (statistics left uncached, a default corpus) with
+// process.emitWarning, which a program can listen to; here it is one plain line, like the errors,
+// without Node's "(node:PID)" prefix and --trace-warnings hint.
+process.removeAllListeners('warning');
+process.on('warning', (w) => process.stderr.write(`amend: warning: ${w.message}\n`));
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

@@ -1,5 +1,6 @@
 // Typed field access for benchmark records: every failure is one AmendError line naming the file,
-// the record index, the format and the field path.
+// the record (counted from 1, as an editor shows a file, with its 0-based index beside it, as the
+// record's default id), the format and the field path.
 import { AmendError } from '../errors.js';
 import type { PromptAnswer } from '../editors/types.js';
 
@@ -19,7 +20,7 @@ export class RecordContext {
   ) {}
 
   fail(message: string): never {
-    throw new AmendError(`${this.source}: record ${this.index} (${this.format}) ${message}`);
+    throw new AmendError(`${this.source}: record ${this.index + 1} (index ${this.index}, ${this.format}) ${message}`);
   }
 
   private missing(path: string): never {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { AmendError } from '../errors.js';
 import { writeJsonAtomic } from './files.js';
 import type { CaseCost, DriftPoint, EvalConfig } from './run-types.js';
+import { makeDirs } from '../io/dirs.js';
 
 export const PARTIAL_DIR = '.amend-eval-partial';
 export const CHECKPOINT_VERSION = 1;
@@ -70,7 +71,7 @@ export class PartialRun {
   /** Starts empty (a fresh run). */
   reset(): void {
     fs.rmSync(this.dir, { recursive: true, force: true });
-    fs.mkdirSync(path.join(this.dir, 'patches'), { recursive: true });
+    makeDirs(path.join(this.dir, 'patches'));
     fs.writeFileSync(this.casesFile, '');
     this.bytes = 0;
     this.lines = 0;

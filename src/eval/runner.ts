@@ -35,6 +35,7 @@ import { heldoutPerplexity } from './heldout.js';
 import { configDifference, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { writeReports } from './report.js';
 import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
+import { makeDirs } from '../io/dirs.js';
 
 export interface EvalOptions {
   method: EditMethod;
@@ -272,7 +273,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
       }
     } else if (partial) {
       createdOut = !fs.existsSync(o.out!);
-      fs.mkdirSync(o.out!, { recursive: true });
+      makeDirs(o.out!);
       partial.reset();
     }
     const checkpoint = () => {

@@ -23,6 +23,7 @@ import {
   type TensorToWrite,
 } from './safetensors.js';
 import { isFileDType } from './dtype.js';
+import { makeDirs } from './dirs.js';
 
 export const SINGLE_WEIGHTS = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -270,7 +271,7 @@ export function writeCheckpoint(
   if (cur.length > 0) groups.push(cur);
 
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
   } catch (err) {
     throw new AmendError(`${dir}: cannot create the directory: ${(err as Error).message}`);
   }

@@ -12,6 +12,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { AmendError } from '../errors.js';
+import { makeDirs } from './dirs.js';
 
 export interface ResolveOptions {
   /** HF hub cache directory (default: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub). */
@@ -196,8 +197,8 @@ async function downloadToCache(
   const repoDir = path.join(cacheDir, repoFolderName(repoId));
   const snap = path.join(repoDir, 'snapshots', sha);
   const blobs = path.join(repoDir, 'blobs');
-  fs.mkdirSync(snap, { recursive: true });
-  fs.mkdirSync(blobs, { recursive: true });
+  makeDirs(snap);
+  makeDirs(blobs);
 
   const downloadOne = async (p: string, progress: { done: number; total: number }): Promise<void> => {
     const entry = byPath.get(p);
@@ -238,7 +239,7 @@ async function downloadToCache(
       fs.renameSync(incomplete, blob);
     }
     progress.done += size;
-    fs.mkdirSync(path.dirname(pointer), { recursive: true });
+    makeDirs(path.dirname(pointer));
     fs.rmSync(pointer, { force: true });
     try {
       fs.symlinkSync(path.relative(path.dirname(pointer), blob), pointer);
@@ -268,7 +269,7 @@ async function downloadToCache(
 
   if (opts.revision !== sha) {
     const ref = path.join(repoDir, 'refs', opts.revision);
-    fs.mkdirSync(path.dirname(ref), { recursive: true });
+    makeDirs(path.dirname(ref));
     const tmp = `${ref}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, sha);
     fs.renameSync(tmp, ref);

@@ -25,6 +25,7 @@ import {
   type FileDType,
   type StorageDType,
 } from './dtype.js';
+import { makeDirs } from './dirs.js';
 
 export type { FileDType, StorageDType } from './dtype.js';
 export { f32BitsToBf16Bits, f32BitsToF16Bits, dtypeSize, isFileDType } from './dtype.js';
@@ -498,7 +499,7 @@ export function writeSafetensors(
 ): void {
   const dir = path.dirname(path.resolve(file));
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
   } catch (err) {
     throw ioError(dir, 'create the directory', err);
   }

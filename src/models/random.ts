@@ -6,6 +6,7 @@ import { writeSafetensors } from '../io/safetensors.js';
 import { mulberry32, randn } from '../tensor/index.js';
 import { buildSpec, expectedShapes } from './arch.js';
 import { parseConfig } from './config.js';
+import { makeDirs } from '../io/dirs.js';
 
 /**
  * Writes config.json and model.safetensors for `rawConfig` with seeded N(0, std²) weights
@@ -22,7 +23,7 @@ export function writeRandomCheckpoint(dir: string, rawConfig: Record<string, unk
       : name.endsWith('.bias') ? new Float32Array(n) : randn(n, rand, std);
     return { name, shape, data };
   });
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(rawConfig, null, 2) + '\n');
   return dir;

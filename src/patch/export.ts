@@ -28,6 +28,7 @@ import { readSafetensorsHeader, storageBytes, writeSafetensorsTo, type TensorToW
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { editSession, sessionOf, type ApplyOptions } from './session.js';
+import { makeDirs } from '../io/dirs.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
 
@@ -142,7 +143,7 @@ export function checkExportDir(out: string, source: string | null, force: boolea
 
 function tempDirBeside(out: string, tag: string): string {
   const parent = path.dirname(out);
-  fs.mkdirSync(parent, { recursive: true });
+  makeDirs(parent);
   if (tag === 'amend-export') removeStaleExports(parent, path.basename(out));
   const rnd = Math.random().toString(36).slice(2, 10);
   const dir = path.join(parent, `.${path.basename(out)}.${tag}-${process.pid}-${rnd}`);

@@ -16,6 +16,7 @@ import { AmendError } from '../errors.js';
 import { amendVersion } from '../version.js';
 import { readSafetensorsHeader, tempPathFor } from '../io/safetensors.js';
 import type { SecondMoment } from './types.js';
+import { makeDirs } from '../io/dirs.js';
 
 export const STATS_FORMAT = 'amend.stats.mom2';
 const MAX_IO = 1 << 30;
@@ -90,7 +91,7 @@ export function writeStatsFile(file: string, sm: SecondMoment, extraMeta: Record
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(header.length));
   try {
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    makeDirs(path.dirname(path.resolve(file)));
   } catch (e) {
     throw new AmendError(`${path.dirname(file)}: cannot create the folder (${(e as Error).message})`);
   }

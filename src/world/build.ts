@@ -30,6 +30,7 @@ import {
   trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
 } from './train.js';
 import type { WorldSizes } from './types.js';
+import { makeDirs } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
 export const BUILD_LOG = 'build-log.txt';
@@ -136,7 +137,7 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
   const outDir = path.resolve(opts.out);
   const tmpDir = `${outDir}.tmp-${process.pid}-${Date.now().toString(36)}`;
   try {
-    fs.mkdirSync(tmpDir, { recursive: true });
+    makeDirs(tmpDir);
     fs.writeFileSync(path.join(tmpDir, 'config.json'), JSON.stringify(trained.rawConfig, null, 2) + '\n');
     const records = [...trained.model.weights].map(([name, t]) => ({ name, dtype: 'F32', shape: [...t.shape], data: t.data }));
     writeCheckpoint(tmpDir, records, { dtype: 'F32' });

@@ -3,12 +3,13 @@
  * (and, optionally, the corpus). Each file is written to a temporary name in the same folder and then
  * renamed, so a reader never sees a half-written file.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CounterFactRecord } from './benchmark.js';
 import { makeTokenizerConfig, type TokenizerJson } from './bpe.js';
 import type { Corpus } from './corpus.js';
 import type { World } from './types.js';
+import { makeDirs } from '../io/dirs.js';
 
 export const WORLD_FILES = {
   world: 'world.json',
@@ -46,7 +47,7 @@ export async function writeWorldFiles(
   benchmark: CounterFactRecord[],
   opts: WriteWorldOptions = {},
 ): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
+  makeDirs(dir);
   const config = opts.tokenizerConfig ?? makeTokenizerConfig(tokenizerJson, { modelMaxLength: opts.modelMaxLength });
   const files: [string, string][] = [
     [WORLD_FILES.world, JSON.stringify(world, null, 2) + '\n'],

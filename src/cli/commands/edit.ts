@@ -34,7 +34,7 @@ export const spec: CommandSpec = {
     target: { type: 'string', help: 'T  the new object (a leading space is added when missing, as ROME does)' },
     'target-true': { type: 'string', help: 'T0  the current object, to print P(new) vs P(true)' },
     requests: { type: 'string', help: 'FILE  many edits: a JSON list of {prompt, subject, targetNew}, or a CounterFact / zsRE / KnowEdit file' },
-    limit: { type: 'string', help: 'N  use the first N requests of --requests' },
+    limit: { type: 'string', help: 'N  use the first N records of --requests (an MQuAKE record is a case of several edits)' },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model, else the rule; see --list-presets)' },
     hparams: { type: 'string', multiple: true, help: 'FILE  hparams YAML/JSON (EasyEdit\'s files as they are); repeatable, later wins' },
     set: { type: 'string', multiple: true, help: 'key=value  override one hparam (e.g. --set layers=[4,5] --set v_lr=0.1); repeatable' },
@@ -82,6 +82,7 @@ export function requestsFromArgs(args: Parsed): EditRequest[] {
     return reqs.map((c) => ({ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id }));
   }
   if (single.length === 0) throw new AmendError('nothing to edit: give --prompt, --subject and --target (or --requests FILE)');
+  if (v.limit !== undefined) throw new AmendError('--limit applies to --requests FILE; one fact from --prompt/--subject/--target has nothing to limit');
   for (const k of ['prompt', 'subject', 'target']) {
     if (typeof v[k] !== 'string') throw new AmendError(`--${k} is required with ${single.map((s) => `--${s}`).join(' ')}`);
   }
