@@ -230,6 +230,11 @@ test('a run that fails before its first checkpoint leaves nothing in the report 
   await assert.rejects(runEval(m, [], { ...ROME }), /no cases/);
   await assert.rejects(runEval(m, cases, { ...ROME, out, resume: true }), /no interrupted run to resume/);
   assert.ok(!fs.existsSync(out));
+  const file = path.join(tmp, 'a-file');
+  fs.writeFileSync(file, 'x');
+  await assert.rejects(runEval(m, cases, { ...ROME, out: file }), /a-file: exists and is not a folder/);
+  await assert.rejects(runEval(m, cases, { ...ROME, out: path.join(file, 'report') }), /cannot be created, .*a-file is a file/);
+  assert.equal(fs.readFileSync(file, 'utf8'), 'x');
 });
 
 test('a batch edits its other cases when one is refused; a short last batch is a regime of its own size', { skip }, async () => {
@@ -252,6 +257,22 @@ test('a batch edits its other cases when one is refused; a short last batch is a
       assert.deepEqual(r.records.map((x) => [x.regime, x.batchSize]), [['batch-3', 3], ['batch-3', 3], ['batch-3', 3], ['batch-2', 2], ['batch-2', 2]]);
     }
   }
+});
+
+test('two runs on one model at once: the second is refused, the first is unaffected', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 2 });
+  const alone = await runEval(m, cases, { ...ROME, mode: { sequential: 2 } });
+  const [first, second] = await Promise.allSettled([
+    runEval(m, cases, { ...ROME, mode: { sequential: 2 } }),
+    runEval(m, cases, { ...MEMIT }),
+  ]);
+  assert.equal(second.status, 'rejected');
+  assert.match(String((second as PromiseRejectedResult).reason), /the model is in use by an evaluation run/);
+  assert.equal(first.status, 'fulfilled');
+  assert.deepEqual(comparable((first as PromiseFulfilledResult<EvalResult>).value.summary!), comparable(alone.summary!));
+  assertSameWeights(m, before);
 });
 
 test('sharedSubjectEdits counts the edits of a batch whose subject another edit of that batch also has', () => {

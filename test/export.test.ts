@@ -191,7 +191,7 @@ test('the output directory: non-empty refused unless force, never the source, no
   const out = path.join(tmp, 'busy');
   fs.mkdirSync(out);
   fs.writeFileSync(path.join(out, 'keep.txt'), 'x');
-  assert.throws(() => exportModel(m, out), /exists and is not empty; pass --force/);
+  assert.throws(() => exportModel(m, out), /exists and is not empty; pass --force \(force: true\)/);
   assert.ok(fs.existsSync(path.join(out, 'keep.txt')));
   exportModel(m, out, { force: true });
   assert.ok(!fs.existsSync(path.join(out, 'keep.txt')));
@@ -206,6 +206,16 @@ test('the output directory: non-empty refused unless force, never the source, no
   const foreign = randomPatch(other, 4, [0]);
   await assert.rejects(exportPatched(src, [foreign], path.join(tmp, 'never')), /was made for/);
   assert.ok(!fs.existsSync(path.join(tmp, 'never')));
+  // Given a loaded model, a refused second patch leaves it as it was, not half-patched.
+  const before = [...m.weights.values()].map((t) => t.data.slice());
+  await assert.rejects(exportPatched(m, [randomPatch(m, 4, [0]), foreign], path.join(tmp, 'never')), /was made for/);
+  assert.equal(editSession(m).applied().length, 0);
+  [...m.weights.values()].forEach((t, i) => assert.deepEqual(t.data, before[i]));
+  // A file where the folder or one of its parents should be: one line before any work.
+  const file = path.join(tmp, 'a-file');
+  fs.writeFileSync(file, 'x');
+  assert.throws(() => exportModel(m, file), /a-file: exists and is not a folder/);
+  assert.throws(() => exportModel(m, path.join(file, 'out')), /cannot be created, .*a-file is a file/);
   noTempLeft();
 });
 

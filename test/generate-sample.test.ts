@@ -57,6 +57,18 @@ test('generation stops at the model\'s last position, with and without the KV ca
     const [short] = generate(model, [prompt], { maxNewTokens: 4, eosId: null });
     assert.equal(short.length, 4);
     assert.throws(() => generate(model, [new Array(17).fill(1)], { maxNewTokens: 1 }), /17 tokens is longer than the model's 16 positions/);
+    // Options that used to fail inside a kernel (a fractional count) or sample nothing sensible.
+    const bad: [Parameters<typeof generate>[2], RegExp][] = [
+      [{ maxNewTokens: 2.5 }, /maxNewTokens must be an integer ≥ 0, got 2.5/],
+      [{ maxNewTokens: 2, greedy: false, topK: 0.5 }, /topK must be an integer ≥ 0/],
+      [{ maxNewTokens: 2, greedy: false, topK: -1 }, /topK must be an integer ≥ 0/],
+      [{ maxNewTokens: 2, greedy: false, topP: 2 }, /topP must be in \(0, 1\]/],
+      [{ maxNewTokens: 2, greedy: false, topP: 0 }, /topP must be in \(0, 1\]/],
+      [{ maxNewTokens: 2, greedy: false, temperature: Infinity }, /temperature must be a finite number > 0/],
+      [{ maxNewTokens: 2, greedy: false, seed: 0.5 }, /seed must be an integer/],
+      [{ maxNewTokens: 2, eosId: 1.5 }, /eosId must be a token id or null/],
+    ];
+    for (const [o, re] of bad) assert.throws(() => generate(model, [prompt], o), re);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

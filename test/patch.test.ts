@@ -12,7 +12,7 @@ import { mulberry32, randn } from '../src/tensor/index.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import {
   EditPatch, editSession, sessionOf, isEdited, baseFingerprint, lowRankDelta, denseDelta, materialize, deltaNorm,
-  PATCH_VERSION, type TensorDelta,
+  holdModel, PATCH_VERSION, type TensorDelta,
 } from '../src/patch/index.js';
 import { sharedDir } from './helpers.js';
 
@@ -169,6 +169,65 @@ test('patches computed on an edited model still carry the base fingerprint and s
   p1.apply(fresh);
   p2.apply(fresh);
   assertBitIdentical(snapshot(fresh), snapshot(m), 'stacked on a fresh base');
+});
+
+/** The warnings fn emits (process.emitWarning delivers them on a later tick), not printed. */
+async function warningsOf(fn: () => void): Promise<string[]> {
+  const got: string[] = [];
+  const on = (e: Error) => got.push(e.message);
+  const listeners = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', on);
+  try {
+    fn();
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.removeListener('warning', on);
+    for (const l of listeners) process.on('warning', l);
+  }
+  return got;
+}
+
+test('a patch computed on other patches warns when applied without them; patches of the base stack silently', async () => {
+  const m = load();
+  const p1 = randomPatch(m, 41, [0]);
+  p1.apply(m);
+  const p2 = randomPatch(m, 42, [1]); // appliedOn [p1]
+  editSession(m).revertAll();
+  const fresh = load();
+  const p3 = randomPatch(fresh, 43, [1]); // computed on the base
+  let w: string[];
+  w = await warningsOf(() => editSession(m).apply(p2));
+  assert.equal(w.length, 1);
+  assert.match(w[0]!, /was computed on the model with 1 other patch\(es\) applied \(.{12}\); here it follows none/);
+  editSession(m).revertAll();
+  w = await warningsOf(() => { editSession(m).apply(p1); editSession(m).apply(p2); });
+  assert.deepEqual(w, [], 'applied on what it was computed on');
+  w = await warningsOf(() => { editSession(fresh).apply(p3); editSession(fresh).apply(p1); });
+  assert.deepEqual(w, [], 'independent patches of the base');
+});
+
+test('a held model (an evaluation run) refuses other promises\' patches; the holder\'s own work goes on', async () => {
+  const m = load();
+  const p = randomPatch(m, 51, [0]);
+  const before = snapshot(m);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const run = holdModel(m, 'a test run', async () => {
+    editSession(m).apply(p); // inside the hold: allowed, across an await
+    await gate;
+    editSession(m).revert(p);
+    return 'done';
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.throws(() => editSession(m).revertAll(), /the model is in use by a test run/);
+  assert.throws(() => editSession(m).apply(randomPatch(m, 52, [1])), /applying a patch: the model is in use by a test run.*load a second copy/);
+  await assert.rejects(holdModel(m, 'another run', async () => 0), /another run: the model is in use by a test run/);
+  release();
+  assert.equal(await run, 'done');
+  assertBitIdentical(snapshot(m), before, 'after the hold');
+  editSession(m).apply(p); // free again
+  editSession(m).revert(p);
 });
 
 test('a patch whose application fails half-way leaves the model exactly as it was', () => {

@@ -473,6 +473,8 @@ export interface ResolveOptions {
   files?: string[];
   /** Values (already parsed), e.g. from --set or from code. */
   overrides?: Record<string, unknown>;
+  /** Where the overrides came from, for error messages (default "hparams"; the CLI says "--set"). */
+  overridesSource?: string;
 }
 
 export interface ResolvedHparams {
@@ -498,7 +500,7 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
     origin += ` + ${path.basename(f)}`;
   }
   if (opts.overrides && Object.keys(opts.overrides).length > 0) {
-    values = { ...values, ...checkHparams(method, opts.overrides, '--set') };
+    values = { ...values, ...checkHparams(method, opts.overrides, opts.overridesSource ?? 'hparams') };
     origin += ` + overrides (${Object.keys(opts.overrides).join(', ')})`;
   }
   const hp = values as EditHparams;

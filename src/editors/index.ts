@@ -8,6 +8,7 @@
 import { AmendError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
+import { assertNotHeld } from '../patch/session.js';
 import type { TensorDelta } from '../patch/types.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import type { EditRequest } from './types.js';
@@ -87,6 +88,7 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
   const resolved = opts.resolved ?? resolveHparams(method, model, { preset: opts.preset, files: opts.hparamsFiles, overrides: opts.hparams });
   if (opts.resolved && opts.resolved.method !== method) throw new AmendError(`hparams are for ${opts.resolved.method}, not ${method}`);
   const hp: EditHparams = resolved.hparams;
+  assertNotHeld(model, 'edit');
   const timings = new Timings();
   const reqs = prepareRequests(model, requests, hp);
   if (!opts.allowUnchanged) timings.time('checks', () => checkNotPredicted(model, reqs));
@@ -99,6 +101,7 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
       options: { ...opts.statsOptions, onProgress: opts.statsOptions?.onProgress ?? (opts.onProgress ? (done, total) => opts.onProgress!({ phase: 'stats', done, total }) : undefined) },
     }));
     hp.layers.forEach((l, i) => stats.set(l, withRidge(got[i], hp.mom2_ridge)));
+    assertNotHeld(model, 'edit'); // the weights may have been held while the statistics were awaited
   }
 
   let deltas: TensorDelta[];

@@ -62,9 +62,9 @@ export class PartialRun {
     try {
       cp = JSON.parse(fs.readFileSync(this.checkpointFile, 'utf8')) as Checkpoint;
     } catch (e) {
-      throw new AmendError(`${this.checkpointFile}: unreadable checkpoint (${(e as Error).message.split('\n')[0]}); start over with --force`);
+      throw new AmendError(`${this.checkpointFile}: unreadable checkpoint (${(e as Error).message.split('\n')[0]}); start over with --force (force: true)`);
     }
-    if (cp.version !== CHECKPOINT_VERSION) throw new AmendError(`${this.checkpointFile}: checkpoint version ${cp.version}, this Amend writes ${CHECKPOINT_VERSION}; start over with --force`);
+    if (cp.version !== CHECKPOINT_VERSION) throw new AmendError(`${this.checkpointFile}: checkpoint version ${cp.version}, this Amend writes ${CHECKPOINT_VERSION}; start over with --force (force: true)`);
     return cp;
   }
 
@@ -83,13 +83,13 @@ export class PartialRun {
     try {
       buf = fs.readFileSync(this.casesFile);
     } catch {
-      throw new AmendError(`${this.casesFile} is missing: the checkpoint cannot be resumed; start over with --force`);
+      throw new AmendError(`${this.casesFile} is missing: the checkpoint cannot be resumed; start over with --force (force: true)`);
     }
-    if (buf.length < cp.bytes) throw new AmendError(`${this.casesFile} is shorter than its checkpoint says; start over with --force`);
+    if (buf.length < cp.bytes) throw new AmendError(`${this.casesFile} is shorter than its checkpoint says; start over with --force (force: true)`);
     fs.truncateSync(this.casesFile, cp.bytes);
     const lines = buf.subarray(0, cp.bytes).toString('utf8').split('\n').filter((l) => l !== '');
-    if (lines.length !== cp.lines) throw new AmendError(`${this.casesFile} has ${lines.length} lines where the checkpoint says ${cp.lines}; start over with --force`);
-    for (const p of cp.patches) if (!fs.existsSync(this.patchPath(p))) throw new AmendError(`${this.patchPath(p)} is missing: the checkpoint cannot be resumed; start over with --force`);
+    if (lines.length !== cp.lines) throw new AmendError(`${this.casesFile} has ${lines.length} lines where the checkpoint says ${cp.lines}; start over with --force (force: true)`);
+    for (const p of cp.patches) if (!fs.existsSync(this.patchPath(p))) throw new AmendError(`${this.patchPath(p)} is missing: the checkpoint cannot be resumed; start over with --force (force: true)`);
     this.bytes = cp.bytes;
     this.lines = cp.lines;
     return lines;

@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import { AmendError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
-import { editSession } from '../patch/session.js';
+import { editSession, holdModel } from '../patch/session.js';
 import { caseRequests } from '../data/load.js';
 import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
 import { contextTemplates, templateSettings } from '../editors/common/templates.js';
@@ -35,7 +35,7 @@ import { heldoutPerplexity } from './heldout.js';
 import { configDifference, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { writeReports } from './report.js';
 import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
-import { makeDirs } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs } from '../io/dirs.js';
 
 export interface EvalOptions {
   method: EditMethod;
@@ -179,8 +179,15 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
   return { mode, every };
 }
 
-/** Evaluates `cases` on `model` (see the file comment). The model's weights are as given afterwards. */
+/**
+ * Evaluates `cases` on `model` (see the file comment). The model's weights are as given afterwards;
+ * while the run goes on, the model is held (holdModel): other promises cannot edit or patch it.
+ */
 export async function runEval(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): Promise<EvalResult> {
+  return holdModel(model, 'an evaluation run (runEval)', () => evaluate(model, allCases, o));
+}
+
+async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): Promise<EvalResult> {
   const { mode, every } = checkOptions(allCases, o);
   const sequential = typeof mode === 'object' && 'sequential' in mode;
   const protocol: SequentialProtocol | undefined = sequential ? o.protocol ?? 'immediate' : undefined;
@@ -211,18 +218,19 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
   const editedAfter = (u: number) => (u === 0 ? 0 : units[u - 1]!.cases.at(-1)! + 1);
 
   // ---- the report folder: refuse to clobber, pick up a checkpoint
+  if (o.out !== undefined) checkCanBeFolder(o.out);
   const partial = o.out ? new PartialRun(o.out) : null;
   let cp: Checkpoint | null = null;
   if (partial) {
     if (o.resume) {
-      if (!partial.exists()) throw new AmendError(`${o.out}: no interrupted run to resume (no checkpoint); run without --resume`);
+      if (!partial.exists()) throw new AmendError(`${o.out}: no interrupted run to resume (no checkpoint); run without --resume (resume: false)`);
       cp = partial.read();
       const diff = configDifference(cp.config, config);
-      if (diff) throw new AmendError(`${o.out}: the interrupted run had other settings (${diff}); resume with the same arguments, or start over with --force`);
+      if (diff) throw new AmendError(`${o.out}: the interrupted run had other settings (${diff}); resume with the same arguments, or start over with --force (force: true)`);
     } else if (!o.force) {
-      if (partial.exists()) throw new AmendError(`${o.out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume to continue it or --force to start over`);
+      if (partial.exists()) throw new AmendError(`${o.out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume to continue it or --force to start over (resume / force: true)`);
       const existing = ['summary.json', 'cases.jsonl', 'summary.md'].filter((f) => fs.existsSync(`${o.out}/${f}`));
-      if (existing.length) throw new AmendError(`${o.out} already has a report (${existing.join(', ')}); pass --force to replace it`);
+      if (existing.length) throw new AmendError(`${o.out} already has a report (${existing.join(', ')}); pass --force (force: true) to replace it`);
     }
   }
 

@@ -4,6 +4,7 @@
 // the system's own error, which callers already turn into their one-line messages.
 import fs from 'node:fs';
 import path from 'node:path';
+import { AmendError } from '../errors.js';
 
 export function makeDirs(dir: string): void {
   const missing: string[] = [];
@@ -18,5 +19,24 @@ export function makeDirs(dir: string): void {
       // Another process may have made it between the check and here.
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
+  }
+}
+
+/**
+ * Refuses, before any work, an output folder that cannot be one: a file by that name, or a file
+ * where one of its parent folders should be (mkdir would fail with EEXIST or ENOTDIR much later).
+ */
+export function checkCanBeFolder(dir: string): void {
+  const want = path.resolve(dir);
+  for (let d = want; ; d = path.dirname(d)) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(d);
+    } catch {
+      if (path.dirname(d) === d) return;
+      continue;
+    }
+    if (st.isDirectory()) return;
+    throw new AmendError(d === want ? `${dir}: exists and is not a folder; choose another folder` : `${dir}: cannot be created, ${d} is a file`);
   }
 }

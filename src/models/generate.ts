@@ -35,7 +35,7 @@ export function generationRoom(config: { maxPositions: number }, promptLen: numb
 export function generate(m: ModelWeights, prompts: readonly (readonly number[])[], o: GenerateOptions): number[][] {
   if (prompts.length === 0) return [];
   if (prompts.some((p) => p.length === 0)) throw new AmendError('generate: empty prompt (no tokens to continue from)');
-  if (!(o.maxNewTokens >= 0)) throw new AmendError('generate: maxNewTokens must be ≥ 0');
+  checkGenerateOptions(o);
   const B = prompts.length;
   const P = Math.max(...prompts.map((p) => p.length));
   const eos = o.eosId === undefined ? m.config.eosId : o.eosId;
@@ -95,6 +95,19 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
     }
     return out;
   });
+}
+
+/** One AmendError for an option that would otherwise fail deep in a kernel or sample nonsense. */
+function checkGenerateOptions(o: GenerateOptions): void {
+  const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v);
+  if (!isInt(o.maxNewTokens) || o.maxNewTokens < 0) throw new AmendError(`generate: maxNewTokens must be an integer ≥ 0, got ${o.maxNewTokens}`);
+  if (o.topK !== undefined && (!isInt(o.topK) || o.topK < 0)) throw new AmendError(`generate: topK must be an integer ≥ 0 (0: no cut), got ${o.topK}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new AmendError(`generate: topP must be in (0, 1], got ${o.topP}`);
+  if (o.temperature !== undefined && !(o.temperature > 0 && Number.isFinite(o.temperature))) {
+    throw new AmendError(`generate: temperature must be a finite number > 0 (greedy decoding is temperature 0), got ${o.temperature}`);
+  }
+  if (o.seed !== undefined && !isInt(o.seed)) throw new AmendError(`generate: seed must be an integer, got ${o.seed}`);
+  if (o.eosId !== undefined && o.eosId !== null && (!isInt(o.eosId) || o.eosId < 0)) throw new AmendError(`generate: eosId must be a token id or null, got ${o.eosId}`);
 }
 
 function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number): number[] {

@@ -20,7 +20,7 @@ export function builtinWorldDir(): string {
     if (fs.existsSync(path.join(dir, 'package.json'))) {
       const world = path.join(dir, 'world');
       if (!fs.existsSync(path.join(world, 'config.json'))) {
-        throw new AmendError(`the built-in demo model is missing (${world} has no config.json); rebuild it with "amend world build" (npm run world:build), or pass ./world for a folder named world`);
+        throw new AmendError(`the built-in demo model is missing (${world} has no config.json); rebuild it with "amend world build", or pass ./world for a folder named world`);
       }
       return world;
     }

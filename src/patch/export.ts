@@ -28,7 +28,7 @@ import { readSafetensorsHeader, storageBytes, writeSafetensorsTo, type TensorToW
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { editSession, sessionOf, type ApplyOptions } from './session.js';
-import { makeDirs } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs } from '../io/dirs.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
 
@@ -129,15 +129,10 @@ export function checkExportDir(out: string, source: string | null, force: boolea
   if (source && sameDir(out, source)) {
     throw new AmendError(`${out}: is the directory the model was loaded from; export into a new directory`);
   }
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(out);
-  } catch {
-    return; // absent: fine
-  }
-  if (!st.isDirectory()) throw new AmendError(`${out}: exists and is not a directory; choose another --out`);
+  checkCanBeFolder(out);
+  if (!fs.existsSync(out)) return; // absent: fine
   if (!isDirEmpty(out) && !force) {
-    throw new AmendError(`${out}: exists and is not empty; pass --force to replace it (its files are deleted), or choose another --out`);
+    throw new AmendError(`${out}: exists and is not empty; pass --force (force: true) to replace it (its files are deleted), or choose another folder`);
   }
 }
 
@@ -338,7 +333,9 @@ export interface ExportPatchedOptions extends ExportOptions {
 
 /**
  * Loads a model, applies the patches in order (each checked against the model's fingerprint) and
- * exports the result. Patches are files or EditPatch objects.
+ * exports the result. Patches are files or EditPatch objects. Given a loaded model, it is left
+ * with the patches applied when the export succeeds (revert them with its edit session), and as
+ * it was when anything fails.
  */
 export async function exportPatched(
   modelIdOrDir: string | CausalLM,
@@ -351,8 +348,17 @@ export async function exportPatched(
   const model = typeof modelIdOrDir === 'string' ? await CausalLM.load(modelIdOrDir, { noTokenizer: true }) : modelIdOrDir;
   const session = editSession(model);
   const apply: ApplyOptions = { force: opts.ignoreFingerprint === true };
-  for (const p of loaded) session.apply(p, apply);
-  return exportModel(model, outDir, opts);
+  const applied: EditPatch[] = [];
+  try {
+    for (const p of loaded) {
+      session.apply(p, apply);
+      applied.push(p);
+    }
+    return exportModel(model, outDir, opts);
+  } catch (err) {
+    for (let i = applied.length - 1; i >= 0; i--) session.revert(applied[i]!);
+    throw err;
+  }
 }
 
 export interface ExportProvenance {

@@ -20,6 +20,7 @@
 //     records the patches it carries in its weight files' metadata.
 // The session lives in a WeakMap keyed by the model, so CausalLM needs no field for it and the
 // session (with its copies of original values) goes away with the model.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { AmendError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { modelFingerprint, shortFingerprint } from '../models/fingerprint.js';
@@ -32,6 +33,8 @@ export interface ApplyOptions {
    * behind `--ignore-fingerprint`). Tensor names and shapes are still checked.
    */
   force?: boolean;
+  /** No warning when the patch was computed on other patches than those applied now (see apply). */
+  quiet?: boolean;
 }
 
 const sessions = new WeakMap<CausalLM, EditSession>();
@@ -106,9 +109,26 @@ export class EditSession {
     if (why) throw new AmendError(`${patch.label} cannot be applied to this ${describeModel(this.model)}: ${why}`);
   }
 
+  /**
+   * A patch computed on the model with other patches applied (sequential editing) records them in
+   * metadata.appliedOn; applied on top of different ones, or on the bare model, its change is not
+   * the one it was computed to make. That can be meant (stacking by hand): a warning, not a refusal.
+   */
+  private stackingSurprise(patch: EditPatch): string | null {
+    const on = patch.metadata.appliedOn ?? [];
+    const now = this.stack.map((p) => p.id);
+    // Patches computed on the base stack freely (independent edits); only a recorded order is checked.
+    if (on.length === 0 || (on.length === now.length && on.every((id, i) => id === now[i]))) return null;
+    const ids = (xs: readonly string[]) => (xs.length === 0 ? 'none' : xs.map((id) => id.slice(0, 12)).join(', '));
+    return `${patch.label} was computed on the model with ${on.length} other patch(es) applied (${ids(on)}); here it follows ${ids(now)}`;
+  }
+
   /** Adds the patch's deltas to the model's weights and records it (see the file comment). */
   apply(patch: EditPatch, opts: ApplyOptions = {}): void {
+    assertNotHeld(this.model, 'applying a patch');
     this.check(patch, opts);
+    const order = opts.quiet ? null : this.stackingSurprise(patch);
+    if (order) process.emitWarning(order);
     const saved: string[] = [];
     const done: string[] = [];
     try {
@@ -141,6 +161,7 @@ export class EditSession {
    * position in applied()), exactly; returns it.
    */
   revert(which?: EditPatch | string | number): EditPatch {
+    assertNotHeld(this.model, 'reverting a patch');
     if (this.stack.length === 0) throw new AmendError('no patch is applied to this model; nothing to revert');
     let i: number;
     if (which === undefined) i = this.stack.length - 1;
@@ -163,6 +184,7 @@ export class EditSession {
 
   /** Reverts every applied patch: the weights are bit-identical to the base. Returns them, in applied order. */
   revertAll(): EditPatch[] {
+    assertNotHeld(this.model, 'reverting the patches');
     for (const [name, orig] of this.originals) this.model.weights.get(name)!.data.set(orig);
     this.originals.clear();
     return this.stack.splice(0, this.stack.length);
@@ -213,4 +235,35 @@ export function isEdited(model: CausalLM): boolean {
  */
 export function baseFingerprint(model: CausalLM): string {
   return editSession(model).baseFingerprint;
+}
+
+// ---- holding a model across awaits
+// An evaluation run (and the key statistics of an edited model) changes the weights, awaits, and
+// changes them back. Work of another promise on the same model in between would read or patch
+// weights that are not what it expects, silently. Such runs hold the model: work started outside
+// the hold is refused with one line; work inside it (the run's own edits, through async context)
+// goes on.
+interface Holder { what: string }
+const holders = new WeakMap<CausalLM, Holder>();
+const heldHere = new AsyncLocalStorage<ReadonlySet<Holder>>();
+
+/** Throws when another promise's run holds the model (see holdModel). */
+export function assertNotHeld(model: CausalLM, what: string): void {
+  const h = holders.get(model);
+  if (h && !heldHere.getStore()?.has(h)) {
+    throw new AmendError(`${what}: the model is in use by ${h.what}, which changes its weights while it runs; await it first, or load a second copy of the model for concurrent work`);
+  }
+}
+
+/** Runs `fn` with the model held: other promises cannot apply, revert, edit or evaluate it meanwhile. */
+export async function holdModel<T>(model: CausalLM, what: string, fn: () => Promise<T>): Promise<T> {
+  assertNotHeld(model, what);
+  if (holders.has(model)) return fn(); // already held by this very run
+  const h: Holder = { what };
+  holders.set(model, h);
+  try {
+    return await heldHere.run(new Set([...(heldHere.getStore() ?? []), h]), fn);
+  } finally {
+    holders.delete(model);
+  }
 }

@@ -17,7 +17,7 @@ import { generate } from '../models/generate.js';
 import { hookPoint, type Hook } from '../models/hooks.js';
 import type { CausalLM } from '../models/model.js';
 import { modelFingerprint } from '../models/fingerprint.js';
-import { sessionOf } from '../patch/session.js';
+import { holdModel, sessionOf } from '../patch/session.js';
 import { noGrad } from '../tensor/index.js';
 import { GramAccumulator } from './accumulate.js';
 import { readStatsFile, statsCachePath, writeStatsFile, type StatsKey } from './cache.js';
@@ -141,12 +141,14 @@ async function onBaseWeights<T>(model: CausalLM, fn: () => Promise<T>): Promise<
   const session = sessionOf(model);
   const applied = session?.applied() ?? [];
   if (applied.length === 0) return fn();
-  for (let i = applied.length - 1; i >= 0; i--) session!.revert(applied[i]);
-  try {
-    return await fn();
-  } finally {
-    for (const p of applied) session!.apply(p, { force: true });
-  }
+  return holdModel(model, 'key statistics computed on its unedited weights', async () => {
+    for (let i = applied.length - 1; i >= 0; i--) session!.revert(applied[i]);
+    try {
+      return await fn();
+    } finally {
+      for (const p of applied) session!.apply(p, { force: true, quiet: true });
+    }
+  });
 }
 
 /** A cached file for `key`, or null (absent, unreadable, or for other settings: then recomputed). */

@@ -342,8 +342,8 @@ export async function run(args: Parsed): Promise<void> {
     const loaded = loadCases(file);
     return { model: m, cases: loaded.cases, benchFile: file, format: loaded.format };
   });
-  const rome = resolveHparams('rome', model, { overrides: overridesFor('rome', overrides) });
-  const memit = n > 0 ? resolveHparams('memit', model, { overrides: overridesFor('memit', overrides) }) : null;
+  const rome = resolveHparams('rome', model, { overrides: overridesFor('rome', overrides), overridesSource: '--set' });
+  const memit = n > 0 ? resolveHparams('memit', model, { overrides: overridesFor('memit', overrides), overridesSource: '--set' }) : null;
 
   const ordered = order(cases.length, seed);
   const romeIdx = pickRomeCase(model, cases, ordered, wantedCase);

@@ -156,7 +156,7 @@ export async function run(args: Parsed): Promise<void> {
 
   const model = await loadModel(v.model, json);
   if (exportDir) checkExportDir(path.resolve(exportDir), model.dir, v.force === true);
-  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides });
+  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
   const shownReqs = requests.slice(0, showN);
   const before = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
 

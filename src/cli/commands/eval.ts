@@ -95,7 +95,7 @@ export async function run(args: Parsed): Promise<void> {
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
 
   const model = await loadModel(v.model, json);
-  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides });
+  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
   let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: v['heldout-lines'] === true } : undefined;
   if (!heldout && sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
     const file = path.join(model.dir, 'corpus-heldout.txt');

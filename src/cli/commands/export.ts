@@ -56,19 +56,11 @@ export function loadPatches(files: string[]): EditPatch[] {
   return files.map((f) => EditPatch.load(f));
 }
 
-/** Applies patches in order to the model's edit session; notes stacking-order surprises on stderr. */
-export function applyPatches(model: CausalLM, patches: EditPatch[], ignoreFingerprint: boolean, quiet: boolean): void {
+/** Applies patches in order to the model's edit session (a patch applied in another order than it
+ * was computed in gets the session's warning on stderr). */
+export function applyPatches(model: CausalLM, patches: EditPatch[], ignoreFingerprint: boolean): void {
   const session = editSession(model);
-  for (const p of patches) {
-    const before = session.applied().map((q) => q.id);
-    const on = p.metadata.appliedOn ?? [];
-    if (!quiet && on.length > 0 && (on.length !== before.length || on.some((id, i) => id !== before[i]))) {
-      process.stderr.write(
-        `note: ${p.label} was computed on the model with ${on.length} other patch(es) applied (${on.map((id) => id.slice(0, 12)).join(', ')}); here it follows ${before.length === 0 ? 'none' : before.map((id) => id.slice(0, 12)).join(', ')}\n`,
-      );
-    }
-    session.apply(p, { force: ignoreFingerprint });
-  }
+  for (const p of patches) session.apply(p, { force: ignoreFingerprint });
 }
 
 /** Exports with a progress bar; prints the result (text or JSON). */
@@ -126,6 +118,6 @@ export async function exportCommand(args: Parsed, needPatch: boolean): Promise<v
   const patches = loadPatches(files);
   const model = await loadModel(modelId, json);
   checkExportDir(path.resolve(out), model.dir, v.force === true);
-  applyPatches(model, patches, v['ignore-fingerprint'] === true, json);
+  applyPatches(model, patches, v['ignore-fingerprint'] === true);
   exportAndReport(model, out, args);
 }

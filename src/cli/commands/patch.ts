@@ -157,7 +157,7 @@ async function revert(args: Parsed): Promise<void> {
   });
   const model = await loadModel(modelId, json);
   checkExportDir(path.resolve(out), model.dir, v.force === true);
-  applyPatches(model, patches, v['ignore-fingerprint'] === true, json);
+  applyPatches(model, patches, v['ignore-fingerprint'] === true);
   const session = editSession(model);
   for (const p of new Set(dropped)) session.revert(p);
   if (!json) for (const p of new Set(dropped)) process.stderr.write(`reverted ${p.label}\n`);
