@@ -82,6 +82,9 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', both, '--export', both, ...FAST), /is the same path as --export/);
   assert.ok(!fs.existsSync(both));
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', tmp, '--force', ...FAST), /is a folder; give the patch file/);
+  const aFile = path.join(tmp, 'a-file');
+  fs.writeFileSync(aFile, 'x');
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', path.join(aFile, 'p.safetensors'), ...FAST), /a-file: exists and is not a folder/);
   // A batch with a request the model already predicts: refused with the way past it, which works.
   const reqs = path.join(tmp, 'one-known.json');
   fs.writeFileSync(reqs, JSON.stringify([{ prompt: '{} went home', subject: 'Lily', targetNew: 'moon' }, { prompt: '{} upon a', subject: 'Once', targetNew: 'time' }]));

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { readCheckpoint, writeCheckpoint, INDEX_FILE } from '../src/io/checkpoint.js';
-import { readSafetensorsHeader } from '../src/io/safetensors.js';
+import { readRawTensor, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
 import { f32BitsToF16Bits } from '../src/io/dtype.js';
 import { mulberry32, randn } from '../src/tensor/index.js';
 import { EditPatch, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
@@ -219,12 +219,37 @@ test('the output directory: non-empty refused unless force, never the source, no
   noTempLeft();
 });
 
-test('an export killed mid-write leaves a temporary folder that the next export to that place removes', () => {
+test('F64 and integer buffers float32 cannot hold are copied byte for byte; a patch elsewhere leaves them so', () => {
+  const dir = path.join(tmp, 'buffers');
+  fs.cpSync(src, dir, { recursive: true });
+  const file = path.join(dir, 'model.safetensors');
+  const bytes = (a: Float64Array | BigInt64Array) => new Uint8Array(a.buffer);
+  const f64 = bytes(new Float64Array([0.1, 1 / 3, 1e-300]));
+  const i64 = bytes(new BigInt64Array([0n, 1n, 16777217n]));
+  const tensors = [...readSafetensors(file).tensors.values()].map((t) => ({ name: t.name, shape: t.shape, data: t.data, dtype: t.dtype as 'F32' }));
+  writeSafetensors(file, [
+    ...tensors,
+    { name: 'extra.f64', shape: [3], data: new Float32Array(3), dtype: 'F64', raw: f64 },
+    { name: 'extra.position_ids', shape: [3], data: new Float32Array(3), dtype: 'I64', raw: i64 },
+  ]);
+  const m = load(dir);
+  assert.equal(m.weights.get('extra.position_ids')!.data[2], 16777216, 'float32 in memory cannot hold 16777217');
+  randomPatch(m, 7, [0]).apply(m);
+  const out = path.join(tmp, 'buffers-out');
+  exportModel(m, out);
+  const outFile = path.join(out, 'model.safetensors');
+  const h = readSafetensorsHeader(outFile);
+  assert.deepEqual(readRawTensor(outFile, h, 'extra.f64'), f64);
+  assert.deepEqual(readRawTensor(outFile, h, 'extra.position_ids'), i64);
+  assert.equal(h.entries.find((e) => e.name === 'extra.f64')!.dtype, 'F64');
+});
+
+test('an export killed mid-write leaves a temporary folder that the next export into that folder removes', () => {
   const m = load(src);
   const out = path.join(tmp, 'after-crash');
   // A process that has exited: its pid names a folder no live export owns.
   const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-  const stale = path.join(tmp, `.after-crash.amend-export-${dead}-abc123`);
+  const stale = path.join(tmp, `.another-name.amend-export-${dead}-abc123`); // any export in this folder
   const live = path.join(tmp, `.after-crash.amend-export-${process.pid}-def456`);
   for (const d of [stale, live]) {
     fs.mkdirSync(d);

@@ -69,6 +69,28 @@ export interface TensorToWrite {
   shape: number[];
   data: Float32Array;
   dtype?: FileDType | StorageDType;
+  /**
+   * The tensor's bytes as stored, written instead of encoding `data`: for dtypes that float32
+   * cannot hold exactly (F64, 64- and 32-bit integers), copied from the source file.
+   */
+  raw?: Uint8Array;
+}
+
+/** Dtypes whose values float32 does not always hold exactly (F64 precision, integers above 2²⁴). */
+export const LOSSY_IN_F32: ReadonlySet<string> = new Set(['F64', 'I64', 'U64', 'I32', 'U32']);
+
+/** The stored bytes of one tensor of a safetensors file (for copying it verbatim). */
+export function readRawTensor(file: string, header: SafetensorsHeader, name: string): Uint8Array {
+  const e = header.entries.find((x) => x.name === name);
+  if (!e) throw new AmendError(`${file}: has no tensor "${name}"`);
+  const out = new Uint8Array(e.end - e.begin);
+  const fd = fs.openSync(file, 'r');
+  try {
+    readFully(fd, file, out, header.dataStart + e.begin);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
 }
 
 const MAX_HEADER_BYTES = 100_000_000; // the reference implementation's limit
@@ -86,7 +108,11 @@ function base(file: string): string {
 
 function ioError(file: string, what: string, err: unknown): AmendError {
   const e = err as NodeJS.ErrnoException;
-  if (e && e.code === 'ENOENT') return new AmendError(`${file}: no such file — check the path`);
+  if (e && e.code === 'ENOENT') {
+    return what === 'read it' || what === 'open it' || what === 'stat it'
+      ? new AmendError(`${file}: no such file — check the path`)
+      : new AmendError(`${file}: cannot ${what} (its folder does not exist or does not accept new files) — choose a writable place`);
+  }
   if (e && e.code === 'EISDIR') return new AmendError(`${file}: is a directory, not a safetensors file`);
   if (e && (e.code === 'EACCES' || e.code === 'EPERM')) {
     return new AmendError(`${file}: permission denied while trying to ${what} — check the file's permissions`);
@@ -335,6 +361,7 @@ interface PreparedTensor {
   dtype: FileDType;
   shape: number[];
   data: Float32Array;
+  raw?: Uint8Array;
   begin: number;
   end: number;
 }
@@ -370,7 +397,10 @@ function validateToWrite(file: string, tensors: readonly TensorToWrite[]): Prepa
     if (numel !== t.data.length) {
       throw new AmendError(`${base(file)}: tensor "${name}" has shape [${t.shape.join(', ')}] (${numel} values) but ${t.data.length} values of data`);
     }
-    out.push({ name, dtype, shape: t.shape.slice(), data: t.data, begin: 0, end: 0 });
+    if (t.raw && t.raw.length !== numel * dtypeSize(dtype)!) {
+      throw new AmendError(`${base(file)}: tensor "${name}" has ${t.raw.length} raw bytes, not the ${numel * dtypeSize(dtype)!} of ${numel} ${dtype} values`);
+    }
+    out.push({ name, dtype, shape: t.shape.slice(), data: t.data, raw: t.raw, begin: 0, end: 0 });
   }
   // The reference writer: descending dtype (its enum order ≈ alignment), then name.
   out.sort((a, b) => dtypeRank(b.dtype) - dtypeRank(a.dtype) || compareUtf8(a.name, b.name));
@@ -451,7 +481,9 @@ export function writeSafetensorsTo(
     total = 8 + header.length;
     let chunkBuf: Uint8Array | null = null;
     for (const t of prepared) {
-      if (t.dtype === 'F32') {
+      if (t.raw) {
+        writeFully(fd, finalName, t.raw);
+      } else if (t.dtype === 'F32') {
         writeFully(fd, finalName, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
       } else {
         const size = dtypeSize(t.dtype)!;

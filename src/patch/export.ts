@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { AmendError } from '../errors.js';
 import { CausalLM } from '../models/model.js';
 import { INDEX_FILE, SINGLE_WEIGHTS, writeCheckpoint } from '../io/checkpoint.js';
-import { readSafetensorsHeader, storageBytes, writeSafetensorsTo, type TensorToWrite } from '../io/safetensors.js';
+import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, writeSafetensorsTo, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { editSession, sessionOf, type ApplyOptions } from './session.js';
@@ -139,7 +139,7 @@ export function checkExportDir(out: string, source: string | null, force: boolea
 function tempDirBeside(out: string, tag: string): string {
   const parent = path.dirname(out);
   makeDirs(parent);
-  if (tag === 'amend-export') removeStaleExports(parent, path.basename(out));
+  if (tag === 'amend-export') removeStaleExports(parent);
   const rnd = Math.random().toString(36).slice(2, 10);
   const dir = path.join(parent, `.${path.basename(out)}.${tag}-${process.pid}-${rnd}`);
   fs.mkdirSync(dir);
@@ -148,13 +148,12 @@ function tempDirBeside(out: string, tag: string): string {
 
 /**
  * An export killed mid-write (Ctrl-C, a crash) leaves its temporary folder beside `out`; the next
- * export to the same place removes those whose process is gone. ('amend-old' folders are left
- * alone: one may hold the only copy of a replaced output.)
+ * export into the same parent folder removes those whose process is gone, whatever their name.
+ * ('amend-old' folders are left alone: one may hold the only copy of a replaced output.)
  */
-function removeStaleExports(parent: string, base: string): void {
-  const prefix = `.${base}.amend-export-`;
+function removeStaleExports(parent: string): void {
   for (const f of fs.readdirSync(parent)) {
-    const m = f.startsWith(prefix) ? /^(\d+)-[a-z0-9]+$/.exec(f.slice(prefix.length)) : null;
+    const m = /^\..+\.amend-export-(\d+)-[a-z0-9]+$/.exec(f);
     if (m && !processAlive(Number(m[1]))) fs.rmSync(path.join(parent, f), { recursive: true, force: true });
   }
 }
@@ -231,7 +230,12 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
     }
   }
 
-  const tmp = tempDirBeside(out, 'amend-export');
+  let tmp: string;
+  try {
+    tmp = tempDirBeside(out, 'amend-export');
+  } catch (err) {
+    throw new AmendError(`${out}: cannot create a folder beside it to write into (${(err as Error).message}); choose a writable place`);
+  }
   const result: ExportResult = {
     dir: out, shards: [], files: [], skipped: [], totalSize: 0, patches: patches.map((p) => p.id),
     baseFingerprint: session?.baseFingerprint ?? null,
@@ -252,12 +256,21 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
       let done = 0;
       let totalParameters = 0;
       const weightMap = new Map<string, string>();
+      const touched = new Set(session?.touched() ?? []);
       for (const shard of layout.shards) {
+        // Float32 in memory cannot hold every F64 or 64/32-bit integer value: an untouched tensor
+        // of such a dtype is copied from the source file byte for byte instead.
+        const shardFile = path.join(source!, shard.file);
+        let header: SafetensorsHeader | null = null;
         const tensors: TensorToWrite[] = shard.names.map((name) => {
           const t = model.weights.get(name)!;
           totalParameters += t.size;
           weightMap.set(name, shard.file);
-          return { name, shape: [...t.shape], data: t.data, dtype: storage(name) };
+          const dt = storage(name);
+          const raw = LOSSY_IN_F32.has(dt) && dt === model.dtypes.get(name) && !touched.has(name)
+            ? readRawTensor(shardFile, (header ??= readSafetensorsHeader(shardFile)), name)
+            : undefined;
+          return { name, shape: [...t.shape], data: t.data, dtype: dt, raw };
         });
         const metadata = { ...shard.metadata, ...extraMeta };
         metadata.format ??= 'pt';

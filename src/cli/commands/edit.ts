@@ -7,6 +7,7 @@ import type { CausalLM } from '../../models/model.js';
 import { generate } from '../../models/generate.js';
 import { editSession } from '../../patch/session.js';
 import { checkExportDir, exportModel, parseExportDType } from '../../patch/export.js';
+import { checkCanBeFolder } from '../../io/dirs.js';
 import { loadCases } from '../../data/index.js';
 import {
   describeSchema, editWithReport, listPresets, METHODS, parseSets, resolveHparams, type EditMethod, type EditRequest,
@@ -147,7 +148,10 @@ export async function run(args: Parsed): Promise<void> {
     const o = path.resolve(out), e = path.resolve(exportDir);
     if (o === e || o.startsWith(e + path.sep)) throw new AmendError(`--out ${out} is ${o === e ? 'the same path as' : 'inside'} --export ${exportDir}; write the patch somewhere else`);
   }
-  if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
+  if (out) {
+    checkCanBeFolder(path.dirname(path.resolve(out)));
+    if (!fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
+  }
   if (exportDir) checkExportDir(path.resolve(exportDir), null, v.force === true);
   parseExportDType(str(v.dtype));
   if (v.dtype !== undefined && !exportDir) throw new AmendError('--dtype is the storage dtype of --export; give --export DIR too (a patch keeps float32)');

@@ -36,7 +36,9 @@ export const spec: CommandSpec = {
     '(from_pretrained). Patches are checked against the model\'s',
     'fingerprint; the weight files of an edited export record the patches in their metadata',
     '(amend patch show DIR lists them). Written to a temporary directory, then renamed: a failure',
-    'leaves nothing behind.',
+    'leaves nothing behind, and the hidden folder of an export killed mid-write is removed by the next',
+    'export into the same parent folder. F64 and 64/32-bit integer tensors no patch touches are copied',
+    'byte for byte (float32 cannot hold all their values).',
   ],
 };
 
