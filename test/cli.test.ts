@@ -156,6 +156,11 @@ test('bad input: one clear line and a non-zero exit', async (t) => {
     ['negative number as a value (reaches the option check)', ['generate', '--model', good, '--temperature', '-1', 'x'], /--temperature must be > 0/],
     ['--greedy with a sampling option', ['generate', '--model', good, '--greedy', '--temperature', '0.5', 'x'], /--greedy takes the most likely token/],
     ['negative integer after a short flag', ['generate', '--model', good, '-n', '-2', 'x'], /--max-new-tokens must be an integer ≥ 0, got "-2"/],
+    ['a blank integer (Number("") is 0)', ['generate', '--model', good, '-n', '', 'x'], /--max-new-tokens must be an integer ≥ 0, got ""/],
+    ['a seed past 32 bits (it would repeat a smaller one)', ['generate', '--model', good, '--seed', '4294967296', 'x'], /--seed must be an integer from 0 to 4294967295/],
+    ['a stray argument to logits', ['logits', '--model', good, '--ids', '1,2', 'extra'], /unexpected argument "extra"/],
+    ['a stray argument to doctor', ['doctor', 'foo'], /unexpected argument "foo"/],
+    ['world info of a missing folder', ['world', 'info', '--model', path.join(tmp, 'nope')], /no such folder/],
     ['unknown command', ['frobnicate'], /unknown command/],
   ];
   for (const [name, args, pattern] of cases) {

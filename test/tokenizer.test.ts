@@ -56,6 +56,16 @@ test('stories260K (Llama SentencePiece BPE): BOS by default, reference ids and t
   expectAmendError(() => tok.decode([9999]), /token id 9999/);
 });
 
+test('decodeContinuation keeps the space a SentencePiece decoder strips from a lone token', (t) => {
+  const tok = load(t, STORIES);
+  if (!tok) return;
+  const prompt = tok.encode('Once upon');
+  const next = tok.encode(' a time', { addSpecialTokens: false }).slice(-2); // "▁a", "▁time"
+  assert.equal(tok.decode(next), 'a time', 'alone, the leading space is stripped');
+  assert.equal(tok.decodeContinuation(prompt, next), ' a time');
+  assert.equal(tok.decode(prompt) + tok.decodeContinuation(prompt, next), tok.decode([...prompt, ...next]));
+});
+
 test('gpt2: no special tokens added, reference ids, round trip', (t) => {
   const tok = load(t, GPT2);
   if (!tok) return;

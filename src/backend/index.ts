@@ -16,6 +16,8 @@ export function kernels(): Kernels {
   if (wanted && wanted !== 'js' && wanted !== 'native') {
     throw new AmendError(`AMEND_BACKEND must be "js" or "native", not "${wanted}"`);
   }
+  const gemm = process.env.AMEND_GEMM;
+  if (gemm && gemm !== 'own' && gemm !== 'blas') throw new AmendError(`AMEND_GEMM must be "own" or "blas", not "${gemm}"`);
   if (wanted === 'js') return (current = jsKernels);
   const native = loadNative();
   if ('kernels' in native) return (current = native.kernels);

@@ -86,14 +86,19 @@ export function listOption(args: Parsed, name: string): string[] {
   return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
 }
 
-/** An integer option, with a clear error for anything else. */
-export function intOption(v: string | boolean | string[] | undefined, name: string, fallback: number, min = 0): number {
+/** An integer option, with a clear error for anything else (Number("") is 0: a blank is refused). */
+export function intOption(v: string | boolean | string[] | undefined, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (typeof v !== 'string' || !Number.isInteger(n) || n < min) {
-    throw new AmendError(`--${name} must be an integer ≥ ${min}, got "${String(v)}"`);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    throw new AmendError(`--${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`}, got "${String(v)}"`);
   }
   return n;
+}
+
+/** A random seed: the generators take 32 bits, so a larger seed would silently repeat a smaller one. */
+export function seedOption(v: string | boolean | string[] | undefined, fallback: number): number {
+  return intOption(v, 'seed', fallback, 0, 2 ** 32 - 1);
 }
 
 export function numberOption(v: string | boolean | string[] | undefined, name: string): number | undefined {

@@ -113,7 +113,7 @@ export class CausalLM implements ModelWeights {
 
   /** The tokenizer, or a clear error for a model loaded without one. */
   tok(): AmendTokenizer {
-    if (!this.tokenizer) throw new AmendError(`model${this.dir ? ` at ${this.dir}` : ''} has no tokenizer.json; pass token ids instead`);
+    if (!this.tokenizer) throw new AmendError(`model${this.dir ? ` at ${this.dir}` : ''} has no tokenizer.json, so text cannot be encoded; add the model's tokenizer.json (or give token ids where a command takes them, e.g. amend logits --ids)`);
     return this.tokenizer;
   }
 

@@ -313,8 +313,9 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
           result.skipped.push({ file: f, reason: `larger than ${MAX_COPY_BYTES >> 20} MiB` });
           continue;
         }
-        if (f === 'config.json' && dtype !== 'keep') {
-          const cfg = JSON.parse(fs.readFileSync(from, 'utf8')) as Record<string, unknown>;
+        const cfg = f === 'config.json' && dtype !== 'keep' ? JSON.parse(fs.readFileSync(from, 'utf8')) as Record<string, unknown> : null;
+        // Rewritten only when the dtype it names changes; otherwise copied verbatim like the rest.
+        if (cfg && (cfg.torch_dtype !== TORCH_DTYPE[dtype] || ('dtype' in cfg && cfg.dtype !== TORCH_DTYPE[dtype]))) {
           cfg.torch_dtype = TORCH_DTYPE[dtype];
           if ('dtype' in cfg) cfg.dtype = TORCH_DTYPE[dtype];
           fs.writeFileSync(path.join(tmp, f), JSON.stringify(cfg, null, 2) + '\n');

@@ -200,6 +200,17 @@ export class AmendTokenizer {
     return this.tok.decode(list, { skip_special_tokens: skip });
   }
 
+  /**
+   * Text of `next` as it continues `context`. Decoding `next` alone drops what a SentencePiece
+   * decoder strips from the start of a text (the space of "▁a"), so the continuation is the
+   * decoded whole minus the decoded context, where the one begins with the other.
+   */
+  decodeContinuation(context: readonly number[], next: readonly number[], opts: DecodeOptions = {}): string {
+    const head = this.decode(context, opts);
+    const whole = this.decode([...context, ...next], opts);
+    return whole.startsWith(head) ? whole.slice(head.length) : this.decode(next, opts);
+  }
+
   /** The vocabulary string of one token (e.g. "ĠParis", "▁Paris"), or null for an unknown id. */
   idToToken(id: number): string | null {
     return this.tok.id_to_token(id) ?? null;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AmendError } from '../../errors.js';
 import { kernels, nativeStatus } from '../../backend/index.js';
 import { linalgBackend } from '../../linalg/index.js';
 import type { CommandSpec, Parsed } from '../args.js';
@@ -16,6 +17,7 @@ export const spec: CommandSpec = {
 };
 
 export async function run(args: Parsed): Promise<void> {
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (amend doctor takes no arguments)`);
   const info = kernels().info();
   const native = nativeStatus();
   const version = (pkg: string): string => {

@@ -113,7 +113,7 @@ function completions(model: CausalLM, reqs: readonly EditRequest[], maxNew: numb
   return reqs.map((r, i) => {
     const pNew = Math.exp(scores[k++].logProb);
     const pTrue = r.targetTrue ? Math.exp(scores[k++].logProb) : undefined;
-    return { prompt: texts[i], target: r.targetNew, completion: tok.decode(outs[i], { skipSpecialTokens: true }), pNew, pTrue };
+    return { prompt: texts[i], target: r.targetNew, completion: tok.decodeContinuation(ids[i], outs[i], { skipSpecialTokens: true }), pNew, pTrue };
   });
 }
 

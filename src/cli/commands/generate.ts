@@ -1,7 +1,7 @@
 // amend generate: continue a prompt with a model (greedy or sampled, KV cache).
 import { AmendError } from '../../errors.js';
 import { generate, generationRoom } from '../../models/index.js';
-import { intOption, numberOption, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, numberOption, seedOption, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 
 export const spec: CommandSpec = {
@@ -36,17 +36,18 @@ export async function run(args: Parsed): Promise<void> {
   if (v.greedy === true && (temperature !== undefined || topP !== undefined || v['top-k'] !== undefined)) {
     throw new AmendError('--greedy takes the most likely token, so --temperature, --top-k and --top-p do nothing with it; drop one or the other');
   }
+  const topK = v['top-k'] === undefined ? undefined : intOption(v['top-k'], 'top-k', 0, 1);
+  const seed = seedOption(v.seed, 0);
   const model = await loadModel(v.model, v.json === true);
   const tok = model.tok();
   const ids = tok.encode(prompt);
   if (ids.length === 0) throw new AmendError('the prompt encodes to no tokens');
-  const topK = v['top-k'] === undefined ? undefined : intOption(v['top-k'], 'top-k', 0, 1);
   const started = Date.now();
   const [out] = generate(model, [ids], {
-    maxNewTokens, greedy: v.greedy === true, temperature, topK, topP, seed: intOption(v.seed, 'seed', 0),
+    maxNewTokens, greedy: v.greedy === true, temperature, topK, topP, seed,
   });
   const seconds = (Date.now() - started) / 1000;
-  const completion = tok.decode(out, { skipSpecialTokens: true });
+  const completion = tok.decodeContinuation(ids, out, { skipSpecialTokens: true });
   if (v.json) {
     console.log(JSON.stringify({ prompt, promptIds: ids, ids: out, completion, text: tok.decode([...ids, ...out], { skipSpecialTokens: true }), seconds }));
   } else {

@@ -23,6 +23,7 @@ export const spec: CommandSpec = {
 
 export async function run(args: Parsed): Promise<void> {
   const v = args.values;
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}"; the text goes in --text (see amend logits --help)`);
   if ((v.ids === undefined) === (v.text === undefined)) throw new AmendError('give either --ids or --text (see amend logits --help)');
   let ids: number[] | null = null;
   if (typeof v.ids === 'string') {
@@ -59,7 +60,8 @@ export async function run(args: Parsed): Promise<void> {
   }
   const tok = model.tokenizer;
   positions.forEach((p, t) => {
-    const shown = p.top.map(([i, lp]) => `${tok ? JSON.stringify(tok.decode([i])) : i}:${lp.toFixed(3)}`).join('  ');
+    // Each candidate as it would continue the text so far (a lone "▁a" decodes without its space).
+    const shown = p.top.map(([i, lp]) => `${tok ? JSON.stringify(tok.decodeContinuation(ids!.slice(0, t + 1), [i], { skipSpecialTokens: false })) : i}:${lp.toFixed(3)}`).join('  ');
     console.log(`${String(t).padStart(4)} ${String(ids![t]).padStart(6)}  lse ${p.logsumexp.toFixed(4)}  ${shown}`);
   });
 }
