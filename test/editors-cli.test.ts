@@ -76,6 +76,15 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   assertOneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /no such file/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home'), /--subject is required/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--limit', '3'), /--limit applies to --requests FILE/);
+  assertOneLineError(amend('edit', '--model', m, '--requests', ''), /--requests is empty/);
+  assertOneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json'), '--target-true', 'x'), /--target-true goes with --prompt/);
+  // Every request is checked, and named, before the first ones are shown.
+  const twoPlaceholders = path.join(tmp, 'two-placeholders.json');
+  fs.writeFileSync(twoPlaceholders, JSON.stringify([{ prompt: '{} went home', subject: 'Lily', targetNew: 'moon' }, { prompt: '{} met {}', subject: 'Tom', targetNew: 'Sue', id: 'b' }]));
+  assertOneLineError(amend('edit', '--model', m, '--requests', twoPlaceholders, ...FAST), /^amend: request 2 \(id b\): .*2 "\{\}"/);
+  const long = path.join(tmp, 'long.json');
+  fs.writeFileSync(long, JSON.stringify([{ prompt: '{} went home', subject: 'Lily', targetNew: 'moon' }, { prompt: `${'and then '.repeat(300)}{} went home`, subject: 'Tom', targetNew: 'moon' }]));
+  assertOneLineError(amend('edit', '--model', m, '--requests', long, ...FAST), /^amend: request 2 \(id 1\): the prompt and target take \d+ tokens, more than the model's 512 positions/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--dtype', 'f16', '--out', out), /--dtype is the storage dtype of --export/);
   // --out and --export on one path, or --out naming a folder: refused before anything is written.
   const both = path.join(tmp, 'both');

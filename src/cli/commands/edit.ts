@@ -12,7 +12,7 @@ import { loadCases } from '../../data/index.js';
 import {
   describeSchema, editWithReport, listPresets, METHODS, parseSets, resolveHparams, type EditMethod, type EditRequest,
 } from '../../editors/index.js';
-import { applyTargetSpace, continuationIds, fill, subjectTemplate } from '../../editors/common/prompts.js';
+import { applyTargetSpace, continuationIds, fill, prepareRequests, subjectTemplate } from '../../editors/common/prompts.js';
 import { scoreTargets } from '../../editors/common/score.js';
 import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
@@ -73,8 +73,10 @@ export function methodOf(v: unknown): EditMethod {
 export function requestsFromArgs(args: Parsed): EditRequest[] {
   const v = args.values;
   const file = str(v.requests);
+  if (file === '') throw new AmendError('--requests is empty: give the requests file');
   const single = ['prompt', 'subject', 'target'].filter((k) => v[k] !== undefined);
   if (file && single.length > 0) throw new AmendError('give either --requests FILE or --prompt/--subject/--target, not both');
+  if (file && v['target-true'] !== undefined) throw new AmendError('--target-true goes with --prompt/--subject/--target; in a requests file each request carries its own true target');
   if (file) {
     const limit = v.limit === undefined ? undefined : intOption(v.limit, 'limit', 0, 1);
     const loaded = loadCases(file, { limit });
@@ -161,6 +163,7 @@ export async function run(args: Parsed): Promise<void> {
   const model = await loadModel(v.model, json);
   if (exportDir) checkExportDir(path.resolve(exportDir), model.dir, v.force === true);
   const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
+  prepareRequests(model, requests, resolved.hparams); // every request checked (and named) before any is shown
   const shownReqs = requests.slice(0, showN);
   const before = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
 

@@ -87,6 +87,11 @@ export function prepareRequests(model: CausalLM, requests: readonly EditRequest[
     const target = applyTargetSpace(r.targetNew, hp.target_space);
     const targetIds = continuationIds(tok, text, target);
     if (targetIds.length === 0) throw new AmendError(`${where}the target "${r.targetNew}" encodes to no tokens`);
+    const maxPos = model.config.maxPositions;
+    const len = tok.encode(text).length + targetIds.length;
+    if (maxPos > 0 && len > maxPos) {
+      throw new AmendError(`${where}the prompt and target take ${len} tokens, more than the model's ${maxPos} positions; shorten the prompt`);
+    }
     if (typeof r.targetTrue === 'string' && r.targetTrue.trim() === r.targetNew.trim()) {
       throw new AmendError(`${where}the new target "${r.targetNew}" equals the true one; nothing to edit`);
     }
