@@ -87,6 +87,16 @@ test('CounterFact (original): fields, ids, neighbourhood as locality with the tr
   assert.deepEqual(c.locality![0], { prompt: c.neighborhood![0], answer: 'Ferrari' });
 });
 
+test('CounterFact (EasyEdit layout): a locality prompt with the true object is also the neighbourhood prompt', { skip }, () => {
+  const { cases } = loadCases(path.join(DATA!, 'counterfact/counterfact-edit-1k.json'), { limit: 50 });
+  for (const c of cases) {
+    assert.equal(c.locality!.length, 1);
+    if (c.locality![0]!.answer.trim() === c.targetTrue?.trim()) assert.deepEqual(c.neighborhood, [c.locality![0]!.prompt]);
+    else assert.equal(c.neighborhood, undefined);
+  }
+  assert.ok(cases.some((c) => c.neighborhood), 'the shared file pairs locality with the true object');
+});
+
 test('KnowEdit: sub-keys as groups, first answer of alias lists, empty answers dropped', { skip }, () => {
   const recent = loadCases(path.join(DATA!, 'knowedit/benchmark_wiki_recent_recent_train.json'), { limit: 1 }).cases[0]!;
   assert.equal(recent.targetTrue, undefined);
@@ -112,6 +122,12 @@ test('KnowEdit: sub-keys as groups, first answer of alias lists, empty answers d
   const locs = san.cases.reduce((a, c) => a + (c.locality?.length ?? 0), 0);
   assert.equal(locs, 453, 'every retain question is a locality pair of some case');
   assert.equal(san.cases[0]!.targetNew, "I don't know.");
+  // Answers written as numbers count as their text; a rephrase of the wrong type is named.
+  const rec = JSON.parse(fs.readFileSync(path.join(DATA!, 'knowedit/benchmark_ZsRE_ZsRE-test-all.json'), 'utf8'))[0];
+  const numeric = parseCases([{ ...rec, ground_truth: 1998, portability: { Reasoning: [{ prompt: 'p?', ground_truth: [[42]] }] } }], { format: 'knowedit-zsre' }).cases[0]!;
+  assert.equal(numeric.targetTrue, '1998');
+  assert.equal(numeric.portabilityGroups!['Reasoning']![0]!.answer, '42');
+  assert.throws(() => parseCases([{ ...rec, rephrase_prompt: 5 }], { format: 'knowedit-zsre' }), /field "rephrase_prompt" should be a string or a list of strings, not 5/);
 });
 
 test('zsRE (MEND) and WISE: alt is the target, records without alt are skipped with a reason', { skip }, () => {
@@ -228,12 +244,34 @@ test('bad input gives one clear line', () => {
     oneLineError(() => loadCases(write('l.json', '[]')), /no records \(an empty list\)/);
     oneLineError(() => loadCases(write('i.json', '[{"prompt": "x",')), /i\.json: not valid JSON \(/);
     oneLineError(() => loadCases(write('jl.json', '{"a": 1}\n{"a": \n')), /line 2 is not valid JSON/);
+    // JSON Lines: a record is named with its line too; one record alone (one line, or an object) loads.
+    oneLineError(() => loadCases(write('jl2.jsonl', `${JSON.stringify(good)}\n\n\n${JSON.stringify(bad)}\n`)), /record 2 \(index 1, line 4, counterfact\) has no "requested_rewrite\.subject"/);
+    assert.equal(loadCases(write('one.jsonl', `${JSON.stringify(good)}\n`)).cases.length, 1);
+    assert.equal(loadCases(write('one.json', JSON.stringify(good))).format, 'counterfact');
     oneLineError(() => loadCases(write('n.json', '42')), /expected a JSON list of benchmark records/);
     oneLineError(() => loadCases(path.join(dir, 'missing.json')), /missing\.json: no such file/);
     oneLineError(() => loadCases(dir), /is a directory/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('repeated case ids load, with one warning naming them', async () => {
+  const rec = (id: number) => ({ case_id: id, requested_rewrite: { prompt: '{} is in', subject: 'X', target_new: { str: 'A' }, target_true: { str: 'B' } }, paraphrase_prompts: [], neighborhood_prompts: [] });
+  const got: string[] = [];
+  const on = (w: Error) => got.push(w.message);
+  const listeners = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', on);
+  try {
+    assert.equal(parseCases([rec(13), rec(14), rec(13)], { source: 'dup.json' }).cases.length, 3);
+    parseCases([rec(1), rec(2)], { source: 'unique.json' });
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.removeListener('warning', on);
+    for (const l of listeners) process.on('warning', l);
+  }
+  assert.deepEqual(got, ["dup.json: 1 case id(s) repeat (13); reports also give each case's index in the file"]);
 });
 
 test('detectFormat works on parsed content', () => {

@@ -133,6 +133,8 @@ test('subject errors and templates', (t) => {
   expectAmendError(() => locateSubject('The capital of France is', ''), /empty subject/);
   expectAmendError(() => locateSubject('The capital of France is', 'Germany'), /subject "Germany" is not in the prompt "The capital of France is"/);
   assert.deepEqual(locateSubject('the capital of france', 'France'), { text: 'the capital of france', charStart: 15, charEnd: 21 });
+  // "İ" lowercases to two code units: the match is still found where it is in the prompt.
+  assert.deepEqual(locateSubject('İstanbul and paris are cities', 'Paris'), { text: 'İstanbul and paris are cities', charStart: 13, charEnd: 18 });
   const tok = load(t, GPT2);
   if (!tok) return;
   expectAmendError(() => tok.subjectRange('The capital of France is', 'Germany'), /not in the prompt/);

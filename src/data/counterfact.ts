@@ -102,6 +102,9 @@ export const counterfactEasyEditFormat = recordFormat(
     const lp = ctx.str(rec, 'locality_prompt');
     const la = ctx.str(rec, 'locality_ground_truth');
     c.locality = [{ prompt: lp, answer: la }];
+    // Its locality prompt is another subject with the edit's true object (EasyEdit's CounterFact
+    // files set locality_ground_truth = ground_truth): a neighbourhood prompt, scored as such.
+    if (c.targetTrue !== undefined && la.trim() === c.targetTrue.trim()) c.neighborhood = [lp];
     return c;
   },
 );

@@ -11,16 +11,22 @@ export function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** The line of each record of a JSON Lines file (blank lines skipped), for error messages. */
+export const jsonLinesLines = new WeakMap<Json[], number[]>();
+
 /** Where a record came from, for error messages. */
 export class RecordContext {
   constructor(
     readonly source: string,
     readonly format: string,
     readonly index: number,
+    /** Its line in a JSON Lines file. */
+    readonly line?: number,
   ) {}
 
   fail(message: string): never {
-    throw new AmendError(`${this.source}: record ${this.index + 1} (index ${this.index}, ${this.format}) ${message}`);
+    const line = this.line !== undefined ? `, line ${this.line}` : '';
+    throw new AmendError(`${this.source}: record ${this.index + 1} (index ${this.index}${line}, ${this.format}) ${message}`);
   }
 
   private missing(path: string): never {
@@ -98,11 +104,13 @@ export class RecordContext {
 /**
  * All answer strings of a KnowEdit ground_truth, which is a string, a list of strings, or a list
  * of alias lists ([["Soviet Union", "USSR", ...]]). The first is the answer EasyEdit scores
- * (`while isinstance(an, list): an = an[0]`); the rest are aliases. Empty strings are dropped.
+ * (`while isinstance(an, list): an = an[0]`); the rest are aliases. Numbers count as their
+ * decimal text; empty strings are dropped.
  */
 export function answerStrings(v: unknown): string[] {
   const out: string[] = [];
   const walk = (x: unknown) => {
+    if (typeof x === 'number' && Number.isFinite(x)) x = String(x); // a year or a count, written as a number
     if (typeof x === 'string') {
       if (x.trim() !== '' && !out.includes(x)) out.push(x);
     } else if (Array.isArray(x)) {

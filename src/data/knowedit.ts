@@ -74,6 +74,7 @@ function factCase(rec: Json, ctx: RecordContext): EditCase {
   const reph = ctx.get(rec, 'rephrase_prompt');
   if (typeof reph === 'string' && reph.trim() !== '') c.rephrase = [reph];
   else if (Array.isArray(reph)) c.rephrase = ctx.strList(rec, 'rephrase_prompt').filter((x) => x.trim() !== '');
+  else if (reph !== undefined && reph !== null && typeof reph !== 'string') ctx.fail(`field "rephrase_prompt" should be a string or a list of strings, not ${JSON.stringify(reph)}`);
   setGroups(c, rec, ctx);
   return c;
 }

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { AmendError } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
-import { isObject, type Json } from './fields.js';
+import { isObject, jsonLinesLines, type Json } from './fields.js';
 import { amendCasesFormat, counterfactEasyEditFormat, counterfactFormat, knownsFormat, worldFormat } from './counterfact.js';
 import { evEditFormat } from './evedit.js';
 import {
@@ -84,17 +84,35 @@ export function parseBenchmarkText(text: string, source: string): Json {
     const first = nonEmpty[0]?.trim() ?? '';
     if (nonEmpty.length > 1 && first.startsWith('{') && first.endsWith('}')) {
       const out: Json[] = [];
+      const at: number[] = [];
       lines.forEach((line, i) => {
         if (line.trim() === '') return;
         try {
           out.push(JSON.parse(line) as Json);
+          at.push(i + 1);
         } catch (e) {
           throw new AmendError(`${source}: line ${i + 1} is not valid JSON (${oneLine((e as Error).message)}) — the file looks like JSON Lines`);
         }
       });
+      jsonLinesLines.set(out, at);
       return out;
     }
     throw new AmendError(`${source}: not valid JSON (${oneLine((err as Error).message)})`);
+  }
+}
+
+/** Reports join results by case id; a repeated id is legal input but makes that join ambiguous. */
+function warnRepeatedIds(cases: readonly EditCase[], source: string): void {
+  const seen = new Set<string | number>();
+  const repeated = new Set<string | number>();
+  for (const c of cases) {
+    if (c.id === undefined) continue;
+    if (seen.has(c.id)) repeated.add(c.id);
+    seen.add(c.id);
+  }
+  if (repeated.size > 0) {
+    const first = [...repeated].slice(0, 3).map((id) => JSON.stringify(id)).join(', ');
+    process.emitWarning(`${source}: ${repeated.size} case id(s) repeat (${first}${repeated.size > 3 ? ', ...' : ''}); reports also give each case's index in the file`);
   }
 }
 
@@ -122,9 +140,15 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
       throw new AmendError(`${source}: expected a JSON list of benchmark records, got ${json === null ? 'null' : typeof json}; known formats: ${knownList()}`);
     }
     spec = detectSpec(json);
+    // One record on its own (a JSON Lines file of one line, or an object that is one record).
+    if (!spec && isObject(json)) {
+      const one = detectSpec([json]);
+      if (one) return parseCases([json], { ...opts, format: one.name });
+    }
     if (!spec) throw new AmendError(`${source}: unknown benchmark format (${keysPreview(json)}); known formats: ${knownList()}`);
   }
   const { cases, total, skipped } = spec.load(json, source, limit);
+  warnRepeatedIds(cases, source);
   return { format: spec.name, description: spec.description, cases, total, skipped };
 }
 

@@ -1,6 +1,6 @@
 // A list-of-records format from a record signature and a per-record converter.
 import type { EditCase } from '../editors/types.js';
-import { RecordContext, isObject, type Json, type JsonObject } from './fields.js';
+import { RecordContext, isObject, jsonLinesLines, type Json, type JsonObject } from './fields.js';
 import type { DatasetFormat, FormatSpec, RecordConverter, SkippedRecord } from './types.js';
 
 export function recordFormat(
@@ -16,10 +16,11 @@ export function recordFormat(
     matches: (x) => isObject(x) && signature(x),
     load(data, source, limit) {
       const records = data as Json[];
+      const lines = jsonLinesLines.get(records);
       const cases: EditCase[] = [];
       const skipped: SkippedRecord[] = [];
       for (let i = 0; i < records.length && cases.length < limit; i++) {
-        const ctx = new RecordContext(source, name, i);
+        const ctx = new RecordContext(source, name, i, lines?.[i]);
         const rec = records[i];
         if (!isObject(rec)) ctx.fail(`should be an object, not ${rec === null ? 'null' : Array.isArray(rec) ? 'a list' : `a ${typeof rec}`}`);
         const out = convert(rec, ctx);

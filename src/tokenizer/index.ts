@@ -45,8 +45,13 @@ export function locateSubject(prompt: string, subject: string): { text: string; 
     return { text, charStart, charEnd: charStart + subject.length };
   }
   let at = prompt.indexOf(subject);
-  if (at < 0) at = prompt.toLowerCase().indexOf(subject.toLowerCase());
-  if (at < 0 || prompt.slice(at, at + subject.length).toLowerCase() !== subject.toLowerCase()) {
+  // Case-insensitive, compared slice by slice of the prompt itself: lowercasing the whole prompt
+  // can change its length ("İ" becomes two code units) and shift every index after it.
+  const want = subject.toLowerCase();
+  for (let i = 0; at < 0 && i + subject.length <= prompt.length; i++) {
+    if (prompt.slice(i, i + subject.length).toLowerCase() === want) at = i;
+  }
+  if (at < 0) {
     throw new AmendError(`subject "${subject}" is not in the prompt "${prompt}"; put it in the prompt verbatim or write "{}" where it goes`);
   }
   return { text: prompt, charStart: at, charEnd: at + subject.length };
