@@ -38,6 +38,12 @@ test('amend edit --method rome: one fact → a patch file, before/after completi
   assert.equal(o.requests.length, 1);
   assert.ok(o.requests[0].after.pNew > o.requests[0].before.pNew);
   assert.equal(o.patch.file, null);
+  // An edit that runs and moves nothing is called out on stderr (ROME held back by a tiny clamp).
+  const held = amend('edit', '--model', `${models}/stories260K`, '--prompt', 'Lily went to the', '--subject', 'Lily', '--target', 'moon', ...FAST, '--set', 'clamp_norm_factor=0.0001');
+  assert.equal(held.code, 0, held.stderr);
+  assert.match(held.stderr, /^note: the edit barely moved P\(new\) on the requests shown/m);
+  const r2 = amend('edit', '--model', `${models}/stories260K`, '--prompt', 'Lily went to the', '--subject', 'Lily', '--target', 'moon', ...FAST);
+  assert.doesNotMatch(r2.stderr, /barely moved/);
 });
 
 test('amend edit --method memit --requests FILE (a JSON list of requests) with --export', { skip }, () => {

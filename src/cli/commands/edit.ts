@@ -180,6 +180,12 @@ export async function run(args: Parsed): Promise<void> {
   });
   editSession(model).apply(patch);
   const after = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
+  // An edit can run to the end and still change nothing that matters (a rule's hparams on a model
+  // unlike those the rule was drawn from): say so rather than print "patch written" alone.
+  if (shownReqs.length > 0 && shownReqs.every((_, i) => after[i]!.pNew < 0.5 && after[i]!.pNew < 2 * before[i]!.pNew)) {
+    const best = Math.max(...after.map((a) => a.pNew));
+    process.stderr.write(`note: the edit barely moved P(new) on the requests shown (at most ${fmtP(best)} after); its hparams (${resolved.origin}) may hold it back — see --hparams-help${method === 'memit' ? ' (mom2_update_weight)' : ''}\n`);
+  }
   if (out) patch.save(out);
 
   if (!json) {
