@@ -142,7 +142,7 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   };
   bad(['v_lr=fast'], /^hparams: v_lr must be a number ≥ 0, got "fast"/);
   // The CLI names its own flag; the API does not tell a program to pass one.
-  assert.throws(() => resolveHparams('rome', gpt2xl, { overrides: parseSets(['v_lr=fast']), overridesSource: '--set' }), /^--set: v_lr must be/);
+  assert.throws(() => resolveHparams('rome', gpt2xl, { overrides: parseSets(['v_lr=fast']), overridesSource: '--set' }), /^AmendError: --set: v_lr must be/);
   bad(['v_num_grad_steps=2.5'], /v_num_grad_steps must be an integer ≥ 1/);
   bad(['fact_token=subject_middle'], /fact_token must be one of subject_last, subject_first, subject_first_after_last, last/);
   bad(['mom2_adjustment=maybe'], /mom2_adjustment must be true or false/);
