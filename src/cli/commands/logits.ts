@@ -60,8 +60,10 @@ export async function run(args: Parsed): Promise<void> {
   }
   const tok = model.tokenizer;
   positions.forEach((p, t) => {
-    // Each candidate as it would continue the text so far (a lone "▁a" decodes without its space).
-    const shown = p.top.map(([i, lp]) => `${tok ? JSON.stringify(tok.decodeContinuation(ids!.slice(0, t + 1), [i], { skipSpecialTokens: false })) : i}:${lp.toFixed(3)}`).join('  ');
+    // Each candidate as it would continue the text so far (a lone "▁a" decodes without its space);
+    // the last few tokens are context enough, and keep a long text from costing T² decodes.
+    const context = ids!.slice(Math.max(0, t - 7), t + 1);
+    const shown = p.top.map(([i, lp]) => `${tok ? JSON.stringify(tok.decodeContinuation(context, [i], { skipSpecialTokens: false })) : i}:${lp.toFixed(3)}`).join('  ');
     console.log(`${String(t).padStart(4)} ${String(ids![t]).padStart(6)}  lse ${p.logsumexp.toFixed(4)}  ${shown}`);
   });
 }
