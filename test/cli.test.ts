@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
+import { makeDirs } from '../src/io/dirs.js';
 import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-cli-'));
@@ -101,6 +102,9 @@ test('a cache folder that cannot be created: statistics computed, one warning li
   assert.equal(warnings.length, 1, r.stderr);
   assert.match(warnings[0]!, /^amend: warning: statistics for layer 0 were computed but not cached: .*ENOENT/);
   assert.doesNotMatch(r.stderr, /\(node:\d+\)|trace-warnings/);
+  // makeDirs fails where recursive mkdir did: a file by that name.
+  assert.throws(() => makeDirs(corpus), /EEXIST/);
+  assert.throws(() => makeDirs(path.join(corpus, 'below')), /ENOTDIR|EEXIST/);
 });
 
 test('amend --version prints the package version', () => {

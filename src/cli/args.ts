@@ -96,7 +96,7 @@ export function intOption(v: string | boolean | string[] | undefined, name: stri
   return n;
 }
 
-/** A random seed: the generators take 32 bits, so a larger seed would silently repeat a smaller one. */
+/** A sampling seed: mulberry32 takes 32 bits, so a larger seed would silently repeat a smaller one. */
 export function seedOption(v: string | boolean | string[] | undefined, fallback: number): number {
   return intOption(v, 'seed', fallback, 0, 2 ** 32 - 1);
 }

@@ -65,8 +65,14 @@ async function main(argv: string[]): Promise<number> {
 // The library reports what it carries on past (statistics left uncached, a default corpus) with
 // process.emitWarning, which a program can listen to; here it is one plain line, like the errors,
 // without Node's "(node:PID)" prefix and --trace-warnings hint.
+// NODE_NO_WARNINGS=1 and --no-warnings silence them, as they silence Node's own printer.
+const noWarnings = process.env.NODE_NO_WARNINGS === '1' || [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--no-warnings');
 process.removeAllListeners('warning');
-process.on('warning', (w) => process.stderr.write(`amend: warning: ${w.message}\n`));
+process.on('warning', (w) => {
+  if (noWarnings) return;
+  const kind = w.name && w.name !== 'Warning' ? ` (${w.name}${(w as NodeJS.ErrnoException).code ? ` ${(w as NodeJS.ErrnoException).code}` : ''})` : '';
+  process.stderr.write(`amend: warning${kind}: ${w.message}\n`);
+});
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

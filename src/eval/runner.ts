@@ -161,7 +161,7 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
   const mode = o.mode ?? 'single';
   if (typeof mode === 'object' && 'sequential' in mode) {
     if (!(Number.isInteger(mode.sequential) && mode.sequential >= 1)) throw new AmendError(`sequential:T needs a positive integer T, got ${mode.sequential}`);
-    if (mode.sequential > cases.length) throw new AmendError(`sequential:${mode.sequential} needs ${mode.sequential} cases, but there are only ${cases.length} (raise --n, or use a shorter run)`);
+    if (mode.sequential > cases.length) throw new AmendError(`sequential:${mode.sequential} needs ${mode.sequential} cases, but there are only ${cases.length}; lower T (or raise --n if you limited the cases)`);
     const step = stepOf(mode);
     if (!(Number.isInteger(step) && step >= 1 && step <= mode.sequential)) throw new AmendError(`sequential:T/K needs a step K from 1 to T=${mode.sequential}, got ${mode.step}`);
   } else if (typeof mode === 'object' && 'batch' in mode) {

@@ -20,6 +20,8 @@ export function makeDirs(dir: string): void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
   }
+  // A file (or a dangling link) by that name: mkdir's own EEXIST, as recursive mkdir gave.
+  if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) fs.mkdirSync(dir);
 }
 
 /**

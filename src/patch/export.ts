@@ -27,7 +27,7 @@ import { INDEX_FILE, SINGLE_WEIGHTS, writeCheckpoint } from '../io/checkpoint.js
 import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, writeSafetensorsTo, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
-import { editSession, sessionOf, type ApplyOptions } from './session.js';
+import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
 import { checkCanBeFolder, makeDirs } from '../io/dirs.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
@@ -148,13 +148,23 @@ function tempDirBeside(out: string, tag: string): string {
 
 /**
  * An export killed mid-write (Ctrl-C, a crash) leaves its temporary folder beside `out`; the next
- * export into the same parent folder removes those whose process is gone, whatever their name.
+ * export into the same parent folder removes this user's whose process is gone, whatever their name.
  * ('amend-old' folders are left alone: one may hold the only copy of a replaced output.)
  */
 function removeStaleExports(parent: string): void {
+  const uid = process.getuid?.();
   for (const f of fs.readdirSync(parent)) {
     const m = /^\..+\.amend-export-(\d+)-[a-z0-9]+$/.exec(f);
-    if (m && !processAlive(Number(m[1]))) fs.rmSync(path.join(parent, f), { recursive: true, force: true });
+    if (!m || processAlive(Number(m[1]))) continue;
+    const dir = path.join(parent, f);
+    try {
+      // Only this user's (another's may be a live export in another process namespace), and only
+      // when it can be: cleaning up never stands in the way of the export itself.
+      if (uid !== undefined && fs.statSync(dir).uid !== uid) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* left for its owner */
+    }
   }
 }
 
@@ -203,6 +213,7 @@ function indexText(index: Record<string, unknown>, totalSize: number, totalParam
 export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions = {}): ExportResult {
   const out = path.resolve(outDir);
   const dtype = parseExportDType(opts.dtype);
+  assertNotHeld(model, 'export'); // a run's temporary edit would be written as if it were the model's
   checkExportDir(out, model.dir, opts.force === true);
   const session = sessionOf(model);
   const patches = session?.applied() ?? [];

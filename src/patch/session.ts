@@ -128,7 +128,6 @@ export class EditSession {
     assertNotHeld(this.model, 'applying a patch');
     this.check(patch, opts);
     const order = opts.quiet ? null : this.stackingSurprise(patch);
-    if (order) process.emitWarning(order);
     const saved: string[] = [];
     const done: string[] = [];
     try {
@@ -154,6 +153,7 @@ export class EditSession {
       throw err;
     }
     this.stack.push(patch);
+    if (order) process.emitWarning(order);
   }
 
   /**
@@ -239,8 +239,8 @@ export function baseFingerprint(model: CausalLM): string {
 
 // ---- holding a model across awaits
 // An evaluation run (and the key statistics of an edited model) changes the weights, awaits, and
-// changes them back. Work of another promise on the same model in between would read or patch
-// weights that are not what it expects, silently. Such runs hold the model: work started outside
+// changes them back. Work of another promise on the same model in between would patch or export
+// weights that are not what it expects, silently (plain forward passes are not checked). Such runs hold the model: work started outside
 // the hold is refused with one line; work inside it (the run's own edits, through async context)
 // goes on.
 interface Holder { what: string }

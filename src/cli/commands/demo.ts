@@ -20,7 +20,7 @@ import { fillTemplate } from '../../tokenizer/index.js';
 import { Rng } from '../../world/rng.js';
 import { WorldIndex } from '../../world/query.js';
 import type { World } from '../../world/types.js';
-import { intOption, listOption, seedOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { Progress } from '../progress.js';
 
@@ -56,9 +56,10 @@ export const spec: CommandSpec = {
 function completions(model: CausalLM, prompts: readonly string[], tokens: number): string[] {
   if (prompts.length === 0 || tokens === 0) return prompts.map(() => '');
   const tok = model.tok();
-  const outs = generate(model, prompts.map((p) => tok.encode(p)), { maxNewTokens: tokens });
-  return outs.map((ids) => {
-    const text = tok.decode(ids, { skipSpecialTokens: true });
+  const ins = prompts.map((p) => tok.encode(p));
+  const outs = generate(model, ins, { maxNewTokens: tokens });
+  return outs.map((ids, i) => {
+    const text = tok.decodeContinuation(ins[i]!, ids, { skipSpecialTokens: true });
     const nl = text.indexOf('\n');
     return nl >= 0 ? text.slice(0, nl) : text;
   });
@@ -318,7 +319,7 @@ export async function run(args: Parsed): Promise<void> {
   const n = intOption(v.n, 'n', 100, 0);
   const showK = intOption(v.show, 'show', 3, 0);
   const tokens = intOption(v.tokens, 'tokens', 6, 1);
-  const seed = v.seed === undefined ? undefined : seedOption(v.seed, 0);
+  const seed = v.seed === undefined ? undefined : intOption(v.seed, 'seed', 0, 0);
   const wantedCase = str(v.case);
   if (wantedCase !== undefined && wantedCase.trim() === '') throw new AmendError('--case is empty: give a benchmark case_id');
   if (wantedCase !== undefined && seed !== undefined) throw new AmendError('give either --case (a chosen ROME case) or --seed (random cases), not both');

@@ -2,6 +2,7 @@
 // outside checks use to compare Amend's forward pass with reference implementations.
 import { AmendError } from '../../errors.js';
 import { topK } from '../../models/index.js';
+import type { AmendTokenizer } from '../../tokenizer/index.js';
 import { intOption, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 
@@ -63,8 +64,14 @@ export async function run(args: Parsed): Promise<void> {
     // Each candidate as it would continue the text so far (a lone "▁a" decodes without its space);
     // the last few tokens are context enough, and keep a long text from costing T² decodes.
     const context = ids!.slice(Math.max(0, t - 7), t + 1);
-    const shown = p.top.map(([i, lp]) => `${tok ? JSON.stringify(tok.decodeContinuation(context, [i], { skipSpecialTokens: false })) : i}:${lp.toFixed(3)}`).join('  ');
+    const shown = p.top.map(([i, lp]) => `${tok ? JSON.stringify(shownToken(tok, context, i)) : i}:${lp.toFixed(3)}`).join('  ');
     console.log(`${String(t).padStart(4)} ${String(ids![t]).padStart(6)}  lse ${p.logsumexp.toFixed(4)}  ${shown}`);
   });
 }
 
+/** A candidate's text after its context; a padded vocabulary's ids beyond the tokenizer's show as #id. */
+function shownToken(tok: AmendTokenizer, context: number[], id: number): string {
+  const known = (x: number) => x < tok.vocabSize;
+  if (!known(id)) return `#${id}`;
+  return tok.decodeContinuation(context.filter(known), [id], { skipSpecialTokens: false });
+}

@@ -87,10 +87,13 @@ export function prepareRequests(model: CausalLM, requests: readonly EditRequest[
     const target = applyTargetSpace(r.targetNew, hp.target_space);
     const targetIds = continuationIds(tok, text, target);
     if (targetIds.length === 0) throw new AmendError(`${where}the target "${r.targetNew}" encodes to no tokens`);
+    // The longest sequence fed: a context template's prefix (about its length in tokens), the
+    // prompt and the target but its last token (which is predicted, never fed).
     const maxPos = model.config.maxPositions;
-    const len = tok.encode(text).length + targetIds.length;
+    const prefix = Math.max(0, ...(hp.context_template_length_params ?? []).map(([length]) => length));
+    const len = prefix + tok.encode(text).length + targetIds.length - 1;
     if (maxPos > 0 && len > maxPos) {
-      throw new AmendError(`${where}the prompt and target take ${len} tokens, more than the model's ${maxPos} positions; shorten the prompt`);
+      throw new AmendError(`${where}the prompt and target take ${len} tokens${prefix ? ` with a context template` : ''}, more than the model's ${maxPos} positions; shorten the prompt`);
     }
     if (typeof r.targetTrue === 'string' && r.targetTrue.trim() === r.targetNew.trim()) {
       throw new AmendError(`${where}the new target "${r.targetNew}" equals the true one; nothing to edit`);
