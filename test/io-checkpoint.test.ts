@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AmendError } from '../src/errors.js';
-import { readCheckpoint, writeCheckpoint, INDEX_FILE } from '../src/io/checkpoint.js';
+import { readCheckpoint, readCheckpointAsync, writeCheckpoint, INDEX_FILE } from '../src/io/checkpoint.js';
 import { readSafetensorsHeader, writeSafetensors, type TensorRecord } from '../src/io/safetensors.js';
 import { repoRoot } from './helpers.js';
 
@@ -113,6 +113,22 @@ test('sharded checkpoint with index: layout as transformers writes it, read back
   // filter
   const only = readCheckpoint(dir, { filter: (nm) => nm.startsWith('model.layers.1') });
   assert.deepEqual([...only.tensors.keys()].sort(), ['model.layers.1.b', 'model.layers.1.w']);
+});
+
+test('readCheckpointAsync reads the same tensors and lets the event loop run between them', async () => {
+  for (const maxShardBytes of [undefined, 3000]) {
+    const dir = tmpDir();
+    writeCheckpoint(dir, TENSORS(), { maxShardBytes });
+    const order: string[] = [];
+    setTimeout(() => order.push('timer'), 0);
+    const got = await readCheckpointAsync(dir);
+    order.push('read');
+    assert.deepEqual(order, ['timer', 'read'], 'a timer due before the read fired during it');
+    const sync = readCheckpoint(dir);
+    assert.deepEqual([...got.tensors.keys()], [...sync.tensors.keys()]);
+    for (const [name, t] of sync.tensors) assert.deepEqual(got.tensors.get(name)!.data, t.data, name);
+    assert.deepEqual(got.shards, sync.shards);
+  }
 });
 
 test('dtype choice per tensor, for all, or by function', () => {

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AmendError } from '../errors.js';
 import {
-  readSafetensors,
+  readSafetensorsSteps,
   readSafetensorsHeader,
   storageBytes,
   tempPathFor,
@@ -24,6 +24,7 @@ import {
 } from './safetensors.js';
 import { isFileDType } from './dtype.js';
 import { makeDirs } from './dirs.js';
+import { runSteps, runStepsAsync, type Steps } from './steps.js';
 
 export const SINGLE_WEIGHTS = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -119,9 +120,18 @@ function readIndex(dir: string): Map<string, string> {
  * transformers prefers it), else the shards of `model.safetensors.index.json`.
  */
 export function readCheckpoint(dir: string, opts: ReadCheckpointOptions = {}): Checkpoint {
+  return runSteps(readCheckpointSteps(dir, opts));
+}
+
+/** readCheckpoint without blocking the event loop for the whole read (a yield after each tensor). */
+export function readCheckpointAsync(dir: string, opts: ReadCheckpointOptions = {}): Promise<Checkpoint> {
+  return runStepsAsync(readCheckpointSteps(dir, opts));
+}
+
+function* readCheckpointSteps(dir: string, opts: ReadCheckpointOptions): Steps<Checkpoint> {
   const files = listDir(dir);
   if (files.includes(SINGLE_WEIGHTS)) {
-    const { tensors, metadata } = readSafetensors(path.join(dir, SINGLE_WEIGHTS), opts);
+    const { tensors, metadata } = yield* readSafetensorsSteps(path.join(dir, SINGLE_WEIGHTS), opts);
     const names = readSafetensorsHeader(path.join(dir, SINGLE_WEIGHTS)).entries.map((e) => e.name);
     return { tensors, metadata, shards: [{ file: SINGLE_WEIGHTS, names }] };
   }
@@ -175,7 +185,7 @@ export function readCheckpoint(dir: string, opts: ReadCheckpointOptions = {}): C
     }
     const wantSet = new Set(want);
     const before = done;
-    const res = readSafetensors(path.join(dir, shard), {
+    const res = yield* readSafetensorsSteps(path.join(dir, shard), {
       filter: (n) => wantSet.has(n),
       onProgress: opts.onProgress ? (d) => opts.onProgress!(before + d, total) : undefined,
     });

@@ -26,6 +26,7 @@ import {
   type StorageDType,
 } from './dtype.js';
 import { makeDirs } from './dirs.js';
+import { runSteps, type Steps } from './steps.js';
 
 export type { FileDType, StorageDType } from './dtype.js';
 export { f32BitsToBf16Bits, f32BitsToF16Bits, dtypeSize, isFileDType } from './dtype.js';
@@ -326,6 +327,14 @@ export function readSafetensors(
   file: string,
   opts: ReadSafetensorsOptions = {},
 ): { tensors: Map<string, TensorRecord>; metadata: Record<string, string> } {
+  return runSteps(readSafetensorsSteps(file, opts));
+}
+
+/** readSafetensors, yielding after each tensor (see io/steps.ts). */
+export function* readSafetensorsSteps(
+  file: string,
+  opts: ReadSafetensorsOptions = {},
+): Steps<{ tensors: Map<string, TensorRecord>; metadata: Record<string, string> }> {
   if (!LITTLE_ENDIAN) throw new AmendError('safetensors: this machine is big-endian; Amend reads safetensors only on little-endian machines');
   const { fd, size } = openForRead(file);
   try {
@@ -346,6 +355,7 @@ export function readSafetensors(
       tensors.set(e.name, { name: e.name, dtype: e.dtype, shape: e.shape.slice(), data });
       done += e.end - e.begin;
       opts.onProgress?.(done, total);
+      yield;
     }
     return { tensors, metadata: header.metadata };
   } finally {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmendError } from '../errors.js';
-import { readCheckpoint } from '../io/checkpoint.js';
+import { readCheckpoint, readCheckpointAsync, type Checkpoint } from '../io/checkpoint.js';
 import { resolveModel, type ResolveOptions } from '../io/resolve.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
 import { Tensor } from '../tensor/index.js';
@@ -26,6 +26,20 @@ export function builtinWorldDir(): string {
     }
     if (path.dirname(dir) === dir) throw new AmendError('the built-in demo model cannot be found: no package.json above the amend modules');
   }
+}
+
+/** config.json of a model folder, checked (an unknown model_type fails before any weights are read). */
+function readConfig(dir: string): Record<string, unknown> {
+  const configPath = path.join(dir, 'config.json');
+  if (!fs.existsSync(configPath)) throw new AmendError(`${dir}: no config.json — not a Hugging Face model directory`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  } catch (e) {
+    throw new AmendError(`${configPath}: not valid JSON (${(e as Error).message})`);
+  }
+  parseConfig(raw);
+  return raw;
 }
 
 export interface LoadOptions extends ResolveOptions {
@@ -72,24 +86,22 @@ export class CausalLM implements ModelWeights {
     this.tokenizer = opts.tokenizer ?? null;
   }
 
-  /** Loads from a directory, the local Hugging Face cache or (when allowed) the hub. */
+  /**
+   * Loads from a directory, the local Hugging Face cache or (when allowed) the hub. The weights are
+   * read with a yield to the event loop after each tensor (loadDir reads them in one go).
+   */
   static async load(idOrPath: string, opts: LoadOptions = {}): Promise<CausalLM> {
-    if (idOrPath === BUILTIN_WORLD) return CausalLM.loadDir(builtinWorldDir(), opts);
-    const dir = await resolveModel(idOrPath, opts);
-    return CausalLM.loadDir(dir, opts);
+    const dir = idOrPath === BUILTIN_WORLD ? builtinWorldDir() : await resolveModel(idOrPath, opts);
+    const raw = readConfig(dir);
+    return CausalLM.fromCheckpoint(dir, raw, await readCheckpointAsync(dir, { onProgress: opts.onLoadProgress }), opts);
   }
 
   static loadDir(dir: string, opts: Pick<LoadOptions, 'noTokenizer' | 'onLoadProgress'> = {}): CausalLM {
-    const configPath = path.join(dir, 'config.json');
-    if (!fs.existsSync(configPath)) throw new AmendError(`${dir}: no config.json — not a Hugging Face model directory`);
-    let raw: Record<string, unknown>;
-    try {
-      raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-    } catch (e) {
-      throw new AmendError(`${configPath}: not valid JSON (${(e as Error).message})`);
-    }
-    parseConfig(raw); // fail on an unknown model_type before reading gigabytes of weights
-    const ckpt = readCheckpoint(dir, { onProgress: opts.onLoadProgress });
+    const raw = readConfig(dir);
+    return CausalLM.fromCheckpoint(dir, raw, readCheckpoint(dir, { onProgress: opts.onLoadProgress }), opts);
+  }
+
+  private static fromCheckpoint(dir: string, raw: Record<string, unknown>, ckpt: Checkpoint, opts: Pick<LoadOptions, 'noTokenizer'>): CausalLM {
     const weights = new Map<string, Tensor>();
     const dtypes = new Map<string, string>();
     for (const [name, rec] of ckpt.tensors) {
