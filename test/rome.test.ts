@@ -67,34 +67,37 @@ test('ROME: finite-difference check of the v* loss gradient (NLL + KL + weight d
     const flat = contextTemplates(model, templateSettings(hparams)).flat();
     const job = buildJob(model.tok(), req, flat, hparams);
     assert.ok(job.rewriting[0].scoreTargets.length >= 2, 'a multi-token target exercises the per-token mean');
-    const s: VStarSettings = { point: hookPoint.mlpOut(1), lossLayer: model.config.layers - 1, steps: 20, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
-    const d = model.config.hidden;
-    const st: JobState = { job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) };
-    evaluateJobs(model, [st], s, false); // records v₀ and the initial KL distribution
-    const rand = mulberry32(7);
-    for (let i = 0; i < d; i++) st.delta[i] = (rand() - 0.5) * 0.3 * st.initNorm / Math.sqrt(d);
-    const { grads } = evaluateJobs(model, [st], s, true);
-    const g = grads![0], base = st.delta.slice();
-    // The same loss over many small length-sorted batches (each backpropagated on its own).
-    const split = evaluateJobs(model, [st], s, true, 12).grads![0];
-    let diff = 0, size = 0;
-    for (let i = 0; i < d; i++) { diff += (split[i] - g[i]) ** 2; size += g[i] ** 2; }
-    assert.ok(Math.sqrt(diff / size) < 1e-4, `${name}: batched gradient differs (${Math.sqrt(diff / size)})`);
-    let gn = 0;
-    for (const x of g) gn += x * x;
-    gn = Math.sqrt(gn);
-    for (let trial = 0; trial < 4; trial++) {
-      const u = Float32Array.from({ length: d }, () => rand() - 0.5);
-      const un = Math.hypot(...u);
-      const eps = 1e-2 * st.initNorm;
-      const at = (sgn: number): number => {
-        for (let i = 0; i < d; i++) st.delta[i] = base[i] + (sgn * eps * u[i]) / un;
-        return evaluateJobs(model, [st], s, false).evals[0].loss;
-      };
-      const fd = (at(1) - at(-1)) / (2 * eps);
-      let an = 0;
-      for (let i = 0; i < d; i++) an += (g[i] * u[i]) / un;
-      assert.ok(Math.abs(fd - an) <= 2e-3 * gn + 1e-4, `${name}: directional derivative ${an} vs finite difference ${fd} (‖g‖ ${gn})`);
+    // ROME's point with the model's head; MEMIT's with a logit lens (targets through the lens, KL on the head).
+    for (const [point, lossLayer] of [[hookPoint.mlpOut(1), model.config.layers - 1], [hookPoint.residPost(1), 1]] as const) {
+      const s: VStarSettings = { point, lossLayer, steps: 20, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
+      const d = model.config.hidden;
+      const st: JobState = { job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) };
+      evaluateJobs(model, [st], s, false); // records v₀ and the initial KL distribution
+      const rand = mulberry32(7);
+      for (let i = 0; i < d; i++) st.delta[i] = (rand() - 0.5) * 0.3 * st.initNorm / Math.sqrt(d);
+      const { grads } = evaluateJobs(model, [st], s, true);
+      const g = grads![0], base = st.delta.slice();
+      // The same loss over many small length-sorted batches (each backpropagated on its own).
+      const split = evaluateJobs(model, [st], s, true, 12).grads![0];
+      let diff = 0, size = 0;
+      for (let i = 0; i < d; i++) { diff += (split[i] - g[i]) ** 2; size += g[i] ** 2; }
+      assert.ok(Math.sqrt(diff / size) < 1e-4, `${name} ${point}: batched gradient differs (${Math.sqrt(diff / size)})`);
+      let gn = 0;
+      for (const x of g) gn += x * x;
+      gn = Math.sqrt(gn);
+      for (let trial = 0; trial < 4; trial++) {
+        const u = Float32Array.from({ length: d }, () => rand() - 0.5);
+        const un = Math.hypot(...u);
+        const eps = 1e-2 * st.initNorm;
+        const at = (sgn: number): number => {
+          for (let i = 0; i < d; i++) st.delta[i] = base[i] + (sgn * eps * u[i]) / un;
+          return evaluateJobs(model, [st], s, false).evals[0].loss;
+        };
+        const fd = (at(1) - at(-1)) / (2 * eps);
+        let an = 0;
+        for (let i = 0; i < d; i++) an += (g[i] * u[i]) / un;
+        assert.ok(Math.abs(fd - an) <= 2e-3 * gn + 1e-4, `${name} ${point}: directional derivative ${an} vs finite difference ${fd} (‖g‖ ${gn})`);
+      }
     }
   }
 });
@@ -128,6 +131,24 @@ test('v* / z evaluations that start at the edited block from the recorded lower 
         assert.ok(Math.abs(ra.evals[j].loss - rb.evals[j].loss) <= 1e-5 * Math.abs(rb.evals[j].loss), `${name} ${point} lens ${lossLayer}: loss ${ra.evals[j].loss} vs ${rb.evals[j].loss}`);
         assert.ok(rel(ra.grads![j], rb.grads![j]) < 1e-4, `${name} ${point} lens ${lossLayer}: gradient differs by ${rel(ra.grads![j], rb.grads![j])}`);
       }
+    }
+    // memit/compute_z reads the targets through the lens but the KL from the model's own logits:
+    // with the same δ, the KL term is the same whichever layer the targets are read at.
+    const lensS: VStarSettings = { point: hookPoint.residPost(1), lossLayer: 1, steps: 5, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
+    const headS: VStarSettings = { ...lensS, lossLayer: L - 1 };
+    const lensJobs: JobState[] = jobs.map((job) => ({ job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
+    const headJobs: JobState[] = jobs.map((job) => ({ job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
+    evaluateJobs(model, lensJobs, lensS, false);
+    evaluateJobs(model, headJobs, headS, false);
+    const rand = mulberry32(5);
+    for (let j = 0; j < jobs.length; j++) {
+      for (let i = 0; i < d; i++) lensJobs[j].delta[i] = headJobs[j].delta[i] = (rand() - 0.5) * 0.5 * lensJobs[j].initNorm / Math.sqrt(d);
+    }
+    const kLens = evaluateJobs(model, lensJobs, lensS, false).evals, kHead = evaluateJobs(model, headJobs, headS, false).evals;
+    for (let j = 0; j < jobs.length; j++) {
+      assert.ok(kHead[j].kl > 0, `${name}: a nonzero δ moves the KL`);
+      assert.ok(Math.abs(kLens[j].kl - kHead[j].kl) <= 1e-4 * kHead[j].kl, `${name}: KL ${kLens[j].kl} through the lens run vs ${kHead[j].kl} with the head`);
+      assert.notEqual(kLens[j].nll, kHead[j].nll, `${name}: the targets are read at another layer`);
     }
   }
 });

@@ -98,6 +98,10 @@ test('subjectRange on gpt2: "{}" template and verbatim subject give the same spa
   assert.equal(spanText(tok, 'The mother tongue of {} is', 'Danielle Darrieux'), ' Danielle Darrieux');
   // subject followed by punctuation that could merge
   assert.equal(spanText(tok, "{}'s capital is", 'France'), 'France');
+  // two spaces before the subject: one goes with it, the other is a token of the prefix ("The| | Paris| is"),
+  // as rome/repr_tools strips exactly one
+  assert.deepEqual(tok.subjectRange('The  {} is', 'Paris'), { start: 2, end: 3 });
+  assert.equal(spanText(tok, 'The  {} is', 'Paris'), ' Paris');
   // a partial word: the straddling token counts as the subject's
   const r = tok.subjectRange('Parisians love it', 'Paris');
   assert.equal(r.start, 0);

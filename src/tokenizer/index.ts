@@ -243,8 +243,9 @@ export class AmendTokenizer {
     const full = this.encode(text, opts);
     // Count on encodings without special tokens, then shift by what encode() puts in front.
     const { lead, raw } = opts.addSpecialTokens === false ? { lead: [] as number[], raw: full } : this.splitSpecial(text, full);
-    // The space before a word is part of that word's token: leave it to the subject.
-    const before = text.slice(0, charStart).replace(/[ \t]+$/, '');
+    // The space before a word is part of that word's token: leave it to the subject. One space, as
+    // rome/repr_tools strips (a second one is a token of the prefix's own).
+    const before = text.slice(0, charStart).replace(/ $/, '');
     const prefixIds = before.length === 0 ? [] : this.tok.encode(before, { add_special_tokens: false }).ids;
     const throughIds = this.tok.encode(text.slice(0, charEnd), { add_special_tokens: false }).ids;
     const start = commonPrefix(prefixIds, raw);

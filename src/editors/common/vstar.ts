@@ -178,12 +178,15 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
       if (s.lossLayer >= L - 1) {
         logits = model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: rows, hooks, start }).logits!;
       } else {
-        // Logit lens (memit/compute_z with v_loss_layer below the last layer): ln_f and the head
-        // on that layer's output.
-        const lens = capture(hookPoint.residPost(s.lossLayer), rows);
-        hooks.push(lens.hook);
-        model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: 'none', hooks, start });
-        logits = lensLogits(model, lens.value());
+        // Logit lens (memit/compute_z with v_loss_layer below the last layer): the targets' NLL
+        // through ln_f and the head on that layer's output; the KL, as there, on the model's own
+        // logits (the forward runs every block either way).
+        const klRows = rows.slice(nScore);
+        const lens = nScore > 0 ? capture(hookPoint.residPost(s.lossLayer), rows.slice(0, nScore)) : null;
+        if (lens) hooks.push(lens.hook);
+        const out = model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: klRows.length > 0 ? klRows : 'none', hooks, start });
+        const parts = [...(lens ? [lensLogits(model, lens.value())] : []), ...(klRows.length > 0 ? [out.logits!] : [])];
+        logits = parts.length === 1 ? parts[0]! : T.concat(parts, 0);
       }
       const lp = T.logSoftmax(logits);
       // Initial KL distributions first (at δ = 0 they equal the current ones: KL and its gradient are 0).
