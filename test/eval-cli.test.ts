@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { assertOneLineError, type CliResult, runCli, sharedDir } from './helpers.js';
+import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir } from './helpers.js';
 
 const models = sharedDir('models');
 const data = sharedDir('data');
@@ -54,6 +54,15 @@ test('amend eval: sequential MEMIT stopped, then --resume in a new process, ends
   };
   assert.deepEqual(comparable(out), comparable(whole));
   assert.deepEqual(fs.readdirSync(out).sort(), fs.readdirSync(whole).sort());
+});
+
+test('amend eval: the world\'s corpus-heldout.txt named with --heldout is scored as by default, one document per line', () => {
+  const run = (...extra: string[]) => {
+    const r = amend('eval', '--model', 'world', '--method', 'rome', '--data', path.join(repoRoot(), 'world', 'benchmark.json'), '--mode', 'sequential:2', '--json', ...extra);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout).drift[0];
+  };
+  assert.deepEqual(run('--heldout', path.join(repoRoot(), 'world', 'corpus-heldout.txt')), run());
 });
 
 test('amend eval: bad input is one line, exit 1, nothing written in --out', { skip }, () => {

@@ -56,7 +56,7 @@ test('summarizeRecords: never averages across regimes or protocols', () => {
 test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1], magnitudes [−1, 1], costs ≥ 0)', () => {
   const values = [1, 1, 1, 0.5];
   const seconds = [0.01, 0.01, 0.01, 1];
-  const recs: CaseRecord[] = values.map((v, i) => ({ index: 0, regime: 'batch-4', metrics: [
+  const recs: CaseRecord[] = values.map((v, i) => ({ index: i, regime: 'batch-1', batch: i, metrics: [
     { name: 'qa.locality_agree', protocol: 'generation-qa', value: v },
     { name: 'qa.rewrite_em', protocol: 'generation-qa', value: v },
     { name: 'efficacy_magnitude', protocol: 'probability-comparison', value: v },
@@ -71,6 +71,27 @@ test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1],
   const cost = meanCI(seconds);
   assert.ok(cost.low < 0, 'test setup: the uncut cost interval goes below 0');
   assert.deepEqual(byName.get('edit_time')!.ci95, [0, cost.high]);
+});
+
+test('summarizeRecords: a cost counts once per edit call (batch, sequential step), scores once per case', () => {
+  const rec = (index: number, extra: Partial<CaseRecord>, seconds: number | null): CaseRecord => ({
+    index, regime: 'batch-3', ...extra,
+    metrics: seconds === null ? [] : [
+      { name: 'efficacy_score', protocol: 'probability-comparison', value: index % 2 },
+      { name: 'edit_time', protocol: 'cost', value: seconds, unit: 'seconds' },
+    ],
+    ...(seconds === null ? { error: 'refused' } : {}),
+  });
+  // Two batches of 3; batch 0's first case was refused (no metrics) and must not hide its cost.
+  const recs = [rec(0, { batch: 0 }, null), rec(1, { batch: 0 }, 2), rec(2, { batch: 0 }, 2), rec(3, { batch: 1 }, 4), rec(4, { batch: 1 }, 4), rec(5, { batch: 1 }, 4)];
+  const rows = new Map(summarizeRecords(recs).map((r) => [r.name, r]));
+  assert.equal(rows.get('edit_time')!.count, 2);
+  assert.equal(rows.get('edit_time')!.mean, 3);
+  assert.equal(rows.get('efficacy_score')!.count, 5);
+  // Sequential steps: the cases of one step share its `edit`.
+  const seq = [0, 1, 2, 3].map((i) => ({ ...rec(i, { edit: i < 2 ? 2 : 4 }, i < 2 ? 1 : 5), regime: 'score-after-each' as const }));
+  const srow = summarizeRecords(seq).find((r) => r.name === 'edit_time')!;
+  assert.deepEqual([srow.count, srow.mean], [2, 3]);
 });
 
 test('summarizeByRelation: headline means per relation, kept apart by regime; none for a single relation', () => {

@@ -184,6 +184,29 @@ test('sequential steps (sequential:T/K): K cases per edit call, stacked; edits c
   assert.deepEqual(sharedSubjectEdits([...cases, ...cases], { sequential: 10, step: 5 }).map((x) => x.batchSize), [5]);
 });
 
+test('--stop-after between checkpoints still leaves one to resume from; a run killed while moving its report resumes; force clears the old report', { skip }, async () => {
+  const m = await tiny();
+  const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 4 });
+  const opts: EvalOptions = { ...ROME, mode: { sequential: 4 }, protocol: 'final' }; // checkpointEvery 10 by default
+  const whole = await runEval(m, cases, opts);
+  const out = path.join(tmp, 'stop-between');
+  assert.deepEqual((await runEval(m, cases, { ...opts, out, stopAfter: 3 })).interrupted, { done: 3, total: 4 });
+  const resumed = await runEval(m, cases, { ...opts, out, resume: true });
+  assert.deepEqual(comparable(resumed.summary!), comparable(whole.summary!));
+
+  // The finished report was being moved when the run died: cases.jsonl already out, checkpoint left.
+  const again = path.join(tmp, 'killed-in-report');
+  await runEval(m, cases, { ...opts, out: again, stopAfter: 3 });
+  fs.renameSync(path.join(again, PARTIAL_DIR, 'cases.jsonl'), path.join(again, 'cases.jsonl'));
+  const afterKill = await runEval(m, cases, { ...opts, out: again, resume: true });
+  assert.deepEqual(comparable(afterKill.summary!), comparable(whole.summary!));
+  assert.ok(fs.existsSync(path.join(again, 'summary.json')) && !fs.existsSync(path.join(again, PARTIAL_DIR)));
+
+  // --force over a finished report: the old files go when the new run starts, not when it ends.
+  await runEval(m, cases, { ...opts, out: again, force: true, stopAfter: 1 });
+  assert.deepEqual(fs.readdirSync(again), [PARTIAL_DIR]);
+});
+
 test('report files exist and parse: summary.json, summary.md, cases.jsonl, SVG and PNG plots', { skip }, async () => {
   const m = await tiny();
   const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 3 });

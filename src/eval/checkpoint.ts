@@ -79,6 +79,9 @@ export class PartialRun {
 
   /** Keeps the case lines a checkpoint vouches for and drops the rest; returns them. */
   restore(cp: Checkpoint): string[] {
+    // Killed while the finished report was being moved into place: its cases are in the folder.
+    const moved = path.join(this.out, 'cases.jsonl');
+    if (!fs.existsSync(this.casesFile) && fs.existsSync(moved)) fs.renameSync(moved, this.casesFile);
     let buf: Buffer;
     try {
       buf = fs.readFileSync(this.casesFile);
@@ -124,7 +127,8 @@ export class PartialRun {
 export function configDifference(a: unknown, b: unknown, where = ''): string | null {
   if (a === b) return null;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) {
-    return `${where || 'config'}: ${JSON.stringify(a)} then, ${JSON.stringify(b)} now`;
+    const shown = (x: unknown) => (x === undefined ? '(not set)' : JSON.stringify(x));
+    return `${where || 'config'}: ${shown(a)} then, ${shown(b)} now`;
   }
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   for (const k of keys) {

@@ -23,7 +23,7 @@ export interface ReportInput {
 }
 
 /** Names a previous report in the folder may have used (replaced with --force). */
-const isReportFile = (f: string) => f === 'cases.jsonl' || f === 'summary.json' || f === 'summary.md' || /^plot-.*\.(svg|png)$/.test(f);
+export const isReportFile = (f: string) => f === 'cases.jsonl' || f === 'summary.json' || f === 'summary.md' || /^plot-.*\.(svg|png)$/.test(f);
 
 export function buildSummary(config: EvalConfig, records: readonly CaseRecord[], drift: readonly DriftPoint[], seconds: number): EvalSummary {
   const indexes = new Set(records.map((r) => r.index));
@@ -50,7 +50,10 @@ export function writeReports(r: ReportInput): { summary: EvalSummary; files: str
   writeFileAtomic(path.join(stage, 'summary.md'), summaryMarkdown(summary));
   writeJsonAtomic(path.join(stage, 'summary.json'), summary);
   for (const f of fs.readdirSync(r.out)) if (isReportFile(f) && !names.includes(f)) fs.rmSync(path.join(r.out, f), { force: true });
-  for (const f of names) fs.renameSync(path.join(stage, f), path.join(r.out, f));
+  // summary.json last: it marks a finished report. A kill before the partial run is removed leaves
+  // its checkpoint, and --resume (PartialRun.restore) takes cases.jsonl back if it had moved.
+  const order = [...names.filter((f) => f !== 'cases.jsonl' && f !== 'summary.json'), 'cases.jsonl', 'summary.json'];
+  for (const f of order) fs.renameSync(path.join(stage, f), path.join(r.out, f));
   r.partial.remove();
   return { summary, files: names.map((f) => path.resolve(r.out!, f)) };
 }

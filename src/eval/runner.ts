@@ -18,6 +18,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { AmendError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
@@ -33,7 +34,7 @@ import { localityBaselines, scoreCases, type FluencyOptions, type LocalityBaseli
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
 import { heldoutPerplexity } from './heldout.js';
 import { configDifference, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
-import { writeReports } from './report.js';
+import { isReportFile, writeReports } from './report.js';
 import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
 import { checkCanBeFolder, makeDirs } from '../io/dirs.js';
 
@@ -283,6 +284,8 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       createdOut = !fs.existsSync(o.out!);
       makeDirs(o.out!);
       partial.reset();
+      // --force: the replaced report goes now, so the folder never shows it beside the new run.
+      for (const f of fs.readdirSync(o.out!)) if (isReportFile(f)) fs.rmSync(path.join(o.out!, f), { force: true });
     }
     const checkpoint = () => {
       partial?.write({ config, done, total, patches: patchFiles, pending, drift, seconds: secondsBefore + (performance.now() - t0) / 1000 });
@@ -376,9 +379,11 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
         const p = pplOf();
         drift.push({ edits: editedAfter(done), perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
       }
-      if (done % every === 0 || done === total) checkpoint();
+      const stopping = o.stopAfter !== undefined && done >= o.stopAfter && done < total;
+      // A stop (--stop-after) is an interruption the run chose: it leaves a checkpoint to resume from.
+      if (done % every === 0 || done === total || stopping) checkpoint();
       progress('edit', done);
-      if (o.stopAfter !== undefined && done >= o.stopAfter && done < total) {
+      if (stopping) {
         restoreModel();
         return { records, drift, files: [], interrupted: { done, total } };
       }

@@ -1,5 +1,6 @@
 /**
- * The run summary: per regime, protocol and metric, the mean over cases with a 95 % interval.
+ * The run summary: per regime, protocol and metric, the mean over cases (costs: over edit calls)
+ * with a 95 % interval.
  * Grouping by (regime, protocol, name) is what keeps "score after each edit" and "apply all then
  * score", or teacher forcing and generation, from ever landing in one average.
  */
@@ -27,8 +28,15 @@ function rangeOf(name: string, protocol: string): [number, number] | undefined {
 
 export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
   const groups = new Map<string, { regime: Regime; protocol: SummaryRow['protocol']; name: string; unit?: string; values: number[] }>();
+  // Every case of one edit call (a batch, a sequential step) carries that call's one time and
+  // memory: a cost counts once per call, or its interval would shrink with the batch size.
+  const callsSeen = new Set<string>();
   for (const rec of records) {
+    const call = `${rec.regime}\u0000${rec.batch ?? rec.edit ?? `case ${rec.index}`}`;
+    const costCounted = callsSeen.has(call);
+    if (rec.metrics.some((m) => m.protocol === 'cost')) callsSeen.add(call);
     for (const m of rec.metrics) {
+      if (m.protocol === 'cost' && costCounted) continue;
       const key = `${rec.regime}\u0000${m.protocol}\u0000${m.name}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { regime: rec.regime, protocol: m.protocol, name: m.name, unit: m.unit, values: [] }));

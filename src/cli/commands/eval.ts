@@ -30,7 +30,7 @@ export const spec: CommandSpec = {
     force: { type: 'boolean', help: 'replace a report or an interrupted run in --out' },
     'checkpoint-every': { type: 'string', help: 'N  write a checkpoint every N edit calls: cases, batches or sequential steps (default 10)' },
     heldout: { type: 'string', help: 'FILE  held-out text for perplexity drift in sequential runs (default: corpus-heldout.txt of the model folder, e.g. --model world)' },
-    'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (the default for a model folder\'s corpus-heldout.txt)' },
+    'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (always so for the model folder\'s own corpus-heldout.txt)' },
     'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
     qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model; see amend edit --list-presets)' },
@@ -96,7 +96,9 @@ export async function run(args: Parsed): Promise<void> {
 
   const model = await loadModel(v.model, json);
   const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
-  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: v['heldout-lines'] === true } : undefined;
+  // A model folder's own corpus-heldout.txt is one document per line, named or not.
+  const ownHeldout = (f: string) => model.dir !== null && path.resolve(f) === path.resolve(model.dir, 'corpus-heldout.txt');
+  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: v['heldout-lines'] === true || ownHeldout(heldoutFile!) } : undefined;
   if (!heldout && sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
     const file = path.join(model.dir, 'corpus-heldout.txt');
     // The demo world's corpus is one document per line (see src/eval/heldout.ts).
