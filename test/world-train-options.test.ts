@@ -115,7 +115,24 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /chiefs must be 0 or the number of organisations/);
     fs.writeFileSync(file, '[1, 2]');
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /expected a JSON object/);
+    // Types and nested keys, inline JSON as well as a file.
+    const inline = (cfg: unknown, re: RegExp) => assertOneLineError(runCli(['world', 'build', '--small', '--config', JSON.stringify(cfg), '--out', path.join(tmp, 'w')]), re);
+    inline({ model: { layrs: 6 } }, /unknown setting "model\.layrs" \(known: model\.layers,/);
+    inline({ model: { layers: '2' } }, /model\.layers must be a finite number, got "2"/);
+    inline({ model: { layers: 0 } }, /model\.layers must be an integer ≥ 1, got 0/);
+    inline({ betas: 0.9 }, /betas must be a list of 2 numbers, got 0\.9/);
+    inline({ lr: '0.01' }, /lr must be a finite number, got "0\.01"/);
+    inline({ statementQuestions: 'no' }, /statementQuestions must be a boolean/);
+    inline({ clipNorm: 0 }, /clipNorm must be > 0/);
     assert.equal(fs.existsSync(path.join(tmp, 'w')), false, 'nothing written');
+    // Where the build would go: found out before any training.
+    assertOneLineError(runCli(['world', 'build', '--small']), /--small builds a tiny test world: give --out DIR/);
+    const busy = path.join(tmp, 'busy');
+    fs.mkdirSync(busy);
+    fs.writeFileSync(path.join(busy, 'mine.txt'), 'precious');
+    assertOneLineError(runCli(['world', 'build', '--small', '--out', busy]), /holds other files \(mine\.txt\) and a build replaces the whole folder/);
+    assert.equal(fs.readFileSync(path.join(busy, 'mine.txt'), 'utf8'), 'precious');
+    assertOneLineError(runCli(['world', 'build', '--small', '--out', path.join(busy, 'mine.txt', 'w')]), /mine\.txt is a file/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

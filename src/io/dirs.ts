@@ -42,3 +42,14 @@ export function checkCanBeFolder(dir: string): void {
     throw new AmendError(d === want ? `${dir}: exists and is not a folder; choose another folder` : `${dir}: cannot be created, ${d} is a file`);
   }
 }
+
+/** Whether a process of this machine runs with that pid (for temporary folders named after one). */
+export function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

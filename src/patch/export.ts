@@ -28,7 +28,7 @@ import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, write
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
-import { checkCanBeFolder, makeDirs } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs, processAlive } from '../io/dirs.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
 
@@ -165,16 +165,6 @@ function removeStaleExports(parent: string): void {
     } catch {
       /* left for its owner */
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -30,7 +30,7 @@ import {
   trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
 } from './train.js';
 import type { WorldSizes } from './types.js';
-import { makeDirs } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs, processAlive } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
 export const BUILD_LOG = 'build-log.txt';
@@ -52,6 +52,8 @@ export interface BuildWorldOptions {
   onStep?: (step: number, total: number) => void;
   /** Recorded in BUILD.json (how the build was started). */
   command?: string;
+  /** Replace an `out` that holds files other than an earlier build's (default: refuse). */
+  force?: boolean;
 }
 
 export interface BuildInfo {
@@ -87,6 +89,8 @@ export function sha256File(file: string): string {
 /** The training configuration a build uses (defaults, small preset, overrides). */
 export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfig> = {}): WorldTrainConfig {
   const base = small ? SMALL_TRAIN_CONFIG : WORLD_TRAIN_CONFIG;
+  // The defaults name every setting but the optional model.inner (MLP width).
+  checkLike(over, { ...base, model: { ...base.model, inner: 4 * base.model.hidden } }, '');
   const config: WorldTrainConfig = { ...base, ...over, model: { ...base.model, ...(over.model ?? {}) }, betas: [...(over.betas ?? base.betas)] as [number, number] };
   if (!Number.isInteger(config.epochs) || config.epochs < 1) throw new AmendError(`epochs must be an integer ≥ 1, got ${config.epochs}`);
   if (!Number.isInteger(config.batchSize) || config.batchSize < 1) throw new AmendError(`batch size must be an integer ≥ 1, got ${config.batchSize}`);
@@ -98,7 +102,39 @@ export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfi
   if (typeof config.bos !== 'boolean') throw new AmendError(`bos must be true or false, got ${String(config.bos)}`);
   if (typeof config.positionEmbeddings !== 'boolean') throw new AmendError(`positionEmbeddings must be true or false, got ${String(config.positionEmbeddings)}`);
   if (!(config.lr > 0)) throw new AmendError(`learning rate must be > 0, got ${config.lr}`);
+  for (const k of ['layers', 'hidden', 'heads', 'positions', 'inner'] as const) {
+    const x = config.model[k];
+    if (x !== undefined && (!Number.isInteger(x) || x < 1)) throw new AmendError(`model.${k} must be an integer ≥ 1, got ${x}`);
+  }
+  for (const k of ['warmupSteps', 'evalFacts'] as const) {
+    if (!Number.isInteger(config[k]) || config[k] < 0) throw new AmendError(`${k} must be an integer ≥ 0, got ${config[k]}`);
+  }
+  for (const k of ['minLrRatio', 'betas.0', 'betas.1'] as const) {
+    const x = k === 'minLrRatio' ? config.minLrRatio : config.betas[Number(k.slice(-1))]!;
+    if (!(x >= 0 && x < 1)) throw new AmendError(`${k} must be in [0, 1), got ${x}`);
+  }
+  for (const k of ['weightDecay', 'answerWeight'] as const) if (!(config[k] >= 0)) throw new AmendError(`${k} must be ≥ 0, got ${config[k]}`);
+  for (const k of ['clipNorm', 'initStd'] as const) if (!(config[k] > 0)) throw new AmendError(`${k} must be > 0, got ${config[k]}`);
   return config;
+}
+
+/** Overrides must have the defaults' keys and types, at every depth (a typo or a "2" for 2 is named). */
+function checkLike(over: unknown, base: unknown, where: string): void {
+  if (typeof over !== 'object' || over === null || Array.isArray(over)) throw new AmendError(`${where || 'the configuration'} must be a JSON object`);
+  for (const [k, v] of Object.entries(over)) {
+    const name = where ? `${where}.${k}` : k;
+    if (!(k in (base as object))) throw new AmendError(`unknown setting "${name}" (known: ${Object.keys(base as object).map((x) => (where ? `${where}.${x}` : x)).join(', ')})`);
+    const want = (base as Record<string, unknown>)[k];
+    if (Array.isArray(want)) {
+      if (!Array.isArray(v) || v.length !== want.length || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+        throw new AmendError(`${name} must be a list of ${want.length} numbers, got ${JSON.stringify(v)}`);
+      }
+    } else if (typeof want === 'object' && want !== null) {
+      checkLike(v, want, name);
+    } else if (typeof v !== typeof want || (typeof v === 'number' && !Number.isFinite(v))) {
+      throw new AmendError(`${name} must be a ${typeof want === 'number' ? 'finite number' : typeof want}, got ${JSON.stringify(v)}`);
+    }
+  }
 }
 
 /** Builds the world, trains the model, scores every fact, builds the benchmark and writes `out`. */
@@ -107,6 +143,7 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
   const seed = opts.seed ?? DEFAULT_WORLD_SEED;
   const small = opts.small ?? false;
   const config = resolveTrainConfig(small, opts.config);
+  checkBuildOut(path.resolve(opts.out), opts.force === true); // before minutes of training, not after
   const lines: string[] = [];
   const log = (line: string): void => { lines.push(line); opts.log?.(line); };
 
@@ -187,8 +224,46 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
     replaceDir(tmpDir, outDir);
     return { dir: outDir, info, epochs: trained.epochs, model: trained.model };
   } catch (err) {
-    fs.rmSync(tmpDir, { recursive: true, force: true });
+    try {
+      fs.rmSync(tmpDir, { recursive: true, force: true });
+    } catch {
+      /* the first error is the one to report */
+    }
     throw err;
+  }
+}
+
+/**
+ * A build replaces its whole output folder: refuse one that holds anything but an earlier build
+ * (unless forced), and find out now whether a folder can be written beside it. Temporary folders
+ * of builds whose process is gone (killed mid-write) are removed on the way.
+ */
+function checkBuildOut(outDir: string, force: boolean): void {
+  checkCanBeFolder(outDir);
+  if (fs.existsSync(outDir)) {
+    const files = fs.readdirSync(outDir);
+    if (files.length > 0 && !files.includes(BUILD_FILE) && !force) {
+      throw new AmendError(`${outDir} holds other files (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}) and a build replaces the whole folder; choose a new or empty folder, or pass --force (force: true)`);
+    }
+  }
+  const parent = path.dirname(outDir);
+  const probe = `${outDir}.tmp-${process.pid}-probe`;
+  try {
+    makeDirs(parent);
+    fs.mkdirSync(probe);
+    fs.rmdirSync(probe);
+  } catch (err) {
+    throw new AmendError(`${outDir}: cannot write a folder beside it (${(err as Error).message}); choose a writable place`);
+  }
+  const stale = new RegExp(`^${path.basename(outDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.tmp-(\\d+)-[a-z0-9]+(-small)?$`);
+  for (const f of fs.readdirSync(parent)) {
+    const m = stale.exec(f);
+    if (!m || processAlive(Number(m[1]))) continue;
+    try {
+      fs.rmSync(path.join(parent, f), { recursive: true, force: true });
+    } catch {
+      /* left for its owner */
+    }
   }
 }
 

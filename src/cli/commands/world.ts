@@ -14,13 +14,14 @@ import { Progress } from '../progress.js';
 export const spec: CommandSpec = {
   name: 'world',
   summary: 'build the demo world and its model, or show what the built one holds',
-  usage: 'amend world build [--out DIR] [--seed S] [--epochs N] [--config FILE] [--small] [--json]  |  amend world info [--model DIR] [--json]',
+  usage: 'amend world build [--out DIR] [--seed S] [--epochs N] [--config FILE|JSON] [--small] [--force] [--json]  |  amend world info [--model DIR] [--json]',
   options: {
     out: { type: 'string', short: 'o', help: 'DIR  build: output folder (default: the repository\'s world/, what --model world loads)' },
     seed: { type: 'string', help: `S  build: seed of the world, the initialisation and the data order (default ${DEFAULT_WORLD_SEED})` },
     epochs: { type: 'string', help: 'N  build: training epochs (default: the committed configuration\'s)' },
-    config: { type: 'string', help: 'FILE  build: JSON overrides of the training configuration and world sizes, e.g. {"epochs": 30, "model": {"layers": 6}, "sizes": {"people": 600}}' },
-    small: { type: 'boolean', help: 'build: the tiny configuration the reproducibility test uses (seconds)' },
+    config: { type: 'string', help: 'FILE|JSON  build: overrides of the training configuration and world sizes, a file or inline, e.g. \'{"epochs": 30, "model": {"layers": 6}, "sizes": {"people": 600}}\'' },
+    small: { type: 'boolean', help: 'build: the tiny configuration the reproducibility test uses (seconds; needs --out)' },
+    force: { type: 'boolean', help: 'build: replace an --out folder that holds other files (a build replaces the whole folder)' },
     model: { type: 'string', short: 'm', help: 'DIR  info: a world model folder (default: the built-in one)' },
   },
   examples: [
@@ -46,7 +47,10 @@ async function build(args: Parsed): Promise<void> {
   const v = args.values;
   if (v.model !== undefined) throw new AmendError('--model is for amend world info; use --out to choose where build writes');
   const json = v.json === true;
-  const out = typeof v.out === 'string' && v.out !== '' ? v.out : defaultWorldDir();
+  if (v.out === '') throw new AmendError('--out is empty: give the folder to build into');
+  // The default is the demo model the other commands load: a tiny test build never lands there.
+  if (v.small === true && v.out === undefined) throw new AmendError('--small builds a tiny test world: give --out DIR (the default, world/, holds the demo model)');
+  const out = typeof v.out === 'string' ? v.out : defaultWorldDir();
   if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`${out} exists and is not a folder`);
   const seed = v.seed === undefined ? undefined : intOption(v.seed, 'seed', 0, 0);
   const epochs = v.epochs === undefined ? undefined : intOption(v.epochs, 'epochs', 1, 1);
@@ -56,9 +60,9 @@ async function build(args: Parsed): Promise<void> {
   let bar: Progress | null = null;
   const command = ['amend world build', ...(seed !== undefined ? [`--seed ${seed}`] : []),
     ...(epochs !== undefined ? [`--epochs ${epochs}`] : []), ...(small ? ['--small'] : []),
-    ...(fromFile ? [`--config ${JSON.stringify(fromFile)}`] : [])].join(' ');
+    ...(fromFile ? [`--config '${JSON.stringify(fromFile).replace(/'/g, "'\\''")}'`] : [])].join(' ');
   const result = await buildWorldModel({
-    out, seed, small, command, sizes,
+    out, seed, small, command, sizes, force: v.force === true,
     config: { ...overrides, ...(epochs !== undefined ? { epochs } : {}) },
     // The loss curve goes to stderr as it is made (stdout stays for the result / --json).
     log: (line) => {
@@ -89,7 +93,8 @@ async function build(args: Parsed): Promise<void> {
 function readConfigFile(file: string): Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> } {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    // Inline JSON (what world info prints in its rebuild line) or a file of it.
+    parsed = JSON.parse(file.trimStart().startsWith('{') ? file : fs.readFileSync(file, 'utf8'));
   } catch (err) {
     throw new AmendError(`--config ${file}: ${(err as Error).message}`);
   }
@@ -117,7 +122,7 @@ function summaryLines(i: BuildInfo): string[] {
 
 async function info(args: Parsed): Promise<void> {
   const v = args.values;
-  for (const k of ['out', 'seed', 'epochs', 'small'] as const) {
+  for (const k of ['out', 'seed', 'epochs', 'small', 'config', 'force'] as const) {
     if (v[k] !== undefined) throw new AmendError(`--${k} is for amend world build`);
   }
   const dir = typeof v.model === 'string' && v.model !== '' && v.model !== 'world' ? path.resolve(v.model) : builtinWorldDir();
@@ -129,6 +134,10 @@ async function info(args: Parsed): Promise<void> {
     i = JSON.parse(fs.readFileSync(file, 'utf8')) as BuildInfo;
   } catch (err) {
     throw new AmendError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  const obj = i as unknown as Record<string, unknown>;
+  if (obj?.format !== 'amend-world-build' || typeof obj.sha256 !== 'object' || obj.sha256 === null || typeof obj.config !== 'object' || typeof obj.accuracy !== 'object') {
+    throw new AmendError(`${file}: not the record amend world build writes (no "format": "amend-world-build" with its sha256, config and accuracy)`);
   }
   // An export of an edited world copies BUILD.json with the rest of the folder: say when the
   // weights are no longer the ones the build wrote.
