@@ -391,6 +391,14 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   broken.mom2[3 * sm.dim + 5] = Number.NaN;
   romeNpz(nanFile, broken, 12);
   assert.throws(() => importEasyEditStats(nanFile, { model }), /mom2\.mom2 holds NaN at \[3, 5\]; the statistics are broken/);
+  // A negative diagonal cannot be a second moment; a dataset name --corpus would read as a path is refused.
+  const negFile = path.join(tmp, 'stats', 'tiny', 'neg_stats', 'transformer.h.2.mlp.c_proj_float32_mom2_12.npz');
+  const neg = { ...sm, mom2: sm.mom2.slice() };
+  neg.mom2[4 * sm.dim + 4] = -1;
+  romeNpz(negFile, neg, 12);
+  assert.throws(() => importEasyEditStats(negFile, { model }), /mom2\[4\]\[4\] is -\d+.*not a statistics file/);
+  assert.throws(() => importEasyEditStats(file, { model, dataset: 'wiki.json' }), /"wiki\.json" cannot name imported statistics.*--dataset NAME/);
+  assert.throws(() => importEasyEditStats(file, { model, dataset: 'model-samples' }), /cannot name imported statistics/);
 
   const cacheDir = path.join(tmp, 'cache-imp');
   const cached = importStatsToCache(file, { model, cacheDir });
@@ -459,7 +467,26 @@ test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => 
   const bad = amend('stats', '--model', dir, '--layers', '7');
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^amend: layer 7 is out of range/);
-  assert.equal(bad.stderr.trim().split('\n').length, 1);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);  // Bad input that once hung, crashed or was read wrongly.
+  const oneLine = (r: CliResult, re: RegExp) => {
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  };
+  oneLine(amend('stats', '--model', dir, '--layers', '99999999999999999999'), /beyond any model's layers/);
+  oneLine(amend('stats', '--model', dir, '--layers', '0-99999999'), /beyond any model's layers/);
+  const jsonCorpus = path.join(tmp, 'corpus.json');
+  fs.writeFileSync(jsonCorpus, JSON.stringify(DOCS.map((text) => ({ text })), null, 2));
+  oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', jsonCorpus), /a \.json file is not read as text; give JSON Lines/);
+  oneLine(amend('stats', '--model', dir, '--layers', '0', '--cache-dir', ''), /--cache-dir is empty/);
+  oneLine(amend('stats', '--model', dir, '--import', path.join(tmp, 'x.npz'), '--no-cache'), /--no-cache would leave nothing done/);
+  // One corrupt cached file: named on stderr, the rest listed.
+  const cached = JSON.parse(amend('stats', '--model', dir, '--list', '--json').stdout).stats as { file: string }[];
+  fs.truncateSync(cached[0]!.file, 100);
+  const listed = amend('stats', '--model', dir, '--list', '--json');
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal(JSON.parse(listed.stdout).stats.length, cached.length - 1);
+  assert.match(listed.stderr, /^amend: warning: .*unreadable, recomputed when next needed/);
 });
 
 test('amend stats --import files a ROME .npz under its dataset name', { skip: NO_TOK }, async () => {

@@ -52,6 +52,9 @@ export function corpusSpecOf(corpus: string | CorpusSpec | undefined, model: Cau
     st = null;
   }
   if (st?.isDirectory()) return { kind: 'dir', path: corpus };
+  if (st && path.extname(corpus).toLowerCase() === '.json') {
+    throw new AmendError(`corpus ${corpus}: a .json file is not read as text; give JSON Lines (.jsonl, one {"text": ...} per line), a text file or a folder`);
+  }
   if (st) return { kind: JSONL_EXT.has(path.extname(corpus).toLowerCase()) ? 'jsonl' : 'file', path: corpus };
   if (/^[A-Za-z0-9][\w.-]*$/.test(corpus) && !/\.(txt|md|text|jsonl|ndjson|json)$/i.test(corpus)) {
     return { kind: 'imported', name: corpus };
@@ -135,7 +138,7 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       return { spec, id: `model-samples:seed=${seed}:temperature=1`, slug: 'model-samples', label: `the model's own samples (seed ${seed})` };
     }
     case 'imported': {
-      if (!spec.name || !/^[\w.-]+$/.test(spec.name)) throw new AmendError(`imported corpus: give the dataset name the stats were imported under (e.g. "wikipedia")`);
+      if (!spec.name || !/^[\w.-]+$/.test(spec.name)) throw new AmendError(`imported corpus: give the dataset name the stats were imported under (amend stats --import FILE --dataset NAME; e.g. "wikipedia")`);
       return { spec, id: importedCorpusId(spec.name), slug: slugOf(spec.name), label: `imported ${spec.name} statistics` };
     }
     default:
@@ -155,8 +158,16 @@ export function importedCorpusId(name: string): string {
 async function* lines(file: string): AsyncGenerator<string> {
   const stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
   const rl = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  let n = 0;
   try {
-    for await (const line of rl) yield line;
+    for await (const line of rl) {
+      n++;
+      yield line;
+    }
+  } catch (e) {
+    // A line longer than a JS string can hold (~512 MB): readline throws a bare RangeError.
+    if (e instanceof RangeError) throw new AmendError(`${file}: line ${n + 1} is too long to read as one document; split it into lines`);
+    throw e;
   } finally {
     rl.close();
     stream.destroy();

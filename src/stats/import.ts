@@ -115,7 +115,14 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
       out[j * dim + i] = v;
     }
   }
+  for (let i = 0; i < dim; i++) {
+    if (!(out[i * dim + i]! >= 0)) throw new AmendError(`${npzPath}: mom2[${i}][${i}] is ${out[i * dim + i]! * count}; a second moment E[k kᵀ] has no negative diagonal entry — not a statistics file`);
+  }
   const dataset = opts.dataset ?? name.dataset ?? 'imported';
+  // The name --corpus NAME finds it by: a bare name, not a path or a reserved corpus.
+  if (!/^[A-Za-z0-9][\w.-]*$/.test(dataset) || /\.(txt|md|text|jsonl|ndjson|json)$/i.test(dataset) || dataset === 'model-samples') {
+    throw new AmendError(`${npzPath}: "${dataset}" cannot name imported statistics (--corpus ${dataset} would mean something else); give --dataset NAME, letters, digits, '.', '_' or '-', e.g. wikipedia`);
+  }
   return {
     layer, dim, count, mom2: out, corpus: importedCorpusId(dataset), samples: samples ?? 0,
     fingerprint: opts.model ? modelFingerprint(opts.model) : '', requestedSamples: samples ?? 0, maxLength: 0,

@@ -47,6 +47,8 @@ export function parseLayers(s: string): number[] {
     if (!m) throw new AmendError(`--layers: "${part}" is not a layer number or a range like 3-7`);
     const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
     if (b < a) throw new AmendError(`--layers: the range ${part} runs backwards`);
+    // No model has a million layers; checked here so a huge number cannot hang the loop below.
+    if (b > 1e6) throw new AmendError(`--layers: ${part} is beyond any model's layers`);
     for (let l = a; l <= b; l++) out.add(l);
   }
   if (out.size === 0) throw new AmendError('--layers: give at least one layer, e.g. --layers 3,4,5');
@@ -68,6 +70,8 @@ export async function run(args: Parsed): Promise<void> {
   const json = v.json === true;
   const str = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
   const cacheDir = str('cache-dir');
+  if (cacheDir === '') throw new AmendError('--cache-dir is empty: give a folder (or leave it out for $AMEND_CACHE or ~/.cache/amend)');
+  if (v.import !== undefined && v['no-cache'] === true) throw new AmendError('--import files the statistics into the cache; --no-cache would leave nothing done');
   const modes = [v.import !== undefined, v.list === true, v.layers !== undefined || (v.layer !== undefined && v.import === undefined)];
   if (modes.filter(Boolean).length !== 1) {
     throw new AmendError('say what to do: --layers L,... to compute, --import FILE.npz to import, or --list (see amend stats --help)');
@@ -76,9 +80,16 @@ export async function run(args: Parsed): Promise<void> {
 
   if (v.list) {
     const files = cachedStatsFiles(model, cacheDir);
-    const rows = files.map((f) => {
-      const { sm, metadata } = readStatsFile(f);
-      return { sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created } };
+    // One unreadable file (truncated, from an interrupted copy) is named; the others are listed.
+    const rows = files.flatMap((f) => {
+      try {
+        const { sm, metadata } = readStatsFile(f);
+        return [{ sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created } }];
+      } catch (e) {
+        if (!(e instanceof AmendError)) throw e;
+        process.stderr.write(`amend: warning: ${f}: unreadable, recomputed when next needed (${e.message})\n`);
+        return [];
+      }
     });
     if (json) console.log(JSON.stringify({ fingerprint: modelFingerprint(model), stats: rows.map((r) => r.row) }));
     else if (rows.length === 0) console.log('no statistics cached for this model');
