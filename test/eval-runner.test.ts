@@ -113,8 +113,8 @@ for (const [label, method, protocol] of [['ROME, score-after-each', ROME, 'immed
     const whole = await runEval(m, cases, { ...opts, out: path.join(tmp, `whole-${protocol}`) });
 
     const out = path.join(tmp, `resumed-${protocol}`);
-    const stopped = await runEval(m, cases, { ...opts, out, stopAfter: 5 });
-    assert.deepEqual(stopped.interrupted, { done: 5, total: 7 });
+    // A crash after the fifth edit (a progress callback throwing), between checkpoints at 4 and 6.
+    await assert.rejects(runEval(m, cases, { ...opts, out, onProgress: (p) => { if (p.stage === 'edit' && p.done === 5) throw new Error('crash'); } }), /crash/);
     assertSameWeights(m, before);
     assert.ok(!fs.existsSync(path.join(out, 'summary.json')), 'no report before the run finished');
     const cp = JSON.parse(fs.readFileSync(path.join(out, PARTIAL_DIR, 'checkpoint.json'), 'utf8'));
