@@ -69,7 +69,7 @@ export function runCharts(records: readonly CaseRecord[], drift: readonly DriftP
     out.push({
       file: `plot-${protocol}${unit ? `-${unit}` : ''}`,
       chart: {
-        title: `${o.title}: ${protocol}`,
+        title: `${o.title}: ${protocol}${unit ? ` (${unitLabel(unit)})` : ''}`,
         subtitle: seq
           ? `${o.protocolLabel ?? ''}; x = the edit that applied the case${distinct > 50 ? ', means over bins of edits' : ''}`
           : 'mean over the cases of every batch of that size',

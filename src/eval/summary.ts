@@ -93,8 +93,8 @@ export function formatValue(v: number, unit?: string): string {
   if (unit === 'bytes') return `${(v / 2 ** 20).toFixed(1)} MiB`;
   if (unit === 'seconds') return `${v.toFixed(v < 10 ? 3 : 1)} s`;
   const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-  return v.toFixed(a >= 100 ? 1 : 4);
+  const text = a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(2) : v.toFixed(a >= 100 ? 1 : 4);
+  return unit ? `${text} ${unit}` : text; // other units (entropy in bits) are named, not dropped
 }
 
 function regimeText(r: Regime): string {

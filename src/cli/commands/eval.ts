@@ -154,12 +154,16 @@ export async function run(args: Parsed): Promise<void> {
     console.log(`note: in batches of ${x.batchSize}, ${x.shared} of ${x.edits} edits share their subject with another edit of the same batch (MEMIT's own batch evaluation uses MultiCounterFact, which has none${hint})`);
   }
   let last = '';
-  for (const r of s.rows) {
-    if (r.name.replace(/^qa\./, '').includes('.')) continue;
+  // Sub-key rows (portability.Reasoning_acc, ...) are in summary.md / --json; the console keeps the headline ones.
+  const shownRows = s.rows.filter((r) => !r.name.replace(/^qa\./, '').includes('.'));
+  const width = Math.max(44, ...shownRows.map((r) => r.protocol.length + 1 + r.name.length));
+  for (const r of shownRows) {
     if (r.regime !== last) console.log(`\n${r.regime}`);
     last = r.regime;
-    console.log(`  ${`${r.protocol}/${r.name}`.padEnd(44)} ${formatValue(r.mean, r.unit).padStart(12)}  [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}]  n=${r.count}`);
+    console.log(`  ${`${r.protocol}/${r.name}`.padEnd(width)} ${formatValue(r.mean, r.unit).padStart(12)}  [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}]  n=${r.count}`);
   }
+  const hidden = s.rows.length - shownRows.length;
+  if (hidden > 0) console.log(`\n(${hidden} sub-key row(s), e.g. ${s.rows.find((r) => !shownRows.includes(r))!.name}: in ${out ? 'summary.md' : '--json'})`);
   if (s.drift.length) console.log(`\nperplexity drift: ${s.drift.map((d) => `${d.edits}: ×${d.ratio.toFixed(3)}`).join(', ')}`);
   console.log(`\n${s.seconds.toFixed(1)} s${out ? `; report in ${out} (summary.md, summary.json, cases.jsonl${result.files.some((f) => f.endsWith('.svg')) ? ', plots' : ''})` : ' (give --out DIR for the report files)'}`);
 }
