@@ -244,6 +244,28 @@ test('F64 and integer buffers float32 cannot hold are copied byte for byte; a pa
   assert.equal(h.entries.find((e) => e.name === 'extra.f64')!.dtype, 'F64');
 });
 
+test('an export of an export: its record goes on from the patches it carries, which are not applied twice', async () => {
+  const m = load(src);
+  const base = editSession(m).baseFingerprint;
+  const p1 = randomPatch(m, 21, [0]);
+  p1.apply(m);
+  const first = path.join(tmp, 'chain-1');
+  exportModel(m, first);
+  const e = load(first);
+  await assert.rejects(exportPatched(e, [p1], path.join(tmp, 'chain-twice')), /is already in .*chain-1 \(its export recorded it\)/);
+  const p2 = randomPatch(e, 22, [1]);
+  const second = path.join(tmp, 'chain-2');
+  await exportPatched(e, [p2], second);
+  const prov = exportProvenance(second)!;
+  assert.deepEqual(prov.patches.map((x) => x.id), [p1.id, p2.id]);
+  assert.equal(prov.baseFingerprint, base);
+  // An export may not replace a folder that holds the model it reads.
+  const nest = path.join(tmp, 'nest');
+  fs.cpSync(src, path.join(nest, 'model'), { recursive: true });
+  assert.throws(() => exportModel(load(path.join(nest, 'model')), nest, { force: true }), /holds the model being read/);
+  assert.ok(fs.existsSync(path.join(nest, 'model', 'config.json')));
+});
+
 test('an export killed mid-write leaves a temporary folder that the next export into that folder removes', () => {
   const m = load(src);
   const out = path.join(tmp, 'after-crash');

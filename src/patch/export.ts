@@ -129,6 +129,13 @@ export function checkExportDir(out: string, source: string | null, force: boolea
   if (source && sameDir(out, source)) {
     throw new AmendError(`${out}: is the directory the model was loaded from; export into a new directory`);
   }
+  // An export replaces the whole folder: one that holds the model it reads would take the model with it.
+  if (source && fs.existsSync(out) && fs.existsSync(source)) {
+    const rel = path.relative(fs.realpathSync(out), fs.realpathSync(source));
+    if (rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel)) {
+      throw new AmendError(`${out}: holds the model being read (${source}), which replacing the folder would delete; export into a new directory`);
+    }
+  }
   checkCanBeFolder(out);
   if (!fs.existsSync(out)) return; // absent: fine
   if (!isDirEmpty(out) && !force) {
@@ -208,11 +215,14 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
   const session = sessionOf(model);
   const patches = session?.applied() ?? [];
   const extraMeta: Record<string, string> = {};
+  // A model loaded from an earlier export already carries patches: the record goes on from them,
+  // back to the first base, instead of starting again at the export's own weights.
+  const prior = model.dir ? exportProvenance(model.dir) : null;
   if (patches.length > 0) {
-    extraMeta.amend_base_fingerprint = session!.baseFingerprint;
-    extraMeta.amend_patches = JSON.stringify(patches.map((p) => ({
+    extraMeta.amend_base_fingerprint = prior?.baseFingerprint || session!.baseFingerprint;
+    extraMeta.amend_patches = JSON.stringify([...(prior?.patches ?? []), ...patches.map((p) => ({
       id: p.id, method: p.metadata.method, requests: p.metadata.requests.length, createdAt: p.metadata.createdAt,
-    })));
+    }))]);
   }
   const storage = (name: string): FileDType => {
     const orig = (model.dtypes.get(name) ?? 'F32') as FileDType;
@@ -366,6 +376,7 @@ export async function exportPatched(
   const applied: EditPatch[] = [];
   try {
     for (const p of loaded) {
+      if (!apply.force) assertNotCarried(model, p);
       session.apply(p, apply);
       applied.push(p);
     }
@@ -373,6 +384,17 @@ export async function exportPatched(
   } catch (err) {
     for (let i = applied.length - 1; i >= 0; i--) session.revert(applied[i]!);
     throw err;
+  }
+}
+
+/**
+ * Refuses a patch that a checkpoint exported by Amend already carries (its weight files record
+ * the patches in them): applied again, its change would be added twice.
+ */
+export function assertNotCarried(model: CausalLM, patch: EditPatch): void {
+  const carried = model.dir ? exportProvenance(model.dir)?.patches ?? [] : [];
+  if (carried.some((c) => c.id === patch.id)) {
+    throw new AmendError(`${patch.label} is already in ${model.dir} (its export recorded it); applying it again would add its change twice (--ignore-fingerprint, or { ignoreFingerprint: true }, to do it anyway)`);
   }
 }
 

@@ -27,6 +27,7 @@ export {
   exportPatched,
   checkExportDir,
   exportProvenance,
+  assertNotCarried,
   type ExportProvenance,
   parseExportDType,
   type ExportDType,

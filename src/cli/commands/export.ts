@@ -5,7 +5,7 @@ import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { EditPatch } from '../../patch/patch.js';
 import { editSession } from '../../patch/session.js';
-import { checkExportDir, exportModel, parseExportDType, type ExportResult } from '../../patch/export.js';
+import { assertNotCarried, checkExportDir, exportModel, exportProvenance, parseExportDType, type ExportResult } from '../../patch/export.js';
 import { shortFingerprint } from '../../models/fingerprint.js';
 import { listOption, type CommandSpec, type OptionSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
@@ -62,7 +62,10 @@ export function loadPatches(files: string[]): EditPatch[] {
  * was computed in gets the session's warning on stderr). */
 export function applyPatches(model: CausalLM, patches: EditPatch[], ignoreFingerprint: boolean): void {
   const session = editSession(model);
-  for (const p of patches) session.apply(p, { force: ignoreFingerprint });
+  for (const p of patches) {
+    if (!ignoreFingerprint) assertNotCarried(model, p);
+    session.apply(p, { force: ignoreFingerprint });
+  }
 }
 
 /** Exports with a progress bar; prints the result (text or JSON). */
@@ -90,7 +93,9 @@ export function exportAndReport(model: CausalLM, out: string, args: Parsed, extr
     console.log(`exported ${result.dir}: ${tensors} tensors in ${result.shards.length} weight file(s), ${fmtBytes(result.totalSize)}, ` +
       `plus ${result.files.length} other file(s)`);
     const applied = session.applied();
-    if (applied.length === 0) console.log('no patch applied: the weights are the original ones');
+    const carried = model.dir ? exportProvenance(model.dir)?.patches.length ?? 0 : 0;
+    if (carried > 0) console.log(`the source checkpoint already carries ${carried} patch(es) from the export that wrote it (amend patch show ${model.dir})`);
+    if (applied.length === 0) console.log(carried > 0 ? 'no patch applied here' : 'no patch applied: the weights are the original ones');
     else {
       console.log(`patches applied, in order (base fingerprint ${shortFingerprint(session.baseFingerprint)}):`);
       for (const p of applied) console.log(`  ${p.label}: ${p.metadata.requests.length} request(s), ${p.deltas.length} tensor(s)`);
