@@ -376,6 +376,9 @@ test('CLI: amend export, patch show, patch apply, patch revert', () => {
   assertOneLineError(amend('patch', 'apply', '--model', src, '--out', path.join(tmp, 'x')), /at least one --patch/);
   assertOneLineError(amend('patch', 'revert', '--model', src, '--patch', f1, '--drop', 'ffff', '--out', path.join(tmp, 'x')), /not one of the --patch files/);
   assertOneLineError(amend('patch', 'frobnicate'), /unknown subcommand/);
+  assertOneLineError(amend('patch', 'apply', '--model', src, '--patch', f1, '--drop', f1, '--out', path.join(tmp, 'x')), /--drop does nothing with amend patch apply/);
+  assertOneLineError(amend('patch', 'show', f1, '--out', path.join(tmp, 'x')), /--out does nothing with amend patch show/);
+  assertOneLineError(amend('patch', 'revert', '--model', src, '--patch', f1, '--drop', '', '--out', path.join(tmp, 'x')), /--drop is empty/);
   const foreignDir = writeRandomCheckpoint(path.join(tmp, 'foreign'), gpt2Config({ layers: 3 }), 1234);
   assertOneLineError(amend('export', '--model', foreignDir, '--patch', f1, '--out', path.join(tmp, 'x')), /was made for gpt2 model .* not for this gpt2 model/);
   assert.ok(!fs.existsSync(path.join(tmp, 'x')));

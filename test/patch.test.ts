@@ -205,6 +205,13 @@ test('a patch computed on other patches warns when applied without them; patches
   assert.deepEqual(w, [], 'applied on what it was computed on');
   w = await warningsOf(() => { editSession(fresh).apply(p3); editSession(fresh).apply(p1); });
   assert.deepEqual(w, [], 'independent patches of the base');
+  // Reverting the patch another one was computed on: that one is named.
+  editSession(m).revertAll();
+  editSession(m).apply(p1);
+  editSession(m).apply(p2);
+  w = await warningsOf(() => editSession(m).revert(p1));
+  assert.equal(w.length, 1);
+  assert.match(w[0]!, /was computed on the model with .* applied, which is now reverted/);
 });
 
 test('a held model (an evaluation run) refuses other promises\' patches; the holder\'s own work goes on', async () => {
@@ -332,6 +339,9 @@ test('load: clear one-line errors for a non-patch, a corrupt patch and a newer v
   assert.throws(() => EditPatch.load(rewrite('missing.safetensors', (_m, t) => { t.pop(); })), /missing from the file.*corrupt/);
   assert.throws(() => EditPatch.load(rewrite('extra.safetensors', (_m, t) => { t.push({ name: 'stray', shape: [1], data: new Float32Array(1) }); })), /"stray" is not in the header's list/);
   assert.throws(() => EditPatch.load(rewrite('nofp.safetensors', (m) => { const o = JSON.parse(m.patch!); delete o.modelFingerprint; m.patch = JSON.stringify(o); })), /modelFingerprint/);
+  assert.throws(() => EditPatch.load(rewrite('badreq.safetensors', (m) => { const o = JSON.parse(m.patch!); o.requests = [1, null, 'x']; m.patch = JSON.stringify(o); })), /"requests" is .*expected a list of requests \{prompt, subject, targetNew\}/);
+  assert.throws(() => EditPatch.load(rewrite('nodate.safetensors', (m) => { const o = JSON.parse(m.patch!); delete o.createdAt; m.patch = JSON.stringify(o); })), /"createdAt" is missing, expected a date/);
+  assert.throws(() => EditPatch.load(rewrite('strrank.safetensors', (m) => { const d = JSON.parse(m.deltas!); d[0].rank = '2'; m.deltas = JSON.stringify(d); })), /has rank "2" in the header, not a positive integer/);
   // Truncated file
   const trunc = path.join(tmp, 'trunc.safetensors');
   const bytes = fs.readFileSync(good);

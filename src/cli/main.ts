@@ -74,6 +74,12 @@ process.on('warning', (w) => {
   process.stderr.write(`amend: warning${kind}: ${w.message}\n`);
 });
 
+// Output piped into a reader that stops early (amend ... | head): end quietly, as other tools do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {

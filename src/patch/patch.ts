@@ -92,7 +92,10 @@ function checkMetadata(m: unknown, where: string): PatchMetadata {
   need('method', (v) => typeof v === 'string' && v.length > 0, 'a method name');
   need('modelFingerprint', (v) => typeof v === 'string' && v.length > 0, 'a model fingerprint');
   need('hparams', isObj, 'an object');
-  need('requests', Array.isArray, 'a list of requests');
+  const isRequest = (r: unknown): boolean => isObj(r) && ['prompt', 'subject', 'targetNew'].every((k) => typeof (r as Record<string, unknown>)[k] === 'string');
+  need('requests', (v) => Array.isArray(v) && v.every(isRequest), 'a list of requests {prompt, subject, targetNew}');
+  need('createdAt', (v) => typeof v === 'string', 'a date');
+  need('amendVersion', (v) => typeof v === 'string', 'the version that wrote it');
   need('timings', isObj, 'an object of seconds');
   need('model', (v) => isObj(v) && typeof (v as { modelType?: unknown }).modelType === 'string', '{modelType, source}');
   if (o.appliedOn !== undefined) need('appliedOn', (v) => Array.isArray(v) && v.every((x) => typeof x === 'string'), 'a list of patch ids');
@@ -237,6 +240,9 @@ export class EditPatch {
       if (typeof name !== 'string' || name.length === 0) throw new AmendError(`${where}: a delta in the header has no tensor name; the file is corrupt`);
       if (item.kind === 'low_rank') {
         const { rows, cols, rank } = item as { rows: number; cols: number; rank: number };
+        for (const [k, x] of Object.entries({ rows, cols, rank })) {
+          if (!Number.isSafeInteger(x) || x < 1) throw new AmendError(`${where}: low-rank delta "${name}" has ${k} ${JSON.stringify(x)} in the header, not a positive integer; the file is corrupt`);
+        }
         expected.set(`${name}.U`, [rows, rank]);
         expected.set(`${name}.V`, [cols, rank]);
       } else if (item.kind === 'dense') {

@@ -179,6 +179,12 @@ export class EditSession {
       this.rebuild(name, this.stack);
       if (!still) this.originals.delete(name);
     }
+    // A patch still applied that was computed on top of the removed one no longer sits on what it
+    // was computed on (the same warning apply gives for a patch applied out of its order).
+    const dependants = this.stack.filter((p) => p.metadata.appliedOn?.includes(removed!.id));
+    if (dependants.length > 0) {
+      process.emitWarning(`${dependants.map((p) => p.label).join(', ')} ${dependants.length > 1 ? 'were' : 'was'} computed on the model with ${removed!.label} applied, which is now reverted`);
+    }
     return removed!;
   }
 

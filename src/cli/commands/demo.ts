@@ -43,8 +43,9 @@ export const spec: CommandSpec = {
     'amend demo --n 20 --seed 7      # a smaller MEMIT batch, cases drawn with seed 7',
     'amend demo --case 12 --json     # ROME on benchmark case 12; machine-readable output',
     '',
-    'Nothing is written: the edits live in memory and are reverted at the end (bit-identical',
-    'weights, checked). hparams come from the presets matching the model (amend edit --list-presets).',
+    'Nothing is written but the layer statistics cache: the edits live in memory and are reverted',
+    'at the end (bit-identical weights, checked). hparams come from the presets matching the model',
+    '(amend edit --list-presets).',
     'Statistics for the edited layers are computed on the first run and then cached',
     '($AMEND_CACHE/stats, default ~/.cache/amend/stats).',
   ],
@@ -422,7 +423,7 @@ export async function run(args: Parsed): Promise<void> {
   const total = clock.total();
   const phaseOrder = ['load', 'before', 'rome', 'memit', 'after', 'score', 'revert'];
   const phases = Object.fromEntries(phaseOrder.filter((p) => clock.phases[p] !== undefined).map((p) => [p, Math.round(clock.phases[p]! * 1000) / 1000]));
-  say(`\n${memit ? 5 : 4}. Reverted: ${allOk ? 'the edited tensors are bit-identical to the original (sha256)' : 'WEIGHTS DIFFER FROM THE ORIGINAL'}; nothing was written to disk`);
+  say(`\n${memit ? 5 : 4}. Reverted: ${allOk ? 'the edited tensors are bit-identical to the original (sha256)' : 'WEIGHTS DIFFER FROM THE ORIGINAL'}; nothing was written to disk but the layer statistics cache`);
   say(`   time: ${Object.entries(phases).map(([k, s]) => `${k} ${secs(s)}`).join(' · ')} · total ${secs(total)}`);
 
   if (json) {

@@ -51,8 +51,21 @@ export const spec: CommandSpec = {
   ],
 };
 
+/** Options shared in the spec but meaningful to one subcommand only: the others refuse them. */
+const ONLY: Record<string, readonly string[]> = {
+  show: ['model'],
+  apply: ['model', 'patch', 'out', 'dtype', 'force', 'ignore-fingerprint'],
+  revert: ['model', 'patch', 'drop', 'out', 'dtype', 'force', 'ignore-fingerprint'],
+};
+
 export async function run(args: Parsed): Promise<void> {
   const [sub, ...rest] = args.positionals;
+  const allowed = sub !== undefined ? ONLY[sub] : undefined;
+  if (allowed) {
+    const shared = new Set(['json', 'threads', 'help']);
+    const stray = Object.keys(args.values).find((k) => args.values[k] !== undefined && !shared.has(k) && !allowed.includes(k));
+    if (stray) throw new AmendError(`--${stray} does nothing with amend patch ${sub} (see amend patch --help)`);
+  }
   switch (sub) {
     case 'show':
       if (rest.length !== 1) throw new AmendError('give one patch file (or exported model directory): amend patch show P [--model M]');
@@ -144,6 +157,7 @@ async function revert(args: Parsed): Promise<void> {
   const out = requiredString(args, 'out', 'the directory to write the checkpoint to');
   const files = listOption(args, 'patch');
   const drops = listOption(args, 'drop');
+  if (drops.some((d) => d.trim() === '')) throw new AmendError('--drop is empty: give a patch file or id (prefix)');
   if (files.length === 0) throw new AmendError('give the applied patches with --patch, in order (see amend patch --help)');
   if (drops.length === 0) throw new AmendError('give the patch(es) to take out with --drop (to revert everything, use the base model)');
   checkExportDir(path.resolve(out), null, v.force === true);
