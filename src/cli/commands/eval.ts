@@ -48,9 +48,10 @@ export const spec: CommandSpec = {
     'amend eval --model gpt2-xl --method rome --data counterfact.json --n 1000 --set v_num_grad_steps=20 --json',
     '',
     'Reports: cases.jsonl (a line per case), summary.md / summary.json (means with 95 % confidence',
-    'intervals per regime, protocol and metric; headline scores per relation), plots against the number of edits (sequential)',
-    'or the batch size (batch). Sequential runs checkpoint every --checkpoint-every edits; after a',
-    'crash the same command with --resume continues from the last checkpoint.',
+    'intervals per regime, protocol and metric; headline scores per relation), plots against the',
+    'number of edits (sequential) or the batch size (batch). Every run with --out checkpoints every',
+    '--checkpoint-every edit calls (cases, batches or sequential steps); after a crash the same',
+    'command with --resume continues from the last checkpoint.',
   ],
 };
 
@@ -148,7 +149,7 @@ export async function run(args: Parsed): Promise<void> {
     return;
   }
   console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
-  if (s.failed) console.log(`${s.failed} case(s) refused by the editor (see "error" in cases.jsonl)`);
+  if (s.failed) console.log(`${s.failed} case(s) refused by the editor (${out ? 'see "error" in cases.jsonl' : 'give --out DIR, or --json, for their reasons'})`);
   const hint = method === 'memit' && resolved.hparams.shared_key_targets !== 'joint' ? '; --set shared_key_targets=joint gives edits with the same key one z' : '';
   for (const x of shared) {
     console.log(`note: in batches of ${x.batchSize}, ${x.shared} of ${x.edits} edits share their subject with another edit of the same batch (MEMIT's own batch evaluation uses MultiCounterFact, which has none${hint})`);
