@@ -83,11 +83,17 @@ test('summarizeRecords: a cost counts once per edit call (batch, sequential step
     ...(seconds === null ? { error: 'refused' } : {}),
   });
   // Two batches of 3; batch 0's first case was refused (no metrics) and must not hide its cost.
-  const recs = [rec(0, { batch: 0 }, null), rec(1, { batch: 0 }, 2), rec(2, { batch: 0 }, 2), rec(3, { batch: 1 }, 4), rec(4, { batch: 1 }, 4), rec(5, { batch: 1 }, 4)];
+  const recs = [rec(0, { batch: 0, call: 0 }, null), rec(1, { batch: 0, call: 0 }, 2), rec(2, { batch: 0, call: 0 }, 2), rec(3, { batch: 1, call: 1 }, 4), rec(4, { batch: 1, call: 1 }, 4), rec(5, { batch: 1, call: 1 }, 4)];
   const rows = new Map(summarizeRecords(recs).map((r) => [r.name, r]));
   assert.equal(rows.get('edit_time')!.count, 2);
   assert.equal(rows.get('edit_time')!.mean, 3);
   assert.equal(rows.get('efficacy_score')!.count, 5);
+  // A sweep (batch:1,2 over 3 cases): K=2's short last batch is a batch-1 with the same index as
+  // one of K=1's; the call number keeps them apart.
+  const sweep = [rec(0, { batch: 0, call: 0 }, 1), rec(1, { batch: 1, call: 1 }, 2), rec(2, { batch: 2, call: 2 }, 3), rec(2, { batch: 1, call: 4 }, 5)]
+    .map((r) => ({ ...r, regime: 'batch-1' as const }));
+  const swrow = summarizeRecords(sweep).find((r) => r.name === 'edit_time')!;
+  assert.deepEqual([swrow.count, swrow.mean], [4, 2.75]);
   // Sequential steps: the cases of one step share its `edit`.
   const seq = [0, 1, 2, 3].map((i) => ({ ...rec(i, { edit: i < 2 ? 2 : 4 }, i < 2 ? 1 : 5), regime: 'score-after-each' as const }));
   const srow = summarizeRecords(seq).find((r) => r.name === 'edit_time')!;

@@ -133,6 +133,12 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assertOneLineError(runCli(['world', 'build', '--small', '--out', busy]), /holds other files \(mine\.txt\) and a build replaces the whole folder/);
     assert.equal(fs.readFileSync(path.join(busy, 'mine.txt'), 'utf8'), 'precious');
     assertOneLineError(runCli(['world', 'build', '--small', '--out', path.join(busy, 'mine.txt', 'w')]), /mine\.txt is a file/);
+    // world info's rebuild line is a command that runs: --out and an inline --config, quoted.
+    const spaced = path.join(tmp, 'w x');
+    const built = runCli(['world', 'build', '--small', '--out', spaced, '--config', '{"epochs": 1}', '--json']);
+    assert.equal(built.code, 0, built.stderr);
+    const info = runCli(['world', 'info', '--model', spaced]);
+    assert.match(info.stdout, /rebuild {4}amend world build --out '[^']*w x' --small --config '\{"epochs":1\}'/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -74,9 +74,10 @@ process.on('warning', (w) => {
   process.stderr.write(`amend: warning${kind}: ${w.message}\n`);
 });
 
-// Output piped into a reader that stops early (amend ... | head): end quietly, as other tools do.
+// Output piped into a reader that stops early (amend ... | head): end quietly with the status a
+// tool killed by SIGPIPE has (128 + 13), as other tools do; the work was cut short.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
+  if (e.code === 'EPIPE') process.exit(141);
   throw e;
 });
 

@@ -63,6 +63,8 @@ export interface CaseRecord {
   /** Batch runs: the batch size and which batch of that size. */
   batchSize?: number;
   batch?: number;
+  /** Batch runs: the edit call that edited it, counted from 0 over the run (a sweep's batches apart). */
+  call?: number;
   /**
    * Sequential runs: how many cases had been edited once the edit that applied this case was (its
    * 1-based number; with a step of K cases per edit call, the number of the step's last case).

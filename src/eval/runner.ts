@@ -327,7 +327,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       const casesEdited = editedAfter(done + 1);
       const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
       const tags = (): Partial<CaseRecord> =>
-        unit.batchSize ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch } : sequential ? { edit: casesEdited, scoredAfter: casesEdited } : { regime: unitRegime };
+        unit.batchSize ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch, call: done } : sequential ? { edit: casesEdited, scoredAfter: casesEdited } : { regime: unitRegime };
       let patch: EditPatch | null = null;
       let cost: CaseCost | undefined;
       let refused: string | undefined;
@@ -438,7 +438,7 @@ function orderKeys(r: CaseRecord): CaseRecord {
   if (r.id !== undefined) out.id = r.id;
   if (r.relation !== undefined) out.relation = r.relation;
   out.regime = r.regime;
-  for (const k of ['batchSize', 'batch', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa'] as const) {
+  for (const k of ['batchSize', 'batch', 'call', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa'] as const) {
     if (r[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = r[k];
   }
   return out;

@@ -32,7 +32,7 @@ export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
   // memory: a cost counts once per call, or its interval would shrink with the batch size.
   const callsSeen = new Set<string>();
   for (const rec of records) {
-    const call = `${rec.regime}\u0000${rec.batch ?? rec.edit ?? `case ${rec.index}`}`;
+    const call = `${rec.regime}\u0000${rec.call ?? rec.edit ?? `case ${rec.index}`}`;
     const costCounted = callsSeen.has(call);
     if (rec.metrics.some((m) => m.protocol === 'cost')) callsSeen.add(call);
     for (const m of rec.metrics) {
@@ -114,8 +114,8 @@ export function summaryMarkdown(s: EvalSummary): string {
     `- model fingerprint: ${c.model.fingerprint.slice(0, 16)}`,
     `- wall time: ${s.seconds.toFixed(1)} s`,
     '',
-    'Means over cases with 95 % confidence intervals (Student t). Rows of different regimes or',
-    'protocols are never averaged together.',
+    'Means over cases (costs: over edit calls) with 95 % confidence intervals (Student t). Rows of',
+    'different regimes or protocols are never averaged together.',
   ];
   const regimes = [...new Set(s.rows.map((r) => r.regime))];
   for (const regime of regimes) {

@@ -248,8 +248,10 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
     throw new AmendError(`${out}: cannot create a folder beside it to write into (${(err as Error).message}); choose a writable place`);
   }
   const result: ExportResult = {
-    dir: out, shards: [], files: [], skipped: [], totalSize: 0, patches: patches.map((p) => p.id),
-    baseFingerprint: session?.baseFingerprint ?? null,
+    dir: out, shards: [], files: [], skipped: [], totalSize: 0,
+    // What the weight files record: the patches the source carried, then this session's.
+    patches: [...(prior?.patches.map((p) => p.id) ?? []), ...patches.map((p) => p.id)],
+    baseFingerprint: (prior?.baseFingerprint || session?.baseFingerprint) ?? null,
   };
   try {
     if (!layout) {
@@ -376,7 +378,7 @@ export async function exportPatched(
   const applied: EditPatch[] = [];
   try {
     for (const p of loaded) {
-      if (!apply.force) assertNotCarried(model, p);
+      assertNotCarried(model, p); // whatever the fingerprint check says: twice is never one edit
       session.apply(p, apply);
       applied.push(p);
     }
@@ -394,7 +396,7 @@ export async function exportPatched(
 export function assertNotCarried(model: CausalLM, patch: EditPatch): void {
   const carried = model.dir ? exportProvenance(model.dir)?.patches ?? [] : [];
   if (carried.some((c) => c.id === patch.id)) {
-    throw new AmendError(`${patch.label} is already in ${model.dir} (its export recorded it); applying it again would add its change twice (--ignore-fingerprint, or { ignoreFingerprint: true }, to do it anyway)`);
+    throw new AmendError(`${patch.label} is already in ${model.dir} (its export recorded it); applying it again would add its change twice`);
   }
 }
 

@@ -255,7 +255,8 @@ function checkBuildOut(outDir: string, force: boolean): void {
   } catch (err) {
     throw new AmendError(`${outDir}: cannot write a folder beside it (${(err as Error).message}); choose a writable place`);
   }
-  const stale = new RegExp(`^${path.basename(outDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.tmp-(\\d+)-[a-z0-9]+(-small)?$`);
+  // OUT.tmp-PID-x, its nested small build's OUT.tmp-PID-x-small, and that one's own temp folder.
+  const stale = new RegExp(`^${path.basename(outDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.tmp-(\\d+)-[a-z0-9]+(-small(\\.tmp-\\d+-[a-z0-9]+)?)?$`);
   for (const f of fs.readdirSync(parent)) {
     const m = stale.exec(f);
     if (!m || processAlive(Number(m[1]))) continue;

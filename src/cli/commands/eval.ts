@@ -149,7 +149,7 @@ export async function run(args: Parsed): Promise<void> {
     return;
   }
   console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
-  if (s.failed) console.log(`${s.failed} case(s) refused by the editor (${out ? 'see "error" in cases.jsonl' : 'give --out DIR, or --json, for their reasons'})`);
+  if (s.failed) console.log(`${s.failed} case(s) refused by the editor (${out ? 'see "error" in cases.jsonl' : 'give --out DIR for their reasons, in cases.jsonl'})`);
   const hint = method === 'memit' && resolved.hparams.shared_key_targets !== 'joint' ? '; --set shared_key_targets=joint gives edits with the same key one z' : '';
   for (const x of shared) {
     console.log(`note: in batches of ${x.batchSize}, ${x.shared} of ${x.edits} edits share their subject with another edit of the same batch (MEMIT's own batch evaluation uses MultiCounterFact, which has none${hint})`);

@@ -63,7 +63,7 @@ export function loadPatches(files: string[]): EditPatch[] {
 export function applyPatches(model: CausalLM, patches: EditPatch[], ignoreFingerprint: boolean): void {
   const session = editSession(model);
   for (const p of patches) {
-    if (!ignoreFingerprint) assertNotCarried(model, p);
+    assertNotCarried(model, p);
     session.apply(p, { force: ignoreFingerprint });
   }
 }

@@ -58,9 +58,10 @@ async function build(args: Parsed): Promise<void> {
   const fromFile = typeof v.config === 'string' ? readConfigFile(v.config) : undefined;
   const { sizes, ...overrides } = fromFile ?? {};
   let bar: Progress | null = null;
-  const command = ['amend world build', ...(seed !== undefined ? [`--seed ${seed}`] : []),
+  const quote = (x: string) => (/^[\w./-]+$/.test(x) ? x : `'${x.replace(/'/g, "'\\''")}'`);
+  const command = ['amend world build', ...(v.out !== undefined ? [`--out ${quote(path.resolve(out))}`] : []), ...(seed !== undefined ? [`--seed ${seed}`] : []),
     ...(epochs !== undefined ? [`--epochs ${epochs}`] : []), ...(small ? ['--small'] : []),
-    ...(fromFile ? [`--config '${JSON.stringify(fromFile).replace(/'/g, "'\\''")}'`] : [])].join(' ');
+    ...(fromFile ? [`--config ${quote(JSON.stringify(fromFile))}`] : [])].join(' ');
   const result = await buildWorldModel({
     out, seed, small, command, sizes, force: v.force === true,
     config: { ...overrides, ...(epochs !== undefined ? { epochs } : {}) },
