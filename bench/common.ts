@@ -134,8 +134,25 @@ export function randomIds(n: number, vocab: number, seed = 7): Int32Array {
 
 export type Flags = Map<string, string | true>;
 
+/**
+ * --help / -h: print the running script's header comment (each bench file opens with its usage)
+ * and exit.
+ */
+export function helpIfAsked(argv: readonly string[]): void {
+  if (!argv.includes('--help') && !argv.includes('-h')) return;
+  const lines = fs.readFileSync(process.argv[1]!, 'utf8').split('\n');
+  const header: string[] = [];
+  for (const line of lines) {
+    if (!line.startsWith('//')) break;
+    header.push(line.replace(/^\/\/ ?/, ''));
+  }
+  console.log(header.join('\n') || `usage: node ${path.relative(process.cwd(), process.argv[1]!)} [--flags]`);
+  process.exit(0);
+}
+
 /** --name value / --name=value / --flag. */
 export function parseFlags(argv: readonly string[], booleans: readonly string[]): Flags {
+  helpIfAsked(argv);
   const flags: Flags = new Map();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

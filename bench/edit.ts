@@ -14,7 +14,7 @@ import { CausalLM } from '../src/models/model.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
 import { editWithReport, parseSets, type EditMethod } from '../src/editors/index.js';
-import { GPT2_SMALL, ensureGpt2Checkpoint, machineInfo, parseFlags, strFlag, intFlag, type Flags } from './common.js';
+import { GPT2_SMALL, ensureGpt2Checkpoint, helpIfAsked, machineInfo, parseFlags, strFlag, intFlag, type Flags } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -113,6 +113,7 @@ async function timing(flags: Flags): Promise<void> {
   }
 }
 
+helpIfAsked(process.argv.slice(2));
 const [cmd, ...rest] = process.argv.slice(2);
 const flags = parseFlags(rest, []);
 if (cmd === 'run') await runScenario(flags);

@@ -15,6 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../src/backend/native.js';
+import { helpIfAsked } from './common.js';
+
+helpIfAsked(process.argv.slice(2));
 
 interface Shape { name: string; ta: boolean; tb: boolean; m: number; n: number; k: number }
 interface Timing { best: number; median: number; reps: number }
