@@ -246,9 +246,9 @@ export function baseFingerprint(model: CausalLM): string {
 // ---- holding a model across awaits
 // An evaluation run (and the key statistics of an edited model) changes the weights, awaits, and
 // changes them back. Work of another promise on the same model in between would patch or export
-// weights that are not what it expects, silently (plain forward passes are not checked). Such runs hold the model: work started outside
-// the hold is refused with one line; work inside it (the run's own edits, through async context)
-// goes on.
+// weights that are not what it expects, silently (plain forward passes are not checked). Such
+// runs hold the model: work started outside the hold is refused with one line; work inside it
+// (the run's own edits, through async context) goes on.
 interface Holder { what: string }
 const holders = new WeakMap<CausalLM, Holder>();
 const heldHere = new AsyncLocalStorage<ReadonlySet<Holder>>();
