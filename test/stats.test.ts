@@ -237,6 +237,30 @@ test('cache: a hit returns identical data; another layer, sample count, length o
   assert.equal((await layerSecondMoment(model, 1, o)).source, 'cache');
 });
 
+test('statistics that could not be cached are computed once per process, not at every request', { skip: NO_TOK }, async () => {
+  const model = CausalLM.loadDir(tinyModel('uncached', 7));
+  const file = path.join(tmp, 'a-file-not-a-folder');
+  fs.writeFileSync(file, 'x');
+  const corpus = path.join(tmp, 'uncached-corpus.txt');
+  fs.writeFileSync(corpus, DOCS.join('\n'));
+  let progress = 0;
+  const o = { corpus, samples: 8, maxLength: 16, cacheDir: path.join(file, 'cache'), onProgress: () => { progress++; } };
+  const listeners = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', () => {});
+  try {
+    const first = await layerSecondMoment(model, 1, o);
+    const seen = progress;
+    assert.ok(seen > 0, 'the first request computes');
+    const again = await layerSecondMoment(model, 1, o);
+    assert.equal(progress, seen, 'the second request does not compute again');
+    assert.equal(again, first);
+  } finally {
+    process.removeAllListeners('warning');
+    for (const l of listeners) process.on('warning', l);
+  }
+});
+
 test('default corpus: corpus-train.txt in the model folder (the demo world)', { skip: NO_TOK }, async () => {
   const dir = tinyModel('worldlike', 8);
   fs.writeFileSync(path.join(dir, 'corpus-train.txt'), DOCS.join('\n') + '\n');

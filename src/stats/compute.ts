@@ -83,6 +83,13 @@ export async function layerSecondMoment(model: CausalLM, layer: number, opts: St
  * The second moments at several layers, computed in ONE pass over the corpus for every layer that
  * is not cached yet. Results come in the order of `layers`.
  */
+/**
+ * Statistics this process computed but could not write to the cache (an unwritable folder), by
+ * the cache file they were meant for: the demo's ROME and MEMIT share a layer, and a run's edits
+ * ask again and again, so one failed write should not mean computing them each time.
+ */
+const uncached = new Map<string, SecondMoment>();
+
 export async function layerSecondMoments(model: CausalLM, layers: readonly number[], opts: StatsOptions = {}): Promise<SecondMoment[]> {
   if (layers.length === 0) return [];
   const L = model.config.layers;
@@ -109,7 +116,8 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
 
   if (!opts.noCache && !opts.refresh) {
     for (const l of wanted) {
-      const hit = tryCache(statsCachePath(opts.cacheDir, keyOf(l)), keyOf(l), dim);
+      const file = statsCachePath(opts.cacheDir, keyOf(l));
+      const hit = tryCache(file, keyOf(l), dim) ?? uncached.get(file);
       if (hit) done.set(l, hit);
     }
   }
@@ -128,6 +136,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
           sm.file = file;
         } catch (e) {
           process.emitWarning(`statistics for layer ${l} were computed but not cached: ${(e as Error).message}`);
+          uncached.set(file, sm); // this process at least need not compute them again
         }
       }
       done.set(l, sm);
