@@ -1,0 +1,26 @@
+// What an installed amend needs is in the package: npm pack's file list holds the compiled CLI and
+// library, the native sources with their build script, the demo world and the hparams presets
+// (both read at run time from beside the code; an installed copy once lacked each of them).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { repoRoot } from './helpers.js';
+
+const npm = spawnSync('npm', ['--version'], { encoding: 'utf8' });
+
+test('npm pack ships the CLI, the native sources, the demo world and every preset', { skip: npm.status === 0 ? false : 'npm is not on the PATH' }, () => {
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: repoRoot(), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const files = new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
+  for (const f of ['dist/src/cli/main.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'amend', 'binding.gyp', 'scripts/build-native.mjs']) {
+    assert.ok(files.has(f), `${f} is packed`);
+  }
+  for (const f of fs.readdirSync(path.join(repoRoot(), 'world'))) assert.ok(files.has(`world/${f}`), `world/${f} is packed`);
+  const presets = fs.readdirSync(path.join(repoRoot(), 'src', 'editors', 'presets'));
+  assert.ok(presets.length > 0);
+  for (const f of presets) assert.ok(files.has(`src/editors/presets/${f}`), `preset ${f} is packed`);
+  assert.ok([...files].some((f) => f.startsWith('native/')), 'the native sources are packed');
+  assert.ok(![...files].some((f) => f.startsWith('test/') || f.startsWith('dist/test/')), 'the tests are not');
+});
