@@ -14,7 +14,7 @@ test('npm pack ships the CLI, the native sources, the demo world and every prese
   const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: repoRoot(), encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const files = new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
-  for (const f of ['dist/src/cli/main.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'amend', 'binding.gyp', 'scripts/build-native.mjs']) {
+  for (const f of ['dist/src/cli/main.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'binding.gyp', 'scripts/build-native.mjs']) {
     assert.ok(files.has(f), `${f} is packed`);
   }
   for (const f of fs.readdirSync(path.join(repoRoot(), 'world'))) assert.ok(files.has(`world/${f}`), `world/${f} is packed`);
@@ -23,4 +23,5 @@ test('npm pack ships the CLI, the native sources, the demo world and every prese
   for (const f of presets) assert.ok(files.has(`src/editors/presets/${f}`), `preset ${f} is packed`);
   assert.ok([...files].some((f) => f.startsWith('native/')), 'the native sources are packed');
   assert.ok(![...files].some((f) => f.startsWith('test/') || f.startsWith('dist/test/')), 'the tests are not');
+  assert.ok(!files.has('amend'), 'nor the checkout\'s ./amend launcher (the package has its bin)');
 });

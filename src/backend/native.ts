@@ -49,7 +49,7 @@ export function nativeAddon(): any | null {
   }
   const file = join(root, 'build', 'Release', 'amend.node');
   if (!existsSync(file)) {
-    addonError = `${file} is not built (npm install builds it; needs a C++ compiler and node-gyp)`;
+    addonError = `${file} is not built (npm ci builds it in a checkout, npm rebuild amend where amend is installed; needs a C++ compiler and node-gyp)`;
     return addon;
   }
   try {

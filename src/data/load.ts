@@ -1,5 +1,6 @@
 // loadCases: read a benchmark file, detect its format from the content, turn it into EditCases.
 import fs from 'node:fs';
+import path from 'node:path';
 import { AmendError } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
 import { isObject, jsonLinesLines, type Json } from './fields.js';
@@ -16,6 +17,7 @@ import {
 import { mquakeFormat } from './mquake.js';
 import type { DatasetFormat, FormatSpec, LoadOptions, LoadedCases } from './types.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
+import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
 
 /** Every format, in detection order: the first whose signature a record matches wins. */
 export const FORMATS: readonly FormatSpec[] = [
@@ -155,8 +157,11 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
 /**
  * Read a benchmark file (JSON list, JSON Lines, or KnowEdit Sanitation's object) and convert every
  * record; the format is detected from the records' fields (see FORMATS), never from the file name.
+ * "world" names the demo world's benchmark.
  */
 export function loadCases(file: string, opts: LoadOptions = {}): LoadedCases {
+  // "world": the demo world's benchmark, wherever amend is (a checkout or an installed package).
+  if (file === BUILTIN_WORLD) file = path.join(builtinWorldDir(), 'benchmark.json');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

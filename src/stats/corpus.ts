@@ -107,7 +107,13 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       const abs = path.resolve(spec.path);
       const st = statOrFail(abs, 'file');
       if (st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is a folder; use kind "dir" (or pass the folder path)`);
-      return { spec, id: `${spec.kind}:${abs}:${st.size}:${Math.trunc(st.mtimeMs)}${suffix}`, slug: slugOf(path.basename(abs)), label: abs };
+      // A file up to 64 MiB is known by its content, so the same corpus in another place (another
+      // project's copy of the installed demo world) finds the same cached statistics; a larger one
+      // by its path, size and modification time, which cost no read.
+      const id = st.size <= 64 << 20
+        ? `${spec.kind}:sha256:${sha(fs.readFileSync(abs))}${suffix}`
+        : `${spec.kind}:${abs}:${st.size}:${Math.trunc(st.mtimeMs)}${suffix}`;
+      return { spec, id, slug: slugOf(path.basename(abs)), label: abs };
     }
     case 'dir': {
       if (!spec.path) throw new AmendError('a dir corpus needs a path');

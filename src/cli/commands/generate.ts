@@ -18,7 +18,8 @@ export const spec: CommandSpec = {
     seed: { type: 'string', help: 'S  random seed for sampling (default 0)' },
   },
   examples: [
-    'amend generate --model ../shared/models/stories260K "Once upon a time" --greedy',
+    'amend generate --model world "Q: Where was" --greedy',
+    'amend generate --model ../shared/models/stories260K "Once upon a time" --temperature 0.8 --seed 3',
     'amend generate --model gpt2 "The Eiffel Tower is in" -n 20 --top-k 40 --seed 1 --json',
   ],
 };

@@ -17,7 +17,7 @@ export const spec: CommandSpec = {
     top: { type: 'string', help: 'K  tokens to list per position (default 5)' },
   },
   examples: [
-    'amend logits --model ../shared/models/tiny-random-gpt2 --ids 5,17,42 --top 5 --json',
+    'amend logits --model world --ids 5,17,42 --top 5 --json',
     'amend logits --model ../shared/models/stories260K --text "Once upon a time"',
   ],
 };

@@ -16,7 +16,7 @@ export const spec: CommandSpec = {
   summary: 'build the demo world and its model, or show what the built one holds',
   usage: 'amend world build [--out DIR] [--seed S] [--epochs N] [--config FILE|JSON] [--small] [--force] [--json]  |  amend world info [--model DIR] [--json]',
   options: {
-    out: { type: 'string', short: 'o', help: 'DIR  build: output folder (default: the repository\'s world/, what --model world loads)' },
+    out: { type: 'string', short: 'o', help: 'DIR  build: output folder (default in a checkout: the repository\'s world/, what --model world loads; required where amend is an installed package)' },
     seed: { type: 'string', help: `S  build: seed of the world, the initialisation and the data order (default ${DEFAULT_WORLD_SEED})` },
     epochs: { type: 'string', help: 'N  build: training epochs (default: the committed configuration\'s)' },
     config: { type: 'string', help: 'FILE|JSON  build: overrides of the training configuration and world sizes, a file or inline, e.g. \'{"epochs": 30, "model": {"layers": 6}, "sizes": {"people": 600}}\'' },
@@ -50,6 +50,11 @@ async function build(args: Parsed): Promise<void> {
   if (v.out === '') throw new AmendError('--out is empty: give the folder to build into');
   // The default is the demo model the other commands load: a tiny test build never lands there.
   if (v.small === true && v.out === undefined) throw new AmendError('--small builds a tiny test world: give --out DIR (the default, world/, holds the demo model)');
+  // An installed package's world/ is what `npm install` put there: rebuilding it in place would
+  // replace the shipped model until the next install. Only a checkout builds without --out.
+  if (v.out === undefined && defaultWorldDir().split(path.sep).includes('node_modules')) {
+    throw new AmendError('amend is installed as a package here: give --out DIR for the build (its world/ is the shipped demo model)');
+  }
   const out = typeof v.out === 'string' ? v.out : defaultWorldDir();
   if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`${out} exists and is not a folder`);
   const seed = v.seed === undefined ? undefined : intOption(v.seed, 'seed', 0, 0);
