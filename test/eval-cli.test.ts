@@ -23,7 +23,7 @@ test('amend eval --help shows the options and examples', () => {
   assert.match(r.stdout, /amend eval — /);
   assert.match(r.stdout, /--mode\s+single \| batch:K/);
   assert.match(r.stdout, /--protocol\s+immediate\|final/);
-  assert.match(r.stdout, /amend eval --model world --method rome --data world\/benchmark\.json/);
+  assert.match(r.stdout, /amend eval --model world --method rome --data world --n 100/);
   const top = amend('--help');
   assert.match(top.stdout, /\n {2}eval {7}/);
 });
