@@ -8,7 +8,7 @@ import path from 'node:path';
 import { AmendError } from '../src/errors.js';
 import { DATASET_FORMATS, caseRequests, detectFormat, loadCases, parseCases, type DatasetFormat } from '../src/data/index.js';
 import { buildBenchmark, generateWorld } from '../src/world/index.js';
-import { sharedDir } from './helpers.js';
+import { sharedDir, warningsOf } from './helpers.js';
 
 const DATA = sharedDir('data');
 const skip = DATA ? false : '../shared/data is absent';
@@ -258,19 +258,10 @@ test('bad input gives one clear line', () => {
 
 test('repeated case ids load, with one warning naming them', async () => {
   const rec = (id: number) => ({ case_id: id, requested_rewrite: { prompt: '{} is in', subject: 'X', target_new: { str: 'A' }, target_true: { str: 'B' } }, paraphrase_prompts: [], neighborhood_prompts: [] });
-  const got: string[] = [];
-  const on = (w: Error) => got.push(w.message);
-  const listeners = process.listeners('warning');
-  process.removeAllListeners('warning');
-  process.on('warning', on);
-  try {
+  const got = await warningsOf(() => {
     assert.equal(parseCases([rec(13), rec(14), rec(13)], { source: 'dup.json' }).cases.length, 3);
     parseCases([rec(1), rec(2)], { source: 'unique.json' });
-    await new Promise((r) => setImmediate(r));
-  } finally {
-    process.removeListener('warning', on);
-    for (const l of listeners) process.on('warning', l);
-  }
+  });
   assert.deepEqual(got, ["dup.json: 1 case id(s) repeat (13); reports also give each case's index in the file"]);
 });
 

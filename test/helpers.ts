@@ -74,3 +74,23 @@ export function assertOneLineError(r: CliResult, pattern: RegExp): void {
   assert.match(lines[0]!, pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 }
+
+/**
+ * The warnings `fn` emits (process.emitWarning delivers them on a later tick), captured instead of
+ * printed; `fn` may be async.
+ */
+export async function warningsOf(fn: () => unknown): Promise<string[]> {
+  const got: string[] = [];
+  const on = (e: Error) => got.push(e.message);
+  const listeners = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', on);
+  try {
+    await fn();
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.removeListener('warning', on);
+    for (const l of listeners) process.on('warning', l);
+  }
+  return got;
+}

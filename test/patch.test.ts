@@ -14,7 +14,7 @@ import {
   EditPatch, editSession, sessionOf, isEdited, baseFingerprint, lowRankDelta, denseDelta, materialize, deltaNorm,
   holdModel, PATCH_VERSION, type TensorDelta,
 } from '../src/patch/index.js';
-import { sharedDir } from './helpers.js';
+import { sharedDir, warningsOf } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-patch-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -170,23 +170,6 @@ test('patches computed on an edited model still carry the base fingerprint and s
   p2.apply(fresh);
   assertBitIdentical(snapshot(fresh), snapshot(m), 'stacked on a fresh base');
 });
-
-/** The warnings fn emits (process.emitWarning delivers them on a later tick), not printed. */
-async function warningsOf(fn: () => void): Promise<string[]> {
-  const got: string[] = [];
-  const on = (e: Error) => got.push(e.message);
-  const listeners = process.listeners('warning');
-  process.removeAllListeners('warning');
-  process.on('warning', on);
-  try {
-    fn();
-    await new Promise((r) => setImmediate(r));
-  } finally {
-    process.removeListener('warning', on);
-    for (const l of listeners) process.on('warning', l);
-  }
-  return got;
-}
 
 test('a patch computed on other patches warns when applied without them; patches of the base stack silently', async () => {
   const m = load();

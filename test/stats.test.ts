@@ -17,7 +17,7 @@ import {
 } from '../src/stats/index.js';
 import { EditPatch, editSession } from '../src/patch/index.js';
 import { withRidge } from '../src/editors/common/stats.js';
-import { type CliResult, runCli, sharedDir } from './helpers.js';
+import { type CliResult, runCli, sharedDir, warningsOf } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -245,20 +245,15 @@ test('statistics that could not be cached are computed once per process, not at 
   fs.writeFileSync(corpus, DOCS.join('\n'));
   let progress = 0;
   const o = { corpus, samples: 8, maxLength: 16, cacheDir: path.join(file, 'cache'), onProgress: () => { progress++; } };
-  const listeners = process.listeners('warning');
-  process.removeAllListeners('warning');
-  process.on('warning', () => {});
-  try {
+  const warnings = await warningsOf(async () => {
     const first = await layerSecondMoment(model, 1, o);
     const seen = progress;
     assert.ok(seen > 0, 'the first request computes');
     const again = await layerSecondMoment(model, 1, o);
     assert.equal(progress, seen, 'the second request does not compute again');
     assert.equal(again, first);
-  } finally {
-    process.removeAllListeners('warning');
-    for (const l of listeners) process.on('warning', l);
-  }
+  });
+  assert.equal(warnings.length, 1, 'one "not cached" warning, from the one computation');
 });
 
 test('default corpus: corpus-train.txt in the model folder (the demo world)', { skip: NO_TOK }, async () => {

@@ -43,8 +43,28 @@ export function checkCanBeFolder(dir: string): void {
   }
 }
 
-/** Whether a process of this machine runs with that pid (for temporary folders named after one). */
-export function processAlive(pid: number): boolean {
+/**
+ * Removes the folders in `parent` that a killed process left: names matching `pattern`, whose
+ * first group is the pid of the process that wrote them, when that process is gone. Only this
+ * user's (another's may be a live write in another process namespace), and best-effort: cleaning
+ * up never stands in the way of the work that called it.
+ */
+export function removeDeadTempFolders(parent: string, pattern: RegExp): void {
+  const uid = process.getuid?.();
+  for (const f of fs.readdirSync(parent)) {
+    const m = pattern.exec(f);
+    if (!m || processAlive(Number(m[1]))) continue;
+    const dir = path.join(parent, f);
+    try {
+      if (uid !== undefined && fs.statSync(dir).uid !== uid) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* left for its owner */
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

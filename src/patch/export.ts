@@ -28,7 +28,7 @@ import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, write
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
-import { checkCanBeFolder, makeDirs, processAlive } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs, removeDeadTempFolders } from '../io/dirs.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
 
@@ -159,20 +159,7 @@ function tempDirBeside(out: string, tag: string): string {
  * ('amend-old' folders are left alone: one may hold the only copy of a replaced output.)
  */
 function removeStaleExports(parent: string): void {
-  const uid = process.getuid?.();
-  for (const f of fs.readdirSync(parent)) {
-    const m = /^\..+\.amend-export-(\d+)-[a-z0-9]+$/.exec(f);
-    if (!m || processAlive(Number(m[1]))) continue;
-    const dir = path.join(parent, f);
-    try {
-      // Only this user's (another's may be a live export in another process namespace), and only
-      // when it can be: cleaning up never stands in the way of the export itself.
-      if (uid !== undefined && fs.statSync(dir).uid !== uid) continue;
-      fs.rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* left for its owner */
-    }
-  }
+  removeDeadTempFolders(parent, /^\..+\.amend-export-(\d+)-[a-z0-9]+$/);
 }
 
 /** Moves the finished temp dir to `out`, replacing an existing one (already checked). */
@@ -373,30 +360,35 @@ export async function exportPatched(
   checkExportDir(path.resolve(outDir), null, opts.force === true);
   const loaded = patches.map((p) => (typeof p === 'string' ? EditPatch.load(p) : p));
   const model = typeof modelIdOrDir === 'string' ? await CausalLM.load(modelIdOrDir, { noTokenizer: true }) : modelIdOrDir;
-  const session = editSession(model);
-  const apply: ApplyOptions = { force: opts.ignoreFingerprint === true };
-  const applied: EditPatch[] = [];
+  applyPatchesInOrder(model, loaded, { force: opts.ignoreFingerprint === true });
   try {
-    for (const p of loaded) {
-      assertNotCarried(model, p); // whatever the fingerprint check says: twice is never one edit
-      session.apply(p, apply);
-      applied.push(p);
-    }
     return exportModel(model, outDir, opts);
   } catch (err) {
-    for (let i = applied.length - 1; i >= 0; i--) session.revert(applied[i]!);
+    const session = editSession(model);
+    for (let i = loaded.length - 1; i >= 0; i--) session.revert(loaded[i]!);
     throw err;
   }
 }
 
 /**
- * Refuses a patch that a checkpoint exported by Amend already carries (its weight files record
- * the patches in them): applied again, its change would be added twice.
+ * Applies patches in order to the model's edit session. One that the checkpoint already carries
+ * (its export recorded it) is refused, whatever the fingerprint check says: applied again, its
+ * change would count twice. If any fails, those applied before it are reverted: the model is as
+ * it was.
  */
-export function assertNotCarried(model: CausalLM, patch: EditPatch): void {
-  const carried = model.dir ? exportProvenance(model.dir)?.patches ?? [] : [];
-  if (carried.some((c) => c.id === patch.id)) {
-    throw new AmendError(`${patch.label} is already in ${model.dir} (its export recorded it); applying it again would add its change twice`);
+export function applyPatchesInOrder(model: CausalLM, patches: readonly EditPatch[], opts: ApplyOptions = {}): void {
+  const carried = new Set(model.dir ? exportProvenance(model.dir)?.patches.map((c) => c.id) ?? [] : []);
+  const session = editSession(model);
+  const applied: EditPatch[] = [];
+  try {
+    for (const p of patches) {
+      if (carried.has(p.id)) throw new AmendError(`${p.label} is already in ${model.dir} (its export recorded it); applying it again would add its change twice`);
+      session.apply(p, opts);
+      applied.push(p);
+    }
+  } catch (err) {
+    for (let i = applied.length - 1; i >= 0; i--) session.revert(applied[i]!);
+    throw err;
   }
 }
 

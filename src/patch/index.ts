@@ -27,7 +27,7 @@ export {
   exportPatched,
   checkExportDir,
   exportProvenance,
-  assertNotCarried,
+  applyPatchesInOrder,
   type ExportProvenance,
   parseExportDType,
   type ExportDType,

@@ -64,6 +64,14 @@ export function corpusSpecOf(corpus: string | CorpusSpec | undefined, model: Cau
 
 const sha = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex');
 
+/** A file's sha256, read once per process for the same path, size and modification time. */
+const shaByFile = new Map<string, string>();
+function contentSha(file: string, where: string): string {
+  let h = shaByFile.get(where);
+  if (h === undefined) shaByFile.set(where, (h = sha(fs.readFileSync(file))));
+  return h;
+}
+
 function slugOf(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 48) || 'corpus';
 }
@@ -110,9 +118,8 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       // A file up to 64 MiB is known by its content, so the same corpus in another place (another
       // project's copy of the installed demo world) finds the same cached statistics; a larger one
       // by its path, size and modification time, which cost no read.
-      const id = st.size <= 64 << 20
-        ? `${spec.kind}:sha256:${sha(fs.readFileSync(abs))}${suffix}`
-        : `${spec.kind}:${abs}:${st.size}:${Math.trunc(st.mtimeMs)}${suffix}`;
+      const where = `${abs}:${st.size}:${Math.trunc(st.mtimeMs)}`;
+      const id = st.size <= 64 << 20 ? `${spec.kind}:sha256:${contentSha(abs, where)}${suffix}` : `${spec.kind}:${where}${suffix}`;
       return { spec, id, slug: slugOf(path.basename(abs)), label: abs };
     }
     case 'dir': {

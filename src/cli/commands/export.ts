@@ -5,7 +5,7 @@ import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { EditPatch } from '../../patch/patch.js';
 import { editSession } from '../../patch/session.js';
-import { assertNotCarried, checkExportDir, exportModel, exportProvenance, parseExportDType, type ExportResult } from '../../patch/export.js';
+import { applyPatchesInOrder, checkExportDir, exportModel, exportProvenance, parseExportDType, type ExportResult } from '../../patch/export.js';
 import { shortFingerprint } from '../../models/fingerprint.js';
 import { listOption, type CommandSpec, type OptionSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
@@ -58,14 +58,9 @@ export function loadPatches(files: string[]): EditPatch[] {
   return files.map((f) => EditPatch.load(f));
 }
 
-/** Applies patches in order to the model's edit session (a patch applied in another order than it
- * was computed in gets the session's warning on stderr). */
+/** Applies patches in order (applyPatchesInOrder; one applied out of its order gets the session's warning). */
 export function applyPatches(model: CausalLM, patches: EditPatch[], ignoreFingerprint: boolean): void {
-  const session = editSession(model);
-  for (const p of patches) {
-    assertNotCarried(model, p);
-    session.apply(p, { force: ignoreFingerprint });
-  }
+  applyPatchesInOrder(model, patches, { force: ignoreFingerprint });
 }
 
 /** Exports with a progress bar; prints the result (text or JSON). */
