@@ -25,3 +25,11 @@ test('npm pack ships the CLI, the native sources, the demo world and every prese
   assert.ok(![...files].some((f) => f.startsWith('test/') || f.startsWith('dist/test/')), 'the tests are not');
   assert.ok(!files.has('amend'), 'nor the checkout\'s ./amend launcher (the package has its bin)');
 });
+
+// The package does not ship src/*.ts, so a source map is only useful to a user's debugger or stack
+// traces when it carries the sources inside it.
+test('the shipped source maps carry their TypeScript sources', () => {
+  const map = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'dist', 'src', 'index.js.map'), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+  assert.equal(map.sourcesContent?.length, map.sources.length);
+  assert.equal(map.sourcesContent![0], fs.readFileSync(path.join(repoRoot(), 'src', 'index.ts'), 'utf8'));
+});
