@@ -260,7 +260,7 @@ test('a run that fails before its first checkpoint leaves nothing in the report 
   assert.equal(fs.readFileSync(file, 'utf8'), 'x');
 });
 
-test('a batch edits its other cases when one is refused; a short last batch is a regime of its own size', { skip }, async () => {
+test('a batch edits its other cases when one is refused; a short last batch counts in its run\'s regime', { skip }, async () => {
   const m = await tiny();
   const before = weightsCopy(m);
   const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 5 });
@@ -276,8 +276,9 @@ test('a batch edits its other cases when one is refused; a short last batch is a
       else assert.ok(rec.error === undefined && rec.metrics.length > 0, `case ${rec.index} was edited and scored`);
     }
     if ('batch' in mode) {
-      // 5 cases in batches of 3: the last batch edits 2 cases together.
-      assert.deepEqual(r.records.map((x) => [x.regime, x.batchSize]), [['batch-3', 3], ['batch-3', 3], ['batch-3', 3], ['batch-2', 2], ['batch-2', 2]]);
+      // 5 cases in batches of 3: the last batch edits 2 cases together, and they are reported as batch-3's.
+      assert.deepEqual(r.records.map((x) => [x.regime, x.batchSize, x.callSize]), [['batch-3', 3, undefined], ['batch-3', 3, undefined], ['batch-3', 3, undefined], ['batch-3', 3, 2], ['batch-3', 3, 2]]);
+      assert.deepEqual(r.summary!.rows.filter((row) => row.name === 'efficacy_score').map((row) => [row.regime, row.count]), [['batch-3', 4]]);
     }
   }
 });

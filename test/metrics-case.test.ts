@@ -242,6 +242,21 @@ test('random GPT-2: greedy QA, sampled fluency and TF-IDF consistency', { skip: 
     const multi: EditCase = { ...c, edits: [{ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue }] };
     const mm = scoreCase(model, multi, { qa: true }).metrics;
     assert.equal(get(mm, 'qa.multi_hop_any_em').value, get(mm, 'qa.portability.multi_hop_em').value);
+
+    // A long alias must not spoil a correct short answer: each alias is compared with the greedy
+    // continuation cut at its own length (EasyEdit generates len(target) tokens for its target).
+    const t = model.tok();
+    const found = ['The capital city is', 'My favourite food is', 'He was born in', 'She plays the', 'It was made by', 'They went to']
+      .map((p) => ({ p, word: t.decode(generate(model, [t.encode(p)], { maxNewTokens: 1 })[0]!) }))
+      .find(({ p, word }) => /^ [A-Za-z]{2,}$/.test(word) && t.encode(`${p}${word}`).length === t.encode(p).length + 1);
+    assert.ok(found, 'one of the prompts continues with a one-token word');
+    const short = found.word.trim();
+    const withAlias: EditCase = { ...c, portabilityGroups: { multi_hop: [{ prompt: found.p, answer: short, aliases: [`${short} and then a great many more words after it`] }] } };
+    const sa = scoreCase(model, withAlias, { qa: true });
+    const detail = sa.qa!.find((d) => d.role === 'portability')!;
+    assert.ok(detail.generated.trim().length > short.length, `the recorded continuation runs to the alias's length: "${detail.generated}"`);
+    assert.equal(get(sa.metrics, 'qa.portability_em').value, 1);
+    assert.equal(get(sa.metrics, 'qa.portability_f1').value, 1);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

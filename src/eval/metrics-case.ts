@@ -19,7 +19,8 @@
  *   rewrite prompt(s), paraphrase_score / _magnitude on the rephrase prompts, neighborhood_score /
  *   _magnitude on the neighbourhood prompts (see metrics.ts for the definitions).
  * - generation-qa (opt-in `qa`): greedy decoding of len(answer tokens) + extraTokens tokens, exact
- *   match and token F1 after SQuAD normalisation against the answer and its aliases:
+ *   match and token F1 after SQuAD normalisation against the answer and its aliases, each alias
+ *   against the continuation cut at its own length (the best alias counts):
  *   qa.rewrite_em/_f1, qa.rephrase_em/_f1, qa.portability[.<key>]_em/_f1, qa.locality_agree (the
  *   greedy answer equals the unedited model's, when the baseline has them), qa.multi_hop_any_em
  *   (multi-edit cases: any multi-hop question answered exactly, MQuAKE's rule).
@@ -126,6 +127,7 @@ export interface QaDetail {
   group?: string;
   prompt: string;
   answers: string[];
+  /** The greedy continuation at the longest answer's length (em and f1 cut it per answer). */
   generated: string;
   em: number;
   f1: number;
@@ -252,6 +254,17 @@ function checkBaseline(c: EditCase, b: LocalityBaseline): void {
 
 /** Greedy continuation of each prompt, long enough for its longest answer (+ extraTokens). */
 export function greedyAnswers(model: EvalModel, items: readonly { prompt: string; answers: readonly string[] }[], o: QaOptions = {}): string[] {
+  return greedyAnswerCuts(model, items, o).map((g) => g.longest);
+}
+
+/**
+ * One greedy continuation per prompt, cut once per answer at that answer's own token count
+ * (+ extraTokens). EasyEdit generates len(target) tokens for its one target; with aliases of
+ * different lengths each alias is compared with a continuation of its own length, so that a long
+ * alias does not turn a correct short answer into a miss. (Greedy decoding's first n tokens do not
+ * depend on how many more follow, so one generation serves every cut.)
+ */
+function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; answers: readonly string[] }[], o: QaOptions): { answers: string[]; cuts: string[]; longest: string }[] {
   const tok = model.tok();
   const extra = o.extraTokens ?? 0;
   const batchSize = o.batchSize ?? 16;
@@ -259,22 +272,26 @@ export function greedyAnswers(model: EvalModel, items: readonly { prompt: string
   const prepared = items.map((it) => {
     const answers = it.answers.filter((a) => a.trim() !== '');
     if (answers.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no answer`);
-    const len = Math.max(...answers.map((a) => encodePair(tok, it.prompt, a).target.length));
+    const lens = answers.map((a) => Math.min(encodePair(tok, it.prompt, a).target.length, 64) + extra);
     const ids = tok.encode(it.prompt);
     if (ids.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no tokens`);
-    return { ids, n: Math.min(len, 64) + extra };
+    return { ids, answers, lens, n: Math.max(...lens) };
   });
   const order = prepared.map((_, i) => i).sort((a, b) => prepared[a]!.n - prepared[b]!.n);
-  const out: string[] = new Array(items.length);
+  const out: { answers: string[]; cuts: string[]; longest: string }[] = new Array(items.length);
+  // Stop at the first line break once something was said (EasyEdit's generate-text stops at "\n").
+  const firstLine = (text: string) => {
+    const nl = text.search(/\n/);
+    return nl > 0 && text.slice(0, nl).trim() !== '' ? text.slice(0, nl) : text;
+  };
   for (let s = 0; s < order.length; s += batchSize) {
     const chunk = order.slice(s, s + batchSize);
     const maxNew = Math.max(...chunk.map((i) => prepared[i]!.n));
     const gen = generate(model, chunk.map((i) => prepared[i]!.ids), { maxNewTokens: maxNew, greedy: true });
     chunk.forEach((i, k) => {
-      const text = tok.decode(gen[k]!.slice(0, prepared[i]!.n));
-      // Stop at the first line break once something was said (EasyEdit's generate-text stops at "\n").
-      const nl = text.search(/\n/);
-      out[i] = nl > 0 && text.slice(0, nl).trim() !== '' ? text.slice(0, nl) : text;
+      const p = prepared[i]!;
+      const cut = (n: number) => firstLine(tok.decode(gen[k]!.slice(0, n)));
+      out[i] = { answers: p.answers, cuts: p.lens.map(cut), longest: cut(p.n) };
     });
   }
   return out;
@@ -446,12 +463,14 @@ function scoreQa(model: EvalModel, cases: readonly EditCase[], results: CaseScor
       }
     }
   });
-  const generated = greedyAnswers(model, jobs, o);
+  const generated = greedyAnswerCuts(model, jobs, o);
   const details: QaDetail[][] = cases.map(() => []);
   const agree: number[][] = cases.map(() => []);
   jobs.forEach((j, k) => {
-    const g = generated[k]!;
-    const d: QaDetail = { role: j.role, prompt: j.prompt, answers: j.answers, generated: g, em: exactMatch(g, j.answers), f1: tokenF1(g, j.answers) };
+    const { answers, cuts, longest: g } = generated[k]!;
+    const em = Math.max(...answers.map((a, x) => exactMatch(cuts[x]!, [a])));
+    const f1 = Math.max(...answers.map((a, x) => tokenF1(cuts[x]!, [a])));
+    const d: QaDetail = { role: j.role, prompt: j.prompt, answers: j.answers, generated: g, em, f1 };
     if (j.group !== undefined) d.group = j.group;
     details[j.caseIndex]!.push(d);
     if (j.role === 'locality') {

@@ -38,7 +38,7 @@ export type Regime = 'single' | `batch-${number}` | 'score-after-each' | 'apply-
 
 export const REGIME_DESCRIPTIONS: Record<string, string> = {
   single: 'single edits, the model restored exactly between cases',
-  batch: 'K cases edited at once, scored, then reverted',
+  batch: 'K cases edited at once (the last batch fewer when K does not divide the number of cases), scored, then reverted',
   'score-after-each': 'sequential: each case scored right after its own edit (edits stacked)',
   'apply-all-then-score': 'sequential: all T edits applied, then every case scored',
 };
@@ -60,9 +60,11 @@ export interface CaseRecord {
   /** The case's relation (CounterFact's relation_id), for the per-relation breakdown. */
   relation?: string;
   regime: Regime;
-  /** Batch runs: the batch size and which batch of that size. */
+  /** Batch runs: the batch size K of the run and which batch of that size. */
   batchSize?: number;
   batch?: number;
+  /** Batch runs: the cases edited in this case's call, when fewer than K (the last batch, n not a multiple of K). */
+  callSize?: number;
   /** Batch runs: the edit call that edited it, counted from 0 over the run (a sweep's batches apart). */
   call?: number;
   /**

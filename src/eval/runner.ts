@@ -91,10 +91,8 @@ export interface EvalResult {
 
 interface Unit {
   cases: number[];
-  /** Cases edited together: k, or fewer in the last batch of a batch:k run. */
+  /** The k of the batch:k run this batch belongs to (its last batch may hold fewer cases). */
   batchSize?: number;
-  /** The k of batch:k that this batch belongs to. */
-  setting?: number;
   batch?: number;
 }
 
@@ -120,8 +118,9 @@ const chunks = (n: number, k: number) => Array.from({ length: Math.ceil(n / k) }
 
 function planUnits(mode: EvalMode, n: number): Unit[] {
   if (mode === 'single' || 'sequential' in mode) return chunks(n, stepOf(mode)).map((cases) => ({ cases }));
-  // A last batch shorter than k is a batch of its own size (a regime of its own in the summary).
-  return [mode.batch].flat().flatMap((k) => chunks(n, k).map((cases, batch) => ({ cases, batchSize: cases.length, setting: k, batch })));
+  // A last batch shorter than k belongs to the batch-k run, as the last chunk of kmeng01/memit's
+  // and EasyEdit's batch loops does; its cases say how many were edited with them (callSize).
+  return [mode.batch].flat().flatMap((k) => chunks(n, k).map((cases, batch) => ({ cases, batchSize: k, batch })));
 }
 
 /**
@@ -139,7 +138,7 @@ export function sharedSubjectEdits(cases: readonly EditCase[], mode: EvalMode): 
     const subjects = unit.cases.flatMap((i) => caseRequests(cases[i]!)).map((r) => r.subject.trim());
     const count = new Map<string, number>();
     for (const x of subjects) count.set(x, (count.get(x) ?? 0) + 1);
-    const row = out.find((r) => r.batchSize === unit.setting)!;
+    const row = out.find((r) => r.batchSize === unit.batchSize)!;
     row.edits += subjects.length;
     row.shared += subjects.filter((x) => count.get(x)! > 1).length;
   }
@@ -327,7 +326,9 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       const casesEdited = editedAfter(done + 1);
       const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
       const tags = (): Partial<CaseRecord> =>
-        unit.batchSize ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch, call: done } : sequential ? { edit: casesEdited, scoredAfter: casesEdited } : { regime: unitRegime };
+        unit.batchSize
+          ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch, call: done, ...(unit.cases.length < unit.batchSize ? { callSize: unit.cases.length } : {}) }
+          : sequential ? { edit: casesEdited, scoredAfter: casesEdited } : { regime: unitRegime };
       let patch: EditPatch | null = null;
       let cost: CaseCost | undefined;
       let refused: string | undefined;
@@ -438,7 +439,7 @@ function orderKeys(r: CaseRecord): CaseRecord {
   if (r.id !== undefined) out.id = r.id;
   if (r.relation !== undefined) out.relation = r.relation;
   out.regime = r.regime;
-  for (const k of ['batchSize', 'batch', 'call', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa'] as const) {
+  for (const k of ['batchSize', 'batch', 'call', 'callSize', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa'] as const) {
     if (r[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = r[k];
   }
   return out;
