@@ -91,6 +91,11 @@ test('the rule for models without a preset', () => {
   assert.deepEqual(ruleHparams('memit', gptj).layers, [3, 4, 5, 6, 7]);
   const tiny = fakeModel(GPT2(3, 32), '/m/tiny');
   assert.deepEqual(ruleHparams('memit', tiny).layers, [1]);
+  // never the last layer, whose change at the subject's token cannot reach the prediction
+  const tinyRotary = fakeModel(LLAMA(3, 64, 256), '/m/tiny-llama');
+  assert.deepEqual(ruleHparams('memit', tinyRotary).layers, [1]);
+  assert.deepEqual(ruleHparams('rome', tinyRotary).layers, [0]);
+  assert.deepEqual(ruleHparams('memit', fakeModel(LLAMA(1, 64, 256), '/m/one-layer')).layers, [0]);
   const r = resolveHparams('rome', gpt2small);
   assert.match(r.origin, /^rule/);
   assert.equal(r.hparams.v_loss_layer, 11);
@@ -151,6 +156,11 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   bad(['clamp_norm_fator=2'], /unknown ROME hparam "clamp_norm_fator" \(did you mean "clamp_norm_factor"\?\); valid keys: layers,/);
   bad(['mom2_update_weight=100'], /unknown ROME hparam "mom2_update_weight"/);
   bad(['v_loss_layer=60'], /v_loss_layer 60 is out of range/);
+  // At or above the loss layer a change at the subject's token cannot reach the prediction.
+  bad(['layers=[47]'], /layer 47 is not below v_loss_layer 47, so a change at the subject's token cannot reach the prediction after the prompt .*edit a layer below 47, or use fact_token=last/);
+  bad(['layers=[20]', 'v_loss_layer=20'], /layer 20 is not below v_loss_layer 20/);
+  bad(['layers=[44, 45, 46, 47]'], /layer 47 is not below v_loss_layer 47/, 'memit');
+  assert.deepEqual(resolveHparams('rome', gpt2xl, { overrides: parseSets(['layers=[47]', 'fact_token=last']) }).hparams.layers, [47]);
   bad(['kl_prompts=["is a"]'], /exactly one "\{\}"/);
   assert.throws(() => parseSets(['layers']), /--set expects key=value, got "layers"/);
   assert.equal(resolveHparams('memit', gpt2xl, { overrides: parseSets(['mom2_update_weight=1e4']) }).hparams.mom2_update_weight, 10000);

@@ -264,7 +264,10 @@ export function presetByName(method: EditMethod, name: string): Preset {
  */
 export function ruleHparams(method: EditMethod, model: CausalLM): HparamValues {
   const L = model.config.layers;
-  const romeLayer = Math.max(0, Math.min(L - 1, Math.floor(model.config.family === 'gpt2' ? L / 3 : L / 6)));
+  // The last layer is never chosen: a change at the subject's token there cannot reach the
+  // prediction after the prompt (no attention layer follows it), so its v* gradient is zero.
+  const top = Math.max(0, L - 2);
+  const romeLayer = Math.min(top, Math.floor(model.config.family === 'gpt2' ? L / 3 : L / 6));
   const names = moduleNames(model);
   // Llama-family models take the optimisation settings of EasyEdit's Llama/Mistral/Qwen2 presets
   // (v_weight_decay 1e-3, 25 steps; MEMIT clamp_norm_factor 4); the others those of the original
@@ -274,7 +277,7 @@ export function ruleHparams(method: EditMethod, model: CausalLM): HparamValues {
     return { layers: [romeLayer], v_loss_layer: L - 1, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25 } : {}) };
   }
   const width = Math.max(1, Math.min(5, Math.floor(L / 4)));
-  const last = Math.min(L - 1, Math.max(romeLayer + (model.config.family === 'gpt2' ? 0 : 3), width - 1));
+  const last = Math.min(top, Math.max(romeLayer + (model.config.family === 'gpt2' ? 0 : 3), width - 1));
   const layers = Array.from({ length: width }, (_, i) => last - width + 1 + i);
   return { layers, v_loss_layer: L - 1, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25, clamp_norm_factor: 4 } : {}) };
 }
@@ -520,6 +523,16 @@ export function validateForModel(method: EditMethod, hp: EditHparams, model: Cau
   if (new Set(hp.layers).size !== hp.layers.length) throw new AmendError(`${method.toUpperCase()}: layers ${JSON.stringify(hp.layers)} repeat a layer`);
   if (hp.v_loss_layer >= L) {
     throw new AmendError(`${method.toUpperCase()}: v_loss_layer ${hp.v_loss_layer} is out of range (the model has ${L} layers; use ${L - 1})`);
+  }
+  // v*/z is a change at the lookup token of the (last) edited layer, scored at v_loss_layer's
+  // output after the prompt. Unless the lookup token is the prompt's last one, only a later layer's
+  // attention carries the change there; at or above v_loss_layer its gradient is exactly zero.
+  const top = Math.max(...hp.layers);
+  if (hp.fact_token !== 'last' && top >= hp.v_loss_layer) {
+    throw new AmendError(
+      `${method.toUpperCase()}: layer ${top} is not below v_loss_layer ${hp.v_loss_layer}, so a change at the subject's token cannot reach the prediction after the prompt ` +
+        `(no attention layer follows it there); ${hp.v_loss_layer >= 1 ? `edit a layer below ${hp.v_loss_layer}` : 'edit a lower layer'}, or use fact_token=last`,
+    );
   }
   if (typeof hp.rewrite_module_tmp === 'string' && hp.rewrite_module_tmp !== '') {
     for (const l of hp.layers) {
