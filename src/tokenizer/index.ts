@@ -32,8 +32,9 @@ export function fillTemplate(prompt: string, subject: string): string {
 
 /**
  * Where the subject sits in a prompt: the text before it and the filled prompt.
- * The prompt is a template with "{}" or contains the subject verbatim (first occurrence; a
- * case-insensitive match is accepted when no exact one exists).
+ * The prompt is a template with "{}" or contains the subject verbatim (first occurrence). The match
+ * is case-sensitive, as the references' prompt.replace(subject, "{}"): a prompt that spells the
+ * subject otherwise tokenises otherwise, so it is refused with a hint rather than rewritten.
  */
 export function locateSubject(prompt: string, subject: string): { text: string; charStart: number; charEnd: number } {
   if (typeof subject !== 'string' || subject.length === 0) {
@@ -44,15 +45,17 @@ export function locateSubject(prompt: string, subject: string): { text: string; 
     const charStart = prompt.indexOf('{}');
     return { text, charStart, charEnd: charStart + subject.length };
   }
-  let at = prompt.indexOf(subject);
-  // Case-insensitive, compared slice by slice of the prompt itself: lowercasing the whole prompt
-  // can change its length ("İ" becomes two code units) and shift every index after it.
-  const want = subject.toLowerCase();
-  for (let i = 0; at < 0 && i + subject.length <= prompt.length; i++) {
-    if (prompt.slice(i, i + subject.length).toLowerCase() === want) at = i;
-  }
+  const at = prompt.indexOf(subject);
   if (at < 0) {
-    throw new AmendError(`subject "${subject}" is not in the prompt "${prompt}"; put it in the prompt verbatim or write "{}" where it goes`);
+    // Compared slice by slice of the prompt itself: lowercasing the whole prompt can change its
+    // length ("İ" becomes two code units) and shift every index after it.
+    const want = subject.toLowerCase();
+    let other: string | null = null;
+    for (let i = 0; other === null && i + subject.length <= prompt.length; i++) {
+      if (prompt.slice(i, i + subject.length).toLowerCase() === want) other = prompt.slice(i, i + subject.length);
+    }
+    const hint = other !== null ? ` (it has "${other}": write the subject as the prompt spells it, or write "{}" where it goes)` : '; put it in the prompt verbatim or write "{}" where it goes';
+    throw new AmendError(`subject "${subject}" is not in the prompt "${prompt}"${hint}`);
   }
   return { text: prompt, charStart: at, charEnd: at + subject.length };
 }
