@@ -16,7 +16,8 @@ import {
   packBatches, parseRomeStatsName, readStatsFile, type SecondMoment,
 } from '../src/stats/index.js';
 import { EditPatch, editSession } from '../src/patch/index.js';
-import { withRidge } from '../src/editors/common/stats.js';
+import { secondMoments, withRidge } from '../src/editors/common/stats.js';
+import type { EditHparams } from '../src/editors/hparams.js';
 import { type CliResult, runCli, sharedDir, warningsOf } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
@@ -433,6 +434,31 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   assert.deepEqual(back.mom2, imp.mom2);
   await assert.rejects(layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 99, cacheDir }), /no imported "wikipedia" statistics for layer 2 with 99 samples.*imported: layer 2 × 12 samples/);
   await assert.rejects(layerSecondMoment(model, 1, { corpus: 'wikipedia', samples: 12, cacheDir }), /amend stats --model M --import/);
+
+  // A file named for another architecture's module is refused at import.
+  const llamaNamed = path.join(tmp, 'stats', 'tiny', 'other_stats', 'model.layers.2.mlp.down_proj_float32_mom2_12.npz');
+  romeNpz(llamaNamed, sm, 12);
+  assert.throws(() => importEasyEditStats(llamaNamed, { model }), /file name says model\.layers\.2\.mlp\.down_proj, but this model's MLP down projection at layer 2 is transformer\.h\.2\.mlp\.c_proj/);
+});
+
+test('import: an EasyEdit hparams stats_dir is searched for its .npz files, which then go into the cache', async () => {
+  const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'sd-model'), gpt2Config({ layers: 3 }), 12));
+  const ids = Array.from({ length: 12 }, (_, i) => Array.from({ length: 5 + i }, (_, t) => (i * 11 + t * 5) % 100));
+  const sm = await layerSecondMoment(model, 1, { corpus: { kind: 'ids', ids }, noCache: true });
+  // EasyEdit's layout: {stats_dir}/{model_name}/{ds}_stats/{layer_name}_float32_mom2_{n}.npz
+  const statsDir = path.join(tmp, 'easyedit', 'data', 'stats');
+  romeNpz(path.join(statsDir, 'gpt2-xl', 'wikipedia_stats', 'transformer.h.1.mlp.c_proj_float32_mom2_12.npz'), sm, 12);
+  const cacheDir = path.join(tmp, 'cache-sd');
+  const hp = { mom2_dataset: 'wikipedia', mom2_n_samples: 12, stats_dir: statsDir } as EditHparams;
+  const [got] = await secondMoments(model, [1], hp, { options: { cacheDir } });
+  assert.equal(got!.count, sm.count);
+  assert.ok(relErr(got!.mom2, sm.mom2) < 1e-6);
+  // now in the cache: found there without the folder
+  const again = await layerSecondMoment(model, 1, { corpus: 'wikipedia', samples: 12, cacheDir });
+  assert.equal(again.source, 'cache');
+  // no file for layer 0: the error names where it looked
+  await assert.rejects(secondMoments(model, [0], hp, { options: { cacheDir } }),
+    (e: unknown) => e instanceof AmendError && e.message.includes(path.join(statsDir, '*', 'wikipedia_stats', 'transformer.h.0.mlp.c_proj_float32_mom2_12.npz')));
 });
 
 const PY = '/usr/bin/python3';

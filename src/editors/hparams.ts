@@ -63,7 +63,7 @@ const COMMON: Record<string, HparamSpec> = {
   // EasyEdit bookkeeping, accepted so its files load unchanged.
   alg_name: { kind: 'string', help: 'EasyEdit: method name (checked against --method)', ignored: true },
   model_name: { kind: 'string', help: 'EasyEdit: model path (not used: --model decides)', ignored: true },
-  stats_dir: { kind: 'string', help: 'where covariance statistics are cached' },
+  stats_dir: { kind: 'string', help: 'EasyEdit: its folder of .npz statistics ({stats_dir}/{model}/{mom2_dataset}_stats/), imported when the cache lacks them (the cache is $AMEND_CACHE)' },
   device: { kind: 'int', help: 'EasyEdit: CUDA device (not used)', ignored: true },
   model_parallel: { kind: 'bool', help: 'EasyEdit: model parallelism (not used)', ignored: true },
   fp16: { kind: 'bool', help: 'EasyEdit: half precision (not used: compute is float32)', ignored: true },

@@ -110,7 +110,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   const done = new Map<number, SecondMoment>();
 
   if (o.corpus.spec.kind === 'imported') {
-    for (const l of wanted) done.set(l, findImported(model, l, o.corpus.spec.name!, opts.samples, opts.cacheDir, fingerprint));
+    for (const l of wanted) done.set(l, findImported(model, l, o.corpus.spec.name!, opts.samples, opts.cacheDir, fingerprint, opts.npzDir));
     return layers.map((l) => done.get(l)!);
   }
 

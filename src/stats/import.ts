@@ -96,6 +96,9 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
     if (dim !== c.ffn) {
       throw new AmendError(`${npzPath}: the statistics are ${dim}-wide, but this model's MLP keys are ${c.ffn}-wide — they belong to another model`);
     }
+    if (name.layerName && !namesModelModule(opts.model, layer, name.layerName)) {
+      throw new AmendError(`${npzPath}: the file name says ${name.layerName}, but this model's MLP down projection at layer ${layer} is ${downModuleName(opts.model, layer)} — the statistics are for another architecture (rename the file if they are this model's)`);
+    }
   }
   let samples = name.samples;
   const ss = arrays.get('sample_size');
@@ -154,9 +157,13 @@ export function importStatsToCache(npzPath: string, opts: ImportOptions & { mode
   return { ...sm, file };
 }
 
-/** Imported statistics from the cache, or a clear error saying what is there and how to import. */
+/**
+ * Imported statistics from the cache; failing that, from a ROME / EasyEdit folder of .npz files
+ * (`npzDir`, imported into the cache on the way); else a clear error saying what is there and how
+ * to import.
+ */
 export function findImported(model: CausalLM, layer: number, dataset: string, samples: number | undefined,
-  cacheDir: string | undefined, fingerprint = modelFingerprint(model)): SecondMoment {
+  cacheDir: string | undefined, fingerprint = modelFingerprint(model), npzDir?: string): SecondMoment {
   const corpus = resolveCorpus({ kind: 'imported', name: dataset });
   const n = samples ?? DEFAULT_SAMPLES;
   const file = statsCachePath(cacheDir, { fingerprint, layer, corpusId: corpus.id, corpusSlug: corpus.slug, samples: n, maxLength: 0 });
@@ -166,14 +173,61 @@ export function findImported(model: CausalLM, layer: number, dataset: string, sa
     sm.source = 'cache';
     return sm;
   }
+  const npz = npzDir ? findNpz(model, npzDir, dataset, layer, n) : null;
+  if (npz) {
+    const sm = importEasyEditStats(npz, { model, layer, dataset });
+    sm.fingerprint = fingerprint;
+    sm.requestedSamples = n;
+    if (!sm.samples) sm.samples = n;
+    writeStatsFile(file, sm, { corpus_label: `imported from ${path.resolve(npz)}`, imported_from: path.resolve(npz) });
+    return { ...sm, file };
+  }
   const dir = path.dirname(file);
   const have = fs.existsSync(dir)
     ? fs.readdirSync(dir).map((f) => /^layer(\d+)\.mom2\.n(\d+)\.t0\.safetensors$/.exec(f)).filter((m) => m !== null)
       .map((m) => `layer ${m![1]} × ${m![2]} samples`)
     : [];
+  const down = downModuleName(model, layer);
   throw new AmendError(`no imported "${dataset}" statistics for layer ${layer} with ${n} samples for this model`
     + (have.length ? ` (imported: ${have.join(', ')})` : '')
+    + (npzDir ? ` (nor ${path.join(npzDir, '*', `${dataset}_stats`, `${down}_float32_mom2_${n}.npz`)})` : '')
     + `; import ROME / EasyEdit stats with: amend stats --model M --import FILE.npz --layer ${layer}, or give a corpus file`);
+}
+
+/** The model's MLP down projection at `layer` as ROME / EasyEdit name it in their file names. */
+function downModuleName(model: CausalLM, layer: number): string {
+  return model.spec.layers[layer]!.down.w.replace(/\.weight$/, '');
+}
+
+/** Whether a file's layer name is this model's down projection (checkpoints may add or drop a prefix). */
+export function namesModelModule(model: CausalLM, layer: number, layerName: string): boolean {
+  const want = downModuleName(model, layer);
+  return layerName === want || want.endsWith(`.${layerName}`) || layerName.endsWith(`.${want}`);
+}
+
+/**
+ * {npzDir}/{model_name}/{dataset}_stats/{layer_name}_{precision}_mom2…_{n}.npz for this model's
+ * layer: the model_name folder is whatever EasyEdit named it, so every folder is looked in, and
+ * one named like the model's own folder wins when several hold a match.
+ */
+function findNpz(model: CausalLM, npzDir: string, dataset: string, layer: number, n: number): string | null {
+  if (!fs.existsSync(npzDir) || !fs.statSync(npzDir).isDirectory()) return null;
+  const found: string[] = [];
+  for (const sub of fs.readdirSync(npzDir, { withFileTypes: true })) {
+    const dir = path.join(npzDir, sub.name, `${dataset}_stats`);
+    if (!sub.isDirectory() || !fs.existsSync(dir)) continue;
+    for (const f of fs.readdirSync(dir)) {
+      const name = parseRomeStatsName(f);
+      if (name.layer === layer && name.samples === n && name.stats?.includes('mom2') && name.layerName && namesModelModule(model, layer, name.layerName)) {
+        found.push(path.join(dir, f));
+      }
+    }
+  }
+  if (found.length <= 1) return found[0] ?? null;
+  const own = model.dir ? path.basename(model.dir) : '';
+  const mine = found.filter((f) => path.basename(path.dirname(path.dirname(f))) === own);
+  if (mine.length === 1) return mine[0]!;
+  throw new AmendError(`several statistics files in ${npzDir} fit layer ${layer} of this model (${found.join(', ')}); import one with amend stats --import FILE.npz`);
 }
 
 /**

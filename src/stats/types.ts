@@ -73,6 +73,13 @@ export interface StatsOptions {
    * stats/ folder.
    */
   cacheDir?: string;
+  /**
+   * A folder of ROME / EasyEdit statistics laid out as they save them,
+   * {npzDir}/{model_name}/{dataset}_stats/{layer_name}_float32_mom2_{n}.npz (EasyEdit's stats_dir).
+   * Imported statistics (a dataset name as corpus) that the cache lacks are looked up there and
+   * imported into the cache.
+   */
+  npzDir?: string;
   /** Neither read nor write the cache. */
   noCache?: boolean;
   /** Recompute even when cached, and overwrite the cached file. */

@@ -59,7 +59,7 @@ export async function secondMoments(model: CausalLM, layers: readonly number[], 
     got = await layerSecondMoments(model, layers, {
       corpus: corpusOf(hp, model),
       samples: hp.mom2_n_samples,
-      cacheDir: hp.stats_dir,
+      npzDir: hp.stats_dir,
       ...req.options,
     });
   }
