@@ -19,13 +19,27 @@ test('meanCI: Student t interval on hand-computed values', () => {
   close(s.low, 2.5 - 2.05397);
   close(s.high, 2.5 + 2.05397);
   assert.equal(s.count, 4);
-  assert.deepEqual(meanCI([0.5]), { mean: 0.5, std: 0, low: 0.5, high: 0.5, count: 1 });
+  // One value has no spread to estimate: no interval.
+  const one = meanCI([0.5]);
+  assert.deepEqual([one.mean, one.std, one.count], [0.5, 0, 1]);
+  assert.ok(Number.isNaN(one.low) && Number.isNaN(one.high));
   assert.equal(meanCI([Number.NaN, 1, 1]).count, 2); // NaN left out
-  // Scores in [0, 1]: t's interval for [1, 1, 0] is 2/3 ± 4.303·0.577/√3 = [-0.768, 2.101]; cut to [0, 1].
-  const open = meanCI([1, 1, 0]), cut = meanCI([1, 1, 0], [0, 1]);
-  assert.ok(open.low < -0.76 && open.high > 2.1);
+  // Scores in [0, 1]: t's interval for [1, 1, 0.1] is 0.7 ± 4.303·0.5196/√3 = [-0.591, 1.991]; cut to [0, 1].
+  const open = meanCI([1, 1, 0.1]), cut = meanCI([1, 1, 0.1], [0, 1]);
+  assert.ok(open.low < -0.59 && open.high > 1.99);
   assert.deepEqual([cut.low, cut.high], [0, 1]);
   assert.equal(cut.mean, open.mean);
+  // Scores that are all 0 or 1 take Wilson's interval: (p + z²/2n) / (1 + z²/n) ± z/(1 + z²/n)·√(p(1−p)/n + z²/4n²).
+  // 5 of 5: centre 1.38415 / 1.76830 = 0.78276, half 1.10838 · 0.19600 = 0.21724 → [0.5655, 1].
+  const all = meanCI([1, 1, 1, 1, 1], [0, 1]);
+  close(all.low, 0.5655);
+  close(all.high, 1);
+  // 2 of 3: centre 0.57310, half 0.36543 → [0.2077, 0.9385].
+  const two = meanCI([1, 1, 0], [0, 1]);
+  close(two.low, 0.2077);
+  close(two.high, 0.9385);
+  // without a [0, 1] range the same values keep t's interval
+  assert.ok(meanCI([1, 1, 0]).low < -0.76);
   assert.ok(Number.isNaN(meanCI([]).mean));
   close(tQuantile975(1), 12.706);
   close(tQuantile975(60), 2.0003, 2e-4);

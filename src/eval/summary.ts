@@ -114,8 +114,10 @@ export function summaryMarkdown(s: EvalSummary): string {
     `- model fingerprint: ${c.model.fingerprint.slice(0, 16)}`,
     `- wall time: ${s.seconds.toFixed(1)} s`,
     '',
-    'Means over cases (costs: over edit calls) with 95 % confidence intervals (Student t). Rows of',
-    'different regimes or protocols are never averaged together.',
+    'Means over cases (costs: over edit calls) with 95 % confidence intervals (Student t; Wilson for',
+    'scores that are all 0 or 1; none for one value). Rows of different regimes or protocols are never',
+    'averaged together. Cases edited in one call (a batch, a sequential run) share that edit, and the',
+    'intervals treat them as independent, so there they understate the spread between runs.',
   ];
   const regimes = [...new Set(s.rows.map((r) => r.regime))];
   for (const regime of regimes) {
