@@ -93,6 +93,8 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:3', '--out', out), /sequential:3 needs 3 cases, but there are only 2/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', path.join(tmp, 'none.txt'), '--out', out), /--qa-template .*none\.txt: cannot read it \(ENOENT\)/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', write('two.txt', 'Q: {} {}'), '--out', out), /--qa-template .*two\.txt: the template has 2 "\{\}" placeholders/);
   assert.ok(!fs.existsSync(out), 'nothing written');
   // Every case refused: an error, not an empty report that looks like a result.
   const same = { ...good, requested_rewrite: { ...good.requested_rewrite, target_new: { str: 'France' } } };

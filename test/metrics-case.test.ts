@@ -9,7 +9,7 @@ import type { EditCase } from '../src/editors/types.js';
 import { CausalLM, generate, gpt2Config, writeRandomCheckpoint, type ForwardOptions, type ModelConfig } from '../src/models/index.js';
 import { Tensor } from '../src/tensor/index.js';
 import type { AmendTokenizer } from '../src/tokenizer/index.js';
-import { greedyAnswers, localityBaseline, localityBaselines, sampleTexts, scoreCase, scoreCases, type EvalModel } from '../src/eval/metrics-case.js';
+import { greedyAnswers, qaPromptText, localityBaseline, localityBaselines, sampleTexts, scoreCase, scoreCases, type EvalModel } from '../src/eval/metrics-case.js';
 import { exactMatch, tokenF1 } from '../src/eval/metrics.js';
 import { nGramEntropy, tfidfSimilarity, type AttributeSnippets } from '../src/eval/metrics-text.js';
 import type { Metric } from '../src/eval/protocols.js';
@@ -210,6 +210,16 @@ test('random GPT-2: greedy QA, sampled fluency and TF-IDF consistency', { skip: 
     const n = model.tok().encode(' Microsoft').length + 2;
     const ref = model.tok().decode(generate(model, [model.tok().encode(prompt)], { maxNewTokens: n })[0]!);
     assert.ok(ref.startsWith(a0!), `${a0} vs ${ref}`);
+
+    // a QA template puts each question inside it ("{}"), or the text before it
+    const tpl = 'Q: What is the capital of France?\nA: Paris\n\nQ: {}\nA:';
+    assert.equal(qaPromptText('Who?', tpl), 'Q: What is the capital of France?\nA: Paris\n\nQ: Who?\nA:');
+    assert.equal(qaPromptText('Who?', 'Context. '), 'Context. Who?');
+    assert.throws(() => qaPromptText('Who?', '{} and {}'), /2 "\{\}" placeholders/);
+    const [inTemplate] = greedyAnswers(model, [{ prompt, answers: ['Microsoft'] }], { template: tpl });
+    const nT = model.tok().encode(' Microsoft').length;
+    const refT = model.tok().decode(generate(model, [model.tok().encode(qaPromptText(prompt, tpl))], { maxNewTokens: nT })[0]!);
+    assert.ok(refT.startsWith(inTemplate!), `${inTemplate} vs ${refT}`);
 
     const baseline = localityBaseline(model, c, { qa: true });
     assert.equal(baseline.qa!['locality']!.length, 1);

@@ -60,6 +60,20 @@ export interface QaOptions {
   extraTokens?: number;
   /** Prompts per generate() call (default 16). */
   batchSize?: number;
+  /**
+   * Text around every question: "{}" marks where the prompt goes (without it the text is put
+   * before the prompt). For in-context examples, e.g. MQuAKE's few-shot multi-hop prompts
+   * followed by "Q: {}\nA:"; the answer is the continuation's first line.
+   */
+  template?: string;
+}
+
+/** A QA prompt inside its template (see QaOptions.template). */
+export function qaPromptText(prompt: string, template?: string): string {
+  if (template === undefined) return prompt;
+  const parts = template.split('{}');
+  if (parts.length > 2) throw new AmendError(`qa: the template has ${parts.length - 1} "{}" placeholders; use one for the prompt, or none to put the text before it`);
+  return parts.length === 2 ? `${parts[0]}${prompt}${parts[1]}` : `${template}${prompt}`;
 }
 
 export interface FluencyOptions {
@@ -273,7 +287,7 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
     const answers = it.answers.filter((a) => a.trim() !== '');
     if (answers.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no answer`);
     const lens = answers.map((a) => Math.min(encodePair(tok, it.prompt, a).target.length, 64) + extra);
-    const ids = tok.encode(it.prompt);
+    const ids = tok.encode(qaPromptText(it.prompt, o.template));
     if (ids.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no tokens`);
     return { ids, answers, lens, n: Math.max(...lens) };
   });

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { AmendError } from '../../errors.js';
 import { loadCases } from '../../data/index.js';
 import { parseSets, resolveHparams } from '../../editors/index.js';
+import { qaPromptText } from '../../eval/metrics-case.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
 import { modeLabel, parseMode, runEval, sharedSubjectEdits } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
@@ -33,6 +34,7 @@ export const spec: CommandSpec = {
     'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (always so for the model folder\'s own corpus-heldout.txt)' },
     'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
     qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
+    'qa-template': { type: 'string', help: 'FILE  text around every --qa question, "{}" where it goes (e.g. few-shot examples ending in "Q: {}\\nA:"); implies --qa' },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model; see amend edit --list-presets)' },
     hparams: { type: 'string', multiple: true, help: 'FILE  hparams file (YAML/JSON, EasyEdit\'s as they are); may be repeated' },
     set: { type: 'string', multiple: true, help: 'key=value  override one hparam; may be repeated' },
@@ -54,6 +56,23 @@ export const spec: CommandSpec = {
     'command with --resume continues from the last checkpoint.',
   ],
 };
+
+/** The --qa-template file, checked before the model loads. */
+function readQaTemplate(file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AmendError(`--qa-template ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (text.trim() === '') throw new AmendError(`--qa-template ${file}: the file is empty; give the text to put around each question, "{}" where it goes`);
+  try {
+    qaPromptText('', text);
+  } catch (err) {
+    throw new AmendError(`--qa-template ${file}: ${(err as Error).message.replace(/^qa: /, '')}`);
+  }
+  return text;
+}
 
 function protocolOf(v: unknown, mode: EvalMode): SequentialProtocol | undefined {
   if (v === undefined) return undefined;
@@ -94,6 +113,7 @@ export async function run(args: Parsed): Promise<void> {
     throw new AmendError('--heldout measures perplexity drift in sequential runs only (--mode sequential:T)');
   }
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
+  const qaTemplate = v['qa-template'] === undefined ? undefined : readQaTemplate(str(v['qa-template'])!);
 
   const model = await loadModel(v.model, json);
   const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
@@ -112,7 +132,7 @@ export async function run(args: Parsed): Promise<void> {
   const statsBar = { bar: null as Progress | null };
   const result = await runEval(model, loaded.cases, {
     method, resolved, mode, protocol, out, resume: v.resume === true, force: v.force === true, checkpointEvery: every,
-    heldout, heldoutTokens, qa: v.qa === true, stopAfter, data: { file: data, format: loaded.format },
+    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, stopAfter, data: { file: data, format: loaded.format },
     onProgress: (p) => {
       const label = STAGES[p.stage];
       if (p.stage === 'checkpoint') return;
