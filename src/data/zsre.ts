@@ -8,7 +8,8 @@ import { hasAll, recordFormat } from './records.js';
  * As EasyEdit's ZsreDataset: the edit is src → alt, ground truth answers[0], generalisation the
  * rephrase, locality the NQ question (kept verbatim, "nq question: ..."), with its answer.
  * Records with an empty `alt` are skipped, as EasyEdit does. (ROME's MENDQADataset instead edits
- * to answers[0]; Amend follows MEND / EasyEdit / WISE, whose `alt` is the counterfactual target.)
+ * to answers[0] and asks the locality question as loc + "?"; Amend follows MEND / EasyEdit / WISE,
+ * whose `alt` is the counterfactual target and whose locality prompt is loc as it is.)
  */
 function zsreCase(rec: Json, ctx: RecordContext): EditCase | { skip: string } {
   const alt = ctx.str(rec, 'alt', { allowEmpty: true });

@@ -13,8 +13,9 @@
  *   rephrase_acc (Generalisation), locality.<key>_acc and locality_acc (agreement of the argmax
  *   with the unedited model's on the locality answer tokens; the mean over sub-keys),
  *   portability.<key>_acc and portability_acc (token accuracy of the portability answers; the mean
- *   over sub-keys), locality_answer_acc (token accuracy of the locality answers themselves, as
- *   ROME's zsRE neighbourhood accuracy).
+ *   over sub-keys), locality_answer_acc (token accuracy of the locality answers themselves, the
+ *   measure of ROME's zsRE neighbourhood accuracy, on the locality prompt as the loader gives it:
+ *   for zsRE EasyEdit's loc, where ROME asks loc + "?").
  * - probability-comparison (ROME CounterFact, needs targetTrue): efficacy_score / _magnitude on the
  *   rewrite prompt(s), paraphrase_score / _magnitude on the rephrase prompts, neighborhood_score /
  *   _magnitude on the neighbourhood prompts (see metrics.ts for the definitions).
