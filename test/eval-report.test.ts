@@ -67,6 +67,23 @@ test('summarizeRecords: never averages across regimes or protocols', () => {
   assert.match(md, /\| 0 \| 10\.0000 \| 1\.0000 \|/);
 });
 
+test('summarizeRecords: the overall score is the harmonic mean of efficacy, paraphrase and neighbourhood means (MEMIT summarize.py)', () => {
+  const pc = (name: string, value: number) => ({ name, protocol: 'probability-comparison' as const, value });
+  const recs: CaseRecord[] = [[1, 0.5, 1], [1, 1, 0.5], [0, 1, 1], [1, 0.5, 0.5]].map(([e, p, n], i) => ({
+    index: i, regime: 'single', metrics: [pc('efficacy_score', e!), pc('paraphrase_score', p!), pc('neighborhood_score', n!)],
+  }));
+  const rows = summarizeRecords(recs);
+  const score = rows.find((r) => r.name === 'score')!;
+  // means 0.75, 0.75, 0.75 → 0.75; written out: 3 / (1/0.75 + 1/0.75 + 1/0.75)
+  close(score.mean, 0.75, 1e-12);
+  assert.deepEqual([score.regime, score.protocol, score.count], ['single', 'probability-comparison', 4]);
+  assert.ok(Number.isNaN(score.ci95[0]) && Number.isNaN(score.ci95[1]), 'a function of three means has no interval here');
+  const uneven = summarizeRecords(recs.map((r, i) => ({ ...r, metrics: r.metrics.map((m) => (m.name === 'neighborhood_score' ? { ...m, value: i < 2 ? 0.2 : 0.3 } : m)) })));
+  close(uneven.find((r) => r.name === 'score')!.mean, 3 / (1 / 0.75 + 1 / 0.75 + 1 / 0.25), 1e-12);
+  // no score without all three
+  assert.ok(!summarizeRecords(recs.map((r) => ({ ...r, metrics: r.metrics.slice(0, 2) }))).some((r) => r.name === 'score'));
+});
+
 test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1], magnitudes [−1, 1], costs ≥ 0)', () => {
   const values = [1, 1, 1, 0.5];
   const seconds = [0.01, 0.01, 0.01, 1];

@@ -8,7 +8,8 @@
  * - CounterFact / ROME: experiments/py/eval_utils_counterfact.py `test_batch_prediction` (mean NLL
  *   per target token of target_new and target_true), experiments/summarize.py (success =
  *   NLL_true > NLL_new, magnitude = exp(-NLL_new) - exp(-NLL_true); neighbourhood the other way
- *   round; score = harmonic mean of ES, PS, NS).
+ *   round; score = harmonic mean of the mean ES, PS, NS as in kmeng01/memit's summarize.py, used by
+ *   summary.ts; kmeng01/rome's takes PS and NS only).
  * - QA: SQuAD's normalize_answer (EasyEdit evaluate_utils.py `normalize_answer`, `exact_match_score`)
  *   and the SQuAD token F1.
  */

@@ -5,6 +5,7 @@
  * score", or teacher forcing and generation, from ever landing in one average.
  */
 import { meanCI } from './ci.js';
+import { harmonicMean } from './metrics.js';
 import { PROTOCOLS, PROTOCOL_DESCRIPTIONS } from './protocols.js';
 import { modeLabel, REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SummaryRow } from './run-types.js';
 
@@ -49,11 +50,31 @@ export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
     if (g.unit !== undefined) row.unit = g.unit;
     return row;
   });
+  rows.push(...overallScores(rows));
   rows.sort((a, b) => {
     const [ra, ka] = regimeOrder(a.regime), [rb, kb] = regimeOrder(b.regime);
     return ra! - rb! || ka! - kb! || PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) || a.name.localeCompare(b.name);
   });
   return rows;
+}
+
+/**
+ * MEMIT's summarize.py "score": per run, the harmonic mean of the mean efficacy, paraphrase and
+ * neighbourhood scores (ROME's older summarize.py took paraphrase and neighbourhood only). A
+ * function of three means, so it has no interval; n is the efficacy row's.
+ */
+function overallScores(rows: readonly SummaryRow[]): SummaryRow[] {
+  const out: SummaryRow[] = [];
+  for (const regime of new Set(rows.map((r) => r.regime))) {
+    const find = (name: string) => rows.find((r) => r.regime === regime && r.protocol === 'probability-comparison' && r.name === name);
+    const parts = ['efficacy_score', 'paraphrase_score', 'neighborhood_score'].map(find);
+    if (parts.some((p) => p === undefined || !Number.isFinite(p.mean))) continue;
+    out.push({
+      regime, protocol: 'probability-comparison', name: 'score', mean: harmonicMean(parts.map((p) => p!.mean)),
+      std: Number.NaN, ci95: [Number.NaN, Number.NaN], count: parts[0]!.count,
+    });
+  }
+  return out;
 }
 
 /** The metrics broken down by relation: the ones a reader compares across relations. */
