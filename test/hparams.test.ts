@@ -124,7 +124,7 @@ test('an EasyEdit YAML file is read as it is (bookkeeping keys accepted, 5e-1 is
   // on a GPT-2 model the rewritten module does not exist
   assert.throws(() => resolveHparams('rome', gpt2xl, { files: [file] }), (e: unknown) => e instanceof AmendError && /rewrite_module_tmp "model\.layers\.\{\}\.mlp\.down_proj" names model\.layers\.5\.mlp\.down_proj\.weight/.test(e.message));
   // a MEMIT file given to ROME
-  fs.writeFileSync(path.join(dir, 'm.yaml'), 'alg_name: "MEMIT"\nlayers: [4, 5]\n');
+  fs.writeFileSync(path.join(dir, 'm.yaml'), 'alg_name: "MEMIT"\nlayers: [4, 5]\nmom2_update_weight: 15000\nlayer_selection: "all"\n');
   assert.throws(() => resolveHparams('rome', llama2, { files: [path.join(dir, 'm.yaml')] }), /the file is for MEMIT \(alg_name\), not ROME/);
   // JSON, as in the reference repositories
   fs.writeFileSync(path.join(dir, 'h.json'), JSON.stringify({ layers: [3], v_lr: 0.1 }));

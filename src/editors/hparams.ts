@@ -387,6 +387,10 @@ export function checkValue(key: string, spec: HparamSpec, v: unknown, where: str
 export function checkHparams(method: EditMethod, values: Record<string, unknown>, where: string): HparamValues {
   const schema = SCHEMAS[method];
   const out: HparamValues = {};
+  // Another method's file is named as such before any of its own keys is called unknown.
+  if (typeof values.alg_name === 'string' && values.alg_name.toLowerCase() !== method) {
+    throw new AmendError(`${where}: the file is for ${values.alg_name} (alg_name), not ${method.toUpperCase()}`);
+  }
   for (const [key, v] of Object.entries(values)) {
     const spec = schema[key];
     if (!spec) {
@@ -395,9 +399,6 @@ export function checkHparams(method: EditMethod, values: Record<string, unknown>
     }
     if (v === null || v === undefined) continue;
     out[key] = checkValue(key, spec, v, where);
-  }
-  if (typeof out.alg_name === 'string' && out.alg_name.toLowerCase() !== method) {
-    throw new AmendError(`${where}: the file is for ${out.alg_name} (alg_name), not ${method.toUpperCase()}`);
   }
   return out;
 }
