@@ -155,6 +155,18 @@ test('bad input: one clear line and a non-zero exit', async (t) => {
     }), '--ids', '1'], /shape/],
     ['id out of vocabulary', ['logits', '--model', good, '--ids', '5,100'], /out of the vocabulary/],
     ['not an id', ['logits', '--model', good, '--ids', '5,x'], /not a token id/],
+    ['an empty id in the list', ['logits', '--model', good, '--ids', '1,,2'], /--ids: "" is not a token id/],
+    ['a trailing comma', ['logits', '--model', good, '--ids', '1,2,'], /--ids: "" is not a token id/],
+    ['an id in exponent notation', ['logits', '--model', good, '--ids', '1e2'], /--ids: "1e2" is not a token id/],
+    ['a hexadecimal id', ['logits', '--model', good, '--ids', '0x10'], /--ids: "0x10" is not a token id/],
+    ['an id past 2^53', ['logits', '--model', good, '--ids', '99999999999999999999'], /--ids: 99999999999999999999 is far past any vocabulary/],
+    ['more threads than the pool takes', ['doctor', '--threads', '5000'], /--threads must be an integer from 1 to 1024, got "5000"/],
+    ['config.json holding null', ['logits', '--model', brokenCopy('nullconfig', (d) => fs.writeFileSync(path.join(d, 'config.json'), 'null')), '--ids', '1'], /config\.json: must be a JSON object of model settings, got null/],
+    ['config.json that is not JSON (the parser quotes it, newline and all)', ['logits', '--model', brokenCopy('zzzconfig', (d) => fs.writeFileSync(path.join(d, 'config.json'), 'zzz\nmore')), '--ids', '1'], /config\.json: not valid JSON/],
+    ['a negative layer count', ['logits', '--model', brokenCopy('layers', (d) => {
+      const f = path.join(d, 'config.json');
+      fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), n_layer: -1 }));
+    }), '--ids', '1'], /the number of layers is -1/],
     ['empty prompt', ['generate', '--model', good, ''], /empty/],
     ['unknown option', ['generate', '--model', good, '--bogus', 'x'], /^amend: unknown option --bogus \(see amend generate --help\)/],
     ['negative number as a value (reaches the option check)', ['generate', '--model', good, '--temperature', '-1', 'x'], /--temperature must be > 0/],

@@ -56,6 +56,15 @@ test('generation stops at the model\'s last position, with and without the KV ca
     }
     const [short] = generate(model, [prompt], { maxNewTokens: 4, eosId: null });
     assert.equal(short.length, 4);
+    // In a batch each row has its own room (positions count per row, not over the padding), and
+    // gets the tokens it gets alone.
+    const long = [9, 8, 7, 6, 5, 4, 3, 2, 1, 2, 3, 4, 5, 6];
+    for (const useCache of [true, false]) {
+      const [a, b] = generate(model, [prompt, long], { maxNewTokens: 1000, eosId: null, useCache });
+      assert.deepEqual([a.length, b.length], [11, 3], `useCache ${useCache}`);
+      assert.deepEqual(a, generate(model, [prompt], { maxNewTokens: 1000, eosId: null, useCache })[0]);
+      assert.deepEqual(b, generate(model, [long], { maxNewTokens: 1000, eosId: null, useCache })[0]);
+    }
     assert.throws(() => generate(model, [new Array(17).fill(1)], { maxNewTokens: 1 }), /17 tokens is longer than the model's 16 positions/);
     // Options that used to fail inside a kernel (a fractional count) or sample nothing sensible.
     const bad: [Parameters<typeof generate>[2], RegExp][] = [

@@ -54,6 +54,8 @@ test('stories260K (Llama SentencePiece BPE): BOS by default, reference ids and t
   assert.deepEqual(tok.encode(text).slice(0, 5), [1, 403, 407, 261, 378]);
   assert.equal(tok.decode([]), '');
   expectAmendError(() => tok.decode([9999]), /token id 9999/);
+  // ids past the tokenizer (a padded embedding's) are left out when asked, as HF's fast tokenizers do
+  assert.equal(tok.decode([...ids, 9999], { skipUnknownIds: true }), text);
 });
 
 test('decodeContinuation keeps the space a SentencePiece decoder strips from a lone token', (t) => {

@@ -55,8 +55,9 @@ async function main(argv: string[]): Promise<number> {
   const fromFlag = args.values.threads !== undefined;
   const threads = fromFlag ? args.values.threads : process.env.AMEND_THREADS;
   if (threads !== undefined) {
-    if (!fromFlag && !/^\s*[1-9]\d*\s*$/.test(threads as string)) throw new AmendError(`AMEND_THREADS must be an integer ≥ 1, got "${threads}"`);
-    kernels().setThreads(intOption(threads, 'threads', 0, 1));
+    // The native pool takes at most 1024 threads.
+    if (!fromFlag && !(/^\s*[1-9]\d*\s*$/.test(threads as string) && Number(threads) <= 1024)) throw new AmendError(`AMEND_THREADS must be an integer from 1 to 1024, got "${threads}"`);
+    kernels().setThreads(intOption(threads, 'threads', 0, 1, 1024));
   }
   await command.run(args);
   return 0;

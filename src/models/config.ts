@@ -28,6 +28,12 @@ export interface ModelConfig {
   /** x + attn(ln1 x) + mlp(ln2 x) in one step (NeoX default, GPT-J with one shared norm). */
   parallelResidual: boolean;
   tiedEmbeddings: boolean;
+  /**
+   * The attention logits' scale is 1/√headDim (false: 1, GPT-2's scale_attn_weights) times
+   * 1/(layer + 1) when attnScaleInverseLayer (GPT-2's scale_attn_by_inverse_layer_idx).
+   */
+  attnScaleHeadDim: boolean;
+  attnScaleInverseLayer: boolean;
   bosId: number | null;
   eosId: number | null;
   /** The raw config.json, kept so export writes it back unchanged. */
@@ -63,8 +69,15 @@ function activation(name: unknown, where: string): Activation {
 export const SUPPORTED_MODEL_TYPES = ['gpt2', 'gpt_neox', 'gptj', 'llama', 'qwen2', 'mistral'];
 
 export function parseConfig(raw: Record<string, unknown>): ModelConfig {
+  return checkConfig(familyConfig(raw));
+}
+
+function familyConfig(raw: Record<string, unknown>): ModelConfig {
   const modelType = String(raw.model_type ?? '');
-  const base = { modelType, raw, bosId: idOf(raw, 'bos_token_id'), eosId: idOf(raw, 'eos_token_id') };
+  const base = {
+    modelType, raw, bosId: idOf(raw, 'bos_token_id'), eosId: idOf(raw, 'eos_token_id'),
+    attnScaleHeadDim: true, attnScaleInverseLayer: false,
+  };
   switch (modelType) {
     case 'gpt2': {
       const hidden = num(raw, ['n_embd']), heads = num(raw, ['n_head']);
@@ -75,6 +88,7 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
         normEps: num(raw, ['layer_norm_epsilon'], 1e-5), act: activation(raw.activation_function ?? 'gelu_new', 'activation_function'),
         positions: 'learned', rotaryDim: 0, ropeTheta: 0, ropeInterleaved: false, parallelResidual: false,
         tiedEmbeddings: raw.tie_word_embeddings !== false,
+        attnScaleHeadDim: raw.scale_attn_weights !== false, attnScaleInverseLayer: raw.scale_attn_by_inverse_layer_idx === true,
       };
     }
     case 'gpt_neox': {
@@ -85,7 +99,7 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
         heads, kvHeads: heads, headDim, ffn: num(raw, ['intermediate_size']),
         maxPositions: num(raw, ['max_position_embeddings']), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_eps'], 1e-5), act: activation(raw.hidden_act ?? 'gelu', 'hidden_act'),
-        positions: 'rotary', rotaryDim: Math.floor(headDim * num(raw, ['rotary_pct', 'partial_rotary_factor'], 1)),
+        positions: 'rotary', rotaryDim: Math.floor(headDim * num(raw, ['rotary_pct', 'partial_rotary_factor'], 0.25)), // GPTNeoXConfig's default
         ropeTheta: num(raw, ['rotary_emb_base', 'rope_theta'], 10000), ropeInterleaved: false,
         parallelResidual: raw.use_parallel_residual !== false,
         tiedEmbeddings: raw.tie_word_embeddings === true,
@@ -111,10 +125,15 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
       if (scaling && scalingType !== 'default') {
         throw new AmendError(`config.json: rope_scaling "${scalingType}" is not supported yet (only unscaled rotary embeddings)`);
       }
+      // Amend's attention has no sliding window (Mistral's sliding_window, Qwen2's with
+      // use_sliding_window): within the window the two are the same, so the model is given the
+      // window as its length, and longer sequences are refused rather than computed otherwise.
+      const window = modelType === 'mistral' || raw.use_sliding_window === true ? raw.sliding_window : null;
+      const maxPositions = num(raw, ['max_position_embeddings']);
       return {
         ...base, family: 'llama', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['num_hidden_layers']),
         heads, kvHeads: num(raw, ['num_key_value_heads'], heads), headDim, ffn: num(raw, ['intermediate_size']),
-        maxPositions: num(raw, ['max_position_embeddings']), norm: 'rmsnorm',
+        maxPositions: typeof window === 'number' && window >= 1 ? Math.min(maxPositions, window) : maxPositions, norm: 'rmsnorm',
         normEps: num(raw, ['rms_norm_eps'], 1e-6), act: activation(raw.hidden_act ?? 'silu', 'hidden_act'),
         positions: 'rotary', rotaryDim: Math.floor(headDim * num(raw, ['partial_rotary_factor'], 1)),
         ropeTheta: num(raw, ['rope_theta'], 10000), ropeInterleaved: false, parallelResidual: false,
@@ -124,4 +143,22 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
     default:
       throw new AmendError(`config.json: model_type "${modelType}" is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   }
+}
+
+/** Counts must be positive integers within reason; a config that breaks this describes no model Amend can run. */
+function checkConfig(c: ModelConfig): ModelConfig {
+  const counts: [string, number, number][] = [
+    ['vocabulary size', c.vocabSize, 2 ** 24], ['hidden size', c.hidden, 2 ** 20], ['number of layers', c.layers, 4096],
+    ['number of attention heads', c.heads, 2 ** 16], ['number of key/value heads', c.kvHeads, 2 ** 16],
+    ['head dimension', c.headDim, 2 ** 16], ['MLP width', c.ffn, 2 ** 22], ['number of positions', c.maxPositions, 2 ** 31 - 1],
+  ];
+  for (const [what, v, max] of counts) {
+    if (!Number.isInteger(v) || v < 1 || v > max) throw new AmendError(`config.json: the ${what} is ${v}; it must be an integer from 1 to ${max}`);
+  }
+  if (c.heads % c.kvHeads !== 0) throw new AmendError(`config.json: ${c.heads} attention heads do not split into ${c.kvHeads} key/value groups`);
+  if (c.positions === 'rotary' && (!Number.isInteger(c.rotaryDim) || c.rotaryDim < 0 || c.rotaryDim > c.headDim || c.rotaryDim % 2 !== 0)) {
+    throw new AmendError(`config.json: the rotary dimension is ${c.rotaryDim}; it must be an even integer from 0 to the head dimension ${c.headDim}`);
+  }
+  if (!(c.normEps > 0)) throw new AmendError(`config.json: the norm epsilon is ${c.normEps}; it must be > 0`);
+  return c;
 }

@@ -43,7 +43,9 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
   if (m.config.maxPositions > 0 && P > m.config.maxPositions) {
     throw new AmendError(`generate: a prompt of ${P} tokens is longer than the model's ${m.config.maxPositions} positions`);
   }
-  const steps = Math.min(o.maxNewTokens, generationRoom(m.config, P));
+  // Positions count per row (left padding is not one), so each row has its own room.
+  const rooms = prompts.map((p) => Math.min(o.maxNewTokens, generationRoom(m.config, p.length)));
+  const steps = Math.max(...rooms);
   const rand = mulberry32(o.seed ?? 0);
 
   // Left padding keeps every row's last token in the last column.
@@ -69,8 +71,10 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
       for (let b = 0; b < B; b++) {
         if (!done[b]) {
           out[b].push(next[b]);
-          nextMask[b] = 1;
-          if (eos !== null && next[b] === eos) done[b] = true;
+          if ((eos !== null && next[b] === eos) || out[b].length >= rooms[b]!) done[b] = true;
+          // A finished row's last token goes back in as padding: at the end of the row's room
+          // there is no position left for it.
+          nextMask[b] = done[b] ? 0 : 1;
         }
       }
       if (done.every(Boolean) || step === steps - 1) break;

@@ -32,14 +32,17 @@ export function builtinWorldDir(): string {
 function readConfig(dir: string): Record<string, unknown> {
   const configPath = path.join(dir, 'config.json');
   if (!fs.existsSync(configPath)) throw new AmendError(`${dir}: no config.json — not a Hugging Face model directory`);
-  let raw: Record<string, unknown>;
+  let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
   } catch (e) {
     throw new AmendError(`${configPath}: not valid JSON (${(e as Error).message})`);
   }
-  parseConfig(raw);
-  return raw;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new AmendError(`${configPath}: must be a JSON object of model settings, got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`);
+  }
+  parseConfig(raw as Record<string, unknown>);
+  return raw as Record<string, unknown>;
 }
 
 export interface LoadOptions extends ResolveOptions {

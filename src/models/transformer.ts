@@ -283,6 +283,7 @@ function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: 
     q = T.rope(q, pos, r, scratch.inPlace(q));
     k = T.rope(k, pos, r, scratch.inPlace(k));
   }
+  const scale = (c.attnScaleHeadDim ? 1 / Math.sqrt(D) : 1) / (c.attnScaleInverseLayer ? l + 1 : 1);
   let out: Tensor;
   if (cache) {
     const row = KVH * D, cap = cache.capacity;
@@ -292,9 +293,9 @@ function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: 
     kern.copyStrided(k.data, 0, srcStrides, cache.k[l], past * row, dstStrides, shape, false);
     kern.copyStrided(v.data, 0, srcStrides, cache.v[l], past * row, dstStrides, shape, false);
     const K = new Tensor(cache.k[l], [B, cap, KVH, D]), V = new Tensor(cache.v[l], [B, cap, KVH, D]);
-    out = T.attention(q, K, V, { keyMask: mask, qOffset: past, out: scratch.take(q.size) });
+    out = T.attention(q, K, V, { keyMask: mask, qOffset: past, scale, out: scratch.take(q.size) });
   } else {
-    out = T.attention(q, k, v, { keyMask: mask, out: scratch.take(q.size) });
+    out = T.attention(q, k, v, { keyMask: mask, scale, out: scratch.take(q.size) });
   }
   scratch.give(q);
   scratch.give(k);

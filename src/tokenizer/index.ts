@@ -14,6 +14,12 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Drop special tokens such as <s> or <|endoftext|> from the text; default true. */
   skipSpecialTokens?: boolean;
+  /**
+   * Leave out ids the tokenizer does not have instead of refusing them (default false). A model
+   * whose embedding is padded past its tokenizer (Pythia's 50304 rows for 50277 tokens) can
+   * produce them; Hugging Face's fast tokenizers drop them from the text the same way.
+   */
+  skipUnknownIds?: boolean;
 }
 
 export interface TokenSpan {
@@ -198,7 +204,8 @@ export class AmendTokenizer {
   /** Text of token ids; special tokens are dropped unless skipSpecialTokens is false. */
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {
     const skip = opts.skipSpecialTokens ?? true;
-    const list = skip ? ids.filter((id) => !this.specialIds.has(id)) : ids.slice();
+    let list = skip ? ids.filter((id) => !this.specialIds.has(id)) : ids.slice();
+    if (opts.skipUnknownIds) list = list.filter((id) => Number.isInteger(id) && id >= 0 && id < this.vocabSize);
     if (list.length === 0) return '';
     for (const id of list) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
@@ -238,8 +245,9 @@ export class AmendTokenizer {
    * Token positions [start, end) of the subject in encode(prompt filled with the subject).
    * As ROME: tokenize the text before the subject and the text through the end of the subject and
    * count tokens (a space just before the subject belongs to the subject's first token, as in
-   * byte-level and SentencePiece BPE). Where a merge crosses a subject boundary, the token holding
-   * the boundary is counted as part of the subject.
+   * byte-level and SentencePiece BPE). Where a merge crosses the subject's end, the encoding of the
+   * text through the subject and the full one part; the span ends one token after the last they
+   * share (with "abc" in "xabcy" tokenised x|ab|cy that is "ab": ROME's count gives the same).
    */
   subjectRange(prompt: string, subject: string, opts: EncodeOptions = {}): TokenSpan {
     const { text, charStart, charEnd } = locateSubject(prompt, subject);

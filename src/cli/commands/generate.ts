@@ -48,11 +48,18 @@ export async function run(args: Parsed): Promise<void> {
     maxNewTokens, greedy: v.greedy === true, temperature, topK, topP, seed,
   });
   const seconds = (Date.now() - started) / 1000;
-  const completion = tok.decodeContinuation(ids, out, { skipSpecialTokens: true });
+  // A padded embedding can produce ids the tokenizer lacks: they are left out of the text (the ids
+  // themselves are in --json's "ids") and named in a warning.
+  const unknown = out.filter((id) => id >= tok.vocabSize);
+  if (unknown.length) {
+    process.emitWarning(`the model produced ${unknown.length} token id(s) its tokenizer does not have (${[...new Set(unknown)].slice(0, 5).map((id) => `#${id}`).join(', ')}); they are left out of the text`);
+  }
+  const dec = { skipSpecialTokens: true, skipUnknownIds: true };
+  const completion = tok.decodeContinuation(ids, out, dec);
   if (v.json) {
-    console.log(JSON.stringify({ prompt, promptIds: ids, ids: out, completion, text: tok.decode([...ids, ...out], { skipSpecialTokens: true }), seconds }));
+    console.log(JSON.stringify({ prompt, promptIds: ids, ids: out, completion, text: tok.decode([...ids, ...out], dec), seconds }));
   } else {
-    console.log(tok.decode([...ids, ...out], { skipSpecialTokens: true }));
+    console.log(tok.decode([...ids, ...out], dec));
     const cut = out.length < maxNewTokens && out.length === generationRoom(model.config, ids.length) ? `, stopped at the model's ${model.config.maxPositions} positions` : '';
     process.stderr.write(`(${out.length} tokens in ${seconds.toFixed(2)} s${cut})\n`);
   }

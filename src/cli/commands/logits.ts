@@ -28,12 +28,13 @@ export async function run(args: Parsed): Promise<void> {
   if ((v.ids === undefined) === (v.text === undefined)) throw new AmendError('give either --ids or --text (see amend logits --help)');
   let ids: number[] | null = null;
   if (typeof v.ids === 'string') {
-    ids = v.ids.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
+    if (v.ids.trim() === '') throw new AmendError('--ids is empty; give at least one token id');
+    ids = v.ids.split(',').map((s) => s.trim()).map((s) => {
+      if (!/^\d+$/.test(s)) throw new AmendError(`--ids: "${s}" is not a token id (digits only, comma-separated, e.g. 5,17,42)`);
       const n = Number(s);
-      if (!Number.isInteger(n) || n < 0) throw new AmendError(`--ids: "${s}" is not a token id (non-negative integer)`);
+      if (!Number.isSafeInteger(n)) throw new AmendError(`--ids: ${s} is far past any vocabulary`);
       return n;
     });
-    if (ids.length === 0) throw new AmendError('--ids is empty; give at least one token id');
   }
   const top = intOption(v.top, 'top', 5, 1);
   const model = await loadModel(v.model, v.json === true);
