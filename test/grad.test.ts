@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeStatus, useBackend, type BackendName } from '../src/backend/index.js';
+import { AmendError } from '../src/errors.js';
 import * as T from '../src/tensor/index.js';
 import { Tensor, withGrad, mulberry32, randn } from '../src/tensor/index.js';
 
@@ -71,6 +72,8 @@ for (const backend of backends) {
       ['concat', ([x, y]) => T.concat([x, y], 1), [a23, rnd([2, 2], 9)]],
       ['gatherRows', ([x]) => T.gatherRows(x, [2, 0, 2, 1]), [rnd([3, 4], 10)]],
       ['pick', ([x]) => T.pick(x, [1, 0]), [a23]],
+      // a row written twice keeps the last write, which alone receives its gradient
+      ['setRows (a row twice)', ([x, v]) => T.setRows(x, [1, 1, 0], v), [rnd([3, 2], 56), rnd([3, 2], 57)]],
       ['add (broadcast)', ([x, y]) => T.add(x, y), [a23, b13]],
       ['add (rank broadcast)', ([x, y]) => T.add(x, y), [a23, b3]],
       ['sub', ([x, y]) => T.sub(x, y), [a23, b13]],
@@ -80,6 +83,8 @@ for (const backend of backends) {
       ['maximum', ([x, y]) => T.maximum(x, y), [a23, apart23]],
       ['minimum', ([x, y]) => T.minimum(x, y), [a23, apart23]],
       ['pow', ([x, y]) => T.pow(x, y), [pos23, rnd([2, 3], 13)]],
+      // d/da b·a^(b−1) is finite at a = 0 (b·out/a would be 0/0 there)
+      ['pow (a = 0, integer b)', ([x]) => T.pow(x, T.tensor([2, 3, 2])), [T.tensor([0, 1, -2, 0.5, 0, 1.5], [2, 3])]],
       ['affine', ([x]) => T.affine(x, -1.5, 0.25), [a23]],
       ['neg', ([x]) => T.neg(x), [a23]],
       ['exp', ([x]) => T.exp(x), [a23]],
@@ -147,4 +152,35 @@ test('no tape is recorded outside withGrad', () => {
   const y = T.mul(x, x);
   assert.equal(y.node, null);
   assert.equal(y.requiresGrad, false);
+});
+
+test('ops refuse malformed shapes and indices with one AmendError, on every backend', () => {
+  for (const backend of backends) {
+    useBackend(backend);
+    const bad = (what: string, f: () => unknown, re: RegExp) =>
+      assert.throws(f, (e: unknown) => e instanceof AmendError && re.test(e.message), `${backend}: ${what}`);
+    bad('short bias', () => T.linear(T.zeros([1, 2]), T.zeros([2, 4]), T.tensor([10, 20]), 'in_out'), /linear: the bias has 2 entries \[2\]; it needs 4/);
+    bad('long bias', () => T.linear(T.zeros([1, 2]), T.zeros([2, 4]), T.zeros([6]), 'in_out'), /the bias has 6 entries/);
+    bad('norm weight', () => T.layerNorm(T.zeros([2, 5]), T.zeros([3]), null, 1e-5), /layerNorm: the weight has 3 entries/);
+    bad('rms weight', () => T.rmsNorm(T.zeros([2, 5]), T.zeros([7]), 1e-5), /rmsNorm: the weight has 7 entries/);
+    bad('permutation', () => T.permute(T.zeros([3, 3]), [1, 1]), /\[1,1\] is not an order of the 2 axes/);
+    bad('short permutation', () => T.permute(T.zeros([3, 3]), [0]), /is not an order/);
+    bad('fractional reshape', () => T.reshape(T.zeros([6]), [-1, 4]), /cannot reshape \[6\] into \[-1,4\]/);
+    bad('negative reshape', () => T.reshape(T.zeros([4]), [-2, -2]), /sizes are integers ≥ 0, with at most one -1/);
+    bad('targets', () => T.crossEntropy(T.zeros([4, 3]), [1, 2]), /2 targets for 4 rows/);
+    bad('fractional row id', () => T.gatherRows(T.zeros([3, 2]), [1.5]), /index 1\.5 out of range/);
+    bad('fractional pick', () => T.pick(T.zeros([2, 3]), [1.5, 0]), /pick: index 1\.5/);
+    bad('fractional slice', () => T.slice(T.zeros([2, 3]), 1, 0.5, 2), /slice \[0\.5, 2\)/);
+    bad('key mask', () => T.attention(T.zeros([2, 3, 2, 4]), T.zeros([2, 3, 2, 4]), T.zeros([2, 3, 2, 4]), { keyMask: Uint8Array.from([1, 0]) }), /the key mask has 2 entries for 2 × 3 keys/);
+    bad('qOffset', () => T.attention(T.zeros([1, 1, 1, 2]), T.zeros([1, 2, 1, 2]), T.zeros([1, 2, 1, 2]), { qOffset: 0.5 }), /qOffset must be an integer/);
+    bad('rotary dims', () => T.rope(T.zeros([1, 1, 1, 4]), Int32Array.of(0), { rotDim: -2, theta: 10000, interleaved: false }), /rope: bad shapes/);
+    const p = T.parameter(T.zeros([2, 3]));
+    bad('gradient size', () => withGrad(() => T.mul(p, p)).backward(new Float32Array(2)), /the gradient has 2 entries for a tensor of shape \[2,3\]/);
+    // A zero-size last axis is an empty result, not 0/0 rows.
+    assert.deepEqual(T.softmax(T.zeros([3, 0])).shape, [3, 0]);
+    assert.deepEqual(T.layerNorm(T.zeros([3, 0]), null, null, 1e-5).shape, [3, 0]);
+    assert.equal(T.argmax(T.zeros([3, 0])).length, 3);
+    assert.deepEqual(T.linear(T.zeros([2, 0]), T.zeros([0, 3]), T.tensor([1, 2, 3]), 'in_out').toArray(), [1, 2, 3, 1, 2, 3]);
+  }
+  useBackend('js');
 });

@@ -297,6 +297,8 @@ for (const backend of BACKENDS) {
     const a = matmul(randMat(n, 10, 1), randMat(10, n, 2), n, 10, n);
     throwsAmend(() => solve(a, new Float64Array(n), n, 1, o), /singular/);
     throwsAmend(() => solve(Float32Array.from(a), new Float32Array(n), n, 1, o), /singular/);
+    // a NaN is named as such, not as a zero pivot
+    throwsAmend(() => solve(new Float64Array([3, 0, NaN, 1]), new Float64Array([1, 1]), 2, 1, o), /non-finite entry at \[1, 0\] \(NaN\)/);
   });
 
   test(`[${backend}] bad arguments → AmendError`, () => {

@@ -253,6 +253,10 @@ export function solve<T extends FloatArray>(a: T, b: T, n: number, nrhs: number,
   checkDim('solve', 'nrhs', nrhs);
   checkArray('solve', 'a', a, n * n);
   checkArray('solve', 'b', b, n * nrhs, a);
+  // A NaN or Inf would otherwise surface as a zero or non-finite pivot, named as singularity.
+  for (let i = 0; i < n * n; i++) {
+    if (!Number.isFinite(a[i])) throw new AmendError(`solve: the matrix has a non-finite entry at [${Math.floor(i / n)}, ${i % n}] (${a[i]})`);
+  }
   const lib = pick('solve', opts);
   let x: T;
   let pivots: FloatArray;

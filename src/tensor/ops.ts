@@ -30,14 +30,28 @@ function normAxis(axis: number, rank: number): number {
   return a;
 }
 
+/** x viewed as [rows, cols] over its last axis (rows from the shape, so a zero-size axis is no 0/0). */
+function rowsCols(x: Tensor): [number, number] {
+  if (x.rank === 0) throw new AmendError('an op over the last axis needs a tensor of rank ≥ 1');
+  return [sizeOf(x.shape.slice(0, -1)), x.shape[x.rank - 1]!];
+}
+
+/** A per-column vector (norm weight, bias) must have exactly `cols` entries. */
+function checkVector(what: string, v: Tensor | null, cols: number): void {
+  if (v && v.size !== cols) throw new AmendError(`${what} has ${v.size} entries [${v.shape}]; it needs ${cols}`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shape ops
 
 /** Same data, new shape (one -1 allowed). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  if (shape.some((d) => !(Number.isInteger(d) && d >= -1)) || shape.filter((d) => d === -1).length > 1) {
+    throw new AmendError(`cannot reshape [${x.shape}] into [${shape}]: sizes are integers ≥ 0, with at most one -1`);
+  }
   const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
   const resolved = shape.map((d) => (d === -1 ? x.size / known : d));
-  if (sizeOf(resolved) !== x.size) {
+  if (resolved.some((d) => !Number.isInteger(d)) || sizeOf(resolved) !== x.size) {
     throw new AmendError(`cannot reshape [${x.shape}] into [${shape}]`);
   }
   return record('reshape', x.data, resolved, [x], (g) => [g]);
@@ -45,6 +59,9 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 /** Copies x with its axes reordered: out axis i is x axis perm[i]. */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  if (perm.length !== x.rank || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
+    throw new AmendError(`permute: [${perm}] is not an order of the ${x.rank} axes of [${x.shape}]`);
+  }
   const xs = stridesOf(x.shape);
   const shape = perm.map((p) => x.shape[p]);
   const out = new Float32Array(x.size);
@@ -69,7 +86,7 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 /** x[..., start:end, ...] along `axis` (into `out` when given, see outBuffer). */
 export function slice(x: Tensor, axis: number, start: number, end: number, out?: Float32Array): Tensor {
   const ax = normAxis(axis, x.rank);
-  if (start < 0 || end > x.shape[ax] || start > end) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > x.shape[ax] || start > end) {
     throw new AmendError(`slice [${start}, ${end}) out of range for axis ${ax} of size ${x.shape[ax]}`);
   }
   const shape = x.shape.slice();
@@ -111,11 +128,11 @@ export function concat(xs: Tensor[], axis: number): Tensor {
 
 /** Rows of a table: out[i] = table[ids[i]] (embedding lookup); table is [n, ...rest]. */
 export function gatherRows(table: Tensor, ids: Int32Array | readonly number[]): Tensor {
-  const idx = ids instanceof Int32Array ? ids : Int32Array.from(ids);
   const n = table.shape[0];
-  for (const id of idx) {
+  for (const id of ids) {
     if (id < 0 || id >= n || !Number.isInteger(id)) throw new AmendError(`index ${id} out of range [0, ${n})`);
   }
+  const idx = ids instanceof Int32Array ? ids : Int32Array.from(ids);
   const rest = table.shape.slice(1);
   const dim = sizeOf(rest);
   const out = new Float32Array(idx.length * dim);
@@ -129,11 +146,11 @@ export function gatherRows(table: Tensor, ids: Int32Array | readonly number[]): 
 
 /** out[r] = x[r, idx[r]] for x viewed as [rows, cols] (picking target log-probs). */
 export function pick(x: Tensor, idx: Int32Array | readonly number[]): Tensor {
-  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const [rows, cols] = rowsCols(x);
   if (idx.length !== rows) throw new AmendError(`pick: ${idx.length} indices for ${rows} rows`);
   const out = new Float32Array(rows);
   for (let r = 0; r < rows; r++) {
-    if (idx[r] < 0 || idx[r] >= cols) throw new AmendError(`pick: index ${idx[r]} out of range [0, ${cols})`);
+    if (!Number.isInteger(idx[r]) || idx[r] < 0 || idx[r] >= cols) throw new AmendError(`pick: index ${idx[r]} out of range [0, ${cols})`);
     out[r] = x.data[r * cols + idx[r]];
   }
   return record('pick', out, x.shape.slice(0, -1), [x], (g) => {
@@ -264,9 +281,11 @@ export function minimum(a: Tensor, b: Tensor): Tensor {
 /** a ** b (gradient wrt b needs a > 0). */
 export function pow(a: Tensor, b: Tensor): Tensor {
   return binary('pow', BinaryOp.Pow, a, b, (g, shape, out) => {
-    // d/da = b * a^(b-1) = b * out / a ; d/db = out * ln(a)
-    const outOverA = binaryRaw(BinaryOp.Div, out, shape, a.data, a.shape, shape);
-    const ga = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, b.data, b.shape, shape), shape, outOverA, shape, shape);
+    // d/da = b * a^(b-1), formed as such (out / a is 0/0 at a = 0); d/db = out * ln(a)
+    const bMinus1 = new Float32Array(b.size);
+    kernels().affine(b.data, bMinus1, b.size, 1, -1);
+    const aPow = binaryRaw(BinaryOp.Pow, a.data, a.shape, bMinus1, b.shape, shape);
+    const ga = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, b.data, b.shape, shape), shape, aPow, shape, shape);
     let gb: Float32Array | null = null;
     if (b.requiresGrad) {
       const lnA = new Float32Array(a.size);
@@ -364,7 +383,7 @@ export function max(x: Tensor, axis: number, keepDim = false): Tensor {
 
 /** Index of the maximum along the last axis (no gradient). */
 export function argmax(x: Tensor): Int32Array {
-  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const [rows, cols] = rowsCols(x);
   const out = new Float32Array(rows), arg = new Int32Array(rows);
   kernels().reduce(1, x.data, out, rows, cols, 1, arg);
   return arg;
@@ -374,7 +393,7 @@ export function argmax(x: Tensor): Int32Array {
 // Softmax and losses (always over the last axis)
 
 export function softmax(x: Tensor): Tensor {
-  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const [rows, cols] = rowsCols(x);
   const out = new Float32Array(x.size);
   kernels().softmax(x.data, out, rows, cols);
   return record('softmax', out, x.shape, [x], (g) => {
@@ -385,7 +404,7 @@ export function softmax(x: Tensor): Tensor {
 }
 
 export function logSoftmax(x: Tensor): Tensor {
-  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const [rows, cols] = rowsCols(x);
   const out = new Float32Array(x.size);
   kernels().logSoftmax(x.data, out, rows, cols, null);
   return record('logSoftmax', out, x.shape, [x], (g) => {
@@ -400,7 +419,8 @@ export function logSoftmax(x: Tensor): Tensor {
  * negative (-100, as in Hugging Face) are left out of the mean.
  */
 export function crossEntropy(logits: Tensor, targets: Int32Array | readonly number[]): Tensor {
-  const cols = logits.shape[logits.rank - 1], rows = logits.size / cols;
+  const [rows, cols] = rowsCols(logits);
+  if (targets.length !== rows) throw new AmendError(`crossEntropy: ${targets.length} targets for ${rows} rows of logits`);
   const keep: number[] = [];
   for (let r = 0; r < rows; r++) if (targets[r] >= 0) keep.push(r);
   if (keep.length === 0) throw new AmendError('crossEntropy: every target is ignored');
@@ -415,7 +435,9 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
 
 /** LayerNorm over the last axis (into `out` when given, see outBuffer; not x's own data). */
 export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, dst?: Float32Array): Tensor {
-  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const [rows, cols] = rowsCols(x);
+  checkVector('layerNorm: the weight', w, cols);
+  checkVector('layerNorm: the bias', b, cols);
   const out = outBuffer(x.size, dst, [x, w, b]);
   const mu = new Float32Array(rows), rs = new Float32Array(rows);
   kernels().layerNorm(x.data, w?.data ?? null, b?.data ?? null, out, mu, rs, rows, cols, eps);
@@ -431,7 +453,8 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
 
 /** RMSNorm over the last axis (into `out` when given, see outBuffer; not x's own data). */
 export function rmsNorm(x: Tensor, w: Tensor | null, eps: number, dst?: Float32Array): Tensor {
-  const cols = x.shape[x.rank - 1], rows = x.size / cols;
+  const [rows, cols] = rowsCols(x);
+  checkVector('rmsNorm: the weight', w, cols);
   const out = outBuffer(x.size, dst, [x, w]);
   const rs = new Float32Array(rows);
   kernels().rmsNorm(x.data, w?.data ?? null, out, rs, rows, cols, eps);
@@ -510,7 +533,8 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_ou
   if (w.rank !== 2 || wIn !== inF) {
     throw new AmendError(`linear: input [${x.shape}] does not match weight [${w.shape}] (${layout})`);
   }
-  const rows = x.size / inF;
+  checkVector('linear: the bias', bias, outF);
+  const rows = sizeOf(x.shape.slice(0, -1));
   const tB = layout === 'out_in';
   const out = outBuffer(rows * outF, opts.out, [x, w, bias]);
   if (bias) {
@@ -546,7 +570,7 @@ export interface RopeOptions { rotDim: number; theta: number; interleaved: boole
 /** Rotary embedding of x [B, T, H, D] at positions pos [B*T] (into `out`, which may be x's data; see outBuffer). */
 export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, dst?: Float32Array): Tensor {
   const [B, T, H, D] = x.shape;
-  if (x.rank !== 4 || pos.length !== B * T || o.rotDim > D || o.rotDim % 2 !== 0) {
+  if (x.rank !== 4 || pos.length !== B * T || !Number.isInteger(o.rotDim) || o.rotDim < 0 || o.rotDim > D || o.rotDim % 2 !== 0) {
     throw new AmendError(`rope: bad shapes x [${x.shape}], ${pos.length} positions, rotDim ${o.rotDim}`);
   }
   const out = outBuffer(x.size, dst, [x]);
@@ -579,6 +603,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions =
   const sc = o.scale ?? 1 / Math.sqrt(D);
   const qOffset = o.qOffset ?? 0;
   const keyMask = o.keyMask ?? null;
+  if (!Number.isInteger(qOffset) || qOffset < 0) throw new AmendError(`attention: qOffset must be an integer ≥ 0, got ${qOffset}`);
+  if (keyMask && keyMask.length !== B * S) throw new AmendError(`attention: the key mask has ${keyMask.length} entries for ${B} × ${S} keys`);
   const out = outBuffer(q.size, o.out, [q, k, v]);
   const needGrad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
   const probs = needGrad ? new Float32Array(B * H * T * S) : null;
@@ -638,10 +664,13 @@ export function setRows(x: Tensor, rows: readonly number[], values: Tensor): Ten
   return record('setRows', out, x.shape, [x, values], (g) => {
     const gx = g.slice();
     const gv = new Float32Array(values.size);
-    rows.forEach((r, i) => {
+    // A row listed twice holds its last write, so only that one receives the row's gradient.
+    const last = new Map<number, number>();
+    rows.forEach((r, i) => last.set(r, i));
+    for (const [r, i] of last) {
       const dst = shared ? 0 : i * d;
       for (let j = 0; j < d; j++) { gv[dst + j] += g[r * d + j]; gx[r * d + j] = 0; }
-    });
+    }
     return [gx, gv];
   });
 }

@@ -143,6 +143,9 @@ function backward(root: Tensor, gradOut?: Float32Array): void {
   if (!gradOut && root.size !== 1) {
     throw new AmendError(`backward() without a gradient needs a scalar, got shape [${root.shape}]`);
   }
+  if (gradOut && gradOut.length !== root.size) {
+    throw new AmendError(`backward(): the gradient has ${gradOut.length} entries for a tensor of shape [${root.shape}]`);
+  }
   // Topological order by iterative DFS (graphs of long training steps are deep).
   const order: Tensor[] = [];
   const seen = new Set<Tensor>([root]);
