@@ -95,6 +95,10 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', path.join(tmp, 'none.txt'), '--out', out), /--qa-template .*none\.txt: cannot read it \(ENOENT\)/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', write('two.txt', 'Q: {} {}'), '--out', out), /--qa-template .*two\.txt: the template has 2 "\{\}" placeholders/);
+  if (fs.existsSync('/proc/self')) {
+    // a place where no folder can be made (mkdir answers ENOENT there): one line, before any work
+    assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--out', '/proc/amend-no-report'), /\/proc\/amend-no-report: cannot be created here \(ENOENT\)/);
+  }
   assert.ok(!fs.existsSync(out), 'nothing written');
   // Every case refused: an error, not an empty report that looks like a result.
   const same = { ...good, requested_rewrite: { ...good.requested_rewrite, target_new: { str: 'France' } } };

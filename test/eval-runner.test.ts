@@ -312,3 +312,26 @@ test('sharedSubjectEdits counts the edits of a batch whose subject another edit 
   assert.deepEqual(sharedSubjectEdits(cases, 'single'), []);
   assert.deepEqual(sharedSubjectEdits(cases, { sequential: 7 }), []);
 });
+
+test('one run at a time in a report folder: a second is refused, a dead run\'s lock is taken over', { skip }, async () => {
+  const a = await tiny();
+  const b = await CausalLM.load(path.join(MODELS!, 'stories260K')); // another model: holdModel does not stand between them
+  const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 2 });
+  const out = path.join(tmp, 'locked');
+  const [first, second] = await Promise.allSettled([
+    runEval(a, cases, { ...ROME, out }),
+    runEval(b, cases, { ...ROME, out, force: true }),
+  ]);
+  assert.equal(first.status, 'fulfilled');
+  assert.equal(second.status, 'rejected');
+  assert.match(String((second as PromiseRejectedResult).reason), new RegExp(`${out} is in use by another evaluation run \\(process ${process.pid}\\)`));
+  assert.ok(fs.existsSync(path.join(out, 'summary.json')), 'the first run\'s report is whole');
+  assert.ok(!fs.existsSync(path.join(out, '.amend-eval-lock')), 'the lock goes with the run');
+  // A lock left by a process that is gone does not block the folder.
+  const stale = path.join(tmp, 'stale');
+  fs.mkdirSync(stale);
+  fs.writeFileSync(path.join(stale, '.amend-eval-lock'), '2147483646\n');
+  await runEval(a, cases, { ...ROME, out: stale });
+  assert.ok(fs.existsSync(path.join(stale, 'summary.json')));
+  assert.ok(!fs.existsSync(path.join(stale, '.amend-eval-lock')));
+});

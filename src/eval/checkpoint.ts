@@ -13,6 +13,8 @@ import type { CaseCost, DriftPoint, EvalConfig } from './run-types.js';
 import { makeDirs } from '../io/dirs.js';
 
 export const PARTIAL_DIR = '.amend-eval-partial';
+/** OUT/.amend-eval-lock: the process id of the run writing into OUT. */
+export const LOCK_FILE = '.amend-eval-lock';
 export const CHECKPOINT_VERSION = 1;
 
 /** A case edited under 'final' but not scored yet: what the edit cost, or why it was refused. */

@@ -33,10 +33,10 @@ import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import { localityBaselines, scoreCases, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
 import { heldoutPerplexity } from './heldout.js';
-import { configDifference, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
+import { configDifference, LOCK_FILE, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { isReportFile, writeReports } from './report.js';
 import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
-import { checkCanBeFolder, makeDirs } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs, takeLock, writeError } from '../io/dirs.js';
 
 export interface EvalOptions {
   method: EditMethod;
@@ -184,7 +184,33 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
  * while the run goes on, the model is held (holdModel): other promises cannot edit or patch it.
  */
 export async function runEval(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): Promise<EvalResult> {
-  return holdModel(model, 'an evaluation run (runEval)', () => evaluate(model, allCases, o));
+  return holdModel(model, 'an evaluation run (runEval)', () => withReportFolder(o.out, () => evaluate(model, allCases, o)));
+}
+
+/**
+ * Runs `run` holding the report folder: one evaluation at a time writes into it (a lock file with
+ * the process id; a second run, or --force beside a live one, is refused), a write the disk refuses
+ * is one line naming the folder, and a folder this run made and left empty is removed.
+ */
+async function withReportFolder<R>(out: string | undefined, run: () => Promise<R>): Promise<R> {
+  if (out === undefined) return run();
+  checkCanBeFolder(out);
+  const created = !fs.existsSync(out);
+  try {
+    makeDirs(out);
+  } catch (err) {
+    throw writeError(out, err) ?? new AmendError(`${out}: cannot be created here (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a writable place`);
+  }
+  let unlock = () => {};
+  try {
+    unlock = takeLock(path.join(out, LOCK_FILE), (pid) => `${out} is in use by another evaluation run (process ${pid}); wait for it to finish, or choose another --out (out)`);
+    return await run();
+  } catch (err) {
+    throw writeError(out, err) ?? err;
+  } finally {
+    unlock();
+    if (created && fs.existsSync(out) && fs.readdirSync(out).length === 0) fs.rmdirSync(out);
+  }
 }
 
 async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): Promise<EvalResult> {
@@ -217,8 +243,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   // Sequential: cases edited once the first u units are (the x of the drift and of the plots).
   const editedAfter = (u: number) => (u === 0 ? 0 : units[u - 1]!.cases.at(-1)! + 1);
 
-  // ---- the report folder: refuse to clobber, pick up a checkpoint
-  if (o.out !== undefined) checkCanBeFolder(o.out);
+  // ---- the report folder (held by withReportFolder): refuse to clobber, pick up a checkpoint
   const partial = o.out ? new PartialRun(o.out) : null;
   let cp: Checkpoint | null = null;
   if (partial) {
@@ -260,7 +285,6 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   let done = 0;
   let secondsBefore = 0;
   const ours: EditPatch[] = [];
-  let createdOut = false;
   const restoreModel = () => {
     for (let i = ours.length - 1; i >= 0; i--) session.revert(ours[i]!);
     ours.length = 0;
@@ -280,8 +304,6 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
         ours.push(p);
       }
     } else if (partial) {
-      createdOut = !fs.existsSync(o.out!);
-      makeDirs(o.out!);
       partial.reset();
       // --force: the replaced report goes now, so the folder never shows it beside the new run.
       for (const f of fs.readdirSync(o.out!)) if (isReportFile(f)) fs.rmSync(path.join(o.out!, f), { force: true });
@@ -420,10 +442,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   } catch (err) {
     restoreModel();
     // Without a checkpoint there is nothing to resume: leave no trace in the report folder.
-    if (partial && !partial.exists()) {
-      partial.remove();
-      if (createdOut && fs.readdirSync(o.out!).length === 0) fs.rmdirSync(o.out!);
-    }
+    if (partial && !partial.exists()) partial.remove();
     throw err;
   }
 }

@@ -64,7 +64,7 @@ export function removeDeadTempFolders(parent: string, pattern: RegExp): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
@@ -72,4 +72,43 @@ function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+const heldLocks = new Set<string>();
+
+/**
+ * Takes `file` as a lock for one writer (its pid inside, created exclusively), or refuses with
+ * `busy(pid)` while a live process holds it. A lock whose process is gone is taken over. Returns
+ * the release function.
+ */
+export function takeLock(file: string, busy: (pid: number) => string): () => void {
+  const key = path.resolve(file);
+  for (let attempt = 0; ; attempt++) {
+    if (heldLocks.has(key)) throw new AmendError(busy(process.pid));
+    try {
+      const fd = fs.openSync(file, 'wx');
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      heldLocks.add(key);
+      return () => {
+        heldLocks.delete(key);
+        fs.rmSync(file, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      const pid = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) throw new AmendError(busy(pid));
+      fs.rmSync(file, { force: true }); // its process is gone: take it over (once)
+    }
+  }
+}
+
+/** One line for a failed write (disk full, read-only, no permission), naming the place. */
+export function writeError(place: string, err: unknown): AmendError | null {
+  const e = err as NodeJS.ErrnoException;
+  const why: Record<string, string> = {
+    ENOSPC: 'no space left on the device', EDQUOT: 'the disk quota is used up', EROFS: 'the file system is read-only',
+    EACCES: 'permission denied', EPERM: 'permission denied', EFBIG: 'the file is larger than allowed', EIO: 'an input/output error',
+  };
+  return e && typeof e.code === 'string' && why[e.code] ? new AmendError(`${place}: ${why[e.code]} (${e.code}${e.path ? ` at ${e.path}` : ''})`) : null;
 }
