@@ -196,6 +196,13 @@ test('the output directory: non-empty refused unless force, never the source, no
   exportModel(m, out, { force: true });
   assert.ok(!fs.existsSync(path.join(out, 'keep.txt')));
   assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
+  // The check at the start does not hold for the whole export: files that appear in the folder
+  // meanwhile (another process's) are not deleted without force.
+  const later = path.join(tmp, 'later');
+  const appear = () => { if (!fs.existsSync(later)) { fs.mkdirSync(later); fs.writeFileSync(path.join(later, 'theirs.txt'), 'y'); } };
+  assert.throws(() => exportModel(m, later, { onProgress: appear }), /later: files appeared in it while the export ran; pass --force/);
+  assert.equal(fs.readFileSync(path.join(later, 'theirs.txt'), 'utf8'), 'y');
+  noTempLeft();
   assert.throws(() => exportModel(m, src, { force: true }), /is the directory the model was loaded from/);
   const empty = path.join(tmp, 'empty');
   fs.mkdirSync(empty);

@@ -290,6 +290,17 @@ test('save / load round trip is exact (deltas, metadata, id)', () => {
   q.apply(b);
   assertBitIdentical(snapshot(a), snapshot(b), 'loaded patch');
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
+  // noClobber never replaces a file (one that appeared since the caller looked, say); plain save does.
+  const theirs = path.join(tmp, 'theirs.safetensors');
+  fs.writeFileSync(theirs, 'a file of someone else\'s');
+  assert.throws(() => p.save(theirs, { noClobber: true }), /theirs\.safetensors: appeared while it was being written; pass --force/);
+  assert.equal(fs.readFileSync(theirs, 'utf8'), 'a file of someone else\'s');
+  const fresh = path.join(tmp, 'fresh.safetensors');
+  p.save(fresh, { noClobber: true });
+  assert.equal(EditPatch.load(fresh).id, p.id);
+  p.save(theirs);
+  assert.equal(EditPatch.load(theirs).id, p.id);
+  assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
 });
 
 test('load: clear one-line errors for a non-patch, a corrupt patch and a newer version', () => {

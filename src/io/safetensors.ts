@@ -538,6 +538,7 @@ export function writeSafetensors(
   file: string,
   tensors: readonly TensorToWrite[],
   metadata?: Record<string, string>,
+  opts: { noClobber?: boolean } = {},
 ): void {
   const dir = path.dirname(path.resolve(file));
   try {
@@ -548,9 +549,22 @@ export function writeSafetensors(
   const tmp = tempPathFor(file);
   writeSafetensorsTo(tmp, file, tensors, metadata);
   try {
-    fs.renameSync(tmp, file);
+    // noClobber: a link fails where a file appeared since the caller checked; rename would replace it.
+    if (opts.noClobber) {
+      try {
+        fs.linkSync(tmp, file);
+        fs.rmSync(tmp, { force: true });
+      } catch (err) {
+        // A file system without hard links: check, then rename (a shorter window, not none).
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST' || fs.existsSync(file)) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+        fs.renameSync(tmp, file);
+      }
+    } else {
+      fs.renameSync(tmp, file);
+    }
   } catch (err) {
     fs.rmSync(tmp, { force: true });
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AmendError(`${file}: appeared while it was being written; pass --force (force: true) to overwrite it, or choose another name`);
     throw ioError(file, 'move the finished file into place', err);
   }
 }

@@ -162,11 +162,17 @@ function removeStaleExports(parent: string): void {
   removeDeadTempFolders(parent, /^\..+\.amend-export-(\d+)-[a-z0-9]+$/);
 }
 
-/** Moves the finished temp dir to `out`, replacing an existing one (already checked). */
-function moveIntoPlace(tmp: string, out: string): void {
+/**
+ * Moves the finished temp dir to `out`, replacing an existing one. The check at the start does not
+ * hold for the whole export: without force, a folder that gained files meanwhile is refused here.
+ */
+function moveIntoPlace(tmp: string, out: string, force: boolean): void {
   if (!fs.existsSync(out)) {
     fs.renameSync(tmp, out);
     return;
+  }
+  if (!force && !isDirEmpty(out)) {
+    throw new AmendError(`${out}: files appeared in it while the export ran; pass --force (force: true) to replace it, or choose another folder; nothing was written`);
   }
   const old = `${tempDirBeside(out, 'amend-old')}`;
   fs.rmdirSync(old);
@@ -274,7 +280,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
         });
         const metadata = { ...shard.metadata, ...extraMeta };
         metadata.format ??= 'pt';
-        writeSafetensorsTo(path.join(tmp, shard.file), shard.file, tensors, metadata);
+        writeSafetensorsTo(path.join(tmp, shard.file), path.join(out, shard.file), tensors, metadata);
         const shardBytes = tensors.reduce((s, t) => s + storageBytes(t.data.length, t.dtype!), 0);
         done += shardBytes;
         result.totalSize += shardBytes;
@@ -329,7 +335,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
         result.files.push('config.json');
       }
     }
-    moveIntoPlace(tmp, out);
+    moveIntoPlace(tmp, out, opts.force === true);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (err instanceof AmendError) throw err;

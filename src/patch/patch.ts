@@ -170,8 +170,11 @@ export class EditPatch {
     return this.deltas.map((d) => d.name);
   }
 
-  /** Writes the patch as one safetensors file (atomically: temporary name, then rename). */
-  save(file: string): void {
+  /**
+   * Writes the patch as one safetensors file (atomically: temporary name, then rename). With
+   * `noClobber`, an existing file is never replaced, even one that appeared during the write.
+   */
+  save(file: string, opts: { noClobber?: boolean } = {}): void {
     const tensors: TensorToWrite[] = [];
     const index: Record<string, unknown>[] = [];
     for (const d of this.deltas) {
@@ -189,7 +192,7 @@ export class EditPatch {
       amend_patch_version: String(PATCH_VERSION),
       patch: jsonMeta(this.metadata),
       deltas: JSON.stringify(index),
-    });
+    }, opts);
     this.file = file;
   }
 

@@ -186,7 +186,7 @@ export async function run(args: Parsed): Promise<void> {
     const best = Math.max(...after.map((a) => a.pNew));
     process.stderr.write(`note: the edit barely moved P(new) on the requests shown (at most ${fmtP(best)} after); its hparams (${resolved.origin}) may hold it back — see --hparams-help${method === 'memit' ? ' (mom2_update_weight)' : ''}\n`);
   }
-  if (out) patch.save(out);
+  if (out) patch.save(out, { noClobber: v.force !== true });
 
   if (!json) {
     console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${requests.length} request(s); hparams: ${resolved.origin}`);
