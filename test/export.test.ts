@@ -203,6 +203,15 @@ test('the output directory: non-empty refused unless force, never the source, no
   assert.throws(() => exportModel(m, later, { onProgress: appear }), /later: files appeared in it while the export ran; pass --force/);
   assert.equal(fs.readFileSync(path.join(later, 'theirs.txt'), 'utf8'), 'y');
   noTempLeft();
+  // An export killed while replacing a folder leaves the replaced one as .NAME.amend-old-PID-x:
+  // the next export beside it puts it back where NAME is missing, and removes it where NAME is there.
+  const lost = path.join(tmp, '.lost.amend-old-2147483646-abc'), spare = path.join(tmp, '.busy.amend-old-2147483646-def');
+  fs.mkdirSync(lost);
+  fs.writeFileSync(path.join(lost, 'model.safetensors'), 'the only copy');
+  fs.mkdirSync(spare);
+  exportModel(m, path.join(tmp, 'another'));
+  assert.equal(fs.readFileSync(path.join(tmp, 'lost', 'model.safetensors'), 'utf8'), 'the only copy');
+  assert.ok(!fs.existsSync(lost) && !fs.existsSync(spare));
   assert.throws(() => exportModel(m, src, { force: true }), /is the directory the model was loaded from/);
   const empty = path.join(tmp, 'empty');
   fs.mkdirSync(empty);

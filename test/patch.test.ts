@@ -300,6 +300,14 @@ test('save / load round trip is exact (deltas, metadata, id)', () => {
   assert.equal(EditPatch.load(fresh).id, p.id);
   p.save(theirs);
   assert.equal(EditPatch.load(theirs).id, p.id);
+  // A temporary copy left by a killed writer of the same file goes with the next write; a live
+  // process's stays.
+  const dead = path.join(tmp, '.theirs.safetensors.2147483646.k1ll3d.tmp'), live = path.join(tmp, `.theirs.safetensors.${process.pid}.l1v3.tmp`);
+  fs.writeFileSync(dead, 'x');
+  fs.writeFileSync(live, 'x');
+  p.save(theirs);
+  assert.ok(!fs.existsSync(dead) && fs.existsSync(live));
+  fs.rmSync(live);
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
 });
 

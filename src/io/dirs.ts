@@ -44,14 +44,20 @@ export function checkCanBeFolder(dir: string): void {
 }
 
 /**
- * Removes the folders in `parent` that a killed process left: names matching `pattern`, whose
- * first group is the pid of the process that wrote them, when that process is gone. Only this
- * user's (another's may be a live write in another process namespace), and best-effort: cleaning
- * up never stands in the way of the work that called it.
+ * Removes the temporary files and folders in `parent` that a killed process left: names matching
+ * `pattern`, whose first group is the pid of the process that wrote them, when that process is
+ * gone. Only this user's (another's may be a live write in another process namespace), and
+ * best-effort: cleaning up never stands in the way of the work that called it.
  */
-export function removeDeadTempFolders(parent: string, pattern: RegExp): void {
+export function removeDeadTemps(parent: string, pattern: RegExp): void {
   const uid = process.getuid?.();
-  for (const f of fs.readdirSync(parent)) {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const f of names) {
     const m = pattern.exec(f);
     if (!m || processAlive(Number(m[1]))) continue;
     const dir = path.join(parent, f);

@@ -25,7 +25,7 @@ import {
   type FileDType,
   type StorageDType,
 } from './dtype.js';
-import { makeDirs } from './dirs.js';
+import { makeDirs, removeDeadTemps } from './dirs.js';
 import { runSteps, type Steps } from './steps.js';
 
 export type { FileDType, StorageDType } from './dtype.js';
@@ -459,8 +459,12 @@ function writeFully(fd: number, file: string, bytes: Uint8Array): void {
 
 /** A temporary name next to `file` (same directory, so the final rename is atomic). */
 export function tempPathFor(file: string): string {
+  const dir = path.dirname(file), base = path.basename(file);
+  // A write of the same file killed before its rename left its temporary copy: full-size, and
+  // no one else's to remove.
+  removeDeadTemps(dir, new RegExp(`^\\.${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)\\.[a-z0-9]+\\.tmp$`));
   const rnd = Math.random().toString(36).slice(2, 10);
-  return path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${rnd}.tmp`);
+  return path.join(dir, `.${base}.${process.pid}.${rnd}.tmp`);
 }
 
 /**

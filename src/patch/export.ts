@@ -28,7 +28,7 @@ import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, write
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
-import { checkCanBeFolder, makeDirs, removeDeadTempFolders } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs, processAlive, removeDeadTemps } from '../io/dirs.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
 
@@ -156,10 +156,22 @@ function tempDirBeside(out: string, tag: string): string {
 /**
  * An export killed mid-write (Ctrl-C, a crash) leaves its temporary folder beside `out`; the next
  * export into the same parent folder removes this user's whose process is gone, whatever their name.
- * ('amend-old' folders are left alone: one may hold the only copy of a replaced output.)
+ * One killed while replacing a folder leaves `.NAME.amend-old-PID-x`, the replaced output: it goes
+ * back to NAME when NAME is missing (the kill came between the two renames), else it is removed.
  */
 function removeStaleExports(parent: string): void {
-  removeDeadTempFolders(parent, /^\..+\.amend-export-(\d+)-[a-z0-9]+$/);
+  removeDeadTemps(parent, /^\..+\.amend-export-(\d+)-[a-z0-9]+$/);
+  for (const f of fs.readdirSync(parent)) {
+    const m = /^\.(.+)\.amend-old-(\d+)-[a-z0-9]+$/.exec(f);
+    if (!m || processAlive(Number(m[2]))) continue;
+    const name = path.join(parent, m[1]!);
+    try {
+      if (!fs.existsSync(name)) fs.renameSync(path.join(parent, f), name);
+    } catch {
+      /* left as it is */
+    }
+  }
+  removeDeadTemps(parent, /^\..+\.amend-old-(\d+)-[a-z0-9]+$/);
 }
 
 /**
