@@ -15,7 +15,10 @@ export interface ModelConfig {
   kvHeads: number;
   headDim: number;
   ffn: number;
+  /** Positions the model can use: the config's, capped at a sliding window (see familyConfig). */
   maxPositions: number;
+  /** The config's own position count (max_position_embeddings, n_positions), as it names the model. */
+  configPositions: number;
   norm: 'layernorm' | 'rmsnorm';
   normEps: number;
   act: Activation;
@@ -69,10 +72,11 @@ function activation(name: unknown, where: string): Activation {
 export const SUPPORTED_MODEL_TYPES = ['gpt2', 'gpt_neox', 'gptj', 'llama', 'qwen2', 'mistral'];
 
 export function parseConfig(raw: Record<string, unknown>): ModelConfig {
-  return checkConfig(familyConfig(raw));
+  const c = familyConfig(raw);
+  return checkConfig({ ...c, configPositions: num(raw, ['max_position_embeddings', 'n_positions', 'n_ctx'], c.maxPositions) });
 }
 
-function familyConfig(raw: Record<string, unknown>): ModelConfig {
+function familyConfig(raw: Record<string, unknown>): Omit<ModelConfig, 'configPositions'> {
   const modelType = String(raw.model_type ?? '');
   const base = {
     modelType, raw, bosId: idOf(raw, 'bos_token_id'), eosId: idOf(raw, 'eos_token_id'),
@@ -146,7 +150,7 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
 }
 
 /** Counts must be positive integers within reason; a config that breaks this describes no model Amend can run. */
-function checkConfig(c: ModelConfig): ModelConfig {
+function checkConfig(c: Omit<ModelConfig, 'configPositions'> & { configPositions?: number }): ModelConfig {
   const counts: [string, number, number][] = [
     ['vocabulary size', c.vocabSize, 2 ** 24], ['hidden size', c.hidden, 2 ** 20], ['number of layers', c.layers, 4096],
     ['number of attention heads', c.heads, 2 ** 16], ['number of key/value heads', c.kvHeads, 2 ** 16],
@@ -160,5 +164,5 @@ function checkConfig(c: ModelConfig): ModelConfig {
     throw new AmendError(`config.json: the rotary dimension is ${c.rotaryDim}; it must be an even integer from 0 to the head dimension ${c.headDim}`);
   }
   if (!(c.normEps > 0)) throw new AmendError(`config.json: the norm epsilon is ${c.normEps}; it must be > 0`);
-  return c;
+  return c as ModelConfig;
 }

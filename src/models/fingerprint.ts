@@ -45,7 +45,7 @@ export function canonicalArchitecture(model: CausalLM): Record<string, unknown> 
     kv_heads: c.kvHeads,
     head_dim: c.headDim,
     ffn: c.ffn,
-    max_positions: c.maxPositions,
+    max_positions: c.configPositions,
     norm: c.norm,
     norm_eps: c.normEps,
     act: c.act,
@@ -56,6 +56,9 @@ export function canonicalArchitecture(model: CausalLM): Record<string, unknown> 
     parallel_residual: c.parallelResidual,
     tied_embeddings: c.tiedEmbeddings,
   };
+  // Named only when they differ from the default, so that every other model keeps its fingerprint.
+  if (!c.attnScaleHeadDim) arch.attn_scale_head_dim = false;
+  if (c.attnScaleInverseLayer) arch.attn_scale_inverse_layer = true;
   const sorted: Record<string, unknown> = {};
   for (const k of Object.keys(arch).sort()) sorted[k] = arch[k];
   return sorted;
