@@ -334,4 +334,19 @@ test('one run at a time in a report folder: a second is refused, a dead run\'s l
   await runEval(a, cases, { ...ROME, out: stale });
   assert.ok(fs.existsSync(path.join(stale, 'summary.json')));
   assert.ok(!fs.existsSync(path.join(stale, '.amend-eval-lock')));
+  // So is one naming this very process, which does not hold it (a killed run's pid reused, as
+  // PID 1 in a container).
+  const own = path.join(tmp, 'own-pid');
+  fs.mkdirSync(own);
+  fs.writeFileSync(path.join(own, '.amend-eval-lock'), `${process.pid} ${os.hostname()}\n`);
+  await runEval(a, cases, { ...ROME, out: own });
+  assert.ok(fs.existsSync(path.join(own, 'summary.json')));
+  // Another host's lock cannot be judged from here: refused, with the way out named.
+  const other = path.join(tmp, 'other-host');
+  fs.mkdirSync(other);
+  fs.writeFileSync(path.join(other, '.amend-eval-lock'), '4242 some-other-host\n');
+  await assert.rejects(runEval(a, cases, { ...ROME, out: other }),
+    new RegExp(`in use by another evaluation run \\(process 4242 on some-other-host\\).*if no run is using it, delete ${path.join(other, '.amend-eval-lock')}`));
+  assert.equal(fs.readFileSync(path.join(other, '.amend-eval-lock'), 'utf8'), '4242 some-other-host\n');
+  assert.deepEqual(fs.readdirSync(other), ['.amend-eval-lock'], 'nothing else written');
 });

@@ -212,6 +212,13 @@ test('the output directory: non-empty refused unless force, never the source, no
   exportModel(m, path.join(tmp, 'another'));
   assert.equal(fs.readFileSync(path.join(tmp, 'lost', 'model.safetensors'), 'utf8'), 'the only copy');
   assert.ok(!fs.existsSync(lost) && !fs.existsSync(spare));
+  // An export to that very name finds the restored folder at once (not after writing everything).
+  const again = path.join(tmp, '.again.amend-old-2147483646-ghi');
+  fs.mkdirSync(again);
+  fs.writeFileSync(path.join(again, 'model.safetensors'), 'x');
+  let wrote = false;
+  assert.throws(() => exportModel(m, path.join(tmp, 'again'), { onProgress: () => { wrote = true; } }), /again: exists and is not empty; pass --force/);
+  assert.ok(!wrote, 'refused before any weights were written');
   assert.throws(() => exportModel(m, src, { force: true }), /is the directory the model was loaded from/);
   const empty = path.join(tmp, 'empty');
   fs.mkdirSync(empty);

@@ -306,6 +306,11 @@ test('save / load round trip is exact (deltas, metadata, id)', () => {
   fs.writeFileSync(dead, 'x');
   fs.writeFileSync(live, 'x');
   p.save(theirs);
+  assert.ok(fs.existsSync(dead), 'a dead pid\'s copy written a moment ago may be another PID namespace\'s live write');
+  const anHourAgo = new Date(Date.now() - 3600_000);
+  fs.utimesSync(dead, anHourAgo, anHourAgo);
+  fs.utimesSync(live, anHourAgo, anHourAgo);
+  p.save(theirs);
   assert.ok(!fs.existsSync(dead) && fs.existsSync(live));
   fs.rmSync(live);
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp')), [], 'no temporary file left');

@@ -18,6 +18,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
@@ -203,7 +204,9 @@ async function withReportFolder<R>(out: string | undefined, run: () => Promise<R
   }
   let unlock = () => {};
   try {
-    unlock = takeLock(path.join(out, LOCK_FILE), (pid) => `${out} is in use by another evaluation run (process ${pid}); wait for it to finish, or choose another --out (out)`);
+    const lock = path.join(out, LOCK_FILE);
+    unlock = takeLock(lock, (pid, host) =>
+      `${out} is in use by another evaluation run (process ${pid}${host === os.hostname() ? '' : ` on ${host}`}); wait for it to finish or choose another --out (out); if no run is using it, delete ${lock}`);
     return await run();
   } catch (err) {
     throw writeError(out, err) ?? err;

@@ -3,6 +3,7 @@
 // output folder froze the command. Creating the missing ancestors one by one fails instead, with
 // the system's own error, which callers already turn into their one-line messages.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../errors.js';
 
@@ -46,10 +47,11 @@ export function checkCanBeFolder(dir: string): void {
 /**
  * Removes the temporary files and folders in `parent` that a killed process left: names matching
  * `pattern`, whose first group is the pid of the process that wrote them, when that process is
- * gone. Only this user's (another's may be a live write in another process namespace), and
- * best-effort: cleaning up never stands in the way of the work that called it.
+ * gone. Only this user's, and with `minAgeMs` only those untouched for that long: a process of
+ * another PID namespace (another container sharing the folder) looks gone from here while it
+ * writes. Best-effort: cleaning up never stands in the way of the work that called it.
  */
-export function removeDeadTemps(parent: string, pattern: RegExp): void {
+export function removeDeadTemps(parent: string, pattern: RegExp, minAgeMs = 0): void {
   const uid = process.getuid?.();
   let names: string[];
   try {
@@ -62,7 +64,8 @@ export function removeDeadTemps(parent: string, pattern: RegExp): void {
     if (!m || processAlive(Number(m[1]))) continue;
     const dir = path.join(parent, f);
     try {
-      if (uid !== undefined && fs.statSync(dir).uid !== uid) continue;
+      const st = fs.statSync(dir);
+      if ((uid !== undefined && st.uid !== uid) || Date.now() - st.mtimeMs < minAgeMs) continue;
       fs.rmSync(dir, { recursive: true, force: true });
     } catch {
       /* left for its owner */
@@ -83,29 +86,66 @@ export function processAlive(pid: number): boolean {
 const heldLocks = new Set<string>();
 
 /**
- * Takes `file` as a lock for one writer (its pid inside, created exclusively), or refuses with
- * `busy(pid)` while a live process holds it. A lock whose process is gone is taken over. Returns
- * the release function.
+ * Takes `file` as a lock for one writer, or refuses with `busy(pid, host)` while another holds it.
+ * The lock holds "pid host" and appears whole (written beside it, then linked into place). A lock
+ * of this host whose process is gone (or is this process, which does not hold it: a killed run's
+ * pid reused, as PID 1 in a container) is taken over; another host's is respected, since its
+ * processes cannot be seen from here. Returns the release function, which removes the lock only
+ * while it is still this one.
  */
-export function takeLock(file: string, busy: (pid: number) => string): () => void {
+export function takeLock(file: string, busy: (pid: number, host: string) => string): () => void {
   const key = path.resolve(file);
-  for (let attempt = 0; ; attempt++) {
-    if (heldLocks.has(key)) throw new AmendError(busy(process.pid));
-    try {
-      const fd = fs.openSync(file, 'wx');
-      fs.writeSync(fd, `${process.pid}\n`);
-      fs.closeSync(fd);
-      heldLocks.add(key);
-      return () => {
-        heldLocks.delete(key);
-        fs.rmSync(file, { force: true });
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
-      const pid = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) throw new AmendError(busy(pid));
-      fs.rmSync(file, { force: true }); // its process is gone: take it over (once)
+  const host = os.hostname();
+  if (heldLocks.has(key)) throw new AmendError(busy(process.pid, host));
+  const mine = `${process.pid} ${host}\n`;
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+  fs.writeFileSync(tmp, mine);
+  let last = { pid: 0, owner: host };
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        publishExclusive(tmp, file);
+        heldLocks.add(key);
+        return () => {
+          heldLocks.delete(key);
+          try {
+            if (fs.readFileSync(file, 'utf8') === mine) fs.rmSync(file, { force: true });
+          } catch {
+            /* already gone */
+          }
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile: try again
+        throw e;
+      }
+      const [pidText, owner = host] = text.trim().split(/\s+/);
+      const pid = Number(pidText);
+      const gone = !(Number.isInteger(pid) && pid > 0) || (owner === host && (pid === process.pid || !processAlive(pid)));
+      if (!gone) throw new AmendError(busy(pid, owner));
+      last = { pid, owner };
+      fs.rmSync(file, { force: true });
     }
+    throw new AmendError(busy(last.pid, last.owner)); // others keep taking it over: leave it to them
+
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/** Puts the complete file `tmp` at `file` unless one is there (EEXIST): a hard link, else an exclusive copy. */
+function publishExclusive(tmp: string, file: string): void {
+  try {
+    fs.linkSync(tmp, file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || !(code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP')) throw e;
+    fs.copyFileSync(tmp, file, fs.constants.COPYFILE_EXCL); // a file system without hard links
   }
 }
 

@@ -126,6 +126,8 @@ function sameDir(a: string, b: string): boolean {
  * be absent, empty, or non-empty with `force`, and not the source model's directory.
  */
 export function checkExportDir(out: string, source: string | null, force: boolean): void {
+  // A killed export's leftovers first: one may put a replaced output back at `out`.
+  if (fs.statSync(path.dirname(out), { throwIfNoEntry: false })?.isDirectory()) removeStaleExports(path.dirname(out));
   if (source && sameDir(out, source)) {
     throw new AmendError(`${out}: is the directory the model was loaded from; export into a new directory`);
   }
