@@ -95,7 +95,9 @@ test('the rule for models without a preset', () => {
   const tinyRotary = fakeModel(LLAMA(3, 64, 256), '/m/tiny-llama');
   assert.deepEqual(ruleHparams('memit', tinyRotary).layers, [1]);
   assert.deepEqual(ruleHparams('rome', tinyRotary).layers, [0]);
-  assert.deepEqual(ruleHparams('memit', fakeModel(LLAMA(1, 64, 256), '/m/one-layer')).layers, [0]);
+  const oneLayer = fakeModel(LLAMA(1, 64, 256), '/m/one-layer');
+  assert.deepEqual(ruleHparams('memit', oneLayer).layers, [0]);
+  assert.throws(() => resolveHparams('rome', oneLayer), /with no layer below it, only fact_token=last can edit/);
   const r = resolveHparams('rome', gpt2small);
   assert.match(r.origin, /^rule/);
   assert.equal(r.hparams.v_loss_layer, 11);

@@ -532,7 +532,7 @@ export function validateForModel(method: EditMethod, hp: EditHparams, model: Cau
   if (hp.fact_token !== 'last' && top >= hp.v_loss_layer) {
     throw new AmendError(
       `${method.toUpperCase()}: layer ${top} is not below v_loss_layer ${hp.v_loss_layer}, so a change at the subject's token cannot reach the prediction after the prompt ` +
-        `(no attention layer follows it there); ${hp.v_loss_layer >= 1 ? `edit a layer below ${hp.v_loss_layer}` : 'edit a lower layer'}, or use fact_token=last`,
+        `(no attention layer follows it there); ${hp.v_loss_layer >= 1 ? `edit a layer below ${hp.v_loss_layer}, or use fact_token=last` : 'with no layer below it, only fact_token=last can edit'}`,
     );
   }
   if (typeof hp.rewrite_module_tmp === 'string' && hp.rewrite_module_tmp !== '') {

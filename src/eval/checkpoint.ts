@@ -15,7 +15,8 @@ import { makeDirs } from '../io/dirs.js';
 export const PARTIAL_DIR = '.amend-eval-partial';
 /** OUT/.amend-eval-lock: the process id of the run writing into OUT. */
 export const LOCK_FILE = '.amend-eval-lock';
-export const CHECKPOINT_VERSION = 1;
+// 2: a short last batch is recorded in its batch-K run (callSize), no longer as batch-N of its own.
+export const CHECKPOINT_VERSION = 2;
 
 /** A case edited under 'final' but not scored yet: what the edit cost, or why it was refused. */
 export interface PendingCase {

@@ -261,7 +261,7 @@ export class AmendTokenizer {
     const throughIds = this.tok.encode(text.slice(0, charEnd), { add_special_tokens: false }).ids;
     const start = commonPrefix(prefixIds, raw);
     const lcpEnd = commonPrefix(throughIds, raw);
-    // A token that straddles the end of the subject belongs to it.
+    // Where the two encodings part, the token at which they part ends the span (see above).
     let end = lcpEnd === throughIds.length ? lcpEnd : lcpEnd + 1;
     end = Math.min(Math.max(end, start + 1), raw.length);
     if (start >= raw.length || end <= start) {

@@ -34,7 +34,7 @@ export const spec: CommandSpec = {
     'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (always so for the model folder\'s own corpus-heldout.txt)' },
     'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
     qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
-    'qa-template': { type: 'string', help: 'FILE  text around every --qa question, "{}" where it goes (e.g. few-shot examples ending in "Q: {}\\nA:"); implies --qa' },
+    'qa-template': { type: 'string', help: 'FILE  text around every --qa question, "{}" where it goes (e.g. few-shot examples ending in "Q: {}\\nA:"; the file\'s final newline is dropped); implies --qa' },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model; see amend edit --list-presets)' },
     hparams: { type: 'string', multiple: true, help: 'FILE  hparams file (YAML/JSON, EasyEdit\'s as they are); may be repeated' },
     set: { type: 'string', multiple: true, help: 'key=value  override one hparam; may be repeated' },
@@ -66,6 +66,8 @@ function readQaTemplate(file: string): string {
     throw new AmendError(`--qa-template ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   if (text.trim() === '') throw new AmendError(`--qa-template ${file}: the file is empty; give the text to put around each question, "{}" where it goes`);
+  // An editor ends the file with a newline; the answer follows "A:" on the same line.
+  text = text.replace(/\r?\n$/, '');
   try {
     qaPromptText('', text);
   } catch (err) {

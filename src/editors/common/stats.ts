@@ -42,6 +42,16 @@ export function corpusOf(hp: EditHparams, model: CausalLM): string | undefined {
 
 const warned = new Set<string>();
 
+/**
+ * stats_dir once named Amend's cache root; it now names EasyEdit's folder of .npz files. A folder
+ * that looks like an Amend cache (its stats/ subfolder) is named in a warning, once.
+ */
+function warnIfAmendCache(dir: string | undefined): void {
+  if (!dir || warned.has(`stats_dir:${dir}`) || !fs.existsSync(path.join(dir, 'stats'))) return;
+  warned.add(`stats_dir:${dir}`);
+  process.emitWarning(`stats_dir ${dir} looks like an Amend statistics cache; stats_dir names a folder of ROME / EasyEdit .npz files now, and the cache is $AMEND_CACHE (set AMEND_CACHE=${dir} to use that one)`);
+}
+
 /** Second moments at `layers`, in that order; one clear error for statistics of another model. */
 export async function secondMoments(model: CausalLM, layers: readonly number[], hp: EditHparams, req: StatsRequest = {}): Promise<SecondMoment[]> {
   let got: SecondMoment[];
@@ -56,6 +66,7 @@ export async function secondMoments(model: CausalLM, layers: readonly number[], 
       return sm;
     }));
   } else {
+    warnIfAmendCache(hp.stats_dir);
     got = await layerSecondMoments(model, layers, {
       corpus: corpusOf(hp, model),
       samples: hp.mom2_n_samples,
