@@ -394,15 +394,13 @@ test('backend selection: AMEND_BACKEND=js, setLinalgBackend', () => {
   }
 });
 
-test('js symEig and svd handle a few hundred in reasonable time', () => {
+// Sizes like the MEMIT statistics' (no timing here: speed lives in bench/, never in assertions).
+test('js symEig and svd handle a few hundred', () => {
   const n = 300;
-  const t0 = Date.now();
   const { values, vectors } = symEig(symmetric(n, 31), n, { backend: 'js' });
-  const t1 = Date.now();
   assert.equal(values.length, n);
   assert.ok(colOrthoErr(vectors, n, n) < 1e-11);
   const { S } = svd(randMat(n, 200, 32), n, 200, { backend: 'js' });
-  const t2 = Date.now();
   assert.equal(S.length, 200);
-  assert.ok(t1 - t0 < 20000 && t2 - t1 < 30000, `symEig ${t1 - t0} ms, svd ${t2 - t1} ms`);
+  for (let i = 1; i < S.length; i++) assert.ok(S[i - 1]! >= S[i]! && S[i]! >= 0, 'singular values sorted, non-negative');
 });

@@ -21,9 +21,7 @@ import {
 const world = generateWorld(7);
 const corpus = buildCorpus(world);
 const texts = tokenizerTrainingTexts(world, corpus);
-const t0 = Date.now();
 const tokJson = trainBpe(texts, { vocabSize: DEFAULT_VOCAB_SIZE, seed: 7, protectedWords: singleWordNames(world) });
-const trainMs = Date.now() - t0;
 const config = makeTokenizerConfig(tokJson);
 const tok = new Tokenizer(tokJson as unknown as Record<string, unknown>, config);
 
@@ -73,7 +71,6 @@ test('tokenizer.json is GPT-2 shaped and deterministic', () => {
   }
   const again: TokenizerJson = trainBpe(texts, { vocabSize: DEFAULT_VOCAB_SIZE, seed: 7, protectedWords: singleWordNames(world) });
   assert.equal(JSON.stringify(again), JSON.stringify(tokJson));
-  assert.ok(trainMs < 20000, `training took ${trainMs} ms`);
 });
 
 test('encode → decode gives back every corpus line exactly', () => {
