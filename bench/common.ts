@@ -150,29 +150,74 @@ export function helpIfAsked(argv: readonly string[]): void {
   process.exit(0);
 }
 
-/** --name value / --name=value / --flag. */
-export function parseFlags(argv: readonly string[], booleans: readonly string[]): Flags {
+/** A bad command line or setting: printed as one line by runBench, not as a stack trace. */
+export class BenchError extends Error {}
+
+/**
+ * Runs a bench script's main: a BenchError (or an AmendError, a user-facing error of the library)
+ * is one line on stderr and exit 1; anything else keeps its stack trace. A number it returns is
+ * the exit code.
+ */
+export function runBench(main: () => Promise<number | void> | number | void): void {
+  Promise.resolve().then(main).then((code) => { if (typeof code === 'number') process.exitCode = code; }, (e: unknown) => {
+    const oneLine = e instanceof BenchError || (e instanceof Error && e.name === 'AmendError');
+    console.error(oneLine ? `${path.basename(process.argv[1]!)}: ${(e as Error).message}` : e);
+    process.exitCode = 1;
+  });
+}
+
+/** --name value / --name=value / --flag, for the named flags only (--help is answered here). */
+export function parseFlags(argv: readonly string[], booleans: readonly string[], values: readonly string[]): Flags {
   helpIfAsked(argv);
   const flags: Flags = new Map();
+  const known = (name: string) => booleans.includes(name) || values.includes(name);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"`);
+    if (!a.startsWith('--')) throw new BenchError(`unexpected argument "${a}" (see --help)`);
     const eq = a.indexOf('=');
     const name = a.slice(2, eq < 0 ? undefined : eq);
+    if (!known(name)) throw new BenchError(`unknown option --${name} (known: ${[...values, ...booleans].map((f) => `--${f}`).join(', ')}; see --help)`);
     if (eq >= 0) flags.set(name, a.slice(eq + 1));
     else if (booleans.includes(name)) flags.set(name, true);
     else if (i + 1 < argv.length) flags.set(name, argv[++i]);
-    else throw new Error(`--${name} needs a value`);
+    else throw new BenchError(`--${name} needs a value`);
   }
   return flags;
 }
 
-export function intFlag(flags: Flags, name: string, fallback: number): number {
+/** An integer flag, at least `min` (default 1). */
+export function intFlag(flags: Flags, name: string, fallback: number, min = 1): number {
   const v = flags.get(name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${String(v)}"`);
+  if (typeof v !== 'string' || !/^\s*-?\d+\s*$/.test(v) || n < min) throw new BenchError(`--${name} must be an integer ≥ ${min}, got "${String(v)}"`);
   return n;
+}
+
+/** A comma-separated list of integers, each at least `min`. */
+export function intListFlag(flags: Flags, name: string, fallback: readonly number[], min = 1): number[] {
+  const v = flags.get(name);
+  if (v === undefined) return [...fallback];
+  const parts = String(v).split(',').map((x) => x.trim());
+  if (parts.some((x) => !/^-?\d+$/.test(x) || Number(x) < min)) throw new BenchError(`--${name} must be a comma-separated list of integers ≥ ${min}, got "${String(v)}"`);
+  return parts.map(Number);
+}
+
+/** A number flag within [min, max]. */
+export function numFlag(flags: Flags, name: string, fallback: number, min = 0, max = Number.POSITIVE_INFINITY): number {
+  const v = flags.get(name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !(n >= min && n <= max)) throw new BenchError(`--${name} must be a number from ${min} to ${max}, got "${String(v)}"`);
+  return n;
+}
+
+/** One of the given choices. */
+export function choiceFlag<T extends string>(flags: Flags, name: string, choices: readonly T[], fallback: T): T {
+  const v = flags.get(name);
+  if (v === undefined) return fallback;
+  if (!choices.includes(v as T)) throw new BenchError(`--${name} must be one of ${choices.join(', ')}, got "${String(v)}"`);
+  return v as T;
 }
 
 export function strFlag(flags: Flags, name: string): string | undefined {

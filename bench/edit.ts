@@ -1,6 +1,7 @@
 // Editing benchmarks (results in bench/RESULTS.md, section "Editing").
 //
-//   node dist/bench/edit.js timing [--memit 100,1000] [--rome 3] [--samples 1000] [--corpus FILE]
+//   node dist/bench/edit.js timing [--memit 100,1000] [--rome 1] [--samples 1000] [--corpus FILE]
+//       [--steps N] [--set "key=value key2=value2"]
 //       ROME and MEMIT wall time on the GPT-2-small-shaped checkpoint with seeded random weights
 //       (bench/common.ts) and the GPT-2 tokenizer, broken down into statistics, context templates,
 //       keys, v*/z optimisation and solve, with the peak resident memory of each run (each scenario
@@ -14,7 +15,7 @@ import { CausalLM } from '../src/models/model.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
 import { editWithReport, parseSets, type EditMethod } from '../src/editors/index.js';
-import { GPT2_SMALL, ensureGpt2Checkpoint, helpIfAsked, machineInfo, parseFlags, strFlag, intFlag, type Flags } from './common.js';
+import { BenchError, GPT2_SMALL, choiceFlag, ensureGpt2Checkpoint, helpIfAsked, intListFlag, machineInfo, parseFlags, runBench, strFlag, intFlag, type Flags } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -62,7 +63,7 @@ interface ScenarioResult {
 
 /** One scenario in this process (for a clean peak RSS). */
 async function runScenario(flags: Flags): Promise<void> {
-  const method = strFlag(flags, 'scenario') as EditMethod;
+  const method: EditMethod = choiceFlag(flags, 'scenario', ['rome', 'memit'] as const, 'rome');
   const n = intFlag(flags, 'n', 1);
   const dir = gpt2SmallWithTokenizer();
   const model = await CausalLM.load(dir);
@@ -90,12 +91,12 @@ async function runScenario(flags: Flags): Promise<void> {
 
 function spawnScenario(args: string[]): ScenarioResult {
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'run', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`scenario ${args.join(' ')} failed (exit ${r.status})`);
+  if (r.status !== 0) throw new BenchError(`scenario ${args.join(' ')} failed (exit ${r.status})`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as ScenarioResult;
 }
 
 async function timing(flags: Flags): Promise<void> {
-  const memit = (strFlag(flags, 'memit') ?? '100,1000').split(',').filter(Boolean).map(Number);
+  const memit = intListFlag(flags, 'memit', [100, 1000]);
   const romeN = intFlag(flags, 'rome', 1);
   const pass = ['samples', 'corpus', 'steps', 'set'].flatMap((k) => (flags.has(k) ? [`--${k}`, String(flags.get(k))] : []));
   const rows: ScenarioResult[] = [];
@@ -114,8 +115,10 @@ async function timing(flags: Flags): Promise<void> {
 }
 
 helpIfAsked(process.argv.slice(2));
-const [cmd, ...rest] = process.argv.slice(2);
-const flags = parseFlags(rest, []);
-if (cmd === 'run') await runScenario(flags);
-else if (cmd === 'timing' || cmd === undefined) await timing(flags);
-else throw new Error(`unknown bench command "${cmd}" (timing | run); the demo world's edit scores come from amend eval`);
+runBench(async () => {
+  const [cmd, ...rest] = process.argv.slice(2);
+  const flags = parseFlags(rest, [], ['scenario', 'n', 'memit', 'rome', 'samples', 'corpus', 'steps', 'set']);
+  if (cmd === 'run') await runScenario(flags);
+  else if (cmd === 'timing' || cmd === undefined) await timing(flags);
+  else throw new BenchError(`unknown bench command "${cmd}" (timing | run); the demo world's edit scores come from amend eval`);
+});

@@ -23,7 +23,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { kernels } from '../src/backend/index.js';
 import { CausalLM } from '../src/models/index.js';
 import {
-  GPT2_SMALL, defaultCacheDir, ensureGpt2Checkpoint, gpt2ForwardFlops, intFlag, machineInfo, parseFlags,
+  GPT2_SMALL, defaultCacheDir, ensureGpt2Checkpoint, gpt2ForwardFlops, intFlag, machineInfo, parseFlags, numFlag, runBench,
   randomIds, repoRoot, strFlag, summarise, waitForQuiet, type Gpt2Shape, type Timing,
 } from './common.js';
 
@@ -75,7 +75,8 @@ class TorchServer {
 }
 
 async function main(): Promise<number> {
-  const flags = parseFlags(process.argv.slice(2), ['json', 'no-torch', 'check', 'help', 'torch-strided-heads']);
+  const flags = parseFlags(process.argv.slice(2), ['json', 'no-torch', 'check', 'help', 'torch-strided-heads'],
+    ['threads', 'batch', 'seq', 'warmup', 'reps', 'layers', 'dir', 'quiet-wait', 'python']);
   if (flags.has('help')) {
     console.log('usage: node dist/bench/forward.js [--threads N] [--batch 8] [--seq 128] [--warmup 2] [--reps 7]\n' +
       '         [--layers 12] [--dir CACHE] [--quiet-wait 180] [--no-torch] [--python /usr/bin/python3]\n' +
@@ -86,9 +87,9 @@ async function main(): Promise<number> {
   const log = (msg: string): void => { if (!json) console.log(msg); else console.error(msg); };
   const threads = intFlag(flags, 'threads', os.cpus().length);
   const B = intFlag(flags, 'batch', 8), T = intFlag(flags, 'seq', 128);
-  const warmup = intFlag(flags, 'warmup', 2), reps = intFlag(flags, 'reps', 7);
+  const warmup = intFlag(flags, 'warmup', 2, 0), reps = intFlag(flags, 'reps', 7);
   const layers = intFlag(flags, 'layers', GPT2_SMALL.layers);
-  let quietBudget = Number(strFlag(flags, 'quiet-wait') ?? 180);
+  let quietBudget = numFlag(flags, 'quiet-wait', 180);
   const quiet = (): number => {
     const t = performance.now();
     const busy = waitForQuiet(Math.max(0, quietBudget)) ?? 0;
@@ -249,4 +250,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (e) => { console.error(e); process.exitCode = 1; });
+runBench(main);

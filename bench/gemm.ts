@@ -15,9 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativeAddon } from '../src/backend/native.js';
-import { helpIfAsked } from './common.js';
+import { BenchError, choiceFlag, intFlag, numFlag, parseFlags, runBench, strFlag } from './common.js';
 
-helpIfAsked(process.argv.slice(2));
 
 interface Shape { name: string; ta: boolean; tb: boolean; m: number; n: number; k: number }
 interface Timing { best: number; median: number; reps: number }
@@ -32,11 +31,6 @@ const SHAPES: Shape[] = [
   { name: 'grad W     xᵀ·dy', ta: true, tb: false, m: 768, n: 3072, k: TOKENS },
   { name: 'grad x     dy·Wᵀ', ta: false, tb: true, m: TOKENS, n: 768, k: 3072 },
 ];
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
 
 function randn(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -86,15 +80,17 @@ function numpy(python: string, shapes: Shape[], threads: number, seconds: number
 }
 
 function main(): void {
+  const flags = parseFlags(process.argv.slice(2), ['no-numpy'], ['threads', 'seconds', 'clock', 'python']);
   const addon = nativeAddon();
   if (!addon) {
     console.log('native addon not built; nothing to measure (npm install builds it)');
     return;
   }
-  const threads = Number(arg('threads', '2'));
-  const seconds = Number(arg('seconds', '1'));
-  cpuClock = arg('clock', 'wall') === 'cpu';
-  const pythons = process.argv.includes('--no-numpy') ? [] : arg('python', '/usr/bin/python3,python3').split(',');
+  const threads = intFlag(flags, 'threads', 2);
+  if (threads > 1024) throw new BenchError('--threads must be at most 1024');
+  const seconds = numFlag(flags, 'seconds', 1, 0.001);
+  cpuClock = choiceFlag(flags, 'clock', ['wall', 'cpu'] as const, 'wall') === 'cpu';
+  const pythons = flags.has('no-numpy') ? [] : (strFlag(flags, 'python') ?? '/usr/bin/python3,python3').split(',');
   addon.setThreads(threads);
   const info = addon.info();
   console.log(`machine: ${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cpus; node ${process.version}; ` +
@@ -104,9 +100,9 @@ function main(): void {
 
   const impls: [string, (...a: unknown[]) => void][] = [['gemm', addon.gemm], ['own', addon.gemmOwn]];
   if (typeof addon.gemmBlas === 'function') impls.push(['OpenBLAS', addon.gemmBlas]);
-  const header = ['shape', 'm×n×k', ...impls.map(([n]) => n), ...pythons.map((_, i) => `numpy#${i + 1}`), 'gemm/numpy#1'];
+  const header = ['shape', 'm×n×k', ...impls.map(([n]) => n), ...pythons.map((_, i) => `numpy#${i + 1}`), ...pythons.map((_, i) => `gemm/numpy#${i + 1}`)];
   const rows: string[][] = [];
-  const numpyInfo: string[] = [];
+  const numpyInfo: (string | undefined)[] = [];
 
   for (const s of SHAPES) {
     const a = randn(s.m * s.k, 1), b = randn(s.k * s.n, 2), c = new Float32Array(s.m * s.n);
@@ -117,22 +113,25 @@ function main(): void {
       row.push(`${gflops(s, t.best).toFixed(0)} (${gflops(s, t.median).toFixed(0)})`);
       if (name === 'gemm') gemmRate = gflops(s, t.best);
     }
-    let firstNumpy = 0;
-    pythons.forEach((py, i) => {
+    // A ratio against each numpy measured (Python installs differ in their BLAS, and so in speed).
+    const numpyRates = pythons.map((py, i) => {
       const r = numpy(py, [s], threads, seconds);
-      if (!r) return row.push('–');
+      if (!r) {
+        row.push('–');
+        return 0;
+      }
       const t = r.results[0];
-      if (numpyInfo.length <= i) numpyInfo.push(`numpy#${i + 1}: ${r.python}, numpy ${r.numpy}, ${r.blas.join(' ') || 'BLAS ?'}`);
+      numpyInfo[i] ??= `numpy#${i + 1}: ${r.python}, numpy ${r.numpy}, ${r.blas.join(' ') || 'BLAS ?'}`;
       row.push(`${gflops(s, t.best).toFixed(0)} (${gflops(s, t.median).toFixed(0)})`);
-      if (i === 0) firstNumpy = gflops(s, t.best);
+      return gflops(s, t.best);
     });
-    row.push(firstNumpy ? `${(gemmRate / firstNumpy).toFixed(2)}×` : '–');
+    for (const rate of numpyRates) row.push(rate ? `${(gemmRate / rate).toFixed(2)}×` : '–');
     rows.push(row);
     console.log(row.join('  |  '));
   }
 
   console.log('\nGFLOP/s, best (median) of repeated runs');
-  for (const l of numpyInfo) console.log(l);
+  for (const l of numpyInfo) if (l) console.log(l);
   console.log(`\n| ${header.join(' | ')} |\n|${header.map(() => ' --- ').join('|')}|`);
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 
@@ -181,5 +180,5 @@ function interplay(addon: any, impls: [string, (...a: unknown[]) => void][], sec
   }
 }
 
-if (existsSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'gemm_numpy.py'))) main();
+if (existsSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'gemm_numpy.py'))) runBench(main);
 else console.log('bench/gemm_numpy.py not found next to dist/; run from the package checkout');

@@ -18,7 +18,7 @@ import { promptActivations } from '../src/editors/common/keys.js';
 import { secondMoments, solveCov } from '../src/editors/common/stats.js';
 import { EDITABLE_RELATIONS } from '../src/world/phrasings.js';
 import type { World } from '../src/world/types.js';
-import { intFlag, parseFlags, strFlag } from './common.js';
+import { intFlag, parseFlags, runBench, strFlag } from './common.js';
 
 function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let s = 0;
@@ -31,10 +31,10 @@ function mean(xs: number[]): string {
 }
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), []);
+  const flags = parseFlags(process.argv.slice(2), [], ['model', 'layer']);
   const given = strFlag(flags, 'model');
   const dir = given === undefined || given === 'world' ? builtinWorldDir() : path.resolve(given);
-  const layer = intFlag(flags, 'layer', 0);
+  const layer = intFlag(flags, 'layer', 0, 0);
   const model = await CausalLM.load(dir);
   const world = JSON.parse(fs.readFileSync(path.join(dir, 'world.json'), 'utf8')) as World;
   const names = new Map(Object.values(world.entities).flat().map((e) => [e.id, e.name]));
@@ -64,7 +64,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+runBench(main);

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CausalLM } from '../src/models/index.js';
 import {
-  GPT2_SMALL, defaultCacheDir, ensureGpt2Checkpoint, gpt2WeightBytes, intFlag, machineInfo, parseFlags,
+  GPT2_SMALL, defaultCacheDir, ensureGpt2Checkpoint, gpt2WeightBytes, intFlag, machineInfo, parseFlags, BenchError, runBench,
   strFlag, type Gpt2Shape,
 } from './common.js';
 
@@ -52,14 +52,14 @@ function main(): number {
     child(argv[1]);
     return 0;
   }
-  const flags = parseFlags(argv, ['json', 'check']);
+  const flags = parseFlags(argv, ['json', 'check'], ['layers', 'runs', 'dtype', 'dir']);
   const json = flags.has('json');
   const log = (msg: string): void => { if (!json) console.log(msg); else console.error(msg); };
   const layers = intFlag(flags, 'layers', GPT2_SMALL.layers);
   const runs = intFlag(flags, 'runs', 3);
   const shape: Gpt2Shape = layers === GPT2_SMALL.layers ? GPT2_SMALL : { ...GPT2_SMALL, layers };
   const dtype = (strFlag(flags, 'dtype') ?? 'F32').toUpperCase();
-  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`--dtype must be F32, F16 or BF16, not ${dtype}`);
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new BenchError(`--dtype must be F32, F16 or BF16, not ${dtype}`);
   const dir = ensureGpt2Checkpoint(shape, strFlag(flags, 'dir') ?? defaultCacheDir(), log, dtype);
 
   const results: (ChildResult & { delta: number; ratio: number })[] = [];
@@ -103,4 +103,4 @@ function main(): number {
   return flags.has('check') && worst.ratio > TARGET_RATIO ? 1 : 0;
 }
 
-process.exitCode = main();
+runBench(main);

@@ -21,16 +21,15 @@ import { contextTemplates, templateSettings } from '../src/editors/common/templa
 import { secondMoments, solveCov, withRidge } from '../src/editors/common/stats.js';
 import { loadCases } from '../src/data/index.js';
 import { symEig } from '../src/linalg/index.js';
-import { parseFlags, strFlag } from './common.js';
+import { BenchError, intFlag, intListFlag, numFlag, parseFlags, runBench, strFlag } from './common.js';
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), []);
+  const flags = parseFlags(process.argv.slice(2), [], ['model', 'data', 'sizes', 'layer', 'lambda']);
   const given = strFlag(flags, 'model');
   const dir = given === undefined || given === 'world' ? builtinWorldDir() : path.resolve(given);
   const data = strFlag(flags, 'data') ?? path.join(dir, 'benchmark.json');
-  const sizes = (strFlag(flags, 'sizes') ?? '50,100,250,500').split(',').map(Number);
-  const layerFlag = Number(strFlag(flags, 'layer') ?? -1);
-  if (!Number.isInteger(layerFlag)) throw new Error(`--layer must be an integer, got ${strFlag(flags, 'layer')}`);
+  const sizes = intListFlag(flags, 'sizes', [50, 100, 250, 500]);
+  const layerFlag = intFlag(flags, 'layer', -1, 0);
   const model = await CausalLM.load(dir);
   const hp = resolveHparams('memit', model, {}).hparams;
   const layer = layerFlag >= 0 ? layerFlag : hp.layers[hp.layers.length - 1];
@@ -41,8 +40,8 @@ async function main(): Promise<void> {
   let [sm] = await secondMoments(model, [layer], hp);
   if (hp.mom2_ridge) sm = withRidge(sm, hp.mom2_ridge);
   const lambdaFlag = strFlag(flags, 'lambda');
-  const lambda = lambdaFlag === undefined ? hp.mom2_update_weight! : Number(lambdaFlag);
-  if (!(lambda > 0)) throw new Error(`--lambda must be a positive number, got ${lambdaFlag}`);
+  const lambda = lambdaFlag === undefined ? hp.mom2_update_weight! : numFlag(flags, 'lambda', 0, Number.MIN_VALUE);
+  if (!(lambda > 0)) throw new BenchError(`--lambda must be a positive number, got ${lambdaFlag}`);
   const whitened = reqs.map((_, i) => solveCov(sm, keys.subarray(i * f, (i + 1) * f))); // C⁻¹k
   console.log(`${dir}, layer ${layer} (${f} MLP units), λ ${lambda}, first cases of ${data}`);
   console.log('| edits | subjects | distinct keys | participation ratio | g > 1 | mean realised share |');
@@ -67,7 +66,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+runBench(main);

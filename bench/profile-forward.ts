@@ -12,7 +12,7 @@ import { kernels } from '../src/backend/index.js';
 import type { Kernels } from '../src/backend/kernels.js';
 import { CausalLM } from '../src/models/index.js';
 import {
-  GPT2_SMALL, defaultCacheDir, ensureGpt2Checkpoint, gpt2ForwardFlops, intFlag, machineInfo, parseFlags,
+  GPT2_SMALL, defaultCacheDir, ensureGpt2Checkpoint, gpt2ForwardFlops, intFlag, machineInfo, parseFlags, choiceFlag, numFlag, runBench,
   randomIds, strFlag, waitForQuiet, type Gpt2Shape,
 } from './common.js';
 
@@ -22,12 +22,12 @@ const BINARY = ['add', 'sub', 'mul', 'div', 'max', 'min', 'pow'];
 interface Entry { calls: number; ms: number; cpuMs: number; flops: number }
 
 function main(): void {
-  const flags = parseFlags(process.argv.slice(2), ['json']);
+  const flags = parseFlags(process.argv.slice(2), ['json'], ['threads', 'batch', 'seq', 'reps', 'layers', 'dir', 'logits', 'quiet-wait']);
   const threads = intFlag(flags, 'threads', os.cpus().length);
   const B = intFlag(flags, 'batch', 8), T = intFlag(flags, 'seq', 128), reps = intFlag(flags, 'reps', 3);
   const layers = intFlag(flags, 'layers', GPT2_SMALL.layers);
   const shape: Gpt2Shape = layers === GPT2_SMALL.layers ? GPT2_SMALL : { ...GPT2_SMALL, layers };
-  const which = strFlag(flags, 'logits') ?? 'all';
+  const which = choiceFlag(flags, 'logits', ['all', 'last', 'none'] as const, 'all');
   const json = flags.has('json');
 
   const k = kernels();
@@ -91,7 +91,7 @@ function main(): void {
   stats.clear();
   inKernel = 0;
   let total = 0, cpu = 0, faults = 0, busy = 0;
-  let budget = Number(strFlag(flags, 'quiet-wait') ?? 60);
+  let budget = numFlag(flags, 'quiet-wait', 60);
   for (let i = 0; i < reps; i++) {
     const w0 = performance.now();
     busy = Math.max(busy, waitForQuiet(Math.max(0, budget)) ?? 0);
@@ -144,4 +144,4 @@ function main(): void {
   console.log(`| total | | ${per(total).toFixed(1)} | | ${per(cpu).toFixed(1)} | | ${report.gflops.toFixed(0)} | ${((flops / (per(cpu) / 1e3) / 1e9) * info.threads).toFixed(0)} |`);
 }
 
-main();
+runBench(main);
