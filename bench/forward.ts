@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { kernels } from '../src/backend/index.js';
 import { CausalLM } from '../src/models/index.js';
 import {
@@ -144,6 +144,9 @@ async function main(): Promise<number> {
       const script = path.join(repoRoot(), 'bench', 'forward_torch.py');
       const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
       try {
+        // A Python without torch is named as such, not as a child that closed its output.
+        const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+        if (probe.status !== 0) throw new Error(`${python} cannot import torch (${(probe.stderr || String(probe.error ?? '')).trim().split('\n').pop()}); install it or pass --no-torch`);
         const started = await TorchServer.start(python, [script, dir, '--serve', '--threads', String(threads),
           '--batch', String(B), '--seq', String(T), '--ids', idsFile, '--dump-logits', logitsFile,
           ...(flags.has('torch-strided-heads') ? ['--strided-heads'] : [])], env);

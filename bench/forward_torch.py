@@ -23,6 +23,10 @@ import struct
 import sys
 import time
 
+if __name__ == "__main__" and any(a in ("-h", "--help") for a in sys.argv[1:]):
+    print(__doc__.strip())  # answered before importing torch, which may be absent
+    sys.exit(0)
+
 import numpy as np
 import torch
 import torch.nn.functional as F

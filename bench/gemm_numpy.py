@@ -12,6 +12,10 @@ import statistics
 import sys
 import time
 
+if len(sys.argv) != 3 or sys.argv[1] in ("-h", "--help"):
+    print(__doc__.strip())
+    sys.exit(0 if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help") else 2)
+
 import numpy as np
 
 
