@@ -132,7 +132,6 @@ export function takeLock(file: string, busy: (pid: number, host: string) => stri
       fs.rmSync(file, { force: true });
     }
     throw new AmendError(busy(last.pid, last.owner)); // others keep taking it over: leave it to them
-
   } finally {
     fs.rmSync(tmp, { force: true });
   }
