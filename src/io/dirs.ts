@@ -65,7 +65,8 @@ export function removeDeadTemps(parent: string, pattern: RegExp, minAgeMs = 0): 
     const dir = path.join(parent, f);
     try {
       const st = fs.statSync(dir);
-      if ((uid !== undefined && st.uid !== uid) || Date.now() - st.mtimeMs < minAgeMs) continue;
+      // (mtime has sub-millisecond precision and can read a little ahead of Date.now())
+      if ((uid !== undefined && st.uid !== uid) || (minAgeMs > 0 && Date.now() - st.mtimeMs < minAgeMs)) continue;
       fs.rmSync(dir, { recursive: true, force: true });
     } catch {
       /* left for its owner */
