@@ -88,7 +88,7 @@ const heldLocks = new Set<string>();
 
 /**
  * Takes `file` as a lock for one writer, or refuses with `busy(pid, host)` while another holds it.
- * The lock holds "pid host" and appears whole (written beside it, then linked into place). A lock
+ * The lock holds "pid host" and appears whole (written beside it, then moved into place). A lock
  * of this host whose process is gone (or is this process, which does not hold it: a killed run's
  * pid reused, as PID 1 in a container) is taken over; another host's is respected, since its
  * processes cannot be seen from here. Returns the release function, which removes the lock only
@@ -138,15 +138,27 @@ export function takeLock(file: string, busy: (pid: number, host: string) => stri
   }
 }
 
-/** Puts the complete file `tmp` at `file` unless one is there (EEXIST): a hard link, else an exclusive copy. */
-function publishExclusive(tmp: string, file: string): void {
+/**
+ * Moves the complete file `tmp` to `file` unless a file is there, which fails with EEXIST (where
+ * rename would replace it). A hard link does that atomically; on a file system without hard links
+ * it is a check, then a rename: a short window, not none.
+ */
+export function publishExclusive(tmp: string, file: string): void {
   try {
     fs.linkSync(tmp, file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST' || !(code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP')) throw e;
-    fs.copyFileSync(tmp, file, fs.constants.COPYFILE_EXCL); // a file system without hard links
+    if (fs.existsSync(file)) throw Object.assign(new Error(`${file} exists`), { code: 'EEXIST' });
+    fs.renameSync(tmp, file);
+    return;
   }
+  fs.rmSync(tmp, { force: true });
+}
+
+/** `text` as a literal inside a regular expression. */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** One line for a failed write (disk full, read-only, no permission), naming the place. */

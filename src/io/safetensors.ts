@@ -25,7 +25,7 @@ import {
   type FileDType,
   type StorageDType,
 } from './dtype.js';
-import { makeDirs, removeDeadTemps } from './dirs.js';
+import { escapeRegExp, makeDirs, publishExclusive, removeDeadTemps } from './dirs.js';
 import { runSteps, type Steps } from './steps.js';
 
 export type { FileDType, StorageDType } from './dtype.js';
@@ -462,7 +462,7 @@ export function tempPathFor(file: string): string {
   const dir = path.dirname(file), base = path.basename(file);
   // A write of the same file killed before its rename left its temporary copy, full-size and no
   // one else's to remove; a live writer touches its copy all along, so ten idle minutes are enough.
-  removeDeadTemps(dir, new RegExp(`^\\.${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)\\.[a-z0-9]+\\.tmp$`), 10 * 60_000);
+  removeDeadTemps(dir, new RegExp(`^\\.${escapeRegExp(base)}\\.(\\d+)\\.[a-z0-9]+\\.tmp$`), 10 * 60_000);
   const rnd = Math.random().toString(36).slice(2, 10);
   return path.join(dir, `.${base}.${process.pid}.${rnd}.tmp`);
 }
@@ -553,19 +553,9 @@ export function writeSafetensors(
   const tmp = tempPathFor(file);
   writeSafetensorsTo(tmp, file, tensors, metadata);
   try {
-    // noClobber: a link fails where a file appeared since the caller checked; rename would replace it.
-    if (opts.noClobber) {
-      try {
-        fs.linkSync(tmp, file);
-        fs.rmSync(tmp, { force: true });
-      } catch (err) {
-        // A file system without hard links: check, then rename (a shorter window, not none).
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST' || fs.existsSync(file)) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
-        fs.renameSync(tmp, file);
-      }
-    } else {
-      fs.renameSync(tmp, file);
-    }
+    // noClobber: never replace a file, even one that appeared since the caller checked.
+    if (opts.noClobber) publishExclusive(tmp, file);
+    else fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AmendError(`${file}: appeared while it was being written; pass --force (force: true) to overwrite it, or choose another name`);

@@ -72,11 +72,13 @@ function activation(name: unknown, where: string): Activation {
 export const SUPPORTED_MODEL_TYPES = ['gpt2', 'gpt_neox', 'gptj', 'llama', 'qwen2', 'mistral'];
 
 export function parseConfig(raw: Record<string, unknown>): ModelConfig {
-  const c = familyConfig(raw);
-  return checkConfig({ ...c, configPositions: num(raw, ['max_position_embeddings', 'n_positions', 'n_ctx'], c.maxPositions) });
+  return checkConfig(familyConfig(raw));
 }
 
-function familyConfig(raw: Record<string, unknown>): Omit<ModelConfig, 'configPositions'> {
+/** A model that uses every position its config names. */
+const positionsOf = (n: number) => ({ maxPositions: n, configPositions: n });
+
+function familyConfig(raw: Record<string, unknown>): ModelConfig {
   const modelType = String(raw.model_type ?? '');
   const base = {
     modelType, raw, bosId: idOf(raw, 'bos_token_id'), eosId: idOf(raw, 'eos_token_id'),
@@ -88,7 +90,7 @@ function familyConfig(raw: Record<string, unknown>): Omit<ModelConfig, 'configPo
       return {
         ...base, family: 'gpt2', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['n_layer']),
         heads, kvHeads: heads, headDim: hidden / heads, ffn: num(raw, ['n_inner'], 4 * hidden),
-        maxPositions: num(raw, ['n_positions', 'n_ctx']), norm: 'layernorm',
+        ...positionsOf(num(raw, ['n_positions', 'n_ctx'])), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_epsilon'], 1e-5), act: activation(raw.activation_function ?? 'gelu_new', 'activation_function'),
         positions: 'learned', rotaryDim: 0, ropeTheta: 0, ropeInterleaved: false, parallelResidual: false,
         tiedEmbeddings: raw.tie_word_embeddings !== false,
@@ -101,7 +103,7 @@ function familyConfig(raw: Record<string, unknown>): Omit<ModelConfig, 'configPo
       return {
         ...base, family: 'gpt_neox', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['num_hidden_layers']),
         heads, kvHeads: heads, headDim, ffn: num(raw, ['intermediate_size']),
-        maxPositions: num(raw, ['max_position_embeddings']), norm: 'layernorm',
+        ...positionsOf(num(raw, ['max_position_embeddings'])), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_eps'], 1e-5), act: activation(raw.hidden_act ?? 'gelu', 'hidden_act'),
         positions: 'rotary', rotaryDim: Math.floor(headDim * num(raw, ['rotary_pct', 'partial_rotary_factor'], 0.25)), // GPTNeoXConfig's default
         ropeTheta: num(raw, ['rotary_emb_base', 'rope_theta'], 10000), ropeInterleaved: false,
@@ -115,7 +117,7 @@ function familyConfig(raw: Record<string, unknown>): Omit<ModelConfig, 'configPo
       return {
         ...base, family: 'gptj', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['n_layer']),
         heads, kvHeads: heads, headDim, ffn: num(raw, ['n_inner'], 4 * hidden),
-        maxPositions: num(raw, ['n_positions']), norm: 'layernorm',
+        ...positionsOf(num(raw, ['n_positions'])), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_epsilon'], 1e-5), act: activation(raw.activation_function ?? 'gelu_new', 'activation_function'),
         positions: 'rotary', rotaryDim: num(raw, ['rotary_dim'], headDim), ropeTheta: 10000, ropeInterleaved: true,
         parallelResidual: true, tiedEmbeddings: raw.tie_word_embeddings === true,
@@ -133,11 +135,11 @@ function familyConfig(raw: Record<string, unknown>): Omit<ModelConfig, 'configPo
       // use_sliding_window): within the window the two are the same, so the model is given the
       // window as its length, and longer sequences are refused rather than computed otherwise.
       const window = modelType === 'mistral' || raw.use_sliding_window === true ? raw.sliding_window : null;
-      const maxPositions = num(raw, ['max_position_embeddings']);
+      const configPositions = num(raw, ['max_position_embeddings']);
       return {
         ...base, family: 'llama', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['num_hidden_layers']),
         heads, kvHeads: num(raw, ['num_key_value_heads'], heads), headDim, ffn: num(raw, ['intermediate_size']),
-        maxPositions: typeof window === 'number' && window >= 1 ? Math.min(maxPositions, window) : maxPositions, norm: 'rmsnorm',
+        configPositions, maxPositions: typeof window === 'number' && window >= 1 ? Math.min(configPositions, window) : configPositions, norm: 'rmsnorm',
         normEps: num(raw, ['rms_norm_eps'], 1e-6), act: activation(raw.hidden_act ?? 'silu', 'hidden_act'),
         positions: 'rotary', rotaryDim: Math.floor(headDim * num(raw, ['partial_rotary_factor'], 1)),
         ropeTheta: num(raw, ['rope_theta'], 10000), ropeInterleaved: false, parallelResidual: false,
@@ -150,7 +152,7 @@ function familyConfig(raw: Record<string, unknown>): Omit<ModelConfig, 'configPo
 }
 
 /** Counts must be positive integers within reason; a config that breaks this describes no model Amend can run. */
-function checkConfig(c: Omit<ModelConfig, 'configPositions'> & { configPositions?: number }): ModelConfig {
+function checkConfig(c: ModelConfig): ModelConfig {
   const counts: [string, number, number][] = [
     ['vocabulary size', c.vocabSize, 2 ** 24], ['hidden size', c.hidden, 2 ** 20], ['number of layers', c.layers, 4096],
     ['number of attention heads', c.heads, 2 ** 16], ['number of key/value heads', c.kvHeads, 2 ** 16],
@@ -164,5 +166,5 @@ function checkConfig(c: Omit<ModelConfig, 'configPositions'> & { configPositions
     throw new AmendError(`config.json: the rotary dimension is ${c.rotaryDim}; it must be an even integer from 0 to the head dimension ${c.headDim}`);
   }
   if (!(c.normEps > 0)) throw new AmendError(`config.json: the norm epsilon is ${c.normEps}; it must be > 0`);
-  return c as ModelConfig;
+  return c;
 }

@@ -148,7 +148,6 @@ export function checkExportDir(out: string, source: string | null, force: boolea
 function tempDirBeside(out: string, tag: string): string {
   const parent = path.dirname(out);
   makeDirs(parent);
-  if (tag === 'amend-export') removeStaleExports(parent);
   const rnd = Math.random().toString(36).slice(2, 10);
   const dir = path.join(parent, `.${path.basename(out)}.${tag}-${process.pid}-${rnd}`);
   fs.mkdirSync(dir);

@@ -136,12 +136,15 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
 /**
  * Imports a ROME / EasyEdit .npz into the cache, for this model, so that
  * layerSecondMoment(model, layer, { corpus: dataset, samples }) finds it. Returns it (with .file).
+ * `fingerprint` files it under another fingerprint than the model's current one (a session's base
+ * model), `samples` under a given sample count instead of the file's own.
  */
-export function importStatsToCache(npzPath: string, opts: ImportOptions & { model: CausalLM; cacheDir?: string }): SecondMoment {
+export function importStatsToCache(npzPath: string, opts: ImportOptions & { model: CausalLM; cacheDir?: string; fingerprint?: string; samples?: number }): SecondMoment {
   const sm = importEasyEditStats(npzPath, opts);
+  if (opts.fingerprint) sm.fingerprint = opts.fingerprint;
   const name = sm.corpus.slice('imported:'.length);
   const corpus = resolveCorpus({ kind: 'imported', name });
-  const samples = sm.requestedSamples || DEFAULT_SAMPLES;
+  const samples = opts.samples ?? (sm.requestedSamples || DEFAULT_SAMPLES);
   const parsed = parseRomeStatsName(npzPath);
   const file = statsCachePath(opts.cacheDir, {
     fingerprint: sm.fingerprint, layer: sm.layer, corpusId: corpus.id, corpusSlug: corpus.slug, samples, maxLength: 0,
@@ -174,14 +177,7 @@ export function findImported(model: CausalLM, layer: number, dataset: string, sa
     return sm;
   }
   const npz = npzDir ? findNpz(model, npzDir, dataset, layer, n) : null;
-  if (npz) {
-    const sm = importEasyEditStats(npz, { model, layer, dataset });
-    sm.fingerprint = fingerprint;
-    sm.requestedSamples = n;
-    if (!sm.samples) sm.samples = n;
-    writeStatsFile(file, sm, { corpus_label: `imported from ${path.resolve(npz)}`, imported_from: path.resolve(npz) });
-    return { ...sm, file };
-  }
+  if (npz) return importStatsToCache(npz, { model, layer, dataset, cacheDir, fingerprint, samples: n });
   const dir = path.dirname(file);
   const have = fs.existsSync(dir)
     ? fs.readdirSync(dir).map((f) => /^layer(\d+)\.mom2\.n(\d+)\.t0\.safetensors$/.exec(f)).filter((m) => m !== null)

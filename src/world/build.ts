@@ -30,7 +30,7 @@ import {
   trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
 } from './train.js';
 import type { WorldSizes } from './types.js';
-import { checkCanBeFolder, makeDirs, removeDeadTemps } from '../io/dirs.js';
+import { checkCanBeFolder, escapeRegExp, makeDirs, removeDeadTemps } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
 export const BUILD_LOG = 'build-log.txt';
@@ -256,7 +256,7 @@ function checkBuildOut(outDir: string, force: boolean): void {
     throw new AmendError(`${outDir}: cannot write a folder beside it (${(err as Error).message}); choose a writable place`);
   }
   // OUT.tmp-PID-x, its nested small build's OUT.tmp-PID-x-small, and that one's own temp folder.
-  removeDeadTemps(parent, new RegExp(`^${path.basename(outDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.tmp-(\\d+)-[a-z0-9]+(-small(\\.tmp-\\d+-[a-z0-9]+)?)?$`));
+  removeDeadTemps(parent, new RegExp(`^${escapeRegExp(path.basename(outDir))}\\.tmp-(\\d+)-[a-z0-9]+(-small(\\.tmp-\\d+-[a-z0-9]+)?)?$`));
 }
 
 /** Accuracy of every phrasing over its relation's facts, held-out ones marked. */
