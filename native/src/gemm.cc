@@ -66,6 +66,20 @@ typedef float vfu __attribute__((vector_size(VL * 4), aligned(4)));
 
 const char* gemm_own_isa() { return kIsa; }
 
+// *x in every lane, as a broadcast load. Written as vf{} + *x, GCC adds 0 in a scalar register
+// (x + 0 is not x when x is -0) and broadcasts from that register: two more uops per row of the
+// tile, and on Intel's AVX-512 cores the register broadcast takes port 5, the second FMA unit's
+// port, which halved the microkernel's speed there (75 against ~140 GFLOP/s per core).
+static inline vf splat(const float* x) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(*x);
+#elif defined(__AVX2__) && defined(__FMA__)
+  return (vf)_mm256_set1_ps(*x);
+#else
+  return vf{*x, *x, *x, *x};
+#endif
+}
+
 using View = MatView;
 
 // ---- packing ---------------------------------------------------------------------------------
@@ -242,8 +256,9 @@ static void pack_b(View b, int64_t kc, int64_t nc, float* dst) {
 }
 
 // acc[MR][NR] = Σ_p a[p][:] ⊗ b[p][:], then C = acc (+ C when accumulate) on the valid
-// mr×nr corner. a and b are packed slivers, b 64-byte aligned.
-static inline void microkernel(int64_t kc, const float* __restrict a, const float* __restrict b,
+// mr×nr corner. a and b are packed slivers, b 64-byte aligned. Not inlined: inside gemm_block's
+// loop nest GCC 12 keeps one of the B vectors on the stack and reloads it for every FMA.
+__attribute__((noinline)) static void microkernel(int64_t kc, const float* __restrict a, const float* __restrict b,
                                float* __restrict c, int64_t ldc, bool accumulate, int mr, int nr) {
   // C is usually far from the cache (a 1024×50257 logits matrix is 200 MB): start fetching the
   // tile now so that the loads and stores at the end do not stall on memory.
@@ -264,7 +279,7 @@ static inline void microkernel(int64_t kc, const float* __restrict a, const floa
     for (int v = 0; v < NV; v++) bv[v] = *(const vf*)(b + v * VL);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; i++) {
-      vf av = vf{} + a[i];
+      vf av = splat(a + i);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
     }
