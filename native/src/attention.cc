@@ -157,6 +157,41 @@ void attention(const float* q, const float* k, const float* v, float* out, float
   });
 }
 
+// 1 + the index of the last nonzero of x[lo, n), or lo when there is none (NaN counts as
+// nonzero). Whole vectors first, from the end: past the causal limit a row is all zeros, and
+// one element at a time that scan took a quarter of the backward's non-GEMM time.
+static int64_t nonzero_end(const float* x, int64_t lo, int64_t n) {
+  int64_t s = n;
+  while (s - kVL >= lo && !vany(vload(x + s - kVL) != 0.f)) s -= kVL;
+  while (s > lo && x[s - 1] == 0.f) s--;
+  return s;
+}
+
+// Σ a[s]·b[s] in double (the products are exact). In two register-wide double accumulators:
+// one sequential sum is a 4-cycle add per element, and GCC keeps a vd (two registers) on the
+// stack.
+static double dot_double(const float* a, const float* b, int64_t n) {
+  constexpr int H = kVL / 2;
+  typedef float vfh __attribute__((vector_size(H * 4)));
+  typedef double vdh __attribute__((vector_size(H * 8)));
+  auto wide = [](const float* p) {
+    vfh v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, vdh);
+  };
+  vdh acc0 = vdh{}, acc1 = vdh{};
+  int64_t s = 0;
+  for (; s + kVL <= n; s += kVL) {
+    acc0 += wide(a + s) * wide(b + s);
+    acc1 += wide(a + s + H) * wide(b + s + H);
+  }
+  acc0 += acc1;
+  double dot = 0;
+  for (int l = 0; l < H; l++) dot += acc0[l];
+  for (; s < n; s++) dot += double(a[s]) * double(b[s]);
+  return dot;
+}
+
 void attention_backward(const float* q, const float* k, const float* v, const float* probs, const float* gout,
                         float* gq, float* gk, float* gv, int64_t B, int64_t T, int64_t S, int64_t H, int64_t KVH,
                         int64_t D, float scale) {
@@ -179,12 +214,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           int64_t qoff = ((b * T + t0) * H + h) * D;
           // Keys no query of the block attended to (zero probability) contribute nothing.
           int64_t smax = 0;
-          for (int64_t i = 0; i < rows; i++)
-            for (int64_t s = S - 1; s >= smax; s--)
-              if (p[i * S + s] != 0.f) {
-                smax = s + 1;
-                break;
-              }
+          for (int64_t i = 0; i < rows; i++) smax = nonzero_end(p + i * S, smax, S);
           if (smax == 0) {
             for (int64_t i = 0; i < rows; i++) std::memset(gq + qoff + i * H * D, 0, sizeof(float) * size_t(D));
             continue;
@@ -195,10 +225,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           for (int64_t i = 0; i < rows; i++) {
             const float* pr = p + i * S;
             float* dr = ds + i * smax;
-            double dot = 0;
-            for (int64_t s = 0; s < smax; s++) dot += double(pr[s]) * double(dr[s]);
-            float fdot = float(dot);
-            for (int64_t s = 0; s < smax; s++) dr[s] = pr[s] == 0.f ? 0.f : pr[s] * (dr[s] - fdot) * scale;
+            float fdot = float(dot_double(pr, dr, smax));
+            // A local copy of scale: read through the lambda's reference, which dr might alias,
+            // it is reloaded for every element and the loop stays scalar.
+            const float sc = scale;
+            for (int64_t s = 0; s < smax; s++) dr[s] = pr[s] == 0.f ? 0.f : pr[s] * (dr[s] - fdot) * sc;
           }
           // gq = dS·K ; gk += dSᵀ·Q ; gv += Pᵀ·dOut
           gemm_serial(rows, D, smax, {ds, smax, 1}, {k + kvoff, ld, 1}, gq + qoff, H * D, false);

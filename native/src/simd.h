@@ -57,6 +57,16 @@ static inline float hmax(vf v) {
   for (int i = 1; i < kVL; i++) m = v[i] > m ? v[i] : m;
   return m;
 }
+// Whether any lane of a comparison result is set (one mask test rather than a chain of ORs).
+static inline bool vany(vi m) {
+#if defined(__AVX512F__)
+  return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
+#elif defined(__AVX__)
+  return !_mm256_testz_si256((__m256i)m, (__m256i)m);
+#else
+  return (m[0] | m[1] | m[2] | m[3]) != 0;
+#endif
+}
 // Lane-wise max that lets NaN through from either side.
 static inline vf vmax(vf a, vf b) { return vselect(a > b || a != a, a, b); }
 
