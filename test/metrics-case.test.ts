@@ -221,6 +221,15 @@ test('random GPT-2: greedy QA, sampled fluency and TF-IDF consistency', { skip: 
     const refT = model.tok().decode(generate(model, [model.tok().encode(qaPromptText(prompt, tpl))], { maxNewTokens: nT })[0]!);
     assert.ok(refT.startsWith(inTemplate!), `${inTemplate} vs ${refT}`);
 
+    // a question longer than the model's 64 positions keeps its last 64 - n tokens
+    const long = 'Long ago and far away, '.repeat(12) + prompt;
+    const longIds = model.tok().encode(long);
+    assert.ok(longIds.length + nT > 64, `${longIds.length} tokens`);
+    const [inLong] = greedyAnswers(model, [{ prompt: long, answers: ['Microsoft'] }]);
+    const refL = model.tok().decode(generate(model, [longIds.slice(longIds.length - (64 - nT))], { maxNewTokens: nT })[0]!);
+    assert.ok(refL.startsWith(inLong!), `${inLong} vs ${refL}`);
+    assert.throws(() => greedyAnswers(model, [{ prompt, answers: ['Microsoft'] }], { extraTokens: 64 }), /does not fit the model's 64 positions/);
+
     const baseline = localityBaseline(model, c, { qa: true });
     assert.equal(baseline.qa!['locality']!.length, 1);
     const snippets: AttributeSnippets = new Map([['P176', new Map([['Q2283', [{ name: 'Windows 7', text: 'Windows 7 is an operating system developed by Microsoft' }]]])]]);

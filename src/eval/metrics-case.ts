@@ -284,13 +284,21 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
   const extra = o.extraTokens ?? 0;
   const batchSize = o.batchSize ?? 16;
   if (!(extra >= 0) || !(batchSize >= 1)) throw new AmendError('qa: extraTokens must be ≥ 0 and batchSize ≥ 1');
+  const maxPos = model.config.maxPositions > 0 ? model.config.maxPositions : Number.POSITIVE_INFINITY;
   const prepared = items.map((it) => {
     const answers = it.answers.filter((a) => a.trim() !== '');
     if (answers.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no answer`);
     const lens = answers.map((a) => Math.min(encodePair(tok, it.prompt, a).target.length, 64) + extra);
-    const ids = tok.encode(qaPromptText(it.prompt, o.template));
+    let ids = tok.encode(qaPromptText(it.prompt, o.template));
     if (ids.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no tokens`);
-    return { ids, answers, lens, n: Math.max(...lens) };
+    const n = Math.max(...lens);
+    // A question longer than the model's positions keeps its end, as the teacher-forced scores
+    // keep the end of a long context (scoring.ts).
+    if (ids.length + n > maxPos) {
+      if (maxPos - n < 1) throw new AmendError(`qa: an answer of ${n} tokens does not fit the model's ${maxPos} positions`);
+      ids = ids.slice(ids.length - (maxPos - n));
+    }
+    return { ids, answers, lens, n };
   });
   const order = prepared.map((_, i) => i).sort((a, b) => prepared[a]!.n - prepared[b]!.n);
   const out: { answers: string[]; cuts: string[]; longest: string }[] = new Array(items.length);
