@@ -96,6 +96,11 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   const both = path.join(tmp, 'both');
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', both, '--export', both, ...FAST), /is the same path as --export/);
   assert.ok(!fs.existsSync(both));
+  // An --export where nothing can be written (a path under /proc) is found before the edit and the patch.
+  if (fs.existsSync('/proc/self')) {
+    assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', out, '--export', '/proc/amend-none/x', ...FAST), /\/proc\/amend-none\/x: cannot write there/);
+    assert.ok(!fs.existsSync(out));
+  }
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', tmp, '--force', ...FAST), /is a folder; give the patch file/);
   const aFile = path.join(tmp, 'a-file');
   fs.writeFileSync(aFile, 'x');

@@ -45,6 +45,24 @@ export function checkCanBeFolder(dir: string): void {
 }
 
 /**
+ * Finds out, before any work, whether a file or folder can be made at `target`: a probe folder
+ * is made and removed in the nearest folder that exists on the way (so nothing is left behind,
+ * not even the parents a later write would make).
+ */
+export function checkCanWriteAt(target: string): void {
+  let d = path.dirname(path.resolve(target));
+  while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
+  const probe = path.join(d, `.amend-probe-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+  try {
+    fs.mkdirSync(probe);
+    fs.rmdirSync(probe);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw writeError(target, err) ?? new AmendError(`${target}: cannot write there (${e.code ?? e.message} in ${d}); choose a writable place`);
+  }
+}
+
+/**
  * Removes the temporary files and folders in `parent` that a killed process left: names matching
  * `pattern`, whose first group is the pid of the process that wrote them, when that process is
  * gone. Only this user's, and with `minAgeMs` only those untouched for that long: a process of

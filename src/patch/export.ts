@@ -28,7 +28,7 @@ import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, write
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
-import { checkCanBeFolder, makeDirs, processAlive, removeDeadTemps } from '../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt, makeDirs, processAlive, removeDeadTemps } from '../io/dirs.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
 
@@ -139,6 +139,7 @@ export function checkExportDir(out: string, source: string | null, force: boolea
     }
   }
   checkCanBeFolder(out);
+  checkCanWriteAt(out);
   if (!fs.existsSync(out)) return; // absent: fine
   if (!isDirEmpty(out) && !force) {
     throw new AmendError(`${out}: exists and is not empty; pass --force (force: true) to replace it (its files are deleted), or choose another folder`);

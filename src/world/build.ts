@@ -30,7 +30,7 @@ import {
   trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
 } from './train.js';
 import type { WorldSizes } from './types.js';
-import { checkCanBeFolder, escapeRegExp, makeDirs, removeDeadTemps } from '../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt, escapeRegExp, makeDirs, removeDeadTemps } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
 export const BUILD_LOG = 'build-log.txt';
@@ -246,15 +246,8 @@ function checkBuildOut(outDir: string, force: boolean): void {
       throw new AmendError(`${outDir} holds other files (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}) and a build replaces the whole folder; choose a new or empty folder, or pass --force (force: true)`);
     }
   }
+  checkCanWriteAt(outDir);
   const parent = path.dirname(outDir);
-  const probe = `${outDir}.tmp-${process.pid}-probe`;
-  try {
-    makeDirs(parent);
-    fs.mkdirSync(probe);
-    fs.rmdirSync(probe);
-  } catch (err) {
-    throw new AmendError(`${outDir}: cannot write a folder beside it (${(err as Error).message}); choose a writable place`);
-  }
   // OUT.tmp-PID-x, its nested small build's OUT.tmp-PID-x-small, and that one's own temp folder.
   removeDeadTemps(parent, new RegExp(`^${escapeRegExp(path.basename(outDir))}\\.tmp-(\\d+)-[a-z0-9]+(-small(\\.tmp-\\d+-[a-z0-9]+)?)?$`));
 }
