@@ -282,7 +282,14 @@ test('model samples and token-id corpora work without a tokenizer; text needs on
   assert.ok(relErr(sm.mom2, ref.mom2) < 1e-5);
   await assert.rejects(layerSecondMoment(model, 1, { corpus: { kind: 'texts', texts: ['hello'] }, noCache: true }), /no tokenizer\.json/);
   let calls = 0;
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
   const a = await layerSecondMoment(model, 0, { samples: 20, maxLength: 12, noCache: true, onProgress: () => { calls++; } });
+  await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+  process.off('warning', onWarning);
+  // The default corpus, when it is the model's own text, is named: it is slow and nobody chose it.
+  assert.equal(warnings.filter((w) => /no corpus given .*layer 0 come from 20 texts the model writes itself, 12 tokens each/.test(w)).length, 1, warnings.join('\n'));
   assert.equal(a.corpus, 'model-samples:seed=1:temperature=1');
   assert.equal(a.samples, 20);
   assert.ok(a.count > 0 && a.count <= 20 * 11, `start token not counted: ${a.count}`);

@@ -123,6 +123,11 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   }
   const missing = wanted.filter((l) => !done.has(l));
   if (missing.length > 0) {
+    if (o.corpus.spec.kind === 'model-samples' && opts.corpus === undefined) {
+      // The slow case (minutes on a large vocabulary) and the one a user did not choose: say so.
+      process.emitWarning(`no corpus given (and no corpus-train.txt beside the model): the statistics of layer${missing.length > 1 ? 's' : ''} ${missing.join(', ')} `
+        + `come from ${o.samples} texts the model writes itself, ${o.maxLength} tokens each; pass a real corpus with --corpus FILE to amend stats, --set mom2_dataset=FILE to amend edit and eval`);
+    }
     const computed = await onBaseWeights(model, () => computeMoments(model, missing, o, opts.onProgress));
     for (const [l, { acc, docs }] of computed) {
       const sm: SecondMoment = {

@@ -126,10 +126,6 @@ export async function run(args: Parsed): Promise<void> {
     cacheDir, noCache: v['no-cache'] === true, refresh: v.refresh === true,
   };
   const resolved = resolveStatsOptions(model, opts);
-  if (!json && resolved.corpus.spec.kind === 'model-samples' && opts.corpus === undefined) {
-    process.stderr.write(`no corpus given (and no corpus-train.txt beside the model): using ${resolved.samples} texts the model writes itself, `
-      + `${resolved.maxLength} tokens each; --corpus FILE gives a real corpus\n`);
-  }
   let bar: Progress | null = null;
   opts.onProgress = (done, total) => {
     bar ??= new Progress(`stats L${layers.join(',')}`, total, !json && process.stderr.isTTY === true);
