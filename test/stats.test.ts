@@ -537,6 +537,8 @@ test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => 
   fs.writeFileSync(jsonCorpus, JSON.stringify(DOCS.map((text) => ({ text })), null, 2));
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', jsonCorpus), /a \.json file is not read as text; give JSON Lines/);
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--cache-dir', ''), /--cache-dir is empty/);
+  oneLine(amend('stats', '--model', dir, '--layers', '0', '--layer', '1'), /give --layers or --layer, not both/);
+  oneLine(amend('stats', '--model', dir, '--list', '--layers', '1'), /give only one of --layers, --import and --list/);
   oneLine(amend('stats', '--model', dir, '--import', path.join(tmp, 'x.npz'), '--no-cache'), /--no-cache would leave nothing done/);
   // One corrupt cached file: named on stderr, the rest listed.
   const cached = JSON.parse(amend('stats', '--model', dir, '--list', '--json').stdout).stats as { file: string }[];

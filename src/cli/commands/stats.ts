@@ -72,10 +72,11 @@ export async function run(args: Parsed): Promise<void> {
   const cacheDir = str('cache-dir');
   if (cacheDir === '') throw new AmendError('--cache-dir is empty: give a folder (or leave it out for $AMEND_CACHE or ~/.cache/amend)');
   if (v.import !== undefined && v['no-cache'] === true) throw new AmendError('--import files the statistics into the cache; --no-cache would leave nothing done');
+  if (v.layers !== undefined && v.layer !== undefined) throw new AmendError('give --layers or --layer, not both');
   const modes = [v.import !== undefined, v.list === true, v.layers !== undefined || (v.layer !== undefined && v.import === undefined)];
-  if (modes.filter(Boolean).length !== 1) {
-    throw new AmendError('say what to do: --layers L,... to compute, --import FILE.npz to import, or --list (see amend stats --help)');
-  }
+  const given = modes.filter(Boolean).length;
+  if (given > 1) throw new AmendError('give only one of --layers, --import and --list (see amend stats --help)');
+  if (given === 0) throw new AmendError('say what to do: --layers L,... to compute, --import FILE.npz to import, or --list (see amend stats --help)');
   const model = await loadModel(v.model, json);
 
   if (v.list) {
