@@ -110,6 +110,13 @@ test('amend demo: bad input is one line and exit 1', () => {
   assertOneLineError(amend('demo', '--n=-3'), /--n must be an integer ≥ 0/);
   assertOneLineError(amend('demo', '--case', '3', '--seed', '1'), /either --case .* or --seed/);
   assertOneLineError(amend('demo', '--data', path.join(tmp, 'missing.json')), /--data .*missing\.json: no such file/);
+  // zsRE cases have no true object to compare with: the demo says so instead of asking for a --case none can be
+  const zsre = path.join(tmp, 'zsre.json');
+  fs.writeFileSync(zsre, JSON.stringify([1, 2].map((k) => ({
+    subject: `Unifirm${k}`, src: `What is the product made by Unifirm${k}?`, rephrase: `What does Unifirm${k} make?`, alt: 'drones',
+    answers: ['uniforms'], loc: 'nq question: who wrote hamlet', loc_ans: 'Shakespeare',
+  }))));
+  assertOneLineError(amend('demo', '--data', zsre), /none of the 2 cases has a true object, a paraphrase and a neighbourhood prompt/);
   assertOneLineError(amend('demo', '--n', '100000'), /--n 100000: the benchmark has only \d+ other case/);
   assertOneLineError(amend('demo', 'extra'), /unexpected argument "extra"/);
   assertOneLineError(amend('demo', '--set', 'no_such_hparam=1'), /unknown ROME hparam "no_such_hparam"/);

@@ -238,6 +238,7 @@ test('report files exist and parse: summary.json, summary.md, cases.jsonl, SVG a
   assert.deepEqual(lines.map((l) => l.index), [0, 1, 2]);
   assert.ok(lines.every((l) => l.items.length > 0 && l.cost.editSeconds > 0));
   await assert.rejects(runEval(m, cases, { ...ROME, out }), /already has a report/);
+  await assert.rejects(runEval(m, cases, { ...ROME, out, resume: true }), /the run there has finished \(summary\.json\); nothing to resume/);
 });
 
 test('a run that fails before its first checkpoint leaves nothing in the report folder', { skip }, async () => {

@@ -113,6 +113,7 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /unknown world size "mayor".*mayors/);
     fs.writeFileSync(file, JSON.stringify({ sizes: { chiefs: 5 } }));
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /chiefs must be 0 or the number of organisations/);
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', path.join(tmp, 'none.json'), '--out', path.join(tmp, 'w')]), /none\.json: no such file; give a JSON file of training settings, or the JSON itself/);
     fs.writeFileSync(file, '[1, 2]');
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /expected a JSON object/);
     // Types and nested keys, inline JSON as well as a file.

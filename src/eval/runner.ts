@@ -251,7 +251,11 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   let cp: Checkpoint | null = null;
   if (partial) {
     if (o.resume) {
-      if (!partial.exists()) throw new AmendError(`${o.out}: no interrupted run to resume (no checkpoint); run without --resume (resume: false)`);
+      if (!partial.exists()) {
+        // A finished run leaves its report and no checkpoint: say that, rather than a way that ends at "already has a report".
+        if (fs.existsSync(`${o.out}/summary.json`)) throw new AmendError(`${o.out}: the run there has finished (summary.json); nothing to resume. Rerun from scratch with --force (force: true), or choose another --out`);
+        throw new AmendError(`${o.out}: no interrupted run to resume (no checkpoint); run without --resume (resume: false)`);
+      }
       cp = partial.read();
       const diff = configDifference(cp.config, config);
       if (diff) throw new AmendError(`${o.out}: the interrupted run had other settings (${diff}); resume with the same arguments, or start over with --force (force: true)`);

@@ -159,7 +159,7 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
   const n64 = new DataView(lenBuf.buffer).getBigUint64(0, true);
   if (n64 > BigInt(fileSize - 8)) {
     throw new AmendError(
-      `${name}: header length ${n64} runs past the end of the file (${fmtBytes(fileSize)}); the file is truncated or not safetensors — re-download it`,
+      `${name}: header length ${n64} runs past the end of the file (${fmtBytes(fileSize)}); the file is truncated or not safetensors; check it is the file meant, else re-download or re-create it`,
     );
   }
   const n = Number(n64);
@@ -175,14 +175,14 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch {
-    throw new AmendError(`${name}: the header is not valid UTF-8; the file is corrupt or not safetensors — re-download it`);
+    throw new AmendError(`${name}: the header is not valid UTF-8; the file is corrupt or not safetensors; check it is the file meant, else re-download or re-create it`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new AmendError(`${name}: the header is not valid JSON (${why}); the file is corrupt or not safetensors — re-download it`);
+    throw new AmendError(`${name}: the header is not valid JSON (${why}); the file is corrupt or not safetensors; check it is the file meant, else re-download or re-create it`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new AmendError(`${name}: the header is JSON but not an object; the file is not safetensors`);

@@ -169,6 +169,9 @@ function pickRomeCase(model: CausalLM, cases: readonly EditCase[], ordered: read
     const k = scores.findIndex((x) => x.accuracy === 1);
     if (k >= 0) return chunk[k]!;
   }
+  if (!cases.some(hasCounterfactFields)) {
+    throw new AmendError(`none of the ${cases.length} cases has a true object, a paraphrase and a neighbourhood prompt, which the demo shows; give CounterFact-style cases (world/benchmark.json, a CounterFact file)`);
+  }
   throw new AmendError('no benchmark case suits the demo (a known true object, a paraphrase, a neighbour and a multi-hop question); give one with --case ID');
 }
 

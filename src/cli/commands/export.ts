@@ -42,11 +42,7 @@ export const spec: CommandSpec = {
   ],
 };
 
-/**
- * Every value of a repeatable option. node's parseArgs keeps only the last value of an option
- * that is not declared `multiple`, and CommandSpec cannot declare that, so the raw argv is read
- * when the option appears more than once.
- */
+/** The value of a string option that must be given and not be empty. */
 export function requiredString(args: Parsed, name: string, what: string): string {
   const v = args.values[name];
   if (typeof v !== 'string' || v === '') throw new AmendError(`--${name} is required: ${what}`);

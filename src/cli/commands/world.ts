@@ -98,9 +98,11 @@ async function build(args: Parsed): Promise<void> {
  */
 function readConfigFile(file: string): Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> } {
   let parsed: unknown;
+  const inline = file.trimStart().startsWith('{');
+  if (!inline && !fs.existsSync(file)) throw new AmendError(`--config ${file}: no such file; give a JSON file of training settings, or the JSON itself ('{"epochs": 30}')`);
   try {
     // Inline JSON (what world info prints in its rebuild line) or a file of it.
-    parsed = JSON.parse(file.trimStart().startsWith('{') ? file : fs.readFileSync(file, 'utf8'));
+    parsed = JSON.parse(inline ? file : fs.readFileSync(file, 'utf8'));
   } catch (err) {
     throw new AmendError(`--config ${file}: ${(err as Error).message}`);
   }
