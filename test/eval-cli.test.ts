@@ -85,6 +85,9 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sideways', '--out', out), /--mode must be/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--protocol', 'final', '--out', out), /--protocol applies to sequential runs only/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout', cf, '--out', out), /--heldout measures perplexity drift in sequential runs only/);
+  const binary = path.join(tmp, 'junk.bin');
+  fs.writeFileSync(binary, Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0x41]));
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout', binary, '--out', out), /junk\.bin: holds NUL bytes, so it is not text/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sequential:3', '--protocol', 'later', '--out', out), /--protocol must be immediate or final/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--method', 'grace', '--out', out), /--method must be one of rome, memit/);
   assertOneLineError(amend('eval', '--model', m, '--data', path.join(tmp, 'nope.json'), '--out', out), /no such file/);
@@ -103,7 +106,9 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   // Every case refused: an error, not an empty report that looks like a result.
   const same = { ...good, requested_rewrite: { ...good.requested_rewrite, target_new: { str: 'France' } } };
   const refused = path.join(tmp, 'refused');
-  assertOneLineError(amend('eval', '--model', m, '--data', write('same.json', JSON.stringify([same, { ...same, case_id: 2 }])), '--out', refused),
+  // (a corpus for the statistics, so that the model's own samples are not used and announced)
+  const corpus = write('corpus.txt', 'The Eiffel Tower is in Paris.\nRome is the capital of Italy.\n');
+  assertOneLineError(amend('eval', '--model', m, '--data', write('same.json', JSON.stringify([same, { ...same, case_id: 2 }])), '--set', `mom2_dataset=${corpus}`, '--out', refused),
     /the editor refused all 2 case\(s\), so nothing was measured \(first: the new target "France" equals the true one/);
   assert.equal(fs.readFileSync(path.join(refused, 'cases.jsonl'), 'utf8').trim().split('\n').filter((l) => JSON.parse(l).error).length, 2);
 });

@@ -537,6 +537,9 @@ test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => 
   fs.writeFileSync(jsonCorpus, JSON.stringify(DOCS.map((text) => ({ text })), null, 2));
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', jsonCorpus), /a \.json file is not read as text; give JSON Lines/);
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--cache-dir', ''), /--cache-dir is empty/);
+  const binary = path.join(tmp, 'junk.npz');
+  fs.writeFileSync(binary, Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0x41]));
+  oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', binary), /junk\.npz: holds NUL bytes, so it is not text/);
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--layer', '1'), /give --layers or --layer, not both/);
   oneLine(amend('stats', '--model', dir, '--list', '--layers', '1'), /give only one of --layers, --import and --list/);
   oneLine(amend('stats', '--model', dir, '--import', path.join(tmp, 'x.npz'), '--no-cache'), /--no-cache would leave nothing done/);
