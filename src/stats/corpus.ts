@@ -73,7 +73,7 @@ function contentSha(file: string, where: string): string {
 }
 
 /** Whether the first 64 KiB of a file hold a NUL byte, which no text corpus has (an .npz, a checkpoint). */
-function startsWithNul(file: string): boolean {
+function headHoldsNul(file: string): boolean {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(64 << 10);
@@ -126,7 +126,7 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       const abs = path.resolve(spec.path);
       const st = statOrFail(abs, 'file');
       if (st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is a folder; use kind "dir" (or pass the folder path)`);
-      if (startsWithNul(abs)) throw new AmendError(`corpus ${spec.path}: holds NUL bytes, so it is not text (a binary file?); give a text file, JSON Lines or a folder`);
+      if (headHoldsNul(abs)) throw new AmendError(`corpus ${spec.path}: holds NUL bytes, so it is not text (a binary file?); give a text file, JSON Lines or a folder`);
       // A file up to 64 MiB is known by its content, so the same corpus in another place (another
       // project's copy of the installed demo world) finds the same cached statistics; a larger one
       // by its path, size and modification time, which cost no read.
