@@ -124,6 +124,18 @@ test('a stack of 3: reverting the last equals applying the first 2; reverting th
   editSession(ref13).apply(p3);
   assertBitIdentical(snapshot(m), snapshot(ref13), 'revert middle');
   assert.deepEqual(s.applied(), [p1, p3]);
+
+  // By id: the whole id or an unambiguous prefix; '' and wrong types are refused, nothing reverted
+  const held = snapshot(m);
+  assert.throws(() => s.revert(''), /"" is not applied|starts the ids of 2 applied patches/);
+  const shared = [...p1.id].findIndex((ch, k) => ch !== p3.id[k]);
+  if (shared > 0) assert.throws(() => s.revert(p1.id.slice(0, shared)), /starts the ids of 2 applied patches/);
+  assert.throws(() => s.revert(null as unknown as string), /revert takes an applied EditPatch, its id or its position/);
+  assert.throws(() => s.apply(null as unknown as EditPatch), /apply takes an EditPatch/);
+  assert.throws(() => s.apply('p.safetensors' as unknown as EditPatch), /not the string "p\.safetensors"/);
+  assertBitIdentical(snapshot(m), held, 'refused calls change nothing');
+  assert.equal(s.revert(p3.id.slice(0, Math.max(shared, 0) + 1)), p3);
+  assert.deepEqual(s.applied(), [p1]);
 });
 
 test('revertAll is bit-identical to the base', () => {

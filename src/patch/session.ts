@@ -25,7 +25,7 @@ import { AmendError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { modelFingerprint, shortFingerprint } from '../models/fingerprint.js';
 import { addDeltaInPlace, shapeMismatch } from './delta.js';
-import type { EditPatch } from './patch.js';
+import { EditPatch } from './patch.js';
 
 export interface ApplyOptions {
   /**
@@ -92,7 +92,11 @@ export class EditSession {
   }
 
   /** Checks what apply() checks, without changing anything; throws the same one-line errors. */
-  check(patch: EditPatch, opts: ApplyOptions = {}): void {
+  check(patch: EditPatch, opts: ApplyOptions | null = {}): void {
+    if (!(patch instanceof EditPatch)) {
+      throw new AmendError(`apply takes an EditPatch (EditPatch.load(file) reads one from a file), not ${patch === null ? 'null' : typeof patch === 'string' ? `the string "${patch}"` : typeof patch}`);
+    }
+    opts ??= {};
     if (this.stack.includes(patch) || this.stack.some((p) => p.id === patch.id)) {
       throw new AmendError(`${patch.label} is already applied to this model; applying it again would add its change twice`);
     }
@@ -124,8 +128,9 @@ export class EditSession {
   }
 
   /** Adds the patch's deltas to the model's weights and records it (see the file comment). */
-  apply(patch: EditPatch, opts: ApplyOptions = {}): void {
+  apply(patch: EditPatch, opts: ApplyOptions | null = {}): void {
     assertNotHeld(this.model, 'applying a patch');
+    opts ??= {};
     this.check(patch, opts);
     const order = opts.quiet ? null : this.stackingSurprise(patch);
     const saved: string[] = [];
@@ -166,8 +171,15 @@ export class EditSession {
     let i: number;
     if (which === undefined) i = this.stack.length - 1;
     else if (typeof which === 'number') i = Number.isInteger(which) && which >= 0 && which < this.stack.length ? which : -1;
-    else if (typeof which === 'string') i = this.stack.findIndex((p) => p.id === which || p.id.startsWith(which));
-    else i = this.stack.indexOf(which);
+    else if (typeof which === 'string') {
+      // An id or an unambiguous prefix of one: '' or a prefix of two ids must not pick one silently.
+      const hits = this.stack.flatMap((p, k) => (p.id === which || (which !== '' && p.id.startsWith(which)) ? [k] : []));
+      if (hits.length > 1 && !hits.some((k) => this.stack[k]!.id === which)) {
+        throw new AmendError(`"${which}" starts the ids of ${hits.length} applied patches (${hits.map((k) => this.stack[k]!.label).join(', ')}); give more of the id`);
+      }
+      i = hits.length === 0 ? -1 : hits.find((k) => this.stack[k]!.id === which) ?? hits[0]!;
+    } else if (which instanceof EditPatch) i = this.stack.indexOf(which);
+    else throw new AmendError(`revert takes an applied EditPatch, its id or its position in applied(), not ${which === null ? 'null' : typeof which}`);
     if (i < 0) {
       const what = typeof which === 'object' ? which.label : JSON.stringify(which);
       throw new AmendError(`${what} is not applied to this model (applied: ${this.stack.map((p) => p.label).join(', ')})`);
