@@ -78,6 +78,10 @@ test('generation stops at the model\'s last position, with and without the KV ca
       [{ maxNewTokens: 2, eosId: 1.5 }, /eosId must be a token id or null/],
     ];
     for (const [o, re] of bad) assert.throws(() => generate(model, [prompt], o), re);
+    // Token ids that an Int32Array would quietly turn into others
+    for (const id of [1.5, 'a', -1, model.config.vocabSize, null]) {
+      assert.throws(() => generate(model, [[1, id as number]], { maxNewTokens: 1 }), /generate: token id .* is not an integer in 0\.\./);
+    }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

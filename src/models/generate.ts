@@ -35,6 +35,12 @@ export function generationRoom(config: { maxPositions: number }, promptLen: numb
 export function generate(m: ModelWeights, prompts: readonly (readonly number[])[], o: GenerateOptions): number[][] {
   if (prompts.length === 0) return [];
   if (prompts.some((p) => p.length === 0)) throw new AmendError('generate: empty prompt (no tokens to continue from)');
+  // Checked before the ids go into an Int32Array, which would turn 1.5 into 1 and 'a' into 0.
+  const V = m.config.vocabSize;
+  for (const p of prompts) {
+    const k = p.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= V);
+    if (k >= 0) throw new AmendError(`generate: token id ${typeof p[k] === 'number' ? String(p[k]) : JSON.stringify(p[k]) ?? String(p[k])} is not an integer in 0..${V - 1} (the model's vocabulary)`);
+  }
   checkGenerateOptions(o);
   const B = prompts.length;
   const P = Math.max(...prompts.map((p) => p.length));
