@@ -97,7 +97,9 @@ export interface SummaryRow {
   name: string;
   unit?: string;
   mean: number;
+  /** NaN where there is none (the derived `score` row); summary.json writes NaN as null. */
   std: number;
+  /** [NaN, NaN] where there is none (a single value; the derived `score` row), null in summary.json. */
   ci95: [number, number];
   count: number;
 }
