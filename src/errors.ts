@@ -12,3 +12,11 @@ export class AmendError extends Error {
 export function fail(message: string): never {
   throw new AmendError(message);
 }
+
+/**
+ * For JavaScript callers, whom no type checker stops: an argument that must be an object (a model,
+ * options) and is not gets one line naming what was expected, not a TypeError further in.
+ */
+export function requireObject(value: unknown, what: string): void {
+  if (value === null || typeof value !== 'object') throw new AmendError(`${what}, not ${value === null ? 'null' : typeof value}`);
+}

@@ -5,7 +5,7 @@
 // Before anything is computed, every request and hparam is checked (subject in the prompt,
 // non-empty target, a target the model does not already predict, layers in range, statistics of
 // this model); a problem is one AmendError and the weights stay byte-identical.
-import { AmendError } from '../errors.js';
+import { AmendError, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
 import { assertNotHeld } from '../patch/session.js';
@@ -84,6 +84,11 @@ export function checkNotPredicted(model: CausalLM, reqs: readonly PreparedReques
 
 /** The edit as a patch, with what each phase found and took. */
 export async function editWithReport(model: CausalLM, requests: readonly EditRequest[], opts: EditOptions): Promise<EditResult> {
+  requireObject(model, 'edit takes a loaded model (CausalLM.load(dir))');
+  if (!Array.isArray(requests)) throw new AmendError('edit takes an array of requests ({ prompt, subject, targetNew })');
+  requireObject(opts, 'edit needs options ({ method: "rome" | "memit", ... })');
+  if (opts.preset !== undefined && typeof opts.preset !== 'string') throw new AmendError(`edit: preset must be a preset name, not ${typeof opts.preset}`);
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new AmendError(`edit: onProgress must be a function, not ${typeof opts.onProgress}`);
   const method = opts.method;
   const resolved = opts.resolved ?? resolveHparams(method, model, { preset: opts.preset, files: opts.hparamsFiles, overrides: opts.hparams });
   if (opts.resolved && opts.resolved.method !== method) throw new AmendError(`hparams are for ${opts.resolved.method}, not ${method}`);

@@ -20,7 +20,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AmendError } from '../errors.js';
+import { AmendError, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
 import { editSession, holdModel } from '../patch/session.js';
@@ -185,6 +185,11 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
  * while the run goes on, the model is held (holdModel): other promises cannot edit or patch it.
  */
 export async function runEval(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): Promise<EvalResult> {
+  requireObject(model, 'runEval takes a loaded model (CausalLM.load(dir))');
+  if (!Array.isArray(allCases) || allCases.some((c) => c === null || typeof c !== 'object')) throw new AmendError('runEval takes an array of EditCase objects (loadCases(file).cases)');
+  requireObject(o, 'runEval needs options ({ method: "rome" | "memit", ... })');
+  if (o.out !== undefined && (typeof o.out !== 'string' || o.out === '')) throw new AmendError('runEval: out must be a folder path (a non-empty string)');
+  if (o.heldout !== undefined && (o.heldout === null || typeof o.heldout.text !== 'string')) throw new AmendError('runEval: heldout must be { text } (readHeldOutText(file) reads one)');
   return holdModel(model, 'an evaluation run (runEval)', () => withReportFolder(o.out, () => evaluate(model, allCases, o)));
 }
 

@@ -21,7 +21,7 @@
 // it by rename; an existing non-empty output directory is refused unless `force`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AmendError } from '../errors.js';
+import { AmendError, requireObject } from '../errors.js';
 import { CausalLM } from '../models/model.js';
 import { INDEX_FILE, SINGLE_WEIGHTS, writeCheckpoint } from '../io/checkpoint.js';
 import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, writeSafetensorsTo, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
@@ -214,7 +214,11 @@ function indexText(index: Record<string, unknown>, totalSize: number, totalParam
  * Writes `model` (with whatever patches its edit session has applied) as a complete Hugging Face
  * checkpoint in `outDir` — the "commit" of an edit session (see the file comment).
  */
-export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions = {}): ExportResult {
+export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions | null = {}): ExportResult {
+  requireObject(model, 'export takes a loaded model (CausalLM.load(dir))');
+  if (typeof outDir !== 'string' || outDir === '') throw new AmendError('export needs the output folder as a path (a non-empty string)');
+  opts ??= {};
+  if (opts.dtype !== undefined && typeof opts.dtype !== 'string') throw new AmendError(`export: dtype must be keep, F32, F16 or BF16, not ${typeof opts.dtype}`);
   const out = path.resolve(outDir);
   const dtype = parseExportDType(opts.dtype);
   assertNotHeld(model, 'export'); // a run's temporary edit would be written as if it were the model's

@@ -1,0 +1,38 @@
+// The library called from JavaScript, where no type checker stops a null or a string: the entry
+// points answer with one AmendError naming what they take, and leave the model as it was.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import path from 'node:path';
+import { AmendError } from '../src/errors.js';
+import { CausalLM } from '../src/models/model.js';
+import { edit } from '../src/editors/index.js';
+import { runEval } from '../src/eval/index.js';
+import { exportModel } from '../src/patch/export.js';
+import { repoRoot } from './helpers.js';
+
+const anyOf = (v: unknown) => v as never;
+
+test('edit, runEval and exportModel refuse arguments of the wrong kind with one AmendError', async () => {
+  const model = CausalLM.loadDir(path.join(repoRoot(), 'world'));
+  const before = Buffer.from(model.weights.get('transformer.h.0.mlp.c_proj.weight')!.data.buffer.slice(0));
+  const req = { prompt: '{} was born in', subject: 'Lily', targetNew: 'Paris' };
+  const cases = [{ id: 'x', prompt: '{} was born in', subject: 'Lily', targetNew: 'Paris' }];
+  const refusals: [() => Promise<unknown>, RegExp][] = [
+    [() => edit(model, [req], anyOf(undefined)), /edit needs options \(\{ method/],
+    [() => edit(anyOf(null), [req], { method: 'rome' }), /edit takes a loaded model .*, not null/],
+    [() => edit(model, anyOf('x'), { method: 'rome' }), /edit takes an array of requests/],
+    [() => edit(model, [req], { method: 'rome', preset: anyOf(5) }), /preset must be a preset name, not number/],
+    [() => edit(model, [req], { method: 'rome', onProgress: anyOf('x') }), /onProgress must be a function, not string/],
+    [() => runEval(model, anyOf(cases), anyOf(undefined)), /runEval needs options/],
+    [() => runEval(model, anyOf([null]), { method: 'rome' }), /runEval takes an array of EditCase objects/],
+    [() => runEval(model, anyOf(cases), { method: 'rome', out: anyOf(5) }), /out must be a folder path/],
+    [() => runEval(model, anyOf(cases), { method: 'rome', mode: { sequential: 1 }, heldout: anyOf('some text') }), /heldout must be \{ text \}/],
+    [async () => exportModel(model, anyOf(null)), /export needs the output folder as a path/],
+    [async () => exportModel(model, path.join(os.tmpdir(), 'amend-guard-none'), { dtype: anyOf(5) }), /dtype must be keep, F32, F16 or BF16, not number/],
+  ];
+  for (const [call, re] of refusals) {
+    await assert.rejects(call, (e: unknown) => e instanceof AmendError && re.test(e.message), String(re));
+  }
+  assert.ok(Buffer.from(model.weights.get('transformer.h.0.mlp.c_proj.weight')!.data.buffer.slice(0)).equals(before), 'the model is unchanged');
+});
