@@ -39,7 +39,7 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
   const V = m.config.vocabSize;
   for (const p of prompts) {
     const k = p.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= V);
-    if (k >= 0) throw new AmendError(`generate: token id ${typeof p[k] === 'number' ? String(p[k]) : JSON.stringify(p[k]) ?? String(p[k])} is not an integer in 0..${V - 1} (the model's vocabulary)`);
+    if (k >= 0) throw new AmendError(`generate: token id ${typeof p[k] === 'string' ? JSON.stringify(p[k]) : String(p[k])} is not an integer in 0..${V - 1} (the model's vocabulary)`);
   }
   checkGenerateOptions(o);
   const B = prompts.length;

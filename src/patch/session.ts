@@ -173,11 +173,12 @@ export class EditSession {
     else if (typeof which === 'number') i = Number.isInteger(which) && which >= 0 && which < this.stack.length ? which : -1;
     else if (typeof which === 'string') {
       // An id or an unambiguous prefix of one: '' or a prefix of two ids must not pick one silently.
-      const hits = this.stack.flatMap((p, k) => (p.id === which || (which !== '' && p.id.startsWith(which)) ? [k] : []));
-      if (hits.length > 1 && !hits.some((k) => this.stack[k]!.id === which)) {
-        throw new AmendError(`"${which}" starts the ids of ${hits.length} applied patches (${hits.map((k) => this.stack[k]!.label).join(', ')}); give more of the id`);
+      i = this.stack.findIndex((p) => p.id === which);
+      if (i < 0 && which !== '') {
+        const hits = this.stack.filter((p) => p.id.startsWith(which));
+        if (hits.length > 1) throw new AmendError(`"${which}" starts the ids of ${hits.length} applied patches (${hits.map((p) => p.label).join(', ')}); give more of the id`);
+        i = hits.length === 1 ? this.stack.indexOf(hits[0]!) : -1;
       }
-      i = hits.length === 0 ? -1 : hits.find((k) => this.stack[k]!.id === which) ?? hits[0]!;
     } else if (which instanceof EditPatch) i = this.stack.indexOf(which);
     else throw new AmendError(`revert takes an applied EditPatch, its id or its position in applied(), not ${which === null ? 'null' : typeof which}`);
     if (i < 0) {
