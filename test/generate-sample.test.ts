@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { generate, generationRoom, sample } from '../src/models/generate.js';
+import { forward } from '../src/models/transformer.js';
 import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { mulberry32 } from '../src/tensor/index.js';
 
@@ -41,6 +42,31 @@ test('top-k keeps the k largest logits; top-p keeps the smallest set reaching p'
   const full = softmax(logits, 1, () => true);
   assert.ok(full[3] < 0.6 && full[3] + full[0] >= 0.6);
   frequencies({ topP: 0.6 }, DRAWS).forEach((f, i) => assert.ok(Math.abs(f - top2[i]) < TOL, `top-p token ${i}: ${f} vs ${top2[i]}`));
+});
+
+test('sampled generation draws each row of a batch from its own softmax', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-gen-'));
+  try {
+    const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'm'), gpt2Config({ vocab: 8 })), { noTokenizer: true });
+    // Rows of different lengths, so the batch is left-padded, and a temperature that sharpens the
+    // random model's nearly flat logits until the two rows' distributions tell apart.
+    const prompts = [[1, 2, 3], [4, 5, 6, 7, 1]];
+    const temperature = 0.02;
+    const want = prompts.map((p) => {
+      const { logits } = forward(model, Int32Array.from(p), 1, p.length, { logitsAt: [p.length - 1] });
+      return softmax(logits!.data, temperature, () => true);
+    });
+    assert.ok(want[0].some((w, i) => Math.abs(w - want[1][i]) > 5 * TOL), `the rows' distributions are too alike: ${want}`);
+    const draws = 4000, tol = 0.04;  // a frequency's standard error is at most 0.008 here
+    const f = prompts.map(() => new Array(8).fill(0));
+    for (let s = 0; s < draws; s++) {
+      const out = generate(model, prompts, { maxNewTokens: 1, greedy: false, temperature, seed: s, eosId: null });
+      out.forEach((o, r) => { f[r][o[0]] += 1 / draws; });
+    }
+    f.forEach((row, r) => row.forEach((x, i) => assert.ok(Math.abs(x - want[r][i]) < tol, `row ${r}, token ${i}: ${x} vs ${want[r][i]}`)));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 test('generation stops at the model\'s last position, with and without the KV cache', () => {

@@ -1,5 +1,6 @@
 // Text generation: left-padded batch, greedy or sampled, with a KV cache (or full recomputation,
 // which tests use to check the cache).
+import { kernels } from '../backend/index.js';
 import { AmendError } from '../errors.js';
 import { Tensor, mulberry32, noGrad } from '../tensor/index.js';
 import { KVCache } from './kvcache.js';
@@ -122,12 +123,50 @@ function checkGenerateOptions(o: GenerateOptions): void {
 
 function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number): number[] {
   const V = logits.dim(-1), rows = logits.size / V;
+  if (!greedy && !restricted(o, V)) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand);
   const picks: number[] = [];
   for (let r = 0; r < rows; r++) {
     const row = logits.data.subarray(r * V, (r + 1) * V);
     picks.push(greedy ? argmaxOf(row) : sample(row, o, rand));
   }
   return picks;
+}
+
+/** Whether top-k or top-p cut the vocabulary (then the sampler needs the order of the logits). */
+function restricted(o: Pick<GenerateOptions, 'topK' | 'topP'>, V: number): boolean {
+  return (o.topK !== undefined && o.topK > 0 && o.topK < V) || (o.topP !== undefined && o.topP < 1);
+}
+
+/**
+ * Plain sampling of every row at once: the backend's softmax does the exponentials (one Math.exp
+ * per vocabulary entry per token made the model's own samples, for layer statistics, cost minutes
+ * on a 50k vocabulary), then each row is walked in index order with a float64 running sum.
+ */
+function sampleRows(logits: Float32Array, rows: number, V: number, temp: number, rand: () => number): number[] {
+  const scaled = temp === 1 ? logits : logits.map((x) => x / temp);
+  const probs = new Float32Array(rows * V);
+  kernels().softmax(scaled, probs, rows, V);
+  const picks: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const p = probs.subarray(r * V, (r + 1) * V);
+    picks.push(drawIndex(p, rand) ?? argmaxOf(logits.subarray(r * V, (r + 1) * V)));
+  }
+  return picks;
+}
+
+/** An index drawn with probability p[i] / Σp, or null when Σp is not a positive number (NaN logits). */
+function drawIndex(p: Float32Array, rand: () => number): number | null {
+  let total = 0;
+  for (let i = 0; i < p.length; i++) total += p[i];
+  if (!(total > 0) || !Number.isFinite(total)) return null;
+  let u = rand() * total;
+  for (let i = 0; i < p.length; i++) {
+    u -= p[i];
+    if (u <= 0 && p[i] > 0) return i;
+  }
+  // Rounding can leave u a hair above 0 after the last entry: the last possible index it is.
+  for (let i = p.length - 1; i >= 0; i--) if (p[i] > 0) return i;
+  return null;
 }
 
 function argmaxOf(row: Float32Array): number {
@@ -144,7 +183,7 @@ export function sample(row: Float32Array, o: Pick<GenerateOptions, 'temperature'
   const nucleus = o.topP !== undefined && o.topP < 1;
   // Plain sampling needs no order: the vocabulary's own order draws from the same distribution
   // without sorting V entries per token (a 50k vocabulary made that the cost of the whole pass).
-  if (!cut && !nucleus) return sampleUnsorted(row, temp, rand);
+  if (!cut && !nucleus) return sampleRows(row, 1, row.length, temp, rand)[0];
   let order = cut ? topK(row, o.topK!) : Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
   const mx = row[order[0]];
   let probs = order.map((i) => Math.exp((row[i] - mx) / temp));
@@ -162,21 +201,6 @@ export function sample(row: Float32Array, o: Pick<GenerateOptions, 'temperature'
     if (u <= 0) return order[i];
   }
   return order[order.length - 1];
-}
-
-/** Samples from softmax(row / temperature) over the whole vocabulary, in index order. */
-function sampleUnsorted(row: Float32Array, temp: number, rand: () => number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > mx) mx = row[i];
-  const probs = new Float64Array(row.length);
-  let total = 0;
-  for (let i = 0; i < row.length; i++) total += probs[i] = Math.exp((row[i] - mx) / temp);
-  let u = rand() * total;
-  for (let i = 0; i < row.length; i++) {
-    u -= probs[i];
-    if (u <= 0 && probs[i] > 0) return i;
-  }
-  return argmaxOf(row);
 }
 
 /** Indices of the k largest entries, largest first (ties: lower index first), in O(V·k). */

@@ -160,7 +160,9 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
     case 'model-samples': {
       const seed = spec.seed ?? 1;
       if (!Number.isInteger(seed)) throw new AmendError('model-samples: seed must be an integer');
-      return { spec, id: `model-samples:seed=${seed}:temperature=1`, slug: 'model-samples', label: `the model's own samples (seed ${seed})` };
+      // v2: the sampler's probabilities come from the backend's softmax since 2026-11, which can
+      // pick other tokens than the Math.exp sampler did, so older caches are not these samples.
+      return { spec, id: `model-samples:v2:seed=${seed}:temperature=1`, slug: 'model-samples', label: `the model's own samples (seed ${seed})` };
     }
     case 'imported': {
       if (!spec.name || !/^[\w.-]+$/.test(spec.name)) throw new AmendError(`imported corpus: give the dataset name the stats were imported under (amend stats --import FILE --dataset NAME; e.g. "wikipedia")`);
