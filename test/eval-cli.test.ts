@@ -109,6 +109,7 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   // (a corpus for the statistics, so that the model's own samples are not used and announced)
   const corpus = write('corpus.txt', 'The Eiffel Tower is in Paris.\nRome is the capital of Italy.\n');
   assertOneLineError(amend('eval', '--model', m, '--data', write('same.json', JSON.stringify([same, { ...same, case_id: 2 }])), '--set', `mom2_dataset=${corpus}`, '--out', refused),
-    /the editor refused all 2 case\(s\), so nothing was measured \(first: the new target "France" equals the true one/);
-  assert.equal(fs.readFileSync(path.join(refused, 'cases.jsonl'), 'utf8').trim().split('\n').filter((l) => JSON.parse(l).error).length, 2);
+    /the editor \(rome\) refused all 2 case\(s\), so nothing was measured \(first: the new target "France" equals the true one/);
+  // found before the baselines and the statistics are computed, so no report folder either
+  assert.ok(!fs.existsSync(refused), 'no report for a run that measured nothing');
 });

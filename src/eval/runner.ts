@@ -30,6 +30,7 @@ import { contextTemplates, templateSettings } from '../editors/common/templates.
 import { prepareRequests } from '../editors/common/prompts.js';
 import { secondMoments } from '../editors/common/stats.js';
 import type { EditCase } from '../editors/types.js';
+import type { EditHparams } from '../editors/hparams.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import { localityBaselines, scoreCases, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
@@ -152,6 +153,22 @@ const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBy
 
 const costAsMetrics = (c: CaseCost) => costMetrics({ wallSeconds: c.editSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak, rssAfterBytes: 0, rssBeforeBytes: 0 });
 
+/** Refuses a run in which the editor would refuse every case, naming the first case's reason. */
+function checkSomeEditable(model: CausalLM, cases: readonly EditCase[], hp: EditHparams, method: string): void {
+  let first = '';
+  for (let i = 0; i < cases.length; i++) {
+    try {
+      prepareRequests(model, caseRequests(cases[i]!), hp);
+      return;
+    } catch (e) {
+      if (!(e instanceof AmendError)) throw e;
+      first ||= e.message;
+    }
+  }
+  // The words of the CLI's check after a run, where the refusals came from the edits themselves.
+  throw new AmendError(`the editor (${method}) refused all ${cases.length} case(s), so nothing was measured (first: ${first})`);
+}
+
 function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalMode; every: number } {
   if (cases.length === 0) throw new AmendError('nothing to evaluate: no cases');
   // ROME and MEMIT rewrite the fact at its subject's tokens; a dataset without subjects (EvEdit's
@@ -250,6 +267,10 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   const total = units.length;
   // Sequential: cases edited once the first u units are (the x of the drift and of the plots).
   const editedAfter = (u: number) => (u === 0 ? 0 : units[u - 1]!.cases.at(-1)! + 1);
+
+  // Otherwise a run whose every case the editor refuses computes the baselines and the layer
+  // statistics (minutes on a large model) only to record the refusals.
+  checkSomeEditable(model, cases, hp, o.method);
 
   // ---- the report folder (held by withReportFolder): refuse to clobber, pick up a checkpoint
   const partial = o.out ? new PartialRun(o.out) : null;
