@@ -104,6 +104,11 @@ test('the rule for models without a preset', () => {
   assert.equal(r.hparams.rewrite_module_tmp, 'transformer.h.{}.mlp.c_proj');
   assert.equal(ruleHparams('rome', llama2).rewrite_module_tmp, 'model.layers.{}.mlp.down_proj');
   assert.equal(ruleHparams('rome', llama2).v_weight_decay, 1e-3);
+  // MEMIT's λ keeps Llama-2-7B's published d / λ = 11008 / 15000 at every MLP width d
+  assert.equal(ruleHparams('memit', llama2).mom2_update_weight, 15000);
+  assert.equal(ruleHparams('memit', gpt2small).mom2_update_weight, Math.round(3072 * 15000 / 11008));
+  assert.equal(resolveHparams('memit', tiny).hparams.mom2_update_weight, Math.round(128 * 15000 / 11008));
+  assert.equal(resolveHparams('memit', tiny, { overrides: parseSets(['mom2_update_weight=7']) }).hparams.mom2_update_weight, 7);
 });
 
 test('an EasyEdit YAML file is read as it is (bookkeeping keys accepted, 5e-1 is a number)', () => {

@@ -261,6 +261,11 @@ export function presetByName(method: EditMethod, name: string): Preset {
  * models (GPT-J 3–8, Llama 4–8); the loss is read at the last layer.
  * Optimisation settings: those of the original GPT presets, or of EasyEdit's presets for
  * Llama-family models (see below).
+ * MEMIT's λ (mom2_update_weight) scales with the MLP width d: one edit keeps about g / (1 + g) of
+ * its change at its own key, g = kᵀ(λC)⁻¹k, whose mean over keys like the statistics' is d / λ.
+ * The published presets put d / λ between 0.32 (gpt2-xl) and 1.26 (Qwen2-7B), with a median of
+ * 0.73 (Llama-2-7B: 11008 / 15000), which the rule keeps; a fixed 15000 would leave a 768-wide
+ * layer 5 % of each edit.
  */
 export function ruleHparams(method: EditMethod, model: CausalLM): HparamValues {
   const L = model.config.layers;
@@ -279,7 +284,8 @@ export function ruleHparams(method: EditMethod, model: CausalLM): HparamValues {
   const width = Math.max(1, Math.min(5, Math.floor(L / 4)));
   const last = Math.min(top, Math.max(romeLayer + (model.config.family === 'gpt2' ? 0 : 3), width - 1));
   const layers = Array.from({ length: width }, (_, i) => last - width + 1 + i);
-  return { layers, v_loss_layer: L - 1, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25, clamp_norm_factor: 4 } : {}) };
+  const mom2_update_weight = Math.round(model.config.ffn * 15000 / 11008);
+  return { layers, v_loss_layer: L - 1, mom2_update_weight, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25, clamp_norm_factor: 4 } : {}) };
 }
 
 /** The module-name templates of the reference files for this model's checkpoint names. */
