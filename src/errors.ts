@@ -18,5 +18,16 @@ export function fail(message: string): never {
  * options) and is not gets one line naming what was expected, not a TypeError further in.
  */
 export function requireObject(value: unknown, what: string): void {
-  if (value === null || typeof value !== 'object') throw new AmendError(`${what}, not ${value === null ? 'null' : typeof value}`);
+  if (value === null || typeof value !== 'object') throw new AmendError(`${what}, not ${typeName(value)}`);
 }
+
+/** For messages: null, array, or typeof (an array is an object to typeof, which misleads there). */
+export function typeName(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/** A file or folder argument: a non-empty string (fs would read a number as a file descriptor). */
+export function requirePath(value: unknown, what: string): asserts value is string {
+  if (typeof value !== 'string' || value === '') throw new AmendError(`${what} as a path (a non-empty string), not ${value === '' ? 'an empty string' : typeName(value)}`);
+}
+

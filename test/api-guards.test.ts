@@ -2,6 +2,7 @@
 // points answer with one AmendError naming what they take, and leave the model as it was.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
@@ -9,6 +10,7 @@ import { CausalLM } from '../src/models/model.js';
 import { edit } from '../src/editors/index.js';
 import { runEval } from '../src/eval/index.js';
 import { exportModel } from '../src/patch/export.js';
+import { EditPatch } from '../src/patch/patch.js';
 import { repoRoot } from './helpers.js';
 
 const anyOf = (v: unknown) => v as never;
@@ -35,4 +37,35 @@ test('edit, runEval and exportModel refuse arguments of the wrong kind with one 
     await assert.rejects(call, (e: unknown) => e instanceof AmendError && re.test(e.message), String(re));
   }
   assert.ok(Buffer.from(model.weights.get('transformer.h.0.mlp.c_proj.weight')!.data.buffer.slice(0)).equals(before), 'the model is unchanged');
+});
+
+test('EditPatch.save/load, CausalLM.loadDir and the tokenizer refuse arguments of the wrong kind with one AmendError', async () => {
+  const model = CausalLM.loadDir(path.join(repoRoot(), 'world'));
+  const tok = model.tok();
+  const patch = await edit(model, [{ prompt: '{} was born in', subject: 'Lily', targetNew: 'Paris' }], { method: 'rome' });
+  const refusals: [() => unknown, RegExp][] = [
+    [() => patch.save(anyOf(5)), /^EditPatch\.save needs the file to write as a path \(a non-empty string\), not number$/],
+    [() => patch.save(''), /EditPatch\.save needs the file to write as a path .*, not an empty string/],
+    [() => EditPatch.load(anyOf(5)), /^EditPatch\.load needs the patch file as a path \(a non-empty string\), not number$/],
+    [() => CausalLM.loadDir(anyOf(5)), /^CausalLM\.loadDir needs the model folder as a path \(a non-empty string\), not number$/],
+    [() => CausalLM.loadDir(anyOf(null)), /CausalLM\.loadDir needs the model folder as a path .*, not null/],
+    [() => tok.encode(anyOf(null)), /^encode takes the text as a string, not null$/],
+    [() => tok.encode(anyOf(5)), /encode takes the text as a string, not number/],
+    [() => tok.decode(anyOf(null)), /^decode takes an array of token ids, not null$/],
+    [() => tok.decode(anyOf('12')), /decode takes an array of token ids, not string/],
+    [() => tok.decode(anyOf(Int32Array.of(1, 2))), /decode takes an array of token ids, not Int32Array \(Array\.from\(ids\) makes one\)/],
+    [() => tok.decodeContinuation([1], anyOf(null)), /decodeContinuation takes two arrays of token ids, not null/],
+    [() => tok.subjectRange(anyOf(null), 'Lily'), /the prompt must be a string .*, not null/],
+  ];
+  for (const [call, re] of refusals) assert.throws(call, (e: unknown) => e instanceof AmendError && re.test(e.message), String(re));
+  // What the guards let through still works: null options, as elsewhere in the API.
+  const ids = tok.encode('Lily was born in', anyOf(null));
+  assert.equal(tok.decode(ids, anyOf(null)), 'Lily was born in');
+  const file = path.join(os.tmpdir(), `amend-guard-${process.pid}.safetensors`);
+  try {
+    patch.save(file, anyOf(null));
+    assert.equal(EditPatch.load(file).id, patch.id);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
 });

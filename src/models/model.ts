@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AmendError } from '../errors.js';
+import { AmendError, requirePath } from '../errors.js';
 import { readCheckpoint, readCheckpointAsync, type Checkpoint } from '../io/checkpoint.js';
 import { resolveModel, type ResolveOptions } from '../io/resolve.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
@@ -93,13 +93,16 @@ export class CausalLM implements ModelWeights {
    * Loads from a directory, the local Hugging Face cache or (when allowed) the hub. The weights are
    * read with a yield to the event loop after each tensor (loadDir reads them in one go).
    */
-  static async load(idOrPath: string, opts: LoadOptions = {}): Promise<CausalLM> {
+  static async load(idOrPath: string, opts: LoadOptions | null = {}): Promise<CausalLM> {
+    opts ??= {};
     const dir = idOrPath === BUILTIN_WORLD ? builtinWorldDir() : await resolveModel(idOrPath, opts);
     const raw = readConfig(dir);
     return CausalLM.fromCheckpoint(dir, raw, await readCheckpointAsync(dir, { onProgress: opts.onLoadProgress }), opts);
   }
 
-  static loadDir(dir: string, opts: Pick<LoadOptions, 'noTokenizer' | 'onLoadProgress'> = {}): CausalLM {
+  static loadDir(dir: string, opts: Pick<LoadOptions, 'noTokenizer' | 'onLoadProgress'> | null = {}): CausalLM {
+    requirePath(dir, 'CausalLM.loadDir needs the model folder');
+    opts ??= {};
     const raw = readConfig(dir);
     return CausalLM.fromCheckpoint(dir, raw, readCheckpoint(dir, { onProgress: opts.onLoadProgress }), opts);
   }

@@ -13,7 +13,7 @@
 // The header's metadata can be read with any safetensors reader (e.g. safe_open(...).metadata()).
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { AmendError } from '../errors.js';
+import { AmendError, requirePath } from '../errors.js';
 import { amendVersion } from '../version.js';
 import type { CausalLM } from '../models/model.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
@@ -174,7 +174,9 @@ export class EditPatch {
    * Writes the patch as one safetensors file (atomically: temporary name, then rename). With
    * `noClobber`, an existing file is never replaced, even one that appeared during the write.
    */
-  save(file: string, opts: { noClobber?: boolean } = {}): void {
+  save(file: string, opts: { noClobber?: boolean } | null = {}): void {
+    requirePath(file, 'EditPatch.save needs the file to write');
+    opts ??= {};
     const tensors: TensorToWrite[] = [];
     const index: Record<string, unknown>[] = [];
     for (const d of this.deltas) {
@@ -198,6 +200,7 @@ export class EditPatch {
 
   /** Reads a patch file; one clear line when it is not a patch, is corrupt or is too new. */
   static load(file: string): EditPatch {
+    requirePath(file, 'EditPatch.load needs the patch file');
     const where = file;
     let header;
     try {

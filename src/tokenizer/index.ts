@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { AmendError } from '../errors.js';
+import { AmendError, typeName } from '../errors.js';
 
 export interface EncodeOptions {
   /** Add the special tokens the model expects (e.g. Llama's BOS); default true, as transformers. */
@@ -43,6 +43,7 @@ export function fillTemplate(prompt: string, subject: string): string {
  * subject otherwise tokenises otherwise, so it is refused with a hint rather than rewritten.
  */
 export function locateSubject(prompt: string, subject: string): { text: string; charStart: number; charEnd: number } {
+  if (typeof prompt !== 'string') throw new AmendError(`the prompt must be a string (a template with "{}" or a text containing the subject), not ${typeName(prompt)}`);
   if (typeof subject !== 'string' || subject.length === 0) {
     throw new AmendError(`empty subject for prompt "${prompt}": every edit request needs the subject it is about`);
   }
@@ -94,6 +95,12 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
   return i;
+}
+
+/** Why `ids` is not an array of ids, or null. The tokenizers library refuses typed arrays too. */
+function notIdList(ids: unknown): string | null {
+  if (Array.isArray(ids)) return null;
+  return ArrayBuffer.isView(ids) ? `${ids.constructor.name} (Array.from(ids) makes one)` : typeName(ids);
 }
 
 export class AmendTokenizer {
@@ -165,7 +172,9 @@ export class AmendTokenizer {
   }
 
   /** Token ids of `text`; with special tokens as the model expects unless addSpecialTokens is false. */
-  encode(text: string, opts: EncodeOptions = {}): number[] {
+  encode(text: string, opts: EncodeOptions | null = {}): number[] {
+    if (typeof text !== 'string') throw new AmendError(`encode takes the text as a string, not ${typeName(text)}`);
+    opts ??= {};
     const add = opts.addSpecialTokens ?? true;
     const ids = this.tok.encode(text, { add_special_tokens: add }).ids.slice();
     if (!add || (this.forceBos === null && this.forceEos === null)) return ids;
@@ -202,7 +211,10 @@ export class AmendTokenizer {
   }
 
   /** Text of token ids; special tokens are dropped unless skipSpecialTokens is false. */
-  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+  decode(ids: readonly number[], opts: DecodeOptions | null = {}): string {
+    const bad = notIdList(ids);
+    if (bad) throw new AmendError(`decode takes an array of token ids, not ${bad}`);
+    opts ??= {};
     const skip = opts.skipSpecialTokens ?? true;
     let list = skip ? ids.filter((id) => !this.specialIds.has(id)) : ids.slice();
     if (opts.skipUnknownIds) list = list.filter((id) => Number.isInteger(id) && id >= 0 && id < this.vocabSize);
@@ -221,6 +233,8 @@ export class AmendTokenizer {
    * decoded whole minus the decoded context, where the one begins with the other.
    */
   decodeContinuation(context: readonly number[], next: readonly number[], opts: DecodeOptions = {}): string {
+    const bad = notIdList(context) ?? notIdList(next);
+    if (bad) throw new AmendError(`decodeContinuation takes two arrays of token ids, not ${bad}`);
     const head = this.decode(context, opts);
     const whole = this.decode([...context, ...next], opts);
     return whole.startsWith(head) ? whole.slice(head.length) : this.decode(next, opts);
