@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
 import { CausalLM } from '../src/models/model.js';
-import { edit } from '../src/editors/index.js';
+import { edit, resolveHparams } from '../src/editors/index.js';
 import { runEval } from '../src/eval/index.js';
 import { exportModel } from '../src/patch/export.js';
 import { EditPatch } from '../src/patch/patch.js';
-import { repoRoot } from './helpers.js';
+import { randomStats, repoRoot, weightsHash } from './helpers.js';
 
 const anyOf = (v: unknown) => v as never;
 
@@ -68,4 +68,31 @@ test('EditPatch.save/load, CausalLM.loadDir and the tokenizer refuse arguments o
   } finally {
     fs.rmSync(file, { force: true });
   }
+});
+
+test('edit holds the model from its first read to its patch: a patch applied while it awaits its statistics is refused', async () => {
+  const model = CausalLM.loadDir(path.join(repoRoot(), 'world'));
+  const base = weightsHash(model);
+  const req = { prompt: '{} was born in', subject: 'Lily', targetNew: 'Paris' };
+  const sms = await randomStats(model, resolveHparams('memit', model).hparams.layers);
+  const alone = await edit(model, [req], { method: 'memit', stats: sms });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const gated = async (layer: number) => { await gate; return sms.find((s) => s.layer === layer)!; };
+  const running = edit(model, [req], { method: 'memit', stats: gated });
+  await new Promise((r) => setImmediate(r)); // the edit now waits for its statistics
+  assert.throws(() => alone.apply(model), (e: unknown) => e instanceof AmendError && /^applying a patch: the model is in use by an edit \(edit\/editWithReport\).*await it first/.test(e.message));
+  await assert.rejects(edit(model, [req], { method: 'memit', stats: sms }), /the model is in use by an edit/);
+  release();
+  const patch = await running;
+  assert.equal(weightsHash(model), base, 'the refused patch left the weights alone');
+  assert.equal(patch.metadata.appliedOn, undefined, 'computed on the bare model');
+  assert.deepEqual(patch.deltas, alone.deltas, 'the same edit as one computed with nothing in between');
+  // Released at the end, and when the edit fails half-way.
+  const failing = edit(model, [req], { method: 'memit', stats: async () => { throw new AmendError('no statistics here'); } });
+  await assert.rejects(failing, /no statistics here/);
+  alone.apply(model);
+  assert.notEqual(weightsHash(model), base);
+  alone.revert(model);
+  assert.equal(weightsHash(model), base);
 });

@@ -8,7 +8,7 @@
 import { AmendError, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
-import { assertNotHeld } from '../patch/session.js';
+import { holdModel } from '../patch/session.js';
 import type { TensorDelta } from '../patch/types.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import type { EditRequest } from './types.js';
@@ -89,11 +89,16 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
   requireObject(opts, 'edit needs options ({ method: "rome" | "memit", ... })');
   if (opts.preset !== undefined && typeof opts.preset !== 'string') throw new AmendError(`edit: preset must be a preset name, not ${typeof opts.preset}`);
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new AmendError(`edit: onProgress must be a function, not ${typeof opts.onProgress}`);
+  // Held from the first read of the weights to the patch: a patch applied while the statistics
+  // are awaited would leave an edit half computed on one model and half on another.
+  return holdModel(model, 'an edit (edit/editWithReport)', () => computeEdit(model, requests, opts));
+}
+
+async function computeEdit(model: CausalLM, requests: readonly EditRequest[], opts: EditOptions): Promise<EditResult> {
   const method = opts.method;
   const resolved = opts.resolved ?? resolveHparams(method, model, { preset: opts.preset, files: opts.hparamsFiles, overrides: opts.hparams });
   if (opts.resolved && opts.resolved.method !== method) throw new AmendError(`hparams are for ${opts.resolved.method}, not ${method}`);
   const hp: EditHparams = resolved.hparams;
-  assertNotHeld(model, 'edit');
   const timings = new Timings();
   const reqs = prepareRequests(model, requests, hp);
   if (!opts.allowUnchanged) timings.time('checks', () => checkNotPredicted(model, reqs));
@@ -106,7 +111,6 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
       options: { ...opts.statsOptions, onProgress: opts.statsOptions?.onProgress ?? (opts.onProgress ? (done, total) => opts.onProgress!({ phase: 'stats', done, total }) : undefined) },
     }));
     hp.layers.forEach((l, i) => stats.set(l, withRidge(got[i], hp.mom2_ridge)));
-    assertNotHeld(model, 'edit'); // the weights may have been held while the statistics were awaited
   }
 
   let deltas: TensorDelta[];

@@ -258,8 +258,9 @@ export function baseFingerprint(model: CausalLM): string {
 
 // ---- holding a model across awaits
 // An evaluation run (and the key statistics of an edited model) changes the weights, awaits, and
-// changes them back. Work of another promise on the same model in between would patch or export
-// weights that are not what it expects, silently (plain forward passes are not checked). Such
+// changes them back; an edit reads them before and after awaiting its statistics. Work of another
+// promise on the same model in between would patch, export or edit weights that are not what it
+// expects, or change them under the edit, silently (plain forward passes are not checked). Such
 // runs hold the model: work started outside the hold is refused with one line; work inside it
 // (the run's own edits, through async context) goes on.
 interface Holder { what: string }
@@ -270,7 +271,7 @@ const heldHere = new AsyncLocalStorage<ReadonlySet<Holder>>();
 export function assertNotHeld(model: CausalLM, what: string): void {
   const h = holders.get(model);
   if (h && !heldHere.getStore()?.has(h)) {
-    throw new AmendError(`${what}: the model is in use by ${h.what}, which changes its weights while it runs; await it first, or load a second copy of the model for concurrent work`);
+    throw new AmendError(`${what}: the model is in use by ${h.what}, which needs the weights to itself until it finishes; await it first, or load a second copy of the model for concurrent work`);
   }
 }
 
