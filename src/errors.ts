@@ -31,3 +31,13 @@ export function requirePath(value: unknown, what: string): asserts value is stri
   if (typeof value !== 'string' || value === '') throw new AmendError(`${what} as a path (a non-empty string), not ${value === '' ? 'an empty string' : typeName(value)}`);
 }
 
+/**
+ * A count option (limit, tokens, units), when given: an integer ≥ min. 2.5 or NaN would otherwise
+ * be cut or compared silently (slice(0, 2.5), i < NaN).
+ */
+export function requireCount(value: unknown, what: string, min = 0): asserts value is number | undefined {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new AmendError(`${what} must be an integer ≥ ${min}, got ${typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : typeName(value)}`);
+  }
+}

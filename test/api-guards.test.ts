@@ -8,7 +8,8 @@ import path from 'node:path';
 import { AmendError } from '../src/errors.js';
 import { CausalLM } from '../src/models/model.js';
 import { edit, resolveHparams } from '../src/editors/index.js';
-import { runEval } from '../src/eval/index.js';
+import { greedyAnswers, perplexity, runEval, sampleTexts } from '../src/eval/index.js';
+import { loadCases, parseCases } from '../src/data/index.js';
 import { exportModel } from '../src/patch/export.js';
 import { EditPatch } from '../src/patch/patch.js';
 import { randomStats, repoRoot, weightsHash } from './helpers.js';
@@ -95,4 +96,34 @@ test('edit holds the model from its first read to its patch: a patch applied whi
   assert.notEqual(weightsHash(model), base);
   alone.revert(model);
   assert.equal(weightsHash(model), base);
+});
+
+test('loadCases takes a path, and counts (limit, heldoutTokens, stopAfter, maxTokens, qa and fluency sizes) are integers in range', async () => {
+  const model = CausalLM.loadDir(path.join(repoRoot(), 'world'));
+  const base = weightsHash(model);
+  const { cases } = loadCases('world', { limit: 2 });
+  assert.equal(cases.length, 2);
+  assert.equal(loadCases('world', { limit: 0 }).cases.length, 0);
+  const count = (what: string, min: number, got: string) => new RegExp(`^${what} must be an integer ≥ ${min}, got ${got}$`);
+  const refusals: [() => unknown, RegExp][] = [
+    // 0 would be file descriptor 0 to fs: loadCases would wait on standard input.
+    [() => loadCases(anyOf(0)), /^loadCases needs the benchmark file as a path \(a non-empty string\), not number$/],
+    [() => loadCases(anyOf(null)), /loadCases needs the benchmark file as a path .*, not null/],
+    [() => loadCases('world', { limit: 2.5 }), count('limit \\(the number of cases to keep\\)', 0, '2\\.5')],
+    [() => loadCases('world', { limit: -1 }), count('limit \\(the number of cases to keep\\)', 0, '-1')],
+    [() => loadCases('world', { limit: NaN }), count('limit \\(the number of cases to keep\\)', 0, 'NaN')],
+    [() => loadCases('world', { limit: anyOf('3') }), count('limit \\(the number of cases to keep\\)', 0, '"3"')],
+    [() => parseCases([{ prompt: '{} was born in', subject: 'Lily', target_new: { str: 'Paris' } }], { limit: 1.5 }), /limit .* must be an integer ≥ 0, got 1\.5/],
+    [() => runEval(model, cases, { method: 'rome', mode: { sequential: 2 }, heldout: { text: 'x' }, heldoutTokens: 2.5 }), count('runEval: heldoutTokens', 2, '2\\.5')],
+    [() => runEval(model, cases, { method: 'rome', stopAfter: 0 }), count('runEval: stopAfter', 1, '0')],
+    [() => perplexity(model, 'Lily was born in Paris', { maxTokens: 3.5 }), count('perplexity: maxTokens', 2, '3\\.5')],
+    [() => greedyAnswers(model, [{ prompt: 'Lily was born in', answers: ['Paris'] }], { extraTokens: 0.5 }), count('qa: extraTokens', 0, '0\\.5')],
+    [() => greedyAnswers(model, [{ prompt: 'Lily was born in', answers: ['Paris'] }], { batchSize: 0 }), count('qa: batchSize', 1, '0')],
+    [() => sampleTexts(model, ['Lily was born in'], { maxLength: -5 }), count('fluency: maxLength', 1, '-5')],
+    [() => sampleTexts(model, ['Lily was born in'], { batchSize: 2.5 }), count('fluency: batchSize', 1, '2\\.5')],
+  ];
+  for (const [call, re] of refusals) {
+    await assert.rejects(async () => call(), (e: unknown) => e instanceof AmendError && re.test(e.message), String(re));
+  }
+  assert.equal(weightsHash(model), base, 'the model is unchanged');
 });

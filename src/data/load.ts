@@ -1,7 +1,7 @@
 // loadCases: read a benchmark file, detect its format from the content, turn it into EditCases.
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError } from '../errors.js';
+import { AmendError, requireCount, requirePath } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
 import { isObject, jsonLinesLines, type Json } from './fields.js';
 import { amendCasesFormat, counterfactEasyEditFormat, counterfactFormat, knownsFormat, worldFormat } from './counterfact.js';
@@ -125,8 +125,8 @@ function oneLine(s: string): string {
 /** Turn parsed content (e.g. buildBenchmark's records) into cases; `source` names it in errors. */
 export function parseCases(data: unknown, opts: LoadOptions & { source?: string } = {}): LoadedCases {
   const source = opts.source ?? 'benchmark data';
+  requireCount(opts.limit, 'limit (the number of cases to keep)');
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
-  if (!(limit >= 0)) throw new AmendError(`limit must be ≥ 0, got ${opts.limit}`);
   const json = data as Json;
   if (Array.isArray(json) && json.length === 0) throw new AmendError(`${source}: no records (an empty list)`);
   let spec: FormatSpec | null;
@@ -159,7 +159,11 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
  * record; the format is detected from the records' fields (see FORMATS), never from the file name.
  * "world" names the demo world's benchmark.
  */
-export function loadCases(file: string, opts: LoadOptions = {}): LoadedCases {
+export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCases {
+  requirePath(file, 'loadCases needs the benchmark file');
+  opts ??= {};
+  // Before the file is read: a bad limit should not wait for a large file to be parsed.
+  requireCount(opts.limit, 'limit (the number of cases to keep)');
   // "world": the demo world's benchmark, wherever amend is (a checkout or an installed package).
   if (file === BUILTIN_WORLD) file = path.join(builtinWorldDir(), 'benchmark.json');
   let text: string;

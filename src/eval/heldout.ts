@@ -5,7 +5,7 @@
  * line by line, since scoring it as one stream would measure mostly how badly the model predicts
  * the newlines it never saw.
  */
-import { AmendError } from '../errors.js';
+import { AmendError, requireCount } from '../errors.js';
 import { perplexity, type PerplexityResult } from './metrics-ppl.js';
 import { scoreEncoded, type ScoringModel } from './scoring.js';
 
@@ -17,6 +17,7 @@ export interface HeldoutOptions {
 }
 
 export function heldoutPerplexity(model: ScoringModel, text: string, o: HeldoutOptions = {}): Pick<PerplexityResult, 'perplexity' | 'tokens'> {
+  requireCount(o.maxTokens, 'held-out perplexity: maxTokens', 2);
   const maxTokens = o.maxTokens ?? 2048;
   const window = Math.min(model.config.maxPositions > 0 ? model.config.maxPositions : 1024, 1024);
   if (!o.lines) return perplexity(model, text, { maxTokens, maxLength: window });

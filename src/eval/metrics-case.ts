@@ -32,7 +32,7 @@
  * - perplexity: essence_ppl (ROME's essence score) with the consistency resources, when snippets
  *   about the subject exist.
  */
-import { AmendError } from '../errors.js';
+import { AmendError, requireCount } from '../errors.js';
 import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { generate, type ModelWeights } from '../models/index.js';
 import { fillTemplate } from '../tokenizer/index.js';
@@ -281,9 +281,10 @@ export function greedyAnswers(model: EvalModel, items: readonly { prompt: string
  */
 function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; answers: readonly string[] }[], o: QaOptions): { answers: string[]; cuts: string[]; longest: string }[] {
   const tok = model.tok();
+  requireCount(o.extraTokens, 'qa: extraTokens');
+  requireCount(o.batchSize, 'qa: batchSize', 1);
   const extra = o.extraTokens ?? 0;
   const batchSize = o.batchSize ?? 16;
-  if (!(extra >= 0) || !(batchSize >= 1)) throw new AmendError('qa: extraTokens must be ≥ 0 and batchSize ≥ 1');
   const maxPos = model.config.maxPositions > 0 ? model.config.maxPositions : Number.POSITIVE_INFINITY;
   const prepared = items.map((it) => {
     const answers = it.answers.filter((a) => a.trim() !== '');
@@ -327,6 +328,8 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
  */
 export function sampleTexts(model: EvalModel, prompts: readonly string[], o: FluencyOptions = {}): string[] {
   const tok = model.tok();
+  requireCount(o.maxLength, 'fluency: maxLength', 1);
+  requireCount(o.batchSize, 'fluency: batchSize', 1);
   const maxLength = o.maxLength ?? 100;
   const batchSize = o.batchSize ?? 16;
   const out: string[] = [];

@@ -8,7 +8,7 @@
  * the recipe; the default stride, maxLength / 2, scores each token with at least that much context.
  */
 import fs from 'node:fs';
-import { AmendError } from '../errors.js';
+import { AmendError, requireCount } from '../errors.js';
 import { metric, type Metric } from './protocols.js';
 import { scoreEncoded, type EncodedPair, type ScoringModel, type ScoringOptions } from './scoring.js';
 
@@ -61,7 +61,7 @@ export function perplexity(model: ScoringModel, text: string, opts: PerplexityOp
   const tok = model.tok();
   let source = text;
   if (opts.maxTokens !== undefined) {
-    if (!(opts.maxTokens >= 2)) throw new AmendError(`perplexity: maxTokens must be ≥ 2, got ${opts.maxTokens}`);
+    requireCount(opts.maxTokens, 'perplexity: maxTokens', 2);
     source = text.slice(0, opts.maxTokens * 16); // no token is longer than 16 characters on average
   }
   let ids = tok.encode(source);

@@ -20,7 +20,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AmendError, requireObject } from '../errors.js';
+import { AmendError, requireCount, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
 import { editSession, holdModel } from '../patch/session.js';
@@ -207,6 +207,8 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
   requireObject(o, 'runEval needs options ({ method: "rome" | "memit", ... })');
   if (o.out !== undefined && (typeof o.out !== 'string' || o.out === '')) throw new AmendError('runEval: out must be a folder path (a non-empty string)');
   if (o.heldout !== undefined && (o.heldout === null || typeof o.heldout.text !== 'string')) throw new AmendError('runEval: heldout must be { text } (readHeldOutText(file) reads one)');
+  requireCount(o.heldoutTokens, 'runEval: heldoutTokens', 2);
+  requireCount(o.stopAfter, 'runEval: stopAfter', 1);
   return holdModel(model, 'an evaluation run (runEval)', () => withReportFolder(o.out, () => evaluate(model, allCases, o)));
 }
 
