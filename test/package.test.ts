@@ -33,3 +33,23 @@ test('the shipped source maps carry their TypeScript sources', () => {
   assert.equal(map.sourcesContent?.length, map.sources.length);
   assert.equal(map.sourcesContent![0], fs.readFileSync(path.join(repoRoot(), 'src', 'index.ts'), 'utf8'));
 });
+
+// A project whose tsconfig leaves "node" out of its types (or a bundler setup) reads our .d.ts files
+// without Node's globals: a declaration naming Buffer must bring @types/node in itself.
+test('every emitted declaration that names a Node global type references @types/node', () => {
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.d.ts')) files.push(p);
+    }
+  };
+  walk(path.join(repoRoot(), 'dist', 'src'));
+  const users = files.filter((f) => {
+    const code = fs.readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    return /\bBuffer\b|\bNodeJS\./.test(code);
+  });
+  assert.ok(users.some((f) => f.endsWith(path.join('eval', 'png.d.ts'))), 'the scan finds png.d.ts (encodePng returns a Buffer)');
+  for (const f of users) assert.match(fs.readFileSync(f, 'utf8'), /^\/\/\/ <reference types="node"/m, `${path.relative(repoRoot(), f)} names a Node type`);
+});

@@ -1,3 +1,5 @@
+// The emitted .d.ts names Buffer, so it brings @types/node itself (preserve: TypeScript ≥ 5.5 drops it otherwise).
+/// <reference types="node" preserve="true" />
 /**
  * Which charts a run gets: sequential runs plot each metric against the number of edits (and the
  * perplexity drift at checkpoints), batch runs against the batch size. One chart per scoring

@@ -1,3 +1,5 @@
+// The emitted .d.ts names Buffer, so it brings @types/node itself (preserve: TypeScript ≥ 5.5 drops it otherwise).
+/// <reference types="node" preserve="true" />
 /**
  * A minimal PNG encoder (8-bit RGB, no interlace) on node's zlib, so reports need no native
  * image library. Each row is stored with filter "Up" against the previous one: charts are mostly
