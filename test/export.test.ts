@@ -392,7 +392,8 @@ test('CLI: amend export, patch show, patch apply, patch revert', () => {
   }
 
   // One clear line on bad input.
-  assertOneLineError(amend('export', '--model', src, '--out', out), /exists and is not empty; pass --force/);
+  // (the library's message also names the option, "--force (force: true)"; the CLI names the flag)
+  assertOneLineError(amend('export', '--model', src, '--out', out), /exists and is not empty; pass --force to replace/);
   assertOneLineError(amend('export', '--patch', f1, '--out', path.join(tmp, 'x')), /--model is required/);
   assertOneLineError(amend('export', '--model', src, '--patch', path.join(src, 'model.safetensors'), '--out', path.join(tmp, 'x')), /not an Amend patch/);
   assertOneLineError(amend('export', '--model', src, '--out', path.join(tmp, 'x'), '--dtype', 'f8'), /--dtype must be keep, f32, f16 or bf16/);

@@ -82,11 +82,19 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/**
+ * Messages shared with the library name a way out both ways, "--force (force: true)"; on the
+ * command line only the flag means anything.
+ */
+function forTheCommandLine(message: string): string {
+  return message.replace(/(--[a-z][\w-]*) \(\w+: [^()]*\)/g, '$1');
+}
+
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
     if (err instanceof AmendError) {
-      process.stderr.write(`amend: ${err.message}\n`);
+      process.stderr.write(`amend: ${forTheCommandLine(err.message)}\n`);
       process.exitCode = 1;
     } else {
       process.stderr.write(`amend: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
