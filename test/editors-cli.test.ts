@@ -99,6 +99,10 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   // An --export where nothing can be written (a path under /proc) is found before the edit and the patch.
   if (fs.existsSync('/proc/self')) {
     assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', out, '--export', '/proc/amend-none/x', ...FAST), /\/proc\/amend-none\/x: cannot write there/);
+    // and so is an --out there (the edit used to run first, then fail to write the patch)
+    const r = amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', '/proc/amend-none.safetensors', ...FAST);
+    assertOneLineError(r, /\/proc\/amend-none\.safetensors: cannot write there/);
+    assert.equal(r.stdout, '', 'no completions: nothing was edited');
     assert.ok(!fs.existsSync(out));
   }
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', tmp, '--force', ...FAST), /is a folder; give the patch file/);

@@ -7,7 +7,7 @@ import type { CausalLM } from '../../models/model.js';
 import { generate } from '../../models/generate.js';
 import { editSession } from '../../patch/session.js';
 import { checkExportDir, exportModel, parseExportDType } from '../../patch/export.js';
-import { checkCanBeFolder } from '../../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt } from '../../io/dirs.js';
 import { loadCases } from '../../data/index.js';
 import {
   describeSchema, editWithReport, listPresets, METHODS, parseSets, resolveHparams, type EditMethod, type EditRequest,
@@ -153,6 +153,8 @@ export async function run(args: Parsed): Promise<void> {
   if (out) {
     checkCanBeFolder(path.dirname(path.resolve(out)));
     if (!fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
+    // before the model is loaded and edited, which can take minutes, not after
+    checkCanWriteAt(out);
   }
   if (exportDir) checkExportDir(path.resolve(exportDir), null, v.force === true);
   parseExportDType(str(v.dtype));
