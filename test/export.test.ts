@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
@@ -12,7 +13,7 @@ import { readRawTensor, readSafetensors, readSafetensorsHeader, writeSafetensors
 import { f32BitsToF16Bits } from '../src/io/dtype.js';
 import { mulberry32, randn } from '../src/tensor/index.js';
 import { EditPatch, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
-import { assertOneLineError, type CliResult, runCli, sharedDir } from './helpers.js';
+import { assertOneLineError, type CliResult, runCli, sharedDir, warningsOf } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -240,6 +241,31 @@ test('the output directory: non-empty refused unless force, never the source, no
   assert.throws(() => exportModel(m, file), /a-file: exists and is not a folder/);
   assert.throws(() => exportModel(m, path.join(file, 'out')), /cannot be created, .*a-file is a file/);
   noTempLeft();
+});
+
+test('an export that replaced a folder but cannot delete all of the old files succeeds, with a warning', async () => {
+  const m = load(src);
+  const out = path.join(tmp, 'stuck');
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, 'old.txt'), 'x');
+  // As root a read-only subfolder can still be emptied, so the refusal is simulated.
+  const rmSync = fs.rmSync;
+  fs.rmSync = ((p: fs.PathLike, o?: fs.RmOptions) => {
+    if (String(p).includes('.stuck.amend-old-')) throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+    return rmSync(p, o);
+  }) as typeof fs.rmSync;
+  syncBuiltinESMExports(); // so that `import * as fs` sees it too
+  let warnings: string[];
+  try {
+    warnings = await warningsOf(() => exportModel(m, out, { force: true }));
+  } finally {
+    fs.rmSync = rmSync;
+    syncBuiltinESMExports();
+  }
+  assert.ok(fs.existsSync(path.join(out, 'model.safetensors')) && !fs.existsSync(path.join(out, 'old.txt')));
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /stuck is exported, but the files it replaced could not all be deleted \(EACCES\); what is left of them is in .*\.stuck\.amend-old-/);
+  for (const f of fs.readdirSync(tmp).filter((f) => f.startsWith('.stuck.amend-old-'))) fs.rmSync(path.join(tmp, f), { recursive: true });
 });
 
 test('F64 and integer buffers float32 cannot hold are copied byte for byte; a patch elsewhere leaves them so', () => {

@@ -197,7 +197,13 @@ function moveIntoPlace(tmp: string, out: string, force: boolean): void {
     fs.renameSync(old, out);
     throw err;
   }
-  fs.rmSync(old, { recursive: true, force: true });
+  // The export is in place by now: an old file that cannot be deleted (a read-only subfolder)
+  // is not a failed export, only a leftover to name.
+  try {
+    fs.rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    process.emitWarning(`${out} is exported, but the files it replaced could not all be deleted (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); what is left of them is in ${old}`);
+  }
 }
 
 /** JSON as transformers writes the index: indent 2, keys sorted (weight_map), trailing newline. */
