@@ -357,10 +357,24 @@ test('load: clear one-line errors for a non-patch, a corrupt patch and a newer v
   assert.throws(() => EditPatch.load(rewrite('badjson.safetensors', (m) => { m.patch = '{oops'; })), /not valid JSON.*corrupt/);
   assert.throws(() => EditPatch.load(rewrite('missing.safetensors', (_m, t) => { t.pop(); })), /missing from the file.*corrupt/);
   assert.throws(() => EditPatch.load(rewrite('extra.safetensors', (_m, t) => { t.push({ name: 'stray', shape: [1], data: new Float32Array(1) }); })), /"stray" is not in the header's list/);
-  assert.throws(() => EditPatch.load(rewrite('nofp.safetensors', (m) => { const o = JSON.parse(m.patch!); delete o.modelFingerprint; m.patch = JSON.stringify(o); })), /modelFingerprint/);
+  assert.throws(() => EditPatch.load(rewrite('nofp.safetensors', (m) => { const o = JSON.parse(m.patch!); delete o.modelFingerprint; m.patch = JSON.stringify(o); })),
+    (e: Error) => /nofp\.safetensors: the patch metadata's "modelFingerprint" is missing/.test(e.message) && e.message.split('nofp.safetensors').length === 2);
   assert.throws(() => EditPatch.load(rewrite('badreq.safetensors', (m) => { const o = JSON.parse(m.patch!); o.requests = [1, null, 'x']; m.patch = JSON.stringify(o); })), /"requests" is .*expected a list of requests \{prompt, subject, targetNew\}/);
   assert.throws(() => EditPatch.load(rewrite('nodate.safetensors', (m) => { const o = JSON.parse(m.patch!); delete o.createdAt; m.patch = JSON.stringify(o); })), /"createdAt" is missing, expected a date/);
   assert.throws(() => EditPatch.load(rewrite('strrank.safetensors', (m) => { const d = JSON.parse(m.deltas!); d[0].rank = '2'; m.deltas = JSON.stringify(d); })), /has rank "2" in the header, not a positive integer/);
+  // A flipped bit, or a delta moved to another tensor, no longer matches the id saved with the patch.
+  const flipped = path.join(tmp, 'flipped.safetensors');
+  const saved = Buffer.from(fs.readFileSync(good));
+  saved[saved.length - 3]! ^= 0x10;
+  fs.writeFileSync(flipped, saved);
+  assert.throws(() => EditPatch.load(flipped), /flipped\.safetensors: the patch's contents do not match the id recorded when it was written/);
+  const moved = path.join(tmp, 'moved.safetensors');
+  const text = fs.readFileSync(good).toString('latin1');
+  const from = p.deltas[0]!.name, to = from.replace('.0.', '.1.');
+  assert.notEqual(from, to);
+  fs.writeFileSync(moved, Buffer.from(text.split(from).join(to), 'latin1'));  // same length: the header's size holds
+  assert.throws(() => EditPatch.load(moved), /moved\.safetensors: the patch's contents do not match/);
+  assert.equal(EditPatch.load(good).id, p.id);
   // Truncated file
   const trunc = path.join(tmp, 'trunc.safetensors');
   const bytes = fs.readFileSync(good);

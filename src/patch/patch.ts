@@ -194,6 +194,8 @@ export class EditPatch {
       amend_patch_version: String(PATCH_VERSION),
       patch: jsonMeta(this.metadata),
       deltas: JSON.stringify(index),
+      // checked on load: a flipped bit or a renamed tensor would otherwise apply silently
+      amend_patch_id: this.id,
     }, opts);
     this.file = file;
   }
@@ -278,13 +280,17 @@ export class EditPatch {
       }
       return { kind: 'dense', name, shape: [...(item.shape as number[])], delta: tensors.get(`${name}.delta`)!.data };
     });
+    checkMetadata(metadata, where); // its messages name the file already
     let patch: EditPatch;
     try {
-      checkMetadata(metadata, where);
       patch = new EditPatch(deltas, metadata as PatchMetadata);
     } catch (err) {
       if (err instanceof AmendError) throw new AmendError(`${where}: ${err.message.replace(/^EditPatch: /, '')}`);
       throw err;
+    }
+    // Files written before the id was recorded have none, and load as they are.
+    if (meta.amend_patch_id !== undefined && meta.amend_patch_id !== patch.id) {
+      throw new AmendError(`${where}: the patch's contents do not match the id recorded when it was written (${meta.amend_patch_id.slice(0, 12)}, now ${patch.id.slice(0, 12)}); the file was changed or damaged since — make the patch again`);
     }
     patch.file = file;
     return patch;
