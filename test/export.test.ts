@@ -420,6 +420,12 @@ test('CLI: amend export, patch show, patch apply, patch revert', () => {
   // One clear line on bad input.
   // (the library's message also names the option, "--force (force: true)"; the CLI names the flag)
   assertOneLineError(amend('export', '--model', src, '--out', out), /exists and is not empty; pass --force to replace/);
+  // --force replaces the folder: a patch read from inside it would go with it
+  const inside = path.join(out, 'p1.safetensors');
+  fs.copyFileSync(f1, inside);
+  assertOneLineError(amend('export', '--model', src, '--patch', inside, '--out', out, '--force'), /--patch .*p1\.safetensors is inside --out .*, which the export replaces/);
+  assert.ok(fs.existsSync(inside), 'the patch is still there');
+  fs.rmSync(inside);
   assertOneLineError(amend('export', '--patch', f1, '--out', path.join(tmp, 'x')), /--model is required/);
   assertOneLineError(amend('export', '--model', src, '--patch', path.join(src, 'model.safetensors'), '--out', path.join(tmp, 'x')), /not an Amend patch/);
   assertOneLineError(amend('export', '--model', src, '--out', path.join(tmp, 'x'), '--dtype', 'f8'), /--dtype must be keep, f32, f16 or bf16/);

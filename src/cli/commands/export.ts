@@ -49,8 +49,15 @@ export function requiredString(args: Parsed, name: string, what: string): string
   return v;
 }
 
-/** Loads patch files (before the model, so a bad file fails fast). */
-export function loadPatches(files: string[]): EditPatch[] {
+/**
+ * Loads patch files (before the model, so a bad file fails fast). A patch inside the output folder
+ * is refused: --force replaces that folder, and the patch with it.
+ */
+export function loadPatches(files: string[], out: string): EditPatch[] {
+  const dir = path.resolve(out);
+  for (const f of files) {
+    if (path.resolve(f).startsWith(dir + path.sep)) throw new AmendError(`--patch ${f} is inside --out ${out}, which the export replaces; move the patch out of that folder first`);
+  }
   return files.map((f) => EditPatch.load(f));
 }
 
@@ -113,7 +120,7 @@ export async function exportCommand(args: Parsed, needPatch: boolean): Promise<v
   const files = listOption(args, 'patch');
   if (needPatch && files.length === 0) throw new AmendError('give at least one --patch P (amend export writes a model without patches)');
   checkExportDir(path.resolve(out), null, v.force === true);
-  const patches = loadPatches(files);
+  const patches = loadPatches(files, out);
   const model = await loadModel(modelId, json);
   checkExportDir(path.resolve(out), model.dir, v.force === true);
   applyPatches(model, patches, v['ignore-fingerprint'] === true);

@@ -161,7 +161,7 @@ async function revert(args: Parsed): Promise<void> {
   if (files.length === 0) throw new AmendError('give the applied patches with --patch, in order (see amend patch --help)');
   if (drops.length === 0) throw new AmendError('give the patch(es) to take out with --drop (to revert everything, use the base model)');
   checkExportDir(path.resolve(out), null, v.force === true);
-  const patches = loadPatches(files);
+  const patches = loadPatches(files, out);
   const dropped = drops.map((d) => {
     const byFile = patches.filter((p, i) => files[i] === d || path.resolve(files[i]!) === path.resolve(d));
     const matches = byFile.length > 0 ? byFile : patches.filter((p) => p.id.startsWith(d.toLowerCase()));
