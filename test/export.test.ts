@@ -10,7 +10,7 @@ import path from 'node:path';
 import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { readCheckpoint, writeCheckpoint, INDEX_FILE } from '../src/io/checkpoint.js';
 import { readRawTensor, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
-import { f32BitsToF16Bits } from '../src/io/dtype.js';
+import { f32BitsToBf16Bits, f32BitsToF16Bits } from '../src/io/dtype.js';
 import { mulberry32, randn } from '../src/tensor/index.js';
 import { EditPatch, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
 import { assertOneLineError, type CliResult, runCli, sharedDir, warningsOf } from './helpers.js';
@@ -266,6 +266,30 @@ test('an export that replaced a folder but cannot delete all of the old files su
   assert.equal(warnings.length, 1, warnings.join('\n'));
   assert.match(warnings[0]!, /stuck is exported, but the files it replaced could not all be deleted \(EACCES\); what is left of them is in .*\.stuck\.amend-old-/);
   for (const f of fs.readdirSync(tmp).filter((f) => f.startsWith('.stuck.amend-old-'))) fs.rmSync(path.join(tmp, f), { recursive: true });
+});
+
+test('a 16-bit export warns of the finite weights that become ±inf in it', async () => {
+  const m = load(src);
+  const w = [...m.weights.values()].find((t) => t.shape.length === 2)!;
+  const name = [...m.weights].find(([, t]) => t === w)![0];
+  const saved = w.data.slice(0, 4);
+  const big = new Float32Array(new Uint32Array([0x7f7f8000]).buffer)[0]!;  // BF16's first value past its max
+  w.data.set([65519.99, 65520, -1e5, big]);
+  try {
+    // the threshold agrees with the converter: the last three of the four values become ±inf in F16
+    assert.deepEqual([...w.data.slice(0, 4)].map((x) => (f32BitsToF16Bits(new Uint32Array(Float32Array.of(x).buffer)[0]!) & 0x7fff) === 0x7c00), [false, true, true, true]);
+    assert.equal(f32BitsToBf16Bits(0x7f7f8000) & 0x7fff, 0x7f80);
+    assert.equal(f32BitsToBf16Bits(0x7f7f7fff) & 0x7fff, 0x7f7f);
+    const f16 = await warningsOf(() => exportModel(m, path.join(tmp, 'big-f16'), { dtype: 'f16' }));
+    assert.equal(f16.length, 1, f16.join('\n'));
+    assert.match(f16[0]!, new RegExp(`big-f16: 3 finite value\\(s\\) are too large for their 16-bit dtype and are stored as ±inf \\(first 65520; in ${name.replace(/\./g, '\\.')} \\(3, F16\\)\\)`));
+    const bf16 = await warningsOf(() => exportModel(m, path.join(tmp, 'big-bf16'), { dtype: 'bf16' }));
+    assert.equal(bf16.length, 1, bf16.join('\n'));
+    assert.match(bf16[0]!, /big-bf16: 1 finite value\(s\)/);
+    assert.deepEqual(await warningsOf(() => exportModel(m, path.join(tmp, 'big-f32'), { dtype: 'f32' })), []);
+  } finally {
+    w.data.set(saved);
+  }
 });
 
 test('F64 and integer buffers float32 cannot hold are copied byte for byte; a patch elsewhere leaves them so', () => {

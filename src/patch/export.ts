@@ -206,6 +206,39 @@ function moveIntoPlace(tmp: string, out: string, force: boolean): void {
   }
 }
 
+/** Where a float32 value rounds to infinity in a 16-bit float: F16's max is 65504, BF16's ~3.39e38. */
+const OVERFLOW_AT: Partial<Record<FileDType, number>> = {
+  F16: 65520, // halfway from 65504 to 2^16, and rounding to even goes up
+  BF16: new Float32Array(new Uint32Array([0x7f7f8000]).buffer)[0]!, // the same halfway point
+};
+
+/**
+ * Warns when finite weights become ±inf in a 16-bit storage dtype (torch's .half() does so
+ * silently, and the checkpoint then gives NaN logits).
+ */
+function warnOverflow(model: CausalLM, storage: (name: string) => FileDType, out: string): void {
+  let count = 0;
+  const names: string[] = [];
+  let first = 0;
+  for (const [name, t] of model.weights) {
+    const dt = storage(name), limit = OVERFLOW_AT[dt];
+    if (limit === undefined) continue;
+    let here = 0;
+    for (let i = 0; i < t.data.length; i++) {
+      const x = t.data[i]!;
+      if ((x >= limit || x <= -limit) && Number.isFinite(x)) {
+        if (count + here === 0) first = x;
+        here++;
+      }
+    }
+    if (here > 0) names.push(`${name} (${here}, ${dt})`);
+    count += here;
+  }
+  if (count === 0) return;
+  const list = names.slice(0, 3).join(', ') + (names.length > 3 ? `, and ${names.length - 3} more` : '');
+  process.emitWarning(`${out}: ${count} finite value(s) are too large for their 16-bit dtype and are stored as ±inf (first ${first}; in ${list}); export in float32 to keep them (--dtype f32)`);
+}
+
 /** JSON as transformers writes the index: indent 2, keys sorted (weight_map), trailing newline. */
 function indexText(index: Record<string, unknown>, totalSize: number, totalParameters: number, weightMap: Map<string, string>): string {
   const meta = { ...((index.metadata as Record<string, unknown> | undefined) ?? {}) };
@@ -245,6 +278,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
     const orig = (model.dtypes.get(name) ?? 'F32') as FileDType;
     return dtype !== 'keep' && FLOAT_DTYPES.has(orig) ? dtype : orig;
   };
+  warnOverflow(model, storage, out);
 
   const source = model.dir;
   const layout = source ? sourceLayout(source) : null;
