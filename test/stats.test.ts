@@ -430,6 +430,12 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   neg.mom2[4 * sm.dim + 4] = -1;
   romeNpz(negFile, neg, 12);
   assert.throws(() => importEasyEditStats(negFile, { model }), /mom2\[4\]\[4\] is -\d+.*not a statistics file/);
+  // Nor can a matrix whose two halves disagree beyond rounding (it was averaged away before).
+  const asymFile = path.join(tmp, 'stats', 'tiny', 'asym_stats', 'transformer.h.2.mlp.c_proj_float32_mom2_12.npz');
+  const asym = { ...sm, mom2: sm.mom2.slice() };
+  asym.mom2[2 * sm.dim + 7] += 0.01 * Math.sqrt(sm.mom2[2 * sm.dim + 2]! * sm.mom2[7 * sm.dim + 7]!);
+  romeNpz(asymFile, asym, 12);
+  assert.throws(() => importEasyEditStats(asymFile, { model }), /mom2\.mom2 is not symmetric \(\[2, 7\] is .*, \[7, 2\] is .*\).*not a statistics file/);
   assert.throws(() => importEasyEditStats(file, { model, dataset: 'wiki.json' }), /"wiki\.json" cannot name imported statistics.*--dataset NAME/);
   assert.throws(() => importEasyEditStats(file, { model, dataset: 'model-samples' }), /cannot name imported statistics/);
 

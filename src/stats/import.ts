@@ -110,6 +110,16 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
   const out = npyToFloat64(mom, `${npzPath}: mom2.mom2`); // a fresh array (or the file's own float64 data)
   const bad = out.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) throw new AmendError(`${npzPath}: mom2.mom2 holds ${out[bad]} at [${Math.floor(bad / dim)}, ${bad % dim}]; the statistics are broken — recompute them`);
+  // Rounding leaves float32 sums asymmetric by around 1e-7 of sqrt(C_ii C_jj), the bound on |C_ij|
+  // for a second moment (1e-6 after many batches); 1e-3 of it is not rounding but another matrix.
+  for (let i = 0; i < dim; i++) {
+    for (let j = i + 1; j < dim; j++) {
+      const gap = Math.abs(out[i * dim + j]! - out[j * dim + i]!);
+      if (gap > 1e-3 * Math.sqrt(Math.abs(out[i * dim + i]! * out[j * dim + j]!))) {
+        throw new AmendError(`${npzPath}: mom2.mom2 is not symmetric ([${i}, ${j}] is ${out[i * dim + j]}, [${j}, ${i}] is ${out[j * dim + i]}); a second moment E[k kᵀ] is — not a statistics file`);
+      }
+    }
+  }
   for (let i = 0; i < dim; i++) {
     out[i * dim + i] /= count;
     for (let j = i + 1; j < dim; j++) {
