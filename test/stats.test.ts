@@ -447,6 +447,13 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   assert.deepEqual(back.mom2, imp.mom2);
   await assert.rejects(layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 99, cacheDir }), /no imported "wikipedia" statistics for layer 2 with 99 samples.*imported: layer 2 × 12 samples/);
   await assert.rejects(layerSecondMoment(model, 1, { corpus: 'wikipedia', samples: 12, cacheDir }), /amend stats --model M --import/);
+  // Importing the same file again is fine; another file under the same key replaces it only when asked.
+  assert.doesNotThrow(() => importStatsToCache(file, { model, cacheDir }));
+  const other = path.join(tmp, 'stats', 'tiny2', 'wikipedia_stats', path.basename(file));
+  fs.mkdirSync(path.dirname(other), { recursive: true });
+  fs.copyFileSync(file, other);
+  assert.throws(() => importStatsToCache(other, { model, cacheDir }), /layer 2 of "wikipedia" with 12 samples is already imported, from .*tiny[/\\]wikipedia_stats.*; pass --refresh \(replace: true\)/);
+  assert.equal(importStatsToCache(other, { model, cacheDir, replace: true }).layer, 2);
 
   // A file named for another architecture's module is refused at import.
   const llamaNamed = path.join(tmp, 'stats', 'tiny', 'other_stats', 'model.layers.2.mlp.down_proj_float32_mom2_12.npz');

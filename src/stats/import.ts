@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AmendError } from '../errors.js';
 import { npyScalar, npyToFloat64, readNpz } from '../io/npz.js';
+import { readSafetensorsHeader } from '../io/safetensors.js';
 import { modelFingerprint } from '../models/fingerprint.js';
 import type { CausalLM } from '../models/model.js';
 import { modelStatsDir, readStatsFile, statsCachePath, writeStatsFile } from './cache.js';
@@ -149,7 +150,7 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
  * `fingerprint` files it under another fingerprint than the model's current one (a session's base
  * model), `samples` under a given sample count instead of the file's own.
  */
-export function importStatsToCache(npzPath: string, opts: ImportOptions & { model: CausalLM; cacheDir?: string; fingerprint?: string; samples?: number }): SecondMoment {
+export function importStatsToCache(npzPath: string, opts: ImportOptions & { model: CausalLM; cacheDir?: string; fingerprint?: string; samples?: number; replace?: boolean }): SecondMoment {
   const sm = importEasyEditStats(npzPath, opts);
   if (opts.fingerprint) sm.fingerprint = opts.fingerprint;
   const name = sm.corpus.slice('imported:'.length);
@@ -159,6 +160,11 @@ export function importStatsToCache(npzPath: string, opts: ImportOptions & { mode
   const file = statsCachePath(opts.cacheDir, {
     fingerprint: sm.fingerprint, layer: sm.layer, corpusId: corpus.id, corpusSlug: corpus.slug, samples, maxLength: 0,
   });
+  // Another file's statistics under the same key are not replaced without a word.
+  const before = fs.existsSync(file) ? importedFrom(file) : null;
+  if (before !== null && before !== path.resolve(npzPath) && !opts.replace) {
+    throw new AmendError(`layer ${sm.layer} of "${name}" with ${samples} samples is already imported, from ${before || 'an unknown file'}; pass --refresh (replace: true) to replace it, or --dataset NAME to keep both`);
+  }
   sm.requestedSamples = samples;
   if (!sm.samples) sm.samples = samples;
   writeStatsFile(file, sm, {
@@ -168,6 +174,15 @@ export function importStatsToCache(npzPath: string, opts: ImportOptions & { mode
     ...(parsed.precision ? { imported_precision: parsed.precision } : {}),
   });
   return { ...sm, file };
+}
+
+/** The .npz a cached import came from ('' when its header does not say or cannot be read). */
+function importedFrom(file: string): string {
+  try {
+    return readSafetensorsHeader(file).metadata.imported_from ?? '';
+  } catch {
+    return '';
+  }
 }
 
 /**

@@ -25,7 +25,7 @@ export const spec: CommandSpec = {
     'batch-tokens': { type: 'string', help: 'N  tokens per forward batch (default max(T, 2048))' },
     'cache-dir': { type: 'string', help: 'DIR  cache root (default $AMEND_CACHE or ~/.cache/amend; stats go in DIR/stats)' },
     'no-cache': { type: 'boolean', help: 'neither read nor write the cache' },
-    refresh: { type: 'boolean', help: 'recompute even when cached, and overwrite' },
+    refresh: { type: 'boolean', help: 'recompute even when cached, and overwrite (with --import: replace statistics imported from another file)' },
     import: { type: 'string', help: 'FILE  import a ROME / EasyEdit {layer}_float32_mom2_{n}.npz into the cache' },
     dataset: { type: 'string', help: 'NAME  --import: the dataset name to file it under (default: from its {ds}_stats folder)' },
     list: { type: 'boolean', help: 'list the statistics cached for this model' },
@@ -106,7 +106,7 @@ export async function run(args: Parsed): Promise<void> {
     const file = str('import');
     if (!file) throw new AmendError('--import needs a .npz file');
     const layer = v.layer === undefined ? undefined : intOption(v.layer, 'layer', 0, 0);
-    const sm = importStatsToCache(file, { model, layer, dataset: str('dataset'), cacheDir });
+    const sm = importStatsToCache(file, { model, layer, dataset: str('dataset'), cacheDir, replace: v.refresh === true });
     const name = sm.corpus.replace(/^imported:/, '');
     if (json) console.log(JSON.stringify({ imported: summary(sm) }));
     else {
