@@ -10,6 +10,7 @@
 //     amend_patch_version  "1"
 //     patch                JSON of PatchMetadata (method, hparams, requests, modelFingerprint, ...)
 //     deltas               JSON list, in order, of {name, kind, rows, cols, rank} | {name, kind, shape}
+//     amend_patch_id       the content id (EditPatch.id), checked on load (absent in older files)
 // The header's metadata can be read with any safetensors reader (e.g. safe_open(...).metadata()).
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
