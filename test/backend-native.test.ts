@@ -408,6 +408,62 @@ test('layerNorm and rmsNorm (+ backward) with and without weights', { skip }, ()
   }
 });
 
+/** LayerNorm (withMean) or RMSNorm of one row and its gradient, all in float64. */
+function normRef(x: Float32Array, w: Float32Array, b: Float32Array | null, gy: Float32Array, eps: number, withMean: boolean) {
+  const n = x.length;
+  let mu = 0;
+  if (withMean) {
+    for (let j = 0; j < n; j++) mu += x[j];
+    mu /= n;
+  }
+  let v = 0;
+  for (let j = 0; j < n; j++) v += (x[j] - mu) ** 2;
+  const rs = 1 / Math.sqrt(v / n + eps);
+  const xhat = Array.from(x, (xj) => (xj - mu) * rs);
+  const g = Array.from(gy, (gj, j) => gj * w[j]);
+  let mg = 0, mgx = 0;
+  for (let j = 0; j < n; j++) (mg += g[j]), (mgx += g[j] * xhat[j]);
+  (mg /= n), (mgx /= n);
+  return {
+    out: Float32Array.from(xhat, (h, j) => h * w[j] + (b ? b[j] : 0)),
+    mean: mu,
+    rstd: rs,
+    gx: Float32Array.from(xhat, (h, j) => rs * (g[j] - (withMean ? mg : 0) - h * mgx)),
+    gw: Float32Array.from(xhat, (h, j) => gy[j] * h),
+  };
+}
+
+test('layerNorm and rmsNorm (+ backward) of rows too large to square in float32, against float64', { skip }, () => {
+  const cols = 300;
+  const w = randn(cols, 1150), b = randn(cols, 1151), gy = randn(cols, 1152);
+  // |x|² overflows float32 from 1.8e19 on; a mean far from 0 is what LayerNorm subtracts first
+  for (const [scale, offset] of [[3e19, 0], [1e25, 5e25], [1e30, -1e30], [1e36, 0], [4e36, 3e37]]) {
+    const x = randn(cols, 1153);
+    for (let j = 0; j < cols; j++) x[j] = x[j] * scale + offset;
+    for (const [name, k] of [['js', js], ['native', nat]] as const) {
+      for (const withMean of [true, false]) {
+        const tag = `${name} ${withMean ? 'layerNorm' : 'rmsNorm'} scale ${scale} offset ${offset}`;
+        const want = normRef(x, w, withMean ? b : null, gy, 1e-5, withMean);
+        const out = new Float32Array(cols), mean = new Float32Array(1), rstd = new Float32Array(1);
+        const gx = new Float32Array(cols), gw = new Float32Array(cols), gb = new Float32Array(cols);
+        if (withMean) {
+          k.layerNorm(x, w, b, out, mean, rstd, 1, cols, 1e-5);
+          k.layerNormBackward(x, w, mean, rstd, gy, gx, gw, gb, 1, cols);
+          assertClose(mean, Float32Array.of(want.mean), `${tag} mean`, 1e-6, 0);
+        } else {
+          k.rmsNorm(x, w, out, rstd, 1, cols, 1e-5);
+          k.rmsNormBackward(x, w, rstd, gy, gx, gw, 1, cols);
+        }
+        assertClose(rstd, Float32Array.of(want.rstd), `${tag} rstd`, 1e-6, 0);
+        assertClose(out, want.out, `${tag} out`, 1e-5);
+        assertClose(gx, want.gx, `${tag} gx`, 1e-5);
+        assertClose(gw, want.gw, `${tag} gw`, 1e-5);
+        if (withMean) assertClose(gb, gy, `${tag} gb`, 0, 0);
+      }
+    }
+  }
+});
+
 // ---- rope and attention ----------------------------------------------------------------------
 
 test('rope: rotate_half and interleaved, inverse, partial rotDim, in place', { skip }, () => {

@@ -126,6 +126,25 @@ static void column_accumulate(int64_t rows, int64_t cols, F&& f) {
   });
 }
 
+// LayerNorm (centre = true) or RMSNorm of one row in double throughout. For the rows whose
+// statistics overflow the float lanes of the fast path: |x| from ~1.8e19 on squares to infinity
+// (and a NaN anywhere ends up here too, and stays NaN). The output is computed in double as well,
+// since rstd may be subnormal in float (|x| beyond ~1e37).
+static void norm_row_double(const float* x, const float* w, const float* b, float* o, float* mean, float* rstd,
+                            int64_t cols, float eps, bool centre) {
+  double mu = 0, var = 0;
+  if (centre) {
+    for (int64_t j = 0; j < cols; j++) mu += x[j];
+    mu /= double(cols);
+  }
+  for (int64_t j = 0; j < cols; j++) var += (double(x[j]) - mu) * (double(x[j]) - mu);
+  double rs = 1.0 / std::sqrt(var / double(cols) + double(eps));
+  if (mean) *mean = float(mu);
+  *rstd = float(rs);
+  for (int64_t j = 0; j < cols; j++)
+    o[j] = float((double(x[j]) - mu) * rs * (w ? double(w[j]) : 1.0) + (b ? double(b[j]) : 0.0));
+}
+
 void layer_norm(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
                 int64_t rows, int64_t cols, float eps) {
   for_rows(rows, cols, [&](int64_t r) {
@@ -136,6 +155,7 @@ void layer_norm(const float* x, const float* w, const float* b, float* out, floa
       vf d = load_n(xr + i, n, mu) - mu;  // padding lanes hold mu: d = 0
       return d * d;
     }) / double(cols);
+    if (!std::isfinite(var)) return norm_row_double(xr, w, b, o, &mean[r], &rstd[r], cols, eps, true);
     float rs = float(1.0 / std::sqrt(var + double(eps)));
     mean[r] = mu;
     rstd[r] = rs;
@@ -192,6 +212,7 @@ void rms_norm(const float* x, const float* w, float* out, float* rstd, int64_t r
                   return v * v;
                 }) /
                 double(cols);
+    if (!std::isfinite(ms)) return norm_row_double(xr, w, nullptr, o, nullptr, &rstd[r], cols, eps, false);
     float rs = float(1.0 / std::sqrt(ms + double(eps)));
     rstd[r] = rs;
     if (w) {
