@@ -289,6 +289,38 @@ for (const backend of BACKENDS) {
     throwsAmend(() => cholesky(Float32Array.from(big), n, o), /pivot 97 of 130/);
   });
 
+  test(`[${backend}] singular to working precision, or non-finite → AmendError from the SPD solvers too`, () => {
+    // G Gᵀ of a random n×(n-1) G: singular, yet the last Cholesky pivot comes out of the rounding
+    // positive for these (≈ 1e-16 of the diagonal), and x of size 1e15 with it (1e7 in single).
+    for (const [n, seed] of [[6, 20], [6, 25], [20, 27], [40, 10]]) {
+      const g = randMat(n, n - 1, seed);
+      const a = matmul(g, g, n, n - 1, n, false, true);
+      for (const ctor of [Float64Array, Float32Array]) {
+        const tag = `n=${n} seed=${seed} ${ctor.name}`;
+        const re = /not positive definite to working precision \(singular or nearly so\): Cholesky pivot \d+ of \d+ .*add a ridge/;
+        assert.throws(() => solveSPD(ctor.from(a), new ctor(n).fill(1), n, 1, o), (e: unknown) => e instanceof AmendError && re.test(e.message), tag);
+        throwsAmend(() => cholesky(ctor.from(a), n, o), re);
+        throwsAmend(() => inverseSPD(ctor.from(a), n, o), re);
+      }
+    }
+    // LAPACK factored a NaN into a NaN solution without a word
+    throwsAmend(() => solveSPD(new Float64Array([1, NaN, NaN, 1]), new Float64Array(2), 2, 1, o), /non-finite entry at \[1, 0\] \(NaN\)/);
+    throwsAmend(() => cholesky(new Float32Array([Infinity, 0, 0, 1]), 2, o), /non-finite entry at \[0, 0\] \(Infinity\)/);
+  });
+
+  test(`[${backend}] ill-conditioned but positive definite matrices still solve`, () => {
+    const hilbert = (n: number) => Float64Array.from({ length: n * n }, (_, i) => 1 / (Math.floor(i / n) + (i % n) + 1));
+    // cond 1.5e10 in double and 1.6e4 in single; a diagonal spanning 24 orders of magnitude
+    const diag = new Float64Array(9);
+    for (let i = 0; i < 3; i++) diag[i * 4] = 10 ** (-12 * i);
+    for (const [a, n, ctor, tol] of [[hilbert(8), 8, Float64Array, 1e-5], [hilbert(4), 4, Float32Array, 1e-3], [diag, 3, Float64Array, 1e-15]] as const) {
+      const x = solveSPD(ctor.from(a), ctor.from(a.subarray(0, n)), n, 1, o); // first column: x = e₀
+      const want = new Float64Array(n);
+      want[0] = 1;
+      assert.ok(maxAbsDiff(x, want) <= tol, `${ctor.name} n=${n}: ${Array.from(x)}`);
+    }
+  });
+
   test(`[${backend}] singular → AmendError`, () => {
     throwsAmend(() => solve(new Float64Array([1, 2, 2, 4]), new Float64Array([1, 1]), 2, 1, o), /singular/);
     throwsAmend(() => solve(new Float32Array([0, 0, 0, 0]), new Float32Array([1, 1]), 2, 1, o), /singular/);

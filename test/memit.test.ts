@@ -62,6 +62,23 @@ test('memitSolve: X = (λC + KKᵀ)⁻¹K on a random SPD system, float64', () =
   assert.ok(relErr(matmul(A, X, f, f, n), K) < 1e-12);
 });
 
+test('memitSolve: statistics of rank below the key size → an AmendError that names the remedies; a ridge solves it', () => {
+  const rand = mulberry32(4);
+  const f = 40, samples = 10, n = 3, lambda = 3.5;
+  const G = Float64Array.from({ length: f * samples }, () => rand() - 0.5);
+  const C = new Float64Array(f * f);
+  gramRows(G, f, samples, C, false); // rank 10: λC + KKᵀ has rank 13 of 40
+  const K = Float64Array.from({ length: f * n }, () => rand() - 0.5);
+  assert.throws(() => memitSolve(K, C, f, n, lambda), (e: unknown) => e instanceof AmendError &&
+    /^MEMIT: λC \+ KKᵀ is not positive definite \(solveSPD: matrix is not positive definite.*mom2_n_samples.*mom2_ridge > 0.*mom2_update_weight/.test(e.message));
+  let trace = 0;
+  for (let i = 0; i < f; i++) trace += C[i * f + i];
+  for (let i = 0; i < f; i++) C[i * f + i] += (1e-3 * trace) / f; // what mom2_ridge = 1e-3 adds
+  const X = memitSolve(K, C, f, n, lambda);
+  const A = matmul(K, transpose(K, f, n), f, n, f).map((v, i) => v + lambda * C[i]);
+  assert.ok(relErr(matmul(A, X, f, f, n), K) < 1e-10);
+});
+
 test('MEMIT: every layer\'s update solves ΔW (λC + KKᵀ) = R Kᵀ, and the patch holds ΔW = R Xᵀ in the stored orientation', { skip: models ? false : 'no ../shared/models' }, async () => {
   for (const name of ['tiny-random-gpt2', 'tiny-random-llama']) {
     const model = await load(name);

@@ -132,12 +132,55 @@ function lapackFailure(fn: string, routine: string, info: number): never {
   throw new AmendError(`${fn}: ${routine} failed to converge (info ${info})`);
 }
 
+const RIDGE_HINT = 'if it is only positive semidefinite, add a ridge (a small multiple of the identity) to its diagonal';
+
 function notPD(fn: string, pivot: number, n: number, value?: number): never {
   const v = value === undefined ? '' : ` (value ${value.toPrecision(6)})`;
   throw new AmendError(
-    `${fn}: matrix is not positive definite: Cholesky pivot ${pivot} of ${n} is not positive${v}` +
-    ` (the leading ${pivot + 1}×${pivot + 1} minor is not positive definite)`,
+    `${fn}: matrix is not positive definite (singular or indefinite): Cholesky pivot ${pivot} of ${n} is not positive${v}` +
+    ` (the leading ${pivot + 1}×${pivot + 1} minor is not positive definite); ${RIDGE_HINT}`,
   );
+}
+
+/**
+ * Cholesky's own test, a pivot that is not positive, often passes a singular matrix: its zero
+ * pivot comes out of the rounding as ±(a few ε)·A_kk, and a positive one goes on to a solution of
+ * 1e15 or so. A pivot at most n·ε·A_kk is within the bound on the error of A_kk - Σ L_kj² (a sum
+ * that is about A_kk there), so it says nothing about the matrix and is refused too. Relative to
+ * its own diagonal entry, not the largest: diag(1, 1e-24) is ill-conditioned but exactly
+ * solvable, and a variance that is merely small is no reason to refuse a covariance. This catches
+ * most singular matrices, not all: rounding amplified by an ill-conditioned leading block can
+ * leave the pivot above the bound, and only an estimate of the condition number would tell.
+ * Returns the bounds, computed before the factorisation overwrites the diagonal, after refusing a
+ * NaN or infinity in the lower triangle, which LAPACK would factor into NaN without a word.
+ */
+function pivotBounds(fn: string, a: FloatArray, n: number): Float64Array {
+  const bound = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      const v = a[i * n + j];
+      if (!Number.isFinite(v)) throw new AmendError(`${fn}: the matrix has a non-finite entry at [${i}, ${j}] (${v})`);
+    }
+    bound[i] = n * epsOf(a) * a[i * n + i];
+  }
+  return bound;
+}
+
+/**
+ * Refuses the factor L (row-major, lower) of a Cholesky that stopped at pivot `failed` (-1: it
+ * finished) when one of its pivots L_kk² before that is within the rounding bound[k] of 0.
+ */
+function checkPivots(fn: string, L: FloatArray, n: number, failed: number, bound: Float64Array): void {
+  const done = failed >= 0 ? failed : n;
+  for (let k = 0; k < done; k++) {
+    const d = L[k * n + k] * L[k * n + k];
+    if (d <= bound[k]) {
+      throw new AmendError(
+        `${fn}: matrix is not positive definite to working precision (singular or nearly so): Cholesky pivot ${k} of ${n}` +
+        ` is ${d.toPrecision(3)}, within rounding (n·ε·A[${k}, ${k}] = ${bound[k].toPrecision(3)}) of 0; ${RIDGE_HINT}`,
+      );
+    }
+  }
 }
 
 // ---- Cholesky -----------------------------------------------------------------------------------
@@ -150,16 +193,19 @@ export function cholesky<T extends FloatArray>(a: T, n: number, opts?: LinalgOpt
   checkDim('cholesky', 'n', n);
   checkArray('cholesky', 'a', a, n * n);
   const lib = pick('cholesky', opts);
+  const bound = pivotBounds('cholesky', a, n);
   if (lib) {
     const l = opts?.overwriteA ? a : copy(a);
     const info = lib.linalgPotrf(l, n);
-    if (info > 0) notPD('cholesky', info - 1, n);
     if (info < 0) lapackFailure('cholesky', 'potrf', info);
+    checkPivots('cholesky', l, n, info - 1, bound);
+    if (info > 0) notPD('cholesky', info - 1, n);
     return l;
   }
   const w = toF64(a);
   const piv = new Float64Array(1);
   const bad = choleskyInPlace(w, n, piv);
+  checkPivots('cholesky', w, n, bad, bound);
   if (bad >= 0) notPD('cholesky', bad, n, piv[0]);
   if (opts?.overwriteA) { a.set(w); return a; }
   return fromF64(w, a);
@@ -190,11 +236,13 @@ export function solveSPD<T extends FloatArray>(a: T, b: T, n: number, nrhs: numb
   checkArray('solveSPD', 'a', a, n * n);
   checkArray('solveSPD', 'b', b, n * nrhs, a);
   const lib = pick('solveSPD', opts);
+  const bound = pivotBounds('solveSPD', a, n);
   if (lib) {
     const l = opts?.overwriteA ? a : copy(a);
     const info = lib.linalgPotrf(l, n);
-    if (info > 0) notPD('solveSPD', info - 1, n);
     if (info < 0) lapackFailure('solveSPD', 'potrf', info);
+    checkPivots('solveSPD', l, n, info - 1, bound);
+    if (info > 0) notPD('solveSPD', info - 1, n);
     const x = copy(b);
     lib.linalgPotrs(l, x, n, nrhs);
     return x;
@@ -202,6 +250,7 @@ export function solveSPD<T extends FloatArray>(a: T, b: T, n: number, nrhs: numb
   const w = toF64(a);
   const piv = new Float64Array(1);
   const bad = choleskyInPlace(w, n, piv);
+  checkPivots('solveSPD', w, n, bad, bound);
   if (bad >= 0) notPD('solveSPD', bad, n, piv[0]);
   const x = toF64(b);
   choleskySolveInPlace(w, x, n, nrhs);
@@ -213,11 +262,13 @@ export function inverseSPD<T extends FloatArray>(a: T, n: number, opts?: LinalgO
   checkDim('inverseSPD', 'n', n);
   checkArray('inverseSPD', 'a', a, n * n);
   const lib = pick('inverseSPD', opts);
+  const bound = pivotBounds('inverseSPD', a, n);
   if (lib) {
     const w = opts?.overwriteA ? a : copy(a);
     const info = lib.linalgPotrf(w, n);
-    if (info > 0) notPD('inverseSPD', info - 1, n);
     if (info < 0) lapackFailure('inverseSPD', 'potrf', info);
+    checkPivots('inverseSPD', w, n, info - 1, bound);
+    if (info > 0) notPD('inverseSPD', info - 1, n);
     const info2 = lib.linalgPotri(w, n);
     if (info2 !== 0) lapackFailure('inverseSPD', 'potri', info2);
     return w;
@@ -225,6 +276,7 @@ export function inverseSPD<T extends FloatArray>(a: T, n: number, opts?: LinalgO
   const w = toF64(a);
   const piv = new Float64Array(1);
   const bad = choleskyInPlace(w, n, piv);
+  checkPivots('inverseSPD', w, n, bad, bound);
   if (bad >= 0) notPD('inverseSPD', bad, n, piv[0]);
   const x = new Float64Array(n * n);
   for (let i = 0; i < n; i++) x[i * n + i] = 1;

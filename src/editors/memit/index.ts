@@ -70,7 +70,12 @@ export function memitSolve(K: Float64Array, C: Float64Array, f: number, n: numbe
     return solveSPD(A, K, f, n, { overwriteA: true });
   } catch (e) {
     if (e instanceof AmendError) {
-      throw new AmendError(`MEMIT: λC + KKᵀ is not positive definite (${e.message}); collect statistics over more text or raise mom2_update_weight`);
+      // e names the pivot and says to add a ridge; here that ridge is mom2_ridge.
+      throw new AmendError(
+        `MEMIT: λC + KKᵀ is not positive definite (${e.message}). The key statistics C are singular or nearly so along ` +
+        'directions the edited keys do not cover: collect them over more text (mom2_n_samples / mom2_dataset), ' +
+        'set mom2_ridge > 0, or raise mom2_update_weight',
+      );
     }
     throw e;
   }
