@@ -2,9 +2,8 @@
 //
 // Attention works on one (batch, head, block of query rows) at a time: scores = Q·Kᵀ into a
 // block-sized buffer (the caller's probs when it wants them, a per-thread scratch otherwise),
-// masked softmax in place, then out = P·V, both products through the serial GEMM, P·V over only
-// the keys each query may see. Nothing of size T×S is allocated, and the keys a block of queries
-// cannot see (causality) are never touched.
+// masked softmax in place, then out = P·V, both products through the serial GEMM. Nothing of
+// size T×S is allocated, and the keys a block of queries cannot see (causality) are never touched.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -77,8 +76,7 @@ static float* scratch(std::vector<float>& buf, size_t n) {
 
 // Masked, scaled softmax of one score row in place. The row is padded to a multiple of kVL
 // (n), so every step is a full vector: keys s ≥ lim, keys whose mask byte is 0 and the padding
-// get probability 0 (even in a row that a NaN score makes NaN); a row with nothing left becomes
-// all zeros.
+// get probability 0; a row with nothing left becomes all zeros.
 static void masked_softmax_row(float* p, int64_t n, int64_t lim, const uint8_t* mask, float scale) {
   typedef uint8_t vu8 __attribute__((vector_size(kVL)));
   const vf ninf = vsplat(-INFINITY);
@@ -109,170 +107,9 @@ static void masked_softmax_row(float* p, int64_t n, int64_t lim, const uint8_t* 
     vstore(p + s, e);
     vsum += e;
   }
-  float inv = float(1.0 / double(hsum(vsum)));
-  if (!std::isnan(inv)) {
-    for (int64_t s = 0; s < end; s += kVL) vstore(p + s, vload(p + s) * inv);
-  } else {  // a NaN score: the row is NaN, but its masked keys keep probability 0, not 0·NaN
-    for (int64_t s = 0; s < end; s += kVL) {
-      vf e = vload(p + s);
-      vstore(p + s, vselect(e != 0.f, e * inv, vf{}));
-    }
-  }
+  vf inv = vsplat(float(1.0 / double(hsum(vsum))));
+  for (int64_t s = 0; s < end; s += kVL) vstore(p + s, vload(p + s) * inv);
   if (end < n) std::memset(p + end, 0, sizeof(float) * size_t(n - end));
-}
-
-// 1 + the index of the last nonzero of x[0, n), or 0 when there is none (NaN counts as
-// nonzero). Whole vectors first, from the end: past the causal limit a row is all zeros, and
-// one element at a time that scan took a quarter of the backward's non-GEMM time.
-static int64_t nonzero_end(const float* x, int64_t n) {
-  int64_t s = n;
-  while (s - kVL >= 0 && !vany(vload(x + s - kVL) != 0.f)) s -= kVL;
-  while (s > 0 && x[s - 1] == 0.f) s--;
-  return s;
-}
-
-// The keys each row of a block of queries uses: row i those below end[i] (its causal limit, or
-// its last key of nonzero weight) that lie in one of the `runs` ([start, stop) pairs, ascending),
-// the ranges of keys that the block uses at all: padding keys fall in none.
-struct UsedKeys {
-  std::vector<int64_t> end, runs;
-  std::vector<int32_t> any;
-
-  template <class Flag>
-  void runs_of(const Flag* used, int64_t n) {
-    runs.clear();
-    for (int64_t s = 0; s < n;) {
-      while (s < n && !used[s]) s++;
-      int64_t start = s;
-      while (s < n && used[s]) s++;
-      if (start < s) runs.push_back(start), runs.push_back(s);
-    }
-  }
-
-  // From the forward's masks: row i may see the keys below first_lim + i (at most n) whose mask
-  // byte (when there is a mask) is set.
-  void from_mask(int64_t rows, int64_t first_lim, int64_t n, const uint8_t* mask) {
-    if (mask)
-      runs_of(mask, n);
-    else
-      runs.assign({0, n});
-    end.resize(size_t(rows));
-    for (int64_t i = 0; i < rows; i++) {
-      int64_t lim = std::min(n, std::max<int64_t>(0, first_lim + i)), e = 0;
-      for (size_t j = 0; j < runs.size() && runs[j] < lim; j += 2) e = std::min(lim, runs[j + 1]);
-      end[i] = e;  // a query whose keys are all padding uses none
-    }
-  }
-
-  // From the backward's probabilities (w: rows × n, row stride ld): the keys of nonzero weight.
-  // Returns the largest end.
-  int64_t from_weights(const float* w, int64_t ld, int64_t rows, int64_t n) {
-    end.resize(size_t(rows));
-    int64_t most = 0;
-    for (int64_t i = 0; i < rows; i++) most = std::max(most, end[i] = nonzero_end(w + i * ld, n));
-    any.assign(size_t(most), 0);
-    for (int64_t i = 0; i < rows; i++) {
-      const float* wr = w + i * ld;
-      int32_t* a = any.data();
-      int64_t s = 0;
-      for (; s + kVL <= end[i]; s += kVL) {
-        vi m;
-        std::memcpy(&m, a + s, sizeof m);
-        m |= vload(wr + s) != 0.f;
-        std::memcpy(a + s, &m, sizeof m);
-      }
-      for (; s < end[i]; s++) a[s] |= wr[s] != 0.f;
-    }
-    runs_of(any.data(), most);
-    return most;
-  }
-};
-
-// c[r][0, n) += Σ_{s0 ≤ s < s1} w[r][s]·x[s·ldx + (0, n)] for R rows at once: the rows share
-// the loads of x, and their R·U sums, in registers across the keys, are enough independent
-// chains of FMAs to keep the FMA units busy.
-template <int R>
-static void weighted_rows(const float* const* w, const float* x, int64_t ldx, int64_t s0, int64_t s1, int64_t n,
-                          float* const* c) {
-  constexpr int U = kVL >= 16 ? 4 : 2;  // R·U sums, U loads and a broadcast fit in the registers
-  int64_t j = 0;
-  for (; j + U * kVL <= n; j += U * kVL) {
-    vf acc[R][U];
-    for (int r = 0; r < R; r++)
-      for (int u = 0; u < U; u++) acc[r][u] = vload(c[r] + j + u * kVL);
-    for (int64_t s = s0; s < s1; s++) {
-      vf xv[U];
-      for (int u = 0; u < U; u++) xv[u] = vload(x + s * ldx + j + u * kVL);
-      for (int r = 0; r < R; r++) {
-        vf ws = vsplat(w[r][s]);
-        for (int u = 0; u < U; u++) acc[r][u] += ws * xv[u];
-      }
-    }
-    for (int r = 0; r < R; r++)
-      for (int u = 0; u < U; u++) vstore(c[r] + j + u * kVL, acc[r][u]);
-  }
-  for (; j + kVL <= n; j += kVL) {
-    vf acc[R];
-    for (int r = 0; r < R; r++) acc[r] = vload(c[r] + j);
-    for (int64_t s = s0; s < s1; s++) {
-      vf xv = vload(x + s * ldx + j);
-      for (int r = 0; r < R; r++) acc[r] += vsplat(w[r][s]) * xv;
-    }
-    for (int r = 0; r < R; r++) vstore(c[r] + j, acc[r]);
-  }
-  for (; j < n; j++)
-    for (int r = 0; r < R; r++) {
-      float acc = c[r][j];
-      for (int64_t s = s0; s < s1; s++) acc += w[r][s] * x[s * ldx + j];
-      c[r][j] = acc;
-    }
-}
-
-// c[i, :] = Σ_s w[i, s]·x[s, :] (w: rows × keys, row stride ldw; x: keys × n, row stride ldx) over
-// the keys that row i uses. A key it does not use is left out rather than multiplied by its zero
-// weight: the K or V row of a masked key may hold NaN or Inf, and 0·NaN is NaN. The keys all rows
-// use (below the smallest end) go through one GEMM, the staircase beyond them (causality) through
-// weighted_rows. Leading rows that use no key (left padding) stay out of the GEMM.
-static void product_over_used(const UsedKeys& u, int64_t rows, const float* w, int64_t ldw, const float* x,
-                              int64_t ldx, int64_t n, float* c, int64_t ldc) {
-  for (int64_t i = 0; i < rows; i++) std::memset(c + i * ldc, 0, sizeof(float) * size_t(n));
-  int64_t r0 = 0;
-  while (r0 < rows && u.end[r0] == 0) r0++;
-  if (r0 == rows) return;
-  auto used_in = [&](int64_t a, int64_t b, auto&& f) {  // f(s0, s1) on each used range in [a, b)
-    for (size_t j = 0; j < u.runs.size(); j += 2) {
-      int64_t s0 = std::max(a, u.runs[j]), s1 = std::min(b, u.runs[j + 1]);
-      if (s0 < s1) f(s0, s1);
-    }
-  };
-  // A GEMM over a few keys costs more in packing than it saves.
-  int64_t lo = *std::min_element(u.end.begin() + r0, u.end.begin() + rows);
-  if (lo < 16) lo = 0;
-  used_in(0, lo, [&](int64_t s0, int64_t s1) {
-    gemm_serial(rows - r0, n, s1 - s0, {w + r0 * ldw + s0, ldw, 1}, {x + s0 * ldx, ldx, 1}, c + r0 * ldc, ldc,
-                true);
-  });
-  int64_t hi = *std::max_element(u.end.begin() + r0, u.end.begin() + rows);
-  if (hi <= lo) return;
-  // The staircase reads each row of x once per group of rows of c: a contiguous copy stays in L1.
-  thread_local std::vector<float> xbuf;
-  float* xc = scratch(xbuf, size_t((hi - lo) * n));  // key s at row s - lo, as w[.] + lo below
-  for (int64_t s = lo; s < hi; s++) std::memcpy(xc + (s - lo) * n, x + s * ldx, sizeof(float) * size_t(n));
-  constexpr int R = 4;
-  for (int64_t i = r0; i < rows; i += R) {
-    int64_t g = std::min<int64_t>(R, rows - i);
-    const float* wr[R];
-    float* cr[R];
-    for (int r = 0; r < g; r++) wr[r] = w + (i + r) * ldw + lo, cr[r] = c + (i + r) * ldc;
-    int64_t common = lo;
-    if (g == R) {
-      common = std::max(lo, *std::min_element(u.end.begin() + i, u.end.begin() + i + R));
-      used_in(lo, common, [&](int64_t s0, int64_t s1) { weighted_rows<R>(wr, xc, n, s0 - lo, s1 - lo, n, cr); });
-    }
-    for (int r = 0; r < g; r++)
-      used_in(common, u.end[i + r],
-              [&](int64_t s0, int64_t s1) { weighted_rows<1>(wr + r, xc, n, s0 - lo, s1 - lo, n, cr + r); });
-  }
 }
 
 void attention(const float* q, const float* k, const float* v, float* out, float* probs, int64_t B, int64_t T,
@@ -282,7 +119,6 @@ void attention(const float* q, const float* k, const float* v, float* out, float
   parallel_for(B * H * nqb, B * H * T * S * D / 4, [&](int64_t u0, int64_t u1) {
     thread_local std::vector<float> buf;
     thread_local std::vector<uint8_t> mbuf;
-    thread_local UsedKeys used;
     for (int64_t u = u0; u < u1; u++) {
       int64_t b = u / (H * nqb), h = (u / nqb) % H, t0 = (u % nqb) * kQueryBlock;
       int64_t rows = std::min(kQueryBlock, T - t0), kvh = h / group;
@@ -316,14 +152,22 @@ void attention(const float* q, const float* k, const float* v, float* out, float
         }
       }
       // out = P·V (a row of zeros for a query that sees no key).
-      used.from_mask(rows, q_offset + t0 + 1, smax, mask);
-      product_over_used(used, rows, p, ldp, vb, KVH * D, D, ob, H * D);
+      gemm_serial(rows, D, smax, {p, ldp, 1}, {vb, KVH * D, 1}, ob, H * D, false);
     }
   });
 }
 
-// Σ a[s]·b[s] in double (the products are exact) over the s where a[s] is not 0: there b may
-// be NaN (dP of a masked key whose V row is NaN). In two register-wide double accumulators:
+// 1 + the index of the last nonzero of x[lo, n), or lo when there is none (NaN counts as
+// nonzero). Whole vectors first, from the end: past the causal limit a row is all zeros, and
+// one element at a time that scan took a quarter of the backward's non-GEMM time.
+static int64_t nonzero_end(const float* x, int64_t lo, int64_t n) {
+  int64_t s = n;
+  while (s - kVL >= lo && !vany(vload(x + s - kVL) != 0.f)) s -= kVL;
+  while (s > lo && x[s - 1] == 0.f) s--;
+  return s;
+}
+
+// Σ a[s]·b[s] in double (the products are exact). In two register-wide double accumulators:
 // one sequential sum is a 4-cycle add per element, and GCC keeps a vd (two registers) on the
 // stack.
 static double dot_double(const float* a, const float* b, int64_t n) {
@@ -335,20 +179,16 @@ static double dot_double(const float* a, const float* b, int64_t n) {
     std::memcpy(&v, p, sizeof v);
     return __builtin_convertvector(v, vdh);
   };
-  auto term = [&](int64_t s) {
-    vdh x = wide(a + s);
-    return x * (x != 0 ? wide(b + s) : vdh{});
-  };
   vdh acc0 = vdh{}, acc1 = vdh{};
   int64_t s = 0;
   for (; s + kVL <= n; s += kVL) {
-    acc0 += term(s);
-    acc1 += term(s + H);
+    acc0 += wide(a + s) * wide(b + s);
+    acc1 += wide(a + s + H) * wide(b + s + H);
   }
   acc0 += acc1;
   double dot = 0;
   for (int l = 0; l < H; l++) dot += acc0[l];
-  for (; s < n; s++) dot += a[s] != 0.f ? double(a[s]) * double(b[s]) : 0.0;
+  for (; s < n; s++) dot += double(a[s]) * double(b[s]);
   return dot;
 }
 
@@ -360,7 +200,6 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   // and gv, so they stay on one thread.
   parallel_for(B * KVH, B * H * T * S * D, [&](int64_t u0, int64_t u1) {
     thread_local std::vector<float> buf;
-    thread_local UsedKeys used;
     for (int64_t u = u0; u < u1; u++) {
       int64_t b = u / KVH, kvh = u % KVH;
       int64_t kvoff = (b * S * KVH + kvh) * D, ld = KVH * D;
@@ -374,7 +213,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           const float* p = probs + ((b * H + h) * T + t0) * S;
           int64_t qoff = ((b * T + t0) * H + h) * D;
           // Keys no query of the block attended to (zero probability) contribute nothing.
-          int64_t smax = used.from_weights(p, S, rows, S);
+          int64_t smax = 0;
+          for (int64_t i = 0; i < rows; i++) smax = nonzero_end(p + i * S, smax, S);
           if (smax == 0) {
             for (int64_t i = 0; i < rows; i++) std::memset(gq + qoff + i * H * D, 0, sizeof(float) * size_t(D));
             continue;
@@ -392,7 +232,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             for (int64_t s = 0; s < smax; s++) dr[s] = pr[s] == 0.f ? 0.f : pr[s] * (dr[s] - fdot) * sc;
           }
           // gq = dS·K ; gk += dSᵀ·Q ; gv += Pᵀ·dOut
-          product_over_used(used, rows, ds, smax, k + kvoff, ld, D, gq + qoff, H * D);
+          gemm_serial(rows, D, smax, {ds, smax, 1}, {k + kvoff, ld, 1}, gq + qoff, H * D, false);
           gemm_serial(smax, D, rows, {ds, 1, smax}, {q + qoff, H * D, 1}, gk + kvoff, ld, true);
           gemm_serial(smax, D, rows, {p, 1, S}, {gout + qoff, H * D, 1}, gv + kvoff, ld, true);
         }
