@@ -26,7 +26,7 @@ import { DEFAULT_WORLD_SEED } from './generator.js';
 import { buildDemoWorld, DEFAULT_VOCAB_SIZE } from './index.js';
 import { factKey } from './query.js';
 import {
-  SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, WORLD_TRAIN_CONFIG, backendSignature, scoreFacts, summarise,
+  SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, WORLD_TRAIN_CONFIG, backendSignature, cpuModel, scoreFacts, summarise,
   trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
 } from './train.js';
 import type { WorldSizes } from './types.js';
@@ -65,7 +65,7 @@ export interface BuildInfo {
   world: { sizes: WorldSizes; facts: number; vocabSize: number; trainLines: number; trainTokensPerEpoch: number };
   config: WorldTrainConfig;
   parameters: number;
-  backend: { name: string; blas: string; threads: number; signature: string; node: string };
+  backend: { name: string; blas: string; threads: number; cpu?: string; signature: string; node: string };
   seconds: { train: number; total: number };
   accuracy: AccuracySummary & { knownFacts: number };
   benchmarkCases: number;
@@ -211,7 +211,7 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
       },
       config,
       parameters: trained.parameters,
-      backend: { ...pickInfo(), signature: backendSignature(), node: process.version },
+      backend: { ...pickInfo(), cpu: cpuModel(), signature: backendSignature(), node: process.version },
       seconds: { train: round1(trained.seconds), total: round1((Date.now() - started) / 1000) },
       accuracy: { ...accuracy, knownFacts: known.size },
       benchmarkCases: benchmark.length,

@@ -6,10 +6,11 @@
  * Determinism: everything random (initialisation, line order, phrasing noise, evaluation sample)
  * comes from the seed, and the optimiser runs in plain JavaScript. The forward and backward
  * kernels run on the backend in use: the js backend gives the same bits everywhere; the native
- * backend gives the same bits for a given GEMM / BLAS, SIMD level and CPU, whatever the thread
- * count (its threads split outputs, never a reduction: 1 and 2 threads give identical weights,
- * checked on the full configuration). Another BLAS or CPU family rounds differently and yields
- * different, equally good weights. `backendSignature()` names what the result depends on.
+ * backend gives the same bits for a given GEMM / BLAS and SIMD level (and CPU, under an external
+ * BLAS), whatever the thread count (its threads split outputs, never a reduction: 1 and 2 threads
+ * give identical weights, checked on the full configuration). Another BLAS or SIMD level rounds
+ * differently and yields different, equally good weights. `backendSignature()` names what the
+ * result depends on.
  */
 import os from 'node:os';
 import { kernels } from '../backend/index.js';
@@ -192,15 +193,21 @@ export function worldModelConfig(shape: WorldModelShape, vocabSize: number, eosI
 }
 
 /**
- * What the numbers of a build depend on: backend, BLAS (and its SIMD kernel), platform, CPU. The
- * thread count is not part of it: the native kernels split their outputs between threads, never a
- * reduction, so 1 and 2 threads give the same bits (checked with the small configuration); a
- * multithreaded external BLAS could differ, and its name is in the signature.
+ * What the numbers of a build depend on: backend, BLAS (and its SIMD kernel) and platform, and
+ * the CPU only under an external BLAS, which picks its kernels by CPU. Amend's own GEMM and
+ * kernels run the code of the SIMD level named in the BLAS string on any CPU that has it (the
+ * small build gave the same bytes on AMD Zen 5 and Intel Emerald Rapids). The thread count is not
+ * part of it: the native kernels split their outputs between threads, never a reduction, so 1, 2
+ * and 4 threads give the same bits (checked with the small configuration).
  */
 export function backendSignature(): string {
   const info = kernels().info();
-  const cpu = os.cpus()[0]?.model?.trim() ?? 'unknown cpu';
-  return `${info.name} | ${info.blas} | ${process.platform}-${process.arch} | ${cpu}`;
+  const base = `${info.name} | ${info.blas} | ${process.platform}-${process.arch}`;
+  return info.name === 'js' || info.blas.startsWith('own ') ? base : `${base} | ${cpuModel()}`;
+}
+
+export function cpuModel(): string {
+  return os.cpus()[0]?.model?.trim() ?? 'unknown cpu';
 }
 
 // ---------------------------------------------------------------------------------------------
