@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
@@ -32,7 +33,7 @@ import {
   wordTokenize,
 } from '../src/eval/metrics-text.js';
 import { perplexityDrift, perplexityWindows } from '../src/eval/metrics-ppl.js';
-import { costMetrics, measure, measureAsync } from '../src/eval/metrics-cost.js';
+import { costMetrics, measure, measureAsync, type Cost } from '../src/eval/metrics-cost.js';
 import { metric, summarizeMetrics } from '../src/eval/protocols.js';
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
@@ -236,4 +237,22 @@ test('cost: wall time and peak memory of a call', async () => {
   });
   assert.equal(r.result, 'done');
   assert.ok(r.cost.wallSeconds >= 0.015);
+  // Only a call's own peak is a metric: a peak another call reached is left out.
+  assert.deepEqual(costMetrics({ ...cost, newPeak: false }).map((x) => x.name), ['edit_time']);
+});
+
+test('cost on Linux: each call gets its own peak, not the largest one before it', { skip: fs.existsSync('/proc/self/clear_refs') ? false : 'no /proc/self/clear_refs (not Linux)' }, () => {
+  // In a child with gc() at hand, so that the first call's 400 MB are given back before the second.
+  const code = `
+    const { measure } = await import(${JSON.stringify(new URL('../src/eval/metrics-cost.js', import.meta.url).href)});
+    const touch = (mb) => { const a = new Float64Array(mb * 131072); for (let i = 0; i < a.length; i += 512) a[i] = 1; return a.length; };
+    const big = measure(() => touch(400)).cost;
+    gc(); gc();
+    const small = measure(() => touch(1)).cost;
+    console.log(JSON.stringify({ big, small }));`;
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', code], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const { big, small } = JSON.parse(r.stdout) as { big: Cost; small: Cost };
+  assert.ok(big.newPeak && small.newPeak);
+  assert.ok(big.peakRssBytes > small.peakRssBytes + 200 * 2 ** 20, `the 400 MB call's peak ${big.peakRssBytes} vs the 1 MB call's ${small.peakRssBytes}`);
 });

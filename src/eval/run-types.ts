@@ -46,9 +46,9 @@ export const REGIME_DESCRIPTIONS: Record<string, string> = {
 export interface CaseCost {
   /** Seconds of the edit call that edited this case (a batch's call for all its cases). */
   editSeconds: number;
-  /** Process peak resident set after that call (bytes). */
+  /** Peak resident set during that call (Linux), else the process's peak after it (bytes). */
   peakRssBytes: number;
-  /** The call raised the process's peak (so peakRssBytes is its own). */
+  /** peakRssBytes is the call's own (always on Linux; elsewhere when the call raised the peak). */
   newPeak: boolean;
 }
 
