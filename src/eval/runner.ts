@@ -184,6 +184,9 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
     if (!(Number.isInteger(step) && step >= 1 && step <= mode.sequential)) throw new AmendError(`sequential:T/K needs a step K from 1 to T=${mode.sequential}, got ${mode.step}`);
   } else if (typeof mode === 'object' && 'batch' in mode) {
     if ([mode.batch].flat().some((k) => !(Number.isInteger(k) && k >= 1))) throw new AmendError(`batch:K needs positive integers, got ${modeLabel(mode)}`);
+    // A size given twice would edit and score every case twice, and pool both as one run.
+    const twice = [mode.batch].flat().find((k, i, all) => all.indexOf(k) !== i);
+    if (twice !== undefined) throw new AmendError(`${modeLabel(mode)} gives batch size ${twice} twice; give each size once`);
   } else if (mode !== 'single') throw new AmendError(`unknown mode ${JSON.stringify(mode)}`);
   if (o.protocol !== undefined && o.protocol !== 'immediate' && o.protocol !== 'final') {
     throw new AmendError(`protocol must be immediate or final, got "${String(o.protocol)}"`);
