@@ -205,6 +205,19 @@ test('limit keeps the first cases; a forced format is checked', () => {
   assert.throws(() => parseCases(recs, { format: 'nonsense' as DatasetFormat }), /unknown benchmark format "nonsense"; known formats: .*counterfact/);
 });
 
+test('answers of a type that would be lost, and MQuAKE cases without questions, are refused by name', () => {
+  const ke = { subject: 'Paris', prompt: 'Paris is the capital of', target_new: 'Italy', ground_truth: ['France'] };
+  assert.equal(parseCases([ke], { format: 'knowedit-wiki-counterfact' }).cases[0]!.targetTrue, 'France');
+  assert.throws(() => parseCases([ke, { ...ke, ground_truth: { a: 1 } }], { format: 'knowedit-wiki-counterfact' }),
+    /record 2 \(index 1, knowedit-wiki-counterfact\) field "ground_truth" should be a string or a list of strings, not \{"a":1\}/);
+  const nested = { ...ke, portability: { reasoning: [{ prompt: 'The capital of Italy is', ground_truth: [[true]] }] } };
+  assert.throws(() => parseCases([nested], { format: 'knowedit-wiki-counterfact' }), /field "portability\.reasoning\.0\.ground_truth" should be a string or a list of strings, not true/);
+  const edit = { prompt: '{} is a citizen of', subject: 'Ann', target_new: { str: 'Peru' }, target_true: { str: 'Chile' }, question: 'Which country is Ann a citizen of?' };
+  const mq = { case_id: 1, requested_rewrite: [edit], questions: ['Where does Ann come from?'], answer: 'Chile', new_answer: 'Peru' };
+  assert.equal(parseCases([mq], { format: 'mquake' }).cases[0]!.edits!.length, 1);
+  assert.throws(() => parseCases([mq, { ...mq, questions: [] }], { format: 'mquake' }), /record 2 \(index 1, mquake\) field "questions" is empty/);
+});
+
 function oneLineError(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: Error) => {
     assert.ok(e instanceof AmendError, `not an AmendError: ${e}`);

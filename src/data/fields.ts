@@ -94,6 +94,21 @@ export class RecordContext {
     return v as string[];
   }
 
+  /**
+   * Answer strings of a value found at `path` (answerStrings), refusing what is not a string, a
+   * number or a (nested) list of them: an object or a boolean there would lose the answer silently.
+   */
+  answers(v: unknown, path: string): string[] {
+    const check = (x: unknown): void => {
+      if (Array.isArray(x)) x.forEach(check);
+      else if (x !== null && x !== undefined && typeof x !== 'string' && typeof x !== 'number') {
+        this.fail(`field "${path}" should be a string or a list of strings, not ${JSON.stringify(x)}`);
+      }
+    };
+    check(v);
+    return answerStrings(v);
+  }
+
   optStrList(rec: unknown, path: string): string[] | undefined {
     const v = this.get(rec, path);
     if (v === undefined || v === null) return undefined;

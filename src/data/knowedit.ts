@@ -3,7 +3,7 @@
 // Sanitation.
 import { AmendError } from '../errors.js';
 import type { EditCase, PromptAnswer } from '../editors/types.js';
-import { RecordContext, answerStrings, isObject, promptAnswer, type Json, type JsonObject } from './fields.js';
+import { RecordContext, isObject, promptAnswer, type Json, type JsonObject } from './fields.js';
 import { hasAll, recordFormat } from './records.js';
 import type { FormatSpec, SkippedRecord } from './types.js';
 
@@ -31,13 +31,13 @@ function groupsOf(rec: Json, ctx: RecordContext, field: string): Record<string, 
       if (e['ground_truth'] === undefined || e['ground_truth'] === null) ctx.fail(`has no "${path}.ground_truth" field`);
       const gt = e['ground_truth'];
       if (typeof p === 'string') {
-        const pa = promptAnswer(p, answerStrings(gt));
+        const pa = promptAnswer(p, ctx.answers(gt, `${path}.ground_truth`));
         if (pa) items.push(pa);
       } else if (Array.isArray(p) && p.every((x) => typeof x === 'string')) {
         const ps = p as string[];
         const paired = Array.isArray(gt) && gt.length === ps.length && ps.length > 1;
         ps.forEach((q, j) => {
-          const pa = promptAnswer(q, answerStrings(paired ? (gt as Json[])[j] : gt));
+          const pa = promptAnswer(q, ctx.answers(paired ? (gt as Json[])[j] : gt, `${path}.ground_truth`));
           if (pa) items.push(pa);
         });
       } else {
@@ -69,7 +69,7 @@ function factCase(rec: Json, ctx: RecordContext): EditCase {
     targetNew: ctx.str(rec, 'target_new'),
     id: ctx.index,
   };
-  const gt = answerStrings(ctx.get(rec, 'ground_truth'));
+  const gt = ctx.answers(ctx.get(rec, 'ground_truth'), 'ground_truth');
   if (gt.length) c.targetTrue = gt[0];
   const reph = ctx.get(rec, 'rephrase_prompt');
   if (typeof reph === 'string' && reph.trim() !== '') c.rephrase = [reph];

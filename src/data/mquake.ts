@@ -38,7 +38,10 @@ export const mquakeFormat = recordFormat(
     });
     const answer = ctx.str(rec, 'new_answer');
     const aliases = (ctx.optStrList(rec, 'new_answer_alias') ?? []).filter((a) => a.trim() !== '' && a !== answer);
-    const multiHop: PromptAnswer[] = ctx.strList(rec, 'questions').map((q) => {
+    const questions = ctx.strList(rec, 'questions');
+    // A case without them would be scored without its multi-hop questions, the point of MQuAKE.
+    if (questions.length === 0) ctx.fail('field "questions" is empty');
+    const multiHop: PromptAnswer[] = questions.map((q) => {
       const pa: PromptAnswer = { prompt: q, answer };
       if (aliases.length) pa.aliases = aliases;
       return pa;
