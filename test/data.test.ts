@@ -229,7 +229,7 @@ function oneLineError(fn: () => unknown, re: RegExp): void {
 
 test('bad input gives one clear line', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
-  const write = (name: string, text: string) => {
+  const write = (name: string, text: string | Buffer) => {
     const f = path.join(dir, name);
     fs.writeFileSync(f, text);
     return f;
@@ -243,6 +243,11 @@ test('bad input gives one clear line', () => {
     } catch (e) {
       for (const f of DATASET_FORMATS) assert.ok((e as Error).message.includes(f.name), `the error lists ${f.name}`);
     }
+    // text in another encoding than UTF-8: named, not parsed into mojibake or U+FFFD
+    const amend1 = [{ prompt: '{} est né à', subject: 'Zoé', targetNew: 'Paris' }];
+    oneLineError(() => loadCases(write('latin1.json', Buffer.from(JSON.stringify(amend1), 'latin1'))), /latin1\.json: is not valid UTF-8 \(byte 0xe9 at offset 20; Latin-1\?\); save it as UTF-8/);
+    oneLineError(() => loadCases(write('utf16.json', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(JSON.stringify(amend1), 'utf16le')]))), /utf16\.json: is UTF-16 \(or binary\), not UTF-8 text/);
+    assert.equal(loadCases(write('bom.json', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(amend1))]))).cases[0]!.subject, 'Zoé');
     // a record missing a field: named, with its index (detected from the other records)
     const good = { case_id: 1, requested_rewrite: { prompt: '{} is in', subject: 'X', target_new: { str: 'A' }, target_true: { str: 'B' } }, paraphrase_prompts: [], neighborhood_prompts: [] };
     const bad = { ...good, requested_rewrite: { ...good.requested_rewrite, subject: undefined } };

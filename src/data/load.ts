@@ -166,16 +166,48 @@ export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCa
   requireCount(opts.limit, 'limit (the number of cases to keep)');
   // "world": the demo world's benchmark, wherever amend is (a checkout or an installed package).
   if (file === BUILTIN_WORLD) file = path.join(builtinWorldDir(), 'benchmark.json');
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') throw new AmendError(`${file}: no such file`);
     if (e.code === 'EISDIR') throw new AmendError(`${file}: is a directory, expected a benchmark JSON file`);
     throw new AmendError(`${file}: cannot read (${oneLine(e.message)})`);
   }
-  return parseCases(parseBenchmarkText(text, file), { ...opts, source: file });
+  return parseCases(parseBenchmarkText(utf8Text(bytes, file), file), { ...opts, source: file });
+}
+
+/**
+ * The file's text, refusing other encodings by name: read as UTF-8 anyway, UTF-16 gives a
+ * garbled parse error and Latin-1 accents silently become U+FFFD in prompts and targets.
+ */
+function utf8Text(bytes: Buffer, file: string): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 64).includes(0)) {
+    throw new AmendError(`${file}: is UTF-16 (or binary), not UTF-8 text; save it as UTF-8`);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const where = at >= 0 ? ` (byte 0x${bytes[at]!.toString(16)} at offset ${at}; Latin-1?)` : '';
+    throw new AmendError(`${file}: is not valid UTF-8${where}; save it as UTF-8`);
+  }
+}
+
+/**
+ * Offset of the first byte that does not start, or is not followed by, a well-formed UTF-8
+ * sequence's bytes, or -1 (the decoder also refuses overlong forms and surrogates, not looked for).
+ */
+function firstInvalidUtf8(b: Buffer): number {
+  for (let i = 0; i < b.length;) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c < 0xf5 ? 4 : 0;
+    if (n === 0) return i;
+    for (let k = 1; k < n; k++) if (i + k >= b.length || (b[i + k]! & 0xc0) !== 0x80) return i;
+    i += n;
+  }
+  return -1;
 }
 
 /** The edits a case asks for: its `edits` (MQuAKE) or the case itself. */
