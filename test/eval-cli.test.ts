@@ -95,6 +95,7 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--out', cf), /is a file, not a folder/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:3', '--out', out), /sequential:3 needs 3 cases, but there are only 2/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'batch:1,2,1', '--out', out), /batch:1,2,1 gives batch size 1 twice; give each size once/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'batch:1,3', '--out', out), /batch:3 needs 3 cases, but there are only 2; lower K/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', path.join(tmp, 'none.txt'), '--out', out), /--qa-template .*none\.txt: cannot read it \(ENOENT\)/);

@@ -187,6 +187,9 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
     // A size given twice would edit and score every case twice, and pool both as one run.
     const twice = [mode.batch].flat().find((k, i, all) => all.indexOf(k) !== i);
     if (twice !== undefined) throw new AmendError(`${modeLabel(mode)} gives batch size ${twice} twice; give each size once`);
+    // It would edit all the cases in one call and label that call batch-K in the summary and plots.
+    const over = [mode.batch].flat().find((k) => k > cases.length);
+    if (over !== undefined) throw new AmendError(`batch:${over} needs ${over} cases, but there are only ${cases.length}; lower K (or raise --n if you limited the cases)`);
   } else if (mode !== 'single') throw new AmendError(`unknown mode ${JSON.stringify(mode)}`);
   if (o.protocol !== undefined && o.protocol !== 'immediate' && o.protocol !== 'final') {
     throw new AmendError(`protocol must be immediate or final, got "${String(o.protocol)}"`);
