@@ -157,7 +157,9 @@ test('F16 original: dtypes kept (edited tensors rounded back to F16), or convert
   const dir = path.join(tmp, 'f16');
   writeCheckpoint(dir, readCheckpoint(src).tensors, { dtype: 'F16' });
   const cfg = JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8'));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, torch_dtype: 'float16' }, null, 2));
+  // as Python writes it: 10000.0 and 1e-05, which a re-serialisation would print as 10000 and 0.00001
+  const cfgText = JSON.stringify({ ...cfg, torch_dtype: 'float16', rope_theta: 12345 }, null, 2).replace('12345', '10000.0').replace(/("layer_norm_epsilon": )[^,\n]+/, '$11e-05');
+  fs.writeFileSync(path.join(dir, 'config.json'), cfgText);
   const m = load(dir);
   const p = randomPatch(m, 3, [1]);
   p.apply(m);
@@ -182,6 +184,8 @@ test('F16 original: dtypes kept (edited tensors rounded back to F16), or convert
   const back32 = load(f32);
   assert.deepEqual([...new Set(back32.dtypes.values())], ['F32']);
   assert.equal(JSON.parse(fs.readFileSync(path.join(f32, 'config.json'), 'utf8')).torch_dtype, 'float32');
+  // only the dtype's value changes in the text
+  assert.equal(fs.readFileSync(path.join(f32, 'config.json'), 'utf8'), cfgText.replace('"torch_dtype": "float16"', '"torch_dtype": "float32"'));
   const ids = [7, 8, 9, 10];
   assert.deepEqual(logits(back32, ids), logits(m, ids), 'F32 export of an F16 model is exact');
   noTempLeft();

@@ -20,6 +20,7 @@
 // Atomic: everything is written into a temporary directory beside the output, which then replaces
 // it by rename; an existing non-empty output directory is refused unless `force`.
 import * as fs from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import * as path from 'node:path';
 import { AmendError, requireObject } from '../errors.js';
 import { CausalLM } from '../models/model.js';
@@ -239,6 +240,25 @@ function warnOverflow(model: CausalLM, storage: (name: string) => FileDType, out
   process.emitWarning(`${out}: ${count} finite value(s) are too large for their 16-bit dtype and are stored as ±inf (first ${first}; in ${list}); export in float32 to keep them (--dtype f32)`);
 }
 
+/**
+ * config.json naming another dtype: the value of its "torch_dtype" (or, in newer files, "dtype")
+ * replaced in the text, so that everything else stays as written (10000.0 is not reprinted as
+ * 10000); re-serialised only when the text cannot be edited in place to the same object.
+ */
+function configWithDtype(text: string, cfg: Record<string, unknown>, name: string): string {
+  const keys = ['torch_dtype', 'dtype'].filter((k) => typeof cfg[k] === 'string');
+  const want: Record<string, unknown> = { ...cfg };
+  for (const k of keys.length > 0 ? keys : ['torch_dtype']) want[k] = name;
+  let out = text;
+  for (const k of keys) out = out.replace(new RegExp(`("${k}"\\s*:\\s*)"[^"\\\\]*"`), `$1"${name}"`);
+  try {
+    if (keys.length > 0 && isDeepStrictEqual(JSON.parse(out), want)) return out;
+  } catch {
+    // fall through
+  }
+  return JSON.stringify(want, null, 2) + '\n';
+}
+
 /** JSON as transformers writes the index: indent 2, keys sorted (weight_map), trailing newline. */
 function indexText(index: Record<string, unknown>, totalSize: number, totalParameters: number, weightMap: Map<string, string>): string {
   const meta = { ...((index.metadata as Record<string, unknown> | undefined) ?? {}) };
@@ -380,9 +400,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
         const cfg = f === 'config.json' && dtype !== 'keep' ? JSON.parse(fs.readFileSync(from, 'utf8')) as Record<string, unknown> : null;
         // Rewritten only when the dtype it names changes; otherwise copied verbatim like the rest.
         if (cfg && (cfg.torch_dtype !== TORCH_DTYPE[dtype] || ('dtype' in cfg && cfg.dtype !== TORCH_DTYPE[dtype]))) {
-          cfg.torch_dtype = TORCH_DTYPE[dtype];
-          if ('dtype' in cfg) cfg.dtype = TORCH_DTYPE[dtype];
-          fs.writeFileSync(path.join(tmp, f), JSON.stringify(cfg, null, 2) + '\n');
+          fs.writeFileSync(path.join(tmp, f), configWithDtype(fs.readFileSync(from, 'utf8'), cfg, TORCH_DTYPE[dtype]));
         } else {
           fs.copyFileSync(from, path.join(tmp, f));
         }
