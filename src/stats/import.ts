@@ -117,7 +117,7 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
     for (let j = i + 1; j < dim; j++) {
       const gap = Math.abs(out[i * dim + j]! - out[j * dim + i]!);
       if (gap > 1e-3 * Math.sqrt(Math.abs(out[i * dim + i]! * out[j * dim + j]!))) {
-        throw new AmendError(`${npzPath}: mom2.mom2 is not symmetric ([${i}, ${j}] is ${out[i * dim + j]}, [${j}, ${i}] is ${out[j * dim + i]}); a second moment E[k kᵀ] is — not a statistics file`);
+        throw new AmendError(`${npzPath}: mom2.mom2 is not symmetric ([${i}, ${j}] is ${out[i * dim + j]}, [${j}, ${i}] is ${out[j * dim + i]}), as a second moment E[k kᵀ] is — not a statistics file`);
       }
     }
   }
