@@ -517,6 +517,7 @@ const ATTN_CASES: AttnCase[] = [
   { B: 1, T: 5, S: 21, H: 4, KVH: 2, D: 32, qOffset: 16, mask: false }, // KV cache
   { B: 2, T: 1, S: 40, H: 4, KVH: 1, D: 64, qOffset: 39, mask: true }, // one decoding step, MQA
   { B: 1, T: 150, S: 150, H: 2, KVH: 2, D: 64, qOffset: 0, mask: true }, // several query blocks
+  { B: 2, T: 70, S: 70, H: 2, KVH: 1, D: 20, qOffset: 0, mask: true }, // a head size of no whole vectors
 ];
 
 test('attention: causal, GQA, keyMask, KV-cache offset, queries with no key get 0', { skip }, () => {
@@ -564,6 +565,75 @@ test('attentionBackward: gq, gk, gv against the reference (GQA, masks, KV cache)
     assertClose(g[0], w[0], `gq ${tag}`, 1e-5, 1e-5 * maxAbs(w[0]));
     assertClose(g[1], w[1], `gk ${tag}`, 1e-5, 1e-5 * maxAbs(w[1]));
     assertClose(g[2], w[2], `gv ${tag}`, 1e-5, 1e-5 * maxAbs(w[2]));
+  }
+});
+
+/**
+ * The inputs of attnInputs with NaN (or ±Infinity) in the K and V rows of every padding key, and
+ * of one key that is real: queries before it may not see it (causal mask), queries from it on do.
+ * Returns that key's position too.
+ */
+function poisonedAttnInputs(c: AttnCase, seed: number, bad: number) {
+  const inp = attnInputs(c, seed);
+  const poisoned = c.S - 1 - Math.floor(c.T / 2);
+  if (inp.keyMask) for (let b = 0; b < c.B; b++) inp.keyMask[b * c.S + poisoned] = 1;
+  for (let b = 0; b < c.B; b++) {
+    for (let s = 0; s < c.S; s++) {
+      if (s !== poisoned && (!inp.keyMask || inp.keyMask[b * c.S + s] !== 0)) continue;
+      for (let h = 0; h < c.KVH; h++) {
+        const o = ((b * c.S + s) * c.KVH + h) * c.D;
+        for (let d = 0; d < c.D; d++) {
+          inp.k[o + d] = NaN;
+          inp.v[o + d] = d % 2 ? bad : -bad; // ±Infinity rows would also give NaN as inf - inf
+        }
+      }
+    }
+  }
+  return { ...inp, poisoned };
+}
+
+test('attention: NaN or Infinity in the K/V rows of masked keys does not reach the queries that cannot see them', { skip }, () => {
+  let seed = 1250;
+  for (const c of ATTN_CASES) {
+    for (const bad of [NaN, Infinity]) {
+      const { q, k, v, keyMask, poisoned } = poisonedAttnInputs(c, seed, bad);
+      seed += 10;
+      const tag = `${JSON.stringify(c)} bad=${bad}`;
+      const scale = 1 / Math.sqrt(c.D);
+      const ow = new Float32Array(q.length), og = new Float32Array(q.length);
+      const pw = new Float32Array(c.B * c.H * c.T * c.S), pg = new Float32Array(pw.length);
+      js.attention(q, k, v, ow, pw, c.B, c.T, c.S, c.H, c.KVH, c.D, scale, keyMask, c.qOffset);
+      nat.attention(q, k, v, og, pg, c.B, c.T, c.S, c.H, c.KVH, c.D, scale, keyMask, c.qOffset);
+      // A query before the poisoned key sees only clean keys: a finite output on both backends.
+      for (let b = 0; b < c.B; b++) {
+        for (let t = 0; t < c.T && c.qOffset + t < poisoned; t++) {
+          for (let i = ((b * c.T + t) * c.H) * c.D; i < ((b * c.T + t + 1) * c.H) * c.D; i++) {
+            assert.ok(Number.isFinite(ow[i]), `js out[${i}] = ${ow[i]} ${tag}`);
+            assert.ok(Number.isFinite(og[i]), `native out[${i}] = ${og[i]} ${tag}`);
+          }
+        }
+      }
+      // Elsewhere the same NaN where the poisoned key is seen, the same values where it is not.
+      assertClose(og, ow, `attention out ${tag}`, 1e-5, 2e-6 * maxAbs(ow));
+      assertClose(pg, pw, `attention probs ${tag}`, 1e-5, 2e-6);
+
+      const gout = randn(q.length, seed + 5);
+      const w = [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)];
+      const g = [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)];
+      js.attentionBackward(q, k, v, pw, gout, w[0], w[1], w[2], c.B, c.T, c.S, c.H, c.KVH, c.D, scale);
+      nat.attentionBackward(q, k, v, pw, gout, g[0], g[1], g[2], c.B, c.T, c.S, c.H, c.KVH, c.D, scale);
+      for (let b = 0; b < c.B; b++) {
+        for (let t = 0; t < c.T && c.qOffset + t < poisoned; t++) {
+          for (let i = ((b * c.T + t) * c.H) * c.D; i < ((b * c.T + t + 1) * c.H) * c.D; i++) {
+            assert.ok(Number.isFinite(w[0][i]), `js gq[${i}] = ${w[0][i]} ${tag}`);
+            assert.ok(Number.isFinite(g[0][i]), `native gq[${i}] = ${g[0][i]} ${tag}`);
+          }
+        }
+      }
+      assertClose(g[0], w[0], `gq ${tag}`, 1e-5, 1e-5 * maxAbs(w[0]));
+      assertClose(g[1], w[1], `gk ${tag}`, 1e-5, 1e-5 * maxAbs(w[1]));
+      assertClose(g[2], w[2], `gv ${tag}`, 1e-5, 1e-5 * maxAbs(w[2]));
+    }
   }
 });
 

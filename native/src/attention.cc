@@ -76,7 +76,8 @@ static float* scratch(std::vector<float>& buf, size_t n) {
 
 // Masked, scaled softmax of one score row in place. The row is padded to a multiple of kVL
 // (n), so every step is a full vector: keys s ≥ lim, keys whose mask byte is 0 and the padding
-// get probability 0; a row with nothing left becomes all zeros.
+// get probability 0 (even in a row that a NaN score makes NaN); a row with nothing left becomes
+// all zeros.
 static void masked_softmax_row(float* p, int64_t n, int64_t lim, const uint8_t* mask, float scale) {
   typedef uint8_t vu8 __attribute__((vector_size(kVL)));
   const vf ninf = vsplat(-INFINITY);
@@ -107,9 +108,48 @@ static void masked_softmax_row(float* p, int64_t n, int64_t lim, const uint8_t* 
     vstore(p + s, e);
     vsum += e;
   }
-  vf inv = vsplat(float(1.0 / double(hsum(vsum))));
-  for (int64_t s = 0; s < end; s += kVL) vstore(p + s, vload(p + s) * inv);
+  float inv = float(1.0 / double(hsum(vsum)));
+  if (!std::isnan(inv)) {
+    for (int64_t s = 0; s < end; s += kVL) vstore(p + s, vload(p + s) * vsplat(inv));
+  } else {  // a NaN score: the row is NaN, but its masked keys keep probability 0, not 0·NaN
+    for (int64_t s = 0; s < end; s += kVL) {
+      vf e = vload(p + s);
+      vstore(p + s, vselect(e != 0.f, e * inv, vf{}));
+    }
+  }
   if (end < n) std::memset(p + end, 0, sizeof(float) * size_t(n - end));
+}
+
+// Whether the rows s < n of x (n × d, row stride ld) for which pick(s) holds are all finite.
+template <class Pick>
+static bool rows_finite(const float* x, int64_t ld, int64_t d, int64_t n, Pick&& pick) {
+  for (int64_t s = 0; s < n; s++) {
+    if (!pick(s)) continue;
+    // x·0 is 0 for a finite x, NaN for NaN and ±Inf; in vector lanes, so that the sums are not
+    // one chain of dependent adds (a first version with one chain cost the forward a fifth)
+    const float* row = x + s * ld;
+    vf z = vf{};
+    int64_t j = 0;
+    for (; j + kVL <= d; j += kVL) z += vload(row + j) * 0.f;
+    if (j < d) z += vload_part(row + j, d - j, 0.f) * 0.f;
+    if (vany(z != 0.f)) return false;
+  }
+  return true;
+}
+
+// c[i, :] = Σ over the s with w[i, s] ≠ 0 of w[i, s]·x[s, :]: P·V (or dS·K) without the keys of
+// zero weight, whose rows may hold NaN or Inf. Only for such inputs; the GEMM does the rest.
+static void product_skipping_zeros(int64_t rows, int64_t n, int64_t keys, const float* w, int64_t ldw, const float* x,
+                                   int64_t ldx, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < rows; i++) {
+    float* ci = c + i * ldc;
+    std::memset(ci, 0, sizeof(float) * size_t(n));
+    for (int64_t s = 0; s < keys; s++) {
+      float ws = w[i * ldw + s];
+      if (ws == 0.f) continue;
+      for (int64_t j = 0; j < n; j++) ci[j] += ws * x[s * ldx + j];
+    }
+  }
 }
 
 void attention(const float* q, const float* k, const float* v, float* out, float* probs, int64_t B, int64_t T,
@@ -151,8 +191,14 @@ void attention(const float* q, const float* k, const float* v, float* out, float
           std::memset(prow + i * S + smax, 0, sizeof(float) * size_t(S - smax));
         }
       }
-      // out = P·V (a row of zeros for a query that sees no key).
-      gemm_serial(rows, D, smax, {p, ldp, 1}, {vb, KVH * D, 1}, ob, H * D, false);
+      // out = P·V (a row of zeros for a query that sees no key). The GEMM multiplies a masked
+      // key's V row by its zero weight, and 0·NaN is NaN: where such a row is not finite, the
+      // zero-weight keys are left out instead (the GEMM's rounding is kept otherwise, since the
+      // demo world's weights are reproduced bit for bit).
+      if (rows_finite(vb, KVH * D, D, smax, [&](int64_t s) { return s >= q_offset + t0 + 1 || (mask && !mask[s]); }))
+        gemm_serial(rows, D, smax, {p, ldp, 1}, {vb, KVH * D, 1}, ob, H * D, false);
+      else
+        product_skipping_zeros(rows, D, smax, p, ldp, vb, KVH * D, ob, H * D);
     }
   });
 }
@@ -192,6 +238,14 @@ static double dot_double(const float* a, const float* b, int64_t n) {
   return dot;
 }
 
+// Σ a[s]·b[s] in double over the s where a[s] ≠ 0 (b may be NaN there: dP of a masked key).
+static double dot_over_nonzero(const float* a, const float* b, int64_t n) {
+  double dot = 0;
+  for (int64_t s = 0; s < n; s++)
+    if (a[s] != 0.f) dot += double(a[s]) * double(b[s]);
+  return dot;
+}
+
 void attention_backward(const float* q, const float* k, const float* v, const float* probs, const float* gout,
                         float* gq, float* gk, float* gv, int64_t B, int64_t T, int64_t S, int64_t H, int64_t KVH,
                         int64_t D, float scale) {
@@ -222,17 +276,24 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           float* ds = scratch(buf, size_t(rows * smax));
           // dP = dOut·Vᵀ, then dS = P ∘ (dP - Σ_s P·dP) · scale, in place.
           gemm_serial(rows, smax, D, {gout + qoff, H * D, 1}, {v + kvoff, 1, ld}, ds, smax, false);
+          // K or V rows that are not finite (a masked key's, say) must not reach, through a zero
+          // weight, the queries that gave them none: the slow paths below leave them out.
+          bool finite = rows_finite(k + kvoff, ld, D, smax, [](int64_t) { return true; }) &&
+                        rows_finite(v + kvoff, ld, D, smax, [](int64_t) { return true; });
           for (int64_t i = 0; i < rows; i++) {
             const float* pr = p + i * S;
             float* dr = ds + i * smax;
-            float fdot = float(dot_double(pr, dr, smax));
+            float fdot = float(finite ? dot_double(pr, dr, smax) : dot_over_nonzero(pr, dr, smax));
             // A local copy of scale: read through the lambda's reference, which dr might alias,
             // it is reloaded for every element and the loop stays scalar.
             const float sc = scale;
             for (int64_t s = 0; s < smax; s++) dr[s] = pr[s] == 0.f ? 0.f : pr[s] * (dr[s] - fdot) * sc;
           }
           // gq = dS·K ; gk += dSᵀ·Q ; gv += Pᵀ·dOut
-          gemm_serial(rows, D, smax, {ds, smax, 1}, {k + kvoff, ld, 1}, gq + qoff, H * D, false);
+          if (finite)
+            gemm_serial(rows, D, smax, {ds, smax, 1}, {k + kvoff, ld, 1}, gq + qoff, H * D, false);
+          else
+            product_skipping_zeros(rows, D, smax, ds, smax, k + kvoff, ld, gq + qoff, H * D);
           gemm_serial(smax, D, rows, {ds, 1, smax}, {q + qoff, H * D, 1}, gk + kvoff, ld, true);
           gemm_serial(smax, D, rows, {p, 1, S}, {gout + qoff, H * D, 1}, gv + kvoff, ld, true);
         }

@@ -361,7 +361,9 @@ export const jsKernels: Kernels = {
             p[s] = mx === -Infinity ? 0 : Math.exp(p[s] - mx);
             sum += p[s];
           }
-          for (let s = 0; s < S; s++) if (sum > 0) p[s] /= sum;
+          // sum is 0 only for a query with no key. A NaN score makes it NaN, and the row with it,
+          // but not its masked keys: they keep probability 0 (0 / NaN would be NaN).
+          if (sum !== 0) for (let s = 0; s < S; s++) if (p[s] !== 0) p[s] /= sum;
           if (probs) for (let s = 0; s < S; s++) probs[((b * H + h) * T + t) * S + s] = p[s];
           for (let d = 0; d < D; d++) {
             let acc = 0;
