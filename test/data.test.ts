@@ -265,6 +265,10 @@ test('bad input gives one clear line', () => {
     // JSON Lines: a record is named with its line too; one record alone (one line, or an object) loads.
     oneLineError(() => loadCases(write('jl2.jsonl', `${JSON.stringify(good)}\n\n\n${JSON.stringify(bad)}\n`)), /record 2 \(index 1, line 4, counterfact\) has no "requested_rewrite\.subject"/);
     assert.equal(loadCases(write('one.jsonl', `${JSON.stringify(good)}\n`)).cases.length, 1);
+    // a JSON Lines file whose first line is cut: named by line, not by a character offset
+    oneLineError(() => loadCases(write('cut1.jsonl', `${JSON.stringify(good).slice(0, 30)}\n${JSON.stringify(good)}\n`)), /cut1\.jsonl: line 1 is not valid JSON .* the file looks like JSON Lines/);
+    // while a pretty-printed object cut short is still plain JSON
+    oneLineError(() => loadCases(write('cut.json', JSON.stringify(good, null, 2).slice(0, 60))), /cut\.json: not valid JSON/);
     assert.equal(loadCases(write('one.json', JSON.stringify(good))).format, 'counterfact');
     oneLineError(() => loadCases(write('n.json', '42')), /expected a JSON list of benchmark records/);
     oneLineError(() => loadCases(path.join(dir, 'missing.json')), /missing\.json: no such file/);

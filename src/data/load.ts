@@ -84,7 +84,10 @@ export function parseBenchmarkText(text: string, source: string): Json {
     const lines = text.split(/\r?\n/);
     const nonEmpty = lines.filter((l) => l.trim() !== '');
     const first = nonEmpty[0]?.trim() ?? '';
-    if (nonEmpty.length > 1 && first.startsWith('{') && first.endsWith('}')) {
+    // JSON Lines: records one per line. A first line that is itself broken still counts when a
+    // line after it is a whole record (a pretty-printed object has no such line).
+    const wholeRecord = (l: string) => { try { return isObject(JSON.parse(l)); } catch { return false; } };
+    if (nonEmpty.length > 1 && first.startsWith('{') && (first.endsWith('}') || nonEmpty.slice(1, 6).some(wholeRecord))) {
       const out: Json[] = [];
       const at: number[] = [];
       lines.forEach((line, i) => {
