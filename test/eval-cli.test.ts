@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir } from './helpers.js';
+import { loadCases } from '../src/data/index.js';
+import { sharedSubjectEdits } from '../src/eval/index.js';
 
 const models = sharedDir('models');
 const data = sharedDir('data');
@@ -63,6 +65,17 @@ test('amend eval: the world\'s corpus-heldout.txt named with --heldout is scored
     return JSON.parse(r.stdout).drift[0];
   };
   assert.deepEqual(run('--heldout', path.join(repoRoot(), 'world', 'corpus-heldout.txt')), run());
+});
+
+test('amend eval: the report says how many edits of a batch share their subject with another', () => {
+  const out = path.join(tmp, 'shared');
+  const r = amend('eval', '--model', 'world', '--method', 'memit', '--data', 'world', '--n', '60', '--mode', 'batch:60', '--set', 'v_num_grad_steps=2', '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  const want = sharedSubjectEdits(loadCases('world', { limit: 60 }).cases, { batch: 60 });
+  assert.ok(want.length === 1 && want[0]!.shared > 0, `the world's first 60 cases repeat subjects: ${JSON.stringify(want)}`);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).sharedSubjects, want);
+  assert.ok(fs.readFileSync(path.join(out, 'summary.md'), 'utf8').includes(`In batches of 60, ${want[0]!.shared} of 60 edits share their subject`));
+  assert.match(r.stdout, new RegExp(`note: in batches of 60, ${want[0]!.shared} of 60 edits share their subject`));
 });
 
 test('amend eval: bad input is one line, exit 1, nothing written in --out', { skip }, () => {

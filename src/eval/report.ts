@@ -20,6 +20,7 @@ export interface ReportInput {
   drift: readonly DriftPoint[];
   seconds: number;
   kind: 'single' | 'batch' | 'sequential';
+  sharedSubjects?: EvalSummary['sharedSubjects'];
 }
 
 /** Names a previous report in the folder may have used (replaced with --force). */
@@ -34,6 +35,7 @@ export function buildSummary(config: EvalConfig, records: readonly CaseRecord[],
 
 export function writeReports(r: ReportInput): { summary: EvalSummary; files: string[] } {
   const summary = buildSummary(r.config, r.records, r.drift, r.seconds);
+  if (r.sharedSubjects?.length) summary.sharedSubjects = r.sharedSubjects;
   if (!r.out || !r.partial) return { summary, files: [] };
   const stage = r.partial.dir;
   const title = `${r.config.method.toUpperCase()}${r.config.model.dir ? ` on ${path.basename(r.config.model.dir)}` : ''}`;

@@ -142,6 +142,11 @@ export interface EvalSummary {
   drift: DriftPoint[];
   /** Wall seconds of the whole run (all sessions of a resumed run together). */
   seconds: number;
+  /**
+   * Per batch size, the edits whose subject another edit of the same batch (or sequential step)
+   * also has; only sizes where some do. MEMIT gives such edits one key for two values.
+   */
+  sharedSubjects?: { batchSize: number; edits: number; shared: number }[];
   files?: string[];
 }
 

@@ -478,6 +478,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     const written = writeReports({
       out: o.out, partial, config, records, drift, seconds,
       kind: typeof mode === 'string' ? 'single' : sequential ? 'sequential' : 'batch',
+      sharedSubjects: sharedSubjectEdits(cases, mode).filter((x) => x.shared > 0),
     });
     return { summary: written.summary, records, drift, files: written.files };
   } catch (err) {

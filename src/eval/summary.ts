@@ -152,6 +152,9 @@ export function summaryMarkdown(s: EvalSummary): string {
       }
     }
   }
+  for (const x of s.sharedSubjects ?? []) {
+    lines.push('', `In batches of ${x.batchSize}, ${x.shared} of ${x.edits} edits share their subject with another edit of the same batch.`);
+  }
   if (s.byRelation?.length) lines.push('', ...relationMarkdown(s.byRelation));
   if (s.drift.length) lines.push('', ...driftMarkdown(s.drift));
   if (s.files?.length) lines.push('', '## Files', '', ...s.files.map((f) => `- ${f}`));

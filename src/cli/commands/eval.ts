@@ -7,7 +7,7 @@ import { loadCases } from '../../data/index.js';
 import { parseSets, resolveHparams } from '../../editors/index.js';
 import { qaPromptText } from '../../eval/metrics-case.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
-import { modeLabel, parseMode, runEval, sharedSubjectEdits } from '../../eval/runner.js';
+import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
 import type { EvalMode, EvalProgress, SequentialProtocol } from '../../eval/run-types.js';
 import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
@@ -165,9 +165,9 @@ export async function run(args: Parsed): Promise<void> {
     const first = result.records.find((r) => r.error)?.error ?? 'no reason recorded';
     throw new AmendError(`the editor refused all ${s.cases} case(s), so nothing was measured (first: ${first})${out ? `; the refusals are in ${path.join(out, 'cases.jsonl')}` : ''}`);
   }
-  const shared = sharedSubjectEdits(loaded.cases, mode).filter((x) => x.shared > 0);
+  const shared = s.sharedSubjects ?? [];
   if (json) {
-    console.log(JSON.stringify({ ...s, ...(shared.length ? { sharedSubjects: shared } : {}), files: result.files }));
+    console.log(JSON.stringify({ ...s, files: result.files }));
     return;
   }
   console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
