@@ -59,6 +59,7 @@ test('EditPatch.save/load, CausalLM.loadDir and the tokenizer refuse arguments o
     [() => tok.subjectRange(anyOf(null), 'Lily'), /the prompt must be a string .*, not null/],
   ];
   for (const [call, re] of refusals) assert.throws(call, (e: unknown) => e instanceof AmendError && re.test(e.message), String(re));
+  await assert.rejects(CausalLM.load(anyOf(5)), (e: unknown) => e instanceof AmendError && /^CausalLM\.load needs the model folder or Hugging Face id as a path \(a non-empty string\), not number$/.test(e.message));
   // What the guards let through still works: null options, as elsewhere in the API.
   const ids = tok.encode('Lily was born in', anyOf(null));
   assert.equal(tok.decode(ids, anyOf(null)), 'Lily was born in');

@@ -447,6 +447,7 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   assert.deepEqual(back.mom2, imp.mom2);
   await assert.rejects(layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 99, cacheDir }), /no imported "wikipedia" statistics for layer 2 with 99 samples.*imported: layer 2 × 12 samples/);
   await assert.rejects(layerSecondMoment(model, 1, { corpus: 'wikipedia', samples: 12, cacheDir }), /amend stats --model M --import/);
+  await assert.rejects(layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 12, cacheDir, refresh: true }), /"wikipedia" names imported statistics, which cannot be recomputed here; import the file again/);
   // Importing the same file again is fine; another file under the same key replaces it only when asked.
   assert.doesNotThrow(() => importStatsToCache(file, { model, cacheDir }));
   const other = path.join(tmp, 'stats', 'tiny2', 'wikipedia_stats', path.basename(file));

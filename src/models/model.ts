@@ -94,6 +94,7 @@ export class CausalLM implements ModelWeights {
    * read with a yield to the event loop after each tensor (loadDir reads them in one go).
    */
   static async load(idOrPath: string, opts: LoadOptions | null = {}): Promise<CausalLM> {
+    requirePath(idOrPath, 'CausalLM.load needs the model folder or Hugging Face id');
     opts ??= {};
     const dir = idOrPath === BUILTIN_WORLD ? builtinWorldDir() : await resolveModel(idOrPath, opts);
     const raw = readConfig(dir);

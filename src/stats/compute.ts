@@ -110,6 +110,8 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   const done = new Map<number, SecondMoment>();
 
   if (o.corpus.spec.kind === 'imported') {
+    // Imported statistics have no corpus here to compute them from again.
+    if (opts.refresh) throw new AmendError(`"${o.corpus.spec.name}" names imported statistics, which cannot be recomputed here; import the file again (amend stats --import FILE.npz --refresh) to replace them`);
     for (const l of wanted) done.set(l, findImported(model, l, o.corpus.spec.name!, opts.samples, opts.cacheDir, fingerprint, opts.npzDir));
     return layers.map((l) => done.get(l)!);
   }
