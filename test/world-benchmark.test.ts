@@ -29,6 +29,10 @@ test('at least 500 cases at default sizes, deterministic', () => {
   assert.ok(bench.length >= 500, `only ${bench.length} cases`);
   assert.equal(JSON.stringify(buildBenchmark(world, { seed: 7 })), JSON.stringify(bench));
   assert.notEqual(JSON.stringify(buildBenchmark(world, { seed: 8 })), JSON.stringify(bench));
+  // counts that are not whole numbers are refused, not cut or compared silently
+  assert.throws(() => buildBenchmark(world, { seed: 7, n: 2.5 }), /buildBenchmark: n \(the number of cases\) must be an integer ≥ 0, got 2\.5/);
+  assert.throws(() => buildBenchmark(world, { seed: 7, minNeighbours: 0 }), /buildBenchmark: minNeighbours must be an integer ≥ 1, got 0/);
+  assert.equal(buildBenchmark(world, { seed: 7, n: 3 }).length, 3);
   assert.equal(buildBenchmark(world, { seed: 7, n: 50 }).length, 50);
   const rels = new Set(bench.map((r) => r.requested_rewrite.relation_id));
   for (const r of ['P19', 'P106', 'P108', 'P1303', 'P17', 'P159', 'P112']) assert.ok(rels.has(r), `no case edits ${r}`);

@@ -16,6 +16,7 @@
  *   so the whole benchmark stays valid when every case is applied at once (batch editing,
  *   sequential "apply-all-then-score").
  */
+import { requireCount } from '../errors.js';
 import { EDITABLE_RELATIONS, MULTI_HOP_TEMPLATES, fillTemplate } from './phrasings.js';
 import { Rng } from './rng.js';
 import { WorldIndex, factKey } from './query.js';
@@ -96,8 +97,8 @@ interface Plan {
 export function buildBenchmark(world: World, opts: BenchmarkOptions = {}): CounterFactRecord[] {
   const index = new WorldIndex(world);
   const seed = opts.seed ?? world.seed;
+  requireCount(opts.n, 'buildBenchmark: n (the number of cases)');
   const n = opts.n ?? Number.POSITIVE_INFINITY;
-  if (!(n >= 0)) throw new RangeError(`n must be ≥ 0, got ${n}`);
   const isKnown = opts.isKnown ?? (() => true);
   const disjoint = opts.disjoint ?? true;
   const maxNeighborhood = opts.maxNeighborhood ?? 10;
@@ -105,7 +106,7 @@ export function buildBenchmark(world: World, opts: BenchmarkOptions = {}): Count
   const maxPortability = opts.maxPortability ?? 6;
   const maxLocality = opts.maxLocality ?? 4;
   const keep = opts.minNeighbours ?? 3;
-  if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`minNeighbours must be an integer ≥ 1, got ${keep}`);
+  requireCount(keep, 'buildBenchmark: minNeighbours', 1);
 
   const known = new Set<string>();
   for (const f of world.facts) if (isKnown(f)) known.add(factKey(f));
