@@ -105,6 +105,22 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
     assert.equal(r.stdout, '', 'no completions: nothing was edited');
     assert.ok(!fs.existsSync(out));
   }
+  // A source whose record of earlier patches cannot be read stops --export before the edit.
+  const badRecord = path.join(tmp, 'bad-record');
+  fs.cpSync(m, badRecord, { recursive: true });
+  const weights = path.join(badRecord, 'model.safetensors');
+  const bytes = fs.readFileSync(weights);
+  const headerLen = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString('utf8'));
+  header.__metadata__ = { ...(header.__metadata__ ?? {}), amend_patches: '{oops' };
+  let text = JSON.stringify(header);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(text)));
+  fs.writeFileSync(weights, Buffer.concat([len, Buffer.from(text), bytes.subarray(8 + headerLen)]));
+  const rec = amend('edit', '--model', badRecord, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--export', path.join(tmp, 'never-exported'), ...FAST);
+  assertOneLineError(rec, /model\.safetensors: its "amend_patches" metadata is not valid JSON/);
+  assert.equal(rec.stdout, '', 'no completions: nothing was edited');
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', tmp, '--force', ...FAST), /is a folder; give the patch file/);
   const aFile = path.join(tmp, 'a-file');
   fs.writeFileSync(aFile, 'x');

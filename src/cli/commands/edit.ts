@@ -6,7 +6,7 @@ import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { generate } from '../../models/generate.js';
 import { editSession } from '../../patch/session.js';
-import { checkExportDir, exportModel, parseExportDType } from '../../patch/export.js';
+import { checkExportDir, exportModel, exportProvenance, parseExportDType } from '../../patch/export.js';
 import { checkCanBeFolder, checkCanWriteAt } from '../../io/dirs.js';
 import { loadCases } from '../../data/index.js';
 import {
@@ -163,7 +163,12 @@ export async function run(args: Parsed): Promise<void> {
   const showN = json ? requests.length : intOption(v.show, 'show', 5);
 
   const model = await loadModel(v.model, json);
-  if (exportDir) checkExportDir(path.resolve(exportDir), model.dir, v.force === true);
+  if (exportDir) {
+    checkExportDir(path.resolve(exportDir), model.dir, v.force === true);
+    // The export carries on the source's record of patches: a record it cannot read would
+    // otherwise stop the export only after the edit.
+    if (model.dir) exportProvenance(model.dir);
+  }
   const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
   prepareRequests(model, requests, resolved.hparams); // every request checked (and named) before any is shown
   const shownReqs = requests.slice(0, showN);
