@@ -261,6 +261,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         std::memset(gk + kvoff + s * ld, 0, sizeof(float) * size_t(D));
         std::memset(gv + kvoff + s * ld, 0, sizeof(float) * size_t(D));
       }
+      // K or V rows that are not finite (a masked key's, say) must not reach, through a zero
+      // weight, the queries that gave them none: the slow paths below leave them out. Checked
+      // once for all the heads and query blocks that share these rows.
+      bool finite = rows_finite(k + kvoff, ld, D, S, [](int64_t) { return true; }) &&
+                    rows_finite(v + kvoff, ld, D, S, [](int64_t) { return true; });
       for (int64_t h = kvh * group; h < (kvh + 1) * group; h++) {
         for (int64_t t0 = 0; t0 < T; t0 += kQueryBlock) {
           int64_t rows = std::min(kQueryBlock, T - t0);
@@ -276,10 +281,6 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           float* ds = scratch(buf, size_t(rows * smax));
           // dP = dOut·Vᵀ, then dS = P ∘ (dP - Σ_s P·dP) · scale, in place.
           gemm_serial(rows, smax, D, {gout + qoff, H * D, 1}, {v + kvoff, 1, ld}, ds, smax, false);
-          // K or V rows that are not finite (a masked key's, say) must not reach, through a zero
-          // weight, the queries that gave them none: the slow paths below leave them out.
-          bool finite = rows_finite(k + kvoff, ld, D, smax, [](int64_t) { return true; }) &&
-                        rows_finite(v + kvoff, ld, D, smax, [](int64_t) { return true; });
           for (int64_t i = 0; i < rows; i++) {
             const float* pr = p + i * S;
             float* dr = ds + i * smax;

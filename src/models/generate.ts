@@ -123,7 +123,7 @@ function checkGenerateOptions(o: GenerateOptions): void {
 
 function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number): number[] {
   const V = logits.dim(-1), rows = logits.size / V;
-  if (!greedy && !restricted(o, V)) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand);
+  if (!greedy && !restricts(o, V)) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand);
   const picks: number[] = [];
   for (let r = 0; r < rows; r++) {
     const row = logits.data.subarray(r * V, (r + 1) * V);
@@ -132,9 +132,14 @@ function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: (
   return picks;
 }
 
-/** Whether top-k or top-p cut the vocabulary (then the sampler needs the order of the logits). */
-function restricted(o: Pick<GenerateOptions, 'topK' | 'topP'>, V: number): boolean {
-  return (o.topK !== undefined && o.topK > 0 && o.topK < V) || (o.topP !== undefined && o.topP < 1);
+/** Whether top-k (cut) or top-p (nucleus) restrict V tokens: then the sampler needs their order. */
+function restriction(o: Pick<GenerateOptions, 'topK' | 'topP'>, V: number): { cut: boolean; nucleus: boolean } {
+  return { cut: o.topK !== undefined && o.topK > 0 && o.topK < V, nucleus: o.topP !== undefined && o.topP < 1 };
+}
+
+function restricts(o: Pick<GenerateOptions, 'topK' | 'topP'>, V: number): boolean {
+  const { cut, nucleus } = restriction(o, V);
+  return cut || nucleus;
 }
 
 /**
@@ -179,8 +184,7 @@ function argmaxOf(row: Float32Array): number {
 export function sample(row: Float32Array, o: Pick<GenerateOptions, 'temperature' | 'topK' | 'topP'>, rand: () => number): number {
   const temp = o.temperature ?? 1;
   if (!(temp > 0)) throw new AmendError('temperature must be > 0 (use greedy decoding for temperature 0)');
-  const cut = o.topK !== undefined && o.topK > 0 && o.topK < row.length;
-  const nucleus = o.topP !== undefined && o.topP < 1;
+  const { cut, nucleus } = restriction(o, row.length);
   // Plain sampling needs no order: the vocabulary's own order draws from the same distribution
   // without sorting V entries per token (a 50k vocabulary made that the cost of the whole pass).
   if (!cut && !nucleus) return sampleRows(row, 1, row.length, temp, rand)[0];

@@ -397,10 +397,11 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
           result.skipped.push({ file: f, reason: `larger than ${MAX_COPY_BYTES >> 20} MiB` });
           continue;
         }
-        const cfg = f === 'config.json' && dtype !== 'keep' ? JSON.parse(fs.readFileSync(from, 'utf8')) as Record<string, unknown> : null;
+        const cfgText = f === 'config.json' && dtype !== 'keep' ? fs.readFileSync(from, 'utf8') : null;
+        const cfg = cfgText === null ? null : JSON.parse(cfgText) as Record<string, unknown>;
         // Rewritten only when the dtype it names changes; otherwise copied verbatim like the rest.
         if (cfg && (cfg.torch_dtype !== TORCH_DTYPE[dtype] || ('dtype' in cfg && cfg.dtype !== TORCH_DTYPE[dtype]))) {
-          fs.writeFileSync(path.join(tmp, f), configWithDtype(fs.readFileSync(from, 'utf8'), cfg, TORCH_DTYPE[dtype]));
+          fs.writeFileSync(path.join(tmp, f), configWithDtype(cfgText!, cfg, TORCH_DTYPE[dtype]));
         } else {
           fs.copyFileSync(from, path.join(tmp, f));
         }
