@@ -50,16 +50,20 @@ function lin(w: string, b: string | null, layout: Layout, inF: number, outF: num
 }
 
 /**
- * The spec of a checkpoint. `has` tells which names the checkpoint holds (GPT-2 files exist with
- * and without the "transformer." prefix; GPT-J's head bias is optional). A tied head reads the
- * embedding even when the file also stores lm_head.weight, as Hugging Face does.
+ * The spec of a checkpoint. `has` tells which names the checkpoint holds: files saved from the
+ * base model (GPT2Model, LlamaModel, ...) lack the prefix of the body ("transformer.", "gpt_neox.",
+ * "model."), as the hub's original GPT-2 does, and transformers loads them either way; GPT-J's head
+ * bias is optional. A tied head reads the embedding even when the file also stores lm_head.weight,
+ * as Hugging Face does.
  */
 export function buildSpec(c: ModelConfig, has: (name: string) => boolean): ModelSpec {
   const d = c.hidden, q = c.heads * c.headDim, kv = c.kvHeads * c.headDim;
   const layers: LayerSpec[] = [];
+  /** The body's prefix: `prefix` unless only the embedding's bare name is present. */
+  const bodyPrefix = (prefix: string, embedding: string): string => (has(prefix + embedding) || !has(embedding) ? prefix : '');
   switch (c.family) {
     case 'gpt2': {
-      const p = has('transformer.wte.weight') || !has('wte.weight') ? 'transformer.' : '';
+      const p = bodyPrefix('transformer.', 'wte.weight');
       for (let l = 0; l < c.layers; l++) {
         const h = `${p}h.${l}.`;
         layers.push({
@@ -79,28 +83,32 @@ export function buildSpec(c: ModelConfig, has: (name: string) => boolean): Model
       };
     }
     case 'gpt_neox': {
+      const p = bodyPrefix('gpt_neox.', 'embed_in.weight');
+      // GPTNeoXConfig's attention_bias (default true) covers query_key_value and dense.
+      const attnBias = c.raw.attention_bias !== false;
       for (let l = 0; l < c.layers; l++) {
-        const h = `gpt_neox.layers.${l}.`;
+        const h = `${p}layers.${l}.`;
         layers.push({
           ln1: { w: `${h}input_layernorm.weight`, b: `${h}input_layernorm.bias` },
           ln2: { w: `${h}post_attention_layernorm.weight`, b: `${h}post_attention_layernorm.bias` },
-          qkv: { kind: 'fused_per_head', lin: lin(`${h}attention.query_key_value.weight`, `${h}attention.query_key_value.bias`, 'out_in', d, 3 * d) },
-          o: lin(`${h}attention.dense.weight`, `${h}attention.dense.bias`, 'out_in', d, d),
+          qkv: { kind: 'fused_per_head', lin: lin(`${h}attention.query_key_value.weight`, attnBias ? `${h}attention.query_key_value.bias` : null, 'out_in', d, 3 * d) },
+          o: lin(`${h}attention.dense.weight`, attnBias ? `${h}attention.dense.bias` : null, 'out_in', d, d),
           up: lin(`${h}mlp.dense_h_to_4h.weight`, `${h}mlp.dense_h_to_4h.bias`, 'out_in', d, c.ffn),
           gate: null,
           down: lin(`${h}mlp.dense_4h_to_h.weight`, `${h}mlp.dense_4h_to_h.bias`, 'out_in', c.ffn, d),
         });
       }
       return {
-        wte: 'gpt_neox.embed_in.weight', wpe: null,
-        lnf: { w: 'gpt_neox.final_layer_norm.weight', b: 'gpt_neox.final_layer_norm.bias' },
-        lmHead: lin(c.tiedEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight', null, 'out_in', d, c.vocabSize),
+        wte: `${p}embed_in.weight`, wpe: null,
+        lnf: { w: `${p}final_layer_norm.weight`, b: `${p}final_layer_norm.bias` },
+        lmHead: lin(c.tiedEmbeddings ? `${p}embed_in.weight` : 'embed_out.weight', null, 'out_in', d, c.vocabSize),
         layers,
       };
     }
     case 'gptj': {
+      const p = bodyPrefix('transformer.', 'wte.weight');
       for (let l = 0; l < c.layers; l++) {
-        const h = `transformer.h.${l}.`;
+        const h = `${p}h.${l}.`;
         layers.push({
           ln1: { w: `${h}ln_1.weight`, b: `${h}ln_1.bias` },
           ln2: null,
@@ -117,8 +125,8 @@ export function buildSpec(c: ModelConfig, has: (name: string) => boolean): Model
         });
       }
       return {
-        wte: 'transformer.wte.weight', wpe: null, lnf: { w: 'transformer.ln_f.weight', b: 'transformer.ln_f.bias' },
-        lmHead: lin(c.tiedEmbeddings ? 'transformer.wte.weight' : 'lm_head.weight', has('lm_head.bias') ? 'lm_head.bias' : null, 'out_in', d, c.vocabSize),
+        wte: `${p}wte.weight`, wpe: null, lnf: { w: `${p}ln_f.weight`, b: `${p}ln_f.bias` },
+        lmHead: lin(c.tiedEmbeddings ? `${p}wte.weight` : 'lm_head.weight', has('lm_head.bias') ? 'lm_head.bias' : null, 'out_in', d, c.vocabSize),
         layers,
       };
     }
@@ -126,8 +134,9 @@ export function buildSpec(c: ModelConfig, has: (name: string) => boolean): Model
       // Qwen2 always has q/k/v biases; Llama and Mistral only when the config says so.
       const attnBias = c.modelType === 'qwen2' || c.raw.attention_bias === true;
       const mlpBias = c.raw.mlp_bias === true;
+      const p = bodyPrefix('model.', 'embed_tokens.weight');
       for (let l = 0; l < c.layers; l++) {
-        const h = `model.layers.${l}.`;
+        const h = `${p}layers.${l}.`;
         const b = (name: string, on: boolean): string | null => (on ? `${h}${name}.bias` : null);
         layers.push({
           ln1: { w: `${h}input_layernorm.weight`, b: null },
@@ -145,8 +154,8 @@ export function buildSpec(c: ModelConfig, has: (name: string) => boolean): Model
         });
       }
       return {
-        wte: 'model.embed_tokens.weight', wpe: null, lnf: { w: 'model.norm.weight', b: null },
-        lmHead: lin(c.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', null, 'out_in', d, c.vocabSize),
+        wte: `${p}embed_tokens.weight`, wpe: null, lnf: { w: `${p}norm.weight`, b: null },
+        lmHead: lin(c.tiedEmbeddings ? `${p}embed_tokens.weight` : 'lm_head.weight', null, 'out_in', d, c.vocabSize),
         layers,
       };
     }

@@ -38,7 +38,13 @@ export interface ModelConfig {
   attnScaleHeadDim: boolean;
   attnScaleInverseLayer: boolean;
   bosId: number | null;
+  /** The first of config.json's eos_token_id (which may be a list). */
   eosId: number | null;
+  /**
+   * Every id of config.json's eos_token_id (replaced by generation_config.json's when a loaded
+   * model's folder has one): generation stops at any of them, as transformers' does.
+   */
+  eosIds: number[];
   /** The raw config.json, kept so export writes it back unchanged. */
   raw: Record<string, unknown>;
 }
@@ -57,6 +63,47 @@ function idOf(raw: Record<string, unknown>, key: string): number | null {
   if (typeof v === 'number') return v;
   if (Array.isArray(v) && typeof v[0] === 'number') return v[0];
   return null;
+}
+
+function idsOf(raw: Record<string, unknown>, key: string): number[] {
+  const v = raw[key];
+  const list = Array.isArray(v) ? v : [v];
+  return list.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The rotary settings, from the legacy keys (rope_theta / rotary_emb_base, rope_scaling,
+ * partial_rotary_factor / rotary_pct at the top level) or from rope_parameters, where
+ * transformers 5 writes them ({"rope_type", "rope_theta", "partial_rotary_factor", ...}). Only
+ * unscaled rotary embeddings are computed: any other rope type is refused, from either place.
+ */
+function ropeSettings(raw: Record<string, unknown>, thetaKeys: string[], fractionKeys: string[], fraction: number): { theta: number; fraction: number } {
+  const params = raw.rope_parameters;
+  if (params !== undefined && params !== null && !isObject(params)) {
+    throw new AmendError(`config.json: rope_parameters must be an object, got ${JSON.stringify(params)}`);
+  }
+  if (isObject(params) && params.rope_theta === undefined && Object.values(params).some(isObject)) {
+    throw new AmendError(`config.json: rope_parameters per layer type (${Object.keys(params).join(', ')}) are not supported; Amend runs one rotary setting for all layers`);
+  }
+  for (const [key, value] of [['rope_scaling', raw.rope_scaling], ['rope_parameters', params]] as const) {
+    if (value === undefined || value === null) continue;
+    if (!isObject(value)) throw new AmendError(`config.json: ${key} must be an object or null, got ${JSON.stringify(value)}`);
+    const type = value.rope_type ?? value.type;
+    if (type === 'default' || (type === undefined && key === 'rope_parameters')) continue;
+    throw new AmendError(`config.json: ${key} type "${String(type)}" is not supported yet (only unscaled rotary embeddings, rope type "default")`);
+  }
+  const top = thetaKeys.map((k) => raw[k]).find((v) => typeof v === 'number' && Number.isFinite(v)) as number | undefined;
+  const nested = isObject(params) && typeof params.rope_theta === 'number' ? params.rope_theta : undefined;
+  if (top !== undefined && nested !== undefined && top !== nested) {
+    throw new AmendError(`config.json: ${thetaKeys.find((k) => raw[k] === top)} ${top} and rope_parameters.rope_theta ${nested} disagree; remove one of them`);
+  }
+  const nestedFraction = isObject(params) && typeof params.partial_rotary_factor === 'number' ? params.partial_rotary_factor : undefined;
+  return {
+    theta: nested ?? top ?? 10000,
+    fraction: num(raw, fractionKeys, nestedFraction ?? fraction),
+  };
 }
 
 function activation(name: unknown, where: string): Activation {
@@ -81,7 +128,7 @@ const positionsOf = (n: number) => ({ maxPositions: n, configPositions: n });
 function familyConfig(raw: Record<string, unknown>): ModelConfig {
   const modelType = String(raw.model_type ?? '');
   const base = {
-    modelType, raw, bosId: idOf(raw, 'bos_token_id'), eosId: idOf(raw, 'eos_token_id'),
+    modelType, raw, bosId: idOf(raw, 'bos_token_id'), eosId: idOf(raw, 'eos_token_id'), eosIds: idsOf(raw, 'eos_token_id'),
     attnScaleHeadDim: true, attnScaleInverseLayer: false,
   };
   switch (modelType) {
@@ -100,13 +147,13 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
     case 'gpt_neox': {
       const hidden = num(raw, ['hidden_size']), heads = num(raw, ['num_attention_heads']);
       const headDim = hidden / heads;
+      const rope = ropeSettings(raw, ['rotary_emb_base', 'rope_theta'], ['rotary_pct', 'partial_rotary_factor'], 0.25); // GPTNeoXConfig's default
       return {
         ...base, family: 'gpt_neox', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['num_hidden_layers']),
         heads, kvHeads: heads, headDim, ffn: num(raw, ['intermediate_size']),
         ...positionsOf(num(raw, ['max_position_embeddings'])), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_eps'], 1e-5), act: activation(raw.hidden_act ?? 'gelu', 'hidden_act'),
-        positions: 'rotary', rotaryDim: Math.floor(headDim * num(raw, ['rotary_pct', 'partial_rotary_factor'], 0.25)), // GPTNeoXConfig's default
-        ropeTheta: num(raw, ['rotary_emb_base', 'rope_theta'], 10000), ropeInterleaved: false,
+        positions: 'rotary', rotaryDim: Math.floor(headDim * rope.fraction), ropeTheta: rope.theta, ropeInterleaved: false,
         parallelResidual: raw.use_parallel_residual !== false,
         tiedEmbeddings: raw.tie_word_embeddings === true,
       };
@@ -126,26 +173,27 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
     case 'llama': case 'qwen2': case 'mistral': {
       const hidden = num(raw, ['hidden_size']), heads = num(raw, ['num_attention_heads']);
       const headDim = num(raw, ['head_dim'], hidden / heads);
-      const scaling = raw.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
-      const scalingType = scaling?.rope_type ?? scaling?.type;
-      if (scaling && scalingType !== 'default') {
-        throw new AmendError(`config.json: rope_scaling "${scalingType}" is not supported yet (only unscaled rotary embeddings)`);
-      }
+      const rope = ropeSettings(raw, ['rope_theta'], ['partial_rotary_factor'], 1);
       // Amend's attention has no sliding window (Mistral's sliding_window, Qwen2's with
       // use_sliding_window): within the window the two are the same, so the model is given the
       // window as its length, and longer sequences are refused rather than computed otherwise.
-      const window = modelType === 'mistral' || raw.use_sliding_window === true ? raw.sliding_window : null;
+      // (transformers 5 names the layers that use it in layer_types).
+      const windowed = modelType === 'mistral' || raw.use_sliding_window === true
+        || (Array.isArray(raw.layer_types) && raw.layer_types.includes('sliding_attention'));
+      const window = windowed ? raw.sliding_window : null;
       const configPositions = num(raw, ['max_position_embeddings']);
       return {
         ...base, family: 'llama', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['num_hidden_layers']),
         heads, kvHeads: num(raw, ['num_key_value_heads'], heads), headDim, ffn: num(raw, ['intermediate_size']),
         configPositions, maxPositions: typeof window === 'number' && window >= 1 ? Math.min(configPositions, window) : configPositions, norm: 'rmsnorm',
         normEps: num(raw, ['rms_norm_eps'], 1e-6), act: activation(raw.hidden_act ?? 'silu', 'hidden_act'),
-        positions: 'rotary', rotaryDim: Math.floor(headDim * num(raw, ['partial_rotary_factor'], 1)),
-        ropeTheta: num(raw, ['rope_theta'], 10000), ropeInterleaved: false, parallelResidual: false,
+        positions: 'rotary', rotaryDim: Math.floor(headDim * rope.fraction),
+        ropeTheta: rope.theta, ropeInterleaved: false, parallelResidual: false,
         tiedEmbeddings: raw.tie_word_embeddings === true,
       };
     }
+    case '':
+      throw new AmendError(`config.json: has no model_type${Array.isArray(raw.architectures) ? ` (architectures: ${raw.architectures.join(', ')})` : ''}; add the model_type of the architecture (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
     default:
       throw new AmendError(`config.json: model_type "${modelType}" is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   }

@@ -15,7 +15,7 @@ export interface GenerateOptions {
   topK?: number;
   topP?: number;
   seed?: number;
-  /** Stop a row at this token (default: the model's eos; null never stops early). */
+  /** Stop a row at this token (default: any of the model's eos ids; null never stops early). */
   eosId?: number | null;
   /** false recomputes the whole sequence at every step (slow; a reference for the cache). */
   useCache?: boolean;
@@ -45,7 +45,8 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
   checkGenerateOptions(o);
   const B = prompts.length;
   const P = Math.max(...prompts.map((p) => p.length));
-  const eos = o.eosId === undefined ? m.config.eosId : o.eosId;
+  // Every id of the config's eos_token_id ends a row (Llama 3 lists several), as in transformers.
+  const eos = o.eosId === undefined ? m.config.eosIds ?? (m.config.eosId === null ? [] : [m.config.eosId]) : o.eosId === null ? [] : [o.eosId];
   const greedy = o.greedy ?? true;
   if (m.config.maxPositions > 0 && P > m.config.maxPositions) {
     throw new AmendError(`generate: a prompt of ${P} tokens is longer than the model's ${m.config.maxPositions} positions`);
@@ -78,7 +79,7 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
       for (let b = 0; b < B; b++) {
         if (!done[b]) {
           out[b].push(next[b]);
-          if ((eos !== null && next[b] === eos) || out[b].length >= rooms[b]!) done[b] = true;
+          if (eos.includes(next[b]) || out[b].length >= rooms[b]!) done[b] = true;
           // A finished row's last token goes back in as padding: at the end of the row's room
           // there is no position left for it.
           nextMask[b] = done[b] ? 0 : 1;

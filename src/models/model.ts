@@ -11,6 +11,9 @@ import { buildSpec, expectedShapes, type ModelSpec } from './arch.js';
 import { parseConfig, type ModelConfig } from './config.js';
 import { forward, type ForwardOptions, type ForwardOutput, type ModelWeights } from './transformer.js';
 
+/** Storage types whose values are the weights themselves (not quantized codes). */
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
 /** The model id of the built-in demo model: the repository's world/ folder (`--model world`). */
 export const BUILTIN_WORLD = 'world';
 
@@ -45,6 +48,25 @@ function readConfig(dir: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
+/** eos_token_id of dir/generation_config.json as a list, or null when the file or the key is absent. */
+function generationEosIds(dir: string): number[] | null {
+  const file = path.join(dir, 'generation_config.json');
+  if (!fs.existsSync(file)) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new AmendError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const v = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).eos_token_id : undefined;
+  if (v === undefined || v === null) return null;
+  const ids = Array.isArray(v) ? v : [v];
+  if (!ids.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) {
+    throw new AmendError(`${file}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(v)}`);
+  }
+  return ids as number[];
+}
+
 export interface LoadOptions extends ResolveOptions {
   /** Skip the tokenizer (e.g. a checkpoint without tokenizer.json used with raw ids). */
   noTokenizer?: boolean;
@@ -73,11 +95,22 @@ export class CausalLM implements ModelWeights {
     if (c.heads % c.kvHeads !== 0) {
       throw new AmendError(`config.json: ${c.heads} attention heads are not a multiple of ${c.kvHeads} key/value heads`);
     }
+    const quant = rawConfig.quantization_config;
+    if (quant !== undefined && quant !== null) {
+      const method = (quant as { quant_method?: unknown }).quant_method;
+      throw new AmendError(`config.json: the checkpoint is quantized (quantization_config${typeof method === 'string' ? `, quant_method "${method}"` : ''}); Amend runs F32, F16 and BF16 weights only — use an unquantized copy of the model`);
+    }
     this.spec = buildSpec(c, (n) => weights.has(n));
     for (const [name, shape] of expectedShapes(c, this.spec)) {
       const t = weights.get(name);
       if (!t) {
-        throw new AmendError(`weights: tensor "${name}" is missing, but model_type "${c.modelType}" needs it — is the checkpoint complete?`);
+        const tied = c.tiedEmbeddings || name !== this.spec.lmHead.w ? '' : ' (tie_word_embeddings is false, so the head is a tensor of its own)';
+        throw new AmendError(`weights: tensor "${name}" is missing, but model_type "${c.modelType}" needs it${tied} — is the checkpoint complete?`);
+      }
+      const stored = opts.dtypes?.get(name);
+      if (stored !== undefined && !FLOAT_DTYPES.has(stored)) {
+        // Integer weights are quantized values whose scales live elsewhere: read as numbers they are garbage.
+        throw new AmendError(`weights: "${name}" is stored as ${stored}, an integer type (a quantized checkpoint?); Amend runs F32, F16 and BF16 weights only — use an unquantized copy of the model`);
       }
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
         throw new AmendError(`weights: "${name}" has shape [${t.shape}] but config.json implies [${shape}] — config and weights do not match`);
@@ -117,7 +150,12 @@ export class CausalLM implements ModelWeights {
     }
     const hasTokenizer = fs.existsSync(path.join(dir, 'tokenizer.json'));
     const tokenizer = hasTokenizer && !opts.noTokenizer ? AmendTokenizer.fromDir(dir) : null;
-    return new CausalLM(raw, weights, { dtypes, dir, tokenizer });
+    const model = new CausalLM(raw, weights, { dtypes, dir, tokenizer });
+    // transformers' generate stops at generation_config.json's eos ids when the file names them
+    // (Llama 3 Instruct lists <|eot_id|> there, beside config.json's <|end_of_text|>).
+    const genEos = generationEosIds(dir);
+    if (genEos) model.config.eosIds = genEos;
+    return model;
   }
 
   weight(name: string): Tensor {

@@ -107,10 +107,18 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   }
   let x = opts.start ? T.reshape(opts.start.resid, [B, len, c.hidden]) : T.reshape(T.gatherRows(m.weight(s.wte), ids), [B, len, c.hidden]);
   if (opts.start && first > 0) x = hook(`blocks.${first - 1}.resid_post`, first - 1, x);
-  if (s.wpe && !opts.start) {
+  // Learned positions end at the table; a sliding window (maxPositions below the config's own
+  // length) ends where this attention, which has no window, would compute something else.
+  if ((s.wpe && !opts.start) || c.maxPositions < c.configPositions) {
     for (const p of pos) {
-      if (p >= c.maxPositions) throw new AmendError(`sequence longer than the model's ${c.maxPositions} positions`);
+      if (p >= c.maxPositions) {
+        throw new AmendError(c.maxPositions < c.configPositions
+          ? `sequence longer than the model's sliding window of ${c.maxPositions} positions (attention past the window is not supported)`
+          : `sequence longer than the model's ${c.maxPositions} positions`);
+      }
     }
+  }
+  if (s.wpe && !opts.start) {
     x = T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), pos), [B, len, c.hidden]), fast ? x.data : undefined);
   }
   // True while x is an array of this forward's own making that no hook has seen.

@@ -1,0 +1,167 @@
+// Checkpoints as Hugging Face variants write them: rope settings under rope_parameters
+// (transformers 5), bodies saved without their prefix, GPT-NeoX without attention biases,
+// quantized weights, several eos ids, sliding windows. Tiny random checkpoints in a temp dir.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AmendError } from '../src/errors.js';
+import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
+import { CausalLM, generate, writeRandomCheckpoint } from '../src/models/index.js';
+import { parseConfig } from '../src/models/config.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-variants-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const LLAMA = {
+  model_type: 'llama', num_hidden_layers: 2, hidden_size: 32, intermediate_size: 48, num_attention_heads: 4,
+  num_key_value_heads: 2, vocab_size: 90, max_position_embeddings: 64, bos_token_id: 1, eos_token_id: 2,
+};
+const NEOX = {
+  model_type: 'gpt_neox', num_hidden_layers: 2, hidden_size: 32, intermediate_size: 64, num_attention_heads: 4,
+  vocab_size: 90, max_position_embeddings: 64, rotary_pct: 0.5,
+};
+const GPTJ = { model_type: 'gptj', n_layer: 2, n_embd: 32, n_head: 4, rotary_dim: 4, vocab_size: 90, n_positions: 64 };
+
+let n = 0;
+function checkpoint(raw: Record<string, unknown>, seed = 5): string {
+  return writeRandomCheckpoint(path.join(tmp, `m${n++}`), raw, seed, 0.3);
+}
+const load = (dir: string) => CausalLM.loadDir(dir, { noTokenizer: true });
+
+/** A copy of `dir` whose config.json is `raw` (the weights are shared). */
+function withConfig(dir: string, raw: Record<string, unknown>): string {
+  const out = path.join(tmp, `m${n++}`);
+  fs.mkdirSync(out);
+  fs.copyFileSync(path.join(dir, 'model.safetensors'), path.join(out, 'model.safetensors'));
+  fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(raw));
+  return out;
+}
+
+/** Rewrites a checkpoint's tensors (names, dtypes) in place. */
+function rewrite(dir: string, f: (name: string) => { name: string; dtype?: 'F32' | 'I8' } | null): void {
+  const file = path.join(dir, 'model.safetensors');
+  const { tensors } = readSafetensors(file);
+  const out = [];
+  for (const t of tensors.values()) {
+    const to = f(t.name);
+    if (to) out.push({ name: to.name, shape: t.shape, dtype: to.dtype, data: to.dtype === 'I8' ? t.data.map((v) => Math.round(v * 10)) : t.data });
+  }
+  writeSafetensors(file, out, { format: 'pt' });
+}
+
+const IDS = Int32Array.from([5, 17, 42, 8, 33, 3, 11]);
+const logits = (m: CausalLM, ids = IDS) => m.forward(ids, 1, ids.length).logits!.data;
+
+function assertSame(a: Float32Array, b: Float32Array): void {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) assert.fail(`logit ${i}: ${a[i]} vs ${b[i]}`);
+}
+
+function throwsAmend(fn: () => unknown, pattern: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof AmendError && pattern.test(e.message) && !e.message.includes('\n'));
+}
+
+test('rope_parameters (transformers 5) sets the rotary base and fraction, and its rope types are checked', () => {
+  const legacy = checkpoint({ ...LLAMA, rope_theta: 1e6 });
+  const nested = withConfig(legacy, { ...LLAMA, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } });
+  const plain = withConfig(legacy, { ...LLAMA });
+  assertSame(logits(load(nested)), logits(load(legacy)));
+  assert.notDeepEqual(Array.from(logits(load(plain))), Array.from(logits(load(legacy))), 'the base changes the output');
+  assert.equal(parseConfig({ ...LLAMA, rope_parameters: { rope_theta: 500, partial_rotary_factor: 0.5 } }).rotaryDim, 4);
+  const { rotary_pct: _, ...neox5 } = NEOX;
+  assert.equal(parseConfig({ ...neox5, rope_parameters: { rope_theta: 500, partial_rotary_factor: 1 } }).ropeTheta, 500);
+  assert.equal(parseConfig({ ...neox5, rope_parameters: { rope_theta: 500, partial_rotary_factor: 1 } }).rotaryDim, 8);
+  // Scaled rotary embeddings are refused wherever the config names them, for every rotary family.
+  throwsAmend(() => parseConfig({ ...LLAMA, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }), /rope_parameters type "llama3" is not supported/);
+  throwsAmend(() => parseConfig({ ...LLAMA, model_type: 'qwen2', rope_scaling: { type: 'yarn', factor: 4 } }), /rope_scaling type "yarn" is not supported/);
+  throwsAmend(() => parseConfig({ ...NEOX, rope_scaling: { type: 'linear', factor: 2 } }), /rope_scaling type "linear" is not supported/);
+  throwsAmend(() => parseConfig({ ...LLAMA, rope_theta: 1e4, rope_parameters: { rope_theta: 1e6 } }), /disagree/);
+  throwsAmend(() => parseConfig({ ...LLAMA, rope_parameters: { full_attention: { rope_theta: 1e6 } } }), /per layer type/);
+  assert.equal(parseConfig({ ...LLAMA, rope_scaling: { rope_type: 'default' } }).ropeTheta, 10000);
+});
+
+test('a sliding window refuses longer sequences in forward itself, not only in generate', () => {
+  const dir = checkpoint({ ...LLAMA, model_type: 'mistral', sliding_window: 4 });
+  const m = load(dir);
+  assert.equal(logits(m, IDS.subarray(0, 4)).length, 4 * 90);
+  throwsAmend(() => logits(m), /sliding window of 4 positions/);
+  // Left padding does not count: four real tokens in a row of six fit the window.
+  const mask = Uint8Array.from([0, 0, 1, 1, 1, 1]);
+  assert.ok(m.forward(Int32Array.from([0, 0, 5, 6, 7, 8]), 1, 6, { attentionMask: mask }).logits);
+  // transformers 5 marks Qwen2's windowed layers in layer_types.
+  assert.equal(parseConfig({ ...LLAMA, model_type: 'qwen2', sliding_window: 4, layer_types: ['full_attention', 'sliding_attention'] }).maxPositions, 4);
+  // Without a window, rotary models keep their behaviour past max_position_embeddings.
+  const plain = load(checkpoint({ ...LLAMA, max_position_embeddings: 4 }));
+  assert.equal(logits(plain).length, IDS.length * 90);
+});
+
+test('checkpoints saved from the base model (no "model." / "gpt_neox." / "transformer." prefix) load', () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ ...LLAMA, tie_word_embeddings: true }, 'model.'],
+    [{ ...LLAMA, model_type: 'qwen2', tie_word_embeddings: true }, 'model.'],
+    [{ ...NEOX, tie_word_embeddings: true }, 'gpt_neox.'],
+    [{ ...GPTJ, tie_word_embeddings: true }, 'transformer.'],
+    [{ ...LLAMA }, 'model.'], // untied: lm_head.weight stays as it is
+  ];
+  for (const [raw, prefix] of cases) {
+    const dir = checkpoint(raw);
+    const want = logits(load(dir));
+    const bare = withConfig(dir, raw);
+    rewrite(bare, (name) => ({ name: name.startsWith(prefix) ? name.slice(prefix.length) : name }));
+    const m = load(bare);
+    assert.ok(!m.spec.wte.startsWith(prefix), `${String(raw.model_type)}: ${m.spec.wte}`);
+    assertSame(logits(m), want);
+  }
+});
+
+test('GPT-NeoX with attention_bias false has no query_key_value / dense biases', () => {
+  const withBias = checkpoint(NEOX, 9); // biases are zero in random checkpoints
+  const without = checkpoint({ ...NEOX, attention_bias: false }, 9);
+  const m = load(without);
+  assert.ok(!m.weights.has('gpt_neox.layers.0.attention.query_key_value.bias'));
+  assertSame(logits(m), logits(load(withBias)));
+});
+
+test('quantized checkpoints are refused, not read as numbers', () => {
+  const dir = checkpoint(LLAMA);
+  throwsAmend(() => load(withConfig(dir, { ...LLAMA, quantization_config: { quant_method: 'bitsandbytes', load_in_8bit: true } })),
+    /quantized .*bitsandbytes/);
+  const int8 = withConfig(dir, LLAMA);
+  rewrite(int8, (name) => ({ name, dtype: name.endsWith('q_proj.weight') ? 'I8' : 'F32' }));
+  throwsAmend(() => load(int8), /q_proj.weight" is stored as I8, an integer type/);
+});
+
+test('generation stops at any id of a list eos_token_id', () => {
+  const dir = checkpoint({ ...LLAMA, eos_token_id: null });
+  const prompt = [5, 17, 42];
+  const free = generate(load(dir), [prompt], { maxNewTokens: 12, eosId: null })[0]!;
+  const stop = free[3]!;
+  const other = Array.from({ length: 90 }, (_, i) => i).find((i) => !free.includes(i))!;
+  const m = load(withConfig(dir, { ...LLAMA, eos_token_id: [other, stop] }));
+  assert.deepEqual(m.config.eosIds, [other, stop]);
+  const want = free.slice(0, free.indexOf(stop) + 1);
+  assert.deepEqual(generate(m, [prompt], { maxNewTokens: 12 })[0], want);
+  assert.deepEqual(generate(m, [prompt], { maxNewTokens: 12, useCache: false })[0], want);
+  assert.deepEqual(generate(m, [prompt], { maxNewTokens: 12, eosId: null })[0], free);
+});
+
+test('a config without model_type says so', () => {
+  throwsAmend(() => parseConfig({ architectures: ['LlamaForCausalLM'], hidden_size: 32 }), /has no model_type \(architectures: LlamaForCausalLM\).*supported: gpt2/);
+});
+
+test('generation_config.json\'s eos ids are the ones generation stops at', () => {
+  const dir = checkpoint({ ...LLAMA, eos_token_id: null });
+  const prompt = [9, 4, 61];
+  const free = generate(load(dir), [prompt], { maxNewTokens: 12, eosId: null })[0]!;
+  const stop = free[2]!;
+  const other = Array.from({ length: 90 }, (_, i) => i).find((i) => !free.includes(i))!;
+  const withGen = withConfig(dir, { ...LLAMA, eos_token_id: other });
+  fs.writeFileSync(path.join(withGen, 'generation_config.json'), JSON.stringify({ eos_token_id: [other, stop] }));
+  const m = load(withGen);
+  assert.deepEqual(m.config.eosIds, [other, stop]);
+  assert.deepEqual(generate(m, [prompt], { maxNewTokens: 12 })[0], free.slice(0, free.indexOf(stop) + 1));
+  fs.writeFileSync(path.join(withGen, 'generation_config.json'), JSON.stringify({ do_sample: false }));
+  assert.deepEqual(load(withGen).config.eosIds, [other]);
+});
