@@ -192,3 +192,15 @@ test('add_bos_token in tokenizer_config.json is honoured for Llama tokenizers', 
     fs.rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('stories260K: a text made only of BOS tokens gets one more BOS, not two', (t) => {
+  const tok = load(t, STORIES);
+  if (!tok) return;
+  // Expected ids from HF tokenizers 0.23.2 (Tokenizer.from_file(...).encode(text).ids). The text's
+  // own "<s>" is not the BOS the post-processor adds.
+  assert.deepEqual(tok.encode('<s>'), [1, 1]);
+  assert.deepEqual(tok.encode('<s><s>'), [1, 1, 1]);
+  assert.deepEqual(tok.encode('<s> hi'), [1, 1, 410, 270, 417]);
+  assert.equal(tok.decode(tok.encode('<s>'), { skipSpecialTokens: false }), '<s><s>');
+});
+

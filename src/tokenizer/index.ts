@@ -103,6 +103,53 @@ function notIdList(ids: unknown): string | null {
   return ArrayBuffer.isView(ids) ? `${ids.constructor.name} (Array.from(ids) makes one)` : typeName(ids);
 }
 
+/** Whether `part` sits in `whole` at index `at`. */
+function occursAt(whole: readonly number[], part: readonly number[], at: number): boolean {
+  if (at < 0 || at + part.length > whole.length) return false;
+  for (let i = 0; i < part.length; i++) if (whole[at + i] !== part[i]) return false;
+  return true;
+}
+
+/**
+ * How many ids tokenizer.json's post-processor puts before a single text (Llama's BOS: 1), or null
+ * where its kind is not known here. Where the text itself is made of those tokens ("<s>"), the
+ * encoding alone cannot tell which of them the post-processor added.
+ */
+function postProcessorLead(pp: unknown): number | null {
+  if (pp === null || pp === undefined) return 0;
+  const p = pp as { type?: unknown; single?: unknown; special_tokens?: Record<string, { ids?: unknown }>; processors?: unknown };
+  switch (p.type) {
+    case 'ByteLevel': return 0;
+    case 'BertProcessing':
+    case 'RobertaProcessing': return 1; // [CLS] / <s> text [SEP] / </s>
+    case 'Sequence': {
+      if (!Array.isArray(p.processors)) return null;
+      let sum = 0;
+      for (const q of p.processors) {
+        const n = postProcessorLead(q);
+        if (n === null) return null;
+        sum += n;
+      }
+      return sum;
+    }
+    case 'TemplateProcessing': return templateLead(p.single, p.special_tokens ?? {});
+    default: return null;
+  }
+}
+
+/** The ids of a TemplateProcessing "single" template before its sequence "A". */
+function templateLead(single: unknown, specials: Record<string, { ids?: unknown }>): number | null {
+  if (!Array.isArray(single)) return null;
+  let n = 0;
+  for (const piece of single as Array<{ Sequence?: unknown; SpecialToken?: { id?: unknown } }>) {
+    if (piece?.Sequence !== undefined) return n;
+    const ids = typeof piece?.SpecialToken?.id === 'string' ? specials[piece.SpecialToken.id]?.ids : undefined;
+    if (!Array.isArray(ids)) return null;
+    n += ids.length;
+  }
+  return null;
+}
+
 export class AmendTokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
@@ -116,6 +163,8 @@ export class AmendTokenizer {
   /** tokenizer_config add_bos_token / add_eos_token, enforced for Llama-style tokenizers. */
   private readonly forceBos: boolean | null;
   private readonly forceEos: boolean | null;
+  /** Ids the post-processor puts before the text (null: unknown, found by search). */
+  private readonly leadCount: number | null;
 
   constructor(tokenizerJson: Record<string, unknown>, config: Record<string, unknown> = {}, specialTokensMap: Record<string, unknown> = {}, source = 'tokenizer') {
     let tok: Tokenizer;
@@ -126,6 +175,7 @@ export class AmendTokenizer {
     }
     this.tok = tok;
     this.config = config;
+    this.leadCount = postProcessorLead(tokenizerJson['post_processor']);
     const vocab = tok.get_vocab(true);
     let maxId = -1;
     for (const id of vocab.values()) if (id > maxId) maxId = id;
@@ -197,15 +247,17 @@ export class AmendTokenizer {
   /** Split an encoding with special tokens into what the post-processor added before / after the text. */
   private splitSpecial(text: string, withSpecial: number[]): { lead: number[]; raw: number[]; trail: number[] } {
     const raw = this.tok.encode(text, { add_special_tokens: false }).ids.slice();
+    const at = this.leadCount;
+    if (at !== null && occursAt(withSpecial, raw, at)) {
+      return { lead: withSpecial.slice(0, at), raw, trail: withSpecial.slice(at + raw.length) };
+    }
     if (raw.length === 0) {
       let k = 0;
       while (k < withSpecial.length && withSpecial[k] === this.bosId) k++;
       return { lead: withSpecial.slice(0, k), raw, trail: withSpecial.slice(k) };
     }
     for (let k = 0; k + raw.length <= withSpecial.length; k++) {
-      let ok = true;
-      for (let i = 0; i < raw.length && ok; i++) ok = withSpecial[k + i] === raw[i];
-      if (ok) return { lead: withSpecial.slice(0, k), raw, trail: withSpecial.slice(k + raw.length) };
+      if (occursAt(withSpecial, raw, k)) return { lead: withSpecial.slice(0, k), raw, trail: withSpecial.slice(k + raw.length) };
     }
     return { lead: [], raw: withSpecial, trail: [] }; // the post-processor rewrote the text: leave it
   }
