@@ -204,3 +204,19 @@ test('stories260K: a text made only of BOS tokens gets one more BOS, not two', (
   assert.equal(tok.decode(tok.encode('<s>'), { skipSpecialTokens: false }), '<s><s>');
 });
 
+test('stories260K: byte-fallback runs decode as HF tokenizers (a BOM kept, bad UTF-8 one U+FFFD per byte)', (t) => {
+  const tok = load(t, STORIES);
+  if (!tok) return;
+  // Expected ids and texts from HF tokenizers 0.23.2.
+  const bom = tok.encode('\ufeffBOM');
+  assert.deepEqual(bom, [1, 410, 242, 190, 194, 445, 441, 446]); // <s> ▁ <0xEF> <0xBB> <0xBF> B O M
+  assert.equal(tok.decode(bom), '\ufeffBOM');
+  assert.equal(tok.decode([1, 410, 444, 242, 190, 194, 242, 190, 194, 422]), 'x\ufeff\ufeffy');
+  // "I like 😀" less its last byte token: the three bytes of a cut emoji are three U+FFFD.
+  assert.equal(tok.decode([1, 359, 397, 354, 410, 243, 162, 155]), 'I like \ufffd\ufffd\ufffd');
+  // <0x4A> <0xA8> <0xA2>: "J" is in the same invalid run, so it is a U+FFFD too.
+  assert.equal(tok.decode([77, 171, 165]), '\ufffd\ufffd\ufffd');
+  assert.equal(tok.decode([270, 77, 171, 165, 270]), 'h\ufffd\ufffd\ufffd h');
+  assert.equal(tok.decode(tok.encode('a 東京')), 'a 東京');
+});
+

@@ -150,6 +150,41 @@ function templateLead(single: unknown, specials: Record<string, { ids?: unknown 
   return null;
 }
 
+/**
+ * A run of byte tokens (<0xE6><0x9D><0xB1>) decoded as HF tokenizers' ByteFallback does: a BOM is
+ * kept (TextDecoder drops a leading one by default) and a run that is not valid UTF-8 becomes one
+ * U+FFFD per byte (a lenient TextDecoder gives one per bad sequence, and folds good bytes of the
+ * run into it). A model cut off inside a character produces such runs.
+ */
+class ByteRunDecoder extends TextDecoder {
+  constructor() {
+    super('utf-8', { fatal: true, ignoreBOM: true });
+  }
+
+  override decode(input?: AllowSharedBufferSource, options?: TextDecodeOptions): string {
+    try {
+      return super.decode(input, options);
+    } catch {
+      return '\ufffd'.repeat(input?.byteLength ?? 0);
+    }
+  }
+}
+
+/** The parts of the library's decoder objects read here (its typings do not export the classes). */
+interface DecoderStep {
+  config?: { type?: unknown };
+  decoders?: unknown;
+  text_decoder?: unknown;
+}
+
+/** Give every ByteFallback step of a decoder (a Sequence's too) HF's rule for byte runs. */
+function useHfByteFallback(decoder: unknown): void {
+  if (decoder === null || (typeof decoder !== 'object' && typeof decoder !== 'function')) return;
+  const step = decoder as DecoderStep;
+  if (step.config?.type === 'ByteFallback' && step.text_decoder instanceof TextDecoder) step.text_decoder = new ByteRunDecoder();
+  if (Array.isArray(step.decoders)) for (const d of step.decoders) useHfByteFallback(d);
+}
+
 export class AmendTokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
@@ -173,6 +208,7 @@ export class AmendTokenizer {
     } catch (err) {
       throw new AmendError(`${source}: the tokenizer cannot be built (${(err as Error).message}); the file may be from a newer tokenizers version or corrupt`);
     }
+    useHfByteFallback(tok.decoder);
     this.tok = tok;
     this.config = config;
     this.leadCount = postProcessorLead(tokenizerJson['post_processor']);
