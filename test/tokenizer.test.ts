@@ -220,3 +220,13 @@ test('stories260K: byte-fallback runs decode as HF tokenizers (a BOM kept, bad U
   assert.equal(tok.decode(tok.encode('a 東京')), 'a 東京');
 });
 
+test('gpt2: the byte-level split takes Unicode White_Space as HF does (U+0085 is a space, U+FEFF is not)', (t) => {
+  const tok = load(t, GPT2);
+  if (!tok) return;
+  // Expected ids from HF tokenizers 0.23.2. JavaScript's \s has U+FEFF and lacks U+0085, HF's
+  // (Oniguruma's) is Unicode White_Space: the other way round.
+  assert.deepEqual(tok.encode('Paris \ufeff!'), [40313, 27332, 119, 123, 0]); // Paris| Ġï|»|¿|!
+  assert.deepEqual(tok.encode('Paris \x85is'), [40313, 220, 126, 227, 271]); // Paris| Ġ|Â|ħ|is
+  assert.deepEqual(tok.encode('Paris\x85 is'), [40313, 126, 227, 318]);
+  assert.deepEqual(tok.encode('a\ufeff b'), [64, 171, 119, 123, 275]);
+});

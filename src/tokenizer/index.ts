@@ -185,6 +185,28 @@ function useHfByteFallback(decoder: unknown): void {
   if (Array.isArray(step.decoders)) for (const d of step.decoders) useHfByteFallback(d);
 }
 
+/**
+ * GPT-2's split of byte-level BPE with HF's whitespace. The library writes it with JavaScript's \s,
+ * which counts U+FEFF as a space and not U+0085; HF's (Oniguruma's) \s is Unicode White_Space, the
+ * other way round, so a text with either split elsewhere and got other ids.
+ */
+const BYTE_LEVEL_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
+
+/** The parts of the library's pre-tokenizer objects read here. */
+interface PreTokenizerStep {
+  config?: { type?: unknown };
+  tokenizers?: unknown;
+  pattern?: unknown;
+}
+
+/** Give every ByteLevel step of a pre-tokenizer (a Sequence's too) HF's split. */
+function useHfByteLevelSplit(preTokenizer: unknown): void {
+  if (preTokenizer === null || (typeof preTokenizer !== 'object' && typeof preTokenizer !== 'function')) return;
+  const step = preTokenizer as PreTokenizerStep;
+  if (step.config?.type === 'ByteLevel' && step.pattern instanceof RegExp) step.pattern = new RegExp(BYTE_LEVEL_SPLIT);
+  if (Array.isArray(step.tokenizers)) for (const p of step.tokenizers) useHfByteLevelSplit(p);
+}
+
 export class AmendTokenizer {
   readonly vocabSize: number;
   readonly bosId: number | null;
@@ -209,6 +231,7 @@ export class AmendTokenizer {
       throw new AmendError(`${source}: the tokenizer cannot be built (${(err as Error).message}); the file may be from a newer tokenizers version or corrupt`);
     }
     useHfByteFallback(tok.decoder);
+    useHfByteLevelSplit(tok.pre_tokenizer);
     this.tok = tok;
     this.config = config;
     this.leadCount = postProcessorLead(tokenizerJson['post_processor']);
