@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { AmendError } from '../src/errors.js';
 import { AmendTokenizer, fillTemplate, locateSubject } from '../src/tokenizer/index.js';
+import { mulberry32 } from '../src/tensor/index.js';
 import { repoRoot } from './helpers.js';
 
 const MODELS = path.resolve(repoRoot(), '..', 'shared', 'models');
@@ -229,4 +231,81 @@ test('gpt2: the byte-level split takes Unicode White_Space as HF does (U+0085 is
   assert.deepEqual(tok.encode('Paris \x85is'), [40313, 220, 126, 227, 271]); // Paris| Ġ|Â|ħ|is
   assert.deepEqual(tok.encode('Paris\x85 is'), [40313, 126, 227, 318]);
   assert.deepEqual(tok.encode('a\ufeff b'), [64, 171, 119, 123, 275]);
+});
+
+/** HF tokenizers' answers for each tokenizer directory: ids with and without special tokens, their
+ * text, and the text of given id sequences; transformers' space clean-up where the config asks. */
+const HF_SCRIPT = `
+import json, os, sys
+from tokenizers import Tokenizer
+def clean(t):
+    for a, b in [(' .', '.'), (' ?', '?'), (' !', '!'), (' ,', ','), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]:
+        t = t.replace(a, b)
+    return t
+req = json.load(sys.stdin)
+out = {}
+for d, job in req.items():
+    tk = Tokenizer.from_file(os.path.join(d, 'tokenizer.json'))
+    cfg = json.load(open(os.path.join(d, 'tokenizer_config.json')))
+    fix = clean if cfg.get('clean_up_tokenization_spaces') else (lambda t: t)
+    enc = [tk.encode(t).ids for t in job['texts']]
+    out[d] = {
+        'enc': enc,
+        'raw': [tk.encode(t, add_special_tokens=False).ids for t in job['texts']],
+        'text': [fix(tk.decode(ids)) for ids in enc],
+        'dec': [fix(tk.decode(ids)) for ids in job['ids']],
+        'decKeep': [fix(tk.decode(ids, skip_special_tokens=False)) for ids in job['ids']],
+    }
+json.dump(out, sys.stdout)
+`;
+
+/** Texts of every kind the tokenizers treat specially, and seeded random mixes of them. */
+function fuzzTexts(count: number, seed: number): string[] {
+  const fixed = ['', ' ', '   ', '\n\n', '\t', ' Paris', 'Paris ', 'a  b   c ', "I'm", "YOU'RE", "he'll've", "'s", '1,000,000', '...!?', 'café', 'e\u0301', '東京', '😀', '👨\u200d👩\u200d👧', '👍🏽', '\x00\x1b', '\ufeffBOM', 'a \ufeffb', 'a \x85b', '\u00a0x', 'x'.repeat(300), '<|endoftext|>', 'a<|endoftext|>b', '<s>', 'x <s> </s> <unk>y'];
+  const parts = ['a', 'Z', 'th', ' ', '  ', '\n', '\t', '7', '42', "'s", "'T", "'ll", "'", '!', '.', ',', '-', '(', 'é', 'ß', '東', '😀', '\u200d', '\u0301', '\u3000', '\ufeff', '\x85', '\r', '▁', 'Ġ', '<s>', '</s>', '<|endoftext|>', ' Paris', 'Lily'];
+  const rand = mulberry32(seed);
+  const out = fixed.slice();
+  for (let i = 0; i < count; i++) {
+    let t = '';
+    for (let k = 1 + Math.floor(rand() * 10); k > 0; k--) t += parts[Math.floor(rand() * parts.length)]!;
+    out.push(t);
+  }
+  return out;
+}
+
+/** Seeded id sequences over the whole vocabulary, special ids included. */
+function fuzzIds(tok: AmendTokenizer, count: number, seed: number): number[][] {
+  const rand = mulberry32(seed);
+  const out: number[][] = [];
+  for (let i = 0; i < count; i++) out.push(Array.from({ length: 1 + Math.floor(rand() * 8) }, () => Math.floor(rand() * tok.vocabSize)));
+  return out;
+}
+
+test('optional: encode and decode agree with HF tokenizers (python3 with tokenizers)', (t) => {
+  const probe = spawnSync('python3', ['-c', 'import tokenizers'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    t.skip('python3 with the tokenizers package is not available');
+    return;
+  }
+  const dirs = [GPT2, STORIES, path.join(repoRoot(), 'world')].filter((d) => fs.existsSync(path.join(d, 'tokenizer.json')));
+  const toks = new Map(dirs.map((d) => [d, AmendTokenizer.fromDir(d)]));
+  const texts = fuzzTexts(150, 11);
+  const req = Object.fromEntries(dirs.map((d) => [d, { texts, ids: fuzzIds(toks.get(d)!, 100, 12) }]));
+  const r = spawnSync('python3', ['-c', HF_SCRIPT], { input: JSON.stringify(req), encoding: 'utf8', timeout: 20_000, maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, r.stderr);
+  const hf = JSON.parse(r.stdout) as Record<string, { enc: number[][]; raw: number[][]; text: string[]; dec: string[]; decKeep: string[] }>;
+  for (const d of dirs) {
+    const tok = toks.get(d)!;
+    const want = hf[d]!;
+    const name = path.basename(d);
+    texts.forEach((text, i) => {
+      assert.deepEqual(tok.encode(text), want.enc[i], `${name}: encode(${JSON.stringify(text)})`);
+      assert.deepEqual(tok.encode(text, { addSpecialTokens: false }), want.raw[i], `${name}: encode(${JSON.stringify(text)}) without special tokens`);
+      assert.equal(tok.decode(want.enc[i]!), want.text[i], `${name}: decode(encode(${JSON.stringify(text)}))`);
+    });
+    req[d]!.ids.forEach((ids, i) => {
+      assert.equal(tok.decode(ids), want.dec[i], `${name}: decode([${ids}])`);
+      assert.equal(tok.decode(ids, { skipSpecialTokens: false }), want.decKeep[i], `${name}: decode([${ids}]) keeping special tokens`);
+    });
+  }
 });
