@@ -44,18 +44,89 @@ export interface Parsed {
 
 export function parse(spec: CommandSpec, argv: string[]): Parsed {
   const options: ParseArgsConfig['options'] = {};
-  for (const [name, o] of Object.entries({ ...spec.options, ...COMMON_OPTIONS })) {
+  const all = { ...spec.options, ...COMMON_OPTIONS };
+  for (const [name, o] of Object.entries(all)) {
     options[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   }
-  try {
-    const { values, positionals } = parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals: true, strict: true });
-    return { values: values as Parsed['values'], positionals };
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    const unknown = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(err.message) : null;
-    const what = unknown ? `unknown option ${unknown[1]}` : err.message.split('\n')[0];
-    throw new AmendError(`${what} (see amend ${spec.name} --help)`);
+  const see = `see amend ${spec.name} --help`;
+  const parsed = (() => {
+    try {
+      return parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals: true, strict: true, tokens: true });
+    } catch (e) {
+      throw new AmendError(`${parseErrorLine(e as Error & { code?: string }, all)} (${see})`);
+    }
+  })();
+  // parseArgs keeps the last of a repeated option silently: "--n 5 --n 50" is more likely a slip
+  // (an edited command line, a flag pasted twice) than a wish, so only "multiple" options repeat.
+  const seen = new Map<string, string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option' || all[t.name]?.multiple) continue;
+    const shown = t.value === undefined ? t.rawName : `${t.rawName} ${JSON.stringify(t.value)}`;
+    const first = seen.get(t.name);
+    if (first !== undefined) throw new AmendError(`--${t.name} is given twice (${first}, then ${shown}); give it once (${see})`);
+    seen.set(t.name, shown);
   }
+  return { values: parsed.values as Parsed['values'], positionals: parsed.positionals };
+}
+
+/** parseArgs's errors, as one line in the terms of the help text, with the nearest option for a typo. */
+function parseErrorLine(err: Error & { code?: string }, all: Record<string, OptionSpec>): string {
+  const quoted = /'(-[^' ]*)/.exec(err.message)?.[1];
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && quoted) {
+    const typed = quoted.replace(/^-+/, '').replace(/=.*$/, '');
+    const near = quoted.startsWith('--') || typed.length > 1 ? closest(typed, Object.keys(all)) : undefined;
+    // "-hi" as a prompt reads as the options -h -i: say how to pass text that starts with "-".
+    const hint = near ? ` (did you mean --${near}?)` : !quoted.startsWith('--') ? ' (an argument that starts with "-" goes after "--")' : '';
+    return `unknown option ${quoted}${hint}`;
+  }
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    // "Option '-n, --max-new-tokens <value>' argument missing", "Option '--greedy' does not take an
+    // argument", "Option '--prompt' argument is ambiguous. ... use '--prompt=-XYZ'".
+    const name = /--([\w-]+)/.exec(err.message)?.[1];
+    if (name && /argument missing/.test(err.message)) return `--${name} needs a value`;
+    if (name && /does not take an argument/.test(err.message)) return `--${name} is a switch and takes no value`;
+    if (name && /ambiguous/.test(err.message)) return `--${name} needs a value; one that starts with "-" is written --${name}=-VALUE`;
+  }
+  return err.message.split('\n')[0]!;
+}
+
+/** Edit distance (insertions, deletions, substitutions, swaps of neighbours), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The candidate a mistyped word most likely meant: the nearest by edit distance, if near enough
+ * (at most 1 edit for short words, 2 from 5 letters, 3 from 9), else the only one it is a prefix of,
+ * else the longest that is a prefix of it, else none.
+ */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const w = word.toLowerCase();
+  if (w === '') return undefined;
+  const limit = w.length < 5 ? 1 : w.length < 9 ? 2 : 3;
+  let best: string | undefined, bestD = Infinity;
+  for (const c of candidates) {
+    const dist = distance(w, c.toLowerCase());
+    if (dist < bestD) { best = c; bestD = dist; }
+  }
+  if (best !== undefined && bestD <= limit) return best;
+  // "--lay" for --layers; "--export-dir" for --export (the longest candidate the word starts with).
+  const prefixed = candidates.filter((c) => c.toLowerCase().startsWith(w));
+  if (w.length >= 2 && prefixed.length === 1) return prefixed[0];
+  return candidates.filter((c) => c.length >= 3 && w.startsWith(c.toLowerCase())).sort((a, b) => b.length - a.length)[0];
+}
+
+/** " (did you mean X?)" for an unknown command or subcommand, or "". */
+export function didYouMean(word: string, candidates: readonly string[]): string {
+  const near = closest(word, candidates);
+  return near ? ` (did you mean ${near}?)` : '';
 }
 
 /**
@@ -86,11 +157,12 @@ export function listOption(args: Parsed, name: string): string[] {
   return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
 }
 
-/** An integer option, with a clear error for anything else (Number("") is 0: a blank is refused). */
+/** An integer option (decimal digits), with a clear error for anything else (Number("") is 0: a blank is refused). */
 export function intOption(v: string | boolean | string[] | undefined, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+  // Digits only: Number() also reads "1e3", "0x10", " 5" and "+5", none of which is a count a user types.
+  if (typeof v !== 'string' || !/^-?\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new AmendError(`--${name} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`}, got "${String(v)}"`);
   }
   return n;
@@ -104,7 +176,8 @@ export function seedOption(v: string | boolean | string[] | undefined, fallback:
 export function numberOption(v: string | boolean | string[] | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) {
+  // A decimal number (0.8, .5, 1e-3); Number() would also take "0x1", "Infinity" and blanks.
+  if (typeof v !== 'string' || !/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(v) || !Number.isFinite(n)) {
     throw new AmendError(`--${name} must be a number, got "${String(v)}"`);
   }
   return n;

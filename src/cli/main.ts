@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // amend: the command line. Each command lives in commands/<name>.ts with its spec (options,
 // help, examples) and a run function. User errors (AmendError) print one line and exit 1;
-// anything else is a bug and keeps its stack trace.
+// anything else is a bug and keeps its stack trace (exit 70). With --json a failure also prints
+// one JSON document on stdout, {"error": {...}}.
 import { AmendError } from '../errors.js';
 import { amendVersion } from '../version.js';
 import { kernels } from '../backend/index.js';
-import { helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
+import { didYouMean, helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
 import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
 import * as edit from './commands/edit.js';
@@ -38,7 +39,10 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   if (name === '--help' || name === '-h' || name === 'help') {
-    console.log(usage());
+    // "amend help edit" is "amend edit --help".
+    const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    if (name === 'help' && rest[0] !== undefined && !topic) throw new AmendError(`no command "${rest[0]}"${didYouMean(rest[0], Object.keys(COMMANDS))} (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    console.log(topic ? helpText(topic.spec) : usage());
     return 0;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
@@ -46,7 +50,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = COMMANDS[name];
-  if (!command) throw new AmendError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')}; see amend --help)`);
+  if (!command) {
+    const near = didYouMean(name.replace(/^-+/, ''), [...Object.keys(COMMANDS), 'help', 'version']);
+    throw new AmendError(`unknown command "${name}"${near} (commands: ${Object.keys(COMMANDS).join(', ')}; see amend --help)`);
+  }
   const args = parse(command.spec, rest);
   if (args.values.help) {
     console.log(helpText(command.spec));
@@ -57,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
   if (threads !== undefined) {
     // The native pool takes at most 1024 threads.
     if (!fromFlag && !(/^\s*[1-9]\d*\s*$/.test(threads as string) && Number(threads) <= 1024)) throw new AmendError(`AMEND_THREADS must be an integer from 1 to 1024, got "${threads}"`);
-    kernels().setThreads(intOption(threads, 'threads', 0, 1, 1024));
+    kernels().setThreads(intOption(fromFlag ? threads : (threads as string).trim(), 'threads', 0, 1, 1024));
   }
   await command.run(args);
   return 0;
@@ -90,15 +97,26 @@ function forTheCommandLine(message: string): string {
   return message.replace(/(--[a-z][\w-]*) \(\w+: [^()]*\)/g, '$1');
 }
 
-main(process.argv.slice(2)).then(
+/**
+ * Whether the command line asked for machine output: then a failure is a JSON document on stdout
+ * too, {"error": {"message", "exitCode"}} (plus "internal": true for a bug), besides the line on
+ * stderr. Read from the raw arguments, so an error in parsing them is covered; "--" ends options.
+ */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
   (code) => { process.exitCode = code; },
   (err: unknown) => {
-    if (err instanceof AmendError) {
-      process.stderr.write(`amend: ${forTheCommandLine(err.message)}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`amend: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exitCode = 70;
-    }
+    const internal = !(err instanceof AmendError);
+    const message = internal ? String((err as Error)?.message ?? err) : forTheCommandLine(err.message);
+    const exitCode = internal ? 70 : 1;
+    if (internal) process.stderr.write(`amend: internal error (please report): ${(err as Error)?.stack ?? String(err)}\n`);
+    else process.stderr.write(`amend: ${message}\n`);
+    if (wantsJson(argv)) process.stdout.write(`${JSON.stringify({ error: { message, exitCode, ...(internal ? { internal: true } : {}) } })}\n`);
+    process.exitCode = exitCode;
   },
 );

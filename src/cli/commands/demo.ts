@@ -429,6 +429,8 @@ export async function run(args: Parsed): Promise<void> {
   say(`\n${memit ? 5 : 4}. Reverted: ${allOk ? 'the edited tensors are bit-identical to the original (sha256)' : 'WEIGHTS DIFFER FROM THE ORIGINAL'}; nothing was written to disk but the layer statistics cache`);
   say(`   time: ${Object.entries(phases).map(([k, s]) => `${k} ${secs(s)}`).join(' · ')} · total ${secs(total)}`);
 
+  // before the JSON: with --json a failure is its own JSON document, and stdout holds one
+  if (!allOk) throw new AmendError('revert did not restore the original weights bit for bit (please report)');
   if (json) {
     const showCase = (c: EditCase) => ({ id: c.id ?? null, prompt: fillTemplate(c.prompt, c.subject), subject: c.subject, targetTrue: c.targetTrue, targetNew: c.targetNew });
     console.log(JSON.stringify({
@@ -457,5 +459,4 @@ export async function run(args: Parsed): Promise<void> {
       seconds: { ...phases, total: Math.round(total * 1000) / 1000 },
     }));
   }
-  if (!allOk) throw new AmendError('revert did not restore the original weights bit for bit (please report)');
 }

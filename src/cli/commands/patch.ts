@@ -12,7 +12,7 @@ import { EditPatch, type PatchDescription } from '../../patch/patch.js';
 import { editSession } from '../../patch/session.js';
 import { checkExportDir, exportProvenance } from '../../patch/export.js';
 import { shortFingerprint } from '../../models/fingerprint.js';
-import { listOption, type CommandSpec, type Parsed } from '../args.js';
+import { didYouMean, listOption, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { fmtBytes } from '../progress.js';
 import { applyPatches, EXPORT_OPTIONS, exportAndReport, exportCommand, loadPatches, requiredString } from './export.js';
@@ -79,7 +79,7 @@ export async function run(args: Parsed): Promise<void> {
     case undefined:
       throw new AmendError('say what to do: amend patch show | apply | revert (see amend patch --help)');
     default:
-      throw new AmendError(`unknown subcommand "${sub}" (amend patch show | apply | revert)`);
+      throw new AmendError(`unknown subcommand "${sub}"${didYouMean(sub, ['show', 'apply', 'revert'])} (amend patch show | apply | revert)`);
   }
 }
 

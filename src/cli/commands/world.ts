@@ -8,7 +8,7 @@ import { BUILD_FILE, buildWorldModel, defaultWorldDir, sha256File, type BuildInf
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
 import { WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
 import type { WorldSizes } from '../../world/types.js';
-import { intOption, type CommandSpec, type Parsed } from '../args.js';
+import { didYouMean, intOption, type CommandSpec, type Parsed } from '../args.js';
 import { Progress } from '../progress.js';
 
 export const spec: CommandSpec = {
@@ -40,7 +40,7 @@ export async function run(args: Parsed): Promise<void> {
   if (sub === 'info') return info(args);
   throw new AmendError(sub === undefined
     ? 'say what to do: amend world build, or amend world info (see amend world --help)'
-    : `unknown subcommand "${sub}" (amend world build | info)`);
+    : `unknown subcommand "${sub}"${didYouMean(sub, ['build', 'info'])} (amend world build | info)`);
 }
 
 async function build(args: Parsed): Promise<void> {

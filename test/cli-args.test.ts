@@ -1,0 +1,106 @@
+// The command line's own contract, whatever the command: strict numbers, a flag given once, the
+// nearest option or command named for a typo, help on stdout, and with --json a failure that is
+// a JSON document too. Most cases fail before a model is loaded, so these runs take well under a
+// second each.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { closest, intOption, numberOption } from '../src/cli/args.js';
+import { assertOneLineError, repoRoot, runCli } from './helpers.js';
+
+const amend = (...args: string[]) => runCli(args);
+
+test('integer options take decimal digits only', async (t) => {
+  for (const junk of ['1e3', '0x10', ' 5', '+5', '1x', '1.5', '', '-3']) {
+    await t.test(JSON.stringify(junk), () => {
+      assertOneLineError(amend('generate', '--model', 'world', 'Q: Where was', '-n', junk), new RegExp(`--max-new-tokens must be an integer ≥ 0, got "${junk.replace('+', '\\+')}"`));
+    });
+  }
+  assertOneLineError(amend('logits', '--model', 'world', '--ids', '5', '--top', '1e3'), /--top must be an integer ≥ 1, got "1e3"/);
+  assertOneLineError(amend('eval', '--model', 'world', '--data', 'world', '--n', '1e3'), /--n must be an integer ≥ 1, got "1e3"/);
+  assert.equal(intOption('007', 'n', 0), 7);
+  assert.equal(intOption(undefined, 'n', 4), 4);
+  assert.throws(() => intOption('99999999999999999999', 'n', 0), /--n must be an integer/);
+});
+
+test('number options take decimal numbers, not hexadecimal, blanks or Infinity', () => {
+  for (const ok of ['0.8', '.5', '1e-3', '2', '-1.5']) assert.equal(numberOption(ok, 'x'), Number(ok));
+  for (const junk of ['0x1', ' 1', 'Infinity', '', '1,5', 'abc']) assert.throws(() => numberOption(junk, 'top-p'), /--top-p must be a number/, junk);
+  assertOneLineError(amend('generate', '--model', 'world', 'x', '--top-p', '0x1'), /--top-p must be a number, got "0x1"/);
+});
+
+test('a flag given twice is refused; repeatable ones repeat', () => {
+  assertOneLineError(amend('generate', '--model', 'world', 'x', '-n', '3', '--max-new-tokens', '4'), /^amend: --max-new-tokens is given twice \(-n "3", then --max-new-tokens "4"\); give it once/);
+  assertOneLineError(amend('doctor', '--json', '--json'), /--json is given twice/);
+  assertOneLineError(amend('doctor', '--threads', '1', '--threads', '2'), /--threads is given twice/);
+  // --set is repeatable: the run gets past parsing to the check of the second key.
+  assertOneLineError(amend('edit', '--model', 'world', '--prompt', '{} is', '--subject', 's', '--target', 't', '--set', 'v_lr=0.1', '--set', 'nope=1'), /unknown ROME hparam "nope"/);
+});
+
+test('typos name the nearest option, command or subcommand', () => {
+  assertOneLineError(amend('demo', '--jsn'), /unknown option --jsn \(did you mean --json\?\)/);
+  assertOneLineError(amend('edit', '--target_true', 'x'), /unknown option --target_true \(did you mean --target-true\?\)/);
+  assertOneLineError(amend('edit', '--export-dir', 'x'), /did you mean --export\?/);
+  assertOneLineError(amend('genrate'), /unknown command "genrate" \(did you mean generate\?\)/);
+  assertOneLineError(amend('patch', 'shw'), /unknown subcommand "shw" \(did you mean show\?\)/);
+  assertOneLineError(amend('world', 'bild'), /unknown subcommand "bild" \(did you mean build\?\)/);
+  assertOneLineError(amend('help', 'edt'), /no command "edt" \(did you mean edit\?\)/);
+  // text that starts with "-" reads as options: say where it goes
+  assertOneLineError(amend('generate', '--model', 'world', '-x'), /unknown option -x \(an argument that starts with "-" goes after "--"\)/);
+  assert.equal(closest('bogus', ['model', 'json']), undefined);
+  assert.equal(closest('lay', ['layers', 'layer']), undefined, 'ambiguous prefix');
+  assert.equal(closest('temprature', ['temperature', 'top-p']), 'temperature');
+});
+
+test('missing values and values given to a switch: one line in the help text\'s terms', () => {
+  assertOneLineError(amend('logits', '--model', 'world', '--ids'), /^amend: --ids needs a value \(see amend logits --help\)$/);
+  assertOneLineError(amend('generate', '--model', 'world', 'x', '--greedy=yes'), /^amend: --greedy is a switch and takes no value/);
+  assertOneLineError(amend('edit', '--prompt', '-x'), /--prompt needs a value; one that starts with "-" is written --prompt=-VALUE/);
+});
+
+test('every command and subcommand: --help on stdout, exit 0, with examples; amend help CMD too', () => {
+  const all = [['demo'], ['doctor'], ['edit'], ['eval'], ['export'], ['generate'], ['logits'], ['patch'], ['patch', 'show'],
+    ['patch', 'apply'], ['patch', 'revert'], ['stats'], ['world'], ['world', 'build'], ['world', 'info']];
+  for (const cmd of all) {
+    const r = amend(...cmd, '--help');
+    assert.equal(r.code, 0, cmd.join(' '));
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, new RegExp(`^amend ${cmd[0]} — `));
+    assert.match(r.stdout, /examples:\n {2}amend /);
+  }
+  const h = amend('help', 'edit');
+  assert.equal(h.code, 0);
+  assert.equal(h.stdout, amend('edit', '--help').stdout);
+});
+
+test('--json: a failure is one JSON document on stdout as well as one line on stderr', () => {
+  for (const args of [['generate', 'x', '--json'], ['generate', '--bogus', '--json'], ['patch', 'show', '/no/such/patch.safetensors', '--json'], ['frobnicate', '--json']]) {
+    const r = amend(...args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    const doc = JSON.parse(r.stdout) as { error: { message: string; exitCode: number } };
+    assert.equal(doc.error.exitCode, 1);
+    assert.equal(`amend: ${doc.error.message}`, r.stderr.trim());
+  }
+  // without --json (or with it after "--", where it is text) stdout stays empty
+  assert.equal(amend('generate', 'x').stdout, '');
+  const text = amend('generate', '--model', 'world', '-n', '1', '--greedy', '--', '--json');
+  assert.equal(text.code, 0, text.stderr);
+  assert.throws(() => JSON.parse(text.stdout));
+});
+
+test('AMEND_THREADS may carry blanks around its number', () => {
+  const run = (threads: string) => spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'doctor', '--json'],
+    { encoding: 'utf8', env: { ...process.env, AMEND_THREADS: threads } });
+  const ok = run(' 1 ');
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(JSON.parse(ok.stdout).threads, 1);
+  assert.match(run('1e0').stderr, /^amend: AMEND_THREADS must be an integer from 1 to 1024, got "1e0"\n$/);
+});
+
+test('no progress bar when stderr is not a terminal', () => {
+  const r = amend('stats', '--model', 'world', '--layers', '0', '--samples', '20', '--no-cache');
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /\r/);
+});
