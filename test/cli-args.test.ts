@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { closest, intOption, numberOption } from '../src/cli/args.js';
+import { Progress } from '../src/cli/progress.js';
 import { assertOneLineError, repoRoot, runCli } from './helpers.js';
 
 const amend = (...args: string[]) => runCli(args);
@@ -97,6 +98,23 @@ test('AMEND_THREADS may carry blanks around its number', () => {
   assert.equal(ok.status, 0, ok.stderr);
   assert.equal(JSON.parse(ok.stdout).threads, 1);
   assert.match(run('1e0').stderr, /^amend: AMEND_THREADS must be an integer from 1 to 1024, got "1e0"\n$/);
+});
+
+test('a progress bar blanks the rest of a longer line it redraws', (t) => {
+  let now = 0;
+  t.mock.method(Date, 'now', () => now);
+  const writes: string[] = [];
+  t.mock.method(process.stderr, 'write', (s: string) => { writes.push(s); return true; });
+  const bar = new Progress('p', 100, true);
+  now = 10000; bar.update(10); // "10/100 10.0s eta 90.0s"
+  now = 10100; bar.update(90); // "90/100 10.1s eta 1.1s": one character shorter
+  bar.done();
+  t.mock.restoreAll();
+  assert.equal(writes.length, 3);
+  assert.ok(writes[0]!.startsWith('\r') && writes[1]!.startsWith('\r'));
+  assert.equal(writes[1]!.length, writes[0]!.length, 'padded to the longer line');
+  assert.match(writes[1]!, /eta 1\.1s +$/);
+  assert.equal(writes[2], '\n');
 });
 
 test('no progress bar when stderr is not a terminal', () => {

@@ -4,6 +4,7 @@ export class Progress {
   private readonly start = Date.now();
   private lastDraw = 0;
   private drawn = false;
+  private lastLength = 0;
 
   constructor(private readonly label: string, private readonly total: number,
     private readonly enabled = process.stderr.isTTY === true, private readonly unit = '') {}
@@ -19,7 +20,10 @@ export class Progress {
     const elapsed = (now - this.start) / 1000;
     const eta = frac > 0 ? elapsed / frac - elapsed : 0;
     const amount = this.unit === 'B' ? `${fmtBytes(done)}/${fmtBytes(this.total)}` : `${done}/${this.total}`;
-    process.stderr.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${amount} ${elapsed.toFixed(1)}s eta ${eta.toFixed(1)}s `);
+    const line = `${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${amount} ${elapsed.toFixed(1)}s eta ${eta.toFixed(1)}s`;
+    // A shorter line (the eta falling from 100.0s to 9.9s) blanks what is left of the longer one.
+    process.stderr.write(`\r${line.padEnd(this.lastLength)}`);
+    this.lastLength = line.length;
   }
 
   done(): void {
