@@ -67,6 +67,19 @@ test('amend eval: the world\'s corpus-heldout.txt named with --heldout is scored
   assert.deepEqual(run('--heldout', path.join(repoRoot(), 'world', 'corpus-heldout.txt')), run());
 });
 
+test('amend eval --model world without --data evaluates the world\'s own benchmark', () => {
+  const run = (...extra: string[]) => {
+    const r = amend('eval', '--model', 'world', '--method', 'rome', '--n', '1', '--set', 'v_num_grad_steps=2', '--json', ...extra);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    return { data: j.config.data, rows: j.rows.filter((x: { protocol: string }) => x.protocol !== 'cost') };
+  };
+  const implicit = run();
+  assert.deepEqual(implicit.data, { file: 'world', format: 'amend-world' });
+  assert.deepEqual(implicit.rows, run('--data', 'world').rows);
+  assertOneLineError(amend('eval', '--model', `${repoRoot()}/world`, '--method', 'rome'), /--data is required/);
+});
+
 test('amend eval: the report says how many edits of a batch share their subject with another', () => {
   const out = path.join(tmp, 'shared');
   const r = amend('eval', '--model', 'world', '--method', 'memit', '--data', 'world', '--n', '60', '--mode', 'batch:60', '--set', 'v_num_grad_steps=2', '--out', out);

@@ -7,6 +7,7 @@ import { loadCases } from '../../data/index.js';
 import { parseSets, resolveHparams } from '../../editors/index.js';
 import { qaPromptText } from '../../eval/metrics-case.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
+import { BUILTIN_WORLD } from '../../models/model.js';
 import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
 import type { EvalMode, EvalProgress, SequentialProtocol } from '../../eval/run-types.js';
@@ -22,7 +23,7 @@ export const spec: CommandSpec = {
   options: {
     model: { type: 'string', short: 'm', help: 'M  model directory or Hugging Face id (local cache); "world" for the demo model' },
     method: { type: 'string', help: 'rome|memit  the editing method (default rome)' },
-    data: { type: 'string', help: 'FILE  benchmark file (CounterFact, zsRE, KnowEdit, MQuAKE, WISE, ...; detected from the content), or "world" for the demo world\'s' },
+    data: { type: 'string', help: 'FILE  benchmark file (CounterFact, zsRE, KnowEdit, MQuAKE, WISE, ...; detected from the content), or "world" for the demo world\'s (the default with --model world)' },
     n: { type: 'string', help: 'N  evaluate the first N cases (default: all; sequential:T takes the first T)' },
     mode: { type: 'string', help: 'single | batch:K[,K2...] | sequential:T | sequential:T/K (T edits stacked, K per edit call; default single)' },
     protocol: { type: 'string', help: 'immediate|final  sequential only: score each edit right after it (default) or apply all T, then score all' },
@@ -95,8 +96,9 @@ export async function run(args: Parsed): Promise<void> {
   const mode = parseMode(str(v.mode) ?? 'single');
   const sequential = typeof mode === 'object' && 'sequential' in mode;
   const protocol = protocolOf(v.protocol, mode);
-  const data = str(v.data);
-  if (!data) throw new AmendError('--data is required: a benchmark file (see amend eval --help)');
+  // The demo world model has its own benchmark, so `--model world` needs no --data.
+  const data = str(v.data) ?? (str(v.model) === BUILTIN_WORLD ? BUILTIN_WORLD : undefined);
+  if (!data) throw new AmendError('--data is required: a benchmark file, or "world" for the demo world\'s (see amend eval --help)');
   let n = v.n === undefined ? undefined : intOption(v.n, 'n', 0, 1);
   if (n === undefined && sequential) n = mode.sequential;
   const every = intOption(v['checkpoint-every'], 'checkpoint-every', 10, 1);
