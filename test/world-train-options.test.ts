@@ -140,6 +140,19 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assert.equal(built.code, 0, built.stderr);
     const info = runCli(['world', 'info', '--model', spaced]);
     assert.match(info.stdout, /rebuild {4}amend world build --out '[^']*w x' --small --config '\{"epochs":1\}'/);
+    // A folder with BUILD.json whose weights changed since (an export of an edited world copies
+    // BUILD.json) is not an earlier build: refused, and left as it was.
+    const edited = path.join(tmp, 'edited');
+    fs.cpSync(spaced, edited, { recursive: true });
+    const weights = path.join(edited, 'model.safetensors');
+    const bytes = fs.readFileSync(weights);
+    bytes[bytes.length - 1] ^= 1;
+    fs.writeFileSync(weights, bytes);
+    assertOneLineError(runCli(['world', 'build', '--small', '--out', edited]), /has a BUILD\.json but model\.safetensors is not the file the build wrote/);
+    assert.deepEqual(fs.readFileSync(weights), bytes);
+    // An untouched earlier build is replaced without --force.
+    const again = runCli(['world', 'build', '--small', '--out', spaced, '--config', '{"epochs": 1}', '--json']);
+    assert.equal(again.code, 0, again.stderr);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

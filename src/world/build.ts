@@ -242,14 +242,40 @@ function checkBuildOut(outDir: string, force: boolean): void {
   checkCanBeFolder(outDir);
   if (fs.existsSync(outDir)) {
     const files = fs.readdirSync(outDir);
-    if (files.length > 0 && !files.includes(BUILD_FILE) && !force) {
-      throw new AmendError(`${outDir} holds other files (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}) and a build replaces the whole folder; choose a new or empty folder, or pass --force (force: true)`);
+    if (files.length > 0 && !force) {
+      if (!files.includes(BUILD_FILE)) {
+        throw new AmendError(`${outDir} holds other files (${files.slice(0, 3).join(', ')}${files.length > 3 ? ', ...' : ''}) and a build replaces the whole folder; choose a new or empty folder, or pass --force (force: true)`);
+      }
+      const changed = changedSinceBuild(outDir);
+      if (changed) {
+        throw new AmendError(`${outDir} has a ${BUILD_FILE} but ${changed}, so it is not just an earlier build (an edited or exported model?) and a build replaces the whole folder; choose a new or empty folder, or pass --force (force: true)`);
+      }
     }
   }
   checkCanWriteAt(outDir);
   const parent = path.dirname(outDir);
   // OUT.tmp-PID-x, its nested small build's OUT.tmp-PID-x-small, and that one's own temp folder.
   removeDeadTemps(parent, new RegExp(`^${escapeRegExp(path.basename(outDir))}\\.tmp-(\\d+)-[a-z0-9]+(-small(\\.tmp-\\d+-[a-z0-9]+)?)?$`));
+}
+
+/**
+ * What in a folder with a BUILD.json is no longer as that build wrote it, or null. An export of an
+ * edited world model copies BUILD.json with the rest of the folder, so its presence alone does not
+ * make the folder a build that may be replaced.
+ */
+function changedSinceBuild(dir: string): string | null {
+  let recorded: unknown;
+  try {
+    recorded = (JSON.parse(fs.readFileSync(path.join(dir, BUILD_FILE), 'utf8')) as { sha256?: unknown }).sha256;
+  } catch {
+    return `${BUILD_FILE} cannot be read as a build record`;
+  }
+  if (recorded === null || typeof recorded !== 'object') return `${BUILD_FILE} records no file hashes`;
+  for (const [file, sha] of Object.entries(recorded as Record<string, unknown>)) {
+    const at = path.join(dir, file);
+    if (fs.existsSync(at) && sha256File(at) !== sha) return `${file} is not the file the build wrote`;
+  }
+  return null;
 }
 
 /** Accuracy of every phrasing over its relation's facts, held-out ones marked. */
