@@ -7,6 +7,7 @@ import { jsKernels } from '../src/backend/js.js';
 import { BinaryOp, UnaryOp, type Kernels } from '../src/backend/kernels.js';
 import { loadNative, nativeAddon } from '../src/backend/native.js';
 import { mulberry32 } from '../src/tensor/random.js';
+import { ropeFrequencies, type RopeFrequencies } from '../src/models/rope.js';
 
 const loaded = loadNative();
 const skip: string | false = 'error' in loaded ? `native addon unavailable: ${loaded.error}` : false;
@@ -466,31 +467,40 @@ test('layerNorm and rmsNorm (+ backward) of rows too large to square in float32,
 
 // ---- rope and attention ----------------------------------------------------------------------
 
-test('rope: rotate_half and interleaved, inverse, partial rotDim, in place', { skip }, () => {
+test('rope: rotate_half and interleaved, inverse, partial rotDim, scaled frequencies and cos/sin, in place', { skip }, () => {
   const [B, T, H, D] = [2, 9, 3, 64];
   const x = randn(B * T * H * D, 1100);
   // scattered positions, and the usual 0..T-1 in every sequence (native tabulates those)
   const scattered = Int32Array.from({ length: B * T }, (_, i) => (i * 37) % 2048);
   const repeated = Int32Array.from({ length: B * T }, (_, i) => 3 + (i % T));
+  const llama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64 } as const;
+  const yarn = { type: 'yarn', factor: 4, originalMaxPositions: 128, attentionFactor: 1.1386, betaFast: 32, betaSlow: 1, truncate: true } as const;
+  const cases: [number, RopeFrequencies][] = [
+    [64, ropeFrequencies(64, 10000, null, 0)], [32, ropeFrequencies(32, 10000, null, 0)], [16, ropeFrequencies(16, 500000, null, 0)],
+    [64, ropeFrequencies(64, 500000, llama3, 0)], [32, ropeFrequencies(32, 10000, yarn, 0)],
+  ];
   for (const [pos, interleaved] of [[scattered, false], [scattered, true], [repeated, false], [repeated, true]] as const) {
     for (const inverse of [false, true]) {
-      for (const [rotDim, theta] of [[64, 10000], [32, 10000], [16, 500000]]) {
-        const tag = `interleaved=${interleaved} inverse=${inverse} rotDim=${rotDim}`;
+      for (const [rotDim, { invFreq, scale }] of cases) {
+        const tag = `interleaved=${interleaved} inverse=${inverse} rotDim=${rotDim} scale=${scale}`;
         const want = new Float32Array(x.length), got = new Float32Array(x.length);
-        js.rope(x, want, pos, B, T, H, D, rotDim, theta, interleaved, inverse);
-        nat.rope(x, got, pos, B, T, H, D, rotDim, theta, interleaved, inverse);
+        js.rope(x, want, pos, B, T, H, D, rotDim, invFreq, scale, interleaved, inverse);
+        nat.rope(x, got, pos, B, T, H, D, rotDim, invFreq, scale, interleaved, inverse);
         assertClose(got, want, `rope ${tag}`);
         const inPlace = x.slice();
-        nat.rope(inPlace, inPlace, pos, B, T, H, D, rotDim, theta, interleaved, inverse);
+        nat.rope(inPlace, inPlace, pos, B, T, H, D, rotDim, invFreq, scale, interleaved, inverse);
         assertClose(inPlace, got, `rope in place ${tag}`, 0, 0);
         if (!inverse) {
+          // the transpose of scale·R is scale·R⁻¹: back = scale² x on the rotated features
           const back = new Float32Array(x.length);
-          nat.rope(got, back, pos, B, T, H, D, rotDim, theta, interleaved, true);
-          assertClose(back, x, `rope inverse undoes forward ${tag}`, 1e-5, 1e-5);
+          nat.rope(got, back, pos, B, T, H, D, rotDim, invFreq, scale, interleaved, true);
+          const want2 = x.map((v, i) => (i % D < rotDim ? v * scale * scale : v));
+          assertClose(back, want2, `rope inverse undoes forward ${tag}`, 1e-5, 1e-5);
         }
       }
     }
   }
+  assert.throws(() => nat.rope(x, new Float32Array(x.length), scattered, B, T, H, D, 64, new Float32Array(31), 1, false, false), /invFreq/);
 });
 
 interface AttnCase { B: number; T: number; S: number; H: number; KVH: number; D: number; qOffset: number; mask: boolean }

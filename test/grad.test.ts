@@ -5,6 +5,7 @@ import { nativeStatus, useBackend, type BackendName } from '../src/backend/index
 import { AmendError } from '../src/errors.js';
 import * as T from '../src/tensor/index.js';
 import { Tensor, withGrad, mulberry32, randn } from '../src/tensor/index.js';
+import { defaultInvFreq, ropeFrequencies } from '../src/models/rope.js';
 
 type Build = (xs: Tensor[]) => Tensor;
 
@@ -121,8 +122,11 @@ for (const backend of backends) {
       ['matmul (shared b, transA, transB)', ([x, y]) => T.matmul(x, y, { transA: true, transB: true }), [rnd([2, 4, 3], 41), rnd([2, 4], 42)]],
       ['linear (in_out)', ([x, w, b]) => T.linear(x, w, b, 'in_out'), [rnd([2, 3, 4], 43), rnd([4, 5], 44), rnd([5], 45)]],
       ['linear (out_in, no bias)', ([x, w]) => T.linear(x, w, null, 'out_in'), [rnd([3, 4], 46), rnd([5, 4], 47)]],
-      ['rope (half)', ([x]) => T.rope(x, Int32Array.of(0, 3, 1, 7), { rotDim: 4, theta: 10000, interleaved: false }), [rnd([2, 2, 2, 6], 48)]],
-      ['rope (interleaved)', ([x]) => T.rope(x, Int32Array.of(2, 5), { rotDim: 4, theta: 100, interleaved: true }), [rnd([1, 2, 2, 4], 49)]],
+      ['rope (half)', ([x]) => T.rope(x, Int32Array.of(0, 3, 1, 7), { rotDim: 4, invFreq: defaultInvFreq(4, 10000), interleaved: false }), [rnd([2, 2, 2, 6], 48)]],
+      ['rope (interleaved)', ([x]) => T.rope(x, Int32Array.of(2, 5), { rotDim: 4, invFreq: defaultInvFreq(4, 100), interleaved: true }), [rnd([1, 2, 2, 4], 49)]],
+      // scaled frequencies (llama3: divided by 8 at low frequencies) and YaRN's cos/sin scale
+      ['rope (llama3 frequencies)', ([x]) => T.rope(x, Int32Array.of(0, 9, 40, 7), { rotDim: 6, invFreq: ropeFrequencies(6, 10000, { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 64 }, 0).invFreq, interleaved: false }), [rnd([2, 2, 2, 6], 50)]],
+      ['rope (yarn, scaled cos/sin)', ([x]) => { const f = ropeFrequencies(4, 10000, { type: 'yarn', factor: 4, originalMaxPositions: 32, attentionFactor: 1.25, betaFast: 32, betaSlow: 1, truncate: true }, 0); return T.rope(x, Int32Array.of(3, 30), { rotDim: 4, invFreq: f.invFreq, scale: f.scale, interleaved: true }); }, [rnd([1, 2, 2, 4], 51)]],
       ['attention', ([q, k, v]) => T.attention(q, k, v), [rnd([2, 3, 2, 4], 50), rnd([2, 3, 2, 4], 51), rnd([2, 3, 2, 4], 52)]],
       ['attention (GQA, mask, qOffset)', ([q, k, v]) => T.attention(q, k, v, {
         keyMask: Uint8Array.of(0, 1, 1, 1, 1, 1, 1, 0), qOffset: 2,
@@ -173,7 +177,8 @@ test('ops refuse malformed shapes and indices with one AmendError, on every back
     bad('fractional slice', () => T.slice(T.zeros([2, 3]), 1, 0.5, 2), /slice \[0\.5, 2\)/);
     bad('key mask', () => T.attention(T.zeros([2, 3, 2, 4]), T.zeros([2, 3, 2, 4]), T.zeros([2, 3, 2, 4]), { keyMask: Uint8Array.from([1, 0]) }), /the key mask has 2 entries for 2 × 3 keys/);
     bad('qOffset', () => T.attention(T.zeros([1, 1, 1, 2]), T.zeros([1, 2, 1, 2]), T.zeros([1, 2, 1, 2]), { qOffset: 0.5 }), /qOffset must be an integer/);
-    bad('rotary dims', () => T.rope(T.zeros([1, 1, 1, 4]), Int32Array.of(0), { rotDim: -2, theta: 10000, interleaved: false }), /rope: bad shapes/);
+    bad('rotary dims', () => T.rope(T.zeros([1, 1, 1, 4]), Int32Array.of(0), { rotDim: -2, invFreq: new Float32Array(0), interleaved: false }), /rope: bad shapes/);
+    bad('rotary frequencies', () => T.rope(T.zeros([1, 1, 1, 4]), Int32Array.of(0), { rotDim: 4, invFreq: new Float32Array(1), interleaved: false }), /rope: bad shapes/);
     const p = T.parameter(T.zeros([2, 3]));
     bad('gradient size', () => withGrad(() => T.mul(p, p)).backward(new Float32Array(2)), /the gradient has 2 entries for a tensor of shape \[2,3\]/);
     // A zero-size last axis is an empty result, not 0/0 rows.

@@ -73,10 +73,13 @@ test('rope_parameters (transformers 5) sets the rotary base and fraction, and it
   const { rotary_pct: _, ...neox5 } = NEOX;
   assert.equal(parseConfig({ ...neox5, rope_parameters: { rope_theta: 500, partial_rotary_factor: 1 } }).ropeTheta, 500);
   assert.equal(parseConfig({ ...neox5, rope_parameters: { rope_theta: 500, partial_rotary_factor: 1 } }).rotaryDim, 8);
-  // Scaled rotary embeddings are refused wherever the config names them, for every rotary family.
-  throwsAmend(() => parseConfig({ ...LLAMA, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }), /rope_parameters type "llama3" is not supported/);
-  throwsAmend(() => parseConfig({ ...LLAMA, model_type: 'qwen2', rope_scaling: { type: 'yarn', factor: 4 } }), /rope_scaling type "yarn" is not supported/);
-  throwsAmend(() => parseConfig({ ...NEOX, rope_scaling: { type: 'linear', factor: 2 } }), /rope_scaling type "linear" is not supported/);
+  // Scaled rotary embeddings are read from either place, for every family that has rope settings
+  // (models-rope-scaling.test.ts checks what they compute); rope types Amend lacks are refused.
+  assert.equal(parseConfig({ ...LLAMA, rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8, low_freq_factor: 1, high_freq_factor: 4 } }).ropeScaling?.type, 'llama3');
+  assert.equal(parseConfig({ ...LLAMA, model_type: 'qwen2', rope_scaling: { type: 'yarn', factor: 4 } }).ropeScaling?.type, 'yarn');
+  assert.equal(parseConfig({ ...NEOX, rope_scaling: { type: 'linear', factor: 2 } }).ropeScaling?.type, 'linear');
+  throwsAmend(() => parseConfig({ ...LLAMA, rope_parameters: { rope_type: 'longrope', rope_theta: 5e5, short_factor: [1], long_factor: [1] } }), /rope_parameters type "longrope" is not supported/);
+  throwsAmend(() => parseConfig({ ...NEOX, rope_scaling: { type: 'su', factor: 2 } }), /rope_scaling type "su" is not supported/);
   throwsAmend(() => parseConfig({ ...LLAMA, rope_theta: 1e4, rope_parameters: { rope_theta: 1e6 } }), /disagree/);
   throwsAmend(() => parseConfig({ ...LLAMA, rope_parameters: { full_attention: { rope_theta: 1e6 } } }), /per layer type/);
   assert.equal(parseConfig({ ...LLAMA, rope_scaling: { rope_type: 'default' } }).ropeTheta, 10000);

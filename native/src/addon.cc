@@ -473,19 +473,21 @@ Napi::Value ScatterAddRows(const Napi::CallbackInfo& info) {
 
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   Args a(info);
-  size_t lx, lo, lp;
+  size_t lx, lo, lp, lf;
   float* x = a.f32(0, "x", &lx);
   float* out = a.f32(1, "out", &lo);
   int32_t* pos = a.i32(2, "pos", &lp);
   int64_t B = a.size(3, "B"), T = a.size(4, "T"), H = a.size(5, "H"), D = a.size(6, "D");
   int64_t rot = a.size(7, "rotDim");
-  double theta = a.number(8, "theta");
-  bool interleaved = a.boolean(9, "interleaved"), inverse = a.boolean(10, "inverse");
+  float* inv_freq = a.f32(8, "invFreq", &lf);
+  double scale = a.number(9, "scale");
+  bool interleaved = a.boolean(10, "interleaved"), inverse = a.boolean(11, "inverse");
   a.check(rot % 2 == 0 && rot <= D, "rope: rotDim must be even and at most D");
+  a.check(int64_t(lf) == rot / 2, "rope: invFreq must hold rotDim / 2 values");
   a.need(lx, B * T * H * D, "rope x");
   a.need(lo, B * T * H * D, "rope out");
   a.need(lp, B * T, "rope pos");
-  if (a.ok()) rope(x, out, pos, B, T, H, D, rot, theta, interleaved, inverse);
+  if (a.ok()) rope(x, out, pos, B, T, H, D, rot, inv_freq, scale, interleaved, inverse);
   return Napi::Value();
 }
 

@@ -19,13 +19,13 @@ namespace amend {
 // ---- rope ------------------------------------------------------------------------------------
 
 void rope(const float* x, float* out, const int32_t* pos, int64_t B, int64_t T, int64_t H, int64_t D,
-          int64_t rot_dim, double theta, bool interleaved, bool inverse) {
+          int64_t rot_dim, const float* inv_freq_f32, double scale, bool interleaved, bool inverse) {
   int64_t half = rot_dim / 2, rows = B * T;
   if (rows == 0) return;
-  // inv_freq in float32, as Hugging Face stores it; angles and rotations in double from there.
+  // inv_freq in float32, as Hugging Face stores it (the model computes it, scaled or not);
+  // angles and rotations in double from there.
   std::vector<double> inv_freq(size_t(half > 0 ? half : 0));
-  for (int64_t i = 0; i < half; i++)
-    inv_freq[i] = double(float(1.0 / std::pow(theta, double(float(double(2 * i) / double(rot_dim))))));
+  for (int64_t i = 0; i < half; i++) inv_freq[i] = double(inv_freq_f32[i]);
   // cos/sin per position. The rows of a batch usually share positions (0..T-1 in every
   // sequence), so a table over the range of positions saves most of the sincos calls.
   int64_t lo = pos[0], hi = pos[0];
@@ -35,8 +35,8 @@ void rope(const float* x, float* out, const int32_t* pos, int64_t B, int64_t T, 
     for (int64_t i = 0; i < half; i++) {
       double s, c;
       sincos(double(p) * inv_freq[i], &s, &c);
-      cs[2 * i] = c;
-      cs[2 * i + 1] = inverse ? -s : s;
+      cs[2 * i] = c * scale;
+      cs[2 * i + 1] = (inverse ? -s : s) * scale;
     }
   };
   std::vector<double> tab(table ? size_t((hi - lo + 1) * 2 * half) : 0);

@@ -37,7 +37,7 @@ void gather_rows(const float* table, const int32_t* ids, int64_t nids, float* ou
 void scatter_add_rows(const float* g, const int32_t* ids, int64_t nids, float* gtable, int64_t dim);
 
 void rope(const float* x, float* out, const int32_t* pos, int64_t B, int64_t T, int64_t H, int64_t D,
-          int64_t rot_dim, double theta, bool interleaved, bool inverse);
+          int64_t rot_dim, const float* inv_freq, double scale, bool interleaved, bool inverse);
 void attention(const float* q, const float* k, const float* v, float* out, float* probs, int64_t B, int64_t T,
                int64_t S, int64_t H, int64_t KVH, int64_t D, float scale, const uint8_t* key_mask,
                int64_t q_offset);

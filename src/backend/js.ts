@@ -119,14 +119,6 @@ function checkIds(ids: Int32Array, rows: number): void {
   for (const id of ids) if (id < 0 || id >= rows) throw new RangeError(`row id ${id} out of range [0, ${rows})`);
 }
 
-function ropeInvFreq(rotDim: number, theta: number): Float32Array {
-  // Hugging Face computes inv_freq in float32: 1 / theta ** (arange(0, rotDim, 2) / rotDim).
-  const half = rotDim / 2;
-  const f = new Float32Array(half);
-  for (let i = 0; i < half; i++) f[i] = 1 / Math.pow(theta, Math.fround((2 * i) / rotDim));
-  return f;
-}
-
 export const jsKernels: Kernels = {
   info: () => ({ name: 'js', blas: 'none (plain TypeScript)', threads: 1 }),
   setThreads: () => {},
@@ -317,15 +309,15 @@ export const jsKernels: Kernels = {
     }
   },
 
-  rope(x, out, pos, B, T, H, D, rotDim, theta, interleaved, inverse) {
-    const invFreq = ropeInvFreq(rotDim, theta);
+  rope(x, out, pos, B, T, H, D, rotDim, invFreq, scale, interleaved, inverse) {
     const half = rotDim / 2;
+    if (invFreq.length !== half) throw new RangeError(`rope: ${invFreq.length} inverse frequencies for rotDim ${rotDim}`);
     if (out !== x) out.set(x.subarray(0, B * T * H * D));
     for (let bt = 0; bt < B * T; bt++) {
       const p = pos[bt];
       for (let i = 0; i < half; i++) {
         const ang = p * invFreq[i];
-        const cos = Math.cos(ang), sin = inverse ? -Math.sin(ang) : Math.sin(ang);
+        const cos = Math.cos(ang) * scale, sin = (inverse ? -Math.sin(ang) : Math.sin(ang)) * scale;
         for (let h = 0; h < H; h++) {
           const o = (bt * H + h) * D;
           const i1 = interleaved ? o + 2 * i : o + i;

@@ -114,14 +114,17 @@ export interface Kernels {
 
   /**
    * Rotary position embedding on x [B, T, H, D] (out may be x), rotating the first rotDim of
-   * each head's D features at position pos[b*T + t], with inv_freq_i = theta^(-2i/rotDim).
+   * each head's D features at position pos[b*T + t] by the angles pos · invFreq[i]
+   * (invFreq [rotDim/2], the model's inverse frequencies, unscaled or scaled), with cos and sin
+   * multiplied by `scale` (YaRN's attention factor; 1 otherwise).
    * interleaved=false: pairs (i, i + rotDim/2) (GPT-NeoX / Llama "rotate_half");
    * interleaved=true: pairs (2i, 2i+1) (GPT-J "rotate_every_two").
-   * inverse=true rotates by -angle (the gradient of the forward rotation).
-   * Angles are computed in float64 from float32 inv_freq (as Hugging Face computes them).
+   * inverse=true applies the transpose, scale·R(-angle) (the gradient of the forward map; with
+   * scale 1 it undoes the forward rotation).
+   * Angles are computed in float64 from the float32 invFreq (as Hugging Face computes them).
    */
   rope(x: Float32Array, out: Float32Array, pos: Int32Array, B: number, T: number, H: number, D: number,
-    rotDim: number, theta: number, interleaved: boolean, inverse: boolean): void;
+    rotDim: number, invFreq: Float32Array, scale: number, interleaved: boolean, inverse: boolean): void;
 
   /**
    * Scaled dot-product attention, causal, with grouped KV heads:

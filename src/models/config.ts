@@ -1,5 +1,6 @@
 // Hugging Face config.json → one normalised description of the transformer, whatever the family.
 import { AmendError } from '../errors.js';
+import { parseRopeScaling, type RopeScaling } from './rope.js';
 
 export type Family = 'gpt2' | 'gpt_neox' | 'gptj' | 'llama';
 export type Activation = 'gelu_tanh' | 'gelu_erf' | 'silu' | 'relu';
@@ -26,6 +27,8 @@ export interface ModelConfig {
   positions: 'learned' | 'rotary';
   rotaryDim: number;
   ropeTheta: number;
+  /** A scaled rotary embedding (rope_scaling / rope_parameters with a rope type other than "default"); null: unscaled. */
+  ropeScaling: RopeScaling | null;
   /** GPT-J rotates pairs (2i, 2i+1); NeoX and Llama rotate halves. */
   ropeInterleaved: boolean;
   /** x + attn(ln1 x) + mlp(ln2 x) in one step (NeoX default, GPT-J with one shared norm). */
@@ -76,10 +79,11 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
 /**
  * The rotary settings, from the legacy keys (rope_theta / rotary_emb_base, rope_scaling,
  * partial_rotary_factor / rotary_pct at the top level) or from rope_parameters, where
- * transformers 5 writes them ({"rope_type", "rope_theta", "partial_rotary_factor", ...}). Only
- * unscaled rotary embeddings are computed: any other rope type is refused, from either place.
+ * transformers 5 writes them ({"rope_type", "rope_theta", "partial_rotary_factor", ...}). The
+ * rope types "default", "linear", "dynamic", "llama3" and "yarn" are computed (see rope.ts); any
+ * other is refused, from either place. `maxPositions` is the config's max_position_embeddings.
  */
-function ropeSettings(raw: Record<string, unknown>, thetaKeys: string[], fractionKeys: string[], fraction: number): { theta: number; fraction: number } {
+function ropeSettings(raw: Record<string, unknown>, thetaKeys: string[], fractionKeys: string[], fraction: number, maxPositions: number): { theta: number; fraction: number; scaling: RopeScaling | null } {
   const params = raw.rope_parameters;
   if (params !== undefined && params !== null && !isObject(params)) {
     throw new AmendError(`config.json: rope_parameters must be an object, got ${JSON.stringify(params)}`);
@@ -87,12 +91,15 @@ function ropeSettings(raw: Record<string, unknown>, thetaKeys: string[], fractio
   if (isObject(params) && params.rope_theta === undefined && Object.values(params).some(isObject)) {
     throw new AmendError(`config.json: rope_parameters per layer type (${Object.keys(params).join(', ')}) are not supported; Amend runs one rotary setting for all layers`);
   }
+  const scalings: [string, RopeScaling][] = [];
   for (const [key, value] of [['rope_scaling', raw.rope_scaling], ['rope_parameters', params]] as const) {
     if (value === undefined || value === null) continue;
     if (!isObject(value)) throw new AmendError(`config.json: ${key} must be an object or null, got ${JSON.stringify(value)}`);
-    const type = value.rope_type ?? value.type;
-    if (type === 'default' || (type === undefined && key === 'rope_parameters')) continue;
-    throw new AmendError(`config.json: ${key} type "${String(type)}" is not supported yet (only unscaled rotary embeddings, rope type "default")`);
+    const scaling = parseRopeScaling(key, value, maxPositions, raw.original_max_position_embeddings);
+    if (scaling) scalings.push([key, scaling]);
+  }
+  if (scalings.length === 2 && JSON.stringify(scalings[0]![1]) !== JSON.stringify(scalings[1]![1])) {
+    throw new AmendError('config.json: rope_scaling and rope_parameters name different rotary scalings; remove one of them');
   }
   const top = thetaKeys.map((k) => raw[k]).find((v) => typeof v === 'number' && Number.isFinite(v)) as number | undefined;
   const nested = isObject(params) && typeof params.rope_theta === 'number' ? params.rope_theta : undefined;
@@ -103,6 +110,7 @@ function ropeSettings(raw: Record<string, unknown>, thetaKeys: string[], fractio
   return {
     theta: nested ?? top ?? 10000,
     fraction: num(raw, fractionKeys, nestedFraction ?? fraction),
+    scaling: scalings[0]?.[1] ?? null,
   };
 }
 
@@ -139,7 +147,7 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
         heads, kvHeads: heads, headDim: hidden / heads, ffn: num(raw, ['n_inner'], 4 * hidden),
         ...positionsOf(num(raw, ['n_positions', 'n_ctx'])), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_epsilon'], 1e-5), act: activation(raw.activation_function ?? 'gelu_new', 'activation_function'),
-        positions: 'learned', rotaryDim: 0, ropeTheta: 0, ropeInterleaved: false, parallelResidual: false,
+        positions: 'learned', rotaryDim: 0, ropeTheta: 0, ropeScaling: null, ropeInterleaved: false, parallelResidual: false,
         tiedEmbeddings: raw.tie_word_embeddings !== false,
         attnScaleHeadDim: raw.scale_attn_weights !== false, attnScaleInverseLayer: raw.scale_attn_by_inverse_layer_idx === true,
       };
@@ -147,13 +155,14 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
     case 'gpt_neox': {
       const hidden = num(raw, ['hidden_size']), heads = num(raw, ['num_attention_heads']);
       const headDim = hidden / heads;
-      const rope = ropeSettings(raw, ['rotary_emb_base', 'rope_theta'], ['rotary_pct', 'partial_rotary_factor'], 0.25); // GPTNeoXConfig's default
+      const positions = num(raw, ['max_position_embeddings']);
+      const rope = ropeSettings(raw, ['rotary_emb_base', 'rope_theta'], ['rotary_pct', 'partial_rotary_factor'], 0.25, positions); // GPTNeoXConfig's default
       return {
         ...base, family: 'gpt_neox', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['num_hidden_layers']),
         heads, kvHeads: heads, headDim, ffn: num(raw, ['intermediate_size']),
-        ...positionsOf(num(raw, ['max_position_embeddings'])), norm: 'layernorm',
+        ...positionsOf(positions), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_eps'], 1e-5), act: activation(raw.hidden_act ?? 'gelu', 'hidden_act'),
-        positions: 'rotary', rotaryDim: Math.floor(headDim * rope.fraction), ropeTheta: rope.theta, ropeInterleaved: false,
+        positions: 'rotary', rotaryDim: Math.floor(headDim * rope.fraction), ropeTheta: rope.theta, ropeScaling: rope.scaling, ropeInterleaved: false,
         parallelResidual: raw.use_parallel_residual !== false,
         tiedEmbeddings: raw.tie_word_embeddings === true,
       };
@@ -166,14 +175,16 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
         heads, kvHeads: heads, headDim, ffn: num(raw, ['n_inner'], 4 * hidden),
         ...positionsOf(num(raw, ['n_positions'])), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_epsilon'], 1e-5), act: activation(raw.activation_function ?? 'gelu_new', 'activation_function'),
-        positions: 'rotary', rotaryDim: num(raw, ['rotary_dim'], headDim), ropeTheta: 10000, ropeInterleaved: true,
+        // transformers' GPT-J has no rope settings: base 10000, unscaled, whatever config.json says.
+        positions: 'rotary', rotaryDim: num(raw, ['rotary_dim'], headDim), ropeTheta: 10000, ropeScaling: null, ropeInterleaved: true,
         parallelResidual: true, tiedEmbeddings: raw.tie_word_embeddings === true,
       };
     }
     case 'llama': case 'qwen2': case 'mistral': {
       const hidden = num(raw, ['hidden_size']), heads = num(raw, ['num_attention_heads']);
       const headDim = num(raw, ['head_dim'], hidden / heads);
-      const rope = ropeSettings(raw, ['rope_theta'], ['partial_rotary_factor'], 1);
+      const configPositions = num(raw, ['max_position_embeddings']);
+      const rope = ropeSettings(raw, ['rope_theta'], ['partial_rotary_factor'], 1, configPositions);
       // Amend's attention has no sliding window (Mistral's sliding_window, Qwen2's with
       // use_sliding_window): within the window the two are the same, so the model is given the
       // window as its length, and longer sequences are refused rather than computed otherwise.
@@ -181,14 +192,13 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
       const windowed = modelType === 'mistral' || raw.use_sliding_window === true
         || (Array.isArray(raw.layer_types) && raw.layer_types.includes('sliding_attention'));
       const window = windowed ? raw.sliding_window : null;
-      const configPositions = num(raw, ['max_position_embeddings']);
       return {
         ...base, family: 'llama', vocabSize: num(raw, ['vocab_size']), hidden, layers: num(raw, ['num_hidden_layers']),
         heads, kvHeads: num(raw, ['num_key_value_heads'], heads), headDim, ffn: num(raw, ['intermediate_size']),
         configPositions, maxPositions: typeof window === 'number' && window >= 1 ? Math.min(configPositions, window) : configPositions, norm: 'rmsnorm',
         normEps: num(raw, ['rms_norm_eps'], 1e-6), act: activation(raw.hidden_act ?? 'silu', 'hidden_act'),
         positions: 'rotary', rotaryDim: Math.floor(headDim * rope.fraction),
-        ropeTheta: rope.theta, ropeInterleaved: false, parallelResidual: false,
+        ropeTheta: rope.theta, ropeScaling: rope.scaling, ropeInterleaved: false, parallelResidual: false,
         tiedEmbeddings: raw.tie_word_embeddings === true,
       };
     }
@@ -212,6 +222,9 @@ function checkConfig(c: ModelConfig): ModelConfig {
   if (c.heads % c.kvHeads !== 0) throw new AmendError(`config.json: ${c.heads} attention heads do not split into ${c.kvHeads} key/value groups`);
   if (c.positions === 'rotary' && (!Number.isInteger(c.rotaryDim) || c.rotaryDim < 0 || c.rotaryDim > c.headDim || c.rotaryDim % 2 !== 0)) {
     throw new AmendError(`config.json: the rotary dimension is ${c.rotaryDim}; it must be an even integer from 0 to the head dimension ${c.headDim}`);
+  }
+  if (c.ropeScaling?.type === 'dynamic' && c.rotaryDim <= 2) {
+    throw new AmendError(`config.json: dynamic rope scaling needs a rotary dimension above 2 (its base grows with the power d/(d-2)); this model rotates ${c.rotaryDim}`);
   }
   if (!(c.normEps > 0)) throw new AmendError(`config.json: the norm epsilon is ${c.normEps}; it must be > 0`);
   return c;

@@ -59,6 +59,11 @@ export function canonicalArchitecture(model: CausalLM): Record<string, unknown> 
   // Named only when they differ from the default, so that every other model keeps its fingerprint.
   if (!c.attnScaleHeadDim) arch.attn_scale_head_dim = false;
   if (c.attnScaleInverseLayer) arch.attn_scale_inverse_layer = true;
+  if (c.ropeScaling) {
+    const scaling: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(c.ropeScaling).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) scaling[k] = v;
+    arch.rope_scaling = scaling;
+  }
   const sorted: Record<string, unknown> = {};
   for (const k of Object.keys(arch).sort()) sorted[k] = arch[k];
   return sorted;

@@ -7,3 +7,4 @@ export * from './model.js';
 export * from './generate.js';
 export * from './random.js';
 export * from './fingerprint.js';
+export { ROPE_TYPES, defaultInvFreq, ropeFrequencies, type RopeFrequencies, type RopeScaling, type RopeType } from './rope.js';

@@ -10,6 +10,7 @@ import type { LayerSpec, LinearSpec, ModelSpec, NormSpec } from './arch.js';
 import type { Hook, HookContext } from './hooks.js';
 import { checkHookPoint } from './hooks.js';
 import type { KVCache } from './kvcache.js';
+import { ropeFrequencies, type RopeFrequencies } from './rope.js';
 
 /** What the forward pass needs from a model: its config, spec and weights by checkpoint name. */
 export interface ModelWeights {
@@ -42,6 +43,31 @@ export interface ForwardOutput {
   logits: Tensor | null;
   /** Final normed hidden states [B, T, d]. */
   hidden: Tensor;
+}
+
+/** Frequencies that do not depend on the pass, once per config (recomputed if its rotary settings change). */
+const fixedFrequencies = new WeakMap<ModelConfig, { rotDim: number; theta: number; scaling: ModelConfig['ropeScaling']; f: RopeFrequencies }>();
+
+/**
+ * The rotary frequencies of one forward pass. Only "dynamic" scaling depends on the pass: like
+ * transformers, it takes the length max(pos) + 1 (with a KV cache, the positions of the new
+ * tokens, so the whole length so far). transformers also keeps grown frequencies for a later,
+ * shorter call while that call still runs past max_position_embeddings (its rotary module has
+ * state); Amend computes every call from its own length, which is the same for one forward and
+ * for generation, whose length only grows. As in transformers, keys already in the cache keep
+ * the rotation they were computed with.
+ */
+function rotaryFrequencies(c: ModelConfig, pos: Int32Array): RopeFrequencies {
+  if (c.ropeScaling?.type === 'dynamic') {
+    let top = 0;
+    for (const p of pos) if (p > top) top = p;
+    return ropeFrequencies(c.rotaryDim, c.ropeTheta, c.ropeScaling, top + 1);
+  }
+  const known = fixedFrequencies.get(c);
+  if (known && known.rotDim === c.rotaryDim && known.theta === c.ropeTheta && known.scaling === c.ropeScaling) return known.f;
+  const f = ropeFrequencies(c.rotaryDim, c.ropeTheta, c.ropeScaling, 0);
+  fixedFrequencies.set(c, { rotDim: c.rotaryDim, theta: c.ropeTheta, scaling: c.ropeScaling, f });
+  return f;
 }
 
 /** Position ids from the padding mask: the running count of real tokens (pads get 0). */
@@ -121,6 +147,7 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   if (s.wpe && !opts.start) {
     x = T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), pos), [B, len, c.hidden]), fast ? x.data : undefined);
   }
+  const freqs = c.positions === 'rotary' ? rotaryFrequencies(c, pos) : null;
   // True while x is an array of this forward's own making that no hook has seen.
   let xOwned = fast && !opts.start;
   const attnMask = cache ? cache.mask : mask && mask.some((v) => v === 0) ? mask : null;
@@ -133,7 +160,7 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
       xOwned = false;
     }
     const h1 = norm(m, ls.ln1, x, scratch.take(x.size));
-    const ctx = selfAttention(m, l, ls, h1, B, len, pos, attnMask, past, cache, scratch);
+    const ctx = selfAttention(m, l, ls, h1, B, len, pos, freqs, attnMask, past, cache, scratch);
     const sharedNorm = c.parallelResidual && !ls.ln2; // GPT-J: the MLP reads h1 too
     if (!sharedNorm) scratch.give(h1);
     // The projections write into scratch and are then added onto x (in place while x is ours):
@@ -266,7 +293,7 @@ function mlpKeys(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor,
 }
 
 function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: number, len: number,
-  pos: Int32Array, mask: Uint8Array | null, past: number, cache: KVCache | undefined, scratch: Scratch): Tensor {
+  pos: Int32Array, freqs: RopeFrequencies | null, mask: Uint8Array | null, past: number, cache: KVCache | undefined, scratch: Scratch): Tensor {
   const c = m.config;
   const H = c.heads, KVH = c.kvHeads, D = c.headDim;
   const rows = B * len;
@@ -285,8 +312,8 @@ function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: 
     [q, k, v] = [0, 1, 2].map((i) => T.reshape(T.slice(g, axis, i, i + 1, scratch.take(rows * H * D)), [B, len, H, D]));
     scratch.give(f);
   }
-  if (c.positions === 'rotary') {
-    const r = { rotDim: c.rotaryDim, theta: c.ropeTheta, interleaved: c.ropeInterleaved };
+  if (freqs) {
+    const r = { rotDim: c.rotaryDim, invFreq: freqs.invFreq, scale: freqs.scale, interleaved: c.ropeInterleaved };
     // in place while scratch is on (q and k are this function's own arrays)
     q = T.rope(q, pos, r, scratch.inPlace(q));
     k = T.rope(k, pos, r, scratch.inPlace(k));

@@ -565,19 +565,27 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_ou
 // ---------------------------------------------------------------------------------------------
 // Attention pieces
 
-export interface RopeOptions { rotDim: number; theta: number; interleaved: boolean }
+/**
+ * Rotary settings: the first rotDim features of each head are rotated by pos · invFreq[i]
+ * (invFreq [rotDim/2]: the model's inverse frequencies, see models/rope.ts), cos and sin
+ * multiplied by scale (default 1); interleaved: GPT-J's pairs (2i, 2i+1), else halves.
+ */
+export interface RopeOptions { rotDim: number; invFreq: Float32Array; scale?: number; interleaved: boolean }
 
 /** Rotary embedding of x [B, T, H, D] at positions pos [B*T] (into `out`, which may be x's data; see outBuffer). */
 export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, dst?: Float32Array): Tensor {
   const [B, T, H, D] = x.shape;
-  if (x.rank !== 4 || pos.length !== B * T || !Number.isInteger(o.rotDim) || o.rotDim < 0 || o.rotDim > D || o.rotDim % 2 !== 0) {
-    throw new AmendError(`rope: bad shapes x [${x.shape}], ${pos.length} positions, rotDim ${o.rotDim}`);
+  if (x.rank !== 4 || pos.length !== B * T || !Number.isInteger(o.rotDim) || o.rotDim < 0 || o.rotDim > D || o.rotDim % 2 !== 0
+    || o.invFreq.length !== o.rotDim / 2) {
+    throw new AmendError(`rope: bad shapes x [${x.shape}], ${pos.length} positions, rotDim ${o.rotDim}, ${o.invFreq.length} inverse frequencies`);
   }
+  const scale = o.scale ?? 1;
+  if (!Number.isFinite(scale)) throw new AmendError(`rope: scale ${scale} is not finite`);
   const out = outBuffer(x.size, dst, [x]);
-  kernels().rope(x.data, out, pos, B, T, H, D, o.rotDim, o.theta, o.interleaved, false);
+  kernels().rope(x.data, out, pos, B, T, H, D, o.rotDim, o.invFreq, scale, o.interleaved, false);
   return record('rope', out, x.shape, [x], (g) => {
     const gx = new Float32Array(x.size);
-    kernels().rope(g, gx, pos, B, T, H, D, o.rotDim, o.theta, o.interleaved, true);
+    kernels().rope(g, gx, pos, B, T, H, D, o.rotDim, o.invFreq, scale, o.interleaved, true);
     return [gx];
   });
 }
