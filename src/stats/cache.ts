@@ -4,7 +4,10 @@
 //   <root>/stats/<fingerprint hash>/<corpus label>-<corpus hash>/layer<L>.mom2.n<samples>.t<maxLength>.safetensors
 // where <root> is $AMEND_CACHE, else ~/.cache/amend. Writes are atomic (temporary name, fsync,
 // rename). The metadata is checked again on every load, so a stale or foreign file is a miss
-// (in the cache) or a clear error (a file given explicitly).
+// (in the cache) or a clear error (a file given explicitly). The metadata also holds the sha256 of
+// the matrix's bytes (mom2_sha256), checked on every read: a file whose data was damaged after it
+// was written (flipped bits, a bad copy) is refused, never used. Files written before the checksum
+// existed are checked for what any of them is: finite, exactly symmetric, diagonal ≥ 0.
 //
 // The io layer's safetensors writer takes float32 data; the statistics are float64 (they feed
 // float64 solves), so this file writes and reads its single F64 tensor itself, in the same format.
@@ -55,9 +58,15 @@ export function statsCachePath(cacheDir: string | undefined, key: StatsKey): str
     `layer${key.layer}.mom2.n${key.samples}.t${key.maxLength}.safetensors`);
 }
 
+/** The sha256 (hex) of a matrix's bytes as stored (little-endian float64 or float32). */
+function dataSha(values: Float64Array | Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
+}
+
 /** The metadata written with a SecondMoment. */
 export function statsMetadata(sm: SecondMoment, extra: Record<string, string> = {}): Record<string, string> {
   return {
+    mom2_sha256: dataSha(sm.mom2),
     format: STATS_FORMAT,
     format_version: '1',
     fingerprint: sm.fingerprint,
@@ -129,6 +138,7 @@ export function readStatsFile(file: string): { sm: SecondMoment; metadata: Recor
   }
   const dim = e.shape[0];
   const mom2 = new Float64Array(dim * dim);
+  let stored: Float64Array | Float32Array = mom2;
   const fd = fs.openSync(file, 'r');
   try {
     const at = header.dataStart + e.begin;
@@ -148,10 +158,12 @@ export function readStatsFile(file: string): { sm: SecondMoment; metadata: Recor
         done += got;
       }
       mom2.set(f32);
+      stored = f32;
     }
   } finally {
     fs.closeSync(fd);
   }
+  checkIntegrity(file, meta.mom2_sha256, stored, mom2, dim);
   const int = (k: string): number => {
     const v = Number(meta[k]);
     if (!Number.isSafeInteger(v)) throw new AmendError(`${file}: metadata "${k}" is ${JSON.stringify(meta[k])}, not an integer; the file is corrupt`);
@@ -164,4 +176,25 @@ export function readStatsFile(file: string): { sm: SecondMoment; metadata: Recor
   };
   if (int('dim') !== dim) throw new AmendError(`${file}: metadata dim ${meta.dim} does not match mom2 [${dim}, ${dim}]; the file is corrupt`);
   return { sm, metadata: meta };
+}
+
+/**
+ * Refuses a damaged matrix: against its recorded sha256 when the file has one, else (files written
+ * before the checksum) against what every statistics file holds — finite values, an exactly
+ * symmetric matrix (the writer mirrors the upper triangle) and a diagonal ≥ 0.
+ */
+function checkIntegrity(file: string, sha: string | undefined, stored: Float64Array | Float32Array, mom2: Float64Array, dim: number): void {
+  const corrupt = (why: string): AmendError => new AmendError(`${file}: the statistics are damaged (${why}); delete the file, or recompute it (amend stats --refresh)`);
+  if (sha !== undefined) {
+    if (dataSha(stored) !== sha) throw corrupt('the data does not match the sha256 recorded in the file');
+    return;
+  }
+  for (let i = 0; i < dim; i++) {
+    const d = mom2[i * dim + i];
+    if (!(d >= 0) || d === Infinity) throw corrupt(`mom2[${i}][${i}] is ${d}`);
+    for (let j = i + 1; j < dim; j++) {
+      const a = mom2[i * dim + j], b = mom2[j * dim + i];
+      if (!Number.isFinite(a) || a !== b) throw corrupt(`mom2[${i}][${j}] is ${a} but mom2[${j}][${i}] is ${b}`);
+    }
+  }
 }

@@ -12,6 +12,9 @@
 //     C = Σ k kᵀ / count.
 // Several layers come out of one pass: the forward pass carries a hook at each requested layer
 // and stops right after the deepest one (no later blocks, no LM head).
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { AmendError } from '../errors.js';
 import { generate } from '../models/generate.js';
 import { hookPoint, type Hook } from '../models/hooks.js';
@@ -108,6 +111,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
     fingerprint, layer, corpusId: o.corpus.id, corpusSlug: o.corpus.slug, samples: o.samples, maxLength: o.maxLength,
   });
   const done = new Map<number, SecondMoment>();
+  const tokenizer = o.corpus.spec.kind === 'ids' ? 'unused' : tokenizerId(model); // token ids need none
 
   if (o.corpus.spec.kind === 'imported') {
     // Imported statistics have no corpus here to compute them from again.
@@ -119,7 +123,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   if (!opts.noCache && !opts.refresh) {
     for (const l of wanted) {
       const file = statsCachePath(opts.cacheDir, keyOf(l));
-      const hit = tryCache(file, keyOf(l), dim) ?? uncached.get(file);
+      const hit = tryCache(file, keyOf(l), dim, tokenizer) ?? uncached.get(file);
       if (hit) done.set(l, hit);
     }
   }
@@ -139,7 +143,10 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
       if (!opts.noCache) {
         const file = statsCachePath(opts.cacheDir, keyOf(l));
         try {
-          writeStatsFile(file, sm, { corpus_label: o.corpus.label, seed: '1', batch_tokens: String(o.batchTokens), accumulate: 'float32 GEMM per batch, float64 across batches' });
+          writeStatsFile(file, sm, {
+            corpus_label: o.corpus.label, seed: '1', batch_tokens: String(o.batchTokens), accumulate: 'float32 GEMM per batch, float64 across batches',
+            tokenizer,
+          });
           sm.file = file;
         } catch (e) {
           process.emitWarning(`statistics for layer ${l} were computed but not cached: ${(e as Error).message}`);
@@ -150,6 +157,42 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
     }
   }
   return layers.map((l) => done.get(l)!);
+}
+
+const tokenizerIds = new Map<string, string>();
+
+/**
+ * The identity of the model's tokenizer: the sha256 of its files (tokenizer.json,
+ * tokenizer_config.json, special_tokens_map.json) in the model folder; "none" without a tokenizer,
+ * "unknown" for one that was not read from a folder.
+ */
+export function tokenizerId(model: CausalLM): string {
+  if (!model.tokenizer) return 'none';
+  if (!model.dir) return 'unknown';
+  const files = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'].map((f) => path.join(model.dir!, f));
+  const where = files.map((f) => {
+    try {
+      const st = fs.statSync(f);
+      return `${f}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return `${f}:-`;
+    }
+  }).join('|');
+  let id = tokenizerIds.get(where);
+  if (id === undefined) {
+    const h = createHash('sha256');
+    for (const f of files) {
+      h.update(`${path.basename(f)}\0`);
+      try {
+        h.update(fs.readFileSync(f));
+      } catch {
+        h.update('absent');
+      }
+      h.update('\0');
+    }
+    tokenizerIds.set(where, (id = `sha256:${h.digest('hex')}`));
+  }
+  return id;
 }
 
 /** Runs `fn` with every patch of the model's edit session taken off, then puts them back in order (exact). */
@@ -167,17 +210,26 @@ async function onBaseWeights<T>(model: CausalLM, fn: () => Promise<T>): Promise<
   });
 }
 
-/** A cached file for `key`, or null (absent, unreadable, or for other settings: then recomputed). */
-function tryCache(file: string, key: StatsKey, dim: number): SecondMoment | null {
+/**
+ * A cached file for `key`, or null (absent, unreadable, damaged, or for other settings: then
+ * recomputed and overwritten). A file that is there but cannot be used is named in a warning.
+ */
+function tryCache(file: string, key: StatsKey, dim: number, tokenizer: string): SecondMoment | null {
+  if (!fs.existsSync(file)) return null;
   let got: ReturnType<typeof readStatsFile>;
   try {
     got = readStatsFile(file);
-  } catch {
+  } catch (e) {
+    process.emitWarning(`cached statistics ${file} cannot be used, so they are computed again: ${(e as Error).message}`);
     return null;
   }
   const { sm, metadata: m } = got;
+  // The tokenizer decides which tokens a text is (a tokenizer_config that now adds a BOS, a fixed
+  // tokenizer.json) while the weights, and so the fingerprint, stay the same. Files from before
+  // it was recorded have no tokenizer entry and are taken as they are.
+  const sameTokenizer = m.tokenizer === undefined || m.tokenizer === tokenizer;
   const same = m.fingerprint === key.fingerprint && sm.layer === key.layer && m.corpus === key.corpusId
-    && sm.requestedSamples === key.samples && sm.maxLength === key.maxLength && sm.dim === dim;
+    && sm.requestedSamples === key.samples && sm.maxLength === key.maxLength && sm.dim === dim && sameTokenizer;
   if (!same) return null;
   sm.source = 'cache';
   return sm;

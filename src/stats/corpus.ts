@@ -22,7 +22,7 @@ export type Doc = { text: string } | { ids: number[]; skip?: number };
 /** A corpus ready to read. */
 export interface ResolvedCorpus {
   spec: CorpusSpec;
-  /** Cache key of the content: kind + absolute path + size + mtime (files), or a content hash. */
+  /** Cache key of the content: a content hash (files and folders up to 64 MiB), else path + size + mtime. */
   id: string;
   /** Short, file-name-safe label (the file or folder name, "model-samples", ...). */
   slug: string;
@@ -64,24 +64,37 @@ export function corpusSpecOf(corpus: string | CorpusSpec | undefined, model: Cau
 
 const sha = (s: string | Uint8Array): string => createHash('sha256').update(s).digest('hex');
 
-/** A file's sha256, read once per process for the same path, size and modification time. */
+/**
+ * A file's sha256, read once per process for the same file, size and times: the status-change time
+ * is in the key, as no copy or touch can set it back, so a file rewritten with the same size and
+ * its old modification time is read again.
+ */
 const shaByFile = new Map<string, string>();
-function contentSha(file: string, where: string): string {
+function contentSha(file: string, st: fs.Stats): string {
+  const where = `${file}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   let h = shaByFile.get(where);
   if (h === undefined) shaByFile.set(where, (h = sha(fs.readFileSync(file))));
   return h;
 }
 
-/** Whether the first 64 KiB of a file hold a NUL byte, which no text corpus has (an .npz, a checkpoint). */
-function headHoldsNul(file: string): boolean {
+/**
+ * What the first 64 KiB of a file say: whether they hold a NUL byte, which no text corpus has (an
+ * .npz, a checkpoint), and whether the file opens with a UTF-8 byte order mark (which is not text:
+ * the readers below drop it).
+ */
+function fileHead(file: string): { nul: boolean; bom: boolean } {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(64 << 10);
-    return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).includes(0);
+    const head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
+    return { nul: head.includes(0), bom: head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf };
   } finally {
     fs.closeSync(fd);
   }
 }
+
+/** Files up to this size (a folder: in all) are known by their content, larger ones by path, size and time. */
+const HASH_LIMIT = 64 << 20;
 
 function slugOf(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 48) || 'corpus';
@@ -126,12 +139,15 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       const abs = path.resolve(spec.path);
       const st = statOrFail(abs, 'file');
       if (st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is a folder; use kind "dir" (or pass the folder path)`);
-      if (headHoldsNul(abs)) throw new AmendError(`corpus ${spec.path}: holds NUL bytes, so it is not text (a binary file?); give a text file, JSON Lines or a folder`);
+      const head = fileHead(abs);
+      if (head.nul) throw new AmendError(`corpus ${spec.path}: holds NUL bytes, so it is not text (a binary file?); give a text file, JSON Lines or a folder`);
       // A file up to 64 MiB is known by its content, so the same corpus in another place (another
       // project's copy of the installed demo world) finds the same cached statistics; a larger one
-      // by its path, size and modification time, which cost no read.
+      // by its path, size and modification time, which cost no read. A file that opens with a
+      // byte order mark says so: its statistics were once computed with the mark read as text.
       const where = `${abs}:${st.size}:${Math.trunc(st.mtimeMs)}`;
-      const id = st.size <= 64 << 20 ? `${spec.kind}:sha256:${contentSha(abs, where)}${suffix}` : `${spec.kind}:${where}${suffix}`;
+      const bom = head.bom ? '|bom-dropped' : '';
+      const id = st.size <= HASH_LIMIT ? `${spec.kind}:sha256:${contentSha(abs, st)}${bom}${suffix}` : `${spec.kind}:${where}${bom}${suffix}`;
       return { spec, id, slug: slugOf(path.basename(abs)), label: abs };
     }
     case 'dir': {
@@ -141,11 +157,20 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       if (!st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is not a folder`);
       const files = listCorpusFiles(abs);
       if (files.length === 0) throw new AmendError(`corpus ${spec.path}: the folder holds no .txt, .md, .text or .jsonl files`);
-      const listing = files.map((f) => {
-        const s = fs.statSync(path.join(abs, f));
-        return `${f}:${s.size}:${Math.trunc(s.mtimeMs)}`;
-      }).join('\n');
-      return { spec, id: `dir:${abs}:${sha(listing).slice(0, 16)}${suffix}`, slug: slugOf(path.basename(abs)), label: `${abs} (${files.length} files)` };
+      const stats = files.map((f) => fs.statSync(path.join(abs, f)));
+      for (const f of files) {
+        if (fileHead(path.join(abs, f)).nul) throw new AmendError(`corpus ${spec.path}: ${f} holds NUL bytes, so it is not text (a binary file?); move it out of the folder or rename it`);
+      }
+      // As a file: up to 64 MiB in all, the folder is known by its files' names and contents (a
+      // file rewritten with the same size within the same timestamp, or copied over with its old
+      // time, is another corpus); a larger one by its path and its files' sizes and times.
+      const total = stats.reduce((n, st) => n + st.size, 0);
+      const id = total <= HASH_LIMIT
+        ? `dir:sha256:${sha(files.map((f, i) => {
+          return `${f}:${contentSha(path.join(abs, f), stats[i])}`;
+        }).join('\n'))}`
+        : `dir:${abs}:${sha(files.map((f, i) => `${f}:${stats[i].size}:${Math.trunc(stats[i].mtimeMs)}`).join('\n')).slice(0, 16)}`;
+      return { spec, id: `${id}${suffix}`, slug: slugOf(path.basename(abs)), label: `${abs} (${files.length} files)` };
     }
     case 'texts': {
       if (!Array.isArray(spec.texts) || spec.texts.some((t) => typeof t !== 'string')) throw new AmendError('a texts corpus needs texts: string[]');
@@ -189,7 +214,8 @@ async function* lines(file: string): AsyncGenerator<string> {
   try {
     for await (const line of rl) {
       n++;
-      yield line;
+      // A UTF-8 byte order mark marks the encoding; it is not part of the first document.
+      yield n === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line;
     }
   } catch (e) {
     // A line longer than a JS string can hold (~512 MB): readline throws a bare RangeError.
@@ -204,7 +230,8 @@ async function* lines(file: string): AsyncGenerator<string> {
 /** Documents of a plain text file, split as asked. */
 async function* textFileDocs(file: string, split: CorpusSpec['split']): AsyncGenerator<Doc> {
   if (split === 'file') {
-    const text = fs.readFileSync(file, 'utf8');
+    const raw = fs.readFileSync(file, 'utf8');
+    const text = raw.startsWith('\uFEFF') ? raw.slice(1) : raw;
     if (text.trim() !== '') yield { text };
     return;
   }
