@@ -112,3 +112,35 @@ test('generation stops at the model\'s last position, with and without the KV ca
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('top-k keeps every token tied with the k-th largest logit, as transformers does', () => {
+  const tied = new Float32Array([1, 0, 1, 1, -1]);
+  const rand = mulberry32(5), n = 30000, f = new Array(tied.length).fill(0);
+  for (let i = 0; i < n; i++) f[sample(tied, { topK: 1 }, rand)] += 1;
+  assert.equal(f[1] + f[4], 0, `only the three tied tokens are kept: ${f}`);
+  // Chi-square with 2 degrees of freedom against 1/3 each: 30 is far past any fixed seed's value.
+  const chi = [0, 2, 3].reduce((a, i) => a + (f[i] - n / 3) ** 2 / (n / 3), 0);
+  assert.ok(chi < 30, `frequencies ${f}, chi-square ${chi}`);
+  // Temperature, then top-k (with its tie), then top-p on the renormalised rest. Top-3 keeps ids
+  // 0, 2 and the tied 3, 4: at T 0.5 ids 0 and 2 hold 1/(1 + e⁻²) ≈ 0.881 of that, under p = 0.9,
+  // so top-p adds id 3 (ties: lower id first). Top-k without the tie would have stopped at 0.937.
+  const row = new Float32Array([2, 0.5, 2, 1, 1, -4]);
+  const want = softmax(row, 0.5, (i) => i === 0 || i === 2 || i === 3);
+  const g = new Array(row.length).fill(0), r2 = mulberry32(9);
+  for (let i = 0; i < n; i++) g[sample(row, { temperature: 0.5, topK: 3, topP: 0.9 }, r2)] += 1;
+  assert.equal(g[1] + g[4] + g[5], 0, `${g}`);
+  want.forEach((w, i) => assert.ok(Math.abs(g[i] / n - w) < 0.02, `token ${i}: ${g[i] / n} vs ${w}`));
+});
+
+test('sampling options with greedy decoding (the default) are an error, not silently ignored', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-gen-'));
+  try {
+    const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'm'), gpt2Config({ vocab: 8 })), { noTokenizer: true });
+    for (const o of [{ temperature: 0.7 }, { topK: 3 }, { topP: 0.9 }, { greedy: true, topK: 2 }]) {
+      assert.throws(() => generate(model, [[1, 2]], { maxNewTokens: 1, ...o }), /pass greedy: false to sample/);
+    }
+    assert.equal(generate(model, [[1, 2]], { maxNewTokens: 1, greedy: false, topK: 2, seed: 1 })[0].length, 1);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -70,6 +70,20 @@ test('decodeContinuation keeps the space a SentencePiece decoder strips from a l
   assert.equal(tok.decode(prompt) + tok.decodeContinuation(prompt, next), tok.decode([...prompt, ...next]));
 });
 
+test('decodeContinuation after a context that ends inside a character gives the whole character, not U+FFFD', (t) => {
+  const tok = load(t, STORIES);
+  if (!tok) return;
+  // "ï" and "☃" are byte-fallback tokens in this vocabulary: a cut between them leaves half a character.
+  for (const text of ['naïve', 'café ☃ x']) {
+    const ids = tok.encode(text);
+    for (let k = 1; k < ids.length; k++) {
+      const rest = tok.decodeContinuation(ids.slice(0, k), ids.slice(k));
+      assert.ok(!rest.includes('\uFFFD'), `${text} cut at ${k}: ${JSON.stringify(rest)}`);
+      assert.ok(tok.decode(ids).endsWith(rest), `${text} cut at ${k}: ${JSON.stringify(rest)}`);
+    }
+  }
+});
+
 test('gpt2: no special tokens added, reference ids, round trip', (t) => {
   const tok = load(t, GPT2);
   if (!tok) return;

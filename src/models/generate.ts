@@ -9,13 +9,24 @@ import { forward } from './transformer.js';
 
 export interface GenerateOptions {
   maxNewTokens: number;
-  /** Argmax decoding (default); false samples with temperature / topK / topP. */
+  /**
+   * Argmax decoding (default; ties go to the lowest id); false samples with temperature / topK /
+   * topP, which are an error with greedy decoding.
+   */
   greedy?: boolean;
+  /** Divides the logits before top-k / top-p (default 1; must be > 0). */
   temperature?: number;
+  /** Keeps the k most likely tokens and any tied with the k-th, as transformers (0 or ≥ V: no cut). */
   topK?: number;
+  /** Then keeps the smallest most-likely-first set whose probability reaches p, in (0, 1] (1: no cut). */
   topP?: number;
+  /**
+   * Seed of the one random stream the whole batch draws from, row after row at every step: the
+   * same prompts with the same seed give the same tokens, but a row's samples depend on the rows
+   * before it in the batch (as with one torch generator in transformers).
+   */
   seed?: number;
-  /** Stop a row at this token (default: any of the model's eos ids; null never stops early). */
+  /** Stop a row at this token, which ends the row's new tokens (default: any of the model's eos ids; null never stops early). */
   eosId?: number | null;
   /** false recomputes the whole sequence at every step (slow; a reference for the cache). */
   useCache?: boolean;
@@ -118,6 +129,10 @@ function checkGenerateOptions(o: GenerateOptions): void {
   if (o.temperature !== undefined && !(o.temperature > 0 && Number.isFinite(o.temperature))) {
     throw new AmendError(`generate: temperature must be a finite number > 0 (greedy decoding is temperature 0), got ${o.temperature}`);
   }
+  if (o.greedy !== false && (o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined)) {
+    // Greedy is the default: without this a caller's temperature / topK / topP would be ignored.
+    throw new AmendError('generate: temperature, topK and topP apply to sampling; pass greedy: false to sample (greedy decoding, the default, takes the argmax)');
+  }
   if (o.seed !== undefined && !isInt(o.seed)) throw new AmendError(`generate: seed must be an integer, got ${o.seed}`);
   if (o.eosId !== undefined && o.eosId !== null && (!isInt(o.eosId) || o.eosId < 0)) throw new AmendError(`generate: eosId must be a token id or null, got ${o.eosId}`);
 }
@@ -189,7 +204,7 @@ export function sample(row: Float32Array, o: Pick<GenerateOptions, 'temperature'
   // Plain sampling needs no order: the vocabulary's own order draws from the same distribution
   // without sorting V entries per token (a 50k vocabulary made that the cost of the whole pass).
   if (!cut && !nucleus) return sampleRows(row, 1, row.length, temp, rand)[0];
-  let order = cut ? topK(row, o.topK!) : Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
+  let order = cut ? topKWithTies(row, o.topK!) : Array.from(row.keys()).sort((a, b) => row[b] - row[a]);
   const mx = row[order[0]];
   let probs = order.map((i) => Math.exp((row[i] - mx) / temp));
   let total = probs.reduce((a, b) => a + b, 0);
@@ -206,6 +221,19 @@ export function sample(row: Float32Array, o: Pick<GenerateOptions, 'temperature'
     if (u <= 0) return order[i];
   }
   return order[order.length - 1];
+}
+
+/**
+ * The top-k set as transformers' TopKLogitsWarper keeps it: every token whose logit is at least
+ * the k-th largest, so tokens tied with the k-th all stay in (more than k then). Largest first,
+ * ties by index.
+ */
+function topKWithTies(row: Float32Array, k: number): number[] {
+  const best = topK(row, k);
+  const kth = row[best[best.length - 1]];
+  const taken = new Set(best);
+  for (let i = 0; i < row.length; i++) if (row[i] === kth && !taken.has(i)) best.push(i);
+  return best;
 }
 
 /** Indices of the k largest entries, largest first (ties: lower index first), in O(V·k). */

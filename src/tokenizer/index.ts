@@ -341,14 +341,19 @@ export class AmendTokenizer {
   /**
    * Text of `next` as it continues `context`. Decoding `next` alone drops what a SentencePiece
    * decoder strips from the start of a text (the space of "▁a"), so the continuation is the
-   * decoded whole minus the decoded context, where the one begins with the other.
+   * decoded whole minus the decoded context, where the one begins with the other. A context that
+   * ends inside a character (byte tokens) decodes with a trailing U+FFFD that the whole does not
+   * have: the continuation then starts with that whole character rather than with U+FFFD.
    */
   decodeContinuation(context: readonly number[], next: readonly number[], opts: DecodeOptions = {}): string {
     const bad = notIdList(context) ?? notIdList(next);
     if (bad) throw new AmendError(`decodeContinuation takes two arrays of token ids, not ${bad}`);
     const head = this.decode(context, opts);
     const whole = this.decode([...context, ...next], opts);
-    return whole.startsWith(head) ? whole.slice(head.length) : this.decode(next, opts);
+    if (whole.startsWith(head)) return whole.slice(head.length);
+    const stable = head.replace(/\uFFFD+$/, '');
+    if (stable !== head && whole.startsWith(stable)) return whole.slice(stable.length);
+    return this.decode(next, opts);
   }
 
   /** The vocabulary string of one token (e.g. "ĠParis", "▁Paris"), or null for an unknown id. */
