@@ -174,3 +174,9 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   assert.throws(() => presetByName('rome', 'gpt5'), /no ROME preset "gpt5" \(presets: /);
   assert.ok(SCHEMAS.memit.mom2_update_weight && !SCHEMAS.rome.mom2_update_weight);
 });
+
+test('a named preset that matches no model carries its note in the origin (a family Amend does not run)', () => {
+  const r = resolveHparams('rome', gpt2xl, { preset: 'qwen-7b' });
+  assert.match(r.origin, /^preset qwen-7b \(zjunlp\/EasyEdit hparams\/ROME\/qwen-7b\.yaml\); note: Qwen \(v1\) architecture not supported/);
+  assert.doesNotMatch(resolveHparams('rome', gpt2xl).origin, /note:/);
+});

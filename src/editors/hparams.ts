@@ -503,7 +503,8 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
   let origin = `rule for models without a preset (${model.config.modelType}, ${model.config.layers} layers)`;
   if (preset) {
     values = { ...values, ...checkHparams(method, preset.hparams, preset.file) };
-    origin = `preset ${preset.name} (${preset.source})`;
+    // A preset no model matches (a family Amend does not run, a conversion) says why when named.
+    origin = `preset ${preset.name} (${preset.source})${preset.match === null && preset.note ? `; note: ${preset.note}` : ''}`;
   }
   for (const f of opts.files ?? []) {
     values = { ...values, ...checkHparams(method, readHparamsFile(f), f) };
