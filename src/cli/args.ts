@@ -1,7 +1,7 @@
 // Command-line parsing shared by every command: node's parseArgs plus the help text, so a
 // command declares its options once.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { AmendError } from '../errors.js';
+import { AmendError, editDistance } from '../errors.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -90,18 +90,6 @@ function parseErrorLine(err: Error & { code?: string }, all: Record<string, Opti
   return err.message.split('\n')[0]!;
 }
 
-/** Edit distance (insertions, deletions, substitutions, swaps of neighbours), for "did you mean". */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
-    }
-  }
-  return d[a.length]![b.length]!;
-}
-
 /**
  * The candidate a mistyped word most likely meant: the nearest by edit distance, if near enough
  * (at most 1 edit for short words, 2 from 5 letters, 3 from 9), else the only one it is a prefix of,
@@ -113,7 +101,7 @@ export function closest(word: string, candidates: readonly string[]): string | u
   const limit = w.length < 5 ? 1 : w.length < 9 ? 2 : 3;
   let best: string | undefined, bestD = Infinity;
   for (const c of candidates) {
-    const dist = distance(w, c.toLowerCase());
+    const dist = editDistance(w, c.toLowerCase());
     if (dist < bestD) { best = c; bestD = dist; }
   }
   if (best !== undefined && bestD <= limit) return best;

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError } from '../errors.js';
+import { AmendError, editDistance } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 
 export type EditMethod = 'rome' | 'memit';
@@ -315,20 +315,6 @@ function closest(key: string, keys: string[]): string | null {
     if (d < bestD) { bestD = d; best = k; }
   }
   return best !== null && bestD <= Math.max(2, Math.floor(key.length / 4)) ? best : null;
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
 }
 
 function toNumber(v: unknown): number | null {

@@ -1,5 +1,6 @@
 // Hugging Face config.json → one normalised description of the transformer, whatever the family.
 import { AmendError } from '../errors.js';
+import { isObject } from '../data/fields.js';
 import { parseRopeScaling, type RopeScaling } from './rope.js';
 
 export type Family = 'gpt2' | 'gpt_neox' | 'gptj' | 'llama';
@@ -73,8 +74,6 @@ function idsOf(raw: Record<string, unknown>, key: string): number[] {
   const list = Array.isArray(v) ? v : [v];
   return list.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0);
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
  * The rotary settings, from the legacy keys (rope_theta / rotary_emb_base, rope_scaling,

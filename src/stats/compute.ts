@@ -24,7 +24,7 @@ import { holdModel, sessionOf } from '../patch/session.js';
 import { noGrad } from '../tensor/index.js';
 import { GramAccumulator } from './accumulate.js';
 import { readStatsFile, statsCachePath, writeStatsFile, type StatsKey } from './cache.js';
-import { chooseSubset, corpusDocs, corpusSpecOf, countDocs, resolveCorpus, type Doc, type ResolvedCorpus } from './corpus.js';
+import { chooseSubset, contentSha, corpusDocs, corpusSpecOf, countDocs, resolveCorpus, type Doc, type ResolvedCorpus } from './corpus.js';
 import { findImported } from './import.js';
 import {
   DEFAULT_MODEL_SAMPLE_LENGTH, DEFAULT_MODEL_SAMPLES, DEFAULT_SAMPLES, MAX_DEFAULT_LENGTH,
@@ -159,40 +159,20 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   return layers.map((l) => done.get(l)!);
 }
 
-const tokenizerIds = new Map<string, string>();
-
 /**
  * The identity of the model's tokenizer: the sha256 of its files (tokenizer.json,
- * tokenizer_config.json, special_tokens_map.json) in the model folder; "none" without a tokenizer,
- * "unknown" for one that was not read from a folder.
+ * tokenizer_config.json, special_tokens_map.json) in the model folder, each read once per process
+ * as corpus files are; "none" without a tokenizer, "unknown" for one not read from a folder.
  */
 export function tokenizerId(model: CausalLM): string {
   if (!model.tokenizer) return 'none';
   if (!model.dir) return 'unknown';
-  const files = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'].map((f) => path.join(model.dir!, f));
-  const where = files.map((f) => {
-    try {
-      const st = fs.statSync(f);
-      return `${f}:${st.size}:${st.mtimeMs}`;
-    } catch {
-      return `${f}:-`;
-    }
-  }).join('|');
-  let id = tokenizerIds.get(where);
-  if (id === undefined) {
-    const h = createHash('sha256');
-    for (const f of files) {
-      h.update(`${path.basename(f)}\0`);
-      try {
-        h.update(fs.readFileSync(f));
-      } catch {
-        h.update('absent');
-      }
-      h.update('\0');
-    }
-    tokenizerIds.set(where, (id = `sha256:${h.digest('hex')}`));
-  }
-  return id;
+  const parts = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'].map((name) => {
+    const file = path.join(model.dir!, name);
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    return `${name}:${st ? contentSha(file, st) : 'absent'}`;
+  });
+  return `sha256:${createHash('sha256').update(parts.join('\n')).digest('hex')}`;
 }
 
 /** Runs `fn` with every patch of the model's edit session taken off, then puts them back in order (exact). */

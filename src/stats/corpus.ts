@@ -70,7 +70,7 @@ const sha = (s: string | Uint8Array): string => createHash('sha256').update(s).d
  * its old modification time is read again.
  */
 const shaByFile = new Map<string, string>();
-function contentSha(file: string, st: fs.Stats): string {
+export function contentSha(file: string, st: fs.Stats): string {
   const where = `${file}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   let h = shaByFile.get(where);
   if (h === undefined) shaByFile.set(where, (h = sha(fs.readFileSync(file))));

@@ -170,19 +170,24 @@ class ByteRunDecoder extends TextDecoder {
   }
 }
 
-/** The parts of the library's decoder objects read here (its typings do not export the classes). */
-interface DecoderStep {
-  config?: { type?: unknown };
-  decoders?: unknown;
-  text_decoder?: unknown;
+/**
+ * Call `fix` on every step of one of the library's components whose config type is `type`, the
+ * steps of a Sequence (listed under `children`) included. The library's typings do not export its
+ * component classes, so steps are found by the type their config names.
+ */
+function fixSteps(root: unknown, type: string, children: string, fix: (step: Record<string, unknown>) => void): void {
+  if (root === null || (typeof root !== 'object' && typeof root !== 'function')) return;
+  const step = root as Record<string, unknown> & { config?: { type?: unknown } };
+  if (step.config?.type === type) fix(step);
+  const kids = step[children];
+  if (Array.isArray(kids)) for (const k of kids) fixSteps(k, type, children, fix);
 }
 
-/** Give every ByteFallback step of a decoder (a Sequence's too) HF's rule for byte runs. */
+/** Give every ByteFallback step of a decoder HF's rule for byte runs. */
 function useHfByteFallback(decoder: unknown): void {
-  if (decoder === null || (typeof decoder !== 'object' && typeof decoder !== 'function')) return;
-  const step = decoder as DecoderStep;
-  if (step.config?.type === 'ByteFallback' && step.text_decoder instanceof TextDecoder) step.text_decoder = new ByteRunDecoder();
-  if (Array.isArray(step.decoders)) for (const d of step.decoders) useHfByteFallback(d);
+  fixSteps(decoder, 'ByteFallback', 'decoders', (step) => {
+    if (step.text_decoder instanceof TextDecoder) step.text_decoder = new ByteRunDecoder();
+  });
 }
 
 /**
@@ -192,19 +197,11 @@ function useHfByteFallback(decoder: unknown): void {
  */
 const BYTE_LEVEL_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+/gu;
 
-/** The parts of the library's pre-tokenizer objects read here. */
-interface PreTokenizerStep {
-  config?: { type?: unknown };
-  tokenizers?: unknown;
-  pattern?: unknown;
-}
-
-/** Give every ByteLevel step of a pre-tokenizer (a Sequence's too) HF's split. */
+/** Give every ByteLevel step of a pre-tokenizer HF's split. */
 function useHfByteLevelSplit(preTokenizer: unknown): void {
-  if (preTokenizer === null || (typeof preTokenizer !== 'object' && typeof preTokenizer !== 'function')) return;
-  const step = preTokenizer as PreTokenizerStep;
-  if (step.config?.type === 'ByteLevel' && step.pattern instanceof RegExp) step.pattern = new RegExp(BYTE_LEVEL_SPLIT);
-  if (Array.isArray(step.tokenizers)) for (const p of step.tokenizers) useHfByteLevelSplit(p);
+  fixSteps(preTokenizer, 'ByteLevel', 'tokenizers', (step) => {
+    if (step.pattern instanceof RegExp) step.pattern = new RegExp(BYTE_LEVEL_SPLIT);
+  });
 }
 
 export class AmendTokenizer {
