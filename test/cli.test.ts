@@ -112,6 +112,26 @@ test('amend --version prints the package version', () => {
   assert.equal(r.code, 0);
   const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
   assert.equal(r.stdout.trim(), `amend ${pkg.version}`);
+  const j = amend('--version', '--json');
+  assert.equal(j.code, 0);
+  assert.deepEqual(JSON.parse(j.stdout), { version: pkg.version });
+});
+
+test('--help --json is the help as one JSON document', () => {
+  const top = amend('--help', '--json');
+  assert.equal(top.code, 0);
+  const names = JSON.parse(top.stdout).commands.map((c: { name: string }) => c.name);
+  assert.ok(names.includes('edit') && names.includes('eval'), top.stdout);
+  for (const argv of [['edit', '--help', '--json'], ['help', 'edit', '--json']]) {
+    const r = amend(...argv);
+    assert.equal(r.code, 0, r.stderr);
+    const h = JSON.parse(r.stdout);
+    assert.equal(h.command, 'edit');
+    const method = h.options.find((o: { name: string }) => o.name === 'method');
+    assert.equal(method.type, 'string');
+    assert.ok(h.options.some((o: { name: string }) => o.name === 'json'));
+    assert.ok(h.examples.length > 0);
+  }
 });
 
 test('bad input: one clear line and a non-zero exit', async (t) => {

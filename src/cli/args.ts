@@ -37,6 +37,14 @@ export function helpText(spec: CommandSpec): string {
   return lines.join('\n');
 }
 
+/** The help as data (for --help --json): the same options, usage and examples as helpText. */
+export function helpJson(spec: CommandSpec): object {
+  const options = Object.entries({ ...spec.options, ...COMMON_OPTIONS }).map(([name, o]) => ({
+    name, type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}), help: o.help,
+  }));
+  return { command: spec.name, summary: spec.summary, usage: spec.usage, options, examples: spec.examples };
+}
+
 export interface Parsed {
   values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];

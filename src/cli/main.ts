@@ -6,7 +6,7 @@
 import { AmendError } from '../errors.js';
 import { amendVersion } from '../version.js';
 import { kernels } from '../backend/index.js';
-import { didYouMean, helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
+import { didYouMean, helpJson, helpText, intOption, parse, type CommandSpec, type Parsed } from './args.js';
 import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
 import * as edit from './commands/edit.js';
@@ -42,11 +42,13 @@ async function main(argv: string[]): Promise<number> {
     // "amend help edit" is "amend edit --help".
     const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
     if (name === 'help' && rest[0] !== undefined && !topic) throw new AmendError(`no command "${rest[0]}"${didYouMean(rest[0], Object.keys(COMMANDS))} (commands: ${Object.keys(COMMANDS).join(', ')})`);
-    console.log(topic ? helpText(topic.spec) : usage());
+    if (!wantsJson(argv)) console.log(topic ? helpText(topic.spec) : usage());
+    else printJson(topic ? helpJson(topic.spec) : { commands: Object.values(COMMANDS).map((c) => ({ name: c.spec.name, summary: c.spec.summary })) });
     return 0;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
-    console.log(`amend ${amendVersion()}`);
+    if (wantsJson(argv)) printJson({ version: amendVersion() });
+    else console.log(`amend ${amendVersion()}`);
     return 0;
   }
   const command = COMMANDS[name];
@@ -56,7 +58,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const args = parse(command.spec, rest);
   if (args.values.help) {
-    console.log(helpText(command.spec));
+    if (args.values.json) printJson(helpJson(command.spec));
+    else console.log(helpText(command.spec));
     return 0;
   }
   const fromFlag = args.values.threads !== undefined;
@@ -68,6 +71,10 @@ async function main(argv: string[]): Promise<number> {
   }
   await command.run(args);
   return 0;
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 // The library reports what it carries on past (statistics left uncached, a default corpus) with
