@@ -152,6 +152,26 @@ test('file, JSONL, folder and in-memory corpora of the same documents give ident
   await assert.rejects(layerSecondMoment(model, 1, { corpus: path.join(tmp, 'nowhere.txt') }), /no such file or folder/);
 });
 
+test('a folder corpus follows symbolic links, once per real folder, and names a dangling one', { skip: NO_TOK }, async () => {
+  const model = CausalLM.loadDir(tinyModel('links', 3));
+  const o = { maxLength: 24, batchTokens: 64, noCache: true };
+  const store = path.join(tmp, 'link-store');
+  fs.mkdirSync(path.join(store, 'more'), { recursive: true });
+  fs.writeFileSync(path.join(store, 'a.txt'), DOCS.slice(0, 6).join('\n') + '\n');
+  fs.writeFileSync(path.join(store, 'more', 'b.txt'), DOCS.slice(6).join('\n') + '\n');
+  const linked = path.join(tmp, 'corpus-links');
+  fs.mkdirSync(linked);
+  fs.symlinkSync(path.join(store, 'a.txt'), path.join(linked, 'a.txt'));
+  fs.symlinkSync(path.join(store, 'more'), path.join(linked, 'more'));
+  fs.symlinkSync(linked, path.join(store, 'more', 'loop'));
+  const mem = await layerSecondMoment(model, 1, { ...o, corpus: { kind: 'texts', texts: DOCS } });
+  const sm = await layerSecondMoment(model, 1, { ...o, corpus: linked });
+  assert.equal(sm.samples, DOCS.length);
+  assert.deepEqual(sm.mom2, mem.mom2);
+  fs.symlinkSync(path.join(store, 'gone.txt'), path.join(linked, 'gone.txt'));
+  await assert.rejects(layerSecondMoment(model, 1, { ...o, corpus: linked }), /gone\.txt: a link to nothing/);
+});
+
 test('samples: a fixed random subset of documents, the whole corpus when it is smaller', { skip: NO_TOK }, async () => {
   const model = CausalLM.loadDir(tinyModel('subset', 4));
   const tok = model.tok();

@@ -108,17 +108,33 @@ function statOrFail(p: string, what: string): fs.Stats {
   }
 }
 
-/** Every corpus file under a folder: sorted relative paths, hidden entries skipped. */
+/**
+ * Every corpus file under a folder: sorted relative paths, hidden entries skipped. Symbolic links
+ * are followed (a corpus assembled from links is common); each real folder is walked once, so a
+ * link back up the tree cannot loop.
+ */
 function listCorpusFiles(dir: string): string[] {
   const out: string[] = [];
+  const walked = new Set<string>();
   const walk = (rel: string): void => {
+    const real = fs.realpathSync(path.join(dir, rel));
+    if (walked.has(real)) return;
+    walked.add(real);
     const entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true })
       .filter((e) => !e.name.startsWith('.'))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const r = rel ? path.join(rel, e.name) : e.name;
-      if (e.isDirectory()) walk(r);
-      else if (e.isFile()) {
+      let kind: { isDirectory(): boolean; isFile(): boolean } = e;
+      if (e.isSymbolicLink()) {
+        try {
+          kind = fs.statSync(path.join(dir, r));
+        } catch {
+          throw new AmendError(`corpus ${path.join(dir, r)}: a link to nothing (remove it or point it at a file)`);
+        }
+      }
+      if (kind.isDirectory()) walk(r);
+      else if (kind.isFile()) {
         const ext = path.extname(e.name).toLowerCase();
         if (TEXT_EXT.has(ext) || JSONL_EXT.has(ext)) out.push(r);
       }
