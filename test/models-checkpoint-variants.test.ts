@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
-import { CausalLM, generate, writeRandomCheckpoint } from '../src/models/index.js';
+import { CausalLM, KVCache, generate, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { parseConfig } from '../src/models/config.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-variants-'));
@@ -167,4 +167,22 @@ test('generation_config.json\'s eos ids are the ones generation stops at', () =>
   assert.deepEqual(generate(m, [prompt], { maxNewTokens: 12 })[0], free.slice(0, free.indexOf(stop) + 1));
   fs.writeFileSync(path.join(withGen, 'generation_config.json'), JSON.stringify({ do_sample: false }));
   assert.deepEqual(load(withGen).config.eosIds, [other]);
+});
+
+test('a forward refused for its length leaves the KV cache as it was', () => {
+  const model = load(writeRandomCheckpoint(path.join(tmp, `m${n++}`), gpt2Config({ positions: 8 }), 3, 0.3));
+  const cache = new KVCache(model.config, 1, 16);
+  model.forward(Int32Array.of(1, 2, 3, 4, 5, 6), 1, 6, { cache });
+  // 6 + 3 tokens run past the 8 learned positions
+  assert.throws(() => model.forward(Int32Array.of(7, 8, 9), 1, 3, { cache }), /longer than the model's 8 positions/);
+  assert.equal(cache.length, 6);
+  assert.equal(cache.seen[0], 6);
+  assert.deepEqual([...cache.mask.subarray(6, 9)], [0, 0, 0]);
+  // the cache still serves the rest of the sequence: the same logits as a forward without it
+  const step = model.forward(Int32Array.of(7, 8), 1, 2, { cache }).logits!.data;
+  const full = model.forward(Int32Array.of(1, 2, 3, 4, 5, 6, 7, 8), 1, 8).logits!.data;
+  const V = model.config.vocabSize;
+  let err = 0;
+  for (let i = 0; i < 2 * V; i++) err = Math.max(err, Math.abs(step[i]! - full[6 * V + i]!));
+  assert.ok(err < 1e-5, `max |Δ| ${err}`);
 });

@@ -26,19 +26,32 @@ export class KVCache {
   }
 
   /**
-   * Reserves the next T positions for tokens with the given padding mask ([B*T], null = all
-   * real) and returns their position ids (the running count of real tokens in each row).
+   * The position ids the next T tokens would take (the running count of real tokens in each row),
+   * without taking them: a forward checks them before anything is written.
    */
-  advance(T: number, mask: Uint8Array | null): Int32Array {
+  nextPositions(T: number, mask: Uint8Array | null): Int32Array {
     if (this.length + T > this.capacity) {
       throw new AmendError(`KV cache full: ${this.length} + ${T} tokens exceed its capacity of ${this.capacity}`);
     }
     const pos = new Int32Array(this.batch * T);
     for (let b = 0; b < this.batch; b++) {
+      let seen = this.seen[b];
+      for (let t = 0; t < T; t++) pos[b * T + t] = !mask || mask[b * T + t] !== 0 ? seen++ : 0;
+    }
+    return pos;
+  }
+
+  /**
+   * Reserves the next T positions for tokens with the given padding mask ([B*T], null = all
+   * real) and returns their position ids.
+   */
+  advance(T: number, mask: Uint8Array | null): Int32Array {
+    const pos = this.nextPositions(T, mask);
+    for (let b = 0; b < this.batch; b++) {
       for (let t = 0; t < T; t++) {
-        const real = mask ? mask[b * T + t] !== 0 : true;
+        const real = !mask || mask[b * T + t] !== 0;
         this.mask[b * this.capacity + this.length + t] = real ? 1 : 0;
-        pos[b * T + t] = real ? this.seen[b]++ : 0;
+        if (real) this.seen[b]++;
       }
     }
     this.length += T;

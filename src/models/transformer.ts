@@ -117,7 +117,8 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   };
 
   const past = cache?.length ?? 0;
-  const pos = cache ? cache.advance(len, mask) : positionsFromMask(mask, B, len);
+  // The cache takes its positions only once they pass the checks below, so a refused call leaves it as it was.
+  const pos = cache ? cache.nextPositions(len, mask) : positionsFromMask(mask, B, len);
   // Inference (no tape) takes the fast path: activations that never leave the forward pass live
   // in reused scratch arrays, and the residual stream, while no hook has seen it, is updated in
   // place. The arithmetic is the same, bit for bit; only where results are written changes.
@@ -144,6 +145,7 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
       }
     }
   }
+  cache?.advance(len, mask);
   if (s.wpe && !opts.start) {
     x = T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), pos), [B, len, c.hidden]), fast ? x.data : undefined);
   }
