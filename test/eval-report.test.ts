@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   decodePng, encodePng, layoutChart, meanCI, modeLabel, parseMode, sceneToSvg, summarizeByRelation, summarizeRecords, summaryMarkdown, tQuantile975,
-  type CaseRecord, type EvalSummary,
+  wilson95, type CaseRecord, type EvalSummary,
 } from '../src/eval/index.js';
 import { niceTicks } from '../src/eval/plot.js';
 import { rasterize } from '../src/eval/raster.js';
@@ -44,6 +44,19 @@ test('meanCI: Student t interval on hand-computed values', () => {
   close(tQuantile975(1), 12.706);
   close(tQuantile975(60), 2.0003, 2e-4);
   close(tQuantile975(1e9), 1.96, 1e-4);
+});
+
+test('wilson95: 0 of n and n of n have an end exactly at 0 and 1', () => {
+  // The rounding error of (p + z²/2n) − z·√(z²/4n²) printed as a lower bound of 5.55e-17 for 0 of 3.
+  for (let n = 1; n <= 300; n++) {
+    assert.equal(wilson95(0, n)[0], 0, `0 of ${n}`);
+    assert.equal(wilson95(1, n)[1], 1, `${n} of ${n}`);
+  }
+  const none = meanCI([0, 0, 0], [0, 1]);
+  assert.equal(none.low, 0);
+  close(none.high, 3.841459 / (3 + 3.841459), 1e-6); // z² / (n + z²)
+  const rows = summarizeRecords([0, 1, 2].map((index) => ({ index, regime: 'single', metrics: [{ name: 'qa.portability_em', protocol: 'generation-qa', value: 0 }] })));
+  assert.equal(rows[0]!.ci95[0], 0);
 });
 
 test('summarizeRecords: never averages across regimes or protocols', () => {

@@ -61,5 +61,7 @@ export function wilson95(p: number, n: number): [number, number] {
   const z = 1.959964, z2 = z * z;
   const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
   const half = (z / (1 + z2 / n)) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+  // At p = 0 (1) the lower (upper) end is exactly 0 (1); the subtraction leaves a rounding error
+  // (5.55e-17 for 0 of 3), which a table would print as a bound above 0.
+  return [p === 0 ? 0 : Math.max(0, centre - half), p === 1 ? 1 : Math.min(1, centre + half)];
 }
