@@ -2,11 +2,12 @@
 // summary, --mode parsing, chart ticks, the PNG encoder and the SVG writer.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
 import {
   decodePng, encodePng, layoutChart, meanCI, modeLabel, parseMode, sceneToSvg, summarizeByRelation, summarizeRecords, summaryMarkdown, tQuantile975,
   wilson95, type CaseRecord, type EvalSummary,
 } from '../src/eval/index.js';
-import { niceTicks } from '../src/eval/plot.js';
+import { niceTicks, tickLabel } from '../src/eval/plot.js';
 import { rasterize } from '../src/eval/raster.js';
 
 const close = (a: number, b: number, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
@@ -195,6 +196,32 @@ test('niceTicks cover the data with round steps', () => {
   assert.deepEqual(niceTicks(0, 0.86, 6), [0, 0.2, 0.4, 0.6, 0.8, 1]);
   assert.deepEqual(niceTicks(1, 12, 7, true), [0, 2, 4, 6, 8, 10, 12]);
   assert.deepEqual(niceTicks(3, 3, 6, true), [2, 3, 4]);
+});
+
+test('niceTicks: values a few units in the last place apart end the loop and get distinct labels', async () => {
+  // 0.1 + 0.2 and 0.3: the step fell below the spacing of doubles near 0.3 and k++ stopped changing
+  // k. A worker, so that a hang fails the test instead of stopping the suite.
+  const url = new URL('../src/eval/plot.js', import.meta.url).href;
+  const worker = new Worker(`import(${JSON.stringify(url)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.niceTicks(0.3, 0.1 + 0.2)))`, { eval: true });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const ticks = await Promise.race([
+      new Promise<number[]>((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); }),
+      new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('niceTicks(0.3, 0.1 + 0.2) did not return in 10 s')), 10_000); }),
+    ]);
+    assert.ok(ticks[0]! <= 0.3 && ticks.at(-1)! >= 0.1 + 0.2, JSON.stringify(ticks));
+  } finally {
+    clearTimeout(timer);
+    await worker.terminate();
+  }
+  for (const [lo, hi] of [[1, 1 + 2 ** -52], [100, 100.00000000001], [0.1, 0.1 + 1e-12], [5e-4, 5.1e-4], [2e5, 2.01e5], [0.999, 1]] as const) {
+    const ticks = niceTicks(lo, hi, 6);
+    assert.ok(ticks.length >= 2 && ticks[0]! <= lo && ticks.at(-1)! >= hi, `${lo}..${hi}: ${ticks}`);
+    const labels = ticks.map((t) => tickLabel(t, ticks[1]! - ticks[0]!));
+    assert.equal(new Set(labels).size, labels.length, `${lo}..${hi}: ${labels.join(' ')}`);
+  }
+  // Whole numbers one apart keep their own ticks, however large.
+  assert.deepEqual(niceTicks(100000, 100001, 7, true), [100000, 100001]);
 });
 
 test('PNG: encode → decode round trip, valid signature and chunk CRCs', () => {

@@ -37,6 +37,12 @@ export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '
 /** Round tick steps (1, 2, 5 × 10^k) covering [lo, hi] with about `target` ticks. */
 export function niceTicks(lo: number, hi: number, target = 6, integer = false): number[] {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
+  // Means of equal scores summed in another order differ in their last bits. Steps that fine would
+  // print one label at every tick (six significant digits), and below the spacing of doubles near
+  // lo, k++ below stops changing k and the loop never ends: for a chart such values are equal.
+  // (Whole numbers a step of 1 apart keep their ticks: six digits tell them apart below a million.)
+  const tooClose = hi - lo < Math.max(Math.abs(lo), Math.abs(hi)) * 1e-5 * Math.max(1, target - 1);
+  if (tooClose && !(integer && hi - lo >= 1)) lo = hi = (lo + hi) / 2;
   if (hi === lo) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
     lo -= pad;
@@ -53,9 +59,13 @@ export function niceTicks(lo: number, hi: number, target = 6, integer = false): 
   return out;
 }
 
-export function tickLabel(v: number): string {
+/** A tick's text; `step`, the distance between ticks, decides how many digits tell them apart. */
+export function tickLabel(v: number, step = 0): string {
   const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(1);
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) {
+    const digits = step > 0 ? Math.floor(Math.log10(a)) - Math.floor(Math.log10(step)) : 1;
+    return v.toExponential(Math.min(6, Math.max(1, digits)));
+  }
   return String(Number(v.toPrecision(6)));
 }
 
@@ -84,12 +94,12 @@ export function layoutChart(chart: Chart, width = 760, height = 440): Scene {
     const y = py(t);
     prims.push({ kind: 'line', x1: left, y1: y, x2: left + pw, y2: y, color: '#E6E6E6', width: 1 });
     prims.push({ kind: 'line', x1: left - 5, y1: y, x2: left, y2: y, color: '#000000', width: 1 });
-    prims.push({ kind: 'text', x: left - 8, y: y + 4, text: tickLabel(t), size: 11, anchor: 'end', color: '#000000' });
+    prims.push({ kind: 'text', x: left - 8, y: y + 4, text: tickLabel(t, yt[1]! - yt[0]!), size: 11, anchor: 'end', color: '#000000' });
   }
   for (const t of xt) {
     const x = px(t);
     prims.push({ kind: 'line', x1: x, y1: top + ph, x2: x, y2: top + ph + 5, color: '#000000', width: 1 });
-    prims.push({ kind: 'text', x, y: top + ph + 18, text: tickLabel(t), size: 11, anchor: 'middle', color: '#000000' });
+    prims.push({ kind: 'text', x, y: top + ph + 18, text: tickLabel(t, xt[1]! - xt[0]!), size: 11, anchor: 'middle', color: '#000000' });
   }
   prims.push({ kind: 'line', x1: left, y1: top, x2: left, y2: top + ph, color: '#000000', width: 1 });
   prims.push({ kind: 'line', x1: left, y1: top + ph, x2: left + pw, y2: top + ph, color: '#000000', width: 1 });
