@@ -247,3 +247,21 @@ test('a chart: SVG with axes, ticks, labels and one line per series; the raster 
   const r = rasterize(scene);
   assert.equal(r.rgb.length, scene.width * scene.height * 3);
 });
+
+test('summaryMarkdown: a "|" or line break in a name from the data keeps its table row whole', () => {
+  const recs: CaseRecord[] = [0, 1].map((index) => ({ index, relation: index ? 'P|1' : 'P2', regime: 'single', metrics: [
+    { name: 'locality.a|b\nc_acc', protocol: 'token-accuracy', value: 0.5 }, { name: 'rewrite_acc', protocol: 'token-accuracy', value: 1 },
+  ] }));
+  const s: EvalSummary = {
+    config: { method: 'rome', hparams: {}, hparamsOrigin: 'test', model: { dir: null, modelType: 'gpt2', fingerprint: 'f'.repeat(64) }, mode: 'single', cases: 2, casesDigest: '', scoring: {} },
+    cases: 2, failed: 0, rows: summarizeRecords(recs), byRelation: summarizeByRelation(recs), drift: [], seconds: 1,
+  };
+  const md = summaryMarkdown(s);
+  const cells = (line: string) => line.split(/(?<!\\)\|/).length;
+  for (const table of md.split(/\n\n/).filter((b) => b.startsWith('|'))) {
+    const lines = table.split('\n').filter((l) => l !== '');
+    for (const l of lines) assert.equal(cells(l), cells(lines[0]!), `row ${JSON.stringify(l)} against header ${JSON.stringify(lines[0])}`);
+  }
+  assert.match(md, /\| locality\.a\\\|b c_acc \| 0\.5000 \|/);
+  assert.match(md, /\| P\\\|1 \| 1 \|/);
+});

@@ -118,6 +118,13 @@ export function formatValue(v: number, unit?: string): string {
   return unit ? `${text} ${unit}` : text; // other units (entropy in bits) are named, not dropped
 }
 
+/**
+ * Text from a data file (a KnowEdit locality or portability key, a relation id) as a table cell:
+ * a "|" in it would end the cell and shift the row's numbers into the wrong columns, a line break
+ * would end the row.
+ */
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
+
 function regimeText(r: Regime): string {
   if (r.startsWith('batch-')) return `batches of ${r.slice(6)}: ${REGIME_DESCRIPTIONS.batch!.replace(/^K cases/, `${r.slice(6)} cases`)}`;
   return REGIME_DESCRIPTIONS[r] ?? r;
@@ -148,7 +155,7 @@ export function summaryMarkdown(s: EvalSummary): string {
       if (!rows.length) continue;
       lines.push('', `### ${protocol}`, '', `${PROTOCOL_DESCRIPTIONS[protocol]}.`, '', '| metric | mean | 95 % CI | n |', '| --- | ---: | --- | ---: |');
       for (const r of rows) {
-        lines.push(`| ${r.name} | ${formatValue(r.mean, r.unit)} | [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}] | ${r.count} |`);
+        lines.push(`| ${cell(r.name)} | ${formatValue(r.mean, r.unit)} | [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}] | ${r.count} |`);
       }
     }
   }
@@ -171,7 +178,7 @@ function relationMarkdown(rows: readonly RelationRow[]): string[] {
     for (const relation of [...new Set(mine.map((r) => r.relation))]) {
       const cells = metrics.map((m) => mine.find((r) => r.relation === relation && r.name === m));
       const n = Math.max(...cells.map((c) => c?.count ?? 0));
-      out.push(`| ${relation} | ${n} | ${cells.map((c) => (c ? formatValue(c.mean) : '–')).join(' | ')} |`);
+      out.push(`| ${cell(relation)} | ${n} | ${cells.map((c) => (c ? formatValue(c.mean) : '–')).join(' | ')} |`);
     }
   }
   return out;
