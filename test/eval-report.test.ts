@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import {
-  decodePng, encodePng, layoutChart, meanCI, modeLabel, parseMode, sceneToSvg, summarizeByRelation, summarizeRecords, summaryMarkdown, tQuantile975,
+  decodePng, encodePng, layoutChart, meanCI, modeLabel, parseMode, runCharts, sceneToSvg, summarizeByRelation, summarizeRecords, summaryMarkdown, tQuantile975,
   wilson95, type CaseRecord, type EvalSummary,
 } from '../src/eval/index.js';
 import { niceTicks, tickLabel } from '../src/eval/plot.js';
@@ -264,4 +264,20 @@ test('summaryMarkdown: a "|" or line break in a name from the data keeps its tab
   }
   assert.match(md, /\| locality\.a\\\|b c_acc \| 0\.5000 \|/);
   assert.match(md, /\| P\\\|1 \| 1 \|/);
+});
+
+test('runCharts: a batch run\'s cost point is the mean over its edit calls, as in the summary', () => {
+  // batch:2 over 3 cases: a call of 2 cases (1 s) and the short last call of 1 case (4 s).
+  const rec = (index: number, call: number, seconds: number): CaseRecord => ({
+    index, regime: 'batch-2', batchSize: 2, batch: call, call, ...(call === 1 ? { callSize: 1 } : {}),
+    metrics: [{ name: 'rewrite_acc', protocol: 'token-accuracy', value: index / 2 }, { name: 'edit_time', protocol: 'cost', value: seconds, unit: 'seconds' }],
+  });
+  const recs = [rec(0, 0, 1), rec(1, 0, 1), rec(2, 1, 4)];
+  const charts = runCharts(recs, [], { title: 'T', kind: 'batch' });
+  const point = (name: string) => charts.flatMap((c) => c.chart.series).find((x) => x.label === name)!.points;
+  const rows = summarizeRecords(recs);
+  assert.deepEqual(point('edit_time'), [[2, rows.find((r) => r.name === 'edit_time')!.mean]]);
+  assert.deepEqual(point('edit_time'), [[2, 2.5]]);
+  // scores stay a mean over cases
+  assert.deepEqual(point('rewrite_acc'), [[2, 0.5]]);
 });

@@ -10,6 +10,7 @@ import { sceneToSvg } from './plot-svg.js';
 import { rasterize } from './raster.js';
 import { encodePng } from './png.js';
 import { PROTOCOLS } from './protocols.js';
+import { editCallOf } from './summary.js';
 import type { CaseRecord, DriftPoint } from './run-types.js';
 
 /** Headline metrics only: per-sub-key rows (locality.X_acc) would crowd the legend. */
@@ -20,11 +21,16 @@ interface Point { x: number; value: number }
 
 function byMetric(records: readonly CaseRecord[], xOf: (r: CaseRecord) => number | undefined) {
   const groups = new Map<string, { protocol: string; name: string; unit?: string; points: Point[] }>();
+  // As in the summary, a cost is the edit call's and counts once per call: averaged over cases, a
+  // short last batch would weigh less than the others and the chart would disagree with the table.
+  const callsSeen = new Set<string>();
   for (const r of records) {
     const x = xOf(r);
     if (x === undefined) continue;
+    const costCounted = callsSeen.has(editCallOf(r));
+    if (r.metrics.some((m) => m.protocol === 'cost')) callsSeen.add(editCallOf(r));
     for (const m of r.metrics) {
-      if (!plotted(m.name) || !Number.isFinite(m.value)) continue;
+      if (!plotted(m.name) || !Number.isFinite(m.value) || (m.protocol === 'cost' && costCounted)) continue;
       const key = `${m.protocol}/${m.unit ?? ''}/${m.name}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { protocol: m.protocol, name: m.name, unit: m.unit, points: [] }));
@@ -74,7 +80,7 @@ export function runCharts(records: readonly CaseRecord[], drift: readonly DriftP
         title: `${o.title}: ${protocol}${unit ? ` (${unitLabel(unit)})` : ''}`,
         subtitle: seq
           ? `${o.protocolLabel ?? ''}; x = the edit that applied the case${distinct > 50 ? ', means over bins of edits' : ''}`
-          : 'mean over the cases of every batch of that size',
+          : protocol === 'cost' ? 'mean over the batches of that size (one edit call each)' : 'mean over the cases of every batch of that size',
         xLabel: seq ? 'number of edits' : 'batch size',
         yLabel: unit ? unitLabel(unit) : protocol === 'perplexity' ? 'perplexity' : 'score',
         series,

@@ -27,13 +27,16 @@ function rangeOf(name: string, protocol: string): [number, number] | undefined {
   return undefined;
 }
 
+/** The edit call that edited a record's case (its batch or sequential step), for costs that count once per call. */
+export const editCallOf = (rec: CaseRecord) => `${rec.regime}\u0000${rec.call ?? rec.edit ?? `case ${rec.index}`}`;
+
 export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
   const groups = new Map<string, { regime: Regime; protocol: SummaryRow['protocol']; name: string; unit?: string; values: number[] }>();
   // Every case of one edit call (a batch, a sequential step) carries that call's one time and
   // memory: a cost counts once per call, or its interval would shrink with the batch size.
   const callsSeen = new Set<string>();
   for (const rec of records) {
-    const call = `${rec.regime}\u0000${rec.call ?? rec.edit ?? `case ${rec.index}`}`;
+    const call = editCallOf(rec);
     const costCounted = callsSeen.has(call);
     if (rec.metrics.some((m) => m.protocol === 'cost')) callsSeen.add(call);
     for (const m of rec.metrics) {
