@@ -13,12 +13,12 @@ import { rasterize } from '../src/eval/raster.js';
 const close = (a: number, b: number, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
 test('meanCI: Student t interval on hand-computed values', () => {
-  // 1, 2, 3, 4: mean 2.5, s = sqrt(5/3) = 1.290994, t(3) = 3.182, half = 3.182 · 1.290994 / 2 = 2.054
+  // 1, 2, 3, 4: mean 2.5, s = sqrt(5/3) = 1.290994, t(3) = 3.182446, half = 3.182446 · 1.290994 / 2 = 2.054260
   const s = meanCI([1, 2, 3, 4]);
   close(s.mean, 2.5);
   close(s.std, 1.290994);
-  close(s.low, 2.5 - 2.05397);
-  close(s.high, 2.5 + 2.05397);
+  close(s.low, 2.5 - 2.054260, 1e-6);
+  close(s.high, 2.5 + 2.054260, 1e-6);
   assert.equal(s.count, 4);
   // One value has no spread to estimate: no interval.
   const one = meanCI([0.5]);
@@ -42,9 +42,30 @@ test('meanCI: Student t interval on hand-computed values', () => {
   // without a [0, 1] range the same values keep t's interval
   assert.ok(meanCI([1, 1, 0]).low < -0.76);
   assert.ok(Number.isNaN(meanCI([]).mean));
-  close(tQuantile975(1), 12.706);
-  close(tQuantile975(60), 2.0003, 2e-4);
-  close(tQuantile975(1e9), 1.96, 1e-4);
+  close(tQuantile975(1e9), 1.959964, 1e-6);
+});
+
+test('tQuantile975 against closed forms, the printed table and the expansion', () => {
+  // Closed forms of the 0.975 quantile: df 1 is tan(0.475π); df 2 is (2p − 1)/√(2p(1 − p));
+  // df 4 is 2√(cos(acos(√α)/3)/√α − 1) with α = 4p(1 − p).
+  const p = 0.975, alpha = 4 * p * (1 - p);
+  const exact: [number, number][] = [
+    [1, Math.tan(0.475 * Math.PI)],
+    [2, (2 * p - 1) / Math.sqrt(2 * p * (1 - p))],
+    [4, 2 * Math.sqrt(Math.cos(Math.acos(Math.sqrt(alpha)) / 3) / Math.sqrt(alpha) - 1)],
+  ];
+  for (const [df, want] of exact) close(tQuantile975(df), want, 1e-12 * want);
+  // The usual three-decimal table (Fisher & Yates), df 1–30, then 40, 60, 120.
+  const table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131,
+    2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+  table.forEach((want, i) => close(tQuantile975(i + 1), want, 5e-4));
+  close(tQuantile975(40), 2.021, 5e-4);
+  close(tQuantile975(60), 2.000, 5e-4);
+  close(tQuantile975(120), 1.980, 5e-4);
+  // The series and the expansion meet where one takes over from the other.
+  const series = tQuantile975(1000), expansion = tQuantile975(1001);
+  assert.ok(series > expansion && series - expansion < 1e-5, `${series} ${expansion}`);
+  for (let df = 2; df <= 1000; df++) assert.ok(tQuantile975(df) < tQuantile975(df - 1), `decreasing at ${df}`);
 });
 
 test('wilson95: 0 of n and n of n have an end exactly at 0 and 1', () => {

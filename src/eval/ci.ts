@@ -5,21 +5,50 @@
  * Scores that are all 0 or 1 take Wilson's interval for a proportion (see meanCI).
  */
 
-/** Two-sided 97.5 % quantiles of Student's t for 1..30 degrees of freedom. */
-const T975 = [
-  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-  2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086,
-  2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
-];
+/**
+ * P(|T| ≤ t) for Student's t with an integer `df`, by the finite series of Abramowitz & Stegun
+ * 26.7.3–4 in θ = atan(t/√df): exact up to rounding, with no gamma functions (df/2 terms).
+ */
+function tCoverage(t: number, df: number): number {
+  const theta = Math.atan(t / Math.sqrt(df));
+  const c2 = Math.cos(theta) ** 2;
+  if (df % 2 === 1) {
+    if (df === 1) return (2 / Math.PI) * theta;
+    let term = Math.cos(theta), sum = term;
+    for (let k = 3; k <= df - 2; k += 2) sum += (term *= (c2 * (k - 1)) / k);
+    return (2 / Math.PI) * (theta + Math.sin(theta) * sum);
+  }
+  let term = 1, sum = 1;
+  for (let k = 2; k <= df - 2; k += 2) sum += (term *= (c2 * (k - 1)) / k);
+  return Math.sin(theta) * sum;
+}
 
-/** The 0.975 quantile of Student's t with `df` degrees of freedom. */
+/** Above this many degrees of freedom the expansion around z is within 1e-10 of the series. */
+const SERIES_DF = 1000;
+
+/**
+ * The 0.975 quantile of Student's t with `df` degrees of freedom (rounded down to an integer), to
+ * the last digit scipy's t.ppf prints: bisection on the exact coverage, or beyond SERIES_DF the
+ * Cornish–Fisher expansion, whose next term is below 1e-10 there.
+ */
 export function tQuantile975(df: number): number {
   if (!(df >= 1)) return Number.NaN;
-  if (df <= 30) return T975[Math.floor(df) - 1]!;
-  // Beyond the table the Cornish–Fisher expansion around z is accurate to ~1e-4.
-  const z = 1.959964;
-  const z3 = z ** 3, z5 = z ** 5, z7 = z ** 7;
-  return z + (z3 + z) / (4 * df) + (5 * z5 + 16 * z3 + 3 * z) / (96 * df ** 2) + (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * df ** 3);
+  const nu = Math.floor(df);
+  if (nu > SERIES_DF) {
+    const z = 1.959963984540054;
+    const z3 = z ** 3, z5 = z ** 5, z7 = z ** 7, z9 = z ** 9;
+    return z + (z3 + z) / (4 * nu) + (5 * z5 + 16 * z3 + 3 * z) / (96 * nu ** 2) + (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * nu ** 3)
+      + (79 * z9 + 776 * z7 + 1482 * z5 - 1920 * z3 - 945 * z) / (92160 * nu ** 4);
+  }
+  let lo = 0, hi = 1;
+  while (tCoverage(hi, nu) < 0.95) hi *= 2;
+  for (let i = 0; i < 200; i++) {
+    const mid = (lo + hi) / 2;
+    if (mid === lo || mid === hi) break;
+    if (tCoverage(mid, nu) < 0.95) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
 }
 
 export interface MeanCI {
