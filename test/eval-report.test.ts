@@ -265,6 +265,10 @@ test('a chart: SVG with axes, ticks, labels and one line per series; the raster 
   assert.match(svg, />number of edits</);
   assert.match(svg, /rotate\(-90/);
   assert.match(svg, />b &amp; c</);
+  // a control character (a model folder's name) cannot be written in XML 1.0, even escaped
+  const ctl = sceneToSvg(layoutChart({ title: 'model a\u0001b', xLabel: 'x', yLabel: 'y', series: [{ label: 's\u001b', points: [[1, 1]] }] }));
+  assert.doesNotMatch(ctl, /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
+  assert.match(ctl, />model a b</);
   const r = rasterize(scene);
   assert.equal(r.rgb.length, scene.width * scene.height * 3);
 });
