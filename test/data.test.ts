@@ -293,3 +293,48 @@ test('detectFormat works on parsed content', () => {
   assert.equal(detectFormat([{ foo: 1 }]), null);
   assert.equal(detectFormat([1, 2]), null);
 });
+
+test('a JSON list file is read a record at a time: --n parses only the records it uses, the rest are counted', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
+  try {
+    // strings with the characters the record scanner must see through: quotes, backslashes, brackets, commas, non-ASCII
+    const tricky = ['a "quoted" ] subject', 'back\\slash\\', '{braces}, [brackets]', 'Zürich–東京 😀', '\\"', 'tab\there'];
+    const rec = (i: number) => ({
+      case_id: 1000 + i,
+      requested_rewrite: { prompt: '{} is in', subject: `${tricky[i % tricky.length]} ${i}`, target_new: { str: 'A' }, target_true: { str: 'B' } },
+      paraphrase_prompts: [`p ${i} ]`],
+      neighborhood_prompts: [],
+    });
+    const recs = Array.from({ length: 30 }, (_, i) => rec(i));
+    for (const [name, text] of [['compact.json', JSON.stringify(recs)], ['pretty.json', `\n ${JSON.stringify(recs, null, 2)}\n`]] as const) {
+      const f = path.join(dir, name);
+      fs.writeFileSync(f, text);
+      assert.deepEqual(loadCases(f), parseCases(JSON.parse(text), { source: f }), name);
+      const some = loadCases(f, { limit: 7 });
+      assert.equal(some.total, 30, `${name}: every record counted`);
+      assert.deepEqual(some.cases, parseCases(recs, { limit: 7 }).cases, name);
+    }
+    // A record past the ones used that is not valid JSON: --n 2 never parses it; a full load names it.
+    const broken = path.join(dir, 'broken.json');
+    fs.writeFileSync(broken, `[${recs.slice(0, 3).map((r) => JSON.stringify(r)).join(',\n')},\n{"case_id": 4, oops}\n]`);
+    const two = loadCases(broken, { limit: 2 });
+    assert.deepEqual([two.cases.length, two.total], [2, 4]);
+    oneLineError(() => loadCases(broken), /broken\.json: record 4 \(index 3\) is not valid JSON \(/);
+    // the list's own structure is checked to its end, whatever the limit
+    const write = (name: string, text: string | Buffer) => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const one = JSON.stringify(recs[0]);
+    oneLineError(() => loadCases(write('cut.json', `[${one}, ${one.slice(0, 40)}`), { limit: 1 }), /cut\.json: not valid JSON \(the file ends inside record 2; is it cut short\?\)/);
+    oneLineError(() => loadCases(write('open.json', `[${one}, ${one}`), { limit: 1 }), /open\.json: not valid JSON \(the file ends inside record 3/);
+    oneLineError(() => loadCases(write('nocomma.json', `[${one} ${one}]`), { limit: 1 }), /nocomma\.json: not valid JSON \(expected "," or "\]" after record 1, found "\{"\)/);
+    oneLineError(() => loadCases(write('after.json', `[${one}]\n[${one}]`), { limit: 1 }), /after\.json: not valid JSON \(text after the list's closing "\]"/);
+    // bytes that are not UTF-8 are named by their offset in the file, as for a file read whole
+    const latin = Buffer.concat([Buffer.from(`[${one}, `), Buffer.from(JSON.stringify(rec(1)).replace('"B"', '"é"'), 'latin1'), Buffer.from(']')]);
+    const at = latin.indexOf(0xe9);
+    oneLineError(() => loadCases(write('latin.json', latin)), new RegExp(`is not valid UTF-8 \\(byte 0xe9 at offset ${at};`));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, requireCount, requirePath } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
-import { isObject, jsonLinesLines, type Json } from './fields.js';
+import { RecordContext, isObject, jsonLinesLines, type Json } from './fields.js';
+import { ListScanner, listStart } from './scan.js';
 import { amendCasesFormat, counterfactEasyEditFormat, counterfactFormat, knownsFormat, worldFormat } from './counterfact.js';
 import { evEditFormat } from './evedit.js';
 import {
@@ -15,7 +16,7 @@ import {
   knowEditZsreFormat,
 } from './knowedit.js';
 import { mquakeFormat } from './mquake.js';
-import type { DatasetFormat, FormatSpec, LoadOptions, LoadedCases } from './types.js';
+import type { DatasetFormat, FormatSpec, LoadOptions, LoadedCases, SkippedRecord } from './types.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
 import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
 
@@ -125,6 +126,19 @@ function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
 }
 
+/** The format forced by `format`, checked against the content's shape; `data` may be the first records only. */
+function forcedSpec(format: DatasetFormat, json: Json, source: string): FormatSpec {
+  const spec = FORMATS.find((f) => f.name === format);
+  if (!spec) throw new AmendError(`unknown benchmark format "${format}"; known formats: ${knownList()}`);
+  const shapeOk = spec.shape === 'records' ? Array.isArray(json) : isObject(json);
+  if (!shapeOk) {
+    throw new AmendError(`${source}: format ${spec.name} expects ${spec.shape === 'records' ? 'a list of records' : 'one JSON object'}, but ${keysPreview(json)}`);
+  }
+  return spec;
+}
+
+const unknownFormat = (json: Json, source: string) => new AmendError(`${source}: unknown benchmark format (${keysPreview(json)}); known formats: ${knownList()}`);
+
 /** Turn parsed content (e.g. buildBenchmark's records) into cases; `source` names it in errors. */
 export function parseCases(data: unknown, opts: LoadOptions & { source?: string } = {}): LoadedCases {
   const source = opts.source ?? 'benchmark data';
@@ -134,12 +148,7 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
   if (Array.isArray(json) && json.length === 0) throw new AmendError(`${source}: no records (an empty list)`);
   let spec: FormatSpec | null;
   if (opts.format !== undefined) {
-    spec = FORMATS.find((f) => f.name === opts.format) ?? null;
-    if (!spec) throw new AmendError(`unknown benchmark format "${opts.format}"; known formats: ${knownList()}`);
-    const shapeOk = spec.shape === 'records' ? Array.isArray(json) : isObject(json);
-    if (!shapeOk) {
-      throw new AmendError(`${source}: format ${spec.name} expects ${spec.shape === 'records' ? 'a list of records' : 'one JSON object'}, but ${keysPreview(json)}`);
-    }
+    spec = forcedSpec(opts.format, json, source);
   } else {
     if (!Array.isArray(json) && !isObject(json)) {
       throw new AmendError(`${source}: expected a JSON list of benchmark records, got ${json === null ? 'null' : typeof json}; known formats: ${knownList()}`);
@@ -150,7 +159,7 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
       const one = detectSpec([json]);
       if (one) return parseCases([json], { ...opts, format: one.name });
     }
-    if (!spec) throw new AmendError(`${source}: unknown benchmark format (${keysPreview(json)}); known formats: ${knownList()}`);
+    if (!spec) throw unknownFormat(json, source);
   }
   const { cases, total, skipped } = spec.load(json, source, limit);
   warnRepeatedIds(cases, source);
@@ -158,9 +167,65 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
 }
 
 /**
+ * A JSON list file, a record at a time (see scan.ts): the first records name the format, then
+ * records are decoded, parsed and converted until `limit` cases are kept; the rest are counted.
+ */
+function loadList(bytes: Buffer, start: number, file: string, opts: LoadOptions): LoadedCases {
+  const scanner = new ListScanner(bytes, start, file);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const parse = (at: [number, number], index: number): Json => {
+    const slice = bytes.subarray(at[0], at[1]);
+    let text: string;
+    try {
+      text = decoder.decode(slice);
+    } catch {
+      throw notUtf8(file, slice, at[0]);
+    }
+    try {
+      return JSON.parse(text) as Json;
+    } catch (err) {
+      throw new AmendError(`${file}: record ${index + 1} (index ${index}) is not valid JSON (${oneLine((err as Error).message)})`);
+    }
+  };
+  // Detection reads records up to the first whose fields name a format (DETECT_RECORDS at most).
+  const head: Json[] = [];
+  let spec: FormatSpec | null = null;
+  while (head.length < (opts.format !== undefined ? 1 : DETECT_RECORDS)) {
+    const at = scanner.next();
+    if (!at) break;
+    head.push(parse(at, head.length));
+    if (opts.format === undefined && (spec = detectSpec(head.slice(-1)))) break;
+  }
+  if (head.length === 0) throw new AmendError(`${file}: no records (an empty list)`);
+  if (opts.format !== undefined) spec = forcedSpec(opts.format, head, file);
+  if (!spec) throw unknownFormat(head, file);
+  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  const cases: EditCase[] = [];
+  const skipped: SkippedRecord[] = [];
+  let i = 0;
+  for (; cases.length < limit; i++) {
+    let rec: Json;
+    if (i < head.length) rec = head[i]!;
+    else {
+      const at = scanner.next();
+      if (!at) break;
+      rec = parse(at, i);
+    }
+    const out = spec.convert!(rec, new RecordContext(file, spec.name, i));
+    if ('skip' in out) skipped.push({ index: i, reason: out.skip });
+    else cases.push(out);
+  }
+  // The records after the last one used are counted, not parsed.
+  while (scanner.next());
+  warnRepeatedIds(cases, file);
+  return { format: spec.name, description: spec.description, cases, total: scanner.count, skipped };
+}
+
+/**
  * Read a benchmark file (JSON list, JSON Lines, or KnowEdit Sanitation's object) and convert every
- * record; the format is detected from the records' fields (see FORMATS), never from the file name.
- * "world" names the demo world's benchmark.
+ * record, or the first ones up to `limit` cases (the records of a JSON list after those are
+ * counted, not parsed); the format is detected from the records' fields (see FORMATS), never from
+ * the file name. "world" names the demo world's benchmark.
  */
 export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCases {
   requirePath(file, 'loadCases needs the benchmark file');
@@ -178,6 +243,9 @@ export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCa
     if (e.code === 'EISDIR') throw new AmendError(`${file}: is a directory, expected a benchmark JSON file`);
     throw new AmendError(`${file}: cannot read (${oneLine(e.message)})`);
   }
+  checkNotUtf16(bytes, file);
+  const start = listStart(bytes);
+  if (start >= 0) return loadList(bytes, start, file, opts);
   return parseCases(parseBenchmarkText(utf8Text(bytes, file), file), { ...opts, source: file });
 }
 
@@ -186,16 +254,24 @@ export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCa
  * garbled parse error and Latin-1 accents silently become U+FFFD in prompts and targets.
  */
 function utf8Text(bytes: Buffer, file: string): string {
-  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 64).includes(0)) {
-    throw new AmendError(`${file}: is UTF-16 (or binary), not UTF-8 text; save it as UTF-8`);
-  }
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    const at = firstInvalidUtf8(bytes);
-    const where = at >= 0 ? ` (byte 0x${bytes[at]!.toString(16)} at offset ${at}; Latin-1?)` : '';
-    throw new AmendError(`${file}: is not valid UTF-8${where}; save it as UTF-8`);
+    throw notUtf8(file, bytes, 0);
   }
+}
+
+function checkNotUtf16(bytes: Buffer, file: string): void {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || bytes.subarray(0, 64).includes(0)) {
+    throw new AmendError(`${file}: is UTF-16 (or binary), not UTF-8 text; save it as UTF-8`);
+  }
+}
+
+/** The error for bytes of the file (from byte `offset` on) that are not UTF-8. */
+function notUtf8(file: string, bytes: Buffer, offset: number): AmendError {
+  const at = firstInvalidUtf8(bytes);
+  const where = at >= 0 ? ` (byte 0x${bytes[at]!.toString(16)} at offset ${offset + at}; Latin-1?)` : '';
+  return new AmendError(`${file}: is not valid UTF-8${where}; save it as UTF-8`);
 }
 
 /**

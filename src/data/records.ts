@@ -9,21 +9,23 @@ export function recordFormat(
   signature: (rec: JsonObject) => boolean,
   convert: RecordConverter,
 ): FormatSpec {
+  const one: RecordConverter = (rec, ctx) => {
+    if (!isObject(rec)) ctx.fail(`should be an object, not ${rec === null ? 'null' : Array.isArray(rec) ? 'a list' : `a ${typeof rec}`}`);
+    return convert(rec, ctx);
+  };
   return {
     name,
     description,
     shape: 'records',
     matches: (x) => isObject(x) && signature(x),
+    convert: one,
     load(data, source, limit) {
       const records = data as Json[];
       const lines = jsonLinesLines.get(records);
       const cases: EditCase[] = [];
       const skipped: SkippedRecord[] = [];
       for (let i = 0; i < records.length && cases.length < limit; i++) {
-        const ctx = new RecordContext(source, name, i, lines?.[i]);
-        const rec = records[i];
-        if (!isObject(rec)) ctx.fail(`should be an object, not ${rec === null ? 'null' : Array.isArray(rec) ? 'a list' : `a ${typeof rec}`}`);
-        const out = convert(rec, ctx);
+        const out = one(records[i]!, new RecordContext(source, name, i, lines?.[i]));
         if ('skip' in out) skipped.push({ index: i, reason: out.skip });
         else cases.push(out);
       }

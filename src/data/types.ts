@@ -55,4 +55,6 @@ export interface FormatSpec {
   matches(x: Json): boolean;
   /** Converts a file of this format; `source` names it in errors. */
   load(data: Json, source: string, limit: number): { cases: EditCase[]; total: number; skipped: SkippedRecord[] };
+  /** 'records' formats: converts one record (what load does to each), for files read a record at a time. */
+  convert?: RecordConverter;
 }
