@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { AmendError } from '../src/errors.js';
 import { DATASET_FORMATS, caseRequests, detectFormat, loadCases, parseCases, type DatasetFormat } from '../src/data/index.js';
 import { buildBenchmark, generateWorld } from '../src/world/index.js';
@@ -334,6 +336,30 @@ test('a JSON list file is read a record at a time: --n parses only the records i
     const latin = Buffer.concat([Buffer.from(`[${one}, `), Buffer.from(JSON.stringify(rec(1)).replace('"B"', '"é"'), 'latin1'), Buffer.from(']')]);
     const at = latin.indexOf(0xe9);
     oneLineError(() => loadCases(write('latin.json', latin)), new RegExp(`is not valid UTF-8 \\(byte 0xe9 at offset ${at};`));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('cases loaded from a JSON Lines file do not keep the file\'s lines alive', () => {
+  v8.setFlagsFromString('--expose-gc');
+  const collect = vm.runInNewContext('gc') as () => void;
+  // Objects freed by finalisers or weak maps need more than one collection.
+  const gc = () => [1, 2, 3].forEach(() => collect());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
+  try {
+    const rec = (i: number) => ({ prompt: `{} ${i} is in`, subject: 'X', targetNew: 'A', rephrase: [`padding ${i} `.repeat(200)] });
+    const f = path.join(dir, 'big.jsonl');
+    fs.writeFileSync(f, Array.from({ length: 4000 }, (_, i) => JSON.stringify(rec(i))).join('\r\n'));
+    const size = fs.statSync(f).size;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const got = loadCases(f, { limit: 1 });
+    gc();
+    const held = process.memoryUsage().heapUsed - before;
+    assert.equal(got.cases.length, 1);
+    assert.equal(got.cases[0]!.prompt, '{} 0 is in', 'the \\r of a CRLF line is not part of the record');
+    assert.ok(held < size / 4, `one case holds ${(held / 1e6).toFixed(1)} MB after a collection, for a ${(size / 1e6).toFixed(1)} MB file`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -82,7 +82,9 @@ export function parseBenchmarkText(text: string, source: string): Json {
   try {
     return JSON.parse(text) as Json;
   } catch (err) {
-    const lines = text.split(/\r?\n/);
+    // Not split(/\r?\n/): V8 keeps a regular expression's split results in a cache that outlives
+    // the call, which would hold every line of a large file for as long as the process runs.
+    const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
     const nonEmpty = lines.filter((l) => l.trim() !== '');
     const first = nonEmpty[0]?.trim() ?? '';
     // JSON Lines: records one per line. A first line that is itself broken still counts when a
