@@ -89,6 +89,16 @@ test('CounterFact (original): fields, ids, neighbourhood as locality with the tr
   assert.deepEqual(c.locality![0], { prompt: c.neighborhood![0], answer: 'Ferrari' });
 });
 
+test('CounterFact with a portability object (EasyEdit counterfact_portability_gpt4.json) keeps its one-hop question', () => {
+  const rec = { case_id: 7, requested_rewrite: { prompt: '{} is in', subject: 'X', target_new: { str: 'A' }, target_true: { str: 'B' } }, paraphrase_prompts: [], neighborhood_prompts: [] };
+  const withPort = { ...rec, portability: { 'New Question': 'What is the capital of the country X is in?', 'New Answer': 'Acity' } };
+  const r = parseCases([withPort, { ...rec, case_id: 8 }]);
+  assert.equal(r.format, 'counterfact');
+  assert.deepEqual(r.cases[0]!.portability, [{ prompt: 'What is the capital of the country X is in?', answer: 'Acity' }]);
+  assert.equal(r.cases[1]!.portability, undefined);
+  assert.throws(() => parseCases([{ ...rec, portability: { 'New Question': 'q?' } }]), /record 1 \(index 0, counterfact\) has no "portability\.New Answer" field/);
+});
+
 test('CounterFact (EasyEdit layout): a locality prompt with the true object is also the neighbourhood prompt', { skip }, () => {
   const { cases } = loadCases(path.join(DATA!, 'counterfact/counterfact-edit-1k.json'), { limit: 50 });
   for (const c of cases) {

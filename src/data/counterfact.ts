@@ -35,9 +35,16 @@ function romeCase(rec: Json, ctx: RecordContext): EditCase {
 
 export const counterfactFormat = recordFormat(
   'counterfact',
-  'CounterFact, original ROME layout (case_id, requested_rewrite{prompt,subject,target_new,target_true}, paraphrase/neighborhood/attribute/generation prompts)',
+  'CounterFact, original ROME layout (case_id, requested_rewrite{prompt,subject,target_new,target_true}, paraphrase/neighborhood/attribute/generation prompts; EasyEdit\'s counterfact_portability_gpt4.json adds portability{New Question, New Answer})',
   (r) => isObject(r['requested_rewrite']),
-  (rec, ctx) => romeCase(rec, ctx),
+  (rec, ctx) => {
+    const c = romeCase(rec, ctx);
+    // EasyEdit's one-hop portability file: these records with the question its run scripts ask.
+    if (ctx.optObj(rec, 'portability')) {
+      c.portability = [{ prompt: ctx.str(rec, 'portability.New Question'), answer: ctx.str(rec, 'portability.New Answer') }];
+    }
+    return c;
+  },
 );
 
 export const worldFormat = recordFormat(
