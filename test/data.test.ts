@@ -342,6 +342,8 @@ test('a JSON list file is read a record at a time: --n parses only the records i
     oneLineError(() => loadCases(write('open.json', `[${one}, ${one}`), { limit: 1 }), /open\.json: not valid JSON \(the file ends inside record 3/);
     oneLineError(() => loadCases(write('nocomma.json', `[${one} ${one}]`), { limit: 1 }), /nocomma\.json: not valid JSON \(expected "," or "\]" after record 1, found "\{"\)/);
     oneLineError(() => loadCases(write('after.json', `[${one}]\n[${one}]`), { limit: 1 }), /after\.json: not valid JSON \(text after the list's closing "\]"/);
+    oneLineError(() => loadCases(write('comma.json', `[${one},\n]`), { limit: 1 }), /comma\.json: not valid JSON \(no record 2 where one should be, at byte \d+ \(a "," too many\?\)\)/);
+    oneLineError(() => loadCases(write('comma0.json', `[, ${one}]`), { limit: 1 }), /comma0\.json: not valid JSON \(no record 1 where one should be/);
     // bytes that are not UTF-8 are named by their offset in the file, as for a file read whole
     const latin = Buffer.concat([Buffer.from(`[${one}, `), Buffer.from(JSON.stringify(rec(1)).replace('"B"', '"é"'), 'latin1'), Buffer.from(']')]);
     const at = latin.indexOf(0xe9);

@@ -89,6 +89,7 @@ export class ListScanner {
     } else {
       // a number, true, false or null: JSON.parse judges it
       while (this.pos < b.length && !isSpace(b[this.pos]) && b[this.pos] !== 0x2c && b[this.pos] !== 0x5d) this.pos++;
+      if (this.pos === start) this.broken(`no record ${this.count + 1} where one should be, at byte ${start} (a "," too many?)`);
     }
     this.count++;
     return [start, this.pos];
