@@ -353,21 +353,26 @@ test('a JSON list file is read a record at a time: --n parses only the records i
   }
 });
 
-test('cases loaded from a JSON Lines file do not keep the file\'s lines alive', () => {
+test('cases loaded from a JSON Lines file do not keep the file\'s lines alive', async () => {
   v8.setFlagsFromString('--expose-gc');
   const collect = vm.runInNewContext('gc') as () => void;
-  // Objects freed by finalisers or weak maps need more than one collection.
-  const gc = () => [1, 2, 3].forEach(() => collect());
+  // Objects freed by finalisers or weak maps need more than one collection, and turns of the event loop.
+  const gc = async () => {
+    for (let k = 0; k < 3; k++) {
+      collect();
+      await new Promise((r) => setImmediate(r));
+    }
+  };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
   try {
     const rec = (i: number) => ({ prompt: `{} ${i} is in`, subject: 'X', targetNew: 'A', rephrase: [`padding ${i} `.repeat(200)] });
     const f = path.join(dir, 'big.jsonl');
     fs.writeFileSync(f, Array.from({ length: 4000 }, (_, i) => JSON.stringify(rec(i))).join('\r\n'));
     const size = fs.statSync(f).size;
-    gc();
+    await gc();
     const before = process.memoryUsage().heapUsed;
     const got = loadCases(f, { limit: 1 });
-    gc();
+    await gc();
     const held = process.memoryUsage().heapUsed - before;
     assert.equal(got.cases.length, 1);
     assert.equal(got.cases[0]!.prompt, '{} 0 is in', 'the \\r of a CRLF line is not part of the record');

@@ -9,7 +9,7 @@ const BACKSLASH = 0x5c;
 const isSpace = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /** The byte where a JSON list starts (after a UTF-8 byte order mark and white space), or -1 when the content is not a list. */
-export function listStart(bytes: Buffer): number {
+export function listStart(bytes: Uint8Array): number {
   let i = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   while (isSpace(bytes[i])) i++;
   return bytes[i] === 0x5b ? i : -1;
@@ -27,7 +27,7 @@ export class ListScanner {
   /** Elements returned so far. */
   count = 0;
 
-  constructor(private readonly bytes: Buffer, start: number, private readonly source: string) {
+  constructor(private readonly bytes: Uint8Array, start: number, private readonly source: string) {
     this.pos = start + 1;
   }
 
