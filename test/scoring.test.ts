@@ -9,6 +9,7 @@ import { CausalLM, gpt2Config, writeRandomCheckpoint, type ForwardOptions, type 
 import { Tensor } from '../src/tensor/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { encodePair, joinPromptTarget, rowStats, scoreEncoded, targetLogProbs, type EncodedPair, type ScoringModel, type TargetScore } from '../src/eval/scoring.js';
+import { heldoutPerplexity } from '../src/eval/heldout.js';
 import { sharedDir } from './helpers.js';
 
 // ---------------------------------------------------------------- a word-level fake
@@ -235,4 +236,17 @@ test('random GPT-2: padded batches give the one-by-one results (multi-token targ
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('held-out perplexity by lines: each line a document, CRLF and blank lines, stopped at the token budget', () => {
+  // "The capital is Paris": P(capital|The) 1/2, P(is|capital) 1, P(Paris|is) 1/4; "The capital": 1/2.
+  const m = bigramModel({ The: { ' capital': 0.5, ' New': 0.5 }, ' capital': { ' is': 1 }, ' is': { ' Paris': 0.25, ' London': 0.75 } });
+  const text = 'The capital is Paris\r\n\n  \r\nThe capital\r\nThe capital is London';
+  const all = heldoutPerplexity(m, text, { lines: true });
+  assert.equal(all.tokens, 3 + 1 + 3);
+  close(Math.log(all.perplexity), -(LN(0.5) + LN(0.25) + LN(0.5) + LN(0.5) + LN(0.75)) / 7);
+  // a budget of 4 tokens takes the first line and then the second one
+  const some = heldoutPerplexity(m, text, { lines: true, maxTokens: 4 });
+  assert.equal(some.tokens, 4);
+  close(Math.log(some.perplexity), -(LN(0.5) + LN(0.25) + LN(0.5)) / 4);
 });
