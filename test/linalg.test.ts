@@ -321,6 +321,107 @@ for (const backend of BACKENDS) {
     }
   });
 
+  test(`[${backend}] singular matrices that pass the pivot tests are refused by the condition estimate`, () => {
+    // Rank n-1 products: about one in eight of these Gram matrices passed the Cholesky pivot test
+    // on both backends, and one in ten of the general ones the LU pivot-ratio test, with solutions
+    // of 1e14 and more. (Every refusal says "singular": not positive definite (singular or
+    // indefinite), within rounding of 0, or singular to working precision.)
+    const re = /singular/;
+    for (const n of [8, 12, 30]) {
+      for (let seed = 1; seed <= 40; seed++) {
+        const g = randMat(n, n - 1, seed);
+        const a = matmul(g, g, n, n - 1, n, false, true);
+        const ones = new Float64Array(n).fill(1);
+        for (const ctor of [Float64Array, Float32Array]) {
+          const tag = `n=${n} seed=${seed} ${ctor.name}`;
+          assert.throws(() => solveSPD(ctor.from(a), ctor.from(ones), n, 1, o), (e: unknown) => e instanceof AmendError && re.test(e.message), tag);
+          assert.throws(() => cholesky(ctor.from(a), n, o), (e: unknown) => e instanceof AmendError && re.test(e.message), tag);
+        }
+        const lu = matmul(g, randMat(n - 1, n, seed + 1000), n, n - 1, n);
+        assert.throws(() => solve(lu, ones, n, 1, o), (e: unknown) => e instanceof AmendError && re.test(e.message), `solve ${n} ${seed}`);
+      }
+    }
+  });
+
+  test(`[${backend}] the condition threshold 1/ε: [[1, 1-δ], [1-δ, 1]] passes the pivot test at δ = 3 ulp, and only its condition refuses it`, () => {
+    for (const [ctor, ulp, eps] of [[Float64Array, 2 ** -53, 2 ** -52], [Float32Array, 2 ** -24, 2 ** -23]] as const) {
+      const pair = (delta: number, scale: number): FloatArray => ctor.from([1, (1 - delta) * scale, (1 - delta) * scale, scale * scale]);
+      for (const scale of [1, 1e-10]) { // the diagonal's scale does not matter
+        // pivot 2δ > n·ε = 4 ulp; condition ≈ 2/δ: 2/(9 ulp) = 2e15 < 1/ε in double, 2/(3 ulp) = 6e15 beyond it
+        const x = solveSPD(pair(9 * ulp, scale), ctor.from([1, 0]), 2, 1, o);
+        assert.ok(Number.isFinite(x[0]) && Math.abs(x[0] * 9 * ulp * 2 - 1) < 0.2, `${ctor.name} scale ${scale}: x = ${Array.from(x)}`);
+        throwsAmend(() => solveSPD(pair(3 * ulp, scale), ctor.from([1, 0]), 2, 1, o),
+          new RegExp(`^solveSPD: matrix is singular to working precision: its condition number \\(diagonal scaled to 1\\) is about [0-9.e+]+, beyond 1/ε = ${(1 / eps).toPrecision(2).replace('+', '\\+')}; .*add a ridge`));
+        throwsAmend(() => cholesky(pair(3 * ulp, scale), 2, o), /^cholesky: matrix is singular to working precision/);
+        throwsAmend(() => inverseSPD(pair(3 * ulp, scale), 2, o), /^inverseSPD: matrix is singular to working precision/);
+      }
+    }
+  });
+
+  test(`[${backend}] condition 1e12 (1e3 in single) with a diagonal spanning 8 orders still solves`, () => {
+    const n = 30;
+    const q = symEig(symmetric(n, 91), n, { backend: 'js' }).vectors;
+    const withSpectrum = (lo: number): Float64Array => {
+      const a = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let k = 0; k < n; k++) s += q[i * n + k] * lo ** (k / (n - 1)) * q[j * n + k];
+        a[i * n + j] = s;
+      }
+      const d = Float64Array.from({ length: n }, (_, i) => 1e-4 ** (i / (n - 1)));
+      return a.map((v, i) => v * d[Math.floor(i / n)] * d[i % n]);
+    };
+    for (const [ctor, cond, eps] of [[Float64Array, 1e12, 2 ** -52], [Float32Array, 1e3, 2 ** -23]] as const) {
+      const a = ctor.from(withSpectrum(1 / cond));
+      const x = solveSPD(a, ctor.from(a.subarray(0, n)), n, 1, o); // first column: x = e₀
+      const want = new Float64Array(n);
+      want[0] = 1;
+      assert.ok(maxAbsDiff(x, want) <= 10 * n * eps * cond, `${ctor.name}: ${maxAbsDiff(x, want)}`);
+      assert.doesNotThrow(() => inverseSPD(a, n, o));
+    }
+  });
+
+  test(`[${backend}] NaN or infinity in a right-hand side, an overflowing result, a malformed factor → AmendError`, () => {
+    const a = new Float64Array([2, 0, 0, 2]);
+    const L = cholesky(a, 2, o);
+    for (const bad of [NaN, Infinity]) {
+      const b = new Float64Array([1, bad]);
+      throwsAmend(() => solveSPD(a, b, 2, 1, o), new RegExp(`right-hand side has a non-finite entry at \\[1, 0\\] \\(${bad}\\)`));
+      throwsAmend(() => solve(a, b, 2, 1, o), /right-hand side has a non-finite entry at \[1, 0\]/);
+      throwsAmend(() => choleskySolve(L, b, 2, 1, o), /right-hand side has a non-finite entry/);
+    }
+    // [[1e-320]] is positive definite, but its inverse is beyond the double range
+    throwsAmend(() => solveSPD(new Float64Array([1e-320]), new Float64Array([1]), 1, 1, o), /result overflows Float64Array/);
+    throwsAmend(() => inverseSPD(new Float64Array([1e-320]), 1, o), /result overflows Float64Array/);
+    throwsAmend(() => solveSPD(new Float32Array([1e-30]), new Float32Array([1e10]), 1, 1, o), /result overflows Float32Array/);
+    // a factor with a zero on its diagonal is not one cholesky() returns
+    throwsAmend(() => choleskySolve(new Float64Array([1, 0, 3, 0]), new Float64Array([1, 1]), 2, 1, o), /L\[1, 1\] is 0, but a Cholesky factor has a positive diagonal/);
+  });
+
+  test(`[${backend}] symEig and svd refuse NaN and infinity; svd of matrices with repeated rows`, () => {
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const a = new Float64Array([2, 0, 0, 0, 2, 0, 0, bad, 2]);
+      throwsAmend(() => symEig(a, 3, o), new RegExp(`symEig: the matrix has a non-finite entry at \\[2, 1\\] \\(${bad}\\)`));
+      throwsAmend(() => svd(Float32Array.from(a), 3, 3, o), new RegExp(`svd: the matrix has a non-finite entry at \\[2, 1\\]`));
+    }
+    // The reference's Jacobi sweeps never ended on these: a column at rounding level kept rotating.
+    for (const [m, n, rows] of [[3, 3, [1, 2, 3, 4, 5, 6, 1, 2, 3]], [5, 5, null], [30, 30, null]] as const) {
+      let a: Float64Array;
+      if (rows) a = Float64Array.from(rows);
+      else { // a Gram matrix with two equal rows
+        const g = randMat(m, m, 50 + m);
+        g.copyWithin(3 * m, 1 * m, 2 * m);
+        a = matmul(g, g, m, m, m, false, true);
+      }
+      const { U, S, Vt } = svd(a, m, n, o);
+      const us = new Float64Array(m * n);
+      for (let i = 0; i < m; i++) for (let k = 0; k < n; k++) us[i * n + k] = U[i * n + k] * S[k];
+      assert.ok(maxAbsDiff(matmul(us, Vt, m, n, n), a) <= 1e-12 * maxAbs(a), `${m}×${n}`);
+      assert.ok(S[n - 1] <= 1e-14 * S[0], `${m}×${n}: smallest σ ${S[n - 1]}`);
+      assert.ok(colOrthoErr(U, m, n) <= 1e-12 && rowOrthoErr(Vt, n, n) <= 1e-12);
+    }
+  });
+
   test(`[${backend}] singular → AmendError`, () => {
     throwsAmend(() => solve(new Float64Array([1, 2, 2, 4]), new Float64Array([1, 1]), 2, 1, o), /singular/);
     throwsAmend(() => solve(new Float32Array([0, 0, 0, 0]), new Float32Array([1, 1]), 2, 1, o), /singular/);

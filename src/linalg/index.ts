@@ -15,7 +15,7 @@
 // `{ backend: 'js' }` force the reference.
 import { AmendError } from '../errors.js';
 import {
-  choleskyInPlace, choleskySolveInPlace, luSolveInPlace, svdJacobi, symEigInPlace,
+  choleskyInPlace, choleskySolveInPlace, luSolveInPlace, norm1Estimate, svdJacobi, symEigInPlace, triSolveInPlace,
 } from './js.js';
 import { lapack, type FloatArray, type LapackAddon } from './lapack.js';
 
@@ -148,22 +148,93 @@ function notPD(fn: string, pivot: number, n: number, value?: number): never {
  * 1e15 or so. A pivot at most n·ε·A_kk is within the bound on the error of A_kk - Σ L_kj² (a sum
  * that is about A_kk there), so it says nothing about the matrix and is refused too. Relative to
  * its own diagonal entry, not the largest: diag(1, 1e-24) is ill-conditioned but exactly
- * solvable, and a variance that is merely small is no reason to refuse a covariance. This catches
- * most singular matrices, not all: rounding amplified by an ill-conditioned leading block can
- * leave the pivot above the bound, and only an estimate of the condition number would tell.
- * Returns the bounds, computed before the factorisation overwrites the diagonal, after refusing a
- * NaN or infinity in the lower triangle, which LAPACK would factor into NaN without a word.
+ * solvable, and a variance that is merely small is no reason to refuse a covariance. That catches
+ * most singular matrices, not all (rounding amplified by an ill-conditioned leading block can
+ * leave the pivot above the bound: 10–15% of random rank-deficient Gram matrices), so a finished
+ * factor is also held to a condition estimate (checkCondSPD).
+ *
+ * Both tests judge S = D⁻¹ A D⁻¹, D = diag(√A_kk), the matrix with its diagonal scaled to 1:
+ * Cholesky computes the same factor for A and S up to that scaling (and pivots L_kk²/A_kk are S's
+ * pivots), so S's condition, not A's, bounds the error of the solution (van der Sluis).
+ * Returns what they need, computed before the factorisation overwrites A: the pivot bounds, D,
+ * and ‖S‖₁; after refusing a NaN or infinity in the lower triangle, which LAPACK would factor into
+ * NaN without a word.
  */
-function pivotBounds(fn: string, a: FloatArray, n: number): Float64Array {
-  const bound = new Float64Array(n);
+interface SpdPrep { bound: Float64Array; d: Float64Array; normS: number }
+
+function spdPrep(fn: string, a: FloatArray, n: number): SpdPrep {
+  const bound = new Float64Array(n), d = new Float64Array(n), col = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const aii = a[i * n + i];
+    bound[i] = n * epsOf(a) * aii;
+    d[i] = aii > 0 && Number.isFinite(aii) ? Math.sqrt(aii) : 1; // A_ii ≤ 0 fails the factorisation first
+  }
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) {
       const v = a[i * n + j];
       if (!Number.isFinite(v)) throw new AmendError(`${fn}: the matrix has a non-finite entry at [${i}, ${j}] (${v})`);
+      const s = Math.abs(v) / (d[i] * d[j]);
+      col[j] += s;
+      if (j !== i) col[i] += s;
     }
-    bound[i] = n * epsOf(a) * a[i * n + i];
   }
-  return bound;
+  let normS = 0;
+  for (let j = 0; j < n; j++) normS = Math.max(normS, col[j]);
+  return { bound, d, normS };
+}
+
+/**
+ * Refuses a factored matrix whose scaled condition number ‖S‖₁‖S⁻¹‖₁ (‖S⁻¹‖₁ estimated from
+ * the factor L) is beyond 1/ε: the criterion of LAPACK's ?posvx for "singular to working
+ * precision" (ε of the input's type, as for the pivots), where the error bound ε·cond reaches 1 and no digit of the solution is reliable.
+ * Random singular Gram matrices that pass the pivot test come out at 2e16 or more in double;
+ * positive definite ones of condition 1e14 at 1e15 or less, and solve to about 4 digits.
+ * O(n²) per estimate step against the n³/3 of the factorisation.
+ */
+function checkCondSPD(fn: string, L: FloatArray, n: number, prep: SpdPrep, lib: LapackAddon | null, eps: number): void {
+  if (n === 0) return;
+  const { d, normS } = prep;
+  // S⁻¹ x = D A⁻¹ D x = D L⁻ᵀ L⁻¹ D x; symmetric, so it is its own transpose.
+  const w = L instanceof Float64Array ? null : new Float32Array(n);
+  const apply = (x: Float64Array): void => {
+    for (let i = 0; i < n; i++) x[i] *= d[i];
+    if (lib && w) { w.set(x); lib.linalgPotrs(L, w, n, 1); x.set(w); }
+    else if (lib) lib.linalgPotrs(L, x, n, 1);
+    else { triSolveInPlace(L, n, x, false, false, false); triSolveInPlace(L, n, x, false, true, false); }
+    for (let i = 0; i < n; i++) x[i] *= d[i];
+  };
+  const cond = normS * norm1Estimate(n, apply, apply);
+  if (!(cond * eps < 1)) {
+    throw new AmendError(
+      `${fn}: matrix is singular to working precision: its condition number (diagonal scaled to 1) is about ` +
+      `${cond.toPrecision(2)}, beyond 1/ε = ${(1 / eps).toPrecision(2)}; ${RIDGE_HINT}`,
+    );
+  }
+}
+
+/** Refuses a right-hand side with NaN or infinity: it would come back as NaN in the solution. */
+function checkRhs(fn: string, b: FloatArray, nrhs: number): void {
+  for (let i = 0; i < b.length; i++) {
+    if (!Number.isFinite(b[i])) {
+      throw new AmendError(`${fn}: the right-hand side has a non-finite entry at [${Math.floor(i / nrhs)}, ${i % nrhs}] (${b[i]})`);
+    }
+  }
+}
+
+/**
+ * Refuses a result that overflowed (finite inputs, a solution beyond the type's range, e.g. the
+ * inverse of [[1e-320]]): infinities in it would be silent garbage.
+ */
+function checkResult<T extends FloatArray>(fn: string, x: T, cols: number): T {
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) {
+      throw new AmendError(
+        `${fn}: the result overflows ${x.constructor.name} (entry [${Math.floor(i / cols)}, ${i % cols}] is ${x[i]}); ` +
+        'the matrix is too small in scale for this right-hand side: rescale the problem',
+      );
+    }
+  }
+  return x;
 }
 
 /**
@@ -193,20 +264,22 @@ export function cholesky<T extends FloatArray>(a: T, n: number, opts?: LinalgOpt
   checkDim('cholesky', 'n', n);
   checkArray('cholesky', 'a', a, n * n);
   const lib = pick('cholesky', opts);
-  const bound = pivotBounds('cholesky', a, n);
+  const prep = spdPrep('cholesky', a, n);
   if (lib) {
     const l = opts?.overwriteA ? a : copy(a);
     const info = lib.linalgPotrf(l, n);
     if (info < 0) lapackFailure('cholesky', 'potrf', info);
-    checkPivots('cholesky', l, n, info - 1, bound);
+    checkPivots('cholesky', l, n, info - 1, prep.bound);
     if (info > 0) notPD('cholesky', info - 1, n);
+    checkCondSPD('cholesky', l, n, prep, lib, epsOf(a));
     return l;
   }
   const w = toF64(a);
   const piv = new Float64Array(1);
   const bad = choleskyInPlace(w, n, piv);
-  checkPivots('cholesky', w, n, bad, bound);
+  checkPivots('cholesky', w, n, bad, prep.bound);
   if (bad >= 0) notPD('cholesky', bad, n, piv[0]);
+  checkCondSPD('cholesky', w, n, prep, null, epsOf(a));
   if (opts?.overwriteA) { a.set(w); return a; }
   return fromF64(w, a);
 }
@@ -217,16 +290,23 @@ export function choleskySolve<T extends FloatArray>(L: T, b: T, n: number, nrhs:
   checkDim('choleskySolve', 'nrhs', nrhs);
   checkArray('choleskySolve', 'L', L, n * n);
   checkArray('choleskySolve', 'b', b, n * nrhs, L);
+  for (let k = 0; k < n; k++) {
+    const v = L[k * n + k];
+    if (!(v > 0 && v < Infinity)) {
+      throw new AmendError(`choleskySolve: L[${k}, ${k}] is ${v}, but a Cholesky factor has a positive diagonal; pass the result of cholesky()`);
+    }
+  }
+  checkRhs('choleskySolve', b, nrhs);
   const lib = pick('choleskySolve', opts);
   if (lib) {
     const x = copy(b);
     lib.linalgPotrs(L, x, n, nrhs);
-    return x;
+    return checkResult('choleskySolve', x, nrhs);
   }
   const l = L instanceof Float64Array ? L : Float64Array.from(L);
   const x = toF64(b);
   choleskySolveInPlace(l, x, n, nrhs);
-  return fromF64(x, b);
+  return checkResult('choleskySolve', fromF64(x, b), nrhs);
 }
 
 /** X (n×nrhs) with A X = B for symmetric positive definite A (lower triangle read), by Cholesky. */
@@ -236,25 +316,28 @@ export function solveSPD<T extends FloatArray>(a: T, b: T, n: number, nrhs: numb
   checkArray('solveSPD', 'a', a, n * n);
   checkArray('solveSPD', 'b', b, n * nrhs, a);
   const lib = pick('solveSPD', opts);
-  const bound = pivotBounds('solveSPD', a, n);
+  const prep = spdPrep('solveSPD', a, n);
+  checkRhs('solveSPD', b, nrhs);
   if (lib) {
     const l = opts?.overwriteA ? a : copy(a);
     const info = lib.linalgPotrf(l, n);
     if (info < 0) lapackFailure('solveSPD', 'potrf', info);
-    checkPivots('solveSPD', l, n, info - 1, bound);
+    checkPivots('solveSPD', l, n, info - 1, prep.bound);
     if (info > 0) notPD('solveSPD', info - 1, n);
+    checkCondSPD('solveSPD', l, n, prep, lib, epsOf(a));
     const x = copy(b);
     lib.linalgPotrs(l, x, n, nrhs);
-    return x;
+    return checkResult('solveSPD', x, nrhs);
   }
   const w = toF64(a);
   const piv = new Float64Array(1);
   const bad = choleskyInPlace(w, n, piv);
-  checkPivots('solveSPD', w, n, bad, bound);
+  checkPivots('solveSPD', w, n, bad, prep.bound);
   if (bad >= 0) notPD('solveSPD', bad, n, piv[0]);
+  checkCondSPD('solveSPD', w, n, prep, null, epsOf(a));
   const x = toF64(b);
   choleskySolveInPlace(w, x, n, nrhs);
-  return fromF64(x, b);
+  return checkResult('solveSPD', fromF64(x, b), nrhs);
 }
 
 /** (A)⁻¹ for symmetric positive definite A (lower triangle read); the result is exactly symmetric. */
@@ -262,22 +345,24 @@ export function inverseSPD<T extends FloatArray>(a: T, n: number, opts?: LinalgO
   checkDim('inverseSPD', 'n', n);
   checkArray('inverseSPD', 'a', a, n * n);
   const lib = pick('inverseSPD', opts);
-  const bound = pivotBounds('inverseSPD', a, n);
+  const prep = spdPrep('inverseSPD', a, n);
   if (lib) {
     const w = opts?.overwriteA ? a : copy(a);
     const info = lib.linalgPotrf(w, n);
     if (info < 0) lapackFailure('inverseSPD', 'potrf', info);
-    checkPivots('inverseSPD', w, n, info - 1, bound);
+    checkPivots('inverseSPD', w, n, info - 1, prep.bound);
     if (info > 0) notPD('inverseSPD', info - 1, n);
+    checkCondSPD('inverseSPD', w, n, prep, lib, epsOf(a));
     const info2 = lib.linalgPotri(w, n);
     if (info2 !== 0) lapackFailure('inverseSPD', 'potri', info2);
-    return w;
+    return checkResult('inverseSPD', w, n);
   }
   const w = toF64(a);
   const piv = new Float64Array(1);
   const bad = choleskyInPlace(w, n, piv);
-  checkPivots('inverseSPD', w, n, bad, bound);
+  checkPivots('inverseSPD', w, n, bad, prep.bound);
   if (bad >= 0) notPD('inverseSPD', bad, n, piv[0]);
+  checkCondSPD('inverseSPD', w, n, prep, null, epsOf(a));
   const x = new Float64Array(n * n);
   for (let i = 0; i < n; i++) x[i * n + i] = 1;
   choleskySolveInPlace(w, x, n, n);
@@ -288,17 +373,20 @@ export function inverseSPD<T extends FloatArray>(a: T, n: number, opts?: LinalgO
       x[j * n + i] = v;
     }
   }
+  checkResult('inverseSPD', x, n);
   if (opts?.overwriteA) { a.set(x); return a; }
-  return fromF64(x, a);
+  return checkResult('inverseSPD', fromF64(x, a), n);
 }
 
 // ---- general solve --------------------------------------------------------------------------------
 
 /**
  * X (n×nrhs) with A X = B for a general square A, by LU with partial pivoting. A is declared
- * singular (AmendError) when a pivot is zero or non-finite, or when the smallest pivot is below
- * sqrt(n)·ε·(largest pivot), ε being the precision of the input type (no digits of X would be
- * reliable then).
+ * singular (AmendError) when a pivot is zero or non-finite, or when its condition number
+ * ‖A‖₁‖A⁻¹‖₁ (‖A⁻¹‖₁ estimated from the LU factors) is beyond 1/ε, ε being the precision of the
+ * input type: LAPACK's ?gesvx criterion; no digit of X would be reliable. (A test on the ratio of
+ * the smallest to the largest pivot, used before, let a third of random rank-deficient matrices
+ * through with solutions of 1e14 and more.) No scaling: diag(1, 1e-20) counts as singular here.
  */
 export function solve<T extends FloatArray>(a: T, b: T, n: number, nrhs: number, opts?: LinalgOptions): T {
   checkDim('solve', 'n', n);
@@ -309,19 +397,25 @@ export function solve<T extends FloatArray>(a: T, b: T, n: number, nrhs: number,
   for (let i = 0; i < n * n; i++) {
     if (!Number.isFinite(a[i])) throw new AmendError(`solve: the matrix has a non-finite entry at [${Math.floor(i / n)}, ${i % n}] (${a[i]})`);
   }
+  checkRhs('solve', b, nrhs);
+  const col = new Float64Array(n);
+  for (let i = 0; i < n * n; i++) col[i % n] += Math.abs(a[i]);
+  let normA = 0;
+  for (let j = 0; j < n; j++) normA = Math.max(normA, col[j]);
   const lib = pick('solve', opts);
   let x: T;
   let pivots: FloatArray;
   let zero = -1;
+  let w: FloatArray;
   if (lib) {
-    const w = opts?.overwriteA ? a : copy(a);
+    w = opts?.overwriteA ? a : copy(a);
     x = copy(b);
     pivots = alloc(a, n);
     const info = lib.linalgGesv(w, x, n, nrhs, pivots);
     if (info < 0) lapackFailure('solve', 'getrf', info);
     if (info > 0) zero = info - 1;
   } else {
-    const w = toF64(a);
+    w = toF64(a);
     const xd = toF64(b);
     const piv = new Float64Array(n);
     const bad = luSolveInPlace(w, xd, n, nrhs, piv);
@@ -330,20 +424,27 @@ export function solve<T extends FloatArray>(a: T, b: T, n: number, nrhs: number,
     x = fromF64(xd, b);
   }
   if (zero >= 0) throw new AmendError(`solve: matrix is singular (LU pivot ${zero} of ${n} is exactly zero)`);
-  let lo = Infinity, hi = 0, at = 0;
   for (let k = 0; k < n; k++) {
-    const p = Math.abs(pivots[k]);
-    if (!Number.isFinite(p)) throw new AmendError(`solve: matrix has non-finite entries (LU pivot ${k} is ${pivots[k]})`);
-    if (p < lo) { lo = p; at = k; }
-    if (p > hi) hi = p;
+    if (!Number.isFinite(pivots[k])) throw new AmendError(`solve: matrix has non-finite entries (LU pivot ${k} is ${pivots[k]})`);
   }
-  if (n > 0 && lo <= Math.sqrt(n) * epsOf(a) * hi) {
+  // ‖A⁻¹‖₁ from the factors, without the row permutation (it does not change the 1-norm).
+  // LAPACK's buffer holds Uᵀ (lower) and Lᵀ (strict upper, unit) with A = Uᵀ Lᵀ Pᵀ, so
+  // A⁻¹ = P (Lᵀ)⁻¹ (Uᵀ)⁻¹; the reference's holds L (strict lower, unit) and U with A = Pᵀ L U.
+  const f = w;
+  const [apply, applyT] = lib
+    ? [(v: Float64Array) => { triSolveInPlace(f, n, v, false, false, false); triSolveInPlace(f, n, v, true, false, true); },
+      (v: Float64Array) => { triSolveInPlace(f, n, v, true, true, true); triSolveInPlace(f, n, v, false, true, false); }]
+    : [(v: Float64Array) => { triSolveInPlace(f, n, v, false, false, true); triSolveInPlace(f, n, v, true, false, false); },
+      (v: Float64Array) => { triSolveInPlace(f, n, v, true, true, false); triSolveInPlace(f, n, v, false, true, true); }];
+  const cond = normA * norm1Estimate(n, apply, applyT);
+  const eps = epsOf(a);
+  if (n > 0 && !(cond * eps < 1)) {
     throw new AmendError(
-      `solve: matrix is singular to working precision (LU pivot ${at} of ${n}: |u| = ${lo.toPrecision(3)}, ` +
-      `largest ${hi.toPrecision(3)})`,
+      `solve: matrix is singular to working precision: its condition number is about ${cond.toPrecision(2)}, ` +
+      `beyond 1/ε = ${(1 / eps).toPrecision(2)}`,
     );
   }
-  return x;
+  return checkResult('solve', x, nrhs);
 }
 
 // ---- symmetric eigendecomposition ----------------------------------------------------------------
@@ -356,6 +457,13 @@ export function solve<T extends FloatArray>(a: T, b: T, n: number, nrhs: number,
 export function symEig<T extends FloatArray>(a: T, n: number, opts?: LinalgOptions): SymEigResult<T> {
   checkDim('symEig', 'n', n);
   checkArray('symEig', 'a', a, n * n);
+  // LAPACK returns NaN eigenpairs for a NaN without a word (and the reference fails to converge).
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      const v = a[i * n + j];
+      if (!Number.isFinite(v)) throw new AmendError(`symEig: the matrix has a non-finite entry at [${i}, ${j}] (${v})`);
+    }
+  }
   const lib = pick('symEig', opts);
   if (lib) {
     const vectors = opts?.overwriteA ? a : copy(a);
@@ -368,7 +476,7 @@ export function symEig<T extends FloatArray>(a: T, n: number, opts?: LinalgOptio
   try {
     res = symEigInPlace(toF64(a), n);
   } catch (e) {
-    throw new AmendError(`symEig: ${(e as Error).message} (does the matrix contain NaN or Infinity?)`);
+    throw new AmendError((e as Error).message);
   }
   return { values: fromF64(res.values, a), vectors: fromF64(res.vectors, a) };
 }
@@ -385,6 +493,10 @@ export function svd<T extends FloatArray>(a: T, m: number, n: number, opts?: Lin
   checkDim('svd', 'n', n);
   checkArray('svd', 'a', a, m * n);
   const r = Math.min(m, n);
+  // LAPACK's gesdd answers a NaN with "illegal argument 4", an infinity with NaN factors.
+  for (let i = 0; i < m * n; i++) {
+    if (!Number.isFinite(a[i])) throw new AmendError(`svd: the matrix has a non-finite entry at [${Math.floor(i / n)}, ${i % n}] (${a[i]})`);
+  }
   const lib = pick('svd', opts);
   if (lib) {
     const w = opts?.overwriteA ? a : copy(a);
@@ -392,9 +504,6 @@ export function svd<T extends FloatArray>(a: T, m: number, n: number, opts?: Lin
     const info = lib.linalgGesdd(w, m, n, U, S, Vt);
     if (info !== 0) lapackFailure('svd', 'gesdd', info);
     return { U, S, Vt };
-  }
-  for (let i = 0; i < m * n; i++) {
-    if (!Number.isFinite(a[i])) throw new AmendError(`svd: matrix has a non-finite entry at ${i} (${a[i]})`);
   }
   const res = svdJacobi(a instanceof Float64Array ? a : Float64Array.from(a), m, n);
   return { U: fromF64(res.U, a), S: fromF64(res.S, a), Vt: fromF64(res.Vt, a) };
