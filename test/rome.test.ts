@@ -9,7 +9,7 @@ import { capture, hookPoint } from '../src/models/hooks.js';
 import { generate } from '../src/models/generate.js';
 import { mulberry32, noGrad } from '../src/tensor/index.js';
 import { editSession } from '../src/patch/session.js';
-import type { SecondMoment } from '../src/stats/index.js';
+import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
 import { editWithReport, resolveHparams } from '../src/editors/index.js';
 import { buildJob, encodePrompt, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
 import { contextTemplates, templateSettings } from '../src/editors/common/templates.js';
@@ -214,6 +214,31 @@ test('ROME: bad input is one AmendError and the weights stay byte-identical', { 
   // statistics of another shape
   const wrong = (await randomStats(stories, [1])).map((s) => ({ ...s, fingerprint: '' }));
   await refuses(run(REQ, { layers: [1] }, wrong), /for another model/);
+});
+
+test('ROME and MEMIT: statistics over fewer keys than dimensions are refused in one line with the weights unchanged; mom2_ridge makes them usable', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('tiny-random-gpt2'); // d_ff 128
+  const before = weightsHash(model);
+  // 127 keys: C is singular, but its float32-accumulated rounding fills the null space enough for
+  // Cholesky in double; ROME then aimed u along that noise (a patch 5× the usual size), or refused,
+  // depending on the corpus. 3 keys: always refused, with a message about the pivot.
+  const rand = mulberry32(1);
+  const ids127 = [Array.from({ length: 127 }, () => Math.floor(rand() * 5000))];
+  for (const ids of [ids127, [[464, 3139, 286]]]) {
+    const stats = await layerSecondMoments(model, [1], { corpus: { kind: 'ids', ids }, noCache: true });
+    const n = ids[0].length;
+    assert.equal(stats[0].count, n);
+    for (const method of ['rome', 'memit'] as const) {
+      await assert.rejects(editWithReport(model, [REQ], { method, hparams: { layers: [1] }, stats }), (e: unknown) => e instanceof AmendError && !e.message.includes('\n') &&
+        new RegExp(`^the key statistics for layer 1 hold ${n} keys for 128 dimensions \\(corpus ids:[0-9a-f]+\\): their second moment has rank at most ${n} and no inverse; collect statistics over at least 128 tokens \\(mom2_n_samples / mom2_dataset\\) or set mom2_ridge > 0${method === 'rome' ? ', or mom2_adjustment=false$' : '$'}`).test(e.message), `${method} ${n} keys`);
+      assert.equal(weightsHash(model), before);
+      const { patch } = await editWithReport(model, [REQ], { method, hparams: { layers: [1], mom2_ridge: 0.01 }, stats });
+      assert.equal(weightsHash(model), before);
+      for (const d of patch.deltas) for (const a of d.kind === 'dense' ? [d.delta] : [d.U, d.V]) assert.ok(a.every(Number.isFinite));
+    }
+  }
+  const { patch } = await editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [1], mom2_adjustment: false }, stats: await layerSecondMoments(model, [1], { corpus: { kind: 'ids', ids: ids127 }, noCache: true }) });
+  assert.equal(patch.deltas.length, 1);
 });
 
 test('ROME: several requests are applied one after another in one patch (rank 2)', { skip: models ? false : 'no ../shared/models' }, async () => {

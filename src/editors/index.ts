@@ -110,7 +110,20 @@ async function computeEdit(model: CausalLM, requests: readonly EditRequest[], op
       given: opts.stats,
       options: { ...opts.statsOptions, onProgress: opts.statsOptions?.onProgress ?? (opts.onProgress ? (done, total) => opts.onProgress!({ phase: 'stats', done, total }) : undefined) },
     }));
-    hp.layers.forEach((l, i) => stats.set(l, withRidge(got[i], hp.mom2_ridge)));
+    hp.layers.forEach((l, i) => {
+      // Fewer keys than dimensions: C has rank at most count, whatever the numbers say. Its null
+      // space holds only the float32 rounding of the accumulation (eigenvalues ~1e-10 of the
+      // largest, enough for Cholesky in double), and C⁻¹ would aim the update along that noise
+      // or not, by chance. Refused by count, so the outcome does not depend on the rounding.
+      const sm = got[i];
+      if (!(hp.mom2_ridge > 0) && sm.count < sm.dim) {
+        throw new AmendError(
+          `the key statistics for layer ${l} hold ${sm.count} keys for ${sm.dim} dimensions (corpus ${sm.corpus}): their second moment has rank at most ${sm.count} and no inverse; ` +
+            `collect statistics over at least ${sm.dim} tokens (mom2_n_samples / mom2_dataset) or set mom2_ridge > 0${method === 'rome' ? ', or mom2_adjustment=false' : ''}`,
+        );
+      }
+      stats.set(l, withRidge(sm, hp.mom2_ridge));
+    });
   }
 
   let deltas: TensorDelta[];
