@@ -147,6 +147,39 @@ test('gemmOwn agrees with gemm (OpenBLAS when built with it) at transformer size
   }
 });
 
+test('gemm flushes float32 denormals inside the kernel only (they cost Intel cores a microcode assist per FMA)', { skip }, () => {
+  const a = nativeAddon();
+  for (const [m, n, k] of [[8, 8, 8], [256, 256, 256]]) { // on the calling thread; on the pool too
+    const ones = new Float32Array(k * n).fill(1);
+    for (const [what, x, y] of [
+      ['denormal inputs', new Float32Array(m * k).fill(1e-40), ones],
+      ['products below the normal range', new Float32Array(m * k).fill(1e-20), new Float32Array(k * n).fill(1e-20)],
+    ] as const) {
+      const c = new Float32Array(m * n).fill(NaN);
+      a.gemmOwn(false, false, 1, m, n, k, x, 0, y, 0, c, 0); // (OpenBLAS's threads keep their own mode)
+      assert.ok(c.every((v: number) => v === 0), `${what} ${m}×${n}×${k}: ${c[0]}`);
+    }
+    // normal inputs: a denormal entry counts as the zero it is next to them
+    const x = randn(m * k, m), w = randn(k * n, k);
+    for (let i = 0; i < x.length; i += 7) x[i] = 0;
+    const withTiny = x.map((v) => (v === 0 ? 3e-39 : v));
+    const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+    a.gemmOwn(false, false, 1, m, n, k, x, 0, w, 0, c1, 0);
+    a.gemmOwn(false, false, 1, m, n, k, withTiny, 0, w, 0, c2, 0);
+    assert.deepEqual(c2, c1);
+  }
+  // The calling thread's floating-point mode is restored: JavaScript and the other kernels keep
+  // their denormals.
+  const tiny = [5e-324][0];
+  assert.equal(tiny * 1, 5e-324);
+  assert.equal(Math.fround([1e-40][0] * 1), Math.fround(1e-40));
+  for (const len of [4, 1 << 20]) {
+    const u = new Float32Array(len).fill(1e-40), one = new Float32Array(len).fill(1), out = new Float32Array(len);
+    nat.binary(BinaryOp.Mul, u, i32([1]), one, i32([1]), out, i32([len]));
+    assert.equal(out[len - 1], Math.fround(1e-40), `binary after gemm, ${len} elements`);
+  }
+});
+
 // ---- elementwise -----------------------------------------------------------------------------
 
 function checkBinary(op: BinaryOp, shape: number[], sa: number[], sb: number[], seed: number, label: string,
