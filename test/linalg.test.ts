@@ -394,6 +394,7 @@ for (const backend of BACKENDS) {
     throwsAmend(() => solveSPD(new Float64Array([1e-320]), new Float64Array([1]), 1, 1, o), /result overflows Float64Array/);
     throwsAmend(() => inverseSPD(new Float64Array([1e-320]), 1, o), /result overflows Float64Array/);
     throwsAmend(() => solveSPD(new Float32Array([1e-30]), new Float32Array([1e10]), 1, 1, o), /result overflows Float32Array/);
+    throwsAmend(() => inverseSPD(new Float32Array([1e-39]), 1, { ...o, overwriteA: true }), /result overflows Float32Array/);
     // a factor with a zero on its diagonal is not one cholesky() returns
     throwsAmend(() => choleskySolve(new Float64Array([1, 0, 3, 0]), new Float64Array([1, 1]), 2, 1, o), /L\[1, 1\] is 0, but a Cholesky factor has a positive diagonal/);
   });

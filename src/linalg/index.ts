@@ -374,7 +374,7 @@ export function inverseSPD<T extends FloatArray>(a: T, n: number, opts?: LinalgO
     }
   }
   checkResult('inverseSPD', x, n);
-  if (opts?.overwriteA) { a.set(x); return a; }
+  if (opts?.overwriteA) { a.set(x); return checkResult('inverseSPD', a, n); }
   return checkResult('inverseSPD', fromF64(x, a), n);
 }
 
