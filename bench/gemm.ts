@@ -4,8 +4,9 @@
 // do not slow each other down when GEMMs and elementwise kernels alternate.
 //
 //   node dist/bench/gemm.js [--threads 2] [--seconds 1] [--clock wall|cpu] [--no-numpy]
-//       [--python /usr/bin/python3,python3]
+//       [--python /usr/bin/python3,python3] [--denormal]
 //
+// --denormal adds the MLP down projection with denormal entries in A (numpy not measured there).
 // --clock cpu times each call by the CPU time of the process instead of the wall clock: with one
 // thread that is the time the call actually ran, which keeps the comparison fair on a machine
 // that other processes load (it is meaningless with more threads, which also count idle spins).
@@ -18,7 +19,11 @@ import { nativeAddon } from '../src/backend/native.js';
 import { BenchError, choiceFlag, intFlag, numFlag, parseFlags, runBench, strFlag } from './common.js';
 
 
-interface Shape { name: string; ta: boolean; tb: boolean; m: number; n: number; k: number }
+interface Shape {
+  name: string; ta: boolean; tb: boolean; m: number; n: number; k: number;
+  /** Every `every`-th entry of A scaled into the denormal range (below 1.2e-38). */
+  denormal?: { every: number };
+}
 interface Timing { best: number; median: number; reps: number }
 
 const TOKENS = 1024;
@@ -30,6 +35,12 @@ const SHAPES: Shape[] = [
   { name: 'LM head    x·Eᵀ', ta: false, tb: true, m: TOKENS, n: 50257, k: 768 },
   { name: 'grad W     xᵀ·dy', ta: true, tb: false, m: 768, n: 3072, k: TOKENS },
   { name: 'grad x     dy·Wᵀ', ta: false, tb: true, m: TOKENS, n: 768, k: 3072 },
+];
+// A's denormal entries cost an FMA a microcode assist unless the kernel flushes them (the own GEMM
+// does; OpenBLAS and numpy do not), so these rows compare against the same shape's normal row.
+const DENORMAL_SHAPES: Shape[] = [
+  { name: 'mlp down, A 1/10 denormal', ta: false, tb: false, m: TOKENS, n: 768, k: 3072, denormal: { every: 10 } },
+  { name: 'mlp down, A all denormal', ta: false, tb: false, m: TOKENS, n: 768, k: 3072, denormal: { every: 1 } },
 ];
 
 function randn(n: number, seed: number): Float32Array {
@@ -80,7 +91,7 @@ function numpy(python: string, shapes: Shape[], threads: number, seconds: number
 }
 
 function main(): void {
-  const flags = parseFlags(process.argv.slice(2), ['no-numpy'], ['threads', 'seconds', 'clock', 'python']);
+  const flags = parseFlags(process.argv.slice(2), ['no-numpy', 'denormal'], ['threads', 'seconds', 'clock', 'python']);
   const addon = nativeAddon();
   if (!addon) {
     console.log('native addon not built; nothing to measure (npm install builds it)');
@@ -104,8 +115,9 @@ function main(): void {
   const rows: string[][] = [];
   const numpyInfo: (string | undefined)[] = [];
 
-  for (const s of SHAPES) {
+  for (const s of flags.has('denormal') ? [...SHAPES, ...DENORMAL_SHAPES] : SHAPES) {
     const a = randn(s.m * s.k, 1), b = randn(s.k * s.n, 2), c = new Float32Array(s.m * s.n);
+    if (s.denormal) for (let i = 0; i < a.length; i += s.denormal.every) a[i] *= 1e-39;
     const row = [s.name, `${s.m}×${s.n}×${s.k}`];
     let gemmRate = 0;
     for (const [name, f] of impls) {
@@ -115,7 +127,7 @@ function main(): void {
     }
     // A ratio against each numpy measured (Python installs differ in their BLAS, and so in speed).
     const numpyRates = pythons.map((py, i) => {
-      const r = numpy(py, [s], threads, seconds);
+      const r = s.denormal ? null : numpy(py, [s], threads, seconds);
       if (!r) {
         row.push('–');
         return 0;
