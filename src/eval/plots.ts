@@ -10,7 +10,7 @@ import { sceneToSvg } from './plot-svg.js';
 import { rasterize } from './raster.js';
 import { encodePng } from './png.js';
 import { PROTOCOLS } from './protocols.js';
-import { editCallOf } from './summary.js';
+import { countedMetrics } from './summary.js';
 import type { CaseRecord, DriftPoint } from './run-types.js';
 
 /** Headline metrics only: per-sub-key rows (locality.X_acc) would crowd the legend. */
@@ -21,16 +21,13 @@ interface Point { x: number; value: number }
 
 function byMetric(records: readonly CaseRecord[], xOf: (r: CaseRecord) => number | undefined) {
   const groups = new Map<string, { protocol: string; name: string; unit?: string; points: Point[] }>();
-  // As in the summary, a cost is the edit call's and counts once per call: averaged over cases, a
-  // short last batch would weigh less than the others and the chart would disagree with the table.
+  // Costs count once per edit call, as in the summary, so the chart agrees with the table.
   const callsSeen = new Set<string>();
   for (const r of records) {
     const x = xOf(r);
     if (x === undefined) continue;
-    const costCounted = callsSeen.has(editCallOf(r));
-    if (r.metrics.some((m) => m.protocol === 'cost')) callsSeen.add(editCallOf(r));
-    for (const m of r.metrics) {
-      if (!plotted(m.name) || !Number.isFinite(m.value) || (m.protocol === 'cost' && costCounted)) continue;
+    for (const m of countedMetrics(r, callsSeen)) {
+      if (!plotted(m.name) || !Number.isFinite(m.value)) continue;
       const key = `${m.protocol}/${m.unit ?? ''}/${m.name}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { protocol: m.protocol, name: m.name, unit: m.unit, points: [] }));

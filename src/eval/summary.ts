@@ -27,20 +27,24 @@ function rangeOf(name: string, protocol: string): [number, number] | undefined {
   return undefined;
 }
 
-/** The edit call that edited a record's case (its batch or sequential step), for costs that count once per call. */
-export const editCallOf = (rec: CaseRecord) => `${rec.regime}\u0000${rec.call ?? rec.edit ?? `case ${rec.index}`}`;
+/**
+ * A record's metrics as the summary and the charts count them: every case of one edit call (a
+ * batch, a sequential step) carries that call's one time and memory, so a cost counts once per
+ * call (the first record of the call that has it), or its interval would shrink with the batch
+ * size and a short last batch would weigh less than the others. `callsSeen` spans the records.
+ */
+export function countedMetrics(rec: CaseRecord, callsSeen: Set<string>): CaseRecord['metrics'] {
+  const call = `${rec.regime}\u0000${rec.call ?? rec.edit ?? `case ${rec.index}`}`;
+  const costCounted = callsSeen.has(call);
+  if (rec.metrics.some((m) => m.protocol === 'cost')) callsSeen.add(call);
+  return costCounted ? rec.metrics.filter((m) => m.protocol !== 'cost') : rec.metrics;
+}
 
 export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
   const groups = new Map<string, { regime: Regime; protocol: SummaryRow['protocol']; name: string; unit?: string; values: number[] }>();
-  // Every case of one edit call (a batch, a sequential step) carries that call's one time and
-  // memory: a cost counts once per call, or its interval would shrink with the batch size.
   const callsSeen = new Set<string>();
   for (const rec of records) {
-    const call = editCallOf(rec);
-    const costCounted = callsSeen.has(call);
-    if (rec.metrics.some((m) => m.protocol === 'cost')) callsSeen.add(call);
-    for (const m of rec.metrics) {
-      if (m.protocol === 'cost' && costCounted) continue;
+    for (const m of countedMetrics(rec, callsSeen)) {
       const key = `${rec.regime}\u0000${m.protocol}\u0000${m.name}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { regime: rec.regime, protocol: m.protocol, name: m.name, unit: m.unit, values: [] }));
