@@ -13,6 +13,7 @@
  */
 import fs from 'node:fs';
 import { AmendError } from '../errors.js';
+import { npyToFloat64, readNpy } from '../io/npz.js';
 
 // ---------------------------------------------------------------- word tokenisation
 
@@ -191,38 +192,12 @@ export function tfidfSimilarity(a: string, b: string, model: TfidfModel): number
   return dot / Math.sqrt(na) / Math.sqrt(nb);
 }
 
-/** A 1-D float array from a NumPy .npy file (float64 or float32, little-endian). */
+/** A 1-D float array from a NumPy .npy file (float64 or float32), through the checked .npy reader. */
 export function readNpyVector(file: string): Float64Array {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch (err) {
-    throw new AmendError(`${file}: cannot read the idf file (${(err as Error).message.split('\n')[0]})`);
-  }
-  if (buf.length < 10 || buf[0] !== 0x93 || buf.toString('latin1', 1, 6) !== 'NUMPY') throw new AmendError(`${file}: not a NumPy .npy file`);
-  const major = buf[6]!;
-  const headerLen = major === 1 ? buf.readUInt16LE(8) : buf.readUInt32LE(8);
-  const start = major === 1 ? 10 : 12;
-  const header = buf.toString('latin1', start, start + headerLen);
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
-  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
-  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || !shape) throw new AmendError(`${file}: unreadable .npy header`);
-  const dims = shape.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
-  if (dims.length !== 1 || fortran === 'True') throw new AmendError(`${file}: expected a 1-D array, got shape (${shape})`);
-  const n = dims[0]!;
-  const data = buf.subarray(start + headerLen);
-  const out = new Float64Array(n);
-  if (descr === '<f8' || descr === '=f8') {
-    if (data.length < n * 8) throw new AmendError(`${file}: truncated (.npy says ${n} values)`);
-    for (let i = 0; i < n; i++) out[i] = data.readDoubleLE(i * 8);
-  } else if (descr === '<f4' || descr === '=f4') {
-    if (data.length < n * 4) throw new AmendError(`${file}: truncated (.npy says ${n} values)`);
-    for (let i = 0; i < n; i++) out[i] = data.readFloatLE(i * 4);
-  } else {
-    throw new AmendError(`${file}: unsupported .npy dtype ${descr} (expected float64 or float32)`);
-  }
-  return out;
+  const a = readNpy(file);
+  if (a.shape.length !== 1) throw new AmendError(`${file}: expected a 1-D array, got shape (${a.shape.join(', ')})`);
+  if (a.kind !== 'f8' && a.kind !== 'f4') throw new AmendError(`${file}: unsupported .npy dtype ${a.descr} (expected float64 or float32)`);
+  return npyToFloat64(a, file);
 }
 
 function readJsonFile(file: string, what: string): unknown {

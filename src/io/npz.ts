@@ -16,7 +16,7 @@
 // transposed on reading.
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
-import { AmendError } from '../errors.js';
+import { AmendError, refuseDevice } from '../errors.js';
 
 export type NpyData =
   | Float32Array | Float64Array
@@ -60,7 +60,8 @@ function parseNpyHeader(text: string, where: string): { descr: string; fortranOr
   }
   const dims = shape[1].split(',').map((s) => s.trim()).filter((s) => s !== '');
   const parsed = dims.map((s) => Number(s.replace(/L$/, '')));
-  if (!parsed.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+  // Plain decimal digits, as numpy writes them (Number() would also take "7.68e2" or "0x300").
+  if (!dims.every((s) => /^\d+L?$/.test(s)) || !parsed.every((d) => Number.isSafeInteger(d))) {
     throw new AmendError(`${where}: the .npy shape (${shape[1]}) is not a tuple of non-negative integers`);
   }
   return { descr: descr[1], fortranOrder: fortran[1] === 'True', shape: parsed };
@@ -213,6 +214,7 @@ export function parseNpy(bytes: Uint8Array, where = 'array.npy'): NpyArray {
 
 /** Reads one .npy file. */
 export function readNpy(file: string): NpyArray {
+  refuseDevice(file, 'a .npy file');
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
@@ -325,6 +327,9 @@ function readCentralDirectory(fd: number, file: string, fileSize: number): ZipEn
     let size = v.getUint32(p + 24, true);
     const nameLen = v.getUint16(p + 28, true), extraLen = v.getUint16(p + 30, true), commentLen = v.getUint16(p + 32, true);
     let localOffset = v.getUint32(p + 42, true);
+    // The name, extra field and comment lengths are the file's word: checked, a DataView read past
+    // the directory would throw a RangeError instead of naming the damage.
+    if (p + 46 + nameLen + extraLen + commentLen > cdSize) throw new AmendError(`${file}: zip central directory entry ${k} is corrupt`);
     const nameBytes = cd.subarray(p + 46, p + 46 + nameLen);
     const name = new TextDecoder(flags & 0x800 ? 'utf-8' : 'latin1').decode(nameBytes);
     // zip64 extended information: the fields whose 32-bit value is 0xFFFFFFFF, in this order.
@@ -332,7 +337,10 @@ function readCentralDirectory(fd: number, file: string, fileSize: number): ZipEn
     const extraEnd = e + extraLen;
     while (e + 4 <= extraEnd) {
       const id = v.getUint16(e, true), len = v.getUint16(e + 2, true);
+      if (e + 4 + len > extraEnd) throw new AmendError(`${file}: zip central directory entry ${k} is corrupt`);
       if (id === 0x0001) {
+        const need = 8 * [size, compressedSize, localOffset].filter((x) => x === 0xffffffff).length;
+        if (len < need) throw new AmendError(`${file}: zip central directory entry ${k} is corrupt (its zip64 sizes are missing)`);
         let q = e + 4;
         if (size === 0xffffffff) { size = u64(v, q); q += 8; }
         if (compressedSize === 0xffffffff) { compressedSize = u64(v, q); q += 8; }
@@ -365,7 +373,7 @@ export function crc32(bytes: Uint8Array): number {
 }
 
 /** The uncompressed bytes of one zip member. */
-function readEntry(fd: number, file: string, e: ZipEntry): Uint8Array {
+function readEntry(fd: number, file: string, fileSize: number, e: ZipEntry): Uint8Array {
   const where = `${file}: member "${e.name}"`;
   if (e.flags & 1) throw new AmendError(`${where} is encrypted; Amend cannot read encrypted archives`);
   const head = new Uint8Array(30);
@@ -373,6 +381,10 @@ function readEntry(fd: number, file: string, e: ZipEntry): Uint8Array {
   const hv = new DataView(head.buffer);
   if (hv.getUint32(0, true) !== SIG_LOCAL) throw new AmendError(`${where}: no local file header at offset ${e.localOffset}; the archive is corrupt`);
   const dataStart = e.localOffset + 30 + hv.getUint16(26, true) + hv.getUint16(28, true);
+  // Checked before allocating: a damaged (zip64) size can claim terabytes.
+  if (dataStart + e.compressedSize > fileSize) {
+    throw new AmendError(`${where}: its ${e.compressedSize} bytes at offset ${dataStart} run past the end of the file (${fileSize} bytes); the archive is truncated or corrupt — re-download or re-create it`);
+  }
   const raw = new Uint8Array(e.compressedSize);
   readAt(fd, file, raw, dataStart);
   let out: Uint8Array;
@@ -426,7 +438,7 @@ export function readNpz(file: string, opts: { only?: (name: string) => boolean }
       if (e.name.endsWith('/')) continue;
       const name = arrayName(e.name);
       if (opts.only && !opts.only(name)) continue;
-      out.set(name, parseNpy(readEntry(fd, file, e), `${file}: ${e.name}`));
+      out.set(name, parseNpy(readEntry(fd, file, size, e), `${file}: ${e.name}`));
     }
     return out;
   });

@@ -78,6 +78,8 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
   if (mom.shape.length !== 2 || mom.shape[0] !== mom.shape[1]) {
     throw new AmendError(`${npzPath}: mom2.mom2 has shape (${mom.shape.join(', ')}), not a square matrix`);
   }
+  // Booleans read as 0/1 would pass every check below, and are no one's statistics.
+  if (mom.kind === 'b1' || cnt.kind === 'b1') throw new AmendError(`${npzPath}: ${mom.kind === 'b1' ? 'mom2.mom2' : 'mom2.count'} holds booleans, not numbers — not a statistics file`);
   const dim = mom.shape[0];
   const count = npyScalar(cnt, `${npzPath}: mom2.count`);
   if (!Number.isSafeInteger(count) || count <= 0) throw new AmendError(`${npzPath}: mom2.count is ${count}, not a positive number of tokens`);
