@@ -31,6 +31,11 @@ function usage(): string {
   return lines.join('\n');
 }
 
+/** The command of that name; an own key only ("constructor" is a key of every object). */
+function commandNamed(name: string): Command | undefined {
+  return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name) {
@@ -40,7 +45,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (name === '--help' || name === '-h' || name === 'help') {
     // "amend help edit" is "amend edit --help".
-    const topic = name === 'help' && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    const topic = name === 'help' && rest[0] !== undefined ? commandNamed(rest[0]) : undefined;
     if (name === 'help' && rest[0] !== undefined && !topic) throw new AmendError(`no command "${rest[0]}"${didYouMean(rest[0], Object.keys(COMMANDS))} (commands: ${Object.keys(COMMANDS).join(', ')})`);
     if (!wantsJson(argv)) console.log(topic ? helpText(topic.spec) : usage());
     else printJson(topic ? helpJson(topic.spec) : { commands: Object.values(COMMANDS).map((c) => ({ name: c.spec.name, summary: c.spec.summary })) });
@@ -51,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     else console.log(`amend ${amendVersion()}`);
     return 0;
   }
-  const command = COMMANDS[name];
+  const command = commandNamed(name);
   if (!command) {
     const near = didYouMean(name.replace(/^-+/, ''), [...Object.keys(COMMANDS), 'help', 'version']);
     throw new AmendError(`unknown command "${name}"${near} (commands: ${Object.keys(COMMANDS).join(', ')}; see amend --help)`);
@@ -117,7 +122,9 @@ function wantsJson(argv: readonly string[]): boolean {
 const argv = process.argv.slice(2);
 main(argv).then(
   (code) => { process.exitCode = code; },
-  (err: unknown) => {
+  // After a turn of the event loop: warnings emitted on the way to the failure (process.emitWarning
+  // prints on a later tick) come before the error line they explain, not after it.
+  (err: unknown) => setImmediate(() => {
     const internal = !(err instanceof AmendError);
     const message = internal ? String((err as Error)?.message ?? err) : forTheCommandLine(err.message);
     const exitCode = internal ? 70 : 1;
@@ -125,5 +132,5 @@ main(argv).then(
     else process.stderr.write(`amend: ${message}\n`);
     if (wantsJson(argv)) process.stdout.write(`${JSON.stringify({ error: { message, exitCode, ...(internal ? { internal: true } : {}) } })}\n`);
     process.exitCode = exitCode;
-  },
+  }),
 );

@@ -216,11 +216,11 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
     }
     const shape = info['shape'];
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw new AmendError(`${where} has shape ${JSON.stringify(shape)}, not a list of non-negative integers; the file is corrupt`);
+      throw new AmendError(`${where} has ${shape === undefined ? 'no shape' : `shape ${JSON.stringify(shape)}`}, not a list of non-negative integers; the file is corrupt`);
     }
     const offs = info['data_offsets'];
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
-      throw new AmendError(`${where} has data_offsets ${JSON.stringify(offs)}, not [begin, end]; the file is corrupt`);
+      throw new AmendError(`${where} has ${offs === undefined ? 'no data_offsets' : `data_offsets ${JSON.stringify(offs)}`}, not [begin, end]; the file is corrupt`);
     }
     const [begin, end] = offs as [number, number];
     if (end < begin) {

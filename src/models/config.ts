@@ -57,6 +57,8 @@ function num(raw: Record<string, unknown>, keys: string[], fallback?: number): n
   for (const k of keys) {
     const v = raw[k];
     if (typeof v === 'number' && Number.isFinite(v)) return v;
+    // Present but not a number ("192", true): named, not read as missing or as the default.
+    if (v !== undefined && v !== null) throw new AmendError(`config.json: ${k} is ${JSON.stringify(v)}, not a number; fix it in config.json`);
   }
   if (fallback !== undefined) return fallback;
   throw new AmendError(`config.json: missing ${keys.join(' / ')}; is this a causal language model config?`);
@@ -215,6 +217,9 @@ function checkConfig(c: ModelConfig): ModelConfig {
     ['number of attention heads', c.heads, 2 ** 16], ['number of key/value heads', c.kvHeads, 2 ** 16],
     ['head dimension', c.headDim, 2 ** 16], ['MLP width', c.ffn, 2 ** 22], ['number of positions', c.maxPositions, 2 ** 31 - 1],
   ];
+  if (!Number.isInteger(c.headDim) && Number.isInteger(c.hidden) && Number.isInteger(c.heads) && c.heads >= 1 && c.hidden % c.heads !== 0) {
+    throw new AmendError(`config.json: the hidden size ${c.hidden} is not divisible by ${c.heads} attention heads; one of them is wrong`);
+  }
   for (const [what, v, max] of counts) {
     if (!Number.isInteger(v) || v < 1 || v > max) throw new AmendError(`config.json: the ${what} is ${v}; it must be an integer from 1 to ${max}`);
   }

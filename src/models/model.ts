@@ -151,6 +151,11 @@ export class CausalLM implements ModelWeights {
     const hasTokenizer = fs.existsSync(path.join(dir, 'tokenizer.json'));
     const tokenizer = hasTokenizer && !opts.noTokenizer ? AmendTokenizer.fromDir(dir) : null;
     const model = new CausalLM(raw, weights, { dtypes, dir, tokenizer });
+    // A tokenizer bigger than the embedding is another model's (or has tokens added without
+    // resizing); text that uses its extra ids fails later with an id out of range, so say why now.
+    if (tokenizer && tokenizer.vocabSize > model.config.vocabSize) {
+      process.emitWarning(`${dir}: tokenizer.json has ${tokenizer.vocabSize} token ids but the model's vocabulary only ${model.config.vocabSize}; text with ids ${model.config.vocabSize} and above cannot be run — is the tokenizer this model's own?`);
+    }
     // transformers' generate stops at generation_config.json's eos ids when the file names them
     // (Llama 3 Instruct lists <|eot_id|> there, beside config.json's <|end_of_text|>).
     const genEos = generationEosIds(dir);

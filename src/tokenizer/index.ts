@@ -74,13 +74,14 @@ function readJson(file: string, what: string): Record<string, unknown> {
   } catch (err) {
     throw new AmendError(`${file}: cannot read ${what}: ${(err as Error).message}`);
   }
+  let v: unknown;
   try {
-    const v = JSON.parse(text) as unknown;
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
-    return v as Record<string, unknown>;
+    v = JSON.parse(text);
   } catch (err) {
     throw new AmendError(`${file}: ${what} is not valid JSON (${(err as Error).message}) — re-download it`);
   }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new AmendError(`${file}: ${what} is not a JSON object (it holds ${typeName(v)}) — re-download it`);
+  return v as Record<string, unknown>;
 }
 
 /** A special token entry of tokenizer_config.json: a string or {content: string, ...}. */
