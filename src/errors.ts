@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+
 // One error type for everything a user can get wrong (bad path, corrupt file, bad argument).
 // The CLI prints `message`, always a single line, and exits non-zero; anything else is a bug and
 // keeps its stack trace.
@@ -29,6 +31,20 @@ export function typeName(value: unknown): string {
 /** A file or folder argument: a non-empty string (fs would read a number as a file descriptor). */
 export function requirePath(value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string' || value === '') throw new AmendError(`${what} as a path (a non-empty string), not ${value === '' ? 'an empty string' : typeName(value)}`);
+}
+
+/**
+ * A file that is read whole: a device (/dev/zero, /dev/urandom, a terminal) never ends, and would be
+ * read until memory runs out. A pipe (/dev/stdin from `cmd |`) is left to be read.
+ */
+export function refuseDevice(file: string, what: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return; // the read itself names a missing or unreadable file
+  }
+  if (st.isCharacterDevice() || st.isBlockDevice() || st.isSocket()) throw new AmendError(`${file}: is a device, not a file; give ${what}`);
 }
 
 /**

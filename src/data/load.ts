@@ -1,7 +1,7 @@
 // loadCases: read a benchmark file, detect its format from the content, turn it into EditCases.
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError, requireCount, requirePath } from '../errors.js';
+import { AmendError, refuseDevice, requireCount, requirePath } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
 import { RecordContext, isObject, jsonLinesLines, type Json } from './fields.js';
 import { ListScanner, listStart } from './scan.js';
@@ -236,6 +236,7 @@ export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCa
   requireCount(opts.limit, 'limit (the number of cases to keep)');
   // "world": the demo world's benchmark, wherever amend is (a checkout or an installed package).
   if (file === BUILTIN_WORLD) file = path.join(builtinWorldDir(), 'benchmark.json');
+  refuseDevice(file, 'a benchmark JSON file');
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError, editDistance } from '../errors.js';
+import { AmendError, editDistance, refuseDevice } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 
 export type EditMethod = 'rome' | 'memit';
@@ -384,7 +384,8 @@ export function checkHparams(method: EditMethod, values: Record<string, unknown>
     throw new AmendError(`${where}: the file is for ${values.alg_name} (alg_name), not ${method.toUpperCase()}`);
   }
   for (const [key, v] of Object.entries(values)) {
-    const spec = schema[key];
+    // An own key only: "constructor" or "__proto__" would otherwise find Object's and pass unchecked.
+    const spec = Object.hasOwn(schema, key) ? schema[key] : undefined;
     if (!spec) {
       const hint = closest(key, Object.keys(schema));
       throw new AmendError(`${where}: unknown ${method.toUpperCase()} hparam "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}; valid keys: ${Object.keys(schema).join(', ')}`);
@@ -395,8 +396,21 @@ export function checkHparams(method: EditMethod, values: Record<string, unknown>
   return out;
 }
 
+/**
+ * YAML text as a value. What the yaml library only warns about (an unknown tag such as
+ * !!js/function, whose value it then keeps as a plain string) is an error here: the warning would
+ * reach the user as several lines of Node warning, and the value is not what the file meant.
+ */
+function parseYaml(text: string): unknown {
+  const doc = YAML.parseDocument(text, { logLevel: 'silent' });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) throw problem;
+  return doc.toJS();
+}
+
 /** Reads an hparams file: YAML (EasyEdit's files as they are) or JSON (the reference repositories' files). */
 export function readHparamsFile(file: string): Record<string, unknown> {
+  refuseDevice(file, 'a YAML or JSON hparams file');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -405,7 +419,7 @@ export function readHparamsFile(file: string): Record<string, unknown> {
   }
   let v: unknown;
   try {
-    v = /\.json$/i.test(file) ? JSON.parse(text) : YAML.parse(text);
+    v = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new AmendError(`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
   }
@@ -421,8 +435,10 @@ export function readHparamsFile(file: string): Record<string, unknown> {
  * assignments may share one argument separated by ";" or whitespace outside brackets.
  */
 export function parseSets(args: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  // No prototype: "__proto__=1" is then a key like any other (and refused as unknown), not a no-op.
+  const out: Record<string, unknown> = Object.create(null);
   for (const arg of args) {
+    if (arg.trim() === '') throw new AmendError('--set is empty: give key=value, e.g. --set v_lr=0.1');
     for (const item of splitAssignments(arg)) {
       const eq = item.indexOf('=');
       if (eq <= 0) throw new AmendError(`--set expects key=value, got "${item}"`);
@@ -430,7 +446,7 @@ export function parseSets(args: readonly string[]): Record<string, unknown> {
       const raw = item.slice(eq + 1).trim();
       let value: unknown;
       try {
-        value = raw === '' ? '' : YAML.parse(raw);
+        value = raw === '' ? '' : parseYaml(raw);
       } catch {
         value = raw;
       }

@@ -8,7 +8,7 @@
  * the recipe; the default stride, maxLength / 2, scores each token with at least that much context.
  */
 import fs from 'node:fs';
-import { AmendError, requireCount } from '../errors.js';
+import { AmendError, refuseDevice, requireCount } from '../errors.js';
 import { metric, type Metric } from './protocols.js';
 import { scoreEncoded, type EncodedPair, type ScoringModel, type ScoringOptions } from './scoring.js';
 
@@ -80,6 +80,7 @@ export function perplexity(model: ScoringModel, text: string, opts: PerplexityOp
 
 /** Read a held-out text file (e.g. ../shared/data/wikitext/wikitext-2-raw-test.txt). */
 export function readHeldOutText(file: string, opts: { maxChars?: number } = {}): string {
+  refuseDevice(file, 'a text file');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

@@ -123,7 +123,7 @@ function checkLike(over: unknown, base: unknown, where: string): void {
   if (typeof over !== 'object' || over === null || Array.isArray(over)) throw new AmendError(`${where || 'the configuration'} must be a JSON object`);
   for (const [k, v] of Object.entries(over)) {
     const name = where ? `${where}.${k}` : k;
-    if (!(k in (base as object))) throw new AmendError(`unknown setting "${name}" (known: ${Object.keys(base as object).map((x) => (where ? `${where}.${x}` : x)).join(', ')})`);
+    if (!Object.hasOwn(base as object, k)) throw new AmendError(`unknown setting "${name}" (known: ${Object.keys(base as object).map((x) => (where ? `${where}.${x}` : x)).join(', ')})`);
     const want = (base as Record<string, unknown>)[k];
     if (Array.isArray(want)) {
       if (!Array.isArray(v) || v.length !== want.length || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {

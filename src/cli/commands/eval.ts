@@ -2,7 +2,7 @@
 // batches, or sequential editing under either protocol), with a report folder that can be resumed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AmendError } from '../../errors.js';
+import { AmendError, refuseDevice } from '../../errors.js';
 import { loadCases } from '../../data/index.js';
 import { parseSets, resolveHparams } from '../../editors/index.js';
 import { qaPromptText } from '../../eval/metrics-case.js';
@@ -60,6 +60,7 @@ export const spec: CommandSpec = {
 
 /** The --qa-template file, checked before the model loads. */
 function readQaTemplate(file: string): string {
+  refuseDevice(file, 'a text file');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

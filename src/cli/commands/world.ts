@@ -2,7 +2,7 @@
 // (`amend world info`).
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError } from '../../errors.js';
+import { AmendError, refuseDevice } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
 import { BUILD_FILE, buildWorldModel, defaultWorldDir, sha256File, type BuildInfo } from '../../world/build.js';
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
@@ -100,6 +100,7 @@ function readConfigFile(file: string): Partial<WorldTrainConfig> & { sizes?: Par
   let parsed: unknown;
   const inline = file.trimStart().startsWith('{');
   if (!inline && !fs.existsSync(file)) throw new AmendError(`--config ${file}: no such file; give a JSON file of training settings, or the JSON itself ('{"epochs": 30}')`);
+  if (!inline) refuseDevice(file, 'a JSON file of training settings');
   try {
     // Inline JSON (what world info prints in its rebuild line) or a file of it.
     parsed = JSON.parse(inline ? file : fs.readFileSync(file, 'utf8'));
