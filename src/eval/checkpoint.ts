@@ -67,6 +67,8 @@ export class PartialRun {
     } catch (e) {
       throw new AmendError(`${this.checkpointFile}: unreadable checkpoint (${(e as Error).message.split('\n')[0]}); start over with --force (force: true)`);
     }
+    const problem = checkpointProblem(cp);
+    if (problem) throw new AmendError(`${this.checkpointFile}: a damaged checkpoint (${problem}); start over with --force (force: true)`);
     if (cp.version !== CHECKPOINT_VERSION) throw new AmendError(`${this.checkpointFile}: checkpoint version ${cp.version}, this Amend writes ${CHECKPOINT_VERSION}; start over with --force (force: true)`);
     return cp;
   }
@@ -95,6 +97,8 @@ export class PartialRun {
     fs.truncateSync(this.casesFile, cp.bytes);
     const lines = buf.subarray(0, cp.bytes).toString('utf8').split('\n').filter((l) => l !== '');
     if (lines.length !== cp.lines) throw new AmendError(`${this.casesFile} has ${lines.length} lines where the checkpoint says ${cp.lines}; start over with --force (force: true)`);
+    const bad = lines.findIndex((l) => !isCaseLine(l));
+    if (bad >= 0) throw new AmendError(`${this.casesFile}: line ${bad + 1} is not a case record (damaged); start over with --force (force: true)`);
     for (const p of cp.patches) if (!fs.existsSync(this.patchPath(p))) throw new AmendError(`${this.patchPath(p)} is missing: the checkpoint cannot be resumed; start over with --force (force: true)`);
     this.bytes = cp.bytes;
     this.lines = cp.lines;
@@ -123,6 +127,38 @@ export class PartialRun {
 
   remove(): void {
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/**
+ * What is wrong with a checkpoint read back from disk, or null. The runner indexes cases and
+ * patches with these values, so a hand-edited or damaged file must stop here, not as a TypeError
+ * in the middle of a resumed run.
+ */
+function checkpointProblem(cp: unknown): string | null {
+  if (!isObj(cp)) return 'not a JSON object';
+  if (typeof cp.version !== 'number') return 'no version';
+  if (cp.version !== CHECKPOINT_VERSION) return null; // named by its own message
+  if (!isObj(cp.config)) return 'no config';
+  for (const k of ['done', 'total', 'lines', 'bytes'] as const) if (!isCount(cp[k])) return `${k} is ${JSON.stringify(cp[k]) ?? 'missing'}`;
+  if ((cp.done as number) > (cp.total as number)) return `done ${cp.done} is more than total ${cp.total}`;
+  if (typeof cp.seconds !== 'number' || !(cp.seconds >= 0)) return 'no seconds';
+  if (!Array.isArray(cp.patches) || !cp.patches.every((p) => typeof p === 'string' && /^\d{6,}\.safetensors$/.test(p))) return 'patches is not a list of patch file names';
+  if (!Array.isArray(cp.pending) || !cp.pending.every((p) => isObj(p) && isCount(p.index) && isCount(p.edit))) return 'pending is not a list of {index, edit}';
+  if (!Array.isArray(cp.drift) || !cp.drift.every((d) => isObj(d) && ['edits', 'perplexity', 'ratio', 'tokens'].every((k) => typeof d[k] === 'number'))) return 'drift is not a list of perplexity points';
+  return null;
+}
+
+/** A line of cases.jsonl as the runner wrote it: a JSON object with the case's index. */
+function isCaseLine(line: string): boolean {
+  try {
+    const rec = JSON.parse(line) as unknown;
+    return isObj(rec) && isCount(rec.index);
+  } catch {
+    return false;
   }
 }
 

@@ -293,6 +293,9 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       cp = partial.read();
       const diff = configDifference(cp.config, config);
       if (diff) throw new AmendError(`${o.out}: the interrupted run had other settings (${diff}); resume with the same arguments, or start over with --force (force: true)`);
+      if (cp.total !== total || cp.pending.some((p) => p.index >= cases.length)) {
+        throw new AmendError(`${partial.checkpointFile}: a damaged checkpoint (its counts do not fit this run's ${total} units of ${cases.length} cases); start over with --force (force: true)`);
+      }
     } else if (!o.force) {
       if (partial.exists()) throw new AmendError(`${o.out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume to continue it or --force to start over (resume / force: true)`);
       const existing = ['summary.json', 'cases.jsonl', 'summary.md'].filter((f) => fs.existsSync(`${o.out}/${f}`));
