@@ -158,10 +158,6 @@ test('config.json: a size given as a string or boolean is named, not called miss
   assert.equal(parseConfig({ ...worldConfig(), n_inner: null }).ffn, 768, 'null still means "the default"');
 });
 
-test('config.json: a hidden size that the heads do not divide is named as such', () => {
-  assertAmendError(() => parseConfig({ ...worldConfig(), n_head: 5 }), /hidden size 192 is not divisible by 5 attention heads/);
-});
-
 test('tokenizer_config.json that is valid JSON but not an object is not called invalid JSON', () => {
   const dir = path.join(tmp, 'tokcfg');
   fs.mkdirSync(dir, { recursive: true });
@@ -232,6 +228,16 @@ test('world build --config: a nested key that is Object.prototype\'s is an unkno
 test('the command line names an unknown command even when it is a key of every object', () => {
   assertOneLineError(runCli(['constructor']), /unknown command "constructor"/);
   assertOneLineError(runCli(['help', '__proto__']), /no command "__proto__"/);
+});
+
+test('exported readers given a non-path or non-object (from JavaScript) say so, not a TypeError or a file descriptor read', () => {
+  const js = (f: unknown) => f as never;
+  assertAmendError(() => parseConfig(js(null)), /parseConfig takes the parsed config\.json object, not null/);
+  assertAmendError(() => checkHparams('rome', js(null), 'x'), /hparams must be an object/);
+  assertAmendError(() => parseSets(js('v_lr=1')), /parseSets takes a list of "key=value" strings/);
+  assertAmendError(() => parseSets(js(null)), /parseSets takes a list/);
+  assertAmendError(() => readHparamsFile(js(0)), /readHparamsFile needs the hparams file as a path/);
+  assertAmendError(() => importEasyEditStats(js(5)), /importEasyEditStats needs the \.npz file as a path/);
 });
 
 // ---- an interrupted evaluation's checkpoint

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError, editDistance, refuseDevice } from '../errors.js';
+import { AmendError, editDistance, refuseDevice, requireObject, requirePath } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 
 export type EditMethod = 'rome' | 'memit';
@@ -377,6 +377,7 @@ export function checkValue(key: string, spec: HparamSpec, v: unknown, where: str
 
 /** Checks every key of `values` against the method's schema; returns normalised values. */
 export function checkHparams(method: EditMethod, values: Record<string, unknown>, where: string): HparamValues {
+  requireObject(values, `${where}: hparams must be an object of names and values`);
   const schema = SCHEMAS[method];
   const out: HparamValues = {};
   // Another method's file is named as such before any of its own keys is called unknown.
@@ -410,6 +411,7 @@ function parseYaml(text: string): unknown {
 
 /** Reads an hparams file: YAML (EasyEdit's files as they are) or JSON (the reference repositories' files). */
 export function readHparamsFile(file: string): Record<string, unknown> {
+  requirePath(file, 'readHparamsFile needs the hparams file'); // a number would be read as a file descriptor
   refuseDevice(file, 'a YAML or JSON hparams file');
   let text: string;
   try {
@@ -435,8 +437,8 @@ export function readHparamsFile(file: string): Record<string, unknown> {
  * assignments may share one argument separated by ";" or whitespace outside brackets.
  */
 export function parseSets(args: readonly string[]): Record<string, unknown> {
-  // No prototype: "__proto__=1" is then a key like any other (and refused as unknown), not a no-op.
-  const out: Record<string, unknown> = Object.create(null);
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new AmendError('parseSets takes a list of "key=value" strings');
+  const out: Record<string, unknown> = {};
   for (const arg of args) {
     if (arg.trim() === '') throw new AmendError('--set is empty: give key=value, e.g. --set v_lr=0.1');
     for (const item of splitAssignments(arg)) {
@@ -450,7 +452,8 @@ export function parseSets(args: readonly string[]): Record<string, unknown> {
       } catch {
         value = raw;
       }
-      out[key] = value;
+      // Defined, not assigned: "__proto__=1" is then a key like any other (and refused as unknown), not a no-op.
+      Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
     }
   }
   return out;

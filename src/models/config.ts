@@ -1,5 +1,5 @@
 // Hugging Face config.json → one normalised description of the transformer, whatever the family.
-import { AmendError } from '../errors.js';
+import { AmendError, requireObject } from '../errors.js';
 import { isObject } from '../data/fields.js';
 import { parseRopeScaling, type RopeScaling } from './rope.js';
 
@@ -128,6 +128,7 @@ function activation(name: unknown, where: string): Activation {
 export const SUPPORTED_MODEL_TYPES = ['gpt2', 'gpt_neox', 'gptj', 'llama', 'qwen2', 'mistral'];
 
 export function parseConfig(raw: Record<string, unknown>): ModelConfig {
+  requireObject(raw, 'parseConfig takes the parsed config.json object');
   return checkConfig(familyConfig(raw));
 }
 
@@ -217,9 +218,6 @@ function checkConfig(c: ModelConfig): ModelConfig {
     ['number of attention heads', c.heads, 2 ** 16], ['number of key/value heads', c.kvHeads, 2 ** 16],
     ['head dimension', c.headDim, 2 ** 16], ['MLP width', c.ffn, 2 ** 22], ['number of positions', c.maxPositions, 2 ** 31 - 1],
   ];
-  if (!Number.isInteger(c.headDim) && Number.isInteger(c.hidden) && Number.isInteger(c.heads) && c.heads >= 1 && c.hidden % c.heads !== 0) {
-    throw new AmendError(`config.json: the hidden size ${c.hidden} is not divisible by ${c.heads} attention heads; one of them is wrong`);
-  }
   for (const [what, v, max] of counts) {
     if (!Number.isInteger(v) || v < 1 || v > max) throw new AmendError(`config.json: the ${what} is ${v}; it must be an integer from 1 to ${max}`);
   }

@@ -14,7 +14,7 @@
 // A bare SecondMoment().save() has the same arrays without the "mom2." prefix.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AmendError } from '../errors.js';
+import { AmendError, requirePath } from '../errors.js';
 import { npyScalar, npyToFloat64, readNpz } from '../io/npz.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
 import { modelFingerprint } from '../models/fingerprint.js';
@@ -67,6 +67,7 @@ export interface ImportOptions {
 
 /** Reads a ROME / MEMIT / EasyEdit statistics file (.npz) as a SecondMoment. */
 export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): SecondMoment {
+  requirePath(npzPath, 'importEasyEditStats needs the .npz file');
   const name = parseRomeStatsName(npzPath);
   const arrays = readNpz(npzPath, { only: (k) => ['mom2.mom2', 'mom2.count', 'mom2', 'count', 'sample_size'].includes(k) });
   const prefixed = arrays.has('mom2.mom2');
