@@ -163,7 +163,7 @@ test('TF-IDF consistency: cosine of idf-weighted, L2-normalised term counts (ROM
     writeNpy(path.join(dir, 'f4.npy'), [0.5, -2], '<f4');
     assert.deepEqual(Array.from(readNpyVector(path.join(dir, 'f4.npy'))), [0.5, -2]);
     fs.writeFileSync(path.join(dir, 'bad.npy'), 'hello');
-    assert.throws(() => readNpyVector(path.join(dir, 'bad.npy')), /not a NumPy \.npy file/);
+    assert.throws(() => readNpyVector(path.join(dir, 'bad.npy')), /not a \.npy array/);
     fs.writeFileSync(path.join(dir, 'v2.json'), JSON.stringify({ cat: 7 }));
     assert.throws(() => loadTfidf(path.join(dir, 'idf.npy'), path.join(dir, 'v2.json')), /outside the 3 idf values/);
     fs.writeFileSync(
