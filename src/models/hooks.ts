@@ -21,7 +21,8 @@ export interface Hook {
   fn: HookFn;
 }
 
-const POINT = /^(blocks\.(\d+)\.(resid_pre|attn\.out|mlp\.in|mlp\.keys|mlp\.out|resid_post)|final\.norm)$/;
+// Layers without leading zeros: forward looks hooks up by the name it builds ("blocks.1...").
+const POINT = /^(blocks\.(0|[1-9]\d*)\.(resid_pre|attn\.out|mlp\.in|mlp\.keys|mlp\.out|resid_post)|final\.norm)$/;
 
 /** Throws a clear error for a hook point that no forward pass would ever reach. */
 export function checkHookPoint(point: string, layers: number): void {

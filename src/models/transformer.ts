@@ -108,10 +108,15 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
     const ctx: HookContext = { point, layer, batch: B, seqLen: len };
     for (const h of list) {
       const y = h.fn(x, ctx);
-      if (y) {
-        if (y.size !== x.size) throw new AmendError(`hook at ${point} returned shape [${y.shape}] for [${x.shape}]`);
-        x = y.rank === x.rank ? y : T.reshape(y, x.shape);
+      if (y === undefined || y === null) continue;
+      if (!(y instanceof Tensor)) throw new AmendError(`hook at ${point} returned ${typeof y}; return a Tensor shaped like its input, or nothing`);
+      // The input's own shape, or its rows flattened ([B*T, width]); any other shape of the same
+      // size would mix up batch and positions downstream.
+      const flat = y.rank === 2 && y.shape[0] === B * len && y.shape[1] === x.dim(-1);
+      if (!flat && y.shape.join() !== x.shape.join()) {
+        throw new AmendError(`hook at ${point} returned shape [${y.shape}] for [${x.shape}]; return the input's shape or [${B * len}, ${x.dim(-1)}]`);
       }
+      x = flat ? T.reshape(y, x.shape) : y;
     }
     return x;
   };
