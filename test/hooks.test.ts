@@ -74,6 +74,9 @@ test('a hook returning a same-size tensor of another shape, or a non-tensor, is 
   assert.throws(run(() => T.zeros([LEN, B, d])), /^AmendError: hook at blocks\.0\.resid_pre returned shape \[3,2,32\] for \[2,3,32\]; return the input's shape or \[6, 32\]$/m);
   assert.throws(run(() => T.zeros([1, B * LEN, d])), /hook at blocks\.0\.resid_pre returned shape \[1,6,32\]/);
   assert.throws(run((x) => x.data as unknown as T.Tensor), /hook at blocks\.0\.resid_pre returned object; return a Tensor/);
+  // a library hook's own refusal (a delta of the wrong width, a row out of range) names the hook
+  assert.throws(() => m.forward(IDS, B, LEN, { hooks: [addAt('blocks.1.mlp.out', [0], T.zeros([d + 1]))] }), /^AmendError: hook at blocks\.1\.mlp\.out: .*\[33\]/m);
+  assert.throws(() => m.forward(IDS, B, LEN, { hooks: [capture('blocks.0.mlp.keys', [B * LEN]).hook] }), /^AmendError: hook at blocks\.0\.mlp\.keys: /m);
   // the input's shape and its flattened rows are both taken, and give the same logits
   const same = m.forward(IDS, B, LEN, { hooks: [{ point: 'blocks.0.resid_pre', fn: (x) => T.mul(x, T.full(x.shape, 2)) }] }).logits!;
   const flat = m.forward(IDS, B, LEN, { hooks: [{ point: 'blocks.0.resid_pre', fn: (x) => T.reshape(T.mul(x, T.full(x.shape, 2)), [B * LEN, d]) }] }).logits!;

@@ -107,7 +107,14 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
     if (!list) return x;
     const ctx: HookContext = { point, layer, batch: B, seqLen: len };
     for (const h of list) {
-      const y = h.fn(x, ctx);
+      let y: Tensor | void | null | undefined;
+      try {
+        y = h.fn(x, ctx);
+      } catch (e) {
+        // addAt's "delta [33] fits neither [32] nor [1, 32]" says nothing of where: name the hook.
+        if (e instanceof AmendError && !e.message.startsWith('hook at ')) throw new AmendError(`hook at ${point}: ${e.message}`);
+        throw e;
+      }
       if (y === undefined || y === null) continue;
       if (!(y instanceof Tensor)) throw new AmendError(`hook at ${point} returned ${typeof y}; return a Tensor shaped like its input, or nothing`);
       // The input's own shape, or its rows flattened ([B*T, width]); any other shape of the same
