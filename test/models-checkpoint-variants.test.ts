@@ -136,12 +136,19 @@ test('quantized checkpoints are refused, not read as numbers', () => {
   throwsAmend(() => load(int8), /q_proj.weight" is stored as I8, an integer type/);
 });
 
-test('generation stops at any id of a list eos_token_id', () => {
+/**
+ * A Llama checkpoint without an eos id and its free-running continuation of `prompt`: `stop` is
+ * the token generated at step `at`, `other` a token it never generates (an eos id that never fires).
+ */
+function freeRun(prompt: number[], at: number) {
   const dir = checkpoint({ ...LLAMA, eos_token_id: null });
-  const prompt = [5, 17, 42];
   const free = generate(load(dir), [prompt], { maxNewTokens: 12, eosId: null })[0]!;
-  const stop = free[3]!;
   const other = Array.from({ length: 90 }, (_, i) => i).find((i) => !free.includes(i))!;
+  return { dir, prompt, free, stop: free[at]!, other };
+}
+
+test('generation stops at any id of a list eos_token_id', () => {
+  const { dir, prompt, free, stop, other } = freeRun([5, 17, 42], 3);
   const m = load(withConfig(dir, { ...LLAMA, eos_token_id: [other, stop] }));
   assert.deepEqual(m.config.eosIds, [other, stop]);
   const want = free.slice(0, free.indexOf(stop) + 1);
@@ -155,11 +162,7 @@ test('a config without model_type says so', () => {
 });
 
 test('generation_config.json\'s eos ids are the ones generation stops at', () => {
-  const dir = checkpoint({ ...LLAMA, eos_token_id: null });
-  const prompt = [9, 4, 61];
-  const free = generate(load(dir), [prompt], { maxNewTokens: 12, eosId: null })[0]!;
-  const stop = free[2]!;
-  const other = Array.from({ length: 90 }, (_, i) => i).find((i) => !free.includes(i))!;
+  const { dir, prompt, free, stop, other } = freeRun([9, 4, 61], 2);
   const withGen = withConfig(dir, { ...LLAMA, eos_token_id: other });
   fs.writeFileSync(path.join(withGen, 'generation_config.json'), JSON.stringify({ eos_token_id: [other, stop] }));
   const m = load(withGen);

@@ -18,17 +18,22 @@ process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const world = (): CausalLM => CausalLM.loadDir(path.join(repoRoot(), 'world'));
 const LINES = fs.readFileSync(path.join(repoRoot(), 'world', 'corpus-train.txt'), 'utf8').split('\n').filter((l) => l.trim() !== '').slice(0, 60);
 
+/** Statistics of `layer` computed once over the first lines of the world corpus into a cache of its own. */
+async function computedOnce(name: string, layer: number, samples: number) {
+  const model = world();
+  const corpus = path.join(tmp, `${name}.txt`);
+  fs.writeFileSync(corpus, LINES.join('\n'));
+  const o = { corpus, samples, cacheDir: path.join(tmp, `${name}-cache`) };
+  return { model, o, first: await layerSecondMoment(model, layer, o) };
+}
+
 /** Where the matrix starts in a safetensors file. */
 function dataStart(file: string): number {
   return 8 + Number(fs.readFileSync(file).readBigUInt64LE(0));
 }
 
 test('a cached statistics file damaged after it was written is recomputed with a warning, never used', async () => {
-  const model = world();
-  const corpus = path.join(tmp, 'damage.txt');
-  fs.writeFileSync(corpus, LINES.join('\n'));
-  const o = { corpus, samples: 40, cacheDir: path.join(tmp, 'damage-cache') };
-  const first = await layerSecondMoment(model, 1, o);
+  const { model, o, first } = await computedOnce('damage', 1, 40);
   assert.equal(first.source, 'computed');
   const file = first.file!;
   assert.match(readStatsFile(file).metadata.mom2_sha256, /^[0-9a-f]{64}$/);
@@ -63,11 +68,7 @@ test('a cached statistics file damaged after it was written is recomputed with a
 });
 
 test('statistics files written before the checksum are still read, and refused when visibly damaged', async () => {
-  const model = world();
-  const corpus = path.join(tmp, 'legacy.txt');
-  fs.writeFileSync(corpus, LINES.join('\n'));
-  const o = { corpus, samples: 30, cacheDir: path.join(tmp, 'legacy-cache') };
-  const first = await layerSecondMoment(model, 0, o);
+  const { model, o, first } = await computedOnce('legacy', 0, 30);
   const file = first.file!;
   // the same file without mom2_sha256 (as Amend wrote them before), header padded to its old length
   const bytes = fs.readFileSync(file);

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError } from '../errors.js';
+import { isObject } from '../data/fields.js';
 import { writeJsonAtomic } from './files.js';
 import type { CaseCost, DriftPoint, EvalConfig } from './run-types.js';
 import { makeDirs } from '../io/dirs.js';
@@ -130,7 +131,6 @@ export class PartialRun {
   }
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /**
@@ -139,16 +139,16 @@ const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as nu
  * in the middle of a resumed run.
  */
 function checkpointProblem(cp: unknown): string | null {
-  if (!isObj(cp)) return 'not a JSON object';
+  if (!isObject(cp)) return 'not a JSON object';
   if (typeof cp.version !== 'number') return 'no version';
   if (cp.version !== CHECKPOINT_VERSION) return null; // named by its own message
-  if (!isObj(cp.config)) return 'no config';
+  if (!isObject(cp.config)) return 'no config';
   for (const k of ['done', 'total', 'lines', 'bytes'] as const) if (!isCount(cp[k])) return `${k} is ${JSON.stringify(cp[k]) ?? 'missing'}`;
   if ((cp.done as number) > (cp.total as number)) return `done ${cp.done} is more than total ${cp.total}`;
   if (typeof cp.seconds !== 'number' || !(cp.seconds >= 0)) return 'no seconds';
   if (!Array.isArray(cp.patches) || !cp.patches.every((p) => typeof p === 'string' && /^\d{6,}\.safetensors$/.test(p))) return 'patches is not a list of patch file names';
-  if (!Array.isArray(cp.pending) || !cp.pending.every((p) => isObj(p) && isCount(p.index) && isCount(p.edit))) return 'pending is not a list of {index, edit}';
-  if (!Array.isArray(cp.drift) || !cp.drift.every((d) => isObj(d) && ['edits', 'perplexity', 'ratio', 'tokens'].every((k) => typeof d[k] === 'number'))) return 'drift is not a list of perplexity points';
+  if (!Array.isArray(cp.pending) || !cp.pending.every((p) => isObject(p) && isCount(p.index) && isCount(p.edit))) return 'pending is not a list of {index, edit}';
+  if (!Array.isArray(cp.drift) || !cp.drift.every((d) => isObject(d) && ['edits', 'perplexity', 'ratio', 'tokens'].every((k) => typeof d[k] === 'number'))) return 'drift is not a list of perplexity points';
   return null;
 }
 
@@ -156,7 +156,7 @@ function checkpointProblem(cp: unknown): string | null {
 function isCaseLine(line: string): boolean {
   try {
     const rec = JSON.parse(line) as unknown;
-    return isObj(rec) && isCount(rec.index);
+    return isObject(rec) && isCount(rec.index);
   } catch {
     return false;
   }
