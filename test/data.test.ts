@@ -381,3 +381,14 @@ test('cases loaded from a JSON Lines file do not keep the file\'s lines alive', 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("KnowEdit's other rephrase key (`rephrase`, as EasyEdit's WikiRecent loader reads it) is the rephrase prompt", () => {
+  const rec = { subject: 'Leo Arons', prompt: 'The place of death of Leo Arons is', target_new: 'Berlin', rephrase: 'Leo Arons died in the city of', locality: { Relation_Specificity: [{ prompt: 'The father of Leo Arons is', ground_truth: [['Albert Arons']] }] } };
+  const r = parseCases([rec]);
+  assert.equal(r.format, 'knowedit-wiki-recent');
+  assert.deepEqual(r.cases[0]!.rephrase, ['Leo Arons died in the city of']);
+  assert.deepEqual(parseCases([{ ...rec, rephrase: ['a', ''] }]).cases[0]!.rephrase, ['a']);
+  // both keys: both prompts, once each
+  assert.deepEqual(parseCases([{ ...rec, rephrase_prompt: 'Leo Arons passed away in', ground_truth: 'x' }]).cases[0]!.rephrase, ['Leo Arons passed away in', 'Leo Arons died in the city of']);
+  assert.throws(() => parseCases([rec, { ...rec, rephrase: { a: 1 } }]), /record 2 \(index 1, knowedit-wiki-recent\) field "rephrase" should be a string or a list of strings, not \{"a":1\}/);
+});

@@ -71,12 +71,20 @@ function factCase(rec: Json, ctx: RecordContext): EditCase {
   };
   const gt = ctx.answers(ctx.get(rec, 'ground_truth'), 'ground_truth');
   if (gt.length) c.targetTrue = gt[0];
-  const reph = ctx.get(rec, 'rephrase_prompt');
-  if (typeof reph === 'string' && reph.trim() !== '') c.rephrase = [reph];
-  else if (Array.isArray(reph)) c.rephrase = ctx.strList(rec, 'rephrase_prompt').filter((x) => x.trim() !== '');
-  else if (reph !== undefined && reph !== null && typeof reph !== 'string') ctx.fail(`field "rephrase_prompt" should be a string or a list of strings, not ${JSON.stringify(reph)}`);
+  // ZsRE names it rephrase_prompt; other KnowEdit files name it `rephrase` (EasyEdit's WikiRecent
+  // loader reads that key). A record with both keeps both.
+  const rephrase = [...rephrasesOf(rec, ctx, 'rephrase_prompt'), ...rephrasesOf(rec, ctx, 'rephrase')];
+  if (rephrase.length) c.rephrase = [...new Set(rephrase)];
   setGroups(c, rec, ctx);
   return c;
+}
+
+function rephrasesOf(rec: Json, ctx: RecordContext, field: string): string[] {
+  const v = ctx.get(rec, field);
+  if (v === undefined || v === null) return [];
+  if (typeof v === 'string') return v.trim() !== '' ? [v] : [];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return (v as string[]).filter((x) => x.trim() !== '');
+  ctx.fail(`field "${field}" should be a string or a list of strings, not ${JSON.stringify(v)}`);
 }
 
 const knowEditFact = (r: JsonObject) =>
@@ -91,14 +99,14 @@ export const knowEditZsreFormat = recordFormat(
 
 export const knowEditCounterfactFormat = recordFormat(
   'knowedit-wiki-counterfact',
-  'KnowEdit WikiData_counterfact (subject, prompt, target_new, ground_truth, portability{...}, locality{Relation_Specificity, Forgetfulness})',
+  'KnowEdit WikiData_counterfact (subject, prompt, target_new, ground_truth, optional rephrase, portability{...}, locality{Relation_Specificity, Forgetfulness})',
   (r) => knowEditFact(r) && hasAll(r, 'ground_truth'),
   factCase,
 );
 
 export const knowEditRecentFormat = recordFormat(
   'knowedit-wiki-recent',
-  'KnowEdit WikiData_recent (subject, prompt, target_new, no ground truth, portability{...}, locality{...})',
+  'KnowEdit WikiData_recent (subject, prompt, target_new, no ground truth, optional rephrase, portability{...}, locality{...})',
   knowEditFact,
   factCase,
 );
