@@ -392,3 +392,27 @@ test("KnowEdit's other rephrase key (`rephrase`, as EasyEdit's WikiRecent loader
   assert.deepEqual(parseCases([{ ...rec, rephrase_prompt: 'Leo Arons passed away in', ground_truth: 'x' }]).cases[0]!.rephrase, ['Leo Arons passed away in', 'Leo Arons died in the city of']);
   assert.throws(() => parseCases([rec, { ...rec, rephrase: { a: 1 } }]), /record 2 \(index 1, knowedit-wiki-recent\) field "rephrase" should be a string or a list of strings, not \{"a":1\}/);
 });
+
+test("WISE's temporal and hallucination files: their own formats, the out-of-distribution rephrase kept", () => {
+  // run_wise_editing.py's fields: temporal asks ood_rephrase as the rephrase prompt, hallucination has none.
+  const temporal = {
+    prompt: 'Bitcoin Cash is', subject: 'Bitcoin Cash', target_new: 'a cryptocurrency forked from Bitcoin in 2017',
+    ood_rephrase: 'The 2017 fork of Bitcoin that enlarged the block size is called', locality_prompt: 'The Nile flows into the', locality_ground_truth: 'Mediterranean Sea',
+  };
+  const t = parseCases([temporal]);
+  assert.equal(t.format, 'wise-temporal');
+  assert.deepEqual(t.cases[0], {
+    prompt: 'Bitcoin Cash is', subject: 'Bitcoin Cash', targetNew: 'a cryptocurrency forked from Bitcoin in 2017', id: 0,
+    rephrase: ['The 2017 fork of Bitcoin that enlarged the block size is called'],
+    locality: [{ prompt: 'The Nile flows into the', answer: 'Mediterranean Sea' }],
+  });
+  // an in-distribution rephrase, where a file has one, comes first
+  assert.deepEqual(parseCases([{ ...temporal, rephrase_prompt: 'Bitcoin Cash, in short, is' }]).cases[0]!.rephrase, ['Bitcoin Cash, in short, is', temporal.ood_rephrase]);
+  const { ood_rephrase: _, ...hallucination } = temporal;
+  const h = parseCases([hallucination]);
+  assert.equal(h.format, 'wise-hallucination');
+  assert.deepEqual(h.cases[0], { prompt: temporal.prompt, subject: temporal.subject, targetNew: temporal.target_new, id: 0, locality: t.cases[0]!.locality });
+  // EasyEdit's CounterFact (ground_truth, rephrase_prompt) is still CounterFact
+  assert.equal(parseCases([{ ...hallucination, ground_truth: 'x', rephrase_prompt: 'r' }]).format, 'counterfact-easyedit');
+  assert.throws(() => parseCases([temporal, { ...temporal, ood_rephrase: 3 }]), /record 2 \(index 1, wise-temporal\) field "ood_rephrase" should be a string, not a number/);
+});

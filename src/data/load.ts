@@ -17,6 +17,7 @@ import {
 } from './knowedit.js';
 import { mquakeFormat } from './mquake.js';
 import type { DatasetFormat, FormatSpec, LoadOptions, LoadedCases, SkippedRecord } from './types.js';
+import { wiseHallucinationFormat, wiseTemporalFormat } from './wise.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
 import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
 
@@ -28,6 +29,8 @@ export const FORMATS: readonly FormatSpec[] = [
   counterfactFormat,
   wiseZsreFormat,
   zsreFormat,
+  wiseTemporalFormat,
+  wiseHallucinationFormat,
   counterfactEasyEditFormat,
   knowEditZsreFormat,
   knowEditCounterfactFormat,

@@ -9,6 +9,8 @@ export type DatasetFormat =
   | 'amend-world'
   | 'zsre-mend'
   | 'wise-zsre-portability'
+  | 'wise-temporal'
+  | 'wise-hallucination'
   | 'knowedit-zsre'
   | 'knowedit-wiki-counterfact'
   | 'knowedit-wiki-recent'
