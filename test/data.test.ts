@@ -416,3 +416,28 @@ test("WISE's temporal and hallucination files: their own formats, the out-of-dis
   assert.equal(parseCases([{ ...hallucination, ground_truth: 'x', rephrase_prompt: 'r' }]).format, 'counterfact-easyedit');
   assert.throws(() => parseCases([temporal, { ...temporal, ood_rephrase: 3 }]), /record 2 \(index 1, wise-temporal\) field "ood_rephrase" should be a string, not a number/);
 });
+
+test('MQuAKE-Remastered (flat rewrite fields) loads as the same cases as the nested MQuAKE layout', () => {
+  const nested = {
+    case_id: 7,
+    requested_rewrite: [
+      { prompt: '{} is a citizen of', relation_id: 'P27', target_new: { str: 'Peru', id: 'Q419' }, target_true: { str: 'Chile', id: 'Q298' }, subject: 'Ann', question: 'Which country is Ann a citizen of?' },
+      { prompt: 'The capital of {} is', relation_id: 'P36', target_new: { str: 'Cusco', id: 'Q5582' }, target_true: { str: 'Lima', id: 'Q2868' }, subject: 'Peru', question: 'What is the capital of Peru?' },
+    ],
+    questions: ['What is the capital of the country Ann is a citizen of?'],
+    answer: 'Santiago', answer_alias: [], new_answer: 'Cusco', new_answer_alias: ['Cuzco'],
+  };
+  const flat = {
+    ...nested,
+    requested_rewrite: nested.requested_rewrite.map(({ target_new, target_true, ...r }) => ({
+      ...r, target_new_str: target_new.str, target_new_id: target_new.id, target_true_str: target_true.str, target_true_id: target_true.id,
+    })),
+    orig_triples: [['Q1', 'P27', 'Q298']], new_triples: [['Q1', 'P27', 'Q419']], split: { '100': ['edited'] },
+  };
+  const r = parseCases([flat]);
+  assert.equal(r.format, 'mquake-remastered');
+  assert.deepEqual(r.cases, parseCases([nested]).cases);
+  assert.equal(r.cases[0]!.edits![1]!.targetNewId, 'Q5582');
+  const noTarget = { ...flat, requested_rewrite: [{ ...flat.requested_rewrite[0]!, target_new_str: undefined }] };
+  assert.throws(() => parseCases([flat, noTarget]), /record 2 \(index 1, mquake-remastered\) has no "requested_rewrite\.0\.target_new_str" field/);
+});

@@ -15,7 +15,7 @@ import {
   knowEditWikiBioFormat,
   knowEditZsreFormat,
 } from './knowedit.js';
-import { mquakeFormat } from './mquake.js';
+import { mquakeFormat, mquakeRemasteredFormat } from './mquake.js';
 import type { DatasetFormat, FormatSpec, LoadOptions, LoadedCases, SkippedRecord } from './types.js';
 import { wiseHallucinationFormat, wiseTemporalFormat } from './wise.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
@@ -24,6 +24,7 @@ import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
 /** Every format, in detection order: the first whose signature a record matches wins. */
 export const FORMATS: readonly FormatSpec[] = [
   knowEditSanitationFormat,
+  mquakeRemasteredFormat,
   mquakeFormat,
   worldFormat,
   counterfactFormat,

@@ -1,6 +1,6 @@
 // MQuAKE (Zhong et al. 2023): several edits per case, then multi-hop questions whose answer changes.
 import type { EditCase, PromptAnswer } from '../editors/types.js';
-import { isObject } from './fields.js';
+import { isObject, type Json, type JsonObject, type RecordContext } from './fields.js';
 import { hasAll, recordFormat } from './records.js';
 
 /**
@@ -8,52 +8,73 @@ import { hasAll, recordFormat } from './records.js';
  * subject, target_new.str, target_true.str), each with its single-hop `question` as its rephrase;
  * the case's own request fields are those of the first edit. The three multi-hop `questions` are
  * the portability group "multi_hop", answered by new_answer (aliases: new_answer_alias). MQuAKE
- * counts a case as solved when any one of the three questions is answered.
+ * counts a case as solved when any one of the three questions is answered. `flat`: the rewrites
+ * as MQuAKE-Remastered's Hugging Face copy stores them, target_new_str / target_new_id /
+ * target_true_str / target_true_id in place of target_new{str,id} / target_true{str,id}.
  */
+function mquakeCase(rec: Json, ctx: RecordContext, flat: boolean): EditCase {
+  const rr = ctx.list(rec, 'requested_rewrite');
+  if (rr.length === 0) ctx.fail('has an empty "requested_rewrite" list');
+  const target = (p: string, which: 'new' | 'true', part: 'str' | 'id') => (flat ? `${p}.target_${which}_${part}` : `${p}.target_${which}.${part}`);
+  const edits: EditCase[] = rr.map((_, i) => {
+    const p = `requested_rewrite.${i}`;
+    if (!isObject(rr[i])) ctx.fail(`field "${p}" should be an object`);
+    const e: EditCase = {
+      prompt: ctx.str(rec, `${p}.prompt`),
+      subject: ctx.str(rec, `${p}.subject`),
+      targetNew: ctx.str(rec, target(p, 'new', 'str')),
+      targetTrue: ctx.str(rec, target(p, 'true', 'str')),
+    };
+    const rel = ctx.optStr(rec, `${p}.relation_id`);
+    if (rel !== undefined) e.relationId = rel;
+    const nid = ctx.get(rec, target(p, 'new', 'id'));
+    if (typeof nid === 'string') e.targetNewId = nid;
+    const tid = ctx.get(rec, target(p, 'true', 'id'));
+    if (typeof tid === 'string') e.targetTrueId = tid;
+    const q = ctx.optStr(rec, `${p}.question`);
+    if (q !== undefined && q.trim() !== '') e.rephrase = [q];
+    return e;
+  });
+  const answer = ctx.str(rec, 'new_answer');
+  const aliases = (ctx.optStrList(rec, 'new_answer_alias') ?? []).filter((a) => a.trim() !== '' && a !== answer);
+  const questions = ctx.strList(rec, 'questions');
+  // A case without them would be scored without its multi-hop questions, the point of MQuAKE.
+  if (questions.length === 0) ctx.fail('field "questions" is empty');
+  const multiHop: PromptAnswer[] = questions.map((q) => {
+    const pa: PromptAnswer = { prompt: q, answer };
+    if (aliases.length) pa.aliases = aliases;
+    return pa;
+  });
+  const id = ctx.get(rec, 'case_id');
+  return {
+    ...edits[0]!,
+    id: typeof id === 'number' || typeof id === 'string' ? id : ctx.index,
+    edits,
+    portability: multiHop,
+    portabilityGroups: { multi_hop: multiHop },
+  };
+}
+
+const firstRewrite = (r: JsonObject) => {
+  const rr = r['requested_rewrite'];
+  return Array.isArray(rr) && isObject(rr[0]) ? rr[0] : undefined;
+};
+
+/**
+ * MQuAKE-Remastered (Zhong et al., ICLR 2025: MQuAKE-CF-3k/9k and -T with their errors corrected),
+ * as its Hugging Face copy lays the records out. Every record is a case with its edits applied, as in
+ * mquakeFormat; the `split` labels (which cases a run of N edits edits) are not read.
+ */
+export const mquakeRemasteredFormat = recordFormat(
+  'mquake-remastered',
+  'MQuAKE-Remastered, flat layout (case_id, requested_rewrite[] of {prompt, subject, target_new_str, target_true_str, ...}, questions, new_answer, new_answer_alias, orig_triples, new_triples, split, ...); split is not read',
+  (r) => hasAll(r, 'questions') && firstRewrite(r) !== undefined && 'target_new_str' in firstRewrite(r)!,
+  (rec, ctx) => mquakeCase(rec, ctx, true),
+);
+
 export const mquakeFormat = recordFormat(
   'mquake',
   'MQuAKE (case_id, requested_rewrite[] of CounterFact-style edits, questions, answer, new_answer, new_answer_alias, single_hops, ...)',
   (r) => Array.isArray(r['requested_rewrite']) && hasAll(r, 'questions'),
-  (rec, ctx) => {
-    const rr = ctx.list(rec, 'requested_rewrite');
-    if (rr.length === 0) ctx.fail('has an empty "requested_rewrite" list');
-    const edits: EditCase[] = rr.map((_, i) => {
-      const p = `requested_rewrite.${i}`;
-      if (!isObject(rr[i])) ctx.fail(`field "${p}" should be an object`);
-      const e: EditCase = {
-        prompt: ctx.str(rec, `${p}.prompt`),
-        subject: ctx.str(rec, `${p}.subject`),
-        targetNew: ctx.str(rec, `${p}.target_new.str`),
-        targetTrue: ctx.str(rec, `${p}.target_true.str`),
-      };
-      const rel = ctx.optStr(rec, `${p}.relation_id`);
-      if (rel !== undefined) e.relationId = rel;
-      const nid = ctx.get(rec, `${p}.target_new.id`);
-      if (typeof nid === 'string') e.targetNewId = nid;
-      const tid = ctx.get(rec, `${p}.target_true.id`);
-      if (typeof tid === 'string') e.targetTrueId = tid;
-      const q = ctx.optStr(rec, `${p}.question`);
-      if (q !== undefined && q.trim() !== '') e.rephrase = [q];
-      return e;
-    });
-    const answer = ctx.str(rec, 'new_answer');
-    const aliases = (ctx.optStrList(rec, 'new_answer_alias') ?? []).filter((a) => a.trim() !== '' && a !== answer);
-    const questions = ctx.strList(rec, 'questions');
-    // A case without them would be scored without its multi-hop questions, the point of MQuAKE.
-    if (questions.length === 0) ctx.fail('field "questions" is empty');
-    const multiHop: PromptAnswer[] = questions.map((q) => {
-      const pa: PromptAnswer = { prompt: q, answer };
-      if (aliases.length) pa.aliases = aliases;
-      return pa;
-    });
-    const id = ctx.get(rec, 'case_id');
-    const c: EditCase = {
-      ...edits[0]!,
-      id: typeof id === 'number' || typeof id === 'string' ? id : ctx.index,
-      edits,
-      portability: multiHop,
-      portabilityGroups: { multi_hop: multiHop },
-    };
-    return c;
-  },
+  (rec, ctx) => mquakeCase(rec, ctx, false),
 );

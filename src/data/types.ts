@@ -18,6 +18,7 @@ export type DatasetFormat =
   | 'knowedit-convsent'
   | 'knowedit-sanitation'
   | 'mquake'
+  | 'mquake-remastered'
   | 'rome-knowns'
   | 'evedit'
   | 'amend-cases';
