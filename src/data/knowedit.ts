@@ -5,7 +5,7 @@ import { AmendError } from '../errors.js';
 import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { RecordContext, isObject, promptAnswer, type Json, type JsonObject } from './fields.js';
 import { hasAll, recordFormat } from './records.js';
-import type { FormatSpec, SkippedRecord } from './types.js';
+import type { FormatSpec, ItemReader, SkippedRecord } from './types.js';
 
 /**
  * Named groups from a KnowEdit `portability` / `locality` object: {key: [{prompt, ground_truth}]}.
@@ -193,16 +193,22 @@ export const knowEditSanitationFormat: FormatSpec = {
     isObject(x) && ((Array.isArray(x['success']) && Array.isArray(x['locality'])) || (Array.isArray(x['K_F']) && Array.isArray(x['K_R']))),
   load(data, source, limit) {
     const obj = data as JsonObject;
-    const forgetKey = Array.isArray(obj['success']) ? 'success' : 'K_F';
+    return this.loadLists!((key) => (Array.isArray(obj[key]) ? arrayReader(obj[key]) : undefined), source, limit);
+  },
+  loadLists(list, source, limit) {
+    const forgetKey = list('success') ? 'success' : 'K_F';
     const retainKey = forgetKey === 'success' ? 'locality' : 'K_R';
-    const forget = obj[forgetKey] as Json[];
-    const retain = obj[retainKey] as Json[];
-    if (forget.length === 0) throw new AmendError(`${source}: the "${forgetKey}" list is empty — no cases to load`);
+    const forget = list(forgetKey);
+    const retain = list(retainKey);
+    // Only a forced format gets here without them.
+    if (!forget || !retain) throw new AmendError(`${source}: knowedit-sanitation needs a "success" and a "locality" list (test split) or a "K_F" and a "K_R" list (train split)`);
     const cases: EditCase[] = [];
     const skipped: SkippedRecord[] = [];
-    for (let i = 0; i < forget.length && cases.length < limit; i++) {
+    for (let i = 0; cases.length < limit; i++) {
+      const item = forget.next();
+      if (!item) break;
       const ctx = new RecordContext(source, `knowedit-sanitation, "${forgetKey}"`, i);
-      const rec = forget[i];
+      const rec = item.value;
       if (!isObject(rec)) ctx.fail('should be an object');
       const question = ctx.str(rec, 'question');
       const c: EditCase = {
@@ -214,16 +220,28 @@ export const knowEditSanitationFormat: FormatSpec = {
       };
       cases.push(c);
     }
+    // The forget items after the last one used are counted, not parsed.
+    const total = forget.total();
+    if (total === 0) throw new AmendError(`${source}: the "${forgetKey}" list is empty — no cases to load`);
     const n = cases.length;
-    retain.forEach((rec, j) => {
+    for (let j = 0; ; j++) {
+      const item = retain.next();
+      if (!item) break;
       const ctx = new RecordContext(source, `knowedit-sanitation, "${retainKey}"`, j);
+      const rec = item.value;
       if (!isObject(rec)) ctx.fail('should be an object');
       const q = ctx.str(rec, 'question');
       const a = ctx.str(rec, 'ground_truth', { allowEmpty: true });
-      if (a.trim() === '' || n === 0) return;
+      if (a.trim() === '' || n === 0) continue;
       const c = cases[j % n]!;
       (c.locality ??= []).push({ prompt: q, answer: a });
-    });
-    return { cases, total: forget.length, skipped };
+    }
+    return { cases, total, skipped };
   },
 };
+
+/** An ItemReader over a list already parsed. */
+function arrayReader(items: Json[]): ItemReader {
+  let i = 0;
+  return { next: () => (i < items.length ? { value: items[i++]! } : undefined), total: () => items.length };
+}

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, refuseDevice, requireCount, requirePath } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
-import { RecordContext, isObject, jsonLinesLines, type Json } from './fields.js';
-import { ListScanner, listStart } from './scan.js';
+import { RecordContext, isObject, jsonLinesLines, type Json, type JsonObject } from './fields.js';
+import { LineScanner, ListScanner, bomEnd, contentStart, objectMembers } from './scan.js';
 import { amendCasesFormat, counterfactEasyEditFormat, counterfactFormat, knownsFormat, worldFormat } from './counterfact.js';
 import { evEditFormat } from './evedit.js';
 import {
@@ -16,7 +16,7 @@ import {
   knowEditZsreFormat,
 } from './knowedit.js';
 import { mquakeFormat, mquakeRemasteredFormat } from './mquake.js';
-import type { DatasetFormat, FormatSpec, LoadOptions, LoadedCases, SkippedRecord } from './types.js';
+import type { DatasetFormat, FormatSpec, ItemReader, LoadOptions, LoadedCases, SkippedRecord } from './types.js';
 import { wiseHallucinationFormat, wiseTemporalFormat } from './wise.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
 import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
@@ -172,65 +172,141 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
   return { format: spec.name, description: spec.description, cases, total, skipped };
 }
 
-/**
- * A JSON list file, a record at a time (see scan.ts): the first records name the format, then
- * records are decoded, parsed and converted until `limit` cases are kept; the rest are counted.
- */
-function loadList(bytes: Buffer, start: number, file: string, opts: LoadOptions): LoadedCases {
-  const scanner = new ListScanner(bytes, start, file);
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  const parse = (at: [number, number], index: number): Json => {
-    const slice = bytes.subarray(at[0], at[1]);
-    let text: string;
-    try {
-      text = decoder.decode(slice);
-    } catch {
-      throw notUtf8(file, slice, at[0]);
-    }
-    try {
-      return JSON.parse(text) as Json;
-    } catch (err) {
-      throw new AmendError(`${file}: record ${index + 1} (index ${index}) is not valid JSON (${oneLine((err as Error).message)})`);
-    }
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes and parses the bytes `at` of a file; `what` (and `after`) name them when they are not valid JSON. */
+function parseSlice(bytes: Buffer, at: [number, number], file: string, what: () => string, after = ''): Json {
+  const slice = bytes.subarray(at[0], at[1]);
+  let text: string;
+  try {
+    text = utf8Decoder.decode(slice);
+  } catch {
+    throw notUtf8(file, slice, at[0]);
+  }
+  try {
+    return JSON.parse(text) as Json;
+  } catch (err) {
+    throw new AmendError(`${file}: ${what()} (${oneLine((err as Error).message)})${after}`);
+  }
+}
+
+/** The elements of the JSON list at `start`, parsed one at a time (see scan.ts). */
+function listReader(bytes: Buffer, start: number, file: string, item?: string): ItemReader {
+  const scanner = new ListScanner(bytes, start, file, item ?? 'record', item !== undefined);
+  const what = (i: number) => () => `${item ?? 'record'} ${i + 1} (index ${i}) is not valid JSON`;
+  return {
+    next() {
+      const at = scanner.next();
+      return at ? { value: parseSlice(bytes, at, file, what(scanner.count - 1)) } : undefined;
+    },
+    total() {
+      while (scanner.next());
+      return scanner.count;
+    },
   };
+}
+
+/** The records of a JSON Lines file, a line at a time; blank lines are skipped. */
+function linesReader(bytes: Buffer, start: number, file: string): ItemReader {
+  const scanner = new LineScanner(bytes, start);
+  return {
+    next() {
+      const at = scanner.next();
+      if (!at) return undefined;
+      const value = parseSlice(bytes, [at[0], at[1]], file, () => `line ${at[2]} is not valid JSON`, ' — the file looks like JSON Lines');
+      return { value, line: at[2] };
+    },
+    total() {
+      while (scanner.next());
+      return scanner.count;
+    },
+  };
+}
+
+/**
+ * A JSON Lines file's reader, when the content from `start` (after a byte order mark) is one: its
+ * first line that is not blank is a whole JSON object, and another line follows. Otherwise (one
+ * object over several lines, one record alone, a broken first line) the file is parsed whole,
+ * which names the problem.
+ */
+function jsonLines(bytes: Buffer, start: number, file: string): ItemReader | null {
+  const scanner = new LineScanner(bytes, start);
+  const first = scanner.next();
+  if (!first || !scanner.next()) return null;
+  try {
+    if (!isObject(JSON.parse(utf8Decoder.decode(bytes.subarray(first[0], first[1]))))) return null;
+  } catch {
+    return null;
+  }
+  return linesReader(bytes, start, file);
+}
+
+/**
+ * A file of records (a JSON list, JSON Lines), a record at a time: the first records name the
+ * format, then records are parsed and converted until `limit` cases are kept; the rest are counted.
+ */
+function loadRecords(reader: ItemReader, file: string, opts: LoadOptions): LoadedCases {
   // Detection reads records up to the first whose fields name a format (DETECT_RECORDS at most).
-  const head: Json[] = [];
+  const head: { value: Json; line?: number }[] = [];
   let spec: FormatSpec | null = null;
   while (head.length < (opts.format !== undefined ? 1 : DETECT_RECORDS)) {
-    const at = scanner.next();
-    if (!at) break;
-    head.push(parse(at, head.length));
-    if (opts.format === undefined && (spec = detectSpec(head.slice(-1)))) break;
+    const item = reader.next();
+    if (!item) break;
+    head.push(item);
+    if (opts.format === undefined && (spec = detectSpec([item.value]))) break;
   }
+  const values = head.map((h) => h.value);
   if (head.length === 0) throw new AmendError(`${file}: no records (an empty list)`);
-  if (opts.format !== undefined) spec = forcedSpec(opts.format, head, file);
-  if (!spec) throw unknownFormat(head, file);
+  if (opts.format !== undefined) spec = forcedSpec(opts.format, values, file);
+  if (!spec) throw unknownFormat(values, file);
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const cases: EditCase[] = [];
   const skipped: SkippedRecord[] = [];
-  let i = 0;
-  for (; cases.length < limit; i++) {
-    let rec: Json;
-    if (i < head.length) rec = head[i]!;
-    else {
-      const at = scanner.next();
-      if (!at) break;
-      rec = parse(at, i);
-    }
-    const out = spec.convert!(rec, new RecordContext(file, spec.name, i));
+  for (let i = 0; cases.length < limit; i++) {
+    const item = i < head.length ? head[i] : reader.next();
+    if (!item) break;
+    const out = spec.convert!(item.value, new RecordContext(file, spec.name, i, item.line));
     if ('skip' in out) skipped.push({ index: i, reason: out.skip });
     else cases.push(out);
   }
   // The records after the last one used are counted, not parsed.
-  while (scanner.next());
+  const total = reader.total();
   warnRepeatedIds(cases, file);
-  return { format: spec.name, description: spec.description, cases, total: scanner.count, skipped };
+  return { format: spec.name, description: spec.description, cases, total, skipped };
+}
+
+/**
+ * A file that is one object whose format reads its member lists an item at a time (KnowEdit
+ * Sanitation): the object's members are found without parsing their values, then each list is
+ * read as far as the format needs. Null when the object's shape names no such format, or is not
+ * a well-formed object (the file is then parsed whole, which names the problem).
+ */
+function loadObjectLists(bytes: Buffer, start: number, file: string, opts: LoadOptions): LoadedCases | null {
+  let members: Map<string, [number, number]>;
+  try {
+    members = objectMembers(bytes, start, file, (at) => parseSlice(bytes, at, file, () => 'a key is not valid JSON') as string);
+  } catch {
+    return null;
+  }
+  // Its shape, for detection: lists stand as empty lists, other values as null.
+  const shape: JsonObject = {};
+  for (const [key, at] of members) shape[key] = bytes[at[0]] === 0x5b ? [] : null;
+  const spec = opts.format !== undefined ? forcedSpec(opts.format, shape, file) : detectSpec(shape);
+  if (!spec?.loadLists) return null;
+  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  const list = (key: string) => {
+    const at = members.get(key);
+    return at && bytes[at[0]] === 0x5b ? listReader(bytes, at[0], file, `${JSON.stringify(key)} item`) : undefined;
+  };
+  const { cases, total, skipped } = spec.loadLists(list, file, limit);
+  warnRepeatedIds(cases, file);
+  return { format: spec.name, description: spec.description, cases, total, skipped };
 }
 
 /**
  * Read a benchmark file (JSON list, JSON Lines, or KnowEdit Sanitation's object) and convert every
- * record, or the first ones up to `limit` cases (the records of a JSON list after those are
- * counted, not parsed); the format is detected from the records' fields (see FORMATS), never from
+ * record, or the first ones up to `limit` cases (the records of a JSON list or a JSON Lines file,
+ * and the forget items of a Sanitation file, after those are counted, not parsed); the format is detected from the records' fields (see FORMATS), never from
  * the file name. "world" names the demo world's benchmark.
  */
 export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCases {
@@ -251,8 +327,15 @@ export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCa
     throw new AmendError(`${file}: cannot read (${oneLine(e.message)})`);
   }
   checkNotUtf16(bytes, file);
-  const start = listStart(bytes);
-  if (start >= 0) return loadList(bytes, start, file, opts);
+  const start = contentStart(bytes);
+  if (bytes[start] === 0x5b) return loadRecords(listReader(bytes, start, file), file, opts);
+  if (bytes[start] === 0x7b) {
+    // Lines are counted from the file's first, blank ones included.
+    const lines = jsonLines(bytes, bomEnd(bytes), file);
+    if (lines) return loadRecords(lines, file, opts);
+    const loaded = loadObjectLists(bytes, start, file, opts);
+    if (loaded) return loaded;
+  }
   return parseCases(parseBenchmarkText(utf8Text(bytes, file), file), { ...opts, source: file });
 }
 

@@ -46,6 +46,14 @@ export interface LoadOptions {
   format?: DatasetFormat;
 }
 
+/** The items of a list, one at a time: a file's records, or a list inside a file's object. */
+export interface ItemReader {
+  /** The next item, parsed (with its line in a JSON Lines file), or undefined after the last. */
+  next(): { value: Json; line?: number } | undefined;
+  /** How many items the list has; those not read yet are counted, not parsed. */
+  total(): number;
+}
+
 /** A converter for one record of a list-of-records format. */
 export type RecordConverter = (rec: Json, ctx: RecordContext) => EditCase | { skip: string };
 
@@ -60,4 +68,9 @@ export interface FormatSpec {
   load(data: Json, source: string, limit: number): { cases: EditCase[]; total: number; skipped: SkippedRecord[] };
   /** 'records' formats: converts one record (what load does to each), for files read a record at a time. */
   convert?: RecordConverter;
+  /**
+   * 'object' formats whose members are lists: what load does, reading each list through `list`
+   * (undefined for a member that is not a list), for files read an item at a time.
+   */
+  loadLists?(list: (key: string) => ItemReader | undefined, source: string, limit: number): { cases: EditCase[]; total: number; skipped: SkippedRecord[] };
 }
