@@ -1,6 +1,7 @@
 // Loading a benchmark file at the size of the full public CounterFact (21,919 records): time and
 // peak memory of Amend's loadCases, all records and the first 10 (what `amend eval --n 10` asks),
-// against Python's json.load and Node's JSON.parse of the same file, measured in the same run.
+// from the JSON list and from the same records as JSON Lines, against Python's json.load and
+// Node's JSON.parse of the list, measured in the same run.
 //
 //   node dist/bench/data-load.js [--records 21919] [--runs 3] [--python python3]
 //
@@ -18,14 +19,15 @@ import { BenchError, intFlag, machineInfo, parseFlags, repoRoot, runBench, strFl
 const MiB = 2 ** 20;
 interface Measured { seconds: number; peak_rss: number; cases: number }
 
-const MODES = ['JSON.parse', 'loadCases', 'loadCases --n 10'] as const;
+const MODES = ['JSON.parse', 'loadCases', 'loadCases --n 10', 'loadCases, JSON Lines', 'loadCases --n 10, JSON Lines'] as const;
 
 /** In the child: one load, its wall time, its peak resident set and what it read. */
 function child(mode: string, file: string): void {
+  if (mode.endsWith('JSON Lines')) file = file.replace(/\.json$/, '.jsonl');
   const t0 = performance.now();
   let cases: number;
   if (mode === 'JSON.parse') cases = (JSON.parse(fs.readFileSync(file, 'utf8')) as unknown[]).length;
-  else cases = loadCases(file, mode === 'loadCases' ? {} : { limit: 10 }).cases.length;
+  else cases = loadCases(file, mode.includes('--n 10') ? { limit: 10 } : {}).cases.length;
   const seconds = (performance.now() - t0) / 1000;
   process.stdout.write(`${JSON.stringify({ seconds, peak_rss: process.resourceUsage().maxRSS * 1024, cases })}\n`);
 }
@@ -69,10 +71,16 @@ function main(): number {
   try {
     const file = path.join(dir, 'counterfact.json');
     const out = fs.openSync(file, 'w');
+    const lines = fs.openSync(`${file}l`, 'w');
     fs.writeSync(out, '[');
-    for (let i = 0; i < records; i++) fs.writeSync(out, `${i ? ', ' : ''}${JSON.stringify({ ...base[i % base.length], case_id: i })}`);
+    for (let i = 0; i < records; i++) {
+      const rec = JSON.stringify({ ...base[i % base.length], case_id: i });
+      fs.writeSync(out, `${i ? ', ' : ''}${rec}`);
+      fs.writeSync(lines, `${rec}\n`);
+    }
     fs.writeSync(out, ']\n');
     fs.closeSync(out);
+    fs.closeSync(lines);
     const size = fs.statSync(file).size;
     const m = machineInfo();
     console.log(`machine: ${m.cpu}, ${m.cores} cores; node ${m.node}; load average ${m.loadavg.join(' ')}`);
