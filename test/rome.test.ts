@@ -11,6 +11,7 @@ import { mulberry32, noGrad } from '../src/tensor/index.js';
 import { editSession } from '../src/patch/session.js';
 import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
 import { editWithReport, resolveHparams } from '../src/editors/index.js';
+import { rankOneRight } from '../src/editors/rome/index.js';
 import { buildJob, encodePrompt, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
 import { contextTemplates, templateSettings } from '../src/editors/common/templates.js';
 import { evaluateJobs, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
@@ -254,4 +255,63 @@ test('ROME: several requests are applied one after another in one patch (rank 2)
   assert.equal(patch.deltas[0].kind === 'low_rank' ? patch.deltas[0].rank : 0, 2);
   assert.equal(report.rome!.reports.length, 2);
   for (const r of report.rome!.reports) assert.ok(r.vstar.iterations >= 1 && Number.isFinite(r.vstar.loss));
+});
+
+test('rankOneRight: a key orthogonal to u (or zero) is refused relative to ‖k‖‖u‖; a small but resolvable k·u is divided', () => {
+  const f = 128, rand = mulberry32(7);
+  const k = Float32Array.from({ length: f }, () => rand() - 0.5);
+  const r = Float64Array.from({ length: f }, () => rand() - 0.5);
+  let kk = 0, kr = 0;
+  for (let i = 0; i < f; i++) { kk += k[i] * k[i]; kr += k[i] * r[i]; }
+  const orth = r.map((x, i) => x - (kr / kk) * k[i]); // k·orth ≈ 1e-17 ‖k‖‖orth‖
+  const unit = (a: Float64Array) => { const n = Math.hypot(...a); return a.map((x) => x / n); };
+  const target = [1, 2, 3], o = [0.5, 0.5, 0.5];
+  for (const [what, key, u] of [['orthogonal', k, unit(orth)], ['zero key', new Float32Array(f), unit(r)], ['NaN key', k.map((x, i) => (i === 3 ? NaN : x)), unit(r)]] as const) {
+    assert.throws(() => rankOneRight(target, o, key, u, '"France" at layer 1', true),
+      (e: unknown) => e instanceof AmendError && /^ROME: the prompt's key for "France" at layer 1 is orthogonal to the update direction u \(k·u = .*\), so the rank-one update would be unbounded; edit another layer \(layers\) or lookup token \(fact_token\), or use other key statistics \(or mom2_adjustment=false\)$/.test(e.message), what);
+  }
+  // cos θ = 1e-3 is far above float32 rounding (128 · 2⁻²⁴ ≈ 7.6e-6): divided, and (k·u) v = v* − o
+  const u = unit(orth.map((x, i) => x + 1e-3 * Math.hypot(...orth) / Math.sqrt(kk) * k[i]));
+  const { v, ku } = rankOneRight(target, o, k, u, 'x', false);
+  assert.ok(Math.abs(ku / Math.sqrt(kk) - 1e-3) < 1e-6, `cos ${ku / Math.sqrt(kk)}`);
+  v.forEach((x, i) => assert.ok(Math.abs(x * ku - (target[i] - o[i])) < 1e-12));
+});
+
+test('ROME: statistics that turn u orthogonal to the prompt\'s key are refused in one line, the weights unchanged (no 1e15-sized update)', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('tiny-random-gpt2');
+  const layer = 1, f = model.config.ffn;
+  // u = k*/‖k*‖ without the statistics; then C with C w ∝ k* for a w orthogonal to the prompt key k,
+  // so that C⁻¹k* ∝ w: C = û ûᵀ / (w·û) + (I − ŵ ŵᵀ), symmetric positive definite as w·û > 0.
+  const { report } = await editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer], mom2_adjustment: false } });
+  const { key: k, u: uHat } = report.rome!.vectors[0];
+  let kk = 0, ku = 0;
+  for (let i = 0; i < f; i++) { kk += k[i] * k[i]; ku += k[i] * uHat[i]; }
+  const w = uHat.map((x, i) => x - (ku / kk) * k[i]);
+  let wu = 0, ww = 0;
+  for (let i = 0; i < f; i++) { wu += w[i] * uHat[i]; ww += w[i] * w[i]; }
+  const mom2 = new Float64Array(f * f);
+  for (let i = 0; i < f; i++) {
+    for (let j = 0; j < f; j++) mom2[i * f + j] = uHat[i] * uHat[j] / wu + (i === j ? 1 : 0) - w[i] * w[j] / ww;
+  }
+  const stats: SecondMoment[] = [{ layer, dim: f, count: 10 * f, mom2, corpus: 'constructed', samples: 1, fingerprint: '' }];
+  const before = weightsHash(model);
+  await assert.rejects(editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer], mom2_ridge: 0 }, stats }),
+    (e: unknown) => e instanceof AmendError && !e.message.includes('\n') && /^ROME: the prompt's key for "France" at layer 1 is orthogonal to the update direction u/.test(e.message));
+  assert.equal(weightsHash(model), before);
+  // the same statistics with a ridge no longer make u orthogonal to k: the edit goes through
+  const { patch } = await editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer], mom2_ridge: 0.1 }, stats });
+  for (const d of patch.deltas) for (const a of d.kind === 'dense' ? [d.delta] : [d.U, d.V]) assert.ok(a.every(Number.isFinite));
+  assert.equal(weightsHash(model), before);
+});
+
+test('ROME: a key of zeros at the lookup token (ReLU units that never fire) is refused in one line, not a NaN patch', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('tiny-random-gpt2');
+  const layer = 1;
+  model.config.act = 'relu';
+  const bias = model.weight(model.spec.layers[layer].up.b!).data;
+  bias.fill(-1e4); // every unit of the layer is dead on every token
+  const before = weightsHash(model);
+  await assert.rejects(editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer], mom2_adjustment: false } }),
+    (e: unknown) => e instanceof AmendError && /^ROME: the key of "France" at layer 1 is zero \(no MLP unit fires at the lookup token\), so there is no update direction; edit another layer \(layers\) or lookup token \(fact_token\)$/.test(e.message));
+  assert.equal(weightsHash(model), before);
 });

@@ -7,7 +7,9 @@
 //     templates; u = C⁻¹k* when mom2_adjustment; u / ‖u‖.
 //   compute_v — v* = v₀ + δ by the optimisation of common/vstar.ts with δ added to the MLP output;
 //     then, with k and o the down projection's input and output at the lookup token of the prompt
-//     itself, v = (v* − o) / (k · u). Hence W' k + b = v* (the defining equation, tested).
+//     itself, v = (v* − o) / (k · u). Hence W' k + b = v* (the defining equation, tested). A key
+//     numerically orthogonal to u (k · u ≈ 0) is refused instead (rankOneRight).
+import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { hookPoint } from '../../models/hooks.js';
 import type { SecondMoment } from '../../stats/index.js';
@@ -44,6 +46,29 @@ function norm(a: ArrayLike<number>): number {
   return Math.sqrt(s);
 }
 
+/**
+ * v = (v* − o) / (k·u) for a unit u. k·u = ‖k‖ cos θ, and when |cos θ| is within f·2⁻²⁴ (the
+ * rounding bound of a float32 dot product over the key's f units, the arithmetic k itself came
+ * from) the prompt's key is numerically orthogonal to u: the sign of k·u is noise and ‖v‖ =
+ * ‖v* − o‖ / |k·u| has no bound. kmeng01/rome divides regardless; here that is refused, with
+ * `where` naming the subject and layer. A zero or non-finite key is refused by the same test.
+ */
+export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k: ArrayLike<number>, u: ArrayLike<number>,
+  where: string, mom2Adjustment: boolean): { v: Float64Array; ku: number } {
+  const f = k.length;
+  let ku = 0;
+  for (let i = 0; i < f; i++) ku += k[i] * u[i];
+  const kn = norm(k), un = norm(u);
+  if (!(Math.abs(ku) > f * 2 ** -24 * kn * un)) {
+    throw new AmendError(`ROME: the prompt's key for ${where} is orthogonal to the update direction u (k·u = ${ku.toPrecision(3)}, ‖k‖ = ${kn.toPrecision(3)}), ` +
+      `so the rank-one update would be unbounded; edit another layer (layers) or lookup token (fact_token)${mom2Adjustment ? ', or use other key statistics (or mom2_adjustment=false)' : ''}`);
+  }
+  const v = new Float64Array(target.length);
+  for (let i = 0; i < v.length; i++) v[i] = (target[i] - o[i]) / ku;
+  if (!v.every(Number.isFinite)) throw new AmendError(`ROME: the update for ${where} is not finite (v* or the MLP output there is not finite)`);
+  return { v, ku };
+}
+
 /** Runs ROME for every request in order; the model is unchanged afterwards. */
 export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], hp: EditHparams,
   stats: ReadonlyMap<number, SecondMoment>, timings: Timings, progress?: EditProgress): RomeOutput {
@@ -53,7 +78,6 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
   const deltas: TensorDelta[] = [];
   const reports: RomeLayerReport[] = [];
   const vectors: RomeOutput['vectors'] = [];
-  const d = model.config.hidden, f = model.config.ffn;
   try {
     const groups = timings.time('templates', () => contextTemplates(model, templateSettings(hp)));
     const flat = groups.flat();
@@ -66,6 +90,9 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
         let u: Float64Array = kstar;
         if (hp.mom2_adjustment) u = timings.time('solve', () => solveCov(stats.get(layer)!, kstar));
         const un = norm(u);
+        if (!(un > 0 && Number.isFinite(un))) {
+          throw new AmendError(`ROME: the key of "${req.subject}" at layer ${layer} is ${un === 0 ? 'zero (no MLP unit fires at the lookup token)' : 'not finite'}, so there is no update direction; edit another layer (layers) or lookup token (fact_token)`);
+        }
         u = u.map((x) => x / un);
         // v* (compute_v)
         const job = buildJob(tok, req, flat, hp);
@@ -76,10 +103,7 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
         // v = (v* − o) / (k·u), k and o at the prompt itself (get_module_input_output_at_word)
         const acts = timings.time('keys', () => promptActivations(model, [req], [hookPoint.mlpKeys(layer), hookPoint.mlpOut(layer)], hp));
         const k = acts.get(hookPoint.mlpKeys(layer))!, o = acts.get(hookPoint.mlpOut(layer))!;
-        let ku = 0;
-        for (let i = 0; i < f; i++) ku += k[i] * u[i];
-        const v = new Float64Array(d);
-        for (let i = 0; i < d; i++) v[i] = (res.target[i] - o[i]) / ku;
+        const { v, ku } = rankOneRight(res.target, o, k, u, `"${req.subject}" at layer ${layer}`, hp.mom2_adjustment);
         const delta = downProjectionDelta(model, layer, v, u, 1);
         temp.apply(delta);
         deltas.push(delta);
