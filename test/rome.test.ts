@@ -266,7 +266,9 @@ test('rankOneRight: a key orthogonal to u (or zero) is refused relative to ‖k�
   const orth = r.map((x, i) => x - (kr / kk) * k[i]); // k·orth ≈ 1e-17 ‖k‖‖orth‖
   const unit = (a: Float64Array) => { const n = Math.hypot(...a); return a.map((x) => x / n); };
   const target = [1, 2, 3], o = [0.5, 0.5, 0.5];
-  for (const [what, key, u] of [['orthogonal', k, unit(orth)], ['zero key', new Float32Array(f), unit(r)], ['NaN key', k.map((x, i) => (i === 3 ? NaN : x)), unit(r)]] as const) {
+  assert.throws(() => rankOneRight(target, o, k.map((x, i) => (i === 3 ? NaN : x)), unit(r), '"France" at layer 1', true),
+    /^AmendError: ROME: the prompt's key for "France" at layer 1 is not finite \(k·u = NaN\)$/m);
+  for (const [what, key, u] of [['orthogonal', k, unit(orth)], ['zero key', new Float32Array(f), unit(r)]] as const) {
     assert.throws(() => rankOneRight(target, o, key, u, '"France" at layer 1', true),
       (e: unknown) => e instanceof AmendError && /^ROME: the prompt's key for "France" at layer 1 is orthogonal to the update direction u \(k·u = .*\), so the rank-one update would be unbounded; edit another layer \(layers\) or lookup token \(fact_token\), or use other key statistics \(or mom2_adjustment=false\)$/.test(e.message), what);
   }

@@ -51,7 +51,7 @@ function norm(a: ArrayLike<number>): number {
  * rounding bound of a float32 dot product over the key's f units, the arithmetic k itself came
  * from) the prompt's key is numerically orthogonal to u: the sign of k·u is noise and ‖v‖ =
  * ‖v* − o‖ / |k·u| has no bound. kmeng01/rome divides regardless; here that is refused, with
- * `where` naming the subject and layer. A zero or non-finite key is refused by the same test.
+ * `where` naming the subject and layer. A zero key is refused by the same test.
  */
 export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k: ArrayLike<number>, u: ArrayLike<number>,
   where: string, mom2Adjustment: boolean): { v: Float64Array; ku: number } {
@@ -59,6 +59,7 @@ export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k:
   let ku = 0;
   for (let i = 0; i < f; i++) ku += k[i] * u[i];
   const kn = norm(k), un = norm(u);
+  if (!Number.isFinite(ku)) throw new AmendError(`ROME: the prompt's key for ${where} is not finite (k·u = ${ku})`);
   if (!(Math.abs(ku) > f * 2 ** -24 * kn * un)) {
     throw new AmendError(`ROME: the prompt's key for ${where} is orthogonal to the update direction u (k·u = ${ku.toPrecision(3)}, ‖k‖ = ${kn.toPrecision(3)}), ` +
       `so the rank-one update would be unbounded; edit another layer (layers) or lookup token (fact_token)${mom2Adjustment ? ', or use other key statistics (or mom2_adjustment=false)' : ''}`);
