@@ -9,6 +9,7 @@ import { generate, generationRoom, sample } from '../src/models/generate.js';
 import { forward } from '../src/models/transformer.js';
 import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { mulberry32 } from '../src/tensor/index.js';
+import { AmendError } from '../src/errors.js';
 
 const logits = new Float32Array([1.5, -0.5, 0.25, 2, -3, 0.75]);
 
@@ -143,4 +144,47 @@ test('sampling options with greedy decoding (the default) are an error, not sile
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test('NaN or infinite logits are an error in greedy decoding, sampling (plain, top-k, top-p) and sample(), not a silent pick', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-gen-'));
+  try {
+    const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'm'), gpt2Config({ vocab: 8 })), { noTokenizer: true });
+    const head = model.weight(model.spec.lmHead.w).data, d = model.config.hidden;
+    const good = Float32Array.from(head);
+    const modes: Parameters<typeof generate>[2][] = [
+      { maxNewTokens: 3, eosId: null }, { maxNewTokens: 3, eosId: null, useCache: false },
+      { maxNewTokens: 3, eosId: null, greedy: false, seed: 1 }, { maxNewTokens: 3, eosId: null, greedy: false, seed: 1, topK: 3 },
+      { maxNewTokens: 3, eosId: null, greedy: false, seed: 1, topP: 0.9 },
+    ];
+    // The tied head's row 5 (the embedding of token 5, in no prompt) NaN: logit 5 is NaN. Row 6 of
+    // ±3e38 with the signs of prompt 0's last hidden state: logit 6 overflows to +Inf there.
+    const { hidden } = forward(model, Int32Array.from([1, 2, 3]), 1, 3, { logitsAt: 'none' });
+    const h = hidden.data.subarray(2 * d, 3 * d);
+    const cases: [string, (i: number) => number, RegExp][] = [
+      ['one NaN logit', (i) => (Math.floor(i / d) === 5 ? NaN : good[i]), /\(NaN at token id 5\)/],
+      ['an infinite logit', (i) => (Math.floor(i / d) === 6 ? Math.sign(h[i % d]) * 3e38 : good[i]), /\(Infinity at token id 6\)/],
+      ['all NaN', () => NaN, /\(NaN at token id 0\)/],
+    ];
+    for (const [what, value, re] of cases) {
+      for (let i = 0; i < head.length; i++) head[i] = value(i);
+      for (const o of modes) {
+        assert.throws(() => generate(model, [[1, 2, 3], [4]], o), (e: unknown) => e instanceof AmendError && !e.message.includes('\n') &&
+          /^generate: prompt 0, new token 1: the logits are not finite /.test(e.message) && re.test(e.message), `${what}, ${JSON.stringify(o)}`);
+      }
+      head.set(good);
+    }
+    assert.deepEqual(generate(model, [[1, 2, 3]], { maxNewTokens: 2, eosId: null })[0].length, 2);
+    for (const o of [{}, { topK: 2 }, { topP: 0.5 }]) {
+      assert.throws(() => sample(Float32Array.from([0.5, NaN, 1]), o, mulberry32(1)), /^AmendError: sample: the logits are not finite \(NaN at token id 1\)/m);
+      assert.throws(() => sample(Float32Array.from([0.5, 1, Infinity]), o, mulberry32(1)), /\(Infinity at token id 2\)/);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a temperature so small that logits / temperature overflow float32 samples the argmax (the limit of temperature → 0)', () => {
+  const row = Float32Array.from([1.5, -0.5, 2, 0.25]);
+  for (let s = 0; s < 20; s++) assert.equal(sample(row, { temperature: 1e-40 }, mulberry32(s)), 2);
 });

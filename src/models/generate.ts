@@ -85,7 +85,7 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
       const { logits } = forward(m, stepIds, B, stepLen, {
         attentionMask: stepMask, logitsAt: lastRows, cache: cache ?? undefined,
       });
-      const next = pickTokens(logits!, greedy, o, rand);
+      const next = pickTokens(logits!, greedy, o, rand, step);
       const nextMask = new Uint8Array(B);
       for (let b = 0; b < B; b++) {
         if (!done[b]) {
@@ -137,8 +137,22 @@ function checkGenerateOptions(o: GenerateOptions): void {
   if (o.eosId !== undefined && o.eosId !== null && (!isInt(o.eosId) || o.eosId < 0)) throw new AmendError(`generate: eosId must be a token id or null, got ${o.eosId}`);
 }
 
-function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number): number[] {
+/**
+ * NaN or ±Inf logits have no argmax and no softmax to draw from (argmax skipped NaN, the sampler
+ * fell back to it): a model whose weights or patch hold NaN or Inf, or whose activations overflow
+ * float32. That is refused, naming the row, the step and the first such token.
+ */
+function requireFinite(row: Float32Array, where: string): void {
+  for (let i = 0; i < row.length; i++) {
+    if (!Number.isFinite(row[i])) {
+      throw new AmendError(`${where}: the logits are not finite (${row[i]} at token id ${i}); the model's weights or an applied patch hold NaN or Inf, or its activations overflow float32`);
+    }
+  }
+}
+
+function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number, step: number): number[] {
   const V = logits.dim(-1), rows = logits.size / V;
+  for (let r = 0; r < rows; r++) requireFinite(logits.data.subarray(r * V, (r + 1) * V), `generate: prompt ${r}, new token ${step + 1}`);
   if (!greedy && !restricts(o, V)) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand);
   const picks: number[] = [];
   for (let r = 0; r < rows; r++) {
@@ -170,12 +184,14 @@ function sampleRows(logits: Float32Array, rows: number, V: number, temp: number,
   const picks: number[] = [];
   for (let r = 0; r < rows; r++) {
     const p = probs.subarray(r * V, (r + 1) * V);
+    // Finite logits always give Σp > 0, unless dividing by a tiny temperature overflowed float32:
+    // then the limit of temperature → 0, the argmax.
     picks.push(drawIndex(p, rand) ?? argmaxOf(logits.subarray(r * V, (r + 1) * V)));
   }
   return picks;
 }
 
-/** An index drawn with probability p[i] / Σp, or null when Σp is not a positive number (NaN logits). */
+/** An index drawn with probability p[i] / Σp, or null when Σp is not a positive number. */
 function drawIndex(p: Float32Array, rand: () => number): number | null {
   let total = 0;
   for (let i = 0; i < p.length; i++) total += p[i];
@@ -200,6 +216,7 @@ function argmaxOf(row: Float32Array): number {
 export function sample(row: Float32Array, o: Pick<GenerateOptions, 'temperature' | 'topK' | 'topP'>, rand: () => number): number {
   const temp = o.temperature ?? 1;
   if (!(temp > 0)) throw new AmendError('temperature must be > 0 (use greedy decoding for temperature 0)');
+  requireFinite(row, 'sample');
   const { cut, nucleus } = restriction(o, row.length);
   // Plain sampling needs no order: the vocabulary's own order draws from the same distribution
   // without sorting V entries per token (a 50k vocabulary made that the cost of the whole pass).
