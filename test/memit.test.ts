@@ -79,8 +79,8 @@ test('memitSolve: statistics of rank below the key size → an AmendError that n
   assert.ok(relErr(matmul(A, X, f, f, n), K) < 1e-10);
 });
 
-test('MEMIT: every layer\'s update solves ΔW (λC + KKᵀ) = R Kᵀ, and the patch holds ΔW = R Xᵀ in the stored orientation', { skip: models ? false : 'no ../shared/models' }, async () => {
-  for (const name of ['tiny-random-gpt2', 'tiny-random-llama']) {
+test('MEMIT: every layer\'s update solves ΔW (λC + KKᵀ) = R Kᵀ, and the patch holds ΔW = R Xᵀ in the stored orientation, every architecture', { skip: models ? false : 'no ../shared/models' }, async () => {
+  for (const name of ['tiny-random-gpt2', 'tiny-random-gpt_neox', 'tiny-random-gptj', 'tiny-random-llama', 'tiny-random-qwen2', 'stories260K']) {
     const model = await load(name);
     const layers = [0, 1];
     const stats = await randomStats(model, layers);

@@ -26,8 +26,8 @@ async function load(name: string): Promise<CausalLM> {
   return CausalLM.load(`${models}/${name}`);
 }
 
-test('ROME: W′k + b = v* at the prompt key (defining equation), Conv1D and Linear orientations', { skip: models ? false : 'no ../shared/models' }, async () => {
-  for (const name of ['tiny-random-gpt2', 'tiny-random-llama']) {
+test('ROME: W′k + b = v* at the prompt key (defining equation), Conv1D and Linear orientations, every architecture', { skip: models ? false : 'no ../shared/models' }, async () => {
+  for (const name of ARCHS) {
     const model = await load(name);
     const layer = 1;
     const stats = await randomStats(model, [layer]);
