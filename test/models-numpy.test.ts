@@ -1,7 +1,8 @@
 // GPT-J and GPT-NeoX against an independent float64 numpy forward (test/numpy-forward.py): the
 // logits and every hook point's activation, for sequences run alone, in left- and right-padded
-// batches and through a KV cache, on the tiny checkpoints and on config variants of their weights
-// (full and wider partial rotary, NeoX's sequential residual, NeoX without attention biases).
+// batches (with the gradient tape off and on) and through a KV cache, on the tiny checkpoints and
+// on config variants of their weights (full and other partial rotary, NeoX's sequential residual,
+// NeoX without attention biases).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CausalLM, KVCache, capture, hookPoint } from '../src/models/index.js';
-import type { Tensor } from '../src/tensor/index.js';
+import { withGrad, type Tensor } from '../src/tensor/index.js';
 import { repoRoot, sharedDir } from './helpers.js';
 
 const PY = '/usr/bin/python3';
@@ -94,9 +95,10 @@ for (const [name, base, change] of VARIANTS) {
     const ref = numpyForward(dir, SEQS);
     const m = CausalLM.loadDir(dir, { noTokenizer: true });
     const points = allPoints(m.config.layers);
-    const run = (ids: Int32Array, B: number, L: number, mask: Uint8Array | null) => {
+    const run = (ids: Int32Array, B: number, L: number, mask: Uint8Array | null, grad = false) => {
       const caps = points.filter((p) => p !== 'logits').map((p) => [p, capture(p)] as const);
-      const logits = m.forward(ids, B, L, { attentionMask: mask, hooks: caps.map(([, c]) => c.hook) }).logits!;
+      const pass = () => m.forward(ids, B, L, { attentionMask: mask, hooks: caps.map(([, c]) => c.hook) }).logits!;
+      const logits = grad ? withGrad(pass) : pass();
       return new Map<string, Tensor>([...caps.map(([p, c]) => [p, c.value()] as const), ['logits', logits]]);
     };
     const errors = new Errors();
@@ -105,13 +107,14 @@ for (const [name, base, change] of VARIANTS) {
       for (const p of points) for (let t = 0; t < s.length; t++) errors.check(`alone ${i} ${p}`, got.get(p)!.data, t, ref.get(`${i}:${p}`)!, t);
     });
     const L = Math.max(...SEQS.map((s) => s.length)), B = SEQS.length;
-    for (const side of ['left', 'right'] as const) {
+    // with the tape on too: the forward then allocates every activation instead of reusing scratch
+    for (const [side, grad] of [['left', false], ['right', false], ['left', true]] as const) {
       const ids = new Int32Array(B * L), mask = new Uint8Array(B * L);
       const rowOf = (b: number, t: number) => b * L + (side === 'left' ? L - SEQS[b]!.length + t : t);
       SEQS.forEach((s, b) => s.forEach((id, t) => { ids[rowOf(b, t)] = id; mask[rowOf(b, t)] = 1; }));
-      const got = run(ids, B, L, mask);
+      const got = run(ids, B, L, mask, grad);
       for (const p of points) {
-        SEQS.forEach((s, b) => { for (let t = 0; t < s.length; t++) errors.check(`${side}-padded ${b} ${p}`, got.get(p)!.data, rowOf(b, t), ref.get(`${b}:${p}`)!, t); });
+        SEQS.forEach((s, b) => { for (let t = 0; t < s.length; t++) errors.check(`${side}-padded${grad ? ' (tape)' : ''} ${b} ${p}`, got.get(p)!.data, rowOf(b, t), ref.get(`${b}:${p}`)!, t); });
       }
     }
     assert.ok(errors.worst < TOL, `${name}: ${errors.worst} at ${errors.where}`);
