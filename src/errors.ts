@@ -11,10 +11,6 @@ export class AmendError extends Error {
   }
 }
 
-export function fail(message: string): never {
-  throw new AmendError(message);
-}
-
 /**
  * For JavaScript callers, whom no type checker stops: an argument that must be an object (a model,
  * options) and is not gets one line naming what was expected, not a TypeError further in.

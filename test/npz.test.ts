@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { crc32, listNpz, npyScalar, npyToFloat64, parseNpy, readNpy, readNpz } from '../src/io/npz.js';
+import { crc32, npyScalar, npyToFloat64, parseNpy, readNpy, readNpz } from '../src/io/npz.js';
 import { AmendError } from '../src/errors.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-npz-'));
@@ -97,8 +97,8 @@ const members = (deflate: boolean): Member[] => [
 ];
 
 function checkArchive(file: string): void {
-  assert.deepEqual(listNpz(file), ['mom2.mom2', 'fort', 'mom2.count', 'mom2.constructor']);
   const a = readNpz(file);
+  assert.deepEqual([...a.keys()], ['mom2.mom2', 'fort', 'mom2.count', 'mom2.constructor']);
   const m = a.get('mom2.mom2')!;
   assert.equal(m.kind, 'f4');
   assert.deepEqual(m.shape, [2, 3]);

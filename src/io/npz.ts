@@ -422,11 +422,6 @@ function withFile<T>(file: string, fn: (fd: number, size: number) => T): T {
 
 const arrayName = (member: string): string => (member.endsWith('.npy') ? member.slice(0, -4) : member);
 
-/** Names of the arrays in a .npz file (member names without ".npy"), in archive order. */
-export function listNpz(file: string): string[] {
-  return withFile(file, (fd, size) => readCentralDirectory(fd, file, size).filter((e) => !e.name.endsWith('/')).map((e) => arrayName(e.name)));
-}
-
 /**
  * Reads the arrays of a .npz file by name (without ".npy"). `only` selects arrays by name;
  * nothing is read or inflated for the others.

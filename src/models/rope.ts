@@ -76,7 +76,7 @@ export function dynamicBase(rotDim: number, theta: number, factor: number, maxPo
 /** _compute_llama3_parameters: low frequencies divided by factor, high ones kept, a smooth blend between. */
 function llama3InvFreq(rotDim: number, theta: number, s: Extract<RopeScaling, { type: 'llama3' }>): Float32Array {
   const inv = defaultInvFreq(rotDim, theta);
-  const factor = f32(s.factor), low = f32(s.lowFreqFactor), high = f32(s.highFreqFactor), old = f32(s.originalMaxPositions);
+  const factor = f32(s.factor), low = f32(s.lowFreqFactor), old = f32(s.originalMaxPositions);
   const lowWavelen = f32(s.originalMaxPositions / s.lowFreqFactor), highWavelen = f32(s.originalMaxPositions / s.highFreqFactor);
   const twoPi = f32(2 * Math.PI), span = f32(s.highFreqFactor - s.lowFreqFactor);
   const out = new Float32Array(inv.length);

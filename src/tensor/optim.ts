@@ -1,6 +1,6 @@
 // Optimisers for training and for gradient-based editors (FT, LoRA, adapters): AdamW with
-// decoupled weight decay and bias correction, global-norm gradient clipping, and learning-rate
-// schedules.
+// decoupled weight decay and bias correction, global-norm gradient clipping, and a warmup-cosine
+// learning-rate schedule.
 //
 // Parameters are leaf tensors (`parameter(t)`) whose `.grad` the tape fills. Every update runs in
 // plain JavaScript over the Float32Arrays, element by element in a fixed order with float64
@@ -228,13 +228,9 @@ function isTensorList(x: Tensor[] | ParamGroup[]): x is Tensor[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Learning-rate schedules: step (0-based, the step about to be taken) → learning rate
+// Learning-rate schedule: step (0-based, the step about to be taken) → learning rate
 
 export type LrSchedule = (step: number) => number;
-
-export function constantLr(lr: number): LrSchedule {
-  return () => lr;
-}
 
 export interface WarmupCosineOptions {
   /** Peak learning rate, reached at the end of warmup. */
@@ -256,17 +252,6 @@ export function warmupCosine(o: WarmupCosineOptions): LrSchedule {
     if (step >= total) return min;
     const progress = (step - warmup) / Math.max(1, total - warmup);
     return min + 0.5 * (peak - min) * (1 + Math.cos(Math.PI * progress));
-  };
-}
-
-/** Linear warmup, then linear decay to `min` at totalSteps. */
-export function warmupLinear(o: WarmupCosineOptions): LrSchedule {
-  const { warmup, total, min, peak } = checkSchedule(o);
-  return (step) => {
-    if (step < warmup) return (peak * (step + 1)) / warmup;
-    if (step >= total) return min;
-    const progress = (step - warmup) / Math.max(1, total - warmup);
-    return peak + (min - peak) * progress;
   };
 }
 

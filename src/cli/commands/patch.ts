@@ -163,7 +163,7 @@ async function revert(args: Parsed): Promise<void> {
   checkExportDir(path.resolve(out), null, v.force === true);
   const patches = loadPatches(files, out);
   const dropped = drops.map((d) => {
-    const byFile = patches.filter((p, i) => files[i] === d || path.resolve(files[i]!) === path.resolve(d));
+    const byFile = patches.filter((_, i) => files[i] === d || path.resolve(files[i]!) === path.resolve(d));
     const matches = byFile.length > 0 ? byFile : patches.filter((p) => p.id.startsWith(d.toLowerCase()));
     if (matches.length === 0) throw new AmendError(`--drop ${d}: not one of the --patch files, nor the id (prefix) of one`);
     if (matches.length > 1) throw new AmendError(`--drop ${d}: matches ${matches.length} patches; give a longer id prefix or the file`);

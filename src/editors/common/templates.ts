@@ -132,8 +132,3 @@ export function sampleTopK(model: CausalLM, prompt: readonly number[], rows: num
   });
   return outs;
 }
-
-/** Forgets the cached templates of a model (e.g. after it was changed on purpose). */
-export function clearTemplateCache(model: CausalLM): void {
-  cache.delete(model);
-}
