@@ -124,7 +124,7 @@ export function materialize(d: TensorDelta): Float32Array {
 }
 
 /** ‖a‖₂ accumulated in float64. */
-export function norm2(a: Float32Array): number {
+export function norm2(a: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
   return Math.sqrt(s);

@@ -17,6 +17,7 @@ import type { CausalLM } from '../../models/model.js';
 import { addAt, capture, hookPoint, type Hook } from '../../models/hooks.js';
 import * as T from '../../tensor/index.js';
 import { Tensor } from '../../tensor/index.js';
+import { norm2 } from '../../patch/delta.js';
 import { padBatch, planBatches } from './activations.js';
 import type { OptJob } from './prompts.js';
 
@@ -75,12 +76,6 @@ export interface Evaluation {
   targetProb: number;
 }
 
-function norm(a: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
-  return Math.sqrt(s);
-}
-
 /** One sequence of the batch and what it contributes. */
 interface SeqRef {
   job: number;
@@ -127,7 +122,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
     st.job.kl.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: [], scoreTargets: [], weight: 0, kl: i, first: false, slot: P + i }));
   });
   for (const st of states) {
-    if (st.init === null && norm(st.delta) !== 0) throw new Error('v* optimisation: initial values must be recorded with δ = 0');
+    if (st.init === null && norm2(st.delta) !== 0) throw new Error('v* optimisation: initial values must be recorded with δ = 0');
     if (st.klInit === null) st.klInit = new Float32Array(st.job.kl.length * V).fill(NaN);
   }
   const klW = states.map((st) => s.klFactor / Math.max(1, st.job.kl.length));
@@ -227,7 +222,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
       firsts.forEach((b, k) => {
         const st = states[seqs[b].job];
         st.init = v0.data.slice(k * d, (k + 1) * d);
-        st.initNorm = norm(st.init);
+        st.initNorm = norm2(st.init);
         if (!(st.initNorm > 0)) throw new AmendError('v* optimisation: the edited activation is zero at the lookup token; choose another layer');
       });
     }
@@ -252,7 +247,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
   }
 
   const evals: Evaluation[] = states.map((st, j) => {
-    const wd = s.weightDecay * norm(st.delta) / (st.initNorm * st.initNorm);
+    const wd = s.weightDecay * norm2(st.delta) / (st.initNorm * st.initNorm);
     return { loss: nll[j] + kl[j] + wd, nll: nll[j], kl: kl[j], weightDecay: wd, targetProb: probSum[j] };
   });
   let grads: Float32Array[] | null = null;
@@ -260,7 +255,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
     const g = param.grad?.data ?? new Float32Array(states.length * d);
     grads = states.map((st, j) => {
       const gj = g.slice(j * d, (j + 1) * d);
-      const dn = norm(st.delta);
+      const dn = norm2(st.delta);
       if (dn > 0 && s.weightDecay > 0) {
         const c = s.weightDecay / (dn * st.initNorm * st.initNorm);
         for (let i = 0; i < d; i++) gj[i] += c * st.delta[i];
@@ -311,7 +306,7 @@ export function optimiseTargets(model: CausalLM, jobs: readonly OptJob[], s: VSt
         v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
         st.delta[i] -= (s.lr / bc1) * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + eps);
       }
-      const maxNorm = s.clampFactor * st.initNorm, dn = norm(st.delta);
+      const maxNorm = s.clampFactor * st.initNorm, dn = norm2(st.delta);
       if (dn > maxNorm) {
         const f = maxNorm / dn;
         for (let i = 0; i < d; i++) st.delta[i] *= f;

@@ -23,6 +23,7 @@ import { hookPoint } from '../../models/hooks.js';
 import { solveSPD } from '../../linalg/index.js';
 import type { SecondMoment } from '../../stats/index.js';
 import type { TensorDelta } from '../../patch/types.js';
+import { norm2 } from '../../patch/delta.js';
 import type { EditHparams } from '../hparams.js';
 import { promptActivations, templateKeys } from '../common/keys.js';
 import { buildJob, keyIdentity, type OptJob, type PreparedRequest } from '../common/prompts.js';
@@ -91,12 +92,6 @@ export interface MemitOutput {
   systems?: { layer: number; K: Float64Array; R: Float64Array; X: Float64Array; C: Float64Array; lambda: number }[];
 }
 
-function norm(a: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
-  return Math.sqrt(s);
-}
-
 /** Jobs per z-optimisation batch: about `tokens` padded tokens per forward pass. */
 function zChunks(jobs: number, seqsPerJob: number, tokensPerSeq: number, tokens = 4096): number {
   return Math.max(1, Math.min(jobs, Math.floor(tokens / Math.max(1, seqsPerJob * tokensPerSeq))));
@@ -154,7 +149,7 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
       }));
       res.forEach((r, k) => {
         zJob.set(r.target, (s + k) * d);
-        out.z.push({ iterations: r.iterations, loss: r.loss, nll: r.nll, kl: r.kl, weightDecay: r.weightDecay, targetProb: r.targetProb, initNorm: norm(r.init), deltaNorm: norm(r.delta) });
+        out.z.push({ iterations: r.iterations, loss: r.loss, nll: r.nll, kl: r.kl, weightDecay: r.weightDecay, targetProb: r.targetProb, initNorm: norm2(r.init), deltaNorm: norm2(r.delta) });
       });
       progress?.({ phase: 'z', done: Math.min(jobs.length, s + chunk), total: jobs.length });
     }

@@ -14,6 +14,7 @@ import type { CausalLM } from '../../models/model.js';
 import { hookPoint } from '../../models/hooks.js';
 import type { SecondMoment } from '../../stats/index.js';
 import type { TensorDelta } from '../../patch/types.js';
+import { norm2 } from '../../patch/delta.js';
 import type { EditHparams } from '../hparams.js';
 import { promptActivations, templateKeys } from '../common/keys.js';
 import { buildJob, type PreparedRequest } from '../common/prompts.js';
@@ -40,12 +41,6 @@ export interface RomeOutput {
   vectors: { request: number; layer: number; key: Float32Array; vstar: Float32Array; u: Float64Array; v: Float64Array }[];
 }
 
-function norm(a: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
-  return Math.sqrt(s);
-}
-
 /**
  * v = (v* − o) / (k·u) for a unit u. k·u = ‖k‖ cos θ, and when |cos θ| is within f·2⁻²⁴ (the
  * rounding bound of a float32 dot product over the key's f units, the arithmetic k itself came
@@ -58,7 +53,7 @@ export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k:
   const f = k.length;
   let ku = 0;
   for (let i = 0; i < f; i++) ku += k[i] * u[i];
-  const kn = norm(k), un = norm(u);
+  const kn = norm2(k), un = norm2(u);
   if (!Number.isFinite(ku)) throw new AmendError(`ROME: the prompt's key for ${where} is not finite (k·u = ${ku})`);
   if (!(Math.abs(ku) > f * 2 ** -24 * kn * un)) {
     throw new AmendError(`ROME: the prompt's key for ${where} is orthogonal to the update direction u (k·u = ${ku.toPrecision(3)}, ‖k‖ = ${kn.toPrecision(3)}), ` +
@@ -90,7 +85,7 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
         const kstar = timings.time('keys', () => templateKeys(model, [req], hp.template_key_average === 'flat' ? [flat] : groups, layer, hp));
         let u: Float64Array = kstar;
         if (hp.mom2_adjustment) u = timings.time('solve', () => solveCov(stats.get(layer)!, kstar));
-        const un = norm(u);
+        const un = norm2(u);
         if (!(un > 0 && Number.isFinite(un))) {
           throw new AmendError(`ROME: the key of "${req.subject}" at layer ${layer} is ${un === 0 ? 'zero (no MLP unit fires at the lookup token)' : 'not finite'}, so there is no update direction; edit another layer (layers) or lookup token (fact_token)`);
         }
@@ -109,8 +104,8 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
         temp.apply(delta);
         deltas.push(delta);
         reports.push({
-          request: req.index, layer, keyNorm: norm(kstar), divisor: ku, rightNorm: norm(v),
-          vstar: { iterations: res.iterations, loss: res.loss, nll: res.nll, kl: res.kl, weightDecay: res.weightDecay, targetProb: res.targetProb, initNorm: norm(res.init), deltaNorm: norm(res.delta) },
+          request: req.index, layer, keyNorm: norm2(kstar), divisor: ku, rightNorm: norm2(v),
+          vstar: { iterations: res.iterations, loss: res.loss, nll: res.nll, kl: res.kl, weightDecay: res.weightDecay, targetProb: res.targetProb, initNorm: norm2(res.init), deltaNorm: norm2(res.delta) },
         });
         vectors.push({ request: req.index, layer, key: k, vstar: res.target, u, v });
         progress?.({ phase: 'rome', done: ++step, total });
