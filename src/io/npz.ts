@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { AmendError, refuseDevice } from '../errors.js';
+import { sizeOf } from '../tensor/tensor.js';
 
 export type NpyData =
   | Float32Array | Float64Array
@@ -40,12 +41,6 @@ export interface NpyArray {
 // .npy
 
 const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
-
-function product(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
 /** Parses the header dict of a .npy file (a Python literal; only the three keys numpy writes). */
 function parseNpyHeader(text: string, where: string): { descr: string; fortranOrder: boolean; shape: number[] } {
@@ -151,7 +146,7 @@ function halfToFloat(h: number): number {
 function fortranToC<T extends NpyData>(data: T, shape: readonly number[]): T {
   const rank = shape.length;
   if (rank < 2) return data;
-  const n = product(shape);
+  const n = sizeOf(shape);
   const out = (Array.isArray(data) ? new Array<string>(n) : new (data.constructor as new (n: number) => Exclude<NpyData, string[]>)(n)) as T;
   const src = data as unknown as ArrayLike<unknown> & { [i: number]: unknown };
   const dst = out as unknown as { [i: number]: unknown };
@@ -201,7 +196,7 @@ export function parseNpy(bytes: Uint8Array, where = 'array.npy'): NpyArray {
   const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, headerStart + headerLen));
   const { descr, fortranOrder, shape } = parseNpyHeader(text, where);
   const { kind, code, size, little } = parseDescr(descr, where);
-  const n = product(shape);
+  const n = sizeOf(shape);
   const dataStart = headerStart + headerLen;
   const need = n * size;
   if (bytes.length - dataStart < need) {

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { endianness } from 'node:os';
 import { AmendError } from '../errors.js';
+import { sizeOf } from '../tensor/tensor.js';
 import {
   decodeInto,
   dtypeRank,
@@ -142,12 +143,6 @@ function readFully(fd: number, file: string, dst: Uint8Array, position: number):
   }
 }
 
-function product(shape: number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
 /** Parse and fully validate a safetensors header from an open fd. */
 function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHeader {
   const name = base(file);
@@ -228,7 +223,7 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
     }
     const size = dtypeSize(dtype);
     if (size !== undefined) {
-      const numel = product(shape as number[]);
+      const numel = sizeOf(shape as number[]);
       if (numel * size !== end - begin) {
         throw new AmendError(
           `${where} has shape [${shape.join(', ')}] × ${dtype} = ${numel * size} bytes but its data_offsets [${begin}, ${end}] span ${end - begin} bytes; the file is corrupt`,
@@ -300,7 +295,7 @@ function readTensor(fd: number, file: string, header: SafetensorsHeader, e: Safe
     throw new AmendError(`${base(file)}: tensor "${e.name}" is ${e.dtype}, which Amend cannot convert to float32 (${unsupportedDTypeHint(e.dtype)})`);
   }
   const dtype: FileDType = e.dtype;
-  const numel = product(e.shape);
+  const numel = sizeOf(e.shape);
   const out = new Float32Array(numel);
   const position = header.dataStart + e.begin;
   if (dtype === 'F32') {
@@ -403,7 +398,7 @@ function validateToWrite(file: string, tensors: readonly TensorToWrite[]): Prepa
     if (!(t.data instanceof Float32Array)) {
       throw new AmendError(`${base(file)}: tensor "${name}" data must be a Float32Array`);
     }
-    const numel = product(t.shape);
+    const numel = sizeOf(t.shape);
     if (numel !== t.data.length) {
       throw new AmendError(`${base(file)}: tensor "${name}" has shape [${t.shape.join(', ')}] (${numel} values) but ${t.data.length} values of data`);
     }

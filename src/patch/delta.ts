@@ -6,6 +6,7 @@
 // are deterministic for the same inputs, which is what makes revert-by-replay exact (session.ts).
 import { AmendError } from '../errors.js';
 import { kernels } from '../backend/index.js';
+import { sizeOf } from '../tensor/tensor.js';
 import type { DenseDelta, LowRankDelta, TensorDelta } from './types.js';
 
 /** A low-rank delta ΔW = U Vᵀ for a [rows, cols] tensor; U is [rows, rank], V is [cols, rank], row-major. */
@@ -28,12 +29,6 @@ export function denseDelta(name: string, shape: readonly number[], delta: Float3
 
 function isPosInt(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
-}
-
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 /** Index of the first NaN or ±Inf in a, or -1. */
@@ -73,7 +68,7 @@ export function validateDelta(d: TensorDelta): void {
       throw new AmendError(`${where}: shape ${JSON.stringify(d.shape)} is not a list of non-negative integers`);
     }
     if (!(d.delta instanceof Float32Array)) throw new AmendError(`${where}: delta must be a Float32Array`);
-    if (d.delta.length !== numel(d.shape)) {
+    if (d.delta.length !== sizeOf(d.shape)) {
       throw new AmendError(`${where}: ${d.delta.length} values do not fill shape [${d.shape.join(', ')}]`);
     }
     const bad = firstNonFinite(d.delta);

@@ -19,7 +19,7 @@ import { amendVersion } from '../version.js';
 import type { CausalLM } from '../models/model.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { EditRequest } from '../editors/types.js';
-import { deltaNorm, deltaShape, norm2, numel, storedValues, validateDelta } from './delta.js';
+import { deltaNorm, deltaShape, norm2, storedValues, validateDelta } from './delta.js';
 import { editSession, sessionOf, type ApplyOptions } from './session.js';
 import type { PatchMetadata, TensorDelta } from './types.js';
 
@@ -369,6 +369,3 @@ export class EditPatch {
     return desc;
   }
 }
-
-/** Number of values of a shape (re-exported for callers building dense deltas). */
-export { numel };
