@@ -23,7 +23,7 @@
 import { AmendError } from '../errors.js';
 import type { ForwardOptions, ForwardOutput, ModelConfig } from '../models/index.js';
 import { argmax as argmaxRows, logSoftmax, noGrad, type Tensor } from '../tensor/index.js';
-import type { AmendTokenizer } from '../tokenizer/index.js';
+import { commonPrefix, type AmendTokenizer } from '../tokenizer/index.js';
 
 /** What scoring needs from a model (CausalLM satisfies it). */
 export interface ScoringModel {
@@ -81,13 +81,6 @@ export interface ScoringOptions {
 export function joinPromptTarget(prompt: string, target: string): string {
   if (prompt === '' || /^\s/.test(target) || /\s$/.test(prompt)) return prompt + target;
   return `${prompt} ${target}`;
-}
-
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
 }
 
 function encodeWithSpecials(tok: Encoder, text: string): number[] {

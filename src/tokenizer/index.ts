@@ -91,7 +91,8 @@ function tokenContent(v: unknown): string | null {
   return null;
 }
 
-function commonPrefix(a: readonly number[], b: readonly number[]): number {
+/** How many ids two encodings share from the start. */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
