@@ -234,11 +234,14 @@ function shardName(i: number, n: number): string {
   return `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
 }
 
-/** Index JSON as transformers writes it: indent 2, keys sorted, trailing newline. */
-function indexJson(totalSize: number, totalParameters: number, weightMap: Map<string, string>): string {
+/**
+ * Index JSON as transformers writes it: indent 2, weight_map sorted by name, trailing newline.
+ * `base` holds the other keys of an index being rewritten (export keeps them).
+ */
+export function indexJson(metadata: Record<string, unknown>, weightMap: Map<string, string>, base: Record<string, unknown> = {}): string {
   const wm: Record<string, string> = {};
   for (const name of [...weightMap.keys()].sort()) wm[name] = weightMap.get(name)!;
-  return JSON.stringify({ metadata: { total_parameters: totalParameters, total_size: totalSize }, weight_map: wm }, null, 2) + '\n';
+  return JSON.stringify({ ...base, metadata, weight_map: wm }, null, 2) + '\n';
 }
 
 /**
@@ -310,7 +313,7 @@ export function writeCheckpoint(
       const idx = path.join(dir, INDEX_FILE);
       indexTmp = tempPathFor(idx);
       temps.push(indexTmp);
-      fs.writeFileSync(indexTmp, indexJson(totalSize, totalParameters, weightMap), { flag: 'wx' });
+      fs.writeFileSync(indexTmp, indexJson({ total_parameters: totalParameters, total_size: totalSize }, weightMap), { flag: 'wx' });
     }
   } catch (err) {
     cleanup();

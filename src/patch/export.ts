@@ -24,7 +24,7 @@ import { isDeepStrictEqual } from 'node:util';
 import * as path from 'node:path';
 import { AmendError, requireObject } from '../errors.js';
 import { CausalLM } from '../models/model.js';
-import { INDEX_FILE, SINGLE_WEIGHTS, writeCheckpoint } from '../io/checkpoint.js';
+import { INDEX_FILE, SINGLE_WEIGHTS, indexJson, writeCheckpoint } from '../io/checkpoint.js';
 import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, writeSafetensorsTo, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
@@ -259,14 +259,12 @@ function configWithDtype(text: string, cfg: Record<string, unknown>, name: strin
   return JSON.stringify(want, null, 2) + '\n';
 }
 
-/** JSON as transformers writes the index: indent 2, keys sorted (weight_map), trailing newline. */
+/** The source's index with the new sizes (total_parameters only where the source had it). */
 function indexText(index: Record<string, unknown>, totalSize: number, totalParameters: number, weightMap: Map<string, string>): string {
   const meta = { ...((index.metadata as Record<string, unknown> | undefined) ?? {}) };
   meta.total_size = totalSize;
   if ('total_parameters' in meta) meta.total_parameters = totalParameters;
-  const wm: Record<string, string> = {};
-  for (const name of [...weightMap.keys()].sort()) wm[name] = weightMap.get(name)!;
-  return JSON.stringify({ ...index, metadata: meta, weight_map: wm }, null, 2) + '\n';
+  return indexJson(meta, weightMap, index);
 }
 
 /**
