@@ -19,6 +19,11 @@ export function requireObject(value: unknown, what: string): void {
   if (value === null || typeof value !== 'object') throw new AmendError(`${what}, not ${typeName(value)}`);
 }
 
+/** A JSON object, i.e. a mapping: typeof calls null and arrays 'object' too. */
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
 /** For messages: null, array, or typeof (an array is an object to typeof, which misleads there). */
 export function typeName(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;

@@ -1,15 +1,13 @@
 // Typed field access for benchmark records: every failure is one AmendError line naming the file,
 // the record (counted from 1, as an editor shows a file, with its 0-based index beside it, as the
 // record's default id), the format and the field path.
-import { AmendError } from '../errors.js';
+import { AmendError, isObject } from '../errors.js';
 import type { PromptAnswer } from '../editors/types.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 
-export function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+export { isObject };
 
 /** The line of each record of a JSON Lines file (blank lines skipped), for error messages. */
 export const jsonLinesLines = new WeakMap<Json[], number[]>();
@@ -69,14 +67,14 @@ export class RecordContext {
     const v = this.get(rec, path);
     if (v === undefined || v === null) this.missing(path);
     if (!isObject(v)) this.fail(`field "${path}" should be an object, not ${this.describe(v)}`);
-    return v;
+    return v as JsonObject; // parsed JSON: its values are Json
   }
 
   optObj(rec: unknown, path: string): JsonObject | undefined {
     const v = this.get(rec, path);
     if (v === undefined || v === null) return undefined;
     if (!isObject(v)) this.fail(`field "${path}" should be an object, not ${this.describe(v)}`);
-    return v;
+    return v as JsonObject; // parsed JSON: its values are Json
   }
 
   list(rec: unknown, path: string): Json[] {

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError, editDistance, refuseDevice, requireObject, requirePath } from '../errors.js';
+import { AmendError, editDistance, refuseDevice, requireObject, requirePath, isObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 
 export type EditMethod = 'rome' | 'memit';
@@ -425,9 +425,9 @@ export function readHparamsFile(file: string): Record<string, unknown> {
   } catch (e) {
     throw new AmendError(`${file}: not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new AmendError(`${file}: expected a mapping of hparam names to values`);
+  if (!isObject(v)) throw new AmendError(`${file}: expected a mapping of hparam names to values`);
   // An Amend preset file ({method, name, source, hparams}) is accepted too.
-  const rec = v as Record<string, unknown>;
+  const rec = v;
   if (rec.hparams && typeof rec.hparams === 'object' && rec.source !== undefined) return rec.hparams as Record<string, unknown>;
   return rec;
 }

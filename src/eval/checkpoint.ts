@@ -7,8 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError } from '../errors.js';
-import { isObject } from '../data/fields.js';
+import { AmendError, isObject } from '../errors.js';
 import { writeJsonAtomic } from './files.js';
 import type { CaseCost, DriftPoint, EvalConfig } from './run-types.js';
 import { makeDirs } from '../io/dirs.js';

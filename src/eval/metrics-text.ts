@@ -12,7 +12,7 @@
  * character that is not lower-case, unless the word is a common abbreviation or an initial).
  */
 import fs from 'node:fs';
-import { AmendError } from '../errors.js';
+import { AmendError, isObject } from '../errors.js';
 import { npyToFloat64, readNpy } from '../io/npz.js';
 
 // ---------------------------------------------------------------- word tokenisation
@@ -218,9 +218,9 @@ function readJsonFile(file: string, what: string): unknown {
 export function loadTfidf(idfFile: string, vocabFile: string): TfidfModel {
   const idf = readNpyVector(idfFile);
   const raw = readJsonFile(vocabFile, 'the TF-IDF vocabulary');
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new AmendError(`${vocabFile}: expected an object {term: column}`);
+  if (!isObject(raw)) throw new AmendError(`${vocabFile}: expected an object {term: column}`);
   const vocab = new Map<string, number>();
-  for (const [term, col] of Object.entries(raw as Record<string, unknown>)) {
+  for (const [term, col] of Object.entries(raw)) {
     if (typeof col !== 'number' || !Number.isInteger(col) || col < 0 || col >= idf.length) {
       throw new AmendError(`${vocabFile}: term "${term}" has column ${String(col)}, outside the ${idf.length} idf values`);
     }

@@ -11,7 +11,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AmendError } from '../errors.js';
+import { AmendError, isObject } from '../errors.js';
 import {
   readSafetensorsSteps,
   readSafetensorsHeader,
@@ -98,7 +98,7 @@ function readIndex(dir: string): Map<string, string> {
     throw new AmendError(`${file}: not valid JSON (${(err as Error).message}) — re-download it`);
   }
   const wm = (json as { weight_map?: unknown } | null)?.weight_map;
-  if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) {
+  if (!isObject(wm)) {
     throw new AmendError(`${file}: has no "weight_map" object; it is not a safetensors index — re-download it`);
   }
   const map = new Map<string, string>();

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { AmendError } from '../errors.js';
+import { AmendError, isObject } from '../errors.js';
 import { makeDirs } from './dirs.js';
 
 export interface ResolveOptions {
@@ -353,7 +353,7 @@ export function readConfig(dir: string): ModelConfig {
   } catch (err) {
     throw new AmendError(`${file}: not valid JSON (${(err as Error).message}) — fix or re-download it`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+  if (!isObject(json)) {
     throw new AmendError(`${file}: must be a JSON object of model settings`);
   }
   const cfg = json as ModelConfig;

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { endianness } from 'node:os';
-import { AmendError } from '../errors.js';
+import { AmendError, isObject } from '../errors.js';
 import { sizeOf } from '../tensor/tensor.js';
 import {
   decodeInto,
@@ -179,19 +179,19 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
     const why = err instanceof Error ? err.message : String(err);
     throw new AmendError(`${name}: the header is not valid JSON (${why}); the file is corrupt or not safetensors; check it is the file meant, else re-download or re-create it`);
   }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+  if (!isObject(json)) {
     throw new AmendError(`${name}: the header is JSON but not an object; the file is not safetensors`);
   }
   const dataStart = 8 + n;
   const dataSize = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const entries: SafetensorsEntry[] = [];
-  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+  for (const [key, value] of Object.entries(json)) {
     if (key === '__metadata__') {
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      if (!isObject(value)) {
         throw new AmendError(`${name}: "__metadata__" in the header must be an object of strings; the file is corrupt`);
       }
-      for (const [mk, mv] of Object.entries(value as Record<string, unknown>)) {
+      for (const [mk, mv] of Object.entries(value)) {
         if (typeof mv !== 'string') {
           throw new AmendError(`${name}: metadata "${mk}" is ${JSON.stringify(mv)?.slice(0, 40)}, not a string; safetensors metadata values must be strings`);
         }
@@ -200,20 +200,19 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
       continue;
     }
     const where = `${name}: tensor "${key}"`;
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    if (!isObject(value)) {
       throw new AmendError(`${where} has no {dtype, shape, data_offsets} entry in the header; the file is corrupt`);
     }
-    const info = value as Record<string, unknown>;
-    const dtype = info['dtype'];
+    const dtype = value['dtype'];
     if (typeof dtype !== 'string') throw new AmendError(`${where} has no dtype in the header; the file is corrupt`);
     if (!isKnownDType(dtype)) {
       throw new AmendError(`${where} has unknown dtype "${dtype}"; safetensors defines ${FILE_DTYPES.join(', ')}, F8_*, C64 — the file is corrupt or from an unsupported writer`);
     }
-    const shape = info['shape'];
+    const shape = value['shape'];
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
       throw new AmendError(`${where} has ${shape === undefined ? 'no shape' : `shape ${JSON.stringify(shape)}`}, not a list of non-negative integers; the file is corrupt`);
     }
-    const offs = info['data_offsets'];
+    const offs = value['data_offsets'];
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
       throw new AmendError(`${where} has ${offs === undefined ? 'no data_offsets' : `data_offsets ${JSON.stringify(offs)}`}, not [begin, end]; the file is corrupt`);
     }

@@ -1,6 +1,5 @@
 // Hugging Face config.json → one normalised description of the transformer, whatever the family.
-import { AmendError, requireObject } from '../errors.js';
-import { isObject } from '../data/fields.js';
+import { AmendError, requireObject, isObject } from '../errors.js';
 import { parseRopeScaling, type RopeScaling } from './rope.js';
 
 export type Family = 'gpt2' | 'gpt_neox' | 'gptj' | 'llama';

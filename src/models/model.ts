@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AmendError, requirePath } from '../errors.js';
+import { AmendError, requirePath, isObject } from '../errors.js';
 import { readCheckpoint, readCheckpointAsync, type Checkpoint } from '../io/checkpoint.js';
 import { resolveModel, type ResolveOptions } from '../io/resolve.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
@@ -41,10 +41,10 @@ function readConfig(dir: string): Record<string, unknown> {
   } catch (e) {
     throw new AmendError(`${configPath}: not valid JSON (${(e as Error).message})`);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+  if (!isObject(raw)) {
     throw new AmendError(`${configPath}: must be a JSON object of model settings, got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`);
   }
-  parseConfig(raw as Record<string, unknown>);
+  parseConfig(raw);
   return raw as Record<string, unknown>;
 }
 

@@ -14,7 +14,7 @@
 // The header's metadata can be read with any safetensors reader (e.g. safe_open(...).metadata()).
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { AmendError, requirePath } from '../errors.js';
+import { AmendError, requirePath, isObject } from '../errors.js';
 import { amendVersion } from '../version.js';
 import type { CausalLM } from '../models/model.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
@@ -84,23 +84,21 @@ function jsonMeta(meta: PatchMetadata): string {
 }
 
 function checkMetadata(m: unknown, where: string): PatchMetadata {
-  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new AmendError(`${where}: the patch metadata is not an object`);
-  const o = m as Record<string, unknown>;
+  if (!isObject(m)) throw new AmendError(`${where}: the patch metadata is not an object`);
   const need = (k: string, ok: (v: unknown) => boolean, what: string): void => {
-    if (!ok(o[k])) throw new AmendError(`${where}: the patch metadata's "${k}" is ${JSON.stringify(o[k]) ?? 'missing'}, expected ${what}`);
+    if (!ok(m[k])) throw new AmendError(`${where}: the patch metadata's "${k}" is ${JSON.stringify(m[k]) ?? 'missing'}, expected ${what}`);
   };
-  const isObj = (v: unknown): boolean => v !== null && typeof v === 'object' && !Array.isArray(v);
   need('method', (v) => typeof v === 'string' && v.length > 0, 'a method name');
   need('modelFingerprint', (v) => typeof v === 'string' && v.length > 0, 'a model fingerprint');
-  need('hparams', isObj, 'an object');
-  const isRequest = (r: unknown): boolean => isObj(r) && ['prompt', 'subject', 'targetNew'].every((k) => typeof (r as Record<string, unknown>)[k] === 'string');
+  need('hparams', isObject, 'an object');
+  const isRequest = (r: unknown): boolean => isObject(r) && ['prompt', 'subject', 'targetNew'].every((k) => typeof r[k] === 'string');
   need('requests', (v) => Array.isArray(v) && v.every(isRequest), 'a list of requests {prompt, subject, targetNew}');
   need('createdAt', (v) => typeof v === 'string', 'a date');
   need('amendVersion', (v) => typeof v === 'string', 'the version that wrote it');
-  need('timings', isObj, 'an object of seconds');
-  need('model', (v) => isObj(v) && typeof (v as { modelType?: unknown }).modelType === 'string', '{modelType, source}');
-  if (o.appliedOn !== undefined) need('appliedOn', (v) => Array.isArray(v) && v.every((x) => typeof x === 'string'), 'a list of patch ids');
-  return m as PatchMetadata;
+  need('timings', isObject, 'an object of seconds');
+  need('model', (v) => isObject(v) && typeof v.modelType === 'string', '{modelType, source}');
+  if (m.appliedOn !== undefined) need('appliedOn', (v) => Array.isArray(v) && v.every((x) => typeof x === 'string'), 'a list of patch ids');
+  return m as unknown as PatchMetadata;
 }
 
 export class EditPatch {

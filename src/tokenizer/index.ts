@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { AmendError, typeName } from '../errors.js';
+import { AmendError, typeName, isObject } from '../errors.js';
 
 export interface EncodeOptions {
   /** Add the special tokens the model expects (e.g. Llama's BOS); default true, as transformers. */
@@ -80,7 +80,7 @@ function readJson(file: string, what: string): Record<string, unknown> {
   } catch (err) {
     throw new AmendError(`${file}: ${what} is not valid JSON (${(err as Error).message}) — re-download it`);
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new AmendError(`${file}: ${what} is not a JSON object (it holds ${typeName(v)}) — re-download it`);
+  if (!isObject(v)) throw new AmendError(`${file}: ${what} is not a JSON object (it holds ${typeName(v)}) — re-download it`);
   return v as Record<string, unknown>;
 }
 

@@ -2,7 +2,7 @@
 // (`amend world info`).
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError, refuseDevice } from '../../errors.js';
+import { AmendError, refuseDevice, isObject } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
 import { BUILD_FILE, buildWorldModel, defaultWorldDir, sha256File, type BuildInfo } from '../../world/build.js';
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
@@ -107,7 +107,7 @@ function readConfigFile(file: string): Partial<WorldTrainConfig> & { sizes?: Par
   } catch (err) {
     throw new AmendError(`--config ${file}: ${(err as Error).message}`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new AmendError(`--config ${file}: expected a JSON object of training settings`);
+  if (!isObject(parsed)) throw new AmendError(`--config ${file}: expected a JSON object of training settings`);
   const known = [...Object.keys(WORLD_TRAIN_CONFIG), 'sizes'];
   for (const k of Object.keys(parsed)) {
     if (!known.includes(k)) throw new AmendError(`--config ${file}: unknown setting "${k}" (known: ${known.join(', ')})`);
