@@ -8,7 +8,7 @@
  * the recipe; the default stride, maxLength / 2, scores each token with at least that much context.
  */
 import fs from 'node:fs';
-import { AmendError, refuseDevice, requireCount } from '../errors.js';
+import { AmendError, refuseBinary, refuseDevice, requireCount } from '../errors.js';
 import { metric, type Metric } from './protocols.js';
 import { scoreEncoded, type EncodedPair, type ScoringModel, type ScoringOptions } from './scoring.js';
 
@@ -88,7 +88,7 @@ export function readHeldOutText(file: string, opts: { maxChars?: number } = {}):
     const e = err as NodeJS.ErrnoException;
     throw new AmendError(e.code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read (${e.message.split('\n')[0]})`);
   }
-  if (text.includes('\u0000')) throw new AmendError(`${file}: holds NUL bytes, so it is not text (a binary file?); give a text file`);
+  refuseBinary(text, `${file}:`, 'give a text file');
   if (opts.maxChars !== undefined) text = text.slice(0, opts.maxChars);
   if (text.trim() === '') throw new AmendError(`${file}: empty file — perplexity needs held-out text`);
   return text;

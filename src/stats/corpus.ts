@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { AmendError } from '../errors.js';
+import { AmendError, refuseBinary } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { mulberry32 } from '../tensor/index.js';
 import type { CorpusSpec } from './types.js';
@@ -78,16 +78,14 @@ export function contentSha(file: string, st: fs.Stats): string {
 }
 
 /**
- * What the first 64 KiB of a file say: whether they hold a NUL byte, which no text corpus has (an
- * .npz, a checkpoint), and whether the file opens with a UTF-8 byte order mark (which is not text:
- * the readers below drop it).
+ * The first 64 KiB of a file: enough to see a binary file (refuseBinary) and whether the file opens
+ * with a UTF-8 byte order mark (which is not text: the readers below drop it).
  */
-function fileHead(file: string): { nul: boolean; bom: boolean } {
+function fileHead(file: string): Buffer {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(64 << 10);
-    const head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
-    return { nul: head.includes(0), bom: head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf };
+    return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
   } finally {
     fs.closeSync(fd);
   }
@@ -156,13 +154,13 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       const st = statOrFail(abs, 'file');
       if (st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is a folder; use kind "dir" (or pass the folder path)`);
       const head = fileHead(abs);
-      if (head.nul) throw new AmendError(`corpus ${spec.path}: holds NUL bytes, so it is not text (a binary file?); give a text file, JSON Lines or a folder`);
+      refuseBinary(head, `corpus ${spec.path}:`, 'give a text file, JSON Lines or a folder');
       // A file up to 64 MiB is known by its content, so the same corpus in another place (another
       // project's copy of the installed demo world) finds the same cached statistics; a larger one
       // by its path, size and modification time, which cost no read. A file that opens with a
       // byte order mark says so: its statistics were once computed with the mark read as text.
       const where = `${abs}:${st.size}:${Math.trunc(st.mtimeMs)}`;
-      const bom = head.bom ? '|bom-dropped' : '';
+      const bom = head.length >= 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? '|bom-dropped' : '';
       const id = st.size <= HASH_LIMIT ? `${spec.kind}:sha256:${contentSha(abs, st)}${bom}${suffix}` : `${spec.kind}:${where}${bom}${suffix}`;
       return { spec, id, slug: slugOf(path.basename(abs)), label: abs };
     }
@@ -175,7 +173,7 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       if (files.length === 0) throw new AmendError(`corpus ${spec.path}: the folder holds no .txt, .md, .text or .jsonl files`);
       const stats = files.map((f) => fs.statSync(path.join(abs, f)));
       for (const f of files) {
-        if (fileHead(path.join(abs, f)).nul) throw new AmendError(`corpus ${spec.path}: ${f} holds NUL bytes, so it is not text (a binary file?); move it out of the folder or rename it`);
+        refuseBinary(fileHead(path.join(abs, f)), `corpus ${spec.path}: ${f}`, 'move it out of the folder or rename it');
       }
       // As a file: up to 64 MiB in all, the folder is known by its files' names and contents (a
       // file rewritten with the same size within the same timestamp, or copied over with its old
