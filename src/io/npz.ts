@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { AmendError, refuseDevice } from '../errors.js';
 import { sizeOf } from '../tensor/tensor.js';
+import { readInto } from './fd.js';
 
 export type NpyData =
   | Float32Array | Float64Array
@@ -256,7 +257,6 @@ interface ZipEntry {
 
 const SIG_EOCD = 0x06054b50, SIG_EOCD64 = 0x06064b50, SIG_LOC64 = 0x07064b50;
 const SIG_CENTRAL = 0x02014b50, SIG_LOCAL = 0x04034b50;
-const MAX_READ = 1 << 30;
 
 function fileError(file: string, e: unknown): AmendError {
   const err = e as NodeJS.ErrnoException;
@@ -267,12 +267,8 @@ function fileError(file: string, e: unknown): AmendError {
 }
 
 function readAt(fd: number, file: string, dst: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < dst.length) {
-    const got = fs.readSync(fd, dst, done, Math.min(MAX_READ, dst.length - done), position + done);
-    if (got === 0) throw new AmendError(`${file}: the file ends at byte ${position + done} inside a zip member; it is truncated — re-download or re-create it`);
-    done += got;
-  }
+  const got = readInto(fd, dst, position);
+  if (got < dst.length) throw new AmendError(`${file}: the file ends at byte ${position + got} inside a zip member; it is truncated — re-download or re-create it`);
 }
 
 function u64(view: DataView, at: number): number {

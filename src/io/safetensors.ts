@@ -28,6 +28,7 @@ import {
 } from './dtype.js';
 import { escapeRegExp, makeDirs, publishExclusive, removeDeadTemps } from './dirs.js';
 import { runSteps, type Steps } from './steps.js';
+import { readInto, writeAll } from './fd.js';
 
 export type { FileDType, StorageDType } from './dtype.js';
 export { f32BitsToBf16Bits, f32BitsToF16Bits, dtypeSize, isFileDType } from './dtype.js';
@@ -97,7 +98,6 @@ export function readRawTensor(file: string, header: SafetensorsHeader, name: str
 
 const MAX_HEADER_BYTES = 100_000_000; // the reference implementation's limit
 const CHUNK_BYTES = 8 << 20; // conversion chunk for non-F32 reads/writes
-const MAX_IO_BYTES = 1 << 30; // a single read/write call stays well below Node's 2 GiB limit
 const LITTLE_ENDIAN = endianness() === 'LE';
 
 function fmtBytes(n: number): string {
@@ -125,21 +125,16 @@ function ioError(file: string, what: string, err: unknown): AmendError {
 }
 
 function readFully(fd: number, file: string, dst: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < dst.length) {
-    const len = Math.min(dst.length - done, MAX_IO_BYTES);
-    let got: number;
-    try {
-      got = fs.readSync(fd, dst, done, len, position + done);
-    } catch (err) {
-      throw ioError(file, 'read it', err);
-    }
-    if (got === 0) {
-      throw new AmendError(
-        `${file}: the file ended at byte ${position + done} while reading; it is truncated or was changed while being read — re-download or re-create it`,
-      );
-    }
-    done += got;
+  let got: number;
+  try {
+    got = readInto(fd, dst, position);
+  } catch (err) {
+    throw ioError(file, 'read it', err);
+  }
+  if (got < dst.length) {
+    throw new AmendError(
+      `${file}: the file ended at byte ${position + got} while reading; it is truncated or was changed while being read — re-download or re-create it`,
+    );
   }
 }
 
@@ -440,14 +435,10 @@ function buildHeader(tensors: PreparedTensor[], metadata: Record<string, string>
 }
 
 function writeFully(fd: number, file: string, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) {
-    const len = Math.min(bytes.length - done, MAX_IO_BYTES);
-    try {
-      done += fs.writeSync(fd, bytes, done, len);
-    } catch (err) {
-      throw ioError(file, 'write it', err);
-    }
+  try {
+    writeAll(fd, bytes);
+  } catch (err) {
+    throw ioError(file, 'write it', err);
   }
 }
 

@@ -20,9 +20,9 @@ import { amendVersion } from '../version.js';
 import { readSafetensorsHeader, tempPathFor } from '../io/safetensors.js';
 import type { SecondMoment } from './types.js';
 import { makeDirs } from '../io/dirs.js';
+import { readInto, writeAll } from '../io/fd.js';
 
 export const STATS_FORMAT = 'amend.stats.mom2';
-const MAX_IO = 1 << 30;
 
 /** The Amend cache root: the option, else $AMEND_CACHE, else ~/.cache/amend. */
 export function cacheRoot(cacheDir?: string): string {
@@ -84,10 +84,6 @@ export function statsMetadata(sm: SecondMoment, extra: Record<string, string> = 
   };
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done, Math.min(MAX_IO, bytes.length - done));
-}
-
 /** Writes a statistics file atomically (F64 "mom2" [dim, dim] plus metadata). */
 export function writeStatsFile(file: string, sm: SecondMoment, extraMeta: Record<string, string> = {}): void {
   if (sm.mom2.length !== sm.dim * sm.dim) throw new AmendError(`stats: mom2 has ${sm.mom2.length} values, not ${sm.dim}×${sm.dim}`);
@@ -144,19 +140,11 @@ export function readStatsFile(file: string): { sm: SecondMoment; metadata: Recor
     const at = header.dataStart + e.begin;
     if (e.dtype === 'F64') {
       const dst = new Uint8Array(mom2.buffer);
-      for (let done = 0; done < dst.length;) {
-        const got = fs.readSync(fd, dst, done, Math.min(MAX_IO, dst.length - done), at + done);
-        if (got === 0) throw new AmendError(`${file}: truncated`);
-        done += got;
-      }
+      if (readInto(fd, dst, at) < dst.length) throw new AmendError(`${file}: truncated`);
     } else {
       const f32 = new Float32Array(dim * dim);
       const dst = new Uint8Array(f32.buffer);
-      for (let done = 0; done < dst.length;) {
-        const got = fs.readSync(fd, dst, done, Math.min(MAX_IO, dst.length - done), at + done);
-        if (got === 0) throw new AmendError(`${file}: truncated`);
-        done += got;
-      }
+      if (readInto(fd, dst, at) < dst.length) throw new AmendError(`${file}: truncated`);
       mom2.set(f32);
       stored = f32;
     }
