@@ -8,9 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, isObject } from '../errors.js';
-import { writeJsonAtomic } from './files.js';
 import type { CaseCost, DriftPoint, EvalConfig } from './run-types.js';
-import { makeDirs } from '../io/dirs.js';
+import { makeDirs, writeJsonAtomic } from '../io/dirs.js';
 
 export const PARTIAL_DIR = '.amend-eval-partial';
 /** OUT/.amend-eval-lock: the process id of the run writing into OUT. */

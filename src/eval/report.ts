@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PartialRun } from './checkpoint.js';
-import { writeFileAtomic, writeJsonAtomic } from './files.js';
+import { writeFileAtomic, writeJsonAtomic } from '../io/dirs.js';
 import { renderChart, runCharts } from './plots.js';
 import { summarizeByRelation, summarizeRecords, summaryMarkdown } from './summary.js';
 import type { CaseRecord, DriftPoint, EvalConfig, EvalSummary } from './run-types.js';

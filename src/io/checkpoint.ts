@@ -16,12 +16,12 @@ import {
   readSafetensorsSteps,
   readSafetensorsHeader,
   storageBytes,
-  tempPathFor,
   writeSafetensorsTo,
   type FileDType,
   type TensorRecord,
   type TensorToWrite,
 } from './safetensors.js';
+import { tempPathFor } from './dirs.js';
 import { isFileDType } from './dtype.js';
 import { makeDirs } from './dirs.js';
 import { runSteps, runStepsAsync, type Steps } from './steps.js';

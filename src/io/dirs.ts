@@ -1,12 +1,17 @@
-// mkdir -p that cannot hang. Node 20's `mkdirSync(dir, { recursive: true })` loops forever when a
-// parent that exists answers ENOENT to every mkdir in it (as /proc does), so a mistyped cache or
-// output folder froze the command. Creating the missing ancestors one by one fails instead, with
-// the system's own error, which callers already turn into their one-line messages.
+// Making folders and files safely: mkdir -p that cannot hang, checks of an output place before any
+// work, a lock file for one writer, temporary names and atomic writes, and the removal of what a
+// killed process left behind.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../errors.js';
 
+/**
+ * mkdir -p that cannot hang. Node 20's `mkdirSync(dir, { recursive: true })` loops forever when a
+ * parent that exists answers ENOENT to every mkdir in it (as /proc does), so a mistyped cache or
+ * output folder froze the command. Creating the missing ancestors one by one fails instead, with
+ * the system's own error, which callers already turn into their one-line messages.
+ */
 export function makeDirs(dir: string): void {
   const missing: string[] = [];
   for (let d = path.resolve(dir); !fs.existsSync(d); d = path.dirname(d)) {
@@ -172,6 +177,35 @@ export function publishExclusive(tmp: string, file: string): void {
     return;
   }
   fs.rmSync(tmp, { force: true });
+}
+
+/** A temporary name next to `file` (same directory, so the final rename is atomic). */
+export function tempPathFor(file: string): string {
+  const dir = path.dirname(file), base = path.basename(file);
+  // A write of the same file killed before its rename left its temporary copy, full-size and no
+  // one else's to remove; a live writer touches its copy all along, so ten idle minutes are enough.
+  removeDeadTemps(dir, new RegExp(`^\\.${escapeRegExp(base)}\\.(\\d+)\\.[a-z0-9]+\\.tmp$`), 10 * 60_000);
+  const rnd = Math.random().toString(36).slice(2, 10);
+  return path.join(dir, `.${base}.${process.pid}.${rnd}.tmp`);
+}
+
+/**
+ * Writes `data` to `file` so that a reader (or a crash) never sees half of it: to a temporary name
+ * beside it, then renamed over it, which is atomic on one file system.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = tempPathFor(file);
+  try {
+    fs.writeFileSync(tmp, data);
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+export function writeJsonAtomic(file: string, value: unknown, pretty = true): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`);
 }
 
 /** `text` as a literal inside a regular expression. */

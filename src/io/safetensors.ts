@@ -26,7 +26,7 @@ import {
   type FileDType,
   type StorageDType,
 } from './dtype.js';
-import { escapeRegExp, makeDirs, publishExclusive, removeDeadTemps } from './dirs.js';
+import { makeDirs, publishExclusive, tempPathFor } from './dirs.js';
 import { runSteps, type Steps } from './steps.js';
 import { readInto, writeAll } from './fd.js';
 
@@ -440,16 +440,6 @@ function writeFully(fd: number, file: string, bytes: Uint8Array): void {
   } catch (err) {
     throw ioError(file, 'write it', err);
   }
-}
-
-/** A temporary name next to `file` (same directory, so the final rename is atomic). */
-export function tempPathFor(file: string): string {
-  const dir = path.dirname(file), base = path.basename(file);
-  // A write of the same file killed before its rename left its temporary copy, full-size and no
-  // one else's to remove; a live writer touches its copy all along, so ten idle minutes are enough.
-  removeDeadTemps(dir, new RegExp(`^\\.${escapeRegExp(base)}\\.(\\d+)\\.[a-z0-9]+\\.tmp$`), 10 * 60_000);
-  const rnd = Math.random().toString(36).slice(2, 10);
-  return path.join(dir, `.${base}.${process.pid}.${rnd}.tmp`);
 }
 
 /**

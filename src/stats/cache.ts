@@ -17,9 +17,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AmendError } from '../errors.js';
 import { amendVersion } from '../version.js';
-import { readSafetensorsHeader, tempPathFor } from '../io/safetensors.js';
+import { readSafetensorsHeader } from '../io/safetensors.js';
 import type { SecondMoment } from './types.js';
-import { makeDirs } from '../io/dirs.js';
+import { makeDirs, tempPathFor } from '../io/dirs.js';
 import { readInto, writeAll } from '../io/fd.js';
 
 export const STATS_FORMAT = 'amend.stats.mom2';

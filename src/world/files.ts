@@ -3,13 +3,12 @@
  * (and, optionally, the corpus). Each file is written to a temporary name in the same folder and then
  * renamed, so a reader never sees a half-written file.
  */
-import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CounterFactRecord } from './benchmark.js';
 import { makeTokenizerConfig, type TokenizerJson } from './bpe.js';
 import type { Corpus } from './corpus.js';
 import type { World } from './types.js';
-import { makeDirs } from '../io/dirs.js';
+import { makeDirs, writeFileAtomic } from '../io/dirs.js';
 
 export const WORLD_FILES = {
   world: 'world.json',
@@ -19,18 +18,6 @@ export const WORLD_FILES = {
   corpusTrain: 'corpus-train.txt',
   corpusHeldOut: 'corpus-heldout.txt',
 } as const;
-
-/** Writes `text` to `path` atomically (temp file in the same folder, then rename). */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-  try {
-    await writeFile(tmp, text, 'utf8');
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
 
 export interface WriteWorldOptions {
   /** tokenizer_config.json contents (default: makeTokenizerConfig(tokenizer, { modelMaxLength })). */
@@ -68,7 +55,7 @@ export async function writeWorldFiles(
   const written: string[] = [];
   for (const [name, text] of files) {
     const path = join(dir, name);
-    await writeFileAtomic(path, text);
+    writeFileAtomic(path, text);
     written.push(path);
   }
   return written;

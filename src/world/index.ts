@@ -41,7 +41,7 @@ export {
   type RequestedRewrite,
   type RewriteTarget,
 } from './benchmark.js';
-export { WORLD_FILES, writeFileAtomic, writeWorldFiles, type WriteWorldOptions } from './files.js';
+export { WORLD_FILES, writeWorldFiles, type WriteWorldOptions } from './files.js';
 export { parsePrompt, validateBenchmark, validateWorld, type ValidateBenchmarkOptions } from './validate.js';
 
 import { buildBenchmark, type CounterFactRecord } from './benchmark.js';
