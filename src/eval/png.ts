@@ -6,28 +6,14 @@
  * flat colour and vertical runs, which that filter turns into zeros that deflate well.
  */
 import zlib from 'node:zlib';
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-export function crc32(bytes: Uint8Array, crc = 0xffffffff): number {
-  for (let i = 0; i < bytes.length; i++) crc = CRC_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-  return crc;
-}
+import { crc32 } from '../io/npz.js';
 
 function chunk(type: string, data: Uint8Array): Buffer {
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);
   out.write(type, 4, 'ascii');
   Buffer.from(data.buffer, data.byteOffset, data.length).copy(out, 8);
-  out.writeUInt32BE((crc32(out.subarray(4, 8 + data.length)) ^ 0xffffffff) >>> 0, 8 + data.length);
+  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
   return out;
 }
 
@@ -66,7 +52,7 @@ export function decodePng(png: Buffer): { width: number; height: number; rgb: Ui
     const type = png.toString('ascii', p + 4, p + 8);
     const data = png.subarray(p + 8, p + 8 + len);
     const crc = png.readUInt32BE(p + 8 + len);
-    if (((crc32(png.subarray(p + 4, p + 8 + len)) ^ 0xffffffff) >>> 0) !== crc) throw new Error(`bad CRC in ${type}`);
+    if (crc32(png.subarray(p + 4, p + 8 + len)) !== crc) throw new Error(`bad CRC in ${type}`);
     if (type === 'IHDR') {
       width = data.readUInt32BE(0);
       height = data.readUInt32BE(4);

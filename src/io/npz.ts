@@ -347,7 +347,7 @@ function readCentralDirectory(fd: number, file: string, fileSize: number): ZipEn
 
 let crcTable: Int32Array | null = null;
 
-/** CRC-32 (IEEE 802.3), as zip uses. */
+/** CRC-32 (IEEE 802.3), as zip and PNG use. */
 export function crc32(bytes: Uint8Array): number {
   if (!crcTable) {
     crcTable = new Int32Array(256);
