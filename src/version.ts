@@ -1,8 +1,17 @@
-// This package's version, read once from the package.json above the compiled module; patches,
-// statistics files and `amend --version` record it.
+// This package's folder and version, found from the compiled module (src/ or dist/src/ of a checkout
+// or an installed package). Patches, statistics files and `amend --version` record the version; the
+// demo model, the presets and the package's other data files are found from the folder.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/** The amend package's folder: the nearest one above this module that holds a package.json, or null. */
+export function packageRoot(): string | null {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return null;
+  }
+}
 
 let cachedVersion: string | null = null;
 
@@ -10,18 +19,14 @@ let cachedVersion: string | null = null;
 export function amendVersion(): string {
   if (cachedVersion) return cachedVersion;
   cachedVersion = 'unknown';
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file)) {
-      try {
-        const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { version?: string };
-        if (typeof pkg.version === 'string') cachedVersion = pkg.version;
-      } catch {
-        /* keep "unknown" */
-      }
-      break;
+  const root = packageRoot();
+  if (root !== null) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: string };
+      if (typeof pkg.version === 'string') cachedVersion = pkg.version;
+    } catch {
+      /* keep "unknown" */
     }
-    if (path.dirname(dir) === dir) break;
   }
   return cachedVersion;
 }

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { AmendError, editDistance, refuseDevice, requireObject, requirePath, isObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
+import { packageRoot } from '../version.js';
 
 export type EditMethod = 'rome' | 'memit';
 export const METHODS: readonly EditMethod[] = ['rome', 'memit'];
@@ -181,13 +182,8 @@ export interface Preset {
 export function presetsDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const candidates = [path.join(here, 'presets')];
-  for (let dir = here; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) {
-      candidates.push(path.join(dir, 'src', 'editors', 'presets'));
-      break;
-    }
-    if (path.dirname(dir) === dir) break;
-  }
+  const root = packageRoot();
+  if (root !== null) candidates.push(path.join(root, 'src', 'editors', 'presets'));
   for (const c of candidates) if (fs.existsSync(c) && fs.readdirSync(c).some((f) => f.endsWith('.json'))) return c;
   throw new AmendError(`the hparams presets are missing (looked in ${candidates.join(', ')}); reinstall amend`);
 }

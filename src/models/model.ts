@@ -1,8 +1,8 @@
 // A causal language model: config, weights under their checkpoint names, tokenizer, forward.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AmendError, requirePath, isObject } from '../errors.js';
+import { packageRoot } from '../version.js';
 import { readCheckpoint, readCheckpointAsync, type Checkpoint } from '../io/checkpoint.js';
 import { resolveModel, type ResolveOptions } from '../io/resolve.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
@@ -19,16 +19,13 @@ export const BUILTIN_WORLD = 'world';
 
 /** The built-in demo model's folder (<package root>/world), or a clear error when it is missing. */
 export function builtinWorldDir(): string {
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) {
-      const world = path.join(dir, 'world');
-      if (!fs.existsSync(path.join(world, 'config.json'))) {
-        throw new AmendError(`the built-in demo model is missing (${world} has no config.json); rebuild it with "amend world build", or pass ./world for a folder named world`);
-      }
-      return world;
-    }
-    if (path.dirname(dir) === dir) throw new AmendError('the built-in demo model cannot be found: no package.json above the amend modules');
+  const root = packageRoot();
+  if (root === null) throw new AmendError('the built-in demo model cannot be found: no package.json above the amend modules');
+  const world = path.join(root, 'world');
+  if (!fs.existsSync(path.join(world, 'config.json'))) {
+    throw new AmendError(`the built-in demo model is missing (${world} has no config.json); rebuild it with "amend world build", or pass ./world for a folder named world`);
   }
+  return world;
 }
 
 /** config.json of a model folder, checked (an unknown model_type fails before any weights are read). */

@@ -13,9 +13,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { kernels } from '../backend/index.js';
 import { AmendError } from '../errors.js';
+import { packageRoot } from '../version.js';
 import { writeCheckpoint } from '../io/checkpoint.js';
 import type { CausalLM } from '../models/model.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
@@ -319,15 +319,9 @@ function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-/** The repository's (or installed package's) root: the nearest folder above this file with package.json. */
-export function packageRoot(): string {
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) throw new AmendError('cannot find the amend package root (no package.json above the module)');
-  }
-}
-
 /** Where the committed demo model lives: <package root>/world. */
 export function defaultWorldDir(): string {
-  return path.join(packageRoot(), 'world');
+  const root = packageRoot();
+  if (root === null) throw new AmendError('cannot find the amend package root (no package.json above the module)');
+  return path.join(root, 'world');
 }
