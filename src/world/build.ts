@@ -311,7 +311,8 @@ function replaceDir(tmp: string, dir: string): void {
   if (old) fs.rmSync(old, { recursive: true, force: true });
 }
 
-function pct(x: number): string {
+/** A fraction as a percentage with two decimals, as the build log and `amend world info` print it. */
+export function pct(x: number): string {
   return `${(100 * x).toFixed(2)} %`;
 }
 

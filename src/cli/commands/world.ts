@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, refuseDevice, isObject } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
-import { BUILD_FILE, buildWorldModel, defaultWorldDir, sha256File, type BuildInfo } from '../../world/build.js';
+import { BUILD_FILE, buildWorldModel, defaultWorldDir, pct, sha256File, type BuildInfo } from '../../world/build.js';
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
 import { WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
 import type { WorldSizes } from '../../world/types.js';
@@ -116,7 +116,6 @@ function readConfigFile(file: string): Partial<WorldTrainConfig> & { sizes?: Par
 }
 
 function summaryLines(i: BuildInfo): string[] {
-  const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
   const m = i.config.model;
   return [
     `model      gpt2, ${m.layers} layers × ${m.hidden} hidden, ${m.heads} heads, ${i.parameters} parameters`,
