@@ -20,7 +20,7 @@ export interface CommandSpec {
   examples: string[];
 }
 
-export const COMMON_OPTIONS: Record<string, OptionSpec> = {
+const COMMON_OPTIONS: Record<string, OptionSpec> = {
   json: { type: 'boolean', help: 'machine-readable output on stdout' },
   threads: { type: 'string', help: 'N  worker threads for kernels and BLAS (default: all cores)' },
   help: { type: 'boolean', short: 'h', help: 'show this help' },

@@ -121,7 +121,7 @@ export interface EditHparams {
 export type HparamValues = Partial<EditHparams> & Record<string, unknown>;
 
 /** The method's defaults: the reference constants that are not in its hparams files. */
-export function methodDefaults(method: EditMethod): HparamValues {
+function methodDefaults(method: EditMethod): HparamValues {
   const base: HparamValues = {
     fact_token: 'subject_last',
     v_lr: 0.5,
@@ -179,7 +179,7 @@ export interface Preset {
 }
 
 /** The presets folder: src/editors/presets in the package (the .json files are not compiled). */
-export function presetsDir(): string {
+function presetsDir(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const candidates = [path.join(here, 'presets')];
   const root = packageRoot();
@@ -285,7 +285,7 @@ export function ruleHparams(method: EditMethod, model: CausalLM): HparamValues {
 }
 
 /** The module-name templates of the reference files for this model's checkpoint names. */
-export function moduleNames(model: CausalLM): HparamValues {
+function moduleNames(model: CausalLM): HparamValues {
   const s = model.spec;
   const down = s.layers[0].down.w.replace(/\.weight$/, '');
   const tmp = (name: string): string => name.replace(/\.0\./, '.{}.').replace(/\.0$/, '.{}');
@@ -320,7 +320,7 @@ function toNumber(v: unknown): number | null {
 }
 
 /** One value checked (and normalised) against its spec; `where` names it in errors. */
-export function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): unknown {
+function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): unknown {
   const bad = (what: string): never => {
     throw new AmendError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
   };
@@ -521,7 +521,7 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
 }
 
 /** Checks hparams against the model: layers in range, the rewritten module is the down projection. */
-export function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM): void {
+function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM): void {
   const L = model.config.layers;
   if (!hp.layers || hp.layers.length === 0) throw new AmendError(`${method.toUpperCase()}: no layers to edit (set layers=[...])`);
   for (const l of hp.layers) {

@@ -32,7 +32,7 @@ export interface Scene {
 }
 
 /** Colour-blind-safe palette (Okabe–Ito), then greys. */
-export const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442', '#777777', '#BBBBBB'];
+const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442', '#777777', '#BBBBBB'];
 
 /** Round tick steps (1, 2, 5 × 10^k) covering [lo, hi] with about `target` ticks. */
 export function niceTicks(lo: number, hi: number, target = 6, integer = false): number[] {
@@ -70,7 +70,7 @@ export function tickLabel(v: number, step = 0): string {
 }
 
 /** Rough text width in pixels (sans-serif, wide enough for the PNG pixel font too). */
-export const textWidth = (s: string, size: number) => s.length * size * 0.75;
+const textWidth = (s: string, size: number) => s.length * size * 0.75;
 
 export function layoutChart(chart: Chart, width = 760, height = 440): Scene {
   const prims: Prim[] = [];

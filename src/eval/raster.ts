@@ -32,7 +32,7 @@ function glyph(ch: string): string {
   return GLYPHS[c] ?? GLYPHS['?']!;
 }
 
-export class Raster {
+class Raster {
   readonly rgb: Uint8Array;
   constructor(readonly width: number, readonly height: number) {
     this.rgb = new Uint8Array(width * height * 3).fill(255);

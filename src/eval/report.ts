@@ -26,7 +26,7 @@ export interface ReportInput {
 /** Names a previous report in the folder may have used (replaced with --force). */
 export const isReportFile = (f: string) => f === 'cases.jsonl' || f === 'summary.json' || f === 'summary.md' || /^plot-.*\.(svg|png)$/.test(f);
 
-export function buildSummary(config: EvalConfig, records: readonly CaseRecord[], drift: readonly DriftPoint[], seconds: number): EvalSummary {
+function buildSummary(config: EvalConfig, records: readonly CaseRecord[], drift: readonly DriftPoint[], seconds: number): EvalSummary {
   const indexes = new Set(records.map((r) => r.index));
   const failed = new Set(records.filter((r) => r.error !== undefined).map((r) => r.index));
   const byRelation = summarizeByRelation(records);

@@ -481,7 +481,7 @@ function pow2Scale(x: Float64Array, len: number): number {
 }
 
 /** In-place transpose of a square row-major matrix. */
-export function transposeSquareInPlace(a: Float64Array | Float32Array, n: number): void {
+function transposeSquareInPlace(a: Float64Array | Float32Array, n: number): void {
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
       const t = a[i * n + j];

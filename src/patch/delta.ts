@@ -32,7 +32,7 @@ function isPosInt(n: unknown): n is number {
 }
 
 /** Index of the first NaN or ±Inf in a, or -1. */
-export function firstNonFinite(a: Float32Array): number {
+function firstNonFinite(a: Float32Array): number {
   for (let i = 0; i < a.length; i++) {
     const v = a[i]!;
     if (v - v !== 0) return i; // NaN - NaN and Inf - Inf are NaN

@@ -64,7 +64,7 @@ function dataSha(values: Float64Array | Float32Array): string {
 }
 
 /** The metadata written with a SecondMoment. */
-export function statsMetadata(sm: SecondMoment, extra: Record<string, string> = {}): Record<string, string> {
+function statsMetadata(sm: SecondMoment, extra: Record<string, string> = {}): Record<string, string> {
   return {
     mom2_sha256: dataSha(sm.mom2),
     format: STATS_FORMAT,

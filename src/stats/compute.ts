@@ -164,7 +164,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
  * tokenizer_config.json, special_tokens_map.json) in the model folder, each read once per process
  * as corpus files are; "none" without a tokenizer, "unknown" for one not read from a folder.
  */
-export function tokenizerId(model: CausalLM): string {
+function tokenizerId(model: CausalLM): string {
   if (!model.tokenizer) return 'none';
   if (!model.dir) return 'unknown';
   const parts = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'].map((name) => {

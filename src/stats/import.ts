@@ -224,7 +224,7 @@ function downModuleName(model: CausalLM, layer: number): string {
 }
 
 /** Whether a file's layer name is this model's down projection (checkpoints may add or drop a prefix). */
-export function namesModelModule(model: CausalLM, layer: number, layerName: string): boolean {
+function namesModelModule(model: CausalLM, layer: number, layerName: string): boolean {
   const want = downModuleName(model, layer);
   return layerName === want || want.endsWith(`.${layerName}`) || layerName.endsWith(`.${want}`);
 }

@@ -33,8 +33,8 @@ import type { WorldSizes } from './types.js';
 import { checkCanBeFolder, checkCanWriteAt, escapeRegExp, makeDirs, removeDeadTemps } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
-export const BUILD_LOG = 'build-log.txt';
-export const MODEL_FILE = 'model.safetensors';
+const BUILD_LOG = 'build-log.txt';
+const MODEL_FILE = 'model.safetensors';
 
 export interface BuildWorldOptions {
   /** Output folder (replaced as a whole when the build succeeds). */
@@ -87,7 +87,7 @@ export function sha256File(file: string): string {
 }
 
 /** The training configuration a build uses (defaults, small preset, overrides). */
-export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfig> = {}): WorldTrainConfig {
+function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfig> = {}): WorldTrainConfig {
   const base = small ? SMALL_TRAIN_CONFIG : WORLD_TRAIN_CONFIG;
   // The defaults name every setting but the optional model.inner (MLP width).
   checkLike(over, { ...base, model: { ...base.model, inner: 4 * base.model.hidden } }, '');

@@ -165,7 +165,7 @@ export const SMALL_WORLD_SIZES = Object.freeze({
 export const SMALL_VOCAB_SIZE = 512;
 
 /** The Hugging Face GPT-2 config.json of a demo model. */
-export function worldModelConfig(shape: WorldModelShape, vocabSize: number, eosId: number): Record<string, unknown> {
+function worldModelConfig(shape: WorldModelShape, vocabSize: number, eosId: number): Record<string, unknown> {
   if (shape.hidden % shape.heads !== 0) throw new AmendError(`hidden size ${shape.hidden} is not divisible by ${shape.heads} heads`);
   return {
     model_type: 'gpt2',
@@ -218,7 +218,7 @@ export function cpuModel(): string {
  * embeddings, residual output projections N(0, (std / √(2L))²), norm gains 1, biases 0. Each tensor
  * has its own stream (seed, name), so adding a tensor never shifts the others. Returns parameters.
  */
-export function initWeights(rawConfig: Record<string, unknown>, seed: number, std: number): Map<string, Tensor> {
+function initWeights(rawConfig: Record<string, unknown>, seed: number, std: number): Map<string, Tensor> {
   const config = parseConfig(rawConfig);
   const spec = buildSpec(config, () => false);
   const norms = new Set<string>([spec.lnf.w, ...spec.layers.flatMap((l) => [l.ln1.w, ...(l.ln2 ? [l.ln2.w] : [])])]);
@@ -323,12 +323,12 @@ export function prepareDocs(world: World, lines: readonly string[], tok: AmendTo
 }
 
 /** Wraps a training statement's prompt as a question: "Q: {} was born in? A:". */
-export function statementQuestionPrompt(statementPrompt: string): string {
+function statementQuestionPrompt(statementPrompt: string): string {
   return `Q: ${statementPrompt}? A:`;
 }
 
 /** "Q: <statement>? A: <object>" for every fact and every training statement of its relation. */
-export function statementQuestionLines(world: World): string[] {
+function statementQuestionLines(world: World): string[] {
   const index = new WorldIndex(world);
   const out: string[] = [];
   for (const f of world.facts) {
@@ -354,7 +354,7 @@ function prefixTokens(tok: AmendTokenizer, line: string, chars: number, lineIds:
  * The batches of one epoch: lines shuffled, then sorted by length within windows of 16 batches
  * (little padding), then the batches shuffled. Deterministic in (rng state).
  */
-export function epochBatches(docs: readonly TrainDoc[], batchSize: number, rng: Rng): number[][] {
+function epochBatches(docs: readonly TrainDoc[], batchSize: number, rng: Rng): number[][] {
   const order = rng.shuffle(docs.map((_, i) => i));
   const window = batchSize * 16;
   const batches: number[][] = [];
@@ -475,7 +475,7 @@ export interface ScoreItem {
  * argmax given the prompt and the target tokens before it (what greedy decoding produces).
  * Prompts are encoded as the tokenizer encodes them for any command (no BOS for GPT-2).
  */
-export function scoreTop1(model: CausalLM, items: readonly ScoreItem[], batchSize = 64): boolean[] {
+function scoreTop1(model: CausalLM, items: readonly ScoreItem[], batchSize = 64): boolean[] {
   const tok = model.tok();
   const pad = tok.eosId ?? 0;
   const enc = items.map((it) => {
@@ -530,7 +530,7 @@ export function scoreFacts(model: CausalLM, world: World | WorldIndex, facts: re
 }
 
 /** Phrasings (relation id + template) answered below `threshold`, as "P19 \"{}'s birthplace is\" 42 %". */
-export function weakPhrasings(scores: readonly FactScore[], threshold: number): string[] {
+function weakPhrasings(scores: readonly FactScore[], threshold: number): string[] {
   const acc = new Map<string, [number, number]>();
   for (const s of scores) {
     for (const p of s.phrasings) {

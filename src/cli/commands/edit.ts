@@ -70,7 +70,7 @@ export function methodOf(v: unknown): EditMethod {
 }
 
 /** The requests of the command line: one from --prompt/--subject/--target, or a file. */
-export function requestsFromArgs(args: Parsed): EditRequest[] {
+function requestsFromArgs(args: Parsed): EditRequest[] {
   const v = args.values;
   const file = str(v.requests);
   if (file === '') throw new AmendError('--requests is empty: give the requests file');

@@ -97,7 +97,7 @@ function requestLine(r: { prompt: string; subject: string; targetNew: string; ta
     (r.targetTrue !== undefined ? ` (was ${JSON.stringify(r.targetTrue)})` : '');
 }
 
-export function formatDescription(d: PatchDescription): string {
+function formatDescription(d: PatchDescription): string {
   const lines: string[] = [];
   lines.push(`${d.method} patch ${d.id.slice(0, 12)}${d.file ? `  ${d.file}` : ''}`);
   lines.push(`  made for    ${d.model.modelType} model ${d.model.source ?? '(unknown path)'}, fingerprint ${shortFingerprint(d.model.fingerprint)}`);

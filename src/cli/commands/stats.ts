@@ -40,7 +40,7 @@ export const spec: CommandSpec = {
 };
 
 /** "3,4,5", "3-7", "2,5-6" → sorted unique layers. */
-export function parseLayers(s: string): number[] {
+function parseLayers(s: string): number[] {
   const out = new Set<number>();
   for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);

@@ -7,7 +7,7 @@ import { noGrad } from '../../tensor/index.js';
 const ORDER = ['resid_pre', 'attn.out', 'mlp.in', 'mlp.keys', 'mlp.out', 'resid_post'];
 
 /** Position of a hook point in the forward order (layer-major). */
-export function pointOrder(point: string): number {
+function pointOrder(point: string): number {
   const m = /^blocks\.(\d+)\.(.+)$/.exec(point);
   if (!m) return Number.MAX_SAFE_INTEGER;
   return Number(m[1]) * ORDER.length + ORDER.indexOf(m[2]);

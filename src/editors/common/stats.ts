@@ -22,7 +22,7 @@ export interface StatsRequest {
 }
 
 /** The corpus of mom2_dataset: an existing path, a path inside the model folder, or a name (imported statistics). */
-export function corpusOf(hp: EditHparams, model: CausalLM): string | undefined {
+function corpusOf(hp: EditHparams, model: CausalLM): string | undefined {
   const ds = hp.mom2_dataset;
   if (!ds) return undefined;
   if (fs.existsSync(ds)) return ds;
@@ -122,7 +122,7 @@ export function withRidge(sm: SecondMoment, ridge: number): SecondMoment {
 const factors = new WeakMap<Float64Array, Float64Array>();
 
 /** The Cholesky factor of C (cached per matrix); a clear error when C is not positive definite. */
-export function covFactor(sm: SecondMoment): Float64Array {
+function covFactor(sm: SecondMoment): Float64Array {
   let L = factors.get(sm.mom2);
   if (L) return L;
   try {

@@ -16,7 +16,7 @@ import { KVCache } from '../../models/kvcache.js';
 import { mulberry32, noGrad } from '../../tensor/index.js';
 import type { EditHparams } from '../hparams.js';
 
-export const END_OF_TEXT = '<|endoftext|>';
+const END_OF_TEXT = '<|endoftext|>';
 
 const cache = new WeakMap<CausalLM, Map<string, string[][]>>();
 
@@ -48,7 +48,7 @@ function promptIds(model: CausalLM, prompt: string): number[] {
 }
 
 /** Cleans one generated text as the references do and makes it a template. */
-export function toTemplate(text: string): string {
+function toTemplate(text: string): string {
   const clean = text.normalize('NFKD').split('\n\n').join(' ').split(END_OF_TEXT).join('').replace(/[{}]/g, ' ');
   return `${clean}. {}`;
 }
@@ -88,7 +88,7 @@ export function contextTemplates(model: CausalLM, s: TemplateSettings): string[]
  * their renormalised probabilities (util/generate.generate_fast: no end-of-text stop), with a KV
  * cache. Only the k best logits of a row are looked at, so a 50k vocabulary costs O(V·k), not a sort.
  */
-export function sampleTopK(model: CausalLM, prompt: readonly number[], rows: number, maxNew: number, k: number, seed: number): number[][] {
+function sampleTopK(model: CausalLM, prompt: readonly number[], rows: number, maxNew: number, k: number, seed: number): number[][] {
   const outs: number[][] = Array.from({ length: rows }, () => []);
   if (rows === 0 || maxNew === 0) return outs;
   const rand = mulberry32(seed);

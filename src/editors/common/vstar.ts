@@ -98,7 +98,7 @@ interface SeqRef {
  * The first block whose computation depends on δ at `point`: block l for points inside it, l + 1
  * for its output; never above the logit-lens layer, whose output is read through a hook.
  */
-export function startLayerOf(point: string, lossLayer: number): number {
+function startLayerOf(point: string, lossLayer: number): number {
   const m = /^blocks\.(\d+)\.(.+)$/.exec(point);
   if (!m) return 0;
   const l = Number(m[1]);
@@ -267,7 +267,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
 }
 
 /** ln_f and the LM head applied to residual-stream rows h [n, d] (a logit lens). */
-export function lensLogits(model: CausalLM, h: Tensor): Tensor {
+function lensLogits(model: CausalLM, h: Tensor): Tensor {
   const c = model.config, s = model.spec;
   const w = model.weight(s.lnf.w);
   const normed = c.norm === 'rmsnorm' ? T.rmsNorm(h, w, c.normEps) : T.layerNorm(h, w, s.lnf.b ? model.weight(s.lnf.b) : null, c.normEps);
