@@ -443,8 +443,8 @@ function writeFully(fd: number, file: string, bytes: Uint8Array): void {
 }
 
 /**
- * Write tensors to `tmpFile` (no rename). Used by writeSafetensors and by the checkpoint writer,
- * which renames several files only once all of them are complete.
+ * Write tensors to `tmpFile` (no rename). Used by writeSafetensors, and by the checkpoint writer
+ * and export, which rename several files only once all of them are complete.
  */
 export function writeSafetensorsTo(
   tmpFile: string,

@@ -1,5 +1,5 @@
 // amend export: a model plus patches (applied in order) → a complete Hugging Face checkpoint.
-// The helpers at the bottom are shared with `amend patch` (commands/patch.ts).
+// The helpers below the spec, and exportCommand, are shared with `amend patch` (commands/patch.ts).
 import * as path from 'node:path';
 import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
