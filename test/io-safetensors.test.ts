@@ -13,6 +13,7 @@ import {
   type TensorToWrite,
 } from '../src/io/safetensors.js';
 import { repoRoot } from './helpers.js';
+import { readInto, writeAll } from '../src/io/fd.js';
 
 const SHARED_MODELS = path.resolve(repoRoot(), '..', 'shared', 'models');
 
@@ -383,4 +384,26 @@ test('writer refuses bad input with AmendErrors and leaves no temporary files', 
   expectAmendError(() => writeSafetensors(file, [{ name: 'a', shape: [2], data: new Float32Array([1]) }]), /shape/);
   assert.deepEqual([...readSafetensors(file).tensors.get('a')!.data], [1]);
   assert.deepEqual(fs.readdirSync(dir), ['w.safetensors']);
+});
+
+test('readInto / writeAll: the whole buffer, or what is there up to the end of the file', () => {
+  const file = path.join(tmpDir(), 'bytes.bin');
+  const bytes = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) & 255);
+  const w = fs.openSync(file, 'w');
+  writeAll(w, bytes.subarray(0, 600));
+  writeAll(w, bytes.subarray(600));
+  fs.closeSync(w);
+  assert.deepEqual(new Uint8Array(fs.readFileSync(file)), bytes);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const mid = new Uint8Array(100);
+    assert.equal(readInto(fd, mid, 450), 100);
+    assert.deepEqual(mid, bytes.subarray(450, 550));
+    const tail = new Uint8Array(100);
+    assert.equal(readInto(fd, tail, 950), 50, 'a short count where the file ends');
+    assert.deepEqual(tail.subarray(0, 50), bytes.subarray(950));
+    assert.equal(readInto(fd, tail, 2000), 0);
+  } finally {
+    fs.closeSync(fd);
+  }
 });
