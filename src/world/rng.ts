@@ -77,11 +77,6 @@ export class Rng {
     }
   }
 
-  /** Uniform integer in [lo, hi] (inclusive). */
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-
   /** True with probability p. */
   chance(p: number): boolean {
     return this.next() < p;
