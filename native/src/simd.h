@@ -52,11 +52,6 @@ static inline float hsum(vf v) {
   for (int i = 0; i < kVL; i++) s += v[i];
   return s;
 }
-static inline float hmax(vf v) {
-  float m = v[0];
-  for (int i = 1; i < kVL; i++) m = v[i] > m ? v[i] : m;
-  return m;
-}
 // Whether any lane of a comparison result is set (one mask test rather than a chain of ORs).
 static inline bool vany(vi m) {
 #if defined(__AVX512F__)
