@@ -49,8 +49,8 @@ export function refuseDevice(file: string, what: string): void {
 }
 
 /**
- * Text that holds a NUL byte: no text file does, and a binary one (an .npz, a checkpoint) nearly
- * always does, in its first bytes. `where` names the file, `hint` says what to give instead.
+ * Refuses text that holds a NUL byte: no text file does, and a binary one (an .npz, a checkpoint)
+ * nearly always does, in its first bytes. `where` names the file, `hint` says what to give instead.
  */
 export function refuseBinary(text: string | Uint8Array, where: string, hint: string): void {
   if (typeof text === 'string' ? text.includes('\u0000') : text.includes(0)) throw new AmendError(`${where} holds NUL bytes, so it is not text (a binary file?); ${hint}`);
