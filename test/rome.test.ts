@@ -297,8 +297,17 @@ test('ROME: statistics that turn u orthogonal to the prompt\'s key are refused i
   }
   const stats: SecondMoment[] = [{ layer, dim: f, count: 10 * f, mom2, corpus: 'constructed', samples: 1, fingerprint: '' }];
   const before = weightsHash(model);
+  // forwards that touch the edited MLP output: the prompt's own activations, then one per v* step
+  const forward = model.forward.bind(model);
+  let atMlpOut = 0;
+  model.forward = ((...args: Parameters<CausalLM['forward']>) => {
+    if (args[3]?.hooks?.some((h) => h.point === hookPoint.mlpOut(layer))) atMlpOut++;
+    return forward(...args);
+  }) as CausalLM['forward'];
   await assert.rejects(editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer], mom2_ridge: 0 }, stats }),
     (e: unknown) => e instanceof AmendError && !e.message.includes('\n') && /^ROME: the prompt's key for "France" at layer 1 is orthogonal to the update direction u/.test(e.message));
+  assert.equal(atMlpOut, 1, 'refused before the v* optimisation, after the prompt activations alone');
+  model.forward = forward;
   assert.equal(weightsHash(model), before);
   // the same statistics with a ridge no longer make u orthogonal to k: the edit goes through
   const { patch } = await editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer], mom2_ridge: 0.1 }, stats });

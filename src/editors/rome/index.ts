@@ -8,7 +8,7 @@
 //   compute_v — v* = v₀ + δ by the optimisation of common/vstar.ts with δ added to the MLP output;
 //     then, with k and o the down projection's input and output at the lookup token of the prompt
 //     itself, v = (v* − o) / (k · u). Hence W' k + b = v* (the defining equation, tested). A key
-//     numerically orthogonal to u (k · u ≈ 0) is refused instead (rankOneRight).
+//     numerically orthogonal to u (k · u ≈ 0) is refused instead, before v* is optimised (rankOneDivisor).
 import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { hookPoint } from '../../models/hooks.js';
@@ -42,14 +42,13 @@ export interface RomeOutput {
 }
 
 /**
- * v = (v* − o) / (k·u) for a unit u. k·u = ‖k‖ cos θ, and when |cos θ| is within f·2⁻²⁴ (the
- * rounding bound of a float32 dot product over the key's f units, the arithmetic k itself came
- * from) the prompt's key is numerically orthogonal to u: the sign of k·u is noise and ‖v‖ =
- * ‖v* − o‖ / |k·u| has no bound. kmeng01/rome divides regardless; here that is refused, with
+ * k·u for a unit u, the rank-one update's divisor. k·u = ‖k‖ cos θ, and when |cos θ| is within
+ * f·2⁻²⁴ (the rounding bound of a float32 dot product over the key's f units, the arithmetic k
+ * itself came from) the prompt's key is numerically orthogonal to u: the sign of k·u is noise and
+ * ‖v‖ = ‖v* − o‖ / |k·u| has no bound. kmeng01/rome divides regardless; here that is refused, with
  * `where` naming the subject and layer. A zero key is refused by the same test.
  */
-export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k: ArrayLike<number>, u: ArrayLike<number>,
-  where: string, mom2Adjustment: boolean): { v: Float64Array; ku: number } {
+export function rankOneDivisor(k: ArrayLike<number>, u: ArrayLike<number>, where: string, mom2Adjustment: boolean): number {
   const f = k.length;
   let ku = 0;
   for (let i = 0; i < f; i++) ku += k[i] * u[i];
@@ -59,6 +58,13 @@ export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k:
     throw new AmendError(`ROME: the prompt's key for ${where} is orthogonal to the update direction u (k·u = ${ku.toPrecision(3)}, ‖k‖ = ${kn.toPrecision(3)}), ` +
       `so the rank-one update would be unbounded; edit another layer (layers) or lookup token (fact_token)${mom2Adjustment ? ', or use other key statistics (or mom2_adjustment=false)' : ''}`);
   }
+  return ku;
+}
+
+/** v = (v* − o) / (k·u), with k·u checked by rankOneDivisor. */
+export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k: ArrayLike<number>, u: ArrayLike<number>,
+  where: string, mom2Adjustment: boolean): { v: Float64Array; ku: number } {
+  const ku = rankOneDivisor(k, u, where, mom2Adjustment);
   const v = new Float64Array(target.length);
   for (let i = 0; i < v.length; i++) v[i] = (target[i] - o[i]) / ku;
   if (!v.every(Number.isFinite)) throw new AmendError(`ROME: the update for ${where} is not finite (v* or the MLP output there is not finite)`);
@@ -90,16 +96,19 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
           throw new AmendError(`ROME: the key of "${req.subject}" at layer ${layer} is ${un === 0 ? 'zero (no MLP unit fires at the lookup token)' : 'not finite'}, so there is no update direction; edit another layer (layers) or lookup token (fact_token)`);
         }
         u = u.map((x) => x / un);
+        // k and o at the prompt itself (get_module_input_output_at_word); the weights are those v*
+        // is optimised against, so a key orthogonal to u is refused before that optimisation runs
+        const where = `"${req.subject}" at layer ${layer}`;
+        const acts = timings.time('keys', () => promptActivations(model, [req], [hookPoint.mlpKeys(layer), hookPoint.mlpOut(layer)], hp));
+        const k = acts.get(hookPoint.mlpKeys(layer))!, o = acts.get(hookPoint.mlpOut(layer))!;
+        rankOneDivisor(k, u, where, hp.mom2_adjustment);
         // v* (compute_v)
         const job = buildJob(tok, req, flat, hp);
         const [res] = timings.time('v_optimisation', () => optimiseTargets(model, [job], {
           point: hookPoint.mlpOut(layer), lossLayer: model.config.layers - 1, steps: hp.v_num_grad_steps, lr: hp.v_lr,
           weightDecay: hp.v_weight_decay, clampFactor: hp.clamp_norm_factor, klFactor: hp.kl_factor, earlyStop: hp.early_stop_loss,
         }));
-        // v = (v* − o) / (k·u), k and o at the prompt itself (get_module_input_output_at_word)
-        const acts = timings.time('keys', () => promptActivations(model, [req], [hookPoint.mlpKeys(layer), hookPoint.mlpOut(layer)], hp));
-        const k = acts.get(hookPoint.mlpKeys(layer))!, o = acts.get(hookPoint.mlpOut(layer))!;
-        const { v, ku } = rankOneRight(res.target, o, k, u, `"${req.subject}" at layer ${layer}`, hp.mom2_adjustment);
+        const { v, ku } = rankOneRight(res.target, o, k, u, where, hp.mom2_adjustment);
         const delta = downProjectionDelta(model, layer, v, u, 1);
         temp.apply(delta);
         deltas.push(delta);
