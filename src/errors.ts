@@ -67,6 +67,20 @@ export function requireCount(value: unknown, what: string, min = 0): asserts val
   }
 }
 
+/** The largest seed: the generators (mulberry32) keep 32 bits, so a larger seed would repeat a smaller one. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * A seed, when given: an integer from 0 to 2^32 − 1. Anything else would be wrapped or cut without
+ * a word (-1 and 2^32 − 1 give the same samples, as do 2^32 and 0, 1.5 and 1).
+ */
+export function requireSeed(value: unknown, what: string): asserts value is number | undefined {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_SEED) {
+    throw new AmendError(`${what} must be an integer from 0 to ${MAX_SEED}, got ${typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : typeName(value)}`);
+  }
+}
+
 /** Edit distance (insertions, deletions, substitutions, swaps of neighbours), for "did you mean". */
 export function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));

@@ -1,7 +1,7 @@
 // Command-line parsing shared by every command: node's parseArgs plus the help text, so a
 // command declares its options once.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { AmendError, editDistance } from '../errors.js';
+import { AmendError, editDistance, MAX_SEED } from '../errors.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -164,9 +164,11 @@ export function intOption(v: string | boolean | string[] | undefined, name: stri
   return n;
 }
 
-/** A sampling seed: mulberry32 takes 32 bits, so a larger seed would silently repeat a smaller one. */
-export function seedOption(v: string | boolean | string[] | undefined, fallback: number): number {
-  return intOption(v, 'seed', fallback, 0, 2 ** 32 - 1);
+/** A seed: mulberry32 takes 32 bits, so a larger seed would silently repeat a smaller one. */
+export function seedOption(v: string | boolean | string[] | undefined, fallback: number): number;
+export function seedOption(v: string | boolean | string[] | undefined): number | undefined;
+export function seedOption(v: string | boolean | string[] | undefined, fallback?: number): number | undefined {
+  return v === undefined ? fallback : intOption(v, 'seed', 0, 0, MAX_SEED);
 }
 
 export function numberOption(v: string | boolean | string[] | undefined, name: string): number | undefined {

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError, editDistance, refuseDevice, requireObject, requirePath, isObject } from '../errors.js';
+import { AmendError, editDistance, isObject, MAX_SEED, refuseDevice, requireObject, requirePath } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { packageRoot } from '../version.js';
 
@@ -27,6 +27,7 @@ export interface HparamSpec {
   help: string;
   values?: readonly string[];
   min?: number;
+  max?: number;
   /** Bookkeeping keys of the reference files (device, fp16...): accepted, not used. */
   ignored?: boolean;
 }
@@ -57,7 +58,7 @@ const COMMON: Record<string, HparamSpec> = {
   target_space: { kind: 'enum', values: ['if_missing', 'always', 'never'], help: 'leading space of targets: if_missing (original ROME/MEMIT), always (EasyEdit ROME prepends one even when present), never' },
   context_template_prompts: { kind: 'string_list', help: 'prompts the context templates are sampled from (original ROME: ["<|endoftext|>"]; MEMIT and EasyEdit: ["The","Therefore","Because","I","You"])' },
   context_template_top_k: { kind: 'int', min: 1, help: 'top-k of the sampling that generates context templates (reference: 5)' },
-  context_template_seed: { kind: 'int', min: 0, help: 'seed of that sampling (the references do not seed it)' },
+  context_template_seed: { kind: 'int', min: 0, max: MAX_SEED, help: 'seed of that sampling (the references do not seed it)' },
   template_key_average: { kind: 'enum', values: ['flat', 'grouped'], help: 'k* = mean over all templates (flat, ROME) or mean of per-length means (grouped, MEMIT)' },
   kl_prompts: { kind: 'string_list', help: 'essence prompts of the KL term (reference: ["{} is a"])' },
   early_stop_loss: { kind: 'number', min: 0, help: 'the v* and z optimisation stops once the total loss is below this (reference: 5e-2)' },
@@ -324,11 +325,12 @@ function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): u
   const bad = (what: string): never => {
     throw new AmendError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
   };
-  const minOk = (n: number): boolean => spec.min === undefined || n >= spec.min;
+  const minOk = (n: number): boolean => (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);
   switch (spec.kind) {
     case 'int': {
       const n = toNumber(v);
-      if (n === null || !Number.isInteger(n) || !minOk(n)) bad(`an integer${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}`);
+      const range = spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : spec.min !== undefined ? ` ≥ ${spec.min}` : '';
+      if (n === null || !Number.isInteger(n) || !minOk(n)) bad(`an integer${range}`);
       return n;
     }
     case 'number': {

@@ -32,7 +32,7 @@
  * - perplexity: essence_ppl (ROME's essence score) with the consistency resources, when snippets
  *   about the subject exist.
  */
-import { AmendError, requireCount } from '../errors.js';
+import { AmendError, requireCount, requireSeed } from '../errors.js';
 import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { generate, type ModelWeights } from '../models/index.js';
 import { fillTemplate } from '../tokenizer/index.js';
@@ -330,6 +330,7 @@ export function sampleTexts(model: EvalModel, prompts: readonly string[], o: Flu
   const tok = model.tok();
   requireCount(o.maxLength, 'fluency: maxLength', 1);
   requireCount(o.batchSize, 'fluency: batchSize', 1);
+  requireSeed(o.seed, 'fluency: seed');
   const maxLength = o.maxLength ?? 100;
   const batchSize = o.batchSize ?? 16;
   const out: string[] = [];
@@ -339,7 +340,7 @@ export function sampleTexts(model: EvalModel, prompts: readonly string[], o: Flu
     const budget = chunk.map((ids) => Math.max(0, maxLength - ids.length));
     const maxNew = Math.max(...budget);
     const gen = maxNew > 0
-      ? generate(model, chunk, { maxNewTokens: maxNew, greedy: false, topK: o.topK ?? 5, seed: (o.seed ?? 0) + s, eosId: null })
+      ? generate(model, chunk, { maxNewTokens: maxNew, greedy: false, topK: o.topK ?? 5, seed: ((o.seed ?? 0) + s) >>> 0, eosId: null })
       : chunk.map(() => []);
     chunk.forEach((ids, k) => {
       const text = tok.decode([...ids, ...gen[k]!.slice(0, budget[k])]);

@@ -1,7 +1,7 @@
 // Text generation: left-padded batch, greedy or sampled, with a KV cache (or full recomputation,
 // which tests use to check the cache).
 import { kernels } from '../backend/index.js';
-import { AmendError } from '../errors.js';
+import { AmendError, requireSeed } from '../errors.js';
 import { Tensor, mulberry32, noGrad } from '../tensor/index.js';
 import { KVCache } from './kvcache.js';
 import type { ModelWeights } from './transformer.js';
@@ -133,7 +133,7 @@ function checkGenerateOptions(o: GenerateOptions): void {
     // Greedy is the default: without this a caller's temperature / topK / topP would be ignored.
     throw new AmendError('generate: temperature, topK and topP apply to sampling; pass greedy: false to sample (greedy decoding, the default, takes the argmax)');
   }
-  if (o.seed !== undefined && !isInt(o.seed)) throw new AmendError(`generate: seed must be an integer, got ${o.seed}`);
+  requireSeed(o.seed, 'generate: seed');
   if (o.eosId !== undefined && o.eosId !== null && (!isInt(o.eosId) || o.eosId < 0)) throw new AmendError(`generate: eosId must be a token id or null, got ${o.eosId}`);
 }
 

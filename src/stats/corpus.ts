@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { AmendError, refuseBinary } from '../errors.js';
+import { AmendError, refuseBinary, requireSeed } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { mulberry32 } from '../tensor/index.js';
 import type { CorpusSpec } from './types.js';
@@ -198,7 +198,7 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
     }
     case 'model-samples': {
       const seed = spec.seed ?? 1;
-      if (!Number.isInteger(seed)) throw new AmendError('model-samples: seed must be an integer');
+      requireSeed(seed, 'model-samples: seed');
       // v2: the sampler's probabilities come from the backend's softmax since 2026-11, which can
       // pick other tokens than the Math.exp sampler did, so older caches are not these samples.
       return { spec, id: `model-samples:v2:seed=${seed}:temperature=1`, slug: 'model-samples', label: `the model's own samples (seed ${seed})` };

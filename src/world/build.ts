@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { kernels } from '../backend/index.js';
-import { AmendError } from '../errors.js';
+import { AmendError, requireSeed } from '../errors.js';
 import { packageRoot } from '../version.js';
 import { writeCheckpoint } from '../io/checkpoint.js';
 import type { CausalLM } from '../models/model.js';
@@ -140,6 +140,7 @@ function checkLike(over: unknown, base: unknown, where: string): void {
 /** Builds the world, trains the model, scores every fact, builds the benchmark and writes `out`. */
 export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWorldResult> {
   const started = Date.now();
+  requireSeed(opts.seed, 'buildWorldModel: seed');
   const seed = opts.seed ?? DEFAULT_WORLD_SEED;
   const small = opts.small ?? false;
   const config = resolveTrainConfig(small, opts.config);

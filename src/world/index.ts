@@ -49,6 +49,7 @@ import { trainBpe, makeTokenizerConfig, type TokenizerJson } from './bpe.js';
 import { buildCorpus, singleWordNames, tokenizerTrainingTexts, type Corpus, type CorpusOptions } from './corpus.js';
 import { DEFAULT_WORLD_SEED, generateWorld } from './generator.js';
 import type { Fact, World, WorldSizes } from './types.js';
+import { requireSeed } from '../errors.js';
 
 /**
  * Default tokenizer size: single-word names come out at 2 tokens, most person names at 2–4 (see the
@@ -82,6 +83,7 @@ export interface DemoWorld {
  * (With a trained model, call buildBenchmark again with its isKnown.)
  */
 export function buildDemoWorld(opts: DemoWorldOptions = {}): DemoWorld {
+  requireSeed(opts.seed, 'buildDemoWorld: seed');
   const seed = opts.seed ?? DEFAULT_WORLD_SEED;
   const world = generateWorld(seed, opts.sizes);
   const corpus = buildCorpus(world, { ...(opts.corpus ?? {}), seed });

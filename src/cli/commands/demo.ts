@@ -20,7 +20,7 @@ import { fillTemplate } from '../../tokenizer/index.js';
 import { Rng } from '../../world/rng.js';
 import { WorldIndex } from '../../world/query.js';
 import type { World } from '../../world/types.js';
-import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, listOption, seedOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { Progress } from '../progress.js';
 
@@ -323,7 +323,7 @@ export async function run(args: Parsed): Promise<void> {
   const n = intOption(v.n, 'n', 100, 0);
   const showK = intOption(v.show, 'show', 3, 0);
   const tokens = intOption(v.tokens, 'tokens', 6, 1);
-  const seed = v.seed === undefined ? undefined : intOption(v.seed, 'seed', 0, 0);
+  const seed = seedOption(v.seed);
   const wantedCase = str(v.case);
   if (wantedCase !== undefined && wantedCase.trim() === '') throw new AmendError('--case is empty: give a benchmark case_id');
   if (wantedCase !== undefined && seed !== undefined) throw new AmendError('give either --case (a chosen ROME case) or --seed (random cases), not both');

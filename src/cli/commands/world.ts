@@ -8,7 +8,7 @@ import { BUILD_FILE, buildWorldModel, defaultWorldDir, pct, sha256File, type Bui
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
 import { WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
 import type { WorldSizes } from '../../world/types.js';
-import { didYouMean, intOption, type CommandSpec, type Parsed } from '../args.js';
+import { didYouMean, intOption, seedOption, type CommandSpec, type Parsed } from '../args.js';
 import { Progress } from '../progress.js';
 
 export const spec: CommandSpec = {
@@ -57,7 +57,7 @@ async function build(args: Parsed): Promise<void> {
   }
   const out = typeof v.out === 'string' ? v.out : defaultWorldDir();
   if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`${out} exists and is not a folder`);
-  const seed = v.seed === undefined ? undefined : intOption(v.seed, 'seed', 0, 0);
+  const seed = seedOption(v.seed);
   const epochs = v.epochs === undefined ? undefined : intOption(v.epochs, 'epochs', 1, 1);
   const small = v.small === true;
   const fromFile = typeof v.config === 'string' ? readConfigFile(v.config) : undefined;
