@@ -162,11 +162,17 @@ function* readCheckpointSteps(dir: string, opts: ReadCheckpointOptions): Steps<C
     }
     headers.set(shard, header);
   }
+  const { names: shardTensors, unlisted } = shardContents(dir, weightMap, headers);
+  if (unlisted.length > 0) {
+    process.emitWarning(`${dir}: ${unlisted.length} tensor${unlisted.length > 1 ? 's' : ''} in the shards ${unlisted.length > 1 ? 'are' : 'is'} not listed in ${INDEX_FILE} `
+      + `(e.g. "${unlisted[0]!.name}" in ${unlisted[0]!.shard}); loaded from ${unlisted.length > 1 ? 'their shards' : 'its shard'}, as transformers does — the index is out of date`);
+  }
 
-  const keep = (name: string): boolean => weightMap.has(name) && (!opts.filter || opts.filter(name));
+  const keep = (name: string): boolean => !opts.filter || opts.filter(name);
   let total = 0;
   for (const [shard, header] of headers) {
-    for (const e of header.entries) if (keep(e.name) && weightMap.get(e.name) === shard) total += e.end - e.begin;
+    const mine = new Set(shardTensors.get(shard));
+    for (const e of header.entries) if (mine.has(e.name) && keep(e.name)) total += e.end - e.begin;
   }
   const tensors = new Map<string, TensorRecord>();
   const shards: CheckpointShard[] = [];
@@ -175,8 +181,7 @@ function* readCheckpointSteps(dir: string, opts: ReadCheckpointOptions): Steps<C
   const shardNames = [...byShard.keys()].sort();
   for (const shard of shardNames) {
     const header = headers.get(shard)!;
-    // File order of the tensors the index assigns to this shard.
-    const names = header.entries.map((e) => e.name).filter((n) => weightMap.get(n) === shard);
+    const names = shardTensors.get(shard)!;
     shards.push({ file: shard, names });
     const want = names.filter(keep);
     if (want.length === 0) {
@@ -196,6 +201,40 @@ function* readCheckpointSteps(dir: string, opts: ReadCheckpointOptions): Steps<C
     metadata ??= res.metadata;
   }
   return { tensors, metadata: metadata ?? {}, shards };
+}
+
+/**
+ * The tensors of each shard, in file order: those the index assigns to it, and those it holds that
+ * the index does not list at all. transformers loads every tensor of the shard files the index
+ * names, listed or not, so a stale index loses nothing there; a name the index assigns to another
+ * shard stays with that one. `unlisted` names the tensors found only in a shard.
+ */
+export function shardContents(
+  dir: string,
+  weightMap: ReadonlyMap<string, string>,
+  headers: ReadonlyMap<string, { entries: readonly { name: string }[] }>,
+): { names: Map<string, string[]>; unlisted: { name: string; shard: string }[] } {
+  const names = new Map<string, string[]>();
+  const unlisted: { name: string; shard: string }[] = [];
+  const foundIn = new Map<string, string>();
+  for (const shard of [...headers.keys()].sort()) {
+    const list: string[] = [];
+    for (const { name } of headers.get(shard)!.entries) {
+      const listed = weightMap.get(name);
+      if (listed === shard) list.push(name);
+      else if (listed === undefined) {
+        const other = foundIn.get(name);
+        if (other !== undefined) {
+          throw new AmendError(`${dir}: tensor "${name}" is in both ${other} and ${shard}, and ${INDEX_FILE} lists neither — cannot tell which to load; re-download the model`);
+        }
+        foundIn.set(name, shard);
+        unlisted.push({ name, shard });
+        list.push(name);
+      }
+    }
+    names.set(shard, list);
+  }
+  return { names, unlisted };
 }
 
 export type DTypeChoice =

@@ -24,7 +24,7 @@ import { isDeepStrictEqual } from 'node:util';
 import * as path from 'node:path';
 import { AmendError, requireObject } from '../errors.js';
 import { CausalLM } from '../models/model.js';
-import { INDEX_FILE, SINGLE_WEIGHTS, indexJson, writeCheckpoint } from '../io/checkpoint.js';
+import { INDEX_FILE, SINGLE_WEIGHTS, indexJson, shardContents, writeCheckpoint } from '../io/checkpoint.js';
 import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, writeSafetensorsTo, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
@@ -96,17 +96,11 @@ function sourceLayout(dir: string): SourceLayout {
   }
   const wm = index.weight_map as Record<string, string> | undefined;
   if (!wm || typeof wm !== 'object') throw new AmendError(`${indexFile}: has no weight_map; cannot reproduce the sharding`);
-  const byShard = new Map<string, Set<string>>();
-  for (const [name, shard] of Object.entries(wm)) {
-    let s = byShard.get(shard);
-    if (!s) byShard.set(shard, (s = new Set()));
-    s.add(name);
-  }
-  const shards = [...byShard.keys()].sort().map((file) => {
-    const h = readSafetensorsHeader(path.join(dir, file));
-    const listed = byShard.get(file)!;
-    return { file, names: h.entries.map((e) => e.name).filter((n) => listed.has(n)), metadata: h.metadata };
-  });
+  const weightMap = new Map(Object.entries(wm));
+  const headers = new Map([...new Set(weightMap.values())].map((file) => [file, readSafetensorsHeader(path.join(dir, file))]));
+  // The tensors the loader took, shard by shard (those the index forgot included, as transformers loads them).
+  const { names } = shardContents(dir, weightMap, headers);
+  const shards = [...headers.keys()].sort().map((file) => ({ file, names: names.get(file)!, metadata: headers.get(file)!.metadata }));
   return { shards, index };
 }
 
