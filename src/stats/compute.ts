@@ -156,7 +156,21 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
       done.set(l, sm);
     }
   }
+  if (opts.samples !== undefined) warnFewerTexts(o, Math.min(...wanted.map((l) => done.get(l)!.samples)));
   return layers.map((l) => done.get(l)!);
+}
+
+const warnedFewer = new Set<string>();
+
+/**
+ * A corpus smaller than the samples asked for is used whole (as ROME's sampler does); the numbers
+ * then describe fewer texts than the user asked for, which they should hear once, not per layer.
+ */
+function warnFewerTexts(o: ResolvedStatsOptions, used: number): void {
+  const key = `${o.corpus.id}\n${o.samples}`;
+  if (used >= o.samples || warnedFewer.has(key)) return;
+  warnedFewer.add(key);
+  process.emitWarning(`corpus ${o.corpus.label} has ${used} texts, fewer than the ${o.samples} samples asked for (--samples, mom2_n_samples); the statistics use all ${used}, and record that number`);
 }
 
 /**
