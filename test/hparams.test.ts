@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
+import { warningsOf } from './helpers.js';
 import { buildSpec } from '../src/models/arch.js';
 import { parseConfig } from '../src/models/config.js';
 import type { CausalLM } from '../src/models/model.js';
@@ -175,8 +176,29 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   assert.ok(SCHEMAS.memit.mom2_update_weight && !SCHEMAS.rome.mom2_update_weight);
 });
 
-test('a named preset that matches no model carries its note in the origin (a family Amend does not run)', () => {
-  const r = resolveHparams('rome', gpt2xl, { preset: 'qwen-7b' });
-  assert.match(r.origin, /^preset qwen-7b \(zjunlp\/EasyEdit hparams\/ROME\/qwen-7b\.yaml\); note: Qwen \(v1\) architecture not supported/);
+test('a preset named for another family: refused for a family Amend does not run or other module names, a warning for the same module names', async () => {
+  const refused = (re: RegExp) => (e: unknown) => e instanceof AmendError && re.test(e.message);
+  // Qwen (v1)'s values on GPT-2-XL (whose module names Qwen v1 happens to share).
+  assert.throws(() => resolveHparams('rome', gpt2xl, { preset: 'qwen-7b' }),
+    refused(/^ROME preset qwen-7b is not for this gpt2 model: Qwen \(v1\) architecture not supported by Amend; kept for reference; name one for gpt2 models \(gpt2-large, gpt2-medium, gpt2-xl, world\) or none .*--hparams/));
+  assert.throws(() => resolveHparams('memit', llama2, { preset: 'chatglm2-6b' }), refused(/^MEMIT preset chatglm2-6b is not for this llama model: .*ChatGLM/));
+  // Another architecture's modules: said before its layer numbers (GPT-J's layer 5 is past a small model's layers).
+  const gpt2tiny = fakeModel(GPT2(4, 256), '/m/tiny');
+  assert.throws(() => resolveHparams('rome', gpt2tiny, { preset: 'gpt-j-6B' }),
+    refused(/^ROME preset gpt-j-6B rewrites transformer\.h\.\{\}\.mlp\.fc_out, but this gpt2 model's MLP down projection is transformer\.h\.\{\}\.mlp\.c_proj: the preset is for another architecture \(gptj\)/));
+  assert.throws(() => resolveHparams('rome', llama2, { preset: 'gpt-j-6B' }), refused(/preset gpt-j-6B rewrites transformer\.h\.\{\}\.mlp\.fc_out, but this llama model's MLP down projection is model\.layers\.\{\}\.mlp\.down_proj/));
+  // The same module names under another model_type: allowed, with a warning.
+  const qwen2 = fakeModel(LLAMA(32, 4096, 11008, 'qwen2'), '/m/some-qwen2');
+  const warnings = await warningsOf(() => resolveHparams('rome', qwen2, { preset: 'llama-2-7b' }));
+  assert.deepEqual(warnings, ['ROME preset llama-2-7b is for llama models, and this is a qwen2 model (32 layers, hidden 4096); check that its layers and settings suit it']);
+  // Presets meant to be named: a Llama-format conversion of Baichuan, EasyEdit's variant, the world preset elsewhere.
+  assert.deepEqual(await warningsOf(() => {
+    resolveHparams('rome', llama2, { preset: 'baichuan-7b' });
+    resolveHparams('rome', gpt2xl, { preset: 'gpt2-xl-easyedit' });
+    resolveHparams('rome', gpt2small, { preset: 'world' });
+  }), []);
+  // The way out the refusal names: the preset's values as a file.
+  const r = resolveHparams('rome', gpt2xl, { files: [presetByName('rome', 'qwen-7b').file] });
+  assert.match(r.origin, /\+ rome\.qwen-7b\.json$/);
   assert.doesNotMatch(resolveHparams('rome', gpt2xl).origin, /note:/);
 });

@@ -174,6 +174,8 @@ export interface Preset {
   /** Where the values come from (repository and file). */
   source: string;
   note?: string;
+  /** False for a family Amend does not run (kept for reference): refused when named for a model. */
+  supported: boolean;
   match: PresetMatch | null;
   hparams: HparamValues;
   file: string;
@@ -209,7 +211,7 @@ export function listPresets(): Preset[] {
     if (!METHODS.includes(method)) throw new AmendError(`${file}: unknown method "${String(raw.method)}"`);
     out.push({
       method, name: String(raw.name), source: String(raw.source), note: raw.note === undefined ? undefined : String(raw.note),
-      match: (raw.match ?? null) as PresetMatch | null, hparams: raw.hparams as HparamValues, file,
+      supported: raw.supported !== false, match: (raw.match ?? null) as PresetMatch | null, hparams: raw.hparams as HparamValues, file,
     });
   }
   presetCache = out;
@@ -247,6 +249,35 @@ export function presetByName(method: EditMethod, name: string): Preset {
     throw new AmendError(`no ${method.toUpperCase()} preset "${name}" (presets: ${forMethod.map((x) => x.name).join(', ')})`);
   }
   return p;
+}
+
+/** Whether the module template `tmp` ("transformer.h.{}.mlp.c_proj") names the model's down projection at layer `l`. */
+function namesDownProjection(tmp: string, model: CausalLM, l: number): boolean {
+  const want = model.spec.layers[l].down.w;
+  const got = `${tmp.split('{}').join(String(l))}.weight`;
+  return got === want || want.endsWith(`.${got}`) || got.endsWith(`.${want}`);
+}
+
+/**
+ * A preset named for a model of another family. Its layer numbers and module names are another
+ * network's: a family Amend does not run, or module names this model does not have, are refused
+ * (the values stay usable as a file, --hparams); the same module names under another model_type
+ * (a Llama preset on a Qwen2 model) may be meant, and are named in a warning.
+ */
+function checkPresetFamily(method: EditMethod, p: Preset, model: CausalLM): void {
+  const type = model.config.modelType;
+  const own = listPresets().filter((x) => x.method === method && x.match?.model_type?.includes(type)).map((x) => x.name);
+  const instead = `${own.length ? `name one for ${type} models (${own.join(', ')})` : 'leave --preset out'} or none (the rule for models without a preset), or pass ${p.file} with --hparams (files: [file]) to use its values anyway`;
+  if (!p.supported) {
+    throw new AmendError(`${method.toUpperCase()} preset ${p.name} is not for this ${type} model: ${p.note ?? 'its architecture is one Amend does not run'}; ${instead}`);
+  }
+  const tmp = p.hparams.rewrite_module_tmp;
+  if (typeof tmp === 'string' && tmp !== '' && !namesDownProjection(tmp, model, 0)) {
+    throw new AmendError(`${method.toUpperCase()} preset ${p.name} rewrites ${tmp}, but this ${type} model's MLP down projection is ${model.spec.layers[0].down.w.replace(/\.0\./, '.{}.').replace(/\.weight$/, '')}: the preset is for another architecture${p.match?.model_type ? ` (${p.match.model_type.join(', ')})` : ''}; ${instead}`);
+  }
+  if (p.match?.model_type && !p.match.model_type.includes(type)) {
+    process.emitWarning(`${method.toUpperCase()} preset ${p.name} is for ${p.match.model_type.join(' / ')} models, and this is a ${type} model (${model.config.layers} layers, hidden ${model.config.hidden}); check that its layers and settings suit it`);
+  }
 }
 
 /**
@@ -502,6 +533,7 @@ export interface ResolvedHparams {
 export function resolveHparams(method: EditMethod, model: CausalLM, opts: ResolveOptions = {}): ResolvedHparams {
   if (!METHODS.includes(method)) throw new AmendError(`unknown editing method "${String(method)}" (methods: ${METHODS.join(', ')})`);
   const preset = opts.preset ? presetByName(method, opts.preset) : findPreset(method, model);
+  if (opts.preset && preset) checkPresetFamily(method, preset, model);
   let values: HparamValues = { ...methodDefaults(method), ...ruleHparams(method, model) };
   let origin = `rule for models without a preset (${model.config.modelType}, ${model.config.layers} layers)`;
   if (preset) {
@@ -549,7 +581,7 @@ function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM):
     for (const l of hp.layers) {
       const want = model.spec.layers[l].down.w;
       const got = `${hp.rewrite_module_tmp.split('{}').join(String(l))}.weight`;
-      if (!(got === want || want.endsWith(`.${got}`) || got.endsWith(`.${want}`))) {
+      if (!namesDownProjection(hp.rewrite_module_tmp, model, l)) {
         throw new AmendError(
           `${method.toUpperCase()}: rewrite_module_tmp "${hp.rewrite_module_tmp}" names ${got}, but this ${model.config.modelType} model's MLP down projection at layer ${l} is ${want} ` +
             '(the hparams are for another architecture; Amend rewrites the down projection only)',
