@@ -291,6 +291,23 @@ test('summaryMarkdown: a "|" or line break in a name from the data keeps its tab
   assert.match(md, /\| P\\\|1 \| 1 \|/);
 });
 
+test('summaryMarkdown: the model folder and data file keep their heading and list line whole, their marks escaped', () => {
+  const dir = '/m/a|b #1 *x* `y` _z_ [l](u) <b> &amp;\nnext ##';
+  const s: EvalSummary = {
+    config: {
+      method: 'rome', hparams: {}, hparamsOrigin: 'preset p + my*file*.yaml', model: { dir, modelType: 'gpt2', fingerprint: 'f'.repeat(64) },
+      mode: 'single', cases: 1, casesDigest: '', scoring: {}, data: { file: 'cf_*1*.json\n# not a heading', format: 'counterfact' },
+    },
+    cases: 1, failed: 0, rows: [], drift: [], seconds: 1,
+  };
+  const lines = summaryMarkdown(s).split('\n');
+  assert.equal(lines[0], '# Evaluation: ROME on /m/a\\|b \\#1 \\*x\\* \\`y\\` \\_z\\_ \\[l\\](u) \\<b\\> \\&amp; next \\#\\#');
+  assert.equal(lines[1], '');
+  assert.equal(lines[2], '- data: cf\\_\\*1\\*.json \\# not a heading (counterfact), 1 case(s)');
+  assert.ok(lines.includes('- hparams: preset p + my\\*file\\*.yaml'));
+  assert.equal(lines.filter((l) => l.startsWith('#')).length, 1, 'one heading: the line break did not make another');
+});
+
 test('runCharts: a batch run\'s cost point is the mean over its edit calls, as in the summary', () => {
   // batch:2 over 3 cases: a call of 2 cases (1 s) and the short last call of 1 case (4 s).
   const rec = (index: number, call: number, seconds: number): CaseRecord => ({

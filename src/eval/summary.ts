@@ -132,6 +132,14 @@ export function formatValue(v: number, unit?: string): string {
  */
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
 
+/**
+ * A path or file name (the model's folder, the data file) in a heading or a list line: any of
+ * Markdown's inline marks in it (`*`, `_`, backticks, `#`, `[`, `<`, `&`...) is escaped so that it
+ * shows as typed instead of as emphasis, code, a link or a cut heading, and a line break, which
+ * would end the heading, becomes a space as in the table cells.
+ */
+const inline = (s: string) => s.replace(/[\\`*_{}[\]<>#|~&!]/g, '\\$&').replace(/[\r\n]+/g, ' ');
+
 function regimeText(r: Regime): string {
   if (r.startsWith('batch-')) return `batches of ${r.slice(6)}: ${REGIME_DESCRIPTIONS.batch!.replace(/^K cases/, `${r.slice(6)} cases`)}`;
   return REGIME_DESCRIPTIONS[r] ?? r;
@@ -141,11 +149,11 @@ export function summaryMarkdown(s: EvalSummary): string {
   const c = s.config;
   const mode = modeLabel(c.mode);
   const lines = [
-    `# Evaluation: ${c.method.toUpperCase()} on ${c.model.dir ?? c.model.modelType}`,
+    `# Evaluation: ${c.method.toUpperCase()} on ${inline(c.model.dir ?? c.model.modelType)}`,
     '',
-    `- data: ${c.data?.file ?? '(in memory)'}${c.data?.format ? ` (${c.data.format})` : ''}, ${s.cases} case(s)${s.failed ? `, ${s.failed} refused by the editor` : ''}`,
+    `- data: ${c.data?.file !== undefined ? inline(c.data.file) : '(in memory)'}${c.data?.format ? ` (${c.data.format})` : ''}, ${s.cases} case(s)${s.failed ? `, ${s.failed} refused by the editor` : ''}`,
     `- mode: ${mode}${c.protocol ? `, protocol ${c.protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score'}` : ''}`,
-    `- hparams: ${c.hparamsOrigin}`,
+    `- hparams: ${inline(c.hparamsOrigin)}`,
     `- model fingerprint: ${c.model.fingerprint.slice(0, 16)}`,
     `- wall time: ${s.seconds.toFixed(1)} s`,
     '',
