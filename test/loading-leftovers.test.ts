@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
 import { INDEX_FILE, readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
+import { readSafetensorsHeader } from '../src/io/safetensors.js';
+import { loadCases } from '../src/data/index.js';
 import { CausalLM } from '../src/models/model.js';
 import { exportModel } from '../src/patch/export.js';
 import { repoRoot, warningsOf } from './helpers.js';
@@ -60,4 +62,60 @@ test('a tensor two shards hold and the index lists under neither is refused in o
   fs.copyFileSync(path.join(tmp, 'other', 'model.safetensors'), path.join(dir, other));
   assert.throws(() => CausalLM.loadDir(dir), (e: unknown) => e instanceof AmendError
     && /tensor "transformer\.h\.0\.ln_1\.bias" is in both model-\d+-of-\d+\.safetensors and model-\d+-of-\d+\.safetensors, and model\.safetensors\.index\.json lists neither/.test(e.message));
+});
+
+/** A copy of the demo model's folder (the weights linked, not copied) to break one file of. */
+function worldCopy(name: string): string {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir);
+  for (const f of fs.readdirSync(world)) fs.symlinkSync(path.join(world, f), path.join(dir, f));
+  return dir;
+}
+
+test('config.json or generation_config.json that is a folder is named as one, not as invalid JSON', () => {
+  for (const f of ['config.json', 'generation_config.json']) {
+    const dir = worldCopy(`folder-${f}`);
+    fs.rmSync(path.join(dir, f), { force: true });
+    fs.mkdirSync(path.join(dir, f));
+    assert.throws(() => CausalLM.loadDir(dir), (e: unknown) => e instanceof AmendError
+      && e.message.startsWith(`${path.join(dir, f)}: is a folder, not a JSON file`) && !/JSON \(|EISDIR/.test(e.message), f);
+  }
+});
+
+test('a safetensors header that starts with a UTF-8 byte order mark is refused, as the reference reader refuses it', () => {
+  const json = Buffer.from(JSON.stringify({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }));
+  const write = (name: string, header: Buffer): string => {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    const file = path.join(tmp, name);
+    fs.writeFileSync(file, Buffer.concat([len, header, Buffer.alloc(4)]));
+    return file;
+  };
+  assert.equal(readSafetensorsHeader(write('plain.safetensors', json)).entries.length, 1);
+  assert.throws(() => readSafetensorsHeader(write('bom.safetensors', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json]))),
+    (e: unknown) => e instanceof AmendError && /bom\.safetensors: the header starts with a UTF-8 byte order mark/.test(e.message));
+});
+
+test('a record or a whole-file document over the string limit is named by its size and the limit, not as bad UTF-8', () => {
+  // Sparse files: 600 MiB on paper, a few bytes on disk. A record first, so that only the size is wrong.
+  const record = '{"prompt": "{} was born in", "subject": "Lily", "targetNew": "Paris"}';
+  // JSON Lines and JSON lists are read a record at a time: --n 1 uses the first record alone, and
+  // only a record that large is refused, by its number.
+  const jsonl = path.join(tmp, 'big.jsonl');
+  fs.writeFileSync(jsonl, record + '\n');
+  fs.truncateSync(jsonl, 600 * 2 ** 20);
+  assert.equal(loadCases(jsonl, { limit: 1 }).cases.length, 1);
+  assert.throws(() => loadCases(jsonl), (e: unknown) => e instanceof AmendError
+    && /big\.jsonl: line 2 is \d+\.\d MiB, over the 512 MiB one text can hold \(a JavaScript string's limit\)/.test(e.message) && !/UTF-8/.test(e.message));
+  const list = path.join(tmp, 'big.json');
+  fs.writeFileSync(list, `[${record},\n`);
+  fs.truncateSync(list, 600 * 2 ** 20);
+  assert.throws(() => loadCases(list), (e: unknown) => e instanceof AmendError
+    && /big\.json: record 2 \(index 1\) is \d+\.\d MiB, over the 512 MiB one text can hold/.test(e.message) && !/UTF-8/.test(e.message));
+  // One JSON document (not a list, not JSON Lines) is parsed whole: refused by its size.
+  const doc = path.join(tmp, 'big-object.json');
+  fs.writeFileSync(doc, '{\n  "records": [' + record + ',\n');
+  fs.truncateSync(doc, 600 * 2 ** 20);
+  assert.throws(() => loadCases(doc), (e: unknown) => e instanceof AmendError
+    && /big-object\.json: is 600\.0 MiB of one JSON document, over the 512 MiB one text can hold \(a JavaScript string's limit\); give the records as a JSON list or JSON Lines/.test(e.message));
 });

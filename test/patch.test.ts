@@ -354,6 +354,10 @@ test('load: clear one-line errors for a non-patch, a corrupt patch and a newer v
   };
   assert.doesNotThrow(() => EditPatch.load(rewrite('same.safetensors', () => {})));
   assert.throws(() => EditPatch.load(rewrite('v9.safetensors', (m) => { m.amend_patch_version = '9'; })), /format version 9 by a newer Amend.*upgrade/);
+  // Number() reads these as 1; a version is written in decimal digits.
+  for (const v of ['0x1', '1e0', ' 1', '1.0', '01', '']) {
+    assert.throws(() => EditPatch.load(rewrite('vjunk.safetensors', (m) => { m.amend_patch_version = v; })), (e: Error) => e.message.includes(`format version ${JSON.stringify(v)}, not a positive integer`), v);
+  }
   assert.throws(() => EditPatch.load(rewrite('badjson.safetensors', (m) => { m.patch = '{oops'; })), /not valid JSON.*corrupt/);
   assert.throws(() => EditPatch.load(rewrite('missing.safetensors', (_m, t) => { t.pop(); })), /missing from the file.*corrupt/);
   assert.throws(() => EditPatch.load(rewrite('extra.safetensors', (_m, t) => { t.push({ name: 'stray', shape: [1], data: new Float32Array(1) }); })), /"stray" is not in the header's list/);

@@ -1,4 +1,5 @@
 // loadCases: read a benchmark file, detect its format from the content, turn it into EditCases.
+import { constants as bufferConstants } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, refuseDevice, requireCount, requirePath } from '../errors.js';
@@ -174,26 +175,20 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Decodes and parses the bytes `at` of a file; `what` (and `after`) name them when they are not valid JSON. */
-function parseSlice(bytes: Buffer, at: [number, number], file: string, what: () => string, after = ''): Json {
-  const slice = bytes.subarray(at[0], at[1]);
-  let text: string;
-  try {
-    text = utf8Decoder.decode(slice);
-  } catch {
-    throw notUtf8(file, slice, at[0]);
-  }
+/** Decodes and parses the bytes `at` of a file; `name` (and `after`) name them when they are not valid JSON. */
+function parseSlice(bytes: Buffer, at: [number, number], file: string, name: () => string, after = ''): Json {
+  const text = decodeUtf8(bytes.subarray(at[0], at[1]), file, at[0], name);
   try {
     return JSON.parse(text) as Json;
   } catch (err) {
-    throw new AmendError(`${file}: ${what()} (${oneLine((err as Error).message)})${after}`);
+    throw new AmendError(`${file}: ${name()} is not valid JSON (${oneLine((err as Error).message)})${after}`);
   }
 }
 
 /** The elements of the JSON list at `start`, parsed one at a time (see scan.ts). */
 function listReader(bytes: Buffer, start: number, file: string, item?: string): ItemReader {
   const scanner = new ListScanner(bytes, start, file, item ?? 'record', item !== undefined);
-  const what = (i: number) => () => `${item ?? 'record'} ${i + 1} (index ${i}) is not valid JSON`;
+  const what = (i: number) => () => `${item ?? 'record'} ${i + 1} (index ${i})`;
   return {
     next() {
       const at = scanner.next();
@@ -213,7 +208,7 @@ function linesReader(bytes: Buffer, start: number, file: string): ItemReader {
     next() {
       const at = scanner.next();
       if (!at) return undefined;
-      const value = parseSlice(bytes, [at[0], at[1]], file, () => `line ${at[2]} is not valid JSON`, ' — the file looks like JSON Lines');
+      const value = parseSlice(bytes, [at[0], at[1]], file, () => `line ${at[2]}`, ' — the file looks like JSON Lines');
       return { value, line: at[2] };
     },
     total() {
@@ -284,7 +279,7 @@ function loadRecords(reader: ItemReader, file: string, opts: LoadOptions): Loade
 function loadObjectLists(bytes: Buffer, start: number, file: string, opts: LoadOptions): LoadedCases | null {
   let members: Map<string, [number, number]>;
   try {
-    members = objectMembers(bytes, start, file, (at) => parseSlice(bytes, at, file, () => 'a key is not valid JSON') as string);
+    members = objectMembers(bytes, start, file, (at) => parseSlice(bytes, at, file, () => 'a key') as string);
   } catch {
     return null;
   }
@@ -336,18 +331,30 @@ export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCa
     const loaded = loadObjectLists(bytes, start, file, opts);
     if (loaded) return loaded;
   }
-  return parseCases(parseBenchmarkText(utf8Text(bytes, file), file), { ...opts, source: file });
+  return parseCases(parseBenchmarkText(decodeUtf8(bytes, file), file), { ...opts, source: file });
 }
 
+/** The longest text a string holds (2^29 − 24 UTF-16 units in V8: 512 MiB of ASCII). */
+const TEXT_LIMIT = `the ${Math.round(bufferConstants.MAX_STRING_LENGTH / 2 ** 20)} MiB one text can hold (a JavaScript string's limit)`;
+
 /**
- * The file's text, refusing other encodings by name: read as UTF-8 anyway, UTF-16 gives a
- * garbled parse error and Latin-1 accents silently become U+FFFD in prompts and targets.
+ * Text decoded as UTF-8, refusing other encodings by name: read as UTF-8 anyway, UTF-16 gives a
+ * garbled parse error and Latin-1 accents silently become U+FFFD in prompts and targets. `offset`
+ * is where `bytes` start in the file; `name` names them (a record, a line) where that is not the
+ * whole file. Bytes over the string limit are named as such (the decoder's failure there looked
+ * like bad UTF-8).
  */
-function utf8Text(bytes: Buffer, file: string): string {
+function decodeUtf8(bytes: Buffer, file: string, offset = 0, name?: () => string): string {
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw notUtf8(file, bytes, 0);
+    return utf8Decoder.decode(bytes);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_STRING_TOO_LONG') {
+      const size = `${(bytes.length / 2 ** 20).toFixed(1)} MiB`;
+      throw new AmendError(name
+        ? `${file}: ${name()} is ${size}, over ${TEXT_LIMIT}; is it the file meant?`
+        : `${file}: is ${size} of one JSON document, over ${TEXT_LIMIT}; give the records as a JSON list or JSON Lines, which are read a record at a time`);
+    }
+    throw notUtf8(file, bytes, offset);
   }
 }
 

@@ -161,6 +161,11 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
   }
   const headerBytes = new Uint8Array(n);
   readFully(fd, file, headerBytes, 8);
+  // TextDecoder would drop a byte order mark without a word; the reference reader refuses the
+  // header (it must start with "{"), so a file with one would load here and nowhere else.
+  if (headerBytes[0] === 0xef && headerBytes[1] === 0xbb && headerBytes[2] === 0xbf) {
+    throw new AmendError(`${name}: the header starts with a UTF-8 byte order mark, which safetensors readers refuse (a header is JSON starting with "{"); re-create the file without it`);
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);

@@ -28,16 +28,27 @@ export function builtinWorldDir(): string {
   return world;
 }
 
+/** A JSON file of the model folder; a folder or an unreadable file in its place is named as such, not as bad JSON. */
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new AmendError(`${file}: ${code === 'EISDIR' ? 'is a folder, not a JSON file' : `cannot be read (${code ?? (e as Error).message})`}; the model folder is damaged — re-download or re-create it`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new AmendError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
 /** config.json of a model folder, checked (an unknown model_type fails before any weights are read). */
 function readConfig(dir: string): Record<string, unknown> {
   const configPath = path.join(dir, 'config.json');
   if (!fs.existsSync(configPath)) throw new AmendError(`${dir}: no config.json — not a Hugging Face model directory`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(configPath, 'utf8'));
-  } catch (e) {
-    throw new AmendError(`${configPath}: not valid JSON (${(e as Error).message})`);
-  }
+  const raw = readJson(configPath);
   if (!isObject(raw)) {
     throw new AmendError(`${configPath}: must be a JSON object of model settings, got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`);
   }
@@ -49,12 +60,7 @@ function readConfig(dir: string): Record<string, unknown> {
 function generationEosIds(dir: string): number[] | null {
   const file = path.join(dir, 'generation_config.json');
   if (!fs.existsSync(file)) return null;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new AmendError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const raw = readJson(file);
   const v = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).eos_token_id : undefined;
   if (v === undefined || v === null) return null;
   const ids = Array.isArray(v) ? v : [v];

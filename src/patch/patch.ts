@@ -220,8 +220,9 @@ export class EditPatch {
           (looksLikeWeights ? `; it looks like model weights (${header.entries.length} tensors) — pass it as --model, not as a patch` : ''),
       );
     }
-    const version = Number(meta.amend_patch_version);
-    if (!Number.isInteger(version) || version < 1) {
+    // Decimal digits only: Number() also reads "0x1", "1e0", " 1" and "1.0" as 1.
+    const version = /^[1-9]\d*$/.test(meta.amend_patch_version ?? '') ? Number(meta.amend_patch_version) : NaN;
+    if (!Number.isSafeInteger(version)) {
       throw new AmendError(`${where}: the patch has format version ${JSON.stringify(meta.amend_patch_version ?? null)}, not a positive integer; the file is corrupt`);
     }
     if (version > PATCH_VERSION) {
