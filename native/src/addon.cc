@@ -18,6 +18,7 @@
 #endif
 
 #include "gemm.h"
+#include "interrupt.h"
 #include "kernels.h"
 #include "linalg.h"
 #include "parallel.h"
@@ -650,6 +651,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("info", Info);
   fn("setThreads", SetThreads);
   InitLinalg(env, exports);
+  InitInterrupt(env, exports);
   return exports;
 }
 
