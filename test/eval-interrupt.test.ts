@@ -15,23 +15,23 @@ const skip = nativeAddon() ? false : 'the native addon is not built (the js back
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-interrupt-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const cache = path.join(tmp, 'cache');
-const args = (out: string) => ['eval', '--model', 'world', '--method', 'rome', '--data', 'world', '--n', '20', '--set', 'mom2_n_samples=200', '--checkpoint-every', '2', '--out', out];
+const args = (out: string, samples = 200) => ['eval', '--model', 'world', '--method', 'rome', '--data', 'world', '--n', '20', '--set', `mom2_n_samples=${samples}`, '--checkpoint-every', '2', '--out', out];
 
 /** Starts the run, sends `signal` once `ready()` holds, and resolves with how the process ended. */
-function interrupt(out: string, signal: NodeJS.Signals, ready: () => boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), ...args(out)], { env: { ...process.env, AMEND_CACHE: cache } });
+function interrupt(out: string, signal: NodeJS.Signals, ready: () => boolean, samples?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  const child = spawn(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), ...args(out, samples)], { env: { ...process.env, AMEND_CACHE: cache } });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const poll = setInterval(() => { if (ready()) { clearInterval(poll); child.kill(signal); } }, 10);
   return new Promise((resolve) => child.on('exit', (code, sig) => { clearInterval(poll); resolve({ code, signal: sig, stderr }); }));
 }
 
-test('Ctrl-C as soon as the run holds its folder: the lock and the folder it made are gone', { skip }, async () => {
-  assert.equal(runCli(['stats', '--model', 'world', '--layers', '0', '--samples', '200'], cache).code, 0); // statistics cached first
+test('Ctrl-C while the run computes its statistics: the lock and the folder it made are gone', { skip }, async () => {
+  // Statistics not cached yet: the run holds its folder for a few seconds before it writes to it.
   const out = path.join(tmp, 'early');
-  const r = await interrupt(out, 'SIGINT', () => fs.existsSync(path.join(out, LOCK_FILE)));
+  const r = await interrupt(out, 'SIGINT', () => fs.existsSync(path.join(out, LOCK_FILE)), 2000);
   assert.equal(r.signal, 'SIGINT', `ended by the signal, as without the cleanup (${r.code}: ${r.stderr})`);
-  assert.equal(fs.existsSync(out), false, 'no folder left with only a lock in it');
+  assert.equal(fs.existsSync(out), false, `no folder left with only a lock in it (it holds ${fs.existsSync(out) ? fs.readdirSync(out).join(', ') : ''})`);
 });
 
 test('SIGTERM after a checkpoint: the lock is gone, the checkpoint stays, and the next run names it', { skip }, async () => {
