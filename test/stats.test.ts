@@ -571,6 +571,7 @@ test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => 
   fs.writeFileSync(jsonCorpus, JSON.stringify(DOCS.map((text) => ({ text })), null, 2));
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', jsonCorpus), /a \.json file is not read as text; give JSON Lines/);
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--cache-dir', ''), /--cache-dir is empty/);
+  oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', corpus, '--max-length', '65'), /longer than the model's 64 positions; give at most 64/);
   const binary = path.join(tmp, 'junk.npz');
   fs.writeFileSync(binary, Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0x41]));
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', binary), /junk\.npz: holds NUL bytes, so it is not text/);

@@ -70,7 +70,7 @@ export function resolveStatsOptions(model: CausalLM, opts: StatsOptions = {}): R
     maxLength = 0; // not known for imported statistics (ROME used the model's n_positions)
   } else {
     maxLength = positiveInt(opts.maxLength ?? Math.min(maxPos, own ? DEFAULT_MODEL_SAMPLE_LENGTH : MAX_DEFAULT_LENGTH), 'maxLength');
-    if (maxLength > maxPos) throw new AmendError(`max length ${maxLength} (--max-length, maxLength) is longer than the model's ${maxPos} positions`);
+    if (maxLength > maxPos) throw new AmendError(`max length ${maxLength} (--max-length, maxLength) is longer than the model's ${maxPos} positions; give at most ${maxPos}`);
   }
   const batchTokens = positiveInt(opts.batchTokens ?? Math.max(maxLength, 2048), 'batchTokens');
   return { corpus, samples, maxLength, batchTokens };
