@@ -44,6 +44,8 @@ test('typos name the nearest option, command or subcommand', () => {
   assertOneLineError(amend('edit', '--target_true', 'x'), /unknown option --target_true \(did you mean --target-true\?\)/);
   assertOneLineError(amend('edit', '--export-dir', 'x'), /did you mean --export\?/);
   assertOneLineError(amend('genrate'), /unknown command "genrate" \(did you mean generate\?\)/);
+  assertOneLineError(amend('--threads', '1', 'doctor'), /^amend: "--threads" is not a command: options go after one \(amend <command> --threads \.\.\.; commands: demo,/);
+  assertOneLineError(amend('--vesion'), /unknown command "--vesion" \(did you mean version\?\)/);
   assertOneLineError(amend('patch', 'shw'), /unknown subcommand "shw" \(did you mean show\?\)/);
   assertOneLineError(amend('world', 'bild'), /unknown subcommand "bild" \(did you mean build\?\)/);
   assertOneLineError(amend('help', 'edt'), /no command "edt" \(did you mean edit\?\)/);

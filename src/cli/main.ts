@@ -59,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
   const command = commandNamed(name);
   if (!command) {
     const near = didYouMean(name.replace(/^-+/, ''), [...Object.keys(COMMANDS), 'help', 'version']);
+    // `amend --threads 2 demo`: the options are each command's, so they follow it.
+    if (!near && name.startsWith('-')) throw new AmendError(`"${name}" is not a command: options go after one (amend <command> ${name} ...; commands: ${Object.keys(COMMANDS).join(', ')})`);
     throw new AmendError(`unknown command "${name}"${near} (commands: ${Object.keys(COMMANDS).join(', ')}; see amend --help)`);
   }
   const args = parse(command.spec, rest);
