@@ -14,7 +14,6 @@
         'native/src/attention.cc',
         'native/src/elementwise.cc',
         'native/src/gemm.cc',
-        'native/src/interrupt.cc',
         'native/src/linalg.cc',
         'native/src/norm.cc',
         'native/src/threads.cc',

@@ -18,7 +18,6 @@
 #endif
 
 #include "gemm.h"
-#include "interrupt.h"
 #include "kernels.h"
 #include "linalg.h"
 #include "parallel.h"
@@ -651,7 +650,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("info", Info);
   fn("setThreads", SetThreads);
   InitLinalg(env, exports);
-  InitInterrupt(env, exports);
   return exports;
 }
 

@@ -38,7 +38,7 @@ import { heldoutPerplexity } from './heldout.js';
 import { configDifference, LOCK_FILE, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { isReportFile, writeReports } from './report.js';
 import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
-import { checkCanBeFolder, makeDirs, removeOnInterrupt, takeLock, writeError } from '../io/dirs.js';
+import { checkCanBeFolder, makeDirs, takeLock, writeError } from '../io/dirs.js';
 
 export interface EvalOptions {
   method: EditMethod;
@@ -233,8 +233,6 @@ async function withReportFolder<R>(out: string | undefined, run: () => Promise<R
     throw writeError(out, err) ?? new AmendError(`${out}: cannot be created here (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a writable place`);
   }
   let unlock = () => {};
-  // Interrupted before it wrote anything, a run leaves no folder behind (once its lock is gone).
-  const keepFolder = created ? removeOnInterrupt('dir', out) : () => {};
   try {
     const lock = path.join(out, LOCK_FILE);
     unlock = takeLock(lock, (pid, host) =>
@@ -244,7 +242,6 @@ async function withReportFolder<R>(out: string | undefined, run: () => Promise<R
     throw writeError(out, err) ?? err;
   } finally {
     unlock();
-    keepFolder();
     if (created && fs.existsSync(out) && fs.readdirSync(out).length === 0) fs.rmdirSync(out);
   }
 }

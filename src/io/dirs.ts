@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { nativeAddon } from '../backend/native.js';
 import { AmendError } from '../errors.js';
 
 /**
@@ -111,26 +110,6 @@ export function processAlive(pid: number): boolean {
 const heldLocks = new Set<string>();
 
 /**
- * Has `p` (a file, or a folder once it is empty) removed if the process is interrupted (SIGINT,
- * SIGTERM) before the returned function is called. The native addon does it from a C signal
- * handler (native/src/interrupt.cc): a JavaScript listener would wait for the event loop, which a
- * long edit holds, so Ctrl-C would seem ignored. Nothing is done without the addon, or where the
- * program listens for those signals itself (it then decides what an interruption means).
- */
-export function removeOnInterrupt(kind: 'file' | 'dir', p: string): () => void {
-  let addon: { removeOnInterrupt?: (kind: string, p: string) => number; keepOnInterrupt?: (slot: number) => void } | null;
-  try {
-    addon = nativeAddon();
-  } catch {
-    addon = null;
-  }
-  if (!addon?.removeOnInterrupt || !addon.keepOnInterrupt || process.listenerCount('SIGINT') + process.listenerCount('SIGTERM') > 0) return () => {};
-  const slot = addon.removeOnInterrupt(kind, path.resolve(p));
-  const keep = addon.keepOnInterrupt;
-  return slot < 0 ? () => {} : () => keep(slot);
-}
-
-/**
  * Takes `file` as a lock for one writer, or refuses with `busy(pid, host)` while another holds it.
  * The lock holds "pid host" and appears whole (written beside it, then moved into place). A lock
  * of this host whose process is gone (or is this process, which does not hold it: a killed run's
@@ -151,9 +130,7 @@ export function takeLock(file: string, busy: (pid: number, host: string) => stri
       try {
         publishExclusive(tmp, file);
         heldLocks.add(key);
-        const keep = removeOnInterrupt('file', file); // a killed run's lock would otherwise stay behind
         return () => {
-          keep();
           heldLocks.delete(key);
           try {
             if (fs.readFileSync(file, 'utf8') === mine) fs.rmSync(file, { force: true });
