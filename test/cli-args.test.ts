@@ -43,6 +43,9 @@ test('typos name the nearest option, command or subcommand', () => {
   assertOneLineError(amend('demo', '--jsn'), /unknown option --jsn \(did you mean --json\?\)/);
   assertOneLineError(amend('edit', '--target_true', 'x'), /unknown option --target_true \(did you mean --target-true\?\)/);
   assertOneLineError(amend('edit', '--export-dir', 'x'), /did you mean --export\?/);
+  // the count flag another command names differently
+  assertOneLineError(amend('edit', '--n', '10'), /unknown option --n \(did you mean --limit\?\)/);
+  assertOneLineError(amend('eval', '--limit', '10'), /unknown option --limit \(did you mean --n\?\)/);
   assertOneLineError(amend('genrate'), /unknown command "genrate" \(did you mean generate\?\)/);
   assertOneLineError(amend('--threads', '1', 'doctor'), /^amend: "--threads" is not a command: options go after one \(amend <command> --threads \.\.\.; commands: demo,/);
   assertOneLineError(amend('--vesion'), /unknown command "--vesion" \(did you mean version\?\)/);

@@ -547,6 +547,7 @@ test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => 
   assert.equal(again.layers[0].count, out.layers[1].count);
   const list = JSON.parse(amend('stats', '--model', dir, '--list', '--json').stdout);
   assert.equal(list.stats.length, 2);
+  assert.match(amend('stats', '--model', dir, '--list').stdout, /^layer 0: \d+ tokens, 6 samples × 16 tokens of \S*cli-corpus\.txt/m);
   const human = amend('stats', '--model', dir, '--layers', '1', '--corpus', corpus, '--samples', '6', '--max-length', '16');
   assert.equal(human.code, 0);
   assert.match(human.stdout, /layer 1: 128×128, \d+ tokens from 6 samples \(cached\)/);
@@ -598,6 +599,8 @@ test('amend stats --import files a ROME .npz under its dataset name', { skip: NO
   assert.equal(JSON.parse(r.stdout).imported.layer, 2);
   const use = JSON.parse(amend('stats', '--model', dir, '--layers', '2', '--corpus', 'wikipedia', '--json').stdout);
   assert.equal(use.layers[0].source, 'cache');
+  // the list says where imported statistics came from, without a text length they do not record
+  assert.match(amend('stats', '--model', dir, '--list').stdout, /^layer 2: \d+ tokens, 100000 samples imported from \S+_mom2_100000\.npz  \S+\.safetensors\n$/);
   assert.equal(use.layers[0].count, sm.count);
   const other = tinyModel('cli-imp-other', 14);
   const wrong = amend('stats', '--model', other, '--layers', '2', '--corpus', 'wikipedia');

@@ -10,6 +10,8 @@ export interface OptionSpec {
   multiple?: boolean;
   /** Shown in --help, e.g. "N  number of new tokens (default 20)". */
   help: string;
+  /** What other commands call this option (eval's --n for edit's --limit): suggested when typed here. */
+  elsewhere?: readonly string[];
 }
 
 export interface CommandSpec {
@@ -82,7 +84,8 @@ function parseErrorLine(err: Error & { code?: string }, all: Record<string, Opti
   const quoted = /'(-[^' ]*)/.exec(err.message)?.[1];
   if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && quoted) {
     const typed = quoted.replace(/^-+/, '').replace(/=.*$/, '');
-    const near = quoted.startsWith('--') || typed.length > 1 ? closest(typed, Object.keys(all)) : undefined;
+    const near = Object.keys(all).find((k) => all[k]!.elsewhere?.includes(typed))
+      ?? (quoted.startsWith('--') || typed.length > 1 ? closest(typed, Object.keys(all)) : undefined);
     // "-hi" as a prompt reads as the options -h -i: say how to pass text that starts with "-".
     const hint = near ? ` (did you mean --${near}?)` : !quoted.startsWith('--') ? ' (an argument that starts with "-" goes after "--")' : '';
     return `unknown option ${quoted}${hint}`;

@@ -35,7 +35,7 @@ export const spec: CommandSpec = {
     target: { type: 'string', help: 'T  the new object (a leading space is added when missing, as ROME does)' },
     'target-true': { type: 'string', help: 'T0  the current object, to print P(new) vs P(true)' },
     requests: { type: 'string', help: 'FILE  many edits: a JSON list of {prompt, subject, targetNew}, or a CounterFact / zsRE / KnowEdit file ("world": the demo world\'s benchmark)' },
-    limit: { type: 'string', help: 'N  use the first N records of --requests (an MQuAKE record is a case of several edits)' },
+    limit: { type: 'string', help: 'N  use the first N records of --requests (an MQuAKE record is a case of several edits)', elsewhere: ['n'] },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model, else the rule; see --list-presets)' },
     hparams: { type: 'string', multiple: true, help: 'FILE  hparams YAML/JSON (EasyEdit\'s files as they are); repeatable, later wins' },
     set: { type: 'string', multiple: true, help: 'key=value  override one hparam (e.g. --set layers=[4,5] --set v_lr=0.1); repeatable' },

@@ -24,7 +24,7 @@ export const spec: CommandSpec = {
     model: { type: 'string', short: 'm', help: 'M  model directory or Hugging Face id (local cache); "world" for the demo model' },
     method: { type: 'string', help: 'rome|memit  the editing method (default rome)' },
     data: { type: 'string', help: 'FILE  benchmark file (CounterFact, zsRE, KnowEdit, MQuAKE, WISE, ...; detected from the content), or "world" for the demo world\'s (the default with --model world)' },
-    n: { type: 'string', help: 'N  evaluate the first N cases (default: all; sequential:T takes the first T)' },
+    n: { type: 'string', help: 'N  evaluate the first N cases (default: all; sequential:T takes the first T)', elsewhere: ['limit'] },
     mode: { type: 'string', help: 'single | batch:K[,K2...] | sequential:T | sequential:T/K (T edits stacked, K per edit call; default single)' },
     protocol: { type: 'string', help: 'immediate|final  sequential only: score each edit right after it (default) or apply all T, then score all' },
     out: { type: 'string', short: 'o', help: 'DIR  report folder: cases.jsonl, summary.json, summary.md, plots (SVG and PNG)' },

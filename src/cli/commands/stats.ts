@@ -96,7 +96,10 @@ export async function run(args: Parsed): Promise<void> {
     else if (rows.length === 0) console.log('no statistics cached for this model');
     else {
       for (const { sm, row } of rows) {
-        console.log(`layer ${sm.layer}: ${sm.count} tokens, ${sm.samples} samples × ${sm.maxLength || '?'} tokens of ${row.corpusLabel}  ${sm.file}`);
+        // imported files record no text length, and their label says where they came from
+        const texts = sm.maxLength ? `${sm.samples} samples × ${sm.maxLength} tokens` : `${sm.samples} samples`;
+        const source = row.corpusLabel.startsWith('imported ') ? row.corpusLabel : `of ${row.corpusLabel}`;
+        console.log(`layer ${sm.layer}: ${sm.count} tokens, ${texts} ${source}  ${sm.file}`);
       }
     }
     return;
