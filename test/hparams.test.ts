@@ -12,7 +12,7 @@ import { buildSpec } from '../src/models/arch.js';
 import { parseConfig } from '../src/models/config.js';
 import type { CausalLM } from '../src/models/model.js';
 import {
-  checkHparams, findPreset, listPresets, parseSets, presetByName, readHparamsFile, resolveHparams, ruleHparams, SCHEMAS,
+  checkHparams, describeSchema, findPreset, ignoredWarnings, listPresets, parseSets, presetByName, readHparamsFile, resolveHparams, ruleHparams, SCHEMAS,
 } from '../src/editors/hparams.js';
 
 /** A model stand-in with the config and tensor names of a real architecture (no weights). */
@@ -71,7 +71,7 @@ test('published values: ROME gpt2-xl layer 17 with C⁻¹, MEMIT gpt2-xl layers 
   assert.equal(l.hparams.v_num_grad_steps, 25);
   assert.deepEqual(resolveHparams('memit', llama2).hparams.layers, [4, 5, 6, 7, 8]);
   // Llama-3.2-1B: EasyEdit's v_loss_layer (27) is past its 16 layers; the preset reads the last one
-  const l1 = fakeModel(LLAMA(16, 2048, 8192, 'llama'), '/m/Llama-3.2-1B');
+  const l1 = fakeModel({ ...LLAMA(16, 2048, 8192, 'llama'), tie_word_embeddings: true }, '/m/Llama-3.2-1B');
   assert.equal(resolveHparams('rome', l1).preset?.name, 'llama3.2-1b');
   assert.equal(resolveHparams('rome', l1).hparams.v_loss_layer, 15);
   assert.deepEqual(resolveHparams('memit', l1).hparams.layers, [4, 5, 6, 7, 8]);
@@ -163,10 +163,10 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   bad(['layers=[3, 3]'], /repeat a layer/);
   bad(['clamp_norm_fator=2'], /unknown ROME hparam "clamp_norm_fator" \(did you mean "clamp_norm_factor"\?\); valid keys: layers,/);
   bad(['mom2_update_weight=100'], /unknown ROME hparam "mom2_update_weight"/);
-  bad(['v_loss_layer=60'], /v_loss_layer 60 is out of range/);
+  bad(['v_loss_layer=60'], /v_loss_layer 60 is out of range/, 'memit');
   // At or above the loss layer a change at the subject's token cannot reach the prediction.
-  bad(['layers=[47]'], /layer 47 is not below v_loss_layer 47, so a change at the subject's token cannot reach the prediction after the prompt .*edit a layer below 47, or use fact_token=last/);
-  bad(['layers=[20]', 'v_loss_layer=20'], /layer 20 is not below v_loss_layer 20/);
+  bad(['layers=[47]'], /layer 47 is not below the last layer 47, so a change at the subject's token cannot reach the prediction after the prompt .*edit a layer below 47, or use fact_token=last/);
+  bad(['layers=[20]', 'v_loss_layer=20'], /layer 20 is not below v_loss_layer 20/, 'memit');
   bad(['layers=[44, 45, 46, 47]'], /layer 47 is not below v_loss_layer 47/, 'memit');
   assert.deepEqual(resolveHparams('rome', gpt2xl, { overrides: parseSets(['layers=[47]', 'fact_token=last']) }).hparams.layers, [47]);
   bad(['kl_prompts=["is a"]'], /exactly one "\{\}"/);
@@ -201,4 +201,76 @@ test('a preset named for another family: refused for a family Amend does not run
   const r = resolveHparams('rome', gpt2xl, { files: [presetByName('rome', 'qwen-7b').file] });
   assert.match(r.origin, /\+ rome\.qwen-7b\.json$/);
   assert.doesNotMatch(resolveHparams('rome', gpt2xl).origin, /note:/);
+});
+
+/** A stand-in for the architecture a preset's match describes (path named after the preset). */
+function modelFor(p: { name: string; match: { model_type?: string[]; layers?: number; hidden?: number; ffn?: number } | null }): CausalLM | null {
+  const m = p.match;
+  if (!m?.model_type || m.layers === undefined || m.hidden === undefined) return null;
+  const type = m.model_type[0];
+  if (type === 'gpt2') return fakeModel(GPT2(m.layers, m.hidden), `/m/${p.name}`);
+  if (type === 'gptj') return fakeModel({ ...GPTJ, n_layer: m.layers, n_embd: m.hidden }, `/m/${p.name}`);
+  // Llama 3.2 ties its head to the embedding (hence EasyEdit's lm_head_module model.embed_tokens).
+  return fakeModel({ ...LLAMA(m.layers, m.hidden, m.ffn ?? 14336, type), tie_word_embeddings: p.name.startsWith('llama3.2') }, `/m/${p.name}`);
+}
+
+test('accepted-but-unused hparams: no warning for any preset on its own architecture, one per value that would change the run', async () => {
+  let checked = 0;
+  for (const p of listPresets()) {
+    const model = modelFor(p);
+    if (!p.supported || !model) continue;
+    assert.deepEqual(ignoredWarnings(p.method, resolveHparams(p.method, model, { preset: p.name }).hparams, model), [], `${p.method} ${p.name}`);
+    checked++;
+  }
+  assert.ok(checked >= 15, `${checked} presets checked`);
+  // Values that would have changed the reference's run (EasyEdit's files carry fp16 false, batch_size 1, max_length 40).
+  const sets = parseSets(['fp16=true model_parallel=true batch_size=4 max_length=100 mom2_dtype=float16 layer_selection=random ln_f_module=model.norm']);
+  const w = await warningsOf(() => resolveHparams('memit', gpt2xl, { overrides: sets }));
+  for (const k of ['fp16', 'model_parallel', 'batch_size', 'max_length', 'mom2_dtype', 'layer_selection', 'ln_f_module']) {
+    assert.equal(w.filter((x) => x.includes(`${k} `)).length, 1, `${k}: ${w.join(' | ')}`);
+  }
+  // Once per process: the same values resolved again say nothing.
+  assert.deepEqual(await warningsOf(() => resolveHparams('memit', gpt2xl, { overrides: sets })), []);
+});
+
+test('ROME reads the loss at the logits: v_loss_layer is warned about, neither refused nor checked against the edited layer', async () => {
+  // kmeng01/rome compute_v takes the NLL from model(...).logits; v_loss_layer only names a traced module.
+  const w = await warningsOf(() => resolveHparams('rome', gpt2xl, { overrides: { v_loss_layer: 10 } }));
+  assert.equal(w.filter((x) => x.includes('v_loss_layer')).length, 1);
+  assert.match(w.find((x) => x.includes('v_loss_layer'))!, /ROME: v_loss_layer 10 is not used.*logits \(layer 47\)/);
+  // Layer 17 above v_loss_layer 10, and EasyEdit's llama3.2-1b value 27 on a 16-layer model: editable.
+  assert.equal(resolveHparams('rome', gpt2xl, { overrides: { v_loss_layer: 12 } }).hparams.layers[0], 17);
+  const llama1b = fakeModel(LLAMA(16, 2048, 8192), '/m/Llama-3.2-1B');
+  await warningsOf(() => assert.doesNotThrow(() => resolveHparams('rome', llama1b, { overrides: { v_loss_layer: 27 } })));
+  // MEMIT reads it (logit lens): still refused out of range and below the edited layers.
+  assert.throws(() => resolveHparams('memit', gpt2xl, { overrides: { v_loss_layer: 48 } }), /v_loss_layer 48 is out of range/);
+  assert.throws(() => resolveHparams('memit', gpt2xl, { overrides: { v_loss_layer: 10 } }), /layer 17 is not below v_loss_layer 10/);
+});
+
+test('key=null sets a key back to its default instead of keeping the preset\'s value', () => {
+  assert.equal(resolveHparams('rome', gpt2xl).hparams.mom2_n_samples, 100000);
+  const unset = resolveHparams('rome', gpt2xl, { overrides: parseSets(['mom2_n_samples=null']) }).hparams;
+  assert.equal(unset.mom2_n_samples, undefined);
+  assert.ok(!('mom2_n_samples' in unset));
+  assert.equal(resolveHparams('rome', gpt2xl, { overrides: parseSets(['mom2_dataset=null']) }).hparams.mom2_dataset, '');
+  assert.deepEqual(resolveHparams('rome', gpt2xl, { overrides: parseSets(['layers=null']) }).hparams.layers, ruleHparams('rome', gpt2xl).layers);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-null-'));
+  const f = path.join(dir, 'h.yaml');
+  fs.writeFileSync(f, 'kl_factor:\nv_lr: null\n');
+  const hp = resolveHparams('rome', gpt2xl, { files: [f] }).hparams;
+  assert.equal(hp.kl_factor, 0.0625);
+  assert.equal(hp.v_lr, 0.5);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('--hparams-help describes every key the schema accepts, with its default', () => {
+  for (const method of ['rome', 'memit'] as const) {
+    const lines = describeSchema(method);
+    for (const k of Object.keys(SCHEMAS[method])) {
+      const line = lines.find((l) => l.trimStart().startsWith(`${k} `));
+      assert.ok(line, `${method} ${k} missing`);
+      assert.match(line, /\(default[ :][^()]*\)$/, `${method} ${k}: ${line}`);
+    }
+  }
+  assert.match(describeSchema('rome').find((l) => l.includes('fp16 '))!, /\[accepted, not used\]/);
 });

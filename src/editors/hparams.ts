@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { AmendError, editDistance, isObject, MAX_SEED, refuseDevice, requireObject, requirePath } from '../errors.js';
+import { buildSpec } from '../models/arch.js';
 import type { CausalLM } from '../models/model.js';
 import { packageRoot } from '../version.js';
 
@@ -28,7 +29,11 @@ export interface HparamSpec {
   values?: readonly string[];
   min?: number;
   max?: number;
-  /** Bookkeeping keys of the reference files (device, fp16...): accepted, not used. */
+  /**
+   * Accepted so that the reference files load, but not used: bookkeeping (device, fp16...), module
+   * names Amend finds itself, and switches the reference code ignores too. A value that would have
+   * changed the reference's run is warned about (ignoredWarnings).
+   */
   ignored?: boolean;
 }
 
@@ -38,7 +43,7 @@ const COMMON: Record<string, HparamSpec> = {
   fact_token: { kind: 'enum', values: FACT_TOKENS, help: 'token where the fact is looked up: subject_last | subject_first | subject_first_after_last | last' },
   v_num_grad_steps: { kind: 'int', min: 1, help: 'Adam iterations of the v* and z optimisation (the last one only evaluates)' },
   v_lr: { kind: 'number', min: 0, help: 'Adam learning rate of the v* and z optimisation' },
-  v_loss_layer: { kind: 'int', min: 0, help: 'layer whose output the target NLL is read from (the last layer = the model\'s own logits)' },
+  v_loss_layer: { kind: 'int', min: 0, help: 'MEMIT: layer whose output the target NLL is read from (the last layer = the model\'s own logits); ROME reads the model\'s own logits whatever it says, as kmeng01/rome and EasyEdit do (another value is warned about)' },
   v_weight_decay: { kind: 'number', min: 0, help: 'weight of ‖δ‖ / ‖v₀‖² in the v* and z loss' },
   clamp_norm_factor: { kind: 'number', min: 0, help: '‖δ‖ is clamped to clamp_norm_factor · ‖v₀‖ after every step' },
   kl_factor: { kind: 'number', min: 0, help: 'weight of the KL term on the "{} is a" prompts' },
@@ -46,13 +51,13 @@ const COMMON: Record<string, HparamSpec> = {
   mom2_dataset: { kind: 'string', help: 'corpus of the key statistics: a file/folder path (relative paths also tried inside the model folder), the name of imported statistics ("wikipedia" in the published presets), or empty for the default (<model>/corpus-train.txt, else the model\'s own samples)' },
   mom2_n_samples: { kind: 'int', min: 1, help: 'text samples for the key statistics' },
   mom2_ridge: { kind: 'number', min: 0, help: 'Amend: C + ridge·(tr C / d)·I instead of C, for key statistics with dead MLP units (near-zero eigenvalues that C⁻¹ would blow up); 0 = the reference behaviour' },
-  mom2_dtype: { kind: 'string', help: 'precision of the statistics in the reference (Amend keeps them in float64)' },
+  mom2_dtype: { kind: 'string', help: 'precision of the statistics in the reference (not used: Amend keeps them in float64; another value than float32 is warned about)', ignored: true },
   rewrite_module_tmp: { kind: 'string', help: 'module whose weight is rewritten ("{}" = layer); must be the MLP down projection' },
-  layer_module_tmp: { kind: 'string', help: 'transformer block module name (informational)' },
-  mlp_module_tmp: { kind: 'string', help: 'MLP module name (informational)' },
-  attn_module_tmp: { kind: 'string', help: 'attention module name (informational)' },
-  ln_f_module: { kind: 'string', help: 'final norm module name (informational)' },
-  lm_head_module: { kind: 'string', help: 'LM head module name (informational)' },
+  layer_module_tmp: { kind: 'string', help: 'transformer block module name (not used: Amend finds the modules itself; one that is not this model\'s is warned about)', ignored: true },
+  mlp_module_tmp: { kind: 'string', help: 'MLP module name (not used: Amend finds the modules itself; one that is not this model\'s is warned about)', ignored: true },
+  attn_module_tmp: { kind: 'string', help: 'attention module name (not used: Amend finds the modules itself; one that is not this model\'s is warned about)', ignored: true },
+  ln_f_module: { kind: 'string', help: 'final norm module name (not used: Amend finds the modules itself; one that is not this model\'s is warned about)', ignored: true },
+  lm_head_module: { kind: 'string', help: 'LM head module name (not used: Amend finds the modules itself; one that is not this model\'s is warned about)', ignored: true },
   context_template_length_params: { kind: 'int_pairs', help: '[[length, count], ...] of the generated context templates' },
   // Amend's named switches for points where the reference implementations differ.
   target_space: { kind: 'enum', values: ['if_missing', 'always', 'never'], help: 'leading space of targets: if_missing (original ROME/MEMIT), always (EasyEdit ROME prepends one even when present), never' },
@@ -67,10 +72,10 @@ const COMMON: Record<string, HparamSpec> = {
   model_name: { kind: 'string', help: 'EasyEdit: model path (not used: --model decides)', ignored: true },
   stats_dir: { kind: 'string', help: 'EasyEdit: its folder of .npz statistics ({stats_dir}/{model}/{mom2_dataset}_stats/), imported when the cache lacks them (the cache is $AMEND_CACHE)' },
   device: { kind: 'int', help: 'EasyEdit: CUDA device (not used)', ignored: true },
-  model_parallel: { kind: 'bool', help: 'EasyEdit: model parallelism (not used)', ignored: true },
-  fp16: { kind: 'bool', help: 'EasyEdit: half precision (not used: compute is float32)', ignored: true },
-  batch_size: { kind: 'int', help: 'EasyEdit: requests per call (not used)', ignored: true },
-  max_length: { kind: 'int', help: 'EasyEdit: maximum length (not used)', ignored: true },
+  model_parallel: { kind: 'bool', help: 'EasyEdit: model parallelism (not used; true is warned about)', ignored: true },
+  fp16: { kind: 'bool', help: 'EasyEdit: half precision (not used: compute is float32; true is warned about)', ignored: true },
+  batch_size: { kind: 'int', help: 'EasyEdit: requests per call (not used: ROME edits the requests one after another, MEMIT all of one call at once; another value than 1 is warned about)', ignored: true },
+  max_length: { kind: 'int', help: 'EasyEdit: maximum length (not used; another value than 40 is warned about)', ignored: true },
 };
 
 export const SCHEMAS: Record<EditMethod, Record<string, HparamSpec>> = {
@@ -78,7 +83,7 @@ export const SCHEMAS: Record<EditMethod, Record<string, HparamSpec>> = {
   memit: {
     ...COMMON,
     mom2_update_weight: { kind: 'number', min: 0, help: 'λ in ΔW = R Kᵀ (λC + KKᵀ)⁻¹' },
-    layer_selection: { kind: 'enum', values: ['all', 'random'], help: 'reference field (unused by the original code; Amend edits all listed layers)' },
+    layer_selection: { kind: 'enum', values: ['all', 'random'], help: 'reference field (not used, as in the original code: every listed layer is edited; random is warned about)', ignored: true },
     shared_key_targets: { kind: 'enum', values: ['separate', 'joint'], help: 'Amend: requests whose key is the same (same subject, same words before it) get one z each, which the solve averages (separate, the reference) or one z optimised for all of their targets (joint)' },
   },
 };
@@ -534,24 +539,82 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
   if (!METHODS.includes(method)) throw new AmendError(`unknown editing method "${String(method)}" (methods: ${METHODS.join(', ')})`);
   const preset = opts.preset ? presetByName(method, opts.preset) : findPreset(method, model);
   if (opts.preset && preset) checkPresetFamily(method, preset, model);
-  let values: HparamValues = { ...methodDefaults(method), ...ruleHparams(method, model) };
+  const base: HparamValues = { ...methodDefaults(method), ...ruleHparams(method, model) };
+  let values: HparamValues = { ...base };
+  // A key given as null (YAML "key:" or "key: null", --set key=null) goes back to the value it has
+  // without a preset; dropping it would silently keep the preset's or an earlier file's value.
+  const layer = (given: Record<string, unknown>, where: string): void => {
+    values = { ...values, ...checkHparams(method, given, where) };
+    for (const [k, v] of Object.entries(given)) {
+      if (v !== null && v !== undefined) continue;
+      if (base[k] === undefined) delete values[k];
+      else values[k] = base[k];
+    }
+  };
   let origin = `rule for models without a preset (${model.config.modelType}, ${model.config.layers} layers)`;
   if (preset) {
-    values = { ...values, ...checkHparams(method, preset.hparams, preset.file) };
+    layer(preset.hparams, preset.file);
     // A preset no model matches (a family Amend does not run, a conversion) says why when named.
     origin = `preset ${preset.name} (${preset.source})${preset.match === null && preset.note ? `; note: ${preset.note}` : ''}`;
   }
   for (const f of opts.files ?? []) {
-    values = { ...values, ...checkHparams(method, readHparamsFile(f), f) };
+    layer(readHparamsFile(f), f);
     origin += ` + ${path.basename(f)}`;
   }
   if (opts.overrides && Object.keys(opts.overrides).length > 0) {
-    values = { ...values, ...checkHparams(method, opts.overrides, opts.overridesSource ?? 'hparams') };
+    layer(opts.overrides, opts.overridesSource ?? 'hparams');
     origin += ` + overrides (${Object.keys(opts.overrides).join(', ')})`;
   }
   const hp = values as EditHparams;
   validateForModel(method, hp, model);
+  for (const w of ignoredWarnings(method, hp, model)) {
+    if (warnedIgnored.has(w)) continue;
+    warnedIgnored.add(w);
+    process.emitWarning(w);
+  }
   return { method, hparams: hp, origin, preset };
+}
+
+/** Warnings already given in this process: an eval resolves the same hparams for every batch. */
+const warnedIgnored = new Set<string>();
+
+/** Whether a module-name template names the model's own module ("{}" = layer 0), allowing for a prefix. */
+function sameModule(given: string, own: string): boolean {
+  const a = given.split('{}').join('0'), b = own.split('{}').join('0');
+  return a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`);
+}
+
+/**
+ * One line per accepted-but-unused hparam whose value would have changed the reference's run: the
+ * user asked for something Amend does not do. Bookkeeping values the EasyEdit files always carry
+ * (fp16 false, batch_size 1...) and those without an effect (device, model_name) say nothing.
+ */
+export function ignoredWarnings(method: EditMethod, hp: HparamValues, model: CausalLM): string[] {
+  const M = method.toUpperCase();
+  const out: string[] = [];
+  const L = model.config.layers;
+  if (method === 'rome' && typeof hp.v_loss_layer === 'number' && hp.v_loss_layer !== L - 1) {
+    out.push(`ROME: v_loss_layer ${hp.v_loss_layer} is not used: ROME reads the target's loss from the model's own logits (layer ${L - 1}), as kmeng01/rome and EasyEdit do; only MEMIT reads it at v_loss_layer`);
+  }
+  if (hp.fp16 === true) out.push(`${M}: fp16 true is not used: Amend computes in float32 (statistics and solves in float64)`);
+  if (hp.model_parallel === true) out.push(`${M}: model_parallel true is not used: Amend runs the model in one process`);
+  if (typeof hp.batch_size === 'number' && hp.batch_size !== 1) {
+    out.push(`${M}: batch_size ${hp.batch_size} is not used: ${method === 'rome' ? 'ROME edits the requests one after another' : 'MEMIT edits all the requests of one call together'}${method === 'memit' ? ' (amend eval --mode batch:K sets the batch)' : ''}`);
+  }
+  if (typeof hp.max_length === 'number' && hp.max_length !== 40) out.push(`${M}: max_length ${hp.max_length} is not used (EasyEdit's bookkeeping; Amend does not cut prompts)`);
+  if (typeof hp.mom2_dtype === 'string' && hp.mom2_dtype !== 'float32') out.push(`${M}: mom2_dtype ${hp.mom2_dtype} is not used: Amend keeps the key statistics in float64`);
+  if (hp.layer_selection === 'random') out.push(`${M}: layer_selection random is not used (nor by kmeng01/memit): every layer in layers is edited`);
+  const own = moduleNames(model);
+  // A tied head is the embedding, and the checkpoint's lm_head names it too (EasyEdit's Llama-3.2 files use either).
+  const untiedHead = model.config.tiedEmbeddings ? buildSpec({ ...model.config, tiedEmbeddings: false }, () => false).lmHead.w.replace(/\.weight$/, '') : null;
+  for (const k of ['layer_module_tmp', 'mlp_module_tmp', 'attn_module_tmp', 'ln_f_module', 'lm_head_module']) {
+    const v = hp[k];
+    if (k === 'lm_head_module' && typeof v === 'string' && untiedHead !== null && sameModule(v, untiedHead)) continue;
+    if (typeof v === 'string' && v !== '' && !sameModule(v, String(own[k]))) {
+      out.push(`${M}: ${k} "${v}" is not used and is not this ${model.config.modelType} model's (${String(own[k])}): Amend finds the modules itself; are the hparams for another architecture?`);
+    }
+  }
+  return out;
 }
 
 /** Checks hparams against the model: layers in range, the rewritten module is the down projection. */
@@ -564,17 +627,19 @@ function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM):
     }
   }
   if (new Set(hp.layers).size !== hp.layers.length) throw new AmendError(`${method.toUpperCase()}: layers ${JSON.stringify(hp.layers)} repeat a layer`);
-  if (hp.v_loss_layer >= L) {
+  if (method === 'memit' && hp.v_loss_layer >= L) {
     throw new AmendError(`${method.toUpperCase()}: v_loss_layer ${hp.v_loss_layer} is out of range (the model has ${L} layers; use ${L - 1})`);
   }
   // v*/z is a change at the lookup token of the (last) edited layer, scored at v_loss_layer's
   // output after the prompt. Unless the lookup token is the prompt's last one, only a later layer's
   // attention carries the change there; at or above v_loss_layer its gradient is exactly zero.
   const top = Math.max(...hp.layers);
-  if (hp.fact_token !== 'last' && top >= hp.v_loss_layer) {
+  // ROME reads the loss at the model's own logits whatever v_loss_layer says (ignoredWarnings).
+  const lossLayer = method === 'rome' ? L - 1 : hp.v_loss_layer;
+  if (hp.fact_token !== 'last' && top >= lossLayer) {
     throw new AmendError(
-      `${method.toUpperCase()}: layer ${top} is not below v_loss_layer ${hp.v_loss_layer}, so a change at the subject's token cannot reach the prediction after the prompt ` +
-        `(no attention layer follows it there); ${hp.v_loss_layer >= 1 ? `edit a layer below ${hp.v_loss_layer}, or use fact_token=last` : 'with no layer below it, only fact_token=last can edit'}`,
+      `${method.toUpperCase()}: layer ${top} is not below ${method === 'rome' ? 'the last layer' : 'v_loss_layer'} ${lossLayer}, so a change at the subject's token cannot reach the prediction after the prompt ` +
+        `(no attention layer follows it there); ${lossLayer >= 1 ? `edit a layer below ${lossLayer}, or use fact_token=last` : 'with no layer below it, only fact_token=last can edit'}`,
     );
   }
   if (typeof hp.rewrite_module_tmp === 'string' && hp.rewrite_module_tmp !== '') {
@@ -593,11 +658,17 @@ function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM):
   if (method === 'memit' && !(typeof hp.mom2_update_weight === 'number')) throw new AmendError('MEMIT: mom2_update_weight is required');
 }
 
-/** The schema as help text lines (for `amend edit --help-hparams`). */
+/** The schema as help text lines (for `amend edit --hparams-help`): every key the files may hold, with its default. */
 export function describeSchema(method: EditMethod): string[] {
   const d = methodDefaults(method);
-  return Object.entries(SCHEMAS[method]).filter(([, s]) => !s.ignored).map(([k, s]) => {
-    const def = d[k] === undefined ? '' : ` (default ${JSON.stringify(d[k])})`;
-    return `  ${k.padEnd(32)} ${s.help}${def}`;
+  // Set by the preset, else by the rule for models without one (ruleHparams).
+  const byModel = new Set(['layers', 'v_loss_layer', 'rewrite_module_tmp', 'layer_module_tmp', 'mlp_module_tmp', 'attn_module_tmp', 'ln_f_module', 'lm_head_module']);
+  const lines = Object.entries(SCHEMAS[method]).map(([k, s]) => {
+    const def = d[k] !== undefined ? `default ${JSON.stringify(d[k])}`
+      : byModel.has(k) || (method === 'memit' && k === 'mom2_update_weight') ? 'default: the preset\'s, else the rule for models without one'
+        : k === 'mom2_n_samples' ? 'default: the preset\'s, else the statistics\' own, as amend stats --samples'
+          : 'default: unset';
+    return `  ${k.padEnd(32)} ${s.ignored ? '[accepted, not used] ' : ''}${s.help} (${def})`;
   });
+  return [...lines, '  key=null (or "key:" in a file) sets a key back to its default'];
 }
