@@ -274,3 +274,23 @@ test('--hparams-help describes every key the schema accepts, with its default', 
   }
   assert.match(describeSchema('rome').find((l) => l.includes('fp16 '))!, /\[accepted, not used\]/);
 });
+
+test("a preset for other module names: the way out the refusal names works, and an override of rewrite_module_tmp is that way", async () => {
+  const gpt2deep = fakeModel(GPT2(28, 1024), '/m/deep-gpt2'); // GPT-J's layer numbers fit, its module names do not
+  let message = '';
+  assert.throws(() => resolveHparams('rome', gpt2deep, { preset: 'gpt-j-6B' }), (e: unknown) => {
+    message = (e as Error).message;
+    return e instanceof AmendError && /^ROME preset gpt-j-6B rewrites transformer\.h\.\{\}\.mlp\.fc_out/.test(message);
+  });
+  // The preset's file keeps GPT-J's module names, which the model check refuses in turn: not a way out.
+  assert.throws(() => resolveHparams('rome', gpt2deep, { files: [presetByName('rome', 'gpt-j-6B').file] }), /rewrite_module_tmp "transformer\.h\.\{\}\.mlp\.fc_out"/);
+  assert.doesNotMatch(message, /--hparams/);
+  const named = /or set rewrite_module_tmp=(\S+) and layers for this model/.exec(message);
+  assert.ok(named, message);
+  // Following it: the preset's other values, GPT-2's module, with the model_type warning.
+  let r: ReturnType<typeof resolveHparams> | undefined;
+  const warnings = await warningsOf(() => { r = resolveHparams('rome', gpt2deep, { preset: 'gpt-j-6B', overrides: { rewrite_module_tmp: named[1]! } }); });
+  assert.equal(r!.hparams.rewrite_module_tmp, 'transformer.h.{}.mlp.c_proj');
+  assert.deepEqual([r!.hparams.layers, r!.hparams.v_loss_layer], [[5], 27]);
+  assert.deepEqual(warnings, ['ROME preset gpt-j-6B is for gptj models, and this is a gpt2 model (28 layers, hidden 1024); check that its layers and settings suit it']);
+});

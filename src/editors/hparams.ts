@@ -267,18 +267,23 @@ function namesDownProjection(tmp: string, model: CausalLM, l: number): boolean {
  * A preset named for a model of another family. Its layer numbers and module names are another
  * network's: a family Amend does not run, or module names this model does not have, are refused
  * (the values stay usable as a file, --hparams); the same module names under another model_type
- * (a Llama preset on a Qwen2 model) may be meant, and are named in a warning.
+ * (a Llama preset on a Qwen2 model) may be meant, and are named in a warning. `tmp` is the
+ * rewrite_module_tmp in effect: one a file or an override sets for this model is theirs to answer
+ * for (validateForModel), not the preset's.
  */
-function checkPresetFamily(method: EditMethod, p: Preset, model: CausalLM): void {
+function checkPresetFamily(method: EditMethod, p: Preset, model: CausalLM, tmp: unknown): void {
   const type = model.config.modelType;
   const own = listPresets().filter((x) => x.method === method && x.match?.model_type?.includes(type)).map((x) => x.name);
-  const instead = `${own.length ? `name one for ${type} models (${own.join(', ')})` : 'leave --preset out'} or none (the rule for models without a preset), or pass ${p.file} with --hparams (files: [file]) to use its values anyway`;
+  const choose = `${own.length ? `name one for ${type} models (${own.join(', ')})` : 'leave --preset out'} or none (the rule for models without a preset)`;
+  const instead = `${choose}, or pass ${p.file} with --hparams (files: [file]) to use its values anyway`;
   if (!p.supported) {
     throw new AmendError(`${method.toUpperCase()} preset ${p.name} is not for this ${type} model: ${p.note ?? 'its architecture is one Amend does not run'}; ${instead}`);
   }
-  const tmp = p.hparams.rewrite_module_tmp;
-  if (typeof tmp === 'string' && tmp !== '' && !namesDownProjection(tmp, model, 0)) {
-    throw new AmendError(`${method.toUpperCase()} preset ${p.name} rewrites ${tmp}, but this ${type} model's MLP down projection is ${model.spec.layers[0].down.w.replace(/\.0\./, '.{}.').replace(/\.weight$/, '')}: the preset is for another architecture${p.match?.model_type ? ` (${p.match.model_type.join(', ')})` : ''}; ${instead}`);
+  if (typeof tmp === 'string' && tmp !== '' && tmp === p.hparams.rewrite_module_tmp && !namesDownProjection(tmp, model, 0)) {
+    // The preset's file would be refused for the same module names: the way out is to name this model's.
+    const down = model.spec.layers[0].down.w.replace(/\.0\./, '.{}.').replace(/\.weight$/, '');
+    throw new AmendError(`${method.toUpperCase()} preset ${p.name} rewrites ${tmp}, but this ${type} model's MLP down projection is ${down}: the preset is for another architecture${p.match?.model_type ? ` (${p.match.model_type.join(', ')})` : ''}; `
+      + `${choose}, or set rewrite_module_tmp=${down} and layers for this model to use its other values`);
   }
   if (p.match?.model_type && !p.match.model_type.includes(type)) {
     process.emitWarning(`${method.toUpperCase()} preset ${p.name} is for ${p.match.model_type.join(' / ')} models, and this is a ${type} model (${model.config.layers} layers, hidden ${model.config.hidden}); check that its layers and settings suit it`);
@@ -538,7 +543,6 @@ export interface ResolvedHparams {
 export function resolveHparams(method: EditMethod, model: CausalLM, opts: ResolveOptions = {}): ResolvedHparams {
   if (!METHODS.includes(method)) throw new AmendError(`unknown editing method "${String(method)}" (methods: ${METHODS.join(', ')})`);
   const preset = opts.preset ? presetByName(method, opts.preset) : findPreset(method, model);
-  if (opts.preset && preset) checkPresetFamily(method, preset, model);
   const base: HparamValues = { ...methodDefaults(method), ...ruleHparams(method, model) };
   let values: HparamValues = { ...base };
   // A key given as null (YAML "key:" or "key: null", --set key=null) goes back to the value it has
@@ -565,6 +569,8 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
     layer(opts.overrides, opts.overridesSource ?? 'hparams');
     origin += ` + overrides (${Object.keys(opts.overrides).join(', ')})`;
   }
+  // After the files and overrides (which may name this model's modules), before the layer numbers.
+  if (opts.preset && preset) checkPresetFamily(method, preset, model, values.rewrite_module_tmp);
   const hp = values as EditHparams;
   validateForModel(method, hp, model);
   for (const w of ignoredWarnings(method, hp, model)) {
