@@ -146,7 +146,7 @@ test('sampling options with greedy decoding (the default) are an error, not sile
   }
 });
 
-test('NaN or infinite logits are an error in greedy decoding, sampling (plain, top-k, top-p) and sample(), not a silent pick', () => {
+test('NaN or +Infinity logits are an error in greedy decoding, sampling (plain, top-k, top-p) and sample(), not a silent pick; -Infinity bans a token', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-gen-'));
   try {
     const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'm'), gpt2Config({ vocab: 8 })), { noTokenizer: true });
@@ -178,6 +178,10 @@ test('NaN or infinite logits are an error in greedy decoding, sampling (plain, t
     for (const o of [{}, { topK: 2 }, { topP: 0.5 }]) {
       assert.throws(() => sample(Float32Array.from([0.5, NaN, 1]), o, mulberry32(1)), /^AmendError: sample: the logits are not finite \(NaN at token id 1\)/m);
       assert.throws(() => sample(Float32Array.from([0.5, 1, Infinity]), o, mulberry32(1)), /\(Infinity at token id 2\)/);
+      // −Infinity rules a token out (how callers ban tokens): never drawn, unless nothing else is left
+      const banned = Float32Array.from([3, -Infinity, 1, -Infinity]);
+      for (let s = 0; s < 50; s++) assert.ok([0, 2].includes(sample(banned, o, mulberry32(s))), JSON.stringify(o));
+      assert.throws(() => sample(Float32Array.from([-Infinity, -Infinity]), o, mulberry32(1)), /^AmendError: sample: every logit is -Infinity, so no token can be chosen$/m);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -138,16 +138,22 @@ function checkGenerateOptions(o: GenerateOptions): void {
 }
 
 /**
- * NaN or ±Inf logits have no argmax and no softmax to draw from (argmax skipped NaN, the sampler
+ * NaN or +Inf logits have no argmax and no softmax to draw from (argmax skipped NaN, the sampler
  * fell back to it): a model whose weights or patch hold NaN or Inf, or whose activations overflow
- * float32. That is refused, naming the row, the step and the first such token.
+ * float32. That is refused, naming the row, the step and the first such token. −Inf is a token
+ * ruled out (probability 0, the usual way to ban tokens in sample()'s input), unless every token is.
  */
 function requireFinite(row: Float32Array, where: string): void {
+  let allowed = 0;
   for (let i = 0; i < row.length; i++) {
-    if (!Number.isFinite(row[i])) {
-      throw new AmendError(`${where}: the logits are not finite (${row[i]} at token id ${i}); the model's weights or an applied patch hold NaN or Inf, or its activations overflow float32`);
+    const x = row[i]!;
+    if (x === -Infinity) continue;
+    if (!Number.isFinite(x)) {
+      throw new AmendError(`${where}: the logits are not finite (${x} at token id ${i}); the model's weights or an applied patch hold NaN or Inf, or its activations overflow float32`);
     }
+    allowed++;
   }
+  if (allowed === 0) throw new AmendError(`${where}: every logit is -Infinity, so no token can be chosen`);
 }
 
 function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number, step: number): number[] {
