@@ -272,11 +272,21 @@ test('rankOneRight: a key orthogonal to u (or zero) is refused relative to ‖k�
     assert.throws(() => rankOneRight(target, o, key, u, '"France" at layer 1', true),
       (e: unknown) => e instanceof AmendError && /^ROME: the prompt's key for "France" at layer 1 is orthogonal to the update direction u \(k·u = .*\), so the rank-one update would be unbounded; edit another layer \(layers\) or lookup token \(fact_token\), or use other key statistics \(or mom2_adjustment=false\)$/.test(e.message), what);
   }
-  // cos θ = 1e-3 is far above float32 rounding (128 · 2⁻²⁴ ≈ 7.6e-6): divided, and (k·u) v = v* − o
+  // cos θ = 1e-3 is far above float32 rounding (√128 · 2⁻²⁴ ≈ 6.7e-7): divided, and (k·u) v = v* − o
   const u = unit(orth.map((x, i) => x + 1e-3 * Math.hypot(...orth) / Math.sqrt(kk) * k[i]));
   const { v, ku } = rankOneRight(target, o, k, u, 'x', false);
   assert.ok(Math.abs(ku / Math.sqrt(kk) - 1e-3) < 1e-6, `cos ${ku / Math.sqrt(kk)}`);
   v.forEach((x, i) => assert.ok(Math.abs(x * ku - (target[i] - o[i])) < 1e-12));
+  // A GPT-J-wide key (f = 16384) at cos θ = 1e-4, which an ill-conditioned C gives: above the
+  // typical rounding √f·2⁻²⁴ ≈ 7.6e-6 and divided (the worst-case f·2⁻²⁴ ≈ 9.8e-4 refused it)
+  const F = 16384, wide = Float32Array.from({ length: F }, () => rand() - 0.5);
+  const side = Float64Array.from({ length: F }, () => rand() - 0.5);
+  let ww = 0, ws = 0;
+  for (let i = 0; i < F; i++) { ww += wide[i] * wide[i]; ws += wide[i] * side[i]; }
+  const perp = side.map((x, i) => x - (ws / ww) * wide[i]);
+  const perpNorm = Math.hypot(...perp);
+  const tilted = unit(perp.map((x, i) => x + 1e-4 * perpNorm / Math.sqrt(ww) * wide[i]));
+  assert.ok(Math.abs(rankOneRight(target, o, wide, tilted, 'x', true).ku / Math.sqrt(ww) - 1e-4) < 1e-7);
 });
 
 test('ROME: statistics that turn u orthogonal to the prompt\'s key are refused in one line, the weights unchanged (no 1e15-sized update)', { skip: models ? false : 'no ../shared/models' }, async () => {

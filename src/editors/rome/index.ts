@@ -42,11 +42,13 @@ export interface RomeOutput {
 }
 
 /**
- * k·u for a unit u, the rank-one update's divisor. k·u = ‖k‖ cos θ, and when |cos θ| is within
- * f·2⁻²⁴ (the rounding bound of a float32 dot product over the key's f units, the arithmetic k
- * itself came from) the prompt's key is numerically orthogonal to u: the sign of k·u is noise and
- * ‖v‖ = ‖v* − o‖ / |k·u| has no bound. kmeng01/rome divides regardless; here that is refused, with
- * `where` naming the subject and layer. A zero key is refused by the same test.
+ * k·u for a unit u, the rank-one update's divisor. k·u = ‖k‖ cos θ, and a small cos θ is normal
+ * (C⁻¹ turns u towards the directions the corpus rarely uses), so only one at the level of k's own
+ * float32 rounding is refused: √f·2⁻²⁴ (the typical rounding error of float32 sums over f terms;
+ * the worst-case f·2⁻²⁴ would refuse edits the reference makes on wide MLPs). Below it the prompt's
+ * key is numerically orthogonal to u: the sign of k·u is noise and ‖v‖ = ‖v* − o‖ / |k·u| has no
+ * bound. kmeng01/rome divides regardless; here that is refused, with `where` naming the subject
+ * and layer. A zero key is refused by the same test.
  */
 export function rankOneDivisor(k: ArrayLike<number>, u: ArrayLike<number>, where: string, mom2Adjustment: boolean): number {
   const f = k.length;
@@ -54,7 +56,7 @@ export function rankOneDivisor(k: ArrayLike<number>, u: ArrayLike<number>, where
   for (let i = 0; i < f; i++) ku += k[i] * u[i];
   const kn = norm2(k), un = norm2(u);
   if (!Number.isFinite(ku)) throw new AmendError(`ROME: the prompt's key for ${where} is not finite (k·u = ${ku})`);
-  if (!(Math.abs(ku) > f * 2 ** -24 * kn * un)) {
+  if (!(Math.abs(ku) > Math.sqrt(f) * 2 ** -24 * kn * un)) {
     throw new AmendError(`ROME: the prompt's key for ${where} is orthogonal to the update direction u (k·u = ${ku.toPrecision(3)}, ‖k‖ = ${kn.toPrecision(3)}), ` +
       `so the rank-one update would be unbounded; edit another layer (layers) or lookup token (fact_token)${mom2Adjustment ? ', or use other key statistics (or mom2_adjustment=false)' : ''}`);
   }
