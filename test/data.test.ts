@@ -442,7 +442,7 @@ test('MQuAKE-Remastered (flat rewrite fields) loads as the same cases as the nes
   assert.throws(() => parseCases([flat, noTarget]), /record 2 \(index 1, mquake-remastered\) has no "requested_rewrite\.0\.target_new_str" field/);
 });
 
-test('JSON Lines and KnowEdit Sanitation files are read a record at a time too: --n parses only what it uses', { skip }, () => {
+test('JSON Lines and KnowEdit Sanitation files are read a record at a time too: the shared files load as when parsed whole', { skip }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
   const write = (name: string, text: string) => {
     fs.writeFileSync(path.join(dir, name), text);
@@ -455,19 +455,37 @@ test('JSON Lines and KnowEdit Sanitation files are read a record at a time too: 
     for (const limit of [undefined, 0, 1, 7, 25]) {
       assert.deepEqual(loadCases(jl, { limit }), parseCases(recs, { limit, source: jl }), `limit ${limit}`);
     }
+    // lines are counted from the file's first (a byte order mark and blank lines too)
+    const bad3 = write('bad3.jsonl', `\ufeff\n${[lines[0], lines[1], JSON.stringify({ ...(recs[2] as object), subject: 5 })].join('\n')}`);
+    oneLineError(() => loadCases(bad3), /bad3\.jsonl: record 3 \(index 2, line 4, counterfact-easyedit\) field "subject" should be a string/);
+    for (const f of ['knowedit/benchmark_trivia_trivia_qa_test.json', 'knowedit/benchmark_trivia_trivia_qa_train.json']) {
+      const text = fs.readFileSync(path.join(DATA!, f), 'utf8');
+      for (const limit of [undefined, 1, 7]) assert.deepEqual(loadCases(path.join(DATA!, f), { limit }), parseCases(JSON.parse(text), { limit, source: path.join(DATA!, f) }), `${f} limit ${limit}`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('JSON Lines and KnowEdit Sanitation files are read a record at a time too: --n parses only what it uses', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
+  const write = (name: string, text: string) => {
+    fs.writeFileSync(path.join(dir, name), text);
+    return path.join(dir, name);
+  };
+  try {
+    const recs = Array.from({ length: 6 }, (_, i) => ({ prompt: `{} number ${i} lives in`, subject: `Person ${i}`, targetNew: `City ${i}` }));
+    const lines = recs.map((r) => JSON.stringify(r));
+    const jl = write('cases.jsonl', `${lines.join('\n')}\n`);
+    for (const limit of [undefined, 0, 1, 4, 9]) {
+      assert.deepEqual(loadCases(jl, { limit }), parseCases(recs, { limit, source: jl }), `limit ${limit}`);
+    }
     // A broken line past the ones used: --n 3 never parses it; a full load names it by its line.
     const broken = write('broken.jsonl', [...lines.slice(0, 4), '{"prompt": oops}', lines[5]].join('\n'));
     const three = loadCases(broken, { limit: 3 });
     assert.deepEqual([three.cases.length, three.total], [3, 6]);
     oneLineError(() => loadCases(broken), /broken\.jsonl: line 5 is not valid JSON \(.*\) — the file looks like JSON Lines/);
-    // lines are counted from the file's first (a byte order mark and blank lines too)
-    const bad3 = write('bad3.jsonl', `\ufeff\n${[lines[0], lines[1], JSON.stringify({ ...(recs[2] as object), subject: 5 })].join('\n')}`);
-    oneLineError(() => loadCases(bad3), /bad3\.jsonl: record 3 \(index 2, line 4, counterfact-easyedit\) field "subject" should be a string/);
 
-    for (const f of ['knowedit/benchmark_trivia_trivia_qa_test.json', 'knowedit/benchmark_trivia_trivia_qa_train.json']) {
-      const text = fs.readFileSync(path.join(DATA!, f), 'utf8');
-      for (const limit of [undefined, 1, 7]) assert.deepEqual(loadCases(path.join(DATA!, f), { limit }), parseCases(JSON.parse(text), { limit, source: path.join(DATA!, f) }), `${f} limit ${limit}`);
-    }
     const item = (i: number) => ({ question: `What is ${i}?`, ground_truth: `${i}`, target_new: "I don't know." });
     const san = (forget: string) => `{"success": [${forget}],\n "locality": [${[0, 1, 2].map((i) => JSON.stringify(item(i))).join(', ')}]}`;
     const goodItems = [0, 1, 2].map((i) => JSON.stringify(item(i)));
