@@ -13,7 +13,7 @@ import { PartialRun } from '../src/eval/checkpoint.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
 import { decodePng, PARTIAL_DIR, runEval, sharedSubjectEdits, type EvalOptions, type EvalResult, type EvalSummary } from '../src/eval/index.js';
-import { sharedDir } from './helpers.js';
+import { sharedDir, warningsOf } from './helpers.js';
 
 const DATA = sharedDir('data');
 const MODELS = sharedDir('models');
@@ -339,7 +339,8 @@ test('one run at a time in a report folder: a second is refused, a dead run\'s l
   const stale = path.join(tmp, 'stale');
   fs.mkdirSync(stale);
   fs.writeFileSync(path.join(stale, '.amend-eval-lock'), '2147483646\n');
-  await runEval(a, cases, { ...ROME, out: stale });
+  const took = await warningsOf(() => runEval(a, cases, { ...ROME, out: stale }));
+  assert.deepEqual(took.filter((w) => w.includes('taken over')), [`${path.join(stale, '.amend-eval-lock')}: a lock left by process 2147483646, which no longer holds it (an interrupted run), is taken over`]);
   assert.ok(fs.existsSync(path.join(stale, 'summary.json')));
   assert.ok(!fs.existsSync(path.join(stale, '.amend-eval-lock')));
   // So is one naming this very process, which does not hold it (a killed run's pid reused, as

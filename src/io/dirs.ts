@@ -154,6 +154,8 @@ export function takeLock(file: string, busy: (pid: number, host: string) => stri
       if (!gone) throw new AmendError(busy(pid, owner));
       last = { pid, owner };
       fs.rmSync(file, { force: true });
+      // said once, so that a folder an interrupted run left does not change hands unnoticed
+      if (attempt === 0) process.emitWarning(`${file}: ${Number.isInteger(pid) && pid > 0 ? `a lock left by process ${pid}, which no longer holds it (an interrupted run),` : 'an unreadable lock'} is taken over`);
     }
     throw new AmendError(busy(last.pid, last.owner)); // others keep taking it over: leave it to them
   } finally {
