@@ -147,6 +147,9 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   assert.deepEqual(parseSets(['layers=[4, 5]', 'v_lr=0.1', 'mom2_adjustment=false']), { layers: [4, 5], v_lr: 0.1, mom2_adjustment: false });
   assert.deepEqual(parseSets(['layers=[4,5] v_lr=1e-2; fact_token=last']), { layers: [4, 5], v_lr: 0.01, fact_token: 'last' });
   assert.deepEqual(parseSets(['kl_prompts=["{} is a", "{} was a"]']), { kl_prompts: ['{} is a', '{} was a'] });
+  // text-valued keys keep the text as typed (YAML would make 1e3 the number 1000, 0.10 the number 0.1, true a boolean)
+  assert.deepEqual(parseSets(['mom2_dataset=1e3', 'stats_dir=0.10', 'model_name=true', 'mom2_dtype="float16"', 'alg_name=null']),
+    { mom2_dataset: '1e3', stats_dir: '0.10', model_name: 'true', mom2_dtype: 'float16', alg_name: null });
   const r = resolveHparams('rome', gpt2xl, { overrides: parseSets(['layers=3', 'v_num_grad_steps=7']) });
   assert.deepEqual(r.hparams.layers, [3]);
   assert.equal(r.hparams.v_num_grad_steps, 7);

@@ -475,6 +475,9 @@ export function readHparamsFile(file: string): Record<string, unknown> {
  * `key=value` overrides. A value is read as YAML (numbers, true/false, [4, 5], strings); several
  * assignments may share one argument separated by ";" or whitespace outside brackets.
  */
+/** Keys whose value is text in every method's schema. */
+const STRING_KEYS = new Set(Object.keys(COMMON).filter((k) => COMMON[k]!.kind === 'string'));
+
 export function parseSets(args: readonly string[]): Record<string, unknown> {
   if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new AmendError('parseSets takes a list of "key=value" strings');
   const out: Record<string, unknown> = {};
@@ -487,7 +490,8 @@ export function parseSets(args: readonly string[]): Record<string, unknown> {
       const raw = item.slice(eq + 1).trim();
       let value: unknown;
       try {
-        value = raw === '' ? '' : parseYaml(raw);
+        // A text-valued key keeps the text as typed: YAML would read mom2_dataset=1e3 as the number 1000.
+        value = raw === '' ? '' : STRING_KEYS.has(key) && raw !== 'null' && !/^["']/.test(raw) ? raw : parseYaml(raw);
       } catch {
         value = raw;
       }
