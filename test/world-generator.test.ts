@@ -151,6 +151,9 @@ test('fact count is compact (a few thousand at most) and sizes scale', () => {
   const small = generateWorld(7, { people: 40, cities: 12, countries: 4, languages: 2, organisations: 8, founders: 3, headquarterCities: 3, professions: 6, instruments: 6 });
   assert.deepEqual(validateWorld(small), []);
   assert.throws(() => generateWorld(7, { people: 10 }), /invalid world sizes|must be/);
+  for (const seed of [-1, 2 ** 32, 1.5]) {
+    assert.throws(() => generateWorld(seed), new RegExp(`^AmendError: generateWorld: seed must be an integer from 0 to 4294967295, got ${String(seed).replace('.', '\\.')}$`, 'm'));
+  }
   assert.throws(() => generateWorld(7, { languages: 7 }), /languages/);
 });
 

@@ -2,7 +2,7 @@
  * The seeded world generator: people, cities, countries, organisations, languages, professions and
  * instruments, and the facts that link them. Everything is a pure function of the seed and sizes.
  */
-import { AmendError } from '../errors.js';
+import { AmendError, requireSeed } from '../errors.js';
 import { NameFactory } from './names.js';
 import { INSTRUMENTS, INSTRUMENT_FAMILIES, ORGANISATION_KINDS, PROFESSIONS, PROFESSION_FIELDS, relationDefinitions } from './phrasings.js';
 import { Rng, normaliseSeed } from './rng.js';
@@ -132,6 +132,7 @@ function assignBalanced(rng: Rng, subjects: number, objects: number, minEach: nu
  * (`JSON.stringify` of two results is identical).
  */
 export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial<WorldSizes>): World {
+  requireSeed(seed, 'generateWorld: seed'); // as the build entry points: no silent folding of others
   const s = resolveSizes(sizes);
   const seedU = normaliseSeed(seed);
   const names = new NameFactory(Rng.stream(seedU, 'names'));
