@@ -301,8 +301,9 @@ function loadObjectLists(bytes: Buffer, start: number, file: string, opts: LoadO
 /**
  * Read a benchmark file (JSON list, JSON Lines, or KnowEdit Sanitation's object) and convert every
  * record, or the first ones up to `limit` cases (the records of a JSON list or a JSON Lines file,
- * and the forget items of a Sanitation file, after those are counted, not parsed); the format is detected from the records' fields (see FORMATS), never from
- * the file name. "world" names the demo world's benchmark.
+ * and the forget items of a Sanitation file, after those are counted, not parsed). The format is
+ * detected from the records' fields (see FORMATS), never from the file name. "world" names the
+ * demo world's benchmark.
  */
 export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCases {
   requirePath(file, 'loadCases needs the benchmark file');
