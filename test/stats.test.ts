@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { AmendError } from '../src/errors.js';
 import { crc32 } from '../src/io/npz.js';
 import { CausalLM, capture, gpt2Config, hookPoint, writeRandomCheckpoint } from '../src/models/index.js';
@@ -275,6 +277,35 @@ test('statistics that could not be cached are computed once per process, not at 
     assert.equal(again, first);
   });
   assert.equal(warnings.length, 1, 'one "not cached" warning, from the one computation');
+});
+
+test('statistics that could not be cached go with their model, not stay for the life of the process', { skip: NO_TOK }, async () => {
+  v8.setFlagsFromString('--expose-gc');
+  const collect = vm.runInNewContext('gc') as () => void;
+  // Weak references are cleared only after the turn that made them, and by more than one collection.
+  const gc = async () => {
+    for (let k = 0; k < 3; k++) {
+      collect();
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  const file = path.join(tmp, 'another-file-not-a-folder');
+  fs.writeFileSync(file, 'x');
+  const corpus = path.join(tmp, 'uncached-corpus-2.txt');
+  fs.writeFileSync(corpus, DOCS.join('\n'));
+  const o = { corpus, samples: 8, maxLength: 16, cacheDir: path.join(file, 'cache') };
+  // The model and its statistics live only inside this function.
+  const computeAndDrop = async () => {
+    const model = CausalLM.loadDir(tinyModel('uncached-dropped', 11));
+    const sm = await layerSecondMoment(model, 1, o);
+    assert.equal(await layerSecondMoment(model, 1, o), sm, 'kept for the model while it lives');
+    return { model: new WeakRef(model), mom2: new WeakRef(sm.mom2) };
+  };
+  let refs: { model: WeakRef<object>; mom2: WeakRef<object> } | undefined;
+  await warningsOf(async () => { refs = await computeAndDrop(); });
+  await gc();
+  assert.equal(refs!.model.deref(), undefined, 'the model itself is collected');
+  assert.equal(refs!.mom2.deref(), undefined, 'its uncached second moment is collected with it');
 });
 
 test('default corpus: corpus-train.txt in the model folder (the demo world)', { skip: NO_TOK }, async () => {

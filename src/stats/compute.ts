@@ -88,10 +88,12 @@ export async function layerSecondMoment(model: CausalLM, layer: number, opts: St
  */
 /**
  * Statistics this process computed but could not write to the cache (an unwritable folder), by
- * the cache file they were meant for: the demo's ROME and MEMIT share a layer, and a run's edits
- * ask again and again, so one failed write should not mean computing them each time.
+ * model and the cache file they were meant for: the demo's ROME and MEMIT share a layer, and a
+ * run's edits ask again and again, so one failed write should not mean computing them each time.
+ * Kept per model object, so they go with it: a process that loads model after model would
+ * otherwise hold every one's matrices (ffn² doubles a layer) for good.
  */
-const uncached = new Map<string, SecondMoment>();
+const uncached = new WeakMap<CausalLM, Map<string, SecondMoment>>();
 
 export async function layerSecondMoments(model: CausalLM, layers: readonly number[], opts: StatsOptions = {}): Promise<SecondMoment[]> {
   if (layers.length === 0) return [];
@@ -123,7 +125,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   if (!opts.noCache && !opts.refresh) {
     for (const l of wanted) {
       const file = statsCachePath(opts.cacheDir, keyOf(l));
-      const hit = tryCache(file, keyOf(l), dim, tokenizer) ?? uncached.get(file);
+      const hit = tryCache(file, keyOf(l), dim, tokenizer) ?? uncached.get(model)?.get(file);
       if (hit) done.set(l, hit);
     }
   }
@@ -150,7 +152,10 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
           sm.file = file;
         } catch (e) {
           process.emitWarning(`statistics for layer ${l} were computed but not cached: ${(e as Error).message}`);
-          uncached.set(file, sm); // this process at least need not compute them again
+          // this process at least need not compute them again
+          let mine = uncached.get(model);
+          if (!mine) uncached.set(model, (mine = new Map()));
+          mine.set(file, sm);
         }
       }
       done.set(l, sm);
