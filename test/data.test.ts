@@ -5,12 +5,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { AmendError } from '../src/errors.js';
 import { DATASET_FORMATS, caseRequests, detectFormat, loadCases, parseCases, type DatasetFormat } from '../src/data/index.js';
 import { buildBenchmark, generateWorld } from '../src/world/index.js';
-import { sharedDir, warningsOf } from './helpers.js';
+import { collectGarbage, sharedDir, warningsOf } from './helpers.js';
 
 const DATA = sharedDir('data');
 const skip = DATA ? false : '../shared/data is absent';
@@ -354,25 +352,16 @@ test('a JSON list file is read a record at a time: --n parses only the records i
 });
 
 test('cases loaded from a JSON Lines file do not keep the file\'s lines alive', async () => {
-  v8.setFlagsFromString('--expose-gc');
-  const collect = vm.runInNewContext('gc') as () => void;
-  // Objects freed by finalisers or weak maps need more than one collection, and turns of the event loop.
-  const gc = async () => {
-    for (let k = 0; k < 3; k++) {
-      collect();
-      await new Promise((r) => setImmediate(r));
-    }
-  };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-data-'));
   try {
     const rec = (i: number) => ({ prompt: `{} ${i} is in`, subject: 'X', targetNew: 'A', rephrase: [`padding ${i} `.repeat(200)] });
     const f = path.join(dir, 'big.jsonl');
     fs.writeFileSync(f, Array.from({ length: 4000 }, (_, i) => JSON.stringify(rec(i))).join('\r\n'));
     const size = fs.statSync(f).size;
-    await gc();
+    await collectGarbage();
     const before = process.memoryUsage().heapUsed;
     const got = loadCases(f, { limit: 1 });
-    await gc();
+    await collectGarbage();
     const held = process.memoryUsage().heapUsed - before;
     assert.equal(got.cases.length, 1);
     assert.equal(got.cases[0]!.prompt, '{} 0 is in', 'the \\r of a CRLF line is not part of the record');

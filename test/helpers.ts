@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { CausalLM } from '../src/models/model.js';
 import { mulberry32 } from '../src/tensor/index.js';
 import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
@@ -93,4 +95,18 @@ export async function warningsOf(fn: () => unknown): Promise<string[]> {
     for (const l of listeners) process.on('warning', l);
   }
   return got;
+}
+
+/**
+ * Runs the garbage collector until weakly held objects are gone: objects freed by finalisers or
+ * weak maps, and weak references, are cleared only after the turn that made them and by more
+ * than one collection.
+ */
+export async function collectGarbage(): Promise<void> {
+  v8.setFlagsFromString('--expose-gc');
+  const collect = vm.runInNewContext('gc') as () => void;
+  for (let k = 0; k < 3; k++) {
+    collect();
+    await new Promise((r) => setImmediate(r));
+  }
 }

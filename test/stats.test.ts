@@ -7,8 +7,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { AmendError } from '../src/errors.js';
 import { crc32 } from '../src/io/npz.js';
 import { CausalLM, capture, gpt2Config, hookPoint, writeRandomCheckpoint } from '../src/models/index.js';
@@ -20,7 +18,7 @@ import {
 import { EditPatch, editSession } from '../src/patch/index.js';
 import { secondMoments, withRidge } from '../src/editors/common/stats.js';
 import type { EditHparams } from '../src/editors/hparams.js';
-import { type CliResult, runCli, sharedDir, warningsOf } from './helpers.js';
+import { type CliResult, collectGarbage, runCli, sharedDir, warningsOf } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -280,15 +278,6 @@ test('statistics that could not be cached are computed once per process, not at 
 });
 
 test('statistics that could not be cached go with their model, not stay for the life of the process', { skip: NO_TOK }, async () => {
-  v8.setFlagsFromString('--expose-gc');
-  const collect = vm.runInNewContext('gc') as () => void;
-  // Weak references are cleared only after the turn that made them, and by more than one collection.
-  const gc = async () => {
-    for (let k = 0; k < 3; k++) {
-      collect();
-      await new Promise((r) => setImmediate(r));
-    }
-  };
   const file = path.join(tmp, 'another-file-not-a-folder');
   fs.writeFileSync(file, 'x');
   const corpus = path.join(tmp, 'uncached-corpus-2.txt');
@@ -303,7 +292,7 @@ test('statistics that could not be cached go with their model, not stay for the 
   };
   let refs: { model: WeakRef<object>; mom2: WeakRef<object> } | undefined;
   await warningsOf(async () => { refs = await computeAndDrop(); });
-  await gc();
+  await collectGarbage();
   assert.equal(refs!.model.deref(), undefined, 'the model itself is collected');
   assert.equal(refs!.mom2.deref(), undefined, 'its uncached second moment is collected with it');
 });

@@ -21,9 +21,8 @@ import {
   type TensorRecord,
   type TensorToWrite,
 } from './safetensors.js';
-import { tempPathFor } from './dirs.js';
+import { makeDirs, tempPathFor } from './dirs.js';
 import { isFileDType } from './dtype.js';
-import { makeDirs } from './dirs.js';
 import { runSteps, runStepsAsync, type Steps } from './steps.js';
 
 export const SINGLE_WEIGHTS = 'model.safetensors';

@@ -67,10 +67,15 @@ export function rankOneDivisor(k: ArrayLike<number>, u: ArrayLike<number>, where
 export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k: ArrayLike<number>, u: ArrayLike<number>,
   where: string, mom2Adjustment: boolean): { v: Float64Array; ku: number } {
   const ku = rankOneDivisor(k, u, where, mom2Adjustment);
+  return { v: dividedUpdate(target, o, ku, where), ku };
+}
+
+/** v = (v* − o) / ku for a divisor rankOneDivisor has passed. */
+function dividedUpdate(target: ArrayLike<number>, o: ArrayLike<number>, ku: number, where: string): Float64Array {
   const v = new Float64Array(target.length);
   for (let i = 0; i < v.length; i++) v[i] = (target[i] - o[i]) / ku;
   if (!v.every(Number.isFinite)) throw new AmendError(`ROME: the update for ${where} is not finite (v* or the MLP output there is not finite)`);
-  return { v, ku };
+  return v;
 }
 
 /** Runs ROME for every request in order; the model is unchanged afterwards. */
@@ -103,14 +108,14 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
         const where = `"${req.subject}" at layer ${layer}`;
         const acts = timings.time('keys', () => promptActivations(model, [req], [hookPoint.mlpKeys(layer), hookPoint.mlpOut(layer)], hp));
         const k = acts.get(hookPoint.mlpKeys(layer))!, o = acts.get(hookPoint.mlpOut(layer))!;
-        rankOneDivisor(k, u, where, hp.mom2_adjustment);
+        const ku = rankOneDivisor(k, u, where, hp.mom2_adjustment);
         // v* (compute_v)
         const job = buildJob(tok, req, flat, hp);
         const [res] = timings.time('v_optimisation', () => optimiseTargets(model, [job], {
           point: hookPoint.mlpOut(layer), lossLayer: model.config.layers - 1, steps: hp.v_num_grad_steps, lr: hp.v_lr,
           weightDecay: hp.v_weight_decay, clampFactor: hp.clamp_norm_factor, klFactor: hp.kl_factor, earlyStop: hp.early_stop_loss,
         }));
-        const { v, ku } = rankOneRight(res.target, o, k, u, where, hp.mom2_adjustment);
+        const v = dividedUpdate(res.target, o, ku, where);
         const delta = downProjectionDelta(model, layer, v, u, 1);
         temp.apply(delta);
         deltas.push(delta);
