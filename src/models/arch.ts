@@ -28,6 +28,7 @@ export interface LayerSpec {
   /** null when attention and MLP share ln1 (GPT-J). */
   ln2: NormSpec | null;
   qkv: QkvSpec;
+  /** Attention's output projection, heads × headDim → d. */
   o: LinearSpec;
   /** The MLP's first projection (c_fc, dense_h_to_4h, fc_in, up_proj). */
   up: LinearSpec;

@@ -8,7 +8,9 @@ import { Tensor, addRows, gatherRows, reshape, setRows } from '../tensor/index.j
 
 export interface HookContext {
   point: string;
+  /** null at final.norm. */
   layer: number | null;
+  /** B and T of the activation, so a hook can turn (b, t) into a row b*T + t. */
   batch: number;
   seqLen: number;
 }

@@ -3,6 +3,7 @@
 // yet written are excluded by causality; padding by the mask.
 import { AmendError } from '../errors.js';
 import type { ModelConfig } from './config.js';
+import { positionsFromMask } from './transformer.js';
 
 export class KVCache {
   readonly batch: number;
@@ -13,6 +14,7 @@ export class KVCache {
   readonly mask: Uint8Array;
   /** Real tokens seen so far in each row (the next token's position id). */
   readonly seen: Int32Array;
+  /** Positions written so far, the same in every row (padding fills a row's gaps). */
   length = 0;
 
   constructor(config: ModelConfig, batch: number, capacity: number) {
@@ -33,12 +35,7 @@ export class KVCache {
     if (this.length + T > this.capacity) {
       throw new AmendError(`KV cache full: ${this.length} + ${T} tokens exceed its capacity of ${this.capacity}`);
     }
-    const pos = new Int32Array(this.batch * T);
-    for (let b = 0; b < this.batch; b++) {
-      let seen = this.seen[b];
-      for (let t = 0; t < T; t++) pos[b * T + t] = !mask || mask[b * T + t] !== 0 ? seen++ : 0;
-    }
-    return pos;
+    return positionsFromMask(mask, this.batch, T, this.seen);
   }
 
   /**

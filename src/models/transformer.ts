@@ -1,6 +1,19 @@
 // The forward pass shared by every family: embeddings, blocks, final norm, LM head. What differs
 // between GPT-2, GPT-NeoX, GPT-J and Llama (norm type, fused or separate qkv, rotary, parallel
-// residual, gated MLP) is data in the spec and config, so one reading covers all of them.
+// residual, gated MLP) is data in the spec and config, so one reading covers all of them:
+//
+//   x = wte[ids] (+ wpe[pos], learned positions only)               [B, T, d], d = config.hidden
+//   per block l:  sequential  x = x + attn(ln1 x);  x = x + mlp(ln2 x)
+//                 parallel    x = x + (attn(ln1 x) + mlp(ln2 x))     (GPT-J: ln2 is ln1)
+//   hidden = lnf x;  logits = hidden @ lm_head                       [B, T, V]
+//   attn(h) = o(softmax(scale · q kᵀ, causal and padding masked) v), q and k rotated when rotary
+//   mlp(h)  = down(act(up h)), or down(act(gate h) * up h) when gated (Llama)
+//
+// The backward pass is not written here: each op in tensor/ops.ts records its own gradient rule
+// on the tape when one is running (withGrad), so this one function serves inference, editing and
+// training.
+//
+// Below, T is the tensor module; the sequence length is `len` (the T of the shape comments).
 import { AmendError } from '../errors.js';
 import { kernels } from '../backend/index.js';
 import * as T from '../tensor/index.js';
@@ -70,11 +83,15 @@ function rotaryFrequencies(c: ModelConfig, pos: Int32Array): RopeFrequencies {
   return f;
 }
 
-/** Position ids from the padding mask: the running count of real tokens (pads get 0). */
-export function positionsFromMask(mask: Uint8Array | null, B: number, len: number): Int32Array {
+/**
+ * Position ids from the padding mask: the running count of real tokens (pads get 0), so a
+ * left-padded row's first real token is at position 0, as without padding. `start` [B]: the real
+ * tokens each row has already seen (a KV cache's count); none: 0.
+ */
+export function positionsFromMask(mask: Uint8Array | null, B: number, len: number, start?: Int32Array): Int32Array {
   const pos = new Int32Array(B * len);
   for (let b = 0; b < B; b++) {
-    let seen = 0;
+    let seen = start ? start[b] : 0;
     for (let t = 0; t < len; t++) {
       const real = !mask || mask[b * len + t] !== 0;
       pos[b * len + t] = real ? seen++ : 0;
@@ -83,6 +100,11 @@ export function positionsFromMask(mask: Uint8Array | null, B: number, len: numbe
   return pos;
 }
 
+/**
+ * The model on B rows of `len` token ids each (ids row-major [B, len]). Inside withGrad every op
+ * records on the tape, so a loss on the outputs backpropagates into any tensor that requires
+ * grad and took part (a hook's delta, a weight made a parameter).
+ */
 export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number, opts: ForwardOptions = {}): ForwardOutput {
   const c = m.config, s = m.spec;
   if (ids.length !== B * len || len === 0) throw new AmendError(`forward: ${ids.length} ids do not make a [${B}, ${len}] batch`);
@@ -164,6 +186,8 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   const freqs = c.positions === 'rotary' ? rotaryFrequencies(c, pos) : null;
   // True while x is an array of this forward's own making that no hook has seen.
   let xOwned = fast && !opts.start;
+  // The keys attention may read: with a cache, every position so far (its own mask); else this
+  // batch's mask, dropped when nothing is padding so the kernel skips the per-key check.
   const attnMask = cache ? cache.mask : mask && mask.some((v) => v === 0) ? mask : null;
   const rows = B * len;
 
@@ -307,7 +331,7 @@ function mlpKeys(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor,
 }
 
 function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: number, len: number,
-  pos: Int32Array, freqs: RopeFrequencies | null, mask: Uint8Array | null, past: number, cache: KVCache | undefined, scratch: Scratch): Tensor {
+  pos: Int32Array, freqs: RopeFrequencies | null, keyMask: Uint8Array | null, past: number, cache: KVCache | undefined, scratch: Scratch): Tensor {
   const c = m.config;
   const H = c.heads, KVH = c.kvHeads, D = c.headDim;
   const rows = B * len;
@@ -342,9 +366,9 @@ function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: 
     kern.copyStrided(k.data, 0, srcStrides, cache.k[l], past * row, dstStrides, shape, false);
     kern.copyStrided(v.data, 0, srcStrides, cache.v[l], past * row, dstStrides, shape, false);
     const K = new Tensor(cache.k[l], [B, cap, KVH, D]), V = new Tensor(cache.v[l], [B, cap, KVH, D]);
-    out = T.attention(q, K, V, { keyMask: mask, qOffset: past, scale, out: scratch.take(q.size) });
+    out = T.attention(q, K, V, { keyMask, qOffset: past, scale, out: scratch.take(q.size) });
   } else {
-    out = T.attention(q, k, v, { keyMask: mask, scale, out: scratch.take(q.size) });
+    out = T.attention(q, k, v, { keyMask, scale, out: scratch.take(q.size) });
   }
   scratch.give(q);
   scratch.give(k);
