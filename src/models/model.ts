@@ -1,4 +1,5 @@
-// A causal language model: config, weights under their checkpoint names, tokenizer, forward.
+// A causal language model: config, weights under their checkpoint names, tokenizer, forward; and
+// its loading from a model folder, the Hugging Face cache or the hub, checked against the spec.
 import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, requirePath, isObject } from '../errors.js';
@@ -90,14 +91,9 @@ export class CausalLM implements ModelWeights {
 
   constructor(rawConfig: Record<string, unknown>, weights: Map<string, Tensor>,
     opts: { dtypes?: Map<string, string>; dir?: string | null; tokenizer?: AmendTokenizer | null } = {}) {
+    // parseConfig has checked the sizes (an integer head dimension, heads in whole key/value groups).
     this.config = parseConfig(rawConfig);
     const c = this.config;
-    if (c.hidden % c.heads !== 0 && rawConfig.head_dim === undefined) {
-      throw new AmendError(`config.json: hidden size ${c.hidden} is not divisible by ${c.heads} heads`);
-    }
-    if (c.heads % c.kvHeads !== 0) {
-      throw new AmendError(`config.json: ${c.heads} attention heads are not a multiple of ${c.kvHeads} key/value heads`);
-    }
     const quant = rawConfig.quantization_config;
     if (quant !== undefined && quant !== null) {
       const method = (quant as { quant_method?: unknown }).quant_method;
