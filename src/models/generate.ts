@@ -37,7 +37,7 @@ export interface GenerateOptions {
  * last one is predicted and never fed back, so it needs no position of its own.
  */
 export function generationRoom(config: { maxPositions: number }, promptLen: number): number {
-  return config.maxPositions > 0 ? Math.max(0, config.maxPositions - promptLen + 1) : Number.POSITIVE_INFINITY;
+  return Math.max(0, config.maxPositions - promptLen + 1);
 }
 
 /**
@@ -57,9 +57,9 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
   const B = prompts.length;
   const P = Math.max(...prompts.map((p) => p.length));
   // Every id of the config's eos_token_id ends a row (Llama 3 lists several), as in transformers.
-  const eos = o.eosId === undefined ? m.config.eosIds ?? (m.config.eosId === null ? [] : [m.config.eosId]) : o.eosId === null ? [] : [o.eosId];
+  const eos = o.eosId === undefined ? m.config.eosIds : o.eosId === null ? [] : [o.eosId];
   const greedy = o.greedy ?? true;
-  if (m.config.maxPositions > 0 && P > m.config.maxPositions) {
+  if (P > m.config.maxPositions) {
     throw new AmendError(`generate: a prompt of ${P} tokens is longer than the model's ${m.config.maxPositions} positions`);
   }
   // Positions count per row (left padding is not one), so each row has its own room.
@@ -138,9 +138,9 @@ function checkGenerateOptions(o: GenerateOptions): void {
 }
 
 /**
- * NaN or +Inf logits have no argmax and no softmax to draw from (argmax skipped NaN, the sampler
- * fell back to it): a model whose weights or patch hold NaN or Inf, or whose activations overflow
- * float32. That is refused, naming the row, the step and the first such token. −Inf is a token
+ * NaN or +Inf logits have no argmax and no softmax to draw from (argmax would skip NaN and return
+ * a token as if nothing were wrong): a model whose weights or patch hold NaN or Inf, or whose
+ * activations overflow float32. That is refused, naming the row, the step and the first such token. −Inf is a token
  * ruled out (probability 0, the usual way to ban tokens in sample()'s input), unless every token is.
  */
 function requireFinite(row: Float32Array, where: string): void {
@@ -159,7 +159,8 @@ function requireFinite(row: Float32Array, where: string): void {
 function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number, step: number): number[] {
   const V = logits.dim(-1), rows = logits.size / V;
   for (let r = 0; r < rows; r++) requireFinite(logits.data.subarray(r * V, (r + 1) * V), `generate: prompt ${r}, new token ${step + 1}`);
-  if (!greedy && !restricts(o, V)) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand);
+  const { cut, nucleus } = restriction(o, V);
+  if (!greedy && !cut && !nucleus) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand);
   const picks: number[] = [];
   for (let r = 0; r < rows; r++) {
     const row = logits.data.subarray(r * V, (r + 1) * V);
@@ -171,11 +172,6 @@ function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: (
 /** Whether top-k (cut) or top-p (nucleus) restrict V tokens: then the sampler needs their order. */
 function restriction(o: Pick<GenerateOptions, 'topK' | 'topP'>, V: number): { cut: boolean; nucleus: boolean } {
   return { cut: o.topK !== undefined && o.topK > 0 && o.topK < V, nucleus: o.topP !== undefined && o.topP < 1 };
-}
-
-function restricts(o: Pick<GenerateOptions, 'topK' | 'topP'>, V: number): boolean {
-  const { cut, nucleus } = restriction(o, V);
-  return cut || nucleus;
 }
 
 /**
