@@ -10,7 +10,8 @@ import { makeDirs } from '../io/dirs.js';
 
 /**
  * Writes config.json and model.safetensors for `rawConfig` with seeded N(0, std²) weights
- * (norm weights 1, biases 0), as GPT-2's initialisation does. Returns the directory.
+ * (norm weights 1, biases 0): GPT-2's initialisation, less its 1/√(2·layers) scaling of the
+ * residual projections (c_proj). Returns the directory.
  */
 export function writeRandomCheckpoint(dir: string, rawConfig: Record<string, unknown>, seed = 0, std = 0.02): string {
   const config = parseConfig(rawConfig);
