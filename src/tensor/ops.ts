@@ -260,22 +260,23 @@ export function div(a: Tensor, b: Tensor): Tensor {
   });
 }
 
+/**
+ * The gradients of maximum / minimum: each entry's goes to the operand that gave it, told apart
+ * by out − b ≠ 0 (so a tie goes to b).
+ */
+function winnerGrads(b: Tensor, g: Float32Array, shape: number[], out: Float32Array): [Float32Array, Float32Array] {
+  const fromA = binaryRaw(BinaryOp.Sub, out, shape, b.data, b.shape, shape);
+  const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
+  for (let i = 0; i < g.length; i++) (fromA[i] !== 0 ? ga : gb)[i] = g[i];
+  return [ga, gb];
+}
+
 export function maximum(a: Tensor, b: Tensor): Tensor {
-  return binary('maximum', BinaryOp.Max, a, b, (g, shape, out) => {
-    const pickA = binaryRaw(BinaryOp.Sub, out, shape, b.data, b.shape, shape); // 0 where b won
-    const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
-    for (let i = 0; i < g.length; i++) (pickA[i] !== 0 ? ga : gb)[i] = g[i];
-    return [ga, gb];
-  });
+  return binary('maximum', BinaryOp.Max, a, b, (g, shape, out) => winnerGrads(b, g, shape, out));
 }
 
 export function minimum(a: Tensor, b: Tensor): Tensor {
-  return binary('minimum', BinaryOp.Min, a, b, (g, shape, out) => {
-    const pickA = binaryRaw(BinaryOp.Sub, out, shape, b.data, b.shape, shape);
-    const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
-    for (let i = 0; i < g.length; i++) (pickA[i] !== 0 ? ga : gb)[i] = g[i];
-    return [ga, gb];
-  });
+  return binary('minimum', BinaryOp.Min, a, b, (g, shape, out) => winnerGrads(b, g, shape, out));
 }
 
 /** a ** b (gradient wrt b needs a > 0). */
@@ -434,15 +435,15 @@ export function crossEntropy(logits: Tensor, targets: Int32Array | readonly numb
 // Normalisation
 
 /** LayerNorm over the last axis (into `out` when given, see outBuffer; not x's own data). */
-export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, dst?: Float32Array): Tensor {
+export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: number, out?: Float32Array): Tensor {
   const [rows, cols] = rowsCols(x);
   checkVector('layerNorm: the weight', w, cols);
   checkVector('layerNorm: the bias', b, cols);
-  const out = outBuffer(x.size, dst, [x, w, b]);
+  const dst = outBuffer(x.size, out, [x, w, b]);
   const mu = new Float32Array(rows), rs = new Float32Array(rows);
-  kernels().layerNorm(x.data, w?.data ?? null, b?.data ?? null, out, mu, rs, rows, cols, eps);
+  kernels().layerNorm(x.data, w?.data ?? null, b?.data ?? null, dst, mu, rs, rows, cols, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
-  return record('layerNorm', out, x.shape, inputs, (g) => {
+  return record('layerNorm', dst, x.shape, inputs, (g) => {
     const gx = new Float32Array(x.size);
     const gw = w?.requiresGrad ? new Float32Array(cols) : null;
     const gb = b?.requiresGrad ? new Float32Array(cols) : null;
@@ -452,13 +453,13 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
 }
 
 /** RMSNorm over the last axis (into `out` when given, see outBuffer; not x's own data). */
-export function rmsNorm(x: Tensor, w: Tensor | null, eps: number, dst?: Float32Array): Tensor {
+export function rmsNorm(x: Tensor, w: Tensor | null, eps: number, out?: Float32Array): Tensor {
   const [rows, cols] = rowsCols(x);
   checkVector('rmsNorm: the weight', w, cols);
-  const out = outBuffer(x.size, dst, [x, w]);
+  const dst = outBuffer(x.size, out, [x, w]);
   const rs = new Float32Array(rows);
-  kernels().rmsNorm(x.data, w?.data ?? null, out, rs, rows, cols, eps);
-  return record('rmsNorm', out, x.shape, w ? [x, w] : [x], (g) => {
+  kernels().rmsNorm(x.data, w?.data ?? null, dst, rs, rows, cols, eps);
+  return record('rmsNorm', dst, x.shape, w ? [x, w] : [x], (g) => {
     const gx = new Float32Array(x.size);
     const gw = w?.requiresGrad ? new Float32Array(cols) : null;
     kernels().rmsNormBackward(x.data, w?.data ?? null, rs, g, gx, gw, rows, cols);
@@ -573,7 +574,7 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_ou
 export interface RopeOptions { rotDim: number; invFreq: Float32Array; scale?: number; interleaved: boolean }
 
 /** Rotary embedding of x [B, T, H, D] at positions pos [B*T] (into `out`, which may be x's data; see outBuffer). */
-export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, dst?: Float32Array): Tensor {
+export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, out?: Float32Array): Tensor {
   const [B, T, H, D] = x.shape;
   if (x.rank !== 4 || pos.length !== B * T || !Number.isInteger(o.rotDim) || o.rotDim < 0 || o.rotDim > D || o.rotDim % 2 !== 0
     || o.invFreq.length !== o.rotDim / 2) {
@@ -581,9 +582,9 @@ export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, dst?: Float32Ar
   }
   const scale = o.scale ?? 1;
   if (!Number.isFinite(scale)) throw new AmendError(`rope: scale ${scale} is not finite`);
-  const out = outBuffer(x.size, dst, [x]);
-  kernels().rope(x.data, out, pos, B, T, H, D, o.rotDim, o.invFreq, scale, o.interleaved, false);
-  return record('rope', out, x.shape, [x], (g) => {
+  const dst = outBuffer(x.size, out, [x]);
+  kernels().rope(x.data, dst, pos, B, T, H, D, o.rotDim, o.invFreq, scale, o.interleaved, false);
+  return record('rope', dst, x.shape, [x], (g) => {
     const gx = new Float32Array(x.size);
     kernels().rope(g, gx, pos, B, T, H, D, o.rotDim, o.invFreq, scale, o.interleaved, true);
     return [gx];

@@ -26,8 +26,7 @@ export interface ParamGroup {
  * Splits named parameters into a group that decays and one that does not. By default matrices
  * decay and everything of rank < 2 (biases, norm gains) does not; `noDecay` adds names that must
  * not decay either (embeddings, as is common for small models). A tensor that appears under two
- * names (tied embeddings) is listed once, in the first group it lands in, and the no-decay rule
- * wins if any of its names asks for it.
+ * names (tied embeddings) is listed once: in the no-decay group if any of its names asks for it.
  */
 export function decayGroups(
   named: Iterable<[string, Tensor]>,
