@@ -1,11 +1,12 @@
 // Backend selection. The native addon is preferred when it was built; AMEND_BACKEND=js (or
-// useBackend('js')) forces the portable reference backend.
+// useBackend('js')) forces the portable reference backend. Callers ask kernels() at each use
+// rather than keep the object, so a switch applies to everything computed after it.
 import { AmendError } from '../errors.js';
-import type { Kernels } from './kernels.js';
+import type { BackendInfo, Kernels } from './kernels.js';
 import { jsKernels } from './js.js';
 import { loadNative } from './native.js';
 
-export type BackendName = 'js' | 'native';
+export type BackendName = BackendInfo['name'];
 
 let current: Kernels | null = null;
 
@@ -16,6 +17,8 @@ export function kernels(): Kernels {
   if (wanted && wanted !== 'js' && wanted !== 'native') {
     throw new AmendError(`AMEND_BACKEND must be "js" or "native", not "${wanted}"`);
   }
+  // The addon reads AMEND_GEMM itself and takes any other value as unset: checked here so a typo
+  // is an error rather than a silent default.
   const gemm = process.env.AMEND_GEMM;
   if (gemm && gemm !== 'own' && gemm !== 'blas') throw new AmendError(`AMEND_GEMM must be "own" or "blas", not "${gemm}"`);
   if (wanted === 'js') return (current = jsKernels);

@@ -121,7 +121,8 @@ export interface Kernels {
    * interleaved=true: pairs (2i, 2i+1) (GPT-J "rotate_every_two").
    * inverse=true applies the transpose, scale·R(-angle) (the gradient of the forward map; with
    * scale 1 it undoes the forward rotation).
-   * Angles are computed in float64 from the float32 invFreq (as Hugging Face computes them).
+   * invFreq is float32, as Hugging Face holds it; the angles pos · invFreq and their cos and sin
+   * are computed in float64 from it.
    */
   rope(x: Float32Array, out: Float32Array, pos: Int32Array, B: number, T: number, H: number, D: number,
     rotDim: number, invFreq: Float32Array, scale: number, interleaved: boolean, inverse: boolean): void;
