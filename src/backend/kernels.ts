@@ -131,7 +131,8 @@ export interface Kernels {
    * Scaled dot-product attention, causal, with grouped KV heads:
    *   q [B, T, H, D], k and v [B, S, KVH, D] (H % KVH == 0; head h reads kv head h / (H/KVH)),
    *   out [B, T, H, D], probs [B, H, T, S] (written when non-null; needed for backward).
-   * Query t sits at key position qOffset + t (qOffset = S - T with a KV cache, else 0), and may
+   * Query t sits at key position qOffset + t (with a KV cache, qOffset counts the positions cached
+   * before; S may be the cache's capacity, whose unwritten slots lie past every query), and may
    * attend key s iff s <= qOffset + t and (keyMask == null || keyMask[b*S + s] != 0).
    * A query with no key to attend gets out = 0 and probs = 0 (never NaN).
    */

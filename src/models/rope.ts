@@ -6,8 +6,8 @@
 // tensor operation; the scaled types below repeat that arithmetic step by step (Math.fround after
 // every operation, which gives the correctly rounded float32 result of +, −, ×, ÷). Powers are
 // computed in float64 and rounded to float32. The unscaled frequencies are computed as Amend
-// always has (1 / theta^(2i/d) in float64, rounded to float32 once), so unscaled models keep
-// their results bit for bit.
+// always has (the exponent 2i/d in float32 as transformers forms it, then 1 / theta^e in float64,
+// rounded to float32 once), so unscaled models keep their results bit for bit.
 import { AmendError } from '../errors.js';
 
 export type RopeType = 'default' | 'linear' | 'dynamic' | 'llama3' | 'yarn';

@@ -274,6 +274,7 @@ class Scratch {
     if (!this.on || !t) return;
     let list = this.free.get(t.size);
     if (!list) this.free.set(t.size, (list = []));
+    // Given twice (two tensors over one array), it must still be taken only once.
     if (!list.includes(t.data)) list.push(t.data);
   }
 }

@@ -594,7 +594,10 @@ export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, out?: Float32Ar
 export interface AttentionOptions {
   /** [B*S] nonzero where a key may be attended (padding mask); null: all keys. */
   keyMask?: Uint8Array | null;
-  /** Position of the first query among the keys (S - T with a KV cache). */
+  /**
+   * Position of the first query among the keys: with a KV cache, the positions cached before this
+   * call (S is the cache's capacity; the unwritten slots past a query are excluded as causal).
+   */
   qOffset?: number;
   scale?: number;
   /** Destination [B, T, H, D] (see outBuffer; not q's, k's or v's own data). */
