@@ -5,16 +5,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AmendError } from '../src/errors.js';
 import { CausalLM } from '../src/models/model.js';
-import { mulberry32 } from '../src/tensor/index.js';
+import { mulberry32, noGrad } from '../src/tensor/index.js';
 import { editSession } from '../src/patch/session.js';
 import { materialize } from '../src/patch/delta.js';
 import type { SecondMoment } from '../src/stats/index.js';
 import { editWithReport } from '../src/editors/index.js';
 import { gramRows, memitSolve, type MemitOutput } from '../src/editors/memit/index.js';
 import { resolveHparams } from '../src/editors/hparams.js';
-import { buildJob, prepareRequests } from '../src/editors/common/prompts.js';
+import { buildJob, encodePrompt, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
+import { TemporaryWeights } from '../src/editors/common/weights.js';
 import { evaluateJobs, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
-import { hookPoint } from '../src/models/hooks.js';
+import { capture, hookPoint } from '../src/models/hooks.js';
 import { scoreTargets } from '../src/editors/common/score.js';
 import { relErr, randomStats, sharedDir, weightsHash } from './helpers.js';
 
@@ -220,4 +221,38 @@ test('MEMIT joint z: the loss of a merged job is the mean of its targets\' per-t
     for (let i = 0; i < d; i++) an += (g[i] * u[i]) / un;
     assert.ok(Math.abs(fd - an) <= 2e-3 * gn + 1e-4, `directional derivative ${an} vs finite difference ${fd} (‖g‖ ${gn})`);
   }
+});
+
+test('MEMIT: each layer\'s residual is (z − the last edited layer\'s output with the earlier layers\' updates in place) / the layers left, with λ = mom2_update_weight', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('tiny-random-gpt2');
+  const layers = [0, 1], zLayer = 1, d = model.config.hidden, n = 2;
+  const reqs = REQS.slice(0, n);
+  const stats = await randomStats(model, layers);
+  const { patch, report } = await editWithReport(model, reqs, { method: 'memit', hparams: { layers, mom2_update_weight: 7 }, stats, keepSystems: true });
+  const [s0, s1] = report.memit!.systems!;
+  assert.deepEqual([s0.lambda, s1.lambda], [7, 7]);
+  const tok = model.tok();
+  // resid_post of the last edited layer at each plain prompt's lookup token, [n, d]
+  const outputs = (): Float32Array[] => reqs.map((r) => {
+    const ids = encodePrompt(tok, r.prompt, r.subject);
+    const c = capture(hookPoint.residPost(zLayer), [lookupIndex(tok, r.prompt, r.subject, 'subject_last')]);
+    noGrad(() => model.forward(Int32Array.from(ids), 1, ids.length, { logitsAt: 'none', hooks: [c.hook] }));
+    return c.value().data.slice();
+  });
+  const before = outputs();
+  // layer 0: R = (z − before) / 2, so z = before + 2R
+  const z = before.map((o, r) => o.map((x, j) => x + 2 * s0.R[j * n + r]));
+  const temp = new TemporaryWeights(model);
+  temp.apply(patch.deltas.find((x) => x.name === model.spec.layers[0].down.w)!);
+  let after: Float32Array[];
+  try {
+    after = outputs();
+  } finally {
+    temp.restore();
+  }
+  // layer 1: R = (z − output with layer 0's update) / 1
+  const want = new Float64Array(d * n);
+  for (let r = 0; r < n; r++) for (let j = 0; j < d; j++) want[j * n + r] = z[r][j] - after[r][j];
+  assert.ok(relErr(s1.R, want) < 1e-4, `layer 1 residual differs by ${relErr(s1.R, want)}`);
+  assert.ok(relErr(want, Float64Array.from(s0.R, (x) => 2 * x)) > 1e-3, 'layer 0\'s update moved the output');
 });

@@ -5,16 +5,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AmendError } from '../src/errors.js';
 import { CausalLM } from '../src/models/model.js';
-import { capture, hookPoint } from '../src/models/hooks.js';
+import { addAt, capture, hookPoint } from '../src/models/hooks.js';
 import { generate } from '../src/models/generate.js';
-import { mulberry32, noGrad } from '../src/tensor/index.js';
+import { mulberry32, noGrad, Tensor } from '../src/tensor/index.js';
 import { editSession } from '../src/patch/session.js';
 import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
 import { editWithReport, resolveHparams } from '../src/editors/index.js';
 import { rankOneRight } from '../src/editors/rome/index.js';
-import { buildJob, encodePrompt, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
+import { buildJob, encodePrompt, fill, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
+import { templateKeys } from '../src/editors/common/keys.js';
 import { contextTemplates, templateSettings } from '../src/editors/common/templates.js';
-import { evaluateJobs, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
+import { evaluateJobs, optimiseTargets, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
 import { scoreTargets } from '../src/editors/common/score.js';
 import { relErr as rel, randomStats, sharedDir, weightsHash } from './helpers.js';
 
@@ -255,6 +256,20 @@ test('ROME: several requests are applied one after another in one patch (rank 2)
   assert.equal(patch.deltas[0].kind === 'low_rank' ? patch.deltas[0].rank : 0, 2);
   assert.equal(report.rome!.reports.length, 2);
   for (const r of report.rome!.reports) assert.ok(r.vstar.iterations >= 1 && Number.isFinite(r.vstar.loss));
+  // The second update was computed on the model with the first applied, so with both applied the
+  // second prompt's key still maps exactly to its v* (the first prompt's need not: the second moved it).
+  const session = editSession(model);
+  session.apply(patch);
+  try {
+    const tok = model.tok();
+    const ids = encodePrompt(tok, '{} liked to eat', 'Tom');
+    const out = capture(hookPoint.mlpOut(2), [lookupIndex(tok, '{} liked to eat', 'Tom', 'subject_last')]);
+    noGrad(() => model.forward(Int32Array.from(ids), 1, ids.length, { logitsAt: 'none', hooks: [out.hook] }));
+    const err = rel(out.value().data, report.rome!.vectors[1].vstar);
+    assert.ok(err < 1e-4, `‖W″k₂ + b − v*₂‖/‖v*₂‖ = ${err}`);
+  } finally {
+    session.revertAll();
+  }
 });
 
 test('rankOneRight: a key orthogonal to u (or zero) is refused relative to ‖k‖‖u‖; a small but resolvable k·u is divided', () => {
@@ -335,4 +350,100 @@ test('ROME: a key of zeros at the lookup token (ReLU units that never fire) is r
   await assert.rejects(editWithReport(model, [REQ], { method: 'rome', hparams: { layers: [layer], mom2_adjustment: false } }),
     (e: unknown) => e instanceof AmendError && /^ROME: the key of "France" at layer 1 is zero \(no MLP unit fires at the lookup token\), so there is no update direction; edit another layer \(layers\) or lookup token \(fact_token\)$/.test(e.message));
   assert.equal(weightsHash(model), before);
+});
+
+test('fact_token: the lookup index of every mode, and subject_first_after_last past the prompt in a longer sequence', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const tok = (await load('stories260K')).tok();
+  // <s> ▁The ▁c a p it a l ▁of | ▁M i ch a e l ▁ J or d an | ▁ is
+  const at = (template: string, mode: 'subject_first' | 'subject_last' | 'subject_first_after_last' | 'last', seqLen?: number) =>
+    lookupIndex(tok, template, 'Michael Jordan', mode, seqLen);
+  assert.deepEqual(['subject_first', 'subject_last', 'subject_first_after_last', 'last'].map((m) => at('The capital of {} is', m as 'last')), [9, 19, 20, 21]);
+  // nothing after the subject: its last token, unless the sequence (prompt + target) goes on
+  assert.equal(at('My favourite city is {}', 'subject_first_after_last'), 25);
+  assert.equal(at('My favourite city is {}', 'subject_first_after_last', 30), 26);
+  assert.equal(at('My favourite city is {}', 'last'), 25);
+});
+
+test('k*: the mean of the per-template keys, flat over all templates or per group then over groups', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('stories260K');
+  const tok = model.tok(), layer = 1, f = model.config.ffn;
+  const [req] = prepareRequests(model, [{ prompt: '{} went to the', subject: 'Lily', targetNew: 'moon' }], resolveHparams('rome', model).hparams);
+  const groups = [['{}'], ['Tom was sad. {}', 'One day, {}', 'The sun was hot. {}']];
+  const keyOf = (ctx: string): Float32Array => {
+    const t = fill(ctx, req.template), ids = encodePrompt(tok, t, req.subject);
+    const c = capture(hookPoint.mlpKeys(layer), [lookupIndex(tok, t, req.subject, 'subject_last')]);
+    noGrad(() => model.forward(Int32Array.from(ids), 1, ids.length, { logitsAt: 'none', hooks: [c.hook] }));
+    return c.value().data.slice();
+  };
+  const keys = groups.map((g) => g.map(keyOf));
+  const flat = new Float64Array(f), grouped = new Float64Array(f);
+  for (let j = 0; j < f; j++) {
+    for (const g of keys) for (const k of g) flat[j] += k[j] / 4;
+    for (const g of keys) for (const k of g) grouped[j] += k[j] / (g.length * 2);
+  }
+  assert.ok(rel(flat, grouped) > 1e-3, 'groups of different sizes make the two means differ');
+  for (const [average, want] of [['flat', flat], ['grouped', grouped]] as const) {
+    const hp = resolveHparams('rome', model, { overrides: { template_key_average: average } }).hparams;
+    const got = templateKeys(model, [req], groups, layer, hp);
+    assert.ok(rel(got, want) < 1e-5, `${average}: k* differs from the hand mean by ${rel(got, want)}`);
+  }
+});
+
+test('v* optimisation by hand: the first Adam step moves every coordinate by lr against the gradient, ‖δ‖ is clamped to clamp·‖v₀‖, and the loss parts are the NLL, kl_factor × the mean KL and the weight decay', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('stories260K');
+  const tok = model.tok(), d = model.config.hidden, V = model.config.vocabSize, L = model.config.layers;
+  const { hparams } = resolveHparams('rome', model, { overrides: { mom2_adjustment: false, context_template_length_params: [[6, 2]], kl_prompts: ['{} is a', 'The friend of {} was'] } });
+  const [req] = prepareRequests(model, [{ prompt: 'Lily went to the park with {}', subject: 'her mom', targetNew: 'the dog' }], hparams);
+  const job = buildJob(tok, req, contextTemplates(model, templateSettings(hparams)).flat(), hparams);
+  assert.equal(job.kl.length, 2);
+  const point = hookPoint.mlpOut(1);
+  const s: VStarSettings = { point, lossLayer: L - 1, steps: 2, lr: 1e-3, weightDecay: 0, clampFactor: 1e6, klFactor: 0, earlyStop: 0 };
+  // Step 1 from δ = 0 with torch's bias correction: m̂ = g, v̂ = g², so δ = −lr · sign(g).
+  const st: JobState = { job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) };
+  const g = evaluateJobs(model, [st], s, true).grads![0];
+  const [one] = optimiseTargets(model, [job], s);
+  assert.equal(one.iterations, 2);
+  for (let i = 0; i < d; i++) {
+    assert.ok(Math.abs(g[i]) > 1e-6, 'a gradient far from Adam\'s eps');
+    assert.ok(Math.abs(one.delta[i] + s.lr * Math.sign(g[i])) < 1e-3 * s.lr, `δ[${i}] = ${one.delta[i]}, gradient ${g[i]}`);
+  }
+  // A step far longer than the ball: δ ends on its surface.
+  const [big] = optimiseTargets(model, [job], { ...s, steps: 3, lr: st.initNorm, clampFactor: 0.1 });
+  const bn = Math.hypot(...big.delta);
+  assert.ok(Math.abs(bn - 0.1 * st.initNorm) < 1e-5 * st.initNorm, `‖δ‖ ${bn} vs 0.1·‖v₀‖ = ${0.1 * st.initNorm}`);
+  // The loss parts at a random δ, from plain forwards with δ added at the lookup token.
+  const rand = mulberry32(2);
+  for (let i = 0; i < d; i++) st.delta[i] = (rand() - 0.5) * st.initNorm / Math.sqrt(d);
+  const full = { ...s, weightDecay: 0.3, klFactor: 0.7 };
+  const [e] = evaluateJobs(model, [st], full, false).evals;
+  const logProbs = (ids: number[], rows: number[], lookup: number, withDelta: boolean): Float64Array[] => {
+    const hooks = withDelta ? [addAt(point, [lookup], new Tensor(st.delta.slice(), [1, d]))] : [];
+    const logits = noGrad(() => model.forward(Int32Array.from(ids), 1, ids.length, { logitsAt: rows, hooks })).logits!.data;
+    return rows.map((_, r) => {
+      const row = Float64Array.from(logits.subarray(r * V, (r + 1) * V));
+      const mx = Math.max(...row);
+      const lse = mx + Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0));
+      return row.map((x) => x - lse);
+    });
+  };
+  let nll = 0;
+  for (const q of job.rewriting) {
+    const lp = logProbs(q.ids, q.scorePositions, q.lookup, true);
+    nll -= q.scoreTargets.reduce((a, t, j) => a + lp[j][t], 0) / q.scoreTargets.length / job.rewriting.length;
+  }
+  let kl = 0;
+  for (const q of job.kl) {
+    const [p0] = logProbs(q.ids, [q.lookup], q.lookup, false), [p1] = logProbs(q.ids, [q.lookup], q.lookup, true);
+    let x = 0;
+    for (let v = 0; v < V; v++) x += Math.exp(p1[v]) * (p1[v] - p0[v]);
+    kl += (full.klFactor * x) / job.kl.length;
+  }
+  const v0 = capture(point, [job.rewriting[0].lookup]);
+  noGrad(() => model.forward(Int32Array.from(job.rewriting[0].ids), 1, job.rewriting[0].ids.length, { logitsAt: 'none', hooks: [v0.hook] }));
+  const v0n = Math.hypot(...v0.value().data);
+  const wd = (full.weightDecay * Math.hypot(...st.delta)) / (v0n * v0n);
+  assert.ok(kl > 0 && Math.abs(e.kl - kl) <= 1e-4 * kl, `KL ${e.kl} vs ${kl} by hand`);
+  assert.ok(Math.abs(e.nll - nll) <= 1e-5 * nll, `NLL ${e.nll} vs ${nll} by hand`);
+  assert.ok(Math.abs(e.weightDecay - wd) <= 1e-5 * wd, `weight decay ${e.weightDecay} vs ${wd} by hand`);
+  assert.ok(Math.abs(e.loss - (nll + kl + wd)) <= 1e-5 * e.loss);
 });
