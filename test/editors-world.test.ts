@@ -70,15 +70,15 @@ test('world, full protocol: the first 500 cases in MEMIT batches of 50 reach the
   assert.ok(memit.efficacy >= 95 && memit.paraphrase >= 85 && memit.neighborhood >= 90, `MEMIT batches of 50 below 95/85/90: ${JSON.stringify(memit)}`);
 });
 
-// todo while the threshold is unmet (bench/RESULTS.md, "Demo world"): it runs and asserts, but
-// does not fail the suite.
-test('world, full protocol: one MEMIT batch of 500', {
-  skip,
-  todo: 'the issue\'s MEMIT threshold is not met on the demo world yet',
-}, async () => {
+// The issue's thresholds are unmet at 500 (bench/RESULTS.md, "Demo world"): the test is marked
+// todo when they are, but only after asserting a floor a little below what the committed model
+// reaches (92 / 62 / 78.3), so that a regression still fails the suite. A todo test alone never
+// fails it, whatever it asserts.
+test('world, full protocol: one MEMIT batch of 500', { skip }, async (t) => {
   const model = await CausalLM.load(worldDir);
   const { cases } = loadCases(path.join(worldDir, 'benchmark.json'));
   const memit = await score(model, cases.slice(0, 500), 'memit', { batch: 500 });
   console.log(`MEMIT, batch of 500: ${JSON.stringify(memit)}`);
-  assert.ok(memit.efficacy >= 95 && memit.paraphrase >= 85 && memit.neighborhood >= 90, `MEMIT below the thresholds (95/85/90): ${JSON.stringify(memit)}`);
+  assert.ok(memit.efficacy >= 88 && memit.paraphrase >= 57 && memit.neighborhood >= 74, `MEMIT batch of 500 below the floor 88/57/74: ${JSON.stringify(memit)}`);
+  if (!(memit.efficacy >= 95 && memit.paraphrase >= 85 && memit.neighborhood >= 90)) t.todo(`the issue's MEMIT threshold (95/85/90) is not met on the demo world yet: ${JSON.stringify(memit)}`);
 });

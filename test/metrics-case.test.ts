@@ -133,6 +133,9 @@ test('locality agrees with the unedited model; the edit moves rewrite and locali
   assert.equal(get(m, 'rewrite_acc').value, 1);
   assert.equal(get(m, 'efficacy_score').value, 1);
   close(get(m, 'efficacy_magnitude').value, Math.sqrt(0.7 * 0.8) - 0.2);
+  // NS: neither neighbour keeps Rome now ("Y is in" .2 < √(.7·.8), "Z lives at" .1 < √(.4·.8))
+  assert.equal(get(m, 'neighborhood_score').value, 0);
+  close(get(m, 'neighborhood_magnitude').value, (0.2 - Math.sqrt(0.56) + (0.1 - Math.sqrt(0.32))) / 2);
   // locality "Y is in" + " New York": argmax New (was Rome), York (was York) → 1/2
   assert.equal(get(m, 'locality_acc').value, 0.5);
   assert.equal(get(m, 'locality_acc').protocol, 'token-accuracy');
@@ -232,7 +235,11 @@ test('random GPT-2: greedy QA, sampled fluency and TF-IDF consistency', { skip: 
 
     const baseline = localityBaseline(model, c, { qa: true });
     assert.equal(baseline.qa!['locality']!.length, 1);
-    const snippets: AttributeSnippets = new Map([['P176', new Map([['Q2283', [{ name: 'Windows 7', text: 'Windows 7 is an operating system developed by Microsoft' }]]])]]);
+    const essence = 'Ferrari F40 is a sports car, developed by Microsoft';
+    const snippets: AttributeSnippets = new Map([['P176', new Map([['Q2283', [
+      { name: 'Windows 7', text: 'Windows 7 is an operating system developed by Microsoft' },
+      { name: 'Ferrari F40', text: essence },
+    ]]])]]);
     const tfidf = { vocab: new Map([['ferrari', 0], ['microsoft', 1], ['windows', 2], ['developed', 3], ['by', 4], ['sold', 5]]), idf: Float64Array.from([2, 2, 3, 1, 1, 2]) };
     const s = scoreCase(model, c, { baseline, qa: true, fluency: { seed: 3, maxLength: 14 }, consistency: { tfidf, snippets } });
     const m = s.metrics;
@@ -254,7 +261,18 @@ test('random GPT-2: greedy QA, sampled fluency and TF-IDF consistency', { skip: 
     s.generations!.forEach((g, i) => assert.ok(g.startsWith(c.generationPrompts![i]!)));
     const ent = get(m, 'ngram_entropy');
     assert.deepEqual([ent.protocol, ent.unit, ent.value], ['sampled-generation', 'bits', nGramEntropy(s.generations!)]);
-    assert.equal(get(m, 'reference_score').value, tfidfSimilarity(s.generations!.join(' '), snippets.get('P176')!.get('Q2283')![0]!.text, tfidf));
+    assert.equal(get(m, 'reference_score').value, tfidfSimilarity(s.generations!.join(' '), snippets.get('P176')!.get('Q2283')!.map((x) => x.text).join(' '), tfidf));
+    // essence_ppl: ROME's perplexity() of the new object's snippets about the subject,
+    // exp(−Σ log p(token | tokens before it) / number of tokens), the first token unscored
+    const ids = model.tok().encode(essence);
+    const V = model.config.vocabSize, logits = model.forward(Int32Array.from(ids), 1, ids.length).logits!.data;
+    let logP = 0;
+    for (let i = 1; i < ids.length; i++) {
+      const row = logits.subarray((i - 1) * V, i * V);
+      const mx = Math.max(...row);
+      logP += row[ids[i]!]! - mx - Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0));
+    }
+    close(get(m, 'essence_ppl').value, Math.exp(-logP / ids.length), 1e-4 * Math.exp(-logP / ids.length));
     // seeded sampling is reproducible, and each text has maxLength tokens in all
     assert.deepEqual(sampleTexts(model, c.generationPrompts!, { seed: 3, maxLength: 14 }), s.generations);
     // a multi-edit case reports MQuAKE's any-question rule

@@ -10,6 +10,7 @@ import { Tensor } from '../src/tensor/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { encodePair, joinPromptTarget, rowStats, scoreEncoded, targetLogProbs, type EncodedPair, type ScoringModel, type TargetScore } from '../src/eval/scoring.js';
 import { heldoutPerplexity } from '../src/eval/heldout.js';
+import { perplexity } from '../src/eval/metrics-ppl.js';
 import { sharedDir } from './helpers.js';
 
 // ---------------------------------------------------------------- a word-level fake
@@ -249,4 +250,14 @@ test('held-out perplexity by lines: each line a document, CRLF and blank lines, 
   const some = heldoutPerplexity(m, text, { lines: true, maxTokens: 4 });
   assert.equal(some.tokens, 4);
   close(Math.log(some.perplexity), -(LN(0.5) + LN(0.25) + LN(0.5)) / 4);
+  // the whole text as one document (no lines): every token but the first scored once, in windows
+  // of 2 (one token of context) as in one window
+  const one = 'The capital is Paris';
+  for (const maxLength of [2, 4]) {
+    const r = perplexity(m, one, { maxLength, stride: 1 });
+    assert.deepEqual([r.tokens, r.maxLength], [3, maxLength]);
+    close(r.meanNll, -(LN(0.5) + LN(1) + LN(0.25)) / 3);
+    close(r.perplexity, Math.exp(r.meanNll));
+  }
+  close(heldoutPerplexity(m, one).perplexity, Math.exp(-(LN(0.5) + LN(0.25)) / 3));
 });
