@@ -99,6 +99,7 @@ test('CounterFact with a portability object (EasyEdit counterfact_portability_gp
 
 test('CounterFact (EasyEdit layout): a locality prompt with the true object is also the neighbourhood prompt', { skip }, () => {
   const { cases } = loadCases(path.join(DATA!, 'counterfact/counterfact-edit-1k.json'), { limit: 50 });
+  assert.deepEqual([cases[0]!.prompt, cases[0]!.targetTrue, cases[0]!.rephrase], ['David Robinson professionally plays the sport', 'basketball', ["David Robinson's greatest weakness is"]]);
   for (const c of cases) {
     assert.equal(c.locality!.length, 1);
     if (c.locality![0]!.answer.trim() === c.targetTrue?.trim()) assert.deepEqual(c.neighborhood, [c.locality![0]!.prompt]);
@@ -146,6 +147,7 @@ test('zsRE (MEND) and WISE: alt is the target, records without alt are skipped w
   assert.match(z.skipped[0]!.reason, /alt/);
   const c = z.cases[0]!;
   assert.deepEqual({ p: c.prompt, t: c.targetNew, g: c.targetTrue }, { p: 'What is the product made by UniFirst?', t: 'unmanned aircraft', g: 'uniform' });
+  assert.deepEqual(c.rephrase, ['What will be the product of UniFirst?']);
   assert.deepEqual(c.locality, [{ prompt: "nq question: john goodman's character in the big lebowski", answer: 'Walter Sobchak' }]);
   const w = loadCases(path.join(DATA!, 'wise/zsre_mend_edit_portability.json'), { limit: 1 }).cases[0]!;
   assert.equal(w.portability![0]!.answer, 'Athletics');
