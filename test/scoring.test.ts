@@ -221,6 +221,8 @@ test('random GPT-2: padded batches give the one-by-one results (multi-token targ
     assert.ok(batched[1]!.target.length >= 4 && batched[2]!.target.length >= 4, 'multi-token targets');
     assert.ok(batched[5]!.truncated && !batched[0]!.truncated);
     assert.equal(batched[5]!.context.length + batched[5]!.target.length - 1, 48, 'cut to the model positions');
+    const whole = encodePair(model.tok(), long, 'and the end');
+    assert.deepEqual(batched[5]!.context, whole.context.slice(whole.context.length - batched[5]!.context.length), 'the context keeps its end');
     batched.forEach((b, i) => {
       const ref = reference(model, { context: b.context, target: b.target });
       assertSame(b, ref, `item ${i} against an unpadded forward`);
