@@ -138,6 +138,9 @@ test('KnowEdit: sub-keys as groups, first answer of alias lists, empty answers d
   const numeric = parseCases([{ ...rec, ground_truth: 1998, portability: { Reasoning: [{ prompt: 'p?', ground_truth: [[42]] }] } }], { format: 'knowedit-zsre' }).cases[0]!;
   assert.equal(numeric.targetTrue, '1998');
   assert.equal(numeric.portabilityGroups!['Reasoning']![0]!.answer, '42');
+  // A list of prompts with a list of as many answers pairs them in order; one answer list for one prompt is its aliases.
+  const paired = parseCases([{ ...rec, locality: { Relation_Specificity: [{ prompt: ['a?', 'b?'], ground_truth: [['A'], ['B', 'Bee']] }, { prompt: 'c?', ground_truth: ['C', 'Cee'] }] } }], { format: 'knowedit-zsre' }).cases[0]!;
+  assert.deepEqual(paired.localityGroups!['Relation_Specificity']!.map((x) => [x.prompt, x.answer]), [['a?', 'A'], ['b?', 'B'], ['c?', 'C']]);
   assert.throws(() => parseCases([{ ...rec, rephrase_prompt: 5 }], { format: 'knowedit-zsre' }), /field "rephrase_prompt" should be a string or a list of strings, not 5/);
 });
 
