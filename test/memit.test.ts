@@ -256,3 +256,13 @@ test('MEMIT: each layer\'s residual is (z − the last edited layer\'s output wi
   assert.ok(relErr(s1.R, want) < 1e-4, `layer 1 residual differs by ${relErr(s1.R, want)}`);
   assert.ok(relErr(want, Float64Array.from(s0.R, (x) => 2 * x)) > 1e-3, 'layer 0\'s update moved the output');
 });
+
+test('MEMIT: a v_loss_layer below the last edited layer (fact_token=last allows it) reads the targets at that layer\'s output, where z acts', { skip: models ? false : 'no ../shared/models' }, async () => {
+  const model = await load('tiny-random-gpt2');
+  const { report } = await editWithReport(model, [REQS[0]], {
+    method: 'memit', hparams: { layers: [1], fact_token: 'last', v_loss_layer: 0, v_num_grad_steps: 3, kl_factor: 0 }, stats: await randomStats(model, [1]),
+  });
+  // read below it, the NLL would not depend on z: a zero gradient, and z = v₀
+  const [z] = report.memit!.z;
+  assert.ok(z.deltaNorm > 0, `‖z − v₀‖ = ${z.deltaNorm}`);
+});
