@@ -90,6 +90,23 @@ test('GPT-NeoX without rotary_pct rotates a quarter of each head, as GPTNeoXConf
   assert.equal(parseConfig({ ...neox, rotary_pct: 1 }).rotaryDim, 16);
 });
 
+test('GPT-J rotary_dim: absent, null and 0 are read as transformers reads them', () => {
+  const gptj = { model_type: 'gptj', n_layer: 1, n_embd: 256, n_head: 2, vocab_size: 50, n_positions: 64 };
+  const refused = (cfg: Record<string, unknown>, re: RegExp) =>
+    assert.throws(() => parseConfig(cfg), (e: unknown) => e instanceof AmendError && re.test(e.message) && !e.message.includes('\n'));
+  // absent: GPTJConfig's default of 64, not the whole head
+  assert.equal(parseConfig(gptj).rotaryDim, 64);
+  refused({ ...gptj, n_head: 8 }, /^config\.json: has no rotary_dim, so transformers' GPT-J rotates 64 dimensions of each head \(its default\), more than the head has \(32\); set rotary_dim$/);
+  // null: the sin/cos tables span the hidden size, which is one head's only when there is one head
+  const { raw: _a, ...oneHead } = parseConfig({ ...gptj, n_head: 1, rotary_dim: null });
+  const { raw: _b, ...full } = parseConfig({ ...gptj, n_head: 1, rotary_dim: 256 });
+  assert.deepEqual(oneHead, full);
+  refused({ ...gptj, rotary_dim: null }, /^config\.json: rotary_dim is null, which transformers' GPT-J cannot run with 2 attention heads; set rotary_dim to the number of dimensions of each head to rotate \(an even number from 2 to 128\)$/);
+  refused({ ...gptj, rotary_dim: 0 }, /^config\.json: rotary_dim is 0, which /);
+  refused({ ...gptj, n_head: 1, rotary_dim: 0 }, /^config\.json: rotary_dim is 0, which transformers' GPT-J cannot run with 1 attention head;/);
+  assert.equal(parseConfig({ ...gptj, rotary_dim: 128 }).rotaryDim, 128);
+});
+
 test('counts that describe no model are one clear error', () => {
   const base = gpt2Config();
   const bad = (change: Record<string, unknown>, re: RegExp) =>

@@ -131,6 +131,25 @@ export function parseConfig(raw: Record<string, unknown>): ModelConfig {
   return checkConfig(familyConfig(raw));
 }
 
+/**
+ * GPT-J's rotary_dim as transformers reads it. Absent is GPTJConfig's default, 64. null sizes the
+ * sin/cos tables by the whole hidden size rather than a head and rotates every dimension, which
+ * fits only a model with one head; with more heads transformers fails on the shapes. 0 fails there
+ * too (the tables are hidden-sized then as well, the rotated slice empty). Those are refused.
+ */
+function gptjRotaryDim(raw: Record<string, unknown>, hidden: number, heads: number): number {
+  if (raw.rotary_dim === undefined) {
+    if (64 > hidden / heads) throw new AmendError(`config.json: has no rotary_dim, so transformers' GPT-J rotates 64 dimensions of each head (its default), more than the head has (${hidden / heads}); set rotary_dim`);
+    return 64;
+  }
+  const dim = num(raw, ['rotary_dim'], 0);
+  if (raw.rotary_dim === null && heads === 1) return hidden;
+  if (raw.rotary_dim === null || dim === 0) {
+    throw new AmendError(`config.json: rotary_dim is ${JSON.stringify(raw.rotary_dim)}, which transformers' GPT-J cannot run with ${heads} attention head${heads === 1 ? '' : 's'}; set rotary_dim to the number of dimensions of each head to rotate (an even number from 2 to ${hidden / heads})`);
+  }
+  return dim;
+}
+
 /** A model that uses every position its config names. */
 const positionsOf = (n: number) => ({ maxPositions: n, configPositions: n });
 
@@ -177,7 +196,7 @@ function familyConfig(raw: Record<string, unknown>): ModelConfig {
         ...positionsOf(num(raw, ['n_positions'])), norm: 'layernorm',
         normEps: num(raw, ['layer_norm_epsilon'], 1e-5), act: activation(raw.activation_function ?? 'gelu_new', 'activation_function'),
         // transformers' GPT-J has no rope settings: base 10000, unscaled, whatever config.json says.
-        positions: 'rotary', rotaryDim: num(raw, ['rotary_dim'], headDim), ropeTheta: 10000, ropeScaling: null, ropeInterleaved: true,
+        positions: 'rotary', rotaryDim: gptjRotaryDim(raw, hidden, heads), ropeTheta: 10000, ropeScaling: null, ropeInterleaved: true,
         parallelResidual: true, tiedEmbeddings: raw.tie_word_embeddings === true,
       };
     }
