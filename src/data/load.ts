@@ -201,13 +201,21 @@ function listReader(bytes: Buffer, start: number, file: string, item?: string): 
   };
 }
 
-/** The records of a JSON Lines file, a line at a time; blank lines are skipped. */
-function linesReader(bytes: Buffer, start: number, file: string): ItemReader {
+/**
+ * The records of a JSON Lines file, a line at a time; blank lines are skipped. `first`: the first
+ * record, when detection has parsed it already.
+ */
+function linesReader(bytes: Buffer, start: number, file: string, first?: Json): ItemReader {
   const scanner = new LineScanner(bytes, start);
   return {
     next() {
       const at = scanner.next();
       if (!at) return undefined;
+      if (first !== undefined) {
+        const value = first;
+        first = undefined;
+        return { value, line: at[2] };
+      }
       const value = parseSlice(bytes, [at[0], at[1]], file, () => `line ${at[2]}`, ' — the file looks like JSON Lines');
       return { value, line: at[2] };
     },
@@ -228,12 +236,13 @@ function jsonLines(bytes: Buffer, start: number, file: string): ItemReader | nul
   const scanner = new LineScanner(bytes, start);
   const first = scanner.next();
   if (!first || !scanner.next()) return null;
+  let record: Json;
   try {
-    if (!isObject(JSON.parse(utf8Decoder.decode(bytes.subarray(first[0], first[1]))))) return null;
+    record = JSON.parse(utf8Decoder.decode(bytes.subarray(first[0], first[1]))) as Json;
   } catch {
     return null;
   }
-  return linesReader(bytes, start, file);
+  return isObject(record) ? linesReader(bytes, start, file, record) : null;
 }
 
 /**
