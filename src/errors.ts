@@ -49,6 +49,25 @@ export function refuseDevice(file: string, what: string): void {
 }
 
 /**
+ * A file that is read whole into memory, over `maxBytes`: refused with its size before it is read
+ * (the wrong file given, a model's weights as the hparams, would otherwise fill memory or end in
+ * the string limit's own message). A missing file is left to the read, which names it.
+ */
+export function refuseOversize(file: string, maxBytes: number, what: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return;
+  }
+  if (!st.isFile() || st.size <= maxBytes) return;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  // in bytes where MiB would not tell the two apart
+  const [size, max] = mib(st.size) === mib(maxBytes) ? [`${st.size} bytes`, `${maxBytes} bytes`] : [mib(st.size), mib(maxBytes)];
+  throw new AmendError(`${file}: is ${size}, more than ${what} can be (${max} at most); is it the file meant?`);
+}
+
+/**
  * Refuses text that holds a NUL byte: no text file does, and a binary one (an .npz, a checkpoint)
  * nearly always does, in its first bytes. `where` names the file, `hint` says what to give instead.
  */

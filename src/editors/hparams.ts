@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError, editDistance, isObject, MAX_SEED, refuseDevice, requireObject, requirePath } from '../errors.js';
+import { AmendError, editDistance, isObject, MAX_SEED, refuseDevice, refuseOversize, requireObject, requirePath } from '../errors.js';
 import { buildSpec } from '../models/arch.js';
 import type { CausalLM } from '../models/model.js';
 import { packageRoot } from '../version.js';
@@ -448,10 +448,14 @@ function parseYaml(text: string): unknown {
   return doc.toJS();
 }
 
+/** Far above any hparams file (EasyEdit's are under 2 KB); a larger file is another file given by mistake. */
+const MAX_HPARAMS_BYTES = 2 ** 20;
+
 /** Reads an hparams file: YAML (EasyEdit's files as they are) or JSON (the reference repositories' files). */
 export function readHparamsFile(file: string): Record<string, unknown> {
   requirePath(file, 'readHparamsFile needs the hparams file'); // a number would be read as a file descriptor
   refuseDevice(file, 'a YAML or JSON hparams file');
+  refuseOversize(file, MAX_HPARAMS_BYTES, 'a YAML or JSON hparams file');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

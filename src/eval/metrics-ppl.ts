@@ -8,7 +8,8 @@
  * the recipe; the default stride, maxLength / 2, scores each token with at least that much context.
  */
 import fs from 'node:fs';
-import { AmendError, refuseBinary, refuseDevice, requireCount } from '../errors.js';
+import { constants as bufferConstants } from 'node:buffer';
+import { AmendError, refuseBinary, refuseDevice, refuseOversize, requireCount } from '../errors.js';
 import { metric, type Metric } from './protocols.js';
 import { scoreEncoded, type EncodedPair, type ScoringModel, type ScoringOptions } from './scoring.js';
 
@@ -81,6 +82,8 @@ export function perplexity(model: ScoringModel, text: string, opts: PerplexityOp
 /** Read a held-out text file (e.g. ../shared/data/wikitext/wikitext-2-raw-test.txt). */
 export function readHeldOutText(file: string, opts: { maxChars?: number } = {}): string {
   refuseDevice(file, 'a text file');
+  // one string holds the text, and a string holds at most this many UTF-16 units (512 MiB of ASCII)
+  refuseOversize(file, bufferConstants.MAX_STRING_LENGTH, 'a held-out text');
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
