@@ -31,6 +31,12 @@ export class Progress {
   }
 }
 
+/** A probability as the edit and demo commands print it: 3 decimals, 1 significant digit below 0.001, – when there is none. */
+export function fmtP(p: number | undefined): string {
+  if (p === undefined || !Number.isFinite(p)) return '–';
+  return p >= 1e-3 ? p.toFixed(3) : p.toExponential(1);
+}
+
 export function fmtBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;

@@ -13,6 +13,7 @@ import { editSession } from '../../patch/session.js';
 import type { EditPatch } from '../../patch/patch.js';
 import { loadCases } from '../../data/index.js';
 import { editWithReport, parseSets, resolveHparams, SCHEMAS, type EditCase, type EditMethod, type ResolvedHparams } from '../../editors/index.js';
+import { Timings } from '../../editors/common/run.js';
 import { scoreCases, portabilityGroupsOf } from '../../eval/metrics-case.js';
 import { summarizeMetrics, type Metric, type MetricSummary } from '../../eval/protocols.js';
 import { targetLogProbs } from '../../eval/scoring.js';
@@ -22,7 +23,7 @@ import { WorldIndex } from '../../world/query.js';
 import type { World } from '../../world/types.js';
 import { intOption, listOption, seedOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
-import { Progress } from '../progress.js';
+import { fmtP, Progress } from '../progress.js';
 
 export const spec: CommandSpec = {
   name: 'demo',
@@ -71,11 +72,6 @@ function probs(model: CausalLM, items: readonly { prompt: string; target: string
   return targetLogProbs(model, items).map((s) => Math.exp(s.sum));
 }
 
-function fmtP(p: number | undefined): string {
-  if (p === undefined || !Number.isFinite(p)) return '–';
-  return p >= 1e-3 ? p.toFixed(3) : p.toExponential(1);
-}
-
 const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(1)} %`);
 
 const secs = (s: number) => `${s.toFixed(s < 10 ? 2 : 1)} s`;
@@ -90,24 +86,6 @@ function weightsDigest(model: CausalLM, names: readonly string[]): string {
     h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
   }
   return h.digest('hex');
-}
-
-class Clock {
-  readonly phases: Record<string, number> = {};
-  private readonly t0 = performance.now();
-
-  async time<T>(phase: string, fn: () => T | Promise<T>): Promise<T> {
-    const t = performance.now();
-    try {
-      return await fn();
-    } finally {
-      this.phases[phase] = (this.phases[phase] ?? 0) + (performance.now() - t) / 1000;
-    }
-  }
-
-  total(): number {
-    return (performance.now() - this.t0) / 1000;
-  }
 }
 
 /** "preset world" (+ overrides): the presets' sources are long, `amend edit --list-presets` has them. */
@@ -331,10 +309,11 @@ export async function run(args: Parsed): Promise<void> {
   const modelId = str(v.model) ?? 'world';
   const say = (line = '') => { if (!json) console.log(line); };
 
-  const clock = new Clock();
+  const clock = new Timings();
+  const started = performance.now();
 
   // ---- 0. model and benchmark
-  const { model, cases, benchFile, format } = await clock.time('load', async () => {
+  const { model, cases, benchFile, format } = await clock.timeAsync('load', async () => {
     const dataArg = str(v.data);
     if (dataArg === '') throw new AmendError('--data is empty: give a benchmark file');
     // Fail on a missing benchmark before spending time on the weights.
@@ -363,7 +342,7 @@ export async function run(args: Parsed): Promise<void> {
 
   // ---- 1. what the model believes
   const factProbe = (c: EditCase) => ({ prompt: fillTemplate(c.prompt, c.subject), trueAnswer: c.targetTrue, newAnswer: c.targetNew });
-  const beforeFacts = await clock.time('before', () => look(model, [romeCase, ...shownBatch].map(factProbe), tokens));
+  const beforeFacts = clock.time('before', () => look(model, [romeCase, ...shownBatch].map(factProbe), tokens));
   say('\n1. Facts before editing (greedy completion; probability of the true and of the new object)');
   [romeCase, ...shownBatch].forEach((c, i) => {
     const s = beforeFacts[i]!;
@@ -372,12 +351,12 @@ export async function run(args: Parsed): Promise<void> {
 
   // ---- 2. one ROME edit
   const probes = probesOf(romeCase, benchFile);
-  const romeBefore = await clock.time('before', () => look(model, probes, tokens));
+  const romeBefore = clock.time('before', () => look(model, probes, tokens));
   say(`\n2. ROME: "${fillTemplate(romeCase.prompt, romeCase.subject)}" ${romeCase.targetTrue!.trim()} → ${romeCase.targetNew.trim()} (case ${String(romeCase.id)})`);
-  const romeEdit = await clock.time('rome', () => doEdit(model, 'rome', rome, [romeCase], tty));
-  const romeAfter = await clock.time('after', () => look(model, probes, tokens));
-  const romeScores = await clock.time('score', () => scoreAll(model, [romeCase], null));
-  const romeOk = await clock.time('revert', () => revertChecked(model, romeEdit));
+  const romeEdit = await clock.timeAsync('rome', () => doEdit(model, 'rome', rome, [romeCase], tty));
+  const romeAfter = clock.time('after', () => look(model, probes, tokens));
+  const romeScores = clock.time('score', () => scoreAll(model, [romeCase], null));
+  const romeOk = clock.time('revert', () => revertChecked(model, romeEdit));
   for (const [i, p] of probes.entries()) {
     const b = romeBefore[i]!, a = romeAfter[i]!;
     const want = p.role === 'multi-hop'
@@ -388,7 +367,7 @@ export async function run(args: Parsed): Promise<void> {
     say(`     before ${JSON.stringify(b.completion).padEnd(28)} ${pr(b)}`);
     say(`     after  ${JSON.stringify(a.completion).padEnd(28)} ${pr(a)}`);
   }
-  say(`   edit ${secs(clock.phases['rome']!)} (${Object.entries(romeEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')}); reverted${romeOk ? '' : ' — WEIGHTS DIFFER'}`);
+  say(`   edit ${secs(clock.seconds['rome']!)} (${Object.entries(romeEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')}); reverted${romeOk ? '' : ' — WEIGHTS DIFFER'}`);
 
   // ---- 3. a MEMIT batch
   let memitEdit: EditOutcome | null = null;
@@ -398,17 +377,17 @@ export async function run(args: Parsed): Promise<void> {
   if (memit) {
     say(`\n3. MEMIT: ${n} edits in one batch (${n === 1 ? 'case' : 'cases'} ${batch.slice(0, 5).map((c) => String(c.id)).join(', ')}${n > 5 ? ', ...' : ''})`);
     batchBefore = beforeFacts.slice(1);
-    memitEdit = await clock.time('memit', () => doEdit(model, 'memit', memit, batch, tty));
-    batchAfter = await clock.time('after', () => look(model, shownBatch.map(factProbe), tokens));
+    memitEdit = await clock.timeAsync('memit', () => doEdit(model, 'memit', memit, batch, tty));
+    batchAfter = clock.time('after', () => look(model, shownBatch.map(factProbe), tokens));
     shownBatch.forEach((c, i) => {
       const b = batchBefore[i]!, a = batchAfter[i]!;
       say(`   ${b.prompt} ${c.targetTrue!.trim()} → ${c.targetNew.trim()}`);
       say(`     before ${JSON.stringify(b.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(b.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(b.pTrue)}`);
       say(`     after  ${JSON.stringify(a.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(a.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(a.pTrue)}`);
     });
-    say(`   edit ${secs(clock.phases['memit']!)} (${Object.entries(memitEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')})`);
-    memitScores = await clock.time('score', () => scoreAll(model, batch, new Progress('scoring', batch.length, tty)));
-    memitOk = await clock.time('revert', () => revertChecked(model, memitEdit!));
+    say(`   edit ${secs(clock.seconds['memit']!)} (${Object.entries(memitEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')})`);
+    memitScores = clock.time('score', () => scoreAll(model, batch, new Progress('scoring', batch.length, tty)));
+    memitOk = clock.time('revert', () => revertChecked(model, memitEdit!));
   }
 
   // ---- 4. metrics
@@ -423,9 +402,10 @@ export async function run(args: Parsed): Promise<void> {
 
   // ---- 5. revert and time
   const allOk = romeOk && memitOk;
-  const total = clock.total();
+  const total = (performance.now() - started) / 1000;
   const phaseOrder = ['load', 'before', 'rome', 'memit', 'after', 'score', 'revert'];
-  const phases = Object.fromEntries(phaseOrder.filter((p) => clock.phases[p] !== undefined).map((p) => [p, Math.round(clock.phases[p]! * 1000) / 1000]));
+  const rounded = clock.toJSON();
+  const phases = Object.fromEntries(phaseOrder.filter((p) => rounded[p] !== undefined).map((p) => [p, rounded[p]!]));
   say(`\n${memit ? 5 : 4}. Reverted: ${allOk ? 'the edited tensors are bit-identical to the original (sha256)' : 'WEIGHTS DIFFER FROM THE ORIGINAL'}; nothing was written to disk but the layer statistics cache`);
   say(`   time: ${Object.entries(phases).map(([k, s]) => `${k} ${secs(s)}`).join(' · ')} · total ${secs(total)}`);
 

@@ -16,7 +16,7 @@ import { applyTargetSpace, continuationIds, fill, prepareRequests, subjectTempla
 import { scoreTargets } from '../../editors/common/score.js';
 import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
-import { Progress } from '../progress.js';
+import { fmtP, Progress } from '../progress.js';
 import { exportAndReport } from './export.js';
 
 export const spec: CommandSpec = {
@@ -117,11 +117,6 @@ function completions(model: CausalLM, reqs: readonly EditRequest[], maxNew: numb
     const pTrue = r.targetTrue ? Math.exp(scores[k++].logProb) : undefined;
     return { prompt: texts[i], target: r.targetNew, completion: tok.decodeContinuation(ids[i], outs[i], { skipSpecialTokens: true }), pNew, pTrue };
   });
-}
-
-function fmtP(p: number | undefined): string {
-  if (p === undefined) return '';
-  return p >= 1e-3 ? p.toFixed(3) : p.toExponential(1);
 }
 
 export async function run(args: Parsed): Promise<void> {
