@@ -1,7 +1,7 @@
 // An exported checkpoint is what a Hugging Face user loads: test/numpy-export.py reads the export
 // with nothing of Amend (a strict safetensors parse, its own float64 forward, the HF `tokenizers`
 // library) and the logits it computes over its tokenizer's ids must be Amend's for the edited
-// model. For every tiny checkpoint in ../shared/models (ROME, and a MEMIT batch), through the API
+// model. For the demo model and every tiny checkpoint in ../shared/models (ROME, and a MEMIT batch), through the API
 // and the CLI, and for a sharded BF16 and a single-file F16 original.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,8 +21,11 @@ import { randomStats, repoRoot, runCli, sharedDir } from './helpers.js';
 const PY = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import numpy, tokenizers'], { encoding: 'utf8' }).status === 0);
 const hasPython = PY !== undefined;
 const MODELS = sharedDir('models');
+/** A shared checkpoint's folder, or the built-in demo model's. */
+const folderOf = (base: string): string => base === 'world' ? path.join(repoRoot(), 'world') : path.join(MODELS ?? '', base);
 const skipFor = (base: string): string | false => !hasPython ? 'python3 with numpy and tokenizers is not installed'
-  : !MODELS || !fs.existsSync(path.join(MODELS, base)) ? `../shared/models/${base} is absent` : false;
+  : base === 'world' ? !fs.existsSync(path.join(folderOf(base), 'model.safetensors')) && 'the demo model is not built (amend world build)'
+  : !MODELS || !fs.existsSync(folderOf(base)) ? `../shared/models/${base} is absent` : false;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-numpy-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -31,7 +34,8 @@ const ROME_REQ: EditRequest = { prompt: 'The capital of {} is', subject: 'France
 const MEMIT_REQS: EditRequest[] = [ROME_REQ, { prompt: '{} works as a', subject: 'Lily', targetNew: 'pilot' }];
 // The edit's own prompt first (the edit must show there), then other text, special characters included.
 const TEXTS = ['The capital of France is', 'Lily works as a', 'Once upon a time, there was a little dog.', '  x = 1; naïve café 42 <s>'];
-const TOL = 2e-5; // as test/models-numpy.test.ts
+const TOL = 2e-5;
+const TORCH_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const; // as test/models-numpy.test.ts
 // Few optimisation steps: the edit only has to change the weights, not to succeed.
 const FAST = { v_num_grad_steps: 4, context_template_length_params: [[5, 2]] };
 
@@ -45,10 +49,10 @@ interface Reading {
 }
 
 /** test/numpy-export.py on an export and the checkpoint it came from. */
-function readWithPython(original: string, exported: string, configChanges: Record<string, unknown> = {}): Reading {
+function readWithPython(original: string, exported: string, dtype?: 'F32' | 'F16' | 'BF16'): Reading {
   const out = path.join(tmp, 'logits.bin');
   const r = spawnSync(PY!, [path.join(repoRoot(), 'test', 'numpy-export.py')], {
-    input: JSON.stringify({ original, export: exported, texts: TEXTS, config_changes: configChanges, out }), encoding: 'utf8', maxBuffer: 64 << 20,
+    input: JSON.stringify({ original, export: exported, texts: TEXTS, out, dtype, config_changes: dtype ? { torch_dtype: TORCH_DTYPE[dtype] } : {} }), encoding: 'utf8', maxBuffer: 64 << 20,
   });
   assert.equal(r.status, 0, r.stderr);
   const res = JSON.parse(r.stdout) as { problems: string[]; changed: string[]; dtypes: Record<string, string>; ids: number[][]; raw_ids: number[][]; logits: { shape: number[]; offset: number }[] };
@@ -112,6 +116,7 @@ async function makeEdit(model: CausalLM, method: EditMethod, layers: number[]): 
 
 type How = 'exportModel' | 'exportPatched' | 'cli';
 const CASES: [string, EditMethod, number[], How][] = [
+  ['world', 'rome', [1], 'exportModel'],
   ['tiny-random-gpt2', 'rome', [1], 'cli'],
   ['tiny-random-gptj', 'rome', [1], 'exportModel'],
   ['tiny-random-gpt_neox', 'rome', [1], 'exportModel'],
@@ -124,7 +129,7 @@ const CASES: [string, EditMethod, number[], How][] = [
 
 for (const [base, method, layers, how] of CASES) {
   test(`${base}: ${method} edit exported (${how}) reads in numpy to Amend's logits of the edited model, tokenizer included`, { skip: skipFor(base) }, async () => {
-    const src = path.join(MODELS!, base);
+    const src = folderOf(base);
     const model = await CausalLM.load(src);
     const before = amendLogits(model, model.tok().encode(TEXTS[0]!));
     const patch = await makeEdit(model, method, layers);
@@ -172,10 +177,7 @@ test('a sharded BF16 original: the export keeps its shards and BF16, the edit ro
   // Converted to F32: the same shards, an index with the doubled total_size, the config naming float32.
   const f32 = path.join(tmp, 'qwen2-bf16-as-f32');
   exportModel(model, f32, { dtype: 'f32' });
-  const r32 = readWithPython(src, f32, { torch_dtype: 'float32' });
-  const dtypeProblems = r32.problems.filter((p) => / F32 \[.*the original is BF16/.test(p));
-  assert.equal(dtypeProblems.length, Object.keys(r.dtypes).length, 'every tensor is F32 (and nothing else differs)');
-  assertSameAsAmend('qwen2 BF16 sharded exported as F32', { ...r32, problems: r32.problems.filter((p) => !dtypeProblems.includes(p)) }, model);
+  assertSameAsAmend('qwen2 BF16 sharded exported as F32', readWithPython(src, f32, 'F32'), model);
 });
 
 test('an F16 original: the edit is written back in F16 (CLI, keep) or all in F32 (--dtype f32, config says so); numpy reads both to Amend\'s logits', { skip: skipFor('tiny-random-gpt2') }, async () => {
@@ -203,8 +205,17 @@ test('an F16 original: the edit is written back in F16 (CLI, keep) or all in F32
   const f32 = path.join(tmp, 'gpt2-f16-as-f32');
   cli = runCli(['export', '--model', src, '--patch', file, '--out', f32, '--dtype', 'f32']);
   assert.equal(cli.code, 0, cli.stderr);
-  const r32 = readWithPython(src, f32, { torch_dtype: 'float32' });
-  const dtypeProblems = r32.problems.filter((p) => / F32 \[.*the original is F16/.test(p));
-  assert.equal(dtypeProblems.length, Object.keys(r.dtypes).length, 'every tensor is F32 (and nothing else differs)');
-  assertSameAsAmend('gpt2 F16 exported as F32', { ...r32, problems: r32.problems.filter((p) => !dtypeProblems.includes(p)) }, model);
+  assertSameAsAmend('gpt2 F16 exported as F32', readWithPython(src, f32, 'F32'), model);
+});
+
+test('an F32 original exported in BF16: every tensor BF16, the config says bfloat16, numpy reads it to the reloaded model\'s logits', { skip: skipFor('tiny-random-llama') }, async () => {
+  const src = folderOf('tiny-random-llama');
+  const model = await CausalLM.load(src);
+  const patch = await makeEdit(model, 'rome', [1]);
+  editSession(model).apply(patch);
+  const out = path.join(tmp, 'llama-as-bf16');
+  exportModel(model, out, { dtype: 'bf16' });
+  const r = readWithPython(src, out, 'BF16');
+  assert.deepEqual(new Set(Object.values(r.dtypes)), new Set(['BF16']));
+  assertSameAsAmend('llama exported as BF16', r, await CausalLM.load(out));
 });

@@ -4,11 +4,12 @@
 # and the other files against the original's, the tokenizer through the HF `tokenizers` library,
 # and the logits of the float64 forward of numpy-forward.py over that tokenizer's ids.
 #
-# stdin: {"original": dir, "export": dir, "texts": [str, ...], "config_changes": {key: value},
-#         "out": file}
+# stdin: {"original": dir, "export": dir, "texts": [str, ...], "out": file, and optionally
+#         "dtype": the storage dtype every floating tensor was converted to,
+#         "config_changes": {key: value} that config.json is to differ by}
 # Writes the logits [T, V] of each text, little-endian float64, one after the other, to "out";
 # prints {"problems": [str], "changed": [tensor names whose bytes differ from the original's],
-#         "dtypes": {name: dtype}, "ids": [[ids with special tokens]], "raw_ids": [[ids without]],
+#         "dtypes": {name: dtype}, (changed: only where the dtype is the original's) "ids": [[ids with special tokens]], "raw_ids": [[ids without]],
 #         "logits": [{"shape": [T, V], "offset": bytes}]}.
 import importlib.util
 import json
@@ -26,6 +27,7 @@ spec.loader.exec_module(nf)
 SIZES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1, 'BOOL': 1}
 WEIGHTS = ('.safetensors', '.bin', '.pt', '.pth', '.ckpt', '.h5', '.msgpack', '.gguf', '.onnx')
 INDEX = 'model.safetensors.index.json'
+FLOATS = ('F64', 'F32', 'F16', 'BF16')
 
 
 def strict_header(path, problems):
@@ -105,9 +107,10 @@ def main():
         ab, bb = tensor_bytes(os.path.join(orig, f), a), tensor_bytes(os.path.join(exp, f), b)
         for name in sorted(set(a) & set(b)):
             dtypes[name] = b[name]['dtype']
-            if (a[name]['dtype'], a[name]['shape']) != (b[name]['dtype'], b[name]['shape']):
-                problems.append(f'"{name}": {b[name]["dtype"]} {b[name]["shape"]}, the original is {a[name]["dtype"]} {a[name]["shape"]}')
-            elif ab[name] != bb[name]:
+            want = req['dtype'] if req.get('dtype') and a[name]['dtype'] in FLOATS else a[name]['dtype']
+            if (want, a[name]['shape']) != (b[name]['dtype'], b[name]['shape']):
+                problems.append(f'"{name}": {b[name]["dtype"]} {b[name]["shape"]}, not {want} {a[name]["shape"]} (the original: {a[name]["dtype"]})')
+            elif a[name]['dtype'] == want and ab[name] != bb[name]:
                 changed.append(name)
 
     with open(os.path.join(orig, 'config.json')) as f:
