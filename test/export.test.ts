@@ -371,6 +371,22 @@ test('a model without a source directory is written with transformers sharding a
   assert.deepEqual(logits(load(out), ids), logits(m, ids));
 });
 
+test('a model without a source directory exported in another dtype: its config names that dtype under the key it uses', () => {
+  const m = load(src);
+  const { torch_dtype: _, ...rest } = m.config.raw;
+  // Newer transformers write "dtype" and read it before "torch_dtype".
+  for (const [raw, want] of [
+    [{ ...rest, dtype: 'float32' }, { ...rest, dtype: 'float16' }],
+    [{ ...rest, torch_dtype: 'float32' }, { ...rest, torch_dtype: 'float16' }],
+    [rest, { ...rest, torch_dtype: 'float16' }],
+  ] as const) {
+    const out = path.join(tmp, 'out-mem-f16');
+    exportModel(new CausalLM(raw, m.weights, { dtypes: m.dtypes }), out, { dtype: 'f16', force: true });
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')), want);
+    assert.deepEqual([...new Set(load(out).dtypes.values())], ['F16']);
+  }
+});
+
 const models = sharedDir('models');
 const llama = models && fs.existsSync(path.join(models, 'tiny-random-llama')) ? path.join(models, 'tiny-random-llama') : null;
 test('tiny-random-llama: patched export reloads to the same logits with its tokenizer files', { skip: llama ? false : '../shared/models/tiny-random-llama is absent' }, () => {

@@ -253,6 +253,15 @@ function configWithDtype(text: string, cfg: Record<string, unknown>, name: strin
   return JSON.stringify(want, null, 2) + '\n';
 }
 
+/**
+ * config.json from the model's parsed config, for a model without one on disk: a dtype change
+ * goes where the config names its dtype ("dtype" included, which newer transformers read first).
+ */
+function configOfModel(model: CausalLM, dtype: ExportDType): string {
+  const text = JSON.stringify(model.config.raw, null, 2) + '\n';
+  return dtype === 'keep' ? text : configWithDtype(text, model.config.raw, TORCH_DTYPE[dtype]);
+}
+
 /** The source's index with the new sizes (total_parameters only where the source had it). */
 function indexText(index: Record<string, unknown>, totalSize: number, totalParameters: number, weightMap: Map<string, string>): string {
   const meta = { ...((index.metadata as Record<string, unknown> | undefined) ?? {}) };
@@ -323,9 +332,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
       const written = writeCheckpoint(tmp, records, { maxShardBytes: opts.maxShardBytes, metadata: extraMeta });
       result.shards = written.shards;
       result.totalSize = written.totalSize;
-      const raw = { ...model.config.raw };
-      if (dtype !== 'keep') raw.torch_dtype = TORCH_DTYPE[dtype];
-      fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(raw, null, 2) + '\n');
+      fs.writeFileSync(path.join(tmp, 'config.json'), configOfModel(model, dtype));
       result.files.push('config.json');
     } else {
       const total = layout.shards.reduce((s, sh) => s + sh.names.reduce((a, n) => a + storageBytes(model.weights.get(n)!.size, storage(n)), 0), 0);
@@ -400,7 +407,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
         result.files.push(f);
       }
       if (!fs.existsSync(path.join(tmp, 'config.json'))) {
-        fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(model.config.raw, null, 2) + '\n');
+        fs.writeFileSync(path.join(tmp, 'config.json'), configOfModel(model, dtype));
         result.files.push('config.json');
       }
     }
