@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { CausalLM } from '../src/models/index.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
-import { f32BitsToBf16Bits, f32BitsToF16Bits } from '../src/io/dtype.js';
 import { EditPatch, editSession, exportModel, exportPatched } from '../src/patch/index.js';
 import { editWithReport, type EditMethod, type EditRequest } from '../src/editors/index.js';
 import { noGrad } from '../src/tensor/index.js';
@@ -48,11 +47,19 @@ interface Reading {
   logits: Float64Array[];
 }
 
-/** test/numpy-export.py on an export and the checkpoint it came from. */
-function readWithPython(original: string, exported: string, dtype?: 'F32' | 'F16' | 'BF16'): Reading {
+/**
+ * test/numpy-export.py on an export and the checkpoint it came from; `dtype`: the one every
+ * floating tensor was converted to; `roundedFrom`: an F32 export of the same model, whose values
+ * the export's 16-bit tensors must be rounded from.
+ */
+function readWithPython(original: string, exported: string, opts: { dtype?: 'F32' | 'F16' | 'BF16'; roundedFrom?: string } = {}): Reading {
   const out = path.join(tmp, 'logits.bin');
+  const { dtype, roundedFrom } = opts;
   const r = spawnSync(PY!, [path.join(repoRoot(), 'test', 'numpy-export.py')], {
-    input: JSON.stringify({ original, export: exported, texts: TEXTS, out, dtype, config_changes: dtype ? { torch_dtype: TORCH_DTYPE[dtype] } : {} }), encoding: 'utf8', maxBuffer: 64 << 20,
+    input: JSON.stringify({
+      original, export: exported, texts: TEXTS, out, dtype, config_changes: dtype ? { torch_dtype: TORCH_DTYPE[dtype] } : {}, rounded_from: roundedFrom,
+    }),
+    encoding: 'utf8', maxBuffer: 64 << 20,
   });
   assert.equal(r.status, 0, r.stderr);
   const res = JSON.parse(r.stdout) as { problems: string[]; changed: string[]; dtypes: Record<string, string>; ids: number[][]; raw_ids: number[][]; logits: { shape: number[]; offset: number }[] };
@@ -162,22 +169,18 @@ test('a sharded BF16 original: the export keeps its shards and BF16, the edit ro
   const model = await CausalLM.load(src);
   const patch = await makeEdit(model, 'rome', [1]);
   editSession(model).apply(patch);
-  const out = path.join(tmp, 'qwen2-bf16-export');
-  exportModel(model, out);
-  const r = readWithPython(src, out);
-  assert.deepEqual(new Set(Object.values(r.dtypes)), new Set(['BF16']));
-  assert.deepEqual(r.changed.sort(), patch.touched().sort());
-  const back = await CausalLM.load(out);
-  for (const name of patch.touched()) {
-    const mem = new Uint32Array(model.weight(name).data.slice().buffer), disk = new Uint32Array(back.weight(name).data.slice().buffer);
-    for (let i = 0; i < mem.length; i++) assert.equal(disk[i]! >>> 16, f32BitsToBf16Bits(mem[i]!), `${name}[${i}] is the BF16 rounding of the edited value`);
-  }
-  assertSameAsAmend('qwen2 BF16 sharded', r, back);
-
-  // Converted to F32: the same shards, an index with the doubled total_size, the config naming float32.
+  // Converted to F32: the same shards, an index with the doubled total_size, the config naming
+  // float32, and the edited model's values exactly.
   const f32 = path.join(tmp, 'qwen2-bf16-as-f32');
   exportModel(model, f32, { dtype: 'f32' });
-  assertSameAsAmend('qwen2 BF16 sharded exported as F32', readWithPython(src, f32, 'F32'), model);
+  assertSameAsAmend('qwen2 BF16 sharded exported as F32', readWithPython(src, f32, { dtype: 'F32' }), model);
+
+  const out = path.join(tmp, 'qwen2-bf16-export');
+  exportModel(model, out);
+  const r = readWithPython(src, out, { roundedFrom: f32 });
+  assert.deepEqual(new Set(Object.values(r.dtypes)), new Set(['BF16']));
+  assert.deepEqual(r.changed.sort(), patch.touched().sort());
+  assertSameAsAmend('qwen2 BF16 sharded', r, await CausalLM.load(out));
 });
 
 test('an F16 original: the edit is written back in F16 (CLI, keep) or all in F32 (--dtype f32, config says so); numpy reads both to Amend\'s logits', { skip: skipFor('tiny-random-gpt2') }, async () => {
@@ -187,25 +190,19 @@ test('an F16 original: the edit is written back in F16 (CLI, keep) or all in F32
   const file = path.join(tmp, 'gpt2-f16.safetensors');
   patch.save(file);
   editSession(model).apply(patch);
-
-  const keep = path.join(tmp, 'gpt2-f16-keep');
-  let cli = runCli(['export', '--model', src, '--patch', file, '--out', keep]);
-  assert.equal(cli.code, 0, cli.stderr);
-  const r = readWithPython(src, keep);
-  assert.deepEqual(new Set(Object.values(r.dtypes)), new Set(['F16']));
-  assert.deepEqual(r.changed.sort(), patch.touched().sort());
-  const back = await CausalLM.load(keep);
-  for (const name of patch.touched()) {
-    const mem = new Uint32Array(model.weight(name).data.slice().buffer), disk = new Uint32Array(back.weight(name).data.slice().buffer);
-    for (let i = 0; i < mem.length; i++) assert.equal(f32BitsToF16Bits(disk[i]!), f32BitsToF16Bits(mem[i]!), `${name}[${i}] is the F16 rounding of the edited value`);
-  }
-  assertSameAsAmend('gpt2 F16', r, back);
-
   // Float32 holds every F16 value and the edit exactly: this export is the edited model itself.
   const f32 = path.join(tmp, 'gpt2-f16-as-f32');
-  cli = runCli(['export', '--model', src, '--patch', file, '--out', f32, '--dtype', 'f32']);
+  let cli = runCli(['export', '--model', src, '--patch', file, '--out', f32, '--dtype', 'f32']);
   assert.equal(cli.code, 0, cli.stderr);
-  assertSameAsAmend('gpt2 F16 exported as F32', readWithPython(src, f32, 'F32'), model);
+  assertSameAsAmend('gpt2 F16 exported as F32', readWithPython(src, f32, { dtype: 'F32' }), model);
+
+  const keep = path.join(tmp, 'gpt2-f16-keep');
+  cli = runCli(['export', '--model', src, '--patch', file, '--out', keep]);
+  assert.equal(cli.code, 0, cli.stderr);
+  const r = readWithPython(src, keep, { roundedFrom: f32 });
+  assert.deepEqual(new Set(Object.values(r.dtypes)), new Set(['F16']));
+  assert.deepEqual(r.changed.sort(), patch.touched().sort());
+  assertSameAsAmend('gpt2 F16', r, await CausalLM.load(keep));
 });
 
 test('an F32 original exported in BF16: every tensor BF16, the config says bfloat16, numpy reads it to the reloaded model\'s logits', { skip: skipFor('tiny-random-llama') }, async () => {
@@ -213,9 +210,10 @@ test('an F32 original exported in BF16: every tensor BF16, the config says bfloa
   const model = await CausalLM.load(src);
   const patch = await makeEdit(model, 'rome', [1]);
   editSession(model).apply(patch);
-  const out = path.join(tmp, 'llama-as-bf16');
+  const exact = path.join(tmp, 'llama-f32'), out = path.join(tmp, 'llama-as-bf16');
+  exportModel(model, exact);
   exportModel(model, out, { dtype: 'bf16' });
-  const r = readWithPython(src, out, 'BF16');
+  const r = readWithPython(src, out, { dtype: 'BF16', roundedFrom: exact });
   assert.deepEqual(new Set(Object.values(r.dtypes)), new Set(['BF16']));
   assertSameAsAmend('llama exported as BF16', r, await CausalLM.load(out));
 });

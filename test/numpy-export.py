@@ -6,7 +6,9 @@
 #
 # stdin: {"original": dir, "export": dir, "texts": [str, ...], "out": file, and optionally
 #         "dtype": the storage dtype every floating tensor was converted to,
-#         "config_changes": {key: value} that config.json is to differ by}
+#         "config_changes": {key: value} that config.json is to differ by,
+#         "rounded_from": an F32 export of the same model, whose values every tensor must be the
+#         round-to-nearest-even of in its own dtype, as torch's .to(float16 / bfloat16) rounds}
 # Writes the logits [T, V] of each text, little-endian float64, one after the other, to "out";
 # prints {"problems": [str], "changed": [tensor names whose bytes differ from the original's],
 #         "dtypes": {name: dtype}, (changed: only where the dtype is the original's) "ids": [[ids with special tokens]], "raw_ids": [[ids without]],
@@ -88,6 +90,29 @@ def layout(d, problems):
     return headers, weight_map
 
 
+def round_to(values, dtype):
+    """The bytes of float32 `values` stored as F32, F16 or BF16, rounded to nearest even."""
+    if dtype == 'F16':
+        return values.astype('<f2').tobytes()
+    if dtype == 'BF16':
+        u = values.view('<u4').astype(np.uint64)
+        return ((u + 0x7fff + ((u >> 16) & 1)) >> 16).astype('<u2').tobytes()
+    return values.astype('<f4').tobytes()
+
+
+def check_rounding(exp, f32_dir, problems):
+    for f in nf.weight_files(exp):
+        header, data = nf.read_header(os.path.join(exp, f))
+        ref, ref_data = nf.read_header(os.path.join(f32_dir, f))
+        for name, info in header.items():
+            if name == '__metadata__' or info['dtype'] not in ('F16', 'BF16'):
+                continue
+            lo, hi = ref[name]['data_offsets']
+            want = round_to(np.frombuffer(ref_data[lo:hi], dtype='<f4'), info['dtype'])
+            if data[info['data_offsets'][0]:info['data_offsets'][1]] != want:
+                problems.append(f'"{name}" is not the {info["dtype"]} rounding of its float32 values')
+
+
 def main():
     req = json.load(sys.stdin)
     orig, exp = req['original'], req['export']
@@ -112,6 +137,9 @@ def main():
                 problems.append(f'"{name}": {b[name]["dtype"]} {b[name]["shape"]}, not {want} {a[name]["shape"]} (the original: {a[name]["dtype"]})')
             elif a[name]['dtype'] == want and ab[name] != bb[name]:
                 changed.append(name)
+
+    if req.get('rounded_from'):
+        check_rounding(exp, req['rounded_from'], problems)
 
     with open(os.path.join(orig, 'config.json')) as f:
         want = json.load(f)
