@@ -371,6 +371,15 @@ test('a model without a source directory is written with transformers sharding a
   assert.deepEqual(logits(load(out), ids), logits(m, ids));
 });
 
+test('an export into a sub-folder of the model\'s own folder does not list its temporary folder among the files left out', () => {
+  const dir = writeRandomCheckpoint(path.join(tmp, 'src-with-sub'), gpt2Config({ layers: 1 }), 3);
+  const r = exportModel(load(dir), path.join(dir, 'edited'));
+  assert.deepEqual(r.skipped, []);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'edited', 'model.safetensors']);
+  // exported again from there: the earlier export is a folder, left out as such
+  assert.deepEqual(exportModel(load(dir), path.join(dir, 'edited'), { force: true }).skipped, [{ file: 'edited', reason: 'directory' }]);
+});
+
 test('a model without a source directory exported in another dtype: its config names that dtype under the key it uses', () => {
   const m = load(src);
   const { torch_dtype: _, ...rest } = m.config.raw;

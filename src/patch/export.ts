@@ -372,6 +372,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
       for (const f of fs.readdirSync(source!).sort()) {
         if (weightFiles.has(f) || f === INDEX_FILE) continue;
         const from = path.join(source!, f);
+        if (from === tmp) continue; // an export into a sub-folder of the model's writes beside it, here
         if (f.startsWith('.')) {
           result.skipped.push({ file: f, reason: 'hidden file' });
           continue;
