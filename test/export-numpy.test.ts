@@ -1,8 +1,9 @@
 // An exported checkpoint is what a Hugging Face user loads: test/numpy-export.py reads the export
 // with nothing of Amend (a strict safetensors parse, its own float64 forward, the HF `tokenizers`
 // library) and the logits it computes over its tokenizer's ids must be Amend's for the edited
-// model. For the demo model and every tiny checkpoint in ../shared/models (ROME, and a MEMIT batch), through the API
-// and the CLI, and for a sharded BF16 and a single-file F16 original.
+// model. For the demo model and every tiny checkpoint in ../shared/models (ROME, and a MEMIT
+// batch), through the API and the CLI, for a sharded BF16 and a single-file F16 original, and
+// with the storage dtype converted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -33,8 +34,8 @@ const ROME_REQ: EditRequest = { prompt: 'The capital of {} is', subject: 'France
 const MEMIT_REQS: EditRequest[] = [ROME_REQ, { prompt: '{} works as a', subject: 'Lily', targetNew: 'pilot' }];
 // The edit's own prompt first (the edit must show there), then other text, special characters included.
 const TEXTS = ['The capital of France is', 'Lily works as a', 'Once upon a time, there was a little dog.', '  x = 1; naïve café 42 <s>'];
-const TOL = 2e-5;
-const TORCH_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const; // as test/models-numpy.test.ts
+const TOL = 2e-5; // as test/models-numpy.test.ts
+const TORCH_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const;
 // Few optimisation steps: the edit only has to change the weights, not to succeed.
 const FAST = { v_num_grad_steps: 4, context_template_length_params: [[5, 2]] };
 
@@ -106,7 +107,7 @@ function storedAs(base: string, dtype: 'F16' | 'BF16', maxShardBytes?: number): 
   for (const f of fs.readdirSync(from)) {
     if (f === 'config.json') {
       const cfg = JSON.parse(fs.readFileSync(path.join(from, f), 'utf8'));
-      fs.writeFileSync(path.join(dir, f), JSON.stringify({ ...cfg, torch_dtype: dtype === 'F16' ? 'float16' : 'bfloat16' }, null, 2) + '\n');
+      fs.writeFileSync(path.join(dir, f), JSON.stringify({ ...cfg, torch_dtype: TORCH_DTYPE[dtype] }, null, 2) + '\n');
     } else if (!f.endsWith('.safetensors')) {
       fs.copyFileSync(path.join(from, f), path.join(dir, f));
     }

@@ -10,9 +10,9 @@
 #         "rounded_from": an F32 export of the same model, whose values every tensor must be the
 #         round-to-nearest-even of in its own dtype, as torch's .to(float16 / bfloat16) rounds}
 # Writes the logits [T, V] of each text, little-endian float64, one after the other, to "out";
-# prints {"problems": [str], "changed": [tensor names whose bytes differ from the original's],
-#         "dtypes": {name: dtype}, (changed: only where the dtype is the original's) "ids": [[ids with special tokens]], "raw_ids": [[ids without]],
-#         "logits": [{"shape": [T, V], "offset": bytes}]}.
+# prints {"problems": [str], "changed": [tensors stored in their original dtype whose bytes
+#         differ from the original's], "dtypes": {name: dtype}, "ids": [[ids with special tokens]],
+#         "raw_ids": [[ids without]], "logits": [{"shape": [T, V], "offset": bytes}]}.
 import importlib.util
 import json
 import os
@@ -64,6 +64,11 @@ def strict_header(path, problems):
     if 8 + n + end != size:
         problems.append(f'{path}: the tensors end at byte {8 + n + end} of {size}')
     return header
+
+
+def read(path):
+    with open(path, 'rb') as f:
+        return f.read()
 
 
 def tensor_bytes(path, header):
@@ -156,8 +161,10 @@ def main():
         q = os.path.join(exp, f)
         if not os.path.isfile(q):
             problems.append(f'{f} is not in the export')
-        elif open(p, 'rb').read() != open(q, 'rb').read():
+        elif read(p) != read(q):
             problems.append(f'{f} differs from the original\'s')
+    for f in sorted(set(os.listdir(exp)) - set(os.listdir(orig))):
+        problems.append(f'{f} is in the export but not in the original')
 
     tok = Tokenizer.from_file(os.path.join(exp, 'tokenizer.json'))
     with open(os.path.join(exp, 'config.json')) as f:
