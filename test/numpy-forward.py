@@ -210,7 +210,8 @@ def forward(cfg, W, ids):
         p = 'transformer.'
         d, H, L = cfg['n_embd'], cfg['n_head'], cfg['n_layer']
         D = d // H
-        rot, base, interleaved = cfg.get('rotary_dim') or D, 10000.0, True
+        # transformers' GPTJConfig: 64 when absent; null rotates the whole head (one head only)
+        rot, base, interleaved = cfg.get('rotary_dim', 64) or D, 10000.0, True
         parallel = True  # attention and MLP both read ln_1(x)
         eps, actname = cfg.get('layer_norm_epsilon', 1e-5), cfg.get('activation_function', 'gelu_new')
         x = W[p + 'wte.weight'][ids]
