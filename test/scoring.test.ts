@@ -120,10 +120,11 @@ test('scores on a bigram model match hand-computed log-probabilities (multi-toke
 
 test('batch limits split the work without changing results', () => {
   const m = bigramModel({ ' is': { ' Paris': 0.5, ' New': 0.5 }, ' New': { ' York': 1 } });
+  // No item's input is a prefix of another's, so each needs a row of its own.
   const items = [
     { prompt: 'The capital is', target: 'New York' },
-    { prompt: 'The capital is', target: 'Paris' },
-    { prompt: 'The', target: 'capital is New York' },
+    { prompt: 'Answer: ', target: 'Paris' },
+    { prompt: ' New', target: 'York' },
   ];
   const all = targetLogProbs(m, items);
   const calls = m.calls;
@@ -132,6 +133,48 @@ test('batch limits split the work without changing results', () => {
   assert.deepEqual(split, all);
   assert.deepEqual(targetLogProbs(m, items, { maxLogitRows: 1 }), all); // an item longer than the limit still runs alone
   assert.deepEqual(targetLogProbs(m, items, { maxBatchTokens: 1 }), all);
+});
+
+test('items whose input is a prefix of another item\'s share its row and its logits', () => {
+  const m = bigramModel({ The: { ' capital': 0.5, ' New': 0.5 }, ' capital': { ' is': 1 }, ' is': { ' Paris': 0.5, ' London': 0.3, ' New': 0.2 }, ' New': { ' York': 1 } });
+  const seen: { B: number; T: number; logits: number }[] = [];
+  const forward = m.forward;
+  m.forward = (ids, B, T, opts) => {
+    seen.push({ B, T, logits: (opts!.logitsAt as number[]).length });
+    return forward(ids, B, T, opts);
+  };
+  // The inputs are The|capital|is|New, The|capital|is (twice), The (with the target "capital is Paris"
+  // read at positions 0..2) and Answer:, which shares nothing.
+  const items = [
+    { prompt: 'The capital is', target: 'New York' },
+    { prompt: 'The capital is', target: 'Paris' },
+    { prompt: 'The capital is', target: 'London' },
+    { prompt: 'The', target: 'capital is Paris' },
+    { prompt: 'Answer: ', target: 'Paris' },
+  ];
+  const shared = targetLogProbs(m, items);
+  assert.deepEqual(seen, [{ B: 2, T: 4, logits: 5 }], 'two rows; positions 0..3 of the first and 0 of the second');
+  items.forEach((it, i) => assert.deepEqual(shared[i], targetLogProbs(m, [it])[0], `item ${i} alone`));
+  close(shared[3]!.sum, LN(0.5 * 1 * 0.5));
+  close(shared[0]!.sum, LN(0.2 * 1));
+});
+
+test('each text is encoded once per tokenizer, however often it is scored', () => {
+  const tok = fakeTokenizer();
+  const texts: string[] = [];
+  const encode = tok.encode;
+  tok.encode = (text, opts) => {
+    texts.push(text);
+    return encode(text, opts);
+  };
+  const m = bigramModel({ ' is': { ' Paris': 0.5, ' London': 0.5 } }, tok);
+  const items = [{ prompt: 'The capital is', target: 'Paris' }, { prompt: 'The capital is', target: 'London' }];
+  const first = targetLogProbs(m, items);
+  assert.deepEqual(targetLogProbs(m, items), first);
+  assert.deepEqual(texts, ['The capital is', 'The capital is Paris', 'The capital is London']);
+  // the pairs handed out are copies: changing one does not change the next call's
+  first[0]!.context.push(99);
+  assert.deepEqual(encodePair(tok, 'The capital is', 'Paris'), { context: [2, 3, 4], target: [5] });
 });
 
 // ---------------------------------------------------------------- real tokenizers and a random GPT-2
@@ -214,6 +257,9 @@ test('random GPT-2: padded batches give the one-by-one results (multi-token targ
       { prompt: 'Answer: ', target: 'Paris' },
       { prompt: 'The capital of France is', target: 'Paris' },
       { prompt: long, target: 'and the end' },
+      // rows shared with the first item: another target of its prompt, and its prompt's beginning
+      { prompt: 'The capital of France is', target: 'Lyon and Marseille' },
+      { prompt: 'The capital of France', target: 'is Paris' },
     ];
     const batched = targetLogProbs(model, items);
     const single = items.map((it) => targetLogProbs(model, [it], { maxBatchRows: 1 })[0]!);
@@ -228,6 +274,9 @@ test('random GPT-2: padded batches give the one-by-one results (multi-token targ
       assertSame(b, ref, `item ${i} against an unpadded forward`);
       assertSame(single[i]!, ref, `item ${i} one by one`);
       assertSame(tight[i]!, ref, `item ${i} in small batches`);
+      // Bit for bit, whatever the batch (the kernels take other paths for fewer than 4 rows: inputs
+      // that short, and the logits of a lone one-token target, which scoring pads to 4 rows).
+      if (b.context.length + b.target.length - 1 >= 4) assert.deepEqual(single[i]!.logProbs, b.logProbs, `item ${i}: the same bits alone as in the batch`);
       close(b.sum, b.logProbs.reduce((x, y) => x + y, 0), 1e-9);
       assert.equal(b.accuracy, b.correct.filter(Boolean).length / b.correct.length);
       assert.deepEqual(b.correct, b.argmax.map((a, j) => a === b.target[j]));

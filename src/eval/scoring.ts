@@ -73,7 +73,11 @@ export interface ScoringOptions {
    * 2^26 floats (256 MB) / vocabSize. A single item longer than that still runs alone.
    */
   maxLogitRows?: number;
-  /** Hooks installed for every forward pass (adapter-style edits). */
+  /**
+   * Hooks installed for every forward pass (adapter-style edits). They must treat each position by
+   * the tokens up to it: a row of the batch may carry several items, one item's tokens extended by
+   * another's, and rows are padded on the right.
+   */
   hooks?: ForwardOptions['hooks'];
 }
 
@@ -81,6 +85,28 @@ export interface ScoringOptions {
 export function joinPromptTarget(prompt: string, target: string): string {
   if (prompt === '' || /^\s/.test(target) || /\s$/.test(prompt)) return prompt + target;
   return `${prompt} ${target}`;
+}
+
+/**
+ * Encodings by text, per tokenizer: an evaluation encodes the same texts over and over (a prompt
+ * for its new and its true target, a locality prompt before the edits and after each, neighbourhood
+ * prompts that cases share), and encoding costs as much as scoring on a small model. Cleared when
+ * full rather than kept in order of use: a run's texts repeat in bursts (one case, one batch).
+ */
+const encodings = new WeakMap<Encoder, Map<string, readonly number[]>>();
+const MAX_CACHED_ENCODINGS = 1 << 16;
+
+/** encodeWithSpecials through the cache (the array is shared: never change it). */
+function encodeCached(tok: Encoder, text: string): readonly number[] {
+  let cache = encodings.get(tok);
+  if (!cache) encodings.set(tok, (cache = new Map()));
+  let ids = cache.get(text);
+  if (!ids) {
+    if (cache.size >= MAX_CACHED_ENCODINGS) cache.clear();
+    ids = encodeWithSpecials(tok, text);
+    cache.set(text, ids);
+  }
+  return ids;
 }
 
 function encodeWithSpecials(tok: Encoder, text: string): number[] {
@@ -98,8 +124,8 @@ export function encodePair(tok: Encoder, prompt: string, target: string): Encode
   if (typeof target !== 'string' || target.trim() === '') {
     throw new AmendError(`empty target for prompt "${prompt}": there is nothing to score`);
   }
-  const p = encodeWithSpecials(tok, prompt);
-  const full = encodeWithSpecials(tok, joinPromptTarget(prompt, target));
+  const p = encodeCached(tok, prompt);
+  const full = encodeCached(tok, joinPromptTarget(prompt, target));
   let at = commonPrefix(p, full);
   if (at === full.length) at = Math.max(0, full.length - 1);
   const context = full.slice(0, at);
@@ -150,65 +176,152 @@ export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pa
     return job;
   });
 
-  const todo = [...jobs.values()].sort((a, b) => b.seq.length - a.seq.length);
+  // One input row per distinct sequence: a job whose sequence is another's prefix (the true and
+  // the new target of one prompt; a target whose first tokens are another's) reads its logits from
+  // that row. Logits at a position depend only on the tokens up to it, so nothing changes but the work.
+  const rows = sharedRows([...jobs.values()].sort((a, b) => b.seq.length - a.seq.length), V);
   noGrad(() => {
-    for (let start = 0; start < todo.length; ) {
-      const T = todo[start]!.seq.length; // longest first: the first row sets the padded length
-      let B = 1;
-      let logitRows = todo[start]!.tgt.length;
-      while (
-        start + B < todo.length &&
-        B < maxRows &&
-        (B + 1) * T <= maxTokens &&
-        logitRows + todo[start + B]!.tgt.length <= maxLogitRows
-      ) {
-        logitRows += todo[start + B]!.tgt.length;
-        B++;
-      }
-      const batch = todo.slice(start, start + B);
-      start += B;
+    for (const [start, end] of batchBounds(rows, { maxTokens, maxRows, maxLogitRows })) {
+      const batch = rows.slice(start, end);
+      const B = batch.length;
+      const T = batch[0]!.seq.length; // longest first: the first row sets the padded length
       const ids = new Int32Array(B * T);
       const mask = new Uint8Array(B * T);
-      const rows: number[] = [];
-      batch.forEach((job, b) => {
-        job.seq.forEach((id, t) => {
-          ids[b * T + t] = id;
-          mask[b * T + t] = 1;
-        });
-        for (let j = 0; j < job.tgt.length; j++) rows.push(b * T + job.ctx.length - 1 + j);
+      const logitRows: number[] = [];
+      batch.forEach((row, b) => {
+        ids.set(row.seq, b * T);
+        mask.fill(1, b * T, b * T + row.seq.length);
+        for (const t of row.positions) logitRows.push(b * T + t);
       });
-      const out = model.forward(ids, B, T, { attentionMask: mask, logitsAt: rows, hooks: opts.hooks });
+      const asked = logitRows.length;
+      while (logitRows.length < MIN_LOGIT_ROWS) logitRows.push(logitRows[asked - 1]!);
+      const out = model.forward(ids, B, T, { attentionMask: mask, logitsAt: logitRows, hooks: opts.hooks });
       const logits = out.logits as Tensor | null;
-      if (!logits || logits.size !== rows.length * V) throw new AmendError('scoring: the forward pass returned no logits for the requested rows');
+      if (!logits || logits.size !== logitRows.length * V) throw new AmendError('scoring: the forward pass returned no logits for the requested rows');
       // The backend's (native, threaded) kernels: several times faster than a JS loop over V.
       const lp = logSoftmax(logits).data;
       const best = argmaxRows(logits);
-      let r = 0;
-      for (const job of batch) {
-        const logProbs: number[] = [];
-        const argmax: number[] = [];
-        const correct: boolean[] = [];
-        for (let j = 0; j < job.tgt.length; j++, r++) {
-          logProbs.push(lp[r * V + job.tgt[j]!]!);
-          argmax.push(best[r]!);
-          correct.push(best[r] === job.tgt[j]);
+      let first = 0; // the batch's logits row of the current row's first position
+      for (const row of batch) {
+        const at = new Int32Array(row.seq.length); // position -> logits row
+        row.positions.forEach((t, k) => (at[t] = first + k));
+        for (const job of row.jobs) {
+          const logProbs: number[] = [];
+          const argmax: number[] = [];
+          const correct: boolean[] = [];
+          for (let j = 0; j < job.tgt.length; j++) {
+            const r = at[job.ctx.length - 1 + j]!;
+            logProbs.push(lp[r * V + job.tgt[j]!]!);
+            argmax.push(best[r]!);
+            correct.push(best[r] === job.tgt[j]);
+          }
+          const sum = logProbs.reduce((a, b) => a + b, 0);
+          job.result = {
+            context: job.ctx,
+            target: job.tgt,
+            logProbs,
+            sum,
+            mean: sum / logProbs.length,
+            argmax,
+            correct,
+            accuracy: correct.filter(Boolean).length / correct.length,
+            truncated: job.truncated,
+          };
         }
-        const sum = logProbs.reduce((a, b) => a + b, 0);
-        job.result = {
-          context: job.ctx,
-          target: job.tgt,
-          logProbs,
-          sum,
-          mean: sum / logProbs.length,
-          argmax,
-          correct,
-          accuracy: correct.filter(Boolean).length / correct.length,
-          truncated: job.truncated,
-        };
+        first += row.positions.length;
       }
     }
   });
   return order.map((job) => job.result!);
+}
+
+/** One input sequence of a forward pass and the jobs scored from it. */
+interface SharedRow<J> {
+  seq: number[];
+  jobs: J[];
+  /** Positions whose logits are read, ascending. */
+  positions: number[];
+}
+
+/**
+ * Jobs (longest sequence first) grouped into rows: each job joins the first row its sequence is a
+ * prefix of, found through a trie of the rows' tokens (a node is keyed by its parent and token).
+ */
+function sharedRows<J extends { ctx: number[]; tgt: number[]; seq: number[] }>(jobs: readonly J[], vocabSize: number): SharedRow<J>[] {
+  const rows: SharedRow<J>[] = [];
+  const child = new Map<number, number>(); // parent node * vocabSize + token -> node
+  const rowOf: SharedRow<J>[] = []; // node -> the row that made it
+  for (const job of jobs) {
+    let node = 0;
+    let i = 0;
+    for (; i < job.seq.length; i++) {
+      const next = child.get(node * vocabSize + job.seq[i]!);
+      if (next === undefined) break;
+      node = next;
+    }
+    let row: SharedRow<J>;
+    if (i === job.seq.length) {
+      row = rowOf[node]!;
+    } else {
+      row = { seq: job.seq, jobs: [], positions: [] };
+      rows.push(row);
+      for (; i < job.seq.length; i++) {
+        const made = rowOf.length + 1;
+        child.set(node * vocabSize + job.seq[i]!, made);
+        rowOf[made] = row;
+        node = made;
+      }
+    }
+    row.jobs.push(job);
+    for (let j = 0; j < job.tgt.length; j++) row.positions.push(job.ctx.length - 1 + j);
+  }
+  for (const row of rows) row.positions = [...new Set(row.positions)].sort((a, b) => a - b);
+  return rows;
+}
+
+/**
+ * Logits rows asked of a forward pass at the least (the last one repeated). The native GEMM
+ * multiplies fewer than 4 rows by matrix-vector products, which sum in another order: without
+ * this an item's log-probabilities would differ in their last bits with the batch it lands in.
+ */
+const MIN_LOGIT_ROWS = 4;
+
+/**
+ * What a forward pass costs besides its tokens, in padded tokens: its fixed work (some thirty
+ * kernel calls, each waking the thread pool) is worth 20-30 tokens of the demo world model on 2
+ * idle cores and several times that on busy ones. It decides when cutting a batch to save padding
+ * pays for the extra pass. A constant, not a timing, so that the same inputs are always batched
+ * the same way.
+ */
+const PASS_COST_TOKENS = 64;
+
+/**
+ * Rows (longest first) cut into consecutive batches within the limits, at the least padded tokens
+ * plus PASS_COST_TOKENS per batch (dynamic programming over the cut points). A row alone is always
+ * a batch, whatever the limits.
+ */
+function batchBounds(rows: readonly { seq: number[]; positions: number[] }[], lim: { maxTokens: number; maxRows: number; maxLogitRows: number }): [number, number][] {
+  const n = rows.length;
+  const cost = new Float64Array(n + 1).fill(Number.POSITIVE_INFINITY);
+  const from = new Int32Array(n + 1);
+  cost[0] = 0;
+  for (let end = 1; end <= n; end++) {
+    let logitRows = 0;
+    for (let start = end - 1; start >= 0 && end - start <= lim.maxRows; start--) {
+      const B = end - start;
+      const T = rows[start]!.seq.length;
+      logitRows += rows[start]!.positions.length;
+      if (B > 1 && (B * T > lim.maxTokens || logitRows > lim.maxLogitRows)) break;
+      const c = cost[start]! + PASS_COST_TOKENS + B * T;
+      if (c < cost[end]!) {
+        cost[end] = c;
+        from[end] = start;
+      }
+    }
+  }
+  const bounds: [number, number][] = [];
+  for (let end = n; end > 0; end = from[end]!) bounds.push([from[end]!, end]);
+  return bounds.reverse();
 }
 
 /** log-sum-exp (in float64) and the first index of the maximum of one logits row (a reference for tests). */
