@@ -1,8 +1,9 @@
-// GPT-J and GPT-NeoX against an independent float64 numpy forward (test/numpy-forward.py): the
-// logits and every hook point's activation, for sequences run alone, in left- and right-padded
-// batches (with the gradient tape off and on) and through a KV cache, on the tiny checkpoints and
-// on config variants of their weights (full and other partial rotary, NeoX's sequential residual,
-// NeoX without attention biases).
+// Every model family Amend runs (GPT-2, GPT-J, GPT-NeoX, Llama, Qwen2) against an independent
+// float64 numpy forward (test/numpy-forward.py): the logits and every hook point's activation, for
+// sequences run alone, in left- and right-padded batches (with the gradient tape off and on) and
+// through a KV cache, on the tiny checkpoints, on stories260K (trained weights, so activations are
+// not the near-uniform ones of random initialisation) and on config variants of the GPT-J/NeoX
+// weights (full and other partial rotary, NeoX's sequential residual, NeoX without attention biases).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -22,19 +23,33 @@ const skipFor = (base: string): string | false => !hasNumpy ? 'python3 with nump
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-numpy-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** The tiny checkpoint's weights under config.json with `change` applied. */
+const variants = new Map<string, string>();
+
+/** The tiny checkpoint's weights under config.json with `change` applied (one folder per variant). */
 function variant(base: string, change: Record<string, unknown>): string {
   const dir = path.join(MODELS!, base);
   if (Object.keys(change).length === 0) return dir;
+  const key = JSON.stringify([base, change]);
+  if (variants.has(key)) return variants.get(key)!;
   const out = fs.mkdtempSync(path.join(tmp, 'v-'));
+  variants.set(key, out);
   const raw = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
   fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify({ ...raw, ...change }));
   fs.symlinkSync(path.join(dir, 'model.safetensors'), path.join(out, 'model.safetensors'));
   return out;
 }
 
+const refs = new Map<string, Map<string, { shape: number[]; data: Float64Array }>>();
+
 /** numpy's activations: `${seq}:${point}` → [T, width] (row-major), 'logits' among the points. */
 function numpyForward(dir: string, seqs: number[][]): Map<string, { shape: number[]; data: Float64Array }> {
+  // both tests of a model read the same reference: one python run per model keeps the file quick
+  const key = JSON.stringify([dir, seqs]);
+  if (!refs.has(key)) refs.set(key, runNumpy(dir, seqs));
+  return refs.get(key)!;
+}
+
+function runNumpy(dir: string, seqs: number[][]): Map<string, { shape: number[]; data: Float64Array }> {
   const out = path.join(tmp, 'ref.bin');
   const r = spawnSync(PY, [path.join(repoRoot(), 'test', 'numpy-forward.py')], {
     input: JSON.stringify({ dir, seqs, out }), encoding: 'utf8', maxBuffer: 16 << 20,
@@ -76,6 +91,8 @@ class Errors {
 }
 
 const SEQS = [[43568, 41393, 48622, 34521, 22952, 25932, 6927], [11, 12, 50256], [200, 3, 4, 9, 17]];
+/** SEQS as ids of a `vocab`-sized vocabulary (the Llama-family checkpoints have 512). */
+const seqsFor = (vocab: number): number[][] => SEQS.map((s) => s.map((id) => id % vocab));
 const TOL = 2e-5;
 
 const VARIANTS: [string, string, Record<string, unknown>][] = [
@@ -87,13 +104,18 @@ const VARIANTS: [string, string, Record<string, unknown>][] = [
   ['gpt_neox, rotary_pct 1', 'tiny-random-gpt_neox', { rotary_pct: 1 }],
   ['gpt_neox, rotary_pct 0.5, rotary_emb_base 100', 'tiny-random-gpt_neox', { rotary_pct: 0.5, rotary_emb_base: 100 }],
   ['gpt_neox, attention_bias false', 'tiny-random-gpt_neox', { attention_bias: false }],
+  ['tiny-random-gpt2', 'tiny-random-gpt2', {}],
+  ['tiny-random-llama', 'tiny-random-llama', {}],
+  ['tiny-random-qwen2', 'tiny-random-qwen2', {}],
+  ['stories260K', 'stories260K', {}],
 ];
 
 for (const [name, base, change] of VARIANTS) {
   test(`${name}: logits and every hook point match numpy, alone and in left/right-padded batches`, { skip: skipFor(base) }, () => {
     const dir = variant(base, change);
-    const ref = numpyForward(dir, SEQS);
     const m = CausalLM.loadDir(dir, { noTokenizer: true });
+    const SEQS = seqsFor(m.config.vocabSize);
+    const ref = numpyForward(dir, SEQS);
     const points = allPoints(m.config.layers);
     const run = (ids: Int32Array, B: number, L: number, mask: Uint8Array | null, grad = false) => {
       const caps = points.filter((p) => p !== 'logits').map((p) => [p, capture(p)] as const);
@@ -122,8 +144,9 @@ for (const [name, base, change] of VARIANTS) {
 
   test(`${name}: every hook point matches numpy through a KV cache (left-padded prompts, then one token at a time)`, { skip: skipFor(base) }, () => {
     const dir = variant(base, change);
-    const ref = numpyForward(dir, SEQS);
     const m = CausalLM.loadDir(dir, { noTokenizer: true });
+    const SEQS = seqsFor(m.config.vocabSize);
+    const ref = numpyForward(dir, SEQS);
     const points = allPoints(m.config.layers);
     const STEPS = 2;
     const prompts = SEQS.map((s) => s.slice(0, s.length - STEPS));
