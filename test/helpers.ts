@@ -97,14 +97,19 @@ export async function warningsOf(fn: () => unknown): Promise<string[]> {
   return got;
 }
 
+/** V8's full collection as a function, for a test that must collect synchronously. */
+export function gcFunction(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  return vm.runInNewContext('gc') as () => void;
+}
+
 /**
  * Runs the garbage collector until weakly held objects are gone: objects freed by finalisers or
  * weak maps, and weak references, are cleared only after the turn that made them and by more
  * than one collection.
  */
 export async function collectGarbage(): Promise<void> {
-  v8.setFlagsFromString('--expose-gc');
-  const collect = vm.runInNewContext('gc') as () => void;
+  const collect = gcFunction();
   for (let k = 0; k < 3; k++) {
     collect();
     await new Promise((r) => setImmediate(r));

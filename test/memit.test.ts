@@ -1,8 +1,6 @@
 // MEMIT: the update solves its least-squares normal equations in float64, the patch holds exactly
 // that update in the stored orientation, batches of edits apply to every architecture and revert
 // exactly, and bad input is refused without touching the weights.
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AmendError } from '../src/errors.js';
@@ -19,7 +17,7 @@ import { TemporaryWeights } from '../src/editors/common/weights.js';
 import { evaluateJobs, type JobState, type VStarSettings } from '../src/editors/common/vstar.js';
 import { capture, hookPoint } from '../src/models/hooks.js';
 import { scoreTargets } from '../src/editors/common/score.js';
-import { relErr, randomStats, sharedDir, weightsHash } from './helpers.js';
+import { gcFunction, relErr, randomStats, sharedDir, weightsHash } from './helpers.js';
 
 const models = sharedDir('models');
 
@@ -282,8 +280,7 @@ test('z optimisation: a batch\'s autograd graph is not kept alive into the next 
   const d = model.config.hidden;
   const sts: JobState[] = reqs.map((r) => ({ job: buildJob(model.tok(), r, ['{}', 'A b. {}', 'C d e. {}'], hparams), init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
   evaluateJobs(model, sts, s, false); // v₀, the initial KL distributions and the lower blocks' output
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as () => void;
+  const gc = gcFunction();
   // Array buffers are freed by a sweep on another thread that may finish after gc() returns:
   // collect, give it a few milliseconds, until the count settles.
   const pause = new Int32Array(new SharedArrayBuffer(4));
