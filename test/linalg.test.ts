@@ -290,14 +290,31 @@ for (const backend of BACKENDS) {
   });
 
   test(`[${backend}] singular to working precision, or non-finite → AmendError from the SPD solvers too`, () => {
-    // G Gᵀ of a random n×(n-1) G: singular, yet the last Cholesky pivot comes out of the rounding
-    // positive for these (≈ 1e-16 of the diagonal), and x of size 1e15 with it (1e7 in single).
+    // [[1, 1], [1, 1 + ε]]: the last pivot is (1 + ε) − 1 = ε exactly in any order of operations,
+    // positive yet within the rounding bound n·ε·A[1, 1]. Alone and as the last block of a
+    // blocked factorisation (n = 130), so the bound check itself is what must refuse it.
+    for (const [ctor, eps] of [[Float64Array, 2 ** -52], [Float32Array, 2 ** -23]] as const) {
+      for (const n of [2, 130]) {
+        const a = new Float64Array(n * n);
+        const m = n - 2, s = m > 0 ? spd(m, 3) : new Float64Array(0);
+        for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) a[i * n + j] = s[i * m + j];
+        a[m * n + m] = 1; a[m * n + m + 1] = 1; a[(m + 1) * n + m] = 1; a[(m + 1) * n + m + 1] = 1 + eps;
+        const re = new RegExp(`not positive definite to working precision \\(singular or nearly so\\): Cholesky pivot ${n - 1} of ${n} .*add a ridge`);
+        const tag = `n=${n} ${ctor.name}`;
+        assert.throws(() => solveSPD(ctor.from(a), new ctor(n).fill(1), n, 1, o), (e: unknown) => e instanceof AmendError && re.test(e.message), tag);
+        throwsAmend(() => cholesky(ctor.from(a), n, o), re);
+        throwsAmend(() => inverseSPD(ctor.from(a), n, o), re);
+      }
+    }
+    // G Gᵀ of a random n×(n-1) G: singular; the last pivot comes out of the rounding slightly
+    // positive or not, depending on the CPU's BLAS kernels (one of these cases flips between an
+    // Intel Xeon and an AMD EPYC): either way a clear refusal, never an x of size 1e15.
     for (const [n, seed] of [[6, 20], [6, 25], [20, 27], [40, 10]]) {
       const g = randMat(n, n - 1, seed);
       const a = matmul(g, g, n, n - 1, n, false, true);
       for (const ctor of [Float64Array, Float32Array]) {
         const tag = `n=${n} seed=${seed} ${ctor.name}`;
-        const re = /not positive definite to working precision \(singular or nearly so\): Cholesky pivot \d+ of \d+ .*add a ridge/;
+        const re = /not positive definite (to working precision \(singular or nearly so\)|\(singular or indefinite\)): Cholesky pivot \d+ of \d+ .*add a ridge|singular to working precision: its condition number/;
         assert.throws(() => solveSPD(ctor.from(a), new ctor(n).fill(1), n, 1, o), (e: unknown) => e instanceof AmendError && re.test(e.message), tag);
         throwsAmend(() => cholesky(ctor.from(a), n, o), re);
         throwsAmend(() => inverseSPD(ctor.from(a), n, o), re);
