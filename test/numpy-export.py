@@ -2,17 +2,19 @@
 # for test/export-numpy.test.ts: a strict safetensors parse (the header rules of the safetensors
 # library), the file layout, names, shapes and dtypes against the original checkpoint, config.json
 # and the other files against the original's, the tokenizer through the HF `tokenizers` library,
-# and the logits of the float64 forward of numpy-forward.py over that tokenizer's ids.
+# and the logits of the float64 forward of numpy-forward.py over that tokenizer's ids. Without
+# `tokenizers` (Debian has no package for it) the ids come from the request and are not checked.
 #
 # stdin: {"original": dir, "export": dir, "texts": [str, ...], "out": file, and optionally
 #         "dtype": the storage dtype every floating tensor was converted to,
 #         "config_changes": {key: value} that config.json is to differ by,
 #         "rounded_from": an F32 export of the same model, whose values every tensor must be the
-#         round-to-nearest-even of in its own dtype, as torch's .to(float16 / bfloat16) rounds}
+#         round-to-nearest-even of in its own dtype, as torch's .to(float16 / bfloat16) rounds,
+#         "ids": [[ids of each text]], used only where `tokenizers` is not installed}
 # Writes the logits [T, V] of each text, little-endian float64, one after the other, to "out";
 # prints {"problems": [str], "changed": [tensors stored in their original dtype whose bytes
 #         differ from the original's], "dtypes": {name: dtype}, "ids": [[ids with special tokens]],
-#         "raw_ids": [[ids without]], "logits": [{"shape": [T, V], "offset": bytes}]}.
+#         "raw_ids": [[ids without]] (null without `tokenizers`), "logits": [{"shape": [T, V], "offset": bytes}]}.
 import importlib.util
 import json
 import os
@@ -20,7 +22,11 @@ import struct
 import sys
 
 import numpy as np
-from tokenizers import Tokenizer
+
+try:
+    from tokenizers import Tokenizer
+except ImportError:
+    Tokenizer = None
 
 spec = importlib.util.spec_from_file_location('numpy_forward', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'numpy-forward.py'))
 nf = importlib.util.module_from_spec(spec)
@@ -166,16 +172,17 @@ def main():
     for f in sorted(set(os.listdir(exp)) - set(os.listdir(orig))):
         problems.append(f'{f} is in the export but not in the original')
 
-    tok = Tokenizer.from_file(os.path.join(exp, 'tokenizer.json'))
+    tok = Tokenizer.from_file(os.path.join(exp, 'tokenizer.json')) if Tokenizer else None
     with open(os.path.join(exp, 'config.json')) as f:
         cfg = json.load(f)
     W = nf.load_model(exp)
-    ids, raw_ids, shapes, offset = [], [], [], 0
+    ids, raw_ids, shapes, offset = [], [] if tok else None, [], 0
     with open(req['out'], 'wb') as out:
-        for text in req['texts']:
-            seq = tok.encode(text).ids
+        for i, text in enumerate(req['texts']):
+            seq = tok.encode(text).ids if tok else req['ids'][i]
             ids.append(seq)
-            raw_ids.append(tok.encode(text, add_special_tokens=False).ids)
+            if tok:
+                raw_ids.append(tok.encode(text, add_special_tokens=False).ids)
             logits = np.ascontiguousarray(nf.forward(cfg, W, np.array(seq))['logits'], dtype='<f8')
             out.write(logits.tobytes())
             shapes.append({'shape': list(logits.shape), 'offset': offset})
