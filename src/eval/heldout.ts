@@ -19,7 +19,7 @@ export interface HeldoutOptions {
 export function heldoutPerplexity(model: ScoringModel, text: string, o: HeldoutOptions = {}): Pick<PerplexityResult, 'perplexity' | 'tokens'> {
   requireCount(o.maxTokens, 'held-out perplexity: maxTokens', 2);
   const maxTokens = o.maxTokens ?? 2048;
-  const window = Math.min(model.config.maxPositions > 0 ? model.config.maxPositions : 1024, 1024);
+  const window = Math.min(model.config.maxPositions, 1024);
   if (!o.lines) return perplexity(model, text, { maxTokens, maxLength: window });
   const tok = model.tok();
   const pairs = [];

@@ -285,7 +285,7 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
   requireCount(o.batchSize, 'qa: batchSize', 1);
   const extra = o.extraTokens ?? 0;
   const batchSize = o.batchSize ?? 16;
-  const maxPos = model.config.maxPositions > 0 ? model.config.maxPositions : Number.POSITIVE_INFINITY;
+  const maxPos = model.config.maxPositions;
   const prepared = items.map((it) => {
     const answers = it.answers.filter((a) => a.trim() !== '');
     if (answers.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no answer`);

@@ -54,8 +54,8 @@ export function perplexityWindows(ids: readonly number[], maxLength: number, str
 
 /** Perplexity of `text` under the model. */
 export function perplexity(model: ScoringModel, text: string, opts: PerplexityOptions = {}): PerplexityResult {
-  const maxLength = opts.maxLength ?? Math.min(model.config.maxPositions > 0 ? model.config.maxPositions : 1024, 1024);
-  if (maxLength > model.config.maxPositions && model.config.maxPositions > 0) {
+  const maxLength = opts.maxLength ?? Math.min(model.config.maxPositions, 1024);
+  if (maxLength > model.config.maxPositions) {
     throw new AmendError(`perplexity: maxLength ${maxLength} is longer than the model's ${model.config.maxPositions} positions`);
   }
   const stride = opts.stride ?? Math.max(1, Math.floor(maxLength / 2));

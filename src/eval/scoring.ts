@@ -146,7 +146,7 @@ export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pa
   const V = model.config.vocabSize;
   const maxLogitRows = opts.maxLogitRows ?? Math.max(1, Math.floor(2 ** 26 / V));
   if (!(maxLogitRows >= 1)) throw new AmendError('scoring: maxLogitRows must be ≥ 1');
-  const maxPos = model.config.maxPositions > 0 ? model.config.maxPositions : Number.POSITIVE_INFINITY;
+  const maxPos = model.config.maxPositions;
 
   // Unique pairs, each as the input sequence context ++ target[:-1] (the last target token is
   // predicted, never read).
