@@ -4,10 +4,11 @@
 // so the kernels object hands those functions out as they are: a kernel call from TS is one
 // N-API call, with no wrapper in between. Loading never throws; a missing or broken addon is
 // reported as an error string and the js backend takes over (see index.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../version.js';
 import type { Kernels } from './kernels.js';
 
 const KERNEL_NAMES = [
@@ -16,24 +17,6 @@ const KERNEL_NAMES = [
   'layerNorm', 'layerNormBackward', 'rmsNorm', 'rmsNormBackward',
   'gatherRows', 'scatterAddRows', 'rope', 'attention', 'attentionBackward',
 ] as const;
-
-/** The directory of Amend's package.json, found by walking up from this file (src/ or dist/src/). */
-function packageRoot(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) {
-      try {
-        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'amend') return dir;
-      } catch {
-        // an unreadable package.json further down (e.g. dist/package.json) is not ours
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-}
 
 let addon: any | null | undefined;
 let addonError = '';
