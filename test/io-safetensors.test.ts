@@ -12,6 +12,7 @@ import {
   writeSafetensors,
   type TensorToWrite,
 } from '../src/io/safetensors.js';
+import { countNonFinite } from '../src/io/dtype.js';
 import { repoRoot } from './helpers.js';
 import { readInto, writeAll } from '../src/io/fd.js';
 
@@ -405,5 +406,26 @@ test('readInto / writeAll: the whole buffer, or what is there up to the end of t
     assert.equal(readInto(fd, tail, 2000), 0);
   } finally {
     fs.closeSync(fd);
+  }
+});
+
+test('countNonFinite counts NaN (any payload, either sign) and ±Inf, and nothing finite, at every position', () => {
+  // Set as bits: a NaN that passes through a JS number may lose its payload.
+  const bad = [0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001, 0x7fbfffff, 0x7f800000, 0xff800000];
+  // Finite values next to the exponent's edges: the largest finite, the smallest normal and subnormal, ±0.
+  const good = [3.4028234663852886e38, -3.4028234663852886e38, 1.1754943508222875e-38, 1e-45, -0, 0, 1, -2.5];
+  for (let n = 0; n <= 9; n++) {
+    for (let at = 0; at < n; at++) {
+      for (const v of bad) {
+        const a = Float32Array.from({ length: n }, (_, i) => good[i % good.length]!);
+        assert.equal(countNonFinite(a), 0);
+        const bits = new Uint32Array(a.buffer);
+        bits[at] = v;
+        bits[n - 1 - at] = v;
+        assert.equal(countNonFinite(a), at === n - 1 - at ? 1 : 2, `n=${n} at=${at} ${v.toString(16)}`);
+        // A view that starts one value in (the weights of a shared buffer).
+        assert.equal(countNonFinite(a.subarray(1)), a.subarray(1).filter((x) => !Number.isFinite(x)).length);
+      }
+    }
   }
 });

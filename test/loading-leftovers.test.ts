@@ -119,3 +119,36 @@ test('a record or a whole-file document over the string limit is named by its si
   assert.throws(() => loadCases(doc), (e: unknown) => e instanceof AmendError
     && /big-object\.json: is 600\.0 MiB of one JSON document, over the 512 MiB one text can hold \(a JavaScript string's limit\); give the records as a JSON list or JSON Lines/.test(e.message));
 });
+
+/** The demo model's weights in `dtype`, sharded, after `damage` changed some of them. */
+function damaged(name: string, dtype: 'F32' | 'F16' | 'BF16', damage: (tensors: ReturnType<typeof readCheckpoint>['tensors']) => void): string {
+  const dir = path.join(tmp, name);
+  const { tensors } = readCheckpoint(world);
+  damage(tensors);
+  writeCheckpoint(dir, tensors, { maxShardBytes: 400_000, dtype });
+  fs.copyFileSync(path.join(world, 'config.json'), path.join(dir, 'config.json'));
+  return dir;
+}
+
+test('weights holding NaN or ±Inf are refused on load, naming the shard, the tensor and the count; F16 and BF16 files too', async () => {
+  const name = 'transformer.h.1.mlp.c_fc.weight';
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    const dir = damaged(`nan-${dtype}`, dtype, (t) => {
+      const w = t.get(name)!.data;
+      w[7] = NaN;
+      w[w.length - 1] = -Infinity;
+      w[1000] = Infinity;
+    });
+    const shard = JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), 'utf8')).weight_map[name];
+    const refused = (e: unknown) => e instanceof AmendError && e.message === `${path.join(dir, shard)}: tensor "${name}" holds 3 non-finite values (NaN/Inf); the checkpoint is damaged — download or convert it again`;
+    assert.throws(() => CausalLM.loadDir(dir), refused, dtype);
+    await assert.rejects(CausalLM.load(dir), refused, dtype);
+  }
+  // The check reads the tensors the forward pass uses: the untouched model loads, and so does one
+  // whose only non-finite value lies in a tensor that the forward pass never reads.
+  CausalLM.loadDir(damaged('clean', 'F32', () => {}));
+  const extra = damaged('buffer', 'F32', (t) => {
+    t.set('transformer.h.0.attn.masked_bias', { name: 'transformer.h.0.attn.masked_bias', dtype: 'F32', shape: [1], data: Float32Array.of(-Infinity) });
+  });
+  assert.equal(CausalLM.loadDir(extra).weights.get('transformer.h.0.attn.masked_bias')!.data[0], -Infinity);
+});

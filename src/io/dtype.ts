@@ -307,3 +307,24 @@ export function encodeInto(dtype: FileDType, data: Float32Array, start: number, 
     }
   }
 }
+
+/**
+ * How many values of `data` are NaN or ±Inf. A whole-array pass, so it is written for speed: the
+ * exponent field plus one low exponent bit carries into the sign bit only when the exponent is all
+ * ones, so OR-ing that over four lanes at a time finds whether any value is non-finite without a
+ * branch per value; only then are they counted.
+ */
+export function countNonFinite(data: Float32Array): number {
+  const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
+  const n = bits.length, n4 = n & ~3;
+  let any = 0, i = 0;
+  for (; i < n4; i += 4) {
+    any |= ((bits[i]! & 0x7f800000) + 0x00800000) | ((bits[i + 1]! & 0x7f800000) + 0x00800000)
+      | ((bits[i + 2]! & 0x7f800000) + 0x00800000) | ((bits[i + 3]! & 0x7f800000) + 0x00800000);
+  }
+  for (; i < n; i++) any |= (bits[i]! & 0x7f800000) + 0x00800000;
+  if (any >= 0) return 0;
+  let count = 0;
+  for (let j = 0; j < n; j++) if ((bits[j]! & 0x7f800000) === 0x7f800000) count++;
+  return count;
+}

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { AmendError, requirePath, isObject } from '../errors.js';
 import { packageRoot } from '../version.js';
 import { readCheckpoint, readCheckpointAsync, type Checkpoint } from '../io/checkpoint.js';
+import { countNonFinite } from '../io/dtype.js';
 import { resolveModel, type ResolveOptions } from '../io/resolve.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
 import { Tensor } from '../tensor/index.js';
@@ -150,6 +151,16 @@ export class CausalLM implements ModelWeights {
     const hasTokenizer = fs.existsSync(path.join(dir, 'tokenizer.json'));
     const tokenizer = hasTokenizer && !opts.noTokenizer ? AmendTokenizer.fromDir(dir) : null;
     const model = new CausalLM(raw, weights, { dtypes, dir, tokenizer });
+    // A NaN or Inf among the weights (a damaged download, a bad conversion) loads fine and then
+    // turns every edit and every score into garbage far from its cause, so refuse it here. Only the
+    // tensors the forward pass uses are checked: a buffer it ignores may hold anything.
+    for (const name of expectedShapes(model.config, model.spec).keys()) {
+      const bad = countNonFinite(weights.get(name)!.data);
+      if (bad > 0) {
+        const file = ckpt.shards.find((s) => s.names.includes(name))?.file ?? '';
+        throw new AmendError(`${path.join(dir, file)}: tensor "${name}" holds ${bad} non-finite value${bad === 1 ? '' : 's'} (NaN/Inf); the checkpoint is damaged — download or convert it again`);
+      }
+    }
     // A tokenizer bigger than the embedding is another model's (or has tokens added without
     // resizing); text that uses its extra ids fails later with an id out of range, so say why now.
     if (tokenizer && tokenizer.vocabSize > model.config.vocabSize) {
