@@ -180,7 +180,7 @@ test('a forward refused for its length leaves the KV cache as it was', () => {
   assert.throws(() => model.forward(Int32Array.of(7, 8, 9), 1, 3, { cache }), /longer than the model's 8 positions/);
   assert.equal(cache.length, 6);
   assert.equal(cache.seen[0], 6);
-  assert.deepEqual([...cache.mask.subarray(6, 9)], [0, 0, 0]);
+  assert.ok(cache.mask.subarray(6).every((x) => x === 0));
   // the cache still serves the rest of the sequence: the same logits as a forward without it
   const step = model.forward(Int32Array.of(7, 8), 1, 2, { cache }).logits!.data;
   const full = model.forward(Int32Array.of(1, 2, 3, 4, 5, 6, 7, 8), 1, 8).logits!.data;
@@ -188,4 +188,42 @@ test('a forward refused for its length leaves the KV cache as it was', () => {
   let err = 0;
   for (let i = 0; i < 2 * V; i++) err = Math.max(err, Math.abs(step[i]! - full[6 * V + i]!));
   assert.ok(err < 1e-5, `max |Δ| ${err}`);
+});
+
+test('the KV cache grows by doubling as tokens arrive, up to its length, with the same logits as one allocated whole', () => {
+  const model = load(checkpoint(LLAMA)); // grouped keys: 2 key/value heads for 4 query heads
+  const c = model.config, row = c.kvHeads * c.headDim, V = c.vocabSize;
+  const grown = new KVCache(c, 2, 200), whole = new KVCache(c, 2, 200, { reserve: 200 });
+  assert.equal(grown.capacity, 0);
+  assert.equal(grown.k[0]!.length, 0);
+  // Row 1 is left-padded, and turns to padding itself after a few steps (a finished row).
+  let ids = Int32Array.of(5, 17, 42, 8, 33, 0, 0, 11, 3, 9), mask: Uint8Array | null = Uint8Array.of(1, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+  let T = 5;
+  for (let step = 0; step < 40; step++) {
+    const last = [T - 1, 2 * T - 1];
+    const a: Float32Array = model.forward(ids, 2, T, { cache: grown, attentionMask: mask, logitsAt: last }).logits!.data;
+    const b: Float32Array = model.forward(ids, 2, T, { cache: whole, attentionMask: mask, logitsAt: last }).logits!.data;
+    for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`step ${step}, logit ${i}: ${a[i]} vs ${b[i]}`);
+    // Room for the 5 prompt positions, then 10, 20, 40, 80: never twice what is held.
+    assert.equal(grown.capacity, 5 * 2 ** Math.ceil(Math.log2(grown.length / 5)), `length ${grown.length}`);
+    for (const arrays of [grown.k, grown.v]) for (const k of arrays) assert.equal(k.length, 2 * grown.capacity * row);
+    assert.equal(grown.mask.length, 2 * grown.capacity);
+    assert.equal(whole.capacity, 200);
+    const next = (r: number): number => {
+      let best = 0;
+      for (let j = 1; j < V; j++) if (a[r * V + j]! > a[r * V + best]!) best = j;
+      return best;
+    };
+    ids = Int32Array.of(next(0), next(1));
+    mask = step < 6 ? null : Uint8Array.of(1, 0);
+    T = 1;
+  }
+  assert.deepEqual([...grown.seen], [...whole.seen]);
+  // The last doubling stops at the cache's length, which then refuses more.
+  const short = new KVCache(c, 1, 12);
+  model.forward(Int32Array.of(1, 2, 3, 4, 5, 6, 7), 1, 7, { cache: short });
+  model.forward(Int32Array.of(8, 9, 10, 11, 12), 1, 5, { cache: short });
+  assert.equal(short.capacity, 12);
+  assert.throws(() => model.forward(Int32Array.of(13), 1, 1, { cache: short }),
+    (e: unknown) => e instanceof AmendError && e.message === 'KV cache full: 12 + 1 tokens exceed its capacity of 12');
 });

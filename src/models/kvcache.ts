@@ -1,30 +1,44 @@
 // Key/value cache for generation: per layer, keys (after rotary) and values of every position
 // seen so far, stored as [B, capacity, KVH, D] so attention reads them in place. Positions not
 // yet written are excluded by causality; padding by the mask.
+//
+// The arrays start empty and double (up to maxLength) as tokens arrive: a generation asked for
+// up to 1000 new tokens that stops at eos after 20 holds room for about 40, not 1000 (batch ×
+// layers × 2 × KVH × D floats per position). Growing copies what is held; attention never reads
+// past the causal limit, so where the rows end changes no result.
 import { AmendError } from '../errors.js';
 import type { ModelConfig } from './config.js';
 import { positionsFromMask } from './transformer.js';
 
 export class KVCache {
   readonly batch: number;
-  readonly capacity: number;
+  /** The most positions it can take (the constructor's capacity). */
+  readonly maxLength: number;
+  /** Positions held per row now: the row stride of k, v and mask. Grows up to maxLength. */
+  capacity = 0;
+  /** Per layer, [B, capacity, KVH, D]. */
   readonly k: Float32Array[];
   readonly v: Float32Array[];
   /** [B * capacity]: 1 where a real (non-padding) token sits. */
-  readonly mask: Uint8Array;
+  mask = new Uint8Array(0);
   /** Real tokens seen so far in each row (the next token's position id). */
   readonly seen: Int32Array;
   /** Positions written so far, the same in every row (padding fills a row's gaps). */
   length = 0;
+  private readonly row: number;
 
-  constructor(config: ModelConfig, batch: number, capacity: number) {
-    const per = batch * capacity * config.kvHeads * config.headDim;
+  /**
+   * `reserve` positions are allocated at once (default none): a caller that always uses its whole
+   * length (no eos stop) saves the copies of growing.
+   */
+  constructor(config: ModelConfig, batch: number, maxLength: number, opts: { reserve?: number } = {}) {
     this.batch = batch;
-    this.capacity = capacity;
-    this.k = Array.from({ length: config.layers }, () => new Float32Array(per));
-    this.v = Array.from({ length: config.layers }, () => new Float32Array(per));
-    this.mask = new Uint8Array(batch * capacity);
+    this.maxLength = maxLength;
+    this.row = config.kvHeads * config.headDim;
+    this.k = Array.from({ length: config.layers }, () => new Float32Array(0));
+    this.v = Array.from({ length: config.layers }, () => new Float32Array(0));
     this.seen = new Int32Array(batch);
+    this.grow(Math.min(opts.reserve ?? 0, maxLength));
   }
 
   /**
@@ -32,8 +46,8 @@ export class KVCache {
    * without taking them: a forward checks them before anything is written.
    */
   nextPositions(T: number, mask: Uint8Array | null): Int32Array {
-    if (this.length + T > this.capacity) {
-      throw new AmendError(`KV cache full: ${this.length} + ${T} tokens exceed its capacity of ${this.capacity}`);
+    if (this.length + T > this.maxLength) {
+      throw new AmendError(`KV cache full: ${this.length} + ${T} tokens exceed its capacity of ${this.maxLength}`);
     }
     return positionsFromMask(mask, this.batch, T, this.seen);
   }
@@ -44,6 +58,7 @@ export class KVCache {
    */
   advance(T: number, mask: Uint8Array | null): Int32Array {
     const pos = this.nextPositions(T, mask);
+    if (this.length + T > this.capacity) this.grow(Math.min(this.maxLength, Math.max(this.length + T, 2 * this.capacity)));
     for (let b = 0; b < this.batch; b++) {
       for (let t = 0; t < T; t++) {
         const real = !mask || mask[b * T + t] !== 0;
@@ -53,5 +68,21 @@ export class KVCache {
     }
     this.length += T;
     return pos;
+  }
+
+  /** Reallocates every row for `capacity` positions, keeping the `length` written so far. */
+  private grow(capacity: number): void {
+    if (capacity <= this.capacity) return;
+    const B = this.batch, old = this.capacity, n = this.length, row = this.row;
+    const move = <A extends Float32Array | Uint8Array>(from: A, to: A, width: number): A => {
+      for (let b = 0; b < B; b++) to.set(from.subarray(b * old * width, (b * old + n) * width), b * capacity * width);
+      return to;
+    };
+    for (let l = 0; l < this.k.length; l++) {
+      this.k[l] = move(this.k[l]!, new Float32Array(B * capacity * row), row);
+      this.v[l] = move(this.v[l]!, new Float32Array(B * capacity * row), row);
+    }
+    this.mask = move(this.mask, new Uint8Array(B * capacity), 1);
+    this.capacity = capacity;
   }
 }
