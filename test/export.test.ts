@@ -11,9 +11,10 @@ import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index
 import { readCheckpoint, writeCheckpoint, INDEX_FILE } from '../src/io/checkpoint.js';
 import { readRawTensor, readSafetensors, readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
 import { f32BitsToBf16Bits, f32BitsToF16Bits } from '../src/io/dtype.js';
-import { mulberry32, randn } from '../src/tensor/index.js';
+import { Tensor, mulberry32, randn } from '../src/tensor/index.js';
+import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { EditPatch, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
-import { assertOneLineError, type CliResult, runCli, sharedDir, warningsOf } from './helpers.js';
+import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir, warningsOf } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -369,6 +370,29 @@ test('a model without a source directory is written with transformers sharding a
   assert.ok(r.shards.length > 1);
   const ids = [1, 2, 3];
   assert.deepEqual(logits(load(out), ids), logits(m, ids));
+});
+
+test('a model whose tokenizer was made in memory exports its tokenizer files, and loads back with the same tokenization', () => {
+  const world = path.join(repoRoot(), 'world');
+  const read = (f: string) => JSON.parse(fs.readFileSync(path.join(world, f), 'utf8')) as Record<string, unknown>;
+  // As `amend world build` makes it: from the tokenizer's JSON in memory, not from a folder.
+  const tokenizer = new AmendTokenizer(read('tokenizer.json'), read('tokenizer_config.json'));
+  const { tensors } = readCheckpoint(world);
+  const weights = new Map([...tensors].map(([name, t]) => [name, new Tensor(t.data, t.shape)]));
+  const model = new CausalLM(read('config.json'), weights, { tokenizer });
+  const out = path.join(tmp, 'out-mem-tokenizer');
+  const r = exportModel(model, out);
+  assert.deepEqual(r.files.sort(), ['config.json', 'tokenizer.json', 'tokenizer_config.json']);
+  const back = CausalLM.loadDir(out);
+  const texts = ['Lily Moreau was born in', '<|endoftext|>The capital of Veldra is Osk.', ' many  spaces\tand\nlines — ünïcödé 123'];
+  for (const text of texts) {
+    const ids = tokenizer.encode(text);
+    assert.deepEqual(back.tok().encode(text), ids, text);
+    assert.equal(back.tok().decode(ids), tokenizer.decode(ids));
+  }
+  assert.deepEqual([back.tok().bosId, back.tok().eosId, back.tok().vocabSize], [tokenizer.bosId, tokenizer.eosId, tokenizer.vocabSize]);
+  const ids = tokenizer.encode(texts[0]!);
+  assert.deepEqual(logits(back, ids), logits(model, ids));
 });
 
 test('an export into a sub-folder of the model\'s own folder does not list its temporary folder among the files left out', () => {

@@ -7,7 +7,8 @@
 // file keeping its own header metadata, plus config.json, generation_config.json, the tokenizer
 // files and every other small file of the model directory, copied verbatim. Weight files in other
 // formats (pytorch_model*.bin, *.pt, *.h5, *.msgpack, *.gguf, *.onnx...) are NOT copied — they
-// would hold the unedited weights — and neither are sub-directories or files over 64 MiB.
+// would hold the unedited weights — and neither are sub-directories or files over 64 MiB. A model
+// whose tokenizer was made in memory gets that tokenizer's files written.
 //
 // Weights are written from the model's float32 values in memory: for a tensor no patch touched
 // that is exactly the original value, so its bytes are identical to the source file's (F32, F16
@@ -410,6 +411,15 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
       if (!fs.existsSync(path.join(tmp, 'config.json'))) {
         fs.writeFileSync(path.join(tmp, 'config.json'), configOfModel(model, dtype));
         result.files.push('config.json');
+      }
+    }
+    // A tokenizer made in memory (a trained world model's) has no files to copy: written from what
+    // it was built of, so that the export loads with it.
+    if (model.tokenizer && !fs.existsSync(path.join(tmp, 'tokenizer.json'))) {
+      for (const [f, text] of model.tokenizer.files()) {
+        if (fs.existsSync(path.join(tmp, f))) continue;
+        fs.writeFileSync(path.join(tmp, f), text);
+        result.files.push(f);
       }
     }
     moveIntoPlace(tmp, out, opts.force === true);

@@ -221,6 +221,8 @@ export class AmendTokenizer {
   private readonly forceEos: boolean | null;
   /** Ids the post-processor puts before the text (null: unknown, found by search). */
   private readonly leadCount: number | null;
+  /** What it was built from (the tokenizers library keeps the same objects): files() writes them back. */
+  private readonly sources: { json: Record<string, unknown>; config: Record<string, unknown>; specialTokensMap: Record<string, unknown> };
 
   constructor(tokenizerJson: Record<string, unknown>, config: Record<string, unknown> = {}, specialTokensMap: Record<string, unknown> = {}, source = 'tokenizer') {
     let tok: Tokenizer;
@@ -233,6 +235,7 @@ export class AmendTokenizer {
     useHfByteLevelSplit(tok.pre_tokenizer);
     this.tok = tok;
     this.config = config;
+    this.sources = { json: tokenizerJson, config, specialTokensMap };
     this.leadCount = postProcessorLead(tokenizerJson['post_processor']);
     const vocab = tok.get_vocab(true);
     let maxId = -1;
@@ -277,6 +280,19 @@ export class AmendTokenizer {
     const stmPath = path.join(dir, 'special_tokens_map.json');
     const stm = fs.existsSync(stmPath) ? readJson(stmPath, 'special_tokens_map.json') : {};
     return new AmendTokenizer(tj, cfg, stm, tjPath);
+  }
+
+  /**
+   * The files of a model folder that rebuild this tokenizer (fromDir reads them back): tokenizer.json,
+   * and tokenizer_config.json and special_tokens_map.json when it was given them. For a tokenizer
+   * made in memory, which has no folder to copy them from (export writes them).
+   */
+  files(): Map<string, string> {
+    const text = (json: unknown): string => JSON.stringify(json, null, 2) + '\n';
+    const out = new Map([['tokenizer.json', text(this.sources.json)]]);
+    if (Object.keys(this.sources.config).length > 0) out.set('tokenizer_config.json', text(this.sources.config));
+    if (Object.keys(this.sources.specialTokensMap).length > 0) out.set('special_tokens_map.json', text(this.sources.specialTokensMap));
+    return out;
   }
 
   /** Token ids of `text`; with special tokens as the model expects unless addSpecialTokens is false. */
