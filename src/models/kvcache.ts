@@ -6,7 +6,7 @@
 // up to 1000 new tokens that stops at eos after 20 holds room for about 40, not 1000 (batch ×
 // layers × 2 × KVH × D floats per position). Growing copies what is held; attention never reads
 // past the causal limit, so where the rows end changes no result.
-import { AmendError } from '../errors.js';
+import { AmendError, requireCount } from '../errors.js';
 import type { ModelConfig } from './config.js';
 import { positionsFromMask } from './transformer.js';
 
@@ -32,6 +32,9 @@ export class KVCache {
    * length (no eos stop) saves the copies of growing.
    */
   constructor(config: ModelConfig, batch: number, maxLength: number, opts: { reserve?: number } = {}) {
+    requireCount(batch, 'KVCache: the batch', 1);
+    requireCount(maxLength, 'KVCache: the length', 1);
+    requireCount(opts.reserve, 'KVCache: reserve');
     this.batch = batch;
     this.maxLength = maxLength;
     this.row = config.kvHeads * config.headDim;
