@@ -7,6 +7,7 @@
 //       keys, v*/z optimisation and solve, with the peak resident memory of each run (each scenario
 //       runs in its own process). Requests: CounterFact records from ../shared/data.
 //   node dist/bench/edit.js run --scenario rome|memit --n N [...]   (one scenario; used by timing)
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { CausalLM } from '../src/models/model.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
+import type { TensorDelta } from '../src/patch/types.js';
 import { editWithReport, parseSets, type EditMethod } from '../src/editors/index.js';
 import { BenchError, GPT2_SMALL, choiceFlag, ensureGpt2Checkpoint, helpIfAsked, intListFlag, machineInfo, parseFlags, runBench, strFlag, intFlag, type Flags } from './common.js';
 
@@ -59,6 +61,8 @@ interface ScenarioResult {
   timings: Record<string, number>;
   peakRssMiB: number;
   statsCached: boolean;
+  /** sha256 over the patch's delta arrays (its metadata holds the date and timings): equal = the same edit, bit for bit. */
+  deltasSha256: string;
 }
 
 /** One scenario in this process (for a clean peak RSS). */
@@ -76,7 +80,7 @@ async function runScenario(flags: Flags): Promise<void> {
   };
   const t0 = performance.now();
   let statsCached = true;
-  const { report } = await editWithReport(model, reqs, {
+  const { patch, report } = await editWithReport(model, reqs, {
     method, hparams: overrides, allowUnchanged: true,
     statsOptions: { onProgress: () => { statsCached = false; } },
     onProgress: (e) => { if (e.phase !== 'stats' && (e.done === e.total || e.done % 50 === 0)) log(`  ${e.phase} ${e.done}/${e.total}`); },
@@ -84,9 +88,18 @@ async function runScenario(flags: Flags): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   const result: ScenarioResult = {
     scenario: method, n, layers: report.hparams.hparams.layers, seconds, timings: report.timings,
-    peakRssMiB: process.resourceUsage().maxRSS / 1024, statsCached,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024, statsCached, deltasSha256: deltasSha256(patch.deltas),
   };
   console.log(JSON.stringify(result));
+}
+
+function deltasSha256(deltas: readonly TensorDelta[]): string {
+  const h = createHash('sha256');
+  for (const d of deltas) {
+    h.update(`${d.name}\0`);
+    for (const a of d.kind === 'low_rank' ? [d.U, d.V] : [d.delta]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  }
+  return h.digest('hex');
 }
 
 function spawnScenario(args: string[]): ScenarioResult {
