@@ -50,7 +50,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw new AmendError(`cannot reshape [${x.shape}] into [${shape}]: sizes are integers ≥ 0, with at most one -1`);
   }
   const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-  const resolved = shape.map((d) => (d === -1 ? x.size / known : d));
+  const n = x.size; // (a closure over x would keep it alive through the tape: see record)
+  const resolved = shape.map((d) => (d === -1 ? n / known : d));
   if (resolved.some((d) => !Number.isInteger(d)) || sizeOf(resolved) !== x.size) {
     throw new AmendError(`cannot reshape [${x.shape}] into [${shape}]`);
   }
@@ -62,16 +63,16 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
     throw new AmendError(`permute: [${perm}] is not an order of the ${x.rank} axes of [${x.shape}]`);
   }
-  const xs = stridesOf(x.shape);
-  const shape = perm.map((p) => x.shape[p]);
+  const xShape = x.shape, xs = stridesOf(xShape);
+  const shape = perm.map((p) => xShape[p]);
   const out = new Float32Array(x.size);
   kernels().copyStrided(x.data, 0, i32(perm.map((p) => xs[p])), out, 0, i32(stridesOf(shape)), i32(shape), false);
   return record('permute', out, shape, [x], (g) => {
     const inv = new Array<number>(perm.length);
     perm.forEach((p, i) => { inv[p] = i; });
     const gs = stridesOf(shape);
-    const gx = new Float32Array(x.size);
-    kernels().copyStrided(g, 0, i32(inv.map((i) => gs[i])), gx, 0, i32(xs), i32(x.shape), false);
+    const gx = new Float32Array(g.length);
+    kernels().copyStrided(g, 0, i32(inv.map((i) => gs[i])), gx, 0, i32(xs), i32(xShape), false);
     return [gx];
   });
 }
@@ -94,8 +95,9 @@ export function slice(x: Tensor, axis: number, start: number, end: number, out?:
   const xs = stridesOf(x.shape);
   const dst = outBuffer(sizeOf(shape), out, [x]);
   kernels().copyStrided(x.data, start * xs[ax], i32(xs), dst, 0, i32(stridesOf(shape)), i32(shape), false);
+  const n = x.size;
   return record('slice', dst, shape, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = new Float32Array(n);
     kernels().copyStrided(g, 0, i32(stridesOf(shape)), gx, start * xs[ax], i32(xs), i32(shape), false);
     return [gx];
   });
@@ -119,9 +121,11 @@ export function concat(xs: Tensor[], axis: number): Tensor {
     kernels().copyStrided(t.data, 0, i32(stridesOf(t.shape)), out, at * os[ax], i32(os), i32(t.shape), false);
     at += t.shape[ax];
   }
-  return record('concat', out, shape, xs, (g) => xs.map((t, i) => {
-    const gt = new Float32Array(t.size);
-    kernels().copyStrided(g, offsets[i] * os[ax], i32(os), gt, 0, i32(stridesOf(t.shape)), i32(t.shape), false);
+  const parts = xs.map((t) => (t.requiresGrad ? t.shape : null));
+  return record('concat', out, shape, xs, (g) => parts.map((ts, i) => {
+    if (!ts) return null;
+    const gt = new Float32Array(sizeOf(ts));
+    kernels().copyStrided(g, offsets[i] * os[ax], i32(os), gt, 0, i32(stridesOf(ts)), i32(ts), false);
     return gt;
   }));
 }
@@ -138,7 +142,7 @@ export function gatherRows(table: Tensor, ids: Int32Array | readonly number[]): 
   const out = new Float32Array(idx.length * dim);
   kernels().gatherRows(table.data, idx, out, dim);
   return record('gatherRows', out, [idx.length, ...rest], [table], (g) => {
-    const gt = new Float32Array(table.size);
+    const gt = new Float32Array(n * dim);
     kernels().scatterAddRows(g, idx, gt, dim);
     return [gt];
   });
@@ -153,8 +157,9 @@ export function pick(x: Tensor, idx: Int32Array | readonly number[]): Tensor {
     if (!Number.isInteger(idx[r]) || idx[r] < 0 || idx[r] >= cols) throw new AmendError(`pick: index ${idx[r]} out of range [0, ${cols})`);
     out[r] = x.data[r * cols + idx[r]];
   }
+  const n = x.size;
   return record('pick', out, x.shape.slice(0, -1), [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = new Float32Array(n);
     for (let r = 0; r < rows; r++) gx[r * cols + idx[r]] = g[r];
     return [gx];
   });
@@ -218,16 +223,23 @@ function binaryRaw(op: BinaryOp, a: Float32Array, aShape: readonly number[], b: 
   return out;
 }
 
-function binary(name: string, op: BinaryOp, a: Tensor, b: Tensor,
-  grads: (g: Float32Array, shape: number[], out: Float32Array) => [Float32Array | null, Float32Array | null],
+type BinaryGrads = (g: Float32Array, shape: number[]) => [Float32Array | null, Float32Array | null];
+
+/**
+ * An elementwise op with broadcasting. `rule(out)` returns its gradient rule, whose captures are
+ * what the tape keeps: the output only where the rule reads it, the operands only through arrays
+ * taken out of a and b beforehand (see record).
+ */
+function binary(name: string, op: BinaryOp, a: Tensor, b: Tensor, rule: (out: Float32Array) => BinaryGrads,
   dst?: Float32Array): Tensor {
   const shape = broadcastShape(a.shape, b.shape);
   const out = outBuffer(sizeOf(shape), dst, [a, b]);
   kernels().binary(op, a.data, broadcastStrides(a.shape, shape), b.data, broadcastStrides(b.shape, shape), out, i32(shape));
+  const grads = rule(out);
+  const aShape = a.shape, bShape = b.shape, needA = a.requiresGrad, needB = b.requiresGrad;
   return record(name, out, shape, [a, b], (g) => {
-    const [ga, gb] = grads(g, shape, out);
-    return [ga && a.requiresGrad ? sumTo(ga, shape, a.shape) : null,
-      gb && b.requiresGrad ? sumTo(gb, shape, b.shape) : null];
+    const [ga, gb] = grads(g, shape);
+    return [ga && needA ? sumTo(ga, shape, aShape) : null, gb && needB ? sumTo(gb, shape, bShape) : null];
   });
 }
 
@@ -236,26 +248,30 @@ function binary(name: string, op: BinaryOp, a: Tensor, b: Tensor,
  * the output's shape: an in-place update for a caller that owns it.
  */
 export function add(a: Tensor, b: Tensor, out?: Float32Array): Tensor {
-  return binary('add', BinaryOp.Add, a, b, (g) => [g, g], out);
+  return binary('add', BinaryOp.Add, a, b, () => (g) => [g, g], out);
 }
 
 export function sub(a: Tensor, b: Tensor): Tensor {
-  return binary('sub', BinaryOp.Sub, a, b, (g) => [g, scaleRaw(g, -1)]);
+  return binary('sub', BinaryOp.Sub, a, b, () => (g) => [g, scaleRaw(g, -1)]);
 }
 
 /** a * b (broadcasting); `out` as for add. */
 export function mul(a: Tensor, b: Tensor, out?: Float32Array): Tensor {
-  return binary('mul', BinaryOp.Mul, a, b, (g, shape) => [
-    a.requiresGrad ? binaryRaw(BinaryOp.Mul, g, shape, b.data, b.shape, shape) : null,
-    b.requiresGrad ? binaryRaw(BinaryOp.Mul, g, shape, a.data, a.shape, shape) : null,
+  // Each operand's gradient reads the other's values, kept only when that gradient is needed.
+  const ad = b.requiresGrad ? a.data : null, bd = a.requiresGrad ? b.data : null;
+  const aShape = a.shape, bShape = b.shape;
+  return binary('mul', BinaryOp.Mul, a, b, () => (g, shape) => [
+    bd && binaryRaw(BinaryOp.Mul, g, shape, bd, bShape, shape),
+    ad && binaryRaw(BinaryOp.Mul, g, shape, ad, aShape, shape),
   ], out);
 }
 
 export function div(a: Tensor, b: Tensor): Tensor {
-  return binary('div', BinaryOp.Div, a, b, (g, shape, out) => {
-    const ga = binaryRaw(BinaryOp.Div, g, shape, b.data, b.shape, shape);
+  const bd = b.data, bShape = b.shape, needB = b.requiresGrad;
+  return binary('div', BinaryOp.Div, a, b, (out) => (g, shape) => {
+    const ga = binaryRaw(BinaryOp.Div, g, shape, bd, bShape, shape);
     // d(a/b)/db = -(a/b)/b
-    const gb = b.requiresGrad ? scaleRaw(binaryRaw(BinaryOp.Mul, ga, shape, out, shape, shape), -1) : null;
+    const gb = needB ? scaleRaw(binaryRaw(BinaryOp.Mul, ga, shape, out, shape, shape), -1) : null;
     return [ga, gb];
   });
 }
@@ -264,34 +280,38 @@ export function div(a: Tensor, b: Tensor): Tensor {
  * The gradients of maximum / minimum: each entry's goes to the operand that gave it, told apart
  * by out − b ≠ 0 (so a tie goes to b).
  */
-function winnerGrads(b: Tensor, g: Float32Array, shape: number[], out: Float32Array): [Float32Array, Float32Array] {
-  const fromA = binaryRaw(BinaryOp.Sub, out, shape, b.data, b.shape, shape);
-  const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
-  for (let i = 0; i < g.length; i++) (fromA[i] !== 0 ? ga : gb)[i] = g[i];
-  return [ga, gb];
+function winnerGrads(b: Tensor): (out: Float32Array) => BinaryGrads {
+  const bd = b.data, bShape = b.shape;
+  return (out) => (g, shape) => {
+    const fromA = binaryRaw(BinaryOp.Sub, out, shape, bd, bShape, shape);
+    const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
+    for (let i = 0; i < g.length; i++) (fromA[i] !== 0 ? ga : gb)[i] = g[i];
+    return [ga, gb];
+  };
 }
 
 export function maximum(a: Tensor, b: Tensor): Tensor {
-  return binary('maximum', BinaryOp.Max, a, b, (g, shape, out) => winnerGrads(b, g, shape, out));
+  return binary('maximum', BinaryOp.Max, a, b, winnerGrads(b));
 }
 
 export function minimum(a: Tensor, b: Tensor): Tensor {
-  return binary('minimum', BinaryOp.Min, a, b, (g, shape, out) => winnerGrads(b, g, shape, out));
+  return binary('minimum', BinaryOp.Min, a, b, winnerGrads(b));
 }
 
 /** a ** b (gradient wrt b needs a > 0). */
 export function pow(a: Tensor, b: Tensor): Tensor {
-  return binary('pow', BinaryOp.Pow, a, b, (g, shape, out) => {
+  const ad = a.data, aShape = a.shape, bd = b.data, bShape = b.shape, needB = b.requiresGrad;
+  return binary('pow', BinaryOp.Pow, a, b, (out) => (g, shape) => {
     // d/da = b * a^(b-1), formed as such (out / a is 0/0 at a = 0); d/db = out * ln(a)
-    const bMinus1 = new Float32Array(b.size);
-    kernels().affine(b.data, bMinus1, b.size, 1, -1);
-    const aPow = binaryRaw(BinaryOp.Pow, a.data, a.shape, bMinus1, b.shape, shape);
-    const ga = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, b.data, b.shape, shape), shape, aPow, shape, shape);
+    const bMinus1 = new Float32Array(bd.length);
+    kernels().affine(bd, bMinus1, bd.length, 1, -1);
+    const aPow = binaryRaw(BinaryOp.Pow, ad, aShape, bMinus1, bShape, shape);
+    const ga = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, bd, bShape, shape), shape, aPow, shape, shape);
     let gb: Float32Array | null = null;
-    if (b.requiresGrad) {
-      const lnA = new Float32Array(a.size);
-      kernels().unary(UnaryOp.Log, a.data, lnA, a.size);
-      gb = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, out, shape, shape), shape, lnA, a.shape, shape);
+    if (needB) {
+      const lnA = new Float32Array(ad.length);
+      kernels().unary(UnaryOp.Log, ad, lnA, ad.length);
+      gb = binaryRaw(BinaryOp.Mul, binaryRaw(BinaryOp.Mul, g, shape, out, shape, shape), shape, lnA, aShape, shape);
     }
     return [ga, gb];
   });
@@ -313,12 +333,21 @@ export function affine(x: Tensor, scale: number, shift = 0): Tensor {
 export const scale = (x: Tensor, s: number): Tensor => affine(x, s, 0);
 export const addScalar = (x: Tensor, s: number): Tensor => affine(x, 1, s);
 
+// The derivatives (unaryDf in backend/js.ts, unop_grad in native/src/elementwise.cc) that read
+// only the output y, or only the input x: the tape keeps just the array read. Any op in neither
+// set keeps both.
+const DF_IGNORES_X = new Set([UnaryOp.Neg, UnaryOp.Exp, UnaryOp.Sqrt, UnaryOp.Rsqrt, UnaryOp.Tanh, UnaryOp.Sigmoid, UnaryOp.Recip]);
+const DF_IGNORES_Y = new Set([UnaryOp.Neg, UnaryOp.Log, UnaryOp.Relu, UnaryOp.GeluTanh, UnaryOp.GeluErf, UnaryOp.Silu,
+  UnaryOp.Abs, UnaryOp.Square]);
+
 function unary(name: string, op: UnaryOp, x: Tensor, dst?: Float32Array): Tensor {
   const out = outBuffer(x.size, dst, [x]);
   kernels().unary(op, x.data, out, x.size);
+  const xd = DF_IGNORES_X.has(op) ? null : x.data, yd = DF_IGNORES_Y.has(op) ? null : out;
   return record(name, out, x.shape, [x], (g) => {
-    const gx = new Float32Array(x.size);
-    kernels().unaryBackward(op, x.data, out, g, gx, x.size);
+    const gx = new Float32Array(g.length);
+    // The kernel takes both arrays; the gradient (same length) stands in for one the derivative ignores.
+    kernels().unaryBackward(op, xd ?? g, yd ?? g, g, gx, g.length);
     return [gx];
   });
 }
@@ -346,10 +375,11 @@ export const recip = (x: Tensor): Tensor => unary('recip', UnaryOp.Recip, x);
 
 /** Sum over one axis (or everything when axis is undefined). */
 export function sum(x: Tensor, axis?: number, keepDim = false): Tensor {
+  const n = x.size, xShape = x.shape;
   if (axis === undefined) {
     const out = new Float32Array(1);
-    kernels().reduce(0, x.data, out, 1, x.size, 1, null);
-    return record('sum', out, keepDim ? x.shape.map(() => 1) : [], [x], (g) => [new Float32Array(x.size).fill(g[0])]);
+    kernels().reduce(0, x.data, out, 1, n, 1, null);
+    return record('sum', out, keepDim ? xShape.map(() => 1) : [], [x], (g) => [new Float32Array(n).fill(g[0])]);
   }
   const ax = normAxis(axis, x.rank);
   const outer = sizeOf(x.shape.slice(0, ax)), dim = x.shape[ax], inner = sizeOf(x.shape.slice(ax + 1));
@@ -357,7 +387,7 @@ export function sum(x: Tensor, axis?: number, keepDim = false): Tensor {
   kernels().reduce(0, x.data, out, outer, dim, inner, null);
   const kept = x.shape.map((d, i) => (i === ax ? 1 : d));
   const shape = keepDim ? kept : x.shape.filter((_, i) => i !== ax);
-  return record('sum', out, shape, [x], (g) => [binaryRaw(BinaryOp.Add, new Float32Array(x.size), x.shape, g, kept, x.shape)]);
+  return record('sum', out, shape, [x], (g) => [binaryRaw(BinaryOp.Add, new Float32Array(n), xShape, g, kept, xShape)]);
 }
 
 export function mean(x: Tensor, axis?: number, keepDim = false): Tensor {
@@ -373,8 +403,9 @@ export function max(x: Tensor, axis: number, keepDim = false): Tensor {
   const arg = new Int32Array(outer * inner);
   kernels().reduce(1, x.data, out, outer, dim, inner, arg);
   const shape = keepDim ? x.shape.map((d, i) => (i === ax ? 1 : d)) : x.shape.filter((_, i) => i !== ax);
+  const n = x.size;
   return record('max', out, shape, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = new Float32Array(n);
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < inner; i++) gx[(o * dim + arg[o * inner + i]) * inner + i] = g[o * inner + i];
     }
@@ -398,7 +429,7 @@ export function softmax(x: Tensor): Tensor {
   const out = new Float32Array(x.size);
   kernels().softmax(x.data, out, rows, cols);
   return record('softmax', out, x.shape, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = new Float32Array(g.length);
     kernels().softmaxBackward(out, g, gx, rows, cols);
     return [gx];
   });
@@ -409,7 +440,7 @@ export function logSoftmax(x: Tensor): Tensor {
   const out = new Float32Array(x.size);
   kernels().logSoftmax(x.data, out, rows, cols, null);
   return record('logSoftmax', out, x.shape, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = new Float32Array(g.length);
     kernels().logSoftmaxBackward(out, g, gx, rows, cols);
     return [gx];
   });
@@ -443,12 +474,14 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
   const mu = new Float32Array(rows), rs = new Float32Array(rows);
   kernels().layerNorm(x.data, w?.data ?? null, b?.data ?? null, dst, mu, rs, rows, cols, eps);
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
+  const xd = x.data, wd = w?.data ?? null, needW = w?.requiresGrad ?? false, needB = b?.requiresGrad ?? false;
+  const hasW = w !== null, hasB = b !== null;
   return record('layerNorm', dst, x.shape, inputs, (g) => {
-    const gx = new Float32Array(x.size);
-    const gw = w?.requiresGrad ? new Float32Array(cols) : null;
-    const gb = b?.requiresGrad ? new Float32Array(cols) : null;
-    kernels().layerNormBackward(x.data, w?.data ?? null, mu, rs, g, gx, gw, gb, rows, cols);
-    return [gx, ...(w ? [gw] : []), ...(b ? [gb] : [])];
+    const gx = new Float32Array(g.length);
+    const gw = needW ? new Float32Array(cols) : null;
+    const gb = needB ? new Float32Array(cols) : null;
+    kernels().layerNormBackward(xd, wd, mu, rs, g, gx, gw, gb, rows, cols);
+    return [gx, ...(hasW ? [gw] : []), ...(hasB ? [gb] : [])];
   });
 }
 
@@ -459,11 +492,12 @@ export function rmsNorm(x: Tensor, w: Tensor | null, eps: number, out?: Float32A
   const dst = outBuffer(x.size, out, [x, w]);
   const rs = new Float32Array(rows);
   kernels().rmsNorm(x.data, w?.data ?? null, dst, rs, rows, cols, eps);
+  const xd = x.data, wd = w?.data ?? null, needW = w?.requiresGrad ?? false;
   return record('rmsNorm', dst, x.shape, w ? [x, w] : [x], (g) => {
-    const gx = new Float32Array(x.size);
-    const gw = w?.requiresGrad ? new Float32Array(cols) : null;
-    kernels().rmsNormBackward(x.data, w?.data ?? null, rs, g, gx, gw, rows, cols);
-    return w ? [gx, gw] : [gx];
+    const gx = new Float32Array(g.length);
+    const gw = needW ? new Float32Array(cols) : null;
+    kernels().rmsNormBackward(xd, wd, rs, g, gx, gw, rows, cols);
+    return wd ? [gx, gw] : [gx];
   });
 }
 
@@ -490,30 +524,33 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const strideB = shared ? 0 : k * n;
   const out = new Float32Array(batch * m * n);
   kernels().gemm(tA, tB, batch, m, n, k, a.data, m * k, b.data, strideB, out, 0);
+  // a's gradient reads b, b's reads a: each is kept only for the other's gradient.
+  const ad = b.requiresGrad ? a.data : null, bd = a.requiresGrad ? b.data : null;
+  const aSize = a.size, bSize = b.size;
   return record('matmul', out, [...batchShape, m, n], [a, b], (g) => {
     let ga: Float32Array | null = null, gb: Float32Array | null = null;
-    if (a.requiresGrad) {
-      ga = new Float32Array(a.size);
-      if (!tA) kernels().gemm(false, !tB, batch, m, k, n, g, m * n, b.data, strideB, ga, 0);
-      else kernels().gemm(tB, true, batch, k, m, n, b.data, strideB, g, m * n, ga, 0);
+    if (bd) {
+      ga = new Float32Array(aSize);
+      if (!tA) kernels().gemm(false, !tB, batch, m, k, n, g, m * n, bd, strideB, ga, 0);
+      else kernels().gemm(tB, true, batch, k, m, n, bd, strideB, g, m * n, ga, 0);
     }
-    if (b.requiresGrad) {
-      gb = new Float32Array(b.size);
+    if (ad) {
+      gb = new Float32Array(bSize);
       if (shared) {
         // b is shared across the batch: its gradient sums the batch, which is one gemm over
         // the stacked rows when a is not transposed, else one accumulating gemm per item.
         if (!tA) {
-          if (!tB) kernels().gemm(true, false, 1, k, n, batch * m, a.data, 0, g, 0, gb, 0);
-          else kernels().gemm(true, false, 1, n, k, batch * m, g, 0, a.data, 0, gb, 0);
+          if (!tB) kernels().gemm(true, false, 1, k, n, batch * m, ad, 0, g, 0, gb, 0);
+          else kernels().gemm(true, false, 1, n, k, batch * m, g, 0, ad, 0, gb, 0);
         } else {
           for (let i = 0; i < batch; i++) {
-            const ai = a.data.subarray(i * m * k, (i + 1) * m * k), gi = g.subarray(i * m * n, (i + 1) * m * n);
+            const ai = ad.subarray(i * m * k, (i + 1) * m * k), gi = g.subarray(i * m * n, (i + 1) * m * n);
             if (!tB) kernels().gemm(false, false, 1, k, n, m, ai, 0, gi, 0, gb, 1);
             else kernels().gemm(true, true, 1, n, k, m, gi, 0, ai, 0, gb, 1);
           }
         }
-      } else if (!tB) kernels().gemm(!tA, false, batch, k, n, m, a.data, m * k, g, m * n, gb, 0);
-      else kernels().gemm(true, tA, batch, n, k, m, g, m * n, a.data, m * k, gb, 0);
+      } else if (!tB) kernels().gemm(!tA, false, batch, k, n, m, ad, m * k, g, m * n, gb, 0);
+      else kernels().gemm(true, tA, batch, n, k, m, g, m * n, ad, m * k, gb, 0);
     }
     return [ga, gb];
   });
@@ -544,22 +581,25 @@ export function linear(x: Tensor, w: Tensor, bias: Tensor | null, layout: 'in_ou
   kernels().gemm(false, tB, 1, rows, outF, inF, x.data, 0, w.data, 0, out, bias ? 1 : 0);
   const shape = [...x.shape.slice(0, -1), outF];
   const inputs = bias ? [x, w, bias] : [x, w];
+  // x's gradient reads W, W's reads x: an editor's constant weights never keep x alive.
+  const xd = w.requiresGrad ? x.data : null, wd = x.requiresGrad ? w.data : null;
+  const hasBias = bias !== null, needBias = bias?.requiresGrad ?? false;
   return record('linear', out, shape, inputs, (g) => {
     let gx: Float32Array | null = null, gw: Float32Array | null = null, gb: Float32Array | null = null;
-    if (x.requiresGrad) {
-      gx = new Float32Array(x.size);
-      kernels().gemm(false, !tB, 1, rows, inF, outF, g, 0, w.data, 0, gx, 0);
+    if (wd) {
+      gx = new Float32Array(rows * inF);
+      kernels().gemm(false, !tB, 1, rows, inF, outF, g, 0, wd, 0, gx, 0);
     }
-    if (w.requiresGrad) {
-      gw = new Float32Array(w.size);
-      if (!tB) kernels().gemm(true, false, 1, inF, outF, rows, x.data, 0, g, 0, gw, 0);
-      else kernels().gemm(true, false, 1, outF, inF, rows, g, 0, x.data, 0, gw, 0);
+    if (xd) {
+      gw = new Float32Array(inF * outF);
+      if (!tB) kernels().gemm(true, false, 1, inF, outF, rows, xd, 0, g, 0, gw, 0);
+      else kernels().gemm(true, false, 1, outF, inF, rows, g, 0, xd, 0, gw, 0);
     }
-    if (bias?.requiresGrad) {
+    if (needBias) {
       gb = new Float32Array(outF);
       kernels().reduce(0, g, gb, 1, rows, outF, null);
     }
-    return bias ? [gx, gw, gb] : [gx, gw];
+    return hasBias ? [gx, gw, gb] : [gx, gw];
   });
 }
 
@@ -585,7 +625,7 @@ export function rope(x: Tensor, pos: Int32Array, o: RopeOptions, out?: Float32Ar
   const dst = outBuffer(x.size, out, [x]);
   kernels().rope(x.data, dst, pos, B, T, H, D, o.rotDim, o.invFreq, scale, o.interleaved, false);
   return record('rope', dst, x.shape, [x], (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = new Float32Array(g.length);
     kernels().rope(g, gx, pos, B, T, H, D, o.rotDim, o.invFreq, scale, o.interleaved, true);
     return [gx];
   });
@@ -621,9 +661,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions =
   const needGrad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
   const probs = needGrad ? new Float32Array(B * H * T * S) : null;
   kernels().attention(q.data, k.data, v.data, out, probs, B, T, S, H, KVH, D, sc, keyMask, qOffset);
+  const qd = q.data, kd = k.data, vd = v.data;
   return record('attention', out, q.shape, [q, k, v], (g) => {
-    const gq = new Float32Array(q.size), gk = new Float32Array(k.size), gv = new Float32Array(v.size);
-    kernels().attentionBackward(q.data, k.data, v.data, probs!, g, gq, gk, gv, B, T, S, H, KVH, D, sc);
+    const gq = new Float32Array(qd.length), gk = new Float32Array(kd.length), gv = new Float32Array(vd.length);
+    kernels().attentionBackward(qd, kd, vd, probs!, g, gq, gk, gv, B, T, S, H, KVH, D, sc);
     return [gq, gk, gv];
   });
 }
@@ -649,13 +690,14 @@ export function addRows(x: Tensor, rows: readonly number[], delta: Tensor): Tens
     throw new AmendError(`addRows: delta [${delta.shape}] fits neither [${d}] nor [${rows.length}, ${d}]`);
   }
   const shared = delta.size === d; // with one row both readings agree
-  const out = x.data.slice();
+  const out = x.data.slice(), dd = delta.data;
   rows.forEach((r, i) => {
     const src = shared ? 0 : i * d;
-    for (let j = 0; j < d; j++) out[r * d + j] += delta.data[src + j];
+    for (let j = 0; j < d; j++) out[r * d + j] += dd[src + j];
   });
+  const n = dd.length;
   return record('addRows', out, x.shape, [x, delta], (g) => {
-    const gd = new Float32Array(delta.size);
+    const gd = new Float32Array(n);
     rows.forEach((r, i) => {
       const dst = shared ? 0 : i * d;
       for (let j = 0; j < d; j++) gd[dst + j] += g[r * d + j];
@@ -671,11 +713,12 @@ export function setRows(x: Tensor, rows: readonly number[], values: Tensor): Ten
     throw new AmendError(`setRows: values [${values.shape}] fit neither [${d}] nor [${rows.length}, ${d}]`);
   }
   const shared = values.size === d;
-  const out = x.data.slice();
-  rows.forEach((r, i) => out.set(values.data.subarray(shared ? 0 : i * d, shared ? d : (i + 1) * d), r * d));
+  const out = x.data.slice(), vd = values.data;
+  rows.forEach((r, i) => out.set(vd.subarray(shared ? 0 : i * d, shared ? d : (i + 1) * d), r * d));
+  const n = vd.length;
   return record('setRows', out, x.shape, [x, values], (g) => {
     const gx = g.slice();
-    const gv = new Float32Array(values.size);
+    const gv = new Float32Array(n);
     // A row listed twice holds its last write, so only that one receives the row's gradient.
     const last = new Map<number, number>();
     rows.forEach((r, i) => last.set(r, i));

@@ -10,10 +10,24 @@ import { kernels } from '../backend/index.js';
 /** How an op turns the gradient of its output into gradients of its inputs (null: no grad). */
 export type BackwardFn = (gradOut: Float32Array) => (Float32Array | null)[];
 
+/** Where a gradient goes: the node that made a tensor, or a leaf tensor itself. */
+type GradTarget = TapeNode | Tensor;
+
+/**
+ * A recorded op. The graph links nodes, not tensors, so it holds no activation itself: the arrays
+ * a backward reads are what its closure captured, and each node lets go of them once it has run.
+ */
 interface TapeNode {
   op: string;
-  inputs: Tensor[];
-  backward: BackwardFn;
+  /** Per input: where its gradient goes; null for an input that needs none. */
+  inputs: (GradTarget | null)[];
+  /** null once run (released), unless the pass retained the graph. */
+  backward: BackwardFn | null;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph for another backward() through it (by default each node is released as the pass reaches it). */
+  retainGraph?: boolean;
 }
 
 let gradEnabled = false;
@@ -92,9 +106,12 @@ export class Tensor {
     return Array.from(this.data);
   }
 
-  /** Backpropagates from this tensor (a scalar unless `gradOut` is given) into leaf `.grad`s. */
-  backward(gradOut?: Float32Array): void {
-    backward(this, gradOut);
+  /**
+   * Backpropagates from this tensor (a scalar unless `gradOut` is given) into leaf `.grad`s,
+   * releasing the graph as it goes unless `retainGraph` is set.
+   */
+  backward(gradOut?: Float32Array | null, opts: BackwardOptions = {}): void {
+    backward(this, gradOut ?? undefined, opts.retainGraph ?? false);
   }
 }
 
@@ -118,14 +135,17 @@ export function parameter(t: Tensor): Tensor {
 
 /**
  * Builds an op's output and, when recording, its tape node. Ops call this with the output data
- * and a backward closure that maps the output gradient to one gradient per input.
+ * and a backward closure that maps the output gradient to one gradient per input. What the
+ * closure captures stays alive until its backward has run, so it captures the arrays the needed
+ * gradients read, never a Tensor; and since V8 gives every closure of a function one shared
+ * scope, no other closure in the op may mention a Tensor either (an arrow in a .map would do).
  */
 export function record(op: string, data: Float32Array, shape: readonly number[], inputs: Tensor[],
   backwardFn: BackwardFn): Tensor {
   const out = new Tensor(data, shape);
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
-    out.node = { op, inputs, backward: backwardFn };
+    out.node = { op, inputs: inputs.map((t) => (t.requiresGrad ? t.node ?? t : null)), backward: backwardFn };
   }
   return out;
 }
@@ -136,7 +156,7 @@ export function accumulateInto(dst: Float32Array, src: Float32Array): void {
   kernels().binary(BinaryOp.Add, dst, one, src, one, dst, n);
 }
 
-function backward(root: Tensor, gradOut?: Float32Array): void {
+function backward(root: Tensor, gradOut: Float32Array | undefined, retainGraph: boolean): void {
   if (!root.requiresGrad) {
     throw new AmendError('backward() on a tensor that does not require grad (was it computed inside withGrad?)');
   }
@@ -146,45 +166,57 @@ function backward(root: Tensor, gradOut?: Float32Array): void {
   if (gradOut && gradOut.length !== root.size) {
     throw new AmendError(`backward(): the gradient has ${gradOut.length} entries for a tensor of shape [${root.shape}]`);
   }
-  // Topological order by iterative DFS (graphs of long training steps are deep).
-  const order: Tensor[] = [];
-  const seen = new Set<Tensor>([root]);
-  const stack: [Tensor, number][] = [[root, 0]];
+  // Topological order by iterative DFS (graphs of long training steps are deep). A released node
+  // is refused here, before any gradient is written.
+  const start = root.node ?? root;
+  const order: GradTarget[] = [];
+  const seen = new Set<GradTarget>([start]);
+  const stack: [GradTarget, number][] = [[start, 0]];
   while (stack.length > 0) {
     const top = stack[stack.length - 1];
-    const inputs = top[0].node?.inputs ?? [];
+    const at = top[0];
+    if (!(at instanceof Tensor) && !at.backward) {
+      throw new AmendError(`backward() through a graph an earlier backward() released (at ${at.op}); pass { retainGraph: true } to that one`);
+    }
+    const inputs = at instanceof Tensor ? [] : at.inputs;
     if (top[1] < inputs.length) {
       const next = inputs[top[1]++];
-      if (next.requiresGrad && !seen.has(next)) { seen.add(next); stack.push([next, 0]); }
+      if (next && !seen.has(next)) { seen.add(next); stack.push([next, 0]); }
     } else {
-      order.push(top[0]);
+      order.push(at);
       stack.pop();
     }
   }
   // An op may hand the same array to several inputs (add passes its gradient through), so an
   // entry is copied before the first in-place accumulation unless this loop allocated it.
-  const grads = new Map<Tensor, { data: Float32Array; owned: boolean }>();
-  const add = (t: Tensor, g: Float32Array): void => {
+  const grads = new Map<GradTarget, { data: Float32Array; owned: boolean }>();
+  const add = (t: GradTarget, g: Float32Array): void => {
     const prev = grads.get(t);
     if (!prev) { grads.set(t, { data: g, owned: false }); return; }
     if (!prev.owned) { prev.data = prev.data.slice(); prev.owned = true; }
     accumulateInto(prev.data, g);
   };
-  add(root, gradOut ?? Float32Array.of(1));
-  for (let i = order.length - 1; i >= 0; i--) {
-    const t = order[i];
+  add(start, gradOut ?? Float32Array.of(1));
+  // Popped from the end (reverse topological order): once a node has run and let go of its
+  // closure, nothing here holds what it captured, so the activations of the upper layers can be
+  // collected while the lower layers' gradients are allocated.
+  while (order.length > 0) {
+    const t = order.pop()!;
     const entry = grads.get(t);
-    if (!entry) continue;
     grads.delete(t); // frees activations' gradients as soon as they are consumed
-    if (!t.node) {
+    if (t instanceof Tensor) {
+      if (!entry) continue;
       if (t.grad) accumulateInto(t.grad.data, entry.data);
       else t.grad = new Tensor(entry.owned ? entry.data : entry.data.slice(), t.shape);
       continue;
     }
-    const inputGrads = t.node.backward(entry.data);
-    t.node.inputs.forEach((input, k) => {
+    const { inputs, backward: fn } = t;
+    if (!retainGraph) { t.inputs = []; t.backward = null; }
+    if (!entry) continue;
+    const inputGrads = fn!(entry.data);
+    inputs.forEach((input, k) => {
       const gi = inputGrads[k];
-      if (gi && input.requiresGrad) add(input, gi);
+      if (gi && input) add(input, gi);
     });
   }
 }
