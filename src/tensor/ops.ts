@@ -50,7 +50,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw new AmendError(`cannot reshape [${x.shape}] into [${shape}]: sizes are integers ≥ 0, with at most one -1`);
   }
   const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-  const n = x.size; // (a closure over x would keep it alive through the tape: see record)
+  const n = x.size; // not x in the arrow below: it would share the backward's scope (see record)
   const resolved = shape.map((d) => (d === -1 ? n / known : d));
   if (resolved.some((d) => !Number.isInteger(d)) || sizeOf(resolved) !== x.size) {
     throw new AmendError(`cannot reshape [${x.shape}] into [${shape}]`);
