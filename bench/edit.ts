@@ -63,6 +63,9 @@ interface ScenarioResult {
   statsCached: boolean;
   /** sha256 over the patch's delta arrays (its metadata holds the date and timings): equal = the same edit, bit for bit. */
   deltasSha256: string;
+  /** v* or z iterations summed over the requests (early stops make runs differ), and their mean final loss. */
+  iterations: number;
+  meanLoss: number;
 }
 
 /** One scenario in this process (for a clean peak RSS). */
@@ -86,9 +89,11 @@ async function runScenario(flags: Flags): Promise<void> {
     onProgress: (e) => { if (e.phase !== 'stats' && (e.done === e.total || e.done % 50 === 0)) log(`  ${e.phase} ${e.done}/${e.total}`); },
   });
   const seconds = (performance.now() - t0) / 1000;
+  const opt = report.rome ? report.rome.reports.map((r) => r.vstar) : report.memit!.z;
   const result: ScenarioResult = {
     scenario: method, n, layers: report.hparams.hparams.layers, seconds, timings: report.timings,
     peakRssMiB: process.resourceUsage().maxRSS / 1024, statsCached, deltasSha256: deltasSha256(patch.deltas),
+    iterations: opt.reduce((a, o) => a + o.iterations, 0), meanLoss: opt.reduce((a, o) => a + o.loss, 0) / opt.length,
   };
   console.log(JSON.stringify(result));
 }

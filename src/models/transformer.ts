@@ -50,6 +50,25 @@ export interface ForwardOptions {
    * change activations at layer ≥ `layer` only (ROME's v*, MEMIT's z) need the lower blocks once.
    */
   start?: { layer: number; resid: Tensor };
+  /**
+   * Earlier positions whose keys and values are constants: each row's ids continue its own prefix
+   * (positions and attention over it), as if the prefix tokens stood before them. Unlike a KV
+   * cache it is only read, so it may be used inside withGrad (no gradient reaches it); the v* and z
+   * optimisation runs only the tokens from the lookup token on, whose values depend on δ.
+   */
+  prefix?: AttentionPrefix;
+}
+
+/**
+ * Keys (after rotary) and values of the positions before a batch, for every block the forward
+ * runs: k[i] and v[i] belong to block start.layer + i (block i without start), each
+ * [B, slots, kvHeads, headDim]. Row b's prefix fills its first lengths[b] slots; the rest is
+ * padding (masked), so rows with prefixes of different lengths share one batch.
+ */
+export interface AttentionPrefix {
+  k: Tensor[];
+  v: Tensor[];
+  lengths: Int32Array;
 }
 
 export interface ForwardOutput {
@@ -151,8 +170,10 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   };
 
   const past = cache?.length ?? 0;
+  const prefix = opts.prefix;
+  if (prefix) checkPrefix(prefix, c, B, c.layers - (opts.start?.layer ?? 0), cache !== undefined);
   // The cache takes its positions only once they pass the checks below, so a refused call leaves it as it was.
-  const pos = cache ? cache.nextPositions(len, mask) : positionsFromMask(mask, B, len);
+  const pos = cache ? cache.nextPositions(len, mask) : positionsFromMask(mask, B, len, prefix?.lengths);
   // Inference (no tape) takes the fast path: activations that never leave the forward pass live
   // in reused scratch arrays, and the residual stream, while no hook has seen it, is updated in
   // place. The arithmetic is the same, bit for bit; only where results are written changes.
@@ -188,7 +209,7 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   let xOwned = fast && !opts.start;
   // The keys attention may read: with a cache, every position so far (its own mask); else this
   // batch's mask, dropped when nothing is padding so the kernel skips the per-key check.
-  const attnMask = cache ? cache.mask : mask && mask.some((v) => v === 0) ? mask : null;
+  const attnMask = cache ? cache.mask : prefix ? prefixKeyMask(prefix, mask, B, len) : mask && mask.some((v) => v === 0) ? mask : null;
   const rows = B * len;
 
   for (let l = first; l < c.layers; l++) {
@@ -198,7 +219,8 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
       xOwned = false;
     }
     const h1 = norm(m, ls.ln1, x, scratch.take(x.size));
-    const ctx = selfAttention(m, l, ls, h1, B, len, pos, freqs, attnMask, past, cache, scratch);
+    const pre = prefix ? { k: prefix.k[l - first], v: prefix.v[l - first] } : null;
+    const ctx = selfAttention(m, l, ls, h1, B, len, pos, freqs, attnMask, past, cache, pre, scratch);
     const sharedNorm = c.parallelResidual && !ls.ln2; // GPT-J: the MLP reads h1 too
     if (!sharedNorm) scratch.give(h1);
     // The projections write into scratch and are then added onto x (in place while x is ours):
@@ -331,8 +353,31 @@ function mlpKeys(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor,
   };
 }
 
+function checkPrefix(p: AttentionPrefix, c: ModelConfig, B: number, blocks: number, cached: boolean): void {
+  if (cached) throw new AmendError('forward: a constant prefix cannot be combined with a KV cache');
+  if (p.k.length !== blocks || p.v.length !== blocks) throw new AmendError(`forward: the prefix has keys for ${p.k.length} and values for ${p.v.length} blocks; the pass runs ${blocks}`);
+  const slots = p.k[0]?.dim(1) ?? 0;
+  for (const t of [...p.k, ...p.v]) {
+    if (t.shape.join() !== [B, slots, c.kvHeads, c.headDim].join()) throw new AmendError(`forward: prefix keys/values of shape [${t.shape}] for [${B}, ${slots}, ${c.kvHeads}, ${c.headDim}]`);
+  }
+  if (p.lengths.length !== B || p.lengths.some((n) => n < 0 || n > slots)) throw new AmendError(`forward: prefix lengths [${p.lengths}] do not fit ${B} rows of ${slots} slots`);
+}
+
+/** [B, slots + len]: each row's real prefix slots, then its own tokens (mask, or all real). */
+function prefixKeyMask(p: AttentionPrefix, mask: Uint8Array | null, B: number, len: number): Uint8Array {
+  const slots = p.k[0]?.dim(1) ?? 0, S = slots + len;
+  const out = new Uint8Array(B * S);
+  for (let b = 0; b < B; b++) {
+    out.fill(1, b * S, b * S + p.lengths[b]);
+    if (mask) out.set(mask.subarray(b * len, (b + 1) * len), b * S + slots);
+    else out.fill(1, b * S + slots, (b + 1) * S);
+  }
+  return out;
+}
+
 function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: number, len: number,
-  pos: Int32Array, freqs: RopeFrequencies | null, keyMask: Uint8Array | null, past: number, cache: KVCache | undefined, scratch: Scratch): Tensor {
+  pos: Int32Array, freqs: RopeFrequencies | null, keyMask: Uint8Array | null, past: number, cache: KVCache | undefined,
+  prefix: { k: Tensor; v: Tensor } | null, scratch: Scratch): Tensor {
   const c = m.config;
   const H = c.heads, KVH = c.kvHeads, D = c.headDim;
   const rows = B * len;
@@ -368,6 +413,11 @@ function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: 
     kern.copyStrided(v.data, 0, srcStrides, cache.v[l], past * row, dstStrides, shape, false);
     const K = new Tensor(cache.k[l], [B, cap, KVH, D]), V = new Tensor(cache.v[l], [B, cap, KVH, D]);
     out = T.attention(q, K, V, { keyMask, qOffset: past, scale, out: scratch.take(q.size) });
+  } else if (prefix) {
+    // The prefix's slots come first, so query t sits at slot slots + t; concat keeps k and v on
+    // the tape (the prefix, a constant, gets no gradient).
+    const K = T.concat([prefix.k, k], 1), V = T.concat([prefix.v, v], 1);
+    out = T.attention(q, K, V, { keyMask, qOffset: prefix.k.dim(1), scale, out: scratch.take(q.size) });
   } else {
     out = T.attention(q, k, v, { keyMask, scale, out: scratch.take(q.size) });
   }
