@@ -62,7 +62,7 @@ test('typos name the nearest option, command or subcommand', () => {
 test('missing values and values given to a switch: one line in the help text\'s terms', () => {
   assertOneLineError(amend('logits', '--model', 'world', '--ids'), /^amend: --ids needs a value \(see amend logits --help\)$/);
   assertOneLineError(amend('generate', '--model', 'world', 'x', '--greedy=yes'), /^amend: --greedy is a switch and takes no value/);
-  assertOneLineError(amend('edit', '--prompt', '-x'), /--prompt needs a value; one that starts with "-" is written --prompt=-VALUE/);
+  assertOneLineError(amend('edit', '--prompt', '-x'), /--prompt needs a value \(the next argument starts with "-", so it is not taken as one; a value that does is written --prompt=-VALUE\)/);
 });
 
 test('every command and subcommand: --help on stdout, exit 0, with examples; amend help CMD too', () => {

@@ -1,5 +1,6 @@
 // The command line: machine output, and one clear line with a non-zero exit on bad input.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -54,6 +55,13 @@ test('amend doctor reports the backend', () => {
   assert.ok(['js', 'native'].includes(info.backend));
   assert.ok(info.threads >= 1);
   assert.equal(typeof info.blas, 'string');
+  // With the js backend a working addon is reported as unused, not as what computes.
+  const js = spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'doctor', '--json'],
+    { encoding: 'utf8', env: { ...process.env, AMEND_BACKEND: 'js' } });
+  assert.equal(js.status, 0, js.stderr);
+  const jsInfo = JSON.parse(js.stdout);
+  assert.equal(jsInfo.backend, 'js');
+  if (info.native.startsWith('built')) assert.match(jsInfo.native, /not used \(backend js\)/);
 });
 
 test('--help shows usage and an example for every command', () => {
@@ -112,9 +120,12 @@ test('amend --version prints the package version', () => {
   assert.equal(r.code, 0);
   const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
   assert.equal(r.stdout.trim(), `amend ${pkg.version}`);
-  const j = amend('--version', '--json');
-  assert.equal(j.code, 0);
-  assert.deepEqual(JSON.parse(j.stdout), { version: pkg.version });
+  // --json may come first as well: every command takes it.
+  for (const argv of [['--version', '--json'], ['--json', '--version'], ['--json', 'version']]) {
+    const j = amend(...argv);
+    assert.equal(j.code, 0, `${argv.join(' ')}: ${j.stderr}`);
+    assert.deepEqual(JSON.parse(j.stdout), { version: pkg.version });
+  }
 });
 
 test('--help --json is the help as one JSON document', () => {
@@ -122,7 +133,12 @@ test('--help --json is the help as one JSON document', () => {
   assert.equal(top.code, 0);
   const names = JSON.parse(top.stdout).commands.map((c: { name: string }) => c.name);
   assert.ok(names.includes('edit') && names.includes('eval'), top.stdout);
-  for (const argv of [['edit', '--help', '--json'], ['help', 'edit', '--json']]) {
+  for (const argv of [['help', '--json'], ['--json', '--help']]) {
+    const r = amend(...argv);
+    assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`);
+    assert.deepEqual(JSON.parse(r.stdout), JSON.parse(top.stdout));
+  }
+  for (const argv of [['edit', '--help', '--json'], ['help', 'edit', '--json'], ['help', '--json', 'edit'], ['--json', 'help', 'edit'], ['--json', 'edit', '--help']]) {
     const r = amend(...argv);
     assert.equal(r.code, 0, r.stderr);
     const h = JSON.parse(r.stdout);

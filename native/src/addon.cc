@@ -567,7 +567,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   notes.Set(i++, "gemm: " + std::string(gemm_choice_reason()));
 #ifdef AMEND_OPENBLAS
   notes.Set(i++, "OpenBLAS: " + blas_config() + " (core " + openblas_get_corename() + ", " +
-                     std::to_string(openblas_get_num_threads()) + " threads), used for LAPACK" +
+                     std::to_string(openblas_get_num_threads()) +
+                     (openblas_get_num_threads() == 1 ? " thread" : " threads") + "), used for LAPACK" +
                      (gemm_uses_blas() ? " and GEMM" : ""));
 #else
   notes.Set(i++, "built without OpenBLAS: own GEMM only, no LAPACK");

@@ -96,7 +96,7 @@ function parseErrorLine(err: Error & { code?: string }, all: Record<string, Opti
     const name = /--([\w-]+)/.exec(err.message)?.[1];
     if (name && /argument missing/.test(err.message)) return `--${name} needs a value`;
     if (name && /does not take an argument/.test(err.message)) return `--${name} is a switch and takes no value`;
-    if (name && /ambiguous/.test(err.message)) return `--${name} needs a value; one that starts with "-" is written --${name}=-VALUE`;
+    if (name && /ambiguous/.test(err.message)) return `--${name} needs a value (the next argument starts with "-", so it is not taken as one; a value that does is written --${name}=-VALUE)`;
   }
   return err.message.split('\n')[0]!;
 }

@@ -37,6 +37,12 @@ function commandNamed(name: string): Command | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Every command takes --json, so `amend --json version` or `amend --json edit ...` means the same
+  // with --json after the command; other options before a command are refused below.
+  if (argv[0] === '--json' && argv.length > 1) {
+    const end = argv.indexOf('--');
+    argv = end < 0 ? [...argv.slice(1), '--json'] : [...argv.slice(1, end), '--json', ...argv.slice(end)];
+  }
   const [name, ...rest] = argv;
   if (!name) {
     // No command is a usage error: the usage goes to stderr, where errors go.
@@ -45,8 +51,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (name === '--help' || name === '-h' || name === 'help') {
     // "amend help edit" is "amend edit --help".
-    const topic = name === 'help' && rest[0] !== undefined ? commandNamed(rest[0]) : undefined;
-    if (name === 'help' && rest[0] !== undefined && !topic) throw new AmendError(`no command "${rest[0]}"${didYouMean(rest[0], Object.keys(COMMANDS))} (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    const asked = rest.find((a) => a !== '--json');
+    const topic = name === 'help' && asked !== undefined ? commandNamed(asked) : undefined;
+    if (name === 'help' && asked !== undefined && !topic) throw new AmendError(`no command "${asked}"${didYouMean(asked, Object.keys(COMMANDS))} (commands: ${Object.keys(COMMANDS).join(', ')})`);
     if (!wantsJson(argv)) console.log(topic ? helpText(topic.spec) : usage());
     else printJson(topic ? helpJson(topic.spec) : { commands: Object.values(COMMANDS).map((c) => ({ name: c.spec.name, summary: c.spec.summary })) });
     return 0;

@@ -35,7 +35,8 @@ export async function run(args: Parsed): Promise<void> {
     backend: info.name,
     blas: info.blas,
     threads: info.threads,
-    native: native.ok ? 'built and loaded' : `unavailable: ${native.reason}`,
+    // AMEND_BACKEND=js leaves a working addon unused: say so rather than imply it computes.
+    native: !native.ok ? `unavailable: ${native.reason}` : info.name === 'native' ? 'built and loaded' : `built and loaded, not used (backend ${info.name})`,
     linalg: linalgBackend() === 'lapack' ? 'LAPACK (through the native addon)' : 'plain TypeScript',
     notes: info.notes ?? [],
     tokenizers: version('@huggingface/tokenizers'),
