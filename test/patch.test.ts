@@ -339,7 +339,15 @@ test('save / load round trip is exact (deltas, metadata, id)', () => {
 test('load: clear one-line errors for a non-patch, a corrupt patch and a newer version', () => {
   const junk = path.join(tmp, 'junk.safetensors');
   fs.writeFileSync(junk, 'this is not a safetensors file at all');
-  assert.throws(() => EditPatch.load(junk), /junk\.safetensors: not a readable patch file/);
+  assert.throws(() => EditPatch.load(junk), /junk\.safetensors: not a readable patch file: not safetensors: it starts with the text "this is not a safetensor", like a text file/);
+  // A request list given where a patch goes: named as JSON, the file named once.
+  const requests = path.join(tmp, 'requests.json');
+  fs.writeFileSync(requests, '[\n  {"prompt": "{} plays", "subject": "X", "targetNew": "chess"}\n]\n');
+  assert.throws(() => EditPatch.load(requests), (err: Error) => {
+    assert.match(err.message, /^\S*requests\.json: not a readable patch file: not safetensors: it starts with the text "\[ \{[^,]*prompt[^,]*", like a JSON file/);
+    assert.equal(err.message.split('requests.json').length, 2, err.message);
+    return true;
+  });
   assert.throws(() => EditPatch.load(path.join(tmp, 'absent.safetensors')), /no such file/);
   assert.throws(() => EditPatch.load(path.join(baseDir, 'model.safetensors')), /not an Amend patch.*looks like model weights.*--model/);
 

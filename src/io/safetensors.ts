@@ -147,6 +147,14 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
   const lenBuf = new Uint8Array(8);
   readFully(fd, file, lenBuf, 0);
   const n64 = new DataView(lenBuf.buffer).getBigUint64(0, true);
+  // A real header length is far below 2^32, so its high bytes are zero; eight printable bytes are
+  // the start of a text file (a JSON request list given as a patch, say), which is worth naming.
+  if (n64 > BigInt(MAX_HEADER_BYTES) && lenBuf.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d)) {
+    const head = new Uint8Array(Math.min(24, fileSize));
+    readFully(fd, file, head, 0);
+    const start = JSON.stringify(new TextDecoder().decode(head).replace(/\s+/g, ' ').trim());
+    throw new AmendError(`${name}: not safetensors: it starts with the text ${start}, like a ${lenBuf[0] === 0x7b || lenBuf[0] === 0x5b ? 'JSON' : 'text'} file; check it is the file meant`);
+  }
   if (n64 > BigInt(fileSize - 8)) {
     throw new AmendError(
       `${name}: header length ${n64} runs past the end of the file (${fmtBytes(fileSize)}); the file is truncated or not safetensors; check it is the file meant, else re-download or re-create it`,
