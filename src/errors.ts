@@ -111,3 +111,24 @@ export function editDistance(a: string, b: string): number {
   }
   return d[a.length]![b.length]!;
 }
+
+/**
+ * The candidate a mistyped word most likely meant: the nearest by edit distance, if near enough
+ * (at most 1 edit for short words, 2 from 5 letters, 3 from 9), else the only one it is a prefix of,
+ * else the longest that is a prefix of it, else none.
+ */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const w = word.toLowerCase();
+  if (w === '') return undefined;
+  const limit = w.length < 5 ? 1 : w.length < 9 ? 2 : 3;
+  let best: string | undefined, bestD = Infinity;
+  for (const c of candidates) {
+    const dist = editDistance(w, c.toLowerCase());
+    if (dist < bestD) { best = c; bestD = dist; }
+  }
+  if (best !== undefined && bestD <= limit) return best;
+  // "--lay" for --layers; "--export-dir" for --export (the longest candidate the word starts with).
+  const prefixed = candidates.filter((c) => c.toLowerCase().startsWith(w));
+  if (w.length >= 2 && prefixed.length === 1) return prefixed[0];
+  return candidates.filter((c) => c.length >= 3 && w.startsWith(c.toLowerCase())).sort((a, b) => b.length - a.length)[0];
+}

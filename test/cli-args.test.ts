@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { closest, intOption, numberOption } from '../src/cli/args.js';
+import { intOption, numberOption } from '../src/cli/args.js';
+import { closest } from '../src/errors.js';
 import { Progress } from '../src/cli/progress.js';
 import { assertOneLineError, repoRoot, runCli } from './helpers.js';
 

@@ -104,13 +104,13 @@ test('amend world build --config: an unknown setting or a bad value is one clear
   try {
     const file = path.join(tmp, 'c.json');
     fs.writeFileSync(file, JSON.stringify({ packTokenz: 64 }));
-    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /unknown setting "packTokenz".*packTokens/);
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /^amend: --config \S*c\.json: unknown setting "packTokenz" \(did you mean "packTokens"\?\); known: sizes, model,/);
     fs.writeFileSync(file, JSON.stringify({ packTokens: -1 }));
-    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /packTokens must be an integer ≥ 0/);
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /--config \S*c\.json: packTokens must be an integer ≥ 0/);
     fs.writeFileSync(file, JSON.stringify({ layerDrop: 1 }));
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /layerDrop must be in \[0, 1\)/);
     fs.writeFileSync(file, JSON.stringify({ sizes: { mayor: 8 } }));
-    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /unknown world size "mayor".*mayors/);
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /--config \S*c\.json: unknown world size "mayor" \(did you mean "mayors"\?\); known: .*mayors/);
     fs.writeFileSync(file, JSON.stringify({ sizes: { chiefs: 5 } }));
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /chiefs must be 0 or the number of organisations/);
     assertOneLineError(runCli(['world', 'build', '--small', '--config', path.join(tmp, 'none.json'), '--out', path.join(tmp, 'w')]), /none\.json: no such file; give a JSON file of training settings, or the JSON itself/);
@@ -118,11 +118,12 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /expected a JSON object/);
     // Types and nested keys, inline JSON as well as a file.
     const inline = (cfg: unknown, re: RegExp) => assertOneLineError(runCli(['world', 'build', '--small', '--config', JSON.stringify(cfg), '--out', path.join(tmp, 'w')]), re);
-    inline({ model: { layrs: 6 } }, /unknown setting "model\.layrs" \(known: model\.layers,/);
+    inline({ model: { layrs: 6 } }, /--config \{"model":\{"layrs":6\}\}: unknown setting "model\.layrs" \(did you mean "model\.layers"\?\); known: model\.layers,/);
+    inline({ sizes: 3 }, /--config \{"sizes":3\}: sizes must be a JSON object of world sizes/);
     inline({ model: { layers: '2' } }, /model\.layers must be a finite number, got "2"/);
     inline({ model: { layers: 0 } }, /model\.layers must be an integer ≥ 1, got 0/);
     inline({ betas: 0.9 }, /betas must be a list of 2 numbers, got 0\.9/);
-    inline({ lr: '0.01' }, /lr must be a finite number, got "0\.01"/);
+    inline({ lr: '0.01' }, /--config \{"lr":"0\.01"\}: lr must be a finite number, got "0\.01"/);
     inline({ statementQuestions: 'no' }, /statementQuestions must be a boolean/);
     inline({ clipNorm: 0 }, /clipNorm must be > 0/);
     assert.equal(fs.existsSync(path.join(tmp, 'w')), false, 'nothing written');

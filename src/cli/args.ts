@@ -1,7 +1,7 @@
 // Command-line parsing shared by every command: node's parseArgs plus the help text, so a
 // command declares its options once.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { AmendError, editDistance, MAX_SEED } from '../errors.js';
+import { AmendError, closest, MAX_SEED } from '../errors.js';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -99,27 +99,6 @@ function parseErrorLine(err: Error & { code?: string }, all: Record<string, Opti
     if (name && /ambiguous/.test(err.message)) return `--${name} needs a value (the next argument starts with "-", so it is not taken as one; a value that does is written --${name}=-VALUE)`;
   }
   return err.message.split('\n')[0]!;
-}
-
-/**
- * The candidate a mistyped word most likely meant: the nearest by edit distance, if near enough
- * (at most 1 edit for short words, 2 from 5 letters, 3 from 9), else the only one it is a prefix of,
- * else the longest that is a prefix of it, else none.
- */
-export function closest(word: string, candidates: readonly string[]): string | undefined {
-  const w = word.toLowerCase();
-  if (w === '') return undefined;
-  const limit = w.length < 5 ? 1 : w.length < 9 ? 2 : 3;
-  let best: string | undefined, bestD = Infinity;
-  for (const c of candidates) {
-    const dist = editDistance(w, c.toLowerCase());
-    if (dist < bestD) { best = c; bestD = dist; }
-  }
-  if (best !== undefined && bestD <= limit) return best;
-  // "--lay" for --layers; "--export-dir" for --export (the longest candidate the word starts with).
-  const prefixed = candidates.filter((c) => c.toLowerCase().startsWith(w));
-  if (w.length >= 2 && prefixed.length === 1) return prefixed[0];
-  return candidates.filter((c) => c.length >= 3 && w.startsWith(c.toLowerCase())).sort((a, b) => b.length - a.length)[0];
 }
 
 /** " (did you mean X?)" for an unknown command or subcommand, or "". */

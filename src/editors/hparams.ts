@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError, editDistance, isObject, MAX_SEED, refuseDevice, refuseOversize, requireObject, requirePath } from '../errors.js';
+import { AmendError, closest, isObject, MAX_SEED, refuseDevice, refuseOversize, requireObject, requirePath } from '../errors.js';
 import { buildSpec } from '../models/arch.js';
 import type { CausalLM } from '../models/model.js';
 import { packageRoot } from '../version.js';
@@ -345,15 +345,6 @@ function moduleNames(model: CausalLM): HparamValues {
 }
 
 // ---- parsing and checking ----------------------------------------------------------------------
-
-function closest(key: string, keys: string[]): string | null {
-  let best: string | null = null, bestD = Infinity;
-  for (const k of keys) {
-    const d = editDistance(key, k);
-    if (d < bestD) { bestD = d; best = k; }
-  }
-  return best !== null && bestD <= Math.max(2, Math.floor(key.length / 4)) ? best : null;
-}
 
 function toNumber(v: unknown): number | null {
   if (typeof v === 'number') return Number.isFinite(v) ? v : null;

@@ -14,7 +14,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { kernels } from '../backend/index.js';
-import { AmendError, requireSeed } from '../errors.js';
+import { AmendError, closest, requireSeed } from '../errors.js';
 import { packageRoot } from '../version.js';
 import { writeCheckpoint } from '../io/checkpoint.js';
 import type { CausalLM } from '../models/model.js';
@@ -86,8 +86,8 @@ export function sha256File(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** The training configuration a build uses (defaults, small preset, overrides). */
-function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfig> = {}): WorldTrainConfig {
+/** The training configuration a build uses (defaults, small preset, overrides); refuses bad overrides. */
+export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfig> = {}): WorldTrainConfig {
   const base = small ? SMALL_TRAIN_CONFIG : WORLD_TRAIN_CONFIG;
   // The defaults name every setting but the optional model.inner (MLP width).
   checkLike(over, { ...base, model: { ...base.model, inner: 4 * base.model.hidden } }, '');
@@ -123,7 +123,10 @@ function checkLike(over: unknown, base: unknown, where: string): void {
   if (typeof over !== 'object' || over === null || Array.isArray(over)) throw new AmendError(`${where || 'the configuration'} must be a JSON object`);
   for (const [k, v] of Object.entries(over)) {
     const name = where ? `${where}.${k}` : k;
-    if (!Object.hasOwn(base as object, k)) throw new AmendError(`unknown setting "${name}" (known: ${Object.keys(base as object).map((x) => (where ? `${where}.${x}` : x)).join(', ')})`);
+    if (!Object.hasOwn(base as object, k)) {
+      const near = closest(k, Object.keys(base as object));
+      throw new AmendError(`unknown setting "${name}"${near ? ` (did you mean "${where ? `${where}.${near}` : near}"?)` : ''}; known: ${Object.keys(base as object).map((x) => (where ? `${where}.${x}` : x)).join(', ')}`);
+    }
     const want = (base as Record<string, unknown>)[k];
     if (Array.isArray(want)) {
       if (!Array.isArray(v) || v.length !== want.length || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {

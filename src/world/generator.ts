@@ -2,7 +2,7 @@
  * The seeded world generator: people, cities, countries, organisations, languages, professions and
  * instruments, and the facts that link them. Everything is a pure function of the seed and sizes.
  */
-import { AmendError, requireSeed } from '../errors.js';
+import { AmendError, closest, requireSeed } from '../errors.js';
 import { NameFactory } from './names.js';
 import { INSTRUMENTS, INSTRUMENT_FAMILIES, ORGANISATION_KINDS, PROFESSIONS, PROFESSION_FIELDS, relationDefinitions } from './phrasings.js';
 import { Rng, normaliseSeed } from './rng.js';
@@ -54,7 +54,10 @@ const OPTIONAL_RELATIONS: readonly { size: 'mayors' | 'namesakes' | 'chiefs'; re
 function checkSizes(s: WorldSizes): void {
   const known = [...Object.keys(MIN_SIZES), ...OPTIONAL_RELATIONS.map((o) => o.size)];
   for (const key of Object.keys(s)) {
-    if (!known.includes(key)) throw new AmendError(`unknown world size "${key}" (known: ${known.join(', ')})`);
+    if (!known.includes(key)) {
+      const near = closest(key, known);
+      throw new AmendError(`unknown world size "${key}"${near ? ` (did you mean "${near}"?)` : ''}; known: ${known.join(', ')}`);
+    }
   }
   for (const key of Object.keys(MIN_SIZES) as (keyof WorldSizes)[]) {
     const v = s[key], min = MIN_SIZES[key];

@@ -4,9 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, refuseDevice, isObject } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
-import { BUILD_FILE, buildWorldModel, defaultWorldDir, pct, sha256File, type BuildInfo } from '../../world/build.js';
+import { BUILD_FILE, buildWorldModel, defaultWorldDir, pct, resolveTrainConfig, sha256File, type BuildInfo } from '../../world/build.js';
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
-import { WORLD_TRAIN_CONFIG, type WorldTrainConfig } from '../../world/train.js';
+import { SMALL_WORLD_SIZES, type WorldTrainConfig } from '../../world/train.js';
+import { resolveSizes } from '../../world/generator.js';
 import type { WorldSizes } from '../../world/types.js';
 import { didYouMean, intOption, seedOption, type CommandSpec, type Parsed } from '../args.js';
 import { Progress } from '../progress.js';
@@ -60,7 +61,7 @@ async function build(args: Parsed): Promise<void> {
   const seed = seedOption(v.seed);
   const epochs = v.epochs === undefined ? undefined : intOption(v.epochs, 'epochs', 1, 1);
   const small = v.small === true;
-  const fromFile = typeof v.config === 'string' ? readConfigFile(v.config) : undefined;
+  const fromFile = typeof v.config === 'string' ? readConfigFile(v.config, small) : undefined;
   const { sizes, ...overrides } = fromFile ?? {};
   let bar: Progress | null = null;
   const quote = (x: string) => (/^[\w./-]+$/.test(x) ? x : `'${x.replace(/'/g, "'\\''")}'`);
@@ -96,7 +97,7 @@ async function build(args: Parsed): Promise<void> {
  * A JSON object of WorldTrainConfig fields, plus "sizes" (world sizes such as {"people": 540});
  * unknown fields are refused so that a typo never goes unnoticed.
  */
-function readConfigFile(file: string): Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> } {
+function readConfigFile(file: string, small: boolean): Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> } {
   let parsed: unknown;
   const inline = file.trimStart().startsWith('{');
   if (!inline && !fs.existsSync(file)) throw new AmendError(`--config ${file}: no such file; give a JSON file of training settings, or the JSON itself ('{"epochs": 30}')`);
@@ -108,9 +109,16 @@ function readConfigFile(file: string): Partial<WorldTrainConfig> & { sizes?: Par
     throw new AmendError(`--config ${file}: ${(err as Error).message}`);
   }
   if (!isObject(parsed)) throw new AmendError(`--config ${file}: expected a JSON object of training settings`);
-  const known = [...Object.keys(WORLD_TRAIN_CONFIG), 'sizes'];
-  for (const k of Object.keys(parsed)) {
-    if (!known.includes(k)) throw new AmendError(`--config ${file}: unknown setting "${k}" (known: ${known.join(', ')})`);
+  const { sizes, ...training } = parsed as Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> };
+  if (sizes !== undefined && !isObject(sizes)) throw new AmendError(`--config ${file}: sizes must be a JSON object of world sizes (like {"people": 540})`);
+  // The training settings and sizes are checked here, before any work, so that their errors name the file.
+  try {
+    resolveTrainConfig(small, training);
+    if (sizes !== undefined && isObject(sizes)) resolveSizes({ ...(small ? SMALL_WORLD_SIZES : {}), ...sizes });
+  } catch (err) {
+    if (!(err instanceof AmendError)) throw err;
+    const topLevel = /^unknown setting "[^".]+"/.test(err.message); // the file may also hold "sizes"
+    throw new AmendError(`--config ${file}: ${topLevel ? err.message.replace('; known: ', '; known: sizes, ') : err.message}`);
   }
   return parsed as Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> };
 }
