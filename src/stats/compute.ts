@@ -134,7 +134,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
     if (o.corpus.spec.kind === 'model-samples' && opts.corpus === undefined) {
       // The slow case (minutes on a large vocabulary) and the one a user did not choose: say so.
       process.emitWarning(`no corpus given (and no corpus-train.txt beside the model): the statistics of layer${missing.length > 1 ? 's' : ''} ${missing.join(', ')} `
-        + `come from ${o.samples} texts the model writes itself, ${o.maxLength} tokens each; pass a real corpus with --corpus FILE to amend stats, --set mom2_dataset=FILE to amend edit and eval`);
+        + `come from ${o.samples} texts the model writes itself, ${o.maxLength} tokens each (${(o.samples * o.maxLength).toLocaleString('en-US')} tokens to generate, minutes on a large vocabulary; cached afterwards); pass a real corpus with --corpus FILE to amend stats, --set mom2_dataset=FILE to amend edit and eval`);
     }
     const computed = await onBaseWeights(model, () => computeMoments(model, missing, o, opts.onProgress));
     for (const [l, { acc, docs }] of computed) {
