@@ -8,6 +8,7 @@ import {
   wilson95, type CaseRecord, type EvalSummary,
 } from '../src/eval/index.js';
 import { niceTicks, tickLabel } from '../src/eval/plot.js';
+import { MAX_SERIES } from '../src/eval/plots.js';
 import { rasterize } from '../src/eval/raster.js';
 
 const close = (a: number, b: number, tol = 1e-4) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
@@ -322,4 +323,29 @@ test('runCharts: a batch run\'s cost point is the mean over its edit calls, as i
   assert.deepEqual(point('edit_time'), [[2, 2.5]]);
   // scores stay a mean over cases
   assert.deepEqual(point('rewrite_acc'), [[2, 0.5]]);
+});
+
+test('runCharts: a protocol with more headline metrics than one chart holds gets further charts, none dropped', () => {
+  // 23 headline metrics of one protocol (none has these names today; a chart holds MAX_SERIES).
+  const names = Array.from({ length: 23 }, (_, k) => `m${String(k).padStart(2, '0')}_acc`);
+  const recs: CaseRecord[] = [1, 2, 3].map((edit) => ({
+    index: edit - 1, regime: 'score-after-each', edit,
+    metrics: [
+      ...names.map((name, k) => ({ name, protocol: 'token-accuracy' as const, value: (k + edit) / 30 })),
+      { name: 'efficacy_score', protocol: 'probability-comparison' as const, value: edit / 3 },
+    ],
+  }));
+  const charts = runCharts(recs, [], { title: 'T', kind: 'sequential' });
+  const token = charts.filter((c) => c.file.startsWith('plot-token-accuracy'));
+  const parts = Math.ceil(names.length / MAX_SERIES);
+  assert.equal(token.length, parts);
+  assert.deepEqual(token.map((c) => c.file), ['plot-token-accuracy', ...Array.from({ length: parts - 1 }, (_, k) => `plot-token-accuracy-${k + 2}`)]);
+  for (const c of token) assert.ok(c.chart.series.length <= MAX_SERIES, `${c.file}: ${c.chart.series.length} series`);
+  assert.deepEqual(token.flatMap((c) => c.chart.series.map((s) => s.label)).sort(), names);
+  token.forEach((c, k) => assert.ok(c.chart.title.endsWith(`[${k + 1} of ${parts}]`), c.chart.title));
+  // each series keeps its points (one per edit)
+  for (const c of token) for (const s of c.chart.series) assert.equal(s.points.length, 3);
+  // a protocol within the limit keeps its one chart, its title unchanged
+  const prob = charts.filter((c) => c.file.startsWith('plot-probability-comparison'));
+  assert.deepEqual(prob.map((c) => [c.file, c.chart.title]), [['plot-probability-comparison', 'T: probability-comparison']]);
 });

@@ -15,7 +15,11 @@ import type { CaseRecord, DriftPoint } from './run-types.js';
 
 /** Headline metrics only: per-sub-key rows (locality.X_acc) would crowd the legend. */
 const plotted = (name: string) => !name.replace(/^qa\./, '').includes('.');
-const MAX_SERIES = 10;
+/**
+ * Series per chart: the palette's ten colours, each told apart. A protocol with more headline
+ * metrics gets further charts (plot-X-2, ...) rather than losing the rest.
+ */
+export const MAX_SERIES = 10;
 
 interface Point { x: number; value: number }
 
@@ -68,22 +72,27 @@ export function runCharts(records: readonly CaseRecord[], drift: readonly DriftP
     PROTOCOLS.indexOf(a.split('/')[0] as never) - PROTOCOLS.indexOf(b.split('/')[0] as never) || a.localeCompare(b));
   for (const key of keys) {
     const [protocol, unit] = key.split('/') as [string, string];
-    const gs = groups.filter((g) => `${g.protocol}/${g.unit ?? ''}` === key).slice(0, MAX_SERIES);
-    const series: Series[] = gs.map((g) => ({ label: g.name, points: binnedMeans(g.points, 50) }));
-    const distinct = new Set(gs.flatMap((g) => g.points.map((p) => p.x))).size;
-    out.push({
-      file: `plot-${protocol}${unit ? `-${unit}` : ''}`,
-      chart: {
-        title: `${o.title}: ${protocol}${unit ? ` (${unitLabel(unit)})` : ''}`,
-        subtitle: seq
-          ? `${o.protocolLabel ?? ''}; x = the edit that applied the case${distinct > 50 ? ', means over bins of edits' : ''}`
-          : protocol === 'cost' ? 'mean over the batches of that size (one edit call each)' : 'mean over the cases of every batch of that size',
-        xLabel: seq ? 'number of edits' : 'batch size',
-        yLabel: unit ? unitLabel(unit) : protocol === 'perplexity' ? 'perplexity' : 'score',
-        series,
-        integerX: true,
-      },
-    });
+    const all = groups.filter((g) => `${g.protocol}/${g.unit ?? ''}` === key);
+    const parts = Math.ceil(all.length / MAX_SERIES);
+    for (let part = 0; part < parts; part++) {
+      const gs = all.slice(part * MAX_SERIES, (part + 1) * MAX_SERIES);
+      const series: Series[] = gs.map((g) => ({ label: g.name, points: binnedMeans(g.points, 50) }));
+      const distinct = new Set(gs.flatMap((g) => g.points.map((p) => p.x))).size;
+      const partOf = parts > 1 ? ` [${part + 1} of ${parts}]` : '';
+      out.push({
+        file: `plot-${protocol}${unit ? `-${unit}` : ''}${part > 0 ? `-${part + 1}` : ''}`,
+        chart: {
+          title: `${o.title}: ${protocol}${unit ? ` (${unitLabel(unit)})` : ''}${partOf}`,
+          subtitle: seq
+            ? `${o.protocolLabel ?? ''}; x = the edit that applied the case${distinct > 50 ? ', means over bins of edits' : ''}`
+            : protocol === 'cost' ? 'mean over the batches of that size (one edit call each)' : 'mean over the cases of every batch of that size',
+          xLabel: seq ? 'number of edits' : 'batch size',
+          yLabel: unit ? unitLabel(unit) : protocol === 'perplexity' ? 'perplexity' : 'score',
+          series,
+          integerX: true,
+        },
+      });
+    }
   }
   if (drift.length) {
     out.push({
