@@ -430,10 +430,87 @@ test('MQuAKE-Remastered (flat rewrite fields) loads as the same cases as the nes
   };
   const r = parseCases([flat]);
   assert.equal(r.format, 'mquake-remastered');
-  assert.deepEqual(r.cases, parseCases([nested]).cases);
+  // the same case, and the run-split labels kept as the record gives them
+  const { split, ...rest } = r.cases[0]!;
+  assert.deepEqual([rest], parseCases([nested]).cases);
+  assert.deepEqual(split, { '100': ['edited'] });
   assert.equal(r.cases[0]!.edits![1]!.targetNewId, 'Q5582');
   const noTarget = { ...flat, requested_rewrite: [{ ...flat.requested_rewrite[0]!, target_new_str: undefined }] };
   assert.throws(() => parseCases([flat, noTarget]), /record 2 \(index 1, mquake-remastered\) has no "requested_rewrite\.0\.target_new_str" field/);
+});
+
+/**
+ * A synthetic MQuAKE-Remastered file in its Hugging Face copy's layout: `split` maps a run size to
+ * the case's labels in that run (henryzhongsc/MQuAKE-Remastered reads split[str(edit_num)]):
+ * "edited" in CF-3k / CF-9k / T, "train_edited" / "test_edited" / "test_unedited" in CF-6334.
+ */
+function remasteredRecord(caseId: number, split: unknown) {
+  return {
+    case_id: caseId,
+    requested_rewrite: [{
+      prompt: '{} is a citizen of', relation_id: 'P27', subject: `Person ${caseId}`, question: `Which country is Person ${caseId} a citizen of?`,
+      target_new_str: 'Peru', target_new_id: 'Q419', target_true_str: 'Chile', target_true_id: 'Q298',
+    }],
+    questions: [`What is the capital of the country Person ${caseId} is a citizen of?`],
+    answer: 'Santiago', answer_alias: [], new_answer: 'Lima', new_answer_alias: [],
+    orig_triples: [['Q1', 'P27', 'Q298']], new_triples: [['Q1', 'P27', 'Q419']], split,
+  };
+}
+
+test('MQuAKE-Remastered split: the cases a run of that split edits, in file order, limit counted among them; labels kept', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-split-'));
+  try {
+    // CF-3k style: "edited", else "unedited" or no label; a null run (a table-shaped copy) is no run
+    const records = [
+      remasteredRecord(1, { '1': ['edited'], '3': ['edited'], all: ['edited'] }),
+      remasteredRecord(2, { '1': [], '3': ['unedited'], all: ['edited'] }),
+      remasteredRecord(3, { '1': ['unedited'], '3': ['edited'], all: ['edited'], '9': null }),
+      remasteredRecord(4, { '1': [], '3': [], all: ['edited'] }),
+      remasteredRecord(5, { '1': [], '3': ['edited'], all: ['edited'] }),
+    ];
+    const file = path.join(dir, 'cf3k.jsonl');
+    fs.writeFileSync(file, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const ids = (x: { cases: { id?: string | number }[] }) => x.cases.map((c) => c.id);
+    const three = loadCases(file, { split: '3' });
+    assert.equal(three.format, 'mquake-remastered');
+    assert.deepEqual(ids(three), [1, 3, 5]);
+    assert.deepEqual(three.split, { name: '3', edited: 3 });
+    assert.equal(three.total, 5);
+    assert.deepEqual(three.cases[1]!.split, { '1': ['unedited'], '3': ['edited'], all: ['edited'] });
+    assert.deepEqual(ids(loadCases(file, { split: '1' })), [1]);
+    assert.deepEqual(ids(loadCases(file, { split: 'all' })), [1, 2, 3, 4, 5]);
+    // the limit counts the split's cases, not the file's records
+    const two = loadCases(file, { split: '3', limit: 2 });
+    assert.deepEqual(ids(two), [1, 3]);
+    assert.deepEqual(two.split, { name: '3', edited: 3 });
+    // parsed content and the file read a record at a time agree; without split, every record
+    assert.deepEqual(parseCases(records, { split: '3' }).cases, three.cases);
+    assert.deepEqual(ids(loadCases(file)), [1, 2, 3, 4, 5]);
+
+    // CF-6334 style: train and test edited cases are both edited; test_unedited ones only asked
+    const cf6334 = [
+      remasteredRecord(10, { '1000': ['train_edited'] }),
+      remasteredRecord(11, { '1000': ['test_unedited'] }),
+      remasteredRecord(12, { '1000': ['test_edited'] }),
+      remasteredRecord(13, { '1000': ['train_edited', 'test_edited'] }),
+    ];
+    assert.deepEqual(ids(parseCases(cf6334, { split: '1000' })), [10, 12, 13]);
+
+    // bad input: one line naming what is wrong
+    assert.throws(() => loadCases(file, { split: '100' }), (e: Error) => e instanceof AmendError && /no split "100"; the records' splits are "1", "3", "all"$/.test(e.message));
+    assert.throws(() => loadCases(file, { split: '9' }), /no split "9"; the records' splits are "1", "3", "all"$/);
+    assert.throws(() => parseCases([remasteredRecord(1, { '3': ['edited'], '1': [] }), remasteredRecord(2, { '1': [] })], { split: '3' }), /case 2 has no labels for split "3" \(its splits: 1\); every record needs them/);
+    assert.throws(() => loadCases(file, { split: '' }), /split must name one of the records' run splits/);
+    assert.throws(() => parseCases([remasteredRecord(1, { '3': [] }), remasteredRecord(2, { '3': ['unedited'] })], { split: '3' }), /split "3" edits no case \(its labels: unedited; a run edits the cases labelled edited \/ train_edited \/ test_edited\)/);
+    assert.throws(() => parseCases([remasteredRecord(1, { '3': ['edited'] }), remasteredRecord(2, undefined)], { split: '3' }), /case 2 has no labels for split "3" \(no "split" field\)/);
+    assert.throws(() => parseCases([remasteredRecord(1, ['edited'])]), /record 1 \(index 0, mquake-remastered\) field "split" should be an object of label lists/);
+    assert.throws(() => parseCases([remasteredRecord(1, { '3': 'edited' })]), /field "split\.3" should be a list of labels \(strings\)/);
+    const cf = path.join(dir, 'cf.json');
+    fs.writeFileSync(cf, JSON.stringify([{ case_id: 0, requested_rewrite: { prompt: '{} is in', subject: 'Paris', target_new: { str: 'Rome' }, target_true: { str: 'France' } }, paraphrase_prompts: [], neighborhood_prompts: [] }]));
+    assert.throws(() => loadCases(cf, { split: '3' }), /split "3" selects cases by MQuAKE-Remastered's "split" labels, but these records \(counterfact\) have no "split" field/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('JSON Lines and KnowEdit Sanitation files are read a record at a time too: the shared files load as when parsed whole', { skip }, () => {

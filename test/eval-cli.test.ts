@@ -141,3 +141,31 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   // found before the baselines and the statistics are computed, so no report folder either
   assert.ok(!fs.existsSync(refused), 'no report for a run that measured nothing');
 });
+
+test('amend eval --split: MQuAKE-Remastered cases of one run split, their labels in cases.jsonl, the split in the summary', { skip: models ? false : 'no ../shared/models' }, () => {
+  // A synthetic file in the Hugging Face copy's layout (split: run size → the case's labels there).
+  const rec = (caseId: number, labels: string[]) => ({
+    case_id: caseId,
+    requested_rewrite: [{ prompt: '{} lives in the town of', relation_id: 'P551', subject: `Tom${caseId}`, question: `Where does Tom${caseId} live?`, target_new_str: 'Oak', target_true_str: 'Elm' }],
+    questions: [`Which town is home to Tom${caseId}?`], answer: 'Elm', answer_alias: [], new_answer: 'Oak', new_answer_alias: [],
+    orig_triples: [], new_triples: [], split: { '2': labels, all: ['edited'] },
+  });
+  const file = path.join(tmp, 'remastered.jsonl');
+  fs.writeFileSync(file, [rec(1, []), rec(2, ['edited']), rec(3, ['unedited']), rec(4, ['edited'])].map((r) => JSON.stringify(r)).join('\n'));
+  const out = path.join(tmp, 'split');
+  const r = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', file, '--split', '2', ...FAST, '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /2 case\(s\) of .*remastered\.jsonl \(mquake-remastered, split 2: 2 edited case\(s\)\)/);
+  const lines = fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => [l.id, l.split]), [[2, { '2': ['edited'], all: ['edited'] }], [4, { '2': ['edited'], all: ['edited'] }]]);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).config.data.split, '2');
+  assert.match(fs.readFileSync(path.join(out, 'summary.md'), 'utf8'), /- data: .*remastered\.jsonl \(mquake-remastered, edited cases of split 2\), 2 case\(s\)/);
+  // --n counts the split's cases; a split the file lacks, or --split on a file without labels: one line
+  const one = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', file, '--split', '2', '--n', '1', ...FAST, '--json');
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal(JSON.parse(one.stdout).cases, 1);
+  const never = path.join(tmp, 'split-never');
+  assertOneLineError(amend('eval', '--model', `${models}/stories260K`, '--data', file, '--split', '100', '--out', never), /no split "100"; the records' splits are "2", "all"/);
+  assertOneLineError(amend('eval', '--model', 'world', '--data', 'world', '--split', '2', '--out', never), /split "2" selects cases by MQuAKE-Remastered's "split" labels, but these records \(amend-world\) have no "split" field/);
+  assert.ok(!fs.existsSync(never), 'nothing written');
+});

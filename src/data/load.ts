@@ -17,7 +17,7 @@ import {
   knowEditZsreFormat,
 } from './knowedit.js';
 import { mquakeFormat, mquakeRemasteredFormat } from './mquake.js';
-import type { DatasetFormat, FormatSpec, ItemReader, LoadOptions, LoadedCases, SkippedRecord } from './types.js';
+import { EDITED_SPLIT_LABELS, type DatasetFormat, type FormatSpec, type ItemReader, type LoadOptions, type LoadedCases, type SkippedRecord } from './types.js';
 import { wiseHallucinationFormat, wiseTemporalFormat } from './wise.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
 import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
@@ -146,10 +146,47 @@ function forcedSpec(format: DatasetFormat, json: Json, source: string): FormatSp
 
 const unknownFormat = (json: Json, source: string) => new AmendError(`${source}: unknown benchmark format (${keysPreview(json)}); known formats: ${knownList()}`);
 
+/** A split name given (LoadOptions.split), checked before any record is read. */
+function checkSplitName(split: unknown): asserts split is string {
+  if (typeof split !== 'string' || split.trim() === '') {
+    throw new AmendError(`split must name one of the records' run splits, e.g. "100" (MQuAKE-Remastered), got ${JSON.stringify(split)}`);
+  }
+}
+
+/**
+ * The cases one run split edits (LoadOptions.split): those whose labels for it include an edited
+ * label (EDITED_SPLIT_LABELS), in file order, then the first `limit`. The cases a run only asks
+ * (unedited) are left out: scoring them needs the other cases' edits applied and their original
+ * answers expected, which no mode here does.
+ */
+function selectSplit(loaded: LoadedCases, name: string, limit: number | undefined, source: string): LoadedCases {
+  const labelled = loaded.cases.filter((c) => c.split !== undefined);
+  if (labelled.length === 0) {
+    throw new AmendError(`${source}: split "${name}" selects cases by MQuAKE-Remastered's "split" labels, but these records (${loaded.format}) have no "split" field; leave the split out`);
+  }
+  const keys = [...new Set(labelled.flatMap((c) => Object.keys(c.split!)))];
+  if (!keys.includes(name)) throw new AmendError(`${source}: no split "${name}"; the records' splits are ${keys.map((k) => JSON.stringify(k)).join(', ')}`);
+  const lacking = loaded.cases.find((c) => c.split?.[name] === undefined);
+  if (lacking !== undefined) {
+    const has = Object.keys(lacking.split ?? {});
+    throw new AmendError(`${source}: case ${JSON.stringify(lacking.id)} has no labels for split "${name}" (${has.length ? `its splits: ${has.join(', ')}` : 'no "split" field'}); every record needs them to tell edited from unedited cases`);
+  }
+  const edited = loaded.cases.filter((c) => c.split![name]!.some((l) => EDITED_SPLIT_LABELS.includes(l)));
+  if (edited.length === 0) {
+    const seen = [...new Set(loaded.cases.flatMap((c) => c.split![name]!))];
+    throw new AmendError(`${source}: split "${name}" edits no case (its labels: ${seen.length ? seen.join(', ') : 'none'}; a run edits the cases labelled ${EDITED_SPLIT_LABELS.join(' / ')})`);
+  }
+  return { ...loaded, cases: edited.slice(0, limit ?? edited.length), split: { name, edited: edited.length } };
+}
+
 /** Turn parsed content (e.g. buildBenchmark's records) into cases; `source` names it in errors. */
 export function parseCases(data: unknown, opts: LoadOptions & { source?: string } = {}): LoadedCases {
   const source = opts.source ?? 'benchmark data';
   requireCount(opts.limit, 'limit (the number of cases to keep)');
+  if (opts.split !== undefined) {
+    checkSplitName(opts.split);
+    return selectSplit(parseCases(data, { ...opts, split: undefined, limit: undefined }), opts.split, opts.limit, source);
+  }
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const json = data as Json;
   if (Array.isArray(json) && json.length === 0) throw new AmendError(`${source}: no records (an empty list)`);
@@ -319,6 +356,11 @@ export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCa
   opts ??= {};
   // Before the file is read: a bad limit should not wait for a large file to be parsed.
   requireCount(opts.limit, 'limit (the number of cases to keep)');
+  if (opts.split !== undefined) {
+    checkSplitName(opts.split);
+    // Which records the split keeps is known only once each is read: all are, then the limit applies.
+    return selectSplit(loadCases(file, { ...opts, split: undefined, limit: undefined }), opts.split, opts.limit, file);
+  }
   // "world": the demo world's benchmark, wherever amend is (a checkout or an installed package).
   if (file === BUILTIN_WORLD) file = path.join(builtinWorldDir(), 'benchmark.json');
   refuseDevice(file, 'a benchmark JSON file');

@@ -2,6 +2,7 @@
 import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { isObject, type Json, type JsonObject, type RecordContext } from './fields.js';
 import { hasAll, recordFormat } from './records.js';
+import type { LoadedCase, SplitLabels } from './types.js';
 
 /**
  * One case per record. `edits` holds every requested rewrite (CounterFact style: "{}" prompt,
@@ -12,7 +13,7 @@ import { hasAll, recordFormat } from './records.js';
  * as MQuAKE-Remastered's Hugging Face copy stores them, target_new_str / target_new_id /
  * target_true_str / target_true_id in place of target_new{str,id} / target_true{str,id}.
  */
-function mquakeCase(rec: Json, ctx: RecordContext, flat: boolean): EditCase {
+function mquakeCase(rec: Json, ctx: RecordContext, flat: boolean): LoadedCase {
   const rr = ctx.list(rec, 'requested_rewrite');
   if (rr.length === 0) ctx.fail('has an empty "requested_rewrite" list');
   const target = (p: string, which: 'new' | 'true', part: 'str' | 'id') => (flat ? `${p}.target_${which}_${part}` : `${p}.target_${which}.${part}`);
@@ -46,13 +47,34 @@ function mquakeCase(rec: Json, ctx: RecordContext, flat: boolean): EditCase {
     return pa;
   });
   const id = ctx.get(rec, 'case_id');
-  return {
+  const c: LoadedCase = {
     ...edits[0]!,
     id: typeof id === 'number' || typeof id === 'string' ? id : ctx.index,
     edits,
     portability: multiHop,
     portabilityGroups: { multi_hop: multiHop },
   };
+  const split = splitLabels(rec, ctx);
+  if (split) c.split = split;
+  return c;
+}
+
+/**
+ * The record's `split` (see SplitLabels), when it has one. A key whose value is null (a run size
+ * a table-shaped copy lists for every record) counts as absent.
+ */
+function splitLabels(rec: Json, ctx: RecordContext): SplitLabels | undefined {
+  const v = ctx.get(rec, 'split');
+  if (v === undefined || v === null) return undefined;
+  const shape = 'an object of label lists, e.g. {"100": ["edited"], "1000": []}';
+  if (!isObject(v)) ctx.fail(`field "split" should be ${shape}`);
+  const out: SplitLabels = {};
+  for (const [key, labels] of Object.entries(v)) {
+    if (labels === null) continue;
+    if (!Array.isArray(labels) || labels.some((l) => typeof l !== 'string')) ctx.fail(`field "split.${key}" should be a list of labels (strings), as in ${shape}`);
+    out[key] = labels as string[];
+  }
+  return out;
 }
 
 const firstRewrite = (r: JsonObject) => {
@@ -63,11 +85,12 @@ const firstRewrite = (r: JsonObject) => {
 /**
  * MQuAKE-Remastered (Zhong et al., ICLR 2025: MQuAKE-CF-3k/9k and -T with their errors corrected),
  * as its Hugging Face copy lays the records out. Every record is a case with its edits applied, as in
- * mquakeFormat; the `split` labels (which cases a run of N edits edits) are not read.
+ * mquakeFormat; its `split` labels (which cases a run of N edits edits) stay on the case, and
+ * loadCases' `split` option keeps the cases one run edits.
  */
 export const mquakeRemasteredFormat = recordFormat(
   'mquake-remastered',
-  'MQuAKE-Remastered, flat layout (case_id, requested_rewrite[] of {prompt, subject, target_new_str, target_true_str, ...}, questions, new_answer, new_answer_alias, orig_triples, new_triples, split, ...); split is not read',
+  'MQuAKE-Remastered, flat layout (case_id, requested_rewrite[] of {prompt, subject, target_new_str, target_true_str, ...}, questions, new_answer, new_answer_alias, orig_triples, new_triples, split{run size: labels}, ...); split selects a run\'s edited cases',
   (r) => hasAll(r, 'questions') && firstRewrite(r) !== undefined && 'target_new_str' in firstRewrite(r)!,
   (rec, ctx) => mquakeCase(rec, ctx, true),
 );

@@ -23,6 +23,23 @@ export type DatasetFormat =
   | 'evedit'
   | 'amend-cases';
 
+/**
+ * MQuAKE-Remastered's `split` field as its records hold it: for each run size the authors drew a
+ * set of edited cases for (the key, e.g. "1", "100", "1000"), the case's labels in that run.
+ * "edited" (CF-3k, CF-9k, T) or "train_edited" / "test_edited" (CF-6334) mark a case whose edits
+ * the run applies; a case without one ("unedited", "test_unedited", no label) is only asked, its
+ * original answer expected. Their loader reads split[str(edit_num)].
+ */
+export type SplitLabels = Record<string, string[]>;
+
+/** The labels that mark a case a run edits (see SplitLabels). */
+export const EDITED_SPLIT_LABELS: readonly string[] = ['edited', 'train_edited', 'test_edited'];
+
+/** A case as the loaders give it: an EditCase, with the run-split labels of a file that has them. */
+export interface LoadedCase extends EditCase {
+  split?: SplitLabels;
+}
+
 export interface SkippedRecord {
   index: number;
   reason: string;
@@ -32,9 +49,11 @@ export interface LoadedCases {
   format: DatasetFormat;
   /** One line: what the format is and where it comes from. */
   description: string;
-  cases: EditCase[];
+  cases: LoadedCase[];
   /** Records in the file (before `limit`). */
   total: number;
+  /** With `split`: its name and how many cases of the file that run edits (before `limit`). */
+  split?: { name: string; edited: number };
   /** Records left out on purpose, as the reference loaders do (e.g. zsRE records with an empty `alt`). */
   skipped: SkippedRecord[];
 }
@@ -44,6 +63,11 @@ export interface LoadOptions {
   limit?: number;
   /** Force a format instead of detecting it (the records are still validated). */
   format?: DatasetFormat;
+  /**
+   * MQuAKE-Remastered: keep only the cases the run of this split edits (a key of the records'
+   * `split` field, e.g. "100"; see SplitLabels), in file order; `limit` then counts those.
+   */
+  split?: string;
 }
 
 /** The items of a list, one at a time: a file's records, or a list inside a file's object. */

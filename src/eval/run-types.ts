@@ -59,6 +59,8 @@ export interface CaseRecord {
   id?: string | number;
   /** The case's relation (CounterFact's relation_id), for the per-relation breakdown. */
   relation?: string;
+  /** MQuAKE-Remastered: the case's run-split labels as its record gives them (see SplitLabels in src/data). */
+  split?: Record<string, string[]>;
   regime: Regime;
   /** Batch runs: the batch size K of the run and which batch of that size. */
   batchSize?: number;
@@ -129,7 +131,8 @@ export interface EvalConfig {
   heldout?: { file: string | null; digest: string; maxTokens: number; lines: boolean };
   /** Scoring switches that change numbers (qa, fluency). */
   scoring: Record<string, unknown>;
-  data?: { file?: string; format?: string };
+  /** The benchmark file, its format and, when one was chosen, the run split whose edited cases these are. */
+  data?: { file?: string; format?: string; split?: string };
 }
 
 export interface EvalSummary {

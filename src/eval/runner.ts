@@ -25,6 +25,7 @@ import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
 import { editSession, holdModel } from '../patch/session.js';
 import { caseRequests } from '../data/load.js';
+import type { LoadedCase } from '../data/types.js';
 import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
 import { contextTemplates, templateSettings } from '../editors/common/templates.js';
 import { prepareRequests } from '../editors/common/prompts.js';
@@ -77,8 +78,8 @@ export interface EvalOptions {
   onEditProgress?: EditProgress;
   /** Stop after this many units as if the process died there (tests of resume). */
   stopAfter?: number;
-  /** Where the cases came from, for the report. */
-  data?: { file?: string; format?: string };
+  /** Where the cases came from, for the report (the file, its format, the run split that chose them). */
+  data?: EvalConfig['data'];
 }
 
 export interface EvalResult {
@@ -492,16 +493,17 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   }
 }
 
-/** What a record says of its case besides the index: its id and relation, when it has them. */
-function caseTags(c: EditCase): Pick<CaseRecord, 'id' | 'relation'> {
-  return { id: c.id, ...(c.relationId !== undefined ? { relation: c.relationId } : {}) };
+/** What a record says of its case besides the index: its id, relation and run-split labels, when it has them. */
+function caseTags(c: LoadedCase): Pick<CaseRecord, 'id' | 'relation' | 'split'> {
+  return { id: c.id, ...(c.relationId !== undefined ? { relation: c.relationId } : {}), ...(c.split !== undefined ? { split: c.split } : {}) };
 }
 
-/** Same key order on every line (index, id, relation, regime first), so cases.jsonl reads and diffs well. */
+/** Same key order on every line (index, id, relation, split, regime first), so cases.jsonl reads and diffs well. */
 function orderKeys(r: CaseRecord): CaseRecord {
   const out = { index: r.index } as CaseRecord;
   if (r.id !== undefined) out.id = r.id;
   if (r.relation !== undefined) out.relation = r.relation;
+  if (r.split !== undefined) out.split = r.split;
   out.regime = r.regime;
   for (const k of ['batchSize', 'batch', 'call', 'callSize', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa'] as const) {
     if (r[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = r[k];

@@ -145,13 +145,19 @@ function regimeText(r: Regime): string {
   return REGIME_DESCRIPTIONS[r] ?? r;
 }
 
+/** The data line's parenthesis: the format, and the run split when one chose the cases. */
+function dataDetail(d: EvalSummary['config']['data']): string {
+  const parts = [d?.format, d?.split !== undefined ? `edited cases of split ${inline(d.split)}` : undefined].filter((x): x is string => !!x);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
 export function summaryMarkdown(s: EvalSummary): string {
   const c = s.config;
   const mode = modeLabel(c.mode);
   const lines = [
     `# Evaluation: ${c.method.toUpperCase()} on ${inline(c.model.dir ?? c.model.modelType)}`,
     '',
-    `- data: ${c.data?.file !== undefined ? inline(c.data.file) : '(in memory)'}${c.data?.format ? ` (${c.data.format})` : ''}, ${s.cases} case(s)${s.failed ? `, ${s.failed} refused by the editor` : ''}`,
+    `- data: ${c.data?.file !== undefined ? inline(c.data.file) : '(in memory)'}${dataDetail(c.data)}, ${s.cases} case(s)${s.failed ? `, ${s.failed} refused by the editor` : ''}`,
     `- mode: ${mode}${c.protocol ? `, protocol ${c.protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score'}` : ''}`,
     `- hparams: ${inline(c.hparamsOrigin)}`,
     `- model fingerprint: ${c.model.fingerprint.slice(0, 16)}`,

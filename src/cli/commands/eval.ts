@@ -19,11 +19,12 @@ import { Progress } from '../progress.js';
 export const spec: CommandSpec = {
   name: 'eval',
   summary: 'evaluate ROME or MEMIT on a benchmark: single, batch or sequential edits, with a report',
-  usage: 'amend eval --model M --method rome|memit --data FILE [--n N] [--mode single|batch:K|sequential:T[/K]] [--protocol immediate|final] [--out DIR] [--resume]',
+  usage: 'amend eval --model M --method rome|memit --data FILE [--split NAME] [--n N] [--mode single|batch:K|sequential:T[/K]] [--protocol immediate|final] [--out DIR] [--resume]',
   options: {
     model: { type: 'string', short: 'm', help: 'M  model directory or Hugging Face id (local cache); "world" for the demo model' },
     method: { type: 'string', help: 'rome|memit  the editing method (default rome)' },
     data: { type: 'string', help: 'FILE  benchmark file (CounterFact, zsRE, KnowEdit, MQuAKE, WISE, ...; detected from the content), or "world" for the demo world\'s (the default with --model world)' },
+    split: { type: 'string', help: 'NAME  MQuAKE-Remastered: evaluate the cases its run of split NAME edits (a key of the records\' "split", e.g. 100 or 1000); --n then counts those' },
     n: { type: 'string', help: 'N  evaluate the first N cases (default: all; sequential:T takes the first T)', elsewhere: ['limit'] },
     mode: { type: 'string', help: 'single | batch:K[,K2...] | sequential:T | sequential:T/K (T edits stacked, K per edit call; default single)' },
     protocol: { type: 'string', help: 'immediate|final  sequential only: score each edit right after it (default) or apply all T, then score all' },
@@ -49,6 +50,7 @@ export const spec: CommandSpec = {
     'amend eval --model world --method rome --data world --mode sequential:200 --out eval-seq --resume',
     'amend eval --model world --method memit --data world --mode sequential:500/50 --protocol final --out eval-memit-seq',
     'amend eval --model gpt2-xl --method rome --data counterfact.json --n 1000 --set v_num_grad_steps=20 --json',
+    'amend eval --model gpt2-xl --method memit --data MQuAKE-Remastered-CF3k.jsonl --split 100 --mode batch:100 --qa',
     '',
     'Reports: cases.jsonl (a line per case), summary.md / summary.json (means with 95 % confidence',
     'intervals per regime, protocol and metric; headline scores per relation), plots against the',
@@ -111,7 +113,8 @@ export async function run(args: Parsed): Promise<void> {
   if (out && fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a file, not a folder`);
   if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
   const overrides = parseSets(listOption(args, 'set'));
-  const loaded = loadCases(data, { limit: n });
+  const split = str(v.split);
+  const loaded = loadCases(data, { limit: n, ...(split !== undefined ? { split } : {}) });
   if (loaded.cases.length === 0) throw new AmendError(`${data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
   const heldoutFile = str(v.heldout);
   if ((heldoutFile !== undefined || v['heldout-lines'] === true || v['heldout-tokens'] !== undefined) && !sequential) {
@@ -137,7 +140,7 @@ export async function run(args: Parsed): Promise<void> {
   const statsBar = { bar: null as Progress | null };
   const result = await runEval(model, loaded.cases, {
     method, resolved, mode, protocol, out, resume: v.resume === true, force: v.force === true, checkpointEvery: every,
-    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, stopAfter, data: { file: data, format: loaded.format },
+    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, stopAfter, data: { file: data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
     onProgress: (p) => {
       const label = STAGES[p.stage];
       if (p.stage === 'checkpoint') return;
@@ -173,7 +176,8 @@ export async function run(args: Parsed): Promise<void> {
     console.log(JSON.stringify({ ...s, files: result.files }));
     return;
   }
-  console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
+  const splitNote = loaded.split ? `, split ${loaded.split.name}: ${loaded.split.edited} edited case(s)${s.cases < loaded.split.edited ? `, the first ${s.cases}` : ''}` : '';
+  console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}${splitNote}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
   if (s.failed) console.log(`${s.failed} case(s) refused by the editor (${out ? 'see "error" in cases.jsonl' : 'give --out DIR for their reasons, in cases.jsonl'})`);
   const hint = method === 'memit' && resolved.hparams.shared_key_targets !== 'joint' ? '; --set shared_key_targets=joint gives edits with the same key one z' : '';
   for (const x of shared) {
