@@ -101,6 +101,10 @@ test('summarizeRecords: never averages across regimes or protocols', () => {
   assert.match(md, /## apply-all-then-score/);
   assert.match(md, /\| rewrite_acc \| 0\.7500 \| \[/);
   assert.match(md, /\| 0 \| 10\.0000 \| 1\.0000 \|/);
+  // Regime headings agree in number with their batch size.
+  assert.match(md, /batches of 10: 10 cases edited at once/);
+  const one = summaryMarkdown({ ...s, rows: summarizeRecords([rec('batch-1', 1)]) });
+  assert.match(one, /batches of 1: 1 case edited at once/);
 });
 
 test('summarizeRecords: the overall score is the harmonic mean of efficacy, paraphrase and neighbourhood means (MEMIT summarize.py)', () => {

@@ -141,7 +141,10 @@ const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
 const inline = (s: string) => s.replace(/[\\`*_{}[\]<>#|~&!]/g, '\\$&').replace(/[\r\n]+/g, ' ');
 
 function regimeText(r: Regime): string {
-  if (r.startsWith('batch-')) return `batches of ${r.slice(6)}: ${REGIME_DESCRIPTIONS.batch!.replace(/^K cases/, `${r.slice(6)} cases`)}`;
+  if (r.startsWith('batch-')) {
+    const k = r.slice(6);
+    return `batches of ${k}: ${REGIME_DESCRIPTIONS.batch!.replace(/^K cases edited/, k === '1' ? '1 case edited' : `${k} cases edited`)}`;
+  }
   return REGIME_DESCRIPTIONS[r] ?? r;
 }
 

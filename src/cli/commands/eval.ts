@@ -47,7 +47,7 @@ export const spec: CommandSpec = {
     'amend eval --model world --method memit --data world --n 500 --mode batch:500 --out eval-memit',
     'amend eval --model world --method memit --data world --n 256 --mode batch:1,16,64,256 --out eval-sweep',
     'amend eval --model world --method rome --data world --mode sequential:200 --protocol final --out eval-seq',
-    'amend eval --model world --method rome --data world --mode sequential:200 --out eval-seq --resume',
+    'amend eval --model world --method rome --data world --mode sequential:200 --protocol final --out eval-seq --resume',
     'amend eval --model world --method memit --data world --mode sequential:500/50 --protocol final --out eval-memit-seq',
     'amend eval --model gpt2-xl --method rome --data counterfact.json --n 1000 --set v_num_grad_steps=20 --json',
     'amend eval --model gpt2-xl --method memit --data MQuAKE-Remastered-CF3k.jsonl --split 100 --mode batch:100 --qa',
