@@ -13,8 +13,8 @@ import { readRawTensor, readSafetensors, readSafetensorsHeader, writeSafetensors
 import { f32BitsToBf16Bits, f32BitsToF16Bits } from '../src/io/dtype.js';
 import { Tensor, mulberry32, randn } from '../src/tensor/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
-import { EditPatch, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
-import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir, warningsOf } from './helpers.js';
+import { EditPatch, applyPatchesInOrder, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
+import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir, warningsOf, weightsHash } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -342,6 +342,186 @@ test('an export of an export: its record goes on from the patches it carries, wh
   fs.cpSync(src, path.join(nest, 'model'), { recursive: true });
   assert.throws(() => exportModel(load(path.join(nest, 'model')), nest, { force: true }), /holds the model being read/);
   assert.ok(fs.existsSync(path.join(nest, 'model', 'config.json')));
+});
+
+/** Every tensor of two loaded models is bit-identical (same names). */
+function assertSameWeights(a: CausalLM, b: CausalLM, what: string): void {
+  assert.deepEqual([...a.weights.keys()].sort(), [...b.weights.keys()].sort(), what);
+  for (const [name, t] of a.weights) {
+    const u = b.weights.get(name)!.data;
+    assert.ok(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(u.buffer, u.byteOffset, u.byteLength)), `${what}: "${name}" differs`);
+  }
+}
+
+test('a patch made on an export records its origin and applies to the first base after the export\'s patches, in order', async () => {
+  const a = load(src);
+  const base = editSession(a).baseFingerprint;
+  const p1 = randomPatch(a, 31, [0]);
+  p1.apply(a);
+  const e1Dir = path.join(tmp, 'origin-e1');
+  exportModel(a, e1Dir);
+  const e1 = load(e1Dir);
+  // p2 touches p1's tensor too, so the order of the two shows in the bits
+  const p2 = randomPatch(e1, 32, [0, 1]);
+  assert.notEqual(p2.metadata.modelFingerprint, base, 'made for the export\'s own fingerprint');
+  assert.deepEqual(p2.metadata.origin, { baseFingerprint: base, patches: [p1.id] });
+  const f2 = path.join(tmp, 'origin-p2.safetensors');
+  p2.save(f2);
+  const p2f = EditPatch.load(f2);
+  assert.deepEqual(p2f.metadata.origin, p2.metadata.origin);
+  assert.equal(p2f.id, p2.id);
+
+  // Accepted on the first base after p1, with no warning, bit-identical to the export plus p2 and
+  // to the same patches applied past the fingerprint check.
+  const chained = load(src);
+  assert.deepEqual(await warningsOf(() => applyPatchesInOrder(chained, [p1, p2f])), []);
+  p2.apply(e1);
+  assertSameWeights(chained, e1, 'first base + p1 + p2 vs export + p2');
+  const forced = load(src);
+  applyPatchesInOrder(forced, [p1, p2f], { force: true });
+  assertSameWeights(chained, forced, 'checked vs --ignore-fingerprint');
+  const bare = load(src);
+  assert.equal(p2.describe(bare).target!.fingerprintMatches, false);
+  assert.match(p2.describe(bare).target!.fingerprintProblem!, /has no patch before it — apply the export's patches first, in order/);
+  assert.equal(p2.describe(chained).target!.fingerprintMatches, true);
+
+  // Rebuilt from the base in one export: the same record and tensors as the export of the export.
+  const e2 = path.join(tmp, 'origin-e2'), e2b = path.join(tmp, 'origin-e2b'), e2f = path.join(tmp, 'origin-e2f');
+  await exportPatched(src, [p1, f2], e2);
+  await exportPatched(e1Dir, [f2], e2b);
+  await exportPatched(src, [p1, f2], e2f, { ignoreFingerprint: true });
+  const rec = exportProvenance(e2)!;
+  assert.deepEqual({ base: rec.baseFingerprint, ids: rec.patches.map((x) => x.id) }, { base, ids: [p1.id, p2.id] });
+  assert.deepEqual(exportProvenance(e2b)!.patches.map((x) => x.id), [p1.id, p2.id]);
+  const names = [...a.weights.keys()];
+  for (const other of [e2b, e2f]) {
+    for (const n of names) assert.ok(rawBytes(path.join(e2, 'model.safetensors'), n).equals(rawBytes(path.join(other, 'model.safetensors'), n)), `"${n}" of ${other}`);
+  }
+
+  // Refused with one line, the model unchanged: wrong order, p1 missing, another base.
+  const fresh = weightsHash(load(src));
+  const m = load(src);
+  assert.throws(() => applyPatchesInOrder(m, [p2f, p1]), /^AmendError: .*origin-p2\.safetensors\) was made on gpt2 model .*origin-e1 \(fingerprint [0-9a-f]{12}\), an export of the model with fingerprint [0-9a-f]{12} plus 1 patch \([0-9a-f]{12}\); this gpt2 model .* has no patch before it — apply the export's patches first, in order; refusing to apply it \(pass --ignore-fingerprint/);
+  assert.equal(weightsHash(m), fresh);
+  assert.deepEqual(editSession(m).applied(), []);
+  await assert.rejects(exportPatched(src, [f2], path.join(tmp, 'origin-missing')), /has no patch before it/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'origin-missing')));
+  const q = randomPatch(m, 33, [2]);
+  applyPatchesInOrder(m, [q, p1]);
+  const withQ = weightsHash(m);
+  assert.throws(() => editSession(m).apply(p2f), /has 2 patches \([0-9a-f]{12}, [0-9a-f]{12}\) before it/);
+  assert.equal(weightsHash(m), withQ);
+  const otherDir = writeRandomCheckpoint(path.join(tmp, 'origin-other'), gpt2Config({ layers: 3 }), 99);
+  const other = load(otherDir);
+  p1.apply(other, { force: true });
+  const otherHash = weightsHash(other);
+  assert.throws(() => p2.apply(other), /an export of the model with fingerprint [0-9a-f]{12} plus 1 patch .*; this gpt2 model .*origin-other \(fingerprint [0-9a-f]{12}\) is neither; refusing/);
+  assert.equal(weightsHash(other), otherHash);
+  assert.deepEqual(editSession(other).applied(), [p1]);
+
+  // A patch without the field (written before origins were recorded) is checked as before.
+  const { origin: _o, ...oldMeta } = p2.metadata;
+  const old = new EditPatch(p2.deltas, oldMeta);
+  const onA = load(src);
+  p1.apply(onA);
+  assert.throws(() => old.apply(onA), /was made for gpt2 model .*origin-e1 \(fingerprint [0-9a-f]{12}\), not for this gpt2 model .* refusing to apply it/);
+  old.apply(load(e1Dir));
+  const oldForced = load(src);
+  applyPatchesInOrder(oldForced, [p1, old], { force: true });
+  assertSameWeights(oldForced, chained, 'an old patch forced');
+
+  // The chain goes on: a patch made on the export of the export applies to the first export plus
+  // p2 (its record counts from the first base) and to the first base plus p1, p2; taking p1 out
+  // from under p2 warns.
+  const p3 = randomPatch(load(e2), 34, [1]);
+  assert.deepEqual(p3.metadata.origin, { baseFingerprint: base, patches: [p1.id, p2.id] });
+  const onE1 = load(e1Dir);
+  applyPatchesInOrder(onE1, [p2, p3]);
+  const onBase = load(src);
+  applyPatchesInOrder(onBase, [p1, p2, p3]);
+  assertSameWeights(onE1, onBase, 'export + p2 + p3 vs base + p1 + p2 + p3');
+  const warned = await warningsOf(() => editSession(onBase).revert(p1));
+  assert.ok(warned.some((w) => w.includes(p2.label) && /computed on the model with .* applied, which is now reverted/.test(w)), warned.join('\n'));
+
+  // A folder whose record can no longer be read (gone since the load) costs the patch its origin,
+  // with a warning, not the edit.
+  const goneDir = path.join(tmp, 'origin-gone');
+  fs.cpSync(e1Dir, goneDir, { recursive: true });
+  const gone = load(goneDir);
+  fs.rmSync(path.join(goneDir, 'model.safetensors'));
+  let p5: EditPatch | undefined;
+  const lost = await warningsOf(() => { p5 = randomPatch(gone, 37, [1]); });
+  assert.equal(p5!.metadata.origin, undefined);
+  assert.ok(lost.some((w) => /cannot read the export record of .*origin-gone .*; patches made on it record no origin/.test(w)), lost.join('\n'));
+
+  // A patch made on the export with another patch applied (appliedOn) sits after the export's
+  // patches: no stacking warning when that order is kept.
+  const e1q = load(e1Dir);
+  const qq = randomPatch(e1q, 35, [2]);
+  qq.apply(e1q);
+  const p4 = randomPatch(e1q, 36, [1]);
+  assert.deepEqual([p4.metadata.appliedOn, p4.metadata.origin?.patches], [[qq.id], [p1.id]]);
+  assert.deepEqual(await warningsOf(() => applyPatchesInOrder(load(src), [p1, qq, p4], { force: false })), []);
+});
+
+test('CLI on the demo world model: a patch made on an export applies to the base after the export\'s patch; other orders and bases are refused', () => {
+  const cache = path.join(tmp, 'origin-cache');
+  const cli = (...args: string[]): CliResult => runCli(args, cache);
+  const fast = ['--set', 'mom2_adjustment=false']; // no key statistics: the edit only has to exist
+  const d = (name: string) => path.join(tmp, `world-${name}`);
+  let r = cli('edit', '--model', 'world', '--prompt', 'The birthplace of {} is', '--subject', 'Lonmor Dirard', '--target', 'Queweba',
+    '--out', d('p1.safetensors'), '--export', d('e1'), ...fast);
+  assert.equal(r.code, 0, r.stderr);
+  r = cli('edit', '--model', d('e1'), '--prompt', '{} was born in', '--subject', 'Balri Grasdal', '--target', 'Sarport', '--out', d('p2.safetensors'), ...fast);
+  assert.equal(r.code, 0, r.stderr);
+  const p1 = EditPatch.load(d('p1.safetensors')), p2 = EditPatch.load(d('p2.safetensors'));
+  const worldFp = p1.metadata.modelFingerprint;
+  assert.deepEqual(p2.metadata.origin, { baseFingerprint: worldFp, patches: [p1.id] });
+
+  r = cli('patch', 'show', d('p2.safetensors'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes(`origin      an export: the model with fingerprint ${worldFp.slice(0, 12)} plus 1 patch(es), in order: ${p1.id.slice(0, 12)}`), r.stdout);
+  r = cli('patch', 'show', d('p2.safetensors'), '--model', 'world');
+  assert.match(r.stdout, /applies to  gpt2 model .*world: NO: .* has no patch before it — apply the export's patches first, in order/);
+  r = cli('patch', 'show', d('p2.safetensors'), '--json');
+  assert.deepEqual(JSON.parse(r.stdout).origin, { baseFingerprint: worldFp, patches: [p1.id] });
+
+  // Accepted in one export and in patch apply; the same tensors as --ignore-fingerprint and as
+  // the export of the export.
+  r = cli('export', '--model', 'world', '--patch', d('p1.safetensors'), '--patch', d('p2.safetensors'), '--out', d('e2'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  r = cli('patch', 'apply', '--model', 'world', '--patch', d('p1.safetensors'), '--patch', d('p2.safetensors'), '--out', d('e2-apply'));
+  assert.equal(r.code, 0, r.stderr);
+  r = cli('export', '--model', 'world', '--patch', d('p1.safetensors'), '--patch', d('p2.safetensors'), '--ignore-fingerprint', '--out', d('e2-forced'));
+  assert.equal(r.code, 0, r.stderr);
+  r = cli('export', '--model', d('e1'), '--patch', d('p2.safetensors'), '--out', d('e2-of-e1'));
+  assert.equal(r.code, 0, r.stderr);
+  // The report names the record's first base, not the export's own fingerprint beside it.
+  assert.ok(r.stdout.includes(`patches applied on top of those, in order (the record goes back to the first base, fingerprint ${worldFp.slice(0, 12)})`), r.stdout);
+  assert.ok(!r.stdout.includes(p2.metadata.modelFingerprint.slice(0, 12)), r.stdout);
+  const tensors = (dir: string) => readSafetensors(path.join(dir, 'model.safetensors')).tensors;
+  const want = tensors(d('e2'));
+  for (const other of ['e2-apply', 'e2-forced', 'e2-of-e1']) {
+    const got = tensors(d(other));
+    assert.deepEqual([...got.keys()], [...want.keys()]);
+    for (const [n, t] of want) assert.deepEqual(got.get(n)!.data, t.data, `"${n}" of ${other}`);
+    assert.deepEqual(exportProvenance(d(other))!.patches.map((x) => x.id), [p1.id, p2.id]);
+  }
+  r = cli('patch', 'show', d('e2'));
+  assert.match(r.stdout, new RegExp(`2 patch\\(es\\) applied to a base model with fingerprint ${worldFp.slice(0, 12)}`));
+
+  // Wrong order, p1 missing, another base: one line each, nothing written.
+  const refused = /has no patch before it — apply the export's patches first, in order; refusing to apply it \(pass --ignore-fingerprint/;
+  assertOneLineError(cli('export', '--model', 'world', '--patch', d('p2.safetensors'), '--patch', d('p1.safetensors'), '--out', d('x')), refused);
+  assertOneLineError(cli('patch', 'apply', '--model', 'world', '--patch', d('p2.safetensors'), '--out', d('x')), refused);
+  const w = CausalLM.loadDir(path.join(repoRoot(), 'world'), { noTokenizer: true });
+  w.weights.get('transformer.ln_f.weight')!.data[0]! += 0.5;
+  exportModel(w, d('other'));
+  assertOneLineError(cli('export', '--model', d('other'), '--patch', d('p2.safetensors'), '--out', d('x')), /an export of the model with fingerprint [0-9a-f]{12} plus 1 patch .*; this gpt2 model .*world-other \(fingerprint [0-9a-f]{12}\) is neither; refusing/);
+  assertOneLineError(cli('export', '--model', d('other'), '--patch', d('p1.safetensors'), '--patch', d('p2.safetensors'), '--out', d('x')), /was made for gpt2 model .*world \(fingerprint [0-9a-f]{12}\), not for this gpt2 model .*world-other/);
+  assert.ok(!fs.existsSync(d('x')));
+  noTempLeft();
 });
 
 test('an export killed mid-write leaves a temporary folder that the next export into that folder removes', () => {

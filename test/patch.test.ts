@@ -381,6 +381,7 @@ test('load: clear one-line errors for a non-patch, a corrupt patch and a newer v
     (e: Error) => /nofp\.safetensors: the patch metadata's "modelFingerprint" is missing/.test(e.message) && e.message.split('nofp.safetensors').length === 2);
   assert.throws(() => EditPatch.load(rewrite('badreq.safetensors', (m) => { const o = JSON.parse(m.patch!); o.requests = [1, null, 'x']; m.patch = JSON.stringify(o); })), /"requests" is .*expected a list of requests \{prompt, subject, targetNew\}/);
   assert.throws(() => EditPatch.load(rewrite('nodate.safetensors', (m) => { const o = JSON.parse(m.patch!); delete o.createdAt; m.patch = JSON.stringify(o); })), /"createdAt" is missing, expected a date/);
+  assert.throws(() => EditPatch.load(rewrite('badorigin.safetensors', (m) => { const o = JSON.parse(m.patch!); o.origin = { baseFingerprint: 'ab', patches: [1] }; m.patch = JSON.stringify(o); })), /"origin" is .*expected \{baseFingerprint, patches: a list of patch ids\}/);
   assert.throws(() => EditPatch.load(rewrite('strrank.safetensors', (m) => { const d = JSON.parse(m.deltas!); d[0].rank = '2'; m.deltas = JSON.stringify(d); })), /has rank "2" in the header, not a positive integer/);
   // A flipped bit, or a delta moved to another tensor, no longer matches the id saved with the patch.
   const flipped = path.join(tmp, 'flipped.safetensors');

@@ -30,7 +30,10 @@ import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, write
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
+import { exportProvenance } from './provenance.js';
 import { checkCanBeFolder, checkCanWriteAt, makeDirs, processAlive, removeDeadTemps } from '../io/dirs.js';
+
+export { exportProvenance, type ExportProvenance } from './provenance.js';
 
 export type ExportDType = 'keep' | 'F32' | 'F16' | 'BF16';
 
@@ -483,41 +486,4 @@ export function applyPatchesInOrder(model: CausalLM, patches: readonly EditPatch
     for (let i = applied.length - 1; i >= 0; i--) session.revert(applied[i]!);
     throw err;
   }
-}
-
-export interface ExportProvenance {
-  /** The weight file whose metadata was read. */
-  file: string;
-  baseFingerprint: string;
-  patches: { id: string; method: string; requests: number; createdAt: string }[];
-}
-
-/**
- * What an exported checkpoint says about its edits (the metadata exportModel writes), or null
- * for a checkpoint that carries none (not exported by Amend from an edited model).
- */
-export function exportProvenance(dir: string): ExportProvenance | null {
-  let file = path.join(dir, SINGLE_WEIGHTS);
-  if (!fs.existsSync(file)) {
-    const indexFile = path.join(dir, INDEX_FILE);
-    if (!fs.existsSync(indexFile)) throw new AmendError(`${dir}: no ${SINGLE_WEIGHTS} or ${INDEX_FILE}; not a model directory`);
-    let wm: Record<string, string>;
-    try {
-      wm = (JSON.parse(fs.readFileSync(indexFile, 'utf8')) as { weight_map: Record<string, string> }).weight_map;
-    } catch (err) {
-      throw new AmendError(`${indexFile}: cannot read it: ${(err as Error).message}`);
-    }
-    const first = Object.values(wm ?? {}).sort()[0];
-    if (!first) throw new AmendError(`${indexFile}: the weight_map is empty`);
-    file = path.join(dir, first);
-  }
-  const meta = readSafetensorsHeader(file).metadata;
-  if (meta.amend_patches === undefined) return null;
-  let patches: ExportProvenance['patches'];
-  try {
-    patches = JSON.parse(meta.amend_patches);
-  } catch {
-    throw new AmendError(`${file}: its "amend_patches" metadata is not valid JSON`);
-  }
-  return { file, baseFingerprint: meta.amend_base_fingerprint ?? '', patches };
 }

@@ -21,7 +21,7 @@ import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorTo
 import type { EditRequest } from '../editors/types.js';
 import { deltaNorm, deltaShape, norm2, storedValues, validateDelta } from './delta.js';
 import { editSession, sessionOf, type ApplyOptions } from './session.js';
-import type { PatchMetadata, TensorDelta } from './types.js';
+import type { PatchMetadata, PatchOrigin, TensorDelta } from './types.js';
 
 export const PATCH_FORMAT = 'amend-patch';
 export const PATCH_VERSION = 1;
@@ -66,13 +66,18 @@ export interface PatchDescription {
   createdAt: string;
   amendVersion: string;
   appliedOn: string[];
+  /** When it was made on a model loaded from an export: that export's first base and patches. */
+  origin: PatchOrigin | null;
   hparams: Record<string, unknown>;
   requests: EditRequest[];
   timings: Record<string, number>;
   tensors: DeltaDescription[];
   totals: { tensors: number; storedValues: number; bytes: number; norm: number };
-  /** When a model was given: its base fingerprint and whether the patch matches it. */
-  target?: { source: string | null; modelType: string; fingerprint: string; fingerprintMatches: boolean; applicable: boolean };
+  /**
+   * When a model was given: its base fingerprint and whether the patch matches it (its fingerprint,
+   * or its origin's base after the origin's patches), and if not why (the refusal apply would give).
+   */
+  target?: { source: string | null; modelType: string; fingerprint: string; fingerprintMatches: boolean; fingerprintProblem?: string; applicable: boolean };
 }
 
 function jsonMeta(meta: PatchMetadata): string {
@@ -98,6 +103,10 @@ function checkMetadata(m: unknown, where: string): PatchMetadata {
   need('timings', isObject, 'an object of seconds');
   need('model', (v) => isObject(v) && typeof v.modelType === 'string', '{modelType, source}');
   if (m.appliedOn !== undefined) need('appliedOn', (v) => Array.isArray(v) && v.every((x) => typeof x === 'string'), 'a list of patch ids');
+  if (m.origin !== undefined) {
+    need('origin', (v) => isObject(v) && typeof v.baseFingerprint === 'string' && v.baseFingerprint.length > 0 &&
+      Array.isArray(v.patches) && v.patches.every((x) => typeof x === 'string'), '{baseFingerprint, patches: a list of patch ids}');
+  }
   return m as unknown as PatchMetadata;
 }
 
@@ -124,7 +133,8 @@ export class EditPatch {
   /**
    * A patch computed on `model`: the metadata's fingerprint is the model's *base* fingerprint (its
    * edit session's, so patches computed on an already edited model still stack on the same base),
-   * appliedOn lists the patches applied at that moment.
+   * appliedOn lists the patches applied at that moment, and origin the first base and patches of
+   * the export the model was loaded from, if it was.
    */
   static create(model: CausalLM, deltas: readonly TensorDelta[], init: PatchInit): EditPatch {
     const session = editSession(model);
@@ -140,6 +150,8 @@ export class EditPatch {
     };
     const applied = session.applied();
     if (applied.length > 0) metadata.appliedOn = applied.map((p) => p.id);
+    const origin = session.exportOrigin();
+    if (origin) metadata.origin = origin;
     return new EditPatch(deltas, metadata);
   }
 
@@ -346,6 +358,7 @@ export class EditPatch {
       createdAt: m.createdAt,
       amendVersion: m.amendVersion,
       appliedOn: m.appliedOn ?? [],
+      origin: m.origin ?? null,
       hparams: m.hparams,
       requests: m.requests,
       timings: m.timings,
@@ -358,12 +371,13 @@ export class EditPatch {
       },
     };
     if (model && session) {
-      const matches = session.baseFingerprint === m.modelFingerprint;
+      const place = session.placement(this);
       desc.target = {
         source: model.dir,
         modelType: model.config.modelType,
         fingerprint: session.baseFingerprint,
-        fingerprintMatches: matches,
+        fingerprintMatches: 'after' in place,
+        ...('problem' in place ? { fingerprintProblem: `${this.label} ${place.problem}` } : {}),
         applicable: tensors.every((t) => !t.problem),
       };
     }

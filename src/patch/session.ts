@@ -9,6 +9,11 @@
 //     values of each tensor the session has not touched yet (once, before the first change), then
 //     adds the deltas. If anything throws half-way (including a delta that would make a weight NaN
 //     or ±Inf), every tensor the patch touched is put back exactly as it was and nothing is recorded.
+//   - A model loaded from an Amend export is also its first base plus the patches the export
+//     recorded. A patch computed on it records that origin; it applies to the export itself (by
+//     fingerprint) and to that first base once those patches are applied, in that order, before
+//     it (applying P1 then P2 to A rebuilds the export E1 = A + P1 plus P2, made on E1). Any other
+//     order or base is refused like another model's patch.
 //   - revert(p?): removes the last patch (or any given one). Each tensor that patch touched is reset
 //     from its original values and the deltas of the remaining patches for that tensor are replayed
 //     in order. Deltas of different tensors never interact and application is deterministic, so
@@ -26,6 +31,8 @@ import type { CausalLM } from '../models/model.js';
 import { modelFingerprint, shortFingerprint } from '../models/fingerprint.js';
 import { addDeltaInPlace, shapeMismatch } from './delta.js';
 import { EditPatch } from './patch.js';
+import { exportProvenance, type ExportProvenance } from './provenance.js';
+import type { PatchOrigin } from './types.js';
 
 export interface ApplyOptions {
   /**
@@ -43,6 +50,12 @@ function describeModel(model: CausalLM): string {
   return `${model.config.modelType} model ${model.dir ?? '(in memory)'}`;
 }
 
+/** `no patch` / `1 patch (1a2b3c4d5e6f)` / `2 patches (…, …)`. */
+function patchList(ids: readonly string[]): string {
+  if (ids.length === 0) return 'no patch';
+  return `${ids.length} patch${ids.length > 1 ? 'es' : ''} (${ids.map((id) => id.slice(0, 12)).join(', ')})`;
+}
+
 export class EditSession {
   readonly model: CausalLM;
   /** Fingerprint of the model before any patch of this session (the base patches must match). */
@@ -50,6 +63,8 @@ export class EditSession {
   private readonly stack: EditPatch[] = [];
   /** Original values of every tensor some applied patch touches. */
   private readonly originals = new Map<string, Float32Array>();
+  /** The export record of the model's folder: read when first needed (undefined until then). */
+  private record: ExportProvenance | null | undefined;
 
   /** Use editSession(model); a second session on the same model would not know the first's edits. */
   constructor(model: CausalLM, baseFingerprint?: string) {
@@ -77,6 +92,62 @@ export class EditSession {
     return this.originals.get(name);
   }
 
+  /**
+   * The export record of the folder the model was loaded from, or null (not an edited export). One
+   * that cannot be read (the folder changed since) costs a patch its origin, not the edit: a warning.
+   */
+  private carried(): ExportProvenance | null {
+    if (this.record !== undefined) return this.record;
+    this.record = null;
+    try {
+      if (this.model.dir) this.record = exportProvenance(this.model.dir);
+    } catch (err) {
+      if (!(err instanceof AmendError)) throw err;
+      process.emitWarning(`cannot read the export record of ${this.model.dir} (${err.message}); patches made on it record no origin`);
+    }
+    return this.record;
+  }
+
+  /** The base as the first base plus the patches its export applied (a patch's origin), or null. */
+  exportOrigin(): PatchOrigin | null {
+    const r = this.carried();
+    return r && r.baseFingerprint ? { baseFingerprint: r.baseFingerprint, patches: r.patches.map((p) => p.id) } : null;
+  }
+
+  /**
+   * Where `patch` goes by fingerprint: the ids of the patches applied after the model it was made
+   * on (what its appliedOn is compared with), or why it was made for another model (one clause).
+   */
+  placement(patch: EditPatch): { after: string[] } | { problem: string } {
+    const stack = this.stack.map((p) => p.id);
+    const fp = patch.metadata.modelFingerprint;
+    if (fp === this.baseFingerprint) return { after: stack };
+    const m = patch.metadata.model;
+    const here = `this ${describeModel(this.model)} (fingerprint ${shortFingerprint(this.baseFingerprint)})`;
+    const origin = patch.metadata.origin;
+    if (!origin) {
+      return { problem: `was made for ${m?.modelType ?? 'another'} model ${m?.source ?? '(unknown path)'} (fingerprint ${shortFingerprint(String(fp))}), not for ${here}` };
+    }
+    const chain = this.chainFrom(origin.baseFingerprint);
+    if (chain && origin.patches.every((id, i) => chain[i] === id)) return { after: chain.slice(origin.patches.length) };
+    const made = `was made on ${m?.modelType ?? 'a'} model ${m?.source ?? '(unknown path)'} (fingerprint ${shortFingerprint(fp)}), ` +
+      `an export of the model with fingerprint ${shortFingerprint(origin.baseFingerprint)} plus ${patchList(origin.patches)}`;
+    if (!chain) return { problem: `${made}; ${here} is neither` };
+    return { problem: `${made}; ${here} has ${patchList(chain)} before it — apply the export's patches first, in order` };
+  }
+
+  /**
+   * The ids of the patches that make this model from the model with fingerprint `base`: this
+   * session's, after those of the export it was loaded from when that export's record starts at
+   * `base`; null when `base` is not where it comes from.
+   */
+  private chainFrom(base: string): string[] | null {
+    const stack = this.stack.map((p) => p.id);
+    if (base === this.baseFingerprint) return stack;
+    const record = this.carried();
+    return record?.baseFingerprint === base ? [...record.patches.map((p) => p.id), ...stack] : null;
+  }
+
   /** Why `patch` cannot be applied (fingerprint aside), or null. */
   private incompatibility(patch: EditPatch): string | null {
     const seen = new Set<string>();
@@ -100,14 +171,9 @@ export class EditSession {
     if (this.stack.includes(patch) || this.stack.some((p) => p.id === patch.id)) {
       throw new AmendError(`${patch.label} is already applied to this model; applying it again would add its change twice`);
     }
-    const fp = patch.metadata.modelFingerprint;
-    if (!opts.force && fp !== this.baseFingerprint) {
-      const m = patch.metadata.model;
-      throw new AmendError(
-        `${patch.label} was made for ${m?.modelType ?? 'another'} model ${m?.source ?? '(unknown path)'} (fingerprint ${shortFingerprint(String(fp))}), ` +
-          `not for this ${describeModel(this.model)} (fingerprint ${shortFingerprint(this.baseFingerprint)}); ` +
-          'refusing to apply it (pass --ignore-fingerprint, or { force: true }, to apply it anyway)',
-      );
+    const place = opts.force ? null : this.placement(patch);
+    if (place && 'problem' in place) {
+      throw new AmendError(`${patch.label} ${place.problem}; refusing to apply it (pass --ignore-fingerprint, or { force: true }, to apply it anyway)`);
     }
     const why = this.incompatibility(patch);
     if (why) throw new AmendError(`${patch.label} cannot be applied to this ${describeModel(this.model)}: ${why}`);
@@ -120,9 +186,11 @@ export class EditSession {
    */
   private stackingSurprise(patch: EditPatch): string | null {
     const on = patch.metadata.appliedOn ?? [];
-    const now = this.stack.map((p) => p.id);
     // Patches computed on the base stack freely (independent edits); only a recorded order is checked.
-    if (on.length === 0 || (on.length === now.length && on.every((id, i) => id === now[i]))) return null;
+    if (on.length === 0) return null;
+    const place = this.placement(patch); // forced past the fingerprint: counted from this base
+    const now = 'after' in place ? place.after : this.stack.map((p) => p.id);
+    if (on.length === now.length && on.every((id, i) => id === now[i])) return null;
     const ids = (xs: readonly string[]) => (xs.length === 0 ? 'none' : xs.map((id) => id.slice(0, 12)).join(', '));
     return `${patch.label} was computed on the model with ${on.length} other patch(es) applied (${ids(on)}); here it follows ${ids(now)}`;
   }
@@ -194,7 +262,7 @@ export class EditSession {
     }
     // A patch still applied that was computed on top of the removed one no longer sits on what it
     // was computed on (the same warning apply gives for a patch applied out of its order).
-    const dependants = this.stack.filter((p) => p.metadata.appliedOn?.includes(removed!.id));
+    const dependants = this.stack.filter((p) => p.metadata.appliedOn?.includes(removed!.id) || p.metadata.origin?.patches.includes(removed!.id));
     if (dependants.length > 0) {
       process.emitWarning(`${dependants.map((p) => p.label).join(', ')} ${dependants.length > 1 ? 'were' : 'was'} computed on the model with ${removed!.label} applied, which is now reverted`);
     }

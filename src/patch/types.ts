@@ -22,6 +22,16 @@ export interface DenseDelta {
 
 export type TensorDelta = LowRankDelta | DenseDelta;
 
+/**
+ * What a model loaded from an Amend export is, in terms of where it came from: the first base's
+ * fingerprint and the ids (EditPatch.id) of the patches that export applied to it, in order (its
+ * record, see export.ts).
+ */
+export interface PatchOrigin {
+  baseFingerprint: string;
+  patches: string[];
+}
+
 export interface PatchMetadata {
   /** 'rome', 'memit', ... */
   method: string;
@@ -41,4 +51,10 @@ export interface PatchMetadata {
    * Informational: shown by `amend patch show`, never enforced.
    */
   appliedOn?: string[];
+  /**
+   * Set when the model the patch was computed on was loaded from an Amend export: that export's
+   * first base and patches. modelFingerprint is still the export's own; the origin lets the patch
+   * also apply to the first base once those patches are applied to it, in that order (session.ts).
+   */
+  origin?: PatchOrigin;
 }

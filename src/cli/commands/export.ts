@@ -33,12 +33,13 @@ export const spec: CommandSpec = {
     'The output has the original tensor names, shapes, storage dtypes and weight files (same shards',
     'and index), and the folder\'s other files (config.json, generation_config.json, the tokenizer',
     'files, ...) copied verbatim, so transformers loads it as it loads the original',
-    '(from_pretrained). Patches are checked against the model\'s',
-    'fingerprint; the weight files of an edited export record the patches in their metadata',
-    '(amend patch show DIR lists them). Written to a temporary directory, then renamed: a failure',
-    'leaves nothing behind, and the hidden folder of an export killed mid-write is removed by the next',
-    'export into the same parent folder. F64 and 64/32-bit integer tensors no patch touches are copied',
-    'byte for byte (float32 cannot hold all their values).',
+    '(from_pretrained). Patches are checked against the model\'s fingerprint (a patch made on an',
+    'export also applies to that export\'s first base after the export\'s patches, in order); the',
+    'weight files of an edited export record the patches in their metadata (amend patch show DIR',
+    'lists them). Written to a temporary directory, then renamed: a failure leaves nothing behind,',
+    'and the hidden folder of an export killed mid-write is removed by the next export into the',
+    'same parent folder. F64 and 64/32-bit integer tensors no patch touches are copied byte for byte',
+    '(float32 cannot hold all their values).',
   ],
 };
 
@@ -95,7 +96,10 @@ export function exportAndReport(model: CausalLM, out: string, args: Parsed, extr
     if (carried > 0) console.log(`the source checkpoint already carries ${carried} patch(es) from the export that wrote it (amend patch show ${model.dir})`);
     if (applied.length === 0) console.log(carried > 0 ? 'no patch applied here' : 'no patch applied: the weights are the original ones');
     else {
-      console.log(`patches applied, in order (base fingerprint ${shortFingerprint(session.baseFingerprint)}):`);
+      // The record names the first base: an export's own fingerprint beside it would read as a mismatch.
+      console.log(carried > 0
+        ? `patches applied on top of those, in order (the record goes back to the first base, fingerprint ${shortFingerprint(result.baseFingerprint ?? session.baseFingerprint)}):`
+        : `patches applied, in order (base fingerprint ${shortFingerprint(session.baseFingerprint)}):`);
       for (const p of applied) console.log(`  ${p.label}: ${p.metadata.requests.length} request(s), ${p.deltas.length} tensor(s)`);
     }
     for (const s of result.skipped) process.stderr.write(`note: not copied: ${s.file} (${s.reason})\n`);

@@ -102,6 +102,11 @@ function formatDescription(d: PatchDescription): string {
   lines.push(`${d.method} patch ${d.id.slice(0, 12)}${d.file ? `  ${d.file}` : ''}`);
   lines.push(`  made for    ${d.model.modelType} model ${d.model.source ?? '(unknown path)'}, fingerprint ${shortFingerprint(d.model.fingerprint)}`);
   lines.push(`  created     ${d.createdAt} with amend ${d.amendVersion} (patch format ${d.format.version})`);
+  if (d.origin) {
+    const n = d.origin.patches.length;
+    lines.push(`  origin      an export: the model with fingerprint ${shortFingerprint(d.origin.baseFingerprint)} plus ${n} patch(es), in order: ` +
+      `${d.origin.patches.map((id) => id.slice(0, 12)).join(', ')} (it applies there after them)`);
+  }
   if (d.appliedOn.length > 0) {
     lines.push(`  computed on top of ${d.appliedOn.length} patch(es): ${d.appliedOn.map((id) => id.slice(0, 12)).join(', ')}`);
   }
@@ -109,7 +114,9 @@ function formatDescription(d: PatchDescription): string {
     const t = d.target;
     const verdict = t.fingerprintMatches && t.applicable ? 'yes'
       : !t.applicable ? 'NO (tensor names or shapes differ, see below)'
-        : `NO: fingerprint ${shortFingerprint(t.fingerprint)} differs (--ignore-fingerprint applies it anyway)`;
+        // A patch with an origin can fit in more ways than by fingerprint: say which it misses.
+        : d.origin && t.fingerprintProblem ? `NO: ${t.fingerprintProblem} (--ignore-fingerprint applies it anyway)`
+          : `NO: fingerprint ${shortFingerprint(t.fingerprint)} differs (--ignore-fingerprint applies it anyway)`;
     lines.push(`  applies to  ${t.modelType} model ${t.source ?? '(in memory)'}: ${verdict}`);
   }
   lines.push(`  requests (${d.requests.length}):`);
