@@ -25,8 +25,8 @@ test('amend edit --method rome: one fact → a patch file, before/after completi
   assert.match(r.stdout, /ROME on .*stories260K: 1 request\(s\); hparams: rule for models without a preset \(llama, 5 layers\) \+ overrides/);
   assert.match(r.stdout, /before: ".*"  P\(new\) \S+  P\(true\) \S+/);
   assert.match(r.stdout, /after: {2}".*"  P\(new\) \S+  P\(true\) \S+/);
-  assert.match(r.stdout, /patch written: /);
   const patch = EditPatch.load(out);
+  assert.match(r.stdout, new RegExp(`^patch written: \\S*lily\\.safetensors \\(rome patch ${patch.id.slice(0, 12)}\\)$`, 'm'));
   assert.equal(patch.metadata.method, 'rome');
   assert.equal(patch.metadata.requests[0].subject, 'Lily');
   assert.equal(patch.metadata.hparams.v_num_grad_steps, 8);
@@ -41,7 +41,7 @@ test('amend edit --method rome: one fact → a patch file, before/after completi
   // An edit that runs and moves nothing is called out on stderr (ROME held back by a tiny clamp).
   const held = amend('edit', '--model', `${models}/stories260K`, '--prompt', 'Lily went to the', '--subject', 'Lily', '--target', 'moon', ...FAST, '--set', 'clamp_norm_factor=0.0001');
   assert.equal(held.code, 0, held.stderr);
-  assert.match(held.stderr, /^note: the edit barely moved P\(new\) on the requests shown/m);
+  assert.match(held.stderr, /^amend: warning: the edit barely moved P\(new\) on the requests shown/m);
   const r2 = amend('edit', '--model', `${models}/stories260K`, '--prompt', 'Lily went to the', '--subject', 'Lily', '--target', 'moon', ...FAST);
   assert.doesNotMatch(r2.stderr, /barely moved/);
 });

@@ -184,10 +184,10 @@ export async function run(args: Parsed): Promise<void> {
   const after = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
   // An edit can run to the end and still change nothing that matters (a rule's hparams on a model
   // unlike those the rule was drawn from): say so rather than print "patch written" alone.
-  if (shownReqs.length > 0 && shownReqs.every((_, i) => after[i]!.pNew < 0.5 && after[i]!.pNew < 2 * before[i]!.pNew)) {
-    const best = Math.max(...after.map((a) => a.pNew));
-    process.stderr.write(`note: the edit barely moved P(new) on the requests shown (at most ${fmtP(best)} after); its hparams (${resolved.origin}) may hold it back — see --hparams-help${method === 'memit' ? ' (mom2_update_weight)' : ''}\n`);
-  }
+  // (Given after the report below, which it is about.)
+  const barelyMoved = shownReqs.length > 0 && shownReqs.every((_, i) => after[i]!.pNew < 0.5 && after[i]!.pNew < 2 * before[i]!.pNew)
+    ? `the edit barely moved P(new) on the requests shown (at most ${fmtP(Math.max(...after.map((a) => a.pNew)))} after); its hparams (${resolved.origin}) may hold it back — see --hparams-help${method === 'memit' ? ' (mom2_update_weight)' : ''}`
+    : null;
   if (out) patch.save(out, { noClobber: v.force !== true });
 
   if (!json) {
@@ -200,8 +200,9 @@ export async function run(args: Parsed): Promise<void> {
     });
     if (requests.length > shownReqs.length) console.log(`\n(${requests.length - shownReqs.length} more request(s) not shown; --show N)`);
     console.log(`\ntime: ${Object.entries(report.timings).map(([k, s]) => `${k} ${s.toFixed(2)}s`).join(', ')}`);
-    if (out) console.log(`patch written: ${out} (${patch.label})`);
+    if (out) console.log(`patch written: ${out} (${patch.metadata.method} patch ${patch.id.slice(0, 12)})`);
   }
+  if (barelyMoved) process.emitWarning(barelyMoved);
   let exported: unknown;
   if (exportDir) {
     exported = json
