@@ -253,6 +253,11 @@ test('bad input gives one clear line', () => {
     // unknown format: the error lists every known format
     const unknown = write('u.json', JSON.stringify([{ question: 'q', reply: 'a' }]));
     oneLineError(() => loadCases(unknown), /unknown benchmark format \(first record has keys: question, reply\); known formats: /);
+    // A hand-written request list one field off Amend's own format is told which field.
+    const near = write('near.json', JSON.stringify([{ prompt: '{} plays', subject: 'X', target: 'chess' }]));
+    oneLineError(() => loadCases(near), /keys: prompt, subject, target\) — a request record needs prompt, subject and targetNew \(it has "target"\); known formats: /);
+    const nearJsonl = write('near.jsonl', `${JSON.stringify({ prompt: '{} plays', subject: 'X' })}\n`);
+    oneLineError(() => loadCases(nearJsonl), /a request record needs prompt, subject and targetNew; known formats: /);
     try {
       loadCases(unknown);
     } catch (e) {

@@ -79,7 +79,7 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} upon a', '--subject', 'Once', '--target', 'time', '--out', out, ...FAST), /already predicts "time"/);
   assertOneLineError(amend('edit', '--model', m, '--method', 'grace', '--prompt', '{} went', '--subject', 'Lily', '--target', 'x'), /--method must be one of rome, memit/);
-  assertOneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /no such file/);
+  assertOneLineError(amend('edit', '--model', m, '--requests', path.join(tmp, 'none.json')), /^amend: --requests \S*none\.json: no such file; give a JSON list of requests/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home'), /--subject is required/);
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--limit', '3'), /--limit applies to --requests FILE/);
   assertOneLineError(amend('edit', '--model', m, '--requests', ''), /--requests is empty/);

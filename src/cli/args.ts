@@ -1,5 +1,6 @@
 // Command-line parsing shared by every command: node's parseArgs plus the help text, so a
 // command declares its options once.
+import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { AmendError, closest, MAX_SEED } from '../errors.js';
 
@@ -161,4 +162,14 @@ export function numberOption(v: string | boolean | string[] | undefined, name: s
     throw new AmendError(`--${name} must be a number, got "${String(v)}"`);
   }
   return n;
+}
+
+/**
+ * A file option that names no existing path: one line that names the option too (the reader's own
+ * "FILE: no such file" leaves a user with several file options guessing which). "world" and the
+ * like are left to the reader.
+ */
+export function requireExisting(flag: string, file: string | undefined, what: string, names: readonly string[] = []): void {
+  if (file === undefined || names.includes(file) || fs.existsSync(file)) return;
+  throw new AmendError(`--${flag} ${file}: no such file; give ${what}`);
 }

@@ -144,7 +144,18 @@ function forcedSpec(format: DatasetFormat, json: Json, source: string): FormatSp
   return spec;
 }
 
-const unknownFormat = (json: Json, source: string) => new AmendError(`${source}: unknown benchmark format (${keysPreview(json)}); known formats: ${knownList()}`);
+const unknownFormat = (json: Json, source: string) => new AmendError(`${source}: unknown benchmark format (${keysPreview(json)})${requestHint(json)}; known formats: ${knownList()}`);
+
+/**
+ * A request list written by hand that misses Amend's own record format by a field (the format a
+ * user is most likely to write): which field it needs, and the near miss it has instead.
+ */
+function requestHint(data: Json): string {
+  const rec = Array.isArray(data) ? data.find(isObject) : data;
+  if (!isObject(rec) || !('prompt' in rec) || !('subject' in rec) || 'targetNew' in rec) return '';
+  const near = Object.keys(rec).find((k) => /^target(_?new)?$|^new_?target$/i.test(k));
+  return ` — a request record needs prompt, subject and targetNew${near ? ` (it has "${near}")` : ''}`;
+}
 
 /** A split name given (LoadOptions.split), checked before any record is read. */
 function checkSplitName(split: unknown): asserts split is string {

@@ -11,7 +11,7 @@ import { BUILTIN_WORLD } from '../../models/model.js';
 import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
 import type { EvalMode, EvalProgress, SequentialProtocol } from '../../eval/run-types.js';
-import { intOption, listOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, listOption, requireExisting, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { methodOf } from './edit.js';
 import { loadModel } from '../load.js';
 import { Progress } from '../progress.js';
@@ -114,6 +114,8 @@ export async function run(args: Parsed): Promise<void> {
   if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
   const overrides = parseSets(listOption(args, 'set'));
   const split = str(v.split);
+  requireExisting('data', data, 'a benchmark file (or "world" for the demo world\'s)', ['world']);
+  requireExisting('heldout', str(v.heldout), 'a text file of held-out text');
   const loaded = loadCases(data, { limit: n, ...(split !== undefined ? { split } : {}) });
   if (loaded.cases.length === 0) throw new AmendError(`${data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
   const heldoutFile = str(v.heldout);
