@@ -153,6 +153,7 @@ test('--help --json is the help as one JSON document', () => {
 test('bad input: one clear line and a non-zero exit', async (t) => {
   const cases: [string, string[], RegExp][] = [
     ['missing directory', ['logits', '--model', path.join(tmp, 'nope'), '--ids', '1'], /nope/],
+    ['a typo of the demo model\'s name', ['logits', '--model', 'wrld', '--ids', '1'], /model "wrld" not found.*\(did you mean --model world, the demo model\?\)$/],
     ['no weights file', ['logits', '--model', brokenCopy('noweights', (d) => fs.rmSync(path.join(d, 'model.safetensors'))), '--ids', '1'], /safetensors/],
     ['corrupted header', ['logits', '--model', brokenCopy('corrupt', (d) => {
       const f = path.join(d, 'model.safetensors');
