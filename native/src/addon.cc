@@ -566,7 +566,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   uint32_t i = 0;
   notes.Set(i++, "gemm: " + std::string(gemm_choice_reason()));
 #ifdef AMEND_OPENBLAS
-  notes.Set(i++, "OpenBLAS: " + blas_config() + " (core " + openblas_get_corename() + ", " +
+  // The blas line already shows the configuration when OpenBLAS does the GEMM.
+  notes.Set(i++, "OpenBLAS: " + (gemm_uses_blas() ? std::string() : blas_config() + " ") + "(core " + openblas_get_corename() + ", " +
                      std::to_string(openblas_get_num_threads()) +
                      (openblas_get_num_threads() == 1 ? " thread" : " threads") + "), used for LAPACK" +
                      (gemm_uses_blas() ? " and GEMM" : ""));

@@ -31,8 +31,8 @@ export interface Scene {
   prims: Prim[];
 }
 
-/** Colour-blind-safe palette (Okabe–Ito), then greys. */
-const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#000000', '#F0E442', '#777777', '#BBBBBB'];
+/** Colour-blind-safe palette (Okabe–Ito; its orange after black, as it is hard to tell from vermillion), then greys. */
+const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#56B4E9', '#000000', '#E69F00', '#F0E442', '#777777', '#BBBBBB'];
 
 /** Round tick steps (1, 2, 5 × 10^k) covering [lo, hi] with about `target` ticks. */
 export function niceTicks(lo: number, hi: number, target = 6, integer = false): number[] {
