@@ -566,11 +566,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   uint32_t i = 0;
   notes.Set(i++, "gemm: " + std::string(gemm_choice_reason()));
 #ifdef AMEND_OPENBLAS
-  // The blas line already shows the configuration when OpenBLAS does the GEMM.
-  notes.Set(i++, "OpenBLAS: " + (gemm_uses_blas() ? std::string() : blas_config() + " ") + "(core " + openblas_get_corename() + ", " +
-                     std::to_string(openblas_get_num_threads()) +
-                     (openblas_get_num_threads() == 1 ? " thread" : " threads") + "), used for LAPACK" +
-                     (gemm_uses_blas() ? " and GEMM" : ""));
+  {
+    // The blas line already shows the configuration when OpenBLAS does the GEMM.
+    int n = openblas_get_num_threads();
+    std::string core = std::string("core ") + openblas_get_corename() + ", " + std::to_string(n) + (n == 1 ? " thread" : " threads");
+    notes.Set(i++, gemm_uses_blas() ? "OpenBLAS: " + core + ", used for LAPACK and GEMM"
+                                    : "OpenBLAS: " + blas_config() + " (" + core + "), used for LAPACK");
+  }
 #else
   notes.Set(i++, "built without OpenBLAS: own GEMM only, no LAPACK");
 #endif
