@@ -146,7 +146,7 @@ function startLayerOf(point: string, lossLayer: number): number {
  * (weight decay included).
  */
 export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VStarSettings, grad: boolean, maxTokens = 2048): { evals: Evaluation[]; grads: Float32Array[] | null } {
-  const d = model.config.hidden, V = model.config.vocabSize, L = model.config.layers;
+  const d = model.config.hidden, V = model.config.vocabSize;
   const usePrefix = s.reusePrefix !== false;
   const cutOf = (lookup: number, scored: readonly number[]): number => (usePrefix ? Math.min(lookup, ...scored) : 0);
   const refs: SeqRef[] = [];
@@ -216,21 +216,7 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
         initCap = c.value;
       }
       hooks.push(addAt(s.point, deltaRows, T.gatherRows(param, owner)));
-      let logits: Tensor;
-      if (s.lossLayer >= L - 1) {
-        logits = model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: rows, hooks, start, prefix }).logits!;
-      } else {
-        // Logit lens (memit/compute_z with v_loss_layer below the last layer): the targets' NLL
-        // through ln_f and the head on that layer's output; the KL, as there, on the model's own
-        // logits (the forward runs every block either way).
-        const klRows = rows.slice(nScore);
-        const lens = nScore > 0 ? capture(hookPoint.residPost(s.lossLayer), rows.slice(0, nScore)) : null;
-        if (lens) hooks.push(lens.hook);
-        const out = model.forward(batch.ids, batch.B, Tn, { attentionMask: batch.mask, logitsAt: klRows.length > 0 ? klRows : 'none', hooks, start, prefix });
-        const parts = [...(lens ? [lensLogits(model, lens.value())] : []), ...(klRows.length > 0 ? [out.logits!] : [])];
-        logits = parts.length === 1 ? parts[0]! : T.concat(parts, 0);
-      }
-      const lp = T.logSoftmax(logits);
+      const lp = batchLogProbs(model, s, { ids: batch.ids, B: batch.B, T: Tn, mask: batch.mask }, rows, nScore, hooks, start, prefix);
       // Initial KL distributions first (at δ = 0 they equal the current ones: KL and its gradient are 0).
       klSeqs.forEach((b, k) => {
         const r = seqs[b];
@@ -238,20 +224,8 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
         if (Number.isNaN(dst[0])) dst.set(lp.data.subarray((nScore + k) * V, (nScore + k + 1) * V));
       });
       if (grad) {
-        let loss = T.sum(T.mul(T.pick(lp, tokIdx), new Tensor(Float32Array.from(w), [w.length])));
-        if (klSeqs.length > 0 && s.klFactor > 0) {
-          const cur = T.gatherRows(lp, klSeqs.map((_, k) => nScore + k));
-          const init = new Float32Array(klSeqs.length * V);
-          const kw = new Float32Array(klSeqs.length);
-          klSeqs.forEach((b, k) => {
-            const r = seqs[b];
-            init.set(states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V), k * V);
-            kw[k] = klW[r.job];
-          });
-          const perRow = T.sum(T.mul(T.exp(cur), T.sub(cur, new Tensor(init, [klSeqs.length, V]))), 1);
-          loss = T.add(loss, T.sum(T.mul(perRow, new Tensor(kw, [klSeqs.length]))));
-        }
-        loss.backward();
+        const kl = s.klFactor > 0 ? klSeqs.map((b) => { const r = seqs[b]; return { init: states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V), weight: klW[r.job] }; }) : [];
+        batchLoss(lp, nScore, tokIdx, w, kl).backward();
       }
       if (lowerCap) {
         const all = lowerCap().data;
@@ -314,6 +288,50 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
     });
   }
   return { evals, grads };
+}
+
+/** A padded batch of token ids as forward() takes it. */
+interface BatchIds { ids: Int32Array; B: number; T: number; mask: Uint8Array }
+
+/**
+ * Log-probabilities [rows, V] at the batch's scored rows (through the logit lens when the loss
+ * layer is below the last) and then its KL rows. Only these leave this function: the logits
+ * (as large, and read by no backward) become collectable when it returns, rather than staying
+ * reachable from the caller's frame while the batch's graph is backpropagated.
+ */
+function batchLogProbs(model: CausalLM, s: VStarSettings, batch: BatchIds, rows: readonly number[], nScore: number, hooks: readonly Hook[],
+  start: { layer: number; resid: Tensor } | undefined, prefix: AttentionPrefix | undefined): Tensor {
+  const fwd = { attentionMask: batch.mask, start, prefix };
+  if (s.lossLayer >= model.config.layers - 1) {
+    return T.logSoftmax(model.forward(batch.ids, batch.B, batch.T, { ...fwd, logitsAt: rows, hooks }).logits!);
+  }
+  // Logit lens (memit/compute_z with v_loss_layer below the last layer): the targets' NLL through
+  // ln_f and the head on that layer's output; the KL, as there, on the model's own logits (the
+  // forward runs every block either way).
+  const klRows = rows.slice(nScore);
+  const lens = nScore > 0 ? capture(hookPoint.residPost(s.lossLayer), rows.slice(0, nScore)) : null;
+  const out = model.forward(batch.ids, batch.B, batch.T, { ...fwd, logitsAt: klRows.length > 0 ? klRows : 'none', hooks: lens ? [...hooks, lens.hook] : hooks });
+  const parts = [...(lens ? [lensLogits(model, lens.value())] : []), ...(klRows.length > 0 ? [out.logits!] : [])];
+  return T.logSoftmax(parts.length === 1 ? parts[0]! : T.concat(parts, 0));
+}
+
+/**
+ * A batch's loss from its log-probabilities lp (scored rows, then one per KL prompt): Σ w · log p
+ * of the targets, plus per KL row weight · KL(p_δ ‖ p_0) against `init`, its distribution before
+ * any change (none when the KL term is off). A function of its own for the same reason as
+ * batchLogProbs: the KL's temporaries ([KL rows, V] each) are needed only through the graph.
+ */
+function batchLoss(lp: Tensor, nScore: number, tokIdx: readonly number[], w: readonly number[], kl: readonly { init: Float32Array; weight: number }[]): Tensor {
+  const V = lp.dim(-1);
+  let loss = T.sum(T.mul(T.pick(lp, tokIdx), new Tensor(Float32Array.from(w), [w.length])));
+  if (kl.length > 0) {
+    const cur = T.gatherRows(lp, kl.map((_, k) => nScore + k));
+    const init = new Float32Array(kl.length * V);
+    kl.forEach((r, k) => init.set(r.init, k * V));
+    const perRow = T.sum(T.mul(T.exp(cur), T.sub(cur, new Tensor(init, [kl.length, V]))), 1);
+    loss = T.add(loss, T.sum(T.mul(perRow, new Tensor(Float32Array.from(kl, (r) => r.weight), [kl.length]))));
+  }
+  return loss;
 }
 
 /**
