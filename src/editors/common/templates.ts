@@ -93,7 +93,10 @@ function sampleTopK(model: CausalLM, prompt: readonly number[], rows: number, ma
   if (rows === 0 || maxNew === 0) return outs;
   const rand = mulberry32(seed);
   const V = model.config.vocabSize;
-  const cache = new KVCache(model.config, rows, prompt.length + maxNew);
+  // It ends up holding the prompt and every sampled token but the last (never fed back): all of
+  // it from the start, rather than doubling up to it and copying what it holds at each step.
+  const held = prompt.length + maxNew - 1;
+  const cache = new KVCache(model.config, rows, held, { reserve: held });
   let ids = new Int32Array(rows * prompt.length);
   for (let r = 0; r < rows; r++) ids.set(prompt, r * prompt.length);
   let T = prompt.length;
