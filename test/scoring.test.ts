@@ -274,9 +274,8 @@ test('random GPT-2: padded batches give the one-by-one results (multi-token targ
       assertSame(b, ref, `item ${i} against an unpadded forward`);
       assertSame(single[i]!, ref, `item ${i} one by one`);
       assertSame(tight[i]!, ref, `item ${i} in small batches`);
-      // Bit for bit, whatever the batch (the kernels take other paths for fewer than 4 rows: inputs
-      // that short, and the logits of a lone one-token target, which scoring pads to 4 rows).
-      if (b.context.length + b.target.length - 1 >= 4) assert.deepEqual(single[i]!.logProbs, b.logProbs, `item ${i}: the same bits alone as in the batch`);
+      // Bit for bit, whatever the batch (scoring keeps every product of a pass at 4 rows or more).
+      assert.deepEqual(single[i]!.logProbs, b.logProbs, `item ${i}: the same bits alone as in the batch`);
       close(b.sum, b.logProbs.reduce((x, y) => x + y, 0), 1e-9);
       assert.equal(b.accuracy, b.correct.filter(Boolean).length / b.correct.length);
       assert.deepEqual(b.correct, b.argmax.map((a, j) => a === b.target[j]));
@@ -311,4 +310,44 @@ test('held-out perplexity by lines: each line a document, CRLF and blank lines, 
     close(r.perplexity, Math.exp(r.meanNll));
   }
   close(heldoutPerplexity(m, one).perplexity, Math.exp(-(LN(0.5) + LN(0.25)) / 3));
+});
+
+test('an item scores the same bits alone as in any batch, on js and native, for inputs of 1 to 3 tokens and past an attention block by 1 to 3', async () => {
+  const { nativeStatus, useBackend } = await import('../src/backend/index.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-scoring-bits-'));
+  try {
+    writeRandomCheckpoint(dir, gpt2Config({ vocab: 1000, positions: 160, layers: 2, hidden: 64, heads: 4 }), 11, 0.2);
+    const model = CausalLM.loadDir(dir, { noTokenizer: true });
+    // Distinct tokens per item, so that no input row is a prefix of another's (rows are shared then).
+    const ids = (n: number, item: number): number[] => Array.from({ length: n }, (_, i) => (item * 37 + i * 11) % 1000);
+    const pair = (ctx: number, tgt: number, item: number): EncodedPair => {
+      const all = ids(ctx + tgt, item);
+      return { context: all.slice(0, ctx), target: all.slice(ctx) };
+    };
+    // Input lengths (context + target − 1): 1, 2, 2, 3, 3, 3, then 65, 66, 67 and 129 (attention
+    // takes 64 queries at a time), with one- and multi-token targets.
+    const short = [pair(1, 1, 1), pair(2, 1, 2), pair(1, 2, 3), pair(3, 1, 4), pair(1, 3, 5), pair(2, 2, 6)];
+    const long = [pair(65, 1, 7), pair(64, 3, 8), pair(66, 2, 9), pair(129, 1, 10)];
+    let passes = 0;
+    const forward = model.forward.bind(model);
+    model.forward = (...a) => { passes++; return forward(...a); };
+    const backends = ['js', ...(nativeStatus().ok ? ['native'] as const : [])] as const;
+    for (const backend of backends) {
+      useBackend(backend);
+      for (const p of [...short, ...long]) {
+        const n = p.context.length + p.target.length - 1;
+        const alone = scoreEncoded(model, [p])[0]!.logProbs;
+        passes = 0;
+        const withLonger = scoreEncoded(model, [p, pair(n + 4, 2, 11)])[0]!.logProbs; // a few tokens longer: one pass
+        assert.equal(passes, 1, `${backend}: the ${n}-token input and the longer one in one pass`);
+        const inAll = scoreEncoded(model, [...short, ...long])[[...short, ...long].indexOf(p)]!.logProbs;
+        assert.deepEqual(withLonger, alone, `${backend}: a ${n}-token input with a longer one`);
+        assert.deepEqual(inAll, alone, `${backend}: a ${n}-token input in one call with all the others`);
+      }
+    }
+  } finally {
+    const { useBackend, nativeStatus } = await import('../src/backend/index.js');
+    useBackend(nativeStatus().ok ? 'native' : 'js');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -184,7 +184,7 @@ export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pa
     for (const [start, end] of batchBounds(rows, { maxTokens, maxRows, maxLogitRows })) {
       const batch = rows.slice(start, end);
       const B = batch.length;
-      const T = batch[0]!.seq.length; // longest first: the first row sets the padded length
+      const T = passLength(batch[0]!.seq.length); // longest first: the first row sets the padded length
       const ids = new Int32Array(B * T);
       const mask = new Uint8Array(B * T);
       const logitRows: number[] = [];
@@ -194,7 +194,7 @@ export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pa
         for (const t of row.positions) logitRows.push(b * T + t);
       });
       const asked = logitRows.length;
-      while (logitRows.length < MIN_LOGIT_ROWS) logitRows.push(logitRows[asked - 1]!);
+      while (logitRows.length < MIN_ROWS) logitRows.push(logitRows[asked - 1]!);
       const out = model.forward(ids, B, T, { attentionMask: mask, logitsAt: logitRows, hooks: opts.hooks });
       const logits = out.logits as Tensor | null;
       if (!logits || logits.size !== logitRows.length * V) throw new AmendError('scoring: the forward pass returned no logits for the requested rows');
@@ -280,11 +280,37 @@ function sharedRows<J extends { ctx: number[]; tgt: number[]; seq: number[] }>(j
 }
 
 /**
- * Logits rows asked of a forward pass at the least (the last one repeated). The native GEMM
- * multiplies fewer than 4 rows by matrix-vector products, which sum in another order: without
- * this an item's log-probabilities would differ in their last bits with the batch it lands in.
+ * Scoring gives an item the same bits whatever batch it lands in, on the native backend too
+ * (the js backend's kernels treat every row alike). There a product of fewer than 4 rows takes
+ * another path than a larger one: the own GEMM's gemm_skinny (native/src/gemm.cc) sums with
+ * dot products over vector lanes when op(B) is transposed, and over all of k in one running sum
+ * starting from C, where the packed path's microkernel sums each KC-long stretch of k from zero
+ * with one FMA per step; OpenBLAS, where it is used, takes other kernels for one row too. So no
+ * product of a scoring pass may have fewer than 4 rows:
+ * - the LM head: at least MIN_ROWS logits rows are asked (the last one repeated);
+ * - the dense layers (B·T rows) and attention, which multiplies each row's queries in blocks of
+ *   ATTENTION_QUERY_BLOCK (native/src/attention.cc's kQueryBlock; the last block holds the rest):
+ *   a pass is at least MIN_ROWS long, and a last block of fewer queries is padded up to MIN_ROWS.
+ * The native kernels themselves are left as they are: training the demo world model multiplies
+ * such short blocks, and its weights are pinned bit for bit (world/BUILD.json).
+ * What this cannot cover is OpenBLAS choosing kernels by shape: with its Cooperlake kernels
+ * (0.3.21), products with a transposed op(B), n 64–128 and k 32–64 (the out_in layers of a tiny
+ * model) gave a row other bits among up to 12 rows than among 24. At GPT-2-small sizes from 4
+ * rows on, and on the own GEMM (AMEND_GEMM=own, or where OpenBLAS's kernel is the narrower) at
+ * every size tried from 4 rows on, a row's bits did not depend on the rows with it.
  */
-const MIN_LOGIT_ROWS = 4;
+const MIN_ROWS = 4;
+const ATTENTION_QUERY_BLOCK = 64;
+
+/**
+ * The padded length of a forward pass whose longest row has `len` tokens (see MIN_ROWS): grown
+ * past a last attention block of fewer than MIN_ROWS queries (or a pass shorter than MIN_ROWS).
+ * The extra positions are right padding: a causal model's real positions never read them.
+ */
+function passLength(len: number): number {
+  const tail = len % ATTENTION_QUERY_BLOCK;
+  return tail > 0 && tail < MIN_ROWS ? len - tail + MIN_ROWS : len;
+}
 
 /**
  * What a forward pass costs besides its tokens, in padded tokens: its fixed work (some thirty
@@ -309,7 +335,7 @@ function batchBounds(rows: readonly { seq: number[]; positions: number[] }[], li
     let logitRows = 0;
     for (let start = end - 1; start >= 0 && end - start <= lim.maxRows; start--) {
       const B = end - start;
-      const T = rows[start]!.seq.length;
+      const T = passLength(rows[start]!.seq.length);
       logitRows += rows[start]!.positions.length;
       if (B > 1 && (B * T > lim.maxTokens || logitRows > lim.maxLogitRows)) break;
       const c = cost[start]! + PASS_COST_TOKENS + B * T;
