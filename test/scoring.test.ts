@@ -351,3 +351,23 @@ test('an item scores the same bits alone as in any batch, on js and native, for 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the padding for bit-identity works at the model\'s last positions (padded tokens take no position of their own)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-scoring-maxpos-'));
+  try {
+    // 66 positions: a 65-token input is padded to 68 (past an attention block by 1); the mask gives
+    // the padding no positions of its own, so the pass runs and scores as an unpadded forward does.
+    writeRandomCheckpoint(dir, gpt2Config({ vocab: 200, positions: 66, layers: 1, hidden: 16, heads: 2 }), 5, 0.2);
+    const model = CausalLM.loadDir(dir, { noTokenizer: true });
+    for (const n of [65, 66]) {
+      const all = Array.from({ length: n + 1 }, (_, i) => (i * 7 + 3) % 200);
+      const p: EncodedPair = { context: all.slice(0, n), target: all.slice(n) };
+      const [got] = scoreEncoded(model, [p]);
+      assert.equal(got!.truncated, n + 1 - 1 > 66);
+      const ref = reference(model, { context: got!.context, target: got!.target });
+      got!.logProbs.forEach((v, j) => close(v, ref.logProbs[j]!, 2e-4));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
