@@ -120,6 +120,15 @@ test('failure names every place it looked, in one line', async () => {
   const f = path.join(d, 'file.txt');
   fs.writeFileSync(f, 'x');
   await expectAmendError(resolveModel(f, { cacheDir: cache }), /is a file, not a model directory/);
+  // a file whose name could be a hub id is still the file meant: no cache or hub lookup after it
+  const here = process.cwd();
+  process.chdir(d);
+  try {
+    fs.writeFileSync(path.join(d, 'gpt2x'), 'x');
+    await expectAmendError(resolveModel('gpt2x', { cacheDir: cache, download: true, hubUrl: 'http://127.0.0.1:9' }), /^model "gpt2x": \S+ is a file, not a model directory — give the folder that holds config\.json and the weights$/);
+  } finally {
+    process.chdir(here);
+  }
   // offline by environment
   const saved = process.env['HF_HUB_OFFLINE'];
   process.env['HF_HUB_OFFLINE'] = '1';

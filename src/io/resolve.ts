@@ -291,7 +291,8 @@ export async function resolveModel(idOrPath: string, opts: ResolveOptions = {}):
     if (isFile(path.join(local, 'config.json'))) return local;
     looked.push(`directory ${local} exists but has no config.json`);
   } else if (fs.existsSync(local)) {
-    looked.push(`${local} is a file, not a model directory`);
+    // An existing file is what the user meant (a weights or config file, say), not a hub id.
+    throw new AmendError(`model "${idOrPath}": ${local} is a file, not a model directory — give the folder that holds config.json and the weights`);
   } else {
     looked.push(`no directory ${local}`);
   }
