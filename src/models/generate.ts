@@ -78,6 +78,7 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
   return noGrad(() => {
     const useCache = o.useCache ?? true;
     const cache = useCache ? new KVCache(m.config, B, P + steps) : null;
+    const probs = greedy ? undefined : new Float32Array(B * V); // sampling's buffer, shared by the steps
     let allIds = Array.from(ids), allMask = Array.from(mask), len = P;
     let stepIds = ids, stepMask = mask, stepLen = P;
     for (let step = 0; step < steps; step++) {
@@ -85,7 +86,7 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
       const { logits } = forward(m, stepIds, B, stepLen, {
         attentionMask: stepMask, logitsAt: lastRows, cache: cache ?? undefined,
       });
-      const next = pickTokens(logits!, greedy, o, rand, step);
+      const next = pickTokens(logits!, greedy, o, rand, step, probs);
       const nextMask = new Uint8Array(B);
       for (let b = 0; b < B; b++) {
         if (!done[b]) {
@@ -156,11 +157,11 @@ function requireFinite(row: Float32Array, where: string): void {
   if (allowed === 0) throw new AmendError(`${where}: every logit is -Infinity, so no token can be chosen`);
 }
 
-function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number, step: number): number[] {
+function pickTokens(logits: Tensor, greedy: boolean, o: GenerateOptions, rand: () => number, step: number, scratch?: Float32Array): number[] {
   const V = logits.dim(-1), rows = logits.size / V;
   for (let r = 0; r < rows; r++) requireFinite(logits.data.subarray(r * V, (r + 1) * V), `generate: prompt ${r}, new token ${step + 1}`);
   const { cut, nucleus } = restriction(o, V);
-  if (!greedy && !cut && !nucleus) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand);
+  if (!greedy && !cut && !nucleus) return sampleRows(logits.data, rows, V, o.temperature ?? 1, rand, scratch);
   const picks: number[] = [];
   for (let r = 0; r < rows; r++) {
     const row = logits.data.subarray(r * V, (r + 1) * V);
@@ -179,9 +180,11 @@ function restriction(o: Pick<GenerateOptions, 'topK' | 'topP'>, V: number): { cu
  * per vocabulary entry per token made the model's own samples, for layer statistics, cost minutes
  * on a 50k vocabulary), then each row is walked in index order with a float64 running sum.
  */
-function sampleRows(logits: Float32Array, rows: number, V: number, temp: number, rand: () => number): number[] {
+function sampleRows(logits: Float32Array, rows: number, V: number, temp: number, rand: () => number, scratch?: Float32Array): number[] {
   const scaled = temp === 1 ? logits : logits.map((x) => x / temp);
-  const probs = new Float32Array(rows * V);
+  // A generation's steps share one buffer (`scratch`, rows × V or more): a fresh one per step
+  // costs its page faults each time (about a fifth of sampling a small model's own texts).
+  const probs = scratch && scratch.length >= rows * V ? scratch.subarray(0, rows * V) : new Float32Array(rows * V);
   kernels().softmax(scaled, probs, rows, V);
   const picks: number[] = [];
   for (let r = 0; r < rows; r++) {
