@@ -45,7 +45,7 @@ test('amend eval: sequential MEMIT stopped, then --resume in a new process, ends
   assert.equal(s.code, 0, s.stderr);
   assert.match(s.stdout, /stopped after 3 of 4/);
   assert.ok(!fs.existsSync(path.join(out, 'summary.json')));
-  assertOneLineError(amend(...args, '--out', out), /holds an interrupted run \(3 of 4 done\); pass --resume/);
+  assertOneLineError(amend(...args, '--out', out), /holds an interrupted run \(3 of 4 done\); pass --resume to continue it or --force to start over$/);
   const r = amend(...args, '--out', out, '--resume');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /apply-all-then-score\n/);

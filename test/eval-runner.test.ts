@@ -129,7 +129,7 @@ for (const [label, method, protocol] of [['ROME, score-after-each', ROME, 'immed
     const cp = JSON.parse(fs.readFileSync(path.join(out, PARTIAL_DIR, 'checkpoint.json'), 'utf8'));
     assert.equal(cp.done, 4, 'the last checkpoint is at 4 edits');
     assert.equal(cp.patches.length, 4);
-    await assert.rejects(runEval(m, cases, { ...opts, out }), /holds an interrupted run \(4 of 7 done\); pass --resume/);
+    await assert.rejects(runEval(m, cases, { ...opts, out }), /holds an interrupted run \(4 of 7 done\); pass --resume \(resume: true\) to continue it or --force \(force: true\) to start over/);
     await assert.rejects(runEval(m, cases.slice(1), { ...opts, mode: { sequential: 6 }, out, resume: true }), /other settings/);
 
     // A crash after the resume (a callback throwing once the last edit is checkpointed, before the

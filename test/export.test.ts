@@ -401,7 +401,7 @@ test('a patch made on an export records its origin and applies to the first base
   // Refused with one line, the model unchanged: wrong order, p1 missing, another base.
   const fresh = weightsHash(load(src));
   const m = load(src);
-  assert.throws(() => applyPatchesInOrder(m, [p2f, p1]), /^AmendError: .*origin-p2\.safetensors\) was made on gpt2 model .*origin-e1 \(fingerprint [0-9a-f]{12}\), an export of the model with fingerprint [0-9a-f]{12} plus 1 patch \([0-9a-f]{12}\); this gpt2 model .* has no patch before it — apply the export's patches first, in order; refusing to apply it \(pass --ignore-fingerprint/);
+  assert.throws(() => applyPatchesInOrder(m, [p2f, p1]), /^AmendError: .*origin-p2\.safetensors\) was made on gpt2 model .*origin-e1 \(fingerprint [0-9a-f]{12}\), an export of the model with fingerprint [0-9a-f]{12} plus 1 patch \([0-9a-f]{12}\); this gpt2 model .* has no patch before it — apply the export's patches first, in order; refusing to apply it \(pass --ignore-fingerprint \(force: true\) to apply it anyway\)/);
   assert.equal(weightsHash(m), fresh);
   assert.deepEqual(editSession(m).applied(), []);
   await assert.rejects(exportPatched(src, [f2], path.join(tmp, 'origin-missing')), /has no patch before it/);
@@ -515,6 +515,8 @@ test('CLI on the demo world model: a patch made on an export applies to the base
   const refused = /has no patch before it — apply the export's patches first, in order; refusing to apply it \(pass --ignore-fingerprint/;
   assertOneLineError(cli('export', '--model', 'world', '--patch', d('p2.safetensors'), '--patch', d('p1.safetensors'), '--out', d('x')), refused);
   assertOneLineError(cli('patch', 'apply', '--model', 'world', '--patch', d('p2.safetensors'), '--out', d('x')), refused);
+  // On the command line only the flag: the API's "(force: true)" is left out.
+  assert.match(cli('patch', 'apply', '--model', 'world', '--patch', d('p2.safetensors'), '--out', d('x')).stderr, /refusing to apply it \(pass --ignore-fingerprint to apply it anyway\)$/m);
   const w = CausalLM.loadDir(path.join(repoRoot(), 'world'), { noTokenizer: true });
   w.weights.get('transformer.ln_f.weight')!.data[0]! += 0.5;
   exportModel(w, d('other'));

@@ -298,7 +298,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
         throw new AmendError(`${partial.checkpointFile}: a damaged checkpoint (its counts do not fit this run's ${total} units of ${cases.length} cases); start over with --force (force: true)`);
       }
     } else if (!o.force) {
-      if (partial.exists()) throw new AmendError(`${o.out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume to continue it or --force to start over`);
+      if (partial.exists()) throw new AmendError(`${o.out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume (resume: true) to continue it or --force (force: true) to start over`);
       const existing = ['summary.json', 'cases.jsonl', 'summary.md'].filter((f) => fs.existsSync(`${o.out}/${f}`));
       if (existing.length) throw new AmendError(`${o.out} already has a report (${existing.join(', ')}); pass --force (force: true) to replace it`);
     }

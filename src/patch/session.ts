@@ -173,7 +173,7 @@ export class EditSession {
     }
     const place = opts.force ? null : this.placement(patch);
     if (place && 'problem' in place) {
-      throw new AmendError(`${patch.label} ${place.problem}; refusing to apply it (pass --ignore-fingerprint to apply it anyway; force: true in the API)`);
+      throw new AmendError(`${patch.label} ${place.problem}; refusing to apply it (pass --ignore-fingerprint (force: true) to apply it anyway)`);
     }
     const why = this.incompatibility(patch);
     if (why) throw new AmendError(`${patch.label} cannot be applied to this ${describeModel(this.model)}: ${why}`);
