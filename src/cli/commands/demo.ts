@@ -21,7 +21,7 @@ import { fillTemplate } from '../../tokenizer/index.js';
 import { Rng } from '../../world/rng.js';
 import { WorldIndex } from '../../world/query.js';
 import type { World } from '../../world/types.js';
-import { intOption, listOption, seedOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, listOption, requireExisting, seedOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { fmtP, Progress } from '../progress.js';
 
@@ -317,7 +317,7 @@ export async function run(args: Parsed): Promise<void> {
     const dataArg = str(v.data);
     if (dataArg === '') throw new AmendError('--data is empty: give a benchmark file');
     // Fail on a missing benchmark before spending time on the weights.
-    if (dataArg && !fs.existsSync(dataArg)) throw new AmendError(`--data ${dataArg}: no such file`);
+    requireExisting('data', dataArg, 'a benchmark in CounterFact format (default: benchmark.json beside the model)');
     const m = await loadModel(modelId, json);
     const file = dataArg ?? (m.dir ? path.join(m.dir, 'benchmark.json') : '');
     if (!file || !fs.existsSync(file)) {
