@@ -371,3 +371,33 @@ test('the padding for bit-identity works at the model\'s last positions (padded 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the editors' target scores are the evaluation's bits, whatever batch an item shares", async () => {
+  const { scoreTargets } = await import('../src/editors/common/score.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-scoring-editors-'));
+  try {
+    writeRandomCheckpoint(dir, gpt2Config({ vocab: 300, positions: 96, layers: 2, hidden: 32, heads: 2 }), 3, 0.3);
+    const model = CausalLM.loadDir(dir, { noTokenizer: true });
+    const ids = (n: number, item: number): number[] => Array.from({ length: n }, (_, i) => (item * 29 + i * 7) % 300);
+    // A 1-token prompt (a 1-row pass alone), a 3-token target, and a prompt past an attention block.
+    const items = [
+      { prompt: ids(1, 1), target: ids(1, 2) },
+      { prompt: ids(2, 3), target: ids(3, 4) },
+      { prompt: ids(66, 5), target: ids(2, 6) },
+    ];
+    const together = scoreTargets(model, items);
+    items.forEach((it, i) => {
+      const ev = scoreEncoded(model, [{ context: [...it.prompt], target: [...it.target] }])[0]!;
+      assert.deepEqual(scoreTargets(model, [it])[0], together[i], `item ${i} alone and in the batch`);
+      assert.equal(together[i]!.logProb, ev.sum);
+      assert.equal(together[i]!.meanNll, -ev.mean);
+      assert.equal(together[i]!.argmaxMatch, ev.correct.every(Boolean));
+    });
+    // The argmax check: a target made of the model's own greedy tokens matches, a changed one does not.
+    const greedy = scoreEncoded(model, [{ context: ids(4, 7), target: [0] }])[0]!.argmax;
+    assert.equal(scoreTargets(model, [{ prompt: ids(4, 7), target: greedy }])[0]!.argmaxMatch, true);
+    assert.equal(scoreTargets(model, [{ prompt: ids(4, 7), target: [(greedy[0]! + 1) % 300] }])[0]!.argmaxMatch, false);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
