@@ -14,6 +14,7 @@ import { f32BitsToBf16Bits, f32BitsToF16Bits } from '../src/io/dtype.js';
 import { Tensor, mulberry32, randn } from '../src/tensor/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { EditPatch, applyPatchesInOrder, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
+import { modelFingerprint } from '../src/models/fingerprint.js';
 import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir, warningsOf, weightsHash } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-'));
@@ -462,6 +463,165 @@ test('a patch made on an export records its origin and applies to the first base
   const p4 = randomPatch(e1q, 36, [1]);
   assert.deepEqual([p4.metadata.appliedOn, p4.metadata.origin?.patches], [[qq.id], [p1.id]]);
   assert.deepEqual(await warningsOf(() => applyPatchesInOrder(load(src), [p1, qq, p4], { force: false })), []);
+});
+
+/** Adds `by` to the first value of an F32 tensor inside a safetensors file, in place (a sampled value). */
+function nudgeFirstValue(file: string, name: string, by: number): void {
+  const h = readSafetensorsHeader(file);
+  const e = h.entries.find((x) => x.name === name)!;
+  assert.equal(e.dtype, 'F32');
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const buf = Buffer.alloc(4);
+    fs.readSync(fd, buf, 0, 4, h.dataStart + e.begin);
+    buf.writeFloatLE(buf.readFloatLE(0) + by, 0);
+    fs.writeSync(fd, buf, 0, 4, h.dataStart + e.begin);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A copy of an export folder as an export made before "amend_fingerprint" was recorded wrote it. */
+function withoutWeightsFingerprint(from: string, to: string): string {
+  fs.cpSync(from, to, { recursive: true });
+  const file = path.join(to, 'model.safetensors');
+  const { tensors, metadata } = readSafetensors(file);
+  assert.ok(metadata.amend_fingerprint);
+  delete metadata.amend_fingerprint;
+  fs.rmSync(file);
+  writeSafetensors(file, [...tensors.values()].map((t) => ({ name: t.name, shape: t.shape, data: t.data, dtype: t.dtype as 'F32' })), metadata);
+  return to;
+}
+
+test('an export records its weights\' own fingerprint, as they load back, in any storage dtype', async () => {
+  const a = load(src);
+  const p1 = randomPatch(a, 41, [0]);
+  p1.apply(a);
+  const e1 = path.join(tmp, 'own-e1');
+  const r = exportModel(a, e1);
+  assert.equal(r.weightsFingerprint, modelFingerprint(load(e1)));
+  assert.equal(exportProvenance(e1)!.weightsFingerprint, r.weightsFingerprint);
+  // A model without a source folder, sharded and with its config written from memory: the same.
+  const copy = new Map([...a.weights].map(([n, t]) => [n, new Tensor(t.data.slice(), [...t.shape])] as [string, Tensor]));
+  const inMemory = new CausalLM(a.config.raw, copy, { dtypes: a.dtypes });
+  randomPatch(inMemory, 44, [2]).apply(inMemory);
+  const mem = path.join(tmp, 'own-mem');
+  const rm = exportModel(inMemory, mem, { maxShardBytes: 30_000, dtype: 'bf16' });
+  assert.ok(rm.shards.length > 1);
+  assert.equal(rm.weightsFingerprint, modelFingerprint(load(mem)));
+  assert.equal(exportProvenance(src), null);
+  // An unedited export of an original records nothing, as before.
+  const plain = path.join(tmp, 'own-plain');
+  assert.equal(exportModel(load(src), plain).weightsFingerprint, null);
+  assert.equal(readSafetensorsHeader(path.join(plain, 'model.safetensors')).metadata.amend_fingerprint, undefined);
+
+  // 16-bit storage: the record is that of the rounded weights a load gives, not of the float32
+  // values in memory.
+  const f16 = path.join(tmp, 'own-f16src');
+  writeCheckpoint(f16, readCheckpoint(src).tensors, { dtype: 'F16' });
+  fs.copyFileSync(path.join(src, 'config.json'), path.join(f16, 'config.json'));
+  const h = load(f16);
+  randomPatch(h, 42, [1]).apply(h);
+  for (const dtype of ['keep', 'bf16'] as const) {
+    const out = path.join(tmp, `own-${dtype}`);
+    const rec = exportModel(h, out, { dtype }).weightsFingerprint;
+    assert.notEqual(rec, modelFingerprint(h), `${dtype}: the rounding shows in the sampled values`);
+    assert.equal(rec, modelFingerprint(load(out)), dtype);
+  }
+  // An export of an export without patches, in another dtype: the record is carried on with the
+  // fingerprint of the new weights; patches made on it keep their origin, with no warning.
+  const e1bf = path.join(tmp, 'own-e1-bf16');
+  assert.deepEqual(await warningsOf(() => exportModel(load(e1), e1bf, { dtype: 'bf16' })), []);
+  const bf = load(e1bf);
+  assert.equal(exportProvenance(e1bf)!.weightsFingerprint, modelFingerprint(bf));
+  assert.notEqual(exportProvenance(e1bf)!.weightsFingerprint, r.weightsFingerprint);
+  let p2: EditPatch | undefined;
+  assert.deepEqual(await warningsOf(() => { p2 = randomPatch(bf, 43, [1]); }), []);
+  assert.deepEqual(p2!.metadata.origin, { baseFingerprint: editSession(a).baseFingerprint, patches: [p1.id] });
+});
+
+test('an export whose weights were changed after it (one weight in its file) is not trusted: one warning, no origin, no record carried on', async () => {
+  const a = load(src);
+  const base = editSession(a).baseFingerprint;
+  const p1 = randomPatch(a, 51, [0]);
+  p1.apply(a);
+  const e1 = path.join(tmp, 'mod-e1');
+  exportModel(a, e1);
+  const e1mod = path.join(tmp, 'mod-e1-changed');
+  fs.cpSync(e1, e1mod, { recursive: true });
+  nudgeFirstValue(path.join(e1mod, 'model.safetensors'), 'transformer.h.1.mlp.c_fc.weight', 0.25);
+
+  // The untouched export: no warning, the origin as before.
+  let onE1: EditPatch | undefined;
+  assert.deepEqual(await warningsOf(() => { onE1 = randomPatch(load(e1), 52, [1]); }), []);
+  assert.deepEqual(onE1!.metadata.origin, { baseFingerprint: base, patches: [p1.id] });
+
+  // The changed one: a patch made on it is made for it as it is, with one warning naming it.
+  const m = load(e1mod);
+  let p2: EditPatch | undefined;
+  const warned = await warningsOf(() => {
+    p2 = randomPatch(m, 52, [1]);
+    p2.apply(m);
+    exportModel(m, path.join(tmp, 'mod-e2'));
+  });
+  assert.equal(warned.length, 1, warned.join('\n'));
+  assert.match(warned[0]!, /mod-e1-changed: its weights \(fingerprint [0-9a-f]{12}\) are not those its Amend export wrote \([0-9a-f]{12}\), so they were changed since; its record \(the model with fingerprint [0-9a-f]{12} plus 1 patch \([0-9a-f]{12}\)\) is not trusted: patches made on it record no origin/);
+  assert.ok(!warned[0]!.includes('\n'));
+  assert.equal(p2!.metadata.origin, undefined);
+  assert.equal(p2!.metadata.modelFingerprint, modelFingerprint(load(e1mod)));
+  // Its export records the changed weights as the base, with its own patch only.
+  const rec = exportProvenance(path.join(tmp, 'mod-e2'))!;
+  assert.deepEqual({ base: rec.baseFingerprint, ids: rec.patches.map((x) => x.id) }, { base: p2!.metadata.modelFingerprint, ids: [p2!.id] });
+  assert.equal(rec.weightsFingerprint, modelFingerprint(load(path.join(tmp, 'mod-e2'))));
+  // Not taken for the first base plus p1 (what its record claimed): refused there, applies to it.
+  assert.throws(() => applyPatchesInOrder(load(src), [p1, p2!]), /was made for gpt2 model .*mod-e1-changed .*, not for this gpt2 model/);
+  applyPatchesInOrder(load(e1mod), [p2!]);
+  // A plain export of it drops the record instead of sealing it with the new weights' fingerprint.
+  const again = path.join(tmp, 'mod-again');
+  const w = await warningsOf(() => exportModel(load(e1mod), again));
+  assert.equal(w.length, 1, w.join('\n'));
+  assert.equal(exportProvenance(again), null);
+  assert.deepEqual(Object.keys(readSafetensorsHeader(path.join(again, 'model.safetensors')).metadata).filter((k) => k.startsWith('amend_')), []);
+
+  // On the command line: the one warning line, and no claim that the source carries patches.
+  const p2File = path.join(tmp, 'mod-p2.safetensors');
+  p2!.save(p2File);
+  const cli = amend('export', '--model', e1mod, '--patch', p2File, '--out', path.join(tmp, 'mod-cli'));
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(cli.stderr.trim().split('\n').length, 1, cli.stderr);
+  assert.match(cli.stderr, /^amend: warning: .*mod-e1-changed: its weights .* is not trusted/);
+  assert.ok(!cli.stdout.includes('already carries'), cli.stdout);
+  assert.match(cli.stdout, /patches applied, in order \(base fingerprint [0-9a-f]{12}\)/);
+});
+
+test('an export made before its weights\' fingerprint was recorded is trusted as before', async () => {
+  const a = load(src);
+  const base = editSession(a).baseFingerprint;
+  const p1 = randomPatch(a, 61, [0]);
+  p1.apply(a);
+  const e1 = path.join(tmp, 'old-e1');
+  exportModel(a, e1);
+  const old = withoutWeightsFingerprint(e1, path.join(tmp, 'old-e1-nofp'));
+  assert.equal(exportProvenance(old)!.weightsFingerprint, null);
+  // Even with a weight changed: nothing to compare it with, so the record stands, as it did.
+  const oldChanged = withoutWeightsFingerprint(e1, path.join(tmp, 'old-e1-nofp-changed'));
+  nudgeFirstValue(path.join(oldChanged, 'model.safetensors'), 'transformer.h.1.mlp.c_fc.weight', 0.25);
+  for (const dir of [old, oldChanged]) {
+    const m = load(dir);
+    let p2: EditPatch | undefined;
+    assert.deepEqual(await warningsOf(() => { p2 = randomPatch(m, 62, [1]); }), [], dir);
+    assert.deepEqual(p2!.metadata.origin, { baseFingerprint: base, patches: [p1.id] }, dir);
+  }
+  // The unchanged one rebuilds from the base exactly, and its export carries the record on.
+  const m = load(old);
+  const p2 = randomPatch(m, 62, [1]);
+  p2.apply(m);
+  const chained = load(src);
+  applyPatchesInOrder(chained, [p1, p2]);
+  assertSameWeights(chained, m, 'base + p1 + p2 vs old export + p2');
+  const e2 = path.join(tmp, 'old-e2');
+  exportModel(m, e2);
+  assert.deepEqual(exportProvenance(e2)!.patches.map((x) => x.id), [p1.id, p2.id]);
 });
 
 test('CLI on the demo world model: a patch made on an export applies to the base after the export\'s patch; other orders and bases are refused', () => {

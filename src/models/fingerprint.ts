@@ -23,7 +23,12 @@
 // another storage dtype (F16 → F32, BF16 → F32) share a fingerprint: a patch applies to both.
 // The fingerprint of the *unedited* model is what patches record; an edit session remembers it
 // from before its first patch (see src/patch/session.ts), since the edited weights hash differently.
+//
+// storedFingerprint gives the fingerprint a model will have once written in given storage dtypes
+// and loaded back (an export records it for its own weights): only the sampled runs are rounded
+// through those dtypes, so it costs what modelFingerprint costs, not a pass over the weights.
 import { createHash } from 'node:crypto';
+import { decodeInto, encodeInto, dtypeSize, type FileDType } from '../io/dtype.js';
 import type { CausalLM } from './model.js';
 
 export const FINGERPRINT_VERSION = 'amend-fingerprint-v1';
@@ -86,6 +91,29 @@ export function sampleOffsets(size: number): number[] {
 
 /** Hex sha256 of the model's architecture, tensor names and shapes, and sampled values (see above). */
 export function modelFingerprint(model: CausalLM): string {
+  return fingerprintOf(model, (_name, run) => run);
+}
+
+/**
+ * The fingerprint `model` will have once tensor `name` is stored as storage(name) and read back:
+ * each sampled run goes through that dtype as the safetensors writer and reader take it (F16 and
+ * BF16 round to nearest even; F32 and F64 keep float32 values).
+ */
+export function storedFingerprint(model: CausalLM, storage: (name: string) => FileDType): string {
+  return fingerprintOf(model, (name, run) => {
+    const dtype = storage(name);
+    if (dtype === 'F32') return run;
+    const raw = new Uint8Array(run.length * dtypeSize(dtype)!);
+    // A value an integer dtype cannot hold makes the export itself fail; it is hashed as it is.
+    if (encodeInto(dtype, run, 0, run.length, raw) >= 0) return run;
+    const back = new Float32Array(run.length);
+    decodeInto(dtype, raw, run.length, back, 0);
+    return back;
+  });
+}
+
+/** The fingerprint with each sampled run of values seen through `asRead` (tensor name, values). */
+function fingerprintOf(model: CausalLM, asRead: (name: string, run: Float32Array) => Float32Array): string {
   const h = createHash('sha256');
   h.update(FINGERPRINT_VERSION);
   h.update('\0');
@@ -101,11 +129,10 @@ export function modelFingerprint(model: CausalLM): string {
     h.update(u32(t.shape.length));
     for (const d of t.shape) h.update(u32(d));
     const data = t.data;
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (data.length <= SAMPLE_CHUNKS * CHUNK) {
-      h.update(bytes);
-    } else {
-      for (const off of sampleOffsets(data.length)) h.update(bytes.subarray(off * 4, (off + CHUNK) * 4));
+    const runs = data.length <= SAMPLE_CHUNKS * CHUNK ? [data] : sampleOffsets(data.length).map((off) => data.subarray(off, off + CHUNK));
+    for (const run of runs) {
+      const seen = asRead(name, run);
+      h.update(new Uint8Array(seen.buffer, seen.byteOffset, seen.byteLength));
     }
   }
   return h.digest('hex');

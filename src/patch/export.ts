@@ -16,7 +16,12 @@
 //
 // An edited model's weight files also carry, in their safetensors metadata, "amend_base_fingerprint"
 // and "amend_patches" (JSON: id, method, number of requests, createdAt of each applied patch, in
-// order), so an edited checkpoint never passes for the original.
+// order), so an edited checkpoint never passes for the original, and "amend_fingerprint", the
+// fingerprint of the weights as written (computed from the sampled values rounded to their storage
+// dtypes, before writing: milliseconds, no second pass), so that the record is not trusted for
+// weights changed after the export (see session.ts). An export of an export carries the source's
+// record on, unless the source's weights no longer match it: then it is dropped, and the record
+// written (if any patch is applied) starts at the source as it is.
 //
 // Atomic: everything is written into a temporary directory beside the output, which then replaces
 // it by rename; an existing non-empty output directory is refused unless `force`.
@@ -30,7 +35,8 @@ import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, write
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
-import { exportProvenance } from './provenance.js';
+import { exportProvenance, RECORD_KEYS } from './provenance.js';
+import { storedFingerprint } from '../models/fingerprint.js';
 import { checkCanBeFolder, checkCanWriteAt, makeDirs, processAlive, removeDeadTemps } from '../io/dirs.js';
 
 export { exportProvenance, type ExportProvenance } from './provenance.js';
@@ -61,6 +67,8 @@ export interface ExportResult {
   /** Ids of the applied patches the export carries, in order. */
   patches: string[];
   baseFingerprint: string | null;
+  /** Fingerprint of the written weights, as their record names it; null when no record is written. */
+  weightsFingerprint: string | null;
 }
 
 const MAX_COPY_BYTES = 64 * 1024 * 1024;
@@ -287,22 +295,25 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
   const dtype = parseExportDType(opts.dtype);
   assertNotHeld(model, 'export'); // a run's temporary edit would be written as if it were the model's
   checkExportDir(out, model.dir, opts.force === true);
+  // A model loaded from an earlier export already carries patches: the record goes on from them,
+  // back to the first base, instead of starting again at the export's own weights — as long as
+  // the weights are still those that export wrote (asking creates the session, which knows them).
+  const recorded = model.dir ? exportProvenance(model.dir) : null;
+  const prior = recorded && editSession(model).trusts(recorded) ? recorded : null;
   const session = sessionOf(model);
   const patches = session?.applied() ?? [];
-  const extraMeta: Record<string, string> = {};
-  // A model loaded from an earlier export already carries patches: the record goes on from them,
-  // back to the first base, instead of starting again at the export's own weights.
-  const prior = model.dir ? exportProvenance(model.dir) : null;
-  if (patches.length > 0) {
-    extraMeta.amend_base_fingerprint = prior?.baseFingerprint || session!.baseFingerprint;
-    extraMeta.amend_patches = JSON.stringify([...(prior?.patches ?? []), ...patches.map((p) => ({
-      id: p.id, method: p.metadata.method, requests: p.metadata.requests.length, createdAt: p.metadata.createdAt,
-    }))]);
-  }
   const storage = (name: string): FileDType => {
     const orig = (model.dtypes.get(name) ?? 'F32') as FileDType;
     return dtype !== 'keep' && FLOAT_DTYPES.has(orig) ? dtype : orig;
   };
+  const extraMeta: Record<string, string> = {};
+  if (patches.length > 0 || prior) {
+    extraMeta.amend_base_fingerprint = prior?.baseFingerprint || session!.baseFingerprint;
+    extraMeta.amend_patches = JSON.stringify([...(prior?.patches ?? []), ...patches.map((p) => ({
+      id: p.id, method: p.metadata.method, requests: p.metadata.requests.length, createdAt: p.metadata.createdAt,
+    }))]);
+    extraMeta.amend_fingerprint = storedFingerprint(model, storage);
+  }
   warnOverflow(model, storage, out);
 
   const source = model.dir;
@@ -328,6 +339,7 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
     // What the weight files record: the patches the source carried, then this session's.
     patches: [...(prior?.patches.map((p) => p.id) ?? []), ...patches.map((p) => p.id)],
     baseFingerprint: (prior?.baseFingerprint || session?.baseFingerprint) ?? null,
+    weightsFingerprint: extraMeta.amend_fingerprint ?? null,
   };
   try {
     if (!layout) {
@@ -359,7 +371,9 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
             : undefined;
           return { name, shape: [...t.shape], data: t.data, dtype: dt, raw };
         });
+        // The source's own record goes only where extraMeta carries it on (not when it was not trusted).
         const metadata = { ...shard.metadata, ...extraMeta };
+        for (const k of RECORD_KEYS) if (!(k in extraMeta)) delete metadata[k];
         metadata.format ??= 'pt';
         writeSafetensorsTo(path.join(tmp, shard.file), path.join(out, shard.file), tensors, metadata);
         const shardBytes = tensors.reduce((s, t) => s + storageBytes(t.data.length, t.dtype!), 0);

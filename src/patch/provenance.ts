@@ -1,16 +1,26 @@
 // The record an Amend export writes into its weight files' safetensors metadata
-// ("amend_base_fingerprint", "amend_patches"; see export.ts), read back. Its own module so that the
-// edit session can read it too (export.ts depends on the session).
+// ("amend_base_fingerprint", "amend_patches", "amend_fingerprint"; see export.ts), read back. Its
+// own module so that the edit session can read it too (export.ts depends on the session).
+//
+// "amend_fingerprint" is the fingerprint of the exported weights themselves (exports before it
+// have none). The record describes those weights only: a model loaded from the folder whose
+// fingerprint differs was changed after the export (fine-tuned, re-quantised, edited by hand) and
+// the edit session does not trust the record (session.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AmendError } from '../errors.js';
 import { INDEX_FILE, SINGLE_WEIGHTS } from '../io/checkpoint.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
 
+/** The metadata keys of the record. */
+export const RECORD_KEYS = ['amend_base_fingerprint', 'amend_patches', 'amend_fingerprint'] as const;
+
 export interface ExportProvenance {
   /** The weight file whose metadata was read. */
   file: string;
   baseFingerprint: string;
+  /** Fingerprint of the exported weights as written; null in an export made before it was recorded. */
+  weightsFingerprint: string | null;
   patches: { id: string; method: string; requests: number; createdAt: string }[];
 }
 
@@ -41,5 +51,5 @@ export function exportProvenance(dir: string): ExportProvenance | null {
   } catch {
     throw new AmendError(`${file}: its "amend_patches" metadata is not valid JSON`);
   }
-  return { file, baseFingerprint: meta.amend_base_fingerprint ?? '', patches };
+  return { file, baseFingerprint: meta.amend_base_fingerprint ?? '', weightsFingerprint: meta.amend_fingerprint || null, patches };
 }

@@ -13,7 +13,16 @@
 //     recorded. A patch computed on it records that origin; it applies to the export itself (by
 //     fingerprint) and to that first base once those patches are applied, in that order, before
 //     it (applying P1 then P2 to A rebuilds the export E1 = A + P1 plus P2, made on E1). Any other
-//     order or base is refused like another model's patch.
+//     order or base is refused like another model's patch. That holds only while the weights are
+//     the ones the export wrote: its record names their fingerprint, and when the model's own
+//     differs (changed since by other means) the record is not trusted — one warning, and the
+//     model counts as a base of its own (no origin; an export of it does not carry the record on).
+//     An export without that fingerprint (written before it was recorded) is trusted as it is.
+//     Applying such a patch to the first base does not fingerprint the weights again once the
+//     export's patches are applied: the base is checked by fingerprint and those patches by their
+//     content ids, and applying them is deterministic, so that would sample the same values again
+//     and catch nothing more — while it would refuse exports written in another dtype than the base
+//     (their rounding shows in the sampled values) and the origin does not say which dtype it was.
 //   - revert(p?): removes the last patch (or any given one). Each tensor that patch touched is reset
 //     from its original values and the deltas of the remaining patches for that tensor are replayed
 //     in order. Deltas of different tensors never interact and application is deterministic, so
@@ -65,6 +74,8 @@ export class EditSession {
   private readonly originals = new Map<string, Float32Array>();
   /** The export record of the model's folder: read when first needed (undefined until then). */
   private record: ExportProvenance | null | undefined;
+  /** Set once the warning that the export record does not match these weights has been given. */
+  private warnedUntrusted = false;
 
   /** Use editSession(model); a second session on the same model would not know the first's edits. */
   constructor(model: CausalLM, baseFingerprint?: string) {
@@ -93,14 +104,34 @@ export class EditSession {
   }
 
   /**
-   * The export record of the folder the model was loaded from, or null (not an edited export). One
-   * that cannot be read (the folder changed since) costs a patch its origin, not the edit: a warning.
+   * Whether an export record read from the model's folder describes these weights: true when it
+   * names no fingerprint of its own (an older export) or the base fingerprint (the weights before
+   * any patch of this session) is that one. When not, warns (once per session) that the record is
+   * not trusted.
+   */
+  trusts(record: ExportProvenance): boolean {
+    if (record.weightsFingerprint === null || record.weightsFingerprint === this.baseFingerprint) return true;
+    if (!this.warnedUntrusted) {
+      this.warnedUntrusted = true;
+      process.emitWarning(`${this.model.dir}: its weights (fingerprint ${shortFingerprint(this.baseFingerprint)}) are not those its Amend export wrote ` +
+        `(${shortFingerprint(record.weightsFingerprint)}), so they were changed since; its record (the model with fingerprint ` +
+        `${shortFingerprint(record.baseFingerprint)} plus ${patchList(record.patches.map((p) => p.id))}) is not trusted: ` +
+        'patches made on it record no origin and apply to it as it is, and its exports do not carry that record on');
+    }
+    return false;
+  }
+
+  /**
+   * The export record of the folder the model was loaded from, or null (not an edited export, or a
+   * record these weights no longer match: see trusts). One that cannot be read (the folder changed
+   * since) costs a patch its origin, not the edit: a warning.
    */
   private carried(): ExportProvenance | null {
     if (this.record !== undefined) return this.record;
     this.record = null;
     try {
-      if (this.model.dir) this.record = exportProvenance(this.model.dir);
+      const record = this.model.dir ? exportProvenance(this.model.dir) : null;
+      if (record && this.trusts(record)) this.record = record;
     } catch (err) {
       if (!(err instanceof AmendError)) throw err;
       process.emitWarning(`cannot read the export record of ${this.model.dir} (${err.message}); patches made on it record no origin`);

@@ -5,7 +5,7 @@ import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { EditPatch } from '../../patch/patch.js';
 import { editSession } from '../../patch/session.js';
-import { applyPatchesInOrder, checkExportDir, exportModel, exportProvenance, parseExportDType, type ExportResult } from '../../patch/export.js';
+import { applyPatchesInOrder, checkExportDir, exportModel, parseExportDType, type ExportResult } from '../../patch/export.js';
 import { shortFingerprint } from '../../models/fingerprint.js';
 import { listOption, type CommandSpec, type OptionSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
@@ -92,7 +92,8 @@ export function exportAndReport(model: CausalLM, out: string, args: Parsed, extr
     console.log(`exported ${result.dir}: ${tensors} tensors in ${result.shards.length} weight file(s), ${fmtBytes(result.totalSize)}, ` +
       `plus ${result.files.length} other file(s)`);
     const applied = session.applied();
-    const carried = model.dir ? exportProvenance(model.dir)?.patches.length ?? 0 : 0;
+    // The source's patches that the export carries on (none when its record no longer matched its weights).
+    const carried = result.patches.length - applied.length;
     if (carried > 0) console.log(`the source checkpoint already carries ${carried} patch(es) from the export that wrote it (amend patch show ${model.dir})`);
     if (applied.length === 0) console.log(carried > 0 ? 'no patch applied here' : 'no patch applied: the weights are the original ones');
     else {
