@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir } from './helpers.js';
 import { loadCases } from '../src/data/index.js';
-import { sharedSubjectEdits } from '../src/eval/index.js';
+import { sharedSubjectEdits, summarizeRecords, type CaseRecord } from '../src/eval/index.js';
 
 const models = sharedDir('models');
 const data = sharedDir('data');
@@ -143,7 +143,7 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assert.ok(!fs.existsSync(refused), 'no report for a run that measured nothing');
 });
 
-test('amend eval --split: MQuAKE-Remastered cases of one run split, their labels in cases.jsonl, the split in the summary', { skip: models ? false : 'no ../shared/models' }, () => {
+test('amend eval --split: MQuAKE-Remastered cases of one run split, their labels in cases.jsonl, the split in the summary, broken down by label when they differ', { skip: models ? false : 'no ../shared/models' }, () => {
   // A synthetic file in the Hugging Face copy's layout (split: run size → the case's labels there).
   const rec = (caseId: number, labels: string[]) => ({
     case_id: caseId,
@@ -161,6 +161,34 @@ test('amend eval --split: MQuAKE-Remastered cases of one run split, their labels
   assert.deepEqual(lines.map((l) => [l.id, l.split]), [[2, { '2': ['edited'], all: ['edited'] }], [4, { '2': ['edited'], all: ['edited'] }]]);
   assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).config.data.split, '2');
   assert.match(fs.readFileSync(path.join(out, 'summary.md'), 'utf8'), /- data: .*remastered\.jsonl \(mquake-remastered, edited cases of split 2\), 2 case\(s\)/);
+  // every case of split 2 is "edited": nothing to break down by label
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).bySplitLabel, undefined);
+  assert.doesNotMatch(fs.readFileSync(path.join(out, 'summary.md'), 'utf8'), /By split label/);
+
+  // CF-6334 style: run split 1000 edits train_edited and test_edited cases (one both), reported apart
+  const cf6334 = path.join(tmp, 'cf6334.jsonl');
+  const labels6334 = [['train_edited'], ['test_unedited'], ['test_edited'], ['train_edited', 'test_edited']];
+  fs.writeFileSync(cf6334, labels6334.map((l, i) => JSON.stringify({ ...rec(i + 1, []), split: { '1000': l } })).join('\n'));
+  const byLabel = path.join(tmp, 'split-6334');
+  const b = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', cf6334, '--split', '1000', ...FAST, '--out', byLabel);
+  assert.equal(b.code, 0, b.stderr);
+  assert.match(b.stdout, /\nsplit 1000 by label \(test_edited 2 case\(s\), train_edited 2 case\(s\)\): in summary\.md, "By split label"\n/);
+  const summary = JSON.parse(fs.readFileSync(path.join(byLabel, 'summary.json'), 'utf8'));
+  assert.deepEqual(summary.bySplitLabel.map((g: { label: string; cases: number }) => [g.label, g.cases]), [['test_edited', 2], ['train_edited', 2]]);
+  // each label's rows are the summary of its cases' lines in cases.jsonl (cost aside: a case per call here too)
+  const caseLines: CaseRecord[] = fs.readFileSync(path.join(byLabel, 'cases.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(caseLines.map((l) => l.id), [1, 3, 4]);
+  for (const g of summary.bySplitLabel) {
+    const rows = summarizeRecords(caseLines.filter((l) => l.split!['1000']!.includes(g.label)));
+    assert.deepEqual(g.rows, JSON.parse(JSON.stringify(rows)), g.label);
+  }
+  const md = fs.readFileSync(path.join(byLabel, 'summary.md'), 'utf8');
+  assert.match(md, /## By split label\n\nThe cases of run split 1000 grouped by their labels there/);
+  assert.match(md, /\| rewrite_acc \| test_edited \| [\d.]+ \| \[.*\] \| 2 \|\n\| rewrite_acc \| train_edited \| [\d.]+ \| \[.*\] \| 2 \|/);
+  // --json carries it too, without a report folder
+  const j = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', cf6334, '--split', '1000', ...FAST, '--json');
+  assert.equal(j.code, 0, j.stderr);
+  assert.deepEqual(JSON.parse(j.stdout).bySplitLabel.map((g: { label: string }) => g.label), ['test_edited', 'train_edited']);
   // --n counts the split's cases; a split the file lacks, or --split on a file without labels: one line
   const one = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', file, '--split', '2', '--n', '1', ...FAST, '--json');
   assert.equal(one.code, 0, one.stderr);

@@ -35,8 +35,12 @@ function assertSameWeights(m: CausalLM, before: Map<string, Float32Array>): void
 }
 
 const heldout = () => ({ text: fs.readFileSync(path.join(DATA!, 'wikitext', 'wikitext-2-raw-test.txt'), 'utf8').slice(0, 8000) });
-/** Summary rows without cost (wall time and memory differ between any two runs). */
-const comparable = (s: EvalSummary) => ({ rows: s.rows.filter((r) => r.protocol !== 'cost'), drift: s.drift, cases: s.cases, failed: s.failed });
+/** Summary rows without cost (wall time and memory differ between any two runs), also per split label. */
+const noCost = (rows: EvalSummary['rows']) => rows.filter((r) => r.protocol !== 'cost');
+const comparable = (s: EvalSummary) => ({
+  rows: noCost(s.rows), drift: s.drift, cases: s.cases, failed: s.failed,
+  bySplitLabel: s.bySplitLabel?.map((g) => ({ ...g, rows: noCost(g.rows) })),
+});
 
 test('every benchmark file in ../shared/data evaluates end to end (single edits, model restored exactly)', { skip }, async () => {
   const m = await tiny();
@@ -117,9 +121,12 @@ for (const [label, method, protocol] of [['ROME, score-after-each', ROME, 'immed
   test(`an interrupted sequential run (${label}) resumes from its last checkpoint to the same summary`, { skip }, async () => {
     const m = await tiny();
     const before = weightsCopy(m);
-    const { cases } = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 7 });
-    const opts: EvalOptions = { ...method, mode: { sequential: 7 }, protocol, checkpointEvery: 2, heldout: heldout(), heldoutTokens: 200 };
+    // Run split labels as MQuAKE-Remastered's CF-6334 gives them, so that the summary has a per-label part to resume.
+    const cases = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 7 }).cases
+      .map((c, i) => ({ ...c, split: { '7': i % 3 === 0 ? ['test_edited'] : i === 4 ? ['train_edited', 'test_edited'] : ['train_edited'] } }));
+    const opts: EvalOptions = { ...method, mode: { sequential: 7 }, protocol, checkpointEvery: 2, heldout: heldout(), heldoutTokens: 200, data: { split: '7' } };
     const whole = await runEval(m, cases, { ...opts, out: path.join(tmp, `whole-${protocol}`) });
+    assert.deepEqual(whole.summary!.bySplitLabel!.map((g) => [g.label, g.cases]), [['test_edited', 4], ['train_edited', 4]]);
 
     const out = path.join(tmp, `resumed-${protocol}`);
     // A crash after the fifth edit (a progress callback throwing), between checkpoints at 4 and 6.

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { PartialRun } from './checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/dirs.js';
 import { renderChart, runCharts } from './plots.js';
-import { summarizeByRelation, summarizeRecords, summaryMarkdown } from './summary.js';
+import { caseCounts, summarizeByRelation, summarizeBySplitLabel, summarizeRecords, summaryMarkdown } from './summary.js';
 import type { CaseRecord, DriftPoint, EvalConfig, EvalSummary } from './run-types.js';
 
 export interface ReportInput {
@@ -27,10 +27,12 @@ export interface ReportInput {
 export const isReportFile = (f: string) => f === 'cases.jsonl' || f === 'summary.json' || f === 'summary.md' || /^plot-.*\.(svg|png)$/.test(f);
 
 function buildSummary(config: EvalConfig, records: readonly CaseRecord[], drift: readonly DriftPoint[], seconds: number): EvalSummary {
-  const indexes = new Set(records.map((r) => r.index));
-  const failed = new Set(records.filter((r) => r.error !== undefined).map((r) => r.index));
   const byRelation = summarizeByRelation(records);
-  return { config, cases: indexes.size, failed: failed.size, rows: summarizeRecords(records), ...(byRelation.length ? { byRelation } : {}), drift: [...drift], seconds };
+  const bySplitLabel = summarizeBySplitLabel(records, config.data?.split);
+  return {
+    config, ...caseCounts(records), rows: summarizeRecords(records),
+    ...(byRelation.length ? { byRelation } : {}), ...(bySplitLabel.length ? { bySplitLabel } : {}), drift: [...drift], seconds,
+  };
 }
 
 export function writeReports(r: ReportInput): { summary: EvalSummary; files: string[] } {

@@ -116,6 +116,17 @@ export interface RelationRow {
   count: number;
 }
 
+/**
+ * The summary of the cases that carry one label in the run split that chose them (MQuAKE-Remastered:
+ * CF-6334's train_edited, test_edited): counted and summarised as the whole run is.
+ */
+export interface SplitLabelSummary {
+  label: string;
+  cases: number;
+  failed: number;
+  rows: SummaryRow[];
+}
+
 export interface EvalConfig {
   method: string;
   /** The resolved hparams the edits ran with, and where they came from. */
@@ -142,6 +153,11 @@ export interface EvalSummary {
   rows: SummaryRow[];
   /** The headline scores per relation, when the cases span two or more relations. */
   byRelation?: RelationRow[];
+  /**
+   * Per label the cases carry in the run split that chose them (config.data.split), when they
+   * carry two or more there; a case with two labels counts under both.
+   */
+  bySplitLabel?: SplitLabelSummary[];
   drift: DriftPoint[];
   /** Wall seconds of the whole run (all sessions of a resumed run together). */
   seconds: number;

@@ -78,7 +78,10 @@ export interface EvalOptions {
   onEditProgress?: EditProgress;
   /** Stop after this many units as if the process died there (tests of resume). */
   stopAfter?: number;
-  /** Where the cases came from, for the report (the file, its format, the run split that chose them). */
+  /**
+   * Where the cases came from, for the report (the file, its format, the run split that chose them).
+   * The run split also names the labels the summary breaks down by (EvalSummary.bySplitLabel).
+   */
   data?: EvalConfig['data'];
 }
 

@@ -7,7 +7,7 @@
 import { meanCI } from './ci.js';
 import { harmonicMean } from './metrics.js';
 import { PROTOCOLS, PROTOCOL_DESCRIPTIONS } from './protocols.js';
-import { modeLabel, REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SummaryRow } from './run-types.js';
+import { modeLabel, REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SplitLabelSummary, type SummaryRow } from './run-types.js';
 
 const regimeOrder = (r: Regime) => {
   if (r === 'single') return [0, 0];
@@ -82,6 +82,32 @@ function overallScores(rows: readonly SummaryRow[]): SummaryRow[] {
     });
   }
   return out;
+}
+
+/** The cases the records cover and those the editor refused (a batch sweep records a case once per size). */
+export function caseCounts(records: readonly CaseRecord[]): { cases: number; failed: number } {
+  const indexes = new Set(records.map((r) => r.index));
+  const failed = new Set(records.filter((r) => r.error !== undefined).map((r) => r.index));
+  return { cases: indexes.size, failed: failed.size };
+}
+
+/**
+ * The run summarised apart for each label its cases carry in the run split `run` that chose them
+ * (MQuAKE-Remastered's CF-6334 labels its edited cases train_edited or test_edited, and its authors
+ * report the two apart), with the counts and rows of the whole run's summary. A case with two
+ * labels counts under both, as their accuracy does. Empty unless a run split is named and its
+ * cases carry two or more labels there: every label means the same run split, while across run
+ * splits a case has labels for each.
+ */
+export function summarizeBySplitLabel(records: readonly CaseRecord[], run: string | undefined): SplitLabelSummary[] {
+  if (run === undefined) return [];
+  const labelsOf = (r: CaseRecord) => r.split?.[run] ?? [];
+  const labels = [...new Set(records.flatMap(labelsOf))].sort();
+  if (labels.length < 2) return [];
+  return labels.map((label) => {
+    const mine = records.filter((r) => labelsOf(r).includes(label));
+    return { label, ...caseCounts(mine), rows: summarizeRecords(mine) };
+  });
 }
 
 /** The metrics broken down by relation: the ones a reader compares across relations. */
@@ -178,18 +204,43 @@ export function summaryMarkdown(s: EvalSummary): string {
       const rows = s.rows.filter((r) => r.regime === regime && r.protocol === protocol);
       if (!rows.length) continue;
       lines.push('', `### ${protocol}`, '', `${PROTOCOL_DESCRIPTIONS[protocol]}.`, '', '| metric | mean | 95 % CI | n |', '| --- | ---: | --- | ---: |');
-      for (const r of rows) {
-        lines.push(`| ${cell(r.name)} | ${formatValue(r.mean, r.unit)} | [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}] | ${r.count} |`);
-      }
+      for (const r of rows) lines.push(`| ${cell(r.name)} | ${meanCells(r)} |`);
     }
   }
   for (const x of s.sharedSubjects ?? []) {
     lines.push('', `In batches of ${x.batchSize}, ${x.shared} of ${x.edits} edits share their subject with another edit of the same batch.`);
   }
+  if (s.bySplitLabel?.length) lines.push('', ...splitLabelMarkdown(s.bySplitLabel, c.data?.split));
   if (s.byRelation?.length) lines.push('', ...relationMarkdown(s.byRelation));
   if (s.drift.length) lines.push('', ...driftMarkdown(s.drift));
   if (s.files?.length) lines.push('', '## Files', '', ...s.files.map((f) => `- ${f}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** A row's mean, interval and count as table cells (the overall tables' and the split labels'). */
+const meanCells = (r: SummaryRow) => `${formatValue(r.mean, r.unit)} | [${formatValue(r.ci95[0], r.unit)}, ${formatValue(r.ci95[1], r.unit)}] | ${r.count}`;
+
+/** One table per regime and protocol: for each metric a row per label, as the overall tables give it. */
+function splitLabelMarkdown(groups: readonly SplitLabelSummary[], run: string | undefined): string[] {
+  const out = [
+    '## By split label', '',
+    `The cases of run split ${inline(run ?? '?')} grouped by their labels there (a case with two labels counts under both);`,
+    'each group is summarised as the whole run is above.', '',
+    '| label | cases | refused |', '| --- | ---: | ---: |',
+    ...groups.map((g) => `| ${cell(g.label)} | ${g.cases} | ${g.failed} |`),
+  ];
+  const all = groups.flatMap((g) => g.rows.map((r) => ({ ...r, label: g.label })));
+  for (const regime of [...new Set(all.map((r) => r.regime))]) {
+    for (const protocol of PROTOCOLS) {
+      const rows = all.filter((r) => r.regime === regime && r.protocol === protocol);
+      if (!rows.length) continue;
+      out.push('', `### ${regime}, ${protocol}`, '', '| metric | label | mean | 95 % CI | n |', '| --- | --- | ---: | --- | ---: |');
+      for (const name of [...new Set(rows.map((r) => r.name))]) {
+        for (const r of rows.filter((x) => x.name === name)) out.push(`| ${cell(name)} | ${cell(r.label)} | ${meanCells(r)} |`);
+      }
+    }
+  }
+  return out;
 }
 
 /** One table per regime: a row per relation, a column per metric. */

@@ -196,6 +196,10 @@ export async function run(args: Parsed): Promise<void> {
   }
   const hidden = s.rows.length - shownRows.length;
   if (hidden > 0) console.log(`\n(${hidden} sub-key row(s), e.g. ${s.rows.find((r) => !shownRows.includes(r))!.name}: in ${out ? 'summary.md' : '--json'})`);
+  if (s.bySplitLabel) {
+    const labels = s.bySplitLabel.map((g) => `${g.label} ${g.cases} case(s)`).join(', ');
+    console.log(`\nsplit ${s.config.data?.split} by label (${labels}): in ${out ? 'summary.md, "By split label"' : '--json, bySplitLabel'}`);
+  }
   if (s.drift.length) console.log(`\nperplexity drift: ${s.drift.map((d) => `${d.edits}: ×${d.ratio.toFixed(3)}`).join(', ')}`);
   console.log(`\n${s.seconds.toFixed(1)} s${out ? `; report in ${out} (summary.md, summary.json, cases.jsonl${result.files.some((f) => f.endsWith('.svg')) ? ', plots' : ''})` : ' (give --out DIR for the report files)'}`);
 }
