@@ -105,6 +105,12 @@ test('summaryMarkdown and writeReports: a "By split label" table after the overa
   const table = md.slice(md.indexOf('### single, token-accuracy'));
   assert.match(table, /\| metric \| label \| mean \| 95 % CI \| n \|\n\| --- \| --- \| ---: \| --- \| ---: \|\n\| rewrite_acc \| test_edited \| 0\.7000 \| \[0\.4516, 0\.9484\] \| 3 \|\n\| rewrite_acc \| train_edited \| 0\.5000 \| \[0\.2516, 0\.7484\] \| 3 \|/);
   assert.match(md, /### single, probability-comparison\n\n[^#]*\| efficacy_score \| test_edited \| 0\.0000 \| \[0\.0000, 0\.5615\] \| 3 \|/);
+  // Regimes in the overall tables' order, though the first label's cases have only the later one.
+  const sweep = (index: number, label: string, regime: CaseRecord['regime']): CaseRecord =>
+    ({ index, split: { '1000': [label] }, regime, metrics: [{ name: 'rewrite_acc', protocol: 'token-accuracy', value: 1 }] });
+  const swept = summarizeBySplitLabel([sweep(0, 'a_edited', 'batch-10'), sweep(1, 'b_edited', 'batch-2'), sweep(1, 'b_edited', 'batch-10')], '1000');
+  const headings = summaryMarkdown({ ...summary, bySplitLabel: swept }).match(/### batch-\d+, token-accuracy/g);
+  assert.deepEqual(headings, ['### batch-2, token-accuracy', '### batch-10, token-accuracy']);
   // A label with a "|" keeps its table row whole.
   const odd = summarizeBySplitLabel(records.map((r) => ({ ...r, split: { '1000': r.split!['1000']!.map((l) => l.replace('test', 'te|st')) } })), '1000');
   assert.match(summaryMarkdown({ ...summary, bySplitLabel: odd }), /\| rewrite_acc \| te\\\|st_edited \| 0\.7000 \|/);

@@ -230,7 +230,12 @@ function splitLabelMarkdown(groups: readonly SplitLabelSummary[], run: string | 
     ...groups.map((g) => `| ${cell(g.label)} | ${g.cases} | ${g.failed} |`),
   ];
   const all = groups.flatMap((g) => g.rows.map((r) => ({ ...r, label: g.label })));
-  for (const regime of [...new Set(all.map((r) => r.regime))]) {
+  // In the overall tables' order, whichever label's cases a regime first appears among.
+  const regimes = [...new Set(all.map((r) => r.regime))].sort((a, b) => {
+    const [ra, ka] = regimeOrder(a), [rb, kb] = regimeOrder(b);
+    return ra! - rb! || ka! - kb!;
+  });
+  for (const regime of regimes) {
     for (const protocol of PROTOCOLS) {
       const rows = all.filter((r) => r.regime === regime && r.protocol === protocol);
       if (!rows.length) continue;
