@@ -498,15 +498,16 @@ test('MQuAKE-Remastered split: the cases a run of that split edits, in file orde
       remasteredRecord(11, { '1000': ['test_unedited'] }),
       remasteredRecord(12, { '1000': ['test_edited'] }),
       remasteredRecord(13, { '1000': ['train_edited', 'test_edited'] }),
+      remasteredRecord(14, { '1000': ['test_edited_unique'] }),
     ];
-    assert.deepEqual(ids(parseCases(cf6334, { split: '1000' })), [10, 12, 13]);
+    assert.deepEqual(ids(parseCases(cf6334, { split: '1000' })), [10, 12, 13, 14]);
 
     // bad input: one line naming what is wrong
     assert.throws(() => loadCases(file, { split: '100' }), (e: Error) => e instanceof AmendError && /no split "100"; the records' splits are "1", "3", "all"$/.test(e.message));
     assert.throws(() => loadCases(file, { split: '9' }), /no split "9"; the records' splits are "1", "3", "all"$/);
     assert.throws(() => parseCases([remasteredRecord(1, { '3': ['edited'], '1': [] }), remasteredRecord(2, { '1': [] })], { split: '3' }), /case 2 has no labels for split "3" \(its splits: 1\); every record needs them/);
     assert.throws(() => loadCases(file, { split: '' }), /split must name one of the records' run splits/);
-    assert.throws(() => parseCases([remasteredRecord(1, { '3': [] }), remasteredRecord(2, { '3': ['unedited'] })], { split: '3' }), /split "3" edits no case \(its labels: unedited; a run edits the cases labelled edited \/ train_edited \/ test_edited\)/);
+    assert.throws(() => parseCases([remasteredRecord(1, { '3': [] }), remasteredRecord(2, { '3': ['unedited'] })], { split: '3' }), /split "3" edits no case \(its labels: unedited; a run edits the cases labelled edited \/ train_edited \/ test_edited \/ test_edited_unique\)/);
     assert.throws(() => parseCases([remasteredRecord(1, { '3': ['edited'] }), remasteredRecord(2, undefined)], { split: '3' }), /case 2 has no labels for split "3" \(no "split" field\)/);
     assert.throws(() => parseCases([remasteredRecord(1, ['edited'])]), /record 1 \(index 0, mquake-remastered\) field "split" should be an object of label lists/);
     assert.throws(() => parseCases([remasteredRecord(1, { '3': 'edited' })]), /field "split\.3" should be a list of labels \(strings\)/);

@@ -26,14 +26,15 @@ export type DatasetFormat =
 /**
  * MQuAKE-Remastered's `split` field as its records hold it: for each run size the authors drew a
  * set of edited cases for (the key, e.g. "1", "100", "1000"), the case's labels in that run.
- * "edited" (CF-3k, CF-9k, T) or "train_edited" / "test_edited" (CF-6334) mark a case whose edits
- * the run applies; a case without one ("unedited", "test_unedited", no label) is only asked, its
+ * "edited" (CF-3k, CF-9k, T) or "train_edited" / "test_edited" / "test_edited_unique" (CF-6334;
+ * the authors' scorer reports the last, test cases whose edits no training case shares, apart)
+ * mark a case whose edits the run applies; a case without one ("unedited", "test_unedited", no label) is only asked, its
  * original answer expected. Their loader reads split[str(edit_num)].
  */
 export type SplitLabels = Record<string, string[]>;
 
 /** The labels that mark a case a run edits (see SplitLabels). */
-export const EDITED_SPLIT_LABELS: readonly string[] = ['edited', 'train_edited', 'test_edited'];
+export const EDITED_SPLIT_LABELS: readonly string[] = ['edited', 'train_edited', 'test_edited', 'test_edited_unique'];
 
 /** A case as the loaders give it: an EditCase, with the run-split labels of a file that has them. */
 export interface LoadedCase extends EditCase {
