@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
-import { crc32 } from '../src/io/npz.js';
 import { CausalLM, capture, gpt2Config, hookPoint, writeRandomCheckpoint } from '../src/models/index.js';
 import { noGrad } from '../src/tensor/index.js';
 import {
@@ -19,6 +18,7 @@ import { EditPatch, editSession } from '../src/patch/index.js';
 import { secondMoments, withRidge } from '../src/editors/common/stats.js';
 import type { EditHparams } from '../src/editors/hparams.js';
 import { type CliResult, collectGarbage, runCli, sharedDir, warningsOf } from './helpers.js';
+import { romeNpz } from './npz-writer.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -384,55 +384,6 @@ test('mom2_ridge: C + r·tr(C)/d·I, the same object for r = 0, cached per ridge
 // ------------------------------------------------------------------------------------------------
 // imports of ROME / EasyEdit statistics
 
-/** numpy.savez's layout: stored zip members "<name>.npy" (version 1.0 headers). */
-function writeNpz(file: string, arrays: Record<string, { descr: string; shape: number[]; bytes: Uint8Array }>): void {
-  const parts: Buffer[] = [], central: Buffer[] = [];
-  let off = 0, count = 0;
-  for (const [key, a] of Object.entries(arrays)) {
-    const dict = `{'descr': '${a.descr}', 'fortran_order': False, 'shape': (${a.shape.join(', ')}${a.shape.length === 1 ? ',' : ''}), }`;
-    let len = dict.length + 1;
-    len += (64 - ((10 + len) % 64)) % 64;
-    const head = Buffer.alloc(10 + len, 0x20);
-    Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head);
-    head.writeUInt16LE(len, 8);
-    head.write(dict, 10, 'latin1');
-    head[10 + len - 1] = 0x0a;
-    const data = Buffer.concat([head, a.bytes]);
-    const name = Buffer.from(`${key}.npy`);
-    const crc = crc32(data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(20, 4); local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18); local.writeUInt32LE(data.length, 22); local.writeUInt16LE(name.length, 26);
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0); c.writeUInt16LE(20, 6); c.writeUInt32LE(crc, 16);
-    c.writeUInt32LE(data.length, 20); c.writeUInt32LE(data.length, 24); c.writeUInt16LE(name.length, 28); c.writeUInt32LE(off, 42);
-    parts.push(local, name, data);
-    central.push(c, name);
-    off += 30 + name.length + data.length;
-    count++;
-  }
-  const cd = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(count, 8); end.writeUInt16LE(count, 10);
-  end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(off, 16);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, Buffer.concat([...parts, cd, end]));
-}
-
-/** A ROME-style stats file: mom2.mom2 = Σ k kᵀ (float32), mom2.count, sample_size. */
-function romeNpz(file: string, sm: SecondMoment, sampleSize: number): void {
-  const d = sm.dim;
-  const sum = new Float32Array(d * d);
-  for (let i = 0; i < d * d; i++) sum[i] = sm.mom2[i] * sm.count;
-  const u32 = (s: string) => new Uint8Array(new Uint32Array([...s].map((ch) => ch.codePointAt(0)!)).buffer);
-  writeNpz(file, {
-    'mom2.constructor': { descr: '<U32', shape: [], bytes: u32('util.runningstats.SecondMoment()') },
-    'mom2.count': { descr: '<i8', shape: [], bytes: new Uint8Array(new BigInt64Array([BigInt(sm.count)]).buffer) },
-    'mom2.mom2': { descr: '<f4', shape: [d, d], bytes: new Uint8Array(sum.buffer) },
-    sample_size: { descr: '<i8', shape: [], bytes: new Uint8Array(new BigInt64Array([BigInt(sampleSize)]).buffer) },
-  });
-}
-
 test('ROME / EasyEdit file names are understood', () => {
   const p = parseRomeStatsName('data/stats/gpt2-xl/wikipedia_stats/transformer.h.17.mlp.c_proj_float32_mom2_100000.npz');
   assert.deepEqual(p, { layerName: 'transformer.h.17.mlp.c_proj', precision: 'float32', stats: ['mom2'], samples: 100000, layer: 17, dataset: 'wikipedia', modelName: 'gpt2-xl' });
@@ -480,7 +431,7 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   assert.throws(() => importEasyEditStats(file, { model, dataset: 'model-samples' }), /cannot name imported statistics/);
 
   const cacheDir = path.join(tmp, 'cache-imp');
-  const cached = importStatsToCache(file, { model, cacheDir });
+  const cached = await importStatsToCache(file, { model, cacheDir });
   assert.ok(cached.file && fs.existsSync(cached.file));
   const back = await layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 12, cacheDir });
   assert.equal(back.source, 'cache');
@@ -489,12 +440,12 @@ test('import: a ROME .npz yields the same matrix, and serves --corpus NAME from 
   await assert.rejects(layerSecondMoment(model, 1, { corpus: 'wikipedia', samples: 12, cacheDir }), /amend stats --model M --import/);
   await assert.rejects(layerSecondMoment(model, 2, { corpus: 'wikipedia', samples: 12, cacheDir, refresh: true }), /"wikipedia" names imported statistics, which cannot be recomputed here; import the file again/);
   // Importing the same file again is fine; another file under the same key replaces it only when asked.
-  assert.doesNotThrow(() => importStatsToCache(file, { model, cacheDir }));
+  await assert.doesNotReject(importStatsToCache(file, { model, cacheDir }));
   const other = path.join(tmp, 'stats', 'tiny2', 'wikipedia_stats', path.basename(file));
   fs.mkdirSync(path.dirname(other), { recursive: true });
   fs.copyFileSync(file, other);
-  assert.throws(() => importStatsToCache(other, { model, cacheDir }), /layer 2 of "wikipedia" with 12 samples is already imported, from .*tiny[/\\]wikipedia_stats.*; pass --refresh \(replace: true\)/);
-  assert.equal(importStatsToCache(other, { model, cacheDir, replace: true }).layer, 2);
+  await assert.rejects(importStatsToCache(other, { model, cacheDir }), /layer 2 of "wikipedia" with 12 samples is already imported, from .*tiny[/\\]wikipedia_stats.*; pass --refresh \(replace: true\)/);
+  assert.equal((await importStatsToCache(other, { model, cacheDir, replace: true })).layer, 2);
 
   // A file named for another architecture's module is refused at import.
   const llamaNamed = path.join(tmp, 'stats', 'tiny', 'other_stats', 'model.layers.2.mlp.down_proj_float32_mom2_12.npz');

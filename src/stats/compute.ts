@@ -118,7 +118,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
   if (o.corpus.spec.kind === 'imported') {
     // Imported statistics have no corpus here to compute them from again.
     if (opts.refresh) throw new AmendError(`"${o.corpus.spec.name}" names imported statistics, which cannot be recomputed here; import the file again (amend stats --import FILE.npz --refresh) to replace them`);
-    for (const l of wanted) done.set(l, findImported(model, l, o.corpus.spec.name!, opts.samples, opts.cacheDir, fingerprint, opts.npzDir));
+    for (const l of wanted) done.set(l, await findImported(model, l, o.corpus.spec.name!, opts.samples, opts.cacheDir, fingerprint, opts.npzDir));
     return layers.map((l) => done.get(l)!);
   }
 
@@ -195,7 +195,7 @@ function tokenizerId(model: CausalLM): string {
 }
 
 /** Runs `fn` with every patch of the model's edit session taken off, then puts them back in order (exact). */
-async function onBaseWeights<T>(model: CausalLM, fn: () => Promise<T>): Promise<T> {
+export async function onBaseWeights<T>(model: CausalLM, fn: () => Promise<T>): Promise<T> {
   const session = sessionOf(model);
   const applied = session?.applied() ?? [];
   if (applied.length === 0) return fn();
@@ -276,7 +276,7 @@ function makeTokenizer(model: CausalLM, maxLength: number, label: string): (doc:
 }
 
 /** The documents to use, tokenized, in groups, with the total count for progress. */
-async function documentStream(model: CausalLM, o: ResolvedStatsOptions): Promise<{ total: number; groups: AsyncGenerator<Seq[]> }> {
+async function documentStream(model: CausalLM, o: ResolvedStatsOptions, groupDocs = GROUP_DOCS): Promise<{ total: number; groups: AsyncGenerator<Seq[]> }> {
   const spec = o.corpus.spec;
   if (spec.kind === 'model-samples') return { total: o.samples, groups: modelSamples(model, o.samples, o.maxLength, spec.seed ?? 1) };
   const all = await countDocs(spec);
@@ -292,7 +292,7 @@ async function documentStream(model: CausalLM, o: ResolvedStatsOptions): Promise
       i++;
       if (!use) continue;
       group.push(tokenize(doc));
-      if (group.length === GROUP_DOCS) {
+      if (group.length === groupDocs) {
         yield group;
         group = [];
       }
@@ -345,18 +345,38 @@ async function computeMoments(model: CausalLM, layers: number[], o: ResolvedStat
   onProgress?: (done: number, total: number) => void): Promise<Map<number, { acc: GramAccumulator; docs: number }>> {
   const dim = model.config.ffn;
   const accs = new Map(layers.map((l) => [l, new GramAccumulator(dim)]));
+  const { docs } = await forEachKeys(model, layers, o, (l, x, rows) => accs.get(l)!.add(x, rows), { onProgress });
+  const count = accs.get(layers[layers.length - 1])!.count;
+  if (count === 0) throw new AmendError(`corpus ${o.corpus.label} yielded no tokens to measure`);
+  return new Map(layers.map((l) => [l, { acc: accs.get(l)!, docs }]));
+}
+
+/**
+ * One pass over the corpus as the statistics read it (the documents chosen, tokenized, cut and
+ * packed as above), handing every batch's keys at each of `layers` (ascending) to `onKeys`: `x`
+ * is the batch's activation viewed as [rows, ffn], `rows` the rows of real, counted tokens.
+ * `maxTokens` ends the pass after the first group of documents (`groupDocs` of them; model
+ * samples come in groups of their own) that reaches that many counted tokens: a group is read
+ * whole, since its batches are sorted by length and a part of it would favour long documents.
+ * Returns the documents read and the tokens counted.
+ */
+export async function forEachKeys(model: CausalLM, layers: readonly number[], o: ResolvedStatsOptions,
+  onKeys: (layer: number, x: Float32Array, rows: Int32Array) => void,
+  opts: { onProgress?: (done: number, total: number) => void; maxTokens?: number; groupDocs?: number } = {}): Promise<{ docs: number; tokens: number }> {
+  const dim = model.config.ffn;
   const deepest = layers[layers.length - 1];
   let rows = new Int32Array(0);
   const hooks: Hook[] = layers.map((l) => ({
     point: hookPoint.mlpKeys(l),
     fn: (x) => {
       if (x.dim(-1) !== dim) throw new AmendError(`blocks.${l}.mlp.keys has width ${x.dim(-1)}, the config says ${dim}`);
-      accs.get(l)!.add(x.data, rows);
+      onKeys(l, x.data as Float32Array, rows);
       if (l === deepest) throw STOP;
     },
   }));
-  const { total, groups } = await documentStream(model, o);
-  let docs = 0;
+  const { total, groups } = await documentStream(model, o, opts.groupDocs);
+  const { onProgress, maxTokens = Infinity } = opts;
+  let docs = 0, tokens = 0;
   onProgress?.(0, total);
   for await (const group of groups) {
     docs += group.length - group.filter((s) => s.ids.length > 0).length; // empty documents: nothing to add
@@ -379,11 +399,11 @@ async function computeMoments(model: CausalLM, layers: number[], o: ResolvedStat
         if (e !== STOP) throw e;
       }
       docs += B;
+      tokens += rows.length;
       onProgress?.(docs, total);
       await new Promise((r) => setImmediate(r)); // let timers (progress bars, signals) run
     }
+    if (tokens >= maxTokens) break;
   }
-  const count = accs.get(deepest)!.count;
-  if (count === 0) throw new AmendError(`corpus ${o.corpus.label} yielded no tokens to measure`);
-  return new Map(layers.map((l) => [l, { acc: accs.get(l)!, docs }]));
+  return { docs, tokens };
 }

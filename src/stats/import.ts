@@ -21,6 +21,8 @@ import { modelFingerprint } from '../models/fingerprint.js';
 import type { CausalLM } from '../models/model.js';
 import { modelStatsDir, readStatsFile, statsCachePath, writeStatsFile } from './cache.js';
 import { importedCorpusId, resolveCorpus } from './corpus.js';
+import { onBaseWeights } from './compute.js';
+import { describeFit, fitsModel, measureStatsFit, type FitOptions, type StatsFit } from './fit.js';
 import { DEFAULT_SAMPLES, type SecondMoment } from './types.js';
 
 /** What a ROME / EasyEdit statistics file name says. */
@@ -147,13 +149,33 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
   };
 }
 
+/** What importStatsToCache takes beyond ImportOptions. */
+export interface CacheImportOptions extends ImportOptions {
+  model: CausalLM;
+  cacheDir?: string;
+  /** File the statistics under this fingerprint instead of the model's current one (a session's base model). */
+  fingerprint?: string;
+  /** File them under this sample count instead of the file's own. */
+  samples?: number;
+  /** Replace statistics imported from another file under the same key. */
+  replace?: boolean;
+  /**
+   * Import even when the fit check finds that the statistics do not fit the model (another
+   * layer's or model's, or scaled): for a user who knows better. The measured fit is still
+   * recorded in the cached file.
+   */
+  force?: boolean;
+  /** The fit check's text (FitOptions.corpus; default: the model's corpus-train.txt, else built-in English). */
+  fitCorpus?: FitOptions['corpus'];
+}
+
 /**
  * Imports a ROME / EasyEdit .npz into the cache, for this model, so that
- * layerSecondMoment(model, layer, { corpus: dataset, samples }) finds it. Returns it (with .file).
- * `fingerprint` files it under another fingerprint than the model's current one (a session's base
- * model), `samples` under a given sample count instead of the file's own.
+ * layerSecondMoment(model, layer, { corpus: dataset, samples }) finds it. Returns it (with .file
+ * and .fit). The model's own keys at the layer are checked against the statistics first
+ * (src/stats/fit.ts); statistics that do not fit are refused, with nothing written, unless `force`.
  */
-export function importStatsToCache(npzPath: string, opts: ImportOptions & { model: CausalLM; cacheDir?: string; fingerprint?: string; samples?: number; replace?: boolean }): SecondMoment {
+export async function importStatsToCache(npzPath: string, opts: CacheImportOptions): Promise<SecondMoment & { fit: StatsFit }> {
   const sm = importEasyEditStats(npzPath, opts);
   if (opts.fingerprint) sm.fingerprint = opts.fingerprint;
   const name = sm.corpus.slice('imported:'.length);
@@ -168,6 +190,10 @@ export function importStatsToCache(npzPath: string, opts: ImportOptions & { mode
   if (before !== null && before !== path.resolve(npzPath) && !opts.replace) {
     throw new AmendError(`layer ${sm.layer} of "${name}" with ${samples} samples is already imported, from ${before || 'an unknown file'}; pass --refresh (replace: true) to replace it, or --dataset NAME to keep both`);
   }
+  // Statistics describe the unedited model, so its keys are read with any session's edits taken off.
+  const fit = await onBaseWeights(opts.model, () => measureStatsFit(opts.model, sm, { corpus: opts.fitCorpus }));
+  if (!fitsModel(fit) && !opts.force) throw new AmendError(misfitMessage(npzPath, sm, fit));
+  if (fit.skipped) process.emitWarning(`${npzPath}: the fit of layer ${sm.layer}'s statistics to this model was not checked: ${fit.skipped}`);
   sm.requestedSamples = samples;
   if (!sm.samples) sm.samples = samples;
   writeStatsFile(file, sm, {
@@ -175,8 +201,18 @@ export function importStatsToCache(npzPath: string, opts: ImportOptions & { mode
     imported_from: path.resolve(npzPath),
     ...(parsed.modelName ? { imported_model: parsed.modelName } : {}),
     ...(parsed.precision ? { imported_precision: parsed.precision } : {}),
+    fit: fit.ratio === null ? `not checked: ${fit.skipped}` : `${fitsModel(fit) ? 'fits' : 'does not fit (imported with force)'}: ${describeFit(fit)}`,
   });
-  return { ...sm, file };
+  return { ...sm, file, fit };
+}
+
+/** The one line that refuses statistics which do not fit the model. */
+function misfitMessage(npzPath: string, sm: SecondMoment, fit: StatsFit): string {
+  // With few keys C is poorly estimated, and its small directions inflate the ratio.
+  const few = sm.count < 10 * sm.dim ? ` (or C comes from too few keys: ${sm.count} for ${sm.dim} dimensions)` : '';
+  return `${npzPath}: these statistics do not fit layer ${sm.layer} of this model — ${describeFit(fit)}; `
+    + `they are another layer's or another model's${few}, or scaled. Recompute them with amend stats --model M --layers ${sm.layer}, `
+    + 'or import them anyway with --force (force: true) if you know they belong to this model';
 }
 
 /** The .npz a cached import came from ('' when its header does not say or cannot be read). */
@@ -193,8 +229,8 @@ function importedFrom(file: string): string {
  * (`npzDir`, imported into the cache on the way); else a clear error saying what is there and how
  * to import.
  */
-export function findImported(model: CausalLM, layer: number, dataset: string, samples: number | undefined,
-  cacheDir: string | undefined, fingerprint = modelFingerprint(model), npzDir?: string): SecondMoment {
+export async function findImported(model: CausalLM, layer: number, dataset: string, samples: number | undefined,
+  cacheDir: string | undefined, fingerprint = modelFingerprint(model), npzDir?: string): Promise<SecondMoment> {
   const corpus = resolveCorpus({ kind: 'imported', name: dataset });
   const n = samples ?? DEFAULT_SAMPLES;
   const file = statsCachePath(cacheDir, { fingerprint, layer, corpusId: corpus.id, corpusSlug: corpus.slug, samples: n, maxLength: 0 });

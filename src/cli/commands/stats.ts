@@ -3,7 +3,7 @@
 import { AmendError } from '../../errors.js';
 import { modelFingerprint, shortFingerprint } from '../../models/fingerprint.js';
 import {
-  cachedStatsFiles, importStatsToCache, layerSecondMoments, readStatsFile, resolveStatsOptions,
+  cachedStatsFiles, describeFit, fitsModel, importStatsToCache, layerSecondMoments, readStatsFile, resolveStatsOptions,
   type SecondMoment, type StatsOptions,
 } from '../../stats/index.js';
 import { intOption, type CommandSpec, type Parsed } from '../args.js';
@@ -14,12 +14,12 @@ export const spec: CommandSpec = {
   name: 'stats',
   summary: 'compute and cache layer statistics E[k kᵀ] of MLP keys (ROME / MEMIT), or import them',
   usage: 'amend stats --model M --layers L[,L...] [--corpus PATH|NAME] [--samples N] [--max-length T] [--json]'
-    + '  |  amend stats --model M --import FILE.npz [--layer L]  |  amend stats --model M --list',
+    + '  |  amend stats --model M --import FILE.npz [--layer L] [--force]  |  amend stats --model M --list',
   options: {
     model: { type: 'string', short: 'm', help: 'M  model directory, Hugging Face id, or "world"' },
     layers: { type: 'string', short: 'l', help: 'L,L,...  layers (e.g. 3,4,5 or 3-7); all of them in one pass over the corpus' },
     layer: { type: 'string', help: 'L  one layer (also the layer of an --import; default: from its file name)' },
-    corpus: { type: 'string', short: 'c', help: 'PATH  a text file (one document per line), a folder, a .jsonl file ({"text": ...}), or the name of imported stats (default: corpus-train.txt in the model folder, else the model\'s own samples)' },
+    corpus: { type: 'string', short: 'c', help: 'PATH  a text file (one document per line), a folder, a .jsonl file ({"text": ...}), or the name of imported stats (default: corpus-train.txt in the model folder, else the model\'s own samples); with --import, the text the fit check reads keys from (default: corpus-train.txt, else built-in English)' },
     samples: { type: 'string', short: 'n', help: 'N  documents to use, a fixed random subset (ROME\'s mom2_n_samples; default 100000, 1000 for model samples)' },
     'max-length': { type: 'string', help: 'T  tokens per document (default: the model\'s positions, at most 4096; 128 for model samples)' },
     'batch-tokens': { type: 'string', help: 'N  tokens per forward batch (default max(T, 2048))' },
@@ -28,6 +28,7 @@ export const spec: CommandSpec = {
     refresh: { type: 'boolean', help: 'recompute even when cached, and overwrite (with --import: replace statistics imported from another file)' },
     import: { type: 'string', help: 'FILE  import a ROME / EasyEdit {layer}_float32_mom2_{n}.npz into the cache' },
     dataset: { type: 'string', help: 'NAME  --import: the dataset name to file it under (default: from its {ds}_stats folder)' },
+    force: { type: 'boolean', help: '--import: file the statistics even when the fit check finds they do not fit this model (another layer\'s or model\'s, or scaled)' },
     list: { type: 'boolean', help: 'list the statistics cached for this model' },
   },
   examples: [
@@ -35,6 +36,7 @@ export const spec: CommandSpec = {
     'amend stats --model gpt2 --layers 3-8 --corpus wiki.jsonl --samples 20000 --max-length 256',
     'amend stats --model gpt2-xl --import data/stats/gpt2-xl/wikipedia_stats/transformer.h.17.mlp.c_proj_float32_mom2_100000.npz',
     'amend stats --model gpt2-xl --layers 17 --corpus wikipedia --samples 100000 --json   # uses the import',
+    'amend stats --model gpt2-xl --import FILE.npz --corpus wiki-sample.txt   # the fit check reads keys from this text',
     'amend stats --model world --list',
   ],
 };
@@ -73,6 +75,7 @@ export async function run(args: Parsed): Promise<void> {
   if (cacheDir === '') throw new AmendError('--cache-dir is empty: give a folder (or leave it out for $AMEND_CACHE or ~/.cache/amend)');
   if (v.import !== undefined && v['no-cache'] === true) throw new AmendError('--import files the statistics into the cache; --no-cache would leave nothing done');
   if (v.layers !== undefined && v.layer !== undefined) throw new AmendError('give --layers or --layer, not both');
+  if (v.force === true && v.import === undefined) throw new AmendError('--force only applies to --import (it files statistics that the fit check refuses)');
   const modes = [v.import !== undefined, v.list === true, v.layers !== undefined || (v.layer !== undefined && v.import === undefined)];
   const given = modes.filter(Boolean).length;
   if (given > 1) throw new AmendError('give only one of --layers, --import and --list (see amend stats --help)');
@@ -109,11 +112,17 @@ export async function run(args: Parsed): Promise<void> {
     const file = str('import');
     if (!file) throw new AmendError('--import needs a .npz file');
     const layer = v.layer === undefined ? undefined : intOption(v.layer, 'layer', 0, 0);
-    const sm = importStatsToCache(file, { model, layer, dataset: str('dataset'), cacheDir, replace: v.refresh === true });
+    const sm = await importStatsToCache(file, {
+      model, layer, dataset: str('dataset'), cacheDir, replace: v.refresh === true, force: v.force === true, fitCorpus: str('corpus'),
+    });
     const name = sm.corpus.replace(/^imported:/, '');
-    if (json) console.log(JSON.stringify({ imported: summary(sm) }));
+    const fits = fitsModel(sm.fit);
+    if (!fits) process.emitWarning(`${file}: imported with --force although it does not fit layer ${sm.layer} of this model (${describeFit(sm.fit)})`);
+    const { ratio, unitCorrelation, tokens, corpus, skipped } = sm.fit;
+    if (json) console.log(JSON.stringify({ imported: { ...summary(sm), fit: { ratio, unitCorrelation, tokens, corpus, fits, ...(skipped ? { skipped } : {}) } } }));
     else {
       console.log(`imported layer ${sm.layer} (${sm.dim}×${sm.dim}, ${sm.count} tokens, ${sm.samples} samples of ${name}) → ${sm.file}`);
+      console.log(`fit to this model: ${describeFit(sm.fit)}`);
       console.log(`use it with: --corpus ${name} --samples ${sm.requestedSamples}`);
     }
     return;
