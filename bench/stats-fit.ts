@@ -3,18 +3,19 @@
 // same shape, or scaled; and the check's cost at GPT-2 small's width (d = 3072). Results in
 // bench/RESULTS.md, "Imported statistics: the fit check".
 //
-//   node dist/bench/stats-fit.js [--part world|tiny|stories|gpt2small|all]
+//   node dist/bench/stats-fit.js [--part world|tiny|stories|gpt2small|cost|all]
 //
 // world: the demo world model (d 768) and a random model of its shape with its tokenizer;
 // tiny: ../shared/models/tiny-random-gpt2 (d 128) and a random model of its shape (another seed);
 // stories: ../shared/models/stories260K (a real model, d 172), own statistics from its samples and
-// from unrelated English (this repository's README); gpt2small: a GPT-2-small-shaped random model.
+// from unrelated English (this repository's README); gpt2small: a GPT-2-small-shaped random model;
+// cost: the check's time at d = 3072 beside the import's.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CausalLM, builtinWorldDir } from '../src/models/model.js';
 import { gpt2Config, writeRandomCheckpoint } from '../src/models/random.js';
-import { layerSecondMoments, type SecondMoment, type StatsOptions } from '../src/stats/index.js';
+import { GramAccumulator, importStatsToCache, layerSecondMoments, type SecondMoment, type StatsOptions } from '../src/stats/index.js';
 import { measureStatsFit, type FitOptions } from '../src/stats/fit.js';
 import { importEasyEditStats } from '../src/stats/import.js';
 import { crc32 } from '../src/io/npz.js';
@@ -146,6 +147,34 @@ async function gpt2small(): Promise<void> {
   await row('own × 100', model, scaled(own!, 100), layer);
 }
 
+/** The check's cost at GPT-2 small's width against the import around it (a synthetic C: the cost does not depend on its values). */
+async function cost(): Promise<void> {
+  const dir = ensureGpt2Checkpoint(GPT2_SMALL, undefined, (m) => console.error(m));
+  const tok = path.join(shared, 'gpt2-tokenizer');
+  if (fs.existsSync(tok)) copyTokenizer(tok, dir);
+  const model = await CausalLM.load(dir);
+  const d = model.config.ffn, N = 2 * d, layer = 5;
+  const acc = new GramAccumulator(d);
+  const rand = mulberry32(5);
+  acc.add(Float32Array.from({ length: N * d }, () => rand() - 0.3), Int32Array.from({ length: N }, (_, i) => i));
+  const sm: SecondMoment = { layer, dim: d, count: N, mom2: acc.finish(), corpus: 'synthetic', samples: 1, fingerprint: '' };
+  const npz = path.join(tmp, 'cost', 'wikipedia_stats', `transformer.h.${layer}.mlp.c_proj_float32_mom2_100000.npz`);
+  writeRomeNpz(npz, sm);
+  const secs = (t0: number): string => ((performance.now() - t0) / 1000).toFixed(2);
+  console.log(`\ncost at d ${d} (layer ${layer} of a GPT-2-small-shaped model), load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  for (let rep = 0; rep < 3; rep++) {
+    let t0 = performance.now();
+    importEasyEditStats(npz, { model });
+    const read = secs(t0);
+    t0 = performance.now();
+    const fit = await measureStatsFit(model, sm);
+    const check = secs(t0);
+    t0 = performance.now();
+    await importStatsToCache(npz, { model, cacheDir: path.join(tmp, `cost-cache-${rep}`), force: true });
+    console.log(`read and checks of the .npz ${read} s; fit check ${check} s (${fit.tokens} keys of ${fit.corpus.slice(0, 20)}); whole importStatsToCache ${secs(t0)} s`);
+  }
+}
+
 /** numpy.savez layout of ROME's statistics (stored members, version 1.0 headers). */
 function writeRomeNpz(file: string, sm: SecondMoment): void {
   const d = sm.dim;
@@ -192,13 +221,14 @@ function writeRomeNpz(file: string, sm: SecondMoment): void {
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), [], ['part']);
-  const part = choiceFlag(flags, 'part', ['world', 'tiny', 'stories', 'gpt2small', 'all'] as const, 'all');
+  const part = choiceFlag(flags, 'part', ['world', 'tiny', 'stories', 'gpt2small', 'cost', 'all'] as const, 'all');
   const m = machineInfo();
   console.log(`${m.cpu}, ${m.cores} cores; ${new Date().toISOString()}`);
   if (part === 'world' || part === 'all') await world();
   if (part === 'tiny' || part === 'all') await tiny();
   if (part === 'stories' || part === 'all') await stories();
   if (part === 'gpt2small' || part === 'all') await gpt2small();
+  if (part === 'cost' || part === 'all') await cost();
 }
 
 runBench(main);
