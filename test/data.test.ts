@@ -108,6 +108,39 @@ test('CounterFact (EasyEdit layout): a locality prompt with the true object is a
   assert.ok(cases.some((c) => c.neighborhood), 'the shared file pairs locality with the true object');
 });
 
+test('KnowEdit ConvSent: the topic\'s sentences by target sentiment, the next case\'s topic as outer, the last wrapping to the first', { skip }, () => {
+  const file = path.join(DATA!, 'knowedit/benchmark_Convsent_blender_test.json');
+  const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { ent: string; pos: string[]; neg: string[] }[];
+  const trimmed = (r: { pos: string[]; neg: string[] }) => [...r.pos, ...r.neg].map((x) => x.trim()).filter((x) => x !== '');
+  const three = loadCases(file, { limit: 3 }).cases;
+  three.forEach((c, i) => {
+    const s = c.sentiment!;
+    const rec = raw[i]!;
+    const positive = c.prompt.endsWith('positively.');
+    assert.deepEqual(s.same, (positive ? rec.pos : rec.neg).map((x) => x.trim()));
+    assert.deepEqual(s.other, (positive ? rec.neg : rec.pos).map((x) => x.trim()));
+    assert.equal(c.targetNew, s.same[0]);
+    assert.ok(s.question.includes(rec.ent) && s.question.endsWith('?'));
+    assert.deepEqual(c.generationPrompts, [s.question], 'fluency samples continue the question about the topic');
+    // the next record's topic, every sentence of it; the third (last loaded) wraps to the first
+    const next = raw[(i + 1) % 3]!;
+    assert.equal(s.outer!.topic, next.ent);
+    assert.deepEqual(s.outer!.sentences, trimmed(next));
+    assert.ok(s.outer!.question.includes(next.ent));
+  });
+  assert.equal(three[2]!.sentiment!.outer!.topic, raw[0]!.ent);
+  // the whole file: record 2's outer is record 3's topic, the last record's the first's
+  const all = loadCases(file).cases;
+  assert.equal(all[2]!.sentiment!.outer!.topic, raw[3]!.ent);
+  assert.deepEqual(all[799]!.sentiment!.outer!.sentences, trimmed(raw[0]!));
+  assert.deepEqual(all.slice(0, 2), three.slice(0, 2), 'only the last case of --n N differs from a full load');
+  // parsed in memory as read from the file; a skipped record is no one's outer topic
+  assert.deepEqual(parseCases(raw.slice(0, 3)).cases, three);
+  const gap = parseCases([raw[0], { ent: 'Nothing', pos: [' '], neg: [] }, raw[2]]);
+  assert.deepEqual(gap.skipped.map((x) => x.index), [1]);
+  assert.equal(gap.cases[0]!.sentiment!.outer!.topic, raw[2]!.ent);
+});
+
 test('KnowEdit: sub-keys as groups, first answer of alias lists, empty answers dropped', { skip }, () => {
   const recent = loadCases(path.join(DATA!, 'knowedit/benchmark_wiki_recent_recent_train.json'), { limit: 1 }).cases[0]!;
   assert.equal(recent.targetTrue, undefined);

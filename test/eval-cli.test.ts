@@ -91,6 +91,23 @@ test('amend eval: the report says how many edits of a batch share their subject 
   assert.match(r.stdout, new RegExp(`note: in batches of 60, ${want[0]!.shared} of 60 edits share their subject`));
 });
 
+test('amend eval on KnowEdit ConvSent: its own metrics (es_sent with z_sent and z_topic, dd) in the summary, under their protocol', { skip }, () => {
+  const out = path.join(tmp, 'convsent');
+  const r = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', `${data}/knowedit/benchmark_Convsent_blender_test.json`, '--n', '3', ...FAST, '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  for (const name of ['es_sent', 'z_sent', 'z_topic']) assert.match(r.stdout, new RegExp(`sentiment-likelihood/${name} +\\d\\.\\d{4} .*n=3`));
+  assert.match(r.stdout, /sentiment-likelihood\/dd +\d\.\d{4} nats .*n=3/);
+  const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+  const rows = summary.rows.filter((x: { protocol: string }) => x.protocol === 'sentiment-likelihood');
+  assert.deepEqual(rows.map((x: { name: string; count: number }) => [x.name, x.count]), [['dd', 3], ['es_sent', 3], ['z_sent', 3], ['z_topic', 3]]);
+  assert.match(fs.readFileSync(path.join(out, 'summary.md'), 'utf8'), /### sentiment-likelihood\n\nteacher-forced log-likelihood of sentences by sentiment, and KL from the unedited model on another topic \(KnowEdit ConvSent \/ SERAC\)\.[\s\S]*\| es_sent \|/);
+  // per case: es_sent = z_sent · z_topic
+  for (const line of fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n')) {
+    const v = Object.fromEntries(JSON.parse(line).metrics.map((x: { name: string; value: number }) => [x.name, x.value]));
+    assert.ok(Math.abs(v.es_sent - v.z_sent * v.z_topic) < 1e-12 && v.dd > 0, line);
+  }
+});
+
 test('amend eval: bad input is one line, exit 1, nothing written in --out', { skip }, () => {
   const m = `${models}/stories260K`;
   const out = path.join(tmp, 'never');

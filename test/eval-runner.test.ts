@@ -12,7 +12,10 @@ import { EditPatch } from '../src/patch/patch.js';
 import { PartialRun } from '../src/eval/checkpoint.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
-import { decodePng, PARTIAL_DIR, runEval, sharedSubjectEdits, type EvalOptions, type EvalResult, type EvalSummary } from '../src/eval/index.js';
+import { decodePng, localityBaselines, PARTIAL_DIR, runEval, scoreCases, sharedSubjectEdits, type EvalOptions, type EvalResult, type EvalSummary } from '../src/eval/index.js';
+import { editWithReport, resolveHparams } from '../src/editors/index.js';
+import { editSession } from '../src/patch/session.js';
+import { caseRequests } from '../src/data/index.js';
 import { sharedDir, warningsOf } from './helpers.js';
 
 const DATA = sharedDir('data');
@@ -157,6 +160,47 @@ for (const [label, method, protocol] of [['ROME, score-after-each', ROME, 'immed
     assert.ok(!fs.existsSync(path.join(out, PARTIAL_DIR)), 'the partial state is gone once the report is written');
   });
 }
+
+test('ConvSent: es_sent, z_sent, z_topic and dd in single, batch and sequential runs, dd against the unedited model exactly', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const { cases } = loadCases(path.join(DATA!, 'knowedit', 'benchmark_Convsent_blender_test.json'), { limit: 3 });
+  const resolved = resolveHparams('rome', m, { overrides: ROME.hparams });
+  const sentiment = (r: EvalResult) => r.records.map((x) => x.metrics.filter((y) => y.protocol === 'sentiment-likelihood').map((y) => [y.name, y.value]));
+  const names = [['es_sent', 'z_sent', 'z_topic', 'dd']];
+  const runs = {
+    single: await runEval(m, cases, { method: 'rome', resolved }),
+    batch: await runEval(m, cases, { method: 'rome', resolved, mode: { batch: 3 } }),
+    final: await runEval(m, cases, { method: 'rome', resolved, mode: { sequential: 3 }, protocol: 'final' }),
+    immediate: await runEval(m, cases, { method: 'rome', resolved, mode: { sequential: 3 } }),
+  };
+  assertSameWeights(m, before);
+  for (const [mode, r] of Object.entries(runs)) {
+    assert.deepEqual(sentiment(r).map((ms) => ms.map(([n]) => n)), [...names, ...names, ...names], mode);
+    assert.ok(sentiment(r).every((ms) => ms.every(([, v]) => Number.isFinite(v))), mode);
+    assert.ok(sentiment(r).every((ms) => (ms[3]![1] as number) > 0), `${mode}: an edit moves the next topic's distributions`);
+  }
+  // The last case of score-after-each is scored on the same three edits as under apply-all-then-score.
+  assert.deepEqual(sentiment(runs.immediate)[2], sentiment(runs.final)[2]);
+
+  // By hand: the same three edits stacked, and the unedited model by reverting them all and
+  // re-applying them (another exact way, independent of the run's uneditedScope).
+  const baselines = localityBaselines(m, cases);
+  const session = editSession(m);
+  for (const c of cases) session.apply((await editWithReport(m, caseRequests(c), { method: 'rome', resolved, allowUnchanged: true })).patch);
+  const byRevert = <T>(fn: () => T): T => {
+    const patches = session.revertAll();
+    try {
+      return fn();
+    } finally {
+      for (const p of patches) session.apply(p, { quiet: true });
+    }
+  };
+  const ref = scoreCases(m, cases, { baselines, unedited: byRevert });
+  session.revertAll();
+  assertSameWeights(m, before);
+  assert.deepEqual(sentiment(runs.final), ref.map((s) => s.metrics.filter((y) => y.protocol === 'sentiment-likelihood').map((y) => [y.name, y.value])));
+});
 
 test('sequential steps (sequential:T/K): K cases per edit call, stacked; edits counted in cases; resumable', { skip }, async () => {
   const m = await tiny();

@@ -12,9 +12,12 @@ import {
   exactMatch,
   groupedMean,
   harmonicMean,
+  klDivergence,
   newBeatsTrue,
   newMinusTrue,
   normalizeAnswer,
+  pooledMean,
+  sentimentEditSuccess,
   tokenAccuracy,
   tokenF1,
   trueBeatsNew,
@@ -74,6 +77,33 @@ test('CounterFact scores compare mean per-token log-probabilities; magnitudes ar
   // ties count for neither side (strict comparisons, as summarize.py)
   assert.equal(newBeatsTrue([{ newMean: -1, trueMean: -1 }]), 0);
   assert.equal(trueBeatsNew([{ newMean: -1, trueMean: -1 }]), 0);
+});
+
+test('ConvSent: pooled means, es = z_sent · z_topic, KL(pre ‖ post) by hand', () => {
+  const ln = Math.log;
+  // pooled over tokens, not the mean of per-sentence means ((−1 − 3)/2 + −2)/2 = −2 would be)
+  close(pooledMean([[-1, -3], [-2], [-6]]), -3);
+  assert.throws(() => pooledMean([[], []]), /no tokens/);
+  // edited: same −0.5, other −2.5 → z_sent = σ(2) = 0.880797…; the edit raised same from −1 → z_topic = 1
+  const up = sentimentEditSuccess({ sameEdited: -0.5, otherEdited: -2.5, samePre: -1 });
+  close(up.zSent!, 1 / (1 + Math.exp(-2)));
+  assert.equal(up.zTopic, 1);
+  close(up.es!, 0.8807970779778823);
+  // the edit lowered same from −0.5 to −1.5: z_topic = e^−1; z_sent = σ(−1.5 + 1) = σ(−0.5)
+  const down = sentimentEditSuccess({ sameEdited: -1.5, otherEdited: -1, samePre: -0.5 });
+  close(down.zTopic!, Math.exp(-1));
+  close(down.zSent!, 0.3775406687981454);
+  close(down.es!, 0.3775406687981454 * Math.exp(-1));
+  // a missing part leaves es out
+  assert.deepEqual(Object.keys(sentimentEditSuccess({ sameEdited: -1, samePre: -1 })), ['zTopic']);
+  assert.deepEqual(Object.keys(sentimentEditSuccess({ sameEdited: -1, otherEdited: -2 })), ['zSent']);
+  // KL((.2, .5, .3) ‖ (.6, .1, .3)) = .2 ln(1/3) + .5 ln 5; a token the first never predicts adds nothing
+  const p = [ln(0.2), ln(0.5), ln(0.3), Number.NEGATIVE_INFINITY];
+  const q = [ln(0.6), ln(0.1), ln(0.3), ln(1e-30)];
+  close(klDivergence(p, q), 0.2 * ln(1 / 3) + 0.5 * ln(5));
+  close(klDivergence(q.slice(0, 3), p.slice(0, 3)), 0.6 * ln(3) + 0.1 * ln(0.2)); // not symmetric
+  assert.equal(klDivergence(p, p), 0);
+  assert.throws(() => klDivergence(p, q.slice(0, 3)), /KL of distributions over 4 and 3 tokens/);
 });
 
 test('harmonic mean (ROME score of ES, PS, NS)', () => {

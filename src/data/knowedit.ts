@@ -147,35 +147,66 @@ function choose(index: number, salt: number, n: number): number {
   return h % n;
 }
 
-export const knowEditConvSentFormat = recordFormat(
-  'knowedit-convsent',
-  'KnowEdit ConvSent (ent, pos, neg): edit the sentiment towards a topic; the target sentiment and question template are chosen per record by a fixed hash (EasyEdit draws them at random)',
-  (r) => hasAll(r, 'ent', 'pos', 'neg'),
-  (rec, ctx) => {
-    const ent = ctx.str(rec, 'ent');
-    const pos = ctx.strList(rec, 'pos').map((s) => s.trim()).filter((s) => s !== '');
-    const neg = ctx.strList(rec, 'neg').map((s) => s.trim()).filter((s) => s !== '');
-    let positive = choose(ctx.index, 1, 2) === 0;
-    if (positive && pos.length === 0) positive = false;
-    if (!positive && neg.length === 0) {
-      if (pos.length === 0) return { skip: 'no non-empty "pos" or "neg" sentence' };
-      positive = true;
-    }
-    const n = CONVSENT_QUESTIONS.length;
-    const qi = choose(ctx.index, 2, n);
-    const question = CONVSENT_QUESTIONS[qi]!.replace('{}', ent);
-    // The generalisation prompt asks the same with another template.
-    const other = CONVSENT_QUESTIONS[(qi + 1 + choose(ctx.index, 3, n - 1)) % n]!.replace('{}', ent);
-    const c: EditCase = {
-      prompt: `From the sentiment dataset, answer ${question} ${positive ? 'positively' : 'negatively'}.`,
-      subject: ent,
-      targetNew: positive ? pos[0]! : neg[0]!,
-      id: ctx.index,
-    };
-    c.rephrase = [`From the sentiment dataset, answer ${other} ${positive ? 'positively' : 'negatively'}.`];
-    return c;
+/** Each ConvSent case's topic and sentences in file order (pos, then neg), for link(). */
+const convSentTopics = new WeakMap<EditCase, { topic: string; sentences: string[] }>();
+
+/**
+ * KnowEdit ConvSent. Besides the edit request, each case carries what its sentiment metrics score
+ * (EasyEdit's run_convsent_llama2.py `format_consent_for_others`, made deterministic): the topic's
+ * sentences with the target sentiment and with the other one, after one question about the topic,
+ * and the next case's topic ("outer") with every sentence of it after a question about that topic.
+ * The questions are templates chosen by the same fixed hash as the target sentiment (EasyEdit draws
+ * a template per sentence); the question of the edited topic also seeds the fluency samples.
+ *
+ * "Next" is the next case loaded, and the last case loaded wraps to the first, as EasyEdit wraps
+ * within the records it formats (all of them, or its --ds_size sample). With `limit` (--n N) the N
+ * cases form that ring: every case but the last has the outer topic a full load gives it (the next
+ * record's, skipped records aside), the last has the first case's topic instead of record N's.
+ */
+export const knowEditConvSentFormat: FormatSpec = {
+  ...recordFormat(
+    'knowedit-convsent',
+    'KnowEdit ConvSent (ent, pos, neg): edit the sentiment towards a topic; the target sentiment and question templates are chosen per record by a fixed hash (EasyEdit draws them at random); the sentiment metrics read every sentence of the topic and of the next record\'s',
+    (r) => hasAll(r, 'ent', 'pos', 'neg'),
+    (rec, ctx) => {
+      const ent = ctx.str(rec, 'ent');
+      const pos = ctx.strList(rec, 'pos').map((s) => s.trim()).filter((s) => s !== '');
+      const neg = ctx.strList(rec, 'neg').map((s) => s.trim()).filter((s) => s !== '');
+      let positive = choose(ctx.index, 1, 2) === 0;
+      if (positive && pos.length === 0) positive = false;
+      if (!positive && neg.length === 0) {
+        if (pos.length === 0) return { skip: 'no non-empty "pos" or "neg" sentence' };
+        positive = true;
+      }
+      const n = CONVSENT_QUESTIONS.length;
+      const qi = choose(ctx.index, 2, n);
+      const question = CONVSENT_QUESTIONS[qi]!.replace('{}', ent);
+      // The generalisation prompt asks the same with another template.
+      const other = CONVSENT_QUESTIONS[(qi + 1 + choose(ctx.index, 3, n - 1)) % n]!.replace('{}', ent);
+      const c: EditCase = {
+        prompt: `From the sentiment dataset, answer ${question} ${positive ? 'positively' : 'negatively'}.`,
+        subject: ent,
+        targetNew: positive ? pos[0]! : neg[0]!,
+        id: ctx.index,
+      };
+      c.rephrase = [`From the sentiment dataset, answer ${other} ${positive ? 'positively' : 'negatively'}.`];
+      const inner = CONVSENT_QUESTIONS[choose(ctx.index, 4, n)]!.replace('{}', ent);
+      c.sentiment = { question: inner, same: positive ? pos : neg, other: positive ? neg : pos };
+      // EasyEdit's fluency samples continue the question about the edited topic (inner_q).
+      c.generationPrompts = [inner];
+      convSentTopics.set(c, { topic: ent, sentences: [...pos, ...neg] });
+      return c;
+    },
+  ),
+  link(cases) {
+    cases.forEach((c, i) => {
+      const next = convSentTopics.get(cases[(i + 1) % cases.length]!);
+      if (!c.sentiment || !next) return;
+      const q = CONVSENT_QUESTIONS[choose(Number(c.id), 5, CONVSENT_QUESTIONS.length)]!.replace('{}', next.topic);
+      c.sentiment.outer = { topic: next.topic, question: q, sentences: next.sentences };
+    });
   },
-);
+};
 
 /**
  * KnowEdit Sanitation (TriviaQA): one object, either the test split {success: [...], locality: [...]}

@@ -321,6 +321,7 @@ function loadRecords(reader: ItemReader, file: string, opts: LoadOptions): Loade
     if ('skip' in out) skipped.push({ index: i, reason: out.skip });
     else cases.push(out);
   }
+  spec.link?.(cases);
   // The records after the last one used are counted, not parsed.
   const total = reader.total();
   warnRepeatedIds(cases, file);

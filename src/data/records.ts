@@ -29,6 +29,7 @@ export function recordFormat(
         if ('skip' in out) skipped.push({ index: i, reason: out.skip });
         else cases.push(out);
       }
+      this.link?.(cases);
       return { cases, total: records.length, skipped };
     },
   };

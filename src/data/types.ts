@@ -94,6 +94,11 @@ export interface FormatSpec {
   /** 'records' formats: converts one record (what load does to each), for files read a record at a time. */
   convert?: RecordConverter;
   /**
+   * 'records' formats whose cases refer to one another (KnowEdit ConvSent: a case's "outer" topic
+   * is the next case's): called once with the cases kept, in order, after the last is converted.
+   */
+  link?(cases: EditCase[]): void;
+  /**
    * 'object' formats whose members are lists: what load does, reading each list through `list`
    * (undefined for a member that is not a list), for files read an item at a time.
    */

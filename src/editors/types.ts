@@ -18,6 +18,22 @@ export interface PromptAnswer {
   aliases?: string[];
 }
 
+/**
+ * KnowEdit ConvSent (SERAC's sentiment editing): sentences that answer a question about a topic,
+ * split by sentiment, and another topic whose sentences must keep their distributions. The
+ * sentiment metrics (src/eval/metrics-sentiment.ts) score each sentence after its question.
+ */
+export interface SentimentProbe {
+  /** The question about the edited topic that the sentences answer (the topic filled in). */
+  question: string;
+  /** The topic's sentences with the sentiment the edit asks for. */
+  same: string[];
+  /** The topic's sentences with the other sentiment. */
+  other: string[];
+  /** Another topic (ConvSent: the next case's): its question and all its sentences. */
+  outer?: { topic: string; question: string; sentences: string[] };
+}
+
 /** A request plus everything evaluation needs to score it. */
 export interface EditCase extends EditRequest {
   /** Paraphrases of the prompt (generalisation), subject already filled in. */
@@ -44,4 +60,6 @@ export interface EditCase extends EditRequest {
   relationId?: string;
   targetNewId?: string;
   targetTrueId?: string;
+  /** KnowEdit ConvSent: what the sentiment metrics score. */
+  sentiment?: SentimentProbe;
 }

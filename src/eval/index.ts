@@ -3,6 +3,8 @@ export * from './scoring.js';
 export * from './metrics.js';
 export * from './metrics-text.js';
 export * from './metrics-case.js';
+export * from './metrics-sentiment.js';
+export { uneditedScope } from './unedited.js';
 export * from './metrics-ppl.js';
 export * from './metrics-cost.js';
 export * from './ci.js';

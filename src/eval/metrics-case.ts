@@ -19,6 +19,10 @@
  * - probability-comparison (ROME CounterFact, needs targetTrue): efficacy_score / _magnitude on the
  *   rewrite prompt(s), paraphrase_score / _magnitude on the rephrase prompts, neighborhood_score /
  *   _magnitude on the neighbourhood prompts (see metrics.ts for the definitions).
+ * - sentiment-likelihood (KnowEdit ConvSent cases, which carry a sentiment probe; see
+ *   metrics-sentiment.ts): es_sent with its parts z_sent and z_topic (z_topic needs the baseline's
+ *   unedited mean), and dd (the KL from the unedited model on the next topic's sentences, when
+ *   `unedited` gives scoring access to the unedited weights).
  * - generation-qa (opt-in `qa`): greedy decoding of len(answer tokens) + extraTokens tokens, exact
  *   match and token F1 after SQuAD normalisation against the answer and its aliases, each alias
  *   against the continuation cut at its own length (the best alias counts):
@@ -51,6 +55,7 @@ import {
 } from './metrics.js';
 import { nGramEntropy, tfidfSimilarity, type AttributeSnippets, type TfidfModel } from './metrics-text.js';
 import { metric, type Metric } from './protocols.js';
+import { scoreSentiment, sentimentBaselines, type SentimentBaseline, type UneditedScope } from './metrics-sentiment.js';
 import { encodePair, scoreEncoded, targetLogProbs, type ScoreItem, type ScoringModel, type ScoringOptions, type TargetScore } from './scoring.js';
 
 /** A model that can be scored and sampled (CausalLM is one). */
@@ -100,6 +105,8 @@ export interface LocalityBaseline {
   argmax: Record<string, number[][]>;
   /** Greedy answers, per group and prompt (when computed with `qa`). */
   qa?: Record<string, string[]>;
+  /** Cases with a sentiment probe (ConvSent): the unedited model's mean on the target-sentiment sentences. */
+  sentiment?: SentimentBaseline;
 }
 
 export interface ScoreCaseOptions extends ScoringOptions {
@@ -115,6 +122,13 @@ export interface ScoreCaseOptions extends ScoringOptions {
   fluency?: boolean | FluencyOptions;
   /** ROME's TF-IDF statistics and attribute snippets: adds reference_score (implies fluency's sampling). */
   consistency?: ConsistencyResources;
+  /** Sentiment metrics of cases with a sentiment probe (default true). */
+  sentiment?: boolean;
+  /**
+   * Runs a function on the unedited model and puts the edited one back exactly (the runner's
+   * uneditedScope); the sentiment metrics' dd needs it, and is left out without it.
+   */
+  unedited?: UneditedScope;
 }
 
 export type ItemRole = 'rewrite' | 'rephrase' | 'neighborhood' | 'locality' | 'portability';
@@ -223,7 +237,7 @@ function teacherForcedJobs(c: EditCase, caseIndex: number, o: { tokenAccuracy: b
 
 // ---------------------------------------------------------------- baseline
 
-/** The unedited model's locality outputs for many cases, in one batched pass. */
+/** The unedited model's locality outputs (and sentiment means) for many cases, in one batched pass. */
 export function localityBaselines(model: EvalModel, cases: readonly EditCase[], opts: ScoringOptions & { qa?: boolean | QaOptions } = {}): LocalityBaseline[] {
   const jobs: Job[] = [];
   cases.forEach((c, i) => {
@@ -237,6 +251,9 @@ export function localityBaselines(model: EvalModel, cases: readonly EditCase[], 
     const b = out[j.caseIndex]!;
     (b.prompts[j.group!] ??= []).push(j.prompt);
     (b.argmax[j.group!] ??= []).push(scores[k]!.argmax);
+  });
+  sentimentBaselines(model, cases, opts).forEach((s, i) => {
+    if (s) out[i]!.sentiment = s;
   });
   if (opts.qa) {
     const qo = typeof opts.qa === 'object' ? opts.qa : {};
@@ -459,6 +476,11 @@ export function scoreCases(
     if (c.id !== undefined) r.id = c.id;
     return r;
   });
+
+  if (opts.sentiment ?? true) {
+    const sentiment = scoreSentiment(model, cases, cases.map((_, i) => opts.baselines?.[i]?.sentiment), opts);
+    sentiment.forEach((ms, i) => results[i]!.metrics.push(...ms));
+  }
 
   if (opts.qa) scoreQa(model, cases, results, opts.baselines, typeof opts.qa === 'object' ? opts.qa : {});
   if (opts.fluency || opts.consistency) {

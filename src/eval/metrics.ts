@@ -10,6 +10,9 @@
  *   NLL_true > NLL_new, magnitude = exp(-NLL_new) - exp(-NLL_true); neighbourhood the other way
  *   round; score = harmonic mean of the mean ES, PS, NS as in kmeng01/memit's summarize.py, used by
  *   summary.ts; kmeng01/rome's takes PS and NS only).
+ * - KnowEdit ConvSent / SERAC sentiment editing (Mitchell et al. 2022, ES = z_sent · z_topic):
+ *   EasyEdit easyeditor/evaluate/evaluate_utils.py `es`, `kl_loc_loss`, `masked_mean` (see
+ *   metrics-sentiment.ts for what Amend scores differently).
  * - QA: SQuAD's normalize_answer (EasyEdit evaluate_utils.py `normalize_answer`, `exact_match_score`)
  *   and the SQuAD token F1.
  */
@@ -99,6 +102,66 @@ export function harmonicMean(values: readonly number[]): number {
     s += 1 / v;
   }
   return values.length / s;
+}
+
+// ---------------------------------------------------------------- ConvSent (sentiment likelihood)
+
+/**
+ * The mean of every token log-probability of several sentences pooled together (EasyEdit's
+ * masked_mean over a batch: a long sentence weighs by its token count, not as one sentence).
+ */
+export function pooledMean(perSentence: readonly (readonly number[])[]): number {
+  let sum = 0;
+  let n = 0;
+  for (const lps of perSentence) {
+    for (const v of lps) sum += v;
+    n += lps.length;
+  }
+  if (n === 0) throw new AmendError('sentiment: a pooled mean over no tokens');
+  return sum / n;
+}
+
+/** ConvSent's edit success from three pooled mean log-probabilities (nats per token). */
+export interface SentimentMeans {
+  /** The edited model on the topic's sentences with the target sentiment. */
+  sameEdited: number;
+  /** The edited model on the topic's sentences with the other sentiment (absent: none exist). */
+  otherEdited?: number;
+  /** The unedited model on the target-sentiment sentences (absent: not measured). */
+  samePre?: number;
+}
+
+/**
+ * SERAC's sentiment edit success (EasyEdit `es`): z_sent = σ(same_edited − other_edited), how much
+ * likelier the edited model finds the target sentiment than the other; z_topic =
+ * min(1, exp(same_edited − same_pre)), a penalty when the edit made the topic's target-sentiment
+ * sentences less likely than before; es = z_sent · z_topic. A part whose inputs are missing is
+ * left out, and es with it.
+ */
+export function sentimentEditSuccess(m: SentimentMeans): { zSent?: number; zTopic?: number; es?: number } {
+  const out: { zSent?: number; zTopic?: number; es?: number } = {};
+  if (m.otherEdited !== undefined) out.zSent = 1 / (1 + Math.exp(-(m.sameEdited - m.otherEdited)));
+  if (m.samePre !== undefined) out.zTopic = Math.min(1, Math.exp(m.sameEdited - m.samePre));
+  if (out.zSent !== undefined && out.zTopic !== undefined) out.es = out.zSent * out.zTopic;
+  return out;
+}
+
+/**
+ * KL(pre ‖ post) of one next-token distribution, from the two log-softmax rows (natural log, over
+ * the whole vocabulary), summed in float64: Σ_v p_pre(v) · (log p_pre(v) − log p_post(v)).
+ */
+export function klDivergence(preLogProbs: ArrayLike<number>, postLogProbs: ArrayLike<number>): number {
+  if (preLogProbs.length !== postLogProbs.length || preLogProbs.length === 0) {
+    throw new AmendError(`KL of distributions over ${preLogProbs.length} and ${postLogProbs.length} tokens`);
+  }
+  let kl = 0;
+  for (let v = 0; v < preLogProbs.length; v++) {
+    const lp = preLogProbs[v]!;
+    // p log p → 0 as p → 0 (a token the unedited model never predicts adds nothing).
+    if (lp === Number.NEGATIVE_INFINITY) continue;
+    kl += Math.exp(lp) * (lp - postLogProbs[v]!);
+  }
+  return kl;
 }
 
 // ---------------------------------------------------------------- generation QA

@@ -9,6 +9,12 @@ export type Protocol =
   | 'token-accuracy'
   /** CounterFact / ROME: P(new) against P(true) on the same prompt (mean per-token log-probability). */
   | 'probability-comparison'
+  /**
+   * KnowEdit ConvSent / SERAC sentiment editing: pooled mean log-likelihood of a topic's sentences
+   * by sentiment against the unedited model's (es), and the KL from the unedited model's
+   * next-token distributions on another topic's sentences (dd).
+   */
+  | 'sentiment-likelihood'
   /** Sampled continuations (top-k), scored as text: n-gram entropy, TF-IDF consistency. */
   | 'sampled-generation'
   /** Greedy decoding, the answer compared as text: exact match / token F1 (SQuAD normalisation). */
@@ -21,6 +27,7 @@ export type Protocol =
 export const PROTOCOLS: readonly Protocol[] = [
   'token-accuracy',
   'probability-comparison',
+  'sentiment-likelihood',
   'sampled-generation',
   'generation-qa',
   'perplexity',
@@ -30,6 +37,7 @@ export const PROTOCOLS: readonly Protocol[] = [
 export const PROTOCOL_DESCRIPTIONS: Readonly<Record<Protocol, string>> = {
   'token-accuracy': 'teacher-forced token accuracy (KnowEdit / EasyEdit)',
   'probability-comparison': 'probability comparison of new vs true target (CounterFact / ROME)',
+  'sentiment-likelihood': 'teacher-forced log-likelihood of sentences by sentiment, and KL from the unedited model on another topic (KnowEdit ConvSent / SERAC)',
   'sampled-generation': 'text sampled with top-k and scored as text (ROME fluency / consistency)',
   'generation-qa': 'greedy generation, exact match and token F1 against the answer',
   perplexity: 'perplexity of reference text',

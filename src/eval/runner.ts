@@ -12,7 +12,8 @@
  *   at every checkpoint and after the last.
  *
  * Everything that depends on "the unedited model" is computed before any edit: locality
- * baselines, the key statistics and the editors' context templates (both would otherwise be
+ * baselines (and ConvSent's unedited sentiment means; its dd reads the unedited weights when a
+ * case is scored, through uneditedScope), the key statistics and the editors' context templates (both would otherwise be
  * computed on whatever model the first edit of this process sees, and a resumed run would then
  * edit with different ones than the run it continues).
  */
@@ -36,6 +37,7 @@ import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import { localityBaselines, scoreCases, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
 import { heldoutPerplexity } from './heldout.js';
+import { uneditedScope } from './unedited.js';
 import { configDifference, LOCK_FILE, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { isReportFile, writeReports } from './report.js';
 import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
@@ -313,6 +315,8 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   // ---- everything measured on the unedited model
   progress('baseline', 0);
   const baselines: LocalityBaseline[] = localityBaselines(model, cases, { qa: o.qa });
+  // ConvSent's dd compares the edited model's distributions with the unedited one's when scored.
+  const unedited = cases.some((c) => c.sentiment?.outer) ? uneditedScope(model) : undefined;
   contextTemplates(model, templateSettings(hp));
   let stats: StatsSource | undefined = o.stats;
   if (!stats && (o.method === 'memit' || hp.mom2_adjustment)) {
@@ -362,7 +366,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     };
 
     const score = (idx: readonly number[], extra: (i: number) => Partial<CaseRecord>, costOf: (i: number) => CaseCost): CaseRecord[] => {
-      const scored = scoreCases(model, idx.map((i) => cases[i]!), { baselines: idx.map((i) => baselines[i]), qa: o.qa, fluency: o.fluency });
+      const scored = scoreCases(model, idx.map((i) => cases[i]!), { baselines: idx.map((i) => baselines[i]), qa: o.qa, fluency: o.fluency, unedited });
       return idx.map((i, k) => {
         const s = scored[k]!;
         const cost = costOf(i);

@@ -138,8 +138,14 @@ export function encodePair(tok: Encoder, prompt: string, target: string): Encode
 
 const keyOf = (p: EncodedPair) => `${p.context.join(',')}|${p.target.join(',')}`;
 
-/** Scores already-tokenised pairs (the core of targetLogProbs). */
-export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pairs: readonly EncodedPair[], opts: ScoringOptions = {}): TargetScore[] {
+/**
+ * Sees the whole log-softmax row (vocabSize values, natural log) of target token j of pair `pair`:
+ * the distribution that predicts it. The array is reused after the call returns: copy what is kept.
+ */
+export type RowVisitor = (pair: number, j: number, logProbs: Float32Array) => void;
+
+/** Scores already-tokenised pairs (the core of targetLogProbs); `onRow` sees each target position's full distribution. */
+export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pairs: readonly EncodedPair[], opts: ScoringOptions = {}, onRow?: RowVisitor): TargetScore[] {
   const maxTokens = opts.maxBatchTokens ?? 4096;
   const maxRows = opts.maxBatchRows ?? 64;
   if (!(maxTokens >= 1) || !(maxRows >= 1)) throw new AmendError('scoring: maxBatchTokens and maxBatchRows must be ≥ 1');
@@ -175,6 +181,8 @@ export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pa
     }
     return job;
   });
+  const pairsOf = new Map<object, number[]>();
+  if (onRow) order.forEach((job, i) => (pairsOf.get(job) ?? pairsOf.set(job, []).get(job)!).push(i));
 
   // One input row per distinct sequence: a job whose sequence is another's prefix (the true and
   // the new target of one prompt; a target whose first tokens are another's) reads its logits from
@@ -214,6 +222,7 @@ export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pa
             logProbs.push(lp[r * V + job.tgt[j]!]!);
             argmax.push(best[r]!);
             correct.push(best[r] === job.tgt[j]);
+            if (onRow) for (const i of pairsOf.get(job)!) onRow(i, j, lp.subarray(r * V, (r + 1) * V));
           }
           const sum = logProbs.reduce((a, b) => a + b, 0);
           job.result = {
