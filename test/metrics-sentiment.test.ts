@@ -17,8 +17,9 @@ import type { AmendTokenizer } from '../src/tokenizer/index.js';
 import { localityBaselines, scoreCases, type EvalModel } from '../src/eval/metrics-case.js';
 import { scoreSentiment, sentimentBaselines, sentimentPair, sentimentSeparator } from '../src/eval/metrics-sentiment.js';
 import type { Metric } from '../src/eval/protocols.js';
+import { encodeContinued } from '../src/eval/scoring.js';
 
-const WORDS = ['<s>', '</s>', 'Q', 'R', ' good', ' bad', ' meh', ' food', ' the'];
+const WORDS = ['<s>', '</s>', 'Q', 'R', 'good', 'bad', 'meh', ' food', ' the', ' good', ' bad'];
 const ID = new Map(WORDS.map((w, i) => [w, i]));
 const V = WORDS.length;
 const ln = Math.log;
@@ -67,12 +68,12 @@ function bigram(dist: Dist, tok = fakeTok()) {
 
 // After the question's EOS the model says good / bad / meh; the "edit" moves mass from bad to good.
 const BEFORE: Dist = {
-  '</s>': { ' good': 0.2, ' bad': 0.5, ' meh': 0.3 },
-  ' good': { ' food': 0.5, ' meh': 0.5 },
-  ' bad': { ' food': 0.25, ' meh': 0.75 },
-  ' meh': { ' food': 0.4, ' the': 0.6 },
+  '</s>': { good: 0.2, bad: 0.5, meh: 0.3 },
+  good: { ' food': 0.5, ' the': 0.5 },
+  bad: { ' food': 0.25, ' the': 0.75 },
+  meh: { ' food': 0.4, ' the': 0.6 },
 };
-const AFTER: Dist = { ...BEFORE, '</s>': { ' good': 0.6, ' bad': 0.1, ' meh': 0.3 } };
+const AFTER: Dist = { ...BEFORE, '</s>': { good: 0.6, bad: 0.1, meh: 0.3 } };
 
 const outer = { topic: 'R', question: 'R', sentences: ['meh food', 'good'] };
 const POSITIVE: EditCase = {
@@ -110,16 +111,18 @@ function editedWithScope() {
   return { model, scope };
 }
 
-test('the question and its answer: the EOS text between them when the tokenizer reads it back, else nothing', () => {
+test('the question and its answer: the EOS text between them when the tokenizer reads it back, else a space', () => {
   assert.equal(sentimentSeparator(fakeTok()), '</s>');
-  assert.deepEqual(sentimentPair(fakeTok(), 32, 'Q', 'good food'), { context: [ID.get('Q'), 1], target: [ID.get(' good'), ID.get(' food')] });
+  // "Q</s>good food": no space after the separator
+  assert.deepEqual(sentimentPair(fakeTok(), 32, 'Q', 'good food'), { context: [ID.get('Q'), 1], target: [ID.get('good'), ID.get(' food')] });
   // a tokenizer that cannot name its EOS: question, space, answer
   assert.equal(sentimentSeparator(fakeTok({ eosText: false })), '');
   assert.deepEqual(sentimentPair(fakeTok({ eosText: false }), 32, 'Q', 'good food'), { context: [ID.get('Q')], target: [ID.get(' good'), ID.get(' food')] });
   // an EOS whose text encodes to something else is no separator either
   assert.equal(sentimentSeparator({ ...fakeTok(), idToToken: () => 'Q' }), '');
+  assert.throws(() => encodeContinued(fakeTok(), 'Q', 'R good'), /"R good" does not continue "Q" with a target/);
   // an answer longer than the positions is cut after those that fit (context 2 + 1 read = 3 positions)
-  assert.deepEqual(sentimentPair(fakeTok(), 3, 'Q', 'good meh food').target, [ID.get(' good'), ID.get(' meh')]);
+  assert.deepEqual(sentimentPair(fakeTok(), 3, 'Q', 'good the food').target, [ID.get('good'), ID.get(' the')]);
 });
 
 test('es_sent, z_sent, z_topic and dd by hand: pooled over answer tokens, multi-token answers', () => {
@@ -147,8 +150,8 @@ test('es_sent, z_sent, z_topic and dd by hand: pooled over answer tokens, multi-
   close(get(n, 'z_topic').value, Math.sqrt(0.2));
   close(get(n, 'z_sent').value, sigmoid(otherPos - samePos));
   close(get(n, 'es_sent').value, Math.sqrt(0.2) * sigmoid(otherPos - samePos));
-  // dd: outer "R</s> meh food" reads the distributions after </s> (moved) and after " meh" (not);
-  // "R</s> good" after </s>: KL pooled over the 3 positions
+  // dd: outer "R</s>meh food" reads the distributions after </s> (moved) and after "meh" (not);
+  // "R</s>good" after </s>: KL pooled over the 3 positions
   const kl = 0.2 * ln(0.2 / 0.6) + 0.5 * ln(0.5 / 0.1);
   for (const m of [p, n]) {
     close(get(m, 'dd').value, (2 * kl) / 3);

@@ -13,11 +13,12 @@
  * Fluency is the sampled-generation ngram_entropy of the question about the topic (the loader
  * makes it the case's generation prompt; `fluency` option of scoreCases).
  *
- * The text scored is "question<sep> sentence": sep is the model's EOS token (GPT-2's
- * <|endoftext|>, Llama's </s>), written right after the question, then the sentence joined by
- * one space as every teacher-forced metric is (scoring.ts); a tokenizer without an EOS token that
- * it reads back from text gets no separator (question, space, sentence). Each answer token is
- * scored given everything before it. A sentence longer than the model's positions is cut after
+ * The text scored is "question<sep>sentence": sep is the model's EOS token (GPT-2's
+ * <|endoftext|>, Llama's </s>), with no space on either side (the special token separates by
+ * itself; a space around it is a token of its own in both tokenizers); a tokenizer without an EOS
+ * token that it reads back from text gets the question and the sentence joined by one space, as
+ * every teacher-forced metric is (scoring.ts). Each answer token is scored given everything
+ * before it. A sentence longer than the model's positions is cut after
  * the tokens that fit (EasyEdit cuts at 128 tokens).
  *
  * dd needs the unedited model's full distributions, vocabSize floats per position (~20 outer
@@ -34,7 +35,7 @@
  * - its answer mask starts at the "</s>" separator (so the separator's own position counts, and
  *   for dd the position after the last answer token does), does not leave out padding, and is one
  *   Python list shared by every row of the batch, so all rows are cut at the longest question;
- * - it runs for Llama models only and writes " </s> " (the space before it is a token of its own);
+ * - it runs for Llama models only and writes "question </s> sentence" (a space either side);
  * - it draws a question template per sentence (Amend: one per topic, by a fixed hash);
  * - in the version read, the "unedited" model it passes is self.model, which an in-place editor
  *   has already changed, so its z_topic is 1 and its dd 0 for such editors.
@@ -43,7 +44,7 @@ import { AmendError } from '../errors.js';
 import type { EditCase, SentimentProbe } from '../editors/types.js';
 import { klDivergence, pooledMean, sentimentEditSuccess } from './metrics.js';
 import { metric, type Metric } from './protocols.js';
-import { encodePair, scoreEncoded, type EncodedPair, type Encoder, type ScoringModel, type ScoringOptions } from './scoring.js';
+import { encodeContinued, encodePair, scoreEncoded, type EncodedPair, type Encoder, type ScoringModel, type ScoringOptions } from './scoring.js';
 
 /** Runs fn on the unedited model and gives the model back as it was (see uneditedScope in unedited.ts). */
 export type UneditedScope = <T>(fn: () => T) => T;
@@ -77,7 +78,10 @@ export function sentimentSeparator(tok: SentimentEncoder): string {
 
 /** Context and answer tokens of one sentence after its question, the answer cut to the model's positions. */
 export function sentimentPair(tok: SentimentEncoder, maxPositions: number, question: string, sentence: string): EncodedPair {
-  const p = encodePair(tok, question + sentimentSeparator(tok), sentence);
+  const sep = sentimentSeparator(tok);
+  // After the EOS token the sentence follows directly: the special token separates by itself, and
+  // a space after it would be a token of its own in Llama's tokenizer ("▁" before "▁I").
+  const p = sep ? encodeContinued(tok, question + sep, question + sep + sentence) : encodePair(tok, question, sentence);
   // scoreEncoded reads context + target − 1 tokens; a context too long on its own is cut from the left there.
   const room = Math.max(1, maxPositions + 1 - p.context.length);
   return p.target.length > room ? { context: p.context, target: p.target.slice(0, room) } : p;

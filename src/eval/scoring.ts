@@ -124,12 +124,24 @@ export function encodePair(tok: Encoder, prompt: string, target: string): Encode
   if (typeof target !== 'string' || target.trim() === '') {
     throw new AmendError(`empty target for prompt "${prompt}": there is nothing to score`);
   }
+  return encodeContinued(tok, prompt, joinPromptTarget(prompt, target));
+}
+
+/**
+ * Context and target tokens of `full`, a text that starts with `prompt` and goes on with the
+ * target as written (encodePair's rule without the joining space: for a prompt that ends in a
+ * special token, which separates by itself).
+ */
+export function encodeContinued(tok: Encoder, prompt: string, full: string): EncodedPair {
+  if (!full.startsWith(prompt) || full.slice(prompt.length).trim() === '') {
+    throw new AmendError(`"${full}" does not continue "${prompt}" with a target: there is nothing to score`);
+  }
   const p = encodeCached(tok, prompt);
-  const full = encodeCached(tok, joinPromptTarget(prompt, target));
-  let at = commonPrefix(p, full);
-  if (at === full.length) at = Math.max(0, full.length - 1);
-  const context = full.slice(0, at);
-  const tgt = full.slice(at);
+  const ids = encodeCached(tok, full);
+  let at = commonPrefix(p, ids);
+  if (at === ids.length) at = Math.max(0, ids.length - 1);
+  const context = ids.slice(0, at);
+  const tgt = ids.slice(at);
   if (context.length === 0) {
     throw new AmendError(`prompt "${prompt}" gives no token to condition the target on (a model without a BOS token needs a non-empty prompt)`);
   }
