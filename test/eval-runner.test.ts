@@ -182,6 +182,12 @@ test('ConvSent: es_sent, z_sent, z_topic and dd in single, batch and sequential 
   }
   // The last case of score-after-each is scored on the same three edits as under apply-all-then-score.
   assert.deepEqual(sentiment(runs.immediate)[2], sentiment(runs.final)[2]);
+  // Resumed after two edits in a new run: the same numbers (the unedited model is the one given, not
+  // the one with the checkpoint's patches re-applied).
+  const out = path.join(tmp, 'convsent-resume');
+  const opts: EvalOptions = { method: 'rome', resolved, mode: { sequential: 3 }, checkpointEvery: 1, out };
+  assert.ok((await runEval(m, cases, { ...opts, stopAfter: 2 })).interrupted);
+  assert.deepEqual(sentiment(await runEval(m, cases, { ...opts, resume: true })), sentiment(runs.immediate));
 
   // By hand: the same three edits stacked, and the unedited model by reverting them all and
   // re-applying them (another exact way, independent of the run's uneditedScope).

@@ -9,7 +9,8 @@ import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index
 import { EditPatch, editSession, lowRankDelta } from '../src/patch/index.js';
 import { mulberry32, randn } from '../src/tensor/index.js';
 import { uneditedScope } from '../src/eval/unedited.js';
-import { weightsHash } from './helpers.js';
+import { sharedDir, weightsHash } from './helpers.js';
+import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
 import type { ForwardOptions, ModelConfig } from '../src/models/index.js';
 import { Tensor } from '../src/tensor/index.js';
@@ -225,4 +226,16 @@ test('uneditedScope: the weights the run started from inside, the edited ones bi
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+const DATA = sharedDir('data');
+const MODELS = sharedDir('models');
+
+test('ConvSent fluency: ngram_entropy of samples that continue the question about the topic (EasyEdit\'s inner_q)', { skip: DATA && MODELS ? false : '../shared/data or ../shared/models is absent' }, async () => {
+  const model = await CausalLM.load(path.join(MODELS!, 'stories260K'));
+  const [c] = loadCases(path.join(DATA!, 'knowedit', 'benchmark_Convsent_blender_test.json'), { limit: 1 }).cases;
+  const s = scoreCases(model, [c!], { fluency: { maxLength: 40 }, sentiment: false })[0]!;
+  assert.equal(s.generations!.length, 1);
+  assert.ok(s.generations![0]!.startsWith(c!.sentiment!.question), s.generations![0]);
+  assert.equal(get(s.metrics, 'ngram_entropy').protocol, 'sampled-generation');
 });
