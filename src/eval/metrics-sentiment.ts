@@ -15,14 +15,16 @@
  *
  * The text scored is "question<sep>sentence": sep is the model's EOS token (GPT-2's
  * <|endoftext|>, Llama's </s>), with no space on either side (the special token separates by
- * itself; a space around it is a token of its own in both tokenizers); a tokenizer without an EOS
+ * itself; a space before it is a token of its own in both tokenizers, one after it in Llama's, as
+ * its "▁" before "▁I"); a tokenizer without an EOS
  * token that it reads back from text gets the question and the sentence joined by one space, as
  * every teacher-forced metric is (scoring.ts). Each answer token is scored given everything
- * before it. A sentence longer than the model's positions is cut after
- * the tokens that fit (EasyEdit cuts at 128 tokens).
+ * before it. A sentence longer than the model's positions is cut after the tokens that fit
+ * (EasyEdit cuts at 128 tokens).
  *
- * dd needs the unedited model's full distributions, vocabSize floats per position (~20 outer
- * sentences of ~20 tokens: ~80 MB per case at GPT-2's vocabulary), too many to keep for a run.
+ * dd needs the unedited model's full distributions, vocabSize floats per position (measured on
+ * the test file: ~370 outer answer positions per case with GPT-2's tokenizer, 70 MiB per case at
+ * its vocabulary, 55 GiB for the 800 cases), too many to keep for a run.
  * So they are computed when the edited model is scored: `unedited(fn)` runs fn on the unedited
  * weights and puts the edited ones back (the runner's uneditedScope: exact, bit for bit), for
  * outer sentences in chunks of at most maxKlRows positions held at a time. Without `unedited` dd
@@ -79,8 +81,7 @@ export function sentimentSeparator(tok: SentimentEncoder): string {
 /** Context and answer tokens of one sentence after its question, the answer cut to the model's positions. */
 export function sentimentPair(tok: SentimentEncoder, maxPositions: number, question: string, sentence: string): EncodedPair {
   const sep = sentimentSeparator(tok);
-  // After the EOS token the sentence follows directly: the special token separates by itself, and
-  // a space after it would be a token of its own in Llama's tokenizer ("▁" before "▁I").
+  // After the EOS token the sentence follows directly (see the file comment).
   const p = sep ? encodeContinued(tok, question + sep, question + sep + sentence) : encodePair(tok, question, sentence);
   // scoreEncoded reads context + target − 1 tokens; a context too long on its own is cut from the left there.
   const room = Math.max(1, maxPositions + 1 - p.context.length);
