@@ -124,7 +124,7 @@ test('summarizeRecords: the overall score is the harmonic mean of efficacy, para
   assert.ok(!summarizeRecords(recs.map((r) => ({ ...r, metrics: r.metrics.slice(0, 2) }))).some((r) => r.name === 'score'));
 });
 
-test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1], magnitudes [−1, 1], costs ≥ 0)', () => {
+test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1], magnitudes [−1, 1], costs and KLs ≥ 0)', () => {
   const values = [1, 1, 1, 0.5];
   const seconds = [0.01, 0.01, 0.01, 1];
   const recs: CaseRecord[] = values.map((v, i) => ({ index: i, regime: 'batch-1', batch: i, metrics: [
@@ -133,11 +133,15 @@ test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1],
     { name: 'efficacy_magnitude', protocol: 'probability-comparison', value: v },
     { name: 'ngram_entropy', protocol: 'sampled-generation', value: v },
     { name: 'edit_time', protocol: 'cost', value: seconds[i]!, unit: 'seconds' },
+    { name: 'z_topic', protocol: 'sentiment-likelihood', value: v },
+    { name: 'es_sent', protocol: 'sentiment-likelihood', value: v },
+    { name: 'dd', protocol: 'sentiment-likelihood', value: seconds[i]!, unit: 'nats' },
   ] }));
   const byName = new Map(summarizeRecords(recs).map((r) => [r.name, r]));
   const open = meanCI(values);
   assert.ok(open.high > 1 && open.low < 1, 'test setup: the uncut interval leaves [0, 1]');
-  for (const name of ['qa.locality_agree', 'qa.rewrite_em', 'efficacy_magnitude']) assert.equal(byName.get(name)!.ci95[1], 1, name);
+  for (const name of ['qa.locality_agree', 'qa.rewrite_em', 'efficacy_magnitude', 'z_topic', 'es_sent']) assert.equal(byName.get(name)!.ci95[1], 1, name);
+  assert.equal(byName.get('dd')!.ci95[0], 0, 'a KL\'s interval stops at 0');
   assert.equal(byName.get('ngram_entropy')!.ci95[1], open.high, 'an unbounded metric keeps t\'s interval');
   const cost = meanCI(seconds);
   assert.ok(cost.low < 0, 'test setup: the uncut cost interval goes below 0');

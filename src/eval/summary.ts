@@ -23,6 +23,7 @@ const regimeOrder = (r: Regime) => {
 function rangeOf(name: string, protocol: string): [number, number] | undefined {
   if (/(_score|_acc|accuracy|exact_match|_em|_f1|_agree)$/.test(name)) return [0, 1];
   if (protocol === 'probability-comparison' && name.endsWith('_magnitude')) return [-1, 1];
+  if (protocol === 'sentiment-likelihood') return name === 'dd' ? [0, Number.POSITIVE_INFINITY] : [0, 1]; // a KL; products of a sigmoid and a min(1, ·)
   if (protocol === 'cost') return [0, Number.POSITIVE_INFINITY];
   return undefined;
 }
