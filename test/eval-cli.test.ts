@@ -9,6 +9,7 @@ import path from 'node:path';
 import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir } from './helpers.js';
 import { loadCases } from '../src/data/index.js';
 import { sharedSubjectEdits, summarizeRecords, type CaseRecord } from '../src/eval/index.js';
+import { writeNpy } from './npz-writer.js';
 
 const models = sharedDir('models');
 const data = sharedDir('data');
@@ -106,6 +107,41 @@ test('amend eval on KnowEdit ConvSent: its own metrics (es_sent with z_sent and 
     const v = Object.fromEntries(JSON.parse(line).metrics.map((x: { name: string; value: number }) => [x.name, x.value]));
     assert.ok(Math.abs(v.es_sent - v.z_sent * v.z_topic) < 1e-12 && v.dd > 0, line);
   }
+});
+
+test('amend eval --fluency / --consistency: sampled-text entropy for every case, the reference score where ROME\'s snippets know the new object', { skip }, () => {
+  // ROME's data folder in miniature: snippets for the first case's relation and new object only,
+  // worded like its generation prompts (which the sampled texts begin with), so its score is > 0.
+  const rome = path.join(tmp, 'rome-data');
+  fs.mkdirSync(rome);
+  const [first] = JSON.parse(fs.readFileSync(`${data}/counterfact/counterfact-rome-format-1000.json`, 'utf8')) as { requested_rewrite: { relation_id: string; target_new: { id: string } }; generation_prompts: string[] }[];
+  const words = [...new Set(first!.generation_prompts.join(' ').toLowerCase().match(/\w\w+/g)!)];
+  writeNpy(path.join(rome, 'idf.npy'), words.map((_, i) => 1 + i / words.length), '<f8');
+  fs.writeFileSync(path.join(rome, 'tfidf_vocab.json'), JSON.stringify(Object.fromEntries(words.map((w, i) => [w, i]))));
+  fs.writeFileSync(path.join(rome, 'attribute_snippets.json'), JSON.stringify([
+    { relation_id: first!.requested_rewrite.relation_id, target_id: first!.requested_rewrite.target_new.id, samples: [{ name: 'Someone', text: first!.generation_prompts.join(' ') }] },
+  ]));
+  const args = ['eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', `${data}/counterfact/counterfact-rome-format-1000.json`, '--n', '2', ...FAST];
+  const out = path.join(tmp, 'consistency');
+  const r = amend(...args, '--consistency', rome, '--out', out);
+  assert.equal(r.code, 0, r.stderr);
+  const perCase = fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n')
+    .map((line) => Object.fromEntries(JSON.parse(line).metrics.map((x: { name: string; value: number }) => [x.name, x.value])));
+  assert.ok(perCase.every((v) => v.ngram_entropy > 0), 'every case has its samples\' entropy (--consistency implies --fluency)');
+  assert.ok(perCase[0]!.reference_score > 0 && perCase[0]!.reference_score <= 1, `case 0: ${perCase[0]!.reference_score}`);
+  assert.equal(perCase[1]!.reference_score, undefined, 'no snippets about case 1\'s new object: no reference score');
+  const rows = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).rows.filter((x: { protocol: string }) => x.protocol === 'sampled-generation');
+  assert.deepEqual(rows.map((x: { name: string; count: number }) => [x.name, x.count]), [['ngram_entropy', 2], ['reference_score', 1]]);
+  // --fluency alone: the same samples (same seed), no reference score
+  const f = amend(...args, '--fluency', '--json');
+  assert.equal(f.code, 0, f.stderr);
+  const fRows = JSON.parse(f.stdout).rows.filter((x: { protocol: string }) => x.protocol === 'sampled-generation');
+  assert.deepEqual(fRows.map((x: { name: string }) => x.name), ['ngram_entropy']);
+  assert.equal(fRows[0].mean, rows[0].mean);
+  // a folder without ROME's files, or a file: one line each
+  assertOneLineError(amend(...args, '--consistency', tmp), /--consistency|no idf\.npy, tfidf_vocab\.json, attribute_snippets\.json there; consistency needs ROME's idf\.npy/);
+  assertOneLineError(amend(...args, '--consistency', path.join(rome, 'idf.npy')), /--consistency .*idf\.npy is a file; give ROME's data folder/);
+  assertOneLineError(amend(...args, '--consistency', path.join(tmp, 'nowhere')), /--consistency .*nowhere: no such file; give ROME's data folder/);
 });
 
 test('amend eval: bad input is one line, exit 1, nothing written in --out', { skip }, () => {

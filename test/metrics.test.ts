@@ -36,6 +36,7 @@ import {
   wordTokenize,
 } from '../src/eval/metrics-text.js';
 import { perplexityDrift, perplexityWindows } from '../src/eval/metrics-ppl.js';
+import { writeNpy } from './npz-writer.js';
 import { costMetrics, measure, measureAsync, type Cost } from '../src/eval/metrics-cost.js';
 import { metric, summarizeMetrics } from '../src/eval/protocols.js';
 
@@ -161,22 +162,6 @@ test('n-gram entropy: bits of the 2- and 3-gram distributions, weighted [2/3, 4/
   close(computeNGramEntropy('w x y z'), ((2 / 3) * Math.log2(3) + (4 / 3) * 1) / 2);
   close(nGramEntropy(['a b a b', 'word']), ((2 / 3) * h2 + 4 / 3) / 2 / 2);
 });
-
-function writeNpy(file: string, values: number[], dtype: '<f8' | '<f4'): void {
-  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': (${values.length},), }`;
-  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
-  header += '\n';
-  const pre = Buffer.alloc(10);
-  Buffer.from([0x93]).copy(pre, 0);
-  pre.write('NUMPY', 1, 'latin1');
-  pre[6] = 1;
-  pre[7] = 0;
-  pre.writeUInt16LE(header.length, 8);
-  const size = dtype === '<f8' ? 8 : 4;
-  const data = Buffer.alloc(values.length * size);
-  values.forEach((v, i) => (size === 8 ? data.writeDoubleLE(v, i * 8) : data.writeFloatLE(v, i * 4)));
-  fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), data]));
-}
 
 test('TF-IDF consistency: cosine of idf-weighted, L2-normalised term counts (ROME idf.npy + vocab)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-tfidf-'));

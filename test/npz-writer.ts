@@ -1,5 +1,5 @@
-// numpy.savez archives written from TypeScript, for the tests of statistics imports: the layout
-// ROME / MEMIT / EasyEdit save their layer statistics in.
+// numpy.save / numpy.savez files written from TypeScript, for the tests of what Amend reads of ROME
+// / MEMIT / EasyEdit: their layer statistics archives and ROME's idf.npy.
 import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from '../src/io/npz.js';
@@ -52,4 +52,21 @@ export function romeNpz(file: string, sm: SecondMoment, sampleSize: number): voi
     'mom2.mom2': { descr: '<f4', shape: [d, d], bytes: new Uint8Array(sum.buffer) },
     sample_size: { descr: '<i8', shape: [], bytes: new Uint8Array(new BigInt64Array([BigInt(sampleSize)]).buffer) },
   });
+}
+
+/** A 1-D numpy.save file (version 1.0 header). */
+export function writeNpy(file: string, values: number[], dtype: '<f8' | '<f4'): void {
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': (${values.length},), }`;
+  while ((10 + header.length + 1) % 64 !== 0) header += ' ';
+  header += '\n';
+  const pre = Buffer.alloc(10);
+  Buffer.from([0x93]).copy(pre, 0);
+  pre.write('NUMPY', 1, 'latin1');
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  const size = dtype === '<f8' ? 8 : 4;
+  const data = Buffer.alloc(values.length * size);
+  values.forEach((v, i) => (size === 8 ? data.writeDoubleLE(v, i * 8) : data.writeFloatLE(v, i * 4)));
+  fs.writeFileSync(file, Buffer.concat([pre, Buffer.from(header, 'latin1'), data]));
 }

@@ -12,6 +12,7 @@
  * character that is not lower-case, unless the word is a common abbreviation or an initial).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { AmendError, isObject } from '../errors.js';
 import { npyToFloat64, readNpy } from '../io/npz.js';
 
@@ -256,3 +257,20 @@ export function loadAttributeSnippets(file: string): AttributeSnippets {
   });
   return out;
 }
+
+/**
+ * ROME's consistency resources from one folder, as its data directory holds them: idf.npy and
+ * tfidf_vocab.json (dsets/tfidf_stats.py) and attribute_snippets.json (dsets/attr_snippets.py).
+ */
+export function loadConsistencyResources(dir: string): { tfidf: TfidfModel; snippets: AttributeSnippets } {
+  const need = ['idf.npy', 'tfidf_vocab.json', 'attribute_snippets.json'];
+  const missing = need.filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (missing.length > 0) {
+    throw new AmendError(`${dir}: no ${missing.join(', ')} there; consistency needs ROME's idf.npy, tfidf_vocab.json and attribute_snippets.json in one folder (its data directory)`);
+  }
+  return {
+    tfidf: loadTfidf(path.join(dir, 'idf.npy'), path.join(dir, 'tfidf_vocab.json')),
+    snippets: loadAttributeSnippets(path.join(dir, 'attribute_snippets.json')),
+  };
+}
+

@@ -140,7 +140,7 @@ export interface EvalConfig {
   casesDigest: string;
   /** Held-out text for perplexity drift (path and sha256), when any. */
   heldout?: { file: string | null; digest: string; maxTokens: number; lines: boolean };
-  /** Scoring switches that change numbers (qa, fluency). */
+  /** Scoring switches that change numbers (qa, fluency, the consistency resources' digest). */
   scoring: Record<string, unknown>;
   /** The benchmark file, its format and, when one was chosen, the run split whose edited cases these are. */
   data?: { file?: string; format?: string; split?: string };

@@ -34,7 +34,7 @@ import { secondMoments } from '../editors/common/stats.js';
 import type { EditCase } from '../editors/types.js';
 import type { EditHparams } from '../editors/hparams.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
-import { localityBaselines, scoreCases, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
+import { localityBaselines, scoreCases, type ConsistencyResources, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
 import { heldoutPerplexity } from './heldout.js';
 import { uneditedScope } from './unedited.js';
@@ -70,6 +70,11 @@ export interface EvalOptions {
   /** Generation-based metrics (see scoreCases). */
   qa?: boolean | QaOptions;
   fluency?: boolean | FluencyOptions;
+  /**
+   * ROME's TF-IDF statistics and attribute snippets (loadConsistencyResources): adds
+   * reference_score to cases with a relation and new-object id, from fluency's samples.
+   */
+  consistency?: ConsistencyResources;
   /** Keep per-prompt details in cases.jsonl (default true). */
   details?: boolean;
   /** Key statistics to use instead of src/stats; statsOptions are passed to src/stats. */
@@ -154,6 +159,17 @@ export function sharedSubjectEdits(cases: readonly EditCase[], mode: EvalMode): 
 }
 
 const digest = (x: unknown) => crypto.createHash('sha256').update(typeof x === 'string' ? x : JSON.stringify(x)).digest('hex');
+
+/**
+ * What identifies consistency resources in a run's config (a resumed run must score with the same):
+ * the idf values' bytes and the sizes of the vocabulary and the snippets, not their whole text.
+ */
+function consistencyDigest(c: ConsistencyResources): string {
+  const h = crypto.createHash('sha256').update(new Uint8Array(c.tfidf.idf.buffer, c.tfidf.idf.byteOffset, c.tfidf.idf.byteLength));
+  let snippets = 0;
+  for (const byTarget of c.snippets.values()) for (const list of byTarget.values()) snippets += list.length;
+  return h.update(JSON.stringify([c.tfidf.vocab.size, c.snippets.size, snippets])).digest('hex');
+}
 
 const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak });
 
@@ -261,7 +277,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   const hp = resolved.hparams;
   const session = editSession(model);
   const heldoutTokens = o.heldoutTokens ?? 2048;
-  const scoring = { qa: o.qa ?? false, fluency: o.fluency ?? false };
+  const scoring = { qa: o.qa ?? false, fluency: o.fluency ?? false, ...(o.consistency ? { consistency: consistencyDigest(o.consistency) } : {}) };
   const config: EvalConfig = JSON.parse(JSON.stringify({
     method: o.method,
     hparams: hp,
@@ -366,7 +382,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     };
 
     const score = (idx: readonly number[], extra: (i: number) => Partial<CaseRecord>, costOf: (i: number) => CaseCost): CaseRecord[] => {
-      const scored = scoreCases(model, idx.map((i) => cases[i]!), { baselines: idx.map((i) => baselines[i]), qa: o.qa, fluency: o.fluency, unedited });
+      const scored = scoreCases(model, idx.map((i) => cases[i]!), { baselines: idx.map((i) => baselines[i]), qa: o.qa, fluency: o.fluency, consistency: o.consistency, unedited });
       return idx.map((i, k) => {
         const s = scored[k]!;
         const cost = costOf(i);

@@ -6,6 +6,7 @@ import { AmendError, refuseDevice } from '../../errors.js';
 import { loadCases } from '../../data/index.js';
 import { parseSets, resolveHparams } from '../../editors/index.js';
 import { qaPromptText } from '../../eval/metrics-case.js';
+import { loadConsistencyResources } from '../../eval/metrics-text.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
 import { BUILTIN_WORLD } from '../../models/model.js';
 import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
@@ -37,6 +38,8 @@ export const spec: CommandSpec = {
     'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
     qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
     'qa-template': { type: 'string', help: 'FILE  text around every --qa question, "{}" where it goes (e.g. few-shot examples ending in "Q: {}\\nA:"; the file\'s final newline is dropped); implies --qa' },
+    fluency: { type: 'boolean', help: 'also sample texts (top-k 5, 100 tokens, ROME\'s generate_fast) and score their n-gram entropy' },
+    consistency: { type: 'string', help: 'DIR  ROME\'s data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json: also the reference score (TF-IDF similarity of the samples to texts about the new object); implies --fluency' },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model; see amend edit --list-presets)' },
     hparams: { type: 'string', multiple: true, help: 'FILE  hparams file (YAML/JSON, EasyEdit\'s as they are); may be repeated' },
     set: { type: 'string', multiple: true, help: 'key=value  override one hparam; may be repeated' },
@@ -51,6 +54,7 @@ export const spec: CommandSpec = {
     'amend eval --model world --method memit --data world --mode sequential:500/50 --protocol final --out eval-memit-seq',
     'amend eval --model gpt2-xl --method rome --data counterfact.json --n 1000 --set v_num_grad_steps=20 --json',
     'amend eval --model gpt2-xl --method memit --data MQuAKE-Remastered-CF3k.jsonl --split 100 --mode batch:100 --qa',
+    'amend eval --model gpt2-xl --method rome --data counterfact.json --n 100 --consistency rome/data --out eval-cf',
     '',
     'Reports: cases.jsonl (a line per case), summary.md / summary.json (means with 95 % confidence',
     'intervals per regime, protocol and metric; headline scores per relation), plots against the',
@@ -124,6 +128,11 @@ export async function run(args: Parsed): Promise<void> {
   }
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
   const qaTemplate = v['qa-template'] === undefined ? undefined : readQaTemplate(str(v['qa-template'])!);
+  const consistencyDir = str(v.consistency);
+  const romeData = "ROME's data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json";
+  requireExisting('consistency', consistencyDir, romeData);
+  if (consistencyDir !== undefined && !fs.statSync(consistencyDir).isDirectory()) throw new AmendError(`--consistency ${consistencyDir} is a file; give ${romeData}`);
+  const consistency = consistencyDir !== undefined ? loadConsistencyResources(consistencyDir) : undefined;
 
   const model = await loadModel(v.model, json);
   const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
@@ -142,7 +151,7 @@ export async function run(args: Parsed): Promise<void> {
   const statsBar = { bar: null as Progress | null };
   const result = await runEval(model, loaded.cases, {
     method, resolved, mode, protocol, out, resume: v.resume === true, force: v.force === true, checkpointEvery: every,
-    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, stopAfter, data: { file: data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
+    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, fluency: v.fluency === true, consistency, stopAfter, data: { file: data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
     onProgress: (p) => {
       const label = STAGES[p.stage];
       if (p.stage === 'checkpoint') return;
