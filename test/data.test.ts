@@ -245,6 +245,27 @@ test('the demo world benchmark loads as amend-world (in memory and from a file)'
   }
 });
 
+test("Amend's own records round-trip multi-edit cases (MQuAKE) and sentiment probes (ConvSent), nested fields named in errors", { skip: DATA ? false : 'no ../shared/data' }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-own-'));
+  try {
+    for (const file of ['mquake/MQuAKE-hard.json', 'knowedit/benchmark_Convsent_blender_test.json']) {
+      const cases = loadCases(path.join(DATA!, file), { limit: 5 }).cases;
+      assert.ok(cases.some((c) => (c.edits?.length ?? 0) > 1 || c.sentiment?.outer), `${file}: the test needs nested fields`);
+      const own = path.join(dir, 'cases.json');
+      fs.writeFileSync(own, JSON.stringify(cases));
+      const back = loadCases(own);
+      assert.equal(back.format, 'amend-cases');
+      assert.deepEqual(back.cases, cases, file);
+    }
+    const bad = [{ prompt: '{} is in', subject: 'Paris', targetNew: 'Italy', edits: [{ prompt: '{} is in', subject: 'Paris', targetNew: 'Italy' }, { prompt: '{} x', subject: 'Rome' }] }];
+    assert.throws(() => parseCases(bad), /record 1 \(index 0, amend-cases\) has no "edits\.1\.targetNew" field/);
+    const noSame = [{ prompt: '{} is in', subject: 'Paris', targetNew: 'Italy', sentiment: { question: 'What of Paris?' } }];
+    assert.throws(() => parseCases(noSame), /has no "sentiment\.same" field/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('limit keeps the first cases; a forced format is checked', () => {
   const recs = [0, 1, 2].map((i) => ({ prompt: `p${i} {}`, subject: 's', targetNew: 't' }));
   assert.equal(parseCases(recs, { limit: 2 }).cases.length, 2);

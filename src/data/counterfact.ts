@@ -155,33 +155,54 @@ function groups(rec: Json, ctx: RecordContext, field: string): Record<string, Pr
   return out;
 }
 
+/**
+ * One EditCase from the fields under `at` ("" for the record itself, "edits.0." for its first
+ * edit), every field of src/editors/types.ts, so that cases written as JSON load back the same.
+ */
+function amendCase(rec: Json, ctx: RecordContext, at = '', defaultId?: number): EditCase {
+  const f = (name: string) => `${at}${name}`;
+  const c: EditCase = { prompt: ctx.str(rec, f('prompt')), subject: ctx.str(rec, f('subject')), targetNew: ctx.str(rec, f('targetNew')) };
+  const id = ctx.get(rec, f('id'));
+  if (typeof id === 'number' || typeof id === 'string') c.id = id;
+  else if (defaultId !== undefined) c.id = defaultId;
+  const tt = ctx.optStr(rec, f('targetTrue'));
+  if (tt !== undefined) c.targetTrue = tt;
+  for (const k of ['rephrase', 'neighborhood', 'attributePrompts', 'generationPrompts'] as const) {
+    const v = ctx.optStrList(rec, f(k));
+    if (v) c[k] = v;
+  }
+  for (const k of ['locality', 'portability'] as const) {
+    const v = promptAnswers(rec, ctx, f(k));
+    if (v) c[k] = v;
+  }
+  for (const k of ['localityGroups', 'portabilityGroups'] as const) {
+    const v = groups(rec, ctx, f(k));
+    if (v) c[k] = v;
+  }
+  for (const k of ['relationId', 'targetNewId', 'targetTrueId'] as const) {
+    const v = ctx.optStr(rec, f(k));
+    if (v !== undefined) c[k] = v;
+  }
+  const edits = ctx.get(rec, f('edits'));
+  if (edits !== undefined && edits !== null) c.edits = ctx.list(rec, f('edits')).map((_, i) => amendCase(rec, ctx, f(`edits.${i}.`)));
+  const s = ctx.get(rec, f('sentiment'));
+  if (s !== undefined && s !== null) {
+    c.sentiment = { question: ctx.str(rec, f('sentiment.question')), same: ctx.strList(rec, f('sentiment.same')), other: ctx.optStrList(rec, f('sentiment.other')) ?? [] };
+    if (ctx.get(rec, f('sentiment.outer')) !== undefined) {
+      c.sentiment.outer = {
+        topic: ctx.str(rec, f('sentiment.outer.topic')),
+        question: ctx.str(rec, f('sentiment.outer.question')),
+        sentences: ctx.strList(rec, f('sentiment.outer.sentences')),
+      };
+    }
+  }
+  return c;
+}
+
 /** Amend's own records: EditCase objects as JSON (camelCase fields, as src/editors/types.ts). */
 export const amendCasesFormat = recordFormat(
   'amend-cases',
-  "Amend's EditCase records (prompt, subject, targetNew, optional targetTrue, rephrase, locality, portability, ...)",
+  "Amend's EditCase records (prompt, subject, targetNew, optional targetTrue, rephrase, locality, portability, edits, sentiment, ...)",
   (r) => hasAll(r, 'prompt', 'subject', 'targetNew'),
-  (rec, ctx) => {
-    const c: EditCase = { prompt: ctx.str(rec, 'prompt'), subject: ctx.str(rec, 'subject'), targetNew: ctx.str(rec, 'targetNew') };
-    const id = ctx.get(rec, 'id');
-    c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
-    const tt = ctx.optStr(rec, 'targetTrue');
-    if (tt !== undefined) c.targetTrue = tt;
-    for (const k of ['rephrase', 'neighborhood', 'attributePrompts', 'generationPrompts'] as const) {
-      const v = ctx.optStrList(rec, k);
-      if (v) c[k] = v;
-    }
-    for (const k of ['locality', 'portability'] as const) {
-      const v = promptAnswers(rec, ctx, k);
-      if (v) c[k] = v;
-    }
-    for (const k of ['localityGroups', 'portabilityGroups'] as const) {
-      const v = groups(rec, ctx, k);
-      if (v) c[k] = v;
-    }
-    for (const k of ['relationId', 'targetNewId', 'targetTrueId'] as const) {
-      const v = ctx.optStr(rec, k);
-      if (v !== undefined) c[k] = v;
-    }
-    return c;
-  },
+  (rec, ctx) => amendCase(rec, ctx, '', ctx.index),
 );
