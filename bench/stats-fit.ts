@@ -18,8 +18,8 @@ import { gpt2Config, writeRandomCheckpoint } from '../src/models/random.js';
 import { GramAccumulator, importStatsToCache, layerSecondMoments, type SecondMoment, type StatsOptions } from '../src/stats/index.js';
 import { measureStatsFit, type FitOptions } from '../src/stats/fit.js';
 import { importEasyEditStats } from '../src/stats/import.js';
-import { crc32 } from '../src/io/npz.js';
 import { mulberry32 } from '../src/tensor/index.js';
+import { romeNpz } from '../test/npz-writer.js';
 import { GPT2_SMALL, choiceFlag, ensureGpt2Checkpoint, machineInfo, parseFlags, repoRoot, runBench } from './common.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-fit-'));
@@ -136,7 +136,7 @@ async function gpt2small(): Promise<void> {
   console.error(`statistics over ${own!.count} keys: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   // the import it would be checked after: a ROME .npz of that C (float32 Σ k kᵀ)
   const npz = path.join(tmp, 'gpt2', 'wikipedia_stats', `transformer.h.${layer}.mlp.c_proj_float32_mom2_100000.npz`);
-  writeRomeNpz(npz, own!);
+  romeNpz(npz, own!, 100000);
   t0 = performance.now();
   importEasyEditStats(npz, { model });
   console.error(`reading and checking the .npz (${(fs.statSync(npz).size / 2 ** 20).toFixed(0)} MiB): ${((performance.now() - t0) / 1000).toFixed(2)} s`);
@@ -159,7 +159,7 @@ async function cost(): Promise<void> {
   acc.add(Float32Array.from({ length: N * d }, () => rand() - 0.3), Int32Array.from({ length: N }, (_, i) => i));
   const sm: SecondMoment = { layer, dim: d, count: N, mom2: acc.finish(), corpus: 'synthetic', samples: 1, fingerprint: '' };
   const npz = path.join(tmp, 'cost', 'wikipedia_stats', `transformer.h.${layer}.mlp.c_proj_float32_mom2_100000.npz`);
-  writeRomeNpz(npz, sm);
+  romeNpz(npz, sm, 100000);
   const secs = (t0: number): string => ((performance.now() - t0) / 1000).toFixed(2);
   console.log(`\ncost at d ${d} (layer ${layer} of a GPT-2-small-shaped model), load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   for (let rep = 0; rep < 3; rep++) {
@@ -173,50 +173,6 @@ async function cost(): Promise<void> {
     await importStatsToCache(npz, { model, cacheDir: path.join(tmp, `cost-cache-${rep}`), force: true });
     console.log(`read and checks of the .npz ${read} s; fit check ${check} s (${fit.tokens} keys of ${fit.corpus.slice(0, 20)}); whole importStatsToCache ${secs(t0)} s`);
   }
-}
-
-/** numpy.savez layout of ROME's statistics (stored members, version 1.0 headers). */
-function writeRomeNpz(file: string, sm: SecondMoment): void {
-  const d = sm.dim;
-  const sum = new Float32Array(d * d);
-  for (let i = 0; i < d * d; i++) sum[i] = sm.mom2[i]! * sm.count;
-  const member = (name: string, descr: string, shape: number[], bytes: Uint8Array): Buffer => {
-    const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-    let len = dict.length + 1;
-    len += (64 - ((10 + len) % 64)) % 64;
-    const head = Buffer.alloc(10 + len, 0x20);
-    Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head);
-    head.writeUInt16LE(len, 8);
-    head.write(dict, 10, 'latin1');
-    head[10 + len - 1] = 0x0a;
-    return Buffer.concat([head, bytes]);
-  };
-  const arrays: [string, Buffer][] = [
-    ['mom2.count', member('mom2.count', '<i8', [], new Uint8Array(new BigInt64Array([BigInt(sm.count)]).buffer))],
-    ['mom2.mom2', member('mom2.mom2', '<f4', [d, d], new Uint8Array(sum.buffer))],
-  ];
-  // a zip of stored members, as numpy.savez writes it
-  const parts: Buffer[] = [], central: Buffer[] = [];
-  let off = 0;
-  for (const [key, data] of arrays) {
-    const name = Buffer.from(`${key}.npy`);
-    const crc = crc32(data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(20, 4); local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18); local.writeUInt32LE(data.length, 22); local.writeUInt16LE(name.length, 26);
-    const c = Buffer.alloc(46);
-    c.writeUInt32LE(0x02014b50, 0); c.writeUInt16LE(20, 6); c.writeUInt32LE(crc, 16);
-    c.writeUInt32LE(data.length, 20); c.writeUInt32LE(data.length, 24); c.writeUInt16LE(name.length, 28); c.writeUInt32LE(off, 42);
-    parts.push(local, name, data);
-    central.push(c, name);
-    off += 30 + name.length + data.length;
-  }
-  const cd = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(arrays.length, 8); end.writeUInt16LE(arrays.length, 10);
-  end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(off, 16);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, Buffer.concat([...parts, cd, end]));
 }
 
 async function main(): Promise<void> {
