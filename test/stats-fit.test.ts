@@ -128,3 +128,20 @@ test('amend stats --import: a misfit is one line and exit 1 with nothing cached;
   assert.match(ok.stdout, /^fit to this model: mean kᵀC⁻¹k\/d [\d.]+ \(accepted 0\.25–25\), unit correlation 0\.\d+/m);
   assertOneLineError(runCli(['stats', '--model', 'world', '--layers', '0', '--force'], cache), /--force only applies to --import/);
 });
+
+test('fit: a model with patches applied is checked on its unedited weights, and keeps its patches', async () => {
+  const { EditPatch, denseDelta, editSession, fitsModel } = { ...(await import('../src/patch/index.js')), ...(await import('../src/stats/index.js')) };
+  const model = await CausalLM.load(worldDir);
+  // A patch that shifts half of layer 0's MLP units far up: its keys no longer look like C's.
+  const b = model.spec.layers[0]!.up.b!;
+  const shift = new Float32Array(model.weight(b).size).map((_, i) => (i % 2 === 0 ? 8 : 0));
+  const patch = EditPatch.create(model, [denseDelta(b, model.weight(b).shape, shift)], { method: 'test', requests: [] });
+  editSession(model).apply(patch);
+  const onEdited = await measureStatsFit(model, own0);
+  assert.ok(!fitsModel(onEdited), `test setup: the edited model's own keys do not fit (ratio ${onEdited.ratio}, unit correlation ${onEdited.unitCorrelation})`);
+  const sm = await importStatsToCache(npzFor('own-patched', own0, 0), { model, cacheDir: path.join(tmp, 'cache-patched'), fingerprint: editSession(model).baseFingerprint });
+  assert.ok(fitsModel(sm.fit), `checked on the unedited weights: ratio ${sm.fit.ratio}, unit correlation ${sm.fit.unitCorrelation}`);
+  assert.deepEqual(editSession(model).applied().map((p) => p.id), [patch.id], 'the patch is back on');
+  const again = await measureStatsFit(model, own0);
+  assert.deepEqual([again.ratio, again.unitCorrelation], [onEdited.ratio, onEdited.unitCorrelation], 'the same edited weights, bit for bit');
+});
