@@ -28,8 +28,8 @@ export type DatasetFormat =
  * set of edited cases for (the key, e.g. "1", "100", "1000"), the case's labels in that run.
  * "edited" (CF-3k, CF-9k, T) or "train_edited" / "test_edited" / "test_edited_unique" (CF-6334;
  * the authors' scorer reports the last, test cases whose edits no training case shares, apart)
- * mark a case whose edits the run applies; a case without one ("unedited", "test_unedited", no label) is only asked, its
- * original answer expected. Their loader reads split[str(edit_num)].
+ * mark a case whose edits the run applies; a case without one ("unedited", "test_unedited", no
+ * label) is only asked, its original answer expected. Their loader reads split[str(edit_num)].
  */
 export type SplitLabels = Record<string, string[]>;
 
