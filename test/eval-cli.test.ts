@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir } from './helpers.js';
 import { loadCases } from '../src/data/index.js';
-import { sharedSubjectEdits, summarizeRecords, type CaseRecord } from '../src/eval/index.js';
+import { loadConsistencyResources, sharedSubjectEdits, summarizeRecords, tfidfSimilarity, type CaseRecord } from '../src/eval/index.js';
 import { writeNpy } from './npz-writer.js';
 
 const models = sharedDir('models');
@@ -125,11 +125,18 @@ test('amend eval --fluency / --consistency: sampled-text entropy for every case,
   const out = path.join(tmp, 'consistency');
   const r = amend(...args, '--consistency', rome, '--out', out);
   assert.equal(r.code, 0, r.stderr);
-  const perCase = fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n')
-    .map((line) => Object.fromEntries(JSON.parse(line).metrics.map((x: { name: string; value: number }) => [x.name, x.value])));
+  const lines = fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const perCase = lines.map((rec) => Object.fromEntries(rec.metrics.map((x: { name: string; value: number }) => [x.name, x.value])));
   assert.ok(perCase.every((v) => v.ngram_entropy > 0), 'every case has its samples\' entropy (--consistency implies --fluency)');
   assert.ok(perCase[0]!.reference_score > 0 && perCase[0]!.reference_score <= 1, `case 0: ${perCase[0]!.reference_score}`);
   assert.equal(perCase[1]!.reference_score, undefined, 'no snippets about case 1\'s new object: no reference score');
+  // the sampled texts are in cases.jsonl, and the reference score is computed from them
+  const resources = loadConsistencyResources(rome);
+  const snippet = first!.generation_prompts.join(' ');
+  assert.ok(lines.every((rec) => Array.isArray(rec.generations) && rec.generations.length > 0), 'every case keeps its sampled texts');
+  assert.equal(perCase[0]!.reference_score, tfidfSimilarity(lines[0].generations.join(' '), snippet, resources.tfidf));
+  const config = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).config;
+  assert.equal(config.scoring.fluency, true, '--consistency implies --fluency, and the run records it so');
   const rows = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).rows.filter((x: { protocol: string }) => x.protocol === 'sampled-generation');
   assert.deepEqual(rows.map((x: { name: string; count: number }) => [x.name, x.count]), [['ngram_entropy', 2], ['reference_score', 1]]);
   // --fluency alone: the same samples (same seed), no reference score

@@ -51,7 +51,9 @@ async function refused(file: string, opts: { model?: CausalLM; fitCorpus?: strin
   });
   assert.ok(!message.includes('\n'), 'one line');
   assert.ok(message.startsWith(`${file}: these statistics do not fit layer `), message);
-  assert.match(message, /Recompute them with amend stats --model M --layers \d+, or import them anyway with --force/);
+  const model = (opts.model ?? world).dir!;
+  assert.ok(message.includes(`Recompute them with amend stats --model ${model} --layers `), message);
+  assert.ok(message.endsWith(`import them anyway: amend stats --model ${model} --import ${file} --force (force: true)`), message);
   assert.deepEqual(cachedFiles(cacheDir), [], 'a refused import writes nothing to the cache');
   return message;
 }
@@ -69,7 +71,7 @@ test('fit: the model\'s own statistics, measured on other text, are imported, an
 
 test('fit: another layer\'s statistics are refused, and nothing is written', async () => {
   const message = await refused(npzFor('layer1-as-0', own1, 0));
-  assert.match(message, /do not fit layer 0 of this model — mean kᵀC⁻¹k\/d [\d.e+]+ \(accepted 0\.25–25\), unit correlation -?[\d.]+ \(accepted ≥ 0\.3\), on 1024 keys of \S+corpus-train\.txt/);
+  assert.match(message, /do not fit layer 0 of this model — (the mean kᵀC⁻¹k\/d [\d.e+]+ is outside 0\.25–25 and )?the unit correlation -?[\d.]+ is below 0\.3 \(mean kᵀC⁻¹k\/d [\d.e+]+ \(accepted 0\.25–25\), unit correlation -?[\d.]+ \(accepted ≥ 0\.3\), on 1024 keys of \S+corpus-train\.txt\)/);
   await refused(npzFor('layer0-as-1', own0, 1));
 });
 
@@ -89,7 +91,7 @@ test('fit: another model\'s statistics of the same shape are refused, both ways'
 
 test('fit: a scaled C is refused; force imports it, recording that it does not fit', async () => {
   const message = await refused(npzFor('times100', scaled(own0, 100), 0));
-  assert.match(message, /mean kᵀC⁻¹k\/d 0\.0\d+ \(accepted/);
+  assert.match(message, /this model — the mean kᵀC⁻¹k\/d 0\.0\d+ is outside 0\.25–25 \(mean kᵀC⁻¹k\/d 0\.0\d+ \(accepted/, 'only the ratio is named: a scaled C keeps its units\' ranks');
   await refused(npzFor('over100', scaled(own0, 0.01), 0));
   const cacheDir = path.join(tmp, 'cache-forced');
   const forced = await importStatsToCache(npzFor('times100-forced', scaled(own0, 100), 0), { model: world, cacheDir, force: true });
@@ -114,7 +116,7 @@ test('amend stats --import: a misfit is one line and exit 1 with nothing cached;
   const cache = path.join(tmp, 'cli-cache');
   const file = npzFor('cli-layer1-as-0', own1, 0);
   const r = runCli(['stats', '--model', 'world', '--import', file], cache);
-  assertOneLineError(r, /these statistics do not fit layer 0 of this model .* or import them anyway with --force if you know/);
+  assertOneLineError(r, /these statistics do not fit layer 0 of this model .* if you know they belong to this model, import them anyway: amend stats --model \S+world --import \S+ --force$/);
   assert.deepEqual(cachedFiles(cache), []);
   const forced = runCli(['stats', '--model', 'world', '--import', file, '--force', '--json'], cache);
   assert.equal(forced.code, 0, forced.stderr);

@@ -80,6 +80,8 @@ export interface CaseRecord {
   cost?: CaseCost;
   items?: ItemDetail[];
   qa?: QaDetail[];
+  /** The sampled texts ngram_entropy and reference_score were computed from (fluency, consistency). */
+  generations?: string[];
   /** The edit was refused (e.g. subject not in the prompt); the case has no scores. */
   error?: string;
 }

@@ -390,6 +390,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
         if (o.details !== false) {
           rec.items = s.items;
           if (s.qa) rec.qa = s.qa;
+          if (s.generations) rec.generations = s.generations;
         }
         return orderKeys(rec);
       });
@@ -528,7 +529,7 @@ function orderKeys(r: CaseRecord): CaseRecord {
   if (r.relation !== undefined) out.relation = r.relation;
   if (r.split !== undefined) out.split = r.split;
   out.regime = r.regime;
-  for (const k of ['batchSize', 'batch', 'call', 'callSize', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa'] as const) {
+  for (const k of ['batchSize', 'batch', 'call', 'callSize', 'edit', 'scoredAfter', 'error', 'metrics', 'cost', 'items', 'qa', 'generations'] as const) {
     if (r[k] !== undefined) (out as unknown as Record<string, unknown>)[k] = r[k];
   }
   return out;

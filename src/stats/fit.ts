@@ -120,6 +120,14 @@ export function fitsModel(fit: StatsFit): boolean {
   return fit.ratio >= FIT_RATIO_RANGE[0] && fit.ratio <= FIT_RATIO_RANGE[1] && fit.unitCorrelation >= FIT_MIN_UNIT_CORRELATION;
 }
 
+/** Which of the two measures fall outside their ranges, in words ('' when both are in). */
+export function misfitReasons(fit: StatsFit): string {
+  const out: string[] = [];
+  if (fit.ratio !== null && !(fit.ratio >= FIT_RATIO_RANGE[0] && fit.ratio <= FIT_RATIO_RANGE[1])) out.push(`the mean kᵀC⁻¹k/d ${fit.ratio.toPrecision(3)} is outside ${FIT_RATIO_RANGE[0]}–${FIT_RATIO_RANGE[1]}`);
+  if (fit.unitCorrelation !== null && !(fit.unitCorrelation >= FIT_MIN_UNIT_CORRELATION)) out.push(`the unit correlation ${fit.unitCorrelation.toFixed(2)} is below ${FIT_MIN_UNIT_CORRELATION}`);
+  return out.join(' and ');
+}
+
 /** "mean kᵀC⁻¹k/d 1.07, unit correlation 0.95" (or why it was skipped). */
 export function describeFit(fit: StatsFit): string {
   if (fit.ratio === null || fit.unitCorrelation === null) return `not checked: ${fit.skipped}`;

@@ -22,7 +22,7 @@ import type { CausalLM } from '../models/model.js';
 import { modelStatsDir, readStatsFile, statsCachePath, writeStatsFile } from './cache.js';
 import { importedCorpusId, resolveCorpus } from './corpus.js';
 import { onBaseWeights } from './compute.js';
-import { describeFit, fitsModel, measureStatsFit, type FitOptions, type StatsFit } from './fit.js';
+import { describeFit, fitsModel, measureStatsFit, misfitReasons, type FitOptions, type StatsFit } from './fit.js';
 import { DEFAULT_SAMPLES, type SecondMoment } from './types.js';
 
 /** What a ROME / EasyEdit statistics file name says. */
@@ -93,7 +93,7 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
     }
     layer = name.layer;
   } else if (name.layer !== undefined && name.layer !== layer) {
-    throw new AmendError(`${npzPath}: the file name says layer ${name.layer}, but layer ${layer} was asked for`);
+    throw new AmendError(`${npzPath}: the file name says layer ${name.layer}, but layer ${layer} was asked for; leave --layer out (layer: undefined) to import it as layer ${name.layer}, or rename the file if it holds layer ${layer}`);
   }
   if (!Number.isInteger(layer) || layer < 0) throw new AmendError(`layer must be a non-negative integer, got ${layer}`);
   if (opts.model) {
@@ -192,7 +192,7 @@ export async function importStatsToCache(npzPath: string, opts: CacheImportOptio
   }
   // Statistics describe the unedited model, so its keys are read with any session's edits taken off.
   const fit = await onBaseWeights(opts.model, () => measureStatsFit(opts.model, sm, { corpus: opts.fitCorpus }));
-  if (!fitsModel(fit) && !opts.force) throw new AmendError(misfitMessage(npzPath, sm, fit));
+  if (!fitsModel(fit) && !opts.force) throw new AmendError(misfitMessage(npzPath, sm, fit, opts.model.dir));
   if (fit.skipped) process.emitWarning(`${npzPath}: the fit of layer ${sm.layer}'s statistics to this model was not checked: ${fit.skipped}`);
   sm.requestedSamples = samples;
   if (!sm.samples) sm.samples = samples;
@@ -207,12 +207,13 @@ export async function importStatsToCache(npzPath: string, opts: CacheImportOptio
 }
 
 /** The one line that refuses statistics which do not fit the model. */
-function misfitMessage(npzPath: string, sm: SecondMoment, fit: StatsFit): string {
+function misfitMessage(npzPath: string, sm: SecondMoment, fit: StatsFit, modelDir: string | null): string {
   // With few keys C is poorly estimated, and its small directions inflate the ratio.
   const few = sm.count < 10 * sm.dim ? ` (or C comes from too few keys: ${sm.count} for ${sm.dim} dimensions)` : '';
-  return `${npzPath}: these statistics do not fit layer ${sm.layer} of this model — ${describeFit(fit)}; `
-    + `they are another layer's or another model's${few}, or scaled. Recompute them with amend stats --model M --layers ${sm.layer}, `
-    + 'or import them anyway with --force (force: true) if you know they belong to this model';
+  const model = modelDir ?? 'M';
+  return `${npzPath}: these statistics do not fit layer ${sm.layer} of this model — ${misfitReasons(fit)} (${describeFit(fit)}); `
+    + `they are another layer's or another model's${few}, or scaled. Recompute them with amend stats --model ${model} --layers ${sm.layer}, `
+    + `or, if you know they belong to this model, import them anyway: amend stats --model ${model} --import ${npzPath} --force (force: true)`;
 }
 
 /** The .npz a cached import came from ('' when its header does not say or cannot be read). */

@@ -57,8 +57,9 @@ export const spec: CommandSpec = {
     'amend eval --model gpt2-xl --method rome --data counterfact.json --n 100 --consistency rome/data --out eval-cf',
     '',
     'Reports: cases.jsonl (a line per case), summary.md / summary.json (means with 95 % confidence',
-    'intervals per regime, protocol and metric; headline scores per relation), plots against the',
-    'number of edits (sequential) or the batch size (batch). Every run with --out checkpoints every',
+    'intervals per regime, protocol and metric; headline scores per relation, and per split label',
+    'with --split when the run\'s cases carry several), plots against the number of edits',
+    '(sequential) or the batch size (batch). Every run with --out checkpoints every',
     '--checkpoint-every edit calls (cases, batches or sequential steps); after a crash the same',
     'command with --resume continues from the last checkpoint.',
   ],
@@ -151,7 +152,7 @@ export async function run(args: Parsed): Promise<void> {
   const statsBar = { bar: null as Progress | null };
   const result = await runEval(model, loaded.cases, {
     method, resolved, mode, protocol, out, resume: v.resume === true, force: v.force === true, checkpointEvery: every,
-    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, fluency: v.fluency === true, consistency, stopAfter, data: { file: data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
+    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, fluency: v.fluency === true || consistency !== undefined, consistency, stopAfter, data: { file: data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
     onProgress: (p) => {
       const label = STAGES[p.stage];
       if (p.stage === 'checkpoint') return;

@@ -123,7 +123,7 @@ export async function run(args: Parsed): Promise<void> {
     else {
       console.log(`imported layer ${sm.layer} (${sm.dim}×${sm.dim}, ${sm.count} tokens, ${sm.samples} samples of ${name}) → ${sm.file}`);
       console.log(`fit to this model: ${describeFit(sm.fit)}`);
-      console.log(`use it with: --corpus ${name} --samples ${sm.requestedSamples}`);
+      console.log(`use it with: amend stats --corpus ${name} --samples ${sm.requestedSamples}; amend edit / eval --set mom2_dataset=${name} --set mom2_n_samples=${sm.requestedSamples}`);
     }
     return;
   }
