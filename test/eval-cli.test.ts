@@ -125,6 +125,7 @@ test('amend eval --fluency / --consistency: sampled-text entropy for every case,
   const out = path.join(tmp, 'consistency');
   const r = amend(...args, '--consistency', rome, '--out', out);
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /--consistency: 1 of 2 scored case\(s\) have no reference_score \(no relation and new-object id in counterfact records, or no snippets about that object in /);
   const lines = fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
   const perCase = lines.map((rec) => Object.fromEntries(rec.metrics.map((x: { name: string; value: number }) => [x.name, x.value])));
   assert.ok(perCase.every((v) => v.ngram_entropy > 0), 'every case has its samples\' entropy (--consistency implies --fluency)');

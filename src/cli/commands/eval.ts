@@ -184,6 +184,12 @@ export async function run(args: Parsed): Promise<void> {
     throw new AmendError(`the editor refused all ${s.cases} case(s), so nothing was measured (first: ${first})${out ? `; the refusals are in ${path.join(out, 'cases.jsonl')}` : ''}`);
   }
   const shared = s.sharedSubjects ?? [];
+  if (consistency) {
+    // A reference score needs the case's relation and new-object ids (CounterFact) and snippets about that object.
+    const scored = result.records.filter((r) => r.metrics.some((m) => m.name === 'reference_score')).length;
+    const of = result.records.filter((r) => !r.error).length;
+    if (scored < of) process.emitWarning(`--consistency: ${of - scored} of ${of} scored case(s) have no reference_score (no relation and new-object id in ${loaded.format} records, or no snippets about that object in ${consistencyDir})`);
+  }
   if (json) {
     console.log(JSON.stringify({ ...s, files: result.files }));
     return;
