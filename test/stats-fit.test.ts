@@ -87,6 +87,8 @@ test('fit: another model\'s statistics of the same shape are refused, both ways'
   assert.ok(fit.ratio! >= FIT_RATIO_RANGE[0] && fit.ratio! <= FIT_RATIO_RANGE[1], `ratio ${fit.ratio}`);
   const message = await refused(npzFor('world-into-random', own0, 0), { model: random, fitCorpus: path.join(worldDir, 'corpus-train.txt') });
   assert.match(message, /unit correlation -?0\.[0-2]\d* \(accepted ≥ 0\.3\)/);
+  // A model without a corpus of its own beside it is checked on the built-in page, named so.
+  assert.equal((await measureStatsFit(random, own0)).corpus, "Amend's built-in English page (16 texts)");
 });
 
 test('fit: a scaled C is refused; force imports it, recording that it does not fit', async () => {

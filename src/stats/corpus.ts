@@ -188,7 +188,7 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
     }
     case 'texts': {
       if (!Array.isArray(spec.texts) || spec.texts.some((t) => typeof t !== 'string')) throw new AmendError('a texts corpus needs texts: string[]');
-      return { spec, id: `texts:${sha(JSON.stringify(spec.texts)).slice(0, 32)}`, slug: 'texts', label: `${spec.texts.length} texts` };
+      return { spec, id: `texts:${sha(JSON.stringify(spec.texts)).slice(0, 32)}`, slug: 'texts', label: spec.name ? `${spec.name} (${spec.texts.length} texts)` : `${spec.texts.length} texts` };
     }
     case 'ids': {
       if (!Array.isArray(spec.ids) || spec.ids.some((d) => !Array.isArray(d) || d.some((x) => !Number.isInteger(x)))) {

@@ -66,7 +66,7 @@ export interface StatsFit {
 /** The check's text when none is given. */
 function fitCorpus(model: CausalLM): CorpusSpec {
   const own = defaultCorpus(model);
-  return own.kind === 'model-samples' ? { kind: 'texts', texts: [...FIT_TEXT] } : own;
+  return own.kind === 'model-samples' ? { kind: 'texts', texts: [...FIT_TEXT], name: "Amend's built-in English page" } : own;
 }
 
 /** Measures how well `sm` (statistics for `sm.layer`) fits the model's own keys at that layer. */

@@ -31,7 +31,7 @@ export interface CorpusSpec {
   texts?: string[];
   /** kind 'ids': one token-id array per document. */
   ids?: number[][];
-  /** kind 'imported': the dataset name the stats were imported under (e.g. "wikipedia"). */
+  /** kind 'imported': the dataset name the stats were imported under (e.g. "wikipedia"); kind 'texts': what messages call them. */
   name?: string;
   /**
    * Plain text files: 'line' (default) — each non-empty line is a document (the demo world's
