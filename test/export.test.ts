@@ -592,6 +592,17 @@ test('an export whose weights were changed after it (one weight in its file) is 
   assert.match(cli.stderr, /^amend: warning: .*mod-e1-changed: its weights .* is not trusted/);
   assert.ok(!cli.stdout.includes('already carries'), cli.stdout);
   assert.match(cli.stdout, /patches applied, in order \(base fingerprint [0-9a-f]{12}\)/);
+  // patch show DIR --check loads the weights and says whether the record still holds.
+  const held = amend('patch', 'show', e1, '--check');
+  assert.equal(held.code, 0, held.stderr);
+  assert.match(held.stdout, /\n  weights     fingerprint [0-9a-f]{12}, as the export wrote them: the record holds\n/);
+  const changed = amend('patch', 'show', e1mod, '--check', '--json');
+  assert.equal(changed.code, 0, changed.stderr);
+  const shown = JSON.parse(changed.stdout);
+  assert.deepEqual(shown.weights, { fingerprint: modelFingerprint(load(e1mod)), matchesRecord: false });
+  assert.match(amend('patch', 'show', e1mod, '--check').stdout, /\n  weights     fingerprint [0-9a-f]{12}, not the [0-9a-f]{12} the export wrote: changed since, so the record is not trusted\n/);
+  assert.match(amend('patch', 'show', e1mod).stdout, /\n  weights     not checked against the record \(--check loads them\)\n/);
+  assertOneLineError(amend('patch', 'show', p2File, '--check'), /--check checks an exported checkpoint folder's weights; .*mod-p2\.safetensors is a patch file/);
 });
 
 test('an export made before its weights\' fingerprint was recorded is trusted as before', async () => {

@@ -21,19 +21,21 @@ export const spec: CommandSpec = {
   name: 'patch',
   summary: 'show a patch, or apply / revert patches into a new checkpoint',
   usage: [
-    'amend patch show P [--model M] [--json]',
+    'amend patch show P [--model M] [--json]   |   amend patch show DIR [--check] [--json]',
     '       amend patch apply --model M --patch P [--patch P2 ...] --out DIR [--dtype keep|f32|f16|bf16] [--force]',
     '       amend patch revert --model M --patch P1 --patch P2 ... --drop P2 --out DIR [--force]',
   ].join('\n'),
   options: {
     ...EXPORT_OPTIONS,
     model: { type: 'string', short: 'm', help: 'M  show: also check the patch against this model and give ‖ΔW‖/‖W‖; apply/revert: the base model' },
+    check: { type: 'boolean', help: 'show DIR: also load its weights and check they are still those its export wrote (its record is trusted only then)' },
     drop: { type: 'string', multiple: true, help: 'P  revert: a patch to take out (its file as given to --patch, or its id or id prefix); repeatable' },
   },
   examples: [
     'amend patch show eiffel.safetensors                 # tensors, ranks, ‖ΔW‖, method, hparams, requests',
     'amend patch show eiffel.safetensors --model gpt2    # plus ‖ΔW‖/‖W‖ and whether it applies to gpt2',
     'amend patch show ./gpt2-edited                      # which patches an exported checkpoint carries',
+    'amend patch show ./gpt2-edited --check              # and whether its weights are still those it was exported with',
     'amend patch apply --model gpt2 --patch a.safetensors --patch b.safetensors --out ./gpt2-ab',
     'amend patch revert --model gpt2 --patch a.safetensors --patch b.safetensors --drop a.safetensors --out ./gpt2-b',
     '',
@@ -53,7 +55,7 @@ export const spec: CommandSpec = {
 
 /** Options shared in the spec but meaningful to one subcommand only: the others refuse them. */
 const ONLY: Record<string, readonly string[]> = {
-  show: ['model'],
+  show: ['model', 'check'],
   apply: ['model', 'patch', 'out', 'dtype', 'force', 'ignore-fingerprint'],
   revert: ['model', 'patch', 'drop', 'out', 'dtype', 'force', 'ignore-fingerprint'],
 };
@@ -140,17 +142,31 @@ function formatDescription(d: PatchDescription): string {
 async function show(target: string, args: Parsed): Promise<void> {
   const json = args.values.json === true;
   if (fs.existsSync(target) && fs.statSync(target).isDirectory()) {
+    if (args.values.model !== undefined) throw new AmendError(`--model checks a patch file against a model; ${target} is a checkpoint folder (--check checks its weights against its own record)`);
     const prov = exportProvenance(target);
+    // The record describes the weights only while they are the ones written (see patch/session.ts);
+    // checking needs them loaded, so it is asked for.
+    let weights: { fingerprint: string; matchesRecord: boolean | null } | undefined;
+    if (args.values.check === true && prov) {
+      const model = await loadModel(target, json);
+      const session = editSession(model);
+      weights = { fingerprint: session.baseFingerprint, matchesRecord: prov.weightsFingerprint === null ? null : session.trusts(prov) };
+    }
     if (json) {
-      console.log(JSON.stringify({ dir: target, edited: prov !== null, ...(prov ?? {}) }));
+      console.log(JSON.stringify({ dir: target, edited: prov !== null, ...(prov ?? {}), ...(weights ? { weights } : {}) }));
     } else if (!prov) {
       console.log(`${target}: no Amend patches recorded in its weight files (an original checkpoint, or not exported by Amend)`);
     } else {
       console.log(`${target}: exported by Amend with ${prov.patches.length} patch(es) applied to a base model with fingerprint ${shortFingerprint(prov.baseFingerprint)}:`);
       prov.patches.forEach((p, i) => console.log(`  ${i + 1}. ${p.method} patch ${p.id.slice(0, 12)}: ${p.requests} request(s), created ${p.createdAt}`));
+      if (!weights) console.log(`  weights     not checked against the record (--check loads them)`);
+      else if (weights.matchesRecord === null) console.log(`  weights     fingerprint ${shortFingerprint(weights.fingerprint)}; the export recorded none to compare with (written before Amend recorded it)`);
+      else if (weights.matchesRecord) console.log(`  weights     fingerprint ${shortFingerprint(weights.fingerprint)}, as the export wrote them: the record holds`);
+      else console.log(`  weights     fingerprint ${shortFingerprint(weights.fingerprint)}, not the ${shortFingerprint(prov.weightsFingerprint!)} the export wrote: changed since, so the record is not trusted`);
     }
     return;
   }
+  if (args.values.check !== undefined) throw new AmendError(`--check checks an exported checkpoint folder's weights; ${target} is a patch file (--model M checks a patch against a model)`);
   const patch = EditPatch.load(target);
   const model = args.values.model === undefined ? undefined : await loadModel(requiredString(args, 'model', 'a model'), json);
   const desc = patch.describe(model);
