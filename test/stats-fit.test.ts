@@ -130,6 +130,14 @@ test('amend stats --import: a misfit is one line and exit 1 with nothing cached;
   const ok = runCli(['stats', '--model', 'world', '--import', npzFor('cli-own', own1, 1)], cache);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^fit to this model: mean kᵀC⁻¹k\/d [\d.]+ \(accepted 0\.25–25\), unit correlation 0\.\d+/m);
+  // --list: by layer, the forced import marked
+  const list = runCli(['stats', '--model', 'world', '--list'], cache);
+  assert.equal(list.code, 0, list.stderr);
+  const lines = list.stdout.trim().split('\n');
+  assert.deepEqual(lines.map((l) => /^layer (\d+):/.exec(l)?.[1]), ['0', '1'], list.stdout);
+  assert.match(lines[0]!, /\(does not fit this model: imported with --force\)/);
+  assert.ok(!lines[1]!.includes('does not fit'), lines[1]);
+  assert.match(JSON.parse(runCli(['stats', '--model', 'world', '--list', '--json'], cache).stdout).stats[0].fit, /^does not fit \(imported with force\)/);
   assertOneLineError(runCli(['stats', '--model', 'world', '--layers', '0', '--force'], cache), /--force only applies to --import/);
 });
 

@@ -88,13 +88,14 @@ export async function run(args: Parsed): Promise<void> {
     const rows = files.flatMap((f) => {
       try {
         const { sm, metadata } = readStatsFile(f);
-        return [{ sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created } }];
+        return [{ sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created, ...(metadata.fit ? { fit: metadata.fit } : {}) } }];
       } catch (e) {
         if (!(e instanceof AmendError)) throw e;
         process.stderr.write(`amend: warning: ${f}: unreadable, recomputed when next needed (${e.message})\n`);
         return [];
       }
     });
+    rows.sort((a, b) => a.sm.layer - b.sm.layer || a.row.corpusLabel.localeCompare(b.row.corpusLabel) || a.sm.samples - b.sm.samples);
     if (json) console.log(JSON.stringify({ fingerprint: modelFingerprint(model), stats: rows.map((r) => r.row) }));
     else if (rows.length === 0) console.log('no statistics cached for this model');
     else {
@@ -102,7 +103,9 @@ export async function run(args: Parsed): Promise<void> {
         // imported files record no text length, and their label says where they came from
         const texts = sm.maxLength ? `${sm.samples} samples × ${sm.maxLength} tokens` : `${sm.samples} samples`;
         const source = row.corpusLabel.startsWith('imported ') ? row.corpusLabel : `of ${row.corpusLabel}`;
-        console.log(`layer ${sm.layer}: ${sm.count} tokens, ${texts} ${source}  ${sm.file}`);
+        // an import that did not fit the model and was forced in says so
+        const forced = row.fit?.startsWith('does not fit') ? '  (does not fit this model: imported with --force)' : '';
+        console.log(`layer ${sm.layer}: ${sm.count} tokens, ${texts} ${source}${forced}  ${sm.file}`);
       }
     }
     return;
