@@ -10,7 +10,7 @@ import { AmendError } from '../src/errors.js';
 import { warningsOf } from './helpers.js';
 import { buildSpec } from '../src/models/arch.js';
 import { parseConfig } from '../src/models/config.js';
-import type { CausalLM } from '../src/models/model.js';
+import { builtinWorldDir, type CausalLM } from '../src/models/model.js';
 import {
   checkHparams, describeSchema, findPreset, ignoredWarnings, listPresets, parseSets, presetByName, readHparamsFile, resolveHparams, ruleHparams, SCHEMAS,
 } from '../src/editors/hparams.js';
@@ -79,6 +79,25 @@ test('published values: ROME gpt2-xl layer 17 with C⁻¹, MEMIT gpt2-xl layers 
   // two presets for one shape: the one named in the path wins
   assert.equal(findPreset('rome', fakeModel(LLAMA(28, 3584, 18944, 'qwen2'), '/m/Qwen2.5-7B'))?.name, 'qwen2.5-7b');
   assert.equal(findPreset('rome', fakeModel(LLAMA(28, 3584, 18944, 'qwen2'), '/m/Qwen2-7B'))?.name, 'qwen2-7b');
+});
+
+test('the world presets go with the world\'s own files, not its folder\'s name', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-preset-'));
+  try {
+    const worldConfig = JSON.parse(fs.readFileSync(path.join(builtinWorldDir(), 'config.json'), 'utf8'));
+    // an export of the world (any folder name) holds its world.json: the presets apply
+    const exported = path.join(dir, 'ex1');
+    fs.mkdirSync(exported);
+    fs.copyFileSync(path.join(builtinWorldDir(), 'world.json'), path.join(exported, 'world.json'));
+    for (const method of ['rome', 'memit'] as const) assert.equal(findPreset(method, fakeModel(worldConfig, exported))?.name, 'world', method);
+    // a model of the same shape in a folder named like it, without the world's files: the rule
+    const named = path.join(dir, 'my-world-model');
+    fs.mkdirSync(named);
+    assert.equal(findPreset('rome', fakeModel(worldConfig, named)), null);
+    assert.equal(findPreset('rome', fakeModel(worldConfig, builtinWorldDir()))?.name, 'world');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the rule for models without a preset', () => {

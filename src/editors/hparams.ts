@@ -168,8 +168,11 @@ export interface PresetMatch {
   layers?: number;
   hidden?: number;
   ffn?: number;
-  /** A substring the model's folder path must contain (case-insensitive). */
-  path_contains?: string;
+  /**
+   * A file the model's folder must hold: the demo world's world.json marks it wherever it is (a
+   * build elsewhere, an export of it), where its folder's name would not.
+   */
+  has_file?: string;
 }
 
 export interface Preset {
@@ -229,7 +232,7 @@ function presetMatches(m: PresetMatch, model: CausalLM): boolean {
   if (m.layers !== undefined && m.layers !== c.layers) return false;
   if (m.hidden !== undefined && m.hidden !== c.hidden) return false;
   if (m.ffn !== undefined && m.ffn !== c.ffn) return false;
-  if (m.path_contains !== undefined && !(model.dir ?? '').toLowerCase().includes(m.path_contains.toLowerCase())) return false;
+  if (m.has_file !== undefined && !(model.dir !== null && fs.existsSync(path.join(model.dir, m.has_file)))) return false;
   return true;
 }
 
