@@ -6,18 +6,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { EditCase } from '../src/editors/types.js';
-import { CausalLM, generate, gpt2Config, writeRandomCheckpoint, type ForwardOptions, type ModelConfig } from '../src/models/index.js';
-import { Tensor } from '../src/tensor/index.js';
-import type { AmendTokenizer } from '../src/tokenizer/index.js';
-import { greedyAnswers, qaPromptText, localityBaseline, localityBaselines, sampleTexts, scoreCase, scoreCases, type EvalModel } from '../src/eval/metrics-case.js';
+import { CausalLM, generate, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
+import { greedyAnswers, qaPromptText, localityBaseline, localityBaselines, sampleTexts, scoreCase, scoreCases } from '../src/eval/metrics-case.js';
 import { exactMatch, tokenF1 } from '../src/eval/metrics.js';
 import { nGramEntropy, tfidfSimilarity, type AttributeSnippets } from '../src/eval/metrics-text.js';
 import type { Metric } from '../src/eval/protocols.js';
+import { bigramModel, type Dist } from './fake-bigram.js';
 import { sharedDir } from './helpers.js';
 
 const WORDS = ['<s>', '</s>', 'X', 'Y', 'Z', ' is', ' in', ' lives', ' at', ' Paris', ' Rome', ' New', ' York', ' the'];
 const ID = new Map(WORDS.map((w, i) => [w, i]));
-const V = WORDS.length;
 
 const tok = {
   bosId: null,
@@ -31,30 +29,8 @@ const tok = {
   decode: (ids: number[]) => ids.map((i) => WORDS[i]).join(''),
 };
 
-type Dist = Record<string, Record<string, number>>;
-
 /** A bigram model whose next-token distributions can be changed (the "edit"). */
-function bigram(dist: Dist) {
-  let table = new Float32Array(0);
-  const set = (d: Dist) => {
-    table = new Float32Array(V * V).fill(-1e9);
-    for (let v = 0; v < V; v++) {
-      for (const [w, p] of Object.entries(d[WORDS[v]!] ?? { ' the': 1 })) table[v * V + ID.get(w)!] = Math.log(p);
-    }
-  };
-  set(dist);
-  return {
-    set,
-    config: { vocabSize: V, maxPositions: 32 } as ModelConfig,
-    tok: () => tok as unknown as AmendTokenizer,
-    forward(ids: Int32Array, _B: number, _T: number, opts: ForwardOptions = {}) {
-      const rows = opts.logitsAt as number[];
-      const out = new Float32Array(rows.length * V);
-      rows.forEach((r, k) => out.set(table.subarray(ids[r]! * V, (ids[r]! + 1) * V), k * V));
-      return { logits: new Tensor(out, [rows.length, V]), hidden: new Tensor(new Float32Array(1), [1]) };
-    },
-  } as unknown as EvalModel & { set(d: Dist): void };
-}
+const bigram = (dist: Dist) => bigramModel(WORDS, dist, tok);
 
 const BEFORE: Dist = {
   ' in': { ' Rome': 0.6, ' New': 0.3, ' Paris': 0.1 },

@@ -9,20 +9,17 @@ import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index
 import { EditPatch, editSession, lowRankDelta } from '../src/patch/index.js';
 import { mulberry32, randn } from '../src/tensor/index.js';
 import { uneditedScope } from '../src/eval/unedited.js';
+import { bigramModel, type Dist } from './fake-bigram.js';
 import { sharedDir, weightsHash } from './helpers.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
-import type { ForwardOptions, ModelConfig } from '../src/models/index.js';
-import { Tensor } from '../src/tensor/index.js';
-import type { AmendTokenizer } from '../src/tokenizer/index.js';
-import { localityBaselines, scoreCases, type EvalModel } from '../src/eval/metrics-case.js';
+import { localityBaselines, scoreCases } from '../src/eval/metrics-case.js';
 import { scoreSentiment, sentimentBaselines, sentimentPair, sentimentSeparator } from '../src/eval/metrics-sentiment.js';
 import type { Metric } from '../src/eval/protocols.js';
 import { encodeContinued } from '../src/eval/scoring.js';
 
 const WORDS = ['<s>', '</s>', 'Q', 'R', 'good', 'bad', 'meh', ' food', ' the', ' good', ' bad'];
 const ID = new Map(WORDS.map((w, i) => [w, i]));
-const V = WORDS.length;
 const ln = Math.log;
 
 /** Words with their leading whitespace are tokens; "</s>" is the EOS token wherever it stands. */
@@ -43,29 +40,7 @@ function fakeTok(o: { eosText?: boolean } = {}) {
   };
 }
 
-type Dist = Record<string, Record<string, number>>;
-
-function bigram(dist: Dist, tok = fakeTok()) {
-  let table = new Float32Array(0);
-  const set = (d: Dist) => {
-    table = new Float32Array(V * V).fill(-1e9);
-    for (let v = 0; v < V; v++) {
-      for (const [w, p] of Object.entries(d[WORDS[v]!] ?? { ' the': 1 })) table[v * V + ID.get(w)!] = ln(p);
-    }
-  };
-  set(dist);
-  return {
-    set,
-    config: { vocabSize: V, maxPositions: 32 } as ModelConfig,
-    tok: () => tok as unknown as AmendTokenizer,
-    forward(ids: Int32Array, _B: number, _T: number, opts: ForwardOptions = {}) {
-      const rows = opts.logitsAt as number[];
-      const out = new Float32Array(rows.length * V);
-      rows.forEach((r, k) => out.set(table.subarray(ids[r]! * V, (ids[r]! + 1) * V), k * V));
-      return { logits: new Tensor(out, [rows.length, V]), hidden: new Tensor(new Float32Array(1), [1]) };
-    },
-  } as unknown as EvalModel & { set(d: Dist): void };
-}
+const bigram = (dist: Dist, tok = fakeTok()) => bigramModel(WORDS, dist, tok);
 
 // After the question's EOS the model says good / bad / meh; the "edit" moves mass from bad to good.
 const BEFORE: Dist = {
