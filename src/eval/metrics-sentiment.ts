@@ -69,13 +69,19 @@ export interface SentimentOptions extends ScoringOptions {
 
 type SentimentEncoder = Encoder & { idToToken?(id: number): string | null };
 
+/** Separators found per tokenizer: every sentence of a run asks, and the answer needs an encode. */
+const separators = new WeakMap<SentimentEncoder, string>();
+
 /** The text between a question and its answer: the EOS token's text when the tokenizer reads it back as EOS, else ''. */
 export function sentimentSeparator(tok: SentimentEncoder): string {
+  const known = separators.get(tok);
+  if (known !== undefined) return known;
   const eos = tok.eosId;
   const text = eos === null ? null : tok.idToToken?.(eos) ?? null;
-  if (!text) return '';
-  const ids = tok.encode(text, { addSpecialTokens: false });
-  return ids.length === 1 && ids[0] === eos ? text : '';
+  const ids = text ? tok.encode(text, { addSpecialTokens: false }) : [];
+  const sep = text && ids.length === 1 && ids[0] === eos ? text : '';
+  separators.set(tok, sep);
+  return sep;
 }
 
 /** Context and answer tokens of one sentence after its question, the answer cut to the model's positions. */
