@@ -257,6 +257,29 @@ function checkPivots(fn: string, L: FloatArray, n: number, failed: number, bound
 // ---- Cholesky -----------------------------------------------------------------------------------
 
 /**
+ * A's Cholesky factor, checked (pivots, positive definiteness, conditioning) for `fn`'s messages:
+ * with LAPACK in A's own precision (A itself when overwriteA), in the TS reference a float64 copy.
+ */
+function factorSPD<T extends FloatArray>(fn: string, a: T, n: number, prep: SpdPrep, lib: LapackAddon | null, opts?: LinalgOptions): T | Float64Array {
+  if (lib) {
+    const l = opts?.overwriteA ? a : copy(a);
+    const info = lib.linalgPotrf(l, n);
+    if (info < 0) lapackFailure(fn, 'potrf', info);
+    checkPivots(fn, l, n, info - 1, prep.bound);
+    if (info > 0) notPD(fn, info - 1, n);
+    checkCondSPD(fn, l, n, prep, lib, epsOf(a));
+    return l;
+  }
+  const w = toF64(a);
+  const piv = new Float64Array(1);
+  const bad = choleskyInPlace(w, n, piv);
+  checkPivots(fn, w, n, bad, prep.bound);
+  if (bad >= 0) notPD(fn, bad, n, piv[0]);
+  checkCondSPD(fn, w, n, prep, null, epsOf(a));
+  return w;
+}
+
+/**
  * Cholesky factor: lower-triangular L (n×n, strict upper zero) with A = L Lᵀ. Reads A's lower
  * triangle. Not positive definite → AmendError naming the failing pivot (0-based).
  */
@@ -264,24 +287,10 @@ export function cholesky<T extends FloatArray>(a: T, n: number, opts?: LinalgOpt
   checkDim('cholesky', 'n', n);
   checkArray('cholesky', 'a', a, n * n);
   const lib = pick('cholesky', opts);
-  const prep = spdPrep('cholesky', a, n);
-  if (lib) {
-    const l = opts?.overwriteA ? a : copy(a);
-    const info = lib.linalgPotrf(l, n);
-    if (info < 0) lapackFailure('cholesky', 'potrf', info);
-    checkPivots('cholesky', l, n, info - 1, prep.bound);
-    if (info > 0) notPD('cholesky', info - 1, n);
-    checkCondSPD('cholesky', l, n, prep, lib, epsOf(a));
-    return l;
-  }
-  const w = toF64(a);
-  const piv = new Float64Array(1);
-  const bad = choleskyInPlace(w, n, piv);
-  checkPivots('cholesky', w, n, bad, prep.bound);
-  if (bad >= 0) notPD('cholesky', bad, n, piv[0]);
-  checkCondSPD('cholesky', w, n, prep, null, epsOf(a));
-  if (opts?.overwriteA) { a.set(w); return a; }
-  return fromF64(w, a);
+  const l = factorSPD('cholesky', a, n, spdPrep('cholesky', a, n), lib, opts);
+  if (lib) return l as T;
+  if (opts?.overwriteA) { a.set(l); return a; }
+  return fromF64(l as Float64Array, a);
 }
 
 /** X (n×nrhs) with (L Lᵀ) X = B, given the Cholesky factor L from cholesky(). */
@@ -318,25 +327,14 @@ export function solveSPD<T extends FloatArray>(a: T, b: T, n: number, nrhs: numb
   const lib = pick('solveSPD', opts);
   const prep = spdPrep('solveSPD', a, n);
   checkRhs('solveSPD', b, nrhs);
+  const l = factorSPD('solveSPD', a, n, prep, lib, opts);
   if (lib) {
-    const l = opts?.overwriteA ? a : copy(a);
-    const info = lib.linalgPotrf(l, n);
-    if (info < 0) lapackFailure('solveSPD', 'potrf', info);
-    checkPivots('solveSPD', l, n, info - 1, prep.bound);
-    if (info > 0) notPD('solveSPD', info - 1, n);
-    checkCondSPD('solveSPD', l, n, prep, lib, epsOf(a));
     const x = copy(b);
     lib.linalgPotrs(l, x, n, nrhs);
     return checkResult('solveSPD', x, nrhs);
   }
-  const w = toF64(a);
-  const piv = new Float64Array(1);
-  const bad = choleskyInPlace(w, n, piv);
-  checkPivots('solveSPD', w, n, bad, prep.bound);
-  if (bad >= 0) notPD('solveSPD', bad, n, piv[0]);
-  checkCondSPD('solveSPD', w, n, prep, null, epsOf(a));
   const x = toF64(b);
-  choleskySolveInPlace(w, x, n, nrhs);
+  choleskySolveInPlace(l as Float64Array, x, n, nrhs);
   return checkResult('solveSPD', fromF64(x, b), nrhs);
 }
 
@@ -345,27 +343,15 @@ export function inverseSPD<T extends FloatArray>(a: T, n: number, opts?: LinalgO
   checkDim('inverseSPD', 'n', n);
   checkArray('inverseSPD', 'a', a, n * n);
   const lib = pick('inverseSPD', opts);
-  const prep = spdPrep('inverseSPD', a, n);
+  const w = factorSPD('inverseSPD', a, n, spdPrep('inverseSPD', a, n), lib, opts);
   if (lib) {
-    const w = opts?.overwriteA ? a : copy(a);
-    const info = lib.linalgPotrf(w, n);
-    if (info < 0) lapackFailure('inverseSPD', 'potrf', info);
-    checkPivots('inverseSPD', w, n, info - 1, prep.bound);
-    if (info > 0) notPD('inverseSPD', info - 1, n);
-    checkCondSPD('inverseSPD', w, n, prep, lib, epsOf(a));
     const info2 = lib.linalgPotri(w, n);
     if (info2 !== 0) lapackFailure('inverseSPD', 'potri', info2);
-    return checkResult('inverseSPD', w, n);
+    return checkResult('inverseSPD', w as T, n);
   }
-  const w = toF64(a);
-  const piv = new Float64Array(1);
-  const bad = choleskyInPlace(w, n, piv);
-  checkPivots('inverseSPD', w, n, bad, prep.bound);
-  if (bad >= 0) notPD('inverseSPD', bad, n, piv[0]);
-  checkCondSPD('inverseSPD', w, n, prep, null, epsOf(a));
   const x = new Float64Array(n * n);
   for (let i = 0; i < n; i++) x[i * n + i] = 1;
-  choleskySolveInPlace(w, x, n, n);
+  choleskySolveInPlace(w as Float64Array, x, n, n);
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
       const v = 0.5 * (x[i * n + j] + x[j * n + i]);
