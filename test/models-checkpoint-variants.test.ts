@@ -127,6 +127,19 @@ test('GPT-NeoX with attention_bias false has no query_key_value / dense biases',
   assertSame(logits(m), logits(load(withBias)));
 });
 
+test('attention_bias and mlp_bias switch biases on Llama only: Qwen2 keeps q/k/v ones, Mistral has none', () => {
+  const flags = { attention_bias: true, mlp_bias: true };
+  const biases = (raw: Record<string, unknown>) =>
+    [...load(checkpoint(raw)).weights.keys()].filter((k) => k.startsWith('model.layers.0.') && k.endsWith('.bias'))
+      .map((k) => k.slice('model.layers.0.'.length, -'.bias'.length)).sort();
+  const qkv = ['self_attn.k_proj', 'self_attn.q_proj', 'self_attn.v_proj'];
+  const mlp = ['mlp.down_proj', 'mlp.gate_proj', 'mlp.up_proj'];
+  assert.deepEqual(biases({ ...LLAMA, ...flags }), [...mlp, ...qkv, 'self_attn.o_proj'].sort());
+  assert.deepEqual(biases({ ...LLAMA, model_type: 'qwen2' }), qkv);
+  assert.deepEqual(biases({ ...LLAMA, model_type: 'qwen2', ...flags }), qkv);
+  assert.deepEqual(biases({ ...LLAMA, model_type: 'mistral', ...flags }), []);
+});
+
 test('quantized checkpoints are refused, not read as numbers', () => {
   const dir = checkpoint(LLAMA);
   throwsAmend(() => load(withConfig(dir, { ...LLAMA, quantization_config: { quant_method: 'bitsandbytes', load_in_8bit: true } })),

@@ -107,6 +107,7 @@ const VARIANTS: [string, string, Record<string, unknown>][] = [
   ['tiny-random-gpt2', 'tiny-random-gpt2', {}],
   ['tiny-random-llama', 'tiny-random-llama', {}],
   ['tiny-random-qwen2', 'tiny-random-qwen2', {}],
+  ['qwen2, attention_bias and mlp_bias true (transformers ignores both for qwen2)', 'tiny-random-qwen2', { attention_bias: true, mlp_bias: true }],
   ['stories260K', 'stories260K', {}],
 ];
 

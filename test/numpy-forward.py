@@ -167,8 +167,11 @@ def forward_llama(cfg, W, ids):
     eps, base = cfg.get('rms_norm_eps', 1e-6), float(cfg.get('rope_theta', 10000.0))
     if cfg.get('hidden_act', 'silu') != 'silu':
         raise SystemExit(f"numpy-forward: activation {cfg['hidden_act']} not written here")
-    qkv_bias, o_bias = qwen2 or cfg.get('attention_bias', False), not qwen2 and cfg.get('attention_bias', False)
-    mlp_bias = cfg.get('mlp_bias', False)
+    # transformers reads attention_bias / mlp_bias for Llama only; Qwen2 always has q/k/v biases, Mistral none
+    llama = cfg['model_type'] == 'llama'
+    qkv_bias = qwen2 or (llama and cfg.get('attention_bias', False))
+    o_bias = llama and cfg.get('attention_bias', False)
+    mlp_bias = llama and cfg.get('mlp_bias', False)
     lin = lambda x, n, bias: linear(x, W[n + '.weight'], W[n + '.bias'] if bias else None)
     x = W['model.embed_tokens.weight'][ids]
     got = {}

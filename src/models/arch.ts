@@ -132,9 +132,13 @@ export function buildSpec(c: ModelConfig, has: (name: string) => boolean): Model
       };
     }
     case 'llama': {
-      // Qwen2 always has q/k/v biases; Llama and Mistral only when the config says so.
-      const attnBias = c.modelType === 'qwen2' || c.raw.attention_bias === true;
-      const mlpBias = c.raw.mlp_bias === true;
+      // As transformers builds them: Llama's attention_bias (q/k/v/o) and mlp_bias switch its
+      // biases; Qwen2 always has q/k/v biases and never o/MLP ones; Mistral has none. The latter two
+      // ignore both keys, so a config that carries them must not ask for tensors the model lacks.
+      const llama = c.modelType === 'llama';
+      const qkvBias = c.modelType === 'qwen2' || (llama && c.raw.attention_bias === true);
+      const oBias = llama && c.raw.attention_bias === true;
+      const mlpBias = llama && c.raw.mlp_bias === true;
       const p = bodyPrefix('model.', 'embed_tokens.weight');
       for (let l = 0; l < c.layers; l++) {
         const h = `${p}layers.${l}.`;
@@ -144,11 +148,11 @@ export function buildSpec(c: ModelConfig, has: (name: string) => boolean): Model
           ln2: { w: `${h}post_attention_layernorm.weight`, b: null },
           qkv: {
             kind: 'separate',
-            q: lin(`${h}self_attn.q_proj.weight`, b('self_attn.q_proj', attnBias), 'out_in', d, q),
-            k: lin(`${h}self_attn.k_proj.weight`, b('self_attn.k_proj', attnBias), 'out_in', d, kv),
-            v: lin(`${h}self_attn.v_proj.weight`, b('self_attn.v_proj', attnBias), 'out_in', d, kv),
+            q: lin(`${h}self_attn.q_proj.weight`, b('self_attn.q_proj', qkvBias), 'out_in', d, q),
+            k: lin(`${h}self_attn.k_proj.weight`, b('self_attn.k_proj', qkvBias), 'out_in', d, kv),
+            v: lin(`${h}self_attn.v_proj.weight`, b('self_attn.v_proj', qkvBias), 'out_in', d, kv),
           },
-          o: lin(`${h}self_attn.o_proj.weight`, b('self_attn.o_proj', c.raw.attention_bias === true), 'out_in', q, d),
+          o: lin(`${h}self_attn.o_proj.weight`, b('self_attn.o_proj', oBias), 'out_in', q, d),
           up: lin(`${h}mlp.up_proj.weight`, b('mlp.up_proj', mlpBias), 'out_in', d, c.ffn),
           gate: lin(`${h}mlp.gate_proj.weight`, b('mlp.gate_proj', mlpBias), 'out_in', d, c.ffn),
           down: lin(`${h}mlp.down_proj.weight`, b('mlp.down_proj', mlpBias), 'out_in', c.ffn, d),
