@@ -151,6 +151,13 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     fs.writeFileSync(weights, bytes);
     assertOneLineError(runCli(['world', 'build', '--small', '--out', edited]), /has a BUILD\.json but model\.safetensors is not the file the build wrote/);
     assert.deepEqual(fs.readFileSync(weights), bytes);
+    // Nor is one with files a build does not write (they would be deleted with the folder).
+    fs.writeFileSync(path.join(spaced, 'notes.txt'), 'mine');
+    fs.mkdirSync(path.join(spaced, 'eval-rome'));
+    assertOneLineError(runCli(['world', 'build', '--small', '--out', spaced]), /has a BUILD\.json but it also holds (notes\.txt, eval-rome|eval-rome, notes\.txt), which a build does not write/);
+    assert.equal(fs.readFileSync(path.join(spaced, 'notes.txt'), 'utf8'), 'mine');
+    fs.rmSync(path.join(spaced, 'notes.txt'));
+    fs.rmSync(path.join(spaced, 'eval-rome'), { recursive: true });
     // An untouched earlier build is replaced without --force.
     const again = runCli(['world', 'build', '--small', '--out', spaced, '--config', '{"epochs": 1}', '--json']);
     assert.equal(again.code, 0, again.stderr);

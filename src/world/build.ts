@@ -275,6 +275,10 @@ function changedSinceBuild(dir: string): string | null {
     return `${BUILD_FILE} cannot be read as a build record`;
   }
   if (recorded === null || typeof recorded !== 'object') return `${BUILD_FILE} records no file hashes`;
+  // A user's own file (notes, a patch, an eval folder) beside an earlier build would go with it.
+  const written = new Set<string>([MODEL_FILE, 'config.json', BUILD_FILE, BUILD_LOG, ...Object.values(WORLD_FILES)]);
+  const extra = fs.readdirSync(dir).filter((f) => !written.has(f));
+  if (extra.length > 0) return `it also holds ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ', ...' : ''}, which a build does not write`;
   for (const [file, sha] of Object.entries(recorded as Record<string, unknown>)) {
     const at = path.join(dir, file);
     if (fs.existsSync(at) && sha256File(at) !== sha) return `${file} is not the file the build wrote`;
