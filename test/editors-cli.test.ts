@@ -133,6 +133,19 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   const allowed = amend('edit', '--model', m, '--requests', reqs, '--allow-unchanged', '--out', out, ...FAST);
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.equal(EditPatch.load(out).metadata.requests.length, 2);
+  // --force replaces an earlier patch, but never a file that is not one, such as the model's weights.
+  const again = amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--allow-unchanged', '--out', out, '--force', ...FAST);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(EditPatch.load(out).metadata.requests.length, 1);
+  const own = path.join(tmp, 'own');
+  fs.cpSync(m, own, { recursive: true });
+  const ownWeights = fs.readFileSync(path.join(own, 'model.safetensors'));
+  for (const f of ['model.safetensors', 'config.json']) {
+    const r = amend('edit', '--model', own, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', path.join(own, f), '--force', ...FAST);
+    assertOneLineError(r, new RegExp(`${f.replace('.', '\\.')} exists and is not an Amend patch \\(--force replaces only an earlier patch\\)`));
+    assert.equal(r.stdout, '', 'refused before the edit');
+  }
+  assert.deepEqual(fs.readFileSync(path.join(own, 'model.safetensors')), ownWeights);
 });
 
 test('amend edit --list-presets and --hparams-help', () => {

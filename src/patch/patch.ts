@@ -384,3 +384,12 @@ export class EditPatch {
     return desc;
   }
 }
+
+/** Whether `file` is a safetensors file written as an Amend patch (its header alone is read). */
+export function isPatchFile(file: string): boolean {
+  try {
+    return readSafetensorsHeader(file).metadata.format === PATCH_FORMAT;
+  } catch {
+    return false;
+  }
+}

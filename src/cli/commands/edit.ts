@@ -6,6 +6,7 @@ import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { generate } from '../../models/generate.js';
 import { editSession } from '../../patch/session.js';
+import { isPatchFile } from '../../patch/patch.js';
 import { checkExportDir, exportModel, exportProvenance, parseExportDType } from '../../patch/export.js';
 import { checkCanBeFolder, checkCanWriteAt } from '../../io/dirs.js';
 import { loadCases } from '../../data/index.js';
@@ -42,7 +43,7 @@ export const spec: CommandSpec = {
     out: { type: 'string', short: 'o', help: 'PATCH  write the edit as a patch file (safetensors)' },
     export: { type: 'string', help: 'DIR  write the edited model as a complete checkpoint' },
     dtype: { type: 'string', help: 'keep|f32|f16|bf16  storage dtype for --export (default keep)' },
-    force: { type: 'boolean', help: 'overwrite an existing --out file or non-empty --export directory' },
+    force: { type: 'boolean', help: 'replace an earlier patch at --out (never another file) or a non-empty --export directory' },
     'allow-unchanged': { type: 'boolean', help: 'edit requests whose target the model already predicts too (default: refuse them)' },
     'max-new-tokens': { type: 'string', short: 'n', help: 'N  tokens of the before/after completions (default 20)' },
     show: { type: 'string', help: 'N  requests whose completions are printed (default 5; all with --json)' },
@@ -141,6 +142,8 @@ export async function run(args: Parsed): Promise<void> {
   const out = str(v.out), exportDir = str(v.export);
   if (out !== undefined && out === '') throw new AmendError('--out is empty: give the patch file to write');
   if (out && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a folder; give the patch file to write (a folder is for --export)`);
+  // --force replaces an earlier patch, never another file (the model's own weights or config, say).
+  if (out && fs.existsSync(out) && !isPatchFile(out)) throw new AmendError(`${out} exists and is not an Amend patch (--force replaces only an earlier patch); choose another --out file`);
   if (out && fs.existsSync(out) && !v.force) throw new AmendError(`${out} exists; pass --force to overwrite it`);
   if (out && exportDir) {
     const o = path.resolve(out), e = path.resolve(exportDir);
