@@ -150,6 +150,10 @@ test('file, JSONL, folder and in-memory corpora of the same documents give ident
   fs.writeFileSync(bad, '{"text": "fine"}\n{"body": "no text"}\n');
   await assert.rejects(layerSecondMoment(model, 1, { corpus: bad, noCache: true }), /bad\.jsonl:2: no string field "text"/);
   await assert.rejects(layerSecondMoment(model, 1, { corpus: path.join(tmp, 'nowhere.txt') }), /no such file or folder/);
+  // A pipe (`--corpus <(...)`) or a device cannot be read twice (hash, then texts): refused up front.
+  if (fs.existsSync('/dev/null')) {
+    await assert.rejects(layerSecondMoment(model, 1, { corpus: '/dev/null', noCache: true }), /corpus \/dev\/null: not a regular file \(a pipe or a device\?\)/);
+  }
 });
 
 test('a folder corpus follows symbolic links, once per real folder, and names a dangling one', { skip: NO_TOK }, async () => {

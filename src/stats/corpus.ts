@@ -153,6 +153,8 @@ export function resolveCorpus(spec: CorpusSpec): ResolvedCorpus {
       const abs = path.resolve(spec.path);
       const st = statOrFail(abs, 'file');
       if (st.isDirectory()) throw new AmendError(`corpus ${spec.path}: is a folder; use kind "dir" (or pass the folder path)`);
+      // The corpus is read more than once (its hash for the cache key, then the texts): a pipe cannot be.
+      if (!st.isFile()) throw new AmendError(`corpus ${spec.path}: not a regular file (a pipe or a device?); it is read more than once, so write it to a file first`);
       const head = fileHead(abs);
       refuseBinary(head, `corpus ${spec.path}:`, 'give a text file, JSON Lines or a folder');
       // A file up to 64 MiB is known by its content, so the same corpus in another place (another
