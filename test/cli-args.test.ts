@@ -123,6 +123,22 @@ test('a progress bar blanks the rest of a longer line it redraws', (t) => {
   assert.equal(writes[2], '\n');
 });
 
+test('a progress bar marked part-way counts its eta from the mark, and shows a note after it', (t) => {
+  let now = 0;
+  t.mock.method(Date, 'now', () => now);
+  const writes: string[] = [];
+  t.mock.method(process.stderr, 'write', (s: string) => { writes.push(s); return true; });
+  const bar = new Progress('eval', 100, true);
+  now = 5000; bar.mark(50); // a resumed run: 50 done before, 5 s of set-up
+  now = 7000; bar.update(60, 'scoring'); // 10 units in 2 s: 40 left take 8 s
+  bar.done();
+  now = 7200; bar.update(70); // after done(), a new line (another bar came between)
+  t.mock.restoreAll();
+  assert.match(writes[0]!, /^\reval \[#{18}\.{12}\] 60\/100 7\.0s eta 8\.0s scoring$/);
+  assert.equal(writes[1], '\n');
+  assert.match(writes[2]!, /^\reval .* 70\/100 /);
+});
+
 test('no progress bar when stderr is not a terminal', () => {
   const r = amend('stats', '--model', 'world', '--layers', '0', '--samples', '20', '--no-cache');
   assert.equal(r.code, 0, r.stderr);

@@ -3,6 +3,7 @@
 // nothing written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +80,31 @@ test('amend eval --model world without --data evaluates the world\'s own benchma
   assert.deepEqual(implicit.data, { file: 'world', format: 'amend-world' });
   assert.deepEqual(implicit.rows, run('--data', 'world').rows);
   assertOneLineError(amend('eval', '--model', `${repoRoot()}/world`, '--method', 'rome'), /--data is required/);
+});
+
+test('amend eval: the header comes before the run, and a file with fewer cases than --n says so', () => {
+  const two = path.join(tmp, 'world-two.json');
+  fs.writeFileSync(two, JSON.stringify(JSON.parse(fs.readFileSync(path.join(repoRoot(), 'world', 'benchmark.json'), 'utf8')).slice(0, 2)));
+  const r = amend('eval', '--model', 'world', '--method', 'rome', '--data', two, '--n', '5', '--set', 'v_num_grad_steps=2');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /world-two\.json has 2 case\(s\) to evaluate, fewer than --n 5: all of them are evaluated/);
+  assert.match(r.stdout.split('\n')[0]!, /^ROME on \S*world: 2 case\(s\) of \S*world-two\.json \(amend-world\), mode single; hparams: preset world/);
+});
+
+// util-linux's `script` runs a command on a pseudo-terminal, where the bars are drawn.
+const script = ['/usr/bin/script', '/bin/script'].find((f) => fs.existsSync(f));
+test('amend eval on a terminal: one bar over the whole run, with the stage, and the way to resume', { skip: script ? false : 'no script(1) to give the command a terminal' }, () => {
+  const out = path.join(tmp, 'tty-run');
+  const cmd = [process.execPath, path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'eval', '--model', 'world', '--method', 'rome', '--data', 'world',
+    '--mode', 'sequential:24', '--checkpoint-every', '4', '--out', out].map((a) => `'${a}'`).join(' ');
+  const r = spawnSync(script!, ['-qfec', cmd, '/dev/null'], { encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cache') } });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const text = r.stdout.replace(/\r\n/g, '\n');
+  assert.match(text, new RegExp(`checkpoints in ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} every 4 edit\\(s\\): if the run stops, the same command with --resume continues it`));
+  // The stages alternate case by case, each far under the second a bar waits before it shows.
+  const draws = text.match(/\reval \[[#.]{30}\] \d+\/24 [\d.]+s eta [\d.]+s (editing|scoring|perplexity|writing report)/g) ?? [];
+  assert.ok(draws.length > 0, `no eval bar drawn:\n${text}`);
+  assert.match(text, /\d+\.\d s; report in /);
 });
 
 test('amend eval: the report says how many edits of a batch share their subject with another', () => {
@@ -186,6 +212,8 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'batch:1,3', '--out', out), /batch:3 needs 3 cases, but there are only 2; lower K/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--set', 'v_lrr=1', '--out', out), /unknown ROME hparam "v_lrr"/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '3', '--mode', 'sequential:2', '--out', out), /--n 3 with --mode sequential:2 would evaluate only the first 2 cases; give --n 2, or --mode sequential:3/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--stop-after', '1'), /--stop-after needs --out DIR/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', path.join(tmp, 'none.txt'), '--out', out), /--qa-template .*none\.txt: cannot read it \(ENOENT\)/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', write('two.txt', 'Q: {} {}'), '--out', out), /--qa-template .*two\.txt: the template has 2 "\{\}" placeholders/);
   if (fs.existsSync('/proc/self')) {

@@ -11,7 +11,7 @@ import { readHeldOutText } from '../../eval/metrics-ppl.js';
 import { BUILTIN_WORLD } from '../../models/model.js';
 import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
-import type { EvalMode, EvalProgress, SequentialProtocol } from '../../eval/run-types.js';
+import { stepOf, type EvalMode, type EvalProgress, type SequentialProtocol } from '../../eval/run-types.js';
 import { intOption, listOption, requireExisting, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { methodOf } from './edit.js';
 import { loadModel } from '../load.js';
@@ -108,6 +108,8 @@ export async function run(args: Parsed): Promise<void> {
   const data = str(v.data) ?? (str(v.model) === BUILTIN_WORLD ? BUILTIN_WORLD : undefined);
   if (!data) throw new AmendError('--data is required: a benchmark file, or "world" for the demo world\'s (see amend eval --help)');
   let n = v.n === undefined ? undefined : intOption(v.n, 'n', 0, 1);
+  // A sequential run edits and scores its first T cases: more would be read and then dropped unseen.
+  if (n !== undefined && sequential && n > mode.sequential) throw new AmendError(`--n ${n} with --mode sequential:${mode.sequential} would evaluate only the first ${mode.sequential} cases; give --n ${mode.sequential}, or --mode sequential:${n} to edit all ${n}`);
   if (n === undefined && sequential) n = mode.sequential;
   const every = intOption(v['checkpoint-every'], 'checkpoint-every', 10, 1);
   const heldoutTokens = intOption(v['heldout-tokens'], 'heldout-tokens', 2048, 2);
@@ -115,6 +117,7 @@ export async function run(args: Parsed): Promise<void> {
   const out = str(v.out);
   if (out === '') throw new AmendError('--out is empty: give the report folder');
   if (v.resume && !out) throw new AmendError('--resume needs --out DIR, the folder of the interrupted run');
+  if (stopAfter !== undefined && !out) throw new AmendError('--stop-after needs --out DIR: the stopped run is continued from the checkpoint written there');
   if (out && fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a file, not a folder`);
   if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
   const overrides = parseSets(listOption(args, 'set'));
@@ -146,28 +149,45 @@ export async function run(args: Parsed): Promise<void> {
     heldout = { text: readHeldOutText(file), file, lines: true };
   }
 
+  if (n !== undefined && loaded.cases.length < n && !sequential) process.emitWarning(`${data} has ${loaded.cases.length} case(s) to evaluate, fewer than --n ${n}: all of them are evaluated`);
+  const evaluated = sequential ? mode.sequential : loaded.cases.length;
+  const splitNote = loaded.split ? `, split ${loaded.split.name}: ${loaded.split.edited} edited case(s)${evaluated < loaded.split.edited ? `, the first ${evaluated}` : ''}` : '';
+  // Said before the run, which can take hours, so that a terminal shows what is running.
+  if (!json) console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${evaluated} case(s) of ${data} (${loaded.format}${splitNote}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
+
   const tty = !json && process.stderr.isTTY === true;
+  // One bar for the whole run: its stages (edit, score, ...) alternate case by case, far faster
+  // than a bar of their own would appear. The statistics, computed once, get theirs.
   let bar: Progress | null = null;
-  let stage = '';
+  let announced = false;
   const statsBar = { bar: null as Progress | null };
+  const unit = typeof mode === 'object' && 'batch' in mode ? 'batch(es)' : !sequential ? 'case(s)' : stepOf(mode) > 1 ? 'step(s)' : 'edit(s)';
   const result = await runEval(model, loaded.cases, {
     method, resolved, mode, protocol, out, resume: v.resume === true, force: v.force === true, checkpointEvery: every,
     heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, fluency: v.fluency === true || consistency !== undefined, consistency, stopAfter, data: { file: data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
     onProgress: (p) => {
-      const label = STAGES[p.stage];
-      if (p.stage === 'checkpoint') return;
-      if (label !== stage) {
-        bar?.done();
-        bar = new Progress(`${label}`, p.total, tty);
-        stage = label;
+      bar ??= new Progress('eval', p.total, tty);
+      if (!announced && p.stage === 'edit') {
+        announced = true;
+        bar.mark(p.done); // the baselines and statistics before say nothing of the pace of the units
+        if (tty && out) console.error(v.resume === true && p.done > 0
+          ? `resuming ${out}: ${p.done} of ${p.total} ${unit} done`
+          : `checkpoints in ${out} every ${every} ${unit}: if the run stops, the same command with --resume continues it`);
       }
-      bar!.update(p.done);
+      if (p.stage === 'checkpoint') return;
+      if (!statsBar.bar) bar.update(p.done, STAGES[p.stage]);
     },
     onEditProgress: (e) => {
       if (e.phase !== 'stats') return;
-      statsBar.bar ??= new Progress('key statistics', e.total, tty);
+      if (!statsBar.bar) {
+        (bar as Progress | null)?.done();
+        statsBar.bar = new Progress('key statistics', e.total, tty);
+      }
       statsBar.bar.update(e.done);
-      if (e.done >= e.total) statsBar.bar.done();
+      if (e.done >= e.total) {
+        statsBar.bar.done();
+        statsBar.bar = null;
+      }
     },
   });
   (bar as Progress | null)?.done();
@@ -194,8 +214,6 @@ export async function run(args: Parsed): Promise<void> {
     console.log(JSON.stringify({ ...s, files: result.files }));
     return;
   }
-  const splitNote = loaded.split ? `, split ${loaded.split.name}: ${loaded.split.edited} edited case(s)${s.cases < loaded.split.edited ? `, the first ${s.cases}` : ''}` : '';
-  console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${s.cases} case(s) of ${data} (${loaded.format}${splitNote}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
   if (s.failed) console.log(`${s.failed} case(s) refused by the editor (${out ? 'see "error" in cases.jsonl' : 'give --out DIR for their reasons, in cases.jsonl'})`);
   const hint = method === 'memit' && resolved.hparams.shared_key_targets !== 'joint' ? '; --set shared_key_targets=joint gives edits with the same key one z' : '';
   for (const x of shared) {
