@@ -749,3 +749,51 @@ test('kernels called from several JS threads at once stay correct', { skip }, as
     assertClose(r.first, want, 'gemm in a worker thread', 1e-5, 1e-6 * kk);
   }
 });
+
+test('a kernel run while another JS thread resizes the pool writes every output', { skip }, async () => {
+  // run_parallel used to clamp its chunk count to the pool size before taking the pool: when a
+  // setThreads from another thread shrank the pool in between, the chunks of the workers that
+  // were gone never ran. One worker flips the pool between 8 threads and 1 while the others run
+  // an affine just above the parallel threshold and check every output. Bounded at 4 s; on the
+  // old code it caught the bug in 7 of 20 runs on a loaded 2-core machine: it can only
+  // happen when the OS preempts the caller inside a window of a few instructions, so a pass
+  // here proves little on its own, but a failure is always a real bug.
+  const url = new URL('../src/backend/native.js', import.meta.url).href;
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    import(${JSON.stringify(url)}).then(({ loadNative }) => {
+      const k = loadNative().kernels;
+      const stop = new Int32Array(workerData.stop);
+      if (workerData.role === 'flip') {
+        while (Atomics.load(stop, 0) === 0) { k.setThreads(8); k.setThreads(1); }
+        parentPort.postMessage(null);
+        return;
+      }
+      const n = 1 << 15, x = new Float32Array(n).fill(2), out = new Float32Array(n);
+      const until = Date.now() + workerData.ms;
+      let runs = 0, wrong = 0;
+      while (wrong === 0 && Date.now() < until) {
+        runs++;
+        k.affine(x, out, n, 1, runs);  // a new value each run: a chunk that never ran keeps the last
+        for (let i = 0; i < n; i++) if (out[i] !== 2 + runs) wrong++;
+      }
+      Atomics.store(stop, 0, 1);
+      parentPort.postMessage({ runs, wrong });
+    });`;
+  const before = nat.info().threads;
+  const stop = new SharedArrayBuffer(4);
+  const start = (role: string) => new Promise<{ runs: number; wrong: number } | null>((resolve, reject) => {
+    const w = new Worker(code, { eval: true, workerData: { role, stop, ms: 4000 } });
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  try {
+    const [, ...checks] = await Promise.all([start('flip'), start('check'), start('check')]);
+    for (const r of checks) {
+      assert.ok(r && r.runs > 0, 'the checker ran');
+      assert.equal(r!.wrong, 0, `run ${r!.runs}: ${r!.wrong} of ${1 << 15} outputs never written`);
+    }
+  } finally {
+    nat.setThreads(before);
+  }
+});

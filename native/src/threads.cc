@@ -31,7 +31,9 @@ thread_local bool in_parallel = false;  // nested parallel_for calls run seriall
 
 struct Pool {
   std::vector<std::thread> workers;
-  int size = 1;  // threads including the caller
+  // Threads including the caller. Written only under `busy` (set_num_threads); atomic because
+  // num_threads() reads it from any JS thread without the lock, as a hint for cutting work.
+  std::atomic<int> size{1};
 
   std::atomic<uint64_t> generation{0};
   std::atomic<int> pending{0};
@@ -86,12 +88,13 @@ struct Pool {
 
   void start(int threads) {
     shutdown();
-    size = threads < 1 ? 1 : threads;
+    int count = threads < 1 ? 1 : threads;
+    size.store(count);
     stop.store(false);
     // New workers start from the current generation: the last job (and shutdown's wake-up) is
     // not theirs to run.
     uint64_t g = generation.load();
-    for (int i = 1; i < size; i++) workers.emplace_back([this, i, g] { worker(i, g); });
+    for (int i = 1; i < count; i++) workers.emplace_back([this, i, g] { worker(i, g); });
   }
 
   void shutdown() {
@@ -108,7 +111,7 @@ struct Pool {
 
   void run(void (*f)(void*, int64_t, int64_t), void* c, int64_t count, int p) {
     fn = f, ctx = c, n = count, parts = p;
-    pending.store(size - 1, std::memory_order_relaxed);
+    pending.store(size.load() - 1, std::memory_order_relaxed);
     generation.fetch_add(1);  // seq_cst: pairs with the sleepers increment in wait_for_change
     if (sleepers.load() > 0) {
       { std::lock_guard<std::mutex> lk(mu); }
@@ -147,19 +150,27 @@ Pool* pool() {
 
 }  // namespace
 
-int num_threads() { return in_parallel ? 1 : pool()->size; }
+int num_threads() { return in_parallel ? 1 : pool()->size.load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) {
   Pool* p = pool();
   std::lock_guard<std::mutex> lk(p->busy);
   if (n < 1) n = 1;
-  if (n != p->size) p->start(n);
+  if (n != p->size.load()) p->start(n);
 }
 
 void run_parallel(void (*fn)(void*, int64_t, int64_t), void* ctx, int64_t n, int parts) {
   Pool* p = pool();
-  if (parts > p->size) parts = p->size;
   if (parts <= 1 || in_parallel || !p->busy.try_lock()) {
+    fn(ctx, 0, n);
+    return;
+  }
+  // Clamp only now that `busy` is held: another JS thread's set_num_threads may have shrunk the
+  // pool since the caller chose `parts`, and a chunk numbered past the workers would never run.
+  int size = p->size.load();
+  if (parts > size) parts = size;
+  if (parts <= 1) {
+    p->busy.unlock();
     fn(ctx, 0, n);
     return;
   }
