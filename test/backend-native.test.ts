@@ -467,6 +467,30 @@ function normRef(x: Float32Array, w: Float32Array, b: Float32Array | null, gy: F
   };
 }
 
+test('layerNorm (+ backward) of rows with a large common offset, against float64', { skip }, () => {
+  // The row mean rounded to float32 is off by up to 1.2e-4 at 3000, against a spread of 0.01:
+  // the native forward and both backends' backward (which read the saved float32 mean) used to
+  // be off by about 1e-2.
+  const cols = 768;
+  const w = randn(cols, 1160), b = randn(cols, 1161), gy = randn(cols, 1162);
+  for (const [offset, sd] of [[3000, 0.01], [1e4, 0.01], [-3000, 0.01], [3000, 1], [0.5, 1]]) {
+    const x = randn(cols, 1163);
+    for (let j = 0; j < cols; j++) x[j] = offset + sd * x[j];
+    const want = normRef(x, w, b, gy, 1e-5, true);
+    for (const [name, k] of [['js', js], ['native', nat]] as const) {
+      const tag = `${name} layerNorm offset ${offset} sd ${sd}`;
+      const out = new Float32Array(cols), mean = new Float32Array(1), rstd = new Float32Array(1);
+      const gx = new Float32Array(cols), gw = new Float32Array(cols), gb = new Float32Array(cols);
+      k.layerNorm(x, w, b, out, mean, rstd, 1, cols, 1e-5);
+      k.layerNormBackward(x, w, mean, rstd, gy, gx, gw, gb, 1, cols);
+      assertClose(rstd, Float32Array.of(want.rstd), `${tag} rstd`, 1e-6, 0);
+      assertClose(out, want.out, `${tag} out`, 1e-5);
+      assertClose(gx, want.gx, `${tag} gx`, 1e-5);
+      assertClose(gw, want.gw, `${tag} gw`, 1e-5);
+    }
+  }
+});
+
 test('layerNorm and rmsNorm (+ backward) of rows too large to square in float32, against float64', { skip }, () => {
   const cols = 300;
   const w = randn(cols, 1150), b = randn(cols, 1151), gy = randn(cols, 1152);

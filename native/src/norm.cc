@@ -2,8 +2,10 @@
 // Every row is independent, so rows are shared out over the threads. Row statistics (sums,
 // means, variances) are accumulated in float SIMD lanes folded into doubles every 64 vectors.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 #include "parallel.h"
@@ -11,22 +13,55 @@
 
 namespace amend {
 
-// Σ f(i) over vector blocks of a row of n floats, f returning a vf of kVL terms; the tail block
-// is passed with its length so f can pad it with zeros.
-template <class F>
-static inline double row_sum(int64_t n, F&& f) {
-  double total = 0;
+// Σ f(i) over vector blocks of a row of n floats, for K sums at once: f(i, len) returns K vfs
+// of kVL terms each; the tail block is passed with its length so f can pad it (with zeros, or
+// whatever makes its terms 0).
+template <int K, class F>
+static inline std::array<double, K> row_sums(int64_t n, F&& f) {
+  std::array<double, K> total{};
   int64_t i = 0;
   while (i + kVL <= n) {
-    vf acc = vf{};
+    std::array<vf, K> acc{};
     int64_t end = std::min(n, i + 64 * kVL);
-    for (; i + kVL <= end; i += kVL) acc += f(i, int64_t(kVL));
-    for (int l = 0; l < kVL; l++) total += acc[l];
+    for (; i + kVL <= end; i += kVL) {
+      std::array<vf, K> t = f(i, int64_t(kVL));
+      for (int k = 0; k < K; k++) acc[k] += t[k];
+    }
+    for (int k = 0; k < K; k++)
+      for (int l = 0; l < kVL; l++) total[k] += acc[k][l];
   }
   if (i < n) {
-    vf t = f(i, n - i);
-    for (int64_t l = 0; l < n - i; l++) total += t[l];
+    std::array<vf, K> t = f(i, n - i);
+    for (int k = 0; k < K; k++)
+      for (int64_t l = 0; l < n - i; l++) total[k] += t[k][l];
   }
+  return total;
+}
+
+// One sum: the lanes are folded into a double every 64 vectors.
+template <class F>
+static inline double row_sum(int64_t n, F&& f) {
+  return row_sums<1>(n, [&](int64_t i, int64_t len) { return std::array<vf, 1>{f(i, len)}; })[0];
+}
+
+// Σ x of a row in double lanes: exact to double rounding whatever the values, for the rows whose
+// float-lane sums are too coarse (see MeanParts).
+static double row_sum_double(const float* x, int64_t n) {
+  constexpr int H = kVL / 2;
+  typedef float vfh __attribute__((vector_size(H * 4)));
+  typedef double vdh __attribute__((vector_size(H * 8)));
+  auto wide = [](const float* p) {
+    vfh v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, vdh);
+  };
+  vdh acc0 = vdh{}, acc1 = vdh{};
+  int64_t i = 0;
+  for (; i + kVL <= n; i += kVL) acc0 += wide(x + i), acc1 += wide(x + i + H);
+  acc0 += acc1;
+  double total = 0;
+  for (int l = 0; l < H; l++) total += acc0[l];
+  for (; i < n; i++) total += x[i];
   return total;
 }
 
@@ -145,28 +180,55 @@ static void norm_row_double(const float* x, const float* w, const float* b, floa
     o[j] = float((double(x[j]) - mu) * rs * (w ? double(w[j]) : 1.0) + (b ? double(b[j]) : 0.0));
 }
 
+// The row mean for subtracting in float lanes: x - mean is computed as (x - hi) - lo. The float
+// mean alone (lo = 0) is off by up to half an ulp of |mean| plus the float lanes' summing error,
+// which is negligible for ordinary rows but not for rows with a large common offset: 3000 ± 0.01
+// over 768 columns came out with errors of 6e-3. Where that error, scaled by rstd, could exceed
+// kMeanSlack, hi + lo holds the mean to double precision (x - hi is then exact wherever x is
+// within a factor 2 of the mean, and subtracting lo rounds only relative to the difference).
+// Ordinary rows keep lo = 0 and so their previous rounding bit for bit.
+constexpr double kMeanSlack = 0x1p-22;  // ~2.4e-7 of a normalised unit: a few float ulps at 1
+struct MeanParts {
+  float hi, lo;
+};
+
 void layer_norm(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
                 int64_t rows, int64_t cols, float eps) {
   for_rows(rows, cols, [&](int64_t r) {
     const float* xr = x + r * cols;
     float* o = out + r * cols;
     float mu = float(row_sum(cols, [&](int64_t i, int64_t n) { return load_n(xr + i, n); }) / double(cols));
-    double var = row_sum(cols, [&](int64_t i, int64_t n) {
+    // Σ(x - mu) measures how far the float mean is off; Σ(x - mu)² is the variance about it.
+    std::array<double, 2> dev = row_sums<2>(cols, [&](int64_t i, int64_t n) {
       vf d = load_n(xr + i, n, mu) - mu;  // padding lanes hold mu: d = 0
-      return d * d;
-    }) / double(cols);
+      return std::array<vf, 2>{d, d * d};
+    });
+    double var = dev[1] / double(cols);
     if (!std::isfinite(var)) return norm_row_double(xr, w, b, o, &mean[r], &rstd[r], cols, eps, true);
+    MeanParts m{mu, 0.f};
+    if (std::fabs(dev[0] / double(cols)) > kMeanSlack * std::sqrt(var + double(eps))) {
+      double exact = row_sum_double(xr, cols) / double(cols);
+      m.hi = float(exact);
+      m.lo = float(exact - double(m.hi));
+      var = row_sum(cols, [&](int64_t i, int64_t n) {
+              vf d = (load_n(xr + i, n, m.hi) - m.hi) - m.lo;
+              for (int64_t l = n; l < kVL; l++) d[l] = 0.f;  // padding lanes
+              return d * d;
+            }) /
+            double(cols);
+    }
     float rs = float(1.0 / std::sqrt(var + double(eps)));
-    mean[r] = mu;
+    mean[r] = m.hi;
     rstd[r] = rs;
+    float hi = m.hi, lo = m.lo;
     if (w && b) {
-      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs * w[j] + b[j];
+      for (int64_t j = 0; j < cols; j++) o[j] = ((xr[j] - hi) - lo) * rs * w[j] + b[j];
     } else if (w) {
-      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs * w[j];
+      for (int64_t j = 0; j < cols; j++) o[j] = ((xr[j] - hi) - lo) * rs * w[j];
     } else if (b) {
-      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs + b[j];
+      for (int64_t j = 0; j < cols; j++) o[j] = ((xr[j] - hi) - lo) * rs + b[j];
     } else {
-      for (int64_t j = 0; j < cols; j++) o[j] = (xr[j] - mu) * rs;
+      for (int64_t j = 0; j < cols; j++) o[j] = ((xr[j] - hi) - lo) * rs;
     }
   });
 }
@@ -174,19 +236,27 @@ void layer_norm(const float* x, const float* w, const float* b, float* out, floa
 void layer_norm_backward(const float* x, const float* w, const float* mean, const float* rstd, const float* gy,
                          float* gx, float* gw, float* gb, int64_t rows, int64_t cols) {
   // With xhat = (x - mu)·rs and g = gy·w:  gx = rs·(g - mean(g) - xhat·mean(g·xhat)).
+  // The saved mean is the forward's hi; lo is recovered as the mean of x - hi (see MeanParts).
+  std::vector<float> los(gw ? size_t(rows) : 0);
   for_rows(rows, cols, [&](int64_t r) {
     const float *xr = x + r * cols, *gr = gy + r * cols;
     float* o = gx + r * cols;
     float mu = mean[r], rs = rstd[r];
     auto g_at = [&](int64_t i, int64_t n) { return w ? load_n(gr + i, n) * load_n(w + i, n) : load_n(gr + i, n); };
-    float mg = float(row_sum(cols, g_at) / double(cols));
+    std::array<double, 2> sums = row_sums<2>(cols, [&](int64_t i, int64_t n) {
+      return std::array<vf, 2>{g_at(i, n), load_n(xr + i, n, mu) - mu};  // padding: x - mu = 0
+    });
+    float mg = float(sums[0] / double(cols));
+    double off = sums[1] / double(cols);
+    float lo = std::fabs(off) * double(rs) > kMeanSlack ? float(off) : 0.f;
+    if (gw) los[size_t(r)] = lo;
     float mgx = float(row_sum(cols, [&](int64_t i, int64_t n) {
-                        vf xhat = (load_n(xr + i, n) - mu) * rs;
+                        vf xhat = ((load_n(xr + i, n) - mu) - lo) * rs;
                         return g_at(i, n) * xhat;  // g is 0 in padding lanes
                       }) /
                       double(cols));
     for (int64_t j = 0; j < cols; j++) {
-      float xhat = (xr[j] - mu) * rs;
+      float xhat = ((xr[j] - mu) - lo) * rs;
       float g = w ? gr[j] * w[j] : gr[j];
       o[j] = rs * (g - mg - xhat * mgx);
     }
@@ -195,8 +265,10 @@ void layer_norm_backward(const float* x, const float* w, const float* mean, cons
     column_accumulate(rows, cols, [&](int64_t r, int64_t j0, int64_t j1) {
       const float *xr = x + r * cols, *gr = gy + r * cols;
       float mu = mean[r], rs = rstd[r];
-      if (gw)
-        for (int64_t j = j0; j < j1; j++) gw[j] += gr[j] * ((xr[j] - mu) * rs);
+      if (gw) {
+        float lo = los[size_t(r)];
+        for (int64_t j = j0; j < j1; j++) gw[j] += gr[j] * (((xr[j] - mu) - lo) * rs);
+      }
       if (gb)
         for (int64_t j = j0; j < j1; j++) gb[j] += gr[j];
     });

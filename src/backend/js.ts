@@ -246,7 +246,12 @@ export const jsKernels: Kernels = {
 
   layerNormBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols) {
     for (let r = 0; r < rows; r++) {
-      const o = r * cols, mu = mean[r], rs = rstd[r];
+      const o = r * cols, rs = rstd[r];
+      // The saved mean is rounded to float32, which is far off against the spread of a row with a
+      // large common offset (3000 ± 0.01): add back the mean of what is left over, in double.
+      let off = 0;
+      for (let j = 0; j < cols; j++) off += x[o + j] - mean[r];
+      const mu = mean[r] + off / cols;
       // with xhat = (x-mu)*rs and g = gy*w:  gx = rs * (g - mean(g) - xhat * mean(g*xhat))
       let mg = 0, mgx = 0;
       for (let j = 0; j < cols; j++) {
