@@ -704,6 +704,37 @@ test('attention: NaN or Infinity in the K/V rows of masked keys does not reach t
   }
 });
 
+test('attentionBackward: a NaN in the q or gout row of a query does not reach the keys it gave no weight', { skip }, () => {
+  // The GEMMs dSᵀ·Q and Pᵀ·dOut multiply such a row by the zero weights of the keys the query
+  // did not attend (all of them for a padding query), and 0·NaN is NaN; the reference leaves
+  // those terms out. Query 2 of batch 0 sees no key in the masked cases (keys 0-2 are padding)
+  // and keys 0-2 otherwise (qOffset 0), so with or without keys some weights are 0.
+  let seed = 1400;
+  for (const c of ATTN_CASES.filter((c) => c.qOffset === 0)) {
+    for (const poison of ['q', 'gout'] as const) {
+      const { q, k, v, keyMask } = attnInputs(c, seed);
+      const gout = randn(q.length, seed + 5);
+      seed += 10;
+      const row = poison === 'q' ? q : gout;
+      for (let i = 2 * c.H * c.D; i < 3 * c.H * c.D; i++) row[i] = NaN; // batch 0, query 2, every head
+      const tag = `${JSON.stringify(c)} NaN in ${poison}`;
+      const scale = 1 / Math.sqrt(c.D);
+      const out = new Float32Array(q.length), probs = new Float32Array(c.B * c.H * c.T * c.S);
+      js.attention(q, k, v, out, probs, c.B, c.T, c.S, c.H, c.KVH, c.D, scale, keyMask, c.qOffset);
+      const w = [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)];
+      const g = [new Float32Array(q.length), new Float32Array(k.length), new Float32Array(v.length)];
+      js.attentionBackward(q, k, v, probs, gout, w[0], w[1], w[2], c.B, c.T, c.S, c.H, c.KVH, c.D, scale);
+      nat.attentionBackward(q, k, v, probs, gout, g[0], g[1], g[2], c.B, c.T, c.S, c.H, c.KVH, c.D, scale);
+      // the keys query 2 gave no weight (past it, or all of them) keep finite gradients
+      const kv = (s: number) => w[1].subarray(s * c.KVH * c.D, (s + 1) * c.KVH * c.D);
+      assert.ok(kv(c.S - 1).every(Number.isFinite), `js gk of the last key ${tag}`);
+      assertClose(g[0], w[0], `gq ${tag}`, 1e-5, 1e-5 * maxAbs(w[0]));
+      assertClose(g[1], w[1], `gk ${tag}`, 1e-5, 1e-5 * maxAbs(w[1]));
+      assertClose(g[2], w[2], `gv ${tag}`, 1e-5, 1e-5 * maxAbs(w[2]));
+    }
+  }
+});
+
 // ---- plumbing --------------------------------------------------------------------------------
 
 test('wrong sizes throw RangeError and wrong types TypeError, before touching memory', { skip }, () => {

@@ -152,6 +152,22 @@ static void product_skipping_zeros(int64_t rows, int64_t n, int64_t keys, const 
   }
 }
 
+// c[s, :] += Σ over the i with p[i, s] ≠ 0 of w[i, s]·x[i, :]: dSᵀ·Q or Pᵀ·dOut without the
+// queries that gave key s no weight, whose Q or dOut rows may hold NaN or Inf (a query that sees
+// no key at all, say). Only for such inputs; the GEMM does the rest.
+static void product_t_over_attended(int64_t keys, int64_t n, int64_t rows, const float* w, int64_t ldw,
+                                    const float* p, int64_t ldp, const float* x, int64_t ldx, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < rows; i++) {
+    const float* xi = x + i * ldx;
+    for (int64_t s = 0; s < keys; s++) {
+      if (p[i * ldp + s] == 0.f) continue;
+      float ws = w[i * ldw + s];
+      float* cs = c + s * ldc;
+      for (int64_t j = 0; j < n; j++) cs[j] += ws * xi[j];
+    }
+  }
+}
+
 void attention(const float* q, const float* k, const float* v, float* out, float* probs, int64_t B, int64_t T,
                int64_t S, int64_t H, int64_t KVH, int64_t D, float scale, const uint8_t* key_mask,
                int64_t q_offset) {
@@ -295,8 +311,17 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             gemm_serial(rows, D, smax, {ds, smax, 1}, {k + kvoff, ld, 1}, gq + qoff, H * D, false);
           else
             product_skipping_zeros(rows, D, smax, ds, smax, k + kvoff, ld, gq + qoff, H * D);
-          gemm_serial(smax, D, rows, {ds, 1, smax}, {q + qoff, H * D, 1}, gk + kvoff, ld, true);
-          gemm_serial(smax, D, rows, {p, 1, S}, {gout + qoff, H * D, 1}, gv + kvoff, ld, true);
+          // Likewise a query's Q or dOut row that is not finite must not reach, through a zero
+          // weight, the keys it did not attend (it may attend none: a padding query).
+          auto all = [](int64_t) { return true; };
+          if (rows_finite(q + qoff, H * D, D, rows, all))
+            gemm_serial(smax, D, rows, {ds, 1, smax}, {q + qoff, H * D, 1}, gk + kvoff, ld, true);
+          else
+            product_t_over_attended(smax, D, rows, ds, smax, p, S, q + qoff, H * D, gk + kvoff, ld);
+          if (rows_finite(gout + qoff, H * D, D, rows, all))
+            gemm_serial(smax, D, rows, {p, 1, S}, {gout + qoff, H * D, 1}, gv + kvoff, ld, true);
+          else
+            product_t_over_attended(smax, D, rows, p, S, p, S, gout + qoff, H * D, gv + kvoff, ld);
         }
       }
     }
