@@ -138,6 +138,19 @@ for (const backend of backends) {
   });
 }
 
+test('geluTanh: the gradient saturates to 0 or 1 for large |x| instead of 0·∞ = NaN, on every backend', () => {
+  // 3·0.044715·x² overflows float32 from |x| ≈ 1.8e19 on (native), ±Infinity in both.
+  const x = [1e20, -1e20, -1e30, -3e38, 3e38, 15, -15, Infinity, -Infinity, NaN];
+  const want = [1, 0, 0, 0, 1, 1, 0, 1, 0, NaN];
+  for (const backend of backends) {
+    useBackend(backend);
+    const p = T.parameter(T.tensor(x));
+    withGrad(() => T.sum(T.geluTanh(p)).backward());
+    assert.deepEqual(Array.from(p.grad!.data, (g) => (Object.is(g, -0) ? 0 : g)), want, backend);
+  }
+  useBackend('js');
+});
+
 test('gradients accumulate across uses of one tensor and into leaves', () => {
   useBackend('js');
   const x = T.parameter(T.tensor([1, 2, 3]));

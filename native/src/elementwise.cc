@@ -200,7 +200,10 @@ static inline vf unop_grad(vf x, vf y) {
       vf e = vexp(-2.f * u);
       vf s = 1.f / (1.f + e), sm = 1.f / (1.f + 1.f / e);
       vf du = kSqrt2OverPi * (1.f + 3.f * kGeluC * x * x);
-      return s + 2.f * x * (s * sm) * du;
+      // Saturated (|x| beyond ~10, ±inf included): s·(1 - s) is 0 and the derivative is s, 0 or
+      // 1; du is infinite from |x| ~ 1.8e19 on (x² overflows), and 0·inf would give NaN.
+      vf ssm = s * sm;
+      return vselect(ssm == 0.f, s, s + 2.f * x * ssm * du);
     }
     case kGeluErf: return vnormcdf(x) + x * kInvSqrt2Pi * vexp(-0.5f * x * x);
     case kSilu: {

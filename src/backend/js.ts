@@ -61,6 +61,8 @@ function unaryDf(op: UnaryOp, x: number, y: number): number {
     case UnaryOp.GeluTanh: {
       const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
       const t = Math.tanh(u);
+      // saturated (t = ±1): the limit 0 or 1, also at ±Infinity, where the formula is ∞·0
+      if (t * t === 1) return 0.5 * (1 + t);
       const du = SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
       return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du;
     }
