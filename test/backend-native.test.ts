@@ -294,7 +294,7 @@ test('reduce: sum and max (+argmax) over inner = 1 and inner > 1, -Infinity, NaN
   for (const [outer, dim, inner] of cases) {
     const x = randn(outer * dim * inner, seed++);
     if (dim > 3) {
-      x[2 * inner] = NaN; // a NaN that is not first in its column: ignored by max
+      x[2 * inner] = NaN; // a NaN that is not first in its column: the max (and argmax) of it
       x[0] = x[1] = x[inner] = -Infinity;
     }
     for (const kind of [0, 1] as const) {
@@ -306,8 +306,8 @@ test('reduce: sum and max (+argmax) over inner = 1 and inner > 1, -Infinity, NaN
       if (kind === 1) assertEqualInt(ga, wa, `argmax ${outer}x${dim}x${inner}`);
     }
   }
-  // ties go to the first index; a leading NaN wins; an all -Infinity column gives index 0
-  const x = Float32Array.from([1, 5, 5, 2, NaN, 9, -Infinity, -Infinity, 3, 3, 3, 3]);
+  // ties go to the first index; the first NaN wins; an all -Infinity column gives index 0
+  const x = Float32Array.from([1, 5, 5, 2, NaN, 9, -Infinity, NaN, 3, 3, 3, 3]);
   for (const [outer, dim, inner] of [[3, 4, 1], [1, 4, 3], [2, 2, 3]]) {
     const want = new Float32Array(outer * inner), got = new Float32Array(outer * inner);
     const wa = new Int32Array(outer * inner), ga = new Int32Array(outer * inner);

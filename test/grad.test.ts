@@ -151,6 +151,61 @@ test('geluTanh: the gradient saturates to 0 or 1 for large |x| instead of 0·∞
   useBackend('js');
 });
 
+test('max and argmax: a NaN anywhere is the maximum, at the first NaN\'s index (as torch), on every backend', () => {
+  for (const backend of backends) {
+    useBackend(backend);
+    const rows = T.tensor([1, NaN, 3, NaN, 2, 0, 4, -1, -Infinity, -Infinity, NaN, 5], [3, 4]);
+    assert.deepEqual(Array.from(T.argmax(rows)), [1, 2, 2], `${backend} argmax`);
+    assert.deepEqual(T.max(rows, 1).toArray(), [NaN, 4, NaN], `${backend} max over the last axis`);
+    // a long row (the vector path) with its NaN far from the start, and a column reduction
+    const long = new Float32Array(1000).fill(1);
+    long[500] = 7;
+    long[733] = NaN;
+    long[900] = NaN;
+    assert.deepEqual(Array.from(T.argmax(new Tensor(long, [1, 1000]))), [733], `${backend} long row`);
+    assert.deepEqual(T.max(rows, 0).toArray(), [2, NaN, NaN, NaN], `${backend} max over axis 0`);
+    const p = T.parameter(rows);
+    withGrad(() => T.sum(T.max(p, 0)).backward());
+    assert.deepEqual(p.grad!.toArray(), [0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0], `${backend} max's gradient goes to the NaN`);
+  }
+  useBackend('js');
+});
+
+test('maximum / minimum: the gradient goes to the operand the output came from, NaN and ±Infinity ties too', () => {
+  for (const backend of backends) {
+    useBackend(backend);
+    for (const [op, name] of [[T.maximum, 'maximum'], [T.minimum, 'minimum']] as const) {
+      // NaN in b, NaN in a, NaN in both (a's), a tie (b's), a tie at ±Infinity (b's), a clear winner
+      const a = T.parameter(T.tensor([1, NaN, NaN, 2, Infinity, -Infinity, name === 'maximum' ? 5 : -5]));
+      const b = T.parameter(T.tensor([NaN, 1, NaN, 2, Infinity, -Infinity, 0]));
+      withGrad(() => T.sum(op(a, b)).backward());
+      assert.deepEqual(a.grad!.toArray(), [0, 1, 1, 0, 0, 0, 1], `${backend} ${name} grad a`);
+      assert.deepEqual(b.grad!.toArray(), [1, 0, 0, 1, 1, 1, 0], `${backend} ${name} grad b`);
+      // broadcast b: the scalar gets every entry it won
+      const x = T.parameter(T.tensor([3, NaN, -3], [3, 1])), s = T.parameter(T.tensor([NaN]));
+      withGrad(() => T.sum(op(x, s)).backward());
+      assert.deepEqual(x.grad!.toArray(), [0, 1, 0], `${backend} ${name} broadcast grad x`);
+      assert.deepEqual(s.grad!.toArray(), [2], `${backend} ${name} broadcast grad s`);
+    }
+  }
+  useBackend('js');
+});
+
+test('crossEntropy ignores only -100 and names a target out of range', () => {
+  for (const backend of backends) {
+    useBackend(backend);
+    const logits = T.tensor([0, 1, 2, 2, 1, 0], [2, 3]);
+    // -100 leaves its row out of the mean
+    assert.ok(Math.abs(T.crossEntropy(logits, [2, -100]).item() - T.crossEntropy(T.slice(logits, 0, 0, 1), [2]).item()) < 1e-6);
+    const bad = (targets: number[], re: RegExp) =>
+      assert.throws(() => T.crossEntropy(logits, targets), (e: unknown) => e instanceof AmendError && re.test(e.message), `${backend} ${targets}`);
+    bad([0, 5], /^crossEntropy: target 5 \(index 1\) is not a class of the 3 logits; use a class in \[0, 3\), or -100/);
+    bad([-1, 0], /^crossEntropy: target -1 \(index 0\)/);
+    bad([0, 1.5], /^crossEntropy: target 1\.5 \(index 1\)/);
+  }
+  useBackend('js');
+});
+
 test('gradients accumulate across uses of one tensor and into leaves', () => {
   useBackend('js');
   const x = T.parameter(T.tensor([1, 2, 3]));

@@ -286,19 +286,16 @@ static double sum_row(const float* x, int64_t n) {
   return total;
 }
 
-// Max of x[0..n) and the index of its first occurrence (n ≥ 1). A NaN counts only in first
-// position, as in the reference: later ones never compare greater.
+// Max of x[0..n) and the index of its first occurrence (n ≥ 1). A NaN anywhere is the result,
+// the first one's index the argmax (as torch.max and the reference).
 static float max_row(const float* x, int64_t n, int32_t* at) {
-  if (x[0] != x[0]) {
-    if (at) *at = 0;
-    return x[0];
-  }
   vf best = vsplat(-INFINITY);
   vi idx = vi{} - 1, lane;
   for (int l = 0; l < kVL; l++) lane[l] = l;
   int64_t i = 0;
   for (; i + kVL <= n; i += kVL) {
     vf v = vload(x + i);
+    if (vany(v != v)) break;  // the first NaN is in this vector: the scalar loop finds it
     vi gt = v > best;
     best = vselect(gt, v, best);
     idx = gt ? lane + int32_t(i) : idx;
@@ -307,9 +304,14 @@ static float max_row(const float* x, int64_t n, int32_t* at) {
   int64_t mi = -1;
   for (int l = 0; l < kVL; l++)
     if (idx[l] >= 0 && (best[l] > m || (best[l] == m && idx[l] < mi))) m = best[l], mi = idx[l];
-  for (; i < n; i++)
+  for (; i < n; i++) {
+    if (x[i] != x[i]) {
+      mi = i;
+      break;
+    }
     if (x[i] > m) m = x[i], mi = i;
-  if (mi < 0) mi = 0;  // every element is -inf (or NaN after the first)
+  }
+  if (mi < 0) mi = 0;  // every element is -inf
   if (at) *at = int32_t(mi);
   return x[mi];
 }
@@ -356,9 +358,10 @@ void reduce(int kind, const float* x, float* out, int64_t outer, int64_t dim, in
         for (int64_t d = 1; d < dim; d++) {
           const float* r = base + d * inner;
           for (int64_t j = 0; j < len; j++) {
-            bool gt = r[j] > best[j];
-            best[j] = gt ? r[j] : best[j];
-            at[j] = gt ? int32_t(d) : at[j];
+            // the first NaN wins: once best is NaN nothing compares greater
+            bool take = r[j] > best[j] || (r[j] != r[j] && best[j] == best[j]);
+            best[j] = take ? r[j] : best[j];
+            at[j] = take ? int32_t(d) : at[j];
           }
         }
         for (int64_t j = 0; j < len; j++) {

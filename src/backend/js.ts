@@ -170,7 +170,8 @@ export const jsKernels: Kernels = {
           let best = -Infinity, at = 0;
           for (let d = 0; d < dim; d++) {
             const v = x[base + d * inner];
-            if (v > best || (d === 0 && Number.isNaN(v))) { best = v; at = d; }
+            // the first NaN wins (as torch.max): once best is NaN nothing compares greater
+            if (v > best || (v !== v && best === best)) { best = v; at = d; }
           }
           out[o * inner + i] = dim === 0 ? -Infinity : x[base + at * inner];
           if (argmax) argmax[o * inner + i] = at;

@@ -277,25 +277,33 @@ export function div(a: Tensor, b: Tensor): Tensor {
 }
 
 /**
- * The gradients of maximum / minimum: each entry's goes to the operand that gave it, told apart
- * by out − b ≠ 0 (so a tie goes to b).
+ * The gradients of maximum / minimum: each entry's goes to the operand the kernel took it from.
+ * `aWins` repeats the kernel's choice on the operands: a tie goes to b, a NaN to the side it came
+ * from (a when both are NaN). The output alone cannot tell: a NaN output, or a tie at ±Infinity,
+ * matches either side.
  */
-function winnerGrads(b: Tensor): (out: Float32Array) => BinaryGrads {
-  const bd = b.data, bShape = b.shape;
-  return (out) => (g, shape) => {
-    const fromA = binaryRaw(BinaryOp.Sub, out, shape, bd, bShape, shape);
+function winnerGrads(a: Tensor, b: Tensor, aWins: (x: number, y: number) => boolean): () => BinaryGrads {
+  const ad = a.data, aShape = a.shape, bd = b.data, bShape = b.shape;
+  return () => (g, shape) => {
+    const av = expandRaw(ad, aShape, shape), bv = expandRaw(bd, bShape, shape);
     const ga = new Float32Array(g.length), gb = new Float32Array(g.length);
-    for (let i = 0; i < g.length; i++) (fromA[i] !== 0 ? ga : gb)[i] = g[i];
+    for (let i = 0; i < g.length; i++) (aWins(av[i], bv[i]) ? ga : gb)[i] = g[i];
     return [ga, gb];
   };
 }
 
+/** x broadcast to `shape` (as x + 0: only the sign of a zero may change). */
+function expandRaw(x: Float32Array, xShape: readonly number[], shape: readonly number[]): Float32Array {
+  return sameShape(xShape, shape) ? x : binaryRaw(BinaryOp.Add, x, xShape, ZERO, [1], shape);
+}
+const ZERO = new Float32Array(1);
+
 export function maximum(a: Tensor, b: Tensor): Tensor {
-  return binary('maximum', BinaryOp.Max, a, b, winnerGrads(b));
+  return binary('maximum', BinaryOp.Max, a, b, winnerGrads(a, b, (x, y) => x > y || x !== x));
 }
 
 export function minimum(a: Tensor, b: Tensor): Tensor {
-  return binary('minimum', BinaryOp.Min, a, b, winnerGrads(b));
+  return binary('minimum', BinaryOp.Min, a, b, winnerGrads(a, b, (x, y) => x < y || x !== x));
 }
 
 /** a ** b (gradient wrt b needs a > 0). */
@@ -446,15 +454,25 @@ export function logSoftmax(x: Tensor): Tensor {
   });
 }
 
+/** The target that leaves a row out of crossEntropy's mean (Hugging Face's ignore_index). */
+const IGNORE_INDEX = -100;
+
 /**
  * Mean negative log-likelihood of `targets` under logits [rows, vocab]. Rows whose target is
- * negative (-100, as in Hugging Face) are left out of the mean.
+ * IGNORE_INDEX (-100) are left out of the mean; any other target must be a class in [0, vocab).
  */
 export function crossEntropy(logits: Tensor, targets: Int32Array | readonly number[]): Tensor {
   const [rows, cols] = rowsCols(logits);
   if (targets.length !== rows) throw new AmendError(`crossEntropy: ${targets.length} targets for ${rows} rows of logits`);
   const keep: number[] = [];
-  for (let r = 0; r < rows; r++) if (targets[r] >= 0) keep.push(r);
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r];
+    if (t === IGNORE_INDEX) continue;
+    if (!Number.isInteger(t) || t < 0 || t >= cols) {
+      throw new AmendError(`crossEntropy: target ${t} (index ${r}) is not a class of the ${cols} logits; use a class in [0, ${cols}), or ${IGNORE_INDEX} to leave the row out`);
+    }
+    keep.push(r);
+  }
   if (keep.length === 0) throw new AmendError('crossEntropy: every target is ignored');
   const flat = reshape(logits, [rows, cols]);
   const lp = logSoftmax(keep.length === rows ? flat : gatherRows(flat, keep));
