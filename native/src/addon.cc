@@ -338,15 +338,13 @@ Napi::Value RowBackward(const Napi::CallbackInfo& info) {
 
 Napi::Value LogSoftmax(const Napi::CallbackInfo& info) {
   Args a(info);
-  size_t lx, lo, ll;
+  size_t lx, lo;
   float* x = a.f32(0, "x", &lx);
   float* out = a.f32(1, "out", &lo);
   int64_t rows = a.size(2, "rows"), cols = a.size(3, "cols");
-  float* lse = a.f32(4, "lse", &ll, true);
   a.need(lx, rows * cols, "logSoftmax x");
   a.need(lo, rows * cols, "logSoftmax out");
-  if (lse) a.need(ll, rows, "logSoftmax lse");
-  if (a.ok()) log_softmax(x, out, rows, cols, lse);
+  if (a.ok()) log_softmax(x, out, rows, cols);
   return Napi::Value();
 }
 

@@ -23,7 +23,7 @@ void copy_strided(const float* src, const int32_t* ss, float* dst, const int32_t
 
 void softmax(const float* x, float* out, int64_t rows, int64_t cols);
 void softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, int64_t cols);
-void log_softmax(const float* x, float* out, int64_t rows, int64_t cols, float* lse);
+void log_softmax(const float* x, float* out, int64_t rows, int64_t cols);
 void log_softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, int64_t cols);
 void layer_norm(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
                 int64_t rows, int64_t cols, float eps);

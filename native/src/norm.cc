@@ -120,7 +120,7 @@ void softmax_backward(const float* y, const float* gy, float* gx, int64_t rows, 
   });
 }
 
-void log_softmax(const float* x, float* out, int64_t rows, int64_t cols, float* lse) {
+void log_softmax(const float* x, float* out, int64_t rows, int64_t cols) {
   for_rows(rows, cols, [&](int64_t r) {
     const float* xr = x + r * cols;
     float* o = out + r * cols;
@@ -129,9 +129,7 @@ void log_softmax(const float* x, float* out, int64_t rows, int64_t cols, float* 
       return vexp(load_n(xr + i, n, -INFINITY) - mx);
     });
     double l = double(mx) + std::log(s);
-    float lf = float(l);
     for (int64_t i = 0; i < cols; i++) o[i] = float(double(xr[i]) - l);
-    if (lse) lse[r] = lf;
   });
 }
 

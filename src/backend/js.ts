@@ -208,7 +208,7 @@ export const jsKernels: Kernels = {
     }
   },
 
-  logSoftmax(x, out, rows, cols, lse) {
+  logSoftmax(x, out, rows, cols) {
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
       let mx = -Infinity;
@@ -217,7 +217,6 @@ export const jsKernels: Kernels = {
       for (let j = 0; j < cols; j++) s += Math.exp(x[o + j] - mx);
       const l = mx + Math.log(s);
       for (let j = 0; j < cols; j++) out[o + j] = x[o + j] - l;
-      if (lse) lse[r] = l;
     }
   },
 

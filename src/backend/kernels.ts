@@ -84,8 +84,8 @@ export interface Kernels {
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** gx = y * (gy - Σ_j gy_j y_j) per row, y = softmax output. */
   softmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number): void;
-  /** Log-softmax over the last axis; lse [rows] receives logsumexp of each row when given. */
-  logSoftmax(x: Float32Array, out: Float32Array, rows: number, cols: number, lse: Float32Array | null): void;
+  /** Log-softmax over the last axis. */
+  logSoftmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** gx = gy - exp(y) * Σ_j gy_j per row, y = log-softmax output. */
   logSoftmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number): void;
 

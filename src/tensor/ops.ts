@@ -446,7 +446,7 @@ export function softmax(x: Tensor): Tensor {
 export function logSoftmax(x: Tensor): Tensor {
   const [rows, cols] = rowsCols(x);
   const out = new Float32Array(x.size);
-  kernels().logSoftmax(x.data, out, rows, cols, null);
+  kernels().logSoftmax(x.data, out, rows, cols);
   return record('logSoftmax', out, x.shape, [x], (g) => {
     const gx = new Float32Array(g.length);
     kernels().logSoftmaxBackward(out, g, gx, rows, cols);
