@@ -69,11 +69,6 @@ void rope(const float* x, float* out, const int32_t* pos, int64_t B, int64_t T, 
 
 constexpr int64_t kQueryBlock = 64;
 
-static float* scratch(std::vector<float>& buf, size_t n) {
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
-}
-
 // Masked, scaled softmax of one score row in place. The row is padded to a multiple of kVL
 // (n), so every step is a full vector: keys s ≥ lim, keys whose mask byte is 0 and the padding
 // get probability 0 (even in a row that a NaN score makes NaN); a row with nothing left becomes

@@ -6,6 +6,7 @@
 
 #include "kernels.h"
 #include "parallel.h"
+#include "rows.h"
 #include "simd.h"
 
 namespace amend {
@@ -271,49 +272,18 @@ void affine(const float* x, float* out, int64_t n, float scale, float shift) {
 
 // ---- reductions ------------------------------------------------------------------------------
 
-// Σ x[0..n) with float lanes folded into a double every 64 vectors, so that long rows lose no
-// more accuracy than a double sum would while the inner loop stays in float SIMD.
-static double sum_row(const float* x, int64_t n) {
-  double total = 0;
-  int64_t i = 0;
-  while (i + kVL <= n) {
-    vf acc = vf{};
-    int64_t end = std::min(n, i + 64 * kVL);
-    for (; i + kVL <= end; i += kVL) acc += vload(x + i);
-    for (int l = 0; l < kVL; l++) total += acc[l];
-  }
-  for (; i < n; i++) total += x[i];
-  return total;
-}
-
-// Max of x[0..n) and the index of its first occurrence (n ≥ 1). A NaN anywhere is the result,
-// the first one's index the argmax (as torch.max and the reference).
-static float max_row(const float* x, int64_t n, int32_t* at) {
-  vf best = vsplat(-INFINITY);
-  vi idx = vi{} - 1, lane;
-  for (int l = 0; l < kVL; l++) lane[l] = l;
+// Index of the first element of x[0..n) that is m (n ≥ 1, m one of them; a NaN m finds the
+// first NaN): with row_max, the argmax, ties and NaN as in the reference.
+static int64_t first_index_of(const float* x, int64_t n, float m) {
+  bool nan = m != m;
   int64_t i = 0;
   for (; i + kVL <= n; i += kVL) {
     vf v = vload(x + i);
-    if (vany(v != v)) break;  // the first NaN is in this vector: the scalar loop finds it
-    vi gt = v > best;
-    best = vselect(gt, v, best);
-    idx = gt ? lane + int32_t(i) : idx;
+    if (vany(nan ? v != v : v == m)) break;
   }
-  float m = -INFINITY;
-  int64_t mi = -1;
-  for (int l = 0; l < kVL; l++)
-    if (idx[l] >= 0 && (best[l] > m || (best[l] == m && idx[l] < mi))) m = best[l], mi = idx[l];
-  for (; i < n; i++) {
-    if (x[i] != x[i]) {
-      mi = i;
-      break;
-    }
-    if (x[i] > m) m = x[i], mi = i;
-  }
-  if (mi < 0) mi = 0;  // every element is -inf
-  if (at) *at = int32_t(mi);
-  return x[mi];
+  for (; i < n; i++)
+    if (nan ? x[i] != x[i] : x[i] == m) return i;
+  return 0;  // not reached
 }
 
 void reduce(int kind, const float* x, float* out, int64_t outer, int64_t dim, int64_t inner, int32_t* argmax) {
@@ -330,7 +300,13 @@ void reduce(int kind, const float* x, float* out, int64_t outer, int64_t dim, in
     parallel_for(outer, outer * dim, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; o++) {
         const float* row = x + o * dim;
-        out[o] = kind == 0 ? float(sum_row(row, dim)) : max_row(row, dim, argmax ? argmax + o : nullptr);
+        if (kind == 0) {
+          out[o] = float(row_sum(dim, [&](int64_t i, int64_t len) { return load_n(row + i, len); }));
+        } else {
+          int64_t at = first_index_of(row, dim, row_max(row, dim));
+          out[o] = row[at];  // the first maximal element (of ±0, the sign of that one)
+          if (argmax) argmax[o] = int32_t(at);
+        }
       }
     });
     return;

@@ -304,13 +304,6 @@ __attribute__((noinline)) static void microkernel(int64_t kc, const float* __res
     for (int j = 0; j < nr; j++) c[i * ldc + j] = accumulate ? c[i * ldc + j] + tile[i][j] : tile[i][j];
 }
 
-// Per-thread packing buffers, reused across calls (grown, never shrunk).
-static float* scratch(std::vector<float>& buf, size_t n) {
-  if (buf.size() < n + 16) buf.resize(n + 16);
-  uintptr_t p = (uintptr_t)buf.data();
-  return (float*)((p + 63) & ~uintptr_t(63));
-}
-
 // A product with very few rows (a decoding step, a single vector) is a sequence of matrix-vector
 // products: packing op(B) would cost as much as using it, so read it in place instead.
 static void gemm_skinny(View a, View b, float* c, int64_t ldc, int64_t m, int64_t n, int64_t k,

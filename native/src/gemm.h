@@ -1,7 +1,17 @@
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace amend {
+
+// n floats of a per-thread buffer (GEMM packing panels, attention's score blocks), 64-byte
+// aligned, reused across calls (grown, never shrunk).
+static inline float* scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n + 16) buf.resize(n + 16);
+  uintptr_t p = (uintptr_t)buf.data();
+  return (float*)((p + 63) & ~uintptr_t(63));
+}
 
 // C[b] = op(A[b]) · op(B[b]) + beta·C[b] for b < batch (semantics of Kernels.gemm in kernels.ts).
 // beta is 0 (C is overwritten, never read) or 1.
