@@ -16,7 +16,12 @@ const KERNEL_NAMES = [
   'softmax', 'softmaxBackward', 'logSoftmax', 'logSoftmaxBackward',
   'layerNorm', 'layerNormBackward', 'rmsNorm', 'rmsNormBackward',
   'gatherRows', 'scatterAddRows', 'rope', 'attention', 'attentionBackward',
-] as const;
+] as const satisfies readonly (keyof Kernels)[];
+
+// Every kernel of the interface is in the list: this fails to compile when one is missing.
+type Unlisted = Exclude<keyof Kernels, (typeof KERNEL_NAMES)[number] | 'info' | 'setThreads'>;
+const everyKernelListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyKernelListed;
 
 let addon: any | null | undefined;
 let addonError = '';
@@ -54,29 +59,10 @@ export function loadNative(): { kernels: Kernels } | { error: string } {
   if (missing.length > 0) {
     return (loaded = { error: `native addon is out of date (missing ${missing.join(', ')}); rebuild it with npm rebuild` });
   }
-  const kernels: Kernels = {
+  const kernels = {
     info: () => a.info(),
     setThreads: (n: number) => a.setThreads(n),
-    gemm: a.gemm,
-    binary: a.binary,
-    unary: a.unary,
-    unaryBackward: a.unaryBackward,
-    affine: a.affine,
-    reduce: a.reduce,
-    copyStrided: a.copyStrided,
-    softmax: a.softmax,
-    softmaxBackward: a.softmaxBackward,
-    logSoftmax: a.logSoftmax,
-    logSoftmaxBackward: a.logSoftmaxBackward,
-    layerNorm: a.layerNorm,
-    layerNormBackward: a.layerNormBackward,
-    rmsNorm: a.rmsNorm,
-    rmsNormBackward: a.rmsNormBackward,
-    gatherRows: a.gatherRows,
-    scatterAddRows: a.scatterAddRows,
-    rope: a.rope,
-    attention: a.attention,
-    attentionBackward: a.attentionBackward,
-  };
+    ...Object.fromEntries(KERNEL_NAMES.map((name) => [name, a[name]])),
+  } as Kernels;
   return (loaded = { kernels });
 }
