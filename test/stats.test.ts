@@ -262,6 +262,34 @@ test('cache: a hit returns identical data; another layer, sample count, length o
   assert.equal((await layerSecondMoment(model, 1, o)).source, 'cache');
 });
 
+test('cache: a lookup removes the temporary copies killed writers left (any layer\'s), not a live writer\'s nor a fresh one', async () => {
+  const model = CausalLM.loadDir(writeRandomCheckpoint(path.join(tmp, 'temps'), gpt2Config({ layers: 2 }), 10));
+  const o = { corpus: { kind: 'ids' as const, ids: [[5, 6, 7, 8], [9, 10, 11]] }, cacheDir: path.join(tmp, 'temps-cache') };
+  const file = (await layerSecondMoment(model, 0, o)).file!;
+  const dir = path.dirname(file);
+  // a pid that is surely gone: a child that has exited
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  const old = new Date(Date.now() - 20 * 60_000);
+  const plant = (name: string, when: Date | null): string => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, 'partial');
+    if (when) fs.utimesSync(f, when, when);
+    return f;
+  };
+  const killed = plant(`.layer0.mom2.n10000.t0.safetensors.${dead}.abc123.tmp`, old);
+  const killedOther = plant(`.layer1.mom2.n20.t32.safetensors.${dead}.def456.tmp`, old);
+  const live = plant(`.layer1.mom2.n20.t32.safetensors.${process.pid}.ghi789.tmp`, old);
+  const fresh = plant(`.layer0.mom2.n10000.t0.safetensors.${dead}.jkl012.tmp`, null);
+  const foreign = plant(`.notes.${dead}.mno345.tmp`, old);
+  // a cache hit (nothing is written) still cleans up
+  assert.equal((await layerSecondMoment(model, 0, o)).source, 'cache');
+  assert.equal(fs.existsSync(killed), false);
+  assert.equal(fs.existsSync(killedOther), false);
+  assert.ok(fs.existsSync(live), 'a live process\'s temporary file is kept');
+  assert.ok(fs.existsSync(fresh), 'a recently touched one is kept (another container\'s writer looks gone from here)');
+  assert.ok(fs.existsSync(foreign), 'files the cache did not write are kept');
+});
+
 test('statistics that could not be cached are computed once per process, not at every request', { skip: NO_TOK }, async () => {
   const model = CausalLM.loadDir(tinyModel('uncached', 7));
   const file = path.join(tmp, 'a-file-not-a-folder');

@@ -181,12 +181,18 @@ export function publishExclusive(tmp: string, file: string): void {
   fs.rmSync(tmp, { force: true });
 }
 
+/**
+ * How long a temporary file of tempPathFor whose writer looks gone must lie untouched before it is
+ * removed: a live writer touches its copy all along, so ten idle minutes are enough.
+ */
+export const STALE_TEMP_MS = 10 * 60_000;
+
 /** A temporary name next to `file` (same directory, so the final rename is atomic). */
 export function tempPathFor(file: string): string {
   const dir = path.dirname(file), base = path.basename(file);
   // A write of the same file killed before its rename left its temporary copy, full-size and no
-  // one else's to remove; a live writer touches its copy all along, so ten idle minutes are enough.
-  removeDeadTemps(dir, new RegExp(`^\\.${escapeRegExp(base)}\\.(\\d+)\\.[a-z0-9]+\\.tmp$`), 10 * 60_000);
+  // one else's to remove.
+  removeDeadTemps(dir, new RegExp(`^\\.${escapeRegExp(base)}\\.(\\d+)\\.[a-z0-9]+\\.tmp$`), STALE_TEMP_MS);
   const rnd = Math.random().toString(36).slice(2, 10);
   return path.join(dir, `.${base}.${process.pid}.${rnd}.tmp`);
 }

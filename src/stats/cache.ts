@@ -19,7 +19,7 @@ import { AmendError } from '../errors.js';
 import { amendVersion } from '../version.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
 import type { SecondMoment } from './types.js';
-import { makeDirs, tempPathFor } from '../io/dirs.js';
+import { makeDirs, removeDeadTemps, STALE_TEMP_MS, tempPathFor } from '../io/dirs.js';
 import { readInto, writeAll } from '../io/fd.js';
 
 export const STATS_FORMAT = 'amend.stats.mom2';
@@ -56,6 +56,17 @@ export interface StatsKey {
 export function statsCachePath(cacheDir: string | undefined, key: StatsKey): string {
   return path.join(modelStatsDir(cacheDir, key.fingerprint), `${key.corpusSlug}-${hash(key.corpusId, 10)}`,
     `layer${key.layer}.mom2.n${key.samples}.t${key.maxLength}.safetensors`);
+}
+
+/**
+ * Removes the temporary copies that killed writers left in the cache folder of `file` (any layer's,
+ * ".layer0.mom2.n20.t32.safetensors.<pid>.<random>.tmp", once their process is gone and they have
+ * lain idle for STALE_TEMP_MS). A write only cleans up after earlier writes of its own file, and a
+ * layer whose statistics got cached by a later run is never written again: without this, what a
+ * killed `amend stats` left would stay in the cache for good. Called on every cache lookup.
+ */
+export function removeDeadStatsTemps(file: string): void {
+  removeDeadTemps(path.dirname(file), /^\.layer\d+\.mom2\.n\d+\.t\d+\.safetensors\.(\d+)\.[a-z0-9]+\.tmp$/, STALE_TEMP_MS);
 }
 
 /** The sha256 (hex) of a matrix's bytes as stored (little-endian float64 or float32). */

@@ -23,7 +23,7 @@ import { modelFingerprint } from '../models/fingerprint.js';
 import { holdModel, sessionOf } from '../patch/session.js';
 import { noGrad } from '../tensor/index.js';
 import { GramAccumulator } from './accumulate.js';
-import { readStatsFile, statsCachePath, writeStatsFile, type StatsKey } from './cache.js';
+import { readStatsFile, removeDeadStatsTemps, statsCachePath, writeStatsFile, type StatsKey } from './cache.js';
 import { chooseSubset, contentSha, corpusDocs, corpusSpecOf, countDocs, resolveCorpus, type Doc, type ResolvedCorpus } from './corpus.js';
 import { findImported } from './import.js';
 import {
@@ -214,6 +214,7 @@ export async function onBaseWeights<T>(model: CausalLM, fn: () => Promise<T>): P
  * recomputed and overwritten). A file that is there but cannot be used is named in a warning.
  */
 function tryCache(file: string, key: StatsKey, dim: number, tokenizer: string): SecondMoment | null {
+  removeDeadStatsTemps(file);
   if (!fs.existsSync(file)) return null;
   let got: ReturnType<typeof readStatsFile>;
   try {

@@ -19,7 +19,7 @@ import { npyScalar, npyToFloat64, readNpz } from '../io/npz.js';
 import { readSafetensorsHeader } from '../io/safetensors.js';
 import { modelFingerprint } from '../models/fingerprint.js';
 import type { CausalLM } from '../models/model.js';
-import { modelStatsDir, readStatsFile, statsCachePath, writeStatsFile } from './cache.js';
+import { modelStatsDir, readStatsFile, removeDeadStatsTemps, statsCachePath, writeStatsFile } from './cache.js';
 import { importedCorpusId, resolveCorpus } from './corpus.js';
 import { onBaseWeights } from './compute.js';
 import { describeFit, fitsModel, measureStatsFit, misfitReasons, type FitOptions, type StatsFit } from './fit.js';
@@ -235,6 +235,7 @@ export async function findImported(model: CausalLM, layer: number, dataset: stri
   const corpus = resolveCorpus({ kind: 'imported', name: dataset });
   const n = samples ?? DEFAULT_SAMPLES;
   const file = statsCachePath(cacheDir, { fingerprint, layer, corpusId: corpus.id, corpusSlug: corpus.slug, samples: n, maxLength: 0 });
+  removeDeadStatsTemps(file);
   if (fs.existsSync(file)) {
     const { sm } = readStatsFile(file);
     if (sm.fingerprint !== fingerprint || sm.layer !== layer) throw new AmendError(`${file}: the cached file does not match its key; delete it and import again`);
