@@ -89,6 +89,26 @@ test('amend world info: the committed weights are the built ones; changed weight
   assert.equal(JSON.parse(amend('world', 'info', '--model', copy, '--json').stdout).weightsAsBuilt, false);
 });
 
+test('amend world info: damaged weights (cut short, empty) are called damaged, with exit 1, not edited', () => {
+  const copy = path.join(tmp, 'world-damaged');
+  fs.cpSync(path.join(repoRoot(), 'world'), copy, { recursive: true });
+  const f = path.join(copy, 'model.safetensors');
+  for (const [what, size, why] of [['cut short', 4_000_000, /truncated or corrupt — re-download it/], ['empty', 0, /only 0 bytes/]] as const) {
+    fs.truncateSync(f, size);
+    for (const json of [[], ['--json']]) {
+      const r = amend('world', 'info', '--model', copy, ...json);
+      assert.equal(r.code, 1, what);
+      // with --json the error is the one JSON object on stdout
+      const message: string = json.length ? JSON.parse(r.stdout).error.message : r.stderr;
+      if (!json.length) assert.equal(r.stdout, '', what);
+      assert.match(message, why, what);
+      assert.ok(message.startsWith(`amend: ${copy}: model.safetensors: `) || message.startsWith(`${copy}: model.safetensors: `), message);
+      assert.doesNotMatch(message, /edited or exported/, what);
+      assert.equal(message.trim().split('\n').length, 1, message);
+    }
+  }
+});
+
 test('bare amend: the usage goes to stderr with exit 1; --help puts it on stdout with exit 0', () => {
   const bare = amend();
   assert.equal(bare.code, 1);

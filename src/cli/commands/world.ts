@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, refuseDevice, isObject } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
+import { readSafetensorsHeader } from '../../io/safetensors.js';
 import { BUILD_FILE, buildWorldModel, defaultWorldDir, pct, resolveTrainConfig, sha256File, type BuildInfo } from '../../world/build.js';
 import { DEFAULT_WORLD_SEED } from '../../world/generator.js';
 import { SMALL_WORLD_SIZES, type WorldTrainConfig } from '../../world/train.js';
@@ -160,6 +161,15 @@ async function info(args: Parsed): Promise<void> {
   const weights = path.join(dir, 'model.safetensors');
   const current = fs.existsSync(weights) ? sha256File(weights) : null;
   const asBuilt = current === i.sha256['model.safetensors'];
+  // Weights that changed may also be damaged (a cut-short copy, an empty file): say that, as
+  // loading them would, rather than call them edited. The header check reads only the header.
+  if (!asBuilt && current !== null) {
+    try {
+      readSafetensorsHeader(weights);
+    } catch (e) {
+      throw e instanceof AmendError ? new AmendError(`${dir}: ${e.message}`) : e;
+    }
+  }
   if (v.json) {
     console.log(JSON.stringify({ dir, ...i, weightsAsBuilt: asBuilt, weightsSha256: current }, null, 2));
     return;
