@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
 import { crc32, readNpz } from '../src/io/npz.js';
-import { readSafetensorsHeader } from '../src/io/safetensors.js';
+import { readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
 import { parseConfig } from '../src/models/config.js';
 import { CausalLM } from '../src/models/model.js';
 import { checkHparams, parseSets, readHparamsFile } from '../src/editors/hparams.js';
@@ -19,7 +19,8 @@ import { CHECKPOINT_VERSION, PartialRun, type Checkpoint } from '../src/eval/che
 import { PARTIAL_DIR, runEval, type EvalOptions } from '../src/eval/index.js';
 import { loadCases } from '../src/data/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
-import { assertOneLineError, repoRoot, runCli, sharedDir, warningsOf } from './helpers.js';
+import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir, warningsOf } from './helpers.js';
+import { writeNpz } from './npz-writer.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-malformed-'));
 process.env.AMEND_CACHE = path.join(tmp, 'cache');
@@ -217,6 +218,29 @@ test('a device given as a file (/dev/zero) is refused at once instead of being r
   assertAmendError(() => loadCases('/dev/zero'), /\/dev\/zero: is a device, not a file; give a benchmark JSON file/);
   assertAmendError(() => readHparamsFile('/dev/zero'), /is a device, not a file/);
   assertAmendError(() => readNpyVector('/dev/zero'), /is a device, not a file/);
+});
+
+const BASH = spawnSync('bash', ['-c', 'cat <(true)']).status === 0;
+
+test('a pipe given as a safetensors or .npz file (<(cat f)) is refused as not a regular file, not called empty or not a zip', { skip: BASH ? false : 'no bash with process substitution' }, () => {
+  // Both formats are read by position from a size taken from stat, which a pipe does not have.
+  const st = path.join(tmp, 'pipe.safetensors');
+  writeSafetensors(st, [{ name: 'x', shape: [2], data: new Float32Array([1, 2]) }]);
+  const npz = path.join(tmp, 'pipe.npz');
+  writeNpz(npz, { mom2: { descr: '<f4', shape: [1, 1], bytes: new Uint8Array(new Float32Array([1]).buffer) } });
+  assert.equal(readSafetensorsHeader(st).entries.length, 1); // as files, both are readable
+  assert.equal(readNpz(npz).size, 1);
+  const cli = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+  const viaPipe = (file: string, args: string): CliResult => {
+    const r = spawnSync('bash', ['-c', `"$0" "$1" ${args}`, process.execPath, cli, file], { encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  assertOneLineError(viaPipe(st, 'patch show <(cat "$2")'), /\/dev\/fd\/\d+: not a regular file \(a pipe or a device\?\); safetensors are read by position, so write it to a file first$/);
+  assertOneLineError(viaPipe(npz, 'stats --model world --import <(cat "$2") --layer 0'), /\/dev\/fd\/\d+: not a regular file \(a pipe or a device\?\); a \.npz is read by position, so write it to a file first$/);
+  if (fs.existsSync('/dev/null')) {
+    assertAmendError(() => readSafetensorsHeader('/dev/null'), /not a regular file/);
+    assertAmendError(() => readNpz('/dev/null'), /not a regular file/);
+  }
 });
 
 test('world build --config: a nested key that is Object.prototype\'s is an unknown setting', () => {

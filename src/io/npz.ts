@@ -405,6 +405,8 @@ function withFile<T>(file: string, fn: (fd: number, size: number) => T): T {
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new AmendError(`${file}: is a directory, not a .npz file`);
+    // A zip is read from its end (the central directory) by position: a pipe has no end to seek to.
+    if (!st.isFile()) throw new AmendError(`${file}: not a regular file (a pipe or a device?); a .npz is read by position, so write it to a file first`);
     return fn(fd, st.size);
   } finally {
     fs.closeSync(fd);

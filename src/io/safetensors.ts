@@ -279,6 +279,8 @@ function openForRead(file: string): { fd: number; size: number } {
   try {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) throw new AmendError(`${file}: is a directory, not a safetensors file`);
+    // The reads go by position and trust the size: a pipe (`<(cat p.safetensors)`) has neither.
+    if (!st.isFile()) throw new AmendError(`${file}: not a regular file (a pipe or a device?); safetensors are read by position, so write it to a file first`);
     return { fd, size: st.size };
   } catch (err) {
     fs.closeSync(fd);

@@ -219,7 +219,7 @@ export class EditPatch {
     try {
       header = readSafetensorsHeader(file);
     } catch (err) {
-      if (err instanceof AmendError && !/no such file|is a directory|permission denied/.test(err.message)) {
+      if (err instanceof AmendError && !/no such file|is a directory|not a regular file|permission denied/.test(err.message)) {
         // The reader's message starts with the file's base name; say it once.
         const detail = err.message.startsWith(`${path.basename(file)}: `) ? err.message.slice(path.basename(file).length + 2) : err.message;
         throw new AmendError(`${where}: not a readable patch file: ${detail}`);
