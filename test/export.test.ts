@@ -865,6 +865,15 @@ test('CLI: amend export, patch show, patch apply, patch revert', () => {
   assertOneLineError(amend('patch', 'apply', '--model', src, '--patch', f1, '--drop', f1, '--out', path.join(tmp, 'x')), /--drop does nothing with amend patch apply/);
   assertOneLineError(amend('patch', 'show', f1, '--out', path.join(tmp, 'x')), /--out does nothing with amend patch show/);
   assertOneLineError(amend('patch', 'revert', '--model', src, '--patch', f1, '--drop', '', '--out', path.join(tmp, 'x')), /--drop is empty/);
+  // one patch listed twice (the file again, or a copy of it): refused up front, for every command
+  // that applies patches — not "matches 2 patches" for --drop, not a second change
+  const copy = path.join(tmp, 'p1-copy.safetensors');
+  fs.copyFileSync(f1, copy);
+  assertOneLineError(amend('patch', 'revert', '--model', src, '--patch', f1, '--patch', f1, '--drop', f1, '--out', path.join(tmp, 'x')),
+    /--patch .*p1\.safetensors is listed twice in --patch; give each patch once/);
+  assertOneLineError(amend('patch', 'apply', '--model', src, '--patch', f1, '--patch', f2, '--patch', copy, '--out', path.join(tmp, 'x')),
+    /--patch .*p1-copy\.safetensors is the same patch as --patch .*p1\.safetensors \(id [0-9a-f]{12}\); give each patch once/);
+  assertOneLineError(amend('export', '--model', path.join(tmp, 'no-such-model'), '--patch', f1, '--patch', f1, '--out', path.join(tmp, 'x')), /listed twice in --patch/);
   const foreignDir = writeRandomCheckpoint(path.join(tmp, 'foreign'), gpt2Config({ layers: 3 }), 1234);
   assertOneLineError(amend('export', '--model', foreignDir, '--patch', f1, '--out', path.join(tmp, 'x')), /was made for gpt2 model .* not for this gpt2 model/);
   assert.ok(!fs.existsSync(path.join(tmp, 'x')));

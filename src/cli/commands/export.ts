@@ -52,14 +52,24 @@ export function requiredString(args: Parsed, name: string, what: string): string
 
 /**
  * Loads patch files (before the model, so a bad file fails fast). A patch inside the output folder
- * is refused: --force replaces that folder, and the patch with it.
+ * is refused: --force replaces that folder, and the patch with it. So is one patch listed twice
+ * (the same file, or a copy): applied twice it would add its change twice, and `patch revert
+ * --drop` could not tell which of the two to take out.
  */
 export function loadPatches(files: string[], out: string): EditPatch[] {
   const dir = path.resolve(out);
   for (const f of files) {
     if (path.resolve(f).startsWith(dir + path.sep)) throw new AmendError(`--patch ${f} is inside --out ${out}, which the export replaces; move the patch out of that folder first`);
   }
-  return files.map((f) => EditPatch.load(f));
+  const patches = files.map((f) => EditPatch.load(f));
+  patches.forEach((p, i) => {
+    const first = patches.findIndex((q) => q.id === p.id);
+    if (first < i) {
+      const same = path.resolve(files[first]!) === path.resolve(files[i]!) ? 'is listed twice in --patch' : `is the same patch as --patch ${files[first]} (id ${p.id.slice(0, 12)})`;
+      throw new AmendError(`--patch ${files[i]} ${same}; give each patch once — applied twice it would add its change twice`);
+    }
+  });
+  return patches;
 }
 
 /** Applies patches in order (applyPatchesInOrder; one applied out of its order gets the session's warning). */
