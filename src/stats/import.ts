@@ -93,7 +93,7 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
     }
     layer = name.layer;
   } else if (name.layer !== undefined && name.layer !== layer) {
-    throw new AmendError(`${npzPath}: the file name says layer ${name.layer}, but layer ${layer} was asked for; leave --layer out (layer: undefined) to import it as layer ${name.layer}, or rename the file if it holds layer ${layer}`);
+    throw new AmendError(`${npzPath}: the file name says layer ${name.layer}, but layer ${layer} was asked for; leave --layer out to import it as layer ${name.layer}, or rename the file if it holds layer ${layer}`);
   }
   if (!Number.isInteger(layer) || layer < 0) throw new AmendError(`layer must be a non-negative integer, got ${layer}`);
   if (opts.model) {
