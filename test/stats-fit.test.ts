@@ -139,6 +139,9 @@ test('amend stats --import: a misfit is one line and exit 1 with nothing cached;
   assert.ok(!lines[1]!.includes('does not fit'), lines[1]);
   assert.match(JSON.parse(runCli(['stats', '--model', 'world', '--list', '--json'], cache).stdout).stats[0].fit, /^does not fit \(imported with force\)/);
   assertOneLineError(runCli(['stats', '--model', 'world', '--layers', '0', '--force'], cache), /--force only applies to --import/);
+  // --dataset names an import; with --layers or --list it was silently ignored
+  assertOneLineError(runCli(['stats', '--model', 'world', '--layers', '0', '--dataset', 'foo'], cache), /--dataset only applies to --import .*give their name with --corpus NAME/);
+  assertOneLineError(runCli(['stats', '--model', 'world', '--list', '--dataset', 'foo'], cache), /--dataset only applies to --import/);
 });
 
 test('fit: a model with patches applied is checked on its unedited weights, and keeps its patches', async () => {

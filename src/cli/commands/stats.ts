@@ -76,6 +76,8 @@ export async function run(args: Parsed): Promise<void> {
   if (v.import !== undefined && v['no-cache'] === true) throw new AmendError('--import files the statistics into the cache; --no-cache would leave nothing done');
   if (v.layers !== undefined && v.layer !== undefined) throw new AmendError('give --layers or --layer, not both');
   if (v.force === true && v.import === undefined) throw new AmendError('--force only applies to --import (it files statistics that the fit check refuses)');
+  // Imported statistics are used by their name as a corpus; --dataset only names them when filed.
+  if (v.dataset !== undefined && v.import === undefined) throw new AmendError('--dataset only applies to --import (the name to file the statistics under); to use imported statistics, give their name with --corpus NAME');
   const modes = [v.import !== undefined, v.list === true, v.layers !== undefined || (v.layer !== undefined && v.import === undefined)];
   const given = modes.filter(Boolean).length;
   if (given > 1) throw new AmendError('give only one of --layers, --import and --list (see amend stats --help)');
