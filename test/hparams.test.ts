@@ -198,6 +198,40 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   assert.ok(SCHEMAS.memit.mom2_update_weight && !SCHEMAS.rome.mom2_update_weight);
 });
 
+test('--set and hparams files: a number too large to be finite, strings in a layer list, a folder as the file, a corpus path that is not there', () => {
+  const bad = (sets: string[], re: RegExp): void => {
+    assert.throws(() => resolveHparams('rome', gpt2xl, { overrides: parseSets(sets), overridesSource: '--set' }), (e: unknown) => e instanceof AmendError && re.test(e.message) && !e.message.includes('\n'));
+  };
+  // JSON.stringify(Infinity) is null: the text given is echoed instead
+  bad(['kl_factor=1e999'], /^--set: kl_factor must be a number ≥ 0, got "1e999", which is not a finite number$/);
+  bad(['v_lr=-1e999'], /got "-1e999", which is not a finite number/);
+  // a layer list holds numbers, as a single layer does ("0" was taken as 0, 0.5 refused)
+  bad(['layers=["0"]'], /layers must be a list of layer indices, e.g\. \[4, 5\], got \["0"\]/);
+  bad(['layers=[3, "4"]'], /layers must be a list of layer indices/);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-hparams-'));
+  try {
+    const file = path.join(tmp, 'inf.yaml');
+    fs.writeFileSync(file, 'kl_factor: 1e999\n');
+    assert.throws(() => resolveHparams('rome', gpt2xl, { files: [file] }), /kl_factor must be a number ≥ 0, got Infinity, which is not a finite number/);
+    assert.throws(() => readHparamsFile(tmp), /^AmendError: cannot read hparams file .*: it is a folder; give a YAML or JSON hparams file/);
+    // mom2_dataset: a path-looking value that does not exist is an error naming it; a plain name
+    // (imported statistics) and an existing file pass
+    const model = fakeModel(GPT2(48, 1600), tmp);
+    const corpus = (ds: string): unknown => resolveHparams('rome', model, { overrides: { mom2_dataset: ds }, overridesSource: '--set' }).hparams.mom2_dataset;
+    for (const ds of ['nope.txt', 'data/wiki', path.join(tmp, 'missing.jsonl')]) {
+      assert.throws(() => corpus(ds), (e: unknown) => e instanceof AmendError && e.message.startsWith(`--set: mom2_dataset ${ds}: no such file or folder`) && /give an existing corpus file or folder/.test(e.message), ds);
+    }
+    const yaml = path.join(tmp, 'ds.yaml');
+    fs.writeFileSync(yaml, 'mom2_dataset: nope.txt\n');
+    assert.throws(() => resolveHparams('rome', model, { files: [yaml] }), /ds\.yaml: mom2_dataset nope\.txt: no such file or folder/);
+    assert.equal(corpus('wikipedia'), 'wikipedia');
+    fs.writeFileSync(path.join(tmp, 'here.txt'), 'a text\n');
+    assert.equal(corpus('here.txt'), 'here.txt'); // inside the model folder
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('a preset named for another family: refused for a family Amend does not run or other module names, a warning for the same module names', async () => {
   const refused = (re: RegExp) => (e: unknown) => e instanceof AmendError && re.test(e.message);
   // Qwen (v1)'s values on GPT-2-XL (whose module names Qwen v1 happens to share).

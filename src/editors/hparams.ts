@@ -358,7 +358,10 @@ function toNumber(v: unknown): number | null {
 /** One value checked (and normalised) against its spec; `where` names it in errors. */
 function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): unknown {
   const bad = (what: string): never => {
-    throw new AmendError(`${where}: ${key} must be ${what}, got ${JSON.stringify(v)}`);
+    // JSON.stringify writes Infinity as null: 1e999 (YAML's Infinity) is echoed as given instead.
+    const infinite = typeof v === 'number' ? !Number.isFinite(v) : typeof v === 'string' && Math.abs(Number(v)) === Infinity;
+    const got = typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
+    throw new AmendError(`${where}: ${key} must be ${what}, got ${got}${infinite ? ', which is not a finite number' : ''}`);
   };
   const minOk = (n: number): boolean => (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);
   switch (spec.kind) {
@@ -387,7 +390,8 @@ function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): u
       return bad(`one of ${spec.values!.join(', ')}`);
     case 'int_list': {
       const list = Array.isArray(v) ? v : [v];
-      const out = list.map(toNumber);
+      // Numbers only, as for a single layer: a string in the list ("0") was taken as a number.
+      const out = list.map((x) => (typeof x === 'number' ? toNumber(x) : null));
       if (out.length === 0 || out.some((n) => n === null || !Number.isInteger(n) || n < 0)) bad('a list of layer indices, e.g. [4, 5]');
       return out as number[];
     }
@@ -454,7 +458,9 @@ export function readHparamsFile(file: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new AmendError(`cannot read hparams file ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new AmendError(`cannot read hparams file ${file}: it is a folder; give a YAML or JSON hparams file (EasyEdit's hparams/ROME/gpt2-xl.yaml, say)`);
+    throw new AmendError(`cannot read hparams file ${file}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
   let v: unknown;
   try {
@@ -493,6 +499,8 @@ export function parseSets(args: readonly string[]): Record<string, unknown> {
       } catch {
         value = raw;
       }
+      // 1e999 reads as Infinity: kept as typed, so that the check's message echoes it.
+      if (typeof value === 'number' && !Number.isFinite(value)) value = raw;
       // Defined, not assigned: "__proto__=1" is then a key like any other (and refused as unknown), not a no-op.
       Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
     }
@@ -564,10 +572,13 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
     origin = `preset ${preset.name} (${preset.source})${preset.match === null && preset.note ? `; note: ${preset.note}` : ''}`;
   }
   for (const f of opts.files ?? []) {
-    layer(readHparamsFile(f), f);
+    const given = readHparamsFile(f);
+    checkCorpusPath(given.mom2_dataset, model, f);
+    layer(given, f);
     origin += ` + ${path.basename(f)}`;
   }
   if (opts.overrides && Object.keys(opts.overrides).length > 0) {
+    checkCorpusPath(opts.overrides.mom2_dataset, model, opts.overridesSource ?? 'hparams');
     layer(opts.overrides, opts.overridesSource ?? 'hparams');
     origin += ` + overrides (${Object.keys(opts.overrides).join(', ')})`;
   }
@@ -581,6 +592,20 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
     process.emitWarning(w);
   }
   return { method, hparams: hp, origin, preset };
+}
+
+/**
+ * A mom2_dataset the user gave (a file, --set) that looks like a path — a folder separator or a
+ * corpus file's extension — must exist, as is or inside the model folder: a mistyped corpus would
+ * otherwise fall back to the default corpus with a warning, as a preset's corpus-train.txt does on
+ * a copy of the model without it (src/editors/common/stats.ts). A plain name ("wikipedia") names
+ * imported statistics, which the statistics step looks up.
+ */
+function checkCorpusPath(ds: unknown, model: CausalLM, where: string): void {
+  if (typeof ds !== 'string' || ds === '' || !(/[\\/]/.test(ds) || /\.(txt|jsonl|md|text)$/i.test(ds))) return;
+  if (fs.existsSync(ds) || (model.dir && !path.isAbsolute(ds) && fs.existsSync(path.join(model.dir, ds)))) return;
+  throw new AmendError(`${where}: mom2_dataset ${ds}: no such file or folder${model.dir && !path.isAbsolute(ds) ? ` (here or in ${model.dir})` : ''}; `
+    + 'give an existing corpus file or folder, the name of imported statistics (amend stats --list), or leave it empty for the default corpus');
 }
 
 /** Warnings already given in this process: an eval resolves the same hparams for every batch. */
