@@ -113,9 +113,24 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /--config \S*c\.json: unknown world size "mayor" \(did you mean "mayors"\?\); known: .*mayors/);
     fs.writeFileSync(file, JSON.stringify({ sizes: { chiefs: 5 } }));
     assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /chiefs must be 0 or the number of organisations/);
-    assertOneLineError(runCli(['world', 'build', '--small', '--config', path.join(tmp, 'none.json'), '--out', path.join(tmp, 'w')]), /none\.json: no such file; give a JSON file of training settings, or the JSON itself/);
+    const want = / give a JSON object of training settings \('\{"epochs": 30\}'\) or a file holding one$/;
+    const config = (value: string, re: RegExp): void => {
+      const r = runCli(['world', 'build', '--small', '--config', value, '--out', path.join(tmp, 'w')]);
+      assertOneLineError(r, re);
+      assertOneLineError(r, want);
+    };
+    config(path.join(tmp, 'none.json'), /none\.json: no such file;/);
     fs.writeFileSync(file, '[1, 2]');
-    assertOneLineError(runCli(['world', 'build', '--small', '--config', file, '--out', path.join(tmp, 'w')]), /expected a JSON object/);
+    config(file, /c\.json: the file is a JSON array, not an object;/);
+    // the file empty, not JSON, a folder; inline JSON that is not an object, or not JSON
+    fs.writeFileSync(file, '');
+    config(file, /c\.json: the file is empty;/);
+    fs.writeFileSync(file, '{"epochs": 1');
+    config(file, /c\.json: the file is not valid JSON \([^)]*\);/);
+    config(tmp, /: is a folder;/);
+    config('[]', /^amend: --config \[\]: the text is a JSON array, not an object;/);
+    config('"x"', /^amend: --config "x": the text is a JSON string, not an object;/);
+    config('{bad', /^amend: --config \{bad: the text is not valid JSON \([^)]*\);/);
     // Types and nested keys, inline JSON as well as a file.
     const inline = (cfg: unknown, re: RegExp) => assertOneLineError(runCli(['world', 'build', '--small', '--config', JSON.stringify(cfg), '--out', path.join(tmp, 'w')]), re);
     inline({ model: { layrs: 6 } }, /--config \{"model":\{"layrs":6\}\}: unknown setting "model\.layrs" \(did you mean "model\.layers"\?\); known: model\.layers,/);

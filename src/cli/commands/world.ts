@@ -2,7 +2,7 @@
 // (`amend world info`).
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError, refuseDevice, isObject } from '../../errors.js';
+import { AmendError, refuseDevice, isObject, typeName } from '../../errors.js';
 import { builtinWorldDir } from '../../models/model.js';
 import { readSafetensorsHeader } from '../../io/safetensors.js';
 import { BUILD_FILE, buildWorldModel, defaultWorldDir, pct, resolveTrainConfig, sha256File, type BuildInfo } from '../../world/build.js';
@@ -99,17 +99,30 @@ async function build(args: Parsed): Promise<void> {
  * unknown fields are refused so that a typo never goes unnoticed.
  */
 function readConfigFile(file: string, small: boolean): Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> } {
-  let parsed: unknown;
-  const inline = file.trimStart().startsWith('{');
-  if (!inline && !fs.existsSync(file)) throw new AmendError(`--config ${file}: no such file; give a JSON file of training settings, or the JSON itself ('{"epochs": 30}')`);
-  if (!inline) refuseDevice(file, 'a JSON file of training settings');
-  try {
-    // Inline JSON (what world info prints in its rebuild line) or a file of it.
-    parsed = JSON.parse(inline ? file : fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new AmendError(`--config ${file}: ${(err as Error).message}`);
+  const want = `give a JSON object of training settings ('{"epochs": 30}') or a file holding one`;
+  // Inline JSON (what world info prints in its rebuild line) or a file of it. A value that is not
+  // a file but reads as JSON ([], "x") is inline JSON of the wrong kind, not a missing file.
+  let text = file;
+  let what = 'the text';
+  if (fs.existsSync(file)) {
+    if (fs.statSync(file).isDirectory()) throw new AmendError(`--config ${file}: is a folder; ${want}`);
+    refuseDevice(file, 'a JSON file of training settings');
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new AmendError(`--config ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); ${want}`);
+    }
+    what = 'the file';
+    if (text.trim() === '') throw new AmendError(`--config ${file}: the file is empty; ${want}`);
   }
-  if (!isObject(parsed)) throw new AmendError(`--config ${file}: expected a JSON object of training settings`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    if (what === 'the text' && !file.trimStart().startsWith('{')) throw new AmendError(`--config ${file}: no such file; ${want}`);
+    throw new AmendError(`--config ${file}: ${what} is not valid JSON (${(err as Error).message}); ${want}`);
+  }
+  if (!isObject(parsed)) throw new AmendError(`--config ${file}: ${what} is a JSON ${typeName(parsed)}, not an object; ${want}`);
   const { sizes, ...training } = parsed as Partial<WorldTrainConfig> & { sizes?: Partial<WorldSizes> };
   if (sizes !== undefined && !isObject(sizes)) throw new AmendError(`--config ${file}: sizes must be a JSON object of world sizes (like {"people": 540})`);
   // The training settings and sizes are checked here, before any work, so that their errors name the file.
