@@ -72,10 +72,11 @@ function worldCopy(name: string): string {
   return dir;
 }
 
-test('config.json or generation_config.json that is a folder is named as one, not as invalid JSON', () => {
-  for (const f of ['config.json', 'generation_config.json']) {
+test('config.json, generation_config.json, tokenizer.json or the weights index that is a folder is named as one, not as invalid JSON or EISDIR', () => {
+  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'model.safetensors.index.json']) {
     const dir = worldCopy(`folder-${f}`);
     fs.rmSync(path.join(dir, f), { force: true });
+    if (f === 'model.safetensors.index.json') fs.rmSync(path.join(dir, 'model.safetensors')); // the index is read when there is no single file
     fs.mkdirSync(path.join(dir, f));
     assert.throws(() => CausalLM.loadDir(dir), (e: unknown) => e instanceof AmendError
       && e.message.startsWith(`${path.join(dir, f)}: is a folder, not a JSON file`) && !/JSON \(|EISDIR/.test(e.message), f);

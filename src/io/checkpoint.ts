@@ -88,6 +88,7 @@ function readIndex(dir: string): Map<string, string> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new AmendError(`${file}: is a folder, not a JSON file; the model folder is damaged — re-download or re-create it`);
     throw new AmendError(`${file}: cannot read it: ${(err as Error).message}`);
   }
   let json: unknown;

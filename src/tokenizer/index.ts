@@ -72,6 +72,8 @@ function readJson(file: string, what: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
+    // (a folder by that name: the model folder is damaged, as model.ts says of config.json)
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new AmendError(`${file}: is a folder, not a JSON file; the model folder is damaged — re-download or re-create it`);
     throw new AmendError(`${file}: cannot read ${what}: ${(err as Error).message}`);
   }
   let v: unknown;
