@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AmendError } from '../src/errors.js';
+import { readSafetensorsHeader } from '../src/io/safetensors.js';
 import { defaultHubCache, findInCache, isRepoId, readConfig, repoFolderName, resolveModel, selectFiles } from '../src/io/resolve.js';
 
 const dirs: string[] = [];
@@ -111,6 +112,17 @@ test('failure names every place it looked, in one line', async () => {
   assert.ok(msg.includes(cache));
   await expectAmendError(resolveModel('acme/tiny', { cacheDir: cache, download: false, revision: 'nope' }), /has no refs\/nope/);
   await expectAmendError(resolveModel('acme/partial', { cacheDir: cache, download: false }), /has no config\.json: an incomplete or non-transformers download/);
+  // an empty ref (it named the snapshots folder itself, "which has no config.json")
+  fs.writeFileSync(path.join(cache, 'models--acme--tiny', 'refs', 'main'), '');
+  await expectAmendError(resolveModel('acme/tiny', { cacheDir: cache, download: false }), /refs\/main holds nothing, not a commit hash: an interrupted download — delete it and download the model again\); hub not tried/);
+  fs.writeFileSync(path.join(cache, 'models--acme--tiny', 'refs', 'main'), SHA);
+  // a snapshot whose blob was deleted: named in the cache lookup and by the weights reader
+  const snap = path.join(cache, 'models--acme--tiny', 'snapshots', SHA);
+  fs.symlinkSync(path.join('..', '..', 'blobs', 'gone'), path.join(snap, 'model.safetensors'));
+  await expectAmendError(resolveModel('acme/tiny', { cacheDir: cache, download: false }), /snapshots\/a{40}: model\.safetensors links to a deleted cache blob — download the model again\)/);
+  assert.throws(() => readSafetensorsHeader(path.join(snap, 'model.safetensors')),
+    new RegExp(`model\\.safetensors: a link to ${path.join(cache, 'models--acme--tiny', 'blobs', 'gone').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, which does not exist \\(the Hugging Face cache blob was deleted\\) — re-download the model$`));
+  fs.rmSync(path.join(snap, 'model.safetensors'));
   // a path that is not a hub id
   await expectAmendError(resolveModel('./no/such/dir/x', { cacheDir: cache }), /no directory .*; and it is not a hub id/);
   // a directory without config.json

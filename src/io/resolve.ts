@@ -98,6 +98,24 @@ function isFile(p: string): boolean {
   }
 }
 
+/** The names of the top-level files of `dir` that are links to nothing. */
+function brokenLinks(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((f) => {
+    const p = path.join(dir, f);
+    try {
+      return fs.lstatSync(p).isSymbolicLink() && !fs.existsSync(p);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Look a model up in the cache; returns the snapshot dir or a reason it is not there. */
 export function findInCache(repoId: string, cacheDir: string, revision = 'main'): { dir: string } | { reason: string } {
   const repoDir = path.join(cacheDir, repoFolderName(repoId));
@@ -106,6 +124,8 @@ export function findInCache(repoId: string, cacheDir: string, revision = 'main')
   const refFile = path.join(repoDir, 'refs', revision);
   if (isFile(refFile)) {
     sha = fs.readFileSync(refFile, 'utf8').trim();
+    // (an empty ref would name the snapshots folder itself, then called a snapshot without config.json)
+    if (!COMMIT_RE.test(sha)) return { reason: `not in the HF cache (${refFile} holds ${sha === '' ? 'nothing' : `"${sha.slice(0, 60)}"`}, not a commit hash: an interrupted download — delete it and download the model again)` };
   } else if (COMMIT_RE.test(revision)) {
     sha = revision;
   } else {
@@ -113,6 +133,12 @@ export function findInCache(repoId: string, cacheDir: string, revision = 'main')
   }
   const snap = path.join(repoDir, 'snapshots', sha);
   if (!isDir(snap)) return { reason: `not in the HF cache (${repoDir}: revision ${revision} points to snapshot ${sha}, which is missing)` };
+  // A snapshot's files link to blobs: one whose blob was deleted (a cache cleanup) makes the
+  // snapshot unusable; a download replaces it.
+  const broken = brokenLinks(snap);
+  if (broken.length > 0) {
+    return { reason: `not usable in the HF cache (${snap}: ${broken.slice(0, 3).join(', ')}${broken.length > 3 ? ', …' : ''} link${broken.length > 1 ? '' : 's'} to a deleted cache blob — download the model again)` };
+  }
   if (!isFile(path.join(snap, 'config.json'))) {
     return { reason: `not usable in the HF cache (${snap} has no config.json: an incomplete or non-transformers download)` };
   }

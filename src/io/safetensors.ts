@@ -108,9 +108,24 @@ function base(file: string): string {
   return path.basename(file);
 }
 
+/** Where `file` links to when it is a symbolic link whose target is missing, else null. */
+function danglingLink(file: string): string | null {
+  try {
+    if (!fs.lstatSync(file).isSymbolicLink()) return null;
+    return path.resolve(path.dirname(file), fs.readlinkSync(file));
+  } catch {
+    return null;
+  }
+}
+
 function ioError(file: string, what: string, err: unknown): AmendError {
   const e = err as NodeJS.ErrnoException;
   if (e && e.code === 'ENOENT') {
+    const dangling = danglingLink(file);
+    if (dangling !== null && (what === 'read it' || what === 'open it' || what === 'stat it')) {
+      // A Hugging Face cache snapshot links each file to a blob; a deleted blob leaves the link.
+      return new AmendError(`${file}: a link to ${dangling}, which does not exist${/[\\/]blobs[\\/]/.test(dangling) ? ' (the Hugging Face cache blob was deleted)' : ''} — re-download the model`);
+    }
     return what === 'read it' || what === 'open it' || what === 'stat it'
       ? new AmendError(`${file}: no such file — check the path`)
       : new AmendError(`${file}: cannot ${what} (its folder does not exist or does not accept new files) — choose a writable place`);
