@@ -66,6 +66,28 @@ test('missing values and values given to a switch: one line in the help text\'s 
   assertOneLineError(amend('edit', '--prompt', '-x'), /--prompt needs a value \(the next argument starts with "-", so it is not taken as one; a value that does is written --prompt=-VALUE\)/);
 });
 
+test('a short option with "=" (-n=5) is read as the long one with "=", never "=5" or the switches -h -= -1', () => {
+  const long = amend('generate', '--model', 'world', '--greedy', '--max-new-tokens=3', 'Q: Where was');
+  const short = amend('generate', '--model', 'world', '--greedy', '-n=3', 'Q: Where was');
+  assert.equal(short.code, 0, short.stderr);
+  assert.equal(short.stdout, long.stdout);
+  assertOneLineError(amend('generate', '--model', 'world', '-n=x', 'y'), /^amend: --max-new-tokens must be an integer ≥ 0, got "x"$/);
+  assertOneLineError(amend('doctor', '-h=1'), /^amend: --help is a switch and takes no value \(see amend doctor --help\)$/);
+  // after "--" it is text, and the value of a string option is its value
+  const text = amend('generate', '--model', 'world', '-n', '1', '--greedy', '--', '-n=5');
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^-n=5/);
+});
+
+test('values out of range are echoed; logits says how long a sequence can be and what --text needs', () => {
+  assertOneLineError(amend('generate', '--model', 'world', 'x', '--top-p', '1.5'), /^amend: --top-p must be in \(0, 1\] .*, got 1\.5$/);
+  assertOneLineError(amend('generate', '--model', 'world', 'x', '--temperature', '0'), /^amend: --temperature must be > 0 \(use --greedy for argmax\), got 0$/);
+  assertOneLineError(amend('logits', '--model', 'world', '--text', ''), /^amend: --text is empty; give the text to score, or token ids with --ids$/);
+  assertOneLineError(amend('logits', '--model', 'world', '--ids', Array(200).fill(5).join(',')), /^amend: --ids gives 200 tokens, more than the model's 128 positions; give at most 128$/);
+  assertOneLineError(amend('logits', '--model', 'world', '--text', 'a b '.repeat(100)), /^amend: --text encodes to \d+ tokens, more than the model's 128 positions; give at most 128$/);
+  assert.equal(amend('logits', '--model', 'world', '--ids', Array(128).fill(5).join(','), '--json').code, 0);
+});
+
 test('every command and subcommand: --help on stdout, exit 0, with examples; amend help CMD too', () => {
   const all = [['demo'], ['doctor'], ['edit'], ['eval'], ['export'], ['generate'], ['logits'], ['patch'], ['patch', 'show'],
     ['patch', 'apply'], ['patch', 'revert'], ['stats'], ['world'], ['world', 'build'], ['world', 'info']];

@@ -234,6 +234,7 @@ test('bad input: one clear line and a non-zero exit', async (t) => {
     ['a stray argument to logits', ['logits', '--model', good, '--ids', '1,2', 'extra'], /unexpected argument "extra"/],
     ['a stray argument to doctor', ['doctor', 'foo'], /unexpected argument "foo"/],
     ['world info of a missing folder', ['world', 'info', '--model', path.join(tmp, 'nope')], /no such folder/],
+    ['world info of a file', ['world', 'info', '--model', path.join(repoRoot(), 'world', 'model.safetensors')], /world\/model\.safetensors: is a file; give the folder amend world build wrote \(the one holding BUILD\.json\)$/],
     ['unknown command', ['frobnicate'], /unknown command/],
   ];
   for (const [name, args, pattern] of cases) {

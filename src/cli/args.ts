@@ -109,18 +109,37 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
 }
 
 /**
- * `--n -1` as `--n=-1`: parseArgs reads a value that starts with '-' as another option, so a
- * negative number would otherwise fail as "ambiguous" instead of reaching the option's own check.
+ * Two spellings parseArgs misreads, rewritten to the one it reads:
+ * - `--n -1` as `--n=-1`: parseArgs reads a value that starts with '-' as another option, so a
+ *   negative number would otherwise fail as "ambiguous" instead of reaching the option's own check;
+ * - `-n=5` as `--max-new-tokens=5`: parseArgs takes "=5" as the value of -n (and `-h=1` as the
+ *   switches -h, -= and -1), where the long form with "=" is what was meant.
+ * Nothing after "--" is touched: it is text, not options.
  */
 function joinNegativeValues(argv: readonly string[], options: NonNullable<ParseArgsConfig['options']>): string[] {
   const out: string[] = [];
+  const byShort = (c: string): string | undefined => Object.keys(options).find((k) => options[k].short === c);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], next = argv[i + 1];
-    const name = a.startsWith('--') ? a.slice(2) : a.length === 2 && a[0] === '-' ? Object.keys(options).find((k) => options[k].short === a[1]) : undefined;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const shortEq = /^-([^-=])=(.*)$/s.exec(a);
+    const shortName = shortEq ? byShort(shortEq[1]!) : undefined;
+    if (shortEq && shortName) {
+      out.push(`--${shortName}=${shortEq[2]}`);
+      continue;
+    }
+    const name = a.startsWith('--') ? a.slice(2) : a.length === 2 && a[0] === '-' ? byShort(a[1]!) : undefined;
     if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
       out.push(`--${name}=${next}`);
       i++;
-    } else out.push(a);
+    } else {
+      out.push(a);
+      // the value of a string option is passed on as it is, never read as an option itself
+      if (name && options[name]?.type === 'string' && next !== undefined) out.push(argv[++i]!);
+    }
   }
   return out;
 }

@@ -32,8 +32,8 @@ export async function run(args: Parsed): Promise<void> {
   const maxNewTokens = intOption(v['max-new-tokens'], 'max-new-tokens', 40);
   const temperature = numberOption(v.temperature, 'temperature');
   const topP = numberOption(v['top-p'], 'top-p');
-  if (temperature !== undefined && !(temperature > 0)) throw new AmendError('--temperature must be > 0 (use --greedy for argmax)');
-  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new AmendError('--top-p must be in (0, 1]');
+  if (temperature !== undefined && !(temperature > 0)) throw new AmendError(`--temperature must be > 0 (use --greedy for argmax), got ${String(v.temperature)}`);
+  if (topP !== undefined && !(topP > 0 && topP <= 1)) throw new AmendError(`--top-p must be in (0, 1] (the share of probability to sample from; 1 keeps every token), got ${String(v['top-p'])}`);
   if (v.greedy === true && (temperature !== undefined || topP !== undefined || v['top-k'] !== undefined)) {
     throw new AmendError('--greedy takes the most likely token, so --temperature, --top-k and --top-p do nothing with it; drop one or the other');
   }

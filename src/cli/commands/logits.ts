@@ -39,8 +39,14 @@ export async function run(args: Parsed): Promise<void> {
   const top = intOption(v.top, 'top', 5, 1);
   const model = await loadModel(v.model, v.json === true);
   if (!ids) {
-    if (typeof v.text !== 'string' || v.text === '') throw new AmendError('--text is empty');
+    if (typeof v.text !== 'string' || v.text === '') throw new AmendError('--text is empty; give the text to score, or token ids with --ids');
     ids = model.tok().encode(v.text);
+    if (ids.length === 0) throw new AmendError('--text encodes to no tokens; give more text, or token ids with --ids');
+  }
+  // Learned positions (and a sliding window) end: said with the count, before the forward pass.
+  const c = model.config;
+  if ((model.spec.wpe !== null || c.maxPositions < c.configPositions) && ids.length > c.maxPositions) {
+    throw new AmendError(`${v.text === undefined ? '--ids gives' : '--text encodes to'} ${ids.length} tokens, more than the model's ${c.maxPositions} positions; give at most ${c.maxPositions}`);
   }
   const V = model.config.vocabSize;
   const bad = ids.find((id) => id >= V);

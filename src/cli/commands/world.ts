@@ -157,6 +157,7 @@ async function info(args: Parsed): Promise<void> {
   }
   const dir = typeof v.model === 'string' && v.model !== '' && v.model !== 'world' ? path.resolve(v.model) : builtinWorldDir();
   if (!fs.existsSync(dir)) throw new AmendError(`${dir}: no such folder — check --model`);
+  if (!fs.statSync(dir).isDirectory()) throw new AmendError(`${dir}: is a file; give the folder amend world build wrote (the one holding ${BUILD_FILE})`);
   const file = path.join(dir, BUILD_FILE);
   if (!fs.existsSync(file)) throw new AmendError(`${dir}: no ${BUILD_FILE} — not a folder written by amend world build`);
   let i: BuildInfo;
