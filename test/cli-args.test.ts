@@ -95,12 +95,38 @@ test('every command and subcommand: --help on stdout, exit 0, with examples; ame
     const r = amend(...cmd, '--help');
     assert.equal(r.code, 0, cmd.join(' '));
     assert.equal(r.stderr, '');
-    assert.match(r.stdout, new RegExp(`^amend ${cmd[0]} — `));
+    assert.match(r.stdout, new RegExp(`^amend ${cmd.join(' ')} — `));
     assert.match(r.stdout, /examples:\n {2}amend /);
   }
   const h = amend('help', 'edit');
   assert.equal(h.code, 0);
   assert.equal(h.stdout, amend('edit', '--help').stdout);
+});
+
+test('a subcommand\'s --help gives its own usage; --help --json keeps notes out of the examples', () => {
+  for (const [cmd, sub] of [['patch', 'show'], ['patch', 'apply'], ['patch', 'revert'], ['world', 'build'], ['world', 'info']] as const) {
+    const r = amend(cmd, sub, '--help');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^amend ${cmd} ${sub} — `));
+    const usage = /^usage: (.*)$/m.exec(r.stdout)![1]!;
+    assert.ok(usage.startsWith(`amend ${cmd} ${sub} `), usage);
+    // only this subcommand's usage: no other subcommand named in it
+    for (const other of ['show', 'apply', 'revert', 'build', 'info'].filter((o) => o !== sub)) assert.ok(!usage.includes(`amend ${cmd} ${other}`), usage);
+    const j = JSON.parse(amend(cmd, sub, '--help', '--json').stdout);
+    assert.equal(j.command, `${cmd} ${sub}`);
+    assert.equal(j.usage, usage);
+  }
+  // edit's first usage line names both ways of giving requests
+  assert.match(/^usage: (.*)$/m.exec(amend('edit', '--help').stdout)![1]!, /--prompt P .*\| --requests FILE \[--limit N\]/);
+  for (const cmd of ['demo', 'edit', 'eval', 'export', 'patch', 'stats', 'doctor']) {
+    const j = JSON.parse(amend(cmd, '--help', '--json').stdout) as { examples: string[]; notes?: string };
+    assert.ok(j.examples.length > 0, cmd);
+    for (const e of j.examples) assert.match(e, /^(AMEND_\w+=\S+ )?amend /, `${cmd}: ${JSON.stringify(e)} is not a command line`);
+    const text = amend(cmd, '--help').stdout;
+    // the notes are the text help's, line for line
+    if (j.notes) assert.ok(text.includes(j.notes.split('\n').map((l) => `  ${l}`.trimEnd()).join('\n')), cmd);
+  }
+  assert.match(JSON.parse(amend('edit', '--help', '--json').stdout).notes, /^hparams come from the preset/);
 });
 
 test('--json: a failure is one JSON document on stdout as well as one line on stderr', () => {

@@ -20,7 +20,16 @@ export interface CommandSpec {
   summary: string;
   usage: string;
   options: Record<string, OptionSpec>;
+  /** Example command lines; after the first blank entry, notes (shown under the examples). */
   examples: string[];
+  /** Each subcommand's own usage, shown by `amend CMD SUB --help` instead of the whole command's. */
+  subcommands?: Record<string, string>;
+}
+
+/** The usage and title of the command, or of one of its subcommands when `sub` names one. */
+function usageOf(spec: CommandSpec, sub?: string): { name: string; usage: string } {
+  const own = sub !== undefined && spec.subcommands && Object.hasOwn(spec.subcommands, sub) ? spec.subcommands[sub] : undefined;
+  return own === undefined ? { name: spec.name, usage: spec.usage } : { name: `${spec.name} ${sub}`, usage: own };
 }
 
 const COMMON_OPTIONS: Record<string, OptionSpec> = {
@@ -29,9 +38,10 @@ const COMMON_OPTIONS: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-export function helpText(spec: CommandSpec): string {
+export function helpText(spec: CommandSpec, sub?: string): string {
   const opts = { ...spec.options, ...COMMON_OPTIONS };
-  const lines = [`amend ${spec.name} — ${spec.summary}`, '', `usage: ${spec.usage}`, '', 'options:'];
+  const { name, usage } = usageOf(spec, sub);
+  const lines = [`amend ${name} — ${spec.summary}`, '', `usage: ${usage}`, '', 'options:'];
   for (const [name, o] of Object.entries(opts)) {
     const flag = `${o.short ? `-${o.short}, ` : ''}--${name}`;
     lines.push(`  ${flag.padEnd(22)} ${o.help}`);
@@ -40,12 +50,19 @@ export function helpText(spec: CommandSpec): string {
   return lines.join('\n');
 }
 
-/** The help as data (for --help --json): the same options, usage and examples as helpText. */
-export function helpJson(spec: CommandSpec): object {
+/**
+ * The help as data (for --help --json): the same options, usage and examples as helpText, the
+ * examples only command lines and the notes after them one text (its lines and blank lines kept).
+ */
+export function helpJson(spec: CommandSpec, sub?: string): object {
   const options = Object.entries({ ...spec.options, ...COMMON_OPTIONS }).map(([name, o]) => ({
     name, type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}), help: o.help,
   }));
-  return { command: spec.name, summary: spec.summary, usage: spec.usage, options, examples: spec.examples };
+  const { name, usage } = usageOf(spec, sub);
+  const blank = spec.examples.indexOf('');
+  const examples = blank < 0 ? spec.examples : spec.examples.slice(0, blank);
+  const notes = blank < 0 ? '' : spec.examples.slice(blank + 1).join('\n').trim();
+  return { command: name, summary: spec.summary, usage, options, examples, ...(notes ? { notes } : {}) };
 }
 
 export interface Parsed {

@@ -72,8 +72,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const args = parse(command.spec, rest);
   if (args.values.help) {
-    if (args.values.json) printJson(helpJson(command.spec));
-    else console.log(helpText(command.spec));
+    // `amend patch apply --help`: that subcommand's usage
+    const sub = args.positionals[0];
+    if (args.values.json) printJson(helpJson(command.spec, sub));
+    else console.log(helpText(command.spec, sub));
     return 0;
   }
   const fromFlag = args.values.threads !== undefined;

@@ -24,8 +24,7 @@ export const spec: CommandSpec = {
   name: 'edit',
   summary: 'rewrite facts with ROME or MEMIT; save a patch and/or an edited checkpoint',
   usage: [
-    'amend edit --model M --method rome|memit --prompt P --subject S --target T [--target-true T0] [--out PATCH] [--export DIR]',
-    '       amend edit --model M --method memit --requests FILE [--limit N] [--out PATCH] [--export DIR]',
+    'amend edit --model M --method rome|memit (--prompt P --subject S --target T [--target-true T0] | --requests FILE [--limit N]) [--out PATCH] [--export DIR]',
     '       amend edit --method rome|memit --list-presets | --hparams-help',
   ].join('\n'),
   options: {

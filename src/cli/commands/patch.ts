@@ -25,6 +25,11 @@ export const spec: CommandSpec = {
     '       amend patch apply --model M --patch P [--patch P2 ...] --out DIR [--dtype keep|f32|f16|bf16] [--force]',
     '       amend patch revert --model M --patch P1 --patch P2 ... --drop P2 --out DIR [--force]',
   ].join('\n'),
+  subcommands: {
+    show: 'amend patch show P [--model M] [--json]   |   amend patch show DIR [--check] [--json]',
+    apply: 'amend patch apply --model M --patch P [--patch P2 ...] --out DIR [--dtype keep|f32|f16|bf16] [--force] [--ignore-fingerprint] [--json]',
+    revert: 'amend patch revert --model M --patch P1 --patch P2 ... --drop P2 [--drop ...] --out DIR [--dtype keep|f32|f16|bf16] [--force] [--ignore-fingerprint] [--json]',
+  },
   options: {
     ...EXPORT_OPTIONS,
     model: { type: 'string', short: 'm', help: 'M  show: also check the patch against this model and give ‖ΔW‖/‖W‖; apply/revert: the base model' },

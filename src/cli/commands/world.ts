@@ -17,6 +17,10 @@ export const spec: CommandSpec = {
   name: 'world',
   summary: 'build the demo world and its model, or show what the built one holds',
   usage: 'amend world build [--out DIR] [--seed S] [--epochs N] [--config FILE|JSON] [--small] [--force] [--json]  |  amend world info [--model DIR] [--json]',
+  subcommands: {
+    build: 'amend world build [--out DIR] [--seed S] [--epochs N] [--config FILE|JSON] [--small] [--force] [--json]',
+    info: 'amend world info [--model DIR] [--json]',
+  },
   options: {
     out: { type: 'string', short: 'o', help: 'DIR  build: output folder (default in a checkout: the repository\'s world/, what --model world loads; required where amend is an installed package)' },
     seed: { type: 'string', help: `S  build: seed of the world, the initialisation and the data order (default ${DEFAULT_WORLD_SEED})` },
