@@ -333,7 +333,14 @@ test('bad input gives one clear line', () => {
     // empty file, empty list, invalid JSON, not a list, missing file
     oneLineError(() => loadCases(write('e.json', '')), /e\.json: empty file/);
     oneLineError(() => loadCases(write('ws.json', '  \n\n ')), /empty file/);
-    oneLineError(() => loadCases(write('l.json', '[]')), /no records \(an empty list\)/);
+    oneLineError(() => loadCases(write('l.json', '[]')), /no records \(an empty list\)$/);
+    // the empty benchmark of a --small world build says why it is empty (its BUILD.json beside it)
+    fs.mkdirSync(path.join(dir, 'small-build'));
+    const smallBuild = write('small-build/benchmark.json', '[]');
+    fs.writeFileSync(path.join(path.dirname(smallBuild), 'BUILD.json'), JSON.stringify({ format: 'amend-world-build', small: true, accuracy: { knownFacts: 0 } }));
+    oneLineError(() => loadCases(smallBuild), /small-build\/benchmark\.json: no records \(an empty list\) — a --small world build's model knows too few facts \(0 in every phrasing\) to have benchmark cases; build without --small/);
+    fs.writeFileSync(path.join(path.dirname(smallBuild), 'BUILD.json'), JSON.stringify({ format: 'amend-world-build', small: false, accuracy: { knownFacts: 0 } }));
+    oneLineError(() => loadCases(smallBuild), /no records \(an empty list\)$/);
     oneLineError(() => loadCases(write('i.json', '[{"prompt": "x",')), /i\.json: not valid JSON \(/);
     oneLineError(() => loadCases(write('jl.json', '{"a": 1}\n{"a": \n')), /line 2 is not valid JSON/);
     // JSON Lines: a record is named with its line too; one record alone (one line, or an object) loads.

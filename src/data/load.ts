@@ -190,6 +190,25 @@ function selectSplit(loaded: LoadedCases, name: string, limit: number | undefine
   return { ...loaded, cases: edited.slice(0, limit ?? edited.length), split: { name, edited: edited.length } };
 }
 
+/**
+ * An empty benchmark. The one a `world build --small` writes is empty by design (its tiny model
+ * knows no fact in every phrasing, and only known facts make cases): said so, from the BUILD.json
+ * beside it, so that the demo or an eval on such a build is not left at "an empty list".
+ */
+function noRecords(source: string): AmendError {
+  let why = '';
+  try {
+    const build = JSON.parse(fs.readFileSync(path.join(path.dirname(source), 'BUILD.json'), 'utf8')) as { format?: unknown; small?: unknown; accuracy?: { knownFacts?: unknown } };
+    if (build?.format === 'amend-world-build' && build.small === true) {
+      const known = typeof build.accuracy?.knownFacts === 'number' ? ` (${build.accuracy.knownFacts} in every phrasing)` : '';
+      why = ` — a --small world build's model knows too few facts${known} to have benchmark cases; build without --small for a benchmark, or give other cases with --data`;
+    }
+  } catch {
+    /* no build record beside it: an empty list is all there is to say */
+  }
+  return new AmendError(`${source}: no records (an empty list)${why}`);
+}
+
 /** Turn parsed content (e.g. buildBenchmark's records) into cases; `source` names it in errors. */
 export function parseCases(data: unknown, opts: LoadOptions & { source?: string } = {}): LoadedCases {
   const source = opts.source ?? 'benchmark data';
@@ -200,7 +219,7 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
   }
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const json = data as Json;
-  if (Array.isArray(json) && json.length === 0) throw new AmendError(`${source}: no records (an empty list)`);
+  if (Array.isArray(json) && json.length === 0) throw noRecords(source);
   let spec: FormatSpec | null;
   if (opts.format !== undefined) {
     spec = forcedSpec(opts.format, json, source);
@@ -308,7 +327,7 @@ function loadRecords(reader: ItemReader, file: string, opts: LoadOptions): Loade
     if (opts.format === undefined && (spec = detectSpec([item.value]))) break;
   }
   const values = head.map((h) => h.value);
-  if (head.length === 0) throw new AmendError(`${file}: no records (an empty list)`);
+  if (head.length === 0) throw noRecords(file);
   if (opts.format !== undefined) spec = forcedSpec(opts.format, values, file);
   if (!spec) throw unknownFormat(values, file);
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
