@@ -79,7 +79,16 @@ test('amend eval --model world without --data evaluates the world\'s own benchma
   const implicit = run();
   assert.deepEqual(implicit.data, { file: 'world', format: 'amend-world' });
   assert.deepEqual(implicit.rows, run('--data', 'world').rows);
-  assertOneLineError(amend('eval', '--model', `${repoRoot()}/world`, '--method', 'rome'), /--data is required/);
+  assertOneLineError(amend('eval', '--model', path.join(tmp, 'not-a-world'), '--method', 'rome'), /--data is required/);
+  // Another world build's folder (here a copy with a benchmark of its own) brings its benchmark.
+  const copy = path.join(tmp, 'world-copy');
+  fs.cpSync(path.join(repoRoot(), 'world'), copy, { recursive: true });
+  fs.writeFileSync(path.join(copy, 'benchmark.json'), JSON.stringify(JSON.parse(fs.readFileSync(path.join(copy, 'benchmark.json'), 'utf8')).slice(3, 5)));
+  const own = amend('eval', '--model', copy, '--method', 'rome', '--set', 'v_num_grad_steps=2', '--json');
+  assert.equal(own.code, 0, own.stderr);
+  const j = JSON.parse(own.stdout);
+  assert.equal(j.config.data.file, path.join(copy, 'benchmark.json'));
+  assert.equal(j.cases, 2);
 });
 
 test('amend eval: the header comes before the run, and a file with fewer cases than --n says so', () => {
@@ -214,7 +223,7 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--resume', '--out', out), /no interrupted run to resume/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '3', '--mode', 'sequential:2', '--out', out), /--n 3 with --mode sequential:2 would evaluate only the first 2 cases; give --n 2, or --mode sequential:3/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--stop-after', '1'), /--stop-after needs --out DIR/);
-  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', path.join(tmp, 'none.txt'), '--out', out), /--qa-template .*none\.txt: cannot read it \(ENOENT\)/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', path.join(tmp, 'none.txt'), '--out', out), /--qa-template \S*none\.txt: no such file; give a text file/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', write('two.txt', 'Q: {} {}'), '--out', out), /--qa-template .*two\.txt: the template has 2 "\{\}" placeholders/);
   if (fs.existsSync('/proc/self')) {
     // a place where no folder can be made (mkdir answers ENOENT there): one line, before any work

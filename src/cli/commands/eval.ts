@@ -24,7 +24,7 @@ export const spec: CommandSpec = {
   options: {
     model: { type: 'string', short: 'm', help: 'M  model directory or Hugging Face id (local cache); "world" for the demo model' },
     method: { type: 'string', help: 'rome|memit  the editing method (default rome)' },
-    data: { type: 'string', help: 'FILE  benchmark file (CounterFact, zsRE, KnowEdit, MQuAKE, WISE, ...; detected from the content), or "world" for the demo world\'s (the default with --model world)' },
+    data: { type: 'string', help: 'FILE  benchmark file (CounterFact, zsRE, KnowEdit, MQuAKE, WISE, ...; detected from the content), or "world" for the demo world\'s (default: that of --model world, or the benchmark.json of a world build folder)' },
     split: { type: 'string', help: 'NAME  MQuAKE-Remastered: evaluate the cases its run of split NAME edits (a key of the records\' "split", e.g. 100 or 1000); --n then counts those' },
     n: { type: 'string', help: 'N  evaluate the first N cases (default: all; sequential:T takes the first T)', elsewhere: ['limit'] },
     mode: { type: 'string', help: 'single | batch:K[,K2...] | sequential:T | sequential:T/K (T edits stacked, K per edit call; default single)' },
@@ -105,7 +105,10 @@ export async function run(args: Parsed): Promise<void> {
   const sequential = typeof mode === 'object' && 'sequential' in mode;
   const protocol = protocolOf(v.protocol, mode);
   // The demo world model has its own benchmark, so `--model world` needs no --data.
-  const data = str(v.data) ?? (str(v.model) === BUILTIN_WORLD ? BUILTIN_WORLD : undefined);
+  // So does a world build or export folder (world.json and benchmark.json beside the weights).
+  const model0 = str(v.model);
+  const ownBenchmark = model0 && model0 !== BUILTIN_WORLD && fs.existsSync(path.join(model0, 'world.json')) ? path.join(model0, 'benchmark.json') : undefined;
+  const data = str(v.data) ?? (model0 === BUILTIN_WORLD ? BUILTIN_WORLD : ownBenchmark && fs.existsSync(ownBenchmark) ? ownBenchmark : undefined);
   if (!data) throw new AmendError('--data is required: a benchmark file, or "world" for the demo world\'s (see amend eval --help)');
   let n = v.n === undefined ? undefined : intOption(v.n, 'n', 0, 1);
   // A sequential run edits and scores its first T cases: more would be read and then dropped unseen.
@@ -131,6 +134,7 @@ export async function run(args: Parsed): Promise<void> {
     throw new AmendError('--heldout measures perplexity drift in sequential runs only (--mode sequential:T)');
   }
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
+  requireExisting('qa-template', str(v['qa-template']), 'a text file with "{}" where each question goes');
   const qaTemplate = v['qa-template'] === undefined ? undefined : readQaTemplate(str(v['qa-template'])!);
   const consistencyDir = str(v.consistency);
   const romeData = "ROME's data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json";
