@@ -160,6 +160,20 @@ test('geluTanh: the gradient saturates to 0 or 1 for large |x| instead of 0·∞
   useBackend('js');
 });
 
+test('silu and geluErf: the gradient at ±Infinity is its limit, 0 or 1, not ∞·0 = NaN, on every backend', () => {
+  const x = [Infinity, -Infinity, 1e30, -1e30, 100, -100, NaN];
+  const want = [1, 0, 1, 0, 1, 0, NaN];
+  for (const backend of backends) {
+    useBackend(backend);
+    for (const [name, f] of [['silu', T.silu], ['geluErf', T.geluErf]] as const) {
+      const p = T.parameter(T.tensor(x));
+      withGrad(() => T.sum(f(p)).backward());
+      assert.deepEqual(Array.from(p.grad!.data, (g) => (Math.abs(g) < 1e-30 ? 0 : g)), want, `${backend} ${name}`);
+    }
+  }
+  useBackend('js');
+});
+
 test('max and argmax: a NaN anywhere is the maximum, at the first NaN\'s index (as torch), on every backend', () => {
   for (const backend of backends) {
     useBackend(backend);

@@ -206,11 +206,17 @@ static inline vf unop_grad(vf x, vf y) {
       vf ssm = s * sm;
       return vselect(ssm == 0.f, s, s + 2.f * x * ssm * du);
     }
-    case kGeluErf: return vnormcdf(x) + x * kInvSqrt2Pi * vexp(-0.5f * x * x);
+    case kGeluErf: {
+      // pdf 0 (|x| beyond ~13, ±inf included): the derivative is the cdf, 0 or 1; x·pdf is inf·0 at ±inf
+      vf pdf = vexp(-0.5f * x * x), cdf = vnormcdf(x);
+      return vselect(pdf == 0.f, cdf, cdf + x * kInvSqrt2Pi * pdf);
+    }
     case kSilu: {
       vf e = vexp(-x);
       vf s = 1.f / (1.f + e), sm = 1.f / (1.f + 1.f / e);  // sm = 1 - s, as for GeluTanh
-      return s * (1.f + x * sm);
+      // Saturated (s·sm 0, ±inf included): the derivative is s, 0 or 1, where x·sm would be inf·0.
+      vf ssm = s * sm;
+      return vselect(ssm == 0.f, s, s * (1.f + x * sm));
     }
     case kAbs: return vselect(x > 0.f, vsplat(1.f), vselect(x < 0.f, vsplat(-1.f), vf{}));
     case kSquare: return 2.f * x;

@@ -69,11 +69,12 @@ function unaryDf(op: UnaryOp, x: number, y: number): number {
     case UnaryOp.GeluErf: {
       const cdf = 0.5 * erfc(-x / Math.SQRT2);
       const pdf = Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
-      return cdf + x * pdf;
+      return pdf === 0 ? cdf : cdf + x * pdf; // pdf 0: the limit 0 or 1, also at ±Infinity (∞·0)
     }
     case UnaryOp.Silu: {
       const s = 1 / (1 + Math.exp(-x));
-      return s * (1 + x * (1 - s));
+      // saturated (s 0 or 1): the limit, also at ±Infinity, where the formula is ∞·0
+      return s * (1 - s) === 0 ? s : s * (1 + x * (1 - s));
     }
     case UnaryOp.Abs: return x > 0 ? 1 : x < 0 ? -1 : 0;
     case UnaryOp.Square: return 2 * x;
