@@ -228,19 +228,12 @@ static int64_t nonzero_end(const float* x, int64_t lo, int64_t n) {
 // one sequential sum is a 4-cycle add per element, and GCC keeps a vd (two registers) on the
 // stack.
 static double dot_double(const float* a, const float* b, int64_t n) {
-  constexpr int H = kVL / 2;
-  typedef float vfh __attribute__((vector_size(H * 4)));
-  typedef double vdh __attribute__((vector_size(H * 8)));
-  auto wide = [](const float* p) {
-    vfh v;
-    std::memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, vdh);
-  };
+  constexpr int H = kVLH;
   vdh acc0 = vdh{}, acc1 = vdh{};
   int64_t s = 0;
   for (; s + kVL <= n; s += kVL) {
-    acc0 += wide(a + s) * wide(b + s);
-    acc1 += wide(a + s + H) * wide(b + s + H);
+    acc0 += vwiden_half(a + s) * vwiden_half(b + s);
+    acc1 += vwiden_half(a + s + H) * vwiden_half(b + s + H);
   }
   acc0 += acc1;
   double dot = 0;

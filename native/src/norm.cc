@@ -17,17 +17,10 @@ namespace amend {
 // Σ x of a row in double lanes: exact to double rounding whatever the values, for the rows whose
 // float-lane sums are too coarse (see MeanParts).
 static double row_sum_double(const float* x, int64_t n) {
-  constexpr int H = kVL / 2;
-  typedef float vfh __attribute__((vector_size(H * 4)));
-  typedef double vdh __attribute__((vector_size(H * 8)));
-  auto wide = [](const float* p) {
-    vfh v;
-    std::memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, vdh);
-  };
+  constexpr int H = kVLH;
   vdh acc0 = vdh{}, acc1 = vdh{};
   int64_t i = 0;
-  for (; i + kVL <= n; i += kVL) acc0 += wide(x + i), acc1 += wide(x + i + H);
+  for (; i + kVL <= n; i += kVL) acc0 += vwiden_half(x + i), acc1 += vwiden_half(x + i + H);
   acc0 += acc1;
   double total = 0;
   for (int l = 0; l < H; l++) total += acc0[l];

@@ -41,6 +41,16 @@ static inline vf vload_part(const float* p, int64_t n, float fill) {
 static inline void vstore_part(float* p, vf v, int64_t n) {
   for (int64_t i = 0; i < n; i++) p[i] = v[i];
 }
+// Half a register of floats widened to doubles, for sums exact to double rounding: two of these
+// accumulators keep the adds pipelined where one sequential double sum would not.
+constexpr int kVLH = kVL / 2;
+typedef float vfh __attribute__((vector_size(kVLH * 4)));
+typedef double vdh __attribute__((vector_size(kVLH * 8)));
+static inline vdh vwiden_half(const float* p) {
+  vfh v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, vdh);
+}
 static inline vf vsplat(float x) { return vf{} + x; }
 static inline vf vselect(vi mask, vf a, vf b) { return mask ? a : b; }
 static inline vf vabs(vf x) {
