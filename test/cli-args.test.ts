@@ -2,7 +2,7 @@
 // nearest option or command named for a typo, help on stdout, and with --json a failure that is
 // a JSON document too. Most cases fail before a model is loaded, so these runs take well under a
 // second each.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -154,14 +154,20 @@ test('AMEND_THREADS may carry blanks around its number', () => {
   assert.match(run('1e0').stderr, /^amend: AMEND_THREADS must be an integer from 1 to 1024, got "1e0"\n$/);
 });
 
-test('a progress bar blanks the rest of a longer line it redraws', (t) => {
-  let now = 0;
-  t.mock.method(Date, 'now', () => now);
+/** A clock the test sets (`clock.now`) and the stderr writes, for drawing progress bars off a terminal. */
+function fakeTerminal(t: TestContext): { clock: { now: number }; writes: string[] } {
+  const clock = { now: 0 };
+  t.mock.method(Date, 'now', () => clock.now);
   const writes: string[] = [];
   t.mock.method(process.stderr, 'write', (s: string) => { writes.push(s); return true; });
+  return { clock, writes };
+}
+
+test('a progress bar blanks the rest of a longer line it redraws', (t) => {
+  const { clock, writes } = fakeTerminal(t);
   const bar = new Progress('p', 100, true);
-  now = 10000; bar.update(10); // "10/100 10.0s eta 90.0s"
-  now = 10100; bar.update(90); // "90/100 10.1s eta 1.1s": one character shorter
+  clock.now = 10000; bar.update(10); // "10/100 10.0s eta 90.0s"
+  clock.now = 10100; bar.update(90); // "90/100 10.1s eta 1.1s": one character shorter
   bar.done();
   t.mock.restoreAll();
   assert.equal(writes.length, 3);
@@ -172,15 +178,12 @@ test('a progress bar blanks the rest of a longer line it redraws', (t) => {
 });
 
 test('a progress bar marked part-way counts its eta from the mark, and shows a note after it', (t) => {
-  let now = 0;
-  t.mock.method(Date, 'now', () => now);
-  const writes: string[] = [];
-  t.mock.method(process.stderr, 'write', (s: string) => { writes.push(s); return true; });
+  const { clock, writes } = fakeTerminal(t);
   const bar = new Progress('eval', 100, true);
-  now = 5000; bar.mark(50); // a resumed run: 50 done before, 5 s of set-up
-  now = 7000; bar.update(60, 'scoring'); // 10 units in 2 s: 40 left take 8 s
+  clock.now = 5000; bar.mark(50); // a resumed run: 50 done before, 5 s of set-up
+  clock.now = 7000; bar.update(60, 'scoring'); // 10 units in 2 s: 40 left take 8 s
   bar.done();
-  now = 7200; bar.update(70); // after done(), a new line (another bar came between)
+  clock.now = 7200; bar.update(70); // after done(), a new line (another bar came between)
   t.mock.restoreAll();
   assert.match(writes[0]!, /^\reval \[#{18}\.{12}\] 60\/100 7\.0s eta 8\.0s scoring$/);
   assert.equal(writes[1], '\n');
