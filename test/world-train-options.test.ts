@@ -2,6 +2,7 @@
 // `amend world build --config` file that selects them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -176,6 +177,17 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     // An untouched earlier build is replaced without --force.
     const again = runCli(['world', 'build', '--small', '--out', spaced, '--config', '{"epochs": 1}', '--json']);
     assert.equal(again.code, 0, again.stderr);
+    // A build killed between its two renames leaves the folder it replaced moved aside, and its
+    // temporary folder: the next build puts the first back (here refused, as it holds a note) and
+    // removes the second.
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    fs.writeFileSync(path.join(spaced, 'notes.txt'), 'mine');
+    const movedAside = path.join(tmp, `.w x.amend-old-${deadPid}-k1`), leftTemp = path.join(tmp, `.w x.amend-build-${deadPid}-k2`);
+    fs.renameSync(spaced, movedAside);
+    fs.mkdirSync(leftTemp);
+    assertOneLineError(runCli(['world', 'build', '--small', '--out', spaced]), /it also holds notes\.txt, which a build does not write/);
+    assert.equal(fs.readFileSync(path.join(spaced, 'notes.txt'), 'utf8'), 'mine');
+    assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.startsWith('.')), []);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -58,6 +58,7 @@ export function checkCanWriteAt(target: string): void {
   let d = path.dirname(path.resolve(target));
   while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
   const probe = path.join(d, `.amend-probe-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+  removeDeadTemps(d, /^\.amend-probe-(\d+)-[a-z0-9]+$/); // a probe whose process was killed between its two calls
   try {
     fs.mkdirSync(probe);
     fs.rmdirSync(probe);
@@ -214,6 +215,73 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
 
 export function writeJsonAtomic(file: string, value: unknown, pretty = true): void {
   writeFileAtomic(file, `${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`);
+}
+
+/**
+ * A new empty folder beside `out` to write into, hidden and named for its writer:
+ * `.NAME.TAG-PID-x`, so that a later run finds it by name when this process is killed.
+ */
+export function tempDirBeside(out: string, tag: string): string {
+  const parent = path.dirname(out);
+  makeDirs(parent);
+  const rnd = Math.random().toString(36).slice(2, 10);
+  const dir = path.join(parent, `.${path.basename(out)}.${tag}-${process.pid}-${rnd}`);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+/**
+ * Puts the finished folder `tmp` at `out`, replacing whatever folder is there. The old one moves
+ * aside to `.NAME.amend-old-PID-x` first and is deleted only after the swap, so that a process
+ * killed between the two renames leaves it for restoreReplacedFolders to put back. Throws when
+ * `out` cannot be replaced (the old folder is back in place then).
+ */
+export function replaceFolder(tmp: string, out: string): void {
+  if (!fs.existsSync(out)) {
+    fs.renameSync(tmp, out);
+    return;
+  }
+  const old = tempDirBeside(out, 'amend-old');
+  fs.rmdirSync(old);
+  fs.renameSync(out, old);
+  try {
+    fs.renameSync(tmp, out);
+  } catch (err) {
+    fs.renameSync(old, out);
+    throw err;
+  }
+  // The new folder is in place by now: an old file that cannot be deleted (a read-only subfolder)
+  // is a leftover to name, not a failure.
+  try {
+    fs.rmSync(old, { recursive: true, force: true });
+  } catch (err) {
+    process.emitWarning(`${out} is in place, but the files it replaced could not all be deleted (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); what is left of them is in ${old}`);
+  }
+}
+
+/**
+ * What replaceFolder left in `parent` when its process was killed: `.NAME.amend-old-PID-x` goes
+ * back to NAME when NAME is missing (the kill came between the two renames), else it is removed.
+ */
+export function restoreReplacedFolders(parent: string): void {
+  const pattern = /^\.(.+)\.amend-old-(\d+)-[a-z0-9]+$/;
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const f of names) {
+    const m = pattern.exec(f);
+    if (!m || processAlive(Number(m[2]))) continue;
+    const name = path.join(parent, m[1]!);
+    try {
+      if (!fs.existsSync(name)) fs.renameSync(path.join(parent, f), name);
+    } catch {
+      /* left as it is */
+    }
+  }
+  removeDeadTemps(parent, /^\..+\.amend-old-(\d+)-[a-z0-9]+$/);
 }
 
 /** `text` as a literal inside a regular expression. */

@@ -30,7 +30,7 @@ import {
   trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
 } from './train.js';
 import type { WorldSizes } from './types.js';
-import { checkCanBeFolder, checkCanWriteAt, escapeRegExp, makeDirs, removeDeadTemps } from '../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt, escapeRegExp, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
 const BUILD_LOG = 'build-log.txt';
@@ -176,9 +176,8 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
   log(`# training time: ${trained.seconds.toFixed(1)} s`);
 
   const outDir = path.resolve(opts.out);
-  const tmpDir = `${outDir}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  const tmpDir = tempDirBeside(outDir, 'amend-build');
   try {
-    makeDirs(tmpDir);
     fs.writeFileSync(path.join(tmpDir, 'config.json'), JSON.stringify(trained.rawConfig, null, 2) + '\n');
     const records = [...trained.model.weights].map(([name, t]) => ({ name, dtype: 'F32', shape: [...t.shape], data: t.data }));
     writeCheckpoint(tmpDir, records, { dtype: 'F32' });
@@ -194,7 +193,7 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
     }
     let smallBuild: BuildInfo['smallBuild'];
     if (!small && (opts.recordSmall ?? true)) {
-      const smallOut = `${tmpDir}-small`;
+      const smallOut = path.join(tmpDir, '.small-check'); // inside: one folder for a killed build to leave
       try {
         const r = await buildWorldModel({ out: smallOut, seed, small: true, recordSmall: false });
         smallBuild = { sha256: r.info.sha256[MODEL_FILE]!, signature: r.info.backend.signature };
@@ -225,7 +224,11 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
     };
     fs.writeFileSync(path.join(tmpDir, BUILD_LOG), lines.join('\n') + '\n');
     fs.writeFileSync(path.join(tmpDir, BUILD_FILE), JSON.stringify(info, null, 2) + '\n');
-    replaceDir(tmpDir, outDir);
+    try {
+      replaceFolder(tmpDir, outDir);
+    } catch (err) {
+      throw new AmendError(`${outDir}: cannot move the finished build into place: ${(err as Error).message}`);
+    }
     return { dir: outDir, info, epochs: trained.epochs, model: trained.model };
   } catch (err) {
     try {
@@ -239,11 +242,15 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
 
 /**
  * A build replaces its whole output folder: refuse one that holds anything but an earlier build
- * (unless forced), and find out now whether a folder can be written beside it. Temporary folders
- * of builds whose process is gone (killed mid-write) are removed on the way.
+ * (unless forced), and find out now whether a folder can be written beside it. What a build killed
+ * mid-write left is dealt with first: its temporary folder removed, and a folder it was replacing
+ * put back when the kill came between the two renames.
  */
 function checkBuildOut(outDir: string, force: boolean): void {
   checkCanBeFolder(outDir);
+  const parent = path.dirname(outDir);
+  restoreReplacedFolders(parent);
+  removeDeadTemps(parent, new RegExp(`^\\.${escapeRegExp(path.basename(outDir))}\\.amend-build-(\\d+)-[a-z0-9]+$`));
   if (fs.existsSync(outDir)) {
     const files = fs.readdirSync(outDir);
     if (files.length > 0 && !force) {
@@ -257,9 +264,6 @@ function checkBuildOut(outDir: string, force: boolean): void {
     }
   }
   checkCanWriteAt(outDir);
-  const parent = path.dirname(outDir);
-  // OUT.tmp-PID-x, its nested small build's OUT.tmp-PID-x-small, and that one's own temp folder.
-  removeDeadTemps(parent, new RegExp(`^${escapeRegExp(path.basename(outDir))}\\.tmp-(\\d+)-[a-z0-9]+(-small(\\.tmp-\\d+-[a-z0-9]+)?)?$`));
 }
 
 /**
@@ -304,19 +308,6 @@ function perPhrasing(scores: ReturnType<typeof scoreFacts>): string[] {
 function pickInfo(): { name: string; blas: string; threads: number } {
   const i = kernels().info();
   return { name: i.name, blas: i.blas, threads: i.threads };
-}
-
-/** Puts `tmp` where `dir` is: the old folder moves aside first and is removed only after the swap. */
-function replaceDir(tmp: string, dir: string): void {
-  const old = fs.existsSync(dir) ? `${dir}.old-${process.pid}-${Date.now().toString(36)}` : null;
-  if (old) fs.renameSync(dir, old);
-  try {
-    fs.renameSync(tmp, dir);
-  } catch (err) {
-    if (old) fs.renameSync(old, dir);
-    throw new AmendError(`${dir}: cannot move the finished build into place: ${(err as Error).message}`);
-  }
-  if (old) fs.rmSync(old, { recursive: true, force: true });
 }
 
 /** A fraction as a percentage with two decimals, as the build log and `amend world info` print it. */
