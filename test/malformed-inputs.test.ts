@@ -295,6 +295,19 @@ test('a damaged checkpoint.json or cases.jsonl of an interrupted run is named, n
   assert.deepEqual(run.restore({ ...good, bytes: line.length }), ['{"index": 0}']);
   fs.writeFileSync(run.casesFile, '{"index"# 0}\n');
   assertAmendError(() => run.restore({ ...good, bytes: line.length }), /line 1 is not a case record/);
+  // Killed while the finished report moved into place: cases.jsonl is in the report folder. A
+  // checkpoint that cannot be resumed leaves it there; one that can takes it back.
+  const reported = path.join(out, 'cases.jsonl');
+  fs.rmSync(run.casesFile);
+  fs.writeFileSync(reported, line);
+  fs.rmSync(run.patchPath('000001.safetensors'));
+  assertAmendError(() => run.restore({ ...good, bytes: line.length }), /000001\.safetensors is missing/);
+  assert.equal(fs.readFileSync(reported, 'utf8'), line);
+  assertAmendError(() => run.restore({ ...good, patches: [], bytes: line.length, lines: 2 }), /has 1 lines where the checkpoint says 2/);
+  assert.equal(fs.readFileSync(reported, 'utf8'), line);
+  assert.deepEqual(run.restore({ ...good, patches: [], bytes: line.length }), ['{"index": 0}']);
+  assert.equal(fs.existsSync(reported), false);
+  assert.equal(fs.readFileSync(run.casesFile, 'utf8'), line);
 });
 
 const MODELS = sharedDir('models');

@@ -81,24 +81,28 @@ export class PartialRun {
     this.lines = 0;
   }
 
-  /** Keeps the case lines a checkpoint vouches for and drops the rest; returns them. */
+  /**
+   * Keeps the case lines a checkpoint vouches for and drops the rest; returns them. Everything is
+   * checked before anything moves, so a checkpoint that cannot be resumed leaves the folder as it was.
+   */
   restore(cp: Checkpoint): string[] {
+    for (const p of cp.patches) if (!fs.existsSync(this.patchPath(p))) throw new AmendError(`${this.patchPath(p)} is missing: the checkpoint cannot be resumed; start over with --force (force: true)`);
     // Killed while the finished report was being moved into place: its cases are in the folder.
     const moved = path.join(this.out, 'cases.jsonl');
-    if (!fs.existsSync(this.casesFile) && fs.existsSync(moved)) fs.renameSync(moved, this.casesFile);
+    const source = !fs.existsSync(this.casesFile) && fs.existsSync(moved) ? moved : this.casesFile;
     let buf: Buffer;
     try {
-      buf = fs.readFileSync(this.casesFile);
+      buf = fs.readFileSync(source);
     } catch {
       throw new AmendError(`${this.casesFile} is missing: the checkpoint cannot be resumed; start over with --force (force: true)`);
     }
-    if (buf.length < cp.bytes) throw new AmendError(`${this.casesFile} is shorter than its checkpoint says; start over with --force (force: true)`);
-    fs.truncateSync(this.casesFile, cp.bytes);
+    if (buf.length < cp.bytes) throw new AmendError(`${source} is shorter than its checkpoint says; start over with --force (force: true)`);
     const lines = buf.subarray(0, cp.bytes).toString('utf8').split('\n').filter((l) => l !== '');
-    if (lines.length !== cp.lines) throw new AmendError(`${this.casesFile} has ${lines.length} lines where the checkpoint says ${cp.lines}; start over with --force (force: true)`);
+    if (lines.length !== cp.lines) throw new AmendError(`${source} has ${lines.length} lines where the checkpoint says ${cp.lines}; start over with --force (force: true)`);
     const bad = lines.findIndex((l) => !isCaseLine(l));
-    if (bad >= 0) throw new AmendError(`${this.casesFile}: line ${bad + 1} is not a case record (damaged); start over with --force (force: true)`);
-    for (const p of cp.patches) if (!fs.existsSync(this.patchPath(p))) throw new AmendError(`${this.patchPath(p)} is missing: the checkpoint cannot be resumed; start over with --force (force: true)`);
+    if (bad >= 0) throw new AmendError(`${source}: line ${bad + 1} is not a case record (damaged); start over with --force (force: true)`);
+    if (source !== this.casesFile) fs.renameSync(source, this.casesFile);
+    fs.truncateSync(this.casesFile, cp.bytes);
     this.bytes = cp.bytes;
     this.lines = cp.lines;
     return lines;

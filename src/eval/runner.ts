@@ -258,7 +258,7 @@ async function withReportFolder<R>(out: string | undefined, run: () => Promise<R
   try {
     const lock = path.join(out, LOCK_FILE);
     unlock = takeLock(lock, (pid, host) =>
-      `${out} is in use by another evaluation run (process ${pid}${host === os.hostname() ? '' : ` on ${host}`}); wait for it to finish or choose another --out folder (out); if no run is using it, delete ${lock}`);
+      `${out} is in use by another evaluation run (process ${pid}${host === os.hostname() ? '' : ` on ${host}`}); wait for it to finish or choose another report folder; if no run is using it, delete ${lock}`);
     return await run();
   } catch (err) {
     throw writeError(out, err) ?? err;
