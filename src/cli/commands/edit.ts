@@ -191,8 +191,6 @@ export async function run(args: Parsed): Promise<void> {
   const barelyMoved = shownReqs.length > 0 && shownReqs.every((_, i) => after[i]!.pNew < 0.5 && after[i]!.pNew < 2 * before[i]!.pNew)
     ? `the edit barely moved P(new) on the requests shown (at most ${fmtP(Math.max(...after.map((a) => a.pNew)))} after); its hparams (${resolved.origin}) may hold it back — see --hparams-help${method === 'memit' ? ' (mom2_update_weight)' : ''}`
     : null;
-  if (out) patch.save(out, { noClobber: v.force !== true });
-
   if (!json) {
     console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${requests.length} request(s); hparams: ${resolved.origin}`);
     console.log(`layers ${JSON.stringify(resolved.hparams.layers)}; tensors ${patch.deltas.map((d) => `${d.name} (${d.kind}${d.kind === 'low_rank' ? ` rank ${d.rank}` : ''})`).join(', ')}`);
@@ -203,14 +201,19 @@ export async function run(args: Parsed): Promise<void> {
     });
     if (requests.length > shownReqs.length) console.log(`\n(${requests.length - shownReqs.length} more request(s) not shown; --show N)`);
     console.log(`\ntime: ${Object.entries(report.timings).map(([k, s]) => `${k} ${s.toFixed(2)}s`).join(', ')}`);
-    if (out) console.log(`patch written: ${out} (${patch.metadata.method} patch ${patch.id.slice(0, 12)})`);
   }
   if (barelyMoved) process.emitWarning(barelyMoved);
+  // The export first: it takes seconds to minutes, the patch milliseconds, so a run stopped
+  // part-way leaves neither rather than a patch whose rerun is refused for existing.
   let exported: unknown;
   if (exportDir) {
     exported = json
       ? exportModel(model, exportDir, { dtype: parseExportDType(str(v.dtype)), force: v.force === true })
       : exportAndReport(model, exportDir, args);
+  }
+  if (out) {
+    patch.save(out, { noClobber: v.force !== true });
+    if (!json) console.log(`patch written: ${out} (${patch.metadata.method} patch ${patch.id.slice(0, 12)})`);
   }
   if (json) {
     console.log(JSON.stringify({
