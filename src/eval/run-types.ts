@@ -144,6 +144,8 @@ export interface EvalConfig {
   heldout?: { file: string | null; digest: string; maxTokens: number; lines: boolean };
   /** Scoring switches that change numbers (qa, fluency, the consistency resources' digest). */
   scoring: Record<string, unknown>;
+  /** Edit calls between checkpoints (a resume with another value is refused, as for any setting here). */
+  checkpointEvery?: number;
   /** The benchmark file, its format and, when one was chosen, the run split whose edited cases these are. */
   data?: { file?: string; format?: string; split?: string };
 }

@@ -219,6 +219,9 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
   if (o.protocol !== undefined && !(typeof mode === 'object' && 'sequential' in mode)) {
     throw new AmendError('protocol (immediate | final) applies to sequential runs only (mode sequential:T)');
   }
+  if (o.heldout !== undefined && !(typeof mode === 'object' && 'sequential' in mode)) {
+    throw new AmendError('heldout measures perplexity drift in sequential runs only (mode sequential:T)');
+  }
   const every = o.checkpointEvery ?? 10;
   if (!(Number.isInteger(every) && every >= 1)) throw new AmendError(`checkpointEvery must be a positive integer, got ${o.checkpointEvery}`);
   if (o.resume && !o.out) throw new AmendError('resume needs the report folder of the interrupted run (out)');
@@ -291,7 +294,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     scoring,
     checkpointEvery: every,
     data: o.data,
-  })) as EvalConfig;
+  } satisfies EvalConfig)) as EvalConfig;
   const regime: Regime = !sequential ? 'single' : protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score';
   const units = planUnits(mode, cases.length);
   const total = units.length;
