@@ -229,6 +229,53 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
 }
 
 /**
+ * The checkpoint a --resume continues from (null for a fresh run), after refusing what would
+ * clobber the report folder: an interrupted run or a finished report there, without --resume or
+ * --force; a checkpoint of other settings or counts.
+ */
+function checkpointToResume(partial: PartialRun, o: EvalOptions, config: EvalConfig, total: number, caseCount: number): Checkpoint | null {
+  const out = partial.out;
+  if (o.resume) {
+    if (!partial.exists()) {
+      // A finished run leaves its report and no checkpoint: say that, rather than a way that ends at "already has a report".
+      if (fs.existsSync(`${out}/summary.json`)) throw new AmendError(`${out}: the run there has finished (summary.json); nothing to resume. Rerun from scratch with --force (force: true), or choose another --out`);
+      throw new AmendError(`${out}: no interrupted run to resume (no checkpoint); run without --resume (resume: false)`);
+    }
+    const cp = partial.read();
+    const diff = configDifference(cp.config, config);
+    if (diff) throw new AmendError(`${out}: the interrupted run had other settings (${diff}); resume with the same arguments, or start over with --force (force: true)`);
+    if (cp.total !== total || cp.pending.some((p) => p.index >= caseCount)) {
+      throw new AmendError(`${partial.checkpointFile}: a damaged checkpoint (its counts do not fit this run's ${total} units of ${caseCount} cases); start over with --force (force: true)`);
+    }
+    return cp;
+  }
+  if (!o.force) {
+    if (partial.exists()) throw new AmendError(`${out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume (resume: true) to continue it or --force (force: true) to start over`);
+    const existing = ['summary.json', 'cases.jsonl', 'summary.md'].filter((f) => fs.existsSync(`${out}/${f}`));
+    if (existing.length) throw new AmendError(`${out} already has a report (${existing.join(', ')}); pass --force (force: true) to replace it`);
+  }
+  return null;
+}
+
+/**
+ * The cases of a batch or step the editor refuses on their own (subject not in the prompt, ...),
+ * with the reason: they are recorded with their error and the rest is edited without them.
+ */
+function refusedOnTheirOwn(model: CausalLM, cases: readonly EditCase[], unitCases: readonly number[], hp: EditHparams): Map<number, string> {
+  const refused = new Map<number, string>();
+  if (unitCases.length < 2) return refused; // a lone case's refusal comes from the edit itself
+  for (const i of unitCases) {
+    try {
+      prepareRequests(model, caseRequests(cases[i]!), hp);
+    } catch (e) {
+      if (!(e instanceof AmendError)) throw e;
+      refused.set(i, e.message);
+    }
+  }
+  return refused;
+}
+
+/**
  * Evaluates `cases` on `model` (see the file comment). The model's weights are as given afterwards;
  * while the run goes on, the model is held (holdModel): other promises cannot edit or patch it.
  */
@@ -307,26 +354,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
 
   // ---- the report folder (held by withReportFolder): refuse to clobber, pick up a checkpoint
   const partial = o.out ? new PartialRun(o.out) : null;
-  let cp: Checkpoint | null = null;
-  if (partial) {
-    if (o.resume) {
-      if (!partial.exists()) {
-        // A finished run leaves its report and no checkpoint: say that, rather than a way that ends at "already has a report".
-        if (fs.existsSync(`${o.out}/summary.json`)) throw new AmendError(`${o.out}: the run there has finished (summary.json); nothing to resume. Rerun from scratch with --force (force: true), or choose another --out`);
-        throw new AmendError(`${o.out}: no interrupted run to resume (no checkpoint); run without --resume (resume: false)`);
-      }
-      cp = partial.read();
-      const diff = configDifference(cp.config, config);
-      if (diff) throw new AmendError(`${o.out}: the interrupted run had other settings (${diff}); resume with the same arguments, or start over with --force (force: true)`);
-      if (cp.total !== total || cp.pending.some((p) => p.index >= cases.length)) {
-        throw new AmendError(`${partial.checkpointFile}: a damaged checkpoint (its counts do not fit this run's ${total} units of ${cases.length} cases); start over with --force (force: true)`);
-      }
-    } else if (!o.force) {
-      if (partial.exists()) throw new AmendError(`${o.out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume (resume: true) to continue it or --force (force: true) to start over`);
-      const existing = ['summary.json', 'cases.jsonl', 'summary.md'].filter((f) => fs.existsSync(`${o.out}/${f}`));
-      if (existing.length) throw new AmendError(`${o.out} already has a report (${existing.join(', ')}); pass --force (force: true) to replace it`);
-    }
-  }
+  const cp = partial ? checkpointToResume(partial, o, config, total, cases.length) : null;
 
   const t0 = performance.now();
   const progress = (stage: EvalProgress['stage'], done: number) => o.onProgress?.({ stage, done, total });
@@ -379,6 +407,11 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       // --force: the replaced report goes now, so the folder never shows it beside the new run.
       for (const f of fs.readdirSync(o.out!)) if (isReportFile(f)) fs.rmSync(path.join(o.out!, f), { force: true });
     }
+    const measureDrift = () => {
+      progress('perplexity', done);
+      const p = pplOf();
+      drift.push({ edits: editedAfter(done), perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
+    };
     const checkpoint = () => {
       partial?.write({ config, done, total, patches: patchFiles, pending, drift, seconds: secondsBefore + (performance.now() - t0) / 1000 });
       progress('checkpoint', done);
@@ -402,19 +435,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     progress('edit', done);
     while (done < total) {
       const unit = units[done]!;
-      // A case the editor refuses on its own (subject not in its prompt, ...) is recorded with its
-      // error and the rest of its batch is edited without it.
-      const ownError = new Map<number, string>();
-      if (unit.cases.length > 1) {
-        for (const i of unit.cases) {
-          try {
-            prepareRequests(model, caseRequests(cases[i]!), hp);
-          } catch (e) {
-            if (!(e instanceof AmendError)) throw e;
-            ownError.set(i, e.message);
-          }
-        }
-      }
+      const ownError = refusedOnTheirOwn(model, cases, unit.cases, hp);
       const editable = unit.cases.filter((i) => !ownError.has(i));
       const reqs = editable.flatMap((i) => caseRequests(cases[i]!));
       const casesEdited = editedAfter(done + 1);
@@ -469,11 +490,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       records.push(...fresh);
       partial?.appendLines(fresh.map((r) => JSON.stringify(r)));
       done++;
-      if (text !== undefined && done % every === 0 && done < total) {
-        progress('perplexity', done);
-        const p = pplOf();
-        drift.push({ edits: editedAfter(done), perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
-      }
+      if (text !== undefined && done % every === 0 && done < total) measureDrift();
       const stopping = o.stopAfter !== undefined && done >= o.stopAfter && done < total;
       // A stop (--stop-after) is an interruption the run chose: it leaves a checkpoint to resume from.
       if (done % every === 0 || done === total || stopping) checkpoint();
@@ -497,11 +514,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       records.sort((a, b) => a.index - b.index);
       partial?.appendLines(records.map((r) => JSON.stringify(r)));
     }
-    if (text !== undefined && drift[drift.length - 1]!.edits !== editedAfter(done)) {
-      progress('perplexity', done);
-      const p = pplOf();
-      drift.push({ edits: editedAfter(done), perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
-    }
+    if (text !== undefined && drift[drift.length - 1]!.edits !== editedAfter(done)) measureDrift();
     restoreModel();
 
     progress('report', done);
