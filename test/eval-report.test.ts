@@ -124,6 +124,22 @@ test('summarizeRecords: the overall score is the harmonic mean of efficacy, para
   assert.ok(!summarizeRecords(recs.map((r) => ({ ...r, metrics: r.metrics.slice(0, 2) }))).some((r) => r.name === 'score'));
 });
 
+test('summaryMarkdown: says how many cases the probability comparisons left out, and why', () => {
+  const rec = (index: number, efficacy?: number): CaseRecord => ({
+    index, regime: 'single', metrics: [
+      { name: 'rewrite_acc', protocol: 'token-accuracy', value: 1 },
+      ...(efficacy === undefined ? [] : [{ name: 'efficacy_score', protocol: 'probability-comparison' as const, value: efficacy }]),
+    ],
+  });
+  const summary = (records: CaseRecord[]): EvalSummary => ({
+    config: { method: 'rome', hparams: {}, hparamsOrigin: 'test', model: { dir: null, modelType: 'gpt2', fingerprint: 'f'.repeat(64) }, mode: 'single', cases: records.length, casesDigest: '', scoring: {} },
+    cases: records.length, failed: 0, rows: summarizeRecords(records), drift: [], seconds: 1,
+  });
+  const md = summaryMarkdown(summary([rec(0, 1), rec(1, 0), rec(2)]));
+  assert.match(md, /The probability comparisons cover 2 of the 3 cases scored: the other 1 have no true target, or one that is the new target/);
+  assert.doesNotMatch(summaryMarkdown(summary([rec(0, 1), rec(1, 0)])), /probability comparisons cover/);
+});
+
 test('summarizeRecords: intervals stay in the metric\'s range (fractions [0, 1], magnitudes [−1, 1], costs and KLs ≥ 0)', () => {
   const values = [1, 1, 1, 0.5];
   const seconds = [0.01, 0.01, 0.01, 1];

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { EditCase } from '../src/editors/types.js';
 import { CausalLM, generate, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
-import { greedyAnswers, qaPromptText, localityBaseline, localityBaselines, sampleTexts, scoreCase, scoreCases } from '../src/eval/metrics-case.js';
+import { counterfactExclusion, greedyAnswers, qaPromptText, localityBaseline, localityBaselines, sampleTexts, scoreCase, scoreCases } from '../src/eval/metrics-case.js';
 import { exactMatch, tokenF1 } from '../src/eval/metrics.js';
 import { nGramEntropy, tfidfSimilarity, type AttributeSnippets } from '../src/eval/metrics-text.js';
 import type { Metric } from '../src/eval/protocols.js';
@@ -153,6 +153,16 @@ test('a multi-edit case averages its edits; many cases score in one call like on
   // counterfact off, or cases without targetTrue: no probability comparisons
   assert.ok(!scoreCase(model, CASE, { counterfact: false }).metrics.some((x) => x.protocol === 'probability-comparison'));
   assert.ok(!scoreCase(model, { ...CASE, targetTrue: undefined }).metrics.some((x) => x.protocol === 'probability-comparison'));
+  // a true target that is the new one (after trimming) cannot lose to it: left out as well
+  assert.equal(counterfactExclusion(CASE), undefined);
+  assert.equal(counterfactExclusion({ ...CASE, targetTrue: undefined }), 'no-true-target');
+  const same = scoreCase(model, { ...CASE, targetTrue: ' New York ' }).metrics;
+  assert.equal(counterfactExclusion({ ...CASE, targetTrue: ' New York ' }), 'same-targets');
+  assert.ok(!same.some((x) => x.protocol === 'probability-comparison'), same.map((x) => x.name).join(', '));
+  assert.equal(get(same, 'rewrite_acc').value, 1, 'teacher-forced accuracy still applies');
+  const oneSame: EditCase = { ...multi, edits: [multi.edits![0]!, { ...multi.edits![1]!, targetTrue: 'Paris' }] };
+  assert.equal(counterfactExclusion(oneSame), 'same-targets');
+  assert.ok(!scoreCase(model, oneSame).metrics.some((x) => x.protocol === 'probability-comparison'));
   const bl = localityBaselines(model, [CASE, multi]);
   assert.equal(bl.length, 2);
   assert.throws(() => scoreCases(model, [CASE], { baselines: bl }), /2 baselines for 1 cases/);

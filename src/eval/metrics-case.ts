@@ -16,9 +16,10 @@
  *   over sub-keys), locality_answer_acc (token accuracy of the locality answers themselves, the
  *   measure of ROME's zsRE neighbourhood accuracy, on the locality prompt as the loader gives it:
  *   for zsRE EasyEdit's loc, where ROME asks loc + "?").
- * - probability-comparison (ROME CounterFact, needs targetTrue): efficacy_score / _magnitude on the
- *   rewrite prompt(s), paraphrase_score / _magnitude on the rephrase prompts, neighborhood_score /
- *   _magnitude on the neighbourhood prompts (see metrics.ts for the definitions).
+ * - probability-comparison (ROME CounterFact, needs a targetTrue other than targetNew, see
+ *   counterfactExclusion): efficacy_score / _magnitude on the rewrite prompt(s), paraphrase_score /
+ *   _magnitude on the rephrase prompts, neighborhood_score / _magnitude on the neighbourhood
+ *   prompts (see metrics.ts for the definitions).
  * - sentiment-likelihood (KnowEdit ConvSent cases, which carry a sentiment probe; see
  *   metrics-sentiment.ts): es_sent with its parts z_sent and z_topic (z_topic needs the baseline's
  *   unedited mean), and dd (the KL from the unedited model on the next topic's sentences, when
@@ -204,10 +205,27 @@ interface Job {
   target: string;
 }
 
+/** Why a case has no probability comparisons (see counterfactExclusion). */
+export type CounterfactExclusion = 'no-true-target' | 'same-targets';
+
+/**
+ * Why the CounterFact probability comparisons leave a case out, or undefined when they score it.
+ * P(new) > P(true) needs a true target; and where an edit's true target is its new target (after
+ * trimming: KnowEdit and WISE zsRE have such cases, the answer already right), the two
+ * probabilities are one number and the comparison could never hold, so the case would count as a
+ * failure whatever the edit did. A multi-edit case is left out when any of its edits is.
+ */
+export function counterfactExclusion(c: EditCase): CounterfactExclusion | undefined {
+  const reqs = caseRequests(c);
+  if (!reqs.every((r) => typeof r.targetTrue === 'string' && r.targetTrue.trim() !== '')) return 'no-true-target';
+  if (reqs.some((r) => r.targetTrue!.trim() === r.targetNew.trim())) return 'same-targets';
+  return undefined;
+}
+
 function teacherForcedJobs(c: EditCase, caseIndex: number, o: { tokenAccuracy: boolean; counterfact: boolean }): Job[] {
   const jobs: Job[] = [];
   const reqs = caseRequests(c);
-  const cf = o.counterfact && reqs.every((r) => typeof r.targetTrue === 'string' && r.targetTrue.trim() !== '');
+  const cf = o.counterfact && counterfactExclusion(c) === undefined;
   reqs.forEach((r, e) => {
     const edit = reqs.length > 1 ? e : undefined;
     const p = rewritePrompt(r);

@@ -206,6 +206,10 @@ export function summaryMarkdown(s: EvalSummary): string {
       if (!rows.length) continue;
       lines.push('', `### ${protocol}`, '', `${PROTOCOL_DESCRIPTIONS[protocol]}.`, '', '| metric | mean | 95 % CI | n |', '| --- | ---: | --- | ---: |');
       for (const r of rows) lines.push(`| ${cell(r.name)} | ${meanCells(r)} |`);
+      if (protocol === 'probability-comparison') {
+        const note = comparisonCoverageNote(s.rows, regime, s.cases - s.failed);
+        if (note) lines.push('', note);
+      }
     }
   }
   for (const x of s.sharedSubjects ?? []) {
@@ -216,6 +220,19 @@ export function summaryMarkdown(s: EvalSummary): string {
   if (s.drift.length) lines.push('', ...driftMarkdown(s.drift));
   if (s.files?.length) lines.push('', '## Files', '', ...s.files.map((f) => `- ${f}`));
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Under a regime's probability-comparison table, when its scores cover fewer cases than the regime
+ * scored: how many the comparisons left out, and why (metrics-case.ts counterfactExclusion). The
+ * cases scored are the rewrite accuracy's count, one per case, or without it the cases not refused.
+ */
+function comparisonCoverageNote(rows: readonly SummaryRow[], regime: Regime, notRefused: number): string | undefined {
+  const count = (name: string, protocol: SummaryRow['protocol']) => rows.find((r) => r.regime === regime && r.protocol === protocol && r.name === name)?.count;
+  const covered = count('efficacy_score', 'probability-comparison');
+  const scored = count('rewrite_acc', 'token-accuracy') ?? notRefused;
+  if (covered === undefined || covered >= scored) return undefined;
+  return `The probability comparisons cover ${covered} of the ${scored} cases scored: the other ${scored - covered} have no true target, or one that is the new target (after trimming), where P(new) > P(true) could never hold.`;
 }
 
 /** A row's mean, interval and count as table cells (the overall tables' and the split labels'). */
