@@ -242,6 +242,16 @@ test('random GPT-2: greedy QA, sampled fluency and TF-IDF consistency', { skip: 
     // nothing was edited: locality agrees with the baseline in both protocols
     assert.equal(get(m, 'locality_acc').value, 1);
     assert.equal(get(m, 'qa.locality_agree').value, 1);
+    // KnowEdit sub-keys: agreement per key, then the mean over keys (not over all prompts). The
+    // baseline's first R answer is changed, so R agrees on 1 of 2 prompts and F on its one.
+    const keyed: EditCase = { ...c, locality: undefined, localityGroups: {
+      R: [{ prompt: 'Ferrari 250 GTO is a product of', answer: 'Ferrari' }, { prompt: 'The Beetle is made by', answer: 'Volkswagen' }],
+      F: [{ prompt: 'The Eiffel Tower is in', answer: 'Paris' }],
+    } };
+    const keyedBaseline = localityBaseline(model, keyed, { qa: true });
+    keyedBaseline.qa!['R']![0] = `${keyedBaseline.qa!['R']![0]} (not what the model said)`;
+    const km = scoreCase(model, keyed, { baseline: keyedBaseline, qa: true }).metrics;
+    assert.deepEqual(['qa.locality.R_agree', 'qa.locality.F_agree', 'qa.locality_agree'].map((x) => [get(km, x).value, get(km, x).n]), [[0.5, 2], [1, 1], [0.75, 3]]);
     // fluency: the n-gram entropy of the sampled texts, which start with their prompts
     assert.equal(s.generations!.length, 2);
     s.generations!.forEach((g, i) => assert.ok(g.startsWith(c.generationPrompts![i]!)));

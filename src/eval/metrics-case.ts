@@ -27,8 +27,9 @@
  * - generation-qa (opt-in `qa`): greedy decoding of len(answer tokens) + extraTokens tokens, exact
  *   match and token F1 after SQuAD normalisation against the answer and its aliases, each alias
  *   against the continuation cut at its own length (the best alias counts):
- *   qa.rewrite_em/_f1, qa.rephrase_em/_f1, qa.portability[.<key>]_em/_f1, qa.locality_agree (the
- *   greedy answer equals the unedited model's, when the baseline has them), qa.multi_hop_any_em
+ *   qa.rewrite_em/_f1, qa.rephrase_em/_f1, qa.portability[.<key>]_em/_f1, qa.locality[.<key>]_agree (the
+ *   greedy answer equals the unedited model's, when the baseline has them; per sub-key, then the
+ *   mean over sub-keys), qa.multi_hop_any_em
  *   (multi-edit cases: any multi-hop question answered exactly, MQuAKE's rule).
  * - sampled-generation (opt-in `fluency`): ngram_entropy of top-k samples (ROME generate_fast:
  *   top_k 5, 100 tokens in all including the prompt) from the generation prompts (CounterFact) or
@@ -55,7 +56,7 @@ import {
   type NewVsTrue,
 } from './metrics.js';
 import { nGramEntropy, tfidfSimilarity, type AttributeSnippets, type TfidfModel } from './metrics-text.js';
-import { metric, type Metric } from './protocols.js';
+import { metric, type Metric, type Protocol } from './protocols.js';
 import { scoreSentiment, sentimentBaselines, type SentimentBaseline, type UneditedScope } from './metrics-sentiment.js';
 import { encodePair, scoreEncoded, targetLogProbs, type ScoreItem, type ScoringModel, type ScoringOptions, type TargetScore } from './scoring.js';
 
@@ -161,6 +162,8 @@ export interface QaDetail {
   generated: string;
   em: number;
   f1: number;
+  /** Locality items: 1 when the greedy answer is the unedited model's, else 0. */
+  agreement?: number;
 }
 
 export interface CaseScore {
@@ -395,6 +398,34 @@ function essencePerplexity(model: EvalModel, text: string, opts: ScoringOptions)
 
 // ---------------------------------------------------------------- scoring
 
+/**
+ * KnowEdit's per-case aggregation of a sub-keyed section as metric rows (run_knowedit_llama2.py
+ * `eval`): for each value (named by its suffix, e.g. "_acc"), the mean over each sub-key's prompts
+ * as `<prefix>.<key><suffix>` when the case has sub-keys, then the mean over the sub-keys as
+ * `<prefix><suffix>`, so that a key with many prompts weighs as much as one with few; n counts
+ * prompts.
+ */
+function groupedMetrics<D extends { group?: string }>(
+  ds: readonly D[],
+  o: { prefix: string; protocol: Protocol; perKey: boolean },
+  values: Readonly<Record<string, (d: D) => number>>,
+): Metric[] {
+  if (!ds.length) return [];
+  const series = Object.entries(values).map(([suffix, value]) => {
+    const byGroup: Record<string, number[]> = {};
+    for (const d of ds) (byGroup[d.group!] ??= []).push(value(d));
+    return { suffix, byGroup, means: groupedMean(byGroup) };
+  });
+  const out: Metric[] = [];
+  if (o.perKey) {
+    for (const k of Object.keys(series[0]!.means.perKey)) {
+      for (const { suffix, byGroup, means } of series) out.push(metric(`${o.prefix}.${k}${suffix}`, o.protocol, means.perKey[k]!, { n: byGroup[k]!.length }));
+    }
+  }
+  for (const { suffix, means } of series) out.push(metric(`${o.prefix}${suffix}`, o.protocol, means.mean, { n: ds.length }));
+  return out;
+}
+
 /** Every metric of many cases (teacher-forced prompts of all cases in one batched pass). */
 export function scoreCases(
   model: EvalModel,
@@ -450,21 +481,12 @@ export function scoreCases(
         const ds = pick(section, 'answer');
         if (!ds.length) continue;
         const value = (d: ItemDetail) => (section === 'locality' ? d.agreement : d.accuracy);
-        if (section === 'locality' && !baseline) {
-          // Without the unedited model's outputs only the answers' own accuracy can be given.
-        } else {
-          const byGroup: Record<string, number[]> = {};
-          for (const d of ds) (byGroup[d.group!] ??= []).push(value(d)!);
-          const g = groupedMean(byGroup);
-          if (grouped(c, section)) {
-            for (const [k, v] of Object.entries(g.perKey)) metrics.push(metric(`${section}.${k}_acc`, 'token-accuracy', v, { n: byGroup[k]!.length }));
-          }
-          metrics.push(metric(`${section}_acc`, 'token-accuracy', g.mean, { n: ds.length }));
+        // Without the unedited model's outputs only the locality answers' own accuracy can be given.
+        if (section === 'portability' || baseline) {
+          metrics.push(...groupedMetrics(ds, { prefix: section, protocol: 'token-accuracy', perKey: grouped(c, section) }, { _acc: (d) => value(d)! }));
         }
         if (section === 'locality') {
-          const byGroup: Record<string, number[]> = {};
-          for (const d of ds) (byGroup[d.group!] ??= []).push(d.accuracy);
-          metrics.push(metric('locality_answer_acc', 'token-accuracy', groupedMean(byGroup).mean, { n: ds.length }));
+          metrics.push(...groupedMetrics(ds, { prefix: 'locality_answer', protocol: 'token-accuracy', perKey: false }, { _acc: (d) => d.accuracy }));
         }
       }
     }
@@ -532,19 +554,18 @@ function scoreQa(model: EvalModel, cases: readonly EditCase[], results: CaseScor
   });
   const generated = greedyAnswerCuts(model, jobs, o);
   const details: QaDetail[][] = cases.map(() => []);
-  const agree: number[][] = cases.map(() => []);
   jobs.forEach((j, k) => {
     const { answers, cuts, longest: g } = generated[k]!;
     const em = Math.max(...answers.map((a, x) => exactMatch(cuts[x]!, [a])));
     const f1 = Math.max(...answers.map((a, x) => tokenF1(cuts[x]!, [a])));
     const d: QaDetail = { role: j.role, prompt: j.prompt, answers: j.answers, generated: g, em, f1 };
     if (j.group !== undefined) d.group = j.group;
-    details[j.caseIndex]!.push(d);
     if (j.role === 'locality') {
       const before = baselines![j.caseIndex]!.qa![j.group!]?.[j.index!];
       if (before === undefined) throw new AmendError('qa: the locality baseline has no greedy answers for this case');
-      agree[j.caseIndex]!.push(before === g ? 1 : 0);
+      d.agreement = before === g ? 1 : 0;
     }
+    details[j.caseIndex]!.push(d);
   });
   cases.forEach((c, i) => {
     const ds = details[i]!;
@@ -558,26 +579,14 @@ function scoreQa(model: EvalModel, cases: readonly EditCase[], results: CaseScor
     push('rewrite', ds.filter((d) => d.role === 'rewrite'));
     push('rephrase', ds.filter((d) => d.role === 'rephrase'));
     const port = ds.filter((d) => d.role === 'portability');
-    if (port.length) {
-      const em: Record<string, number[]> = {}, f1: Record<string, number[]> = {};
-      for (const d of port) {
-        (em[d.group!] ??= []).push(d.em);
-        (f1[d.group!] ??= []).push(d.f1);
-      }
-      const gem = groupedMean(em), gf1 = groupedMean(f1);
-      if (grouped(c, 'portability')) {
-        for (const k of Object.keys(gem.perKey)) {
-          out.metrics.push(metric(`qa.portability.${k}_em`, 'generation-qa', gem.perKey[k]!, { n: em[k]!.length }));
-          out.metrics.push(metric(`qa.portability.${k}_f1`, 'generation-qa', gf1.perKey[k]!, { n: f1[k]!.length }));
-        }
-      }
-      out.metrics.push(metric('qa.portability_em', 'generation-qa', gem.mean, { n: port.length }));
-      out.metrics.push(metric('qa.portability_f1', 'generation-qa', gf1.mean, { n: port.length }));
-      if (c.edits && em['multi_hop']) {
-        out.metrics.push(metric('qa.multi_hop_any_em', 'generation-qa', Math.max(...em['multi_hop']), { n: em['multi_hop'].length }));
-      }
+    out.metrics.push(...groupedMetrics(port, { prefix: 'qa.portability', protocol: 'generation-qa', perKey: grouped(c, 'portability') }, { _em: (d) => d.em, _f1: (d) => d.f1 }));
+    const multiHop = port.filter((d) => d.group === 'multi_hop');
+    if (c.edits && multiHop.length) {
+      out.metrics.push(metric('qa.multi_hop_any_em', 'generation-qa', Math.max(...multiHop.map((d) => d.em)), { n: multiHop.length }));
     }
-    if (agree[i]!.length) out.metrics.push(metric('qa.locality_agree', 'generation-qa', mean(agree[i]!), { n: agree[i]!.length }));
+    // Per sub-key, then over the keys, as the teacher-forced locality_acc.
+    const loc = ds.filter((d) => d.role === 'locality');
+    out.metrics.push(...groupedMetrics(loc, { prefix: 'qa.locality', protocol: 'generation-qa', perKey: grouped(c, 'locality') }, { _agree: (d) => d.agreement! }));
   });
 }
 
