@@ -33,6 +33,7 @@ import {
   splitSentences,
   tfidfSimilarity,
   tfidfTokens,
+  treebankTokenize,
   wordTokenize,
 } from '../src/eval/metrics-text.js';
 import { perplexityDrift, perplexityWindows } from '../src/eval/metrics-ppl.js';
@@ -144,6 +145,14 @@ test('word_tokenize follows NLTK', () => {
   assert.deepEqual(wordTokenize('He said "hello" (twice) -- and cannot stop!'), [
     'He', 'said', '``', 'hello', "''", '(', 'twice', ')', '--', 'and', 'can', 'not', 'stop', '!',
   ]);
+  // A quote is split off a one-letter word only, and not from a contraction's ('n, 's, 'T of 'Tis).
+  assert.deepEqual(treebankTokenize("Rock 'n' roll isn't dead; it's 'alive'."), [
+    'Rock', "'n", "'", 'roll', 'is', "n't", 'dead', ';', 'it', "'s", "'alive", "'", '.',
+  ]);
+  assert.deepEqual(treebankTokenize("'Tis the season."), ["'T", 'is', 'the', 'season', '.']);
+  assert.deepEqual(treebankTokenize("He said 'x marks the spot' and left."), ['He', 'said', "'", 'x', 'marks', 'the', 'spot', "'", 'and', 'left', '.']);
+  // Python's \b: a letter outside ASCII is part of the word, so "xücannot" is not "cannot".
+  assert.deepEqual(treebankTokenize('xücannot gonnaü, cannot'), ['xücannot', 'gonnaü', ',', 'can', 'not']);
   assert.deepEqual(splitSentences('Mr. Smith went to Washington. He saw J. K. Rowling. it was fine'), [
     'Mr. Smith went to Washington.',
     'He saw J. K. Rowling. it was fine',
