@@ -11,7 +11,7 @@ import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { encodePair, joinPromptTarget, rowStats, scoreEncoded, targetLogProbs, type EncodedPair, type ScoringModel, type TargetScore } from '../src/eval/scoring.js';
 import { heldoutPerplexity } from '../src/eval/heldout.js';
 import { perplexity } from '../src/eval/metrics-ppl.js';
-import { sharedDir } from './helpers.js';
+import { repoRoot, sharedDir } from './helpers.js';
 
 // ---------------------------------------------------------------- a word-level fake
 
@@ -19,9 +19,10 @@ const WORDS = ['<s>', '</s>', 'The', ' capital', ' is', ' Paris', ' London', ' N
 const ID = new Map(WORDS.map((w, i) => [w, i]));
 
 /** Words with their leading whitespace are tokens; a trailing run of whitespace is a token of its own. */
-function fakeTokenizer(o: { bos?: boolean; eos?: boolean } = {}) {
+function fakeTokenizer(o: { bos?: boolean; eos?: boolean; bosIsEos?: boolean } = {}) {
+  const bos = o.bosIsEos ? 1 : 0;
   return {
-    bosId: o.bos ? 0 : null,
+    bosId: o.bos ? bos : null,
     eosId: 1,
     encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
       const ids = (text.match(/\s*\S+|\s+$/g) ?? []).map((w) => {
@@ -30,11 +31,16 @@ function fakeTokenizer(o: { bos?: boolean; eos?: boolean } = {}) {
         return id;
       });
       const add = opts.addSpecialTokens ?? true;
-      return [...(add && o.bos ? [0] : []), ...ids, ...(add && o.eos ? [1] : [])];
+      return [...(add && o.bos ? [bos] : []), ...ids, ...(add && o.eos ? [1] : [])];
     },
     decode: (ids: number[]) => ids.map((i) => WORDS[i]).join(''),
   };
 }
+
+const WORLD_DIR = path.join(repoRoot(), 'world');
+const worldSkip = fs.existsSync(path.join(WORLD_DIR, 'tokenizer.json')) ? false : 'no world/ model (amend world build)';
+const TINY_GPT2_DIR = sharedDir('models') && path.join(sharedDir('models')!, 'tiny-random-gpt2');
+const tinyGpt2Skip = TINY_GPT2_DIR && fs.existsSync(path.join(TINY_GPT2_DIR, 'tokenizer.json')) ? false : '../shared/models/tiny-random-gpt2 is absent';
 
 const V = WORDS.length;
 const LN = Math.log;
@@ -85,7 +91,24 @@ test('encodePair: target tokens follow the prompt tokens (BOS kept, appended EOS
   // "Answer: " encodes as [Answer:, " "] but "Answer: Paris" as [Answer:, " Paris"]: the space moves to the target
   assert.deepEqual(encodePair(tok, 'Answer: ', 'Paris'), { context: [9], target: [5] });
   assert.throws(() => encodePair(tok, 'The capital is', '  '), /empty target/);
-  assert.throws(() => encodePair(tok, '', ' Paris'), /gives no token to condition/);
+  assert.throws(() => encodePair(tok, '', ' Paris'), /gives no token to condition.*a model without a BOS token needs a non-empty prompt/);
+  // BOS and EOS one id (GPT-2-style post-processors): an empty prompt's lone token is the BOS, kept
+  const shared = fakeTokenizer({ bos: true, bosIsEos: true });
+  assert.deepEqual(encodePair(shared, '', ' Paris'), { context: [1], target: [5] });
+  assert.deepEqual(encodePair(shared, 'The capital is', 'Paris'), { context: [1, 2, 3, 4], target: [5] });
+  // ... and with an EOS appended as well, that one is dropped
+  assert.deepEqual(encodePair(fakeTokenizer({ bos: true, eos: true, bosIsEos: true }), '', ' Paris'), { context: [1], target: [5] });
+});
+
+test('an empty prompt is conditioned on the BOS of the demo world (BOS = EOS); a tiny GPT-2 without one is told so', { skip: worldSkip || tinyGpt2Skip }, () => {
+  const world = AmendTokenizer.fromDir(WORLD_DIR);
+  assert.equal(world.bosId, world.eosId);
+  const p = encodePair(world, '', 'Paris');
+  assert.deepEqual(p.context, [world.bosId]);
+  assert.deepEqual(p.target, world.encode('Paris', { addSpecialTokens: false }));
+  const gpt2 = AmendTokenizer.fromDir(TINY_GPT2_DIR!);
+  assert.throws(() => encodePair(gpt2, '', 'Paris'), /prompt "" gives no token to condition the target on \(a model without a BOS token needs a non-empty prompt\)/);
+  assert.deepEqual(encodePair(gpt2, 'Hi', 'Paris').context, gpt2.encode('Hi'));
 });
 
 test('scores on a bigram model match hand-computed log-probabilities (multi-token targets, argmax, accuracy)', () => {

@@ -33,7 +33,7 @@ export interface ScoringModel {
 }
 
 /** The encoding side only (for tests and for callers that tokenise themselves). */
-export type Encoder = Pick<AmendTokenizer, 'encode' | 'eosId'>;
+export type Encoder = Pick<AmendTokenizer, 'encode' | 'bosId' | 'eosId'>;
 
 export interface ScoreItem {
   prompt: string;
@@ -109,13 +109,18 @@ function encodeCached(tok: Encoder, text: string): readonly number[] {
   return ids;
 }
 
+/** The encoding with the model's special tokens, less an EOS that the post-processor appends. */
 function encodeWithSpecials(tok: Encoder, text: string): number[] {
   const ids = tok.encode(text);
   const eos = tok.eosId;
-  if (eos !== null && ids.length > 0 && ids[ids.length - 1] === eos) {
-    const raw = tok.encode(text, { addSpecialTokens: false });
-    if (raw.length === 0 || raw[raw.length - 1] !== eos) ids.pop();
-  }
+  if (eos === null || ids.length === 0 || ids[ids.length - 1] !== eos) return ids;
+  const raw = tok.encode(text, { addSpecialTokens: false });
+  if (raw.length > 0 && raw[raw.length - 1] === eos) return ids; // the text's own EOS
+  // An empty text's one special token, where BOS and EOS are one id (GPT-2-style post-processors,
+  // the demo world), is the BOS: a post-processor that adds a BOS puts it first. Dropping it
+  // would leave an empty prompt with nothing to condition on.
+  if (raw.length === 0 && ids.length === 1 && tok.bosId === eos) return ids;
+  ids.pop();
   return ids;
 }
 
