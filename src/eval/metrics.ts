@@ -8,13 +8,15 @@
  * - CounterFact / ROME: experiments/py/eval_utils_counterfact.py `test_batch_prediction` (mean NLL
  *   per target token of target_new and target_true), experiments/summarize.py (success =
  *   NLL_true > NLL_new, magnitude = exp(-NLL_new) - exp(-NLL_true); neighbourhood the other way
- *   round; score = harmonic mean of the mean ES, PS, NS as in kmeng01/memit's summarize.py, used by
- *   summary.ts; kmeng01/rome's takes PS and NS only).
+ *   round; score = harmonic mean of the mean ES, PS, NS, as kmeng01/rome's and kmeng01/memit's
+ *   summarize.py compute it, used by summary.ts; rome's took PS and NS only before August 2022).
  * - KnowEdit ConvSent / SERAC sentiment editing (Mitchell et al. 2022, ES = z_sent · z_topic):
  *   EasyEdit easyeditor/evaluate/evaluate_utils.py `es`, `kl_loc_loss`, `masked_mean` (see
  *   metrics-sentiment.ts for what Amend scores differently).
- * - QA: SQuAD's normalize_answer (EasyEdit evaluate_utils.py `normalize_answer`, `exact_match_score`)
- *   and the SQuAD token F1.
+ * - QA: SQuAD's exact match and token F1 after its normalize_answer. EasyEdit's exact match
+ *   (evaluate_utils.py `exact_match_score`) normalises the same way, but its generations stop at
+ *   ".", a line break or EOS; its F1 (`F1`) is scikit-learn's macro F1 over token ids, another
+ *   number than this one.
  */
 import { AmendError } from '../errors.js';
 

@@ -67,9 +67,9 @@ export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
 }
 
 /**
- * MEMIT's summarize.py "score": per run, the harmonic mean of the mean efficacy, paraphrase and
- * neighbourhood scores (ROME's older summarize.py took paraphrase and neighbourhood only). A
- * function of three means, so it has no interval; n is the efficacy row's.
+ * ROME's and MEMIT's summarize.py "score": per run, the harmonic mean of the mean efficacy,
+ * paraphrase and neighbourhood scores (ROME's before August 2022 took paraphrase and neighbourhood
+ * only). A function of three means, so it has no interval; n is the efficacy row's.
  */
 function overallScores(rows: readonly SummaryRow[]): SummaryRow[] {
   const out: SummaryRow[] = [];
