@@ -12,6 +12,7 @@ const WORLD = path.join(repoRoot(), 'world');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-demo-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 const amend = (...args: string[]): CliResult => runCli(args, path.join(tmp, 'cache'));
+const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
 /** Name, size and sha256 of every file in world/, to show the demo writes nothing there. */
 function worldState(): string[] {
@@ -69,6 +70,11 @@ test('amend demo --n 5 --json: facts before, ROME probes, MEMIT batch, scores, e
   assert.equal(o.table[0].protocol, 'probability-comparison');
   const eff = o.memit.metrics.find((m: { name: string; protocol: string }) => m.name === 'efficacy_score' && m.protocol === 'probability-comparison');
   assert.equal(eff.count, 5);
+  // The run summary's rows (as `amend eval` writes them): a regime, an interval, the sample std.
+  // Efficacy per case is 0 or 1, so with mean p over n cases the sample std is √(n·p(1−p)/(n−1)).
+  assert.equal(eff.regime, 'batch-5');
+  assert.equal(eff.ci95.length, 2);
+  close(eff.std, Math.sqrt((5 * eff.mean * (1 - eff.mean)) / 4));
 
   // 5. revert and time
   assert.equal(o.reverted, true);

@@ -39,7 +39,6 @@ import {
 import { perplexityDrift, perplexityWindows } from '../src/eval/metrics-ppl.js';
 import { writeNpy } from './npz-writer.js';
 import { costMetrics, measure, measureAsync, type Cost } from '../src/eval/metrics-cost.js';
-import { metric, summarizeMetrics } from '../src/eval/protocols.js';
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -225,23 +224,6 @@ test('perplexity windows score every token but the first once, with the window b
     ['ppl_ratio', 'perplexity', 1.5],
   ]);
   assert.throws(() => perplexityDrift(base, { ...base, tokens: 8 }), /same text/);
-});
-
-test('summaries never average across protocols', () => {
-  const s = summarizeMetrics([
-    [metric('acc', 'token-accuracy', 1), metric('acc', 'generation-qa', 0), metric('x', 'cost', 2, { unit: 'seconds' })],
-    [metric('acc', 'token-accuracy', 0.5), metric('acc', 'generation-qa', Number.NaN), metric('x', 'cost', 4, { unit: 'seconds' })],
-  ]);
-  assert.deepEqual(
-    s.map((r) => [r.protocol, r.name, r.mean, r.count]),
-    [
-      ['token-accuracy', 'acc', 0.75, 2],
-      ['generation-qa', 'acc', 0, 1],
-      ['cost', 'x', 3, 2],
-    ],
-  );
-  close(s[0]!.std, 0.25); // population std, as numpy
-  assert.throws(() => summarizeMetrics([[metric('x', 'cost', 1, { unit: 'seconds' })], [metric('x', 'cost', 1, { unit: 'bytes' })]]), /two units/);
 });
 
 test('cost: wall time and peak memory of a call', async () => {

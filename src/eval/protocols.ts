@@ -2,8 +2,6 @@
  * Every number evaluation produces carries the protocol that produced it, so that numbers from
  * different protocols are never averaged together (DESIGN.md, "Evaluation").
  */
-import { AmendError } from '../errors.js';
-
 export type Protocol =
   /** KnowEdit / EasyEdit: fraction of target tokens that are the argmax given the gold prefix. */
   | 'token-accuracy'
@@ -61,45 +59,4 @@ export function metric(name: string, protocol: Protocol, value: number, extra: {
   if (extra.n !== undefined) m.n = extra.n;
   if (extra.unit !== undefined) m.unit = extra.unit;
   return m;
-}
-
-/** The key under which values may be averaged: protocol and name together. */
-export const metricKey = (m: Pick<Metric, 'name' | 'protocol'>) => `${m.protocol}/${m.name}`;
-
-export interface MetricSummary {
-  name: string;
-  protocol: Protocol;
-  mean: number;
-  std: number;
-  /** Number of values (usually cases) averaged. */
-  count: number;
-  unit?: string;
-}
-
-/**
- * Means over many cases, one per (protocol, name): a metric name that appears under two protocols
- * gives two rows, never one average. NaN values are left out (and not counted).
- */
-export function summarizeMetrics(perCase: readonly (readonly Metric[])[]): MetricSummary[] {
-  const groups = new Map<string, { name: string; protocol: Protocol; unit?: string; values: number[] }>();
-  for (const list of perCase) {
-    for (const m of list) {
-      const k = metricKey(m);
-      let g = groups.get(k);
-      if (!g) groups.set(k, (g = { name: m.name, protocol: m.protocol, unit: m.unit, values: [] }));
-      if (g.unit !== m.unit) throw new AmendError(`metric ${k} is reported in two units (${g.unit} and ${m.unit})`);
-      if (Number.isFinite(m.value)) g.values.push(m.value);
-    }
-  }
-  const out: MetricSummary[] = [];
-  for (const g of groups.values()) {
-    const n = g.values.length;
-    const mean = n ? g.values.reduce((a, b) => a + b, 0) / n : Number.NaN;
-    const std = n ? Math.sqrt(g.values.reduce((a, b) => a + (b - mean) ** 2, 0) / n) : Number.NaN;
-    const s: MetricSummary = { name: g.name, protocol: g.protocol, mean, std, count: n };
-    if (g.unit !== undefined) s.unit = g.unit;
-    out.push(s);
-  }
-  out.sort((a, b) => PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) || a.name.localeCompare(b.name));
-  return out;
 }

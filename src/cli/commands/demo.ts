@@ -15,7 +15,9 @@ import { loadCases } from '../../data/index.js';
 import { editWithReport, parseSets, resolveHparams, SCHEMAS, type EditCase, type EditMethod, type ResolvedHparams } from '../../editors/index.js';
 import { Timings } from '../../editors/common/run.js';
 import { scoreCases, portabilityGroupsOf } from '../../eval/metrics-case.js';
-import { summarizeMetrics, type Metric, type MetricSummary } from '../../eval/protocols.js';
+import type { Metric } from '../../eval/protocols.js';
+import type { CaseRecord, Regime, SummaryRow } from '../../eval/run-types.js';
+import { summarizeRecords } from '../../eval/summary.js';
 import { targetLogProbs } from '../../eval/scoring.js';
 import { fillTemplate } from '../../tokenizer/index.js';
 import { Rng } from '../../world/rng.js';
@@ -230,23 +232,26 @@ const TABLE: { name: string; protocol: Metric['protocol']; label: string }[] = [
   { name: 'portability_acc', protocol: 'token-accuracy', label: 'multi-hop (teacher-forced token accuracy)' },
 ];
 
-function pickRows(summary: readonly MetricSummary[]): Record<string, number | undefined> {
+function pickRows(summary: readonly SummaryRow[]): Record<string, number | undefined> {
   const out: Record<string, number | undefined> = {};
   for (const t of TABLE) out[t.name] = summary.find((s) => s.name === t.name && s.protocol === t.protocol)?.mean;
   return out;
 }
 
-/** Scores with the evaluation module, in chunks so a long batch gets a progress bar. */
-function scoreAll(model: CausalLM, cases: readonly EditCase[], bar: Progress | null): MetricSummary[] {
-  const perCase: Metric[][] = [];
+/**
+ * Scores with the evaluation module, in chunks so a long batch gets a progress bar, summarised as
+ * `amend eval` summarises a run (one definition of mean, sample std and interval for both).
+ */
+function scoreAll(model: CausalLM, cases: readonly EditCase[], regime: Regime, bar: Progress | null): SummaryRow[] {
+  const records: CaseRecord[] = [];
   const CHUNK = 10;
   for (let s = 0; s < cases.length; s += CHUNK) {
     // Locality agreement needs the unedited model's outputs; the table leaves it out, so no baseline.
-    for (const r of scoreCases(model, cases.slice(s, s + CHUNK))) perCase.push(r.metrics);
+    for (const r of scoreCases(model, cases.slice(s, s + CHUNK))) records.push({ index: records.length, regime, metrics: r.metrics });
     bar?.update(Math.min(cases.length, s + CHUNK));
   }
   bar?.done();
-  return summarizeMetrics(perCase);
+  return summarizeRecords(records);
 }
 
 // ------------------------------------------------------------------ the command
@@ -355,7 +360,7 @@ export async function run(args: Parsed): Promise<void> {
   say(`\n2. ROME: "${fillTemplate(romeCase.prompt, romeCase.subject)}" ${romeCase.targetTrue!.trim()} → ${romeCase.targetNew.trim()} (case ${String(romeCase.id)})`);
   const romeEdit = await clock.timeAsync('rome', () => doEdit(model, 'rome', rome, [romeCase], tty));
   const romeAfter = clock.time('after', () => look(model, probes, tokens));
-  const romeScores = clock.time('score', () => scoreAll(model, [romeCase], null));
+  const romeScores = clock.time('score', () => scoreAll(model, [romeCase], 'single', null));
   const romeOk = clock.time('revert', () => revertChecked(model, romeEdit));
   for (const [i, p] of probes.entries()) {
     const b = romeBefore[i]!, a = romeAfter[i]!;
@@ -371,7 +376,7 @@ export async function run(args: Parsed): Promise<void> {
 
   // ---- 3. a MEMIT batch
   let memitEdit: EditOutcome | null = null;
-  let memitScores: MetricSummary[] = [];
+  let memitScores: SummaryRow[] = [];
   let batchBefore: Shown[] = [], batchAfter: Shown[] = [];
   let memitOk = true;
   if (memit) {
@@ -386,7 +391,7 @@ export async function run(args: Parsed): Promise<void> {
       say(`     after  ${JSON.stringify(a.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(a.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(a.pTrue)}`);
     });
     say(`   edit ${secs(clock.seconds['memit']!)} (${Object.entries(memitEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')})`);
-    memitScores = clock.time('score', () => scoreAll(model, batch, new Progress('scoring', batch.length, tty)));
+    memitScores = clock.time('score', () => scoreAll(model, batch, `batch-${batch.length}`, new Progress('scoring', batch.length, tty)));
     memitOk = clock.time('revert', () => revertChecked(model, memitEdit!));
   }
 
