@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import {
-  decodePng, encodePng, layoutChart, meanCI, modeLabel, parseMode, runCharts, sceneToSvg, summarizeByRelation, summarizeRecords, summaryMarkdown, tQuantile975,
+  encodePng, layoutChart, meanCI, modeLabel, parseMode, runCharts, sceneToSvg, summarizeByRelation, summarizeRecords, summaryMarkdown, tQuantile975,
   wilson95, type CaseRecord, type EvalSummary,
 } from '../src/eval/index.js';
+import { decodePng } from './png-decode.js';
 import { niceTicks, tickLabel } from '../src/eval/plot.js';
 import { MAX_SERIES } from '../src/eval/plots.js';
 import { rasterize } from '../src/eval/raster.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CausalLM, gpt2Config, writeRandomCheckpoint, type ForwardOptions, type ModelConfig } from '../src/models/index.js';
 import { Tensor } from '../src/tensor/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
-import { encodePair, joinPromptTarget, rowStats, scoreEncoded, targetLogProbs, type EncodedPair, type ScoringModel, type TargetScore } from '../src/eval/scoring.js';
+import { encodePair, joinPromptTarget, scoreEncoded, targetLogProbs, type EncodedPair, type ScoringModel, type TargetScore } from '../src/eval/scoring.js';
 import { heldoutPerplexity } from '../src/eval/heldout.js';
 import { perplexity } from '../src/eval/metrics-ppl.js';
 import { repoRoot, sharedDir } from './helpers.js';
@@ -69,6 +69,21 @@ function bigramModel(next: Record<string, Record<string, number>>, tok = fakeTok
     },
   };
   return m;
+}
+
+/** log-sum-exp (in float64) and the first index of the maximum of one logits row: the reference. */
+function rowStats(row: ArrayLike<number>): { lse: number; best: number } {
+  let best = 0;
+  let mx = row[0]!;
+  for (let i = 1; i < row.length; i++) {
+    if (row[i]! > mx) {
+      mx = row[i]!;
+      best = i;
+    }
+  }
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - mx);
+  return { lse: mx + Math.log(s), best };
 }
 
 const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);

@@ -12,7 +12,7 @@ export * from './run-types.js';
 export * from './summary.js';
 export { runEval, parseMode, modeLabel, sharedSubjectEdits, type EvalOptions, type EvalResult } from './runner.js';
 export { PARTIAL_DIR } from './checkpoint.js';
-export { encodePng, decodePng } from './png.js';
+export { encodePng } from './png.js';
 export { layoutChart, type Chart, type Series } from './plot.js';
 export { sceneToSvg } from './plot-svg.js';
 export { renderChart, runCharts } from './plots.js';

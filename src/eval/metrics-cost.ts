@@ -53,13 +53,6 @@ function finish(s: Start): Cost {
   return { wallSeconds, peakRssBytes: peak, rssBeforeBytes: s.rss0, rssAfterBytes: process.memoryUsage.rss(), newPeak: own !== null || peak > s.peak0 };
 }
 
-/** Run fn and measure it. */
-export function measure<T>(fn: () => T): { result: T; cost: Cost } {
-  const s = start();
-  const result = fn();
-  return { result, cost: finish(s) };
-}
-
 /** Run an async fn and measure it (wall time includes any awaiting). */
 export async function measureAsync<T>(fn: () => Promise<T> | T): Promise<{ result: T; cost: Cost }> {
   const s = start();

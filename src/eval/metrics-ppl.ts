@@ -10,7 +10,6 @@
 import fs from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
 import { AmendError, refuseBinary, refuseDevice, refuseOversize, requireCount } from '../errors.js';
-import { metric, type Metric } from './protocols.js';
 import { scoreEncoded, type EncodedPair, type ScoringModel, type ScoringOptions } from './scoring.js';
 
 export interface PerplexityOptions extends ScoringOptions {
@@ -95,14 +94,4 @@ export function readHeldOutText(file: string, opts: { maxChars?: number } = {}):
   if (opts.maxChars !== undefined) text = text.slice(0, opts.maxChars);
   if (text.trim() === '') throw new AmendError(`${file}: empty file — perplexity needs held-out text`);
   return text;
-}
-
-/** Perplexity before and after editing, tagged 'perplexity': ppl_before, ppl_after, ppl_ratio (after / before). */
-export function perplexityDrift(before: PerplexityResult, after: PerplexityResult): Metric[] {
-  if (before.tokens !== after.tokens) throw new AmendError(`perplexity drift: ${before.tokens} tokens before but ${after.tokens} after — score the same text the same way`);
-  return [
-    metric('ppl_before', 'perplexity', before.perplexity, { n: before.tokens }),
-    metric('ppl_after', 'perplexity', after.perplexity, { n: after.tokens }),
-    metric('ppl_ratio', 'perplexity', after.perplexity / before.perplexity, { n: after.tokens }),
-  ];
 }

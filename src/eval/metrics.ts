@@ -22,12 +22,6 @@ import { AmendError } from '../errors.js';
 
 // ---------------------------------------------------------------- KnowEdit (token accuracy)
 
-/** Fraction of target tokens predicted correctly (EasyEdit: np.mean(np.equal(argmax, labels))). */
-export function tokenAccuracy(correct: readonly boolean[]): number {
-  if (correct.length === 0) throw new AmendError('token accuracy of an empty target');
-  return correct.filter(Boolean).length / correct.length;
-}
-
 /**
  * Locality of one prompt: the fraction of answer positions where the edited model's argmax equals
  * the unedited model's (teacher-forced on the same answer tokens).
@@ -221,15 +215,4 @@ export function tokenF1(prediction: string, answers: readonly string[]): number 
     if (f1 > best) best = f1;
   }
   return best;
-}
-
-/** 1 when some normalised answer occurs in the normalised prediction as whole words, else 0. */
-export function containsAnswer(prediction: string, answers: readonly string[]): number {
-  const p = ` ${normalizeAnswer(prediction)} `;
-  return answers.some((a) => {
-    const n = normalizeAnswer(a);
-    return n !== '' && p.includes(` ${n} `);
-  })
-    ? 1
-    : 0;
 }

@@ -376,21 +376,6 @@ function batchBounds(rows: readonly { seq: number[]; positions: number[] }[], li
   return bounds.reverse();
 }
 
-/** log-sum-exp (in float64) and the first index of the maximum of one logits row (a reference for tests). */
-export function rowStats(row: ArrayLike<number>): { lse: number; best: number } {
-  let best = 0;
-  let mx = row[0]!;
-  for (let i = 1; i < row.length; i++) {
-    if (row[i]! > mx) {
-      mx = row[i]!;
-      best = i;
-    }
-  }
-  let s = 0;
-  for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - mx);
-  return { lse: mx + Math.log(s), best };
-}
-
 /**
  * Per item: the log-probabilities of the target's tokens given the prompt (per token, sum, mean)
  * and whether each is the model's argmax, all items in padded batches (see the file comment for the
