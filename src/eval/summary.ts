@@ -9,11 +9,17 @@ import { harmonicMean } from './metrics.js';
 import { PROTOCOLS, PROTOCOL_DESCRIPTIONS } from './protocols.js';
 import { modeLabel, REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SplitLabelSummary, type SummaryRow } from './run-types.js';
 
-const regimeOrder = (r: Regime) => {
+const regimeOrder = (r: Regime): [number, number] => {
   if (r === 'single') return [0, 0];
   if (r.startsWith('batch-')) return [1, Number(r.slice(6))];
   return [r === 'score-after-each' ? 2 : 3, 0];
 };
+
+/** Regimes in report order: single, batches by size, score-after-each, apply-all-then-score. */
+function compareRegimes(a: Regime, b: Regime): number {
+  const [ra, ka] = regimeOrder(a), [rb, kb] = regimeOrder(b);
+  return ra - rb || ka - kb;
+}
 
 /**
  * The range a metric's mean cannot leave: scores, accuracies and QA matches (fractions of prompts
@@ -59,10 +65,7 @@ export function summarizeRecords(records: readonly CaseRecord[]): SummaryRow[] {
     return row;
   });
   rows.push(...overallScores(rows));
-  rows.sort((a, b) => {
-    const [ra, ka] = regimeOrder(a.regime), [rb, kb] = regimeOrder(b.regime);
-    return ra! - rb! || ka! - kb! || PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) || a.name.localeCompare(b.name);
-  });
+  rows.sort((a, b) => compareRegimes(a.regime, b.regime) || PROTOCOLS.indexOf(a.protocol) - PROTOCOLS.indexOf(b.protocol) || a.name.localeCompare(b.name));
   return rows;
 }
 
@@ -136,10 +139,7 @@ export function summarizeByRelation(records: readonly CaseRecord[]): RelationRow
   }
   return [...groups.values()]
     .map(({ sum, ...g }) => ({ ...g, mean: sum / g.count }))
-    .sort((a, b) => {
-      const [ra, ka] = regimeOrder(a.regime), [rb, kb] = regimeOrder(b.regime);
-      return ra! - rb! || ka! - kb! || a.relation.localeCompare(b.relation) || RELATION_METRICS.indexOf(a.name as never) - RELATION_METRICS.indexOf(b.name as never);
-    });
+    .sort((a, b) => compareRegimes(a.regime, b.regime) || a.relation.localeCompare(b.relation) || RELATION_METRICS.indexOf(a.name as never) - RELATION_METRICS.indexOf(b.name as never));
 }
 
 /** A number for a table: enough digits to compare, bytes in MiB. */
@@ -249,10 +249,7 @@ function splitLabelMarkdown(groups: readonly SplitLabelSummary[], run: string | 
   ];
   const all = groups.flatMap((g) => g.rows.map((r) => ({ ...r, label: g.label })));
   // In the overall tables' order, whichever label's cases a regime first appears among.
-  const regimes = [...new Set(all.map((r) => r.regime))].sort((a, b) => {
-    const [ra, ka] = regimeOrder(a), [rb, kb] = regimeOrder(b);
-    return ra! - rb! || ka! - kb!;
-  });
+  const regimes = [...new Set(all.map((r) => r.regime))].sort(compareRegimes);
   for (const regime of regimes) {
     for (const protocol of PROTOCOLS) {
       const rows = all.filter((r) => r.regime === regime && r.protocol === protocol);
