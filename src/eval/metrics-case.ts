@@ -55,10 +55,12 @@ import {
   trueMinusNew,
   type NewVsTrue,
 } from './metrics.js';
-import { nGramEntropy, tfidfSimilarity, type AttributeSnippets, type TfidfModel } from './metrics-text.js';
+import { nGramEntropy, tfidfSimilarity, type ConsistencyResources } from './metrics-text.js';
 import { metric, type Metric, type Protocol } from './protocols.js';
 import { scoreSentiment, sentimentBaselines, type SentimentBaseline, type UneditedScope } from './metrics-sentiment.js';
 import { encodePair, scoreEncoded, targetLogProbs, type ScoreItem, type ScoringModel, type ScoringOptions, type TargetScore } from './scoring.js';
+
+export type { ConsistencyResources };
 
 /** A model that can be scored and sampled (CausalLM is one). */
 export type EvalModel = ScoringModel & ModelWeights;
@@ -92,11 +94,6 @@ export interface FluencyOptions {
   seed?: number;
   /** Prompts per generate() call (default 16). */
   batchSize?: number;
-}
-
-export interface ConsistencyResources {
-  tfidf: TfidfModel;
-  snippets: AttributeSnippets;
 }
 
 /** What the unedited model did on a case's locality prompts (JSON-serialisable). */
@@ -327,6 +324,9 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
   const prepared = items.map((it) => {
     const answers = it.answers.filter((a) => a.trim() !== '');
     if (answers.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no answer`);
+    // At most 64 tokens (+ extraTokens) per answer: QA answers are short phrases, and the longest
+    // answer of a batch sets how long all its prompts generate. An answer longer than that (a
+    // paragraph) is then never matched exactly; its F1 still counts the words generated.
     const lens = answers.map((a) => Math.min(encodePair(tok, it.prompt, a).target.length, 64) + extra);
     let ids = tok.encode(qaPromptText(it.prompt, o.template));
     if (ids.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no tokens`);
@@ -426,6 +426,69 @@ function groupedMetrics<D extends { group?: string }>(
   return out;
 }
 
+/** The per-item details of one case's teacher-forced scores (agreement where there is a baseline). */
+function itemDetails(rows: readonly { job: Job; score: TargetScore }[], baseline: LocalityBaseline | undefined): ItemDetail[] {
+  return rows.map(({ job, score }) => {
+    const d: ItemDetail = {
+      role: job.role,
+      prompt: job.prompt,
+      kind: job.kind,
+      target: job.target,
+      tokens: score.target.length,
+      accuracy: score.accuracy,
+      meanLogProb: score.mean,
+    };
+    if (job.group !== undefined) d.group = job.group;
+    if (job.edit !== undefined) d.edit = job.edit;
+    if (job.role === 'locality' && baseline) d.agreement = agreement(baseline.argmax[job.group!]![job.index!]!, score.argmax);
+    return d;
+  });
+}
+
+const pick = (details: readonly ItemDetail[], role: ItemRole, kind: ItemDetail['kind']) => details.filter((d) => d.role === role && d.kind === kind);
+
+/** One case's teacher-forced metrics: token accuracies (when asked for), then the probability comparisons. */
+function teacherForcedMetrics(c: EditCase, details: readonly ItemDetail[], baseline: LocalityBaseline | undefined, tokenAccuracy: boolean): Metric[] {
+  return [...(tokenAccuracy ? tokenAccuracyMetrics(c, details, baseline) : []), ...comparisonMetrics(details)];
+}
+
+function tokenAccuracyMetrics(c: EditCase, details: readonly ItemDetail[], baseline: LocalityBaseline | undefined): Metric[] {
+  const metrics: Metric[] = [];
+  for (const [name, role] of [['rewrite_acc', 'rewrite'], ['rephrase_acc', 'rephrase']] as const) {
+    const ds = pick(details, role, 'new');
+    if (ds.length) metrics.push(metric(name, 'token-accuracy', mean(ds.map((d) => d.accuracy)), { n: ds.length }));
+  }
+  const port = pick(details, 'portability', 'answer');
+  const loc = pick(details, 'locality', 'answer');
+  // Locality is agreement with the unedited model: without its outputs only the locality answers'
+  // own accuracy can be given.
+  if (loc.length && baseline) metrics.push(...groupedMetrics(loc, { prefix: 'locality', protocol: 'token-accuracy', perKey: grouped(c, 'locality') }, { _acc: (d) => d.agreement! }));
+  metrics.push(...groupedMetrics(loc, { prefix: 'locality_answer', protocol: 'token-accuracy', perKey: false }, { _acc: (d) => d.accuracy }));
+  metrics.push(...groupedMetrics(port, { prefix: 'portability', protocol: 'token-accuracy', perKey: grouped(c, 'portability') }, { _acc: (d) => d.accuracy }));
+  return metrics;
+}
+
+/** CounterFact's comparisons: the prompts' role, the metrics' name, and which way the edit should push. */
+const COMPARISONS = [
+  { role: 'rewrite', name: 'efficacy', score: newBeatsTrue, magnitude: newMinusTrue },
+  { role: 'rephrase', name: 'paraphrase', score: newBeatsTrue, magnitude: newMinusTrue },
+  { role: 'neighborhood', name: 'neighborhood', score: trueBeatsNew, magnitude: trueMinusNew },
+] as const;
+
+/** The probability comparisons of the roles whose prompts were scored for both targets. */
+function comparisonMetrics(details: readonly ItemDetail[]): Metric[] {
+  const metrics: Metric[] = [];
+  for (const cmp of COMPARISONS) {
+    const news = pick(details, cmp.role, 'new');
+    const trues = pick(details, cmp.role, 'true');
+    if (!trues.length || trues.length !== news.length) continue;
+    const pairs: NewVsTrue[] = news.map((d, k) => ({ newMean: d.meanLogProb, trueMean: trues[k]!.meanLogProb }));
+    metrics.push(metric(`${cmp.name}_score`, 'probability-comparison', cmp.score(pairs), { n: pairs.length }));
+    metrics.push(metric(`${cmp.name}_magnitude`, 'probability-comparison', cmp.magnitude(pairs), { n: pairs.length }));
+  }
+  return metrics;
+}
+
 /** Every metric of many cases (teacher-forced prompts of all cases in one batched pass). */
 export function scoreCases(
   model: EvalModel,
@@ -451,68 +514,8 @@ export function scoreCases(
 
   const results: CaseScore[] = cases.map((c, i) => {
     const baseline = opts.baselines?.[i];
-    const metrics: Metric[] = [];
-    const details: ItemDetail[] = [];
-    const rows = perCase[i]!;
-    for (const { job, score } of rows) {
-      const d: ItemDetail = {
-        role: job.role,
-        prompt: job.prompt,
-        kind: job.kind,
-        target: job.target,
-        tokens: score.target.length,
-        accuracy: score.accuracy,
-        meanLogProb: score.mean,
-      };
-      if (job.group !== undefined) d.group = job.group;
-      if (job.edit !== undefined) d.edit = job.edit;
-      if (job.role === 'locality' && baseline) d.agreement = agreement(baseline.argmax[job.group!]![job.index!]!, score.argmax);
-      details.push(d);
-    }
-    const pick = (role: ItemRole, kind: ItemDetail['kind']) => details.filter((d) => d.role === role && d.kind === kind);
-
-    if (o.tokenAccuracy) {
-      const tokenMetric = (name: string, ds: ItemDetail[]) => {
-        if (ds.length) metrics.push(metric(name, 'token-accuracy', mean(ds.map((d) => d.accuracy)), { n: ds.length }));
-      };
-      tokenMetric('rewrite_acc', pick('rewrite', 'new'));
-      tokenMetric('rephrase_acc', pick('rephrase', 'new'));
-      for (const section of ['locality', 'portability'] as const) {
-        const ds = pick(section, 'answer');
-        if (!ds.length) continue;
-        const value = (d: ItemDetail) => (section === 'locality' ? d.agreement : d.accuracy);
-        // Without the unedited model's outputs only the locality answers' own accuracy can be given.
-        if (section === 'portability' || baseline) {
-          metrics.push(...groupedMetrics(ds, { prefix: section, protocol: 'token-accuracy', perKey: grouped(c, section) }, { _acc: (d) => value(d)! }));
-        }
-        if (section === 'locality') {
-          metrics.push(...groupedMetrics(ds, { prefix: 'locality_answer', protocol: 'token-accuracy', perKey: false }, { _acc: (d) => d.accuracy }));
-        }
-      }
-    }
-
-    const pairsOf = (role: ItemRole): NewVsTrue[] => {
-      const news = pick(role, 'new');
-      const trues = pick(role, 'true');
-      if (trues.length !== news.length) return [];
-      return news.map((d, k) => ({ newMean: d.meanLogProb, trueMean: trues[k]!.meanLogProb }));
-    };
-    const rw = pairsOf('rewrite');
-    if (rw.length) {
-      metrics.push(metric('efficacy_score', 'probability-comparison', newBeatsTrue(rw), { n: rw.length }));
-      metrics.push(metric('efficacy_magnitude', 'probability-comparison', newMinusTrue(rw), { n: rw.length }));
-    }
-    const pp = pairsOf('rephrase');
-    if (pp.length) {
-      metrics.push(metric('paraphrase_score', 'probability-comparison', newBeatsTrue(pp), { n: pp.length }));
-      metrics.push(metric('paraphrase_magnitude', 'probability-comparison', newMinusTrue(pp), { n: pp.length }));
-    }
-    const nb = pairsOf('neighborhood');
-    if (nb.length) {
-      metrics.push(metric('neighborhood_score', 'probability-comparison', trueBeatsNew(nb), { n: nb.length }));
-      metrics.push(metric('neighborhood_magnitude', 'probability-comparison', trueMinusNew(nb), { n: nb.length }));
-    }
-    const r: CaseScore = { metrics, items: details };
+    const details = itemDetails(perCase[i]!, baseline);
+    const r: CaseScore = { metrics: teacherForcedMetrics(c, details, baseline, o.tokenAccuracy), items: details };
     if (c.id !== undefined) r.id = c.id;
     return r;
   });

@@ -143,14 +143,19 @@ export function scoreSentiment(
   baselines: readonly (SentimentBaseline | undefined)[],
   opts: SentimentOptions = {},
 ): Metric[][] {
+  const { unedited, maxKlRows, ...scoring } = opts;
+  const es = editSuccessMetrics(model, cases, baselines, scoring);
+  if (!unedited) return es;
+  const dd = outerTopicDrift(model, cases, unedited, maxKlRows, scoring);
+  return es.map((ms, i) => (dd[i] ? [...ms, dd[i]!] : ms));
+}
+
+/** es_sent, z_sent and z_topic of each case: the topic's sentences on the edited model. */
+function editSuccessMetrics(model: ScoringModel, cases: readonly EditCase[], baselines: readonly (SentimentBaseline | undefined)[], scoring: ScoringOptions): Metric[][] {
   const tok = model.tok();
   const maxPos = model.config.maxPositions;
   const out: Metric[][] = cases.map(() => []);
-  const { unedited, maxKlRows, ...scoring } = opts;
-
-  // ---- es: the topic's sentences on the edited model
-  interface Inner { caseIndex: number; same: boolean }
-  const inner: Inner[] = [];
+  const inner: { caseIndex: number; same: boolean }[] = [];
   const innerPairs: EncodedPair[] = [];
   cases.forEach((c, i) => {
     if (!c.sentiment) return;
@@ -178,46 +183,50 @@ export function scoreSentiment(
     if (r.zSent !== undefined) out[i]!.push(metric('z_sent', 'sentiment-likelihood', r.zSent, { n: nAll }));
     if (r.zTopic !== undefined) out[i]!.push(metric('z_topic', 'sentiment-likelihood', r.zTopic, { n: nSame }));
   });
-
-  // ---- dd: KL(unedited ‖ edited) on the outer topic's answer positions
-  if (unedited) {
-    const V = model.config.vocabSize;
-    const budget = maxKlRows ?? Math.max(1, Math.floor(2 ** 26 / V));
-    if (!(Number.isInteger(budget) && budget >= 1)) throw new AmendError('sentiment: maxKlRows must be a positive integer');
-    const outer: { caseIndex: number; pair: EncodedPair }[] = [];
-    cases.forEach((c, i) => {
-      const o = c.sentiment?.outer;
-      if (!o) return;
-      for (const x of o.sentences) outer.push({ caseIndex: i, pair: sentimentPair(tok, maxPos, o.question, x) });
-    });
-    const klSum = new Float64Array(cases.length);
-    const positions = new Float64Array(cases.length);
-    // Chunks of whole sentences holding at most `budget` rows (a longer sentence alone).
-    for (let start = 0; start < outer.length; ) {
-      let end = start, rows = 0;
-      while (end < outer.length && (end === start || rows + outer[end]!.pair.target.length <= budget)) rows += outer[end++]!.pair.target.length;
-      const chunk = outer.slice(start, end);
-      const offset: number[] = [];
-      let at = 0;
-      for (const x of chunk) {
-        offset.push(at);
-        at += x.pair.target.length;
-      }
-      const pre = new Float32Array(rows * V);
-      const pairs = chunk.map((x) => x.pair);
-      // The unedited model is the weights alone: the scoring hooks (adapter edits) are the edit.
-      unedited(() => scoreEncoded(model, pairs, { ...scoring, hooks: undefined }, (k, j, row) => pre.set(row, (offset[k]! + j) * V)));
-      scoreEncoded(model, pairs, scoring, (k, j, row) => {
-        const r = offset[k]! + j;
-        const ci = chunk[k]!.caseIndex;
-        klSum[ci] += klDivergence(pre.subarray(r * V, (r + 1) * V), row);
-        positions[ci]++;
-      });
-      start = end;
-    }
-    cases.forEach((c, i) => {
-      if (positions[i]! > 0) out[i]!.push(metric('dd', 'sentiment-likelihood', klSum[i]! / positions[i]!, { n: c.sentiment!.outer!.sentences.length, unit: 'nats' }));
-    });
-  }
   return out;
+}
+
+/**
+ * dd of each case with an outer topic (undefined for the others): KL(unedited ‖ edited) on the
+ * outer topic's answer positions, the unedited distributions computed through `unedited` in
+ * chunks of at most `maxKlRows` vocabulary-sized rows.
+ */
+function outerTopicDrift(model: ScoringModel, cases: readonly EditCase[], unedited: UneditedScope, maxKlRows: number | undefined, scoring: ScoringOptions): (Metric | undefined)[] {
+  const tok = model.tok();
+  const maxPos = model.config.maxPositions;
+  const V = model.config.vocabSize;
+  const budget = maxKlRows ?? Math.max(1, Math.floor(2 ** 26 / V));
+  if (!(Number.isInteger(budget) && budget >= 1)) throw new AmendError('sentiment: maxKlRows must be a positive integer');
+  const outer: { caseIndex: number; pair: EncodedPair }[] = [];
+  cases.forEach((c, i) => {
+    const o = c.sentiment?.outer;
+    if (!o) return;
+    for (const x of o.sentences) outer.push({ caseIndex: i, pair: sentimentPair(tok, maxPos, o.question, x) });
+  });
+  const klSum = new Float64Array(cases.length);
+  const positions = new Float64Array(cases.length);
+  // Chunks of whole sentences holding at most `budget` rows (a longer sentence alone).
+  for (let start = 0; start < outer.length; ) {
+    let end = start, rows = 0;
+    while (end < outer.length && (end === start || rows + outer[end]!.pair.target.length <= budget)) rows += outer[end++]!.pair.target.length;
+    const chunk = outer.slice(start, end);
+    const offset: number[] = [];
+    let at = 0;
+    for (const x of chunk) {
+      offset.push(at);
+      at += x.pair.target.length;
+    }
+    const pre = new Float32Array(rows * V);
+    const pairs = chunk.map((x) => x.pair);
+    // The unedited model is the weights alone: the scoring hooks (adapter edits) are the edit.
+    unedited(() => scoreEncoded(model, pairs, { ...scoring, hooks: undefined }, (k, j, row) => pre.set(row, (offset[k]! + j) * V)));
+    scoreEncoded(model, pairs, scoring, (k, j, row) => {
+      const r = offset[k]! + j;
+      const ci = chunk[k]!.caseIndex;
+      klSum[ci] += klDivergence(pre.subarray(r * V, (r + 1) * V), row);
+      positions[ci]++;
+    });
+    start = end;
+  }
+  return cases.map((c, i) => (positions[i]! > 0 ? metric('dd', 'sentiment-likelihood', klSum[i]! / positions[i]!, { n: c.sentiment!.outer!.sentences.length, unit: 'nats' }) : undefined));
 }

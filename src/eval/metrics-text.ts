@@ -186,19 +186,16 @@ export function tfidfVector(text: string, model: TfidfModel): Map<number, number
   return v;
 }
 
-/** ROME's tfidf_similarity: cosine of the two TF-IDF vectors (0 when either has no known term; ROME gives NaN). */
+/**
+ * ROME's tfidf_similarity: cosine of the two TF-IDF vectors, their dot product since tfidfVector
+ * has L2-normalised them (0 when either has no known term; ROME gives NaN).
+ */
 export function tfidfSimilarity(a: string, b: string, model: TfidfModel): number {
   const va = tfidfVector(a, model);
   const vb = tfidfVector(b, model);
-  let dot = 0, na = 0, nb = 0;
-  for (const [col, w] of va) {
-    na += w * w;
-    const u = vb.get(col);
-    if (u !== undefined) dot += w * u;
-  }
-  for (const w of vb.values()) nb += w * w;
-  if (na === 0 || nb === 0) return 0;
-  return dot / Math.sqrt(na) / Math.sqrt(nb);
+  let dot = 0;
+  for (const [col, w] of va) dot += w * (vb.get(col) ?? 0);
+  return dot;
 }
 
 /** A 1-D float array from a NumPy .npy file (float64 or float32), through the checked .npy reader. */
@@ -266,11 +263,17 @@ export function loadAttributeSnippets(file: string): AttributeSnippets {
   return out;
 }
 
+/** What reference_score and essence_ppl need: ROME's TF-IDF statistics and attribute snippets. */
+export interface ConsistencyResources {
+  tfidf: TfidfModel;
+  snippets: AttributeSnippets;
+}
+
 /**
  * ROME's consistency resources from one folder, as its data directory holds them: idf.npy and
  * tfidf_vocab.json (dsets/tfidf_stats.py) and attribute_snippets.json (dsets/attr_snippets.py).
  */
-export function loadConsistencyResources(dir: string): { tfidf: TfidfModel; snippets: AttributeSnippets } {
+export function loadConsistencyResources(dir: string): ConsistencyResources {
   const need = ['idf.npy', 'tfidf_vocab.json', 'attribute_snippets.json'];
   const missing = need.filter((f) => !fs.existsSync(path.join(dir, f)));
   if (missing.length > 0) {

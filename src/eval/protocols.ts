@@ -50,7 +50,10 @@ export interface Metric {
   value: number;
   /** How many items the value averages over (prompts, tokens, texts). */
   n?: number;
-  /** e.g. "fraction", "bits", "nats/token", "seconds", "bytes". */
+  /**
+   * Where the value is not a fraction or a plain number: "bits" (ngram_entropy), "nats" (dd),
+   * "seconds" and "bytes" (costs). Reports print it beside the value.
+   */
   unit?: string;
 }
 

@@ -161,25 +161,23 @@ const keyOf = (p: EncodedPair) => `${p.context.join(',')}|${p.target.join(',')}`
  */
 export type RowVisitor = (pair: number, j: number, logProbs: Float32Array) => void;
 
-/** Scores already-tokenised pairs (the core of targetLogProbs); `onRow` sees each target position's full distribution. */
-export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pairs: readonly EncodedPair[], opts: ScoringOptions = {}, onRow?: RowVisitor): TargetScore[] {
-  const maxTokens = opts.maxBatchTokens ?? 4096;
-  const maxRows = opts.maxBatchRows ?? 64;
-  if (!(maxTokens >= 1) || !(maxRows >= 1)) throw new AmendError('scoring: maxBatchTokens and maxBatchRows must be ≥ 1');
-  const V = model.config.vocabSize;
-  const maxLogitRows = opts.maxLogitRows ?? Math.max(1, Math.floor(2 ** 26 / V));
-  if (!(maxLogitRows >= 1)) throw new AmendError('scoring: maxLogitRows must be ≥ 1');
-  const maxPos = model.config.maxPositions;
+/** One distinct (context, target) to score: the input sequence is context ++ target[:-1]. */
+interface Job { ctx: number[]; tgt: number[]; seq: number[]; truncated: boolean; result?: TargetScore }
 
-  // Unique pairs, each as the input sequence context ++ target[:-1] (the last target token is
-  // predicted, never read).
-  interface Job { ctx: number[]; tgt: number[]; seq: number[]; truncated: boolean; result?: TargetScore }
-  const jobs = new Map<string, Job>();
-  const order: Job[] = pairs.map((p) => {
+/**
+ * The distinct pairs as jobs (`jobs`) and the job of each pair in order (`order`), the context cut
+ * from the left where context and target do not fit the model's positions. The last target token
+ * is predicted, never read, so it is not part of the input.
+ */
+function uniqueJobs(pairs: readonly EncodedPair[], config: Pick<ModelConfig, 'vocabSize' | 'maxPositions'>): { jobs: Job[]; order: Job[] } {
+  const V = config.vocabSize;
+  const maxPos = config.maxPositions;
+  const byKey = new Map<string, Job>();
+  const order = pairs.map((p) => {
     if (p.target.length === 0) throw new AmendError('scoring: a target has no tokens');
     if (p.context.length === 0) throw new AmendError('scoring: a context has no tokens');
     const k = keyOf(p);
-    let job = jobs.get(k);
+    let job = byKey.get(k);
     if (!job) {
       let ctx = p.context;
       let truncated = false;
@@ -194,17 +192,29 @@ export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pa
         if (!Number.isInteger(id) || id < 0 || id >= V) throw new AmendError(`token id ${id} is out of the vocabulary (size ${V})`);
       }
       job = { ctx, tgt: p.target, seq: [...ctx, ...p.target.slice(0, -1)], truncated };
-      jobs.set(k, job);
+      byKey.set(k, job);
     }
     return job;
   });
+  return { jobs: [...byKey.values()], order };
+}
+
+/** Scores already-tokenised pairs (the core of targetLogProbs); `onRow` sees each target position's full distribution. */
+export function scoreEncoded(model: Pick<ScoringModel, 'config' | 'forward'>, pairs: readonly EncodedPair[], opts: ScoringOptions = {}, onRow?: RowVisitor): TargetScore[] {
+  const maxTokens = opts.maxBatchTokens ?? 4096;
+  const maxRows = opts.maxBatchRows ?? 64;
+  if (!(maxTokens >= 1) || !(maxRows >= 1)) throw new AmendError('scoring: maxBatchTokens and maxBatchRows must be ≥ 1');
+  const V = model.config.vocabSize;
+  const maxLogitRows = opts.maxLogitRows ?? Math.max(1, Math.floor(2 ** 26 / V));
+  if (!(maxLogitRows >= 1)) throw new AmendError('scoring: maxLogitRows must be ≥ 1');
+  const { jobs, order } = uniqueJobs(pairs, model.config);
   const pairsOf = new Map<object, number[]>();
   if (onRow) order.forEach((job, i) => (pairsOf.get(job) ?? pairsOf.set(job, []).get(job)!).push(i));
 
   // One input row per distinct sequence: a job whose sequence is another's prefix (the true and
   // the new target of one prompt; a target whose first tokens are another's) reads its logits from
   // that row. Logits at a position depend only on the tokens up to it, so nothing changes but the work.
-  const rows = sharedRows([...jobs.values()].sort((a, b) => b.seq.length - a.seq.length), V);
+  const rows = sharedRows(jobs.sort((a, b) => b.seq.length - a.seq.length), V);
   noGrad(() => {
     for (const [start, end] of batchBounds(rows, { maxTokens, maxRows, maxLogitRows })) {
       const batch = rows.slice(start, end);
