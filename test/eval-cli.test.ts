@@ -101,6 +101,18 @@ test('amend eval: the header comes before the run, and a file with fewer cases t
 });
 
 // util-linux's `script` runs a command on a pseudo-terminal, where the bars are drawn.
+test('amend eval: cases that give the new target as the true one are named before the run, and left out of the probability comparisons', { skip }, () => {
+  // Records 100 and 101 of the zsRE sample: the second asks the model to learn the answer it has.
+  const two = path.join(tmp, 'zsre-same-target.json');
+  fs.writeFileSync(two, JSON.stringify((JSON.parse(fs.readFileSync(`${data}/zsre/zsre_mend_train-1k.json`, 'utf8')) as unknown[]).slice(100, 102)));
+  const r = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', two, ...FAST, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /zsre-same-target\.json: 1 of 2 case\(s\) give the new target as the true one, so P\(new\) > P\(true\) cannot hold: they are left out of efficacy, paraphrase and neighbourhood/);
+  const rows = (JSON.parse(r.stdout) as { rows: { name: string; count: number }[] }).rows;
+  assert.equal(rows.find((x) => x.name === 'efficacy_score')?.count, 1);
+  assert.equal(rows.find((x) => x.name === 'rewrite_acc')?.count, 2);
+});
+
 const script = ['/usr/bin/script', '/bin/script'].find((f) => fs.existsSync(f));
 test('amend eval on a terminal: one bar over the whole run, with the stage, and the way to resume', { skip: script ? false : 'no script(1) to give the command a terminal' }, () => {
   const out = path.join(tmp, 'tty-run');
@@ -231,12 +243,12 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   }
   assert.ok(!fs.existsSync(out), 'nothing written');
   // Every case refused: an error, not an empty report that looks like a result.
-  const same = { ...good, requested_rewrite: { ...good.requested_rewrite, target_new: { str: 'France' } } };
+  const long = { ...good, requested_rewrite: { ...good.requested_rewrite, prompt: `{} is in ${'the town of '.repeat(200)}` } };
   const refused = path.join(tmp, 'refused');
   // (a corpus for the statistics, so that the model's own samples are not used and announced)
   const corpus = write('corpus.txt', 'The Eiffel Tower is in Paris.\nRome is the capital of Italy.\n');
-  assertOneLineError(amend('eval', '--model', m, '--data', write('same.json', JSON.stringify([same, { ...same, case_id: 2 }])), '--set', `mom2_dataset=${corpus}`, '--out', refused),
-    /the editor \(rome\) refused all 2 case\(s\), so nothing was measured \(first: the new target "France" equals the true one/);
+  assertOneLineError(amend('eval', '--model', m, '--data', write('long.json', JSON.stringify([long, { ...long, case_id: 2 }])), '--set', `mom2_dataset=${corpus}`, '--out', refused),
+    /the editor \(rome\) refused all 2 case\(s\), so nothing was measured \(first: the prompt and target take \d+ tokens.*more than the model's 512 positions/);
   // found before the baselines and the statistics are computed, so no report folder either
   assert.ok(!fs.existsSync(refused), 'no report for a run that measured nothing');
 });

@@ -62,7 +62,7 @@ test('every benchmark file in ../shared/data evaluates end to end (single edits,
       await assert.rejects(runEval(m, cases, { ...ROME, data: { file, format } }), /names a subject/, rel);
       continue;
     }
-    // A case the editor refuses up front (its new target equals the true one, ...) ends the run
+    // A case the editor refuses up front (a prompt longer than the model takes, ...) ends the run
     // before any work, with the reason; say which, so a loader/editor mismatch is visible.
     const r = await runEval(m, cases, { ...ROME, data: { file, format } }).catch((e: Error) => {
       assert.match(e.message, /refused all 1 case\(s\), so nothing was measured/, rel);

@@ -31,7 +31,7 @@ import { editWithReport, resolveHparams, type EditMethod, type EditProgress, typ
 import { contextTemplates, templateSettings } from '../editors/common/templates.js';
 import { prepareRequests } from '../editors/common/prompts.js';
 import { secondMoments } from '../editors/common/stats.js';
-import type { EditCase } from '../editors/types.js';
+import type { EditCase, EditRequest } from '../editors/types.js';
 import type { EditHparams } from '../editors/hparams.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import { localityBaselines, scoreCases, type ConsistencyResources, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
@@ -175,12 +175,22 @@ const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBy
 
 const costAsMetrics = (c: CaseCost) => costMetrics({ wallSeconds: c.editSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak, rssAfterBytes: 0, rssBeforeBytes: 0 });
 
+/**
+ * The requests a case gives the editor. zsRE-style files sometimes name as true the answer the
+ * edit teaches (the dataset's answer, which the model need not know). The editor refuses such a
+ * request as "nothing to edit"; the benchmarks edit it, so it goes without its true target, and
+ * only the probability comparisons, which need two targets, leave the case out (metrics-case.ts).
+ */
+function editRequests(c: EditCase): EditRequest[] {
+  return caseRequests(c).map((r) => (r.targetTrue?.trim() === r.targetNew.trim() ? { ...r, targetTrue: undefined } : r));
+}
+
 /** Refuses a run in which the editor would refuse every case, naming the first case's reason. */
 function checkSomeEditable(model: CausalLM, cases: readonly EditCase[], hp: EditHparams, method: string): void {
   let first = '';
   for (let i = 0; i < cases.length; i++) {
     try {
-      prepareRequests(model, caseRequests(cases[i]!), hp);
+      prepareRequests(model, editRequests(cases[i]!), hp);
       return;
     } catch (e) {
       if (!(e instanceof AmendError)) throw e;
@@ -266,7 +276,7 @@ function refusedOnTheirOwn(model: CausalLM, cases: readonly EditCase[], unitCase
   if (unitCases.length < 2) return refused; // a lone case's refusal comes from the edit itself
   for (const i of unitCases) {
     try {
-      prepareRequests(model, caseRequests(cases[i]!), hp);
+      prepareRequests(model, editRequests(cases[i]!), hp);
     } catch (e) {
       if (!(e instanceof AmendError)) throw e;
       refused.set(i, e.message);
@@ -437,7 +447,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       const unit = units[done]!;
       const ownError = refusedOnTheirOwn(model, cases, unit.cases, hp);
       const editable = unit.cases.filter((i) => !ownError.has(i));
-      const reqs = editable.flatMap((i) => caseRequests(cases[i]!));
+      const reqs = editable.flatMap((i) => editRequests(cases[i]!));
       const casesEdited = editedAfter(done + 1);
       const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
       const tags = (): Partial<CaseRecord> =>

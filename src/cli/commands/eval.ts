@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { AmendError, refuseDevice } from '../../errors.js';
 import { loadCases } from '../../data/index.js';
 import { parseSets, resolveHparams } from '../../editors/index.js';
-import { qaPromptText } from '../../eval/metrics-case.js';
+import { counterfactExclusion, qaPromptText } from '../../eval/metrics-case.js';
 import { loadConsistencyResources } from '../../eval/metrics-text.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
 import { BUILTIN_WORLD } from '../../models/model.js';
@@ -155,6 +155,9 @@ export async function run(args: Parsed): Promise<void> {
 
   if (n !== undefined && loaded.cases.length < n && !sequential) process.emitWarning(`${data} has ${loaded.cases.length} case(s) to evaluate, fewer than --n ${n}: all of them are evaluated`);
   const evaluated = sequential ? mode.sequential : loaded.cases.length;
+  // zsRE-style files sometimes give the answer the model should learn as the one it knows.
+  const sameTargets = loaded.cases.slice(0, evaluated).filter((c) => counterfactExclusion(c) === 'same-targets').length;
+  if (sameTargets > 0) process.emitWarning(`${data}: ${sameTargets} of ${evaluated} case(s) give the new target as the true one, so P(new) > P(true) cannot hold: they are left out of efficacy, paraphrase and neighbourhood (kept in the token-accuracy metrics)`);
   const splitNote = loaded.split ? `, split ${loaded.split.name}: ${loaded.split.edited} edited case(s)${evaluated < loaded.split.edited ? `, the first ${evaluated}` : ''}` : '';
   // Said before the run, which can take hours, so that a terminal shows what is running.
   if (!json) console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${evaluated} case(s) of ${data} (${loaded.format}${splitNote}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
