@@ -331,6 +331,28 @@ test('--hparams-help describes every key the schema accepts, with its default', 
   assert.match(describeSchema('rome').find((l) => l.includes('fp16 '))!, /\[accepted, not used\]/);
 });
 
+test('--hparams-help gives the values a model without a preset really gets (MEMIT\'s λ follows the rule, Llama-family models their own optimisation settings)', () => {
+  const llamaSmall = fakeModel(LLAMA(8, 512, 1376), '/m/small-llama');
+  for (const method of ['rome', 'memit'] as const) {
+    const lines = describeSchema(method);
+    for (const model of [gpt2small, llamaSmall]) {
+      assert.equal(findPreset(method, model), null, 'a model no preset matches');
+      const hp = resolveHparams(method, model).hparams;
+      const llama = model.config.family === 'llama';
+      for (const k of Object.keys(SCHEMAS[method])) {
+        const line = lines.find((l) => l.trimStart().startsWith(`${k} `))!;
+        const m = /\(default ([^;]*?)(?:; Llama-family models without a preset: (.*))?\)$/.exec(line);
+        if (!m) continue; // set by the preset or the rule: no fixed value to show
+        const shown = JSON.parse(llama && m[2] !== undefined ? m[2] : m[1]);
+        assert.deepEqual(hp[k], shown, `${method} ${k} on ${model.config.modelType}: help says ${JSON.stringify(shown)}, resolved ${JSON.stringify(hp[k])}`);
+      }
+    }
+  }
+  const lambda = describeSchema('memit').find((l) => l.trimStart().startsWith('mom2_update_weight '))!;
+  assert.match(lambda, /the preset's, else the rule's 15000 · d_ff \/ 11008/);
+  assert.equal(resolveHparams('memit', gpt2small).hparams.mom2_update_weight, Math.round(3072 * 15000 / 11008));
+});
+
 test("a preset for other module names: the way out the refusal names works, and an override of rewrite_module_tmp is that way", async () => {
   const gpt2deep = fakeModel(GPT2(28, 1024), '/m/deep-gpt2'); // GPT-J's layer numbers fit, its module names do not
   let message = '';

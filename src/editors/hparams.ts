@@ -155,7 +155,7 @@ function methodDefaults(method: EditMethod): HparamValues {
   // kmeng01/memit memit/memit_main.py get_context_templates: [(10, 5)] from five prompts,
   // compute_ks averages within each group, then over groups.
   return {
-    ...base, v_num_grad_steps: 25, v_weight_decay: 0.5, clamp_norm_factor: 0.75, mom2_update_weight: 15000,
+    ...base, v_num_grad_steps: 25, v_weight_decay: 0.5, clamp_norm_factor: 0.75,
     layer_selection: 'all', shared_key_targets: 'separate', context_template_length_params: [[10, 5]],
     context_template_prompts: ['The', 'Therefore', 'Because', 'I', 'You'], template_key_average: 'grouped',
   };
@@ -315,19 +315,23 @@ export function ruleHparams(method: EditMethod, model: CausalLM): HparamValues {
   const top = Math.max(0, L - 2);
   const romeLayer = Math.min(top, Math.floor(model.config.family === 'gpt2' ? L / 3 : L / 6));
   const names = moduleNames(model);
-  // Llama-family models take the optimisation settings of EasyEdit's Llama/Mistral/Qwen2 presets
-  // (v_weight_decay 1e-3, 25 steps; MEMIT clamp_norm_factor 4); the others those of the original
-  // GPT-2 / GPT-J presets (the method defaults).
-  const llama = model.config.family === 'llama';
-  if (method === 'rome') {
-    return { layers: [romeLayer], v_loss_layer: L - 1, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25 } : {}) };
-  }
+  const llama = model.config.family === 'llama' ? LLAMA_RULE[method] : {};
+  if (method === 'rome') return { layers: [romeLayer], v_loss_layer: L - 1, ...names, ...llama };
   const width = Math.max(1, Math.min(5, Math.floor(L / 4)));
   const last = Math.min(top, Math.max(romeLayer + (model.config.family === 'gpt2' ? 0 : 3), width - 1));
   const layers = Array.from({ length: width }, (_, i) => last - width + 1 + i);
   const mom2_update_weight = Math.round(model.config.ffn * 15000 / 11008);
-  return { layers, v_loss_layer: L - 1, mom2_update_weight, ...names, ...(llama ? { v_weight_decay: 1e-3, v_num_grad_steps: 25, clamp_norm_factor: 4 } : {}) };
+  return { layers, v_loss_layer: L - 1, mom2_update_weight, ...names, ...llama };
 }
+
+/**
+ * The rule's optimisation settings for Llama-family models: those of EasyEdit's Llama / Mistral /
+ * Qwen2 presets. Other models keep the method defaults (the original GPT-2 / GPT-J presets').
+ */
+const LLAMA_RULE: Record<EditMethod, HparamValues> = {
+  rome: { v_weight_decay: 1e-3, v_num_grad_steps: 25 },
+  memit: { v_weight_decay: 1e-3, v_num_grad_steps: 25, clamp_norm_factor: 4 },
+};
 
 /** The module-name templates of the reference files for this model's checkpoint names. */
 function moduleNames(model: CausalLM): HparamValues {
@@ -691,16 +695,22 @@ function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM):
   if (method === 'memit' && !(typeof hp.mom2_update_weight === 'number')) throw new AmendError('MEMIT: mom2_update_weight is required');
 }
 
-/** The schema as help text lines (for `amend edit --hparams-help`): every key the files may hold, with its default. */
+/**
+ * The schema as help text lines (for `amend edit --hparams-help`): every key the files may hold,
+ * with the value it takes when nothing sets it.
+ */
 export function describeSchema(method: EditMethod): string[] {
   const d = methodDefaults(method);
   // Set by the preset, else by the rule for models without one (ruleHparams).
   const byModel = new Set(['layers', 'v_loss_layer', 'rewrite_module_tmp', 'layer_module_tmp', 'mlp_module_tmp', 'attn_module_tmp', 'ln_f_module', 'lm_head_module']);
+  const fromPreset = 'default: the preset\'s, else';
   const lines = Object.entries(SCHEMAS[method]).map(([k, s]) => {
-    const def = d[k] !== undefined ? `default ${JSON.stringify(d[k])}`
-      : byModel.has(k) || (method === 'memit' && k === 'mom2_update_weight') ? 'default: the preset\'s, else the rule for models without one'
-        : k === 'mom2_n_samples' ? 'default: the preset\'s, else the statistics\' own, as amend stats --samples'
-          : 'default: unset';
+    const llama = LLAMA_RULE[method][k] === undefined ? '' : `; Llama-family models without a preset: ${JSON.stringify(LLAMA_RULE[method][k])}`;
+    const def = byModel.has(k) ? `${fromPreset} the rule for models without one`
+      : k === 'mom2_update_weight' ? `${fromPreset} the rule's 15000 · d_ff / 11008`
+        : k === 'mom2_n_samples' ? `${fromPreset} the statistics' own, as amend stats --samples`
+          : d[k] !== undefined ? `default ${JSON.stringify(d[k])}${llama}`
+            : 'default: unset';
     return `  ${k.padEnd(32)} ${s.ignored ? '[accepted, not used] ' : ''}${s.help} (${def})`;
   });
   return [...lines, '  key=null (or "key:" in a file) sets a key back to its default'];
