@@ -11,7 +11,7 @@ import { mulberry32, noGrad, Tensor, withGrad } from '../src/tensor/index.js';
 import { KVCache } from '../src/models/kvcache.js';
 import { editSession } from '../src/patch/session.js';
 import { layerSecondMoments, type SecondMoment } from '../src/stats/index.js';
-import { editWithReport, resolveHparams } from '../src/editors/index.js';
+import { editWithReport, resolveHparams, type EditRequest } from '../src/editors/index.js';
 import { rankOneRight } from '../src/editors/rome/index.js';
 import { buildJob, encodePrompt, fill, lookupIndex, prepareRequests } from '../src/editors/common/prompts.js';
 import { templateKeys } from '../src/editors/common/keys.js';
@@ -236,6 +236,10 @@ test('ROME: bad input is one AmendError and the weights stay byte-identical', { 
   await refuses(run({ ...REQ, prompt: 'The capital of Spain is', subject: 'France' }), /subject "France" is not in the prompt/);
   await refuses(run({ ...REQ, targetNew: '' }), /empty target/);
   await refuses(run({ ...REQ, targetNew: '   ' }), /empty target/);
+  // a null among several requests is named by its position (not a TypeError reading its id)
+  for (const [reqs, re] of [[[REQ, null], /^request 2: not an edit request object$/], [[null, { ...REQ, id: 7 }], /^request 1: not an edit request object$/]] as const) {
+    await refuses(editWithReport(model, reqs as unknown as EditRequest[], { method: 'rome', hparams: { layers: [1] }, stats }), re);
+  }
   // the target the model already predicts (stories260K continues "Once upon a" with " time")
   const stories = await load('stories260K');
   const sBefore = weightsHash(stories);
@@ -245,7 +249,6 @@ test('ROME: bad input is one AmendError and the weights stay byte-identical', { 
     (e: unknown) => e instanceof AmendError && /already predicts "time"/.test(e.message));
   assert.equal(weightsHash(stories), sBefore);
   await refuses(run(REQ, { layers: [7] }), /layer 7 is out of range/);
-  await refuses(run(REQ, { v_lrr: 0.1 }), /unknown ROME hparam "v_lrr" \(did you mean "v_lr"\?\)/);
   // statistics of another model (same shape, other weights)
   const other = await load('tiny-random-gpt2');
   for (const x of other.weight(other.spec.wte).data.keys()) other.weight(other.spec.wte).data[x] += 1e-3;

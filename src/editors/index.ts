@@ -13,7 +13,7 @@ import type { TensorDelta } from '../patch/types.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import type { EditRequest } from './types.js';
 import { resolveHparams, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
-import { prepareRequests, encodePrompt, type PreparedRequest } from './common/prompts.js';
+import { prepareRequests, encodePrompt, requestPrefix, type PreparedRequest } from './common/prompts.js';
 import { scoreTargets } from './common/score.js';
 import { secondMoments, withRidge, type StatsSource } from './common/stats.js';
 import { Timings, type EditProgress } from './common/run.js';
@@ -75,7 +75,7 @@ export function checkNotPredicted(model: CausalLM, reqs: readonly PreparedReques
   scores.forEach((s, i) => {
     if (s.argmaxMatch) {
       const r = reqs[i];
-      const where = reqs.length > 1 ? `request ${i + 1}${r.request.id !== undefined ? ` (id ${r.request.id})` : ''}: ` : '';
+      const where = requestPrefix(reqs.length, i, r.request);
       const hint = reqs.length > 1 ? ' (drop it, or allow such requests: allowUnchanged / amend edit --allow-unchanged)' : '';
       throw new AmendError(`${where}the model already predicts "${r.target.trim()}" after "${r.text}"; nothing to edit${hint}`);
     }

@@ -65,12 +65,22 @@ export function continuationIds(tok: AmendTokenizer, text: string, target: strin
   return ok ? full.slice(base.length) : tok.encode(target, { addSpecialTokens: false });
 }
 
+/**
+ * The prefix naming request `index` of `count` in an error ("request 2 (id 7): "), empty for a lone
+ * request. `request` may be anything the caller passed: its id is read only from an object.
+ */
+export function requestPrefix(count: number, index: number, request: unknown): string {
+  if (count <= 1) return '';
+  const id = request !== null && typeof request === 'object' ? (request as { id?: unknown }).id : undefined;
+  return `request ${index + 1}${id !== undefined ? ` (id ${String(id)})` : ''}: `;
+}
+
 /** Validates and prepares requests (no model computation beyond tokenization). */
 export function prepareRequests(model: CausalLM, requests: readonly EditRequest[], hp: EditHparams): PreparedRequest[] {
   if (!Array.isArray(requests) || requests.length === 0) throw new AmendError('no edit requests given');
   const tok = model.tok();
   return requests.map((r, index) => {
-    const where = requests.length > 1 ? `request ${index + 1}${r.id !== undefined ? ` (id ${r.id})` : ''}: ` : '';
+    const where = requestPrefix(requests.length, index, r);
     if (!r || typeof r !== 'object') throw new AmendError(`${where}not an edit request object`);
     if (typeof r.subject !== 'string' || r.subject.trim() === '') throw new AmendError(`${where}empty subject: every edit request needs the subject it is about`);
     if (typeof r.targetNew !== 'string' || r.targetNew.trim() === '') {
