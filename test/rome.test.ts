@@ -249,6 +249,15 @@ test('ROME: bad input is one AmendError and the weights stay byte-identical', { 
     (e: unknown) => e instanceof AmendError && /already predicts "time"/.test(e.message));
   assert.equal(weightsHash(stories), sBefore);
   await refuses(run(REQ, { layers: [7] }), /layer 7 is out of range/);
+  // hparams resolved beforehand are checked against this model too: the last layer (a change there
+  // cannot reach the prediction; the patch would change nothing), a layer it lacks
+  const resolved = resolveHparams('rome', model, { overrides: { layers: [1] } });
+  const L = model.config.layers;
+  for (const [layers, re] of [[[L - 1], new RegExp(`layer ${L - 1} is not below the last layer`)], [[L + 3], new RegExp(`layer ${L + 3} is out of range`)]] as const) {
+    const other = { ...resolved, hparams: { ...resolved.hparams, layers: [...layers] } };
+    await refuses(editWithReport(model, [REQ], { method: 'rome', resolved: other, stats }), re);
+  }
+  await refuses(run(REQ, { v_lrr: 0.1 }), /unknown ROME hparam "v_lrr" \(did you mean "v_lr"\?\)/);
   // statistics of another model (same shape, other weights)
   const other = await load('tiny-random-gpt2');
   for (const x of other.weight(other.spec.wte).data.keys()) other.weight(other.spec.wte).data[x] += 1e-3;

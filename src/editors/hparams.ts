@@ -654,8 +654,12 @@ export function ignoredWarnings(method: EditMethod, hp: HparamValues, model: Cau
   return out;
 }
 
-/** Checks hparams against the model: layers in range, the rewritten module is the down projection. */
-function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM): void {
+/**
+ * Checks hparams against the model: layers in range, a change that can reach the prediction, the
+ * rewritten module is the down projection. resolveHparams runs it; edit runs it on hparams resolved
+ * beforehand (EditOptions.resolved), which may have been resolved for another model.
+ */
+export function validateForModel(method: EditMethod, hp: EditHparams, model: CausalLM): void {
   const L = model.config.layers;
   if (!hp.layers || hp.layers.length === 0) throw new AmendError(`${method.toUpperCase()}: no layers to edit (set layers=[...])`);
   for (const l of hp.layers) {

@@ -12,7 +12,7 @@ import { holdModel } from '../patch/session.js';
 import type { TensorDelta } from '../patch/types.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import type { EditRequest } from './types.js';
-import { resolveHparams, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
+import { resolveHparams, validateForModel, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
 import { prepareRequests, encodePrompt, requestPrefix, type PreparedRequest } from './common/prompts.js';
 import { scoreTargets } from './common/score.js';
 import { secondMoments, withRidge, type StatsSource } from './common/stats.js';
@@ -96,8 +96,17 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
 
 async function computeEdit(model: CausalLM, requests: readonly EditRequest[], opts: EditOptions): Promise<EditResult> {
   const method = opts.method;
-  const resolved = opts.resolved ?? resolveHparams(method, model, { preset: opts.preset, files: opts.hparamsFiles, overrides: opts.hparams });
-  if (opts.resolved && opts.resolved.method !== method) throw new AmendError(`hparams are for ${opts.resolved.method}, not ${method}`);
+  let resolved: ResolvedHparams;
+  if (opts.resolved !== undefined) {
+    requireObject(opts.resolved, 'edit: resolved must be what resolveHparams returns');
+    if (opts.resolved.method !== method) throw new AmendError(`hparams are for ${opts.resolved.method}, not ${method}`);
+    // Resolved for another model (or changed since), they would edit layers this one lacks, or
+    // ones where the change cannot reach the prediction.
+    validateForModel(method, opts.resolved.hparams, model);
+    resolved = opts.resolved;
+  } else {
+    resolved = resolveHparams(method, model, { preset: opts.preset, files: opts.hparamsFiles, overrides: opts.hparams });
+  }
   const hp: EditHparams = resolved.hparams;
   const timings = new Timings();
   const reqs = prepareRequests(model, requests, hp);
