@@ -279,7 +279,7 @@ test('z optimisation: a batch\'s autograd graph is not kept alive into the next 
   const s: VStarSettings = { point: hookPoint.residPost(0), lossLayer: model.config.layers - 1, steps: 2, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.0625, earlyStop: 0.05 };
   const d = model.config.hidden;
   const sts: JobState[] = reqs.map((r) => ({ job: buildJob(model.tok(), r, ['{}', 'A b. {}', 'C d e. {}'], hparams), init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
-  evaluateJobs(model, sts, s, false); // v₀, the initial KL distributions and the lower blocks' output
+  evaluateJobs(model, sts, s, false); // v₀, the initial KL distributions and the recorded prefixes
   const gc = gcFunction();
   // Array buffers are freed by a sweep on another thread that may finish after gc() returns:
   // collect, give it a few milliseconds, until the count settles.

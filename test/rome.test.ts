@@ -124,37 +124,35 @@ test('v* / z evaluations from the recorded lower stream and prefix keys/values e
     const lookups = new Set(jobs.flatMap((j) => [...j.rewriting, ...j.kl].map((q) => q.lookup)));
     assert.ok(lookups.size >= 3, `${name}: lookups at several positions (${[...lookups]})`);
     const d = model.config.hidden;
-    const full = { reuseLower: false, reusePrefix: false };
-    // ROME's point, MEMIT's point with the model's head, MEMIT's with a logit lens at that layer,
-    // and the last block's output (no block runs after the recorded stream).
-    for (const [point, lossLayer] of [[hookPoint.mlpOut(1), L - 1], [hookPoint.residPost(1), L - 1], [hookPoint.residPost(0), 1], [hookPoint.residPost(L - 1), L - 1]] as const) {
+    const full = { reusePrefix: false };
+    // ROME's point inside block 1 and inside block 0 (the runs start at the embeddings), MEMIT's
+    // point with the model's head, MEMIT's with a logit lens at that layer, and the last block's
+    // output (no block runs after the recorded stream).
+    for (const [point, lossLayer] of [[hookPoint.mlpOut(1), L - 1], [hookPoint.mlpOut(0), L - 1], [hookPoint.residPost(1), L - 1], [hookPoint.residPost(0), 1], [hookPoint.residPost(L - 1), L - 1]] as const) {
       const s: VStarSettings = { point, lossLayer, steps: 5, lr: 0.5, weightDecay: 0.5, clampFactor: 4, klFactor: 0.5, earlyStop: 0.05 };
-      // Lower blocks once (old path), prefix from the start block (default), prefix from block 0.
-      for (const variant of [{ reusePrefix: false }, {}, { reuseLower: false }]) {
-        const what = `${name} ${point} lens ${lossLayer} ${JSON.stringify(variant)}`;
-        const fresh = (): JobState[] => jobs.map((job) => ({ job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
-        const a = fresh(), b = fresh();
-        evaluateJobs(model, a, { ...s, ...variant }, false);
-        evaluateJobs(model, b, { ...s, ...full }, false);
-        const seqs = (st: JobState): number => st.job.rewriting.length + st.job.kl.length;
-        if (variant.reusePrefix === false) assert.ok(a.every((st) => st.lower?.length === seqs(st) && !st.prefix), `${what}: lower stream recorded`);
-        else assert.ok(a.every((st) => st.prefix?.length === seqs(st) && (point === hookPoint.residPost(L - 1) || st.prefix.some((p) => p && p.k.length > 0))), `${what}: prefixes recorded`);
-        const rand = mulberry32(3);
+      const what = `${name} ${point} lens ${lossLayer}`;
+      const fresh = (): JobState[] => jobs.map((job) => ({ job, init: null, initNorm: 0, klInit: null, delta: new Float32Array(d) }));
+      const a = fresh(), b = fresh();
+      evaluateJobs(model, a, s, false);
+      evaluateJobs(model, b, { ...s, ...full }, false);
+      const seqs = (st: JobState): number => st.job.rewriting.length + st.job.kl.length;
+      assert.ok(a.every((st) => st.prefix?.length === seqs(st) && (point === hookPoint.residPost(L - 1) || st.prefix.some((p) => p && p.k.length > 0))), `${what}: prefixes recorded`);
+      assert.ok(b.every((st) => st.prefix === undefined), `${what}: nothing recorded for full forwards`);
+      const rand = mulberry32(3);
+      for (let j = 0; j < a.length; j++) {
+        for (let i = 0; i < d; i++) a[j].delta[i] = b[j].delta[i] = (rand() - 0.5) * 0.5 * a[j].initNorm / Math.sqrt(d);
+      }
+      // One batch (every row padded), and many small ones.
+      for (const maxTokens of [2048, 40]) {
+        const ra = evaluateJobs(model, a, s, true, maxTokens), rb = evaluateJobs(model, b, { ...s, ...full }, true);
         for (let j = 0; j < a.length; j++) {
-          for (let i = 0; i < d; i++) a[j].delta[i] = b[j].delta[i] = (rand() - 0.5) * 0.5 * a[j].initNorm / Math.sqrt(d);
-        }
-        // One batch (every row padded), and many small ones.
-        for (const maxTokens of [2048, 40]) {
-          const ra = evaluateJobs(model, a, { ...s, ...variant }, true, maxTokens), rb = evaluateJobs(model, b, { ...s, ...full }, true);
-          for (let j = 0; j < a.length; j++) {
-            assert.ok(rb.evals[j].kl > 0, `${what}: a nonzero δ moves the KL`);
-            // Each part to float32 rounding of the whole loss (the KL is a small difference of log-probabilities).
-            for (const part of ['loss', 'nll', 'kl'] as const) {
-              const x = ra.evals[j][part], y = rb.evals[j][part];
-              assert.ok(Math.abs(x - y) <= 1e-5 * rb.evals[j].loss, `${what} (${maxTokens}): ${part} ${x} vs ${y}`);
-            }
-            assert.ok(rel(ra.grads![j], rb.grads![j]) < 2e-5, `${what} (${maxTokens}): gradient differs by ${rel(ra.grads![j], rb.grads![j])}`);
+          assert.ok(rb.evals[j].kl > 0, `${what}: a nonzero δ moves the KL`);
+          // Each part to float32 rounding of the whole loss (the KL is a small difference of log-probabilities).
+          for (const part of ['loss', 'nll', 'kl'] as const) {
+            const x = ra.evals[j][part], y = rb.evals[j][part];
+            assert.ok(Math.abs(x - y) <= 1e-5 * rb.evals[j].loss, `${what} (${maxTokens}): ${part} ${x} vs ${y}`);
           }
+          assert.ok(rel(ra.grads![j], rb.grads![j]) < 2e-5, `${what} (${maxTokens}): gradient differs by ${rel(ra.grads![j], rb.grads![j])}`);
         }
       }
     }

@@ -41,17 +41,13 @@ export interface VStarSettings {
   klFactor: number;
   earlyStop: number;
   /**
-   * Record the residual stream below the edited block on the first evaluation and start later
-   * evaluations there (default true): δ changes nothing below it, so those blocks ran once is
-   * enough. Off, every evaluation runs the whole model (the same values up to rounding).
-   */
-  reuseLower?: boolean;
-  /**
    * Record each sequence's keys and values before its lookup token (at the blocks from the start
-   * block up) on the first evaluation, and run later evaluations from the lookup token on only
-   * (default true): by causality δ changes nothing before it, and most tokens sit there (74 % of
-   * CounterFact's rewriting and KL prompts). Off, every evaluation runs whole sequences (the same
-   * values up to rounding).
+   * block up) and the residual stream entering the start block on the first evaluation, and run
+   * later evaluations from the lookup token on, from the start block up only (default true): by
+   * causality δ changes nothing before the lookup token, nor anything below its block, and most
+   * tokens sit there (74 % of CounterFact's rewriting and KL prompts). Off, every evaluation runs
+   * whole sequences through the whole model (the same values up to rounding; the reference the
+   * tests compare with).
    */
   reusePrefix?: boolean;
 }
@@ -80,9 +76,7 @@ export interface JobState {
   /** log p at each KL prompt's lookup token before any change, [nKL, V]. */
   klInit: Float32Array | null;
   delta: Float32Array;
-  /** Per sequence (rewriting prompts, then KL prompts): the residual stream entering the start block, [len, d]. */
-  lower?: (Float32Array | undefined)[];
-  /** Per sequence, with reusePrefix: what the runs from its first run position on read (PrefixRecord). */
+  /** Per sequence (rewriting prompts, then KL prompts), with reusePrefix: what the runs from its cut on read. */
   prefix?: (PrefixRecord | undefined)[];
 }
 
@@ -117,7 +111,7 @@ interface SeqRef {
   /** Weight of each scored token's log-prob in the loss: −1 / (m · #rewriting prompts). */
   weight: number;
   /** Index among the job's KL prompts, or -1 for a rewriting prompt. */
-  kl: number;
+  klIndex: number;
   /** The job's first rewriting prompt: where v₀ is read. */
   first: boolean;
   /** Index among the job's sequences (rewriting prompts, then KL prompts). */
@@ -137,6 +131,27 @@ function startLayerOf(point: string, lossLayer: number): number {
   return Math.min(m[2] === 'resid_post' ? l + 1 : l, lossLayer + 1);
 }
 
+/** What every batch of one evaluation shares. */
+interface EvalContext {
+  model: CausalLM;
+  states: readonly JobState[];
+  s: VStarSettings;
+  grad: boolean;
+  /** Every job's δ, [jobs, d], the leaf the gradients reach. */
+  param: Tensor;
+  /** Per job: kl_factor / #KL prompts, the weight of each KL prompt's term. */
+  klWeight: readonly number[];
+  /** With reusePrefix, the block the runs start at (startLayerOf); else 0. */
+  startLayer: number;
+}
+
+/** Per job, the loss parts the batches add up. */
+interface LossTotals {
+  nll: Float64Array;
+  probSum: Float64Array;
+  klLoss: Float64Array;
+}
+
 /**
  * One forward (and, with `grad`, backward) evaluation of the jobs' losses with their current δ,
  * over length-sorted batches of at most `maxTokens` padded tokens (each batch's graph is
@@ -152,142 +167,137 @@ export function evaluateJobs(model: CausalLM, states: readonly JobState[], s: VS
   const refs: SeqRef[] = [];
   states.forEach((st, j) => {
     const P = st.job.rewriting.length;
-    st.job.rewriting.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: q.scorePositions, scoreTargets: q.scoreTargets, weight: -1 / (q.scoreTargets.length * P), kl: -1, first: i === 0, slot: i, cut: cutOf(q.lookup, q.scorePositions) }));
-    st.job.kl.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: [], scoreTargets: [], weight: 0, kl: i, first: false, slot: P + i, cut: cutOf(q.lookup, []) }));
+    st.job.rewriting.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: q.scorePositions, scoreTargets: q.scoreTargets, weight: -1 / (q.scoreTargets.length * P), klIndex: -1, first: i === 0, slot: i, cut: cutOf(q.lookup, q.scorePositions) }));
+    st.job.kl.forEach((q, i) => refs.push({ job: j, ids: q.ids, lookup: q.lookup, scorePositions: [], scoreTargets: [], weight: 0, klIndex: i, first: false, slot: P + i, cut: cutOf(q.lookup, []) }));
   });
   for (const st of states) {
     if (st.init === null && norm2(st.delta) !== 0) throw new Error('v* optimisation: initial values must be recorded with δ = 0');
     if (st.klInit === null) st.klInit = new Float32Array(st.job.kl.length * V).fill(NaN);
   }
-  const klW = states.map((st) => s.klFactor / Math.max(1, st.job.kl.length));
-  const nll = new Float64Array(states.length), probSum = new Float64Array(states.length), kl = new Float64Array(states.length);
-  const startLayer = s.reuseLower === false ? 0 : startLayerOf(s.point, s.lossLayer);
+  const startLayer = usePrefix ? startLayerOf(s.point, s.lossLayer) : 0;
   if (usePrefix) {
     const missing = refs.filter((r) => states[r.job].prefix?.[r.slot] === undefined);
     if (missing.length > 0) recordPrefixes(model, states, missing, startLayer, maxTokens);
   }
-  const param = T.parameter(new Tensor(Float32Array.from(states.flatMap((st) => Array.from(st.delta))), [states.length, d]));
-
-  // One batch per call, and only values (no tensors) leave it: a tensor from inside withGrad holds
-  // the batch's whole autograd graph (every activation of its forward pass) through its tape node.
-  // Written as a loop body, the last batch's graph stayed reachable while the next batch ran, even
-  // across a full collection, so two graphs were resident at the peak (2.9 GiB instead of 2.0 on
-  // the GPT-2-small-shaped bench).
-  const evaluateBatch = (batchIdx: readonly number[]): void => {
-    const seqs = batchIdx.map((i) => refs[i]);
-    // Positions are those of the tokens run (from each sequence's cut on): row b, position p → b·Tn + p − cut.
-    const batch = padBatch(seqs.map((r) => r.ids.slice(r.cut)));
-    const Tn = batch.T;
-    const deltaRows = seqs.map((r, b) => b * Tn + r.lookup - r.cut);
-    const owner = seqs.map((r) => r.job);
-    // Scored rows (rewriting targets), then KL lookups; one pick over all of them.
-    const rows: number[] = [], tokIdx: number[] = [], w: number[] = [];
-    const scoreSeq: number[] = [];
-    seqs.forEach((r, b) => r.scorePositions.forEach((p, k) => { rows.push(b * Tn + p - r.cut); tokIdx.push(r.scoreTargets[k]); w.push(r.weight); scoreSeq.push(b); }));
-    const nScore = rows.length;
-    const klSeqs: number[] = [];
-    seqs.forEach((r, b) => { if (r.kl >= 0) { rows.push(b * Tn + r.lookup - r.cut); tokIdx.push(0); w.push(0); klSeqs.push(b); } });
-    const firsts = seqs.map((r, b) => (r.first && states[r.job].init === null ? b : -1)).filter((b) => b >= 0);
-
-    // Where the forward starts: after each sequence's recorded prefix; else at the start block from
-    // the lower blocks' output (recorded on this batch's first evaluation, or on this one).
-    const reuse = !usePrefix && startLayer > 0 && seqs.every((r) => states[r.job].lower?.[r.slot] !== undefined);
-    let start: { layer: number; resid: Tensor } | undefined;
-    let prefix: AttentionPrefix | undefined;
-    if (usePrefix) ({ start, prefix } = prefixBatch(model, seqs.map((r) => states[r.job].prefix![r.slot]!), seqs.map((r) => r.cut), Tn, startLayer));
-    else if (reuse) {
-      const resid = new Float32Array(batch.B * Tn * d); // padding rows stay 0: nothing real attends to them
-      seqs.forEach((r, b) => resid.set(states[r.job].lower![r.slot]!, b * Tn * d));
-      start = { layer: startLayer, resid: new Tensor(resid, [batch.B, Tn, d]) };
-    }
-    const run = (): { lp: Float32Array; v0: Float32Array | null } => {
-      const hooks: Hook[] = [];
-      let lowerCap: (() => Tensor) | null = null;
-      if (!usePrefix && startLayer > 0 && !reuse) {
-        // First in the list, so it sees the stream before δ is added at the same point.
-        const c = capture(hookPoint.residPost(startLayer - 1));
-        hooks.push(c.hook);
-        lowerCap = c.value;
-      }
-      let initCap: (() => Tensor) | null = null;
-      if (firsts.length > 0) {
-        const c = capture(s.point, firsts.map((b) => deltaRows[b]));
-        hooks.push(c.hook);
-        initCap = c.value;
-      }
-      hooks.push(addAt(s.point, deltaRows, T.gatherRows(param, owner)));
-      const lp = batchLogProbs(model, s, { ids: batch.ids, B: batch.B, T: Tn, mask: batch.mask }, rows, nScore, hooks, start, prefix);
-      // Initial KL distributions first (at δ = 0 they equal the current ones: KL and its gradient are 0).
-      klSeqs.forEach((b, k) => {
-        const r = seqs[b];
-        const dst = states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V);
-        if (Number.isNaN(dst[0])) dst.set(lp.data.subarray((nScore + k) * V, (nScore + k + 1) * V));
-      });
-      if (grad) {
-        const kl = s.klFactor > 0 ? klSeqs.map((b) => { const r = seqs[b]; return { init: states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V), weight: klW[r.job] }; }) : [];
-        batchLoss(lp, nScore, tokIdx, w, kl).backward();
-      }
-      if (lowerCap) {
-        const all = lowerCap().data;
-        seqs.forEach((r, b) => {
-          const st = states[r.job];
-          st.lower ??= [];
-          st.lower[r.slot] = all.slice(b * Tn * d, (b * Tn + r.ids.length) * d);
-        });
-      }
-      return { lp: lp.data, v0: initCap?.().data ?? null };
-    };
-    const { lp: lpd, v0 } = grad ? T.withGrad(run) : T.noGrad(run);
-
-    if (v0) {
-      firsts.forEach((b, k) => {
-        const st = states[seqs[b].job];
-        st.init = v0.slice(k * d, (k + 1) * d);
-        st.initNorm = norm2(st.init);
-        if (!(st.initNorm > 0)) throw new AmendError('v* optimisation: the edited activation is zero at the lookup token; choose another layer');
-      });
-    }
-    // Loss parts from the values.
-    const nllEach = new Float64Array(seqs.length);
-    for (let i = 0; i < nScore; i++) nllEach[scoreSeq[i]] -= lpd[i * V + tokIdx[i]];
-    seqs.forEach((r, b) => {
-      if (r.kl >= 0) return;
-      const m = r.scoreTargets.length, P = states[r.job].job.rewriting.length;
-      nll[r.job] += nllEach[b] / m / P;
-      probSum[r.job] += Math.exp(-nllEach[b] / m) / P;
-    });
-    klSeqs.forEach((b, k) => {
-      const r = seqs[b];
-      const cur = lpd.subarray((nScore + k) * V, (nScore + k + 1) * V);
-      const init = states[r.job].klInit!.subarray(r.kl * V, (r.kl + 1) * V);
-      let x = 0;
-      for (let v = 0; v < V; v++) x += Math.exp(cur[v]) * (cur[v] - init[v]);
-      kl[r.job] += klW[r.job] * x;
-    });
+  const ctx: EvalContext = {
+    model, states, s, grad, startLayer,
+    param: T.parameter(new Tensor(Float32Array.from(states.flatMap((st) => Array.from(st.delta))), [states.length, d])),
+    klWeight: states.map((st) => s.klFactor / Math.max(1, st.job.kl.length)),
   };
+  const totals: LossTotals = { nll: new Float64Array(states.length), probSum: new Float64Array(states.length), klLoss: new Float64Array(states.length) };
   // Batches are planned on whole lengths even when only the tokens from the cut on run: a batch's
   // prefix keys and values (and their copies on the tape) take memory per prefix slot, so packing
   // rows by their run length alone (4 tokens of 15) grew MEMIT's peak by 0.6 GiB at 100 requests.
-  for (const batchIdx of planBatches(refs.map((r) => r.ids.length), maxTokens)) evaluateBatch(batchIdx);
+  for (const batchIdx of planBatches(refs.map((r) => r.ids.length), maxTokens)) evaluateBatch(ctx, batchIdx.map((i) => refs[i]), totals);
 
   const evals: Evaluation[] = states.map((st, j) => {
     const wd = s.weightDecay * norm2(st.delta) / (st.initNorm * st.initNorm);
-    return { loss: nll[j] + kl[j] + wd, nll: nll[j], kl: kl[j], weightDecay: wd, targetProb: probSum[j] };
+    const { nll, probSum, klLoss } = totals;
+    return { loss: nll[j] + klLoss[j] + wd, nll: nll[j], kl: klLoss[j], weightDecay: wd, targetProb: probSum[j] };
   });
   let grads: Float32Array[] | null = null;
   if (grad) {
-    const g = param.grad?.data ?? new Float32Array(states.length * d);
+    const g = ctx.param.grad?.data ?? new Float32Array(states.length * d);
     grads = states.map((st, j) => {
       const gj = g.slice(j * d, (j + 1) * d);
-      const dn = norm2(st.delta);
-      if (dn > 0 && s.weightDecay > 0) {
-        const c = s.weightDecay / (dn * st.initNorm * st.initNorm);
-        for (let i = 0; i < d; i++) gj[i] += c * st.delta[i];
-      }
+      addWeightDecayGradient(gj, st, s.weightDecay);
       return gj;
     });
   }
   return { evals, grads };
+}
+
+/**
+ * d/dδ of weightDecay · ‖δ‖ / ‖v₀‖², added to `g`: weightDecay · δ / (‖δ‖ ‖v₀‖²); none at δ = 0,
+ * where the norm has no gradient (torch's is 0 there too).
+ */
+function addWeightDecayGradient(g: Float32Array, st: JobState, weightDecay: number): void {
+  const dn = norm2(st.delta);
+  if (!(dn > 0 && weightDecay > 0)) return;
+  const c = weightDecay / (dn * st.initNorm * st.initNorm);
+  for (let i = 0; i < g.length; i++) g[i] += c * st.delta[i];
+}
+
+/**
+ * One batch of an evaluation: its forward (and backward) pass, then its loss parts added to
+ * `totals`, and v₀ and the initial KL distributions recorded in the states where missing.
+ *
+ * A function of its own, and only values (no tensors) leave it: a tensor from inside withGrad holds
+ * the batch's whole autograd graph (every activation of its forward pass) through its tape node.
+ * Written as a loop body, the last batch's graph stayed reachable while the next batch ran, even
+ * across a full collection, so two graphs were resident at the peak (2.9 GiB instead of 2.0 on
+ * the GPT-2-small-shaped bench).
+ */
+function evaluateBatch(ctx: EvalContext, seqs: readonly SeqRef[], totals: LossTotals): void {
+  const { model, states, s, startLayer } = ctx;
+  const d = model.config.hidden, V = model.config.vocabSize;
+  // Positions are those of the tokens run (from each sequence's cut on): row b, position p → b·Tn + p − cut.
+  const batch = padBatch(seqs.map((r) => r.ids.slice(r.cut)));
+  const Tn = batch.T;
+  const deltaRows = seqs.map((r, b) => b * Tn + r.lookup - r.cut);
+  const owner = seqs.map((r) => r.job);
+  // Scored rows (rewriting targets), then KL lookups; one pick over all of them.
+  const rows: number[] = [], tokIdx: number[] = [], w: number[] = [];
+  const scoreSeq: number[] = [];
+  seqs.forEach((r, b) => r.scorePositions.forEach((p, k) => { rows.push(b * Tn + p - r.cut); tokIdx.push(r.scoreTargets[k]); w.push(r.weight); scoreSeq.push(b); }));
+  const nScore = rows.length;
+  const klSeqs: number[] = [];
+  seqs.forEach((r, b) => { if (r.klIndex >= 0) { rows.push(b * Tn + r.lookup - r.cut); tokIdx.push(0); w.push(0); klSeqs.push(b); } });
+  const firsts = seqs.map((r, b) => (r.first && states[r.job].init === null ? b : -1)).filter((b) => b >= 0);
+  const klInitOf = (r: SeqRef): Float32Array => states[r.job].klInit!.subarray(r.klIndex * V, (r.klIndex + 1) * V);
+
+  // With reusePrefix the forward starts after each sequence's recorded prefix, at the start block.
+  let start: { layer: number; resid: Tensor } | undefined;
+  let prefix: AttentionPrefix | undefined;
+  if (s.reusePrefix !== false) ({ start, prefix } = prefixBatch(model, seqs.map((r) => states[r.job].prefix![r.slot]!), seqs.map((r) => r.cut), Tn, startLayer));
+  const run = (): { lp: Float32Array; v0: Float32Array | null } => {
+    const hooks: Hook[] = [];
+    let initCap: (() => Tensor) | null = null;
+    if (firsts.length > 0) {
+      const c = capture(s.point, firsts.map((b) => deltaRows[b]));
+      hooks.push(c.hook);
+      initCap = c.value;
+    }
+    hooks.push(addAt(s.point, deltaRows, T.gatherRows(ctx.param, owner)));
+    const lp = batchLogProbs(model, s, { ids: batch.ids, B: batch.B, T: Tn, mask: batch.mask }, rows, nScore, hooks, start, prefix);
+    // Initial KL distributions first (at δ = 0 they equal the current ones: KL and its gradient are 0).
+    klSeqs.forEach((b, k) => {
+      const dst = klInitOf(seqs[b]);
+      if (Number.isNaN(dst[0])) dst.set(lp.data.subarray((nScore + k) * V, (nScore + k + 1) * V));
+    });
+    if (ctx.grad) {
+      const klTerms = s.klFactor > 0 ? klSeqs.map((b) => ({ init: klInitOf(seqs[b]), weight: ctx.klWeight[seqs[b].job] })) : [];
+      batchLoss(lp, nScore, tokIdx, w, klTerms).backward();
+    }
+    return { lp: lp.data, v0: initCap?.().data ?? null };
+  };
+  const { lp: lpd, v0 } = ctx.grad ? T.withGrad(run) : T.noGrad(run);
+
+  if (v0) {
+    firsts.forEach((b, k) => {
+      const st = states[seqs[b].job];
+      st.init = v0.slice(k * d, (k + 1) * d);
+      st.initNorm = norm2(st.init);
+      if (!(st.initNorm > 0)) throw new AmendError('v* optimisation: the edited activation is zero at the lookup token; choose another layer');
+    });
+  }
+  // Loss parts from the values.
+  const nllEach = new Float64Array(seqs.length);
+  for (let i = 0; i < nScore; i++) nllEach[scoreSeq[i]] -= lpd[i * V + tokIdx[i]];
+  seqs.forEach((r, b) => {
+    if (r.klIndex >= 0) return;
+    const m = r.scoreTargets.length, P = states[r.job].job.rewriting.length;
+    totals.nll[r.job] += nllEach[b] / m / P;
+    totals.probSum[r.job] += Math.exp(-nllEach[b] / m) / P;
+  });
+  klSeqs.forEach((b, k) => {
+    const r = seqs[b];
+    const cur = lpd.subarray((nScore + k) * V, (nScore + k + 1) * V);
+    const init = klInitOf(r);
+    let x = 0;
+    for (let v = 0; v < V; v++) x += Math.exp(cur[v]) * (cur[v] - init[v]);
+    totals.klLoss[r.job] += ctx.klWeight[r.job] * x;
+  });
 }
 
 /** A padded batch of token ids as forward() takes it. */
@@ -321,15 +331,15 @@ function batchLogProbs(model: CausalLM, s: VStarSettings, batch: BatchIds, rows:
  * any change (none when the KL term is off). A function of its own for the same reason as
  * batchLogProbs: the KL's temporaries ([KL rows, V] each) are needed only through the graph.
  */
-function batchLoss(lp: Tensor, nScore: number, tokIdx: readonly number[], w: readonly number[], kl: readonly { init: Float32Array; weight: number }[]): Tensor {
+function batchLoss(lp: Tensor, nScore: number, tokIdx: readonly number[], w: readonly number[], klTerms: readonly { init: Float32Array; weight: number }[]): Tensor {
   const V = lp.dim(-1);
   let loss = T.sum(T.mul(T.pick(lp, tokIdx), new Tensor(Float32Array.from(w), [w.length])));
-  if (kl.length > 0) {
-    const cur = T.gatherRows(lp, kl.map((_, k) => nScore + k));
-    const init = new Float32Array(kl.length * V);
-    kl.forEach((r, k) => init.set(r.init, k * V));
-    const perRow = T.sum(T.mul(T.exp(cur), T.sub(cur, new Tensor(init, [kl.length, V]))), 1);
-    loss = T.add(loss, T.sum(T.mul(perRow, new Tensor(Float32Array.from(kl, (r) => r.weight), [kl.length]))));
+  if (klTerms.length > 0) {
+    const cur = T.gatherRows(lp, klTerms.map((_, k) => nScore + k));
+    const init = new Float32Array(klTerms.length * V);
+    klTerms.forEach((r, k) => init.set(r.init, k * V));
+    const perRow = T.sum(T.mul(T.exp(cur), T.sub(cur, new Tensor(init, [klTerms.length, V]))), 1);
+    loss = T.add(loss, T.sum(T.mul(perRow, new Tensor(Float32Array.from(klTerms, (r) => r.weight), [klTerms.length]))));
   }
   return loss;
 }
