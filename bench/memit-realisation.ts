@@ -120,8 +120,8 @@ async function main(): Promise<void> {
       const unit = none.map((_, t) => (t === p.lookup ? 1 : 0));
       const spill = Math.max(...c.map((x, t) => (t === p.lookup ? 0 : Math.abs(x))));
       // ROME: ΔW k_t = (uᵀk_t) v
-      const ro = computeRome(model, [req], hpR, stats, new Timings());
-      const { u, v } = ro.vectors[0];
+      const ro = computeRome(model, [req], hpR, stats, new Timings(), undefined, true);
+      const { u, v } = ro.vectors![0];
       const cr = none.map((_, t) => dot(u, p.keys.subarray(t * f, (t + 1) * f)));
       const crOnly = none.map((_, t) => (t === p.lookup ? cr[t] : 0));
       console.log(`| ${layer} | ${r0.subject} → ${r0.targetNew} | ${fmt(before)} | ${fmt(out.z[0].targetProb)} | ${fmt(jointP(model, p, req.targetIds, point, unit, R))} | ` +

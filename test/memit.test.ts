@@ -53,7 +53,7 @@ test('memitSolve: X = (λC + KKᵀ)⁻¹K on a random SPD system, float64', () =
   const f = 40, n = 7, lambda = 3.5;
   const G = Float64Array.from({ length: f * 2 * f }, () => rand() - 0.5);
   const C = new Float64Array(f * f);
-  gramRows(G, f, 2 * f, C, false);
+  gramRows(G, f, 2 * f, C);
   for (let i = 0; i < f * f; i++) C[i] /= 2 * f;
   const K = Float64Array.from({ length: f * n }, () => rand() - 0.5);
   const X = memitSolve(K, C, f, n, lambda);
@@ -68,7 +68,7 @@ test('memitSolve: statistics of rank below the key size → an AmendError that n
   const f = 40, samples = 10, n = 3, lambda = 3.5;
   const G = Float64Array.from({ length: f * samples }, () => rand() - 0.5);
   const C = new Float64Array(f * f);
-  gramRows(G, f, samples, C, false); // rank 10: λC + KKᵀ has rank 13 of 40
+  gramRows(G, f, samples, C); // rank 10: λC + KKᵀ has rank 13 of 40
   const K = Float64Array.from({ length: f * n }, () => rand() - 0.5);
   assert.throws(() => memitSolve(K, C, f, n, lambda), (e: unknown) => e instanceof AmendError &&
     /^MEMIT: λC \+ KKᵀ is not positive definite \(solveSPD: matrix is not positive definite.*mom2_n_samples.*mom2_ridge > 0.*mom2_update_weight/.test(e.message));
@@ -85,7 +85,7 @@ test('MEMIT: every layer\'s update solves ΔW (λC + KKᵀ) = R Kᵀ, and the pa
     const model = await load(name);
     const layers = [0, 1];
     const stats = await randomStats(model, layers);
-    const { patch, report } = await editWithReport(model, REQS, { method: 'memit', hparams: { layers }, stats, keepSystems: true });
+    const { patch, report } = await editWithReport(model, REQS, { method: 'memit', hparams: { layers }, stats, keepInternals: true });
     const systems = report.memit!.systems!;
     assert.equal(systems.length, 2);
     const d = model.config.hidden, f = model.config.ffn, n = REQS.length;
@@ -107,7 +107,7 @@ test('MEMIT: every layer\'s update solves ΔW (λC + KKᵀ) = R Kᵀ, and the pa
       assert.ok(relErr(stored, want) < 1e-5, `${name} layer ${sys.layer}: stored delta differs from R Xᵀ`);
     }
     // The residual is spread: the first of two layers takes half of it.
-    assert.deepEqual(report.memit!.layers.map((l) => l.divisor), [2, 1]);
+    assert.deepEqual(report.memit!.layers.map((l) => l.remainingLayers), [2, 1]);
   }
 });
 
@@ -174,7 +174,7 @@ test('MEMIT shared_key_targets: one z per distinct key when joint, one per reque
     const f = model.config.ffn, d = model.config.hidden, n = SHARED.length;
     const col = (A: Float64Array, rows: number, c: number): number[] => Array.from({ length: rows }, (_, j) => A[j * n + c]);
     const run = async (mode: string): Promise<NonNullable<MemitOutput['systems']>> => {
-      const { report } = await editWithReport(model, SHARED, { method: 'memit', hparams: { layers, shared_key_targets: mode }, stats, keepSystems: true });
+      const { report } = await editWithReport(model, SHARED, { method: 'memit', hparams: { layers, shared_key_targets: mode }, stats, keepInternals: true });
       assert.equal(report.memit!.z.length, mode === 'joint' ? 2 : 3, `${name} ${mode}: z optimisations`);
       return report.memit!.systems!;
     };
@@ -228,7 +228,7 @@ test('MEMIT: each layer\'s residual is (z − the last edited layer\'s output wi
   const layers = [0, 1], zLayer = 1, d = model.config.hidden, n = 2;
   const reqs = REQS.slice(0, n);
   const stats = await randomStats(model, layers);
-  const { patch, report } = await editWithReport(model, reqs, { method: 'memit', hparams: { layers, mom2_update_weight: 7 }, stats, keepSystems: true });
+  const { patch, report } = await editWithReport(model, reqs, { method: 'memit', hparams: { layers, mom2_update_weight: 7 }, stats, keepInternals: true });
   const [s0, s1] = report.memit!.systems!;
   assert.deepEqual([s0.lambda, s1.lambda], [7, 7]);
   const tok = model.tok();

@@ -46,8 +46,8 @@ export interface EditOptions {
   onProgress?: EditProgress;
   /** Accept requests whose target the model already predicts (default: refuse them). */
   allowUnchanged?: boolean;
-  /** Keep MEMIT's linear systems in the report (tests). */
-  keepSystems?: boolean;
+  /** Keep what the method solved in the report (tests): ROME's vectors (k, v*, u, v), MEMIT's linear systems (K, R, X, C). */
+  keepInternals?: boolean;
 }
 
 export interface EditReport {
@@ -138,11 +138,11 @@ async function computeEdit(model: CausalLM, requests: readonly EditRequest[], op
   let deltas: TensorDelta[];
   const report: EditReport = { method, hparams: resolved, timings: {} };
   if (method === 'rome') {
-    const { deltas: ds, ...rest } = computeRome(model, reqs, hp, stats, timings, opts.onProgress);
+    const { deltas: ds, ...rest } = computeRome(model, reqs, hp, stats, timings, opts.onProgress, opts.keepInternals);
     deltas = ds;
     report.rome = rest;
   } else {
-    const { deltas: ds, ...rest } = computeMemit(model, reqs, hp, stats, timings, opts.onProgress, opts.keepSystems);
+    const { deltas: ds, ...rest } = computeMemit(model, reqs, hp, stats, timings, opts.onProgress, opts.keepInternals);
     deltas = ds;
     report.memit = rest;
   }

@@ -28,6 +28,7 @@ import { Tensor } from '../../tensor/index.js';
 import { norm2 } from '../../patch/delta.js';
 import { padBatch, planBatches } from './activations.js';
 import type { OptJob } from './prompts.js';
+import type { EditHparams } from '../hparams.js';
 
 export interface VStarSettings {
   /** Hook point δ is added to, e.g. blocks.5.mlp.out (ROME) or blocks.8.resid_post (MEMIT). */
@@ -52,6 +53,14 @@ export interface VStarSettings {
   reusePrefix?: boolean;
 }
 
+/** The settings of the hparams for δ at `point`, the NLL read at `lossLayer`. */
+export function vstarSettings(hp: EditHparams, point: string, lossLayer: number): VStarSettings {
+  return {
+    point, lossLayer, steps: hp.v_num_grad_steps, lr: hp.v_lr,
+    weightDecay: hp.v_weight_decay, clampFactor: hp.clamp_norm_factor, klFactor: hp.kl_factor, earlyStop: hp.early_stop_loss,
+  };
+}
+
 export interface VStarResult {
   /** v₀ + δ. */
   target: Float32Array;
@@ -66,6 +75,16 @@ export interface VStarResult {
   weightDecay: number;
   /** Mean over rewriting prompts of exp(−NLL per token) at the last evaluation. */
   targetProb: number;
+}
+
+/** What the editors report of one optimisation (v* of ROME, z of MEMIT): VStarResult without its vectors. */
+export type VStarSummary = Omit<VStarResult, 'target' | 'init' | 'delta'> & { initNorm: number; deltaNorm: number };
+
+export function summariseVStar(r: VStarResult): VStarSummary {
+  return {
+    iterations: r.iterations, loss: r.loss, nll: r.nll, kl: r.kl, weightDecay: r.weightDecay, targetProb: r.targetProb,
+    initNorm: norm2(r.init), deltaNorm: norm2(r.delta),
+  };
 }
 
 /** Per-job state of the optimisation. */

@@ -28,12 +28,12 @@ import type { EditHparams } from '../hparams.js';
 import { promptActivations, templateKeys } from '../common/keys.js';
 import { buildJob, keyIdentity, type OptJob, type PreparedRequest } from '../common/prompts.js';
 import { contextTemplates, templateSettings } from '../common/templates.js';
-import { optimiseTargets, type VStarResult } from '../common/vstar.js';
+import { optimiseTargets, summariseVStar, vstarSettings, type VStarSummary } from '../common/vstar.js';
 import { TemporaryWeights, downProjectionDelta } from '../common/weights.js';
 import type { EditProgress, Timings } from '../common/run.js';
 
-/** A · Aᵀ for A [rows, n] row-major, float64, into out (added when `accumulate`). */
-export function gramRows(A: Float64Array, rows: number, n: number, out: Float64Array, accumulate = true): void {
+/** A · Aᵀ for A [rows, n] row-major, float64, added to out [rows, rows]. */
+export function gramRows(A: Float64Array, rows: number, n: number, out: Float64Array): void {
   for (let i = 0; i < rows; i++) {
     const ai = i * n;
     for (let j = 0; j <= i; j++) {
@@ -48,13 +48,8 @@ export function gramRows(A: Float64Array, rows: number, n: number, out: Float64A
       }
       for (; r < n; r++) s0 += A[ai + r] * A[aj + r];
       const s = s0 + s1 + s2 + s3;
-      if (accumulate) {
-        out[i * rows + j] += s;
-        if (i !== j) out[j * rows + i] += s;
-      } else {
-        out[i * rows + j] = s;
-        out[j * rows + i] = s;
-      }
+      out[i * rows + j] += s;
+      if (i !== j) out[j * rows + i] += s;
     }
   }
 }
@@ -66,7 +61,7 @@ export function gramRows(A: Float64Array, rows: number, n: number, out: Float64A
 export function memitSolve(K: Float64Array, C: Float64Array, f: number, n: number, lambda: number): Float64Array {
   const A = new Float64Array(f * f);
   for (let i = 0; i < f * f; i++) A[i] = lambda * C[i];
-  gramRows(K, f, n, A, true);
+  gramRows(K, f, n, A);
   try {
     return solveSPD(A, K, f, n, { overwriteA: true });
   } catch (e) {
@@ -85,10 +80,13 @@ export function memitSolve(K: Float64Array, C: Float64Array, f: number, n: numbe
 export interface MemitOutput {
   deltas: TensorDelta[];
   /** Per z optimisation (a request, or with shared_key_targets joint a distinct key): its summary. */
-  z: (Omit<VStarResult, 'target' | 'init' | 'delta'> & { initNorm: number; deltaNorm: number })[];
-  /** Per layer: mean ‖residual‖ before the update, ‖ΔW‖ pieces. */
-  layers: { layer: number; meanResidual: number; divisor: number }[];
-  /** For tests: per layer K [f, n], R [d, n] (already divided), X [f, n] and C. */
+  z: VStarSummary[];
+  /**
+   * Per layer: the mean over requests of ‖z − the current output‖ before its update, and the
+   * edited layers from it up, whose number that layer takes its share 1 / remainingLayers of the residual by.
+   */
+  layers: { layer: number; meanResidual: number; remainingLayers: number }[];
+  /** With keepInternals (tests): per layer K [f, n], R [d, n] (already divided), X [f, n] and C. */
   systems?: { layer: number; K: Float64Array; R: Float64Array; X: Float64Array; C: Float64Array; lambda: number }[];
 }
 
@@ -121,14 +119,14 @@ function jointJobs(tok: ReturnType<CausalLM['tok']>, reqs: readonly PreparedRequ
 
 /** Runs MEMIT on all requests at once; the model is unchanged afterwards. */
 export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], hp: EditHparams,
-  stats: ReadonlyMap<number, SecondMoment>, timings: Timings, progress?: EditProgress, keepSystems = false): MemitOutput {
+  stats: ReadonlyMap<number, SecondMoment>, timings: Timings, progress?: EditProgress, keepInternals = false): MemitOutput {
   const tok = model.tok();
   const layers = [...hp.layers].sort((a, b) => a - b);
   const zLayer = layers[layers.length - 1];
   const n = reqs.length, d = model.config.hidden, f = model.config.ffn;
   const temp = new TemporaryWeights(model);
   const deltas: TensorDelta[] = [];
-  const out: MemitOutput = { deltas, z: [], layers: [], systems: keepSystems ? [] : undefined };
+  const out: MemitOutput = { deltas, z: [], layers: [], systems: keepInternals ? [] : undefined };
   try {
     const groups = timings.time('templates', () => contextTemplates(model, templateSettings(hp)));
     const flat = groups.flat();
@@ -143,13 +141,10 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
     const lossLayer = Math.max(hp.v_loss_layer, zLayer);
     for (let s = 0; s < jobs.length; s += chunk) {
       const part = jobs.slice(s, s + chunk);
-      const res = timings.time('z_optimisation', () => optimiseTargets(model, part, {
-        point: hookPoint.residPost(zLayer), lossLayer, steps: hp.v_num_grad_steps, lr: hp.v_lr,
-        weightDecay: hp.v_weight_decay, clampFactor: hp.clamp_norm_factor, klFactor: hp.kl_factor, earlyStop: hp.early_stop_loss,
-      }));
+      const res = timings.time('z_optimisation', () => optimiseTargets(model, part, vstarSettings(hp, hookPoint.residPost(zLayer), lossLayer)));
       res.forEach((r, k) => {
         zJob.set(r.target, (s + k) * d);
-        out.z.push({ iterations: r.iterations, loss: r.loss, nll: r.nll, kl: r.kl, weightDecay: r.weightDecay, targetProb: r.targetProb, initNorm: norm2(r.init), deltaNorm: norm2(r.delta) });
+        out.z.push(summariseVStar(r));
       });
       progress?.({ phase: 'z', done: Math.min(jobs.length, s + chunk), total: jobs.length });
     }
@@ -158,9 +153,9 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
     if (Z !== zJob) for (let r = 0; r < n; r++) Z.set(zJob.subarray(owner[r] * d, (owner[r] + 1) * d), r * d);
     // 2. layer by layer
     layers.forEach((layer, i) => {
-      const Kt = timings.time('keys', () => templateKeys(model, reqs, hp.template_key_average === 'flat' ? [flat] : groups, layer, hp)); // [n, f]
+      const Kt = timings.time('keys', () => templateKeys(model, reqs, groups, layer, hp)); // [n, f]
       const cur = timings.time('keys', () => promptActivations(model, reqs, [hookPoint.residPost(zLayer)], hp).get(hookPoint.residPost(zLayer))!); // [n, d]
-      const divisor = layers.length - i;
+      const remainingLayers = layers.length - i;
       // K [f, n] and R [d, n] (columns = requests), R already divided by the remaining layers.
       const K = new Float64Array(f * n), R = new Float64Array(d * n);
       let resSum = 0;
@@ -170,7 +165,7 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
         for (let j = 0; j < d; j++) {
           const e = Z[r * d + j] - cur[r * d + j];
           s2 += e * e;
-          R[j * n + r] = e / divisor;
+          R[j * n + r] = e / remainingLayers;
         }
         resSum += Math.sqrt(s2);
       }
@@ -180,7 +175,7 @@ export function computeMemit(model: CausalLM, reqs: readonly PreparedRequest[], 
       const delta = timings.time('solve', () => downProjectionDelta(model, layer, R, X, n));
       temp.apply(delta);
       deltas.push(delta);
-      out.layers.push({ layer, meanResidual: resSum / n, divisor });
+      out.layers.push({ layer, meanResidual: resSum / n, remainingLayers });
       out.systems?.push({ layer, K, R, X, C, lambda });
       progress?.({ phase: 'layers', done: i + 1, total: layers.length });
     });

@@ -19,7 +19,7 @@ import type { EditHparams } from '../hparams.js';
 import { promptActivations, templateKeys } from '../common/keys.js';
 import { buildJob, type PreparedRequest } from '../common/prompts.js';
 import { contextTemplates, templateSettings } from '../common/templates.js';
-import { optimiseTargets, type VStarResult } from '../common/vstar.js';
+import { optimiseTargets, summariseVStar, vstarSettings, type VStarSummary } from '../common/vstar.js';
 import { solveCov } from '../common/stats.js';
 import { TemporaryWeights, downProjectionDelta, mergeDeltas } from '../common/weights.js';
 import type { EditProgress, Timings } from '../common/run.js';
@@ -27,18 +27,20 @@ import type { EditProgress, Timings } from '../common/run.js';
 export interface RomeLayerReport {
   request: number;
   layer: number;
-  /** ‖k*‖, ‖u‖ before normalisation, k·u (the division factor), ‖v‖. */
+  /** ‖k*‖, the template-averaged key u is made from. */
   keyNorm: number;
-  divisor: number;
+  /** k·u: the prompt's key against the unit update direction, what v* − o is divided by. */
+  keyDotU: number;
+  /** ‖v‖, the right factor of the rank-one update. */
   rightNorm: number;
-  vstar: Omit<VStarResult, 'target' | 'init' | 'delta'> & { initNorm: number; deltaNorm: number };
+  vstar: VStarSummary;
 }
 
 export interface RomeOutput {
   deltas: TensorDelta[];
   reports: RomeLayerReport[];
-  /** Per request and layer: k (prompt key), v* and the rank-one factors, for tests. */
-  vectors: { request: number; layer: number; key: Float32Array; vstar: Float32Array; u: Float64Array; v: Float64Array }[];
+  /** With keepInternals (tests): per request and layer, k (the prompt's key), v* and the rank-one factors. */
+  vectors?: { request: number; layer: number; key: Float32Array; vstar: Float32Array; u: Float64Array; v: Float64Array }[];
 }
 
 /**
@@ -63,15 +65,8 @@ export function rankOneDivisor(k: ArrayLike<number>, u: ArrayLike<number>, where
   return ku;
 }
 
-/** v = (v* − o) / (k·u), with k·u checked by rankOneDivisor. */
-export function rankOneRight(target: ArrayLike<number>, o: ArrayLike<number>, k: ArrayLike<number>, u: ArrayLike<number>,
-  where: string, mom2Adjustment: boolean): { v: Float64Array; ku: number } {
-  const ku = rankOneDivisor(k, u, where, mom2Adjustment);
-  return { v: dividedUpdate(target, o, ku, where), ku };
-}
-
 /** v = (v* − o) / ku for a divisor rankOneDivisor has passed. */
-function dividedUpdate(target: ArrayLike<number>, o: ArrayLike<number>, ku: number, where: string): Float64Array {
+export function dividedUpdate(target: ArrayLike<number>, o: ArrayLike<number>, ku: number, where: string): Float64Array {
   const v = new Float64Array(target.length);
   for (let i = 0; i < v.length; i++) v[i] = (target[i] - o[i]) / ku;
   if (!v.every(Number.isFinite)) throw new AmendError(`ROME: the update for ${where} is not finite (v* or the MLP output there is not finite)`);
@@ -80,13 +75,13 @@ function dividedUpdate(target: ArrayLike<number>, o: ArrayLike<number>, ku: numb
 
 /** Runs ROME for every request in order; the model is unchanged afterwards. */
 export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], hp: EditHparams,
-  stats: ReadonlyMap<number, SecondMoment>, timings: Timings, progress?: EditProgress): RomeOutput {
+  stats: ReadonlyMap<number, SecondMoment>, timings: Timings, progress?: EditProgress, keepInternals = false): RomeOutput {
   const tok = model.tok();
   const layers = [...hp.layers].sort((a, b) => a - b);
   const temp = new TemporaryWeights(model);
   const deltas: TensorDelta[] = [];
   const reports: RomeLayerReport[] = [];
-  const vectors: RomeOutput['vectors'] = [];
+  const vectors: RomeOutput['vectors'] = keepInternals ? [] : undefined;
   try {
     const groups = timings.time('templates', () => contextTemplates(model, templateSettings(hp)));
     const flat = groups.flat();
@@ -95,7 +90,7 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
     for (const req of reqs) {
       for (const layer of layers) {
         // u (compute_u)
-        const kstar = timings.time('keys', () => templateKeys(model, [req], hp.template_key_average === 'flat' ? [flat] : groups, layer, hp));
+        const kstar = timings.time('keys', () => templateKeys(model, [req], groups, layer, hp));
         let u: Float64Array = kstar;
         if (hp.mom2_adjustment) u = timings.time('solve', () => solveCov(stats.get(layer)!, kstar));
         const un = norm2(u);
@@ -111,19 +106,13 @@ export function computeRome(model: CausalLM, reqs: readonly PreparedRequest[], h
         const ku = rankOneDivisor(k, u, where, hp.mom2_adjustment);
         // v* (compute_v)
         const job = buildJob(tok, req, flat, hp);
-        const [res] = timings.time('v_optimisation', () => optimiseTargets(model, [job], {
-          point: hookPoint.mlpOut(layer), lossLayer: model.config.layers - 1, steps: hp.v_num_grad_steps, lr: hp.v_lr,
-          weightDecay: hp.v_weight_decay, clampFactor: hp.clamp_norm_factor, klFactor: hp.kl_factor, earlyStop: hp.early_stop_loss,
-        }));
+        const [res] = timings.time('v_optimisation', () => optimiseTargets(model, [job], vstarSettings(hp, hookPoint.mlpOut(layer), model.config.layers - 1)));
         const v = dividedUpdate(res.target, o, ku, where);
         const delta = downProjectionDelta(model, layer, v, u, 1);
         temp.apply(delta);
         deltas.push(delta);
-        reports.push({
-          request: req.index, layer, keyNorm: norm2(kstar), divisor: ku, rightNorm: norm2(v),
-          vstar: { iterations: res.iterations, loss: res.loss, nll: res.nll, kl: res.kl, weightDecay: res.weightDecay, targetProb: res.targetProb, initNorm: norm2(res.init), deltaNorm: norm2(res.delta) },
-        });
-        vectors.push({ request: req.index, layer, key: k, vstar: res.target, u, v });
+        reports.push({ request: req.index, layer, keyNorm: norm2(kstar), keyDotU: ku, rightNorm: norm2(v), vstar: summariseVStar(res) });
+        vectors?.push({ request: req.index, layer, key: k, vstar: res.target, u, v });
         progress?.({ phase: 'rome', done: ++step, total });
       }
     }
