@@ -14,6 +14,7 @@ import { AmendError, closest, isObject, MAX_SEED, refuseDevice, refuseOversize, 
 import { buildSpec } from '../models/arch.js';
 import type { CausalLM } from '../models/model.js';
 import { packageRoot } from '../version.js';
+import { existingCorpusPath, hasCorpusExtension } from './common/corpus.js';
 
 export type EditMethod = 'rome' | 'memit';
 export const METHODS: readonly EditMethod[] = ['rome', 'memit'];
@@ -30,9 +31,10 @@ export interface HparamSpec {
   min?: number;
   max?: number;
   /**
-   * Accepted so that the reference files load, but not used: bookkeeping (device, fp16...), module
-   * names Amend finds itself, and switches the reference code ignores too. A value that would have
-   * changed the reference's run is warned about (ignoredWarnings).
+   * Accepted so that the reference files load, but not used to compute the edit: bookkeeping
+   * (device, fp16...), module names Amend finds itself, and switches the reference code ignores
+   * too. Some are still checked (alg_name against the method); a value that would have changed the
+   * reference's run is warned about (ignoredWarnings).
    */
   ignored?: boolean;
 }
@@ -259,11 +261,17 @@ export function presetByName(method: EditMethod, name: string): Preset {
   return p;
 }
 
+/**
+ * Whether two module names name the same module, allowing for a prefix on either side
+ * ("h.0.mlp" and "transformer.h.0.mlp": a checkpoint saved from the inner model, or the outer).
+ */
+function sameModuleName(a: string, b: string): boolean {
+  return a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`);
+}
+
 /** Whether the module template `tmp` ("transformer.h.{}.mlp.c_proj") names the model's down projection at layer `l`. */
 function namesDownProjection(tmp: string, model: CausalLM, l: number): boolean {
-  const want = model.spec.layers[l].down.w;
-  const got = `${tmp.split('{}').join(String(l))}.weight`;
-  return got === want || want.endsWith(`.${got}`) || got.endsWith(`.${want}`);
+  return sameModuleName(`${tmp.split('{}').join(String(l))}.weight`, model.spec.layers[l].down.w);
 }
 
 /**
@@ -367,17 +375,17 @@ function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): u
     const got = typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v);
     throw new AmendError(`${where}: ${key} must be ${what}, got ${got}${infinite ? ', which is not a finite number' : ''}`);
   };
-  const minOk = (n: number): boolean => (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);
+  const inRange = (n: number): boolean => (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);
   switch (spec.kind) {
     case 'int': {
       const n = toNumber(v);
       const range = spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : spec.min !== undefined ? ` ≥ ${spec.min}` : '';
-      if (n === null || !Number.isInteger(n) || !minOk(n)) bad(`an integer${range}`);
+      if (n === null || !Number.isInteger(n) || !inRange(n)) bad(`an integer${range}`);
       return n;
     }
     case 'number': {
       const n = toNumber(v);
-      if (n === null || !minOk(n)) bad(`a number${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}`);
+      if (n === null || !inRange(n)) bad(`a number${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}`);
       return n;
     }
     case 'bool':
@@ -394,7 +402,7 @@ function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): u
       return bad(`one of ${spec.values!.join(', ')}`);
     case 'int_list': {
       const list = Array.isArray(v) ? v : [v];
-      // Numbers only, as for a single layer: a string in the list ("0") was taken as a number.
+      // Numbers only, as for a single layer: a string in the list ("0") is refused, not read as a number.
       const out = list.map((x) => (typeof x === 'number' ? toNumber(x) : null));
       if (out.length === 0 || out.some((n) => n === null || !Number.isInteger(n) || n < 0)) bad('a list of layer indices, e.g. [4, 5]');
       return out as number[];
@@ -479,13 +487,13 @@ export function readHparamsFile(file: string): Record<string, unknown> {
   return rec;
 }
 
+/** Keys whose value is text in every method's schema. */
+const STRING_KEYS = new Set(Object.keys(COMMON).filter((k) => COMMON[k]!.kind === 'string'));
+
 /**
  * `key=value` overrides. A value is read as YAML (numbers, true/false, [4, 5], strings); several
  * assignments may share one argument separated by ";" or whitespace outside brackets.
  */
-/** Keys whose value is text in every method's schema. */
-const STRING_KEYS = new Set(Object.keys(COMMON).filter((k) => COMMON[k]!.kind === 'string'));
-
 export function parseSets(args: readonly string[]): Record<string, unknown> {
   if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new AmendError('parseSets takes a list of "key=value" strings');
   const out: Record<string, unknown> = {};
@@ -561,7 +569,7 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
   let values: HparamValues = { ...base };
   // A key given as null (YAML "key:" or "key: null", --set key=null) goes back to the value it has
   // without a preset; dropping it would silently keep the preset's or an earlier file's value.
-  const layer = (given: Record<string, unknown>, where: string): void => {
+  const overlay = (given: Record<string, unknown>, where: string): void => {
     values = { ...values, ...checkHparams(method, given, where) };
     for (const [k, v] of Object.entries(given)) {
       if (v !== null && v !== undefined) continue;
@@ -571,19 +579,19 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
   };
   let origin = `rule for models without a preset (${model.config.modelType}, ${model.config.layers} layers)`;
   if (preset) {
-    layer(preset.hparams, preset.file);
+    overlay(preset.hparams, preset.file);
     // A preset no model matches (a family Amend does not run, a conversion) says why when named.
     origin = `preset ${preset.name} (${preset.source})${preset.match === null && preset.note ? `; note: ${preset.note}` : ''}`;
   }
   for (const f of opts.files ?? []) {
     const given = readHparamsFile(f);
     checkCorpusPath(given.mom2_dataset, model, f);
-    layer(given, f);
+    overlay(given, f);
     origin += ` + ${path.basename(f)}`;
   }
   if (opts.overrides && Object.keys(opts.overrides).length > 0) {
     checkCorpusPath(opts.overrides.mom2_dataset, model, opts.overridesSource ?? 'hparams');
-    layer(opts.overrides, opts.overridesSource ?? 'hparams');
+    overlay(opts.overrides, opts.overridesSource ?? 'hparams');
     origin += ` + overrides (${Object.keys(opts.overrides).join(', ')})`;
   }
   // After the files and overrides (which may name this model's modules), before the layer numbers.
@@ -606,8 +614,8 @@ export function resolveHparams(method: EditMethod, model: CausalLM, opts: Resolv
  * imported statistics, which the statistics step looks up.
  */
 function checkCorpusPath(ds: unknown, model: CausalLM, where: string): void {
-  if (typeof ds !== 'string' || ds === '' || !(/[\\/]/.test(ds) || /\.(txt|jsonl|md|text)$/i.test(ds))) return;
-  if (fs.existsSync(ds) || (model.dir && !path.isAbsolute(ds) && fs.existsSync(path.join(model.dir, ds)))) return;
+  if (typeof ds !== 'string' || ds === '' || !(/[\\/]/.test(ds) || hasCorpusExtension(ds))) return;
+  if (existingCorpusPath(ds, model.dir) !== null) return;
   throw new AmendError(`${where}: mom2_dataset ${ds}: no such file or folder${model.dir && !path.isAbsolute(ds) ? ` (here or in ${model.dir})` : ''}; `
     + 'give an existing corpus file or folder, the name of imported statistics (amend stats --list), or leave it empty for the default corpus');
 }
@@ -617,8 +625,7 @@ const warnedIgnored = new Set<string>();
 
 /** Whether a module-name template names the model's own module ("{}" = layer 0), allowing for a prefix. */
 function sameModule(given: string, own: string): boolean {
-  const a = given.split('{}').join('0'), b = own.split('{}').join('0');
-  return a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`);
+  return sameModuleName(given.split('{}').join('0'), own.split('{}').join('0'));
 }
 
 /**
@@ -685,9 +692,9 @@ export function validateForModel(method: EditMethod, hp: EditHparams, model: Cau
   }
   if (typeof hp.rewrite_module_tmp === 'string' && hp.rewrite_module_tmp !== '') {
     for (const l of hp.layers) {
-      const want = model.spec.layers[l].down.w;
-      const got = `${hp.rewrite_module_tmp.split('{}').join(String(l))}.weight`;
       if (!namesDownProjection(hp.rewrite_module_tmp, model, l)) {
+        const want = model.spec.layers[l].down.w;
+        const got = `${hp.rewrite_module_tmp.split('{}').join(String(l))}.weight`;
         throw new AmendError(
           `${method.toUpperCase()}: rewrite_module_tmp "${hp.rewrite_module_tmp}" names ${got}, but this ${model.config.modelType} model's MLP down projection at layer ${l} is ${want} ` +
             '(the hparams are for another architecture; Amend rewrites the down projection only)',

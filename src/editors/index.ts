@@ -26,7 +26,7 @@ export {
   describeSchema, SCHEMAS, METHODS, FACT_TOKENS,
 } from './hparams.js';
 export type { EditRequest, EditCase } from './types.js';
-export type { ProgressEvent, EditProgress } from './common/run.js';
+export type { ProgressEvent, ProgressPhase, EditProgress } from './common/run.js';
 export type { StatsSource } from './common/stats.js';
 
 export interface EditOptions {

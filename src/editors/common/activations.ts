@@ -58,7 +58,6 @@ export function activationsAt(model: CausalLM, seqs: readonly (readonly number[]
   const out = new Map<string, Float32Array>();
   if (n === 0) return out;
   const last = [...points].sort((a, b) => pointOrder(b) - pointOrder(a))[0];
-  const widths = new Map<string, number>();
   for (const batchIdx of planBatches(seqs.map((s) => s.length), opts.maxTokens ?? 8192)) {
     const batch = padBatch(batchIdx.map((i) => seqs[i]));
     const rows = batchIdx.map((i, b) => b * batch.T + positions[i]);
@@ -75,7 +74,6 @@ export function activationsAt(model: CausalLM, seqs: readonly (readonly number[]
     points.forEach((p, k) => {
       const v = caps[k].value();
       const w = v.dim(-1);
-      widths.set(p, w);
       let dst = out.get(p);
       if (!dst) out.set(p, (dst = new Float32Array(n * w)));
       batchIdx.forEach((i, r) => dst!.set(v.data.subarray(r * w, (r + 1) * w), i * w));

@@ -29,12 +29,11 @@ export function templateKeys(model: CausalLM, reqs: readonly PreparedRequest[], 
   const acts = activationsAt(model, seqs, pos, [point]).get(point)!;
   const out = new Float64Array(reqs.length * f);
   const perReq = groups.reduce((a, g) => a + g.length, 0);
-  const total = perReq;
   reqs.forEach((_, i) => {
     const dst = out.subarray(i * f, (i + 1) * f);
     let row = i * perReq;
     if (hp.template_key_average === 'flat') {
-      for (let k = 0; k < total; k++, row++) for (let j = 0; j < f; j++) dst[j] += acts[row * f + j] / total;
+      for (let k = 0; k < perReq; k++, row++) for (let j = 0; j < f; j++) dst[j] += acts[row * f + j] / perReq;
     } else {
       const nonEmpty = groups.filter((g) => g.length > 0).length;
       for (const g of groups) {

@@ -1,8 +1,13 @@
 // Bookkeeping shared by the editors: seconds per phase, progress callbacks.
 
+/**
+ * What a progress event counts: key statistics (stats), ROME's request × layer updates (rome),
+ * MEMIT's z vectors (z) and its layer updates (layers).
+ */
+export type ProgressPhase = 'stats' | 'rome' | 'z' | 'layers';
+
 export interface ProgressEvent {
-  /** 'stats' | 'templates' | 'rome' | 'z' | 'keys' | 'solve' ... */
-  phase: string;
+  phase: ProgressPhase;
   done: number;
   total: number;
 }

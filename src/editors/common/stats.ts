@@ -10,6 +10,7 @@ import { baseFingerprint } from '../../patch/session.js';
 import { cholesky, choleskySolve } from '../../linalg/index.js';
 import { layerSecondMoments, type SecondMoment, type StatsOptions } from '../../stats/index.js';
 import type { EditHparams } from '../hparams.js';
+import { existingCorpusPath, hasCorpusExtension } from './corpus.js';
 
 /** Statistics given by the caller: per layer, or a function of the layer. */
 export type StatsSource = ReadonlyMap<number, SecondMoment> | readonly SecondMoment[] | ((layer: number) => SecondMoment | Promise<SecondMoment>);
@@ -25,12 +26,12 @@ export interface StatsRequest {
 function corpusOf(hp: EditHparams, model: CausalLM): string | undefined {
   const ds = hp.mom2_dataset;
   if (!ds) return undefined;
-  if (fs.existsSync(ds)) return ds;
-  if (model.dir && !path.isAbsolute(ds) && fs.existsSync(path.join(model.dir, ds))) return path.join(model.dir, ds);
+  const found = existingCorpusPath(ds, model.dir);
+  if (found !== null) return found;
   // A corpus file named by a preset (the demo world's corpus-train.txt) that this copy of the model
   // lacks: the stats module's default corpus, with a warning (a name without an extension is the
   // name of imported statistics and goes through as it is).
-  if (/\.(txt|jsonl|md|text)$/i.test(ds) && !path.isAbsolute(ds)) {
+  if (hasCorpusExtension(ds) && !path.isAbsolute(ds)) {
     if (!warned.has(ds)) {
       warned.add(ds);
       process.emitWarning(`mom2_dataset ${ds} is not in ${model.dir ?? 'the model folder'} nor in the current folder; using the default corpus for the key statistics`);

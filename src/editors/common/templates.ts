@@ -18,7 +18,8 @@ import type { EditHparams } from '../hparams.js';
 
 const END_OF_TEXT = '<|endoftext|>';
 
-const cache = new WeakMap<CausalLM, Map<string, string[][]>>();
+/** Per model object, the template groups made for each settings (JSON) key. */
+const templatesByModel = new WeakMap<CausalLM, Map<string, string[][]>>();
 
 export interface TemplateSettings {
   prompts: readonly string[];
@@ -60,8 +61,8 @@ function toTemplate(text: string): string {
  */
 export function contextTemplates(model: CausalLM, s: TemplateSettings): string[][] {
   const key = JSON.stringify(s);
-  let perModel = cache.get(model);
-  if (!perModel) cache.set(model, (perModel = new Map()));
+  let perModel = templatesByModel.get(model);
+  if (!perModel) templatesByModel.set(model, (perModel = new Map()));
   const hit = perModel.get(key);
   if (hit) return hit;
   const tok = model.tok();
@@ -69,7 +70,7 @@ export function contextTemplates(model: CausalLM, s: TemplateSettings): string[]
   let seed = s.seed;
   for (const [length, count] of s.lengthParams) {
     const group: string[] = [];
-    const perPrompt = s.prompts.length === 1 ? count : Math.floor(count / s.prompts.length);
+    const perPrompt = Math.floor(count / s.prompts.length);
     for (const p of s.prompts) {
       if (perPrompt <= 0) continue;
       const ids = promptIds(model, p);
@@ -111,12 +112,10 @@ function sampleTopK(model: CausalLM, prompt: readonly number[], rows: number, ma
         let n = 0;
         for (let v = 0; v < V; v++) {
           const x = row[v];
-          if (n < k) {
-            let j = n++;
-            while (j > 0 && topVal[j - 1] < x) { topVal[j] = topVal[j - 1]; topIdx[j] = topIdx[j - 1]; j--; }
-            topVal[j] = x; topIdx[j] = v;
-          } else if (x > topVal[k - 1]) {
-            let j = k - 1;
+          // Insertion into the sorted top list: into a free slot while it is not full, else over
+          // the smallest, which only a larger value displaces.
+          if (n < k || x > topVal[k - 1]) {
+            let j = n < k ? n++ : k - 1;
             while (j > 0 && topVal[j - 1] < x) { topVal[j] = topVal[j - 1]; topIdx[j] = topIdx[j - 1]; j--; }
             topVal[j] = x; topIdx[j] = v;
           }
