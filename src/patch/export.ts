@@ -34,7 +34,7 @@ import { INDEX_FILE, SINGLE_WEIGHTS, indexJson, shardContents, writeCheckpoint }
 import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, writeSafetensorsTo, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
 import type { FileDType } from '../io/dtype.js';
 import { EditPatch } from './patch.js';
-import { assertNotHeld, editSession, sessionOf, type ApplyOptions } from './session.js';
+import { assertNotHeld, editSession, sessionOf, trustedExportRecord, type ApplyOptions } from './session.js';
 import { exportProvenance, RECORD_KEYS } from './provenance.js';
 import { storedFingerprint } from '../models/fingerprint.js';
 import { checkCanBeFolder, checkCanWriteAt, makeDirs, processAlive, removeDeadTemps } from '../io/dirs.js';
@@ -295,38 +295,15 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
   const dtype = parseExportDType(opts.dtype);
   assertNotHeld(model, 'export'); // a run's temporary edit would be written as if it were the model's
   checkExportDir(out, model.dir, opts.force === true);
-  // A model loaded from an earlier export already carries patches: the record goes on from them,
-  // back to the first base, instead of starting again at the export's own weights — as long as
-  // the weights are still those that export wrote (asking creates the session, which knows them).
-  const recorded = model.dir ? exportProvenance(model.dir) : null;
-  const prior = recorded && editSession(model).trusts(recorded) ? recorded : null;
-  const session = sessionOf(model);
-  const patches = session?.applied() ?? [];
   const storage = (name: string): FileDType => {
     const orig = (model.dtypes.get(name) ?? 'F32') as FileDType;
     return dtype !== 'keep' && FLOAT_DTYPES.has(orig) ? dtype : orig;
   };
-  const extraMeta: Record<string, string> = {};
-  if (patches.length > 0 || prior) {
-    extraMeta.amend_base_fingerprint = prior?.baseFingerprint || session!.baseFingerprint;
-    extraMeta.amend_patches = JSON.stringify([...(prior?.patches ?? []), ...patches.map((p) => ({
-      id: p.id, method: p.metadata.method, requests: p.metadata.requests.length, createdAt: p.metadata.createdAt,
-    }))]);
-    extraMeta.amend_fingerprint = storedFingerprint(model, storage);
-  }
+  const record = exportRecordMeta(model, storage);
   warnOverflow(model, storage, out);
-
   const source = model.dir;
   const layout = source ? sourceLayout(source) : null;
-  if (layout) {
-    const inLayout = new Set(layout.shards.flatMap((s) => s.names));
-    for (const name of model.weights.keys()) {
-      if (!inLayout.has(name)) throw new AmendError(`model has tensor "${name}" that its source checkpoint ${source} does not; cannot reproduce the file layout`);
-    }
-    for (const name of inLayout) {
-      if (!model.weights.has(name)) throw new AmendError(`the source checkpoint ${source} has tensor "${name}" that the model does not hold; cannot export a complete checkpoint`);
-    }
-  }
+  if (source && layout) checkLayoutMatches(model, layout, source);
 
   let tmp: string;
   try {
@@ -336,95 +313,20 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
   }
   const result: ExportResult = {
     dir: out, shards: [], files: [], skipped: [], totalSize: 0,
-    // What the weight files record: the patches the source carried, then this session's.
-    patches: [...(prior?.patches.map((p) => p.id) ?? []), ...patches.map((p) => p.id)],
-    baseFingerprint: (prior?.baseFingerprint || session?.baseFingerprint) ?? null,
-    weightsFingerprint: extraMeta.amend_fingerprint ?? null,
+    patches: record.patches, baseFingerprint: record.baseFingerprint, weightsFingerprint: record.meta.amend_fingerprint ?? null,
   };
   try {
-    if (!layout) {
+    if (!source || !layout) {
       // No source directory: transformers' own sharding, config.json from the parsed config.
       const records = [...model.weights].map(([name, t]) => ({ name, shape: [...t.shape], data: t.data, dtype: storage(name) }));
-      const written = writeCheckpoint(tmp, records, { maxShardBytes: opts.maxShardBytes, metadata: extraMeta });
+      const written = writeCheckpoint(tmp, records, { maxShardBytes: opts.maxShardBytes, metadata: record.meta });
       result.shards = written.shards;
       result.totalSize = written.totalSize;
       fs.writeFileSync(path.join(tmp, 'config.json'), configOfModel(model, dtype));
       result.files.push('config.json');
     } else {
-      const total = layout.shards.reduce((s, sh) => s + sh.names.reduce((a, n) => a + storageBytes(model.weights.get(n)!.size, storage(n)), 0), 0);
-      let done = 0;
-      let totalParameters = 0;
-      const weightMap = new Map<string, string>();
-      const touched = new Set(session?.touched() ?? []);
-      for (const shard of layout.shards) {
-        // Float32 in memory cannot hold every F64 or 64/32-bit integer value: an untouched tensor
-        // of such a dtype is copied from the source file byte for byte instead.
-        const shardFile = path.join(source!, shard.file);
-        let header: SafetensorsHeader | null = null;
-        const tensors: TensorToWrite[] = shard.names.map((name) => {
-          const t = model.weights.get(name)!;
-          totalParameters += t.size;
-          weightMap.set(name, shard.file);
-          const dt = storage(name);
-          const raw = LOSSY_IN_F32.has(dt) && dt === model.dtypes.get(name) && !touched.has(name)
-            ? readRawTensor(shardFile, (header ??= readSafetensorsHeader(shardFile)), name)
-            : undefined;
-          return { name, shape: [...t.shape], data: t.data, dtype: dt, raw };
-        });
-        // The source's own record goes only where extraMeta carries it on (not when it was not trusted).
-        const metadata = { ...shard.metadata, ...extraMeta };
-        for (const k of RECORD_KEYS) if (!(k in extraMeta)) delete metadata[k];
-        metadata.format ??= 'pt';
-        writeSafetensorsTo(path.join(tmp, shard.file), path.join(out, shard.file), tensors, metadata);
-        const shardBytes = tensors.reduce((s, t) => s + storageBytes(t.data.length, t.dtype!), 0);
-        done += shardBytes;
-        result.totalSize += shardBytes;
-        result.shards.push({ file: shard.file, names: [...shard.names] });
-        opts.onProgress?.(done, total);
-      }
-      if (layout.index) {
-        fs.writeFileSync(path.join(tmp, INDEX_FILE), indexText(layout.index, result.totalSize, totalParameters, weightMap));
-        result.files.push(INDEX_FILE);
-      }
-      const weightFiles = new Set(layout.shards.map((s) => s.file));
-      for (const f of fs.readdirSync(source!).sort()) {
-        if (weightFiles.has(f) || f === INDEX_FILE) continue;
-        const from = path.join(source!, f);
-        if (from === tmp) continue; // an export into a sub-folder of the model's writes beside it, here
-        if (f.startsWith('.')) {
-          result.skipped.push({ file: f, reason: 'hidden file' });
-          continue;
-        }
-        let st: fs.Stats;
-        try {
-          st = fs.statSync(from);
-        } catch {
-          result.skipped.push({ file: f, reason: 'unreadable (broken link?)' });
-          continue;
-        }
-        if (st.isDirectory()) {
-          result.skipped.push({ file: f, reason: 'directory' });
-          continue;
-        }
-        if (!st.isFile()) continue;
-        if (OTHER_WEIGHTS_RE.test(f)) {
-          result.skipped.push({ file: f, reason: 'weights in another file (would hold the unedited values)' });
-          continue;
-        }
-        if (st.size > MAX_COPY_BYTES) {
-          result.skipped.push({ file: f, reason: `larger than ${MAX_COPY_BYTES >> 20} MiB` });
-          continue;
-        }
-        const cfgText = f === 'config.json' && dtype !== 'keep' ? fs.readFileSync(from, 'utf8') : null;
-        const cfg = cfgText === null ? null : JSON.parse(cfgText) as Record<string, unknown>;
-        // Rewritten only when the dtype it names changes; otherwise copied verbatim like the rest.
-        if (cfg && (cfg.torch_dtype !== TORCH_DTYPE[dtype] || ('dtype' in cfg && cfg.dtype !== TORCH_DTYPE[dtype]))) {
-          fs.writeFileSync(path.join(tmp, f), configWithDtype(cfgText!, cfg, TORCH_DTYPE[dtype]));
-        } else {
-          fs.copyFileSync(from, path.join(tmp, f));
-        }
-        result.files.push(f);
-      }
+      writeShards(model, source, layout, { tmp, out, storage, meta: record.meta, onProgress: opts.onProgress }, result);
+      copySourceFiles(source, layout, tmp, dtype, result);
       if (!fs.existsSync(path.join(tmp, 'config.json'))) {
         fs.writeFileSync(path.join(tmp, 'config.json'), configOfModel(model, dtype));
         result.files.push('config.json');
@@ -448,6 +350,142 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
     throw new AmendError(`${out}: export failed (${e?.message ?? String(err)}); nothing was written`);
   }
   return result;
+}
+
+/**
+ * The record the export's weight files carry (see the file comment) as their metadata, empty for a
+ * model that carries no patch, and what ExportResult reports of it: the patches (those the source
+ * carried, then this session's) and the first base's fingerprint.
+ */
+function exportRecordMeta(model: CausalLM, storage: (name: string) => FileDType): { meta: Record<string, string>; patches: string[]; baseFingerprint: string | null } {
+  // A model loaded from an earlier export already carries patches: the record goes on from them,
+  // back to the first base, instead of starting again at the export's own weights — as long as
+  // the weights are still those that export wrote.
+  const prior = trustedExportRecord(model);
+  const session = sessionOf(model);
+  const applied = session?.applied() ?? [];
+  const entries = [...(prior?.patches ?? []), ...applied.map((p) => ({
+    id: p.id, method: p.metadata.method, requests: p.metadata.requests.length, createdAt: p.metadata.createdAt,
+  }))];
+  const baseFingerprint = (prior?.baseFingerprint || session?.baseFingerprint) ?? null;
+  const meta: Record<string, string> = {};
+  if (applied.length > 0 || prior) {
+    meta.amend_base_fingerprint = baseFingerprint!; // a session exists: patches are applied, or asking to trust the record made it
+    meta.amend_patches = JSON.stringify(entries);
+    meta.amend_fingerprint = storedFingerprint(model, storage);
+  }
+  return { meta, patches: entries.map((p) => p.id), baseFingerprint };
+}
+
+/** The model holds exactly the tensors of its source checkpoint's files, or the layout cannot be reproduced. */
+function checkLayoutMatches(model: CausalLM, layout: SourceLayout, source: string): void {
+  const inLayout = new Set(layout.shards.flatMap((s) => s.names));
+  for (const name of model.weights.keys()) {
+    if (!inLayout.has(name)) throw new AmendError(`model has tensor "${name}" that its source checkpoint ${source} does not; cannot reproduce the file layout`);
+  }
+  for (const name of inLayout) {
+    if (!model.weights.has(name)) throw new AmendError(`the source checkpoint ${source} has tensor "${name}" that the model does not hold; cannot export a complete checkpoint`);
+  }
+}
+
+/** Where and how writeShards writes. */
+interface ShardTarget {
+  /** The temporary folder written into, and the output folder it becomes (for messages). */
+  tmp: string;
+  out: string;
+  storage: (name: string) => FileDType;
+  /** The export record (exportRecordMeta), added to each file's own metadata. */
+  meta: Record<string, string>;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/**
+ * The source's weight files again, the same tensors in each, from the model's values (and its
+ * index with the new sizes); adds what it wrote to `result`.
+ */
+function writeShards(model: CausalLM, source: string, layout: SourceLayout, to: ShardTarget, result: ExportResult): void {
+  const { storage } = to;
+  const total = layout.shards.reduce((s, sh) => s + sh.names.reduce((a, n) => a + storageBytes(model.weights.get(n)!.size, storage(n)), 0), 0);
+  let done = 0;
+  let totalParameters = 0;
+  const weightMap = new Map<string, string>();
+  const touched = new Set(sessionOf(model)?.touched() ?? []);
+  for (const shard of layout.shards) {
+    // Float32 in memory cannot hold every F64 or 64/32-bit integer value: an untouched tensor
+    // of such a dtype is copied from the source file byte for byte instead.
+    const shardFile = path.join(source, shard.file);
+    let header: SafetensorsHeader | null = null;
+    const tensors: TensorToWrite[] = shard.names.map((name) => {
+      const t = model.weights.get(name)!;
+      totalParameters += t.size;
+      weightMap.set(name, shard.file);
+      const dt = storage(name);
+      const raw = LOSSY_IN_F32.has(dt) && dt === model.dtypes.get(name) && !touched.has(name)
+        ? readRawTensor(shardFile, (header ??= readSafetensorsHeader(shardFile)), name)
+        : undefined;
+      return { name, shape: [...t.shape], data: t.data, dtype: dt, raw };
+    });
+    // The source's own record goes only where the new one carries it on (not when it was not trusted).
+    const metadata = { ...shard.metadata, ...to.meta };
+    for (const k of RECORD_KEYS) if (!(k in to.meta)) delete metadata[k];
+    metadata.format ??= 'pt';
+    writeSafetensorsTo(path.join(to.tmp, shard.file), path.join(to.out, shard.file), tensors, metadata);
+    const shardBytes = tensors.reduce((s, t) => s + storageBytes(t.data.length, t.dtype!), 0);
+    done += shardBytes;
+    result.totalSize += shardBytes;
+    result.shards.push({ file: shard.file, names: [...shard.names] });
+    to.onProgress?.(done, total);
+  }
+  if (layout.index) {
+    fs.writeFileSync(path.join(to.tmp, INDEX_FILE), indexText(layout.index, result.totalSize, totalParameters, weightMap));
+    result.files.push(INDEX_FILE);
+  }
+}
+
+/**
+ * Every other small file of the source folder into `tmp`, verbatim (config.json rewritten when
+ * the dtype it names changes); what is left out, and why, goes to result.skipped.
+ */
+function copySourceFiles(source: string, layout: SourceLayout, tmp: string, dtype: ExportDType, result: ExportResult): void {
+  const weightFiles = new Set(layout.shards.map((s) => s.file));
+  for (const f of fs.readdirSync(source).sort()) {
+    if (weightFiles.has(f) || f === INDEX_FILE) continue;
+    const from = path.join(source, f);
+    if (from === tmp) continue; // an export into a sub-folder of the model's writes beside it, here
+    if (f.startsWith('.')) {
+      result.skipped.push({ file: f, reason: 'hidden file' });
+      continue;
+    }
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(from);
+    } catch {
+      result.skipped.push({ file: f, reason: 'unreadable (broken link?)' });
+      continue;
+    }
+    if (st.isDirectory()) {
+      result.skipped.push({ file: f, reason: 'directory' });
+      continue;
+    }
+    if (!st.isFile()) continue;
+    if (OTHER_WEIGHTS_RE.test(f)) {
+      result.skipped.push({ file: f, reason: 'weights in another file (would hold the unedited values)' });
+      continue;
+    }
+    if (st.size > MAX_COPY_BYTES) {
+      result.skipped.push({ file: f, reason: `larger than ${MAX_COPY_BYTES >> 20} MiB` });
+      continue;
+    }
+    const cfgText = f === 'config.json' && dtype !== 'keep' ? fs.readFileSync(from, 'utf8') : null;
+    const cfg = cfgText === null ? null : JSON.parse(cfgText) as Record<string, unknown>;
+    // Rewritten only when the dtype it names changes; otherwise copied verbatim like the rest.
+    if (cfg && (cfg.torch_dtype !== TORCH_DTYPE[dtype] || ('dtype' in cfg && cfg.dtype !== TORCH_DTYPE[dtype]))) {
+      fs.writeFileSync(path.join(tmp, f), configWithDtype(cfgText!, cfg, TORCH_DTYPE[dtype]));
+    } else {
+      fs.copyFileSync(from, path.join(tmp, f));
+    }
+    result.files.push(f);
+  }
 }
 
 export interface ExportPatchedOptions extends ExportOptions {

@@ -17,9 +17,9 @@ import { createHash } from 'node:crypto';
 import { AmendError, requirePath, isObject } from '../errors.js';
 import { amendVersion } from '../version.js';
 import type { CausalLM } from '../models/model.js';
-import { readSafetensors, readSafetensorsHeader, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { readSafetensors, readSafetensorsHeader, writeSafetensors, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
 import type { EditRequest } from '../editors/types.js';
-import { deltaNorm, deltaShape, norm2, storedValues, validateDelta } from './delta.js';
+import { deltaNorm, deltaShape, norm2, shapeMismatch, storedValues, validateDelta } from './delta.js';
 import { editSession, sessionOf, type ApplyOptions } from './session.js';
 import type { PatchMetadata, PatchOrigin, TensorDelta } from './types.js';
 
@@ -215,65 +215,9 @@ export class EditPatch {
   static load(file: string): EditPatch {
     requirePath(file, 'EditPatch.load needs the patch file');
     const where = file;
-    let header;
-    try {
-      header = readSafetensorsHeader(file);
-    } catch (err) {
-      if (err instanceof AmendError && !/no such file|is a directory|not a regular file|permission denied/.test(err.message)) {
-        // The reader's message starts with the file's base name; say it once.
-        const detail = err.message.startsWith(`${path.basename(file)}: `) ? err.message.slice(path.basename(file).length + 2) : err.message;
-        throw new AmendError(`${where}: not a readable patch file: ${detail}`);
-      }
-      throw err;
-    }
-    const meta = header.metadata;
-    if (meta.format !== PATCH_FORMAT) {
-      const looksLikeWeights = header.entries.length > 0 && (meta.format === 'pt' || meta.format === undefined);
-      throw new AmendError(
-        `${where}: not an Amend patch (its safetensors metadata has format ${JSON.stringify(meta.format ?? null)}, not "${PATCH_FORMAT}")` +
-          (looksLikeWeights ? `; it looks like model weights (${header.entries.length} tensors) — pass it as --model, not as a patch` : ''),
-      );
-    }
-    // Decimal digits only: Number() also reads "0x1", "1e0", " 1" and "1.0" as 1.
-    const version = /^[1-9]\d*$/.test(meta.amend_patch_version ?? '') ? Number(meta.amend_patch_version) : NaN;
-    if (!Number.isSafeInteger(version)) {
-      throw new AmendError(`${where}: the patch has format version ${JSON.stringify(meta.amend_patch_version ?? null)}, not a positive integer; the file is corrupt`);
-    }
-    if (version > PATCH_VERSION) {
-      throw new AmendError(`${where}: the patch was written in format version ${version} by a newer Amend; this one (${amendVersion()}) reads version ${PATCH_VERSION} — upgrade amend`);
-    }
-    let metadata: unknown;
-    let index: unknown;
-    try {
-      metadata = JSON.parse(meta.patch ?? '');
-    } catch {
-      throw new AmendError(`${where}: the patch metadata ("patch" in the header) is missing or not valid JSON; the file is corrupt`);
-    }
-    try {
-      index = JSON.parse(meta.deltas ?? '');
-    } catch {
-      throw new AmendError(`${where}: the list of deltas ("deltas" in the header) is missing or not valid JSON; the file is corrupt`);
-    }
-    if (!Array.isArray(index)) throw new AmendError(`${where}: the list of deltas in the header is not a list; the file is corrupt`);
+    const { header, metadata, index } = readPatchHeader(file);
+    const expected = expectedTensors(index, where);
     const entries = new Map(header.entries.map((e) => [e.name, e]));
-    const expected = new Map<string, number[]>();
-    for (const item of index as Record<string, unknown>[]) {
-      const name = item?.name;
-      if (typeof name !== 'string' || name.length === 0) throw new AmendError(`${where}: a delta in the header has no tensor name; the file is corrupt`);
-      if (item.kind === 'low_rank') {
-        const { rows, cols, rank } = item as { rows: number; cols: number; rank: number };
-        for (const [k, x] of Object.entries({ rows, cols, rank })) {
-          if (!Number.isSafeInteger(x) || x < 1) throw new AmendError(`${where}: low-rank delta "${name}" has ${k} ${JSON.stringify(x)} in the header, not a positive integer; the file is corrupt`);
-        }
-        expected.set(`${name}.U`, [rows, rank]);
-        expected.set(`${name}.V`, [cols, rank]);
-      } else if (item.kind === 'dense') {
-        if (!Array.isArray(item.shape)) throw new AmendError(`${where}: dense delta "${name}" has no shape in the header; the file is corrupt`);
-        expected.set(`${name}.delta`, item.shape as number[]);
-      } else {
-        throw new AmendError(`${where}: delta "${name}" has kind ${JSON.stringify(item.kind)} (this Amend knows low_rank and dense); the file is corrupt or newer`);
-      }
-    }
     for (const [tname, shape] of expected) {
       const e = entries.get(tname);
       if (!e) throw new AmendError(`${where}: tensor "${tname}" listed in the header's deltas is missing from the file; the file is corrupt`);
@@ -286,7 +230,7 @@ export class EditPatch {
       if (!expected.has(name)) throw new AmendError(`${where}: tensor "${name}" is not in the header's list of deltas; the file is corrupt`);
     }
     const { tensors } = readSafetensors(file);
-    const deltas: TensorDelta[] = (index as Record<string, unknown>[]).map((item) => {
+    const deltas: TensorDelta[] = index.map((item) => {
       const name = item.name as string;
       if (item.kind === 'low_rank') {
         const { rows, cols, rank } = item as { rows: number; cols: number; rank: number };
@@ -294,17 +238,18 @@ export class EditPatch {
       }
       return { kind: 'dense', name, shape: [...(item.shape as number[])], delta: tensors.get(`${name}.delta`)!.data };
     });
-    checkMetadata(metadata, where); // its messages name the file already
     let patch: EditPatch;
     try {
       patch = new EditPatch(deltas, metadata as PatchMetadata);
     } catch (err) {
+      // The constructor's messages (the deltas', the metadata's) named with the file instead.
       if (err instanceof AmendError) throw new AmendError(`${where}: ${err.message.replace(/^EditPatch: /, '')}`);
       throw err;
     }
     // Files written before the id was recorded have none, and load as they are.
-    if (meta.amend_patch_id !== undefined && meta.amend_patch_id !== patch.id) {
-      throw new AmendError(`${where}: the patch's contents do not match the id recorded when it was written (${meta.amend_patch_id.slice(0, 12)}, now ${patch.id.slice(0, 12)}); the file was changed or damaged since — make the patch again`);
+    const recordedId = header.metadata.amend_patch_id;
+    if (recordedId !== undefined && recordedId !== patch.id) {
+      throw new AmendError(`${where}: the patch's contents do not match the id recorded when it was written (${recordedId.slice(0, 12)}, now ${patch.id.slice(0, 12)}); the file was changed or damaged since — make the patch again`);
     }
     patch.file = file;
     return patch;
@@ -338,9 +283,9 @@ export class EditPatch {
       if (model) {
         const t = model.weights.get(d.name);
         if (!t) out.problem = 'the model has no such tensor';
-        else if (t.shape.length !== out.shape.length || t.shape.some((x, i) => x !== out.shape[i])) {
-          out.problem = `the model's tensor is [${t.shape.join(', ')}]`;
-        } else {
+        // The short form of shapeMismatch's reason: the row already names the tensor and its shape.
+        else if (shapeMismatch(d, t.shape) !== null) out.problem = `the model's tensor is [${t.shape.join(', ')}]`;
+        else {
           const base = session!.original(d.name) ?? t.data;
           out.weightNorm = norm2(base);
           out.relative = out.weightNorm > 0 ? out.norm / out.weightNorm : Infinity;
@@ -383,6 +328,79 @@ export class EditPatch {
     }
     return desc;
   }
+}
+
+/**
+ * A patch file's header: that it is an Amend patch of a version this Amend reads, its metadata
+ * (parsed, checked by the EditPatch constructor) and its list of deltas (a list; each entry is
+ * checked by expectedTensors).
+ */
+function readPatchHeader(file: string): { header: SafetensorsHeader; metadata: unknown; index: Record<string, unknown>[] } {
+  const where = file;
+  let header: SafetensorsHeader;
+  try {
+    header = readSafetensorsHeader(file);
+  } catch (err) {
+    if (err instanceof AmendError && !/no such file|is a directory|not a regular file|permission denied/.test(err.message)) {
+      // The reader's message starts with the file's base name; say it once.
+      const detail = err.message.startsWith(`${path.basename(file)}: `) ? err.message.slice(path.basename(file).length + 2) : err.message;
+      throw new AmendError(`${where}: not a readable patch file: ${detail}`);
+    }
+    throw err;
+  }
+  const meta = header.metadata;
+  if (meta.format !== PATCH_FORMAT) {
+    const looksLikeWeights = header.entries.length > 0 && (meta.format === 'pt' || meta.format === undefined);
+    throw new AmendError(
+      `${where}: not an Amend patch (its safetensors metadata has format ${JSON.stringify(meta.format ?? null)}, not "${PATCH_FORMAT}")` +
+        (looksLikeWeights ? `; it looks like model weights (${header.entries.length} tensors) — pass it as --model, not as a patch` : ''),
+    );
+  }
+  // Decimal digits only: Number() also reads "0x1", "1e0", " 1" and "1.0" as 1.
+  const version = /^[1-9]\d*$/.test(meta.amend_patch_version ?? '') ? Number(meta.amend_patch_version) : NaN;
+  if (!Number.isSafeInteger(version)) {
+    throw new AmendError(`${where}: the patch has format version ${JSON.stringify(meta.amend_patch_version ?? null)}, not a positive integer; the file is corrupt`);
+  }
+  if (version > PATCH_VERSION) {
+    throw new AmendError(`${where}: the patch was written in format version ${version} by a newer Amend; this one (${amendVersion()}) reads version ${PATCH_VERSION} — upgrade amend`);
+  }
+  let metadata: unknown;
+  let index: unknown;
+  try {
+    metadata = JSON.parse(meta.patch ?? '');
+  } catch {
+    throw new AmendError(`${where}: the patch metadata ("patch" in the header) is missing or not valid JSON; the file is corrupt`);
+  }
+  try {
+    index = JSON.parse(meta.deltas ?? '');
+  } catch {
+    throw new AmendError(`${where}: the list of deltas ("deltas" in the header) is missing or not valid JSON; the file is corrupt`);
+  }
+  if (!Array.isArray(index)) throw new AmendError(`${where}: the list of deltas in the header is not a list; the file is corrupt`);
+  return { header, metadata, index: index as Record<string, unknown>[] };
+}
+
+/** The tensors the header's list of deltas says the file holds, and their shapes; one error per malformed entry. */
+function expectedTensors(index: readonly Record<string, unknown>[], where: string): Map<string, number[]> {
+  const expected = new Map<string, number[]>();
+  for (const item of index) {
+    const name = item?.name;
+    if (typeof name !== 'string' || name.length === 0) throw new AmendError(`${where}: a delta in the header has no tensor name; the file is corrupt`);
+    if (item.kind === 'low_rank') {
+      const { rows, cols, rank } = item as { rows: number; cols: number; rank: number };
+      for (const [k, x] of Object.entries({ rows, cols, rank })) {
+        if (!Number.isSafeInteger(x) || x < 1) throw new AmendError(`${where}: low-rank delta "${name}" has ${k} ${JSON.stringify(x)} in the header, not a positive integer; the file is corrupt`);
+      }
+      expected.set(`${name}.U`, [rows, rank]);
+      expected.set(`${name}.V`, [cols, rank]);
+    } else if (item.kind === 'dense') {
+      if (!Array.isArray(item.shape)) throw new AmendError(`${where}: dense delta "${name}" has no shape in the header; the file is corrupt`);
+      expected.set(`${name}.delta`, item.shape as number[]);
+    } else {
+      throw new AmendError(`${where}: delta "${name}" has kind ${JSON.stringify(item.kind)} (this Amend knows low_rank and dense); the file is corrupt or newer`);
+    }
+  }
+  return expected;
 }
 
 /** Whether `file` is a safetensors file written as an Amend patch (its header alone is read). */

@@ -130,8 +130,7 @@ export class EditSession {
     if (this.record !== undefined) return this.record;
     this.record = null;
     try {
-      const record = this.model.dir ? exportProvenance(this.model.dir) : null;
-      if (record && this.trusts(record)) this.record = record;
+      this.record = trustedExportRecord(this.model, this);
     } catch (err) {
       if (!(err instanceof AmendError)) throw err;
       process.emitWarning(`cannot read the export record of ${this.model.dir} (${err.message}); patches made on it record no origin`);
@@ -179,12 +178,9 @@ export class EditSession {
     return record?.baseFingerprint === base ? [...record.patches.map((p) => p.id), ...stack] : null;
   }
 
-  /** Why `patch` cannot be applied (fingerprint aside), or null. */
+  /** Why `patch` cannot be applied (fingerprint aside), or null. (One delta per tensor is the EditPatch constructor's check.) */
   private incompatibility(patch: EditPatch): string | null {
-    const seen = new Set<string>();
     for (const d of patch.deltas) {
-      if (seen.has(d.name)) return `it changes tensor "${d.name}" twice`;
-      seen.add(d.name);
       const t = this.model.weights.get(d.name);
       if (!t) return `the model has no tensor "${d.name}" (is the patch for another architecture?)`;
       const why = shapeMismatch(d, t.shape);
@@ -328,6 +324,17 @@ function firstNewNonFinite(now: Float32Array, before: Float32Array): number {
     }
   }
   return -1;
+}
+
+/**
+ * The export record of the folder `model` was loaded from, when its weights are still those the
+ * record describes (EditSession.trusts, asked of `session`, by default the model's); null when the
+ * folder has none or they are not. Throws when the record cannot be read. Without a record, no
+ * session is made.
+ */
+export function trustedExportRecord(model: CausalLM, session?: EditSession): ExportProvenance | null {
+  const record = model.dir ? exportProvenance(model.dir) : null;
+  return record && (session ?? editSession(model)).trusts(record) ? record : null;
 }
 
 /** The model's edit session, created (and the base fingerprint computed) on first use. */
