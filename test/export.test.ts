@@ -270,7 +270,7 @@ test('an export that replaced a folder but cannot delete all of the old files su
   }
   assert.ok(fs.existsSync(path.join(out, 'model.safetensors')) && !fs.existsSync(path.join(out, 'old.txt')));
   assert.equal(warnings.length, 1, warnings.join('\n'));
-  assert.match(warnings[0]!, /stuck is exported, but the files it replaced could not all be deleted \(EACCES\); what is left of them is in .*\.stuck\.amend-old-/);
+  assert.match(warnings[0]!, /stuck is in place, but the files it replaced could not all be deleted \(EACCES\); what is left of them is in .*\.stuck\.amend-old-/);
   for (const f of fs.readdirSync(tmp).filter((f) => f.startsWith('.stuck.amend-old-'))) fs.rmSync(path.join(tmp, f), { recursive: true });
 });
 

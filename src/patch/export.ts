@@ -37,7 +37,7 @@ import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, trustedExportRecord, type ApplyOptions } from './session.js';
 import { exportProvenance, RECORD_KEYS } from './provenance.js';
 import { storedFingerprint } from '../models/fingerprint.js';
-import { checkCanBeFolder, checkCanWriteAt, makeDirs, processAlive, removeDeadTemps } from '../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt, makeDirs, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
 
 export { exportProvenance, type ExportProvenance } from './provenance.js';
 
@@ -153,63 +153,31 @@ export function checkExportDir(out: string, source: string | null, force: boolea
   }
 }
 
-function tempDirBeside(out: string, tag: string): string {
-  const parent = path.dirname(out);
-  makeDirs(parent);
-  const rnd = Math.random().toString(36).slice(2, 10);
-  const dir = path.join(parent, `.${path.basename(out)}.${tag}-${process.pid}-${rnd}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
-
 /**
  * An export killed mid-write (Ctrl-C, a crash) leaves its temporary folder beside `out`; the next
- * export into the same parent folder removes this user's whose process is gone, whatever their name.
- * One killed while replacing a folder leaves `.NAME.amend-old-PID-x`, the replaced output: it goes
- * back to NAME when NAME is missing (the kill came between the two renames), else it is removed.
+ * export into the same parent folder removes this user's whose process is gone, whatever their name,
+ * and puts back a folder it was replacing when the kill came between the two renames.
  */
 function removeStaleExports(parent: string): void {
   removeDeadTemps(parent, /^\..+\.amend-export-(\d+)-[a-z0-9]+$/);
-  for (const f of fs.readdirSync(parent)) {
-    const m = /^\.(.+)\.amend-old-(\d+)-[a-z0-9]+$/.exec(f);
-    if (!m || processAlive(Number(m[2]))) continue;
-    const name = path.join(parent, m[1]!);
-    try {
-      if (!fs.existsSync(name)) fs.renameSync(path.join(parent, f), name);
-    } catch {
-      /* left as it is */
-    }
-  }
-  removeDeadTemps(parent, /^\..+\.amend-old-(\d+)-[a-z0-9]+$/);
+  restoreReplacedFolders(parent);
 }
 
 /**
  * Moves the finished temp dir to `out`, replacing an existing one. The check at the start does not
- * hold for the whole export: without force, a folder that gained files meanwhile is refused here.
+ * hold for the whole export: without force, a folder that gained files meanwhile (another export
+ * into it, say) is refused here.
  */
 function moveIntoPlace(tmp: string, out: string, force: boolean): void {
-  if (!fs.existsSync(out)) {
-    fs.renameSync(tmp, out);
-    return;
-  }
-  if (!force && !isDirEmpty(out)) {
-    throw new AmendError(`${out}: files appeared in it while the export ran; pass --force (force: true) to replace it, or choose another folder; nothing was written`);
-  }
-  const old = `${tempDirBeside(out, 'amend-old')}`;
-  fs.rmdirSync(old);
-  fs.renameSync(out, old);
+  const appeared = () => new AmendError(`${out}: files appeared in it while the export ran; pass --force (force: true) to replace it, or choose another folder; nothing was written`);
+  if (!force && fs.existsSync(out) && !isDirEmpty(out)) throw appeared();
   try {
-    fs.renameSync(tmp, out);
+    replaceFolder(tmp, out);
   } catch (err) {
-    fs.renameSync(old, out);
+    // Made and filled between the check and the rename: rename refuses a non-empty folder.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') throw appeared();
     throw err;
-  }
-  // The export is in place by now: an old file that cannot be deleted (a read-only subfolder)
-  // is not a failed export, only a leftover to name.
-  try {
-    fs.rmSync(old, { recursive: true, force: true });
-  } catch (err) {
-    process.emitWarning(`${out} is exported, but the files it replaced could not all be deleted (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); what is left of them is in ${old}`);
   }
 }
 
