@@ -7,13 +7,12 @@
  */
 import fs from 'node:fs';
 import { metric, type Metric } from './protocols.js';
+import type { CaseCost } from './run-types.js';
 
 export interface Cost {
   wallSeconds: number;
   /** Peak resident set size during the call, or the process's so far (see newPeak) (bytes). */
   peakRssBytes: number;
-  rssBeforeBytes: number;
-  rssAfterBytes: number;
   /** peakRssBytes was reached during the call (always, where the peak could be reset before it). */
   newPeak: boolean;
 }
@@ -39,18 +38,18 @@ function highWaterMark(): number | null {
   }
 }
 
-interface Start { t0: bigint; peak0: number; rss0: number; reset: boolean }
+interface Start { t0: bigint; peak0: number; reset: boolean }
 
 function start(): Start {
   const reset = resetPeak();
-  return { peak0: processPeak(), rss0: process.memoryUsage.rss(), reset, t0: process.hrtime.bigint() };
+  return { peak0: processPeak(), reset, t0: process.hrtime.bigint() };
 }
 
 function finish(s: Start): Cost {
   const wallSeconds = Number(process.hrtime.bigint() - s.t0) / 1e9;
   const own = s.reset ? highWaterMark() : null;
   const peak = own ?? processPeak();
-  return { wallSeconds, peakRssBytes: peak, rssBeforeBytes: s.rss0, rssAfterBytes: process.memoryUsage.rss(), newPeak: own !== null || peak > s.peak0 };
+  return { wallSeconds, peakRssBytes: peak, newPeak: own !== null || peak > s.peak0 };
 }
 
 /** Run an async fn and measure it (wall time includes any awaiting). */
@@ -64,9 +63,9 @@ export async function measureAsync<T>(fn: () => Promise<T> | T): Promise<{ resul
  * edit_time (seconds) and peak_rss (bytes), tagged 'cost'; peak_rss only where it is the call's
  * own (newPeak), so that means and plots never average in another call's peak.
  */
-export function costMetrics(c: Cost): Metric[] {
+export function costMetrics(c: CaseCost): Metric[] {
   return [
-    metric('edit_time', 'cost', c.wallSeconds, { unit: 'seconds' }),
+    metric('edit_time', 'cost', c.editSeconds, { unit: 'seconds' }),
     ...(c.newPeak ? [metric('peak_rss', 'cost', c.peakRssBytes, { unit: 'bytes' })] : []),
   ];
 }

@@ -10,7 +10,7 @@ import type { PartialRun } from './checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../io/dirs.js';
 import { renderChart, runCharts } from './plots.js';
 import { caseCounts, summarizeByRelation, summarizeBySplitLabel, summarizeRecords, summaryMarkdown } from './summary.js';
-import type { CaseRecord, DriftPoint, EvalConfig, EvalSummary } from './run-types.js';
+import { PROTOCOL_REGIME, type CaseRecord, type DriftPoint, type EvalConfig, type EvalSummary } from './run-types.js';
 
 export interface ReportInput {
   out?: string;
@@ -41,7 +41,7 @@ export function writeReports(r: ReportInput): { summary: EvalSummary; files: str
   if (!r.out || !r.partial) return { summary, files: [] };
   const stage = r.partial.dir;
   const title = `${r.config.method.toUpperCase()}${r.config.model.dir ? ` on ${path.basename(r.config.model.dir)}` : ''}`;
-  const protocolLabel = r.config.protocol === 'final' ? 'apply-all-then-score' : 'score-after-each';
+  const protocolLabel = PROTOCOL_REGIME[r.config.protocol ?? 'immediate'];
   const names = ['cases.jsonl'];
   for (const { file, chart } of runCharts(r.records, r.drift, { title, kind: r.kind, protocolLabel })) {
     const { svg, png } = renderChart(chart);

@@ -30,6 +30,9 @@ export function modeLabel(mode: EvalMode): string {
  */
 export type SequentialProtocol = 'immediate' | 'final';
 
+/** The regime each protocol's numbers are reported under (summaries, plots, the config line). */
+export const PROTOCOL_REGIME = { immediate: 'score-after-each', final: 'apply-all-then-score' } as const satisfies Record<SequentialProtocol, string>;
+
 /**
  * The regime a number was measured under. Numbers of different regimes answer different
  * questions, so summaries keep them in separate rows (as they do protocols of scoring).

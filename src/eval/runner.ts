@@ -40,7 +40,7 @@ import { heldoutPerplexity } from './heldout.js';
 import { uneditedScope } from './unedited.js';
 import { configDifference, LOCK_FILE, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { isReportFile, writeReports } from './report.js';
-import { modeLabel, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
+import { modeLabel, PROTOCOL_REGIME, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
 import { checkCanBeFolder, makeDirs, takeLock, writeError } from '../io/dirs.js';
 
 export interface EvalOptions {
@@ -173,7 +173,6 @@ function consistencyDigest(c: ConsistencyResources): string {
 
 const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak });
 
-const costAsMetrics = (c: CaseCost) => costMetrics({ wallSeconds: c.editSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak, rssAfterBytes: 0, rssBeforeBytes: 0 });
 
 /**
  * The requests a case gives the editor. zsRE-style files sometimes name as true the answer the
@@ -352,7 +351,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     checkpointEvery: every,
     data: o.data,
   } satisfies EvalConfig)) as EvalConfig;
-  const regime: Regime = !sequential ? 'single' : protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score';
+  const regime: Regime = protocol ? PROTOCOL_REGIME[protocol] : 'single';
   const units = planUnits(mode, cases.length);
   const total = units.length;
   // Sequential: cases edited once the first u units are (the x of the drift and of the plots).
@@ -432,7 +431,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       return idx.map((i, k) => {
         const s = scored[k]!;
         const cost = costOf(i);
-        const rec: CaseRecord = { index: i, ...caseTags(cases[i]!), regime, ...extra(i), metrics: [...s.metrics, ...costAsMetrics(cost)], cost };
+        const rec: CaseRecord = { index: i, ...caseTags(cases[i]!), regime, ...extra(i), metrics: [...s.metrics, ...costMetrics(cost)], cost };
         if (o.details !== false) {
           rec.items = s.items;
           if (s.qa) rec.qa = s.qa;

@@ -7,7 +7,7 @@
 import { meanCI } from './ci.js';
 import { harmonicMean } from './metrics.js';
 import { PROTOCOLS, PROTOCOL_DESCRIPTIONS } from './protocols.js';
-import { modeLabel, REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SplitLabelSummary, type SummaryRow } from './run-types.js';
+import { modeLabel, PROTOCOL_REGIME, REGIME_DESCRIPTIONS, type CaseRecord, type DriftPoint, type EvalSummary, type Regime, type RelationRow, type SplitLabelSummary, type SummaryRow } from './run-types.js';
 
 const regimeOrder = (r: Regime): [number, number] => {
   if (r === 'single') return [0, 0];
@@ -188,7 +188,7 @@ export function summaryMarkdown(s: EvalSummary): string {
     `# Evaluation: ${c.method.toUpperCase()} on ${inline(c.model.dir ?? c.model.modelType)}`,
     '',
     `- data: ${c.data?.file !== undefined ? inline(c.data.file) : '(in memory)'}${dataDetail(c.data)}, ${s.cases} case(s)${s.failed ? `, ${s.failed} refused by the editor` : ''}`,
-    `- mode: ${mode}${c.protocol ? `, protocol ${c.protocol === 'immediate' ? 'score-after-each' : 'apply-all-then-score'}` : ''}`,
+    `- mode: ${mode}${c.protocol ? `, protocol ${PROTOCOL_REGIME[c.protocol]}` : ''}`,
     `- hparams: ${inline(c.hparamsOrigin)}`,
     `- model fingerprint: ${c.model.fingerprint.slice(0, 16)}`,
     `- wall time: ${s.seconds.toFixed(1)} s`,
