@@ -15,7 +15,7 @@ import type { EditRequest } from './types.js';
 import { resolveHparams, validateForModel, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
 import { prepareRequests, encodePrompt, requestPrefix, type PreparedRequest } from './common/prompts.js';
 import { scoreTargets } from './common/score.js';
-import { secondMoments, withRidge, type StatsSource } from './common/stats.js';
+import { secondMoments, statsOptionsWithProgress, usesStatistics, withRidge, type StatsSource } from './common/stats.js';
 import { Timings, type EditProgress } from './common/run.js';
 import { computeRome, type RomeOutput } from './rome/index.js';
 import { computeMemit, type MemitOutput } from './memit/index.js';
@@ -112,12 +112,11 @@ async function computeEdit(model: CausalLM, requests: readonly EditRequest[], op
   const reqs = prepareRequests(model, requests, hp);
   if (!opts.allowUnchanged) timings.time('checks', () => checkNotPredicted(model, reqs));
 
-  const needStats = method === 'memit' || hp.mom2_adjustment;
   const stats = new Map<number, SecondMoment>();
-  if (needStats) {
+  if (usesStatistics(method, hp)) {
     const got = await timings.timeAsync('statistics', () => secondMoments(model, hp.layers, hp, {
       given: opts.stats,
-      options: { ...opts.statsOptions, onProgress: opts.statsOptions?.onProgress ?? (opts.onProgress ? (done, total) => opts.onProgress!({ phase: 'stats', done, total }) : undefined) },
+      options: statsOptionsWithProgress(opts.statsOptions, opts.onProgress),
     }));
     hp.layers.forEach((l, i) => {
       // Fewer keys than dimensions: C has rank at most count, whatever the numbers say. Its null

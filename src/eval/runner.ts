@@ -30,7 +30,7 @@ import type { LoadedCase } from '../data/types.js';
 import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
 import { contextTemplates, templateSettings } from '../editors/common/templates.js';
 import { prepareRequests } from '../editors/common/prompts.js';
-import { secondMoments } from '../editors/common/stats.js';
+import { secondMoments, statsOptionsWithProgress, usesStatistics } from '../editors/common/stats.js';
 import type { EditCase, EditRequest } from '../editors/types.js';
 import type { EditHparams } from '../editors/hparams.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
@@ -375,10 +375,8 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   const unedited = cases.some((c) => c.sentiment?.outer) ? uneditedScope(model) : undefined;
   contextTemplates(model, templateSettings(hp));
   let stats: StatsSource | undefined = o.stats;
-  if (!stats && (o.method === 'memit' || hp.mom2_adjustment)) {
-    const got: SecondMoment[] = await secondMoments(model, hp.layers, hp, {
-      options: { ...o.statsOptions, onProgress: o.statsOptions?.onProgress ?? (o.onEditProgress ? (done, tot) => o.onEditProgress!({ phase: 'stats', done, total: tot }) : undefined) },
-    });
+  if (!stats && usesStatistics(o.method, hp)) {
+    const got: SecondMoment[] = await secondMoments(model, hp.layers, hp, { options: statsOptionsWithProgress(o.statsOptions, o.onEditProgress) });
     stats = new Map(hp.layers.map((l, i) => [l, got[i]!]));
   }
   const text = sequential ? o.heldout?.text : undefined;

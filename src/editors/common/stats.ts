@@ -11,6 +11,7 @@ import { cholesky, choleskySolve } from '../../linalg/index.js';
 import { layerSecondMoments, type SecondMoment, type StatsOptions } from '../../stats/index.js';
 import type { EditHparams } from '../hparams.js';
 import { existingCorpusPath, hasCorpusExtension } from './corpus.js';
+import type { ProgressEvent } from './run.js';
 
 /** Statistics given by the caller: per layer, or a function of the layer. */
 export type StatsSource = ReadonlyMap<number, SecondMoment> | readonly SecondMoment[] | ((layer: number) => SecondMoment | Promise<SecondMoment>);
@@ -20,6 +21,17 @@ export interface StatsRequest {
   given?: StatsSource;
   /** Options passed to src/stats (cache folder, progress...). */
   options?: StatsOptions;
+}
+
+/** Whether an edit uses key statistics: MEMIT always, ROME with its C⁻¹ adjustment (mom2_adjustment). */
+export const usesStatistics = (method: string, hp: EditHparams): boolean => method === 'memit' || hp.mom2_adjustment === true;
+
+/**
+ * The statistics options with a progress callback: the caller's own, else one reporting to an
+ * edit's progress as its 'stats' phase.
+ */
+export function statsOptionsWithProgress(options: StatsOptions | undefined, onProgress: ((e: ProgressEvent) => void) | undefined): StatsOptions {
+  return { ...options, onProgress: options?.onProgress ?? (onProgress ? (done, total) => onProgress({ phase: 'stats', done, total }) : undefined) };
 }
 
 /** The corpus of mom2_dataset: an existing path, a path inside the model folder, or a name (imported statistics). */
