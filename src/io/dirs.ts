@@ -77,16 +77,8 @@ export function checkCanWriteAt(target: string): void {
  */
 export function removeDeadTemps(parent: string, pattern: RegExp, minAgeMs = 0): void {
   const uid = process.getuid?.();
-  let names: string[];
-  try {
-    names = fs.readdirSync(parent);
-  } catch {
-    return;
-  }
-  for (const f of names) {
-    const m = pattern.exec(f);
-    if (!m || processAlive(Number(m[1]))) continue;
-    const dir = path.join(parent, f);
+  for (const m of leftBehind(parent, pattern, 1)) {
+    const dir = path.join(parent, m.input);
     try {
       const st = fs.statSync(dir);
       // (mtime has sub-millisecond precision and can read a little ahead of Date.now())
@@ -96,6 +88,17 @@ export function removeDeadTemps(parent: string, pattern: RegExp, minAgeMs = 0): 
       /* left for its owner */
     }
   }
+}
+
+/** The names in `parent` that `pattern` matches and whose writer, the pid in group `pidGroup`, is gone (none if it cannot be read). */
+function leftBehind(parent: string, pattern: RegExp, pidGroup: number): RegExpExecArray[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(parent);
+  } catch {
+    return [];
+  }
+  return names.map((f) => pattern.exec(f)).filter((m): m is RegExpExecArray => m !== null && !processAlive(Number(m[pidGroup])));
 }
 
 export function processAlive(pid: number): boolean {
@@ -264,19 +267,10 @@ export function replaceFolder(tmp: string, out: string): void {
  * back to NAME when NAME is missing (the kill came between the two renames), else it is removed.
  */
 export function restoreReplacedFolders(parent: string): void {
-  const pattern = /^\.(.+)\.amend-old-(\d+)-[a-z0-9]+$/;
-  let names: string[];
-  try {
-    names = fs.readdirSync(parent);
-  } catch {
-    return;
-  }
-  for (const f of names) {
-    const m = pattern.exec(f);
-    if (!m || processAlive(Number(m[2]))) continue;
+  for (const m of leftBehind(parent, /^\.(.+)\.amend-old-(\d+)-[a-z0-9]+$/, 2)) {
     const name = path.join(parent, m[1]!);
     try {
-      if (!fs.existsSync(name)) fs.renameSync(path.join(parent, f), name);
+      if (!fs.existsSync(name)) fs.renameSync(path.join(parent, m.input), name);
     } catch {
       /* left as it is */
     }
