@@ -24,7 +24,7 @@ const amend = (...args: string[]): CliResult => runCli(args);
 const load = (dir: string): CausalLM => CausalLM.loadDir(dir, { noTokenizer: true });
 
 /** A random patch on the MLP down projections of some layers, plus a dense delta on one bias (if any). */
-function randomPatch(model: CausalLM, seed: number, layers: number[]): EditPatch {
+function randomPatch(model: CausalLM, seed: number, layers: number[], subject = 'X'): EditPatch {
   const rand = mulberry32(seed);
   const deltas: TensorDelta[] = [];
   for (const l of layers) {
@@ -35,7 +35,7 @@ function randomPatch(model: CausalLM, seed: number, layers: number[]): EditPatch
   const b = model.spec.layers[layers[0]!]!.down.b;
   if (b) deltas.push(denseDelta(b, model.weight(b).shape, randn(model.weight(b).size, rand, 0.1)));
   return EditPatch.create(model, deltas, {
-    method: 'test', hparams: { seed }, requests: [{ prompt: '{} is in', subject: 'X', targetNew: ' Rome' }],
+    method: 'test', hparams: { seed }, requests: [{ prompt: '{} is in', subject, targetNew: ' Rome' }],
   });
 }
 
@@ -829,6 +829,12 @@ test('CLI: amend export, patch show, patch apply, patch revert', () => {
   assert.match(r.stdout, /applies to .*: yes/);
   assert.match(r.stdout, /‖ΔW‖\/‖W‖/);
   assert.match(r.stdout, /"X is in" \[subject "X"\] → " Rome"/);
+  // a subject is text, even where it holds what a string replacement reads as a pattern ("$&")
+  const odd = path.join(tmp, 'p-odd.safetensors');
+  randomPatch(m, 13, [0], "Lon$&mor$'").save(odd);
+  r = amend('patch', 'show', odd);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /"Lon\$&mor\$' is in" \[subject "Lon\$&mor\$'"\] → " Rome"/);
   r = amend('patch', 'show', out);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /2 patch\(es\) applied/);
@@ -865,6 +871,8 @@ test('CLI: amend export, patch show, patch apply, patch revert', () => {
   assertOneLineError(amend('patch', 'apply', '--model', src, '--patch', f1, '--drop', f1, '--out', path.join(tmp, 'x')), /--drop does nothing with amend patch apply/);
   assertOneLineError(amend('patch', 'show', f1, '--out', path.join(tmp, 'x')), /--out does nothing with amend patch show/);
   assertOneLineError(amend('patch', 'revert', '--model', src, '--patch', f1, '--drop', '', '--out', path.join(tmp, 'x')), /--drop is empty/);
+  // a bad --dtype before the model is loaded (a model that is not there is not what is named)
+  assertOneLineError(amend('patch', 'revert', '--model', path.join(tmp, 'no-model'), '--patch', f1, '--drop', f1, '--out', path.join(tmp, 'x'), '--dtype', 'f8'), /--dtype must be keep, f32, f16 or bf16/);
   // one patch listed twice (the file again, or a copy of it): refused up front, for every command
   // that applies patches — not "matches 2 patches" for --drop, not a second change
   const copy = path.join(tmp, 'p1-copy.safetensors');

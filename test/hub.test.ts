@@ -274,7 +274,7 @@ test('hub failures are one line naming every place looked', async () => {
   await expectAmendError(resolveModel('acme/tiny', { cacheDir: cache, hubUrl, revision: 'v9' }), /no such model or revision on the hub/);
   await expectAmendError(resolveModel('acme/gated', { cacheDir: cache, hubUrl }), /access denied \(HTTP 401: gated or private model\).*HF_TOKEN/);
   await expectAmendError(resolveModel('acme/torch-only', { cacheDir: cache, hubUrl }), /has only pytorch_model\.bin weights, which Amend does not read/);
-  await expectAmendError(resolveModel('acme/tiny', { cacheDir: cache, hubUrl, token: 'abc' }), /does not start with "hf_"/);
+  await expectAmendError(resolveModel('acme/tiny', { cacheDir: cache, hubUrl, token: 'abc' }), /does not start with "hf_"; check the token option$/);
   // an unreachable hub (a port nobody listens on)
   const closed = http.createServer();
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));

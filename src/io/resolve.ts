@@ -341,7 +341,8 @@ export async function resolveModel(idOrPath: string, opts: ResolveOptions = {}):
   }
   const token = opts.token || process.env['HF_TOKEN'] || process.env['HUGGING_FACE_HUB_TOKEN'] || undefined;
   if (token !== undefined && !token.startsWith('hf_')) {
-    throw new AmendError('the hub access token does not start with "hf_"; check HF_TOKEN / --token');
+    const from = opts.token ? 'the token option' : process.env['HF_TOKEN'] ? 'HF_TOKEN' : 'HUGGING_FACE_HUB_TOKEN';
+    throw new AmendError(`the hub access token does not start with "hf_"; check ${from}`);
   }
   let hub: HubModule;
   try {

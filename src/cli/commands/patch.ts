@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { AmendError } from '../../errors.js';
 import { EditPatch, type PatchDescription } from '../../patch/patch.js';
 import { editSession } from '../../patch/session.js';
-import { checkExportDir, exportProvenance } from '../../patch/export.js';
+import { checkExportDir, exportProvenance, parseExportDType } from '../../patch/export.js';
 import { shortFingerprint } from '../../models/fingerprint.js';
 import { didYouMean, listOption, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
@@ -99,7 +99,7 @@ function fmtNum(x: number | undefined): string {
 
 function requestLine(r: { prompt: string; subject: string; targetNew: string; targetTrue?: string }): string {
   const raw = String(r?.prompt ?? '');
-  const prompt = raw.includes('{}') ? raw.replace('{}', String(r.subject)) : raw;
+  const prompt = raw.includes('{}') ? raw.replace('{}', () => String(r.subject)) : raw; // a function: "$&" in a subject is text
   return `${JSON.stringify(prompt)} [subject ${JSON.stringify(r.subject)}] → ${JSON.stringify(r.targetNew)}` +
     (r.targetTrue !== undefined ? ` (was ${JSON.stringify(r.targetTrue)})` : '');
 }
@@ -188,6 +188,7 @@ async function revert(args: Parsed): Promise<void> {
   if (drops.some((d) => d.trim() === '')) throw new AmendError('--drop is empty: give a patch file or id (prefix)');
   if (files.length === 0) throw new AmendError('give the applied patches with --patch, in order (see amend patch --help)');
   if (drops.length === 0) throw new AmendError('give the patch(es) to take out with --drop (to revert everything, use the base model)');
+  parseExportDType(v.dtype as string | undefined); // before minutes of loading and reverting
   checkExportDir(path.resolve(out), null, v.force === true);
   const patches = loadPatches(files, out);
   const dropped = drops.map((d) => {
