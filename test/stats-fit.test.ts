@@ -142,6 +142,10 @@ test('amend stats --import: a misfit is one line and exit 1 with nothing cached;
   // --dataset names an import; with --layers or --list it was silently ignored
   assertOneLineError(runCli(['stats', '--model', 'world', '--layers', '0', '--dataset', 'foo'], cache), /--dataset only applies to --import .*give their name with --corpus NAME/);
   assertOneLineError(runCli(['stats', '--model', 'world', '--list', '--dataset', 'foo'], cache), /--dataset only applies to --import/);
+  // options of the computation are refused by the modes that do not compute
+  assertOneLineError(runCli(['stats', '--model', 'world', '--list', '--corpus', 'nowhere.txt'], cache), /--corpus does nothing with --list; it applies when computing \(--layers\)/);
+  assertOneLineError(runCli(['stats', '--model', 'world', '--list', '--refresh'], cache), /--refresh does nothing with --list/);
+  assertOneLineError(runCli(['stats', '--model', 'world', '--import', 'x.npz', '--samples', '7'], cache), /--samples does nothing with --import/);
 });
 
 test('fit: a model with patches applied is checked on its unedited weights, and keeps its patches', async () => {

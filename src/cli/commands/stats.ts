@@ -82,6 +82,11 @@ export async function run(args: Parsed): Promise<void> {
   const given = modes.filter(Boolean).length;
   if (given > 1) throw new AmendError('give only one of --layers, --import and --list (see amend stats --help)');
   if (given === 0) throw new AmendError('say what to do: --layers L,... to compute, --import FILE.npz to import, or --list (see amend stats --help)');
+  // An option the chosen mode does not read is refused rather than ignored.
+  const computing = ['samples', 'max-length', 'batch-tokens', 'no-cache'];
+  const unread = v.list === true ? [...computing, 'corpus', 'refresh'] : v.import !== undefined ? computing : [];
+  const stray = unread.find((k) => v[k] !== undefined);
+  if (stray) throw new AmendError(`--${stray} does nothing with ${v.list === true ? '--list' : '--import'}; it applies when computing (--layers)`);
   const model = await loadModel(v.model, json);
 
   if (v.list) {
