@@ -14,12 +14,11 @@ import {
   fillTemplate,
   generateWorld,
   hashString,
-  parsePrompt,
-  validateBenchmark,
   writeWorldFiles,
   type CounterFactRecord,
   type Fact,
 } from '../src/world/index.js';
+import { parsePrompt, validateBenchmark } from './world-validate.js';
 
 const world = generateWorld(7);
 const index = new WorldIndex(world);

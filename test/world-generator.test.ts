@@ -9,13 +9,13 @@ import {
   factPrompts,
   fillTemplate,
   generateWorld,
-  validateWorld,
   renderLine,
   REAL_WORD_KINDS,
   ORGANISATION_KINDS,
   organisationKind,
   type World,
 } from '../src/world/index.js';
+import { validateWorld } from './world-validate.js';
 
 const world = generateWorld(7);
 

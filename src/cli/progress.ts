@@ -1,5 +1,5 @@
-// A progress bar on stderr for work that takes more than a second. Silent when stderr is not a
-// terminal or when --json asked for machine output, so logs and pipes stay clean.
+// A progress bar on stderr for work that takes more than a second. Silent unless the caller
+// enables it (a terminal on stderr, and no --json asked for), so logs and pipes stay clean.
 export class Progress {
   private readonly start = Date.now();
   private lastDraw = 0;

@@ -83,10 +83,6 @@ export async function layerSecondMoment(model: CausalLM, layer: number, opts: St
 }
 
 /**
- * The second moments at several layers, computed in ONE pass over the corpus for every layer that
- * is not cached yet. Results come in the order of `layers`.
- */
-/**
  * Statistics this process computed but could not write to the cache (an unwritable folder), by
  * model and the cache file they were meant for: the demo's ROME and MEMIT share a layer, and a
  * run's edits ask again and again, so one failed write should not mean computing them each time.
@@ -95,6 +91,10 @@ export async function layerSecondMoment(model: CausalLM, layer: number, opts: St
  */
 const uncached = new WeakMap<CausalLM, Map<string, SecondMoment>>();
 
+/**
+ * The second moments at several layers, computed in ONE pass over the corpus for every layer that
+ * is not cached yet. Results come in the order of `layers`.
+ */
 export async function layerSecondMoments(model: CausalLM, layers: readonly number[], opts: StatsOptions = {}): Promise<SecondMoment[]> {
   if (layers.length === 0) return [];
   const L = model.config.layers;

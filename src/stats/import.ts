@@ -293,7 +293,7 @@ function findNpz(model: CausalLM, npzDir: string, dataset: string, layer: number
 }
 
 /**
- * Loads statistics given explicitly (`--stats FILE`): an Amend .safetensors statistics file or a
+ * Loads a statistics file given explicitly: an Amend .safetensors statistics file or a
  * ROME / EasyEdit .npz. With a model, a file computed for another model (fingerprint), of another
  * width, or for another layer than `layer` is one clear error.
  */

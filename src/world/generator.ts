@@ -41,7 +41,7 @@ export const MIN_SIZES: Readonly<WorldSizes> = Object.freeze({
 
 /**
  * The optional person-valued relations: a world has one when its size is the number of subjects of
- * its kind (a relation holds for every subject of its kind or for none, as validateWorld checks);
+ * its kind (a relation holds for every subject of its kind or for none, as the tests' validateWorld checks);
  * each draws its people from its own random stream, named after the size.
  */
 const OPTIONAL_RELATIONS: readonly { size: 'mayors' | 'namesakes' | 'chiefs'; relation: string; subjects: 'cities' | 'organisations'; kind: EntityKind }[] = [

@@ -42,7 +42,6 @@ export {
   type RewriteTarget,
 } from './benchmark.js';
 export { WORLD_FILES, writeWorldFiles, type WriteWorldOptions } from './files.js';
-export { parsePrompt, validateBenchmark, validateWorld, type ValidateBenchmarkOptions } from './validate.js';
 
 import { buildBenchmark, type CounterFactRecord } from './benchmark.js';
 import { trainBpe, makeTokenizerConfig, type TokenizerJson } from './bpe.js';

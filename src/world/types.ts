@@ -13,18 +13,6 @@ export type EntityKind =
   | 'field'
   | 'instrumentFamily';
 
-export const ENTITY_KINDS: readonly EntityKind[] = [
-  'person',
-  'city',
-  'country',
-  'organisation',
-  'language',
-  'profession',
-  'instrument',
-  'field',
-  'instrumentFamily',
-];
-
 /** Kinds whose names are real English words (not invented): professions, instruments and their categories. */
 export const REAL_WORD_KINDS: readonly EntityKind[] = ['profession', 'instrument', 'field', 'instrumentFamily'];
 

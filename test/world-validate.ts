@@ -1,12 +1,11 @@
 /**
- * Consistency checks for a world and for a benchmark built over it. Both return a list of problems
- * (empty when everything holds), so they serve the test suite and anyone loading world.json /
- * benchmark.json from disk.
+ * Consistency checks for a world and for a benchmark built over it, the tests' oracle for the
+ * generator and the benchmark builder. Both return a list of problems (empty when everything holds).
  */
-import type { CounterFactRecord } from './benchmark.js';
-import { MULTI_HOP_TEMPLATES, fillTemplate } from './phrasings.js';
-import { WorldIndex, factKey } from './query.js';
-import type { Entity, Fact, Relation, World } from './types.js';
+import type { CounterFactRecord } from '../src/world/benchmark.js';
+import { MULTI_HOP_TEMPLATES, fillTemplate } from '../src/world/phrasings.js';
+import { WorldIndex, factKey } from '../src/world/query.js';
+import type { Entity, Fact, Relation, World } from '../src/world/types.js';
 
 export function validateWorld(world: World): string[] {
   const problems: string[] = [];
