@@ -118,15 +118,10 @@ function multiHop(c: EditCase) {
   return g['multi_hop'] ?? c.portability ?? [];
 }
 
+/** Case indices in file order, or shuffled by the seed (the world's generator's Fisher–Yates). */
 function order(n: number, seed: number | undefined): number[] {
   const idx = Array.from({ length: n }, (_, i) => i);
-  if (seed === undefined) return idx;
-  const rng = new Rng(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-  }
-  return idx;
+  return seed === undefined ? idx : new Rng(seed).shuffle(idx);
 }
 
 /**
