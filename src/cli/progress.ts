@@ -1,5 +1,7 @@
 // A progress bar on stderr for work that takes more than a second. Silent unless the caller
 // enables it (a terminal on stderr, and no --json asked for), so logs and pipes stay clean.
+import type { ProgressEvent, ProgressPhase } from '../editors/common/run.js';
+
 export class Progress {
   private readonly start = Date.now();
   private lastDraw = 0;
@@ -44,6 +46,43 @@ export class Progress {
     if (this.drawn) process.stderr.write('\n');
     this.drawn = false;
     this.lastLength = 0;
+  }
+}
+
+const PHASE_LABELS: Record<ProgressPhase, string> = { stats: 'key statistics', z: 'MEMIT z vectors', rome: 'ROME v*', layers: 'MEMIT layers' };
+
+/**
+ * The bars of one edit, one per phase it reports (statistics, then v* or z, then MEMIT's layers).
+ * The editors report their main phase only when a step (a v* or a chunk of z vectors) ends, so its
+ * bar starts with the edit, and again once statistics are done, for its elapsed time and ETA to
+ * count the whole phase.
+ */
+export class EditBars {
+  private readonly bars = new Map<ProgressPhase, Progress>();
+
+  constructor(private readonly enabled: boolean, private readonly main: { phase: ProgressPhase; total: number }) {
+    this.startMain();
+  }
+
+  private startMain(): void {
+    this.bars.set(this.main.phase, new Progress(PHASE_LABELS[this.main.phase], this.main.total, this.enabled));
+  }
+
+  readonly onProgress = (e: ProgressEvent): void => {
+    let bar = this.bars.get(e.phase);
+    if (!bar) this.bars.set(e.phase, (bar = new Progress(PHASE_LABELS[e.phase], e.total, this.enabled)));
+    bar.update(e.done);
+    if (e.done >= e.total) {
+      bar.done();
+      this.bars.delete(e.phase);
+      if (e.phase === 'stats') this.startMain();
+    }
+  };
+
+  /** Ends the lines of phases that stopped short of their total (an early stop). */
+  done(): void {
+    for (const b of this.bars.values()) b.done();
+    this.bars.clear();
   }
 }
 

@@ -12,7 +12,7 @@ import { generate } from '../../models/generate.js';
 import { editSession } from '../../patch/session.js';
 import type { EditPatch } from '../../patch/patch.js';
 import { loadCases } from '../../data/index.js';
-import { editWithReport, parseSets, resolveHparams, SCHEMAS, type EditCase, type EditMethod, type ProgressPhase, type ResolvedHparams } from '../../editors/index.js';
+import { editWithReport, parseSets, resolveHparams, SCHEMAS, type EditCase, type EditMethod, type ResolvedHparams } from '../../editors/index.js';
 import { Timings } from '../../editors/common/run.js';
 import { scoreCases, portabilityGroupsOf } from '../../eval/metrics-case.js';
 import type { Metric } from '../../eval/protocols.js';
@@ -25,7 +25,7 @@ import { WorldIndex } from '../../world/query.js';
 import type { World } from '../../world/types.js';
 import { intOption, listOption, requireExisting, seedOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
-import { fmtP, Progress } from '../progress.js';
+import { EditBars, fmtP, Progress } from '../progress.js';
 
 export const spec: CommandSpec = {
   name: 'demo',
@@ -258,31 +258,14 @@ interface EditOutcome {
 }
 
 async function doEdit(model: CausalLM, method: EditMethod, resolved: ResolvedHparams, reqs: readonly EditCase[], tty: boolean): Promise<EditOutcome> {
-  const labels: Record<ProgressPhase, string> = { stats: 'key statistics', z: 'MEMIT z vectors', rome: 'ROME v*', layers: 'MEMIT layers' };
-  const bars = new Map<string, Progress>();
-  // The editors report their main phase only when a step (a v* or a chunk of z vectors) ends, so
-  // its bar is started with the edit, and again once statistics (when computed) are done, for
-  // the bar's elapsed time and ETA to count the whole phase.
-  const main: [ProgressPhase, number] = method === 'memit' ? ['z', reqs.length] : ['rome', reqs.length * resolved.hparams.layers.length];
-  const startMain = () => bars.set(main[0], new Progress(labels[main[0]], main[1], tty));
-  startMain();
+  const bars = new EditBars(tty, method === 'memit' ? { phase: 'z', total: reqs.length } : { phase: 'rome', total: reqs.length * resolved.hparams.layers.length });
   const { patch, report } = await editWithReport(model, reqs.map((c) => ({ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id })), {
     method, resolved,
     // A benchmark batch may hold a target the model happens to give already; MEMIT still writes it.
     allowUnchanged: method === 'memit',
-    onProgress: (e) => {
-      let bar = bars.get(e.phase);
-      if (!bar) bars.set(e.phase, (bar = new Progress(labels[e.phase], e.total, tty)));
-      bar.update(e.done);
-      if (e.done >= e.total) {
-        bar.done();
-        bars.delete(e.phase);
-        if (e.phase === 'stats') startMain();
-      }
-    },
+    onProgress: bars.onProgress,
   });
-  // A phase that stopped short of its total (early stop) still ends its line.
-  for (const b of bars.values()) b.done();
+  bars.done();
   const digest = weightsDigest(model, patch.deltas.map((d) => d.name));
   editSession(model).apply(patch);
   return { patch, timings: report.timings, digest };

@@ -17,7 +17,7 @@ import { applyTargetSpace, continuationIds, fill, prepareRequests, subjectTempla
 import { scoreTargets } from '../../editors/common/score.js';
 import { intOption, listOption, requireExisting, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
-import { fmtP, Progress } from '../progress.js';
+import { EditBars, fmtP } from '../progress.js';
 import { exportAndReport } from './export.js';
 
 export const spec: CommandSpec = {
@@ -172,17 +172,12 @@ export async function run(args: Parsed): Promise<void> {
   const shownReqs = requests.slice(0, showN);
   const before = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
 
-  const bars = new Map<string, Progress>();
-  const labels: Record<string, string> = { stats: 'key statistics', z: 'z vectors', rome: 'ROME edits', layers: 'MEMIT layers' };
+  const bars = new EditBars(!json && process.stderr.isTTY === true,
+    method === 'memit' ? { phase: 'z', total: requests.length } : { phase: 'rome', total: requests.length * resolved.hparams.layers.length });
   const { patch, report } = await editWithReport(model, requests, {
-    method, resolved, allowUnchanged: v['allow-unchanged'] === true,
-    onProgress: (e) => {
-      let bar = bars.get(e.phase);
-      if (!bar) bars.set(e.phase, (bar = new Progress(labels[e.phase] ?? e.phase, e.total, !json && process.stderr.isTTY === true)));
-      bar.update(e.done);
-      if (e.done >= e.total) bar.done();
-    },
+    method, resolved, allowUnchanged: v['allow-unchanged'] === true, onProgress: bars.onProgress,
   });
+  bars.done();
   editSession(model).apply(patch);
   const after = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
   // An edit can run to the end and still change nothing that matters (a rule's hparams on a model
