@@ -72,11 +72,6 @@ export function loadPatches(files: string[], out: string): EditPatch[] {
   return patches;
 }
 
-/** Applies patches in order (applyPatchesInOrder; one applied out of its order gets the session's warning). */
-export function applyPatches(model: CausalLM, patches: EditPatch[], ignoreFingerprint: boolean): void {
-  applyPatchesInOrder(model, patches, { force: ignoreFingerprint });
-}
-
 /** Exports with a progress bar; prints the result (text or JSON). */
 export function exportAndReport(model: CausalLM, out: string, args: Parsed, extra: Record<string, unknown> = {}): ExportResult {
   const json = args.values.json === true;
@@ -127,17 +122,28 @@ export async function run(args: Parsed): Promise<void> {
 
 /** `amend export` and `amend patch apply` (which requires at least one patch). */
 export async function exportCommand(args: Parsed, needPatch: boolean): Promise<void> {
+  if (needPatch && listOption(args, 'patch').length === 0) throw new AmendError('give at least one --patch P (amend export writes a model without patches)');
+  const { model, out } = await loadPatchedModel(args, 'the base model (directory or Hugging Face id)');
+  exportAndReport(model, out, args);
+}
+
+/**
+ * What `export`, `patch apply` and `patch revert` open with: the output place, --dtype and the
+ * patch files checked before the model loads (bad input fails in a moment, not after minutes of
+ * loading), `beforeLoad` for a command's own checks of the patches, then the model with the
+ * patches applied in order.
+ */
+export async function loadPatchedModel(args: Parsed, modelIs: string, beforeLoad: (patches: EditPatch[], files: string[]) => void = () => {}): Promise<{ model: CausalLM; patches: EditPatch[]; out: string }> {
   const v = args.values;
-  const json = v.json === true;
-  const modelId = requiredString(args, 'model', 'the base model (directory or Hugging Face id)');
+  const modelId = requiredString(args, 'model', modelIs);
   const out = requiredString(args, 'out', 'the directory to write the checkpoint to');
   parseExportDType(v.dtype as string | undefined);
   const files = listOption(args, 'patch');
-  if (needPatch && files.length === 0) throw new AmendError('give at least one --patch P (amend export writes a model without patches)');
   checkExportDir(path.resolve(out), null, v.force === true);
   const patches = loadPatches(files, out);
-  const model = await loadModel(modelId, json);
+  beforeLoad(patches, files);
+  const model = await loadModel(modelId, v.json === true);
   checkExportDir(path.resolve(out), model.dir, v.force === true);
-  applyPatches(model, patches, v['ignore-fingerprint'] === true);
-  exportAndReport(model, out, args);
+  applyPatchesInOrder(model, patches, { force: v['ignore-fingerprint'] === true });
+  return { model, patches, out };
 }

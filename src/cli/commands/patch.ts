@@ -10,12 +10,12 @@ import * as path from 'node:path';
 import { AmendError } from '../../errors.js';
 import { EditPatch, type PatchDescription } from '../../patch/patch.js';
 import { editSession } from '../../patch/session.js';
-import { checkExportDir, exportProvenance, parseExportDType } from '../../patch/export.js';
+import { exportProvenance } from '../../patch/export.js';
 import { shortFingerprint } from '../../models/fingerprint.js';
 import { didYouMean, listOption, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { fmtBytes } from '../progress.js';
-import { applyPatches, EXPORT_OPTIONS, exportAndReport, exportCommand, loadPatches, requiredString } from './export.js';
+import { EXPORT_OPTIONS, exportAndReport, exportCommand, loadPatchedModel, requiredString } from './export.js';
 
 export const spec: CommandSpec = {
   name: 'patch',
@@ -179,30 +179,23 @@ async function show(target: string, args: Parsed): Promise<void> {
 }
 
 async function revert(args: Parsed): Promise<void> {
-  const v = args.values;
-  const json = v.json === true;
-  const modelId = requiredString(args, 'model', 'the base model the patches were made for');
-  const out = requiredString(args, 'out', 'the directory to write the checkpoint to');
   const files = listOption(args, 'patch');
   const drops = listOption(args, 'drop');
   if (drops.some((d) => d.trim() === '')) throw new AmendError('--drop is empty: give a patch file or id (prefix)');
   if (files.length === 0) throw new AmendError('give the applied patches with --patch, in order (see amend patch --help)');
   if (drops.length === 0) throw new AmendError('give the patch(es) to take out with --drop (to revert everything, use the base model)');
-  parseExportDType(v.dtype as string | undefined); // before minutes of loading and reverting
-  checkExportDir(path.resolve(out), null, v.force === true);
-  const patches = loadPatches(files, out);
-  const dropped = drops.map((d) => {
-    const byFile = patches.filter((_, i) => files[i] === d || path.resolve(files[i]!) === path.resolve(d));
-    const matches = byFile.length > 0 ? byFile : patches.filter((p) => p.id.startsWith(d.toLowerCase()));
-    if (matches.length === 0) throw new AmendError(`--drop ${d}: not one of the --patch files, nor the id (prefix) of one`);
-    if (matches.length > 1) throw new AmendError(`--drop ${d}: matches ${matches.length} patches; give a longer id prefix or the file`);
-    return matches[0]!;
+  let dropped: EditPatch[] = [];
+  const { model, out } = await loadPatchedModel(args, 'the base model the patches were made for', (patches) => {
+    dropped = [...new Set(drops.map((d) => {
+      const byFile = patches.filter((_, i) => files[i] === d || path.resolve(files[i]!) === path.resolve(d));
+      const matches = byFile.length > 0 ? byFile : patches.filter((p) => p.id.startsWith(d.toLowerCase()));
+      if (matches.length === 0) throw new AmendError(`--drop ${d}: not one of the --patch files, nor the id (prefix) of one`);
+      if (matches.length > 1) throw new AmendError(`--drop ${d}: matches ${matches.length} patches; give a longer id prefix or the file`);
+      return matches[0]!;
+    }))];
   });
-  const model = await loadModel(modelId, json);
-  checkExportDir(path.resolve(out), model.dir, v.force === true);
-  applyPatches(model, patches, v['ignore-fingerprint'] === true);
   const session = editSession(model);
-  for (const p of new Set(dropped)) session.revert(p);
-  if (!json) for (const p of new Set(dropped)) process.stderr.write(`reverted ${p.label}\n`);
-  exportAndReport(model, out, args, { reverted: [...new Set(dropped)].map((p) => ({ id: p.id, file: p.file })) });
+  for (const p of dropped) session.revert(p);
+  if (args.values.json !== true) for (const p of dropped) process.stderr.write(`reverted ${p.label}\n`);
+  exportAndReport(model, out, args, { reverted: dropped.map((p) => ({ id: p.id, file: p.file })) });
 }
