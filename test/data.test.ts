@@ -274,6 +274,24 @@ test('limit keeps the first cases; a forced format is checked', () => {
   assert.throws(() => parseCases(recs, { format: 'nonsense' as DatasetFormat }), /unknown benchmark format "nonsense"; known formats: .*counterfact/);
 });
 
+test('one record on its own loads the same with its detected format forced (in memory and from a file)', () => {
+  const one = { prompt: '{} plays', subject: 'Messi', targetNew: ' golf' };
+  const detected = parseCases(one);
+  assert.equal(detected.format, 'amend-cases');
+  assert.deepEqual(parseCases(one, { format: 'amend-cases' }), detected);
+  assert.throws(() => parseCases(one, { format: 'knowedit-sanitation' }), /knowedit-sanitation needs a "success" and a "locality" list/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-one-'));
+  try {
+    const file = path.join(dir, 'one.json');
+    fs.writeFileSync(file, JSON.stringify(one));
+    assert.deepEqual(loadCases(file, { format: 'amend-cases' }), loadCases(file));
+    assert.deepEqual(loadCases(file, { format: 'amend-cases' }).cases, detected.cases);
+    assert.throws(() => loadCases(file, { format: 'mquake' }), /record 1 \(index 0, mquake\) has no "requested_rewrite" field/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('answers of a type that would be lost, and MQuAKE cases without questions, are refused by name', () => {
   const ke = { subject: 'Paris', prompt: 'Paris is the capital of', target_new: 'Italy', ground_truth: ['France'] };
   assert.equal(parseCases([ke], { format: 'knowedit-wiki-counterfact' }).cases[0]!.targetTrue, 'France');

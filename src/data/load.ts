@@ -133,11 +133,15 @@ function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
 }
 
-/** The format forced by `format`, checked against the content's shape; `data` may be the first records only. */
+/**
+ * The format forced by `format`, checked against the content's shape; `data` may be the first
+ * records only. A records format also takes one object: one record on its own, as detection
+ * takes it (a JSON Lines file of one line, or an object that is one record).
+ */
 function forcedSpec(format: DatasetFormat, json: Json, source: string): FormatSpec {
   const spec = FORMATS.find((f) => f.name === format);
   if (!spec) throw new AmendError(`unknown benchmark format "${format}"; known formats: ${knownList()}`);
-  const shapeOk = spec.shape === 'records' ? Array.isArray(json) : isObject(json);
+  const shapeOk = spec.shape === 'records' ? Array.isArray(json) || isObject(json) : isObject(json);
   if (!shapeOk) {
     throw new AmendError(`${source}: format ${spec.name} expects ${spec.shape === 'records' ? 'a list of records' : 'one JSON object'}, but ${keysPreview(json)}`);
   }
@@ -223,6 +227,7 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
   let spec: FormatSpec | null;
   if (opts.format !== undefined) {
     spec = forcedSpec(opts.format, json, source);
+    if (spec.shape === 'records' && !Array.isArray(json)) return parseCases([json], opts);
   } else {
     if (!Array.isArray(json) && !isObject(json)) {
       throw new AmendError(`${source}: expected a JSON list of benchmark records, got ${json === null ? 'null' : typeof json}; known formats: ${knownList()}`);
@@ -364,6 +369,7 @@ function loadObjectLists(bytes: Buffer, start: number, file: string, opts: LoadO
   const shape: JsonObject = {};
   for (const [key, at] of members) shape[key] = bytes[at[0]] === 0x5b ? [] : null;
   const spec = opts.format !== undefined ? forcedSpec(opts.format, shape, file) : detectSpec(shape);
+  // A records format forced on one object: the object is one record, parsed whole.
   if (!spec?.loadLists) return null;
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const list = (key: string) => {
