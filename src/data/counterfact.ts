@@ -2,7 +2,8 @@
 // world benchmark (original layout plus portability and locality), ROME's known_1000 facts, and
 // Amend's own EditCase records.
 import type { EditCase, PromptAnswer } from '../editors/types.js';
-import { isObject, type Json, type RecordContext } from './fields.js';
+import { isCaseId, isObject, type Json, type RecordContext } from './fields.js';
+import { setGroups } from './groups.js';
 import { hasAll, recordFormat } from './records.js';
 
 /** The fields shared by original CounterFact and the demo world benchmark. */
@@ -13,8 +14,7 @@ function romeCase(rec: Json, ctx: RecordContext): EditCase {
   const targetNew = ctx.str(rec, 'requested_rewrite.target_new.str');
   const targetTrue = ctx.str(rec, 'requested_rewrite.target_true.str');
   const c: EditCase = { prompt, subject, targetNew, targetTrue };
-  const id = ctx.get(rec, 'case_id');
-  c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
+  c.id = ctx.caseId(rec, 'case_id');
   const rel = ctx.optStr(rec, 'requested_rewrite.relation_id');
   if (rel !== undefined) c.relationId = rel;
   const newId = ctx.get(rec, 'requested_rewrite.target_new.id');
@@ -71,21 +71,8 @@ export const worldFormat = recordFormat(
         facts.push({ prompt: ctx.str(rec, `locality.${i}.prompt`), answer: ctx.str(rec, `locality.${i}.answer`) });
       });
     }
-    const pg: Record<string, PromptAnswer[]> = {};
-    if (forward.length) pg['multi_hop'] = forward;
-    if (ripple.length) pg['ripple'] = ripple;
-    if (Object.keys(pg).length) {
-      c.portabilityGroups = pg;
-      c.portability = [...forward, ...ripple];
-    }
-    const neighbours = c.locality ?? [];
-    const lg: Record<string, PromptAnswer[]> = {};
-    if (neighbours.length) lg['neighborhood'] = neighbours;
-    if (facts.length) lg['other_facts'] = facts;
-    if (Object.keys(lg).length) {
-      c.localityGroups = lg;
-      c.locality = [...neighbours, ...facts];
-    }
+    setGroups(c, 'portability', { multi_hop: forward, ripple });
+    setGroups(c, 'locality', { neighborhood: c.locality ?? [], other_facts: facts });
     return c;
   },
 );
@@ -100,8 +87,7 @@ export const counterfactEasyEditFormat = recordFormat(
       subject: ctx.str(rec, 'subject'),
       targetNew: ctx.str(rec, 'target_new'),
     };
-    const id = ctx.get(rec, 'case_id');
-    c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
+    c.id = ctx.caseId(rec, 'case_id');
     const gt = ctx.optStr(rec, 'ground_truth');
     if (gt !== undefined && gt.trim() !== '') c.targetTrue = gt;
     const reph = ctx.optStr(rec, 'rephrase_prompt');
@@ -128,8 +114,7 @@ export const knownsFormat = recordFormat(
       targetNew: attribute,
       targetTrue: attribute,
     };
-    const id = ctx.get(rec, 'known_id');
-    c.id = typeof id === 'number' || typeof id === 'string' ? id : ctx.index;
+    c.id = ctx.caseId(rec, 'known_id');
     const rel = ctx.optStr(rec, 'relation_id');
     if (rel !== undefined) c.relationId = rel;
     return c;
@@ -163,7 +148,7 @@ function amendCase(rec: Json, ctx: RecordContext, at = '', defaultId?: number): 
   const f = (name: string) => `${at}${name}`;
   const c: EditCase = { prompt: ctx.str(rec, f('prompt')), subject: ctx.str(rec, f('subject')), targetNew: ctx.str(rec, f('targetNew')) };
   const id = ctx.get(rec, f('id'));
-  if (typeof id === 'number' || typeof id === 'string') c.id = id;
+  if (isCaseId(id)) c.id = id;
   else if (defaultId !== undefined) c.id = defaultId;
   const tt = ctx.optStr(rec, f('targetTrue'));
   if (tt !== undefined) c.targetTrue = tt;

@@ -20,7 +20,10 @@ const qaKeys = (r: JsonObject) =>
 export const evEditFormat = recordFormat(
   'evedit',
   'EvEdit (id, QA1..QA5 = [question or completion prompt, answer]); the events are not in the file, so cases have no subject',
-  (r) => qaKeys(r).length > 0 && Array.isArray(r[qaKeys(r)[0]!]),
+  (r) => {
+    const keys = qaKeys(r);
+    return keys.length > 0 && Array.isArray(r[keys[0]!]);
+  },
   (rec, ctx) => {
     const keys = qaKeys(rec as JsonObject);
     const pairs: PromptAnswer[] = [];
@@ -35,12 +38,11 @@ export const evEditFormat = recordFormat(
       pairs.push({ prompt, answer });
     }
     if (pairs.length === 0) return { skip: 'no non-empty question / answer pair' };
-    const id = ctx.get(rec, 'id');
     const c: EditCase = {
       prompt: pairs[0]!.prompt,
       subject: '',
       targetNew: pairs[0]!.answer,
-      id: typeof id === 'number' || typeof id === 'string' ? id : ctx.index,
+      id: ctx.caseId(rec, 'id'),
       portability: pairs,
     };
     return c;

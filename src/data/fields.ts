@@ -12,6 +12,11 @@ export { isObject };
 /** The line of each record of a JSON Lines file (blank lines skipped), for error messages. */
 export const jsonLinesLines = new WeakMap<Json[], number[]>();
 
+/** Whether a record's id field holds an id (a number or a string; anything else is no id). */
+export function isCaseId(v: unknown): v is string | number {
+  return typeof v === 'number' || typeof v === 'string';
+}
+
 /** Where a record came from, for error messages. */
 export class RecordContext {
   constructor(
@@ -21,6 +26,15 @@ export class RecordContext {
     /** Its line in a JSON Lines file. */
     readonly line?: number,
   ) {}
+
+  /**
+   * The record's own case id at `path` when it has one (a number or a string), else its index:
+   * reports join results by id, and a file without ids still gives each case one.
+   */
+  caseId(rec: unknown, path: string): string | number {
+    const v = this.get(rec, path);
+    return isCaseId(v) ? v : this.index;
+  }
 
   fail(message: string): never {
     const line = this.line !== undefined ? `, line ${this.line}` : '';

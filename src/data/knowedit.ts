@@ -4,6 +4,7 @@
 import { AmendError } from '../errors.js';
 import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { RecordContext, isObject, promptAnswer, type Json, type JsonObject } from './fields.js';
+import { setGroups } from './groups.js';
 import { hasAll, recordFormat } from './records.js';
 import type { FormatSpec, ItemReader, SkippedRecord } from './types.js';
 
@@ -49,17 +50,9 @@ function groupsOf(rec: Json, ctx: RecordContext, field: string): Record<string, 
   return out;
 }
 
-function setGroups(c: EditCase, rec: Json, ctx: RecordContext): void {
-  const pg = groupsOf(rec, ctx, 'portability');
-  if (pg && Object.keys(pg).length) {
-    c.portabilityGroups = pg;
-    c.portability = Object.values(pg).flat();
-  }
-  const lg = groupsOf(rec, ctx, 'locality');
-  if (lg && Object.keys(lg).length) {
-    c.localityGroups = lg;
-    c.locality = Object.values(lg).flat();
-  }
+function setRecordGroups(c: EditCase, rec: Json, ctx: RecordContext): void {
+  setGroups(c, 'portability', groupsOf(rec, ctx, 'portability') ?? {});
+  setGroups(c, 'locality', groupsOf(rec, ctx, 'locality') ?? {});
 }
 
 function factCase(rec: Json, ctx: RecordContext): EditCase {
@@ -75,7 +68,7 @@ function factCase(rec: Json, ctx: RecordContext): EditCase {
   // loader reads that key). A record with both keeps both.
   const rephrase = [...rephrasesOf(rec, ctx, 'rephrase_prompt'), ...rephrasesOf(rec, ctx, 'rephrase')];
   if (rephrase.length) c.rephrase = [...new Set(rephrase)];
-  setGroups(c, rec, ctx);
+  setRecordGroups(c, rec, ctx);
   return c;
 }
 
@@ -123,7 +116,7 @@ export const knowEditWikiBioFormat = recordFormat(
       targetNew: ctx.str(rec, 'labels'),
       id: ctx.index,
     };
-    setGroups(c, rec, ctx);
+    setRecordGroups(c, rec, ctx);
     return c;
   },
 );

@@ -257,6 +257,12 @@ function parseSlice(bytes: Buffer, at: [number, number], file: string, name: () 
   }
 }
 
+/** How many items a scanner finds, those after the last one read scanned over, not parsed. */
+function countAll(scanner: { next(): unknown; count: number }): number {
+  while (scanner.next());
+  return scanner.count;
+}
+
 /** The elements of the JSON list at `start`, parsed one at a time (see scan.ts). */
 function listReader(bytes: Buffer, start: number, file: string, item?: string): ItemReader {
   const scanner = new ListScanner(bytes, start, file, item ?? 'record', item !== undefined);
@@ -266,10 +272,7 @@ function listReader(bytes: Buffer, start: number, file: string, item?: string): 
       const at = scanner.next();
       return at ? { value: parseSlice(bytes, at, file, what(scanner.count - 1)) } : undefined;
     },
-    total() {
-      while (scanner.next());
-      return scanner.count;
-    },
+    total: () => countAll(scanner),
   };
 }
 
@@ -291,10 +294,7 @@ function linesReader(bytes: Buffer, start: number, file: string, first?: Json): 
       const value = parseSlice(bytes, [at[0], at[1]], file, () => `line ${at[2]}`, ' — the file looks like JSON Lines');
       return { value, line: at[2] };
     },
-    total() {
-      while (scanner.next());
-      return scanner.count;
-    },
+    total: () => countAll(scanner),
   };
 }
 

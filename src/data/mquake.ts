@@ -46,10 +46,9 @@ function mquakeCase(rec: Json, ctx: RecordContext, flat: boolean): LoadedCase {
     if (aliases.length) pa.aliases = aliases;
     return pa;
   });
-  const id = ctx.get(rec, 'case_id');
   const c: LoadedCase = {
     ...edits[0]!,
-    id: typeof id === 'number' || typeof id === 'string' ? id : ctx.index,
+    id: ctx.caseId(rec, 'case_id'),
     edits,
     portability: multiHop,
     portabilityGroups: { multi_hop: multiHop },
