@@ -6,7 +6,7 @@ import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { RecordContext, isObject, promptAnswer, type Json, type JsonObject } from './fields.js';
 import { setGroups } from './groups.js';
 import { hasAll, recordFormat } from './records.js';
-import type { FormatSpec, ItemReader, SkippedRecord } from './types.js';
+import type { ObjectFormatSpec, RecordsFormatSpec, SkippedRecord } from './types.js';
 
 /**
  * Named groups from a KnowEdit `portability` / `locality` object: {key: [{prompt, ground_truth}]}.
@@ -156,7 +156,7 @@ const convSentTopics = new WeakMap<EditCase, { topic: string; sentences: string[
  * cases form that ring: every case but the last has the outer topic a full load gives it (the next
  * record's, skipped records aside), the last has the first case's topic instead of record N's.
  */
-export const knowEditConvSentFormat: FormatSpec = {
+export const knowEditConvSentFormat: RecordsFormatSpec = {
   ...recordFormat(
     'knowedit-convsent',
     'KnowEdit ConvSent (ent, pos, neg): edit the sentiment towards a topic; the target sentiment and question templates are chosen per record by a fixed hash (EasyEdit draws them at random); the sentiment metrics read every sentence of the topic and of the next record\'s',
@@ -209,16 +209,12 @@ export const knowEditConvSentFormat: FormatSpec = {
  * (question → ground_truth): case i gets items i, i + n, i + 2n, ... of the n cases kept. Items
  * without a subject (the test split) use the whole question as the subject.
  */
-export const knowEditSanitationFormat: FormatSpec = {
+export const knowEditSanitationFormat: ObjectFormatSpec = {
   name: 'knowedit-sanitation',
   description: 'KnowEdit Sanitation (TriviaQA): {success, locality} (test) or {K_F, K_R} (train) lists of question / ground_truth / target_new',
   shape: 'object',
   matches: (x) =>
     isObject(x) && ((Array.isArray(x['success']) && Array.isArray(x['locality'])) || (Array.isArray(x['K_F']) && Array.isArray(x['K_R']))),
-  load(data, source, limit) {
-    const obj = data as JsonObject;
-    return this.loadLists!((key) => (Array.isArray(obj[key]) ? arrayReader(obj[key]) : undefined), source, limit);
-  },
   loadLists(list, source, limit) {
     const forgetKey = list('success') ? 'success' : 'K_F';
     const retainKey = forgetKey === 'success' ? 'locality' : 'K_R';
@@ -263,9 +259,3 @@ export const knowEditSanitationFormat: FormatSpec = {
     return { cases, total, skipped };
   },
 };
-
-/** An ItemReader over a list already parsed. */
-function arrayReader(items: Json[]): ItemReader {
-  let i = 0;
-  return { next: () => (i < items.length ? { value: items[i++]! } : undefined), total: () => items.length };
-}

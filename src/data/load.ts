@@ -17,7 +17,18 @@ import {
   knowEditZsreFormat,
 } from './knowedit.js';
 import { mquakeFormat, mquakeRemasteredFormat } from './mquake.js';
-import { EDITED_SPLIT_LABELS, type DatasetFormat, type FormatSpec, type ItemReader, type LoadOptions, type LoadedCases, type SkippedRecord } from './types.js';
+import {
+  EDITED_SPLIT_LABELS,
+  type ConvertedCases,
+  type DatasetFormat,
+  type FormatSpec,
+  type ItemReader,
+  type LoadOptions,
+  type LoadedCases,
+  type ObjectFormatSpec,
+  type RecordsFormatSpec,
+  type SkippedRecord,
+} from './types.js';
 import { wiseHallucinationFormat, wiseTemporalFormat } from './wise.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
 import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
@@ -60,16 +71,31 @@ export function detectFormat(data: unknown): DatasetFormat | null {
 }
 
 function detectSpec(data: Json): FormatSpec | null {
-  if (Array.isArray(data)) {
-    for (let i = 0; i < Math.min(data.length, DETECT_RECORDS); i++) {
-      const rec = data[i];
-      if (!isObject(rec)) continue;
-      const f = FORMATS.find((s) => s.shape === 'records' && s.matches(rec));
-      if (f) return f;
-    }
-    return null;
-  }
+  if (Array.isArray(data)) return detectHead(arrayReader(data)).spec;
   return FORMATS.find((s) => s.shape === 'object' && s.matches(data)) ?? null;
+}
+
+/** The records format one record looks like, or null (also for a record that is not an object). */
+function detectRecord(rec: Json): RecordsFormatSpec | null {
+  return FORMATS.find((s): s is RecordsFormatSpec => s.shape === 'records' && s.matches(rec)) ?? null;
+}
+
+type ReadItem = NonNullable<ReturnType<ItemReader['next']>>;
+
+/**
+ * Detection: reads records up to the first whose fields name a format (DETECT_RECORDS at most, so
+ * that a broken first record still gets its own error); the records read, and the format or null.
+ */
+function detectHead(reader: ItemReader): { head: ReadItem[]; spec: RecordsFormatSpec | null } {
+  const head: ReadItem[] = [];
+  while (head.length < DETECT_RECORDS) {
+    const item = reader.next();
+    if (!item) break;
+    head.push(item);
+    const spec = detectRecord(item.value);
+    if (spec) return { head, spec };
+  }
+  return { head, spec: null };
 }
 
 function keysPreview(data: Json): string {
@@ -221,26 +247,36 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
     checkSplitName(opts.split);
     return selectSplit(parseCases(data, { ...opts, split: undefined, limit: undefined }), opts.split, opts.limit, source);
   }
-  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const json = data as Json;
-  if (Array.isArray(json) && json.length === 0) throw noRecords(source);
-  let spec: FormatSpec | null;
-  if (opts.format !== undefined) {
-    spec = forcedSpec(opts.format, json, source);
-    if (spec.shape === 'records' && !Array.isArray(json)) return parseCases([json], opts);
-  } else {
-    if (!Array.isArray(json) && !isObject(json)) {
-      throw new AmendError(`${source}: expected a JSON list of benchmark records, got ${json === null ? 'null' : typeof json}; known formats: ${knownList()}`);
-    }
-    spec = detectSpec(json);
-    // One record on its own (a JSON Lines file of one line, or an object that is one record).
-    if (!spec && isObject(json)) {
-      const one = detectSpec([json]);
-      if (one) return parseCases([json], { ...opts, format: one.name });
-    }
-    if (!spec) throw unknownFormat(json, source);
+  if (Array.isArray(json)) return loadRecords(arrayReader(json, jsonLinesLines.get(json)), source, opts);
+  if (opts.format === undefined && !isObject(json)) {
+    throw new AmendError(`${source}: expected a JSON list of benchmark records, got ${json === null ? 'null' : typeof json}; known formats: ${knownList()}`);
   }
-  const { cases, total, skipped } = spec.load(json, source, limit);
+  const spec = opts.format !== undefined ? forcedSpec(opts.format, json, source) : detectSpec(json);
+  if (spec?.shape === 'object') {
+    const obj = json as JsonObject;
+    return loadLists(spec, (key) => (Array.isArray(obj[key]) ? arrayReader(obj[key]) : undefined), source, opts);
+  }
+  // One record on its own (a JSON Lines file of one line, or an object that is one record).
+  if (spec || detectRecord(json)) return loadRecords(arrayReader([json]), source, opts);
+  throw unknownFormat(json, source);
+}
+
+/** An ItemReader over a list already parsed; `lines`: each item's line in a JSON Lines text. */
+function arrayReader(items: Json[], lines?: number[]): ItemReader {
+  let i = 0;
+  return {
+    next() {
+      if (i >= items.length) return undefined;
+      const line = lines?.[i];
+      return line !== undefined ? { value: items[i++]!, line } : { value: items[i++]! };
+    },
+    total: () => items.length,
+  };
+}
+
+/** What a load gives: the cases with their format named, after a warning for ids that repeat. */
+function loaded(spec: FormatSpec, { cases, total, skipped }: ConvertedCases, source: string): LoadedCases {
   warnRepeatedIds(cases, source);
   return { format: spec.name, description: spec.description, cases, total, skipped };
 }
@@ -317,39 +353,43 @@ function jsonLines(bytes: Buffer, start: number, file: string): ItemReader | nul
   return isObject(record) ? linesReader(bytes, start, file, record) : null;
 }
 
+/** The reader's first item, as a list of none or one. */
+function firstItem(reader: ItemReader): ReadItem[] {
+  const item = reader.next();
+  return item ? [item] : [];
+}
+
 /**
- * A file of records (a JSON list, JSON Lines), a record at a time: the first records name the
- * format, then records are parsed and converted until `limit` cases are kept; the rest are counted.
+ * Records (a JSON list, JSON Lines, a list in memory), a record at a time: the first records name
+ * the format, then records are parsed and converted until `limit` cases are kept; the rest are
+ * counted. `source` names them in errors.
  */
-function loadRecords(reader: ItemReader, file: string, opts: LoadOptions): LoadedCases {
-  // Detection reads records up to the first whose fields name a format (DETECT_RECORDS at most).
-  const head: { value: Json; line?: number }[] = [];
-  let spec: FormatSpec | null = null;
-  while (head.length < (opts.format !== undefined ? 1 : DETECT_RECORDS)) {
-    const item = reader.next();
-    if (!item) break;
-    head.push(item);
-    if (opts.format === undefined && (spec = detectSpec([item.value]))) break;
-  }
+function loadRecords(reader: ItemReader, source: string, opts: LoadOptions): LoadedCases {
+  // A forced format is checked against the first record; detection reads up to the one that names it.
+  const { head, spec: detected } = opts.format === undefined ? detectHead(reader) : { head: firstItem(reader), spec: null };
+  if (head.length === 0) throw noRecords(source);
   const values = head.map((h) => h.value);
-  if (head.length === 0) throw noRecords(file);
-  if (opts.format !== undefined) spec = forcedSpec(opts.format, values, file);
-  if (!spec) throw unknownFormat(values, file);
+  const spec = opts.format !== undefined ? forcedSpec(opts.format, values, source) : detected;
+  if (!spec) throw unknownFormat(values, source);
+  if (spec.shape !== 'records') throw new Error('unreachable: forcedSpec refuses an object format for a list');
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const cases: EditCase[] = [];
   const skipped: SkippedRecord[] = [];
   for (let i = 0; cases.length < limit; i++) {
     const item = i < head.length ? head[i] : reader.next();
     if (!item) break;
-    const out = spec.convert!(item.value, new RecordContext(file, spec.name, i, item.line));
+    const out = spec.convert(item.value, new RecordContext(source, spec.name, i, item.line));
     if ('skip' in out) skipped.push({ index: i, reason: out.skip });
     else cases.push(out);
   }
   spec.link?.(cases);
   // The records after the last one used are counted, not parsed.
-  const total = reader.total();
-  warnRepeatedIds(cases, file);
-  return { format: spec.name, description: spec.description, cases, total, skipped };
+  return loaded(spec, { cases, total: reader.total(), skipped }, source);
+}
+
+/** An object of lists (KnowEdit Sanitation), each list read an item at a time through `list`. */
+function loadLists(spec: ObjectFormatSpec, list: (key: string) => ItemReader | undefined, source: string, opts: LoadOptions): LoadedCases {
+  return loaded(spec, spec.loadLists(list, source, opts.limit ?? Number.POSITIVE_INFINITY), source);
 }
 
 /**
@@ -370,15 +410,12 @@ function loadObjectLists(bytes: Buffer, start: number, file: string, opts: LoadO
   for (const [key, at] of members) shape[key] = bytes[at[0]] === 0x5b ? [] : null;
   const spec = opts.format !== undefined ? forcedSpec(opts.format, shape, file) : detectSpec(shape);
   // A records format forced on one object: the object is one record, parsed whole.
-  if (!spec?.loadLists) return null;
-  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  if (spec?.shape !== 'object') return null;
   const list = (key: string) => {
     const at = members.get(key);
     return at && bytes[at[0]] === 0x5b ? listReader(bytes, at[0], file, `${JSON.stringify(key)} item`) : undefined;
   };
-  const { cases, total, skipped } = spec.loadLists(list, file, limit);
-  warnRepeatedIds(cases, file);
-  return { format: spec.name, description: spec.description, cases, total, skipped };
+  return loadLists(spec, list, file, opts);
 }
 
 /**

@@ -82,25 +82,39 @@ export interface ItemReader {
 /** A converter for one record of a list-of-records format. */
 export type RecordConverter = (rec: Json, ctx: RecordContext) => EditCase | { skip: string };
 
-export interface FormatSpec {
+/** The cases a format's loading kept, how many items its list has, and those it skipped. */
+export interface ConvertedCases {
+  cases: EditCase[];
+  total: number;
+  skipped: SkippedRecord[];
+}
+
+interface FormatInfo {
   name: DatasetFormat;
   description: string;
-  /** 'records': the file is a list of records; 'object': the file is one object (KnowEdit Sanitation). */
-  shape: 'records' | 'object';
-  /** Whether one record ('records') or the whole file ('object') looks like this format. */
+  /** Whether one record ('records') or the whole content ('object') looks like this format. */
   matches(x: Json): boolean;
-  /** Converts a file of this format; `source` names it in errors. */
-  load(data: Json, source: string, limit: number): { cases: EditCase[]; total: number; skipped: SkippedRecord[] };
-  /** 'records' formats: converts one record (what load does to each), for files read a record at a time. */
-  convert?: RecordConverter;
+}
+
+/** A format whose content is a list of records (a JSON list, JSON Lines), each converted alone. */
+export interface RecordsFormatSpec extends FormatInfo {
+  shape: 'records';
+  convert: RecordConverter;
   /**
-   * 'records' formats whose cases refer to one another (KnowEdit ConvSent: a case's "outer" topic
-   * is the next case's): called once with the cases kept, in order, after the last is converted.
+   * Formats whose cases refer to one another (KnowEdit ConvSent: a case's "outer" topic is the
+   * next case's): called once with the cases kept, in order, after the last is converted.
    */
   link?(cases: EditCase[]): void;
-  /**
-   * 'object' formats whose members are lists: what load does, reading each list through `list`
-   * (undefined for a member that is not a list), for files read an item at a time.
-   */
-  loadLists?(list: (key: string) => ItemReader | undefined, source: string, limit: number): { cases: EditCase[]; total: number; skipped: SkippedRecord[] };
 }
+
+/** A format whose content is one object of lists (KnowEdit Sanitation). */
+export interface ObjectFormatSpec extends FormatInfo {
+  shape: 'object';
+  /**
+   * Converts the object, reading each list through `list` (undefined for a member that is not a
+   * list), an item at a time, until `limit` cases are kept; `source` names it in errors.
+   */
+  loadLists(list: (key: string) => ItemReader | undefined, source: string, limit: number): ConvertedCases;
+}
+
+export type FormatSpec = RecordsFormatSpec | ObjectFormatSpec;
