@@ -6,7 +6,8 @@ import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { RecordContext, isObject, promptAnswer, type Json, type JsonObject } from './fields.js';
 import { setGroups } from './groups.js';
 import { hasAll, recordFormat } from './records.js';
-import type { ObjectFormatSpec, RecordsFormatSpec, SkippedRecord } from './types.js';
+import type { ObjectFormatSpec, RecordsFormatSpec } from './spec.js';
+import type { SkippedRecord } from './types.js';
 
 /**
  * Named groups from a KnowEdit `portability` / `locality` object: {key: [{prompt, ground_truth}]}.

@@ -17,18 +17,8 @@ import {
   knowEditZsreFormat,
 } from './knowedit.js';
 import { mquakeFormat, mquakeRemasteredFormat } from './mquake.js';
-import {
-  EDITED_SPLIT_LABELS,
-  type ConvertedCases,
-  type DatasetFormat,
-  type FormatSpec,
-  type ItemReader,
-  type LoadOptions,
-  type LoadedCases,
-  type ObjectFormatSpec,
-  type RecordsFormatSpec,
-  type SkippedRecord,
-} from './types.js';
+import type { ConvertedCases, FormatSpec, ItemReader, ObjectFormatSpec, RecordsFormatSpec } from './spec.js';
+import { EDITED_SPLIT_LABELS, type DatasetFormat, type LoadOptions, type LoadedCases, type SkippedRecord } from './types.js';
 import { wiseHallucinationFormat, wiseTemporalFormat } from './wise.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
 import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';

@@ -1,6 +1,7 @@
 // A list-of-records format from a record signature and a per-record converter.
 import { isObject, type JsonObject } from './fields.js';
-import type { DatasetFormat, RecordConverter, RecordsFormatSpec } from './types.js';
+import type { RecordConverter, RecordsFormatSpec } from './spec.js';
+import type { DatasetFormat } from './types.js';
 
 export function recordFormat(
   name: DatasetFormat,
