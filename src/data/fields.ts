@@ -9,9 +9,6 @@ export type JsonObject = { [k: string]: Json };
 
 export { isObject };
 
-/** The line of each record of a JSON Lines file (blank lines skipped), for error messages. */
-export const jsonLinesLines = new WeakMap<Json[], number[]>();
-
 /** Whether a record's id field holds an id (a number or a string; anything else is no id). */
 export function isCaseId(v: unknown): v is string | number {
   return typeof v === 'number' || typeof v === 'string';

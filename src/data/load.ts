@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AmendError, refuseDevice, requireCount, requirePath } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
-import { RecordContext, isObject, jsonLinesLines, type Json, type JsonObject } from './fields.js';
+import { RecordContext, isObject, type Json, type JsonObject } from './fields.js';
 import { LineScanner, ListScanner, bomEnd, contentStart, objectMembers } from './scan.js';
 import { amendCasesFormat, counterfactEasyEditFormat, counterfactFormat, knownsFormat, worldFormat } from './counterfact.js';
 import { evEditFormat } from './evedit.js';
@@ -96,8 +96,12 @@ function keysPreview(data: Json): string {
   return `${Array.isArray(data) ? 'first record has' : 'top-level object has'} keys: ${shown || '(none)'}${keys.length > 12 ? ', ...' : ''}`;
 }
 
-/** Parse JSON, or JSON Lines (one record per line) when the whole text is not one JSON value. */
-export function parseBenchmarkText(text: string, source: string): Json {
+/**
+ * Parse JSON, or JSON Lines (one record per line) when the whole text is not one JSON value. For
+ * loadCases, this is the file that no reader took: one JSON value, or a broken one, named here
+ * (JSON Lines whose first record parses are read a line at a time, with their lines, by linesReader).
+ */
+function parseBenchmarkText(text: string, source: string): Json {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim() === '') throw new AmendError(`${source}: empty file — expected a JSON list of benchmark records (formats: ${knownList()})`);
   try {
@@ -113,17 +117,14 @@ export function parseBenchmarkText(text: string, source: string): Json {
     const wholeRecord = (l: string) => { try { return isObject(JSON.parse(l)); } catch { return false; } };
     if (nonEmpty.length > 1 && first.startsWith('{') && (first.endsWith('}') || nonEmpty.slice(1, 6).some(wholeRecord))) {
       const out: Json[] = [];
-      const at: number[] = [];
       lines.forEach((line, i) => {
         if (line.trim() === '') return;
         try {
           out.push(JSON.parse(line) as Json);
-          at.push(i + 1);
         } catch (e) {
           throw new AmendError(`${source}: line ${i + 1} is not valid JSON (${oneLine((e as Error).message)}) — the file looks like JSON Lines`);
         }
       });
-      jsonLinesLines.set(out, at);
       return out;
     }
     throw new AmendError(`${source}: not valid JSON (${oneLine((err as Error).message)})`);
@@ -238,7 +239,7 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
     return selectSplit(parseCases(data, { ...opts, split: undefined, limit: undefined }), opts.split, opts.limit, source);
   }
   const json = data as Json;
-  if (Array.isArray(json)) return loadRecords(arrayReader(json, jsonLinesLines.get(json)), source, opts);
+  if (Array.isArray(json)) return loadRecords(arrayReader(json), source, opts);
   if (opts.format === undefined && !isObject(json)) {
     throw new AmendError(`${source}: expected a JSON list of benchmark records, got ${json === null ? 'null' : typeof json}; known formats: ${knownList()}`);
   }
@@ -252,17 +253,10 @@ export function parseCases(data: unknown, opts: LoadOptions & { source?: string 
   throw unknownFormat(json, source);
 }
 
-/** An ItemReader over a list already parsed; `lines`: each item's line in a JSON Lines text. */
-function arrayReader(items: Json[], lines?: number[]): ItemReader {
+/** An ItemReader over a list already parsed. */
+function arrayReader(items: Json[]): ItemReader {
   let i = 0;
-  return {
-    next() {
-      if (i >= items.length) return undefined;
-      const line = lines?.[i];
-      return line !== undefined ? { value: items[i++]!, line } : { value: items[i++]! };
-    },
-    total: () => items.length,
-  };
+  return { next: () => (i < items.length ? { value: items[i++]! } : undefined), total: () => items.length };
 }
 
 /** What a load gives: the cases with their format named, after a warning for ids that repeat. */
