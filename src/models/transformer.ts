@@ -21,7 +21,7 @@ import { Tensor } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
 import type { LayerSpec, LinearSpec, ModelSpec, NormSpec } from './arch.js';
 import type { Hook, HookContext } from './hooks.js';
-import { checkHookPoint } from './hooks.js';
+import { checkHookPoint, hookPoint } from './hooks.js';
 import type { KVCache } from './kvcache.js';
 import { ropeFrequencies, type RopeFrequencies } from './rope.js';
 
@@ -125,150 +125,237 @@ export function positionsFromMask(mask: Uint8Array | null, B: number, len: numbe
  * grad and took part (a hook's delta, a weight made a parameter).
  */
 export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number, opts: ForwardOptions = {}): ForwardOutput {
-  const c = m.config, s = m.spec;
+  const c = m.config;
+  const mask = opts.attentionMask ?? null, cache = opts.cache, prefix = opts.prefix, start = opts.start;
+  const first = start?.layer ?? 0;
+  checkBatch(c, ids, B, len, mask, cache);
+  const hooks = hookRunner(opts.hooks ?? [], c.layers, B, len);
+  if (prefix) checkPrefix(prefix, c, B, c.layers - first, cache !== undefined);
+  // The cache takes its positions only once they pass the checks below, so a refused call leaves it as it was.
+  const pos = cache ? cache.nextPositions(len, mask) : positionsFromMask(mask, B, len, prefix?.lengths);
+  if (start) checkStart(start, c, B, len, cache !== undefined);
+  checkPositions(m, pos, start !== undefined);
+  const past = cache?.length ?? 0;
+  cache?.advance(len, mask);
+
+  // Inference (no tape) takes the fast path: activations that never leave the forward pass live
+  // in reused scratch arrays, and the residual stream, while no hook has seen it, is updated in
+  // place. The arithmetic is the same, bit for bit; only where results are written changes.
+  // With the tape on, every op allocates its output, as the backward pass needs its inputs intact.
+  const fast = !T.isGradEnabled();
+  const p: Pass = {
+    m, B, len, pos, past, cache, prefix, first, hooks, fast, scratch: new Scratch(fast),
+    freqs: c.positions === 'rotary' ? rotaryFrequencies(c, pos) : null,
+    // With a cache, every position so far (its own mask); else this batch's mask, dropped when
+    // nothing is padding so the kernel skips the per-key check.
+    keyMask: cache ? cache.mask : prefix ? prefixKeyMask(prefix, mask, B, len) : mask && mask.some((v) => v === 0) ? mask : null,
+  };
+  let r: Residual = start ? startResidual(p, start) : { x: embed(p, ids), owned: fast };
+  for (let l = first; l < c.layers; l++) r = block(p, l, r);
+  const hidden = hooks.run(hookPoint.finalNorm, null, norm(m, m.spec.lnf, r.x));
+  return { logits: lmHead(m, hidden, opts.logitsAt ?? 'all', B, len), hidden };
+}
+
+/** What the blocks of one forward pass share. */
+interface Pass {
+  m: ModelWeights;
+  B: number;
+  len: number;
+  /** Position ids [B*T]. */
+  pos: Int32Array;
+  freqs: RopeFrequencies | null;
+  /** The keys attention may read (null: all of them, causally). */
+  keyMask: Uint8Array | null;
+  cache: KVCache | undefined;
+  /** Positions the cache held before this pass. */
+  past: number;
+  prefix: AttentionPrefix | undefined;
+  /** The first block this pass runs (opts.start). */
+  first: number;
+  hooks: HookRunner;
+  /** No tape: scratch arrays and in-place updates. */
+  fast: boolean;
+  scratch: Scratch;
+}
+
+/** The residual stream x [B, T, d], and whether it may be updated in place: this pass's own array that no hook has seen. */
+interface Residual {
+  x: Tensor;
+  owned: boolean;
+}
+
+/** The ids make a [B, len] batch of the vocabulary's tokens; the mask and the cache fit it. */
+function checkBatch(c: ModelConfig, ids: Int32Array, B: number, len: number, mask: Uint8Array | null, cache: KVCache | undefined): void {
   if (ids.length !== B * len || len === 0) throw new AmendError(`forward: ${ids.length} ids do not make a [${B}, ${len}] batch`);
   for (const id of ids) {
     if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
       throw new AmendError(`token id ${id} is out of the vocabulary (size ${c.vocabSize})`);
     }
   }
-  const mask = opts.attentionMask ?? null;
   if (mask && mask.length !== B * len) throw new AmendError(`attention mask has ${mask.length} entries for a [${B}, ${len}] batch`);
-  const cache = opts.cache;
   if (cache && T.isGradEnabled()) throw new AmendError('a KV cache is for generation only (not inside withGrad)');
   if (cache && cache.batch !== B) throw new AmendError(`KV cache holds ${cache.batch} rows, batch has ${B}`);
+}
 
-  const hooks = new Map<string, Hook[]>();
-  for (const h of opts.hooks ?? []) {
-    checkHookPoint(h.point, c.layers);
-    hooks.set(h.point, [...(hooks.get(h.point) ?? []), h]);
-  }
-  const hook = (point: string, layer: number | null, x: Tensor): Tensor => {
-    const list = hooks.get(point);
-    if (!list) return x;
-    const ctx: HookContext = { point, layer, batch: B, seqLen: len };
-    for (const h of list) {
-      let y: Tensor | void | null | undefined;
-      try {
-        y = h.fn(x, ctx);
-      } catch (e) {
-        // addAt's "delta [33] fits neither [32] nor [1, 32]" says nothing of where: name the hook.
-        if (e instanceof AmendError && !e.message.startsWith('hook at ')) throw new AmendError(`hook at ${point}: ${e.message}`);
-        throw e;
-      }
-      if (y === undefined || y === null) continue;
-      if (!(y instanceof Tensor)) throw new AmendError(`hook at ${point} returned ${typeof y}; return a Tensor shaped like its input, or nothing`);
-      // The input's own shape, or its rows flattened ([B*T, width]); any other shape of the same
-      // size would mix up batch and positions downstream.
-      const flat = y.rank === 2 && y.shape[0] === B * len && y.shape[1] === x.dim(-1);
-      if (!flat && y.shape.join() !== x.shape.join()) {
-        throw new AmendError(`hook at ${point} returned shape [${y.shape}] for [${x.shape}]; return the input's shape or [${B * len}, ${x.dim(-1)}]`);
-      }
-      x = flat ? T.reshape(y, x.shape) : y;
+function checkStart(start: NonNullable<ForwardOptions['start']>, c: ModelConfig, B: number, len: number, cached: boolean): void {
+  const first = start.layer, r = start.resid;
+  if (!Number.isInteger(first) || first < 0 || first > c.layers) throw new AmendError(`forward: start layer ${first} is outside 0..${c.layers}`);
+  if (r.size !== B * len * c.hidden) throw new AmendError(`forward: start residual has shape [${r.shape}] for a [${B}, ${len}, ${c.hidden}] stream`);
+  if (cached) throw new AmendError('forward: a start residual cannot be combined with a KV cache');
+}
+
+/**
+ * Learned positions end at the table; a sliding window (maxPositions below the config's own
+ * length) ends where this attention, which has no window, would compute something else.
+ */
+function checkPositions(m: ModelWeights, pos: Int32Array, fromStart: boolean): void {
+  const c = m.config;
+  if (!(m.spec.wpe && !fromStart) && c.maxPositions >= c.configPositions) return;
+  for (const p of pos) {
+    if (p >= c.maxPositions) {
+      throw new AmendError(c.maxPositions < c.configPositions
+        ? `sequence longer than the model's sliding window of ${c.maxPositions} positions (attention past the window is not supported)`
+        : `sequence longer than the model's ${c.maxPositions} positions`);
     }
-    return x;
+  }
+}
+
+/** The hooks of one pass by point: has(point), is any there; run(point, layer, x), x through each in turn. */
+interface HookRunner {
+  has(point: string): boolean;
+  run(point: string, layer: number | null, x: Tensor): Tensor;
+}
+
+function hookRunner(list: readonly Hook[], layers: number, B: number, len: number): HookRunner {
+  const byPoint = new Map<string, Hook[]>();
+  for (const h of list) {
+    checkHookPoint(h.point, layers);
+    byPoint.set(h.point, [...(byPoint.get(h.point) ?? []), h]);
+  }
+  return {
+    has: (point) => byPoint.has(point),
+    run: (point, layer, x) => {
+      const here = byPoint.get(point);
+      if (!here) return x;
+      const ctx: HookContext = { point, layer, batch: B, seqLen: len };
+      for (const h of here) x = runHook(h, x, ctx);
+      return x;
+    },
   };
+}
 
-  const past = cache?.length ?? 0;
-  const prefix = opts.prefix;
-  if (prefix) checkPrefix(prefix, c, B, c.layers - (opts.start?.layer ?? 0), cache !== undefined);
-  // The cache takes its positions only once they pass the checks below, so a refused call leaves it as it was.
-  const pos = cache ? cache.nextPositions(len, mask) : positionsFromMask(mask, B, len, prefix?.lengths);
-  // Inference (no tape) takes the fast path: activations that never leave the forward pass live
-  // in reused scratch arrays, and the residual stream, while no hook has seen it, is updated in
-  // place. The arithmetic is the same, bit for bit; only where results are written changes.
-  // With the tape on, every op allocates its output, as the backward pass needs its inputs intact.
-  const fast = !T.isGradEnabled();
-  const scratch = new Scratch(fast);
-  const first = opts.start?.layer ?? 0;
-  if (opts.start) {
-    const r = opts.start.resid;
-    if (!Number.isInteger(first) || first < 0 || first > c.layers) throw new AmendError(`forward: start layer ${first} is outside 0..${c.layers}`);
-    if (r.size !== B * len * c.hidden) throw new AmendError(`forward: start residual has shape [${r.shape}] for a [${B}, ${len}, ${c.hidden}] stream`);
-    if (cache) throw new AmendError('forward: a start residual cannot be combined with a KV cache');
+/** One hook on x: its replacement (checked, and reshaped back from [B*T, width]), or x when it returns nothing. */
+function runHook(h: Hook, x: Tensor, ctx: HookContext): Tensor {
+  const point = h.point, rows = ctx.batch * ctx.seqLen;
+  let y: Tensor | void | null | undefined;
+  try {
+    y = h.fn(x, ctx);
+  } catch (e) {
+    // addAt's "delta [33] fits neither [32] nor [1, 32]" says nothing of where: name the hook.
+    if (e instanceof AmendError && !e.message.startsWith('hook at ')) throw new AmendError(`hook at ${point}: ${e.message}`);
+    throw e;
   }
-  let x = opts.start ? T.reshape(opts.start.resid, [B, len, c.hidden]) : T.reshape(T.gatherRows(m.weight(s.wte), ids), [B, len, c.hidden]);
-  if (opts.start && first > 0) x = hook(`blocks.${first - 1}.resid_post`, first - 1, x);
-  // Learned positions end at the table; a sliding window (maxPositions below the config's own
-  // length) ends where this attention, which has no window, would compute something else.
-  if ((s.wpe && !opts.start) || c.maxPositions < c.configPositions) {
-    for (const p of pos) {
-      if (p >= c.maxPositions) {
-        throw new AmendError(c.maxPositions < c.configPositions
-          ? `sequence longer than the model's sliding window of ${c.maxPositions} positions (attention past the window is not supported)`
-          : `sequence longer than the model's ${c.maxPositions} positions`);
-      }
-    }
+  if (y === undefined || y === null) return x;
+  if (!(y instanceof Tensor)) throw new AmendError(`hook at ${point} returned ${typeof y}; return a Tensor shaped like its input, or nothing`);
+  // The input's own shape, or its rows flattened ([B*T, width]); any other shape of the same
+  // size would mix up batch and positions downstream.
+  const flat = y.rank === 2 && y.shape[0] === rows && y.shape[1] === x.dim(-1);
+  if (!flat && y.shape.join() !== x.shape.join()) {
+    throw new AmendError(`hook at ${point} returned shape [${y.shape}] for [${x.shape}]; return the input's shape or [${rows}, ${x.dim(-1)}]`);
   }
-  cache?.advance(len, mask);
-  if (s.wpe && !opts.start) {
-    x = T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), pos), [B, len, c.hidden]), fast ? x.data : undefined);
-  }
-  const freqs = c.positions === 'rotary' ? rotaryFrequencies(c, pos) : null;
-  // True while x is an array of this forward's own making that no hook has seen.
-  let xOwned = fast && !opts.start;
-  // The keys attention may read: with a cache, every position so far (its own mask); else this
-  // batch's mask, dropped when nothing is padding so the kernel skips the per-key check.
-  const attnMask = cache ? cache.mask : prefix ? prefixKeyMask(prefix, mask, B, len) : mask && mask.some((v) => v === 0) ? mask : null;
-  const rows = B * len;
+  return flat ? T.reshape(y, x.shape) : y;
+}
 
-  for (let l = first; l < c.layers; l++) {
-    const ls = s.layers[l];
-    if (hooks.has(`blocks.${l}.resid_pre`)) {
-      x = hook(`blocks.${l}.resid_pre`, l, x);
-      xOwned = false;
-    }
-    const h1 = norm(m, ls.ln1, x, scratch.take(x.size));
-    const pre = prefix ? { k: prefix.k[l - first], v: prefix.v[l - first] } : null;
-    const ctx = selfAttention(m, l, ls, h1, B, len, pos, freqs, attnMask, past, cache, pre, scratch);
-    const sharedNorm = c.parallelResidual && !ls.ln2; // GPT-J: the MLP reads h1 too
-    if (!sharedNorm) scratch.give(h1);
-    // The projections write into scratch and are then added onto x (in place while x is ours):
-    // the same arithmetic, bit for bit, as with a hook in between that changes nothing.
-    const attnHooked = hooks.has(`blocks.${l}.attn.out`), mlpHooked = hooks.has(`blocks.${l}.mlp.out`);
-    let a = applyLinear(m, ls.o, ctx, { out: scratch.take(rows * c.hidden) });
-    scratch.give(ctx);
-    const aOwned = fast && !attnHooked;
-    if (attnHooked) a = hook(`blocks.${l}.attn.out`, l, a);
-    if (c.parallelResidual) {
-      // x + (attn(ln1 x) + mlp(ln2 x))
-      const h2 = ls.ln2 ? norm(m, ls.ln2, x, scratch.take(x.size)) : h1;
-      const { keys, release } = mlpKeys(m, l, ls, h2, hook, hooks, scratch);
-      let mo = applyLinear(m, ls.down, keys, { out: scratch.take(rows * c.hidden) });
-      release();
-      if (mlpHooked) mo = hook(`blocks.${l}.mlp.out`, l, mo);
-      const sum = T.add(a, mo, aOwned ? a.data : undefined);
-      if (!mlpHooked) scratch.give(mo);
-      x = T.add(x, sum, xOwned ? x.data : undefined);
-      if (aOwned) scratch.give(a);
-    } else {
-      x = T.add(x, a, xOwned ? x.data : undefined);
-      xOwned = fast;
-      if (aOwned) scratch.give(a);
-      const h2 = norm(m, ls.ln2!, x, scratch.take(x.size));
-      const { keys, release } = mlpKeys(m, l, ls, h2, hook, hooks, scratch);
-      let mo = applyLinear(m, ls.down, keys, { out: scratch.take(rows * c.hidden) });
-      release();
-      if (mlpHooked) mo = hook(`blocks.${l}.mlp.out`, l, mo);
-      x = T.add(x, mo, xOwned ? x.data : undefined);
-      if (!mlpHooked) scratch.give(mo);
-    }
-    xOwned = fast;
-    if (hooks.has(`blocks.${l}.resid_post`)) {
-      x = hook(`blocks.${l}.resid_post`, l, x);
-      xOwned = false;
-    }
-  }
-  const hidden = hook('final.norm', null, norm(m, s.lnf, x));
+/** x = wte[ids] (+ wpe[pos], learned positions only): the residual stream's start, [B, T, d]. */
+function embed(p: Pass, ids: Int32Array): Tensor {
+  const { m, B, len } = p, s = m.spec, d = m.config.hidden;
+  const x = T.reshape(T.gatherRows(m.weight(s.wte), ids), [B, len, d]);
+  if (!s.wpe) return x;
+  return T.add(x, T.reshape(T.gatherRows(m.weight(s.wpe), p.pos), [B, len, d]), p.fast ? x.data : undefined);
+}
 
-  let logits: Tensor | null = null;
-  const at = opts.logitsAt ?? 'all';
-  if (at === 'all') {
-    logits = T.reshape(applyLinear(m, s.lmHead, hidden), [B, len, c.vocabSize]);
-  } else if (at !== 'none') {
-    logits = applyLinear(m, s.lmHead, T.gatherRows(T.reshape(hidden, [B * len, c.hidden]), at));
+/** The residual stream recorded earlier, after the one hook point of the blocks it stands for. */
+function startResidual(p: Pass, start: NonNullable<ForwardOptions['start']>): Residual {
+  const x = T.reshape(start.resid, [p.B, p.len, p.m.config.hidden]);
+  const below = start.layer - 1;
+  // The caller's array: never written in place.
+  return { x: below >= 0 ? p.hooks.run(hookPoint.residPost(below), below, x) : x, owned: false };
+}
+
+/**
+ * Block l: sequential  x = x + attn(ln1 x);  x = x + mlp(ln2 x)
+ *          parallel    x = x + (attn(ln1 x) + mlp(ln2 x))     (GPT-J: ln2 is ln1)
+ * The projections write into scratch and are then added onto x (in place while x is the pass's
+ * own): the same arithmetic, bit for bit, as with a hook in between that changes nothing.
+ */
+function block(p: Pass, l: number, r: Residual): Residual {
+  const { m, hooks, scratch, fast } = p, c = m.config, ls = m.spec.layers[l];
+  let { x, owned } = r;
+  if (hooks.has(hookPoint.residPre(l))) {
+    x = hooks.run(hookPoint.residPre(l), l, x);
+    owned = false;
   }
-  return { logits, hidden };
+  const h1 = norm(m, ls.ln1, x, scratch.take(x.size));
+  const heads = selfAttention(p, l, ls, h1);
+  const sharedNorm = c.parallelResidual && !ls.ln2; // GPT-J: the MLP reads h1 too
+  if (!sharedNorm) scratch.give(h1);
+  const attnHooked = hooks.has(hookPoint.attnOut(l)), mlpHooked = hooks.has(hookPoint.mlpOut(l));
+  let a = applyLinear(m, ls.o, heads, { out: scratch.take(x.size) });
+  scratch.give(heads);
+  const aOwned = fast && !attnHooked;
+  if (attnHooked) a = hooks.run(hookPoint.attnOut(l), l, a);
+  if (c.parallelResidual) {
+    const h2 = ls.ln2 ? norm(m, ls.ln2, x, scratch.take(x.size)) : h1;
+    const mo = mlp(p, l, ls, h2);
+    const sum = T.add(a, mo, aOwned ? a.data : undefined);
+    if (!mlpHooked) scratch.give(mo);
+    x = T.add(x, sum, owned ? x.data : undefined);
+    if (aOwned) scratch.give(a);
+  } else {
+    x = T.add(x, a, owned ? x.data : undefined);
+    if (aOwned) scratch.give(a);
+    const h2 = norm(m, ls.ln2!, x, scratch.take(x.size));
+    const mo = mlp(p, l, ls, h2);
+    x = T.add(x, mo, fast ? x.data : undefined); // x is now the pass's own (the add above made it)
+    if (!mlpHooked) scratch.give(mo);
+  }
+  if (hooks.has(hookPoint.residPost(l))) return { x: hooks.run(hookPoint.residPost(l), l, x), owned: false };
+  return { x, owned: fast };
+}
+
+/**
+ * mlp(h) = down(act(up h)), or down(act(gate h) * up h) when gated, with its mlp.in, mlp.keys
+ * and mlp.out hooks. h and the arrays only this function saw go back to scratch (h unless the
+ * mlp.in hook has seen it).
+ */
+function mlp(p: Pass, l: number, ls: LayerSpec, h: Tensor): Tensor {
+  const { m, hooks, scratch } = p;
+  const inHooked = hooks.has(hookPoint.mlpIn(l)), keysHooked = hooks.has(hookPoint.mlpKeys(l));
+  const x = hooks.run(hookPoint.mlpIn(l), l, h);
+  const n = (x.size / x.dim(-1)) * ls.up.outF;
+  const up = applyLinear(m, ls.up, x, { out: scratch.take(n) });
+  let keys: Tensor;
+  if (ls.gate) {
+    const gate = applyLinear(m, ls.gate, x, { out: scratch.take(n) });
+    const act = activate(m, gate, scratch.inPlace(gate));
+    keys = T.mul(act, up, scratch.inPlace(up));
+    if (keys.data !== act.data) scratch.give(act);
+  } else {
+    keys = activate(m, up, scratch.inPlace(up));
+  }
+  const out = applyLinear(m, ls.down, hooks.run(hookPoint.mlpKeys(l), l, keys), { out: scratch.take(h.size) });
+  if (!inHooked) scratch.give(h);
+  if (!keysHooked) scratch.give(keys);
+  if (keys.data !== up.data) scratch.give(up);
+  return hooks.run(hookPoint.mlpOut(l), l, out);
+}
+
+/** logits = hidden @ lm_head where asked: 'all' → [B, T, V], flat rows → [rows, V], 'none' → null. */
+function lmHead(m: ModelWeights, hidden: Tensor, at: NonNullable<ForwardOptions['logitsAt']>, B: number, len: number): Tensor | null {
+  const c = m.config, head = m.spec.lmHead;
+  if (at === 'none') return null;
+  if (at === 'all') return T.reshape(applyLinear(m, head, hidden), [B, len, c.vocabSize]);
+  return applyLinear(m, head, T.gatherRows(T.reshape(hidden, [B * len, c.hidden]), at));
 }
 
 /**
@@ -321,38 +408,6 @@ function activate(m: ModelWeights, x: Tensor, out?: Float32Array): Tensor {
   }
 }
 
-/**
- * The MLP up to its down projection: `mlp.in` and `mlp.keys` hooks applied, the keys returned
- * with a release() that hands the arrays only this function saw back to the scratch pool (call
- * it once the keys have been consumed).
- */
-function mlpKeys(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor,
-  hook: (point: string, layer: number, x: Tensor) => Tensor, hooks: Map<string, Hook[]>,
-  scratch: Scratch): { keys: Tensor; release: () => void } {
-  const inHooked = hooks.has(`blocks.${l}.mlp.in`), keysHooked = hooks.has(`blocks.${l}.mlp.keys`);
-  const x = inHooked ? hook(`blocks.${l}.mlp.in`, l, h) : h;
-  const n = (x.size / x.dim(-1)) * ls.up.outF;
-  const up = applyLinear(m, ls.up, x, { out: scratch.take(n) });
-  let keys: Tensor;
-  if (ls.gate) {
-    const gate = applyLinear(m, ls.gate, x, { out: scratch.take(n) });
-    const act = activate(m, gate, scratch.inPlace(gate));
-    keys = T.mul(act, up, scratch.inPlace(up));
-    if (keys.data !== act.data) scratch.give(act);
-  } else {
-    keys = activate(m, up, scratch.inPlace(up));
-  }
-  const hooked = keysHooked ? hook(`blocks.${l}.mlp.keys`, l, keys) : keys;
-  return {
-    keys: hooked,
-    release: () => {
-      if (!inHooked) scratch.give(h); // else the hook has seen h (and x is the hook's)
-      if (!keysHooked) scratch.give(keys);
-      if (keys.data !== up.data) scratch.give(up);
-    },
-  };
-}
-
 function checkPrefix(p: AttentionPrefix, c: ModelConfig, B: number, blocks: number, cached: boolean): void {
   if (cached) throw new AmendError('forward: a constant prefix cannot be combined with a KV cache');
   if (p.k.length !== blocks || p.v.length !== blocks) throw new AmendError(`forward: the prefix has keys for ${p.k.length} and values for ${p.v.length} blocks; the pass runs ${blocks}`);
@@ -375,9 +430,10 @@ function prefixKeyMask(p: AttentionPrefix, mask: Uint8Array | null, B: number, l
   return out;
 }
 
-function selfAttention(m: ModelWeights, l: number, ls: LayerSpec, h: Tensor, B: number, len: number,
-  pos: Int32Array, freqs: RopeFrequencies | null, keyMask: Uint8Array | null, past: number, cache: KVCache | undefined,
-  prefix: { k: Tensor; v: Tensor } | null, scratch: Scratch): Tensor {
+/** attn(h) before its output projection: the heads' outputs side by side, [B, T, H*D]. */
+function selfAttention(p: Pass, l: number, ls: LayerSpec, h: Tensor): Tensor {
+  const { m, B, len, pos, freqs, keyMask, past, cache, scratch } = p;
+  const prefix = p.prefix ? { k: p.prefix.k[l - p.first], v: p.prefix.v[l - p.first] } : null;
   const c = m.config;
   const H = c.heads, KVH = c.kvHeads, D = c.headDim;
   const rows = B * len;
