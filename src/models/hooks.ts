@@ -4,19 +4,13 @@
 //   blocks.{l}.mlp.out     blocks.{l}.resid_post final.norm
 // Each activation is [B, T, width]; "rows" below are flat indices b*T + t into it.
 import { AmendError } from '../errors.js';
-import { Tensor, addRows, gatherRows, reshape, setRows } from '../tensor/index.js';
+import { Tensor, addRows, gatherRows, reshape } from '../tensor/index.js';
 
-export interface HookContext {
-  point: string;
-  /** null at final.norm. */
-  layer: number | null;
-  /** B and T of the activation, so a hook can turn (b, t) into a row b*T + t. */
-  batch: number;
-  seqLen: number;
-}
-
-/** Returns a replacement activation (same shape), or nothing to leave it as it is. */
-export type HookFn = (x: Tensor, ctx: HookContext) => Tensor | void;
+/**
+ * Returns a replacement activation (same shape), or nothing to leave it as it is. The activation
+ * is [B, T, width], so a hook turns (b, t) into a row b*T + t with x.dim(1).
+ */
+export type HookFn = (x: Tensor) => Tensor | void;
 
 export interface Hook {
   point: string;
@@ -71,9 +65,4 @@ export function capture(point: string, rows?: readonly number[]): { hook: Hook; 
 /** Adds `delta` ([width], or [rows.length, width]) to the activation at the given rows. */
 export function addAt(point: string, rows: readonly number[], delta: Tensor): Hook {
   return { point, fn: (x) => addRows(x, rows, delta) };
-}
-
-/** Overwrites the activation at the given rows with `values` ([width] or [rows.length, width]). */
-export function replaceAt(point: string, rows: readonly number[], values: Tensor): Hook {
-  return { point, fn: (x) => setRows(x, rows, values) };
 }

@@ -20,7 +20,7 @@ import * as T from '../tensor/index.js';
 import { Tensor } from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
 import type { LayerSpec, LinearSpec, ModelSpec, NormSpec } from './arch.js';
-import type { Hook, HookContext } from './hooks.js';
+import type { Hook } from './hooks.js';
 import { checkHookPoint, hookPoint } from './hooks.js';
 import type { KVCache } from './kvcache.js';
 import { ropeFrequencies, type RopeFrequencies } from './rope.js';
@@ -129,7 +129,7 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   const mask = opts.attentionMask ?? null, cache = opts.cache, prefix = opts.prefix, start = opts.start;
   const first = start?.layer ?? 0;
   checkBatch(c, ids, B, len, mask, cache);
-  const hooks = hookRunner(opts.hooks ?? [], c.layers, B, len);
+  const hooks = hookRunner(opts.hooks ?? [], c.layers);
   if (prefix) checkPrefix(prefix, c, B, c.layers - first, cache !== undefined);
   // The cache takes its positions only once they pass the checks below, so a refused call leaves it as it was.
   const pos = cache ? cache.nextPositions(len, mask) : positionsFromMask(mask, B, len, prefix?.lengths);
@@ -152,7 +152,7 @@ export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number
   };
   let r: Residual = start ? startResidual(p, start) : { x: embed(p, ids), owned: fast };
   for (let l = first; l < c.layers; l++) r = block(p, l, r);
-  const hidden = hooks.run(hookPoint.finalNorm, null, norm(m, m.spec.lnf, r.x));
+  const hidden = hooks.run(hookPoint.finalNorm, norm(m, m.spec.lnf, r.x));
   return { logits: lmHead(m, hidden, opts.logitsAt ?? 'all', B, len), hidden };
 }
 
@@ -220,13 +220,13 @@ function checkPositions(m: ModelWeights, pos: Int32Array, fromStart: boolean): v
   }
 }
 
-/** The hooks of one pass by point: has(point), is any there; run(point, layer, x), x through each in turn. */
+/** The hooks of one pass by point: has(point), is any there; run(point, x), x through each in turn. */
 interface HookRunner {
   has(point: string): boolean;
-  run(point: string, layer: number | null, x: Tensor): Tensor;
+  run(point: string, x: Tensor): Tensor;
 }
 
-function hookRunner(list: readonly Hook[], layers: number, B: number, len: number): HookRunner {
+function hookRunner(list: readonly Hook[], layers: number): HookRunner {
   const byPoint = new Map<string, Hook[]>();
   for (const h of list) {
     checkHookPoint(h.point, layers);
@@ -234,22 +234,19 @@ function hookRunner(list: readonly Hook[], layers: number, B: number, len: numbe
   }
   return {
     has: (point) => byPoint.has(point),
-    run: (point, layer, x) => {
-      const here = byPoint.get(point);
-      if (!here) return x;
-      const ctx: HookContext = { point, layer, batch: B, seqLen: len };
-      for (const h of here) x = runHook(h, x, ctx);
+    run: (point, x) => {
+      for (const h of byPoint.get(point) ?? []) x = runHook(h, x);
       return x;
     },
   };
 }
 
 /** One hook on x: its replacement (checked, and reshaped back from [B*T, width]), or x when it returns nothing. */
-function runHook(h: Hook, x: Tensor, ctx: HookContext): Tensor {
-  const point = h.point, rows = ctx.batch * ctx.seqLen;
+function runHook(h: Hook, x: Tensor): Tensor {
+  const point = h.point, rows = x.size / x.dim(-1); // B*T
   let y: Tensor | void | null | undefined;
   try {
-    y = h.fn(x, ctx);
+    y = h.fn(x);
   } catch (e) {
     // addAt's "delta [33] fits neither [32] nor [1, 32]" says nothing of where: name the hook.
     if (e instanceof AmendError && !e.message.startsWith('hook at ')) throw new AmendError(`hook at ${point}: ${e.message}`);
@@ -279,7 +276,7 @@ function startResidual(p: Pass, start: NonNullable<ForwardOptions['start']>): Re
   const x = T.reshape(start.resid, [p.B, p.len, p.m.config.hidden]);
   const below = start.layer - 1;
   // The caller's array: never written in place.
-  return { x: below >= 0 ? p.hooks.run(hookPoint.residPost(below), below, x) : x, owned: false };
+  return { x: below >= 0 ? p.hooks.run(hookPoint.residPost(below), x) : x, owned: false };
 }
 
 /**
@@ -292,7 +289,7 @@ function block(p: Pass, l: number, r: Residual): Residual {
   const { m, hooks, scratch, fast } = p, c = m.config, ls = m.spec.layers[l];
   let { x, owned } = r;
   if (hooks.has(hookPoint.residPre(l))) {
-    x = hooks.run(hookPoint.residPre(l), l, x);
+    x = hooks.run(hookPoint.residPre(l), x);
     owned = false;
   }
   const h1 = norm(m, ls.ln1, x, scratch.take(x.size));
@@ -303,7 +300,7 @@ function block(p: Pass, l: number, r: Residual): Residual {
   let a = applyLinear(m, ls.o, heads, { out: scratch.take(x.size) });
   scratch.give(heads);
   const aOwned = fast && !attnHooked;
-  if (attnHooked) a = hooks.run(hookPoint.attnOut(l), l, a);
+  if (attnHooked) a = hooks.run(hookPoint.attnOut(l), a);
   if (c.parallelResidual) {
     const h2 = ls.ln2 ? norm(m, ls.ln2, x, scratch.take(x.size)) : h1;
     const mo = mlp(p, l, ls, h2);
@@ -319,7 +316,7 @@ function block(p: Pass, l: number, r: Residual): Residual {
     x = T.add(x, mo, fast ? x.data : undefined); // x is now the pass's own (the add above made it)
     if (!mlpHooked) scratch.give(mo);
   }
-  if (hooks.has(hookPoint.residPost(l))) return { x: hooks.run(hookPoint.residPost(l), l, x), owned: false };
+  if (hooks.has(hookPoint.residPost(l))) return { x: hooks.run(hookPoint.residPost(l), x), owned: false };
   return { x, owned: fast };
 }
 
@@ -331,7 +328,7 @@ function block(p: Pass, l: number, r: Residual): Residual {
 function mlp(p: Pass, l: number, ls: LayerSpec, h: Tensor): Tensor {
   const { m, hooks, scratch } = p;
   const inHooked = hooks.has(hookPoint.mlpIn(l)), keysHooked = hooks.has(hookPoint.mlpKeys(l));
-  const x = hooks.run(hookPoint.mlpIn(l), l, h);
+  const x = hooks.run(hookPoint.mlpIn(l), h);
   const n = (x.size / x.dim(-1)) * ls.up.outF;
   const up = applyLinear(m, ls.up, x, { out: scratch.take(n) });
   let keys: Tensor;
@@ -343,11 +340,11 @@ function mlp(p: Pass, l: number, ls: LayerSpec, h: Tensor): Tensor {
   } else {
     keys = activate(m, up, scratch.inPlace(up));
   }
-  const out = applyLinear(m, ls.down, hooks.run(hookPoint.mlpKeys(l), l, keys), { out: scratch.take(h.size) });
+  const out = applyLinear(m, ls.down, hooks.run(hookPoint.mlpKeys(l), keys), { out: scratch.take(h.size) });
   if (!inHooked) scratch.give(h);
   if (!keysHooked) scratch.give(keys);
   if (keys.data !== up.data) scratch.give(up);
-  return hooks.run(hookPoint.mlpOut(l), l, out);
+  return hooks.run(hookPoint.mlpOut(l), out);
 }
 
 /** logits = hidden @ lm_head where asked: 'all' → [B, T, V], flat rows → [rows, V], 'none' → null. */
