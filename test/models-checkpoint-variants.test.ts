@@ -238,7 +238,7 @@ test('the KV cache grows by doubling as tokens arrive, up to its length, with th
   model.forward(Int32Array.of(8, 9, 10, 11, 12), 1, 5, { cache: short });
   assert.equal(short.capacity, 12);
   assert.throws(() => model.forward(Int32Array.of(13), 1, 1, { cache: short }),
-    (e: unknown) => e instanceof AmendError && e.message === 'KV cache full: 12 + 1 tokens exceed its capacity of 12');
+    (e: unknown) => e instanceof AmendError && e.message === 'KV cache full: 12 + 1 tokens exceed its maximum length of 12');
   assert.throws(() => new KVCache(c, 1, 8, { reserve: 2.5 }), (e: unknown) => e instanceof AmendError && e.message === 'KVCache: reserve must be an integer ≥ 0, got 2.5');
   assert.throws(() => new KVCache(c, 1, NaN), (e: unknown) => e instanceof AmendError && e.message === 'KVCache: the length must be an integer ≥ 1, got NaN');
 });

@@ -12,7 +12,7 @@ import { positionsFromMask } from './transformer.js';
 
 export class KVCache {
   readonly batch: number;
-  /** The most positions it can take (the constructor's capacity). */
+  /** The most positions it can take in all (capacity grows up to it). */
   readonly maxLength: number;
   /** Positions held per row now: the row stride of k, v and mask. Grows up to maxLength. */
   capacity = 0;
@@ -50,17 +50,17 @@ export class KVCache {
    */
   nextPositions(T: number, mask: Uint8Array | null): Int32Array {
     if (this.length + T > this.maxLength) {
-      throw new AmendError(`KV cache full: ${this.length} + ${T} tokens exceed its capacity of ${this.maxLength}`);
+      throw new AmendError(`KV cache full: ${this.length} + ${T} tokens exceed its maximum length of ${this.maxLength}`);
     }
     return positionsFromMask(mask, this.batch, T, this.seen);
   }
 
   /**
    * Reserves the next T positions for tokens with the given padding mask ([B*T], null = all
-   * real) and returns their position ids.
+   * real); their position ids are nextPositions(T, mask) from before the call.
    */
-  advance(T: number, mask: Uint8Array | null): Int32Array {
-    const pos = this.nextPositions(T, mask);
+  advance(T: number, mask: Uint8Array | null): void {
+    this.nextPositions(T, mask); // refuses a full cache
     if (this.length + T > this.capacity) this.grow(Math.min(this.maxLength, Math.max(this.length + T, 2 * this.capacity)));
     for (let b = 0; b < this.batch; b++) {
       for (let t = 0; t < T; t++) {
@@ -70,7 +70,6 @@ export class KVCache {
       }
     }
     this.length += T;
-    return pos;
   }
 
   /** Reallocates every row for `capacity` positions, keeping the `length` written so far. */
