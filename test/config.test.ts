@@ -70,13 +70,13 @@ test('a sliding window is the model\'s length (sequences past it are refused, no
   assert.equal(parseConfig({ ...llama, model_type: 'qwen2' }).maxPositions, 64);
   assert.equal(parseConfig({ ...llama, model_type: 'qwen2', use_sliding_window: true }).maxPositions, 4);
   // The cap is not part of the model's identity: its fingerprint (patches, cached statistics) keeps the config's own length.
-  const arch = (raw: Record<string, unknown>) => canonicalArchitecture({ config: parseConfig(raw) } as unknown as CausalLM);
+  const arch = (raw: Record<string, unknown>) => canonicalArchitecture(parseConfig(raw));
   assert.deepEqual(arch(llama), arch({ ...llama, sliding_window: null }));
   assert.equal(arch(llama).max_positions, 64);
 });
 
 test('the GPT-2 attention scale flags enter the fingerprint only when they change the model', () => {
-  const arch = (raw: Record<string, unknown>) => canonicalArchitecture({ config: parseConfig(raw) } as unknown as CausalLM);
+  const arch = (raw: Record<string, unknown>) => canonicalArchitecture(parseConfig(raw));
   const base = gpt2Config();
   assert.deepEqual(arch(base), arch({ ...base, scale_attn_weights: true, scale_attn_by_inverse_layer_idx: false }));
   assert.ok(!('attn_scale_head_dim' in arch(base)) && !('attn_scale_inverse_layer' in arch(base)));

@@ -100,9 +100,9 @@ test('YaRN settings resolve as transformers 5 resolves them', () => {
 });
 
 test('a scaled rope names itself in the fingerprint; unscaled models keep theirs', () => {
-  const plain = canonicalArchitecture({ config: parseConfig(LLAMA) } as CausalLM);
+  const plain = canonicalArchitecture(parseConfig(LLAMA));
   assert.ok(!('rope_scaling' in plain));
-  const scaled = canonicalArchitecture({ config: parseConfig({ ...LLAMA, rope_scaling: { rope_type: 'linear', factor: 2 } }) } as CausalLM);
+  const scaled = canonicalArchitecture(parseConfig({ ...LLAMA, rope_scaling: { rope_type: 'linear', factor: 2 } }));
   assert.deepEqual(scaled.rope_scaling, { factor: 2, type: 'linear' });
   const { rope_scaling: _, ...rest } = scaled;
   assert.deepEqual(rest, plain);

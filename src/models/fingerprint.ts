@@ -30,6 +30,7 @@
 import { createHash } from 'node:crypto';
 import { decodeInto, encodeInto, dtypeSize, type FileDType } from '../io/dtype.js';
 import type { CausalLM } from './model.js';
+import type { ModelConfig } from './config.js';
 
 export const FINGERPRINT_VERSION = 'amend-fingerprint-v1';
 /** Runs sampled per tensor. */
@@ -38,8 +39,7 @@ export const SAMPLE_CHUNKS = 64;
 export const CHUNK = 64;
 
 /** The architecture part of the fingerprint (sorted keys). */
-export function canonicalArchitecture(model: CausalLM): Record<string, unknown> {
-  const c = model.config;
+export function canonicalArchitecture(c: ModelConfig): Record<string, unknown> {
   const arch: Record<string, unknown> = {
     model_type: c.modelType,
     family: c.family,
@@ -80,13 +80,16 @@ function u32(n: number): Buffer {
   return b;
 }
 
-/** Offsets (in values) of the sampled runs of a tensor of `size` values. */
-export function sampleOffsets(size: number): number[] {
-  if (size <= SAMPLE_CHUNKS * CHUNK) return [0];
-  const last = size - CHUNK;
-  const out: number[] = [];
-  for (let i = 0; i < SAMPLE_CHUNKS; i++) out.push(Math.floor((i * last) / (SAMPLE_CHUNKS - 1)));
-  return out;
+/** The values of a tensor that are hashed: all of them, or SAMPLE_CHUNKS runs of CHUNK at evenly spaced offsets. */
+function sampledRuns(data: Float32Array): Float32Array[] {
+  if (data.length <= SAMPLE_CHUNKS * CHUNK) return [data];
+  const last = data.length - CHUNK;
+  const runs: Float32Array[] = [];
+  for (let i = 0; i < SAMPLE_CHUNKS; i++) {
+    const offset = Math.floor((i * last) / (SAMPLE_CHUNKS - 1));
+    runs.push(data.subarray(offset, offset + CHUNK));
+  }
+  return runs;
 }
 
 /** Hex sha256 of the model's architecture, tensor names and shapes, and sampled values (see above). */
@@ -117,7 +120,7 @@ function fingerprintOf(model: CausalLM, asRead: (name: string, run: Float32Array
   const h = createHash('sha256');
   h.update(FINGERPRINT_VERSION);
   h.update('\0');
-  h.update(JSON.stringify(canonicalArchitecture(model)));
+  h.update(JSON.stringify(canonicalArchitecture(model.config)));
   h.update('\0');
   const names = [...model.weights.keys()].sort();
   h.update(u32(names.length));
@@ -128,9 +131,7 @@ function fingerprintOf(model: CausalLM, asRead: (name: string, run: Float32Array
     h.update(nameBytes);
     h.update(u32(t.shape.length));
     for (const d of t.shape) h.update(u32(d));
-    const data = t.data;
-    const runs = data.length <= SAMPLE_CHUNKS * CHUNK ? [data] : sampleOffsets(data.length).map((off) => data.subarray(off, off + CHUNK));
-    for (const run of runs) {
+    for (const run of sampledRuns(t.data)) {
       const seen = asRead(name, run);
       h.update(new Uint8Array(seen.buffer, seen.byteOffset, seen.byteLength));
     }
