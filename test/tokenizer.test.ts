@@ -173,7 +173,7 @@ test('fromDir: tokenizer.json is required, the rest optional', (t) => {
     fs.writeFileSync(path.join(d, 'vocab.json'), '{}');
     expectAmendError(() => AmendTokenizer.fromDir(d), /only the slow vocab\.json\/merges\.txt/);
     fs.writeFileSync(path.join(d, 'tokenizer.json'), '{"model": ');
-    expectAmendError(() => AmendTokenizer.fromDir(d), /tokenizer\.json is not valid JSON/);
+    expectAmendError(() => AmendTokenizer.fromDir(d), /tokenizer\.json: not valid JSON/);
     expectAmendError(() => AmendTokenizer.fromDir(path.join(d, 'nope')), /no such directory/);
     if (!fs.existsSync(path.join(GPT2, 'tokenizer.json'))) {
       t.skip(`${GPT2} is absent`);

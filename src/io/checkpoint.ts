@@ -23,6 +23,7 @@ import {
 } from './safetensors.js';
 import { makeDirs, tempPathFor } from './dirs.js';
 import { isFileDType } from './dtype.js';
+import { readModelJson } from './json.js';
 import { runSteps, runStepsAsync, type Steps } from './steps.js';
 
 export const SINGLE_WEIGHTS = 'model.safetensors';
@@ -84,19 +85,7 @@ function noWeightsError(dir: string, files: string[]): AmendError {
 
 function readIndex(dir: string): Map<string, string> {
   const file = path.join(dir, INDEX_FILE);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new AmendError(`${file}: is a folder, not a JSON file; the model folder is damaged — re-download or re-create it`);
-    throw new AmendError(`${file}: cannot read it: ${(err as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new AmendError(`${file}: not valid JSON (${(err as Error).message}) — re-download it`);
-  }
+  const json = readModelJson(file);
   const wm = (json as { weight_map?: unknown } | null)?.weight_map;
   if (!isObject(wm)) {
     throw new AmendError(`${file}: has no "weight_map" object; it is not a safetensors index — re-download it`);

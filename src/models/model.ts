@@ -5,6 +5,7 @@ import path from 'node:path';
 import { AmendError, requirePath, isObject } from '../errors.js';
 import { packageRoot } from '../version.js';
 import { readCheckpoint, readCheckpointAsync, type Checkpoint } from '../io/checkpoint.js';
+import { readModelJson } from '../io/json.js';
 import { countNonFinite } from '../io/dtype.js';
 import { resolveModel, type ResolveOptions } from '../io/resolve.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
@@ -30,27 +31,11 @@ export function builtinWorldDir(): string {
   return world;
 }
 
-/** A JSON file of the model folder; a folder or an unreadable file in its place is named as such, not as bad JSON. */
-function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new AmendError(`${file}: ${code === 'EISDIR' ? 'is a folder, not a JSON file' : `cannot be read (${code ?? (e as Error).message})`}; the model folder is damaged — re-download or re-create it`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new AmendError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
 /** config.json of a model folder, checked (an unknown model_type fails before any weights are read). */
 function readConfig(dir: string): Record<string, unknown> {
   const configPath = path.join(dir, 'config.json');
   if (!fs.existsSync(configPath)) throw new AmendError(`${dir}: no config.json — not a Hugging Face model directory`);
-  const raw = readJson(configPath);
+  const raw = readModelJson(configPath);
   if (!isObject(raw)) {
     throw new AmendError(`${configPath}: must be a JSON object of model settings, got ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`);
   }
@@ -62,7 +47,7 @@ function readConfig(dir: string): Record<string, unknown> {
 function generationEosIds(dir: string): number[] | null {
   const file = path.join(dir, 'generation_config.json');
   if (!fs.existsSync(file)) return null;
-  const raw = readJson(file);
+  const raw = readModelJson(file);
   const v = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).eos_token_id : undefined;
   if (v === undefined || v === null) return null;
   const ids = Array.isArray(v) ? v : [v];

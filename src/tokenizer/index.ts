@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AmendError, typeName, isObject } from '../errors.js';
+import { readModelJson } from '../io/json.js';
 
 export interface EncodeOptions {
   /** Add the special tokens the model expects (e.g. Llama's BOS); default true, as transformers. */
@@ -67,21 +68,9 @@ export function locateSubject(prompt: string, subject: string): { text: string; 
   return { text: prompt, charStart: at, charEnd: at + subject.length };
 }
 
-function readJson(file: string, what: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    // (a folder by that name: the model folder is damaged, as model.ts says of config.json)
-    if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new AmendError(`${file}: is a folder, not a JSON file; the model folder is damaged — re-download or re-create it`);
-    throw new AmendError(`${file}: cannot read ${what}: ${(err as Error).message}`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (err) {
-    throw new AmendError(`${file}: ${what} is not valid JSON (${(err as Error).message}) — re-download it`);
-  }
+/** A JSON object file of the tokenizer (`what` names it in the message). */
+function readJsonObject(file: string, what: string): Record<string, unknown> {
+  const v = readModelJson(file);
   if (!isObject(v)) throw new AmendError(`${file}: ${what} is not a JSON object (it holds ${typeName(v)}) — re-download it`);
   return v as Record<string, unknown>;
 }
@@ -276,11 +265,11 @@ export class AmendTokenizer {
           : `${dir}: no such directory — check the model path`,
       );
     }
-    const tj = readJson(tjPath, 'tokenizer.json');
+    const tj = readJsonObject(tjPath, 'tokenizer.json');
     const cfgPath = path.join(dir, 'tokenizer_config.json');
-    const cfg = fs.existsSync(cfgPath) ? readJson(cfgPath, 'tokenizer_config.json') : {};
+    const cfg = fs.existsSync(cfgPath) ? readJsonObject(cfgPath, 'tokenizer_config.json') : {};
     const stmPath = path.join(dir, 'special_tokens_map.json');
-    const stm = fs.existsSync(stmPath) ? readJson(stmPath, 'special_tokens_map.json') : {};
+    const stm = fs.existsSync(stmPath) ? readJsonObject(stmPath, 'special_tokens_map.json') : {};
     return new AmendTokenizer(tj, cfg, stm, tjPath);
   }
 
