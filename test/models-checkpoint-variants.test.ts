@@ -40,7 +40,7 @@ function withConfig(dir: string, raw: Record<string, unknown>): string {
 }
 
 /** Rewrites a checkpoint's tensors (names, dtypes) in place. */
-function rewrite(dir: string, f: (name: string) => { name: string; dtype?: 'F32' | 'I8' } | null): void {
+function rewrite(dir: string, f: (name: string) => { name: string; dtype?: 'F32' | 'F64' | 'I8' } | null): void {
   const file = path.join(dir, 'model.safetensors');
   const { tensors } = readSafetensors(file);
   const out = [];
@@ -140,13 +140,18 @@ test('attention_bias and mlp_bias switch biases on Llama only: Qwen2 keeps q/k/v
   assert.deepEqual(biases({ ...LLAMA, model_type: 'mistral', ...flags }), []);
 });
 
-test('quantized checkpoints are refused, not read as numbers', () => {
+test('quantized checkpoints are refused, not read as numbers; the message names every float type taken', () => {
   const dir = checkpoint(LLAMA);
+  const floatOnly = /Amend runs float weights only \(F32, F16, BF16, F64\) — use an unquantized copy/;
   throwsAmend(() => load(withConfig(dir, { ...LLAMA, quantization_config: { quant_method: 'bitsandbytes', load_in_8bit: true } })),
-    /quantized .*bitsandbytes/);
+    new RegExp(`quantized .*bitsandbytes.*${floatOnly.source}`));
   const int8 = withConfig(dir, LLAMA);
   rewrite(int8, (name) => ({ name, dtype: name.endsWith('q_proj.weight') ? 'I8' : 'F32' }));
-  throwsAmend(() => load(int8), /q_proj.weight" is stored as I8, an integer type/);
+  throwsAmend(() => load(int8), new RegExp(`q_proj.weight" is stored as I8, an integer type.*${floatOnly.source}`));
+  // F64 is one of them: it loads, as the message says.
+  const f64 = withConfig(dir, LLAMA);
+  rewrite(f64, (name) => ({ name, dtype: name.endsWith('q_proj.weight') ? 'F64' : 'F32' }));
+  assertSame(logits(load(f64)), logits(load(dir)));
 });
 
 /**

@@ -16,6 +16,8 @@ import { forward, type ForwardOptions, type ForwardOutput, type ModelWeights } f
 
 /** Storage types whose values are the weights themselves (not quantized codes). */
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+/** What a quantized checkpoint is told, naming the types FLOAT_DTYPES takes. */
+const FLOAT_ONLY = `Amend runs float weights only (${[...FLOAT_DTYPES].join(', ')}) — use an unquantized copy of the model`;
 
 /** The model id of the built-in demo model: the repository's world/ folder (`--model world`). */
 export const BUILTIN_WORLD = 'world';
@@ -83,7 +85,7 @@ export class CausalLM implements ModelWeights {
     const quant = rawConfig.quantization_config;
     if (quant !== undefined && quant !== null) {
       const method = (quant as { quant_method?: unknown }).quant_method;
-      throw new AmendError(`config.json: the checkpoint is quantized (quantization_config${typeof method === 'string' ? `, quant_method "${method}"` : ''}); Amend runs F32, F16 and BF16 weights only — use an unquantized copy of the model`);
+      throw new AmendError(`config.json: the checkpoint is quantized (quantization_config${typeof method === 'string' ? `, quant_method "${method}"` : ''}); ${FLOAT_ONLY}`);
     }
     this.spec = buildSpec(c, (n) => weights.has(n));
     for (const [name, shape] of expectedShapes(c, this.spec)) {
@@ -95,7 +97,7 @@ export class CausalLM implements ModelWeights {
       const stored = opts.dtypes?.get(name);
       if (stored !== undefined && !FLOAT_DTYPES.has(stored)) {
         // Integer weights are quantized values whose scales live elsewhere: read as numbers they are garbage.
-        throw new AmendError(`weights: "${name}" is stored as ${stored}, an integer type (a quantized checkpoint?); Amend runs F32, F16 and BF16 weights only — use an unquantized copy of the model`);
+        throw new AmendError(`weights: "${name}" is stored as ${stored}, an integer type (a quantized checkpoint?); ${FLOAT_ONLY}`);
       }
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
         throw new AmendError(`weights: "${name}" has shape [${t.shape}] but config.json implies [${shape}] — config and weights do not match`);
