@@ -41,7 +41,10 @@ export interface ModelConfig {
   attnScaleHeadDim: boolean;
   attnScaleInverseLayer: boolean;
   bosId: number | null;
-  /** The first of config.json's eos_token_id (which may be a list). */
+  /**
+   * The first of config.json's eos_token_id (which may be a list). Kept when generation_config.json
+   * replaces eosIds, as transformers keeps model.config.eos_token_id beside generation_config's.
+   */
   eosId: number | null;
   /**
    * Every id of config.json's eos_token_id (replaced by generation_config.json's when a loaded
