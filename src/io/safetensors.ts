@@ -100,14 +100,6 @@ const MAX_HEADER_BYTES = 100_000_000; // the reference implementation's limit
 const CHUNK_BYTES = 8 << 20; // conversion chunk for non-F32 reads/writes
 const LITTLE_ENDIAN = endianness() === 'LE';
 
-function fmtBytes(n: number): string {
-  return `${n} bytes`;
-}
-
-function base(file: string): string {
-  return path.basename(file);
-}
-
 /** Where `file` links to when it is a symbolic link whose target is missing, else null. */
 function danglingLink(file: string): string | null {
   try {
@@ -155,9 +147,9 @@ function readFully(fd: number, file: string, dst: Uint8Array, position: number):
 
 /** Parse and fully validate a safetensors header from an open fd. */
 function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHeader {
-  const name = base(file);
+  const name = path.basename(file);
   if (fileSize < 8) {
-    throw new AmendError(`${name}: the file is only ${fmtBytes(fileSize)}, too short to be safetensors — re-download or re-create it`);
+    throw new AmendError(`${name}: the file is only ${fileSize} bytes, too short to be safetensors — re-download or re-create it`);
   }
   const lenBuf = new Uint8Array(8);
   readFully(fd, file, lenBuf, 0);
@@ -172,7 +164,7 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
   }
   if (n64 > BigInt(fileSize - 8)) {
     throw new AmendError(
-      `${name}: header length ${n64} runs past the end of the file (${fmtBytes(fileSize)}); the file is truncated or not safetensors; check it is the file meant, else re-download or re-create it`,
+      `${name}: header length ${n64} runs past the end of the file (${fileSize} bytes); the file is truncated or not safetensors; check it is the file meant, else re-download or re-create it`,
     );
   }
   const n = Number(n64);
@@ -254,7 +246,7 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
     }
     if (end > dataSize) {
       throw new AmendError(
-        `${where}: data_offsets [${begin}, ${end}] run past the end of the data (${fmtBytes(dataSize)} after the header; file is ${fmtBytes(fileSize)}); the file is truncated or corrupt — re-download it`,
+        `${where}: data_offsets [${begin}, ${end}] run past the end of the data (${dataSize} bytes after the header; file is ${fileSize} bytes); the file is truncated or corrupt — re-download it`,
       );
     }
     entries.push({ name: key, dtype, shape: (shape as number[]).slice(), begin, end });
@@ -315,10 +307,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
 
 /** Read one tensor's bytes from an open file into a new Float32Array. */
 function readTensor(fd: number, file: string, header: SafetensorsHeader, e: SafetensorsEntry, chunk: () => Uint8Array): Float32Array {
-  if (!isFileDType(e.dtype)) {
-    throw new AmendError(`${base(file)}: tensor "${e.name}" is ${e.dtype}, which Amend cannot convert to float32 (${unsupportedDTypeHint(e.dtype)})`);
-  }
-  const dtype: FileDType = e.dtype;
+  const dtype = e.dtype as FileDType; // the caller refused every other dtype before reading any tensor
   const numel = sizeOf(e.shape);
   const out = new Float32Array(numel);
   const position = header.dataStart + e.begin;
@@ -361,7 +350,7 @@ export function* readSafetensorsSteps(
     const wanted = opts.filter ? header.entries.filter((e) => opts.filter!(e.name)) : header.entries;
     for (const e of wanted) {
       if (!isFileDType(e.dtype)) {
-        throw new AmendError(`${base(file)}: tensor "${e.name}" is ${e.dtype}, which Amend cannot convert to float32 (${unsupportedDTypeHint(e.dtype)})`);
+        throw new AmendError(`${path.basename(file)}: tensor "${e.name}" is ${e.dtype}, which Amend cannot convert to float32 (${unsupportedDTypeHint(e.dtype)})`);
       }
     }
     const total = wanted.reduce((s, e) => s + (e.end - e.begin), 0);
@@ -407,27 +396,27 @@ function validateToWrite(file: string, tensors: readonly TensorToWrite[]): Prepa
   for (const t of tensors) {
     const name = t.name;
     if (typeof name !== 'string' || name.length === 0) {
-      throw new AmendError(`${base(file)}: cannot write a tensor with an empty name`);
+      throw new AmendError(`${path.basename(file)}: cannot write a tensor with an empty name`);
     }
-    if (name === '__metadata__') throw new AmendError(`${base(file)}: "__metadata__" is reserved by the format and cannot name a tensor`);
-    if (seen.has(name)) throw new AmendError(`${base(file)}: tensor "${name}" is given twice; names must be unique`);
+    if (name === '__metadata__') throw new AmendError(`${path.basename(file)}: "__metadata__" is reserved by the format and cannot name a tensor`);
+    if (seen.has(name)) throw new AmendError(`${path.basename(file)}: tensor "${name}" is given twice; names must be unique`);
     seen.add(name);
     const dtype = t.dtype ?? 'F32';
     if (!isFileDType(dtype)) {
-      throw new AmendError(`${base(file)}: tensor "${name}" asks for dtype "${dtype}", which Amend cannot write (${FILE_DTYPES.join(', ')})`);
+      throw new AmendError(`${path.basename(file)}: tensor "${name}" asks for dtype "${dtype}", which Amend cannot write (${FILE_DTYPES.join(', ')})`);
     }
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new AmendError(`${base(file)}: tensor "${name}" has shape ${JSON.stringify(t.shape)}, not a list of non-negative integers`);
+      throw new AmendError(`${path.basename(file)}: tensor "${name}" has shape ${JSON.stringify(t.shape)}, not a list of non-negative integers`);
     }
     if (!(t.data instanceof Float32Array)) {
-      throw new AmendError(`${base(file)}: tensor "${name}" data must be a Float32Array`);
+      throw new AmendError(`${path.basename(file)}: tensor "${name}" data must be a Float32Array`);
     }
     const numel = sizeOf(t.shape);
     if (numel !== t.data.length) {
-      throw new AmendError(`${base(file)}: tensor "${name}" has shape [${t.shape.join(', ')}] (${numel} values) but ${t.data.length} values of data`);
+      throw new AmendError(`${path.basename(file)}: tensor "${name}" has shape [${t.shape.join(', ')}] (${numel} values) but ${t.data.length} values of data`);
     }
     if (t.raw && t.raw.length !== numel * dtypeSize(dtype)!) {
-      throw new AmendError(`${base(file)}: tensor "${name}" has ${t.raw.length} raw bytes, not the ${numel * dtypeSize(dtype)!} of ${numel} ${dtype} values`);
+      throw new AmendError(`${path.basename(file)}: tensor "${name}" has ${t.raw.length} raw bytes, not the ${numel * dtypeSize(dtype)!} of ${numel} ${dtype} values`);
     }
     out.push({ name, dtype, shape: t.shape.slice(), data: t.data, raw: t.raw, begin: 0, end: 0 });
   }
