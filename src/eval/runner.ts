@@ -173,7 +173,6 @@ function consistencyDigest(c: ConsistencyResources): string {
 
 const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBytes: c.peakRssBytes, newPeak: c.newPeak });
 
-
 /**
  * The requests a case gives the editor. zsRE-style files sometimes name as true the answer the
  * edit teaches (the dataset's answer, which the model need not know). The editor refuses such a
