@@ -148,6 +148,22 @@ function readFully(fd: number, file: string, dst: Uint8Array, position: number):
 /** Parse and fully validate a safetensors header from an open fd. */
 function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHeader {
   const name = path.basename(file);
+  const { json, dataStart } = readHeaderJson(fd, file, fileSize);
+  const dataSize = fileSize - dataStart;
+  const metadata: Record<string, string> = {};
+  const entries: SafetensorsEntry[] = [];
+  for (const [key, value] of Object.entries(json)) {
+    if (key === '__metadata__') Object.assign(metadata, parseMetadata(name, value));
+    else entries.push(parseEntry(`${name}: tensor "${key}"`, key, value, dataSize, fileSize));
+  }
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  checkContiguous(name, entries, dataSize);
+  return { entries, metadata, dataStart, fileSize };
+}
+
+/** The header's JSON object and where the data begins, after the length prefix and the text are checked. */
+function readHeaderJson(fd: number, file: string, fileSize: number): { json: Record<string, unknown>; dataStart: number } {
+  const name = path.basename(file);
   if (fileSize < 8) {
     throw new AmendError(`${name}: the file is only ${fileSize} bytes, too short to be safetensors — re-download or re-create it`);
   }
@@ -197,61 +213,64 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
   if (!isObject(json)) {
     throw new AmendError(`${name}: the header is JSON but not an object; the file is not safetensors`);
   }
-  const dataStart = 8 + n;
-  const dataSize = fileSize - dataStart;
+  return { json, dataStart: 8 + n };
+}
+
+function parseMetadata(name: string, value: unknown): Record<string, string> {
+  if (!isObject(value)) {
+    throw new AmendError(`${name}: "__metadata__" in the header must be an object of strings; the file is corrupt`);
+  }
   const metadata: Record<string, string> = {};
-  const entries: SafetensorsEntry[] = [];
-  for (const [key, value] of Object.entries(json)) {
-    if (key === '__metadata__') {
-      if (!isObject(value)) {
-        throw new AmendError(`${name}: "__metadata__" in the header must be an object of strings; the file is corrupt`);
-      }
-      for (const [mk, mv] of Object.entries(value)) {
-        if (typeof mv !== 'string') {
-          throw new AmendError(`${name}: metadata "${mk}" is ${JSON.stringify(mv)?.slice(0, 40)}, not a string; safetensors metadata values must be strings`);
-        }
-        metadata[mk] = mv;
-      }
-      continue;
+  for (const [mk, mv] of Object.entries(value)) {
+    if (typeof mv !== 'string') {
+      throw new AmendError(`${name}: metadata "${mk}" is ${JSON.stringify(mv)?.slice(0, 40)}, not a string; safetensors metadata values must be strings`);
     }
-    const where = `${name}: tensor "${key}"`;
-    if (!isObject(value)) {
-      throw new AmendError(`${where} has no {dtype, shape, data_offsets} entry in the header; the file is corrupt`);
-    }
-    const dtype = value['dtype'];
-    if (typeof dtype !== 'string') throw new AmendError(`${where} has no dtype in the header; the file is corrupt`);
-    if (!isKnownDType(dtype)) {
-      throw new AmendError(`${where} has unknown dtype "${dtype}"; safetensors defines ${FILE_DTYPES.join(', ')}, F8_*, C64 — the file is corrupt or from an unsupported writer`);
-    }
-    const shape = value['shape'];
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw new AmendError(`${where} has ${shape === undefined ? 'no shape' : `shape ${JSON.stringify(shape)}`}, not a list of non-negative integers; the file is corrupt`);
-    }
-    const offs = value['data_offsets'];
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
-      throw new AmendError(`${where} has ${offs === undefined ? 'no data_offsets' : `data_offsets ${JSON.stringify(offs)}`}, not [begin, end]; the file is corrupt`);
-    }
-    const [begin, end] = offs as [number, number];
-    if (end < begin) {
-      throw new AmendError(`${where} has data_offsets [${begin}, ${end}] with end before begin; the file is corrupt`);
-    }
-    const size = dtypeSize(dtype);
-    if (size !== undefined) {
-      const numel = sizeOf(shape as number[]);
-      if (numel * size !== end - begin) {
-        throw new AmendError(
-          `${where} has shape [${shape.join(', ')}] × ${dtype} = ${numel * size} bytes but its data_offsets [${begin}, ${end}] span ${end - begin} bytes; the file is corrupt`,
-        );
-      }
-    }
-    if (end > dataSize) {
+    metadata[mk] = mv;
+  }
+  return metadata;
+}
+
+/** One tensor's header entry, checked on its own: a known dtype, a shape and offsets that agree and fit the data. */
+function parseEntry(where: string, key: string, value: unknown, dataSize: number, fileSize: number): SafetensorsEntry {
+  if (!isObject(value)) {
+    throw new AmendError(`${where} has no {dtype, shape, data_offsets} entry in the header; the file is corrupt`);
+  }
+  const dtype = value['dtype'];
+  if (typeof dtype !== 'string') throw new AmendError(`${where} has no dtype in the header; the file is corrupt`);
+  if (!isKnownDType(dtype)) {
+    throw new AmendError(`${where} has unknown dtype "${dtype}"; safetensors defines ${FILE_DTYPES.join(', ')}, F8_*, C64 — the file is corrupt or from an unsupported writer`);
+  }
+  const shape = value['shape'];
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+    throw new AmendError(`${where} has ${shape === undefined ? 'no shape' : `shape ${JSON.stringify(shape)}`}, not a list of non-negative integers; the file is corrupt`);
+  }
+  const offs = value['data_offsets'];
+  if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+    throw new AmendError(`${where} has ${offs === undefined ? 'no data_offsets' : `data_offsets ${JSON.stringify(offs)}`}, not [begin, end]; the file is corrupt`);
+  }
+  const [begin, end] = offs as [number, number];
+  if (end < begin) {
+    throw new AmendError(`${where} has data_offsets [${begin}, ${end}] with end before begin; the file is corrupt`);
+  }
+  const size = dtypeSize(dtype);
+  if (size !== undefined) {
+    const numel = sizeOf(shape as number[]);
+    if (numel * size !== end - begin) {
       throw new AmendError(
-        `${where}: data_offsets [${begin}, ${end}] run past the end of the data (${dataSize} bytes after the header; file is ${fileSize} bytes); the file is truncated or corrupt — re-download it`,
+        `${where} has shape [${shape.join(', ')}] × ${dtype} = ${numel * size} bytes but its data_offsets [${begin}, ${end}] span ${end - begin} bytes; the file is corrupt`,
       );
     }
-    entries.push({ name: key, dtype, shape: (shape as number[]).slice(), begin, end });
   }
-  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  if (end > dataSize) {
+    throw new AmendError(
+      `${where}: data_offsets [${begin}, ${end}] run past the end of the data (${dataSize} bytes after the header; file is ${fileSize} bytes); the file is truncated or corrupt — re-download it`,
+    );
+  }
+  return { name: key, dtype, shape: (shape as number[]).slice(), begin, end };
+}
+
+/** The tensors, sorted by offset, must tile the data exactly: no overlap, no gap, nothing after. */
+function checkContiguous(name: string, entries: readonly SafetensorsEntry[], dataSize: number): void {
   let pos = 0;
   let prev: SafetensorsEntry | null = null;
   for (const e of entries) {
@@ -273,7 +292,6 @@ function parseHeader(fd: number, file: string, fileSize: number): SafetensorsHea
       `${name}: ${dataSize - pos} bytes after the last tensor (data ends at ${pos}, file has ${dataSize} data bytes); the file is corrupt or was appended to`,
     );
   }
-  return { entries, metadata, dataStart, fileSize };
 }
 
 function openForRead(file: string): { fd: number; size: number } {
