@@ -188,6 +188,18 @@ function describeHubError(err: unknown): string {
   return e?.message ?? String(err);
 }
 
+interface HubDownload {
+  hub: HubModule;
+  repoId: string;
+  opts: { revision: string; hubUrl: string; token?: string; onProgress?: (p: DownloadProgress) => void };
+  creds: { accessToken?: string };
+  /** The commit the revision named when listed: every file comes from it. */
+  sha: string;
+  byPath: Map<string, TreeEntry>;
+  snap: string;
+  blobs: string;
+}
+
 /** Download the files a model needs into the cache; returns the snapshot directory. */
 async function downloadToCache(
   hub: HubModule,
@@ -196,16 +208,7 @@ async function downloadToCache(
   opts: { revision: string; hubUrl: string; token?: string; onProgress?: (p: DownloadProgress) => void },
 ): Promise<string> {
   const creds = opts.token ? { accessToken: opts.token } : {};
-  const info = (await hub.modelInfo({ name: repoId, hubUrl: opts.hubUrl, revision: opts.revision, additionalFields: ['sha'], ...creds })) as {
-    sha?: string;
-  };
-  const sha = info.sha;
-  if (!sha || !COMMIT_RE.test(sha)) throw new Error(`the hub gave no commit sha for revision ${opts.revision}`);
-
-  const entries: TreeEntry[] = [];
-  for await (const e of hub.listFiles({ repo: { type: 'model', name: repoId }, revision: sha, hubUrl: opts.hubUrl, ...creds })) {
-    if (e.type === 'file') entries.push(e as TreeEntry);
-  }
+  const { sha, entries } = await listRepository(hub, repoId, opts, creds);
   const byPath = new Map(entries.map((e) => [e.path, e]));
   const sel = selectFiles(entries.map((e) => e.path));
   if (!byPath.has('config.json')) {
@@ -225,73 +228,14 @@ async function downloadToCache(
   const blobs = path.join(repoDir, 'blobs');
   makeDirs(snap);
   makeDirs(blobs);
-
-  const downloadOne = async (p: string, progress: { done: number; total: number }): Promise<void> => {
-    const entry = byPath.get(p);
-    if (!entry) throw new AmendError(`hub model ${repoId}@${opts.revision}: ${p} is listed by its index but not in the repository`);
-    const etag = entry.lfs?.oid ?? entry.xetHash ?? entry.oid;
-    if (!etag || !/^[0-9a-zA-Z]+$/.test(etag)) throw new Error(`no usable hash for ${p} in the hub listing`);
-    const size = entry.lfs?.size ?? entry.size;
-    const pointer = path.join(snap, p);
-    const blob = path.join(blobs, etag);
-    if (isFile(pointer)) {
-      progress.done += size;
-      return;
-    }
-    if (!isFile(blob) || fs.statSync(blob).size !== size) {
-      const incomplete = `${blob}.${process.pid}.incomplete`; // per process: parallel downloads never mix
-      const data = await hub.downloadFile({ repo: { type: 'model', name: repoId }, path: p, revision: sha, hubUrl: opts.hubUrl, ...creds });
-      if (!data) throw new Error(`${p} vanished from the hub while downloading`);
-      let fileBytes = 0;
-      const start = progress.done;
-      const counter = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          fileBytes += chunk.length;
-          opts.onProgress?.({ file: p, fileBytes, fileTotal: size, doneBytes: start + fileBytes, totalBytes: progress.total });
-          cb(null, chunk);
-        },
-      });
-      try {
-        await pipeline(Readable.fromWeb(data.stream() as NodeReadableStream), counter, fs.createWriteStream(incomplete));
-      } catch (err) {
-        fs.rmSync(incomplete, { force: true });
-        throw typeof err === 'string' ? new Error(err) : err;
-      }
-      const got = fs.statSync(incomplete).size;
-      if (got !== size) {
-        fs.rmSync(incomplete, { force: true });
-        throw new Error(`${p}: received ${got} bytes, expected ${size} (connection cut?) — try again`);
-      }
-      fs.renameSync(incomplete, blob);
-    }
-    progress.done += size;
-    makeDirs(path.dirname(pointer));
-    fs.rmSync(pointer, { force: true });
-    try {
-      fs.symlinkSync(path.relative(path.dirname(pointer), blob), pointer);
-    } catch {
-      fs.copyFileSync(blob, pointer); // file systems without symlinks, as huggingface_hub does
-    }
-  };
+  const dl: HubDownload = { hub, repoId, opts, creds, sha, byPath, snap, blobs };
 
   let files = sel.files;
-  if (sel.weights === 'index') {
-    // The index names the shards; download it first (small), then exactly the shards it lists.
-    const progress0 = { done: 0, total: 0 };
-    await downloadOne('model.safetensors.index.json', progress0);
-    let wm: Record<string, string>;
-    try {
-      wm = JSON.parse(fs.readFileSync(path.join(snap, 'model.safetensors.index.json'), 'utf8')).weight_map;
-    } catch (err) {
-      throw new AmendError(`hub model ${repoId}@${opts.revision}: model.safetensors.index.json is not valid JSON (${(err as Error).message})`);
-    }
-    if (!wm || typeof wm !== 'object') throw new AmendError(`hub model ${repoId}@${opts.revision}: model.safetensors.index.json has no weight_map`);
-    files = [...files, ...new Set(Object.values(wm))];
-  }
+  if (sel.weights === 'index') files = [...files, ...(await shardsOfIndex(dl))];
   // config.json last: a snapshot counts as present in the cache only once it has config.json.
   files = [...new Set(files.filter((f) => f !== 'config.json')), 'config.json'];
   const progress = { done: 0, total: files.reduce((s, f) => s + (byPath.get(f)?.lfs?.size ?? byPath.get(f)?.size ?? 0), 0) };
-  for (const f of files) await downloadOne(f, progress);
+  for (const f of files) await downloadOne(dl, f, progress);
 
   if (opts.revision !== sha) {
     const ref = path.join(repoDir, 'refs', opts.revision);
@@ -301,6 +245,93 @@ async function downloadToCache(
     fs.renameSync(tmp, ref);
   }
   return snap;
+}
+
+/** The commit a revision names, and the files of the repository at that commit. */
+async function listRepository(
+  hub: HubModule,
+  repoId: string,
+  opts: { revision: string; hubUrl: string },
+  creds: { accessToken?: string },
+): Promise<{ sha: string; entries: TreeEntry[] }> {
+  const info = (await hub.modelInfo({ name: repoId, hubUrl: opts.hubUrl, revision: opts.revision, additionalFields: ['sha'], ...creds })) as {
+    sha?: string;
+  };
+  const sha = info.sha;
+  if (!sha || !COMMIT_RE.test(sha)) throw new Error(`the hub gave no commit sha for revision ${opts.revision}`);
+  const entries: TreeEntry[] = [];
+  for await (const e of hub.listFiles({ repo: { type: 'model', name: repoId }, revision: sha, hubUrl: opts.hubUrl, ...creds })) {
+    if (e.type === 'file') entries.push(e as TreeEntry);
+  }
+  return { sha, entries };
+}
+
+/** The shards a sharded checkpoint's index lists: the index is downloaded first (small), then exactly these. */
+async function shardsOfIndex(dl: HubDownload): Promise<string[]> {
+  const where = `hub model ${dl.repoId}@${dl.opts.revision}`;
+  await downloadOne(dl, 'model.safetensors.index.json', { done: 0, total: 0 });
+  let wm: Record<string, string>;
+  try {
+    wm = JSON.parse(fs.readFileSync(path.join(dl.snap, 'model.safetensors.index.json'), 'utf8')).weight_map;
+  } catch (err) {
+    throw new AmendError(`${where}: model.safetensors.index.json is not valid JSON (${(err as Error).message})`);
+  }
+  if (!wm || typeof wm !== 'object') throw new AmendError(`${where}: model.safetensors.index.json has no weight_map`);
+  return [...new Set(Object.values(wm))];
+}
+
+/**
+ * One file into the cache as huggingface_hub lays it out: the bytes in blobs/<hash>, written under
+ * a temporary name and renamed once complete, and a link to it from the snapshot.
+ */
+async function downloadOne(dl: HubDownload, p: string, progress: { done: number; total: number }): Promise<void> {
+  const entry = dl.byPath.get(p);
+  if (!entry) throw new AmendError(`hub model ${dl.repoId}@${dl.opts.revision}: ${p} is listed by its index but not in the repository`);
+  const etag = entry.lfs?.oid ?? entry.xetHash ?? entry.oid;
+  if (!etag || !/^[0-9a-zA-Z]+$/.test(etag)) throw new Error(`no usable hash for ${p} in the hub listing`);
+  const size = entry.lfs?.size ?? entry.size;
+  const pointer = path.join(dl.snap, p);
+  const blob = path.join(dl.blobs, etag);
+  if (isFile(pointer)) {
+    progress.done += size;
+    return;
+  }
+  if (!isFile(blob) || fs.statSync(blob).size !== size) await downloadBlob(dl, p, blob, size, progress);
+  progress.done += size;
+  makeDirs(path.dirname(pointer));
+  fs.rmSync(pointer, { force: true });
+  try {
+    fs.symlinkSync(path.relative(path.dirname(pointer), blob), pointer);
+  } catch {
+    fs.copyFileSync(blob, pointer); // file systems without symlinks, as huggingface_hub does
+  }
+}
+
+async function downloadBlob(dl: HubDownload, p: string, blob: string, size: number, progress: { done: number; total: number }): Promise<void> {
+  const incomplete = `${blob}.${process.pid}.incomplete`; // per process: parallel downloads never mix
+  const data = await dl.hub.downloadFile({ repo: { type: 'model', name: dl.repoId }, path: p, revision: dl.sha, hubUrl: dl.opts.hubUrl, ...dl.creds });
+  if (!data) throw new Error(`${p} vanished from the hub while downloading`);
+  let fileBytes = 0;
+  const start = progress.done;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      fileBytes += chunk.length;
+      dl.opts.onProgress?.({ file: p, fileBytes, fileTotal: size, doneBytes: start + fileBytes, totalBytes: progress.total });
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(Readable.fromWeb(data.stream() as NodeReadableStream), counter, fs.createWriteStream(incomplete));
+  } catch (err) {
+    fs.rmSync(incomplete, { force: true });
+    throw typeof err === 'string' ? new Error(err) : err;
+  }
+  const got = fs.statSync(incomplete).size;
+  if (got !== size) {
+    fs.rmSync(incomplete, { force: true });
+    throw new Error(`${p}: received ${got} bytes, expected ${size} (connection cut?) — try again`);
+  }
+  fs.renameSync(incomplete, blob);
 }
 
 /**
