@@ -288,28 +288,11 @@ export function writeCheckpoint(
   if (!(maxShard > 0)) throw new AmendError(`maxShardBytes must be a positive number of bytes, got ${maxShard}`);
   const metadata = { format: 'pt', ...(opts.metadata ?? {}) };
 
-  // Assign tensors to shards in order (transformers / huggingface_hub's greedy split).
-  const items: (TensorToWrite & { bytes: number })[] = records.map((r) => {
+  const items: SizedTensor[] = records.map((r) => {
     const dtype = chooseDType(r, opts.dtype);
     return { name: r.name, shape: r.shape, data: r.data, dtype, bytes: storageBytes(r.data.length, dtype) };
   });
-  const groups: (typeof items)[] = [];
-  let cur: typeof items = [];
-  let curBytes = 0;
-  for (const it of items) {
-    if (it.bytes > maxShard) {
-      groups.push([it]);
-      continue;
-    }
-    if (cur.length > 0 && curBytes + it.bytes > maxShard) {
-      groups.push(cur);
-      cur = [];
-      curBytes = 0;
-    }
-    cur.push(it);
-    curBytes += it.bytes;
-  }
-  if (cur.length > 0) groups.push(cur);
+  const groups = assignShards(items, maxShard);
 
   try {
     makeDirs(dir);
@@ -349,15 +332,8 @@ export function writeCheckpoint(
     throw new AmendError(`${dir}: writing the checkpoint failed: ${(err as Error).message}`);
   }
 
-  // Everything is complete on disk: move it into place, index last.
   try {
-    for (let i = 0; i < groups.length; i++) fs.renameSync(temps[i]!, path.join(dir, finalNames[i]!));
-    if (sharded) {
-      fs.rmSync(path.join(dir, SINGLE_WEIGHTS), { force: true });
-      fs.renameSync(indexTmp!, path.join(dir, INDEX_FILE));
-    } else {
-      fs.rmSync(path.join(dir, INDEX_FILE), { force: true });
-    }
+    moveIntoPlace(dir, temps, finalNames, indexTmp);
   } catch (err) {
     cleanup();
     throw new AmendError(`${dir}: moving the written checkpoint into place failed: ${(err as Error).message}`);
@@ -367,4 +343,42 @@ export function writeCheckpoint(
     if (SHARD_RE.test(f) && !keep.has(f)) fs.rmSync(path.join(dir, f), { force: true });
   }
   return { shards, totalSize };
+}
+
+type SizedTensor = TensorToWrite & { bytes: number };
+
+/** Tensors to shards in order, as transformers / huggingface_hub split them: greedy, a tensor over the limit alone. */
+function assignShards(items: readonly SizedTensor[], maxShard: number): SizedTensor[][] {
+  const groups: SizedTensor[][] = [];
+  let cur: SizedTensor[] = [];
+  let curBytes = 0;
+  for (const it of items) {
+    if (it.bytes > maxShard) {
+      groups.push([it]);
+      continue;
+    }
+    if (cur.length > 0 && curBytes + it.bytes > maxShard) {
+      groups.push(cur);
+      cur = [];
+      curBytes = 0;
+    }
+    cur.push(it);
+    curBytes += it.bytes;
+  }
+  if (cur.length > 0) groups.push(cur);
+  return groups;
+}
+
+/**
+ * Everything is complete on disk: move it into place, index last, and remove the other layout's
+ * weight file (the single file once sharded, the index once single) so that no reader sees both.
+ */
+function moveIntoPlace(dir: string, temps: readonly string[], finalNames: readonly string[], indexTmp: string | null): void {
+  for (let i = 0; i < finalNames.length; i++) fs.renameSync(temps[i]!, path.join(dir, finalNames[i]!));
+  if (indexTmp !== null) {
+    fs.rmSync(path.join(dir, SINGLE_WEIGHTS), { force: true });
+    fs.renameSync(indexTmp, path.join(dir, INDEX_FILE));
+  } else {
+    fs.rmSync(path.join(dir, INDEX_FILE), { force: true });
+  }
 }
