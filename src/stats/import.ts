@@ -86,7 +86,30 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
   const dim = mom.shape[0];
   const count = npyScalar(cnt, `${npzPath}: mom2.count`);
   if (!Number.isSafeInteger(count) || count <= 0) throw new AmendError(`${npzPath}: mom2.count is ${count}, not a positive number of tokens`);
-  let layer = opts.layer;
+  const layer = layerOfFile(npzPath, name, opts.layer);
+  if (opts.model) checkFitsModel(npzPath, opts.model, layer, dim, name.layerName);
+  let samples = name.samples;
+  const ss = arrays.get('sample_size');
+  if (ss && !Array.isArray(ss.data) && ss.data.length === 1) {
+    const v = npyScalar(ss);
+    if (Number.isSafeInteger(v) && v > 0) samples = v; // NaN: None ("all"), keep what the name says
+  }
+  const out = secondMomentOfSums(npzPath, npyToFloat64(mom, `${npzPath}: mom2.mom2`), dim, count);
+  const dataset = opts.dataset ?? name.dataset ?? 'imported';
+  // The name --corpus NAME finds it by: a bare name, not a path or a reserved corpus.
+  if (!/^[A-Za-z0-9][\w.-]*$/.test(dataset) || /\.(txt|md|text|jsonl|ndjson|json)$/i.test(dataset) || dataset === 'model-samples') {
+    throw new AmendError(`${npzPath}: "${dataset}" cannot name imported statistics (--corpus ${dataset} would mean something else); give --dataset NAME, letters, digits, '.', '_' or '-', e.g. wikipedia`);
+  }
+  return {
+    layer, dim, count, mom2: out, corpus: importedCorpusId(dataset), samples: samples ?? 0,
+    fingerprint: opts.model ? modelFingerprint(opts.model) : '', requestedSamples: samples ?? 0, maxLength: 0,
+    source: 'import', file: npzPath,
+  };
+}
+
+/** The layer asked for, else the one the file name gives; the two must agree when both are there. */
+function layerOfFile(npzPath: string, name: ReturnType<typeof parseRomeStatsName>, asked: number | undefined): number {
+  let layer = asked;
   if (layer === undefined) {
     if (name.layer === undefined) {
       throw new AmendError(`${npzPath}: the layer is not in the file name (like transformer.h.17.mlp.c_proj_float32_mom2_100000.npz); give it (--layer L)`);
@@ -96,24 +119,25 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
     throw new AmendError(`${npzPath}: the file name says layer ${name.layer}, but layer ${layer} was asked for; leave --layer out to import it as layer ${name.layer}, or rename the file if it holds layer ${layer}`);
   }
   if (!Number.isInteger(layer) || layer < 0) throw new AmendError(`layer must be a non-negative integer, got ${layer}`);
-  if (opts.model) {
-    const c = opts.model.config;
-    if (layer >= c.layers) throw new AmendError(`${npzPath}: layer ${layer} is out of range (the model has layers 0..${c.layers - 1})`);
-    if (dim !== c.ffn) {
-      throw new AmendError(`${npzPath}: the statistics are ${dim}-wide, but this model's MLP keys are ${c.ffn}-wide — they belong to another model`);
-    }
-    if (name.layerName && !namesModelModule(opts.model, layer, name.layerName)) {
-      throw new AmendError(`${npzPath}: the file name says ${name.layerName}, but this model's MLP down projection at layer ${layer} is ${downModuleName(opts.model, layer)} — the statistics are for another architecture (rename the file if they are this model's)`);
-    }
+  return layer;
+}
+
+function checkFitsModel(npzPath: string, model: CausalLM, layer: number, dim: number, layerName: string | undefined): void {
+  const c = model.config;
+  if (layer >= c.layers) throw new AmendError(`${npzPath}: layer ${layer} is out of range (the model has layers 0..${c.layers - 1})`);
+  if (dim !== c.ffn) {
+    throw new AmendError(`${npzPath}: the statistics are ${dim}-wide, but this model's MLP keys are ${c.ffn}-wide — they belong to another model`);
   }
-  let samples = name.samples;
-  const ss = arrays.get('sample_size');
-  if (ss && !Array.isArray(ss.data) && ss.data.length === 1) {
-    const v = npyScalar(ss);
-    if (Number.isSafeInteger(v) && v > 0) samples = v; // NaN: None ("all"), keep what the name says
+  if (layerName && !namesModelModule(model, layer, layerName)) {
+    throw new AmendError(`${npzPath}: the file name says ${layerName}, but this model's MLP down projection at layer ${layer} is ${downModuleName(model, layer)} — the statistics are for another architecture (rename the file if they are this model's)`);
   }
-  // Σ k kᵀ / count, symmetrised ((C + Cᵀ)/2: a float32 GEMM need not be bit-symmetric).
-  const out = npyToFloat64(mom, `${npzPath}: mom2.mom2`); // a fresh array (or the file's own float64 data)
+}
+
+/**
+ * Σ k kᵀ / count, symmetrised ((C + Cᵀ)/2: a float32 GEMM need not be bit-symmetric), in place in
+ * `out`, after checking that the sums can be a second moment at all.
+ */
+function secondMomentOfSums(npzPath: string, out: Float64Array, dim: number, count: number): Float64Array {
   const bad = out.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) throw new AmendError(`${npzPath}: mom2.mom2 holds ${out[bad]} at [${Math.floor(bad / dim)}, ${bad % dim}]; the statistics are broken — recompute them`);
   // Rounding leaves float32 sums asymmetric by around 1e-7 of sqrt(C_ii C_jj), the bound on |C_ij|
@@ -137,16 +161,7 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
   for (let i = 0; i < dim; i++) {
     if (!(out[i * dim + i]! >= 0)) throw new AmendError(`${npzPath}: mom2[${i}][${i}] is ${out[i * dim + i]! * count}; a second moment E[k kᵀ] has no negative diagonal entry — not a statistics file`);
   }
-  const dataset = opts.dataset ?? name.dataset ?? 'imported';
-  // The name --corpus NAME finds it by: a bare name, not a path or a reserved corpus.
-  if (!/^[A-Za-z0-9][\w.-]*$/.test(dataset) || /\.(txt|md|text|jsonl|ndjson|json)$/i.test(dataset) || dataset === 'model-samples') {
-    throw new AmendError(`${npzPath}: "${dataset}" cannot name imported statistics (--corpus ${dataset} would mean something else); give --dataset NAME, letters, digits, '.', '_' or '-', e.g. wikipedia`);
-  }
-  return {
-    layer, dim, count, mom2: out, corpus: importedCorpusId(dataset), samples: samples ?? 0,
-    fingerprint: opts.model ? modelFingerprint(opts.model) : '', requestedSamples: samples ?? 0, maxLength: 0,
-    source: 'import', file: npzPath,
-  };
+  return out;
 }
 
 /** What importStatsToCache takes beyond ImportOptions. */
