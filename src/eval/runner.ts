@@ -24,7 +24,7 @@ import path from 'node:path';
 import { AmendError, requireCount, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
-import { editSession, holdModel } from '../patch/session.js';
+import { editSession, holdModel, type EditSession } from '../patch/session.js';
 import { caseRequests } from '../data/load.js';
 import type { LoadedCase } from '../data/types.js';
 import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
@@ -38,6 +38,7 @@ import { localityBaselines, scoreCases, type ConsistencyResources, type FluencyO
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
 import { heldoutPerplexity } from './heldout.js';
 import { uneditedScope } from './unedited.js';
+import type { UneditedScope } from './metrics-sentiment.js';
 import { configDifference, LOCK_FILE, PartialRun, type Checkpoint, type PendingCase } from './checkpoint.js';
 import { isReportFile, writeReports } from './report.js';
 import { modeLabel, PROTOCOL_REGIME, stepOf, type CaseCost, type CaseRecord, type DriftPoint, type EvalConfig, type EvalMode, type EvalProgress, type EvalSummary, type Regime, type SequentialProtocol } from './run-types.js';
@@ -326,7 +327,116 @@ async function withReportFolder<R>(out: string | undefined, run: () => Promise<R
   }
 }
 
+/**
+ * A run's settings, resolved once before anything is measured: the options checked, the cases it
+ * edits, the hparams, the config its checkpoints and report carry, and its units of work.
+ */
+interface RunPlan {
+  model: CausalLM;
+  o: EvalOptions;
+  session: EditSession;
+  mode: EvalMode;
+  /** A checkpoint every `every` units. */
+  every: number;
+  sequential: boolean;
+  /** Protocol final: the cases are scored after the last edit, not after their own. */
+  deferScoring: boolean;
+  /** The cases edited: all of them, or a sequential run's first T. */
+  cases: readonly EditCase[];
+  resolved: ResolvedHparams;
+  hp: EditHparams;
+  config: EvalConfig;
+  /** The regime of the run's records (a batch's records say their own, batch-K). */
+  regime: Regime;
+  units: Unit[];
+  total: number;
+  /** Held-out text for perplexity drift (sequential runs only), and how many of its tokens are scored. */
+  heldoutText: string | undefined;
+  heldoutTokens: number;
+}
+
+/** What is measured on the unedited model before the first edit (see the file comment). */
+interface UneditedMeasures {
+  baselines: LocalityBaseline[];
+  unedited: UneditedScope | undefined;
+  stats: StatsSource | undefined;
+  /** Held-out perplexity before the first edit (null without held-out text). */
+  basePerplexity: ReturnType<typeof heldoutPerplexity> | null;
+}
+
+/** A run under way: its plan, the unedited model's measures, and where it stands (what a checkpoint saves). */
+interface Run extends RunPlan, UneditedMeasures {
+  partial: PartialRun | null;
+  /** When this process started on the run (performance.now()); earlier processes spent secondsBefore. */
+  t0: number;
+  secondsBefore: number;
+  records: CaseRecord[];
+  /** Protocol final: the cases edited and not yet scored. */
+  pending: PendingCase[];
+  drift: DriftPoint[];
+  /** A sequential run's patches saved in the checkpoint folder, in order. */
+  patchFiles: string[];
+  /** Units finished. */
+  done: number;
+  /** The patches this run has applied and not reverted (a sequential run stacks them). */
+  ours: EditPatch[];
+}
+
 async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): Promise<EvalResult> {
+  const plan = planRun(model, allCases, o);
+  // Otherwise a run whose every case the editor refuses computes the baselines and the layer
+  // statistics (minutes on a large model) only to record the refusals.
+  checkSomeEditable(model, plan.cases, plan.hp, o.method);
+
+  // ---- the report folder (held by withReportFolder): refuse to clobber, pick up a checkpoint
+  const partial = o.out ? new PartialRun(o.out) : null;
+  const cp = partial ? checkpointToResume(partial, o, plan.config, plan.total, plan.cases.length) : null;
+
+  const t0 = performance.now();
+  const measured = await measureUnedited(plan);
+  // ---- state, fresh or from the checkpoint
+  const base = measured.basePerplexity;
+  const run: Run = {
+    ...plan, ...measured, partial, t0, secondsBefore: 0, records: [], pending: [], patchFiles: [], done: 0, ours: [],
+    drift: base ? [{ edits: 0, perplexity: base.perplexity, ratio: 1, tokens: base.tokens }] : [],
+  };
+  try {
+    if (partial && cp) resumeFrom(run, partial, cp);
+    else if (partial) {
+      partial.reset();
+      // --force: the replaced report goes now, so the folder never shows it beside the new run.
+      for (const f of fs.readdirSync(o.out!)) if (isReportFile(f)) fs.rmSync(path.join(o.out!, f), { force: true });
+    }
+
+    progress(run, 'edit', run.done);
+    while (run.done < run.total) {
+      await runUnit(run, run.units[run.done]!);
+      run.done++;
+      if (run.heldoutText !== undefined && run.done % run.every === 0 && run.done < run.total) measureDrift(run);
+      const stopping = o.stopAfter !== undefined && run.done >= o.stopAfter && run.done < run.total;
+      // A stop (--stop-after) is an interruption the run chose: it leaves a checkpoint to resume from.
+      if (run.done % run.every === 0 || run.done === run.total || stopping) checkpoint(run);
+      progress(run, 'edit', run.done);
+      if (stopping) {
+        restoreModel(run);
+        return { records: run.records, drift: run.drift, files: [], interrupted: { done: run.done, total: run.total } };
+      }
+    }
+
+    if (run.deferScoring) scoreDeferred(run);
+    if (run.heldoutText !== undefined && run.drift[run.drift.length - 1]!.edits !== editedAfter(run, run.done)) measureDrift(run);
+    restoreModel(run);
+    return report(run);
+  } catch (err) {
+    restoreModel(run);
+    // Without a checkpoint there is nothing to resume: leave no trace in the report folder.
+    if (partial && !partial.exists()) partial.remove();
+    throw err;
+  }
+}
+
+/** The run's settings from the options (checked), with the config its checkpoints and report carry. */
+function planRun(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions): RunPlan {
   const { mode, every } = checkOptions(allCases, o);
   const sequential = typeof mode === 'object' && 'sequential' in mode;
   const protocol: SequentialProtocol | undefined = sequential ? o.protocol ?? 'immediate' : undefined;
@@ -350,25 +460,28 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     checkpointEvery: every,
     data: o.data,
   } satisfies EvalConfig)) as EvalConfig;
-  const regime: Regime = protocol ? PROTOCOL_REGIME[protocol] : 'single';
   const units = planUnits(mode, cases.length);
-  const total = units.length;
-  // Sequential: cases edited once the first u units are (the x of the drift and of the plots).
-  const editedAfter = (u: number) => (u === 0 ? 0 : units[u - 1]!.cases.at(-1)! + 1);
+  return {
+    model, o, session, mode, every, sequential, deferScoring: sequential && protocol === 'final', cases, resolved, hp, config,
+    regime: protocol ? PROTOCOL_REGIME[protocol] : 'single',
+    units, total: units.length,
+    heldoutText: sequential ? o.heldout?.text : undefined, heldoutTokens,
+  };
+}
 
-  // Otherwise a run whose every case the editor refuses computes the baselines and the layer
-  // statistics (minutes on a large model) only to record the refusals.
-  checkSomeEditable(model, cases, hp, o.method);
+const progress = (plan: RunPlan, stage: EvalProgress['stage'], done: number) => plan.o.onProgress?.({ stage, done, total: plan.total });
 
-  // ---- the report folder (held by withReportFolder): refuse to clobber, pick up a checkpoint
-  const partial = o.out ? new PartialRun(o.out) : null;
-  const cp = partial ? checkpointToResume(partial, o, config, total, cases.length) : null;
+/** Sequential: cases edited once the first u units are (the x of the drift and of the plots). */
+const editedAfter = (plan: RunPlan, u: number) => (u === 0 ? 0 : plan.units[u - 1]!.cases.at(-1)! + 1);
 
-  const t0 = performance.now();
-  const progress = (stage: EvalProgress['stage'], done: number) => o.onProgress?.({ stage, done, total });
+const heldoutPerplexityNow = (plan: RunPlan) => heldoutPerplexity(plan.model, plan.heldoutText!, { maxTokens: plan.heldoutTokens, lines: plan.o.heldout?.lines });
 
-  // ---- everything measured on the unedited model
-  progress('baseline', 0);
+const secondsSoFar = (run: Run) => run.secondsBefore + (performance.now() - run.t0) / 1000;
+
+/** Everything measured on the unedited model. */
+async function measureUnedited(plan: RunPlan): Promise<UneditedMeasures> {
+  const { model, cases, o, hp } = plan;
+  progress(plan, 'baseline', 0);
   const baselines: LocalityBaseline[] = localityBaselines(model, cases, { qa: o.qa });
   // ConvSent's dd compares the edited model's distributions with the unedited one's when scored.
   const unedited = cases.some((c) => c.sentiment?.outer) ? uneditedScope(model) : undefined;
@@ -378,165 +491,157 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
     const got: SecondMoment[] = await secondMoments(model, hp.layers, hp, { options: statsOptionsWithProgress(o.statsOptions, o.onEditProgress) });
     stats = new Map(hp.layers.map((l, i) => [l, got[i]!]));
   }
-  const text = sequential ? o.heldout?.text : undefined;
-  const pplOf = () => heldoutPerplexity(model, text!, { maxTokens: heldoutTokens, lines: o.heldout?.lines });
-  const base = text !== undefined ? pplOf() : null;
+  const basePerplexity = plan.heldoutText !== undefined ? heldoutPerplexityNow(plan) : null;
+  return { baselines, unedited, stats, basePerplexity };
+}
 
-  // ---- state, fresh or from the checkpoint
-  let records: CaseRecord[] = [];
-  let pending: PendingCase[] = [];
-  let drift: DriftPoint[] = base ? [{ edits: 0, perplexity: base.perplexity, ratio: 1, tokens: base.tokens }] : [];
-  let patchFiles: string[] = [];
-  let done = 0;
-  let secondsBefore = 0;
-  const ours: EditPatch[] = [];
-  const restoreModel = () => {
-    for (let i = ours.length - 1; i >= 0; i--) session.revert(ours[i]!);
-    ours.length = 0;
-  };
-
-  try {
-    if (partial && cp) {
-      records = partial.restore(cp).map((l) => JSON.parse(l) as CaseRecord);
-      pending = cp.pending;
-      drift = cp.drift;
-      patchFiles = cp.patches;
-      done = cp.done;
-      secondsBefore = cp.seconds;
-      for (const f of patchFiles) {
-        const p = EditPatch.load(partial.patchPath(f));
-        session.apply(p);
-        ours.push(p);
-      }
-    } else if (partial) {
-      partial.reset();
-      // --force: the replaced report goes now, so the folder never shows it beside the new run.
-      for (const f of fs.readdirSync(o.out!)) if (isReportFile(f)) fs.rmSync(path.join(o.out!, f), { force: true });
-    }
-    const measureDrift = () => {
-      progress('perplexity', done);
-      const p = pplOf();
-      drift.push({ edits: editedAfter(done), perplexity: p.perplexity, ratio: p.perplexity / base!.perplexity, tokens: p.tokens });
-    };
-    const checkpoint = () => {
-      partial?.write({ config, done, total, patches: patchFiles, pending, drift, seconds: secondsBefore + (performance.now() - t0) / 1000 });
-      progress('checkpoint', done);
-    };
-
-    const score = (idx: readonly number[], extra: (i: number) => Partial<CaseRecord>, costOf: (i: number) => CaseCost): CaseRecord[] => {
-      const scored = scoreCases(model, idx.map((i) => cases[i]!), { baselines: idx.map((i) => baselines[i]), qa: o.qa, fluency: o.fluency, consistency: o.consistency, unedited });
-      return idx.map((i, k) => {
-        const s = scored[k]!;
-        const cost = costOf(i);
-        const rec: CaseRecord = { index: i, ...caseTags(cases[i]!), regime, ...extra(i), metrics: [...s.metrics, ...costMetrics(cost)], cost };
-        if (o.details !== false) {
-          rec.items = s.items;
-          if (s.qa) rec.qa = s.qa;
-          if (s.generations) rec.generations = s.generations;
-        }
-        return orderKeys(rec);
-      });
-    };
-
-    progress('edit', done);
-    while (done < total) {
-      const unit = units[done]!;
-      const ownError = refusedOnTheirOwn(model, cases, unit.cases, hp);
-      const editable = unit.cases.filter((i) => !ownError.has(i));
-      const reqs = editable.flatMap((i) => editRequests(cases[i]!));
-      const casesEdited = editedAfter(done + 1);
-      const unitRegime: Regime = unit.batchSize ? `batch-${unit.batchSize}` : regime;
-      const tags = (): Partial<CaseRecord> =>
-        unit.batchSize
-          ? { regime: unitRegime, batchSize: unit.batchSize, batch: unit.batch, call: done, ...(unit.cases.length < unit.batchSize ? { callSize: unit.cases.length } : {}) }
-          : sequential ? { edit: casesEdited, scoredAfter: casesEdited } : { regime: unitRegime };
-      let patch: EditPatch | null = null;
-      let cost: CaseCost | undefined;
-      let refused: string | undefined;
-      if (editable.length > 0) {
-        try {
-          const m = await measureAsync(() => editWithReport(model, reqs, { method: o.method, resolved, allowUnchanged: true, stats, statsOptions: o.statsOptions, onProgress: o.onEditProgress }));
-          patch = m.result.patch;
-          cost = caseCost(m.cost);
-        } catch (e) {
-          // One case the editor refuses (subject not in its prompt, ...) must not sink a benchmark run.
-          if (!(e instanceof AmendError)) throw e;
-          refused = e.message;
-        }
-      }
-      const errorOf = (i: number) => ownError.get(i) ?? refused;
-      const fresh: CaseRecord[] = [];
-      if (patch) {
-        session.apply(patch);
-        if (sequential) {
-          ours.push(patch);
-          if (partial) {
-            const name = partial.patchName(done + 1);
-            patch.save(partial.patchPath(name));
-            patchFiles.push(name);
-          }
-        }
-      }
-      const failed = refused !== undefined ? unit.cases : [...ownError.keys()];
-      if (sequential && protocol === 'final') pending.push(...failed.map((index) => ({ index, edit: casesEdited, error: errorOf(index) })));
-      else for (const i of failed) fresh.push(orderKeys({ index: i, ...caseTags(cases[i]!), regime: unitRegime, ...tags(), metrics: [], error: errorOf(i) }));
-      if (patch) {
-        if (sequential && protocol === 'final') {
-          pending.push(...editable.map((index) => ({ index, edit: casesEdited, cost })));
-        } else {
-          try {
-            progress('score', done);
-            fresh.push(...score(editable, tags, () => cost!));
-          } finally {
-            if (!sequential) session.revert(patch);
-          }
-        }
-        fresh.sort((a, b) => a.index - b.index);
-      }
-      records.push(...fresh);
-      partial?.appendLines(fresh.map((r) => JSON.stringify(r)));
-      done++;
-      if (text !== undefined && done % every === 0 && done < total) measureDrift();
-      const stopping = o.stopAfter !== undefined && done >= o.stopAfter && done < total;
-      // A stop (--stop-after) is an interruption the run chose: it leaves a checkpoint to resume from.
-      if (done % every === 0 || done === total || stopping) checkpoint();
-      progress('edit', done);
-      if (stopping) {
-        restoreModel();
-        return { records, drift, files: [], interrupted: { done, total } };
-      }
-    }
-
-    if (sequential && protocol === 'final') {
-      const ok = pending.filter((p) => !p.error);
-      const edits = new Map(pending.map((p) => [p.index, p]));
-      const CHUNK = 16;
-      for (let s = 0; s < ok.length; s += CHUNK) {
-        progress('score', s);
-        const idx = ok.slice(s, s + CHUNK).map((p) => p.index);
-        records.push(...score(idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: cases.length }), (i) => edits.get(i)!.cost!));
-      }
-      for (const p of pending.filter((q) => q.error)) records.push(orderKeys({ index: p.index, ...caseTags(cases[p.index]!), regime, edit: p.edit, metrics: [], error: p.error }));
-      records.sort((a, b) => a.index - b.index);
-      partial?.appendLines(records.map((r) => JSON.stringify(r)));
-    }
-    if (text !== undefined && drift[drift.length - 1]!.edits !== editedAfter(done)) measureDrift();
-    restoreModel();
-
-    progress('report', done);
-    const seconds = secondsBefore + (performance.now() - t0) / 1000;
-    const written = writeReports({
-      out: o.out, partial, config, records, drift, seconds,
-      kind: typeof mode === 'string' ? 'single' : sequential ? 'sequential' : 'batch',
-      sharedSubjects: sharedSubjectEdits(cases, mode).filter((x) => x.shared > 0),
-    });
-    return { summary: written.summary, records, drift, files: written.files };
-  } catch (err) {
-    restoreModel();
-    // Without a checkpoint there is nothing to resume: leave no trace in the report folder.
-    if (partial && !partial.exists()) partial.remove();
-    throw err;
+/** Picks up where the checkpoint left off: its records, pending cases and drift, its patches applied again. */
+function resumeFrom(run: Run, partial: PartialRun, cp: Checkpoint): void {
+  run.records = partial.restore(cp).map((l) => JSON.parse(l) as CaseRecord);
+  run.pending = cp.pending;
+  run.drift = cp.drift;
+  run.patchFiles = cp.patches;
+  run.done = cp.done;
+  run.secondsBefore = cp.seconds;
+  for (const f of run.patchFiles) {
+    const p = EditPatch.load(partial.patchPath(f));
+    run.session.apply(p);
+    run.ours.push(p);
   }
+}
+
+/** Reverts the patches the run applied, last first: the model's weights are as given again. */
+function restoreModel(run: Run): void {
+  for (let i = run.ours.length - 1; i >= 0; i--) run.session.revert(run.ours[i]!);
+  run.ours.length = 0;
+}
+
+function measureDrift(run: Run): void {
+  progress(run, 'perplexity', run.done);
+  const p = heldoutPerplexityNow(run);
+  run.drift.push({ edits: editedAfter(run, run.done), perplexity: p.perplexity, ratio: p.perplexity / run.basePerplexity!.perplexity, tokens: p.tokens });
+}
+
+function checkpoint(run: Run): void {
+  run.partial?.write({ config: run.config, done: run.done, total: run.total, patches: run.patchFiles, pending: run.pending, drift: run.drift, seconds: secondsSoFar(run) });
+  progress(run, 'checkpoint', run.done);
+}
+
+/**
+ * One unit of work (a case, a batch or a sequential step): one edit call, its patch applied (and
+ * kept, in a sequential run), the unit's cases scored or, under protocol final, left pending, and
+ * their records appended.
+ */
+async function runUnit(run: Run, unit: Unit): Promise<void> {
+  const ownError = refusedOnTheirOwn(run.model, run.cases, unit.cases, run.hp);
+  const editable = unit.cases.filter((i) => !ownError.has(i));
+  const casesEdited = editedAfter(run, run.done + 1);
+  const tags = unitTags(run, unit, casesEdited);
+  const { patch, cost, refused } = await editUnit(run, editable);
+  const errorOf = (i: number) => ownError.get(i) ?? refused;
+  const fresh: CaseRecord[] = [];
+  if (patch) {
+    run.session.apply(patch);
+    if (run.sequential) keepPatch(run, patch);
+  }
+  const failed = refused !== undefined ? unit.cases : [...ownError.keys()];
+  if (run.deferScoring) run.pending.push(...failed.map((index) => ({ index, edit: casesEdited, error: errorOf(index) })));
+  else for (const i of failed) fresh.push(refusedRecord(run, i, tags, errorOf(i)));
+  if (patch) {
+    if (run.deferScoring) {
+      run.pending.push(...editable.map((index) => ({ index, edit: casesEdited, cost })));
+    } else {
+      try {
+        progress(run, 'score', run.done);
+        fresh.push(...scoreRecords(run, editable, () => tags, () => cost!));
+      } finally {
+        if (!run.sequential) run.session.revert(patch);
+      }
+    }
+    fresh.sort((a, b) => a.index - b.index);
+  }
+  run.records.push(...fresh);
+  run.partial?.appendLines(fresh.map((r) => JSON.stringify(r)));
+}
+
+/** What the records of a unit say of their edit call: its batch, or its sequential step. */
+function unitTags(run: Run, unit: Unit, casesEdited: number): Partial<CaseRecord> {
+  if (unit.batchSize) {
+    return { regime: `batch-${unit.batchSize}`, batchSize: unit.batchSize, batch: unit.batch, call: run.done, ...(unit.cases.length < unit.batchSize ? { callSize: unit.cases.length } : {}) };
+  }
+  return run.sequential ? { edit: casesEdited, scoredAfter: casesEdited } : { regime: run.regime };
+}
+
+/** The unit's edit call, timed; the editor's refusal is recorded with the unit's cases. */
+async function editUnit(run: Run, editable: readonly number[]): Promise<{ patch: EditPatch | null; cost?: CaseCost; refused?: string }> {
+  const reqs = editable.flatMap((i) => editRequests(run.cases[i]!));
+  if (editable.length === 0) return { patch: null };
+  try {
+    const m = await measureAsync(() => editWithReport(run.model, reqs, { method: run.o.method, resolved: run.resolved, allowUnchanged: true, stats: run.stats, statsOptions: run.o.statsOptions, onProgress: run.o.onEditProgress }));
+    return { patch: m.result.patch, cost: caseCost(m.cost) };
+  } catch (e) {
+    // One case the editor refuses (subject not in its prompt, ...) must not sink a benchmark run.
+    if (!(e instanceof AmendError)) throw e;
+    return { patch: null, refused: e.message };
+  }
+}
+
+/** A sequential run's patch stays applied, and is saved with the checkpoint for a resumed run to apply again. */
+function keepPatch(run: Run, patch: EditPatch): void {
+  run.ours.push(patch);
+  if (run.partial) {
+    const name = run.partial.patchName(run.done + 1);
+    patch.save(run.partial.patchPath(name));
+    run.patchFiles.push(name);
+  }
+}
+
+/** The cases `idx` scored on the model as it is now; `extra` and `costOf` say what each record adds of its edit. */
+function scoreRecords(run: Run, idx: readonly number[], extra: (i: number) => Partial<CaseRecord>, costOf: (i: number) => CaseCost): CaseRecord[] {
+  const { o, cases } = run;
+  const scored = scoreCases(run.model, idx.map((i) => cases[i]!), { baselines: idx.map((i) => run.baselines[i]), qa: o.qa, fluency: o.fluency, consistency: o.consistency, unedited: run.unedited });
+  return idx.map((i, k) => {
+    const s = scored[k]!;
+    const cost = costOf(i);
+    const rec: CaseRecord = { index: i, ...caseTags(cases[i]!), regime: run.regime, ...extra(i), metrics: [...s.metrics, ...costMetrics(cost)], cost };
+    if (o.details !== false) {
+      rec.items = s.items;
+      if (s.qa) rec.qa = s.qa;
+      if (s.generations) rec.generations = s.generations;
+    }
+    return orderKeys(rec);
+  });
+}
+
+/** The record of a case the editor refused: its error, no metrics. */
+function refusedRecord(run: Run, i: number, extra: Partial<CaseRecord>, error: string | undefined): CaseRecord {
+  return orderKeys({ index: i, ...caseTags(run.cases[i]!), regime: run.regime, ...extra, metrics: [], error });
+}
+
+/** Protocol final: the pending cases scored once the last edit is applied, then every record appended in case order. */
+function scoreDeferred(run: Run): void {
+  const ok = run.pending.filter((p) => !p.error);
+  const edits = new Map(run.pending.map((p) => [p.index, p]));
+  const CHUNK = 16;
+  for (let s = 0; s < ok.length; s += CHUNK) {
+    progress(run, 'score', s);
+    const idx = ok.slice(s, s + CHUNK).map((p) => p.index);
+    run.records.push(...scoreRecords(run, idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: run.cases.length }), (i) => edits.get(i)!.cost!));
+  }
+  for (const p of run.pending.filter((q) => q.error)) run.records.push(refusedRecord(run, p.index, { edit: p.edit }, p.error));
+  run.records.sort((a, b) => a.index - b.index);
+  run.partial?.appendLines(run.records.map((r) => JSON.stringify(r)));
+}
+
+/** The summary, cases.jsonl and plots of the finished run. */
+function report(run: Run): EvalResult {
+  progress(run, 'report', run.done);
+  const written = writeReports({
+    out: run.o.out, partial: run.partial, config: run.config, records: run.records, drift: run.drift, seconds: secondsSoFar(run),
+    kind: typeof run.mode === 'string' ? 'single' : run.sequential ? 'sequential' : 'batch',
+    sharedSubjects: sharedSubjectEdits(run.cases, run.mode).filter((x) => x.shared > 0),
+  });
+  return { summary: written.summary, records: run.records, drift: run.drift, files: written.files };
 }
 
 /** What a record says of its case besides the index: its id, relation and run-split labels, when it has them. */
