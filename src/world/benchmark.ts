@@ -17,7 +17,7 @@
  *   sequential "apply-all-then-score").
  */
 import { requireCount } from '../errors.js';
-import { EDITABLE_RELATIONS, MULTI_HOP_TEMPLATES, fillTemplate } from './phrasings.js';
+import { EDITABLE_RELATIONS, MULTI_HOP_TEMPLATES, fillTemplate, type MultiHopTemplate } from './phrasings.js';
 import { Rng } from './rng.js';
 import { WorldIndex, factKey } from './query.js';
 import type { Fact, Relation, World } from './types.js';
@@ -94,205 +94,275 @@ interface Plan {
   newObject: string;
 }
 
+/** What both phases of a build read: the world, the options with their defaults, and which facts are known and edited. */
+interface BenchState {
+  world: World;
+  index: WorldIndex;
+  seed: number;
+  n: number;
+  disjoint: boolean;
+  /** minNeighbours: how many neighbour and attribute facts each case keeps unedited. */
+  keep: number;
+  maxNeighborhood: number; maxAttribute: number; maxPortability: number; maxLocality: number;
+  known: Set<string>;
+  /** The facts the planned cases edit: final once phase 1 is done. */
+  edited: Set<string>;
+}
+
 export function buildBenchmark(world: World, opts: BenchmarkOptions = {}): CounterFactRecord[] {
+  const state = benchState(world, opts);
+  const plans = planEdits(state);
+  // The edited set is now final, so "usable" means the same thing for every record.
+  const build = Rng.stream(state.seed, 'benchmark/build');
+  return plans.map((plan, caseId) => buildRecord(state, build, plan, caseId));
+}
+
+function benchState(world: World, opts: BenchmarkOptions): BenchState {
   const index = new WorldIndex(world);
-  const seed = opts.seed ?? world.seed;
   requireCount(opts.n, 'buildBenchmark: n (the number of cases)');
-  const n = opts.n ?? Number.POSITIVE_INFINITY;
-  const isKnown = opts.isKnown ?? (() => true);
-  const disjoint = opts.disjoint ?? true;
-  const maxNeighborhood = opts.maxNeighborhood ?? 10;
-  const maxAttribute = opts.maxAttribute ?? 10;
-  const maxPortability = opts.maxPortability ?? 6;
-  const maxLocality = opts.maxLocality ?? 4;
   const keep = opts.minNeighbours ?? 3;
   requireCount(keep, 'buildBenchmark: minNeighbours', 1);
-
+  const isKnown = opts.isKnown ?? (() => true);
   const known = new Set<string>();
   for (const f of world.facts) if (isKnown(f)) known.add(factKey(f));
-  const edited = new Set<string>();
-  const usable = (g: Fact | undefined): g is Fact =>
-    g !== undefined && known.has(factKey(g)) && !(disjoint && edited.has(factKey(g)));
+  return {
+    world, index, seed: opts.seed ?? world.seed, n: opts.n ?? Number.POSITIVE_INFINITY, disjoint: opts.disjoint ?? true, keep,
+    maxNeighborhood: opts.maxNeighborhood ?? 10, maxAttribute: opts.maxAttribute ?? 10,
+    maxPortability: opts.maxPortability ?? 6, maxLocality: opts.maxLocality ?? 4,
+    known, edited: new Set(),
+  };
+}
 
-  const capitals = new Set(world.facts.filter((f) => f.relation === 'P36').map((f) => f.object));
+/** A fact that prompts may rely on: known, and (with `disjoint`) edited by no case. */
+function usable(s: BenchState, g: Fact | undefined): g is Fact {
+  return g !== undefined && s.known.has(factKey(g)) && !(s.disjoint && s.edited.has(factKey(g)));
+}
+
+/** The usable facts of other subjects with this relation and object. */
+function sameObjectFacts(s: BenchState, relation: string, object: string, exceptSubject: string): Fact[] {
+  return s.index
+    .subjects(relation, object)
+    .filter((x) => x !== exceptSubject)
+    .map((x) => s.index.fact(x, relation))
+    .filter((g) => usable(s, g));
+}
+
+// ---- 1. choose the edited facts and their new objects ----
+
+function planEdits(s: BenchState): Plan[] {
+  const select = Rng.stream(s.seed, 'benchmark/select');
+  const objectsOf = objectsByRelation(s.world);
+  const reserved = new Set<string>();
+  const plans: Plan[] = [];
+  for (const f of interleaveRelations(select, editCandidates(s))) {
+    if (plans.length >= s.n) break;
+    if (s.disjoint && reserved.has(factKey(f))) continue;
+    const neighbours = sameObjectFacts(s, f.relation, f.object, f.subject);
+    if (neighbours.length === 0) continue;
+    const newObject = chooseNewObject(s, select, f, objectsOf.get(f.relation) ?? []);
+    if (newObject === undefined) continue;
+    reserveSome(s, select, reserved, neighbours);
+    reserveSome(s, select, reserved, sameObjectFacts(s, f.relation, newObject, f.subject));
+    if (s.disjoint) for (const c of forwardChains(s, f.relation, newObject)) for (const g of c.used) reserved.add(factKey(g));
+    s.edited.add(factKey(f));
+    plans.push({ fact: f, newObject });
+  }
+  return plans;
+}
+
+/** Known facts of the editable relations. */
+function editCandidates(s: BenchState): Fact[] {
+  const capitals = new Set(s.world.facts.filter((f) => f.relation === 'P36').map((f) => f.object));
+  return s.world.facts.filter(
+    (f) =>
+      EDITABLE_RELATIONS.includes(f.relation) &&
+      s.known.has(factKey(f)) &&
+      // moving a capital to another country would contradict the capital fact
+      !(f.relation === 'P17' && capitals.has(f.subject)),
+  );
+}
+
+/** Every relation's distinct objects, in the order of the world's facts. */
+function objectsByRelation(world: World): Map<string, string[]> {
   const objectsOf = new Map<string, string[]>();
   for (const f of world.facts) {
     let list = objectsOf.get(f.relation);
     if (!list) objectsOf.set(f.relation, (list = []));
     if (!list.includes(f.object)) list.push(f.object);
   }
+  return objectsOf;
+}
 
-  const sameObjectFacts = (relation: string, object: string, exceptSubject: string): Fact[] =>
-    index
-      .subjects(relation, object)
-      .filter((x) => x !== exceptSubject)
-      .map((x) => index.fact(x, relation))
-      .filter(usable);
-
-  // ---- 1. choose the edited facts and their new objects ----
-  const select = Rng.stream(seed, 'benchmark/select');
-  const candidates = world.facts.filter(
-    (f) =>
-      EDITABLE_RELATIONS.includes(f.relation) &&
-      known.has(factKey(f)) &&
-      // moving a capital to another country would contradict the capital fact
-      !(f.relation === 'P17' && capitals.has(f.subject)),
-  );
-  const reserved = new Set<string>();
-  // Keep at least min(keep, available) neighbour and attribute facts of every case unedited.
-  const reserveSome = (facts: Fact[]) => {
-    if (!disjoint) return;
-    const want = Math.min(keep, facts.length);
-    let have = facts.filter((g) => reserved.has(factKey(g))).length;
-    for (const g of select.shuffled(facts.filter((x) => !reserved.has(factKey(x))))) {
-      if (have >= want) break;
-      reserved.add(factKey(g));
-      have++;
-    }
-  };
-  const plans: Plan[] = [];
-  // Round-robin over the relations (each shuffled), so that any prefix of the benchmark mixes all
-  // relations and the small relations (geography, organisations) are not crowded out.
+/**
+ * Round-robin over the relations (each shuffled), so that any prefix of the benchmark mixes all
+ * relations and the small relations (geography, organisations) are not crowded out.
+ */
+function interleaveRelations(select: Rng, candidates: Fact[]): Fact[] {
   const groups = EDITABLE_RELATIONS.map((r) => select.shuffled(candidates.filter((f) => f.relation === r)));
   const order: Fact[] = [];
   for (let round = 0; groups.some((g) => round < g.length); round++) {
     for (const g of groups) if (round < g.length) order.push(g[round]!);
   }
-  for (const f of order) {
-    if (plans.length >= n) break;
-    if (disjoint && reserved.has(factKey(f))) continue;
-    const neighbours = sameObjectFacts(f.relation, f.object, f.subject);
-    if (neighbours.length === 0) continue;
-    const options = (objectsOf.get(f.relation) ?? []).filter(
-      (o) => o !== f.object && sameObjectFacts(f.relation, o, f.subject).length > 0,
-    );
-    if (options.length === 0) continue;
-    // Prefer new objects whose own multi-hop chains are usable (known, unedited) and whose answers
-    // differ from the current ones; the chain facts are then kept unedited.
-    const forward = MULTI_HOP_TEMPLATES.filter((t) => t.path[0] === f.relation);
-    const chains = (o: string) => forward.map((t) => index.follow(o, t.path.slice(1)));
-    const chainsUsable = (o: string) => chains(o).every((c) => c.end !== undefined && c.used.every((g) => usable(g)));
-    const changesAll = (o: string) =>
-      forward.every((t) => {
-        const before = index.follow(f.object, t.path.slice(1)).end;
-        const after = index.follow(o, t.path.slice(1)).end;
-        return before === undefined || after === undefined || before !== after;
-      });
-    const tiers = [
-      options.filter((o) => chainsUsable(o) && changesAll(o)),
-      options.filter(chainsUsable),
-      options.filter(changesAll),
-      options,
-    ];
-    const newObject = select.pick(tiers.find((t) => t.length > 0)!);
-    reserveSome(neighbours);
-    reserveSome(sameObjectFacts(f.relation, newObject, f.subject));
-    if (disjoint) for (const c of chains(newObject)) for (const g of c.used) reserved.add(factKey(g));
-    edited.add(factKey(f));
-    plans.push({ fact: f, newObject });
+  return order;
+}
+
+/** Where the multi-hop templates that start with `relation` lead from `object` (their remaining hops). */
+function forwardChains(s: BenchState, relation: string, object: string): ReturnType<WorldIndex['follow']>[] {
+  return MULTI_HOP_TEMPLATES.filter((t) => t.path[0] === relation).map((t) => s.index.follow(object, t.path.slice(1)));
+}
+
+/**
+ * A new object for `f` that other subjects hold with usable facts (so the case has attribute
+ * prompts), or undefined when there is none.
+ */
+function chooseNewObject(s: BenchState, select: Rng, f: Fact, objects: string[]): string | undefined {
+  const options = objects.filter((o) => o !== f.object && sameObjectFacts(s, f.relation, o, f.subject).length > 0);
+  if (options.length === 0) return undefined;
+  // Prefer new objects whose own multi-hop chains are usable (known, unedited) and whose answers
+  // differ from the current ones; the chain facts are then kept unedited.
+  const endsNow = forwardChains(s, f.relation, f.object).map((c) => c.end);
+  const chainsUsable = (o: string) => forwardChains(s, f.relation, o).every((c) => c.end !== undefined && c.used.every((g) => usable(s, g)));
+  const changesAll = (o: string) =>
+    forwardChains(s, f.relation, o).every((c, i) => endsNow[i] === undefined || c.end === undefined || endsNow[i] !== c.end);
+  const tiers = [
+    options.filter((o) => chainsUsable(o) && changesAll(o)),
+    options.filter(chainsUsable),
+    options.filter(changesAll),
+    options,
+  ];
+  return select.pick(tiers.find((t) => t.length > 0)!);
+}
+
+/** Keep at least min(keep, available) neighbour and attribute facts of every case unedited. */
+function reserveSome(s: BenchState, select: Rng, reserved: Set<string>, facts: Fact[]): void {
+  if (!s.disjoint) return;
+  const want = Math.min(s.keep, facts.length);
+  let have = facts.filter((g) => reserved.has(factKey(g))).length;
+  for (const g of select.shuffled(facts.filter((x) => !reserved.has(factKey(x))))) {
+    if (have >= want) break;
+    reserved.add(factKey(g));
+    have++;
   }
+}
 
-  // ---- 2. build the records (the edited set is now final) ----
-  const build = Rng.stream(seed, 'benchmark/build');
-  const trainPhrasings = (rel: Relation) => rel.phrasings.filter((p) => p.split === 'train');
-  const promptsFor = (facts: Fact[], rel: Relation, max: number): string[] => {
-    const phr = trainPhrasings(rel);
-    const order = build.shuffled(facts);
-    const offsets = order.map(() => build.int(phr.length));
-    const out: string[] = [];
-    for (let round = 0; round < phr.length && out.length < max; round++) {
-      for (let i = 0; i < order.length && out.length < max; i++) {
-        const p = phr[(offsets[i]! + round) % phr.length]!;
-        out.push(fillTemplate(p.template, index.name(order[i]!.subject)));
-      }
-    }
-    return out;
+// ---- 2. build the records (the edited set is now final) ----
+
+function buildRecord(s: BenchState, build: Rng, plan: Plan, caseId: number): CounterFactRecord {
+  const f = plan.fact;
+  const rel = s.index.relation(f.relation);
+  const subject = s.index.name(f.subject);
+  const statements = rel.phrasings.filter((p) => p.split === 'train' && p.kind === 'statement');
+  const edit: Fact = { subject: f.subject, relation: f.relation, object: plan.newObject };
+  const portability = portabilityQuestions(s, build, edit);
+  const locality = localityQuestions(s, build, f);
+  return {
+    case_id: caseId,
+    requested_rewrite: {
+      prompt: build.pick(statements).template,
+      relation_id: f.relation,
+      target_new: { str: s.index.name(plan.newObject), id: plan.newObject },
+      target_true: { str: s.index.name(f.object), id: f.object },
+      subject,
+    },
+    paraphrase_prompts: rel.phrasings.filter((p) => p.split === 'heldOut').map((p) => fillTemplate(p.template, subject)),
+    neighborhood_prompts: promptsFor(s, build, sameObjectFacts(s, f.relation, f.object, f.subject), rel, s.maxNeighborhood),
+    attribute_prompts: promptsFor(s, build, sameObjectFacts(s, f.relation, plan.newObject, f.subject), rel, s.maxAttribute),
+    generation_prompts: rel.generation.map((g) => fillTemplate(g, subject)),
+    portability,
+    locality,
   };
-  const allUsableFacts = () => world.facts.filter(usable);
+}
 
-  const records: CounterFactRecord[] = [];
-  plans.forEach((plan, caseId) => {
-    const f = plan.fact;
-    const rel = index.relation(f.relation);
-    const subject = index.name(f.subject);
-    const statements = rel.phrasings.filter((p) => p.split === 'train' && p.kind === 'statement');
-    const edit: Fact = { subject: f.subject, relation: f.relation, object: plan.newObject };
+function trainPhrasings(rel: Relation): Relation['phrasings'] {
+  return rel.phrasings.filter((p) => p.split === 'train');
+}
 
-    // Portability: every multi-hop template whose path passes through the edited relation, from the
-    // edited subject itself (edit at hop 0) or from subjects whose path reaches it (ripple effects).
-    const forwardQs: PortabilityQuestion[] = [];
-    const rippleGroups: PortabilityQuestion[][] = [];
-    for (const t of MULTI_HOP_TEMPLATES) {
-      t.path.forEach((r, hop) => {
-        if (r !== f.relation) return;
-        // Starts whose first `hop` steps lead to the edited subject through usable facts.
-        let starts = [f.subject];
-        for (let h = hop - 1; h >= 0; h--) {
-          const rr = t.path[h]!;
-          starts = starts.flatMap((x) => index.subjects(rr, x).filter((y) => usable(index.fact(y, rr))));
-        }
-        const qs: PortabilityQuestion[] = [];
-        for (const x of build.shuffled(starts)) {
-          const res = index.follow(x, t.path, edit);
-          if (res.end === undefined) continue;
-          if (!res.used.every((g) => g === edit || usable(g))) continue;
-          qs.push({
-            prompt: fillTemplate(t.template, index.name(x)),
-            answer: index.name(res.end),
-            subject: index.name(x),
-            relation_path: t.path.slice(),
-            edit_hop: hop,
-          });
-        }
-        if (hop === 0) forwardQs.push(...qs);
-        else if (qs.length > 0) rippleGroups.push(qs);
-      });
+/** Up to `max` prompts about `facts`' subjects, each subject's train phrasings taken in turn from a random offset. */
+function promptsFor(s: BenchState, build: Rng, facts: Fact[], rel: Relation, max: number): string[] {
+  const phr = trainPhrasings(rel);
+  const order = build.shuffled(facts);
+  const offsets = order.map(() => build.int(phr.length));
+  const out: string[] = [];
+  for (let round = 0; round < phr.length && out.length < max; round++) {
+    for (let i = 0; i < order.length && out.length < max; i++) {
+      const p = phr[(offsets[i]! + round) % phr.length]!;
+      out.push(fillTemplate(p.template, s.index.name(order[i]!.subject)));
     }
-    const portability = forwardQs.slice(0, maxPortability);
-    for (let round = 0; portability.length < maxPortability; round++) {
-      let added = false;
-      for (const g of rippleGroups) {
-        if (round < g.length && portability.length < maxPortability) {
-          portability.push(g[round]!);
-          added = true;
-        }
-      }
-      if (!added) break;
-    }
+  }
+  return out;
+}
 
-    // Locality: other relations of the same subject, then facts of other subjects.
-    const locality: LocalityQuestion[] = [];
-    const localityOf = (g: Fact): LocalityQuestion => {
-      const r = index.relation(g.relation);
-      return {
-        prompt: fillTemplate(build.pick(trainPhrasings(r)).template, index.name(g.subject)),
-        answer: index.name(g.object),
-        subject: index.name(g.subject),
-        relation_id: g.relation,
-      };
-    };
-    const sameSubject = build.shuffled(index.factsOf(f.subject).filter((g) => g.relation !== f.relation && usable(g)));
-    const half = Math.ceil(maxLocality / 2);
-    for (const g of sameSubject.slice(0, half)) locality.push(localityOf(g));
-    const others = allUsableFacts().filter((g) => g.subject !== f.subject);
-    for (const g of build.sample(others, maxLocality - locality.length)) locality.push(localityOf(g));
-
-    records.push({
-      case_id: caseId,
-      requested_rewrite: {
-        prompt: build.pick(statements).template,
-        relation_id: f.relation,
-        target_new: { str: index.name(plan.newObject), id: plan.newObject },
-        target_true: { str: index.name(f.object), id: f.object },
-        subject,
-      },
-      paraphrase_prompts: rel.phrasings.filter((p) => p.split === 'heldOut').map((p) => fillTemplate(p.template, subject)),
-      neighborhood_prompts: promptsFor(sameObjectFacts(f.relation, f.object, f.subject), rel, maxNeighborhood),
-      attribute_prompts: promptsFor(sameObjectFacts(f.relation, plan.newObject, f.subject), rel, maxAttribute),
-      generation_prompts: rel.generation.map((g) => fillTemplate(g, subject)),
-      portability,
-      locality,
+/**
+ * Portability: every multi-hop template whose path passes through the edited relation, from the
+ * edited subject itself (edit at hop 0) or from subjects whose path reaches it (ripple effects).
+ * The questions from the edited subject come first, then the ripple questions one per template and hop in turn.
+ */
+function portabilityQuestions(s: BenchState, build: Rng, edit: Fact): PortabilityQuestion[] {
+  const forwardQs: PortabilityQuestion[] = [];
+  const rippleGroups: PortabilityQuestion[][] = [];
+  for (const t of MULTI_HOP_TEMPLATES) {
+    t.path.forEach((r, hop) => {
+      if (r !== edit.relation) return;
+      const qs = questionsThroughEdit(s, build, t, hop, edit);
+      if (hop === 0) forwardQs.push(...qs);
+      else if (qs.length > 0) rippleGroups.push(qs);
     });
-  });
-  return records;
+  }
+  const portability = forwardQs.slice(0, s.maxPortability);
+  for (let round = 0; portability.length < s.maxPortability; round++) {
+    let added = false;
+    for (const g of rippleGroups) {
+      if (round < g.length && portability.length < s.maxPortability) {
+        portability.push(g[round]!);
+        added = true;
+      }
+    }
+    if (!added) break;
+  }
+  return portability;
+}
+
+/** The questions of template `t` whose path reaches the edited subject after `hop` steps and then follows the edit. */
+function questionsThroughEdit(s: BenchState, build: Rng, t: MultiHopTemplate, hop: number, edit: Fact): PortabilityQuestion[] {
+  // Starts whose first `hop` steps lead to the edited subject through usable facts.
+  let starts = [edit.subject];
+  for (let h = hop - 1; h >= 0; h--) {
+    const rr = t.path[h]!;
+    starts = starts.flatMap((x) => s.index.subjects(rr, x).filter((y) => usable(s, s.index.fact(y, rr))));
+  }
+  const qs: PortabilityQuestion[] = [];
+  for (const x of build.shuffled(starts)) {
+    const res = s.index.follow(x, t.path, edit);
+    if (res.end === undefined) continue;
+    if (!res.used.every((g) => g === edit || usable(s, g))) continue;
+    qs.push({
+      prompt: fillTemplate(t.template, s.index.name(x)),
+      answer: s.index.name(res.end),
+      subject: s.index.name(x),
+      relation_path: t.path.slice(),
+      edit_hop: hop,
+    });
+  }
+  return qs;
+}
+
+/** Locality: other relations of the same subject, then facts of other subjects. */
+function localityQuestions(s: BenchState, build: Rng, f: Fact): LocalityQuestion[] {
+  const locality: LocalityQuestion[] = [];
+  const sameSubject = build.shuffled(s.index.factsOf(f.subject).filter((g) => g.relation !== f.relation && usable(s, g)));
+  const half = Math.ceil(s.maxLocality / 2);
+  for (const g of sameSubject.slice(0, half)) locality.push(localityQuestion(s, build, g));
+  const others = s.world.facts.filter((g) => usable(s, g) && g.subject !== f.subject);
+  for (const g of build.sample(others, s.maxLocality - locality.length)) locality.push(localityQuestion(s, build, g));
+  return locality;
+}
+
+function localityQuestion(s: BenchState, build: Rng, g: Fact): LocalityQuestion {
+  const r = s.index.relation(g.relation);
+  return {
+    prompt: fillTemplate(build.pick(trainPhrasings(r)).template, s.index.name(g.subject)),
+    answer: s.index.name(g.object),
+    subject: s.index.name(g.subject),
+    relation_id: g.relation,
+  };
 }
