@@ -130,6 +130,8 @@ function assignBalanced(rng: Rng, subjects: number, objects: number, minEach: nu
   return out;
 }
 
+type Entities = Record<EntityKind, Entity[]>;
+
 /**
  * Generates the world for `seed`. The same seed and sizes always give the same world, bit for bit
  * (`JSON.stringify` of two results is identical).
@@ -138,100 +140,16 @@ export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial
   requireSeed(seed, 'generateWorld: seed'); // as the build entry points: no silent folding of others
   const s = resolveSizes(sizes);
   const seedU = normaliseSeed(seed);
-  const names = new NameFactory(Rng.stream(seedU, 'names'));
-
-  // Names are drawn in a fixed order of kinds; object kinds first so that they get the pick of prefixes.
-  const countryNames = Array.from({ length: s.countries }, () => names.word('country'));
-  const languageNames = Array.from({ length: s.languages }, () => names.word('language'));
-  const cityNames = Array.from({ length: s.cities }, () => names.word('city'));
-  // Each organisation gets its own kind word while there are enough of them: the kind word is the
-  // subject's last token, where ROME and MEMIT read an edit's key, and a kind shared by several
-  // organisations makes their keys alike, so that an edit of one moves the others.
-  const kinds = Rng.stream(seedU, 'organisation-kinds').shuffled(ORGANISATION_KINDS);
-  const orgNames = Array.from({ length: s.organisations }, (_, i) => `${names.word('orgStem')} ${kinds[i % kinds.length]!}`);
-  // Given names are shared by at most two people; family names are unique.
-  const givenPoolSize = Math.max(Math.ceil(s.people / 2), Math.ceil(s.people * 0.75));
-  const givenPool = Array.from({ length: givenPoolSize }, () => names.word('given'));
-  const familyNames = Array.from({ length: s.people }, () => names.word('family'));
-  const givenOrder = Rng.stream(seedU, 'given-names').shuffle(Array.from({ length: s.people }, (_, i) => i % givenPoolSize));
-  const personNames = familyNames.map((family, i) => `${givenPool[givenOrder[i]!]!} ${family}`);
-
-  const pickRng = Rng.stream(seedU, 'real-words');
-  const professionNames = pickRng.sample(PROFESSIONS, s.professions);
-  const instrumentNames = pickRng.sample(INSTRUMENTS, s.instruments);
-  const distinct = (xs: string[]) => xs.filter((x, i) => xs.indexOf(x) === i);
-  const fieldNames = distinct(professionNames.map((p) => PROFESSION_FIELDS[p]!));
-  const instrumentFamilyNames = distinct(instrumentNames.map((i) => INSTRUMENT_FAMILIES[i]!));
-
-  const mk = (kind: EntityKind, prefix: string, list: string[]): Entity[] => {
-    const ids = makeIds(prefix, list.length);
-    return list.map((name, i) => ({ id: ids[i]!, kind, name }));
-  };
-  const entities: Record<EntityKind, Entity[]> = {
-    person: mk('person', 'person', personNames),
-    city: mk('city', 'city', cityNames),
-    country: mk('country', 'country', countryNames),
-    organisation: mk('organisation', 'org', orgNames),
-    language: mk('language', 'language', languageNames),
-    profession: mk('profession', 'profession', professionNames),
-    instrument: mk('instrument', 'instrument', instrumentNames),
-    field: mk('field', 'field', fieldNames),
-    instrumentFamily: mk('instrumentFamily', 'family', instrumentFamilyNames),
-  };
-
-  const P = entities.person;
-  const C = entities.city;
-  const K = entities.country;
-  const O = entities.organisation;
-  const facts: Fact[] = [];
-  const add = (subject: Entity, relation: string, object: Entity) =>
-    facts.push({ subject: subject.id, relation, object: object.id });
-
-  // Geography: cities → countries (two or more each), one capital among each country's cities.
-  const geo = Rng.stream(seedU, 'geography');
-  const cityCountry = assignBalanced(geo, C.length, K.length, 2);
-  const capitals: Entity[] = K.map((_, k) => {
-    const own = C.filter((_, c) => cityCountry[c] === k);
-    return geo.pick(own);
-  });
-  const countryLanguage = assignBalanced(geo, K.length, s.languages, 2);
-
-  // Organisations: headquarters in a few hub cities (capitals first), founders among the people.
-  const orgRngFacts = Rng.stream(seedU, 'organisations');
-  const capitalIds = new Set(capitals.map((c) => c.id));
-  const hubCandidates = [...orgRngFacts.shuffled(C.filter((c) => capitalIds.has(c.id))), ...orgRngFacts.shuffled(C.filter((c) => !capitalIds.has(c.id)))];
-  const hubs = hubCandidates.slice(0, s.headquarterCities);
-  const orgHub = assignBalanced(orgRngFacts, O.length, hubs.length, 2);
-  const founders = orgRngFacts.sample(P, s.founders);
-  const orgFounder = assignBalanced(orgRngFacts, O.length, founders.length, 2);
-
-  // People.
-  const ppl = Rng.stream(seedU, 'people');
-  const birth = assignBalanced(ppl, P.length, C.length, 2);
-  const prof = assignBalanced(ppl, P.length, entities.profession.length, 2);
-  const employer = assignBalanced(ppl, P.length, O.length, 2);
-  const instrument = assignBalanced(ppl, P.length, entities.instrument.length, 2);
-
-  P.forEach((p, i) => add(p, 'P19', C[birth[i]!]!));
-  P.forEach((p, i) => add(p, 'P106', entities.profession[prof[i]!]!));
-  P.forEach((p, i) => add(p, 'P108', O[employer[i]!]!));
-  P.forEach((p, i) => add(p, 'P1303', entities.instrument[instrument[i]!]!));
-  C.forEach((c, i) => add(c, 'P17', K[cityCountry[i]!]!));
-  K.forEach((k, i) => add(k, 'P36', capitals[i]!));
-  K.forEach((k, i) => add(k, 'P37', entities.language[countryLanguage[i]!]!));
-  O.forEach((o, i) => add(o, 'P159', hubs[orgHub[i]!]!));
-  O.forEach((o, i) => add(o, 'P112', founders[orgFounder[i]!]!));
-  // Optional person-valued facts, each from its own random stream so that every other fact of the
-  // world stays as it is.
+  const entities = makeEntities(drawNames(s, seedU));
+  const geography = geographyFacts(seedU, entities);
   const optional = OPTIONAL_RELATIONS.filter((o) => s[o.size]);
-  for (const o of optional) {
-    const chosen = Rng.stream(seedU, o.size).sample(P, s[o.size]!);
-    entities[o.kind].forEach((x, i) => add(x, o.relation, chosen[i]!));
-  }
-  const byName = (list: Entity[], name: string) => list.find((e) => e.name === name)!;
-  entities.profession.forEach((p) => add(p, 'P425', byName(entities.field, PROFESSION_FIELDS[p.name]!)));
-  entities.instrument.forEach((x) => add(x, 'P279', byName(entities.instrumentFamily, INSTRUMENT_FAMILIES[x.name]!)));
-
+  const facts = [
+    ...peopleFacts(seedU, entities),
+    ...geography.facts,
+    ...organisationFacts(seedU, entities, s, geography.capitals),
+    ...optional.flatMap((o) => optionalFacts(seedU, entities, o, s[o.size]!)),
+    ...categoryFacts(entities),
+  ];
   return {
     format: 'amend-demo-world',
     version: 1,
@@ -241,4 +159,119 @@ export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial
     relations: relationDefinitions(optional.map((o) => o.relation)),
     facts,
   };
+}
+
+/** Every entity's name, by kind: invented from the seed, or real words sampled from the fixed lists. */
+function drawNames(s: WorldSizes, seedU: number): Record<EntityKind, string[]> {
+  const names = new NameFactory(Rng.stream(seedU, 'names'));
+  // Names are drawn in a fixed order of kinds; object kinds first so that they get the pick of prefixes.
+  const country = Array.from({ length: s.countries }, () => names.word('country'));
+  const language = Array.from({ length: s.languages }, () => names.word('language'));
+  const city = Array.from({ length: s.cities }, () => names.word('city'));
+  // Each organisation gets its own kind word while there are enough of them: the kind word is the
+  // subject's last token, where ROME and MEMIT read an edit's key, and a kind shared by several
+  // organisations makes their keys alike, so that an edit of one moves the others.
+  const kinds = Rng.stream(seedU, 'organisation-kinds').shuffled(ORGANISATION_KINDS);
+  const organisation = Array.from({ length: s.organisations }, (_, i) => `${names.word('orgStem')} ${kinds[i % kinds.length]!}`);
+  // Given names are shared by at most two people; family names are unique.
+  const givenPoolSize = Math.max(Math.ceil(s.people / 2), Math.ceil(s.people * 0.75));
+  const givenPool = Array.from({ length: givenPoolSize }, () => names.word('given'));
+  const familyNames = Array.from({ length: s.people }, () => names.word('family'));
+  const givenOrder = Rng.stream(seedU, 'given-names').shuffle(Array.from({ length: s.people }, (_, i) => i % givenPoolSize));
+  const person = familyNames.map((family, i) => `${givenPool[givenOrder[i]!]!} ${family}`);
+
+  const pickRng = Rng.stream(seedU, 'real-words');
+  const profession = pickRng.sample(PROFESSIONS, s.professions);
+  const instrument = pickRng.sample(INSTRUMENTS, s.instruments);
+  const distinct = (xs: string[]) => xs.filter((x, i) => xs.indexOf(x) === i);
+  const field = distinct(profession.map((p) => PROFESSION_FIELDS[p]!));
+  const instrumentFamily = distinct(instrument.map((i) => INSTRUMENT_FAMILIES[i]!));
+  return { person, city, country, organisation, language, profession, instrument, field, instrumentFamily };
+}
+
+/** The entities of every kind, with ids such as "city-07" numbered in the order of their names. */
+function makeEntities(names: Record<EntityKind, string[]>): Entities {
+  const mk = (kind: EntityKind, prefix: string): Entity[] => {
+    const ids = makeIds(prefix, names[kind].length);
+    return names[kind].map((name, i) => ({ id: ids[i]!, kind, name }));
+  };
+  return {
+    person: mk('person', 'person'),
+    city: mk('city', 'city'),
+    country: mk('country', 'country'),
+    organisation: mk('organisation', 'org'),
+    language: mk('language', 'language'),
+    profession: mk('profession', 'profession'),
+    instrument: mk('instrument', 'instrument'),
+    field: mk('field', 'field'),
+    instrumentFamily: mk('instrumentFamily', 'family'),
+  };
+}
+
+function fact(subject: Entity, relation: string, object: Entity): Fact {
+  return { subject: subject.id, relation, object: object.id };
+}
+
+/** Geography: cities → countries (two or more each), one capital among each country's cities. */
+function geographyFacts(seedU: number, e: Entities): { facts: Fact[]; capitals: Entity[] } {
+  const geo = Rng.stream(seedU, 'geography');
+  const cityCountry = assignBalanced(geo, e.city.length, e.country.length, 2);
+  const capitals: Entity[] = e.country.map((_, k) => {
+    const own = e.city.filter((_, c) => cityCountry[c] === k);
+    return geo.pick(own);
+  });
+  const countryLanguage = assignBalanced(geo, e.country.length, e.language.length, 2);
+  const facts = [
+    ...e.city.map((c, i) => fact(c, 'P17', e.country[cityCountry[i]!]!)),
+    ...e.country.map((k, i) => fact(k, 'P36', capitals[i]!)),
+    ...e.country.map((k, i) => fact(k, 'P37', e.language[countryLanguage[i]!]!)),
+  ];
+  return { facts, capitals };
+}
+
+/** Organisations: headquarters in a few hub cities (capitals first), founders among the people. */
+function organisationFacts(seedU: number, e: Entities, s: WorldSizes, capitals: Entity[]): Fact[] {
+  const orgRngFacts = Rng.stream(seedU, 'organisations');
+  const C = e.city, O = e.organisation;
+  const capitalIds = new Set(capitals.map((c) => c.id));
+  const hubCandidates = [...orgRngFacts.shuffled(C.filter((c) => capitalIds.has(c.id))), ...orgRngFacts.shuffled(C.filter((c) => !capitalIds.has(c.id)))];
+  const hubs = hubCandidates.slice(0, s.headquarterCities);
+  const orgHub = assignBalanced(orgRngFacts, O.length, hubs.length, 2);
+  const founders = orgRngFacts.sample(e.person, s.founders);
+  const orgFounder = assignBalanced(orgRngFacts, O.length, founders.length, 2);
+  return [...O.map((o, i) => fact(o, 'P159', hubs[orgHub[i]!]!)), ...O.map((o, i) => fact(o, 'P112', founders[orgFounder[i]!]!))];
+}
+
+/** People: birthplace, profession, employer and instrument, every object held by two people or more. */
+function peopleFacts(seedU: number, e: Entities): Fact[] {
+  const ppl = Rng.stream(seedU, 'people');
+  const P = e.person;
+  const birth = assignBalanced(ppl, P.length, e.city.length, 2);
+  const prof = assignBalanced(ppl, P.length, e.profession.length, 2);
+  const employer = assignBalanced(ppl, P.length, e.organisation.length, 2);
+  const instrument = assignBalanced(ppl, P.length, e.instrument.length, 2);
+  return [
+    ...P.map((p, i) => fact(p, 'P19', e.city[birth[i]!]!)),
+    ...P.map((p, i) => fact(p, 'P106', e.profession[prof[i]!]!)),
+    ...P.map((p, i) => fact(p, 'P108', e.organisation[employer[i]!]!)),
+    ...P.map((p, i) => fact(p, 'P1303', e.instrument[instrument[i]!]!)),
+  ];
+}
+
+/**
+ * Optional person-valued facts, each from its own random stream so that every other fact of the
+ * world stays as it is.
+ */
+function optionalFacts(seedU: number, e: Entities, o: (typeof OPTIONAL_RELATIONS)[number], size: number): Fact[] {
+  const chosen = Rng.stream(seedU, o.size).sample(e.person, size);
+  return e[o.kind].map((x, i) => fact(x, o.relation, chosen[i]!));
+}
+
+/** The real words' categories: profession → field, instrument → instrument family. */
+function categoryFacts(e: Entities): Fact[] {
+  const byName = (list: Entity[], name: string) => list.find((x) => x.name === name)!;
+  return [
+    ...e.profession.map((p) => fact(p, 'P425', byName(e.field, PROFESSION_FIELDS[p.name]!))),
+    ...e.instrument.map((x) => fact(x, 'P279', byName(e.instrumentFamily, INSTRUMENT_FAMILIES[x.name]!))),
+  ];
 }
