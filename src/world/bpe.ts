@@ -115,6 +115,25 @@ export interface TokenizerJson {
 
 const SHIFT = 65536;
 
+/** A training run's state: the symbols so far, and every distinct word as symbols with its pairs counted. */
+interface BpeState {
+  /** Symbol id → string; ids 0..255 are the byte alphabet in byte order, merges follow. */
+  symStr: string[];
+  symId: Map<string, number>;
+  /** Each distinct byte-level pre-token (sorted) as symbol ids, and how often it occurs. */
+  words: number[][];
+  wordCount: number[];
+  /** Occurrences of every adjacent pair (key: left * SHIFT + right), and the words it occurs in. */
+  pairCount: Map<number, number>;
+  pairWords: Map<number, Set<number>>;
+}
+
+interface BestPair {
+  key: number;
+  count: number;
+  merged: string;
+}
+
 /** Trains a byte-level BPE on `texts` and returns the tokenizer.json object. */
 export function trainBpe(texts: readonly string[], opts: BpeTrainOptions): TokenizerJson {
   const specials = opts.specialTokens ?? [END_OF_TEXT];
@@ -123,103 +142,135 @@ export function trainBpe(texts: readonly string[], opts: BpeTrainOptions): Token
     throw new RangeError(`vocabSize must be an integer in [${256 + specials.length}, ${SHIFT}], got ${opts.vocabSize}`);
   }
   const maxSymbols = opts.vocabSize - specials.length;
+  const st = initialState(texts);
+  const forbidden = forbiddenMerges(opts.protectedWords ?? []);
+  const banned = new Set<number>();
+  const merges: string[] = [];
+  while (st.symStr.length < maxSymbols) {
+    const best = bestPair(st, forbidden, banned);
+    if (best === undefined || best.count < minFrequency) break;
+    merges.push(applyMerge(st, best));
+  }
+  return tokenizerJson(st.symStr, merges, specials);
+}
 
-  // Word counts over the byte-level pre-tokens.
+/** Word counts over the byte-level pre-tokens, each word spelt in the byte alphabet, every pair counted. */
+function initialState(texts: readonly string[]): BpeState {
   const counts = new Map<string, number>();
   for (const t of texts) {
     for (const w of preTokenize(t)) counts.set(w, (counts.get(w) ?? 0) + 1);
   }
   const uniqueWords = [...counts.keys()].sort();
 
-  // Symbols: ids 0..255 are the byte alphabet in byte order.
   const symStr: string[] = byteToUnicode().slice();
   const symId = new Map<string, number>();
   symStr.forEach((s, i) => symId.set(s, i));
 
-  const words: number[][] = uniqueWords.map((w) => Array.from(w, (ch) => symId.get(ch)!));
-  const wordCount: number[] = uniqueWords.map((w) => counts.get(w)!);
+  const st: BpeState = {
+    symStr,
+    symId,
+    words: uniqueWords.map((w) => Array.from(w, (ch) => symId.get(ch)!)),
+    wordCount: uniqueWords.map((w) => counts.get(w)!),
+    pairCount: new Map(),
+    pairWords: new Map(),
+  };
+  for (let wi = 0; wi < st.words.length; wi++) addWordPairs(st, wi, 1);
+  return st;
+}
 
+/** The byte-level strings no merge may produce: every protected word, with and without a leading space. */
+function forbiddenMerges(protectedWords: readonly string[]): Set<string> {
   const forbidden = new Set<string>();
-  for (const w of opts.protectedWords ?? []) {
+  for (const w of protectedWords) {
     if (w.length === 0) continue;
     forbidden.add(toByteLevel(w));
     forbidden.add(toByteLevel(' ' + w));
   }
+  return forbidden;
+}
 
-  const pairCount = new Map<number, number>();
-  const pairWords = new Map<number, Set<number>>();
-  const addWordPairs = (wi: number, sign: 1 | -1) => {
-    const syms = words[wi]!;
-    const c = wordCount[wi]! * sign;
-    for (let i = 0; i + 1 < syms.length; i++) {
-      const key = syms[i]! * SHIFT + syms[i + 1]!;
-      const next = (pairCount.get(key) ?? 0) + c;
-      if (next === 0) pairCount.delete(key);
-      else pairCount.set(key, next);
-      if (sign > 0) {
-        let set = pairWords.get(key);
-        if (!set) pairWords.set(key, (set = new Set()));
-        set.add(wi);
-      } else {
-        pairWords.get(key)?.delete(wi);
-      }
-    }
-  };
-  for (let wi = 0; wi < words.length; wi++) addWordPairs(wi, 1);
-
-  const banned = new Set<number>();
-  const merges: string[] = [];
-  while (symStr.length < maxSymbols) {
-    let bestKey = -1;
-    let bestCount = 0;
-    let bestMerged = '';
-    let bestLeft = '';
-    for (const [key, c] of pairCount) {
-      if (c < bestCount || banned.has(key)) continue;
-      const a = Math.floor(key / SHIFT);
-      const b = key % SHIFT;
-      const left = symStr[a]!;
-      const merged = left + symStr[b]!;
-      if (c === bestCount && (merged > bestMerged || (merged === bestMerged && left >= bestLeft))) continue;
-      if (forbidden.has(merged)) {
-        banned.add(key);
-        continue;
-      }
-      bestKey = key;
-      bestCount = c;
-      bestMerged = merged;
-      bestLeft = left;
-    }
-    if (bestKey < 0 || bestCount < minFrequency) break;
-
-    const a = Math.floor(bestKey / SHIFT);
-    const b = bestKey % SHIFT;
-    let newId = symId.get(bestMerged);
-    if (newId === undefined) {
-      newId = symStr.length;
-      symStr.push(bestMerged);
-      symId.set(bestMerged, newId);
-    }
-    merges.push(`${symStr[a]} ${symStr[b]}`);
-
-    const affected = [...(pairWords.get(bestKey) ?? [])].sort((x, y) => x - y);
-    for (const wi of affected) {
-      addWordPairs(wi, -1);
-      const syms = words[wi]!;
-      const out: number[] = [];
-      for (let i = 0; i < syms.length; i++) {
-        if (i + 1 < syms.length && syms[i] === a && syms[i + 1] === b) {
-          out.push(newId);
-          i++;
-        } else {
-          out.push(syms[i]!);
-        }
-      }
-      words[wi] = out;
-      addWordPairs(wi, 1);
+/** Adds (sign 1) or removes (sign -1) the pairs of word `wi` to the pair counts. */
+function addWordPairs(st: BpeState, wi: number, sign: 1 | -1): void {
+  const syms = st.words[wi]!;
+  const c = st.wordCount[wi]! * sign;
+  for (let i = 0; i + 1 < syms.length; i++) {
+    const key = syms[i]! * SHIFT + syms[i + 1]!;
+    const next = (st.pairCount.get(key) ?? 0) + c;
+    if (next === 0) st.pairCount.delete(key);
+    else st.pairCount.set(key, next);
+    if (sign > 0) {
+      let set = st.pairWords.get(key);
+      if (!set) st.pairWords.set(key, (set = new Set()));
+      set.add(wi);
+    } else {
+      st.pairWords.get(key)?.delete(wi);
     }
   }
+}
 
+/**
+ * The most frequent pair, ties broken by the smallest merged string, then the smallest left part;
+ * a pair whose merge is forbidden is banned for good when it would have won.
+ */
+function bestPair(st: BpeState, forbidden: ReadonlySet<string>, banned: Set<number>): BestPair | undefined {
+  let bestKey = -1;
+  let bestCount = 0;
+  let bestMerged = '';
+  let bestLeft = '';
+  for (const [key, c] of st.pairCount) {
+    if (c < bestCount || banned.has(key)) continue;
+    const a = Math.floor(key / SHIFT);
+    const b = key % SHIFT;
+    const left = st.symStr[a]!;
+    const merged = left + st.symStr[b]!;
+    if (c === bestCount && (merged > bestMerged || (merged === bestMerged && left >= bestLeft))) continue;
+    if (forbidden.has(merged)) {
+      banned.add(key);
+      continue;
+    }
+    bestKey = key;
+    bestCount = c;
+    bestMerged = merged;
+    bestLeft = left;
+  }
+  return bestKey < 0 ? undefined : { key: bestKey, count: bestCount, merged: bestMerged };
+}
+
+/** Merges the pair everywhere it occurs; returns the merge as tokenizer.json writes it ("a b"). */
+function applyMerge(st: BpeState, best: BestPair): string {
+  const a = Math.floor(best.key / SHIFT);
+  const b = best.key % SHIFT;
+  let newId = st.symId.get(best.merged);
+  if (newId === undefined) {
+    newId = st.symStr.length;
+    st.symStr.push(best.merged);
+    st.symId.set(best.merged, newId);
+  }
+  const affected = [...(st.pairWords.get(best.key) ?? [])].sort((x, y) => x - y);
+  for (const wi of affected) {
+    addWordPairs(st, wi, -1);
+    st.words[wi] = mergeInWord(st.words[wi]!, a, b, newId);
+    addWordPairs(st, wi, 1);
+  }
+  return `${st.symStr[a]} ${st.symStr[b]}`;
+}
+
+/** The word with every non-overlapping (a, b), left to right, replaced by `merged`. */
+function mergeInWord(syms: readonly number[], a: number, b: number, merged: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < syms.length; i++) {
+    if (i + 1 < syms.length && syms[i] === a && syms[i + 1] === b) {
+      out.push(merged);
+      i++;
+    } else {
+      out.push(syms[i]!);
+    }
+  }
+  return out;
+}
+
+/** The tokenizer.json of the trained symbols: the vocabulary in id order, then the special tokens. */
+function tokenizerJson(symStr: readonly string[], merges: string[], specials: readonly string[]): TokenizerJson {
   const vocab: Record<string, number> = {};
   symStr.forEach((s, i) => {
     vocab[s] = i;
