@@ -21,7 +21,7 @@ import { buildSpec, expectedShapes } from '../models/arch.js';
 import { parseConfig } from '../models/config.js';
 import * as T from '../tensor/index.js';
 import { Tensor } from '../tensor/index.js';
-import { AdamW, clipCoefficient, decayGroups, gradNorm, warmupCosine } from '../tensor/optim.js';
+import { AdamW, clipCoefficient, decayGroups, gradNorm, warmupCosine, type LrSchedule } from '../tensor/optim.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
 import type { Corpus } from './corpus.js';
 import { fillTemplate } from './phrasings.js';
@@ -365,6 +365,13 @@ function epochBatches(docs: readonly TrainDoc[], batchSize: number, rng: Rng): n
   return rng.shuffle(batches);
 }
 
+/** Phrasing noise: replace phrasing tokens with probability p by a random id below vocab. */
+interface PhraseNoise {
+  p: number;
+  vocab: number;
+  rand: () => number;
+}
+
 interface Batch {
   ids: Int32Array;
   mask: Uint8Array;
@@ -405,8 +412,7 @@ export function packRows(docs: readonly TrainDoc[], which: readonly number[], pa
  * subject or object token) is replaced with probability noise.p by a random token id below
  * noise.vocab (targets unchanged).
  */
-function makeBatch(docs: readonly TrainDoc[], rowsOfDocs: readonly (readonly number[])[], padId: number,
-  noise?: { p: number; vocab: number; rand: () => number }): Batch {
+function makeBatch(docs: readonly TrainDoc[], rowsOfDocs: readonly (readonly number[])[], padId: number, noise?: PhraseNoise): Batch {
   const B = rowsOfDocs.length;
   const L = Math.max(...rowsOfDocs.map((r) => r.reduce((n, i) => n + docs[i]!.ids.length, 0)));
   const ids = new Int32Array(B * L).fill(padId), mask = new Uint8Array(B * L);
@@ -630,17 +636,7 @@ export function trainingLines(world: World, corpus: Corpus, c: WorldTrainConfig,
 export function trainWorldModel(world: World, corpus: Corpus, tokenizer: AmendTokenizer, opts: TrainOptions): TrainResult {
   const c = opts.config;
   const log = opts.log ?? (() => {});
-  const eos = tokenizer.eosId;
-  if (eos === null) throw new AmendError('the world tokenizer has no <|endoftext|> token');
-  const rawConfig = worldModelConfig(c.model, tokenizer.vocabSize, eos);
-  const weights = initWeights(rawConfig, opts.seed, c.initStd);
-  const model = new CausalLM(rawConfig, weights, { tokenizer });
-  if (!c.positionEmbeddings) {
-    const wpe = model.spec.wpe ? weights.get(model.spec.wpe) : undefined;
-    if (!wpe) throw new AmendError('positionEmbeddings: false needs a model with learned positions');
-    wpe.data.fill(0);
-    wpe.requiresGrad = false; // a constant: no gradient, and left out of the optimiser below
-  }
+  const { model, weights, rawConfig, eos } = freshModel(tokenizer, c, opts.seed);
 
   const lines = trainingLines(world, corpus, c, opts.seed);
   const docs = prepareDocs(world, lines, tokenizer, c.answerWeight, c.bos);
@@ -649,6 +645,76 @@ export function trainWorldModel(world: World, corpus: Corpus, tokenizer: AmendTo
   if (maxLen > c.model.positions) throw new AmendError(`a training line has ${maxLen} tokens, more than the model's ${c.model.positions} positions`);
   const trainTokens = docs.reduce((s, d) => s + d.ids.length, 0);
   const orderRng = Rng.stream(opts.seed, 'train/order');
+  const run = startRun(model, weights, docs, eos, opts);
+
+  const index = new WorldIndex(world);
+  const evalFacts = Rng.stream(opts.seed, 'train/eval-sample').sample(world.facts, c.evalFacts);
+  const started = Date.now();
+  log(`# model: gpt2 ${c.model.layers} layers × ${c.model.hidden} hidden, ${c.model.heads} heads, ${model.parameterCount()} parameters`);
+  log(`# data: ${docs.length} lines, ${trainTokens} tokens per epoch (max ${maxLen}); ${world.facts.length} facts`);
+  log(`# train: ${c.epochs} epochs, ${run.totalSteps} steps, batch ${c.batchSize}, AdamW lr ${c.lr} (warmup ${c.warmupSteps}, cosine to ${c.minLrRatio}×), wd ${c.weightDecay}, clip ${c.clipNorm}, answer weight ${c.answerWeight}, dropout ${c.dropout}, layer drop ${c.layerDrop}, statement questions ${c.statementQuestions}, phrase noise ${c.phraseNoise}, bios ${c.bios}, packing ${c.packTokens > 0 ? `${c.packTokens} tokens` : 'off'}, learned positions ${c.positionEmbeddings}, start token ${c.bos}`);
+  log(`# backend: ${backendSignature()} | threads=${kernels().info().threads}`);
+  log('epoch  step    lr        loss    ans_loss  gnorm   acc_train  acc_heldout  seconds  tok/s');
+  const epochs: EpochLog[] = [];
+  for (let e = 0; e < c.epochs; e++) {
+    const t0 = Date.now();
+    const batches = epochBatches(docs, c.batchSize, orderRng);
+    const sums = trainEpoch(run, batches);
+    const seconds = (Date.now() - t0) / 1000;
+    const sampleScores = scoreFacts(model, index, evalFacts);
+    const acc = summarise(sampleScores);
+    const entry: EpochLog = {
+      epoch: e + 1, steps: run.step, lr: sums.lr, loss: sums.loss / batches.length, answerLoss: sums.answerTokens ? sums.answerNll / sums.answerTokens : 0,
+      gradNorm: sums.gradNorm / batches.length, trainAcc: acc.train, heldOutAcc: acc.heldOut,
+      seconds: (Date.now() - started) / 1000, tokensPerSecond: sums.tokens / seconds,
+    };
+    epochs.push(entry);
+    log(epochLine(entry));
+    const weak = weakPhrasingsNote(world, sampleScores);
+    if (weak) log(weak);
+    opts.onEpoch?.(entry);
+  }
+  // The weights leave training as plain tensors (no grad, no optimiser state).
+  const plain = new Map<string, Tensor>();
+  for (const [name, t] of weights) plain.set(name, new Tensor(t.data, t.shape));
+  const trained = new CausalLM(rawConfig, plain, { tokenizer });
+  return { model: trained, lines, rawConfig, epochs, trainTokens, seconds: (Date.now() - started) / 1000, parameters: trained.parameterCount() };
+}
+
+/** A seeded, untrained model for the world's tokenizer. */
+function freshModel(tokenizer: AmendTokenizer, c: WorldTrainConfig, seed: number): { model: CausalLM; weights: Map<string, Tensor>; rawConfig: Record<string, unknown>; eos: number } {
+  const eos = tokenizer.eosId;
+  if (eos === null) throw new AmendError('the world tokenizer has no <|endoftext|> token');
+  const rawConfig = worldModelConfig(c.model, tokenizer.vocabSize, eos);
+  const weights = initWeights(rawConfig, seed, c.initStd);
+  const model = new CausalLM(rawConfig, weights, { tokenizer });
+  if (!c.positionEmbeddings) {
+    const wpe = model.spec.wpe ? weights.get(model.spec.wpe) : undefined;
+    if (!wpe) throw new AmendError('positionEmbeddings: false needs a model with learned positions');
+    wpe.data.fill(0);
+    wpe.requiresGrad = false; // a constant: no gradient, and left out of the optimiser (startRun)
+  }
+  return { model, weights, rawConfig, eos };
+}
+
+/** What every training step reads (model, data, optimiser, schedule, regularisers), and the step it is at. */
+interface TrainRun {
+  c: WorldTrainConfig;
+  model: CausalLM;
+  docs: readonly TrainDoc[];
+  eos: number;
+  opt: AdamW;
+  params: Tensor[];
+  schedule: LrSchedule;
+  hooks: Hook[];
+  noise: PhraseNoise | undefined;
+  step: number;
+  totalSteps: number;
+  onStep: TrainOptions['onStep'];
+}
+
+function startRun(model: CausalLM, weights: Map<string, Tensor>, docs: readonly TrainDoc[], eos: number, opts: TrainOptions): TrainRun {
+  const c = opts.config;
   // Count the exact number of steps with a throwaway copy of the order stream.
   let totalSteps = 0;
   {
@@ -660,76 +726,82 @@ export function trainWorldModel(world: World, corpus: Corpus, tokenizer: AmendTo
   const noDecay = new Set([spec.wte, ...(spec.wpe ? [spec.wpe] : [])]);
   const learnable = [...weights].filter(([, t]) => t.requiresGrad);
   const opt = new AdamW(decayGroups(learnable, c.weightDecay, (name) => noDecay.has(name)), { betas: c.betas, eps: 1e-8 });
-
-  const index = new WorldIndex(world);
-  const evalFacts = Rng.stream(opts.seed, 'train/eval-sample').sample(world.facts, c.evalFacts);
-  const params = opt.params();
-  const dropRng = T.mulberry32(deriveSeed(opts.seed, 'train/dropout'));
   // Random replacement ids exclude <|endoftext|> (the last id).
   const noise = c.phraseNoise > 0 ? { p: c.phraseNoise, vocab: eos, rand: T.mulberry32(deriveSeed(opts.seed, 'train/phrase-noise')) } : undefined;
-  const layerRng = T.mulberry32(deriveSeed(opts.seed, 'train/layer-drop'));
+  return {
+    c, model, docs, eos, opt, params: opt.params(), schedule, hooks: dropHooks(c, opts.seed), noise,
+    step: 0, totalSteps, onStep: opts.onStep,
+  };
+}
+
+/** Residual dropout and block drop on the outputs of every attention and MLP block, each from its own stream. */
+function dropHooks(c: WorldTrainConfig, seed: number): Hook[] {
+  const dropRng = T.mulberry32(deriveSeed(seed, 'train/dropout'));
+  const layerRng = T.mulberry32(deriveSeed(seed, 'train/layer-drop'));
   const blockOutputs = Array.from({ length: c.model.layers }, (_, l) => [hookPoint.attnOut(l), hookPoint.mlpOut(l)]).flat();
-  const trainHooks: Hook[] = [
+  return [
     ...(c.dropout > 0 ? blockOutputs.map((point) => ({ point, fn: (x: Tensor) => T.mul(x, dropMask(x.shape, c.dropout, dropRng)) })) : []),
     ...(c.layerDrop > 0 ? blockOutputs.map((point) => ({ point, fn: (x: Tensor) => T.mul(x, dropMask(x.shape, c.layerDrop, layerRng, x.size / x.shape[0]!)) })) : []),
   ];
-  const started = Date.now();
-  log(`# model: gpt2 ${c.model.layers} layers × ${c.model.hidden} hidden, ${c.model.heads} heads, ${model.parameterCount()} parameters`);
-  log(`# data: ${docs.length} lines, ${trainTokens} tokens per epoch (max ${maxLen}); ${world.facts.length} facts`);
-  log(`# train: ${c.epochs} epochs, ${totalSteps} steps, batch ${c.batchSize}, AdamW lr ${c.lr} (warmup ${c.warmupSteps}, cosine to ${c.minLrRatio}×), wd ${c.weightDecay}, clip ${c.clipNorm}, answer weight ${c.answerWeight}, dropout ${c.dropout}, layer drop ${c.layerDrop}, statement questions ${c.statementQuestions}, phrase noise ${c.phraseNoise}, bios ${c.bios}, packing ${c.packTokens > 0 ? `${c.packTokens} tokens` : 'off'}, learned positions ${c.positionEmbeddings}, start token ${c.bos}`);
-  log(`# backend: ${backendSignature()} | threads=${kernels().info().threads}`);
-  log('epoch  step    lr        loss    ans_loss  gnorm   acc_train  acc_heldout  seconds  tok/s');
-  const epochs: EpochLog[] = [];
-  let step = 0;
-  for (let e = 0; e < c.epochs; e++) {
-    const t0 = Date.now();
-    let lossSum = 0, gnSum = 0, ansNll = 0, ansN = 0, tokens = 0, lr = 0;
-    const batches = epochBatches(docs, c.batchSize, orderRng);
-    for (const which of batches) {
-      const b = makeBatch(docs, packRows(docs, which, c.packTokens), eos, noise);
-      lr = schedule(step);
-      opt.zeroGrad();
-      const loss = T.withGrad(() => {
-        const { logits } = model.forward(b.ids, b.B, b.L, { attentionMask: b.mask, logitsAt: b.rows, hooks: trainHooks });
-        const picked = T.pick(T.logSoftmax(logits!), b.targets);
-        for (let r = 0; r < b.answer.length; r++) if (b.answer[r]) { ansNll -= picked.data[r]!; ansN++; }
-        const l = T.scale(T.sum(T.mul(picked, T.tensor(b.weights))), -1 / b.weightSum);
-        l.backward();
-        return l.item();
-      });
-      if (!Number.isFinite(loss)) throw new AmendError(`training diverged at step ${step} (loss ${loss}); lower the learning rate`);
-      const gn = gradNorm(params);
-      gnSum += gn;
-      opt.step(lr, clipCoefficient(gn, c.clipNorm)); // clipping fused into the update
-      lossSum += loss;
-      tokens += b.rows.length + b.B;
-      step++;
-      opts.onStep?.(step, totalSteps);
-    }
-    const seconds = (Date.now() - t0) / 1000;
-    const sampleScores = scoreFacts(model, index, evalFacts);
-    const acc = summarise(sampleScores);
-    const entry: EpochLog = {
-      epoch: e + 1, steps: step, lr, loss: lossSum / batches.length, answerLoss: ansN ? ansNll / ansN : 0,
-      gradNorm: gnSum / batches.length, trainAcc: acc.train, heldOutAcc: acc.heldOut,
-      seconds: (Date.now() - started) / 1000, tokensPerSecond: tokens / seconds,
-    };
-    epochs.push(entry);
-    log([
-      String(entry.epoch).padStart(5), String(entry.steps).padStart(6), entry.lr.toExponential(2).padStart(9),
-      entry.loss.toFixed(4).padStart(8), entry.answerLoss.toFixed(4).padStart(9), entry.gradNorm.toFixed(3).padStart(7),
-      (100 * entry.trainAcc).toFixed(1).padStart(9) + '%', (100 * entry.heldOutAcc).toFixed(1).padStart(11) + '%',
-      entry.seconds.toFixed(1).padStart(8), Math.round(entry.tokensPerSecond).toString().padStart(6),
-    ].join('  '));
-    const weak = weakPhrasings(sampleScores, 0.9);
-    const phrasings = world.relations.reduce((n, r) => n + r.phrasings.length, 0);
-    if (weak.length > 8) log(`#        ${weak.length} of ${phrasings} phrasings below 90 % on the evaluation sample`);
-    else if (weak.length > 0) log(`#        below 90 % on the evaluation sample: ${weak.join(', ')}`);
-    opts.onEpoch?.(entry);
-  }
-  // The weights leave training as plain tensors (no grad, no optimiser state).
-  const plain = new Map<string, Tensor>();
-  for (const [name, t] of weights) plain.set(name, new Tensor(t.data, t.shape));
-  const trained = new CausalLM(rawConfig, plain, { tokenizer });
-  return { model: trained, lines, rawConfig, epochs, trainTokens, seconds: (Date.now() - started) / 1000, parameters: trained.parameterCount() };
+}
+
+/** An epoch's running sums, in the order the steps add to them (the log's means divide these). */
+interface EpochSums {
+  loss: number;
+  gradNorm: number;
+  answerNll: number;
+  answerTokens: number;
+  tokens: number;
+  /** The learning rate of the last step. */
+  lr: number;
+}
+
+function trainEpoch(run: TrainRun, batches: readonly number[][]): EpochSums {
+  const sums: EpochSums = { loss: 0, gradNorm: 0, answerNll: 0, answerTokens: 0, tokens: 0, lr: 0 };
+  for (const which of batches) trainStep(run, which, sums);
+  return sums;
+}
+
+/** One optimiser step on the lines `which`. */
+function trainStep(run: TrainRun, which: readonly number[], sums: EpochSums): void {
+  const c = run.c;
+  const b = makeBatch(run.docs, packRows(run.docs, which, c.packTokens), run.eos, run.noise);
+  const lr = run.schedule(run.step);
+  sums.lr = lr;
+  run.opt.zeroGrad();
+  const loss = T.withGrad(() => {
+    const { logits } = run.model.forward(b.ids, b.B, b.L, { attentionMask: b.mask, logitsAt: b.rows, hooks: run.hooks });
+    const picked = T.pick(T.logSoftmax(logits!), b.targets);
+    for (let r = 0; r < b.answer.length; r++) if (b.answer[r]) { sums.answerNll -= picked.data[r]!; sums.answerTokens++; }
+    const l = T.scale(T.sum(T.mul(picked, T.tensor(b.weights))), -1 / b.weightSum);
+    l.backward();
+    return l.item();
+  });
+  if (!Number.isFinite(loss)) throw new AmendError(`training diverged at step ${run.step} (loss ${loss}); lower the learning rate`);
+  const gn = gradNorm(run.params);
+  sums.gradNorm += gn;
+  run.opt.step(lr, clipCoefficient(gn, c.clipNorm)); // clipping fused into the update
+  sums.loss += loss;
+  sums.tokens += b.rows.length + b.B;
+  run.step++;
+  run.onStep?.(run.step, run.totalSteps);
+}
+
+/** The build log's note on the phrasings the evaluation sample still misses, if any. */
+function weakPhrasingsNote(world: World, sampleScores: readonly FactScore[]): string | undefined {
+  const weak = weakPhrasings(sampleScores, 0.9);
+  const phrasings = world.relations.reduce((n, r) => n + r.phrasings.length, 0);
+  if (weak.length > 8) return `#        ${weak.length} of ${phrasings} phrasings below 90 % on the evaluation sample`;
+  if (weak.length > 0) return `#        below 90 % on the evaluation sample: ${weak.join(', ')}`;
+  return undefined;
+}
+
+/** An epoch's row of the loss curve in the build log. */
+function epochLine(entry: EpochLog): string {
+  return [
+    String(entry.epoch).padStart(5), String(entry.steps).padStart(6), entry.lr.toExponential(2).padStart(9),
+    entry.loss.toFixed(4).padStart(8), entry.answerLoss.toFixed(4).padStart(9), entry.gradNorm.toFixed(3).padStart(7),
+    (100 * entry.trainAcc).toFixed(1).padStart(9) + '%', (100 * entry.heldOutAcc).toFixed(1).padStart(11) + '%',
+    entry.seconds.toFixed(1).padStart(8), Math.round(entry.tokensPerSecond).toString().padStart(6),
+  ].join('  ');
 }
