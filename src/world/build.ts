@@ -19,17 +19,17 @@ import { packageRoot } from '../version.js';
 import { writeCheckpoint } from '../io/checkpoint.js';
 import type { CausalLM } from '../models/model.js';
 import { AmendTokenizer } from '../tokenizer/index.js';
-import { buildBenchmark } from './benchmark.js';
+import { buildBenchmark, type CounterFactRecord } from './benchmark.js';
 import { withStartToken } from './bpe.js';
 import { WORLD_FILES, writeWorldFiles } from './files.js';
 import { DEFAULT_WORLD_SEED } from './generator.js';
-import { buildDemoWorld, DEFAULT_VOCAB_SIZE } from './index.js';
+import { buildDemoWorld, DEFAULT_VOCAB_SIZE, type DemoWorld } from './index.js';
 import { factKey } from './query.js';
 import {
   SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, WORLD_TRAIN_CONFIG, backendSignature, cpuModel, scoreFacts, summarise,
-  trainWorldModel, type AccuracySummary, type EpochLog, type WorldTrainConfig,
+  trainWorldModel, type AccuracySummary, type EpochLog, type TrainResult, type WorldTrainConfig,
 } from './train.js';
-import type { WorldSizes } from './types.js';
+import type { World, WorldSizes } from './types.js';
 import { checkCanBeFolder, checkCanWriteAt, escapeRegExp, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
@@ -142,6 +142,38 @@ function checkLike(over: unknown, base: unknown, where: string): void {
 
 /** Builds the world, trains the model, scores every fact, builds the benchmark and writes `out`. */
 export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWorldResult> {
+  const b = startBuild(opts);
+  const { dw, tokenizer } = worldAndTokenizer(b);
+  b.log(`# amend world build: seed ${b.seed}${b.small ? ' (small configuration)' : ''}`);
+  const trained = trainWorldModel(dw.world, dw.corpus, tokenizer, { seed: b.seed, config: b.config, log: b.log, onStep: opts.onStep });
+  const made = { dw, tokenizer, trained, ...scoreAndBenchmark(b, dw.world, trained) };
+  return writeBuild(b, made);
+}
+
+/** A build in progress: its settings and its log. */
+interface Build {
+  opts: BuildWorldOptions;
+  started: number;
+  seed: number;
+  small: boolean;
+  config: WorldTrainConfig;
+  /** The build log so far (build-log.txt). */
+  lines: string[];
+  log: (line: string) => void;
+}
+
+/** What a build made: the world and its tokenizer, the trained model, what it knows, the benchmark. */
+interface Made {
+  dw: DemoWorld;
+  tokenizer: AmendTokenizer;
+  trained: TrainResult;
+  accuracy: AccuracySummary;
+  known: Set<string>;
+  benchmark: CounterFactRecord[];
+}
+
+/** The build's settings, checked, and a check that its output folder can be written. */
+function startBuild(opts: BuildWorldOptions): Build {
   const started = Date.now();
   requireSeed(opts.seed, 'buildWorldModel: seed');
   const seed = opts.seed ?? DEFAULT_WORLD_SEED;
@@ -150,86 +182,57 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
   checkBuildOut(path.resolve(opts.out), opts.force === true); // before minutes of training, not after
   const lines: string[] = [];
   const log = (line: string): void => { lines.push(line); opts.log?.(line); };
+  return { opts, started, seed, small, config, lines, log };
+}
 
+function worldAndTokenizer(b: Build): { dw: DemoWorld; tokenizer: AmendTokenizer } {
   const dw = buildDemoWorld({
-    seed,
-    sizes: { ...(small ? SMALL_WORLD_SIZES : {}), ...(opts.sizes ?? {}) },
-    vocabSize: small ? SMALL_VOCAB_SIZE : DEFAULT_VOCAB_SIZE,
-    corpus: { bios: config.bios },
+    seed: b.seed,
+    sizes: { ...(b.small ? SMALL_WORLD_SIZES : {}), ...(b.opts.sizes ?? {}) },
+    vocabSize: b.small ? SMALL_VOCAB_SIZE : DEFAULT_VOCAB_SIZE,
+    corpus: { bios: b.config.bios },
     benchmarkCases: 0, // rebuilt below from the facts the trained model knows
-    modelMaxLength: config.model.positions,
+    modelMaxLength: b.config.model.positions,
   });
-  if (config.bos) dw.tokenizer = withStartToken(dw.tokenizer);
+  if (b.config.bos) dw.tokenizer = withStartToken(dw.tokenizer);
   const tokenizer = new AmendTokenizer(dw.tokenizer as unknown as Record<string, unknown>, dw.tokenizerConfig);
-  log(`# amend world build: seed ${seed}${small ? ' (small configuration)' : ''}`);
-  const trained = trainWorldModel(dw.world, dw.corpus, tokenizer, { seed, config, log, onStep: opts.onStep });
+  return { dw, tokenizer };
+}
 
-  // Every fact in every phrasing: the known ones feed the benchmark.
+/** Every fact in every phrasing: the known ones feed the benchmark. */
+function scoreAndBenchmark(b: Build, world: World, trained: TrainResult): Pick<Made, 'accuracy' | 'known' | 'benchmark'> {
   const t0 = Date.now();
-  const scores = scoreFacts(trained.model, dw.world, dw.world.facts);
+  const scores = scoreFacts(trained.model, world, world.facts);
   const accuracy = summarise(scores);
   const known = new Set(scores.filter((s) => s.phrasings.every((p) => p.correct)).map((s) => factKey(s.fact)));
-  const benchmark = buildBenchmark(dw.world, { seed, isKnown: (f) => known.has(factKey(f)) });
-  log(`# final accuracy over all ${dw.world.facts.length} facts: train phrasings ${pct(accuracy.train)}, held-out phrasings ${pct(accuracy.heldOut)}, all ${pct(accuracy.all)}; known in every phrasing: ${known.size} facts (${pct(accuracy.factsAllPhrasings)})`);
-  for (const line of perPhrasing(scores)) log(line);
-  log(`# benchmark: ${benchmark.length} cases from known facts (scored in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  log(`# training time: ${trained.seconds.toFixed(1)} s`);
+  const benchmark = buildBenchmark(world, { seed: b.seed, isKnown: (f) => known.has(factKey(f)) });
+  b.log(`# final accuracy over all ${world.facts.length} facts: train phrasings ${pct(accuracy.train)}, held-out phrasings ${pct(accuracy.heldOut)}, all ${pct(accuracy.all)}; known in every phrasing: ${known.size} facts (${pct(accuracy.factsAllPhrasings)})`);
+  for (const line of perPhrasing(scores)) b.log(line);
+  b.log(`# benchmark: ${benchmark.length} cases from known facts (scored in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  b.log(`# training time: ${trained.seconds.toFixed(1)} s`);
+  return { accuracy, known, benchmark };
+}
 
-  const outDir = path.resolve(opts.out);
+/** Writes the whole folder under a temporary name beside `out`, then renames it into place. */
+async function writeBuild(b: Build, made: Made): Promise<BuildWorldResult> {
+  const outDir = path.resolve(b.opts.out);
   const tmpDir = tempDirBeside(outDir, 'amend-build');
   try {
-    fs.writeFileSync(path.join(tmpDir, 'config.json'), JSON.stringify(trained.rawConfig, null, 2) + '\n');
-    const records = [...trained.model.weights].map(([name, t]) => ({ name, dtype: 'F32', shape: [...t.shape], data: t.data }));
-    writeCheckpoint(tmpDir, records, { dtype: 'F32' });
-    // corpus-train.txt: exactly the lines the model was trained on (editors compute their key
-    // statistics over it); corpus-heldout.txt: every fact in its held-out phrasings.
-    await writeWorldFiles(tmpDir, dw.world, dw.tokenizer, benchmark, {
-      tokenizerConfig: dw.tokenizerConfig,
-      corpus: { train: trained.lines, heldOut: dw.corpus.heldOut },
-    });
+    await writeModelFiles(tmpDir, made);
     const sha256: Record<string, string> = {};
     for (const f of [MODEL_FILE, 'config.json', WORLD_FILES.tokenizer, WORLD_FILES.world, WORLD_FILES.benchmark]) {
       sha256[f] = sha256File(path.join(tmpDir, f));
     }
-    let smallBuild: BuildInfo['smallBuild'];
-    if (!small && (opts.recordSmall ?? true)) {
-      const smallOut = path.join(tmpDir, '.small-check'); // inside: one folder for a killed build to leave
-      try {
-        const r = await buildWorldModel({ out: smallOut, seed, small: true, recordSmall: false });
-        smallBuild = { sha256: r.info.sha256[MODEL_FILE]!, signature: r.info.backend.signature };
-      } finally {
-        fs.rmSync(smallOut, { recursive: true, force: true });
-      }
-      log(`# small configuration (reproducibility check): sha256 ${smallBuild.sha256}`);
-    }
-    const info: BuildInfo = {
-      format: 'amend-world-build',
-      version: 1,
-      command: opts.command ?? `amend world build --seed ${seed}${small ? ' --small' : ''}`,
-      seed,
-      small,
-      world: {
-        sizes: dw.world.sizes, facts: dw.world.facts.length, vocabSize: tokenizer.vocabSize,
-        trainLines: dw.corpus.train.length, trainTokensPerEpoch: trained.trainTokens,
-      },
-      config,
-      parameters: trained.parameters,
-      backend: { ...pickInfo(), cpu: cpuModel(), signature: backendSignature(), node: process.version },
-      seconds: { train: round1(trained.seconds), total: round1((Date.now() - started) / 1000) },
-      accuracy: { ...accuracy, knownFacts: known.size },
-      benchmarkCases: benchmark.length,
-      finalLoss: { loss: trained.epochs.at(-1)!.loss, answerLoss: trained.epochs.at(-1)!.answerLoss },
-      sha256,
-      ...(smallBuild ? { smallBuild } : {}),
-    };
-    fs.writeFileSync(path.join(tmpDir, BUILD_LOG), lines.join('\n') + '\n');
+    const smallBuild = !b.small && (b.opts.recordSmall ?? true) ? await smallBuildCheck(b, tmpDir) : undefined;
+    const info = buildInfo(b, made, sha256, smallBuild);
+    fs.writeFileSync(path.join(tmpDir, BUILD_LOG), b.lines.join('\n') + '\n');
     fs.writeFileSync(path.join(tmpDir, BUILD_FILE), JSON.stringify(info, null, 2) + '\n');
     try {
       replaceFolder(tmpDir, outDir);
     } catch (err) {
       throw new AmendError(`${outDir}: cannot move the finished build into place: ${(err as Error).message}`);
     }
-    return { dir: outDir, info, epochs: trained.epochs, model: trained.model };
+    return { dir: outDir, info, epochs: made.trained.epochs, model: made.trained.model };
   } catch (err) {
     try {
       fs.rmSync(tmpDir, { recursive: true, force: true });
@@ -238,6 +241,58 @@ export async function buildWorldModel(opts: BuildWorldOptions): Promise<BuildWor
     }
     throw err;
   }
+}
+
+/** The model (config.json, model.safetensors) and the world's files. */
+async function writeModelFiles(dir: string, made: Made): Promise<void> {
+  const { dw, trained } = made;
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(trained.rawConfig, null, 2) + '\n');
+  const records = [...trained.model.weights].map(([name, t]) => ({ name, dtype: 'F32', shape: [...t.shape], data: t.data }));
+  writeCheckpoint(dir, records, { dtype: 'F32' });
+  // corpus-train.txt: exactly the lines the model was trained on (editors compute their key
+  // statistics over it); corpus-heldout.txt: every fact in its held-out phrasings.
+  await writeWorldFiles(dir, dw.world, dw.tokenizer, made.benchmark, {
+    tokenizerConfig: dw.tokenizerConfig,
+    corpus: { train: trained.lines, heldOut: dw.corpus.heldOut },
+  });
+}
+
+/** Builds the small configuration from the same seed, for the sha256 the reproducibility test pins. */
+async function smallBuildCheck(b: Build, tmpDir: string): Promise<NonNullable<BuildInfo['smallBuild']>> {
+  const smallOut = path.join(tmpDir, '.small-check'); // inside: one folder for a killed build to leave
+  let smallBuild: BuildInfo['smallBuild'];
+  try {
+    const r = await buildWorldModel({ out: smallOut, seed: b.seed, small: true, recordSmall: false });
+    smallBuild = { sha256: r.info.sha256[MODEL_FILE]!, signature: r.info.backend.signature };
+  } finally {
+    fs.rmSync(smallOut, { recursive: true, force: true });
+  }
+  b.log(`# small configuration (reproducibility check): sha256 ${smallBuild.sha256}`);
+  return smallBuild;
+}
+
+function buildInfo(b: Build, made: Made, sha256: Record<string, string>, smallBuild: BuildInfo['smallBuild']): BuildInfo {
+  const { dw, trained } = made;
+  return {
+    format: 'amend-world-build',
+    version: 1,
+    command: b.opts.command ?? `amend world build --seed ${b.seed}${b.small ? ' --small' : ''}`,
+    seed: b.seed,
+    small: b.small,
+    world: {
+      sizes: dw.world.sizes, facts: dw.world.facts.length, vocabSize: made.tokenizer.vocabSize,
+      trainLines: dw.corpus.train.length, trainTokensPerEpoch: trained.trainTokens,
+    },
+    config: b.config,
+    parameters: trained.parameters,
+    backend: { ...pickInfo(), cpu: cpuModel(), signature: backendSignature(), node: process.version },
+    seconds: { train: round1(trained.seconds), total: round1((Date.now() - b.started) / 1000) },
+    accuracy: { ...made.accuracy, knownFacts: made.known.size },
+    benchmarkCases: made.benchmark.length,
+    finalLoss: { loss: trained.epochs.at(-1)!.loss, answerLoss: trained.epochs.at(-1)!.answerLoss },
+    sha256,
+    ...(smallBuild ? { smallBuild } : {}),
+  };
 }
 
 /**
