@@ -149,9 +149,11 @@ function sameObjectFacts(s: BenchState, relation: string, object: string, except
 
 // ---- 1. choose the edited facts and their new objects ----
 
+/** The facts the cases edit and their new objects, at most `n`, in the order of the cases. */
 function planEdits(s: BenchState): Plan[] {
   const select = Rng.stream(s.seed, 'benchmark/select');
   const objectsOf = objectsByRelation(s.world);
+  // With `disjoint`: facts that the prompts of cases chosen so far rely on, which no later case may edit.
   const reserved = new Set<string>();
   const plans: Plan[] = [];
   for (const f of interleaveRelations(select, editCandidates(s))) {
@@ -247,6 +249,7 @@ function reserveSome(s: BenchState, select: Rng, reserved: Set<string>, facts: F
 
 // ---- 2. build the records (the edited set is now final) ----
 
+/** The CounterFact record of one planned edit, with its portability and locality questions. */
 function buildRecord(s: BenchState, build: Rng, plan: Plan, caseId: number): CounterFactRecord {
   const f = plan.fact;
   const rel = s.index.relation(f.relation);
