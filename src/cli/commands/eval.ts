@@ -3,15 +3,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AmendError, refuseDevice } from '../../errors.js';
-import { loadCases } from '../../data/index.js';
-import { parseSets, resolveHparams } from '../../editors/index.js';
+import { loadCases, type LoadedCases } from '../../data/index.js';
+import { parseSets, resolveHparams, type ResolvedHparams } from '../../editors/index.js';
+import type { ProgressEvent } from '../../editors/common/run.js';
 import { counterfactExclusion, qaPromptText } from '../../eval/metrics-case.js';
-import { loadConsistencyResources } from '../../eval/metrics-text.js';
+import { loadConsistencyResources, type ConsistencyResources } from '../../eval/metrics-text.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
-import { BUILTIN_WORLD } from '../../models/model.js';
-import { modeLabel, parseMode, runEval } from '../../eval/runner.js';
+import { BUILTIN_WORLD, type CausalLM } from '../../models/model.js';
+import { modeLabel, parseMode, runEval, type EvalOptions, type EvalResult } from '../../eval/runner.js';
 import { formatValue } from '../../eval/summary.js';
-import { stepOf, type EvalMode, type EvalProgress, type SequentialProtocol } from '../../eval/run-types.js';
+import { stepOf, type EvalMode, type EvalProgress, type EvalSummary, type SequentialProtocol } from '../../eval/run-types.js';
 import { intOption, listOption, requireExisting, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { methodOf } from './edit.js';
 import { loadModel } from '../load.js';
@@ -96,20 +97,39 @@ const STAGES: Record<EvalProgress['stage'], string> = {
   baseline: 'unedited baselines', edit: 'editing', score: 'scoring', perplexity: 'perplexity', checkpoint: 'checkpoint', report: 'writing report',
 };
 
-export async function run(args: Parsed): Promise<void> {
-  const v = args.values;
-  const json = v.json === true;
-  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend eval --help)`);
-  const method = methodOf(v.method);
-  const mode = parseMode(str(v.mode) ?? 'single');
-  const sequential = typeof mode === 'object' && 'sequential' in mode;
-  const protocol = protocolOf(v.protocol, mode);
+/** --data, or the benchmark the model brings along. */
+function dataOf(v: Parsed['values']): string {
   // The demo world model has its own benchmark, so `--model world` needs no --data.
   // So does a world build or export folder (world.json and benchmark.json beside the weights).
   const model0 = str(v.model);
   const ownBenchmark = model0 && model0 !== BUILTIN_WORLD && fs.existsSync(path.join(model0, 'world.json')) ? path.join(model0, 'benchmark.json') : undefined;
   const data = str(v.data) ?? (model0 === BUILTIN_WORLD ? BUILTIN_WORLD : ownBenchmark && fs.existsSync(ownBenchmark) ? ownBenchmark : undefined);
   if (!data) throw new AmendError('--data is required: a benchmark file, or "world" for the demo world\'s (see amend eval --help)');
+  return data;
+}
+
+/** --out, and the options that need it. */
+function reportFolderOf(v: Parsed['values'], stopAfter: number | undefined): string | undefined {
+  const out = str(v.out);
+  if (out === '') throw new AmendError('--out is empty: give the report folder');
+  if (v.resume && !out) throw new AmendError('--resume needs --out DIR, the folder of the interrupted run');
+  if (stopAfter !== undefined && !out) throw new AmendError('--stop-after needs --out DIR: the stopped run is continued from the checkpoint written there');
+  if (out && fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a file, not a folder`);
+  if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
+  return out;
+}
+
+/** The command line, checked before any file is read. */
+type EvalArgs = ReturnType<typeof parseArgs>;
+
+function parseArgs(args: Parsed) {
+  const v = args.values;
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend eval --help)`);
+  const method = methodOf(v.method);
+  const mode = parseMode(str(v.mode) ?? 'single');
+  const sequential = typeof mode === 'object' && 'sequential' in mode;
+  const protocol = protocolOf(v.protocol, mode);
+  const data = dataOf(v);
   let n = v.n === undefined ? undefined : intOption(v.n, 'n', 0, 1);
   // A sequential run edits and scores its first T cases: more would be read and then dropped unseen.
   if (n !== undefined && sequential && n > mode.sequential) throw new AmendError(`--n ${n} with --mode sequential:${mode.sequential} would evaluate only the first ${mode.sequential} cases; give --n ${mode.sequential}, or --mode sequential:${n} to edit all ${n}`);
@@ -117,113 +137,135 @@ export async function run(args: Parsed): Promise<void> {
   const every = intOption(v['checkpoint-every'], 'checkpoint-every', 10, 1);
   const heldoutTokens = intOption(v['heldout-tokens'], 'heldout-tokens', 2048, 2);
   const stopAfter = v['stop-after'] === undefined ? undefined : intOption(v['stop-after'], 'stop-after', 0, 1);
-  const out = str(v.out);
-  if (out === '') throw new AmendError('--out is empty: give the report folder');
-  if (v.resume && !out) throw new AmendError('--resume needs --out DIR, the folder of the interrupted run');
-  if (stopAfter !== undefined && !out) throw new AmendError('--stop-after needs --out DIR: the stopped run is continued from the checkpoint written there');
-  if (out && fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a file, not a folder`);
-  if (out && !fs.existsSync(path.dirname(path.resolve(out)))) throw new AmendError(`cannot write ${out}: folder ${path.dirname(path.resolve(out))} does not exist`);
+  const out = reportFolderOf(v, stopAfter);
   const overrides = parseSets(listOption(args, 'set'));
-  const split = str(v.split);
-  requireExisting('data', data, 'a benchmark file (or "world" for the demo world\'s)', ['world']);
+  return {
+    json: v.json === true, method, mode, sequential, protocol, data, n, every, heldoutTokens, stopAfter, out, resume: v.resume === true, overrides, split: str(v.split),
+  };
+}
+
+/** --consistency: ROME's TF-IDF statistics and attribute snippets. */
+function readConsistency(dir: string | undefined): ConsistencyResources | undefined {
+  const romeData = "ROME's data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json";
+  requireExisting('consistency', dir, romeData);
+  if (dir !== undefined && !fs.statSync(dir).isDirectory()) throw new AmendError(`--consistency ${dir} is a file; give ${romeData}`);
+  return dir !== undefined ? loadConsistencyResources(dir) : undefined;
+}
+
+/** What the options name, read (and refused) before the model loads, which can take minutes. */
+function readInputs(v: Parsed['values'], o: EvalArgs) {
+  requireExisting('data', o.data, 'a benchmark file (or "world" for the demo world\'s)', ['world']);
   requireExisting('heldout', str(v.heldout), 'a text file of held-out text');
-  const loaded = loadCases(data, { limit: n, ...(split !== undefined ? { split } : {}) });
-  if (loaded.cases.length === 0) throw new AmendError(`${data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
+  const loaded = loadCases(o.data, { limit: o.n, ...(o.split !== undefined ? { split: o.split } : {}) });
+  if (loaded.cases.length === 0) throw new AmendError(`${o.data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
   const heldoutFile = str(v.heldout);
-  if ((heldoutFile !== undefined || v['heldout-lines'] === true || v['heldout-tokens'] !== undefined) && !sequential) {
+  if ((heldoutFile !== undefined || v['heldout-lines'] === true || v['heldout-tokens'] !== undefined) && !o.sequential) {
     throw new AmendError('--heldout measures perplexity drift in sequential runs only (--mode sequential:T)');
   }
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
   requireExisting('qa-template', str(v['qa-template']), 'a text file with "{}" where each question goes');
   const qaTemplate = v['qa-template'] === undefined ? undefined : readQaTemplate(str(v['qa-template'])!);
   const consistencyDir = str(v.consistency);
-  const romeData = "ROME's data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json";
-  requireExisting('consistency', consistencyDir, romeData);
-  if (consistencyDir !== undefined && !fs.statSync(consistencyDir).isDirectory()) throw new AmendError(`--consistency ${consistencyDir} is a file; give ${romeData}`);
-  const consistency = consistencyDir !== undefined ? loadConsistencyResources(consistencyDir) : undefined;
+  return { loaded, heldoutFile, heldoutText, qaTemplate, consistencyDir, consistency: readConsistency(consistencyDir) };
+}
 
-  const model = await loadModel(v.model, json);
-  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
+/** The held-out text for perplexity drift: --heldout, else (sequential runs) the model folder's own. */
+function heldoutOf(model: CausalLM, o: EvalArgs, inputs: ReturnType<typeof readInputs>, lines: boolean): EvalOptions['heldout'] {
+  const { heldoutFile, heldoutText } = inputs;
   // A model folder's own corpus-heldout.txt is one document per line, named or not.
   const ownHeldout = (f: string) => model.dir !== null && path.resolve(f) === path.resolve(model.dir, 'corpus-heldout.txt');
-  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: v['heldout-lines'] === true || ownHeldout(heldoutFile!) } : undefined;
-  if (!heldout && sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
+  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: lines || ownHeldout(heldoutFile!) } : undefined;
+  if (!heldout && o.sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
     const file = path.join(model.dir, 'corpus-heldout.txt');
     // The demo world's corpus is one document per line (see src/eval/heldout.ts).
     heldout = { text: readHeldOutText(file), file, lines: true };
   }
+  return heldout;
+}
 
+/** Warnings about the cases, then what is about to run. */
+function announce(o: EvalArgs, loaded: LoadedCases, model: CausalLM, resolved: ResolvedHparams): void {
+  const { data, n, mode, sequential } = o;
   if (n !== undefined && loaded.cases.length < n && !sequential) process.emitWarning(`${data} has ${loaded.cases.length} case(s) to evaluate, fewer than --n ${n}: all of them are evaluated`);
-  const evaluated = sequential ? mode.sequential : loaded.cases.length;
+  const evaluated = typeof mode === 'object' && 'sequential' in mode ? mode.sequential : loaded.cases.length;
   // zsRE-style files sometimes give the answer the model should learn as the one it knows.
   const sameTargets = loaded.cases.slice(0, evaluated).filter((c) => counterfactExclusion(c) === 'same-targets').length;
   if (sameTargets > 0) process.emitWarning(`${data}: ${sameTargets} of ${evaluated} case(s) give the new target as the true one, so P(new) > P(true) cannot hold: they are left out of efficacy, paraphrase and neighbourhood (kept in the token-accuracy metrics)`);
   const splitNote = loaded.split ? `, split ${loaded.split.name}: ${loaded.split.edited} edited case(s)${evaluated < loaded.split.edited ? `, the first ${evaluated}` : ''}` : '';
   // Said before the run, which can take hours, so that a terminal shows what is running.
-  if (!json) console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${evaluated} case(s) of ${data} (${loaded.format}${splitNote}), mode ${modeLabel(mode)}${sequential ? `, protocol ${protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
+  if (!o.json) console.log(`${o.method.toUpperCase()} on ${model.dir ?? 'model'}: ${evaluated} case(s) of ${data} (${loaded.format}${splitNote}), mode ${modeLabel(mode)}${sequential ? `, protocol ${o.protocol ?? 'immediate'}` : ''}; hparams: ${resolved.origin}`);
+}
 
-  const tty = !json && process.stderr.isTTY === true;
-  // One bar for the whole run: its stages (edit, score, ...) alternate case by case, far faster
-  // than a bar of their own would appear. The statistics, computed once, get theirs.
-  let bar: Progress | null = null;
-  let announced = false;
-  const statsBar = { bar: null as Progress | null };
-  const unit = typeof mode === 'object' && 'batch' in mode ? 'batch(es)' : !sequential ? 'case(s)' : stepOf(mode) > 1 ? 'step(s)' : 'edit(s)';
-  const result = await runEval(model, loaded.cases, {
-    method, resolved, mode, protocol, out, resume: v.resume === true, force: v.force === true, checkpointEvery: every,
-    heldout, heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, fluency: v.fluency === true || consistency !== undefined, consistency, stopAfter, data: { file: data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
-    onProgress: (p) => {
-      bar ??= new Progress('eval', p.total, tty);
-      if (!announced && p.stage === 'edit') {
-        announced = true;
-        bar.mark(p.done); // the baselines and statistics before say nothing of the pace of the units
-        if (tty && out) console.error(v.resume === true && p.done > 0
-          ? `resuming ${out}: ${p.done} of ${p.total} ${unit} done`
-          : `checkpoints in ${out} every ${every} ${unit}: if the run stops, the same command with --resume continues it`);
-      }
-      if (p.stage === 'checkpoint') return;
-      if (!statsBar.bar) bar.update(p.done, STAGES[p.stage]);
-    },
-    onEditProgress: (e) => {
-      if (e.phase !== 'stats') return;
-      if (!statsBar.bar) {
-        (bar as Progress | null)?.done();
-        statsBar.bar = new Progress('key statistics', e.total, tty);
-      }
-      statsBar.bar.update(e.done);
-      if (e.done >= e.total) {
-        statsBar.bar.done();
-        statsBar.bar = null;
-      }
-    },
-  });
-  (bar as Progress | null)?.done();
+/**
+ * One bar for the whole run: its stages (edit, score, ...) alternate case by case, far faster
+ * than a bar of their own would appear. The statistics, computed once, get theirs.
+ */
+class EvalBars {
+  private bar: Progress | null = null;
+  private statsBar: Progress | null = null;
+  private announced = false;
+  private readonly tty: boolean;
+  private readonly unit: string;
 
-  if (result.interrupted) {
-    const { done, total } = result.interrupted;
-    if (json) console.log(JSON.stringify({ interrupted: result.interrupted, out: out ?? null }));
-    else console.log(`stopped after ${done} of ${total} (--stop-after); continue with the same command and --resume`);
-    return;
+  constructor(private readonly o: EvalArgs) {
+    this.tty = !o.json && process.stderr.isTTY === true;
+    const { mode, sequential } = o;
+    this.unit = typeof mode === 'object' && 'batch' in mode ? 'batch(es)' : !sequential ? 'case(s)' : stepOf(mode) > 1 ? 'step(s)' : 'edit(s)';
   }
-  const s = result.summary!;
+
+  readonly onProgress = (p: EvalProgress): void => {
+    this.bar ??= new Progress('eval', p.total, this.tty);
+    if (!this.announced && p.stage === 'edit') {
+      this.announced = true;
+      this.bar.mark(p.done); // the baselines and statistics before say nothing of the pace of the units
+      const { out, resume, every } = this.o;
+      if (this.tty && out) console.error(resume && p.done > 0
+        ? `resuming ${out}: ${p.done} of ${p.total} ${this.unit} done`
+        : `checkpoints in ${out} every ${every} ${this.unit}: if the run stops, the same command with --resume continues it`);
+    }
+    if (p.stage === 'checkpoint') return;
+    if (!this.statsBar) this.bar.update(p.done, STAGES[p.stage]);
+  };
+
+  readonly onEditProgress = (e: ProgressEvent): void => {
+    if (e.phase !== 'stats') return;
+    if (!this.statsBar) {
+      this.bar?.done();
+      this.statsBar = new Progress('key statistics', e.total, this.tty);
+    }
+    this.statsBar.update(e.done);
+    if (e.done >= e.total) {
+      this.statsBar.done();
+      this.statsBar = null;
+    }
+  };
+
+  done(): void {
+    this.bar?.done();
+  }
+}
+
+/** A run in which the editor refused every case measured nothing: an error, not a report. */
+function refuseUnmeasured(s: EvalSummary, result: EvalResult, out: string | undefined): void {
   if (s.cases > 0 && s.failed === s.cases) {
     const first = result.records.find((r) => r.error)?.error ?? 'no reason recorded';
     throw new AmendError(`the editor refused all ${s.cases} case(s), so nothing was measured (first: ${first})${out ? `; the refusals are in ${path.join(out, 'cases.jsonl')}` : ''}`);
   }
-  const shared = s.sharedSubjects ?? [];
-  if (consistency) {
-    // A reference score needs the case's relation and new-object ids (CounterFact) and snippets about that object.
-    const scored = result.records.filter((r) => r.metrics.some((m) => m.name === 'reference_score')).length;
-    const of = result.records.filter((r) => !r.error).length;
-    if (scored < of) process.emitWarning(`--consistency: ${of - scored} of ${of} scored case(s) have no reference_score (no relation and new-object id in ${loaded.format} records, or no snippets about that object in ${consistencyDir})`);
-  }
-  if (json) {
-    console.log(JSON.stringify({ ...s, files: result.files }));
-    return;
-  }
+}
+
+function warnMissingReferenceScores(result: EvalResult, format: string, consistencyDir: string | undefined): void {
+  // A reference score needs the case's relation and new-object id (CounterFact) and snippets about that object.
+  const scored = result.records.filter((r) => r.metrics.some((m) => m.name === 'reference_score')).length;
+  const of = result.records.filter((r) => !r.error).length;
+  if (scored < of) process.emitWarning(`--consistency: ${of - scored} of ${of} scored case(s) have no reference_score (no relation and new-object id in ${format} records, or no snippets about that object in ${consistencyDir})`);
+}
+
+/** The console summary: refusals, notes, the headline rows per regime, and where the rest is. */
+function printSummary(s: EvalSummary, result: EvalResult, o: EvalArgs, resolved: ResolvedHparams): void {
+  const { out } = o;
   if (s.failed) console.log(`${s.failed} case(s) refused by the editor (${out ? 'see "error" in cases.jsonl' : 'give --out DIR for their reasons, in cases.jsonl'})`);
-  const hint = method === 'memit' && resolved.hparams.shared_key_targets !== 'joint' ? '; --set shared_key_targets=joint gives edits with the same key one z' : '';
-  for (const x of shared) {
+  const hint = o.method === 'memit' && resolved.hparams.shared_key_targets !== 'joint' ? '; --set shared_key_targets=joint gives edits with the same key one z' : '';
+  for (const x of s.sharedSubjects ?? []) {
     console.log(`note: in batches of ${x.batchSize}, ${x.shared} of ${x.edits} edits share their subject with another edit of the same batch (MEMIT's own batch evaluation uses MultiCounterFact, which has none${hint})`);
   }
   let last = '';
@@ -243,4 +285,37 @@ export async function run(args: Parsed): Promise<void> {
   }
   if (s.drift.length) console.log(`\nperplexity drift: ${s.drift.map((d) => `${d.edits}: ×${d.ratio.toFixed(3)}`).join(', ')}`);
   console.log(`\n${s.seconds.toFixed(1)} s${out ? `; report in ${out} (summary.md, summary.json, cases.jsonl${result.files.some((f) => f.endsWith('.svg')) ? ', plots' : ''})` : ' (give --out DIR for the report files)'}`);
+}
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  const o = parseArgs(args);
+  const inputs = readInputs(v, o);
+  const { loaded, qaTemplate, consistency } = inputs;
+
+  const model = await loadModel(v.model, o.json);
+  const resolved = resolveHparams(o.method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides: o.overrides, overridesSource: '--set' });
+  const heldout = heldoutOf(model, o, inputs, v['heldout-lines'] === true);
+  announce(o, loaded, model, resolved);
+
+  const bars = new EvalBars(o);
+  const result = await runEval(model, loaded.cases, {
+    method: o.method, resolved, mode: o.mode, protocol: o.protocol, out: o.out, resume: o.resume, force: v.force === true, checkpointEvery: o.every,
+    heldout, heldoutTokens: o.heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, fluency: v.fluency === true || consistency !== undefined, consistency, stopAfter: o.stopAfter, data: { file: o.data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
+    onProgress: bars.onProgress,
+    onEditProgress: bars.onEditProgress,
+  });
+  bars.done();
+
+  if (result.interrupted) {
+    const { done, total } = result.interrupted;
+    if (o.json) console.log(JSON.stringify({ interrupted: result.interrupted, out: o.out ?? null }));
+    else console.log(`stopped after ${done} of ${total} (--stop-after); continue with the same command and --resume`);
+    return;
+  }
+  const s = result.summary!;
+  refuseUnmeasured(s, result, o.out);
+  if (consistency) warnMissingReferenceScores(result, loaded.format, inputs.consistencyDir);
+  if (o.json) console.log(JSON.stringify({ ...s, files: result.files }));
+  else printSummary(s, result, o, resolved);
 }
