@@ -276,7 +276,8 @@ function revertChecked(model: CausalLM, e: EditOutcome): boolean {
   return weightsDigest(model, e.patch.deltas.map((d) => d.name)) === e.digest;
 }
 
-export async function run(args: Parsed): Promise<void> {
+/** The command line, checked before the model loads. */
+function parseArgs(args: Parsed) {
   const v = args.values;
   const json = v.json === true;
   const tty = !json && process.stderr.isTTY === true;
@@ -289,137 +290,185 @@ export async function run(args: Parsed): Promise<void> {
   if (wantedCase !== undefined && wantedCase.trim() === '') throw new AmendError('--case is empty: give a benchmark case_id');
   if (wantedCase !== undefined && seed !== undefined) throw new AmendError('give either --case (a chosen ROME case) or --seed (random cases), not both');
   const overrides = parseSets(listOption(args, 'set'));
-  const modelId = str(v.model) ?? 'world';
-  const say = (line = '') => { if (!json) console.log(line); };
+  return { json, tty, n, showK, tokens, seed, wantedCase, overrides, modelId: str(v.model) ?? 'world', data: str(v.data) };
+}
 
-  const clock = new Timings();
-  const started = performance.now();
+type DemoArgs = ReturnType<typeof parseArgs>;
 
-  // ---- 0. model and benchmark
-  const { model, cases, benchFile, format } = await clock.timeAsync('load', async () => {
-    const dataArg = str(v.data);
-    if (dataArg === '') throw new AmendError('--data is empty: give a benchmark file');
-    // Fail on a missing benchmark before spending time on the weights.
-    requireExisting('data', dataArg, 'a benchmark in CounterFact format (default: benchmark.json beside the model)');
-    const m = await loadModel(modelId, json);
-    const file = dataArg ?? (m.dir ? path.join(m.dir, 'benchmark.json') : '');
-    if (!file || !fs.existsSync(file)) {
-      throw new AmendError(`no benchmark for ${modelId}: ${m.dir ? `${path.join(m.dir, 'benchmark.json')} does not exist` : 'the model has no folder'}; give one with --data FILE (CounterFact format)`);
-    }
-    const loaded = loadCases(file);
-    return { model: m, cases: loaded.cases, benchFile: file, format: loaded.format };
-  });
-  const rome = resolveHparams('rome', model, { overrides: overridesFor('rome', overrides), overridesSource: '--set' });
-  const memit = n > 0 ? resolveHparams('memit', model, { overrides: overridesFor('memit', overrides), overridesSource: '--set' }) : null;
+/** The model and its benchmark (--data, else benchmark.json beside the model). */
+async function loadInputs(o: DemoArgs) {
+  if (o.data === '') throw new AmendError('--data is empty: give a benchmark file');
+  // Fail on a missing benchmark before spending time on the weights.
+  requireExisting('data', o.data, 'a benchmark in CounterFact format (default: benchmark.json beside the model)');
+  const m = await loadModel(o.modelId, o.json);
+  const file = o.data ?? (m.dir ? path.join(m.dir, 'benchmark.json') : '');
+  if (!file || !fs.existsSync(file)) {
+    throw new AmendError(`no benchmark for ${o.modelId}: ${m.dir ? `${path.join(m.dir, 'benchmark.json')} does not exist` : 'the model has no folder'}; give one with --data FILE (CounterFact format)`);
+  }
+  const loaded = loadCases(file);
+  return { model: m, cases: loaded.cases, benchFile: file, format: loaded.format };
+}
 
-  const ordered = order(cases.length, seed);
-  const romeIdx = pickRomeCase(model, cases, ordered, wantedCase);
-  const romeCase = cases[romeIdx]!;
-  const batchIdx = ordered.filter((i) => i !== romeIdx && hasCounterfactFields(cases[i]!)).slice(0, n);
-  if (batchIdx.length < n) throw new AmendError(`--n ${n}: the benchmark has only ${batchIdx.length} other case(s) with a true object, paraphrases and neighbours`);
+/** Both methods' hparams, the ROME case, and the MEMIT batch (the next suitable cases in the same order). */
+function planEdits(model: CausalLM, cases: readonly EditCase[], o: DemoArgs) {
+  const rome = resolveHparams('rome', model, { overrides: overridesFor('rome', o.overrides), overridesSource: '--set' });
+  const memit = o.n > 0 ? resolveHparams('memit', model, { overrides: overridesFor('memit', o.overrides), overridesSource: '--set' }) : null;
+  const ordered = order(cases.length, o.seed);
+  const romeIdx = pickRomeCase(model, cases, ordered, o.wantedCase);
+  const batchIdx = ordered.filter((i) => i !== romeIdx && hasCounterfactFields(cases[i]!)).slice(0, o.n);
+  if (batchIdx.length < o.n) throw new AmendError(`--n ${o.n}: the benchmark has only ${batchIdx.length} other case(s) with a true object, paraphrases and neighbours`);
   const batch = batchIdx.map((i) => cases[i]!);
-  const shownBatch = batch.slice(0, showK);
+  return { rome, memit, romeCase: cases[romeIdx]!, batch, shownBatch: batch.slice(0, o.showK) };
+}
 
-  say(`Amend demo: ${model.config.modelType} model ${model.dir ?? modelId} (${model.config.layers} layers, hidden ${model.config.hidden}); ${cases.length} benchmark cases in ${benchFile} (${format})`);
-  say(`hparams: ROME ${shortOrigin(rome, overridesFor('rome', overrides))}, layers ${JSON.stringify(rome.hparams.layers)}${memit ? `; MEMIT ${shortOrigin(memit, overridesFor('memit', overrides))}, layers ${JSON.stringify(memit.hparams.layers)}` : ''}`);
+type Inputs = Awaited<ReturnType<typeof loadInputs>>;
+type Plan = ReturnType<typeof planEdits>;
 
-  // ---- 1. what the model believes
-  const factProbe = (c: EditCase) => ({ prompt: fillTemplate(c.prompt, c.subject), trueAnswer: c.targetTrue, newAnswer: c.targetNew });
-  const beforeFacts = clock.time('before', () => look(model, [romeCase, ...shownBatch].map(factProbe), tokens));
-  say('\n1. Facts before editing (greedy completion; probability of the true and of the new object)');
-  [romeCase, ...shownBatch].forEach((c, i) => {
+/** What every step reads: the model, the clock of the phases, and the console (silent with --json). */
+interface Demo {
+  model: CausalLM;
+  clock: Timings;
+  say: (line?: string) => void;
+  tokens: number;
+  tty: boolean;
+}
+
+const factProbe = (c: EditCase) => ({ prompt: fillTemplate(c.prompt, c.subject), trueAnswer: c.targetTrue, newAnswer: c.targetNew });
+
+const editTimes = (timings: Record<string, number>) => Object.entries(timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ');
+
+/** 1. What the model believes about the ROME case and the MEMIT cases shown. */
+function showBeliefs(d: Demo, facts: readonly EditCase[]): Shown[] {
+  const beforeFacts = d.clock.time('before', () => look(d.model, facts.map(factProbe), d.tokens));
+  d.say('\n1. Facts before editing (greedy completion; probability of the true and of the new object)');
+  facts.forEach((c, i) => {
     const s = beforeFacts[i]!;
-    say(`   ${s.prompt} ${JSON.stringify(s.completion)}   P(${c.targetTrue!.trim()}) ${fmtP(s.pTrue)}  P(${c.targetNew.trim()}) ${fmtP(s.pNew)}`);
+    d.say(`   ${s.prompt} ${JSON.stringify(s.completion)}   P(${c.targetTrue!.trim()}) ${fmtP(s.pTrue)}  P(${c.targetNew.trim()}) ${fmtP(s.pNew)}`);
   });
+  return beforeFacts;
+}
 
-  // ---- 2. one ROME edit
-  const probes = probesOf(romeCase, benchFile);
-  const romeBefore = clock.time('before', () => look(model, probes, tokens));
-  say(`\n2. ROME: "${fillTemplate(romeCase.prompt, romeCase.subject)}" ${romeCase.targetTrue!.trim()} → ${romeCase.targetNew.trim()} (case ${String(romeCase.id)})`);
-  const romeEdit = await clock.timeAsync('rome', () => doEdit(model, 'rome', rome, [romeCase], tty));
-  const romeAfter = clock.time('after', () => look(model, probes, tokens));
-  const romeScores = clock.time('score', () => scoreAll(model, [romeCase], 'single', null));
-  const romeOk = clock.time('revert', () => revertChecked(model, romeEdit));
+/** 2. One ROME edit: its probes before and after, its scores, and the revert. */
+async function romeStep(d: Demo, hp: ResolvedHparams, c: EditCase, benchFile: string) {
+  const probes = probesOf(c, benchFile);
+  const before = d.clock.time('before', () => look(d.model, probes, d.tokens));
+  d.say(`\n2. ROME: "${fillTemplate(c.prompt, c.subject)}" ${c.targetTrue!.trim()} → ${c.targetNew.trim()} (case ${String(c.id)})`);
+  const edit = await d.clock.timeAsync('rome', () => doEdit(d.model, 'rome', hp, [c], d.tty));
+  const after = d.clock.time('after', () => look(d.model, probes, d.tokens));
+  const scores = d.clock.time('score', () => scoreAll(d.model, [c], 'single', null));
+  const reverted = d.clock.time('revert', () => revertChecked(d.model, edit));
   for (const [i, p] of probes.entries()) {
-    const b = romeBefore[i]!, a = romeAfter[i]!;
+    const b = before[i]!, a = after[i]!;
     const want = p.role === 'multi-hop'
       ? `answer ${p.trueAnswer ? `${p.trueAnswer.trim()} → ` : ''}${p.newAnswer.trim()}`
       : p.shouldChange ? `should become ${p.newAnswer.trim()}` : `should stay ${p.trueAnswer!.trim()}`;
     const pr = (s: Shown) => `P(${p.newAnswer.trim()}) ${fmtP(s.pNew)}${p.trueAnswer ? `  P(${p.trueAnswer.trim()}) ${fmtP(s.pTrue)}` : ''}`;
-    say(`   ${p.role.padEnd(10)} ${p.prompt}   (${want})`);
-    say(`     before ${JSON.stringify(b.completion).padEnd(28)} ${pr(b)}`);
-    say(`     after  ${JSON.stringify(a.completion).padEnd(28)} ${pr(a)}`);
+    d.say(`   ${p.role.padEnd(10)} ${p.prompt}   (${want})`);
+    d.say(`     before ${JSON.stringify(b.completion).padEnd(28)} ${pr(b)}`);
+    d.say(`     after  ${JSON.stringify(a.completion).padEnd(28)} ${pr(a)}`);
   }
-  say(`   edit ${secs(clock.seconds['rome']!)} (${Object.entries(romeEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')}); reverted${romeOk ? '' : ' — WEIGHTS DIFFER'}`);
+  d.say(`   edit ${secs(d.clock.seconds['rome']!)} (${editTimes(edit.timings)}); reverted${reverted ? '' : ' — WEIGHTS DIFFER'}`);
+  return { probes, before, after, edit, scores, row: pickRows(scores), reverted };
+}
 
-  // ---- 3. a MEMIT batch
-  let memitEdit: EditOutcome | null = null;
-  let memitScores: SummaryRow[] = [];
-  let batchBefore: Shown[] = [], batchAfter: Shown[] = [];
-  let memitOk = true;
-  if (memit) {
-    say(`\n3. MEMIT: ${n} edits in one batch (${n === 1 ? 'case' : 'cases'} ${batch.slice(0, 5).map((c) => String(c.id)).join(', ')}${n > 5 ? ', ...' : ''})`);
-    batchBefore = beforeFacts.slice(1);
-    memitEdit = await clock.timeAsync('memit', () => doEdit(model, 'memit', memit, batch, tty));
-    batchAfter = clock.time('after', () => look(model, shownBatch.map(factProbe), tokens));
-    shownBatch.forEach((c, i) => {
-      const b = batchBefore[i]!, a = batchAfter[i]!;
-      say(`   ${b.prompt} ${c.targetTrue!.trim()} → ${c.targetNew.trim()}`);
-      say(`     before ${JSON.stringify(b.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(b.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(b.pTrue)}`);
-      say(`     after  ${JSON.stringify(a.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(a.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(a.pTrue)}`);
-    });
-    say(`   edit ${secs(clock.seconds['memit']!)} (${Object.entries(memitEdit.timings).map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')})`);
-    memitScores = clock.time('score', () => scoreAll(model, batch, `batch-${batch.length}`, new Progress('scoring', batch.length, tty)));
-    memitOk = clock.time('revert', () => revertChecked(model, memitEdit!));
-  }
+/** 3. A MEMIT batch: the cases shown before (from step 1) and after, the batch's scores, and the revert. */
+async function memitStep(d: Demo, hp: ResolvedHparams, plan: Plan, before: Shown[]) {
+  const { batch, shownBatch } = plan;
+  const n = batch.length;
+  d.say(`\n3. MEMIT: ${n} edits in one batch (${n === 1 ? 'case' : 'cases'} ${batch.slice(0, 5).map((c) => String(c.id)).join(', ')}${n > 5 ? ', ...' : ''})`);
+  const edit = await d.clock.timeAsync('memit', () => doEdit(d.model, 'memit', hp, batch, d.tty));
+  const after = d.clock.time('after', () => look(d.model, shownBatch.map(factProbe), d.tokens));
+  shownBatch.forEach((c, i) => {
+    const b = before[i]!, a = after[i]!;
+    d.say(`   ${b.prompt} ${c.targetTrue!.trim()} → ${c.targetNew.trim()}`);
+    d.say(`     before ${JSON.stringify(b.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(b.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(b.pTrue)}`);
+    d.say(`     after  ${JSON.stringify(a.completion).padEnd(28)} P(${c.targetNew.trim()}) ${fmtP(a.pNew)}  P(${c.targetTrue!.trim()}) ${fmtP(a.pTrue)}`);
+  });
+  d.say(`   edit ${secs(d.clock.seconds['memit']!)} (${editTimes(edit.timings)})`);
+  const scores = d.clock.time('score', () => scoreAll(d.model, batch, `batch-${batch.length}`, new Progress('scoring', batch.length, d.tty)));
+  const reverted = d.clock.time('revert', () => revertChecked(d.model, edit));
+  return { n, before, after, edit, scores, row: pickRows(scores), reverted };
+}
 
-  // ---- 4. metrics
-  const romeRow = pickRows(romeScores);
-  const memitRow = pickRows(memitScores);
-  say(`\n${memit ? 4 : 3}. Scores (CounterFact probability comparison per prompt, mean per-token log-probability; src/eval)`);
-  say(`   ${''.padEnd(50)} ${'ROME, 1 edit'.padStart(14)}${memit ? ` ${`MEMIT, ${n} edits`.padStart(18)}` : ''}`);
+type RomeRun = Awaited<ReturnType<typeof romeStep>>;
+type MemitRun = Awaited<ReturnType<typeof memitStep>>;
+
+/** 4. The table of scores, a column per method. */
+function showScores(d: Demo, rome: RomeRun, memit: MemitRun | null): void {
+  const memitRow = memit?.row ?? {};
+  d.say(`\n${memit ? 4 : 3}. Scores (CounterFact probability comparison per prompt, mean per-token log-probability; src/eval)`);
+  d.say(`   ${''.padEnd(50)} ${'ROME, 1 edit'.padStart(14)}${memit ? ` ${`MEMIT, ${memit.n} edits`.padStart(18)}` : ''}`);
   for (const t of TABLE) {
-    if (romeRow[t.name] === undefined && memitRow[t.name] === undefined) continue;
-    say(`   ${t.label.padEnd(50)} ${pct(romeRow[t.name]).padStart(14)}${memit ? ` ${pct(memitRow[t.name]).padStart(18)}` : ''}`);
+    if (rome.row[t.name] === undefined && memitRow[t.name] === undefined) continue;
+    d.say(`   ${t.label.padEnd(50)} ${pct(rome.row[t.name]).padStart(14)}${memit ? ` ${pct(memitRow[t.name]).padStart(18)}` : ''}`);
   }
+}
 
-  // ---- 5. revert and time
-  const allOk = romeOk && memitOk;
+/** 5. Whether both reverts restored the weights, and the time of each phase (returned, for --json). */
+function showRevertAndTime(d: Demo, allOk: boolean, withMemit: boolean, started: number): Record<string, number> {
   const total = (performance.now() - started) / 1000;
   const phaseOrder = ['load', 'before', 'rome', 'memit', 'after', 'score', 'revert'];
-  const rounded = clock.toJSON();
+  const rounded = d.clock.toJSON();
   const phases = Object.fromEntries(phaseOrder.filter((p) => rounded[p] !== undefined).map((p) => [p, rounded[p]!]));
-  say(`\n${memit ? 5 : 4}. Reverted: ${allOk ? 'the edited tensors are bit-identical to the original (sha256)' : 'WEIGHTS DIFFER FROM THE ORIGINAL'}; nothing was written to disk but the layer statistics cache`);
-  say(`   time: ${Object.entries(phases).map(([k, s]) => `${k} ${secs(s)}`).join(' · ')} · total ${secs(total)}`);
+  d.say(`\n${withMemit ? 5 : 4}. Reverted: ${allOk ? 'the edited tensors are bit-identical to the original (sha256)' : 'WEIGHTS DIFFER FROM THE ORIGINAL'}; nothing was written to disk but the layer statistics cache`);
+  d.say(`   time: ${Object.entries(phases).map(([k, s]) => `${k} ${secs(s)}`).join(' · ')} · total ${secs(total)}`);
+  return { ...phases, total: Math.round(total * 1000) / 1000 };
+}
+
+/** The --json document: all that the console shows, with the metrics in full. */
+function demoJson(inputs: Inputs, plan: Plan, beforeFacts: readonly Shown[], romeRun: RomeRun, memitRun: MemitRun | null, seconds: Record<string, number>) {
+  const { model, cases, benchFile, format } = inputs;
+  const { rome, memit, romeCase, batch, shownBatch } = plan;
+  const showCase = (c: EditCase) => ({ id: c.id ?? null, prompt: fillTemplate(c.prompt, c.subject), subject: c.subject, targetTrue: c.targetTrue, targetNew: c.targetNew });
+  return {
+    model: { dir: model.dir, modelType: model.config.modelType, layers: model.config.layers, hidden: model.config.hidden },
+    data: { file: benchFile, format, cases: cases.length },
+    before: [romeCase, ...shownBatch].map((c, i) => ({ ...showCase(c), ...beforeFacts[i] })),
+    rome: {
+      case: showCase(romeCase),
+      hparams: { origin: rome.origin, layers: rome.hparams.layers },
+      probes: romeRun.probes.map((p, i) => ({ ...p, before: romeRun.before[i], after: romeRun.after[i] })),
+      timings: romeRun.edit.timings,
+      metrics: romeRun.scores,
+      reverted: romeRun.reverted,
+    },
+    memit: memit && memitRun ? {
+      n: memitRun.n,
+      cases: batch.map((c) => c.id ?? null),
+      hparams: { origin: memit.origin, layers: memit.hparams.layers },
+      shown: shownBatch.map((c, i) => ({ ...showCase(c), before: memitRun.before[i], after: memitRun.after[i] })),
+      timings: memitRun.edit.timings,
+      metrics: memitRun.scores,
+      reverted: memitRun.reverted,
+    } : null,
+    table: TABLE.map((t) => ({ name: t.name, protocol: t.protocol, rome: romeRun.row[t.name] ?? null, memit: memitRun ? memitRun.row[t.name] ?? null : null })),
+    reverted: romeRun.reverted && (memitRun?.reverted ?? true),
+    seconds,
+  };
+}
+
+export async function run(args: Parsed): Promise<void> {
+  const o = parseArgs(args);
+  const clock = new Timings();
+  const started = performance.now();
+
+  // ---- 0. model and benchmark
+  const inputs = await clock.timeAsync('load', () => loadInputs(o));
+  const { model, cases, benchFile, format } = inputs;
+  const plan = planEdits(model, cases, o);
+  const { rome, memit, romeCase, shownBatch } = plan;
+  const d: Demo = { model, clock, say: (line = '') => { if (!o.json) console.log(line); }, tokens: o.tokens, tty: o.tty };
+  d.say(`Amend demo: ${model.config.modelType} model ${model.dir ?? o.modelId} (${model.config.layers} layers, hidden ${model.config.hidden}); ${cases.length} benchmark cases in ${benchFile} (${format})`);
+  d.say(`hparams: ROME ${shortOrigin(rome, overridesFor('rome', o.overrides))}, layers ${JSON.stringify(rome.hparams.layers)}${memit ? `; MEMIT ${shortOrigin(memit, overridesFor('memit', o.overrides))}, layers ${JSON.stringify(memit.hparams.layers)}` : ''}`);
+
+  const beforeFacts = showBeliefs(d, [romeCase, ...shownBatch]);
+  const romeRun = await romeStep(d, rome, romeCase, benchFile);
+  const memitRun = memit ? await memitStep(d, memit, plan, beforeFacts.slice(1)) : null;
+  showScores(d, romeRun, memitRun);
+  const allOk = romeRun.reverted && (memitRun?.reverted ?? true);
+  const seconds = showRevertAndTime(d, allOk, memit !== null, started);
 
   // before the JSON: with --json a failure is its own JSON document, and stdout holds one
   if (!allOk) throw new AmendError('revert did not restore the original weights bit for bit (please report)');
-  if (json) {
-    const showCase = (c: EditCase) => ({ id: c.id ?? null, prompt: fillTemplate(c.prompt, c.subject), subject: c.subject, targetTrue: c.targetTrue, targetNew: c.targetNew });
-    console.log(JSON.stringify({
-      model: { dir: model.dir, modelType: model.config.modelType, layers: model.config.layers, hidden: model.config.hidden },
-      data: { file: benchFile, format, cases: cases.length },
-      before: [romeCase, ...shownBatch].map((c, i) => ({ ...showCase(c), ...beforeFacts[i] })),
-      rome: {
-        case: showCase(romeCase),
-        hparams: { origin: rome.origin, layers: rome.hparams.layers },
-        probes: probes.map((p, i) => ({ ...p, before: romeBefore[i], after: romeAfter[i] })),
-        timings: romeEdit.timings,
-        metrics: romeScores,
-        reverted: romeOk,
-      },
-      memit: memit && memitEdit ? {
-        n,
-        cases: batch.map((c) => c.id ?? null),
-        hparams: { origin: memit.origin, layers: memit.hparams.layers },
-        shown: shownBatch.map((c, i) => ({ ...showCase(c), before: batchBefore[i], after: batchAfter[i] })),
-        timings: memitEdit.timings,
-        metrics: memitScores,
-        reverted: memitOk,
-      } : null,
-      table: TABLE.map((t) => ({ name: t.name, protocol: t.protocol, rome: romeRow[t.name] ?? null, memit: memit ? memitRow[t.name] ?? null : null })),
-      reverted: allOk,
-      seconds: { ...phases, total: Math.round(total * 1000) / 1000 },
-    }));
-  }
+  if (o.json) console.log(JSON.stringify(demoJson(inputs, plan, beforeFacts, romeRun, memitRun, seconds)));
 }
