@@ -1,12 +1,13 @@
 // amend stats: compute (and cache) the second moment E[k kᵀ] of the MLP keys at some layers,
 // import ROME / EasyEdit statistics, or list what the cache holds for a model.
 import { AmendError } from '../../errors.js';
+import type { CausalLM } from '../../models/model.js';
 import { modelFingerprint, shortFingerprint } from '../../models/fingerprint.js';
 import {
   cachedStatsFiles, describeFit, fitsModel, importStatsToCache, layerSecondMoments, readStatsFile, resolveStatsOptions,
   type SecondMoment, type StatsOptions,
 } from '../../stats/index.js';
-import { intOption, type CommandSpec, type Parsed } from '../args.js';
+import { intOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { Progress } from '../progress.js';
 
@@ -66,12 +67,11 @@ function summary(sm: SecondMoment): Record<string, unknown> {
   };
 }
 
-export async function run(args: Parsed): Promise<void> {
+/** The option checks, in order: which mode, and no option the mode would ignore. Returns --cache-dir. */
+function checkArgs(args: Parsed): string | undefined {
   const v = args.values;
   if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend stats --help)`);
-  const json = v.json === true;
-  const str = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
-  const cacheDir = str('cache-dir');
+  const cacheDir = str(v['cache-dir']);
   if (cacheDir === '') throw new AmendError('--cache-dir is empty: give a folder (or leave it out for $AMEND_CACHE or ~/.cache/amend)');
   if (v.import !== undefined && v['no-cache'] === true) throw new AmendError('--import files the statistics into the cache; --no-cache would leave nothing done');
   if (v.layers !== undefined && v.layer !== undefined) throw new AmendError('give --layers or --layer, not both');
@@ -87,62 +87,65 @@ export async function run(args: Parsed): Promise<void> {
   const unread = v.list === true ? [...computing, 'corpus', 'refresh'] : v.import !== undefined ? computing : [];
   const stray = unread.find((k) => v[k] !== undefined);
   if (stray) throw new AmendError(`--${stray} does nothing with ${v.list === true ? '--list' : '--import'}; it applies when computing (--layers)`);
-  const model = await loadModel(v.model, json);
+  return cacheDir;
+}
 
-  if (v.list) {
-    const files = cachedStatsFiles(model, cacheDir);
-    // One unreadable file (truncated, from an interrupted copy) is named; the others are listed.
-    const rows = files.flatMap((f) => {
-      try {
-        const { sm, metadata } = readStatsFile(f);
-        return [{ sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created, ...(metadata.fit ? { fit: metadata.fit } : {}) } }];
-      } catch (e) {
-        if (!(e instanceof AmendError)) throw e;
-        process.stderr.write(`amend: warning: ${f}: unreadable, recomputed when next needed (${e.message})\n`);
-        return [];
-      }
-    });
-    rows.sort((a, b) => a.sm.layer - b.sm.layer || a.row.corpusLabel.localeCompare(b.row.corpusLabel) || a.sm.samples - b.sm.samples);
-    if (json) console.log(JSON.stringify({ fingerprint: modelFingerprint(model), stats: rows.map((r) => r.row) }));
-    else if (rows.length === 0) console.log('no statistics cached for this model');
-    else {
-      for (const { sm, row } of rows) {
-        // imported files record no text length, and their label says where they came from
-        const texts = sm.maxLength ? `${sm.samples} samples × ${sm.maxLength} tokens` : `${sm.samples} samples`;
-        const source = row.corpusLabel.startsWith('imported ') ? row.corpusLabel : `of ${row.corpusLabel}`;
-        // an import that did not fit the model and was forced in says so
-        const forced = row.fit?.startsWith('does not fit') ? '  (does not fit this model: imported with --force)' : '';
-        console.log(`layer ${sm.layer}: ${sm.count} tokens, ${texts} ${source}${forced}  ${sm.file}`);
-      }
+/** --list: the cached statistics of the model, by layer, corpus and samples. */
+function listCached(model: CausalLM, cacheDir: string | undefined, json: boolean): void {
+  const files = cachedStatsFiles(model, cacheDir);
+  // One unreadable file (truncated, from an interrupted copy) is named; the others are listed.
+  const rows = files.flatMap((f) => {
+    try {
+      const { sm, metadata } = readStatsFile(f);
+      return [{ sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created, ...(metadata.fit ? { fit: metadata.fit } : {}) } }];
+    } catch (e) {
+      if (!(e instanceof AmendError)) throw e;
+      process.stderr.write(`amend: warning: ${f}: unreadable, recomputed when next needed (${e.message})\n`);
+      return [];
     }
-    return;
-  }
-
-  if (v.import !== undefined) {
-    const file = str('import');
-    if (!file) throw new AmendError('--import needs a .npz file');
-    const layer = v.layer === undefined ? undefined : intOption(v.layer, 'layer', 0, 0);
-    const sm = await importStatsToCache(file, {
-      model, layer, dataset: str('dataset'), cacheDir, replace: v.refresh === true, force: v.force === true, fitCorpus: str('corpus'),
-    });
-    const name = sm.corpus.replace(/^imported:/, '');
-    const fits = fitsModel(sm.fit);
-    if (!fits) process.emitWarning(`${file}: imported with --force although it does not fit layer ${sm.layer} of this model (${describeFit(sm.fit)})`);
-    const { ratio, unitCorrelation, tokens, corpus, skipped } = sm.fit;
-    if (json) console.log(JSON.stringify({ imported: { ...summary(sm), fit: { ratio, unitCorrelation, tokens, corpus, fits, ...(skipped ? { skipped } : {}) } } }));
-    else {
-      console.log(`imported layer ${sm.layer} (${sm.dim}×${sm.dim}, ${sm.count} tokens, ${sm.samples} samples of ${name}) → ${sm.file}`);
-      console.log(`fit to this model: ${describeFit(sm.fit)}`);
-      console.log(`use it with: amend stats --corpus ${name} --samples ${sm.requestedSamples}; amend edit / eval --set mom2_dataset=${name} --set mom2_n_samples=${sm.requestedSamples}`);
+  });
+  rows.sort((a, b) => a.sm.layer - b.sm.layer || a.row.corpusLabel.localeCompare(b.row.corpusLabel) || a.sm.samples - b.sm.samples);
+  if (json) console.log(JSON.stringify({ fingerprint: modelFingerprint(model), stats: rows.map((r) => r.row) }));
+  else if (rows.length === 0) console.log('no statistics cached for this model');
+  else {
+    for (const { sm, row } of rows) {
+      // imported files record no text length, and their label says where they came from
+      const texts = sm.maxLength ? `${sm.samples} samples × ${sm.maxLength} tokens` : `${sm.samples} samples`;
+      const source = row.corpusLabel.startsWith('imported ') ? row.corpusLabel : `of ${row.corpusLabel}`;
+      // an import that did not fit the model and was forced in says so
+      const forced = row.fit?.startsWith('does not fit') ? '  (does not fit this model: imported with --force)' : '';
+      console.log(`layer ${sm.layer}: ${sm.count} tokens, ${texts} ${source}${forced}  ${sm.file}`);
     }
-    return;
   }
+}
 
-  const layers = parseLayers(str('layers') ?? str('layer') ?? '');
+/** --import: file a ROME / EasyEdit .npz in the cache, after checking that it fits the model. */
+async function importStats(model: CausalLM, v: Parsed['values'], cacheDir: string | undefined, json: boolean): Promise<void> {
+  const file = str(v.import);
+  if (!file) throw new AmendError('--import needs a .npz file');
+  const layer = v.layer === undefined ? undefined : intOption(v.layer, 'layer', 0, 0);
+  const sm = await importStatsToCache(file, {
+    model, layer, dataset: str(v.dataset), cacheDir, replace: v.refresh === true, force: v.force === true, fitCorpus: str(v.corpus),
+  });
+  const name = sm.corpus.replace(/^imported:/, '');
+  const fits = fitsModel(sm.fit);
+  if (!fits) process.emitWarning(`${file}: imported with --force although it does not fit layer ${sm.layer} of this model (${describeFit(sm.fit)})`);
+  const { ratio, unitCorrelation, tokens, corpus, skipped } = sm.fit;
+  if (json) console.log(JSON.stringify({ imported: { ...summary(sm), fit: { ratio, unitCorrelation, tokens, corpus, fits, ...(skipped ? { skipped } : {}) } } }));
+  else {
+    console.log(`imported layer ${sm.layer} (${sm.dim}×${sm.dim}, ${sm.count} tokens, ${sm.samples} samples of ${name}) → ${sm.file}`);
+    console.log(`fit to this model: ${describeFit(sm.fit)}`);
+    console.log(`use it with: amend stats --corpus ${name} --samples ${sm.requestedSamples}; amend edit / eval --set mom2_dataset=${name} --set mom2_n_samples=${sm.requestedSamples}`);
+  }
+}
+
+/** --layers: compute the layers' statistics in one pass over the corpus (or take them from the cache). */
+async function computeStats(model: CausalLM, v: Parsed['values'], cacheDir: string | undefined, json: boolean): Promise<void> {
+  const layers = parseLayers(str(v.layers) ?? str(v.layer) ?? '');
   const bad = layers.find((l) => l >= model.config.layers);
   if (bad !== undefined) throw new AmendError(`layer ${bad} is out of range (the model has layers 0..${model.config.layers - 1})`);
   const opts: StatsOptions = {
-    corpus: str('corpus'),
+    corpus: str(v.corpus),
     samples: v.samples === undefined ? undefined : intOption(v.samples, 'samples', 0, 1),
     maxLength: v['max-length'] === undefined ? undefined : intOption(v['max-length'], 'max-length', 0, 1),
     batchTokens: v['batch-tokens'] === undefined ? undefined : intOption(v['batch-tokens'], 'batch-tokens', 0, 1),
@@ -172,4 +175,14 @@ export async function run(args: Parsed): Promise<void> {
     console.log(`layer ${sm.layer}: ${sm.dim}×${sm.dim}, ${sm.count} tokens from ${sm.samples} samples (${how})${sm.file ? `  ${sm.file}` : ''}`);
   }
   process.stderr.write(`(${seconds.toFixed(1)} s)\n`);
+}
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  const cacheDir = checkArgs(args);
+  const json = v.json === true;
+  const model = await loadModel(v.model, json);
+  if (v.list) listCached(model, cacheDir, json);
+  else if (v.import !== undefined) await importStats(model, v, cacheDir, json);
+  else await computeStats(model, v, cacheDir, json);
 }
