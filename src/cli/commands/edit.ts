@@ -11,7 +11,7 @@ import { checkExportDir, exportModel, exportProvenance, parseExportDType } from 
 import { checkCanBeFolder, checkCanWriteAt } from '../../io/dirs.js';
 import { loadCases } from '../../data/index.js';
 import {
-  describeSchema, editWithReport, listPresets, METHODS, parseSets, resolveHparams, type EditMethod, type EditRequest,
+  describeSchema, editWithReport, listPresets, METHODS, parseSets, resolveHparams, type EditMethod, type EditRequest, type ResolvedHparams,
 } from '../../editors/index.js';
 import { applyTargetSpace, continuationIds, fill, prepareRequests, subjectTemplate } from '../../editors/common/prompts.js';
 import { scoreTargets } from '../../editors/common/score.js';
@@ -120,30 +120,20 @@ function completions(model: CausalLM, reqs: readonly EditRequest[], maxNew: numb
   });
 }
 
-export async function run(args: Parsed): Promise<void> {
-  const v = args.values;
-  const json = v.json === true;
-  const method = methodOf(v.method);
-  if (v['list-presets']) {
-    const ps = listPresets().filter((p) => p.method === method);
-    if (json) console.log(JSON.stringify(ps.map(({ file: _f, ...p }) => p)));
-    else for (const p of ps) console.log(`${p.name.padEnd(20)} layers ${JSON.stringify(p.hparams.layers).padEnd(18)} ${p.source}${p.note ? ` — ${p.note}` : ''}`);
-    return;
-  }
-  if (v['hparams-help']) {
-    console.log(`${method.toUpperCase()} hparams (--set key=value, or a YAML/JSON file with --hparams):`);
-    console.log(describeSchema(method).join('\n'));
-    return;
-  }
-  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend edit --help)`);
-  const requests = requestsFromArgs(args);
-  const overrides = parseSets(listOption(args, 'set'));
-  const out = str(v.out), exportDir = str(v.export);
+/** --list-presets: the presets of the method, with their layers and sources. */
+function listMethodPresets(method: EditMethod, json: boolean): void {
+  const ps = listPresets().filter((p) => p.method === method);
+  if (json) console.log(JSON.stringify(ps.map(({ file: _f, ...p }) => p)));
+  else for (const p of ps) console.log(`${p.name.padEnd(20)} layers ${JSON.stringify(p.hparams.layers).padEnd(18)} ${p.source}${p.note ? ` — ${p.note}` : ''}`);
+}
+
+/** --out: a patch file that can be written, checked before the model is loaded and edited. */
+function checkPatchOut(out: string | undefined, exportDir: string | undefined, force: boolean): void {
   if (out !== undefined && out === '') throw new AmendError('--out is empty: give the patch file to write');
   if (out && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new AmendError(`--out ${out} is a folder; give the patch file to write (a folder is for --export)`);
   // --force replaces an earlier patch, never another file (the model's own weights or config, say).
   if (out && fs.existsSync(out) && !isPatchFile(out)) throw new AmendError(`${out} exists and is not an Amend patch (--force replaces only an earlier patch); choose another --out file`);
-  if (out && fs.existsSync(out) && !v.force) throw new AmendError(`${out} exists; pass --force to overwrite it`);
+  if (out && fs.existsSync(out) && !force) throw new AmendError(`${out} exists; pass --force to overwrite it`);
   if (out && exportDir) {
     const o = path.resolve(out), e = path.resolve(exportDir);
     if (o === e || o.startsWith(e + path.sep)) throw new AmendError(`--out ${out} is ${o === e ? 'the same path as' : 'inside'} --export ${exportDir}; write the patch somewhere else`);
@@ -154,69 +144,123 @@ export async function run(args: Parsed): Promise<void> {
     // before the model is loaded and edited, which can take minutes, not after
     checkCanWriteAt(out);
   }
-  if (exportDir) checkExportDir(path.resolve(exportDir), null, v.force === true);
+}
+
+/** The command line of an edit, checked before the model loads. */
+function parseArgs(args: Parsed, method: EditMethod) {
+  const v = args.values;
+  const json = v.json === true;
+  if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend edit --help)`);
+  const requests = requestsFromArgs(args);
+  const overrides = parseSets(listOption(args, 'set'));
+  const out = str(v.out), exportDir = str(v.export), force = v.force === true;
+  checkPatchOut(out, exportDir, force);
+  if (exportDir) checkExportDir(path.resolve(exportDir), null, force);
   parseExportDType(str(v.dtype));
   if (v.dtype !== undefined && !exportDir) throw new AmendError('--dtype is the storage dtype of --export; give --export DIR too (a patch keeps float32)');
   const maxNew = intOption(v['max-new-tokens'], 'max-new-tokens', 20);
   const showN = json ? requests.length : intOption(v.show, 'show', 5);
+  return { json, method, requests, overrides, out, exportDir, force, maxNew, showN, allowUnchanged: v['allow-unchanged'] === true };
+}
+
+type EditArgs = ReturnType<typeof parseArgs>;
+
+/** The edit, applied to the model in memory, with the completions of the shown requests before and after. */
+async function editShowing(model: CausalLM, resolved: ResolvedHparams, o: EditArgs) {
+  const { method, requests } = o;
+  const shown = requests.slice(0, o.showN);
+  const before = completions(model, shown, o.maxNew, resolved.hparams.target_space);
+  const bars = new EditBars(!o.json && process.stderr.isTTY === true,
+    method === 'memit' ? { phase: 'z', total: requests.length } : { phase: 'rome', total: requests.length * resolved.hparams.layers.length });
+  const { patch, report } = await editWithReport(model, requests, {
+    method, resolved, allowUnchanged: o.allowUnchanged, onProgress: bars.onProgress,
+  });
+  bars.done();
+  editSession(model).apply(patch);
+  const after = completions(model, shown, o.maxNew, resolved.hparams.target_space);
+  return { model, resolved, patch, report, shown, before, after };
+}
+
+type Edited = Awaited<ReturnType<typeof editShowing>>;
+
+/**
+ * An edit can run to the end and still change nothing that matters (a rule's hparams on a model
+ * unlike those the rule was drawn from): say so rather than print "patch written" alone.
+ */
+function barelyMovedWarning(e: Edited, method: EditMethod): string | null {
+  const { shown, before, after } = e;
+  return shown.length > 0 && shown.every((_, i) => after[i]!.pNew < 0.5 && after[i]!.pNew < 2 * before[i]!.pNew)
+    ? `the edit barely moved P(new) on the requests shown (at most ${fmtP(Math.max(...after.map((a) => a.pNew)))} after); its hparams (${e.resolved.origin}) may hold it back — see --hparams-help${method === 'memit' ? ' (mom2_update_weight)' : ''}`
+    : null;
+}
+
+/** The console report: the edit, the shown requests before and after, and the time of each phase. */
+function printEdit(e: Edited, o: EditArgs): void {
+  const { model, resolved, patch, shown, before, after } = e;
+  const { method, requests } = o;
+  console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${requests.length} request(s); hparams: ${resolved.origin}`);
+  console.log(`layers ${JSON.stringify(resolved.hparams.layers)}; tensors ${patch.deltas.map((d) => `${d.name} (${d.kind}${d.kind === 'low_rank' ? ` rank ${d.rank}` : ''})`).join(', ')}`);
+  shown.forEach((r, i) => {
+    console.log(`\n[${i + 1}] ${before[i].prompt} → ${r.targetNew.trim()}`);
+    console.log(`  before: ${JSON.stringify(before[i].completion)}  P(new) ${fmtP(before[i].pNew)}${r.targetTrue ? `  P(true) ${fmtP(before[i].pTrue)}` : ''}`);
+    console.log(`  after:  ${JSON.stringify(after[i].completion)}  P(new) ${fmtP(after[i].pNew)}${r.targetTrue ? `  P(true) ${fmtP(after[i].pTrue)}` : ''}`);
+  });
+  if (requests.length > shown.length) console.log(`\n(${requests.length - shown.length} more request(s) not shown; --show N)`);
+  console.log(`\ntime: ${Object.entries(e.report.timings).map(([k, s]) => `${k} ${s.toFixed(2)}s`).join(', ')}`);
+}
+
+/** --export, then --out; returns what the export wrote (for --json). */
+function writeOutputs(e: Edited, o: EditArgs, args: Parsed): unknown {
+  const { model, patch } = e;
+  // The export first: it takes seconds to minutes, the patch milliseconds, so a run stopped
+  // part-way leaves neither rather than a patch whose rerun is refused for existing.
+  let exported: unknown;
+  if (o.exportDir) {
+    exported = o.json
+      ? exportModel(model, o.exportDir, { dtype: parseExportDType(str(args.values.dtype)), force: o.force })
+      : exportAndReport(model, o.exportDir, args);
+  }
+  if (o.out) {
+    patch.save(o.out, { noClobber: !o.force });
+    if (!o.json) console.log(`patch written: ${o.out} (${patch.metadata.method} patch ${patch.id.slice(0, 12)})`);
+  }
+  return exported;
+}
+
+export async function run(args: Parsed): Promise<void> {
+  const v = args.values;
+  const json = v.json === true;
+  const method = methodOf(v.method);
+  if (v['list-presets']) return listMethodPresets(method, json);
+  if (v['hparams-help']) {
+    console.log(`${method.toUpperCase()} hparams (--set key=value, or a YAML/JSON file with --hparams):`);
+    console.log(describeSchema(method).join('\n'));
+    return;
+  }
+  const o = parseArgs(args, method);
 
   const model = await loadModel(v.model, json);
-  if (exportDir) {
-    checkExportDir(path.resolve(exportDir), model.dir, v.force === true);
+  if (o.exportDir) {
+    checkExportDir(path.resolve(o.exportDir), model.dir, o.force);
     // The export carries on the source's record of patches: a record it cannot read would
     // otherwise stop the export only after the edit.
     if (model.dir) exportProvenance(model.dir);
   }
-  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides, overridesSource: '--set' });
-  prepareRequests(model, requests, resolved.hparams); // every request checked (and named) before any is shown
-  const shownReqs = requests.slice(0, showN);
-  const before = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
-
-  const bars = new EditBars(!json && process.stderr.isTTY === true,
-    method === 'memit' ? { phase: 'z', total: requests.length } : { phase: 'rome', total: requests.length * resolved.hparams.layers.length });
-  const { patch, report } = await editWithReport(model, requests, {
-    method, resolved, allowUnchanged: v['allow-unchanged'] === true, onProgress: bars.onProgress,
-  });
-  bars.done();
-  editSession(model).apply(patch);
-  const after = completions(model, shownReqs, maxNew, resolved.hparams.target_space);
-  // An edit can run to the end and still change nothing that matters (a rule's hparams on a model
-  // unlike those the rule was drawn from): say so rather than print "patch written" alone.
-  // (Given after the report below, which it is about.)
-  const barelyMoved = shownReqs.length > 0 && shownReqs.every((_, i) => after[i]!.pNew < 0.5 && after[i]!.pNew < 2 * before[i]!.pNew)
-    ? `the edit barely moved P(new) on the requests shown (at most ${fmtP(Math.max(...after.map((a) => a.pNew)))} after); its hparams (${resolved.origin}) may hold it back — see --hparams-help${method === 'memit' ? ' (mom2_update_weight)' : ''}`
-    : null;
-  if (!json) {
-    console.log(`${method.toUpperCase()} on ${model.dir ?? 'model'}: ${requests.length} request(s); hparams: ${resolved.origin}`);
-    console.log(`layers ${JSON.stringify(resolved.hparams.layers)}; tensors ${patch.deltas.map((d) => `${d.name} (${d.kind}${d.kind === 'low_rank' ? ` rank ${d.rank}` : ''})`).join(', ')}`);
-    shownReqs.forEach((r, i) => {
-      console.log(`\n[${i + 1}] ${before[i].prompt} → ${r.targetNew.trim()}`);
-      console.log(`  before: ${JSON.stringify(before[i].completion)}  P(new) ${fmtP(before[i].pNew)}${r.targetTrue ? `  P(true) ${fmtP(before[i].pTrue)}` : ''}`);
-      console.log(`  after:  ${JSON.stringify(after[i].completion)}  P(new) ${fmtP(after[i].pNew)}${r.targetTrue ? `  P(true) ${fmtP(after[i].pTrue)}` : ''}`);
-    });
-    if (requests.length > shownReqs.length) console.log(`\n(${requests.length - shownReqs.length} more request(s) not shown; --show N)`);
-    console.log(`\ntime: ${Object.entries(report.timings).map(([k, s]) => `${k} ${s.toFixed(2)}s`).join(', ')}`);
-  }
-  if (barelyMoved) process.emitWarning(barelyMoved);
-  // The export first: it takes seconds to minutes, the patch milliseconds, so a run stopped
-  // part-way leaves neither rather than a patch whose rerun is refused for existing.
-  let exported: unknown;
-  if (exportDir) {
-    exported = json
-      ? exportModel(model, exportDir, { dtype: parseExportDType(str(v.dtype)), force: v.force === true })
-      : exportAndReport(model, exportDir, args);
-  }
-  if (out) {
-    patch.save(out, { noClobber: v.force !== true });
-    if (!json) console.log(`patch written: ${out} (${patch.metadata.method} patch ${patch.id.slice(0, 12)})`);
-  }
+  const resolved = resolveHparams(method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides: o.overrides, overridesSource: '--set' });
+  prepareRequests(model, o.requests, resolved.hparams); // every request checked (and named) before any is shown
+  const e = await editShowing(model, resolved, o);
+  const barelyMoved = barelyMovedWarning(e, method);
+  if (!json) printEdit(e, o);
+  if (barelyMoved) process.emitWarning(barelyMoved); // after the report, which it is about
+  const exported = writeOutputs(e, o, args);
   if (json) {
+    const { patch } = e;
     console.log(JSON.stringify({
-      method, model: model.dir, hparams: resolved.hparams, origin: resolved.origin, timings: report.timings,
-      requests: shownReqs.map((r, i) => ({ ...r, before: before[i], after: after[i] })),
-      patch: { id: patch.id, file: out ?? null, tensors: patch.deltas.map((d) => ({ name: d.name, kind: d.kind, rank: d.kind === 'low_rank' ? d.rank : null })) },
+      method, model: model.dir, hparams: resolved.hparams, origin: resolved.origin, timings: e.report.timings,
+      requests: e.shown.map((r, i) => ({ ...r, before: e.before[i], after: e.after[i] })),
+      patch: { id: patch.id, file: o.out ?? null, tensors: patch.deltas.map((d) => ({ name: d.name, kind: d.kind, rank: d.kind === 'low_rank' ? d.rank : null })) },
       export: exported ?? null,
     }));
   }
-  if (!out && !exportDir && !json) console.log('nothing written (give --out PATCH and/or --export DIR to keep the edit)');
+  if (!o.out && !o.exportDir && !json) console.log('nothing written (give --out PATCH and/or --export DIR to keep the edit)');
 }
