@@ -79,7 +79,7 @@ function requestsFromArgs(args: Parsed): EditRequest[] {
   if (file && v['target-true'] !== undefined) throw new AmendError('--target-true goes with --prompt/--subject/--target; in a requests file each request carries its own true target');
   if (file) {
     const limit = v.limit === undefined ? undefined : intOption(v.limit, 'limit', 0, 1);
-  requireExisting('requests', file, 'a JSON list of requests or a benchmark file (or "world" for the demo world\'s)', ['world']);
+    requireExisting('requests', file, 'a JSON list of requests or a benchmark file (or "world" for the demo world\'s)', ['world']);
     const loaded = loadCases(file, { limit });
     const reqs = loaded.cases.flatMap((c) => (c.edits && c.edits.length > 0 ? c.edits : [c]));
     if (reqs.length === 0) throw new AmendError(`${file}: no edit requests`);
