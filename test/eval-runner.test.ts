@@ -12,7 +12,7 @@ import { EditPatch } from '../src/patch/patch.js';
 import { PartialRun } from '../src/eval/checkpoint.js';
 import { loadCases } from '../src/data/index.js';
 import type { EditCase } from '../src/editors/types.js';
-import { counterfactExclusion, localityBaselines, PARTIAL_DIR, runEval, scoreCases, sharedSubjectEdits, type EvalOptions, type EvalResult, type EvalSummary } from '../src/eval/index.js';
+import { counterfactExclusion, localityBaselines, PARTIAL_DIR, runEval, scoreCases, sharedSubjectEdits, type EvalOptions, type EvalProgress, type EvalResult, type EvalSummary } from '../src/eval/index.js';
 import { decodePng } from './png-decode.js';
 import { editWithReport, resolveHparams } from '../src/editors/index.js';
 import { editSession } from '../src/patch/session.js';
@@ -208,6 +208,15 @@ test('ConvSent: es_sent, z_sent, z_topic and dd in single, batch and sequential 
   session.revertAll();
   assertSameWeights(m, before);
   assert.deepEqual(sentiment(runs.final), ref.map((s) => s.metrics.filter((y) => y.protocol === 'sentiment-likelihood').map((y) => [y.name, y.value])));
+});
+
+test('progress counts units: protocol final scores its cases after the last unit without going past the total', { skip }, async () => {
+  const m = await tiny();
+  const { cases } = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 18 });
+  const events: EvalProgress[] = [];
+  await runEval(m, cases, { ...MEMIT, mode: { sequential: 18, step: 9 }, protocol: 'final', onProgress: (p) => events.push({ ...p }) });
+  assert.ok(events.some((p) => p.stage === 'score'), 'the final scoring reports progress');
+  for (const p of events) assert.ok(p.done <= p.total && p.total === 2, `${p.stage} ${p.done}/${p.total}`);
 });
 
 test('sequential steps (sequential:T/K): K cases per edit call, stacked; edits counted in cases; resumable', { skip }, async () => {

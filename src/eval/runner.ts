@@ -624,7 +624,7 @@ function scoreDeferred(run: Run): void {
   const edits = new Map(run.pending.map((p) => [p.index, p]));
   const CHUNK = 16;
   for (let s = 0; s < ok.length; s += CHUNK) {
-    progress(run, 'score', s);
+    progress(run, 'score', run.done); // every unit is edited: done stays at total while the cases are scored
     const idx = ok.slice(s, s + CHUNK).map((p) => p.index);
     run.records.push(...scoreRecords(run, idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: run.cases.length }), (i) => edits.get(i)!.cost!));
   }
