@@ -218,7 +218,10 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'batch:0', '--out', out), /--mode must be single, batch:K/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sideways', '--out', out), /--mode must be/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--protocol', 'final', '--out', out), /--protocol applies to sequential runs only/);
-  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout', cf, '--out', out), /--heldout measures perplexity drift in sequential runs only/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout', cf, '--out', out), /--heldout: perplexity drift is measured in sequential runs only/);
+  // The option named is the one given.
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout-lines', '--out', out), /--heldout-lines: perplexity drift is measured in sequential runs only/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout-tokens', '64', '--out', out), /--heldout-tokens: perplexity drift is measured in sequential runs only/);
   const binary = path.join(tmp, 'junk.bin');
   fs.writeFileSync(binary, Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0x41]));
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout', binary, '--out', out), /junk\.bin: holds NUL bytes, so it is not text/);

@@ -17,7 +17,7 @@ import {
 import { EditPatch, editSession } from '../src/patch/index.js';
 import { secondMoments, withRidge } from '../src/editors/common/stats.js';
 import type { EditHparams } from '../src/editors/hparams.js';
-import { type CliResult, collectGarbage, runCli, sharedDir, warningsOf } from './helpers.js';
+import { type CliResult, collectGarbage, repoRoot, runCli, sharedDir, warningsOf } from './helpers.js';
 import { romeNpz } from './npz-writer.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-stats-'));
@@ -589,6 +589,13 @@ test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => 
   assert.equal(listed.code, 0, listed.stderr);
   assert.equal(JSON.parse(listed.stdout).stats.length, cached.length - 1);
   assert.match(listed.stderr, /^amend: warning: .*unreadable, recomputed when next needed/);
+  // A warning like the others: NODE_NO_WARNINGS silences it.
+  const quiet = spawnSync(process.execPath, [path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js'), 'stats', '--model', dir, '--list', '--json'], {
+    encoding: 'utf8', env: { ...process.env, AMEND_CACHE: path.join(tmp, 'cli-cache'), NODE_NO_WARNINGS: '1' },
+  });
+  assert.equal(quiet.status, 0, quiet.stderr);
+  assert.equal(quiet.stderr, '');
+  assert.equal(JSON.parse(quiet.stdout).stats.length, cached.length - 1);
 });
 
 test('amend stats --import files a ROME .npz under its dataset name', { skip: NO_TOK }, async () => {

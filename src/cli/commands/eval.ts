@@ -38,7 +38,7 @@ export const spec: CommandSpec = {
     'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (always so for the model folder\'s own corpus-heldout.txt)' },
     'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
     qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
-    'qa-template': { type: 'string', help: 'FILE  text around every --qa question, "{}" where it goes (e.g. few-shot examples ending in "Q: {}\\nA:"; the file\'s final newline is dropped); implies --qa' },
+    'qa-template': { type: 'string', help: 'FILE  text around every --qa question, "{}" where it goes (without "{}" the text goes before it; e.g. few-shot examples ending in "Q: {}\\nA:"; the file\'s final newline is dropped); implies --qa' },
     fluency: { type: 'boolean', help: 'also sample texts (top-k 5, 100 tokens, ROME\'s generate_fast) and score their n-gram entropy' },
     consistency: { type: 'string', help: 'DIR  ROME\'s data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json: also the reference score (TF-IDF similarity of the samples to texts about the new object); implies --fluency' },
     preset: { type: 'string', help: 'NAME  hparams preset (default: the one matching the model; see amend edit --list-presets)' },
@@ -159,8 +159,9 @@ function readInputs(v: Parsed['values'], o: EvalArgs) {
   const loaded = loadCases(o.data, { limit: o.n, ...(o.split !== undefined ? { split: o.split } : {}) });
   if (loaded.cases.length === 0) throw new AmendError(`${o.data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
   const heldoutFile = str(v.heldout);
-  if ((heldoutFile !== undefined || v['heldout-lines'] === true || v['heldout-tokens'] !== undefined) && !o.sequential) {
-    throw new AmendError('--heldout measures perplexity drift in sequential runs only (--mode sequential:T)');
+  const heldoutGiven = heldoutFile !== undefined ? 'heldout' : v['heldout-lines'] === true ? 'heldout-lines' : v['heldout-tokens'] !== undefined ? 'heldout-tokens' : undefined;
+  if (heldoutGiven !== undefined && !o.sequential) {
+    throw new AmendError(`--${heldoutGiven}: perplexity drift is measured in sequential runs only (--mode sequential:T)`);
   }
   const heldoutText = heldoutFile !== undefined ? readHeldOutText(heldoutFile) : undefined;
   requireExisting('qa-template', str(v['qa-template']), 'a text file with "{}" where each question goes');

@@ -100,7 +100,7 @@ function listCached(model: CausalLM, cacheDir: string | undefined, json: boolean
       return [{ sm, row: { ...summary(sm), corpusLabel: metadata.corpus_label ?? sm.corpus, created: metadata.created, ...(metadata.fit ? { fit: metadata.fit } : {}) } }];
     } catch (e) {
       if (!(e instanceof AmendError)) throw e;
-      process.stderr.write(`amend: warning: ${f}: unreadable, recomputed when next needed (${e.message})\n`);
+      process.emitWarning(`${f}: unreadable, recomputed when next needed (${e.message})`);
       return [];
     }
   });
