@@ -181,6 +181,8 @@ export interface EvalProgress {
   /** Units done (cases, batches or edits) of `total`. */
   done: number;
   total: number;
+  /** Protocol final's scoring, after the last unit: the cases scored so far of those to score. */
+  cases?: { done: number; total: number };
 }
 
 export type { EditCase };

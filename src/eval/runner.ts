@@ -469,7 +469,8 @@ function planRun(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions)
   };
 }
 
-const progress = (plan: RunPlan, stage: EvalProgress['stage'], done: number) => plan.o.onProgress?.({ stage, done, total: plan.total });
+const progress = (plan: RunPlan, stage: EvalProgress['stage'], done: number, cases?: EvalProgress['cases']) =>
+  plan.o.onProgress?.({ stage, done, total: plan.total, ...(cases ? { cases } : {}) });
 
 /** Sequential: cases edited once the first u units are (the x of the drift and of the plots). */
 const editedAfter = (plan: RunPlan, u: number) => (u === 0 ? 0 : plan.units[u - 1]!.cases.at(-1)! + 1);
@@ -623,11 +624,13 @@ function scoreDeferred(run: Run): void {
   const ok = run.pending.filter((p) => !p.error);
   const edits = new Map(run.pending.map((p) => [p.index, p]));
   const CHUNK = 16;
+  // Every unit is edited, so done stays at total; the pace of this pass is in its cases.
   for (let s = 0; s < ok.length; s += CHUNK) {
-    progress(run, 'score', run.done); // every unit is edited: done stays at total while the cases are scored
+    progress(run, 'score', run.done, { done: s, total: ok.length });
     const idx = ok.slice(s, s + CHUNK).map((p) => p.index);
     run.records.push(...scoreRecords(run, idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: run.cases.length }), (i) => edits.get(i)!.cost!));
   }
+  progress(run, 'score', run.done, { done: ok.length, total: ok.length });
   for (const p of run.pending.filter((q) => q.error)) run.records.push(refusedRecord(run, p.index, { edit: p.edit }, p.error));
   run.records.sort((a, b) => a.index - b.index);
   run.partial?.appendLines(run.records.map((r) => JSON.stringify(r)));

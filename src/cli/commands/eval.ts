@@ -204,6 +204,7 @@ function announce(o: EvalArgs, loaded: LoadedCases, model: CausalLM, resolved: R
 class EvalBars {
   private bar: Progress | null = null;
   private statsBar: Progress | null = null;
+  private scoreBar: Progress | null = null;
   private announced = false;
   private readonly tty: boolean;
   private readonly unit: string;
@@ -225,8 +226,22 @@ class EvalBars {
         : `checkpoints in ${out} every ${every} ${this.unit}: if the run stops, the same command with --resume continues it`);
     }
     if (p.stage === 'checkpoint') return;
+    if (p.cases) return this.onScoring(p.cases);
     if (!this.statsBar) this.bar.update(p.done, STAGES[p.stage]);
   };
+
+  /** Protocol final scores every case after the last edit: a bar of its own, counting cases. */
+  private onScoring(cases: { done: number; total: number }): void {
+    if (!this.scoreBar) {
+      this.bar?.done();
+      this.scoreBar = new Progress('scoring', cases.total, this.tty);
+    }
+    this.scoreBar.update(cases.done);
+    if (cases.done >= cases.total) {
+      this.scoreBar.done();
+      this.scoreBar = null;
+    }
+  }
 
   readonly onEditProgress = (e: ProgressEvent): void => {
     if (e.phase !== 'stats') return;
