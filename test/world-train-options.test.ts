@@ -12,7 +12,7 @@ import { withStartToken } from '../src/world/bpe.js';
 import { buildDemoWorld } from '../src/world/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { mulberry32 } from '../src/tensor/index.js';
-import { SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, dropMask, packRows, prepareDocs, type TrainDoc } from '../src/world/train.js';
+import { SMALL_TRAIN_CONFIG, SMALL_VOCAB_SIZE, SMALL_WORLD_SIZES, dropMask, packRows, prepareDocs, trainWorldModel, type TrainDoc } from '../src/world/train.js';
 import { assertOneLineError, runCli } from './helpers.js';
 
 const doc = (n: number): TrainDoc => ({
@@ -56,6 +56,21 @@ test('world build with positionEmbeddings false keeps wpe at zero; model.inner s
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+});
+
+test('trainWorldModel calls onStep with each step of the total, and not with the trainer\'s state as `this`', () => {
+  const dw = buildDemoWorld({ seed: 3, sizes: SMALL_WORLD_SIZES, vocabSize: SMALL_VOCAB_SIZE, benchmarkCases: 0, modelMaxLength: SMALL_TRAIN_CONFIG.model.positions });
+  const tokenizer = new AmendTokenizer(dw.tokenizer as unknown as Record<string, unknown>, dw.tokenizerConfig);
+  const calls: [number, number][] = [];
+  const receivers = new Set<unknown>();
+  trainWorldModel(dw.world, dw.corpus, tokenizer, {
+    seed: 3, config: { ...SMALL_TRAIN_CONFIG, epochs: 1 },
+    onStep(step: number, total: number) { receivers.add(this); calls.push([step, total]); },
+  });
+  assert.ok(calls.length > 0);
+  assert.deepEqual(calls.map(([step]) => step), calls.map((_, i) => i + 1));
+  assert.ok(calls.every(([, total]) => total === calls.length));
+  assert.deepEqual([...receivers], [undefined]);
 });
 
 test('dropMask with a unit of one line: each line of a [B, T, width] activation is dropped whole (0) or kept whole (1 / (1 − p))', () => {

@@ -784,7 +784,8 @@ function trainStep(run: TrainRun, which: readonly number[], sums: EpochSums): vo
   sums.loss += loss;
   sums.tokens += b.rows.length + b.B;
   run.step++;
-  run.onStep?.(run.step, run.totalSteps);
+  const { onStep } = run; // called unbound: the callback must not see the run's optimiser and state as `this`
+  onStep?.(run.step, run.totalSteps);
 }
 
 /** The build log's note on the phrasings the evaluation sample still misses, if any. */
