@@ -94,6 +94,7 @@ export function importEasyEditStats(npzPath: string, opts: ImportOptions = {}): 
     const v = npyScalar(ss);
     if (Number.isSafeInteger(v) && v > 0) samples = v; // NaN: None ("all"), keep what the name says
   }
+  // Scaled in place: npyToFloat64 gives a fresh array, or the file's own float64 data, which no one else holds.
   const out = secondMomentOfSums(npzPath, npyToFloat64(mom, `${npzPath}: mom2.mom2`), dim, count);
   const dataset = opts.dataset ?? name.dataset ?? 'imported';
   // The name --corpus NAME finds it by: a bare name, not a path or a reserved corpus.

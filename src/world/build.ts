@@ -191,7 +191,7 @@ function worldAndTokenizer(b: Build): { dw: DemoWorld; tokenizer: AmendTokenizer
     sizes: { ...(b.small ? SMALL_WORLD_SIZES : {}), ...(b.opts.sizes ?? {}) },
     vocabSize: b.small ? SMALL_VOCAB_SIZE : DEFAULT_VOCAB_SIZE,
     corpus: { bios: b.config.bios },
-    benchmarkCases: 0, // rebuilt below from the facts the trained model knows
+    benchmarkCases: 0, // rebuilt by scoreAndBenchmark from the facts the trained model knows
     modelMaxLength: b.config.model.positions,
   });
   if (b.config.bos) dw.tokenizer = withStartToken(dw.tokenizer);

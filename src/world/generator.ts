@@ -143,6 +143,8 @@ export function generateWorld(seed: number = DEFAULT_WORLD_SEED, sizes?: Partial
   const entities = makeEntities(drawNames(s, seedU));
   const geography = geographyFacts(seedU, entities);
   const optional = OPTIONAL_RELATIONS.filter((o) => s[o.size]);
+  // This order is world.json's order of facts, which the committed build's bytes depend on; each
+  // group draws from its own random stream, so computing the geography first changes no draw.
   const facts = [
     ...peopleFacts(seedU, entities),
     ...geography.facts,

@@ -156,11 +156,11 @@ function parseArgs(args: Parsed, method: EditMethod) {
   const out = str(v.out), exportDir = str(v.export), force = v.force === true;
   checkPatchOut(out, exportDir, force);
   if (exportDir) checkExportDir(path.resolve(exportDir), null, force);
-  parseExportDType(str(v.dtype));
+  const dtype = parseExportDType(str(v.dtype));
   if (v.dtype !== undefined && !exportDir) throw new AmendError('--dtype is the storage dtype of --export; give --export DIR too (a patch keeps float32)');
   const maxNew = intOption(v['max-new-tokens'], 'max-new-tokens', 20);
   const showN = json ? requests.length : intOption(v.show, 'show', 5);
-  return { json, method, requests, overrides, out, exportDir, force, maxNew, showN, allowUnchanged: v['allow-unchanged'] === true };
+  return { json, method, requests, overrides, out, exportDir, dtype, force, maxNew, showN, allowUnchanged: v['allow-unchanged'] === true };
 }
 
 type EditArgs = ReturnType<typeof parseArgs>;
@@ -217,7 +217,7 @@ function writeOutputs(e: Edited, o: EditArgs, args: Parsed): unknown {
   let exported: unknown;
   if (o.exportDir) {
     exported = o.json
-      ? exportModel(model, o.exportDir, { dtype: parseExportDType(str(args.values.dtype)), force: o.force })
+      ? exportModel(model, o.exportDir, { dtype: o.dtype, force: o.force })
       : exportAndReport(model, o.exportDir, args);
   }
   if (o.out) {
