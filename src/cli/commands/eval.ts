@@ -226,35 +226,26 @@ class EvalBars {
         : `checkpoints in ${out} every ${every} ${this.unit}: if the run stops, the same command with --resume continues it`);
     }
     if (p.stage === 'checkpoint') return;
-    if (p.cases) return this.onScoring(p.cases);
-    if (!this.statsBar) this.bar.update(p.done, STAGES[p.stage]);
+    // Protocol final scores every case after the last edit: a bar of its own, counting cases.
+    if (p.cases) this.scoreBar = this.interlude(this.scoreBar, 'scoring', p.cases.done, p.cases.total);
+    else if (!this.statsBar) this.bar.update(p.done, STAGES[p.stage]);
   };
-
-  /** Protocol final scores every case after the last edit: a bar of its own, counting cases. */
-  private onScoring(cases: { done: number; total: number }): void {
-    if (!this.scoreBar) {
-      this.bar?.done();
-      this.scoreBar = new Progress('scoring', cases.total, this.tty);
-    }
-    this.scoreBar.update(cases.done);
-    if (cases.done >= cases.total) {
-      this.scoreBar.done();
-      this.scoreBar = null;
-    }
-  }
 
   readonly onEditProgress = (e: ProgressEvent): void => {
-    if (e.phase !== 'stats') return;
-    if (!this.statsBar) {
-      this.bar?.done();
-      this.statsBar = new Progress('key statistics', e.total, this.tty);
-    }
-    this.statsBar.update(e.done);
-    if (e.done >= e.total) {
-      this.statsBar.done();
-      this.statsBar = null;
-    }
+    if (e.phase === 'stats') this.statsBar = this.interlude(this.statsBar, 'key statistics', e.done, e.total);
   };
+
+  /** A phase with a bar of its own between the main bar's lines; null once it is over. */
+  private interlude(bar: Progress | null, label: string, done: number, total: number): Progress | null {
+    if (!bar) {
+      this.bar?.done();
+      bar = new Progress(label, total, this.tty);
+    }
+    bar.update(done);
+    if (done < total) return bar;
+    bar.done();
+    return null;
+  }
 
   done(): void {
     this.bar?.done();
