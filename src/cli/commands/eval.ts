@@ -119,9 +119,9 @@ function reportFolderOf(v: Parsed['values'], stopAfter: number | undefined): str
   return out;
 }
 
-/** The command line, checked before any file is read. */
 type EvalArgs = ReturnType<typeof parseArgs>;
 
+/** The command line, checked before any file is read (readInputs reads the files it names). */
 function parseArgs(args: Parsed) {
   const v = args.values;
   if (args.positionals.length > 0) throw new AmendError(`unexpected argument "${args.positionals[0]}" (see amend eval --help)`);
@@ -140,7 +140,8 @@ function parseArgs(args: Parsed) {
   const out = reportFolderOf(v, stopAfter);
   const overrides = parseSets(listOption(args, 'set'));
   return {
-    json: v.json === true, method, mode, sequential, protocol, data, n, every, heldoutTokens, stopAfter, out, resume: v.resume === true, overrides, split: str(v.split),
+    json: v.json === true, model: v.model, method, preset: str(v.preset), hparamsFiles: listOption(args, 'hparams'), mode, sequential, protocol, data, n, every, heldoutTokens, heldoutLines: v['heldout-lines'] === true,
+    stopAfter, out, resume: v.resume === true, force: v.force === true, overrides, split: str(v.split), qa: v.qa === true, fluency: v.fluency === true,
   };
 }
 
@@ -159,7 +160,7 @@ function readInputs(v: Parsed['values'], o: EvalArgs) {
   const loaded = loadCases(o.data, { limit: o.n, ...(o.split !== undefined ? { split: o.split } : {}) });
   if (loaded.cases.length === 0) throw new AmendError(`${o.data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
   const heldoutFile = str(v.heldout);
-  const heldoutGiven = heldoutFile !== undefined ? 'heldout' : v['heldout-lines'] === true ? 'heldout-lines' : v['heldout-tokens'] !== undefined ? 'heldout-tokens' : undefined;
+  const heldoutGiven = heldoutFile !== undefined ? 'heldout' : o.heldoutLines ? 'heldout-lines' : v['heldout-tokens'] !== undefined ? 'heldout-tokens' : undefined;
   if (heldoutGiven !== undefined && !o.sequential) {
     throw new AmendError(`--${heldoutGiven}: perplexity drift is measured in sequential runs only (--mode sequential:T)`);
   }
@@ -171,11 +172,11 @@ function readInputs(v: Parsed['values'], o: EvalArgs) {
 }
 
 /** The held-out text for perplexity drift: --heldout, else (sequential runs) the model folder's own. */
-function heldoutOf(model: CausalLM, o: EvalArgs, inputs: ReturnType<typeof readInputs>, lines: boolean): EvalOptions['heldout'] {
+function heldoutOf(model: CausalLM, o: EvalArgs, inputs: ReturnType<typeof readInputs>): EvalOptions['heldout'] {
   const { heldoutFile, heldoutText } = inputs;
   // A model folder's own corpus-heldout.txt is one document per line, named or not.
   const ownHeldout = (f: string) => model.dir !== null && path.resolve(f) === path.resolve(model.dir, 'corpus-heldout.txt');
-  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: lines || ownHeldout(heldoutFile!) } : undefined;
+  let heldout = heldoutText !== undefined ? { text: heldoutText, file: path.resolve(heldoutFile!), lines: o.heldoutLines || ownHeldout(heldoutFile!) } : undefined;
   if (!heldout && o.sequential && model.dir && fs.existsSync(path.join(model.dir, 'corpus-heldout.txt'))) {
     const file = path.join(model.dir, 'corpus-heldout.txt');
     // The demo world's corpus is one document per line (see src/eval/heldout.ts).
@@ -295,20 +296,19 @@ function printSummary(s: EvalSummary, result: EvalResult, o: EvalArgs, resolved:
 }
 
 export async function run(args: Parsed): Promise<void> {
-  const v = args.values;
   const o = parseArgs(args);
-  const inputs = readInputs(v, o);
+  const inputs = readInputs(args.values, o);
   const { loaded, qaTemplate, consistency } = inputs;
 
-  const model = await loadModel(v.model, o.json);
-  const resolved = resolveHparams(o.method, model, { preset: str(v.preset), files: listOption(args, 'hparams'), overrides: o.overrides, overridesSource: '--set' });
-  const heldout = heldoutOf(model, o, inputs, v['heldout-lines'] === true);
+  const model = await loadModel(o.model, o.json);
+  const resolved = resolveHparams(o.method, model, { preset: o.preset, files: o.hparamsFiles, overrides: o.overrides, overridesSource: '--set' });
+  const heldout = heldoutOf(model, o, inputs);
   announce(o, loaded, model, resolved);
 
   const bars = new EvalBars(o);
   const result = await runEval(model, loaded.cases, {
-    method: o.method, resolved, mode: o.mode, protocol: o.protocol, out: o.out, resume: o.resume, force: v.force === true, checkpointEvery: o.every,
-    heldout, heldoutTokens: o.heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : v.qa === true, fluency: v.fluency === true || consistency !== undefined, consistency, stopAfter: o.stopAfter, data: { file: o.data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
+    method: o.method, resolved, mode: o.mode, protocol: o.protocol, out: o.out, resume: o.resume, force: o.force, checkpointEvery: o.every,
+    heldout, heldoutTokens: o.heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : o.qa, fluency: o.fluency || consistency !== undefined, consistency, stopAfter: o.stopAfter, data: { file: o.data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
     onProgress: bars.onProgress,
     onEditProgress: bars.onEditProgress,
   });
