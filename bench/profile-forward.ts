@@ -9,7 +9,6 @@
 // to leave the CPUs idle; the per-kernel times are the sums over the timed forwards / reps.
 import os from 'node:os';
 import { kernels } from '../src/backend/index.js';
-import type { Kernels } from '../src/backend/kernels.js';
 import { CausalLM } from '../src/models/index.js';
 import {
   GPT2_SMALL, defaultCacheDir, ensureGpt2Checkpoint, gpt2ForwardFlops, intFlag, machineInfo, parseFlags, choiceFlag, numFlag, runBench,

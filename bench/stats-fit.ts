@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CausalLM, builtinWorldDir } from '../src/models/model.js';
-import { gpt2Config, writeRandomCheckpoint } from '../src/models/random.js';
+import { writeRandomCheckpoint } from '../src/models/random.js';
 import { GramAccumulator, importStatsToCache, layerSecondMoments, type SecondMoment, type StatsOptions } from '../src/stats/index.js';
 import { measureStatsFit, type FitOptions } from '../src/stats/fit.js';
 import { importEasyEditStats } from '../src/stats/import.js';

@@ -37,7 +37,7 @@ import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, trustedExportRecord, type ApplyOptions } from './session.js';
 import { exportProvenance, RECORD_KEYS } from './provenance.js';
 import { storedFingerprint } from '../models/fingerprint.js';
-import { checkCanBeFolder, checkCanWriteAt, makeDirs, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
 
 export { exportProvenance, type ExportProvenance } from './provenance.js';
 

@@ -23,7 +23,6 @@ import { hookPoint } from '../../models/hooks.js';
 import { solveSPD } from '../../linalg/index.js';
 import type { SecondMoment } from '../../stats/index.js';
 import type { TensorDelta } from '../../patch/types.js';
-import { norm2 } from '../../patch/delta.js';
 import type { EditHparams } from '../hparams.js';
 import { promptActivations, templateKeys } from '../common/keys.js';
 import { buildJob, keyIdentity, type OptJob, type PreparedRequest } from '../common/prompts.js';
