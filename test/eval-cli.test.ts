@@ -222,6 +222,9 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   // The option named is the one given.
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout-lines', '--out', out), /--heldout-lines: perplexity drift is measured in sequential runs only/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--heldout-tokens', '64', '--out', out), /--heldout-tokens: perplexity drift is measured in sequential runs only/);
+  // A sequential run on a model folder without corpus-heldout.txt has no held-out text for them to apply to.
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout-tokens', '64', '--out', out), /--heldout-tokens: there is no held-out text to score \(\S*stories260K has no corpus-heldout\.txt\); give it with --heldout FILE/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout-lines', '--out', out), /--heldout-lines: there is no held-out text to score/);
   const binary = path.join(tmp, 'junk.bin');
   fs.writeFileSync(binary, Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0x41]));
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout', binary, '--out', out), /junk\.bin: holds NUL bytes, so it is not text/);

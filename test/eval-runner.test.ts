@@ -329,7 +329,8 @@ test('a run that fails before its first checkpoint leaves nothing in the report 
   assertSameWeights(m, before);
   await assert.rejects(runEval(m, cases, { ...ROME, mode: { sequential: 4 } }), /sequential:4 needs 4 cases, but there are only 3/);
   await assert.rejects(runEval(m, cases, { ...ROME, protocol: 'final' }), /sequential runs only/);
-  await assert.rejects(runEval(m, cases, { ...ROME, mode: { batch: 2 }, heldout: { text: 'Some held-out text.' } }), /heldout measures perplexity drift in sequential runs only/);
+  await assert.rejects(runEval(m, cases, { ...ROME, mode: { batch: 2 }, heldout: { text: 'Some held-out text.' } }), /heldout: perplexity drift is measured in sequential runs only/);
+  await assert.rejects(runEval(m, cases, { ...ROME, mode: { sequential: 2 }, heldoutTokens: 64 }), /heldoutTokens limits the held-out text.*give heldout/);
   await assert.rejects(runEval(m, [], { ...ROME }), /no cases/);
   await assert.rejects(runEval(m, cases, { ...ROME, out, resume: true }), /no interrupted run to resume/);
   assert.ok(!fs.existsSync(out));

@@ -229,8 +229,10 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
     throw new AmendError('protocol (immediate | final) applies to sequential runs only (mode sequential:T)');
   }
   if (o.heldout !== undefined && !(typeof mode === 'object' && 'sequential' in mode)) {
-    throw new AmendError('heldout measures perplexity drift in sequential runs only (mode sequential:T)');
+    throw new AmendError('heldout: perplexity drift is measured in sequential runs only (mode sequential:T)');
   }
+  // Without held-out text there is nothing for the token count to limit.
+  if (o.heldoutTokens !== undefined && o.heldout === undefined) throw new AmendError('heldoutTokens limits the held-out text scored for perplexity drift; give heldout ({ text }) too, or leave heldoutTokens out');
   const every = o.checkpointEvery ?? 10;
   if (!(Number.isInteger(every) && every >= 1)) throw new AmendError(`checkpointEvery must be a positive integer, got ${o.checkpointEvery}`);
   if (o.resume && !o.out) throw new AmendError('resume needs the report folder of the interrupted run (out)');

@@ -135,7 +135,8 @@ function parseArgs(args: Parsed) {
   if (n !== undefined && sequential && n > mode.sequential) throw new AmendError(`--n ${n} with --mode sequential:${mode.sequential} would evaluate only the first ${mode.sequential} cases; give --n ${mode.sequential}, or --mode sequential:${n} to edit all ${n}`);
   if (n === undefined && sequential) n = mode.sequential;
   const every = intOption(v['checkpoint-every'], 'checkpoint-every', 10, 1);
-  const heldoutTokens = intOption(v['heldout-tokens'], 'heldout-tokens', 2048, 2);
+  // Left unset when not given: the library's default applies, and a run with no held-out text takes no count.
+  const heldoutTokens = v['heldout-tokens'] === undefined ? undefined : intOption(v['heldout-tokens'], 'heldout-tokens', 2048, 2);
   const stopAfter = v['stop-after'] === undefined ? undefined : intOption(v['stop-after'], 'stop-after', 0, 1);
   const out = reportFolderOf(v, stopAfter);
   const overrides = parseSets(listOption(args, 'set'));
@@ -182,6 +183,8 @@ function heldoutOf(model: CausalLM, o: EvalArgs, inputs: ReturnType<typeof readI
     // The demo world's corpus is one document per line (see src/eval/heldout.ts).
     heldout = { text: readHeldOutText(file), file, lines: true };
   }
+  const given = o.heldoutLines ? 'heldout-lines' : o.heldoutTokens !== undefined ? 'heldout-tokens' : undefined;
+  if (!heldout && given) throw new AmendError(`--${given}: there is no held-out text to score (${model.dir ? `${model.dir} has no corpus-heldout.txt` : 'the model has no folder'}); give it with --heldout FILE`);
   return heldout;
 }
 
