@@ -386,6 +386,28 @@ test('repeated case ids load, with one warning naming them', async () => {
   assert.deepEqual(got, ["dup.json: 1 case id(s) repeat (13); reports also give each case's index in the file"]);
 });
 
+test('detection reads the first records, not the first alone: a first record short of a field does not make the file a poorer format', async () => {
+  const zsre = (i: number) => ({ subject: `S${i}`, src: `What is S${i}?`, alt: 'A', answers: ['B'], loc: 'nq question: q', loc_ans: 'x' });
+  const wise = (i: number) => ({ ...zsre(i), portability: { 'New Question': `Where is S${i}?`, 'New Answer': 'C' } });
+  // WISE's zsRE with record 1's portability missing: read as WISE, record 1 named (it used to load every record as MEND zsRE, portability dropped)
+  assert.throws(() => parseCases([zsre(0), wise(1), wise(2)], { source: 'w.json' }),
+    (e: unknown) => e instanceof AmendError && /^w\.json: record 1 \(index 0, wise-zsre-portability\) has no "portability\.New Question" field$/.test(e.message));
+  // A record past the ones detection reads that looks like another format: read as the file's, said once.
+  const many = [...Array.from({ length: 25 }, (_, i) => zsre(i)), wise(25), wise(26)];
+  let loaded: ReturnType<typeof parseCases> | undefined;
+  const got = await warningsOf(() => { loaded = parseCases(many, { source: 'm.json' }); });
+  assert.equal(loaded!.format, 'zsre-mend');
+  assert.equal(loaded!.cases.length, 27);
+  assert.equal(got.length, 1);
+  assert.match(got[0]!, /^m\.json: 2 record\(s\) have the fields of another format than zsre-mend, the format of most of the first records \(record 26 \(index 25\) looks like wise-zsre-portability\); they were read as zsre-mend/);
+  // Forced, the format is the user's choice: no warning.
+  assert.deepEqual(await warningsOf(() => parseCases(many, { source: 'm.json', format: 'zsre-mend' })), []);
+  // KnowEdit's ZsRE, WikiData_counterfact and WikiData_recent share one converter: a record without rephrase_prompt loses nothing.
+  const ke = (i: number, extra: object) => ({ subject: `S${i}`, prompt: `S${i} is in`, target_new: 'A', ground_truth: 'B', locality: {}, ...extra });
+  const mixed = [ke(0, { rephrase_prompt: 'r' }), ke(1, { rephrase_prompt: 'r' }), ke(2, {})];
+  assert.deepEqual(await warningsOf(() => assert.equal(parseCases(mixed).format, 'knowedit-zsre')), []);
+});
+
 test('detectFormat works on parsed content', () => {
   assert.equal(detectFormat([{ src: 'a', alt: 'b', loc: 'c', loc_ans: 'd', subject: 'a' }]), 'zsre-mend');
   assert.equal(detectFormat({ K_F: [], K_R: [] }), 'knowedit-sanitation');

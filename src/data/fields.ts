@@ -33,6 +33,11 @@ export class RecordContext {
     return isCaseId(v) ? v : this.index;
   }
 
+  /** "record 3 (index 2, line 3)": the record as errors and warnings name it. */
+  where(): string {
+    return `record ${this.index + 1} (index ${this.index}${this.line !== undefined ? `, line ${this.line}` : ''})`;
+  }
+
   fail(message: string): never {
     const line = this.line !== undefined ? `, line ${this.line}` : '';
     throw new AmendError(`${this.source}: record ${this.index + 1} (index ${this.index}${line}, ${this.format}) ${message}`);

@@ -52,7 +52,11 @@ export const DATASET_FORMATS: readonly { name: DatasetFormat; description: strin
 
 const knownList = () => FORMATS.map((f) => f.name).join(', ');
 
-/** How many leading records detection looks at (a broken first record still gets its own error). */
+/**
+ * How many leading records detection reads. Several, not the first alone: a first record that
+ * lacks a field can look like a poorer format (a WISE zsRE record without "portability" is a MEND
+ * zsRE one), and reading the whole file as that would drop the field from every record.
+ */
 const DETECT_RECORDS = 20;
 
 /** The format of parsed content, or null when none matches. */
@@ -71,21 +75,57 @@ function detectRecord(rec: Json): RecordsFormatSpec | null {
 }
 
 type ReadItem = NonNullable<ReturnType<ItemReader['next']>>;
+/** A record detection read, or the error reading it gave: thrown only if conversion gets that far. */
+type HeadItem = ReadItem | { error: unknown };
 
 /**
- * Detection: reads records up to the first whose fields name a format (DETECT_RECORDS at most, so
- * that a broken first record still gets its own error); the records read, and the format or null.
+ * Detection: reads the first DETECT_RECORDS records and takes the format most of them look like
+ * (on a tie, the one earlier in FORMATS); null when none looks like any, so that a broken first
+ * record still gets its own error. The records read come back for conversion; reading stops at one
+ * that is not valid JSON, whose error waits for conversion (a limit may stop before it).
  */
-function detectHead(reader: ItemReader): { head: ReadItem[]; spec: RecordsFormatSpec | null } {
-  const head: ReadItem[] = [];
+function detectHead(reader: ItemReader): { head: HeadItem[]; spec: RecordsFormatSpec | null } {
+  const head: HeadItem[] = [];
+  const votes = new Map<RecordsFormatSpec, number>();
   while (head.length < DETECT_RECORDS) {
-    const item = reader.next();
+    let item: ReadItem | undefined;
+    try {
+      item = reader.next();
+    } catch (error) {
+      if (head.length === 0 || !(error instanceof UnparsableItem)) throw error;
+      head.push({ error });
+      break;
+    }
     if (!item) break;
     head.push(item);
     const spec = detectRecord(item.value);
-    if (spec) return { head, spec };
+    if (spec) votes.set(spec, (votes.get(spec) ?? 0) + 1);
   }
-  return { head, spec: null };
+  let spec: RecordsFormatSpec | null = null;
+  for (const f of FORMATS) if (f.shape === 'records' && (votes.get(f) ?? 0) > (spec ? votes.get(spec)! : 0)) spec = f;
+  return { head, spec };
+}
+
+/**
+ * Records read as the file's format that look like another one, whose converter differs (its
+ * fields would be left unread): said once, with the first of them, after the load.
+ */
+class OtherLooking {
+  private count = 0;
+  private first = '';
+
+  constructor(private readonly spec: RecordsFormatSpec, private readonly source: string) {}
+
+  check(rec: Json, ctx: RecordContext): void {
+    const own = detectRecord(rec);
+    if (!own || own.reads === this.spec.reads) return;
+    if (this.count++ === 0) this.first = `${ctx.where()} looks like ${own.name}`;
+  }
+
+  warn(): void {
+    if (this.count === 0) return;
+    process.emitWarning(`${this.source}: ${this.count} record(s) have the fields of another format than ${this.spec.name}, the format of most of the first records (${this.first}); they were read as ${this.spec.name}, whose fields they may lack or have more of; give every record the same fields`);
+  }
 }
 
 function keysPreview(data: Json): string {
@@ -267,13 +307,24 @@ function loaded(spec: FormatSpec, { cases, total, skipped }: ConvertedCases, sou
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * A record (or a line) that is not valid JSON where the file's structure around it is sound:
+ * reading can go on past it, which detection does (see detectHead).
+ */
+class UnparsableItem extends AmendError {}
+
 /** Decodes and parses the bytes `at` of a file; `name` (and `after`) name them when they are not valid JSON. */
 function parseSlice(bytes: Buffer, at: [number, number], file: string, name: () => string, after = ''): Json {
-  const text = decodeUtf8(bytes.subarray(at[0], at[1]), file, at[0], name);
+  let text: string;
+  try {
+    text = decodeUtf8(bytes.subarray(at[0], at[1]), file, at[0], name);
+  } catch (err) {
+    throw err instanceof AmendError ? new UnparsableItem(err.message) : err;
+  }
   try {
     return JSON.parse(text) as Json;
   } catch (err) {
-    throw new AmendError(`${file}: ${name()} is not valid JSON (${oneLine((err as Error).message)})${after}`);
+    throw new UnparsableItem(`${file}: ${name()} is not valid JSON (${oneLine((err as Error).message)})${after}`);
   }
 }
 
@@ -338,7 +389,7 @@ function jsonLines(bytes: Buffer, start: number, file: string): ItemReader | nul
 }
 
 /** The reader's first item, as a list of none or one. */
-function firstItem(reader: ItemReader): ReadItem[] {
+function firstItem(reader: ItemReader): HeadItem[] {
   const item = reader.next();
   return item ? [item] : [];
 }
@@ -352,20 +403,26 @@ function loadRecords(reader: ItemReader, source: string, opts: LoadOptions): Loa
   // A forced format is checked against the first record; detection reads up to the one that names it.
   const { head, spec: detected } = opts.format === undefined ? detectHead(reader) : { head: firstItem(reader), spec: null };
   if (head.length === 0) throw noRecords(source);
-  const values = head.map((h) => h.value);
+  const values = head.flatMap((h) => ('error' in h ? [] : [h.value]));
   const spec = opts.format !== undefined ? forcedSpec(opts.format, values, source) : detected;
-  if (!spec) throw unknownFormat(values, source);
+  // No format named: a record that is not JSON is the first thing to fix.
+  if (!spec) throw head.find((h): h is { error: unknown } => 'error' in h)?.error ?? unknownFormat(values, source);
   if (spec.shape !== 'records') throw new Error('unreachable: forcedSpec refuses an object format for a list');
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const cases: EditCase[] = [];
   const skipped: SkippedRecord[] = [];
+  const others = opts.format === undefined ? new OtherLooking(spec, source) : null;
   for (let i = 0; cases.length < limit; i++) {
     const item = i < head.length ? head[i] : reader.next();
     if (!item) break;
-    const out = spec.convert(item.value, new RecordContext(source, spec.name, i, item.line));
+    if ('error' in item) throw item.error;
+    const ctx = new RecordContext(source, spec.name, i, item.line);
+    const out = spec.convert(item.value, ctx);
+    others?.check(item.value, ctx);
     if ('skip' in out) skipped.push({ index: i, reason: out.skip });
     else cases.push(out);
   }
+  others?.warn();
   spec.link?.(cases);
   // The records after the last one used are counted, not parsed.
   return loaded(spec, { cases, total: reader.total(), skipped }, source);

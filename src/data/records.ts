@@ -14,6 +14,7 @@ export function recordFormat(
     description,
     shape: 'records',
     matches: (x) => isObject(x) && signature(x),
+    reads: convert as RecordConverter,
     convert: (rec, ctx) => {
       if (!isObject(rec)) ctx.fail(`should be an object, not ${rec === null ? 'null' : Array.isArray(rec) ? 'a list' : `a ${typeof rec}`}`);
       return convert(rec, ctx);

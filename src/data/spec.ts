@@ -34,6 +34,12 @@ export interface RecordsFormatSpec extends FormatInfo {
   shape: 'records';
   convert: RecordConverter;
   /**
+   * The format's own converter, before the check that a record is an object: formats that share
+   * it (KnowEdit's ZsRE, WikiData_counterfact and WikiData_recent) read a record alike, so a record
+   * that looks like one of them in a file of another loses nothing.
+   */
+  reads: RecordConverter;
+  /**
    * Formats whose cases refer to one another (KnowEdit ConvSent: a case's "outer" topic is the
    * next case's): called once with the cases kept, in order, after the last is converted.
    */
