@@ -335,6 +335,14 @@ test('bad input gives one clear line', () => {
     } catch (e) {
       for (const f of DATASET_FORMATS) assert.ok((e as Error).message.includes(f.name), `the error lists ${f.name}`);
     }
+    // Prompts scored as they are: an empty one, or one with a "{}" that would be scored as the two characters.
+    const cf = (extra: object) => [{ case_id: 7, requested_rewrite: { prompt: '{} is in', subject: 'Paris', target_new: { str: 'Rome' }, target_true: { str: 'France' } }, paraphrase_prompts: ['Paris lies in'], neighborhood_prompts: ['Lyon is in'], ...extra }];
+    oneLineError(() => parseCases(cf({ paraphrase_prompts: ['Paris lies in', '   '] }), { source: 'p.json' }), /^p\.json: record 1 \(index 0, counterfact\) field "paraphrase_prompts\[1\]" is empty$/);
+    oneLineError(() => parseCases(cf({ neighborhood_prompts: ['{} is in'] }), { source: 'n.json' }), /^n\.json: record 1 \(index 0, counterfact\) field "neighborhood_prompts\[0\]" holds a "\{\}" placeholder \("\{\} is in"\), but these prompts are used as they are; write the subject out$/);
+    oneLineError(() => parseCases(cf({ generation_prompts: [''] })), /field "generation_prompts\[0\]" is empty/);
+    oneLineError(() => parseCases([{ prompt: '{} is in', subject: 'Paris', targetNew: 'Rome', rephrase: ['{} lies in'] }]), /\(index 0, amend-cases\) field "rephrase\[0\]" holds a "\{\}" placeholder/);
+    const mq = { case_id: 1, requested_rewrite: [{ prompt: '{} is in', subject: 'Paris', target_new: { str: 'Rome' }, target_true: { str: 'France' }, question: 'Where is Paris?' }], questions: ['Which country is Paris in?', ''], new_answer: 'Italy', answer: 'France' };
+    oneLineError(() => parseCases([mq]), /\(index 0, mquake\) field "questions\[1\]" is empty/);
     // text in another encoding than UTF-8: named, not parsed into mojibake or U+FFFD
     const amend1 = [{ prompt: '{} est né à', subject: 'Zoé', targetNew: 'Paris' }];
     oneLineError(() => loadCases(write('latin1.json', Buffer.from(JSON.stringify(amend1), 'latin1'))), /latin1\.json: is not valid UTF-8 \(byte 0xe9 at offset 20; Latin-1\?\); save it as UTF-8/);

@@ -21,11 +21,11 @@ function romeCase(rec: Json, ctx: RecordContext): EditCase {
   if (typeof newId === 'string') c.targetNewId = newId;
   const trueId = ctx.get(rec, 'requested_rewrite.target_true.id');
   if (typeof trueId === 'string') c.targetTrueId = trueId;
-  c.rephrase = ctx.strList(rec, 'paraphrase_prompts');
-  c.neighborhood = ctx.strList(rec, 'neighborhood_prompts');
-  const attr = ctx.optStrList(rec, 'attribute_prompts');
+  c.rephrase = ctx.promptList(rec, 'paraphrase_prompts');
+  c.neighborhood = ctx.promptList(rec, 'neighborhood_prompts');
+  const attr = ctx.optPromptList(rec, 'attribute_prompts');
   if (attr) c.attributePrompts = attr;
-  const gen = ctx.optStrList(rec, 'generation_prompts');
+  const gen = ctx.optPromptList(rec, 'generation_prompts');
   if (gen) c.generationPrompts = gen;
   // EasyEdit's flat CounterFact uses a neighbourhood prompt with the true object as its locality
   // pair; every neighbourhood prompt is one here.
@@ -153,7 +153,7 @@ function amendCase(rec: Json, ctx: RecordContext, at = '', defaultId?: number): 
   const tt = ctx.optStr(rec, f('targetTrue'));
   if (tt !== undefined) c.targetTrue = tt;
   for (const k of ['rephrase', 'neighborhood', 'attributePrompts', 'generationPrompts'] as const) {
-    const v = ctx.optStrList(rec, f(k));
+    const v = ctx.optPromptList(rec, f(k));
     if (v) c[k] = v;
   }
   for (const k of ['locality', 'portability'] as const) {

@@ -128,6 +128,26 @@ export class RecordContext {
     if (v === undefined || v === null) return undefined;
     return this.strList(rec, path);
   }
+
+  /**
+   * A list of prompts scored as they are (paraphrases, neighbours, questions): each a sentence
+   * with its subject written out. An empty one has no token to condition on, and a "{}" in one
+   * would be scored as the two characters, not the subject.
+   */
+  promptList(rec: unknown, path: string): string[] {
+    const v = this.strList(rec, path);
+    v.forEach((p, i) => {
+      if (p.trim() === '') this.fail(`field "${path}[${i}]" is empty`);
+      if (p.includes('{}')) this.fail(`field "${path}[${i}]" holds a "{}" placeholder (${JSON.stringify(p)}), but these prompts are used as they are; write the subject out`);
+    });
+    return v;
+  }
+
+  optPromptList(rec: unknown, path: string): string[] | undefined {
+    const v = this.get(rec, path);
+    if (v === undefined || v === null) return undefined;
+    return this.promptList(rec, path);
+  }
 }
 
 /**

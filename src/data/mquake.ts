@@ -38,7 +38,7 @@ function mquakeCase(rec: Json, ctx: RecordContext, flat: boolean): LoadedCase {
   });
   const answer = ctx.str(rec, 'new_answer');
   const aliases = (ctx.optStrList(rec, 'new_answer_alias') ?? []).filter((a) => a.trim() !== '' && a !== answer);
-  const questions = ctx.strList(rec, 'questions');
+  const questions = ctx.promptList(rec, 'questions');
   // A case without them would be scored without its multi-hop questions, the point of MQuAKE.
   if (questions.length === 0) ctx.fail('field "questions" is empty');
   const multiHop: PromptAnswer[] = questions.map((q) => {
