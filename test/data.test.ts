@@ -297,6 +297,12 @@ test('answers of a type that would be lost, and MQuAKE cases without questions, 
   assert.equal(parseCases([ke], { format: 'knowedit-wiki-counterfact' }).cases[0]!.targetTrue, 'France');
   assert.throws(() => parseCases([ke, { ...ke, ground_truth: { a: 1 } }], { format: 'knowedit-wiki-counterfact' }),
     /record 2 \(index 1, knowedit-wiki-counterfact\) field "ground_truth" should be a string or a list of strings, not \{"a":1\}/);
+  // Lists nested past any real file's depth are refused, not walked until the call stack runs out.
+  let deep: unknown = 'France';
+  for (let d = 0; d < 20000; d++) deep = [deep];
+  assert.throws(() => parseCases([ke, { ...ke, ground_truth: deep as string[] }], { format: 'knowedit-wiki-counterfact' }),
+    (e: unknown) => e instanceof AmendError && /record 2 \(index 1, knowedit-wiki-counterfact\) field "ground_truth" nests lists more than 16 deep/.test(e.message));
+  assert.deepEqual(parseCases([{ ...ke, ground_truth: [[[['France']]]] }], { format: 'knowedit-wiki-counterfact' }).cases[0]!.targetTrue, 'France');
   const nested = { ...ke, portability: { reasoning: [{ prompt: 'The capital of Italy is', ground_truth: [[true]] }] } };
   assert.throws(() => parseCases([nested], { format: 'knowedit-wiki-counterfact' }), /field "portability\.reasoning\.0\.ground_truth" should be a string or a list of strings, not true/);
   const edit = { prompt: '{} is a citizen of', subject: 'Ann', target_new: { str: 'Peru' }, target_true: { str: 'Chile' }, question: 'Which country is Ann a citizen of?' };

@@ -14,6 +14,9 @@ export function isCaseId(v: unknown): v is string | number {
   return typeof v === 'number' || typeof v === 'string';
 }
 
+/** How deep answer lists may nest (RecordContext.answers). */
+const MAX_ANSWER_NESTING = 16;
+
 /** Where a record came from, for error messages. */
 export class RecordContext {
   constructor(
@@ -113,13 +116,16 @@ export class RecordContext {
    * number or a (nested) list of them: an object or a boolean there would lose the answer silently.
    */
   answers(v: unknown, path: string): string[] {
-    const check = (x: unknown): void => {
-      if (Array.isArray(x)) x.forEach(check);
-      else if (x !== null && x !== undefined && typeof x !== 'string' && typeof x !== 'number') {
+    // KnowEdit nests two deep (a list of alias lists); the limit keeps the walk off the call stack's end.
+    const check = (x: unknown, depth: number): void => {
+      if (Array.isArray(x)) {
+        if (depth >= MAX_ANSWER_NESTING) this.fail(`field "${path}" nests lists more than ${MAX_ANSWER_NESTING} deep; answers are a string, a list of strings or a list of alias lists`);
+        x.forEach((y) => check(y, depth + 1));
+      } else if (x !== null && x !== undefined && typeof x !== 'string' && typeof x !== 'number') {
         this.fail(`field "${path}" should be a string or a list of strings, not ${JSON.stringify(x)}`);
       }
     };
-    check(v);
+    check(v, 0);
     return answerStrings(v);
   }
 
