@@ -104,10 +104,13 @@ test('amend eval: the header comes before the run, and a file with fewer cases t
 test('amend eval: cases that give the new target as the true one are named before the run, and left out of the probability comparisons', { skip }, () => {
   // Records 100 and 101 of the zsRE sample: the second asks the model to learn the answer it has.
   const two = path.join(tmp, 'zsre-same-target.json');
-  fs.writeFileSync(two, JSON.stringify((JSON.parse(fs.readFileSync(`${data}/zsre/zsre_mend_train-1k.json`, 'utf8')) as unknown[]).slice(100, 102)));
+  // A third record without a target is skipped by the loader, as EasyEdit skips it, and said so.
+  const recs = (JSON.parse(fs.readFileSync(`${data}/zsre/zsre_mend_train-1k.json`, 'utf8')) as Record<string, unknown>[]).slice(100, 102);
+  fs.writeFileSync(two, JSON.stringify([...recs, { ...recs[0], alt: '' }]));
   const r = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', two, ...FAST, '--json');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /zsre-same-target\.json: 1 of 2 case\(s\) give the new target as the true one, so P\(new\) > P\(true\) cannot hold: they are left out of efficacy, paraphrase and neighbourhood/);
+  assert.match(r.stderr, /zsre-same-target\.json: 1 record\(s\) skipped \(record 3 \(index 2\): empty "alt" \(no edit target\), skipped as EasyEdit does\)/);
   const rows = (JSON.parse(r.stdout) as { rows: { name: string; count: number }[] }).rows;
   assert.equal(rows.find((x) => x.name === 'efficacy_score')?.count, 1);
   assert.equal(rows.find((x) => x.name === 'rewrite_acc')?.count, 2);

@@ -1,7 +1,8 @@
-// Loading a model for a command: resolution (path, HF cache, hub), a progress bar on big
-// checkpoints, and one clear line when anything is wrong.
+// Loading for a command: a model (resolution by path, HF cache or hub, a progress bar on big
+// checkpoints, one clear line when anything is wrong), and the word on a benchmark's skipped records.
 import fs from 'node:fs';
 import { AmendError, closest } from '../errors.js';
+import type { LoadedCases } from '../data/index.js';
 import { BUILTIN_WORLD, CausalLM } from '../models/index.js';
 import { Progress } from './progress.js';
 
@@ -27,4 +28,14 @@ export async function loadModel(id: string | boolean | string[] | undefined, qui
   }
   (bar as Progress | null)?.done();
   return model;
+}
+
+/**
+ * Records a format's loader leaves out on purpose (zsRE without a target, a ConvSent topic with no
+ * sentence): said, so that a run over fewer cases than the file has records does not go unexplained.
+ */
+export function warnSkippedRecords(source: string, loaded: LoadedCases): void {
+  const first = loaded.skipped[0];
+  if (!first) return;
+  process.emitWarning(`${source}: ${loaded.skipped.length} record(s) skipped (record ${first.index + 1} (index ${first.index}): ${first.reason})`);
 }

@@ -15,7 +15,7 @@ import { formatValue } from '../../eval/summary.js';
 import { stepOf, type EvalMode, type EvalProgress, type EvalSummary, type SequentialProtocol } from '../../eval/run-types.js';
 import { intOption, listOption, requireExisting, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { methodOf } from './edit.js';
-import { loadModel } from '../load.js';
+import { loadModel, warnSkippedRecords } from '../load.js';
 import { Progress } from '../progress.js';
 
 export const spec: CommandSpec = {
@@ -160,6 +160,7 @@ function readInputs(v: Parsed['values'], o: EvalArgs) {
   requireExisting('heldout', str(v.heldout), 'a text file of held-out text');
   const loaded = loadCases(o.data, { limit: o.n, ...(o.split !== undefined ? { split: o.split } : {}) });
   if (loaded.cases.length === 0) throw new AmendError(`${o.data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
+  warnSkippedRecords(o.data, loaded);
   const heldoutFile = str(v.heldout);
   const heldoutGiven = heldoutFile !== undefined ? 'heldout' : o.heldoutLines ? 'heldout-lines' : v['heldout-tokens'] !== undefined ? 'heldout-tokens' : undefined;
   if (heldoutGiven !== undefined && !o.sequential) {
