@@ -90,6 +90,18 @@ test('edit holds the model from its first read to its patch: a patch applied whi
   assert.equal(weightsHash(model), base, 'the refused patch left the weights alone');
   assert.equal(patch.metadata.appliedOn, undefined, 'computed on the bare model');
   assert.deepEqual(patch.deltas, alone.deltas, 'the same edit as one computed with nothing in between');
+  // The edit's progress callback is the caller's, not the edit's: a patch it applies is refused too.
+  const refused: string[] = [];
+  const watched = await edit(model, [req], { method: 'memit', stats: sms, onProgress: () => {
+    try {
+      alone.apply(model);
+    } catch (e) {
+      refused.push((e as Error).message);
+    }
+  } });
+  assert.ok(refused.length > 0 && refused.every((m) => /^applying a patch: the model is in use by an edit/.test(m)), refused.join('\n'));
+  assert.equal(weightsHash(model), base);
+  assert.deepEqual(watched.deltas, alone.deltas);
   // Released at the end, and when the edit fails half-way.
   const failing = edit(model, [req], { method: 'memit', stats: async () => { throw new AmendError('no statistics here'); } });
   await assert.rejects(failing, /no statistics here/);

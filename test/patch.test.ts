@@ -3,16 +3,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { AmendError } from '../src/errors.js';
-import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
+import { CausalLM, generate, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { modelFingerprint } from '../src/models/fingerprint.js';
 import { mulberry32, randn } from '../src/tensor/index.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import {
   EditPatch, editSession, sessionOf, isEdited, baseFingerprint, lowRankDelta, denseDelta, materialize, deltaNorm,
-  holdModel, PATCH_VERSION, type TensorDelta,
+  holdModel, outsideHold, PATCH_VERSION, type TensorDelta,
 } from '../src/patch/index.js';
 import { sharedDir, warningsOf } from './helpers.js';
 
@@ -223,13 +224,21 @@ test('a held model (an evaluation run) refuses other promises\' patches; the hol
   const before = snapshot(m);
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
+  const ids = new Int32Array([1, 2, 3]);
   const run = holdModel(m, 'a test run', async () => {
     editSession(m).apply(p); // inside the hold: allowed, across an await
+    m.forward(ids, 1, 3);
     await gate;
+    m.forward(ids, 1, 3);
+    // A caller's callback, as the run calls it, is outside the hold.
+    assert.throws(() => outsideHold(() => editSession(m).apply(randomPatch(m, 53, [1])))!(), /applying a patch: the model is in use by a test run/);
     editSession(m).revert(p);
     return 'done';
   });
   await new Promise((r) => setImmediate(r));
+  // Reads too: the weights are the run's until it ends (here, with its patch applied).
+  assert.throws(() => m.forward(ids, 1, 3), (e: unknown) => e instanceof AmendError && /^a forward pass \(forward, generate, scoring\): the model is in use by a test run/.test(e.message));
+  assert.throws(() => generate(m, [[1, 2]], { maxNewTokens: 1 }), /a forward pass .*: the model is in use by a test run/);
   assert.throws(() => editSession(m).revertAll(), /the model is in use by a test run/);
   assert.throws(() => editSession(m).apply(randomPatch(m, 52, [1])), /applying a patch: the model is in use by a test run.*load a second copy/);
   await assert.rejects(holdModel(m, 'another run', async () => 0), /another run: the model is in use by a test run/);
@@ -309,11 +318,25 @@ test('save / load round trip is exact (deltas, metadata, id)', () => {
   p.apply(a);
   q.apply(b);
   assertBitIdentical(snapshot(a), snapshot(b), 'loaded patch');
+  // Either object reverts the patch, as either applies it: the loaded copy is the same patch (its id).
+  q.revert(a);
+  editSession(b).revert(p);
+  assertBitIdentical(snapshot(a), snapshot(load()), 'reverted with the loaded copy');
+  assertBitIdentical(snapshot(b), snapshot(load()), 'reverted with the original given to the other model');
   assert.deepEqual(fs.readdirSync(tmp).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
-  // noClobber never replaces a file (one that appeared since the caller looked, say); plain save does.
+  // noClobber never replaces a file: one there already, or one that appeared since the check; plain save does.
   const theirs = path.join(tmp, 'theirs.safetensors');
   fs.writeFileSync(theirs, 'a file of someone else\'s');
-  assert.throws(() => p.save(theirs, { noClobber: true }), /theirs\.safetensors: appeared while it was being written; pass --force/);
+  assert.throws(() => p.save(theirs, { noClobber: true }), /theirs\.safetensors exists; pass --force \(noClobber: false\) to replace it, or choose another name$/);
+  const existsSync = fs.existsSync;
+  fs.existsSync = () => false; // the file "appears" after the check
+  syncBuiltinESMExports(); // for modules that import fs as a namespace
+  try {
+    assert.throws(() => p.save(theirs, { noClobber: true }), /theirs\.safetensors: appeared while it was being written; pass --force \(noClobber: false\)/);
+  } finally {
+    fs.existsSync = existsSync;
+    syncBuiltinESMExports();
+  }
   assert.equal(fs.readFileSync(theirs, 'utf8'), 'a file of someone else\'s');
   const fresh = path.join(tmp, 'fresh.safetensors');
   p.save(fresh, { noClobber: true });

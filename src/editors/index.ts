@@ -8,7 +8,7 @@
 import { AmendError, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
-import { holdModel } from '../patch/session.js';
+import { holdModel, outsideHold } from '../patch/session.js';
 import type { TensorDelta } from '../patch/types.js';
 import type { SecondMoment, StatsOptions } from '../stats/index.js';
 import type { EditRequest } from './types.js';
@@ -91,7 +91,9 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new AmendError(`edit: onProgress must be a function, not ${typeof opts.onProgress}`);
   // Held from the first read of the weights to the patch: a patch applied while the statistics
   // are awaited would leave an edit half computed on one model and half on another.
-  return holdModel(model, 'an edit (edit/editWithReport)', () => computeEdit(model, requests, opts));
+  // The caller's progress callback is not part of the edit: what it starts on the model is refused.
+  const own = { ...opts, onProgress: outsideHold(opts.onProgress) };
+  return holdModel(model, 'an edit (edit/editWithReport)', () => computeEdit(model, requests, own));
 }
 
 async function computeEdit(model: CausalLM, requests: readonly EditRequest[], opts: EditOptions): Promise<EditResult> {

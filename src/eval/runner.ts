@@ -24,7 +24,7 @@ import path from 'node:path';
 import { AmendError, requireCount, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
-import { editSession, holdModel, type EditSession } from '../patch/session.js';
+import { editSession, holdModel, outsideHold, type EditSession } from '../patch/session.js';
 import { caseRequests } from '../data/load.js';
 import type { LoadedCase } from '../data/types.js';
 import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
@@ -298,7 +298,9 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
   if (o.heldout !== undefined && (o.heldout === null || typeof o.heldout.text !== 'string')) throw new AmendError('runEval: heldout must be { text } (readHeldOutText(file) reads one)');
   requireCount(o.heldoutTokens, 'runEval: heldoutTokens', 2);
   requireCount(o.stopAfter, 'runEval: stopAfter', 1);
-  return holdModel(model, 'an evaluation run (runEval)', () => withReportFolder(o.out, () => evaluate(model, allCases, o)));
+  // The caller's callbacks are not part of the run: what they start on the model is refused.
+  const own = { ...o, onProgress: outsideHold(o.onProgress), onEditProgress: outsideHold(o.onEditProgress) };
+  return holdModel(model, 'an evaluation run (runEval)', () => withReportFolder(own.out, () => evaluate(model, allCases, own)));
 }
 
 /**

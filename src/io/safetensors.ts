@@ -562,6 +562,8 @@ export function writeSafetensors(
   } catch (err) {
     throw ioError(dir, 'create the directory', err);
   }
+  // Said before the work of writing; publishExclusive below still catches one that appears meanwhile.
+  if (opts.noClobber && fs.existsSync(file)) throw new AmendError(`${file} exists; pass --force (noClobber: false) to replace it, or choose another name`);
   const tmp = tempPathFor(file);
   writeSafetensorsTo(tmp, file, tensors, metadata);
   try {
@@ -570,7 +572,7 @@ export function writeSafetensors(
     else fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AmendError(`${file}: appeared while it was being written; pass --force (force: true) to overwrite it, or choose another name`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AmendError(`${file}: appeared while it was being written; pass --force (noClobber: false) to overwrite it, or choose another name`);
     throw ioError(file, 'move the finished file into place', err);
   }
 }

@@ -15,6 +15,7 @@
 //
 // Below, T is the tensor module; the sequence length is `len` (the T of the shape comments).
 import { AmendError } from '../errors.js';
+import { assertNotHeld } from './hold.js';
 import { kernels } from '../backend/index.js';
 import * as T from '../tensor/index.js';
 import { Tensor } from '../tensor/index.js';
@@ -125,6 +126,9 @@ export function positionsFromMask(mask: Uint8Array | null, B: number, len: numbe
  * grad and took part (a hook's delta, a weight made a parameter).
  */
 export function forward(m: ModelWeights, ids: Int32Array, B: number, len: number, opts: ForwardOptions = {}): ForwardOutput {
+  // A run that holds the model (an evaluation, an edit's statistics on the base weights) has
+  // weights that are its own until it ends: a pass from outside it would read them half-way.
+  assertNotHeld(m, 'a forward pass (forward, generate, scoring)');
   const c = m.config;
   const mask = opts.attentionMask ?? null, cache = opts.cache, prefix = opts.prefix, start = opts.start;
   const first = start?.layer ?? 0;

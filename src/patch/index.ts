@@ -21,7 +21,7 @@ export {
   type PatchDescription,
   type DeltaDescription,
 } from './patch.js';
-export { EditSession, editSession, sessionOf, isEdited, baseFingerprint, holdModel, assertNotHeld, type ApplyOptions } from './session.js';
+export { EditSession, editSession, sessionOf, isEdited, baseFingerprint, holdModel, assertNotHeld, outsideHold, type ApplyOptions } from './session.js';
 export {
   exportModel,
   exportPatched,

@@ -263,7 +263,7 @@ export class EditPatch {
   /** Reverts this patch (wherever it sits in the model's stack), exactly. */
   revert(model: CausalLM): void {
     const s = sessionOf(model);
-    if (!s || !s.applied().includes(this)) throw new AmendError(`${this.label} is not applied to this model; nothing to revert`);
+    if (!s || !s.applied().some((p) => p.id === this.id)) throw new AmendError(`${this.label} is not applied to this model; nothing to revert`);
     s.revert(this);
   }
 

@@ -34,9 +34,9 @@
 //     records the patches it carries in its weight files' metadata.
 // The session lives in a WeakMap keyed by the model, so CausalLM needs no field for it and the
 // session (with its copies of original values) goes away with the model.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { AmendError } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
+import { assertNotHeld } from '../models/hold.js';
 import { modelFingerprint, shortFingerprint } from '../models/fingerprint.js';
 import { addDeltaInPlace, shapeMismatch } from './delta.js';
 import { EditPatch } from './patch.js';
@@ -274,7 +274,11 @@ export class EditSession {
         if (hits.length > 1) throw new AmendError(`"${which}" starts the ids of ${hits.length} applied patches (${hits.map((p) => p.label).join(', ')}); give more of the id`);
         i = hits.length === 1 ? this.stack.indexOf(hits[0]!) : -1;
       }
-    } else if (which instanceof EditPatch) i = this.stack.indexOf(which);
+    } else if (which instanceof EditPatch) {
+      // The applied object, or the same patch loaded again (apply knows a patch by its content id).
+      i = this.stack.indexOf(which);
+      if (i < 0) i = this.stack.findIndex((p) => p.id === which.id);
+    }
     else throw new AmendError(`revert takes an applied EditPatch, its id or its position in applied(), not ${which === null ? 'null' : typeof which}`);
     if (i < 0) {
       const what = typeof which === 'object' ? which.label : JSON.stringify(which);
@@ -362,34 +366,5 @@ export function baseFingerprint(model: CausalLM): string {
   return editSession(model).baseFingerprint;
 }
 
-// ---- holding a model across awaits
-// An evaluation run (and the key statistics of an edited model) changes the weights, awaits, and
-// changes them back; an edit reads them before and after awaiting its statistics. Work of another
-// promise on the same model in between would patch, export or edit weights that are not what it
-// expects, or change them under the edit, silently (plain forward passes are not checked). Such
-// runs hold the model: work started outside the hold is refused with one line; work inside it
-// (the run's own edits, through async context) goes on.
-interface Holder { what: string }
-const holders = new WeakMap<CausalLM, Holder>();
-const heldHere = new AsyncLocalStorage<ReadonlySet<Holder>>();
-
-/** Throws when another promise's run holds the model (see holdModel). */
-export function assertNotHeld(model: CausalLM, what: string): void {
-  const h = holders.get(model);
-  if (h && !heldHere.getStore()?.has(h)) {
-    throw new AmendError(`${what}: the model is in use by ${h.what}, which needs the weights to itself until it finishes; await it first, or load a second copy of the model for concurrent work`);
-  }
-}
-
-/** Runs `fn` with the model held: other promises cannot apply, revert, edit or evaluate it meanwhile. */
-export async function holdModel<T>(model: CausalLM, what: string, fn: () => Promise<T>): Promise<T> {
-  assertNotHeld(model, what);
-  if (holders.has(model)) return fn(); // already held by this very run
-  const h: Holder = { what };
-  holders.set(model, h);
-  try {
-    return await heldHere.run(new Set([...(heldHere.getStore() ?? []), h]), fn);
-  } finally {
-    holders.delete(model);
-  }
-}
+// Holding a model across awaits lives with the models (forward passes check it too).
+export { assertNotHeld, holdModel, outsideHold } from '../models/hold.js';

@@ -20,7 +20,7 @@ import { generate } from '../models/generate.js';
 import { hookPoint, type Hook } from '../models/hooks.js';
 import type { CausalLM } from '../models/model.js';
 import { modelFingerprint } from '../models/fingerprint.js';
-import { holdModel, sessionOf } from '../patch/session.js';
+import { holdModel, outsideHold, sessionOf } from '../patch/session.js';
 import { noGrad } from '../tensor/index.js';
 import { GramAccumulator } from './accumulate.js';
 import { readStatsFile, removeDeadStatsTemps, statsCachePath, writeStatsFile, type StatsKey } from './cache.js';
@@ -136,7 +136,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
       process.emitWarning(`no corpus given (and no corpus-train.txt beside the model): the statistics of layer${missing.length > 1 ? 's' : ''} ${missing.join(', ')} `
         + `come from ${o.samples} texts the model writes itself, ${o.maxLength} tokens each (${(o.samples * o.maxLength).toLocaleString('en-US')} tokens to generate, minutes on a large vocabulary; cached afterwards); pass a real corpus with --corpus FILE to amend stats, --set mom2_dataset=FILE to amend edit and eval`);
     }
-    const computed = await onBaseWeights(model, () => computeMoments(model, missing, o, opts.onProgress));
+    const computed = await onBaseWeights(model, () => computeMoments(model, missing, o, outsideHold(opts.onProgress)));
     for (const [l, { acc, docs }] of computed) {
       const sm: SecondMoment = {
         layer: l, dim, count: acc.count, mom2: acc.finish(), corpus: o.corpus.id, samples: docs, fingerprint,
