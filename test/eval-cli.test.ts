@@ -100,6 +100,21 @@ test('amend eval: the header comes before the run, and a file with fewer cases t
   assert.match(r.stdout.split('\n')[0]!, /^ROME on \S*world: 2 case\(s\) of \S*world-two\.json \(amend-world\), mode single; hparams: preset world/);
 });
 
+test('amend eval: a paraphrase longer than the model\'s positions is scored on its last tokens, marked in cases.jsonl and counted in a warning', { skip }, () => {
+  const file = path.join(tmp, 'long-paraphrase.json');
+  const out = path.join(tmp, 'long-paraphrase');
+  const rec = { case_id: 1, requested_rewrite: { prompt: '{} was born in', subject: 'Lily', target_new: { str: ' Paris' }, target_true: { str: ' London' } },
+    paraphrase_prompts: [`${'and then '.repeat(300)}Lily was born in`, 'Lily comes from'], neighborhood_prompts: ['Tom was born in'] };
+  fs.writeFileSync(file, JSON.stringify([rec]));
+  const r = amend('eval', '--model', `${models}/stories260K`, '--method', 'rome', '--data', file, '--out', out, ...FAST);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /amend: warning: 2 of \d+ scored prompt\(s\) with their targets were longer than the model's 512 positions and were scored on the prompt's last tokens \("truncated": true in cases\.jsonl\)/);
+  const items = (JSON.parse(fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim()) as { items: { prompt: string; kind: string; truncated?: boolean }[] }).items;
+  const cut = items.filter((i) => i.truncated);
+  assert.deepEqual(cut.map((i) => i.kind).sort(), ['new', 'true'], 'the long paraphrase, scored for the new and the true target');
+  assert.ok(cut.every((i) => i.prompt.startsWith('and then')));
+});
+
 // util-linux's `script` runs a command on a pseudo-terminal, where the bars are drawn.
 test('amend eval: cases that give the new target as the true one are named before the run, and left out of the probability comparisons', { skip }, () => {
   // Records 100 and 101 of the zsRE sample: the second asks the model to learn the answer it has.

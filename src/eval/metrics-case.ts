@@ -148,6 +148,8 @@ export interface ItemDetail {
   meanLogProb: number;
   /** Locality items with a baseline: agreement with the unedited model. */
   agreement?: number;
+  /** The prompt and target did not fit the model's positions: scored on the prompt's last tokens. */
+  truncated?: true;
 }
 
 export interface QaDetail {
@@ -440,6 +442,7 @@ function itemDetails(rows: readonly { job: Job; score: TargetScore }[], baseline
     };
     if (job.group !== undefined) d.group = job.group;
     if (job.edit !== undefined) d.edit = job.edit;
+    if (score.truncated) d.truncated = true;
     if (job.role === 'locality' && baseline) d.agreement = agreement(baseline.argmax[job.group!]![job.index!]!, score.argmax);
     return d;
   });

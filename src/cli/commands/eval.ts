@@ -272,6 +272,13 @@ function warnMissingReferenceScores(result: EvalResult, format: string, consiste
   if (scored < of) process.emitWarning(`--consistency: ${of - scored} of ${of} scored case(s) have no reference_score (no relation and new-object id in ${format} records, or no snippets about that object in ${consistencyDir})`);
 }
 
+/** Prompts longer than the model's positions are scored on their last tokens: how many, once. */
+function warnTruncatedPrompts(result: EvalResult, maxPositions: number): void {
+  const items = result.records.flatMap((r) => r.items ?? []);
+  const cut = items.filter((i) => i.truncated).length;
+  if (cut > 0) process.emitWarning(`${cut} of ${items.length} scored prompt(s) with their targets were longer than the model's ${maxPositions} positions and were scored on the prompt's last tokens ("truncated": true in cases.jsonl)`);
+}
+
 /** The console summary: refusals, notes, the headline rows per regime, and where the rest is. */
 function printSummary(s: EvalSummary, result: EvalResult, o: EvalArgs, resolved: ResolvedHparams): void {
   const { out } = o;
@@ -327,6 +334,7 @@ export async function run(args: Parsed): Promise<void> {
   const s = result.summary!;
   refuseUnmeasured(s, result, o.out);
   if (consistency) warnMissingReferenceScores(result, loaded.format, inputs.consistencyDir);
+  warnTruncatedPrompts(result, model.config.maxPositions);
   if (o.json) console.log(JSON.stringify({ ...s, files: result.files }));
   else printSummary(s, result, o, resolved);
 }
