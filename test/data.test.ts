@@ -341,6 +341,9 @@ test('bad input gives one clear line', () => {
     } catch (e) {
       for (const f of DATASET_FORMATS) assert.ok((e as Error).message.includes(f.name), `the error lists ${f.name}`);
     }
+    // KnowEdit Sanitation's keys with a value that is not a list: that, rather than "unknown format".
+    oneLineError(() => loadCases(write('san-str.json', JSON.stringify({ success: 'q', locality: [] }))), /^\S*san-str\.json: "success" should be a list of \{question, ground_truth, target_new\} items \(KnowEdit Sanitation\), not a string$/);
+    oneLineError(() => parseCases({ K_F: [], K_R: null }, { source: 'kr.json' }), /^kr\.json: "K_R" should be a list of .*, not null$/);
     // Prompts scored as they are: an empty one, or one with a "{}" that would be scored as the two characters.
     const cf = (extra: object) => [{ case_id: 7, requested_rewrite: { prompt: '{} is in', subject: 'Paris', target_new: { str: 'Rome' }, target_true: { str: 'France' } }, paraphrase_prompts: ['Paris lies in'], neighborhood_prompts: ['Lyon is in'], ...extra }];
     oneLineError(() => parseCases(cf({ paraphrase_prompts: ['Paris lies in', '   '] }), { source: 'p.json' }), /^p\.json: record 1 \(index 0, counterfact\) field "paraphrase_prompts\[1\]" is empty$/);

@@ -216,6 +216,15 @@ export const knowEditSanitationFormat: ObjectFormatSpec = {
   shape: 'object',
   matches: (x) =>
     isObject(x) && ((Array.isArray(x['success']) && Array.isArray(x['locality'])) || (Array.isArray(x['K_F']) && Array.isArray(x['K_R']))),
+  nearMiss(x) {
+    if (!isObject(x)) return undefined;
+    const pair = [['success', 'locality'], ['K_F', 'K_R']].find((keys) => keys.every((k) => k in x));
+    const bad = pair?.find((k) => !Array.isArray(x[k]));
+    if (bad === undefined) return undefined;
+    const v = x[bad];
+    const kind = v === null ? 'null' : isObject(v) ? 'an object' : `a ${typeof v}`;
+    return `"${bad}" should be a list of {question, ground_truth, target_new} items (KnowEdit Sanitation), not ${kind}`;
+  },
   loadLists(list, source, limit) {
     const forgetKey = list('success') ? 'success' : 'K_F';
     const retainKey = forgetKey === 'success' ? 'locality' : 'K_R';

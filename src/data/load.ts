@@ -205,7 +205,14 @@ function forcedSpec(format: DatasetFormat, json: Json, source: string): FormatSp
   return spec;
 }
 
-const unknownFormat = (json: Json, source: string) => new AmendError(`${source}: unknown benchmark format (${keysPreview(json)})${requestHint(json)}; known formats: ${knownList()}`);
+function unknownFormat(json: Json, source: string): AmendError {
+  // An object with a format's keys but a value of the wrong kind: that, not "unknown".
+  for (const f of FORMATS) {
+    const miss = f.shape === 'object' ? f.nearMiss?.(json) : undefined;
+    if (miss) return new AmendError(`${source}: ${miss}`);
+  }
+  return new AmendError(`${source}: unknown benchmark format (${keysPreview(json)})${requestHint(json)}; known formats: ${knownList()}`);
+}
 
 /**
  * A request list written by hand that misses Amend's own record format by a field (the format a

@@ -49,6 +49,8 @@ export interface RecordsFormatSpec extends FormatInfo {
 /** A format whose content is one object of lists (KnowEdit Sanitation). */
 export interface ObjectFormatSpec extends FormatInfo {
   shape: 'object';
+  /** For an object that has this format's keys with values of the wrong kind: what is wrong; else undefined. */
+  nearMiss?(x: Json): string | undefined;
   /**
    * Converts the object, reading each list through `list` (undefined for a member that is not a
    * list), an item at a time, until `limit` cases are kept; `source` names it in errors.
