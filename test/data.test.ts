@@ -465,7 +465,7 @@ test('a JSON list file is read a record at a time: --n parses only the records i
     };
     const one = JSON.stringify(recs[0]);
     oneLineError(() => loadCases(write('cut.json', `[${one}, ${one.slice(0, 40)}`), { limit: 1 }), /cut\.json: not valid JSON \(the file ends inside record 2; is it cut short\?\)/);
-    oneLineError(() => loadCases(write('open.json', `[${one}, ${one}`), { limit: 1 }), /open\.json: not valid JSON \(the file ends inside record 3/);
+    oneLineError(() => loadCases(write('open.json', `[${one}, ${one}`), { limit: 1 }), /open\.json: not valid JSON \(the file ends after record 2 without the list's closing "\]"; is it cut short\?\)/);
     oneLineError(() => loadCases(write('nocomma.json', `[${one} ${one}]`), { limit: 1 }), /nocomma\.json: not valid JSON \(expected "," or "\]" after record 1, found "\{"\)/);
     oneLineError(() => loadCases(write('after.json', `[${one}]\n[${one}]`), { limit: 1 }), /after\.json: not valid JSON \(text after the list's closing "\]"/);
     oneLineError(() => loadCases(write('comma.json', `[${one},\n]`), { limit: 1 }), /comma\.json: not valid JSON \(no record 2 where one should be, at byte \d+ \(a "," too many\?\)\)/);

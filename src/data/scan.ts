@@ -105,7 +105,11 @@ export class ListScanner extends Walker {
     const b = this.bytes;
     if (this.done) return null;
     this.skipSpace();
-    if (this.pos >= b.length) this.cut();
+    // The end right after an element: the list's "]" is what is missing, not more of an element.
+    if (this.pos >= b.length) {
+      if (this.first) this.cut();
+      this.broken(`the file ends after ${this.item} ${this.count} without the list's closing "]"; is it cut short?`);
+    }
     if (b[this.pos] === 0x5d) return this.close();
     if (!this.first) {
       if (b[this.pos] !== 0x2c) this.broken(`expected "," or "]" after ${this.item} ${this.count}, found ${JSON.stringify(String.fromCharCode(b[this.pos]!))}`);
