@@ -96,6 +96,8 @@ test('amend edit: bad input is one line, exit 1, nothing written', { skip }, () 
   const both = path.join(tmp, 'both');
   assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', both, '--export', both, ...FAST), /is the same path as --export/);
   assert.ok(!fs.existsSync(both));
+  assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', both, '--export', path.join(both, 'ckpt'), ...FAST), /--export \S*ckpt is inside --out \S*both, the patch file; write the checkpoint somewhere else/);
+  assert.ok(!fs.existsSync(both), 'no checkpoint left behind');
   // An --export where nothing can be written (a path under /proc) is found before the edit and the patch.
   if (fs.existsSync('/proc/self')) {
     assertOneLineError(amend('edit', '--model', m, '--prompt', '{} went home', '--subject', 'Lily', '--target', 'moon', '--out', out, '--export', '/proc/amend-none/x', ...FAST), /\/proc\/amend-none\/x: cannot write there/);

@@ -317,6 +317,12 @@ test('report files exist and parse: summary.json, summary.md, cases.jsonl, SVG a
   assert.ok(lines.every((l) => l.items.length > 0 && l.cost.editSeconds > 0));
   await assert.rejects(runEval(m, cases, { ...ROME, out }), /already has a report/);
   await assert.rejects(runEval(m, cases, { ...ROME, out, resume: true }), /the run there has finished \(summary\.json\); nothing to resume/);
+  // A file with a report's name alone (a plot of the user's) is not replaced without force either.
+  const mine = path.join(tmp, 'plots-of-mine');
+  fs.mkdirSync(mine);
+  fs.writeFileSync(path.join(mine, 'plot-mine.png'), 'mine');
+  await assert.rejects(runEval(m, cases, { ...ROME, out: mine }), /plots-of-mine already has a report \(plot-mine\.png\); pass --force \(force: true\) to replace it/);
+  assert.deepEqual(fs.readdirSync(mine), ['plot-mine.png']);
 });
 
 test('a run that fails before its first checkpoint leaves nothing in the report folder', { skip }, async () => {

@@ -575,6 +575,9 @@ test('amend stats computes, caches, imports and lists', { skip: NO_TOK }, () => 
   fs.writeFileSync(jsonCorpus, JSON.stringify(DOCS.map((text) => ({ text })), null, 2));
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', jsonCorpus), /a \.json file is not read as text; give JSON Lines/);
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--cache-dir', ''), /--cache-dir is empty/);
+  // A cache folder that cannot be one is refused before any computing, not warned about after it.
+  oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', corpus, '--cache-dir', corpus), /^amend: --cache-dir \S*cli-corpus\.txt cannot hold the statistics \(.*cli-corpus\.txt is a file\); give a folder\n/);
+  oneLine(amend('stats', '--model', dir, '--list', '--cache-dir', path.join(corpus, 'sub')), /cannot hold the statistics/);
   oneLine(amend('stats', '--model', dir, '--layers', '0', '--corpus', corpus, '--max-length', '65'), /longer than the model's 64 positions; give at most 64/);
   const binary = path.join(tmp, 'junk.npz');
   fs.writeFileSync(binary, Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0x41]));

@@ -262,8 +262,9 @@ function checkpointToResume(partial: PartialRun, o: EvalOptions, config: EvalCon
   }
   if (!o.force) {
     if (partial.exists()) throw new AmendError(`${out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume (resume: true) to continue it or --force (force: true) to start over`);
-    const existing = ['summary.json', 'cases.jsonl', 'summary.md'].filter((f) => fs.existsSync(`${out}/${f}`));
-    if (existing.length) throw new AmendError(`${out} already has a report (${existing.join(', ')}); pass --force (force: true) to replace it`);
+    // Every name a report writes, plots included: the finished report replaces each one.
+    const existing = fs.readdirSync(out).filter(isReportFile).sort();
+    if (existing.length) throw new AmendError(`${out} already has a report (${existing.slice(0, 4).join(', ')}${existing.length > 4 ? ', ...' : ''}); pass --force (force: true) to replace it`);
   }
   return null;
 }

@@ -138,6 +138,8 @@ function checkPatchOut(out: string | undefined, exportDir: string | undefined, f
   if (out && exportDir) {
     const o = path.resolve(out), e = path.resolve(exportDir);
     if (o === e || o.startsWith(e + path.sep)) throw new AmendError(`--out ${out} is ${o === e ? 'the same path as' : 'inside'} --export ${exportDir}; write the patch somewhere else`);
+    // The patch file would have to be a folder to hold the checkpoint.
+    if (e.startsWith(o + path.sep)) throw new AmendError(`--export ${exportDir} is inside --out ${out}, the patch file; write the checkpoint somewhere else`);
   }
   if (out) {
     checkCanBeFolder(path.dirname(path.resolve(out)));

@@ -4,11 +4,12 @@ import { AmendError } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { modelFingerprint, shortFingerprint } from '../../models/fingerprint.js';
 import {
-  cachedStatsFiles, describeFit, fitsModel, importStatsToCache, layerSecondMoments, readStatsFile, resolveStatsOptions,
+  cacheRoot, cachedStatsFiles, describeFit, fitsModel, importStatsToCache, layerSecondMoments, readStatsFile, resolveStatsOptions, statsDir,
   type SecondMoment, type StatsOptions,
 } from '../../stats/index.js';
 import { intOption, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
+import { checkCanBeFolder } from '../../io/dirs.js';
 import { Progress } from '../progress.js';
 
 export const spec: CommandSpec = {
@@ -87,7 +88,22 @@ function checkArgs(args: Parsed): string | undefined {
   const unread = v.list === true ? [...computing, 'corpus', 'refresh'] : v.import !== undefined ? computing : [];
   const stray = unread.find((k) => v[k] !== undefined);
   if (stray) throw new AmendError(`--${stray} does nothing with ${v.list === true ? '--list' : '--import'}; it applies when computing (--layers)`);
+  if (v['no-cache'] !== true) checkCacheFolder(cacheDir);
   return cacheDir;
+}
+
+/**
+ * The cache folder can be a folder: refused before the model loads, not found out after hours of
+ * computing statistics that could not be kept (or a --list of a folder that cannot exist).
+ */
+function checkCacheFolder(cacheDir: string | undefined): void {
+  const from = cacheDir !== undefined ? '--cache-dir' : process.env.AMEND_CACHE ? '$AMEND_CACHE' : 'the default cache';
+  try {
+    checkCanBeFolder(statsDir(cacheDir));
+  } catch (e) {
+    if (!(e instanceof AmendError)) throw e;
+    throw new AmendError(`${from} ${cacheRoot(cacheDir)} cannot hold the statistics (${e.message}); give a folder`);
+  }
 }
 
 /** --list: the cached statistics of the model, by layer, corpus and samples. */
