@@ -76,13 +76,49 @@ export function refuseBinary(text: string | Uint8Array, where: string, hint: str
 }
 
 /**
+ * A bad value as a message quotes it: a number as written, a string in quotes (else "3" and 3 read
+ * the same, and the reason for the refusal is hidden), anything else by its type.
+ */
+export function describeValue(value: unknown): string {
+  return typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : typeName(value);
+}
+
+/**
  * A count option (limit, tokens, units), when given: an integer ≥ min. 2.5 or NaN would otherwise
  * be cut or compared silently (slice(0, 2.5), i < NaN).
  */
 export function requireCount(value: unknown, what: string, min = 0): asserts value is number | undefined {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new AmendError(`${what} must be an integer ≥ ${min}, got ${typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : typeName(value)}`);
+    throw new AmendError(`${what} must be an integer ≥ ${min}, got ${describeValue(value)}`);
+  }
+}
+
+/**
+ * The keys of an options interface, as a list the compiler checks against it both ways: a key the
+ * interface lacks is an error, and so is one of its keys left out (the error then names it, as the
+ * `missing` property the list lacks). Written optionKeys<EditOptions>()(['method', ...]): the first
+ * call fixes the interface, the second infers the list.
+ */
+export function optionKeys<T extends object>() {
+  return <const K extends readonly (keyof T & string)[]>(
+    keys: K & ([Exclude<keyof T & string, K[number]>] extends [never] ? unknown : { missing: Exclude<keyof T & string, K[number]> }),
+  ): K => keys;
+}
+
+/**
+ * For JavaScript callers, whom no type checker stops: an options key the function does not know
+ * (a misspelt "hparam", "onprogress") would otherwise be ignored, and the run would go on without
+ * what it asked for. `what` names the function ("edit", "edit: statsOptions"); `advice` says more
+ * about a key that callers are known to give.
+ */
+export function refuseUnknownKeys(opts: object, known: readonly string[], what: string, advice: Readonly<Record<string, string>> = {}): void {
+  for (const key of Object.keys(opts)) {
+    if (known.includes(key)) continue;
+    // Advice for a key that no spelling is near (a CLI flag's name: "n" for --n), else the nearest.
+    const near = closest(key, known);
+    const hint = Object.hasOwn(advice, key) ? advice[key] : near ? `did you mean "${near}"?` : '';
+    throw new AmendError(`${what}: unknown option "${key}"${hint ? ` (${hint})` : ''}; options: ${known.join(', ')}`);
   }
 }
 
@@ -96,7 +132,7 @@ export const MAX_SEED = 2 ** 32 - 1;
 export function requireSeed(value: unknown, what: string): asserts value is number | undefined {
   if (value === undefined) return;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_SEED) {
-    throw new AmendError(`${what} must be an integer from 0 to ${MAX_SEED}, got ${typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : typeName(value)}`);
+    throw new AmendError(`${what} must be an integer from 0 to ${MAX_SEED}, got ${describeValue(value)}`);
   }
 }
 

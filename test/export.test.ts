@@ -15,6 +15,7 @@ import { Tensor, mulberry32, randn } from '../src/tensor/index.js';
 import { AmendTokenizer } from '../src/tokenizer/index.js';
 import { EditPatch, applyPatchesInOrder, editSession, exportModel, exportPatched, exportProvenance, lowRankDelta, denseDelta, type TensorDelta } from '../src/patch/index.js';
 import { modelFingerprint } from '../src/models/fingerprint.js';
+import { AmendError } from '../src/errors.js';
 import { assertOneLineError, type CliResult, repoRoot, runCli, sharedDir, warningsOf, weightsHash } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-export-'));
@@ -234,8 +235,13 @@ test('the output directory: non-empty refused unless force, never the source, no
   // A refused patch writes nothing.
   const other = load(writeRandomCheckpoint(path.join(tmp, 'other'), gpt2Config({ layers: 3 }), 99));
   const foreign = randomPatch(other, 4, [0]);
-  await assert.rejects(exportPatched(src, [foreign], path.join(tmp, 'never')), /was made for/);
+  // Its advice names exportPatched's override: its `force` replaces the output folder instead.
+  await assert.rejects(exportPatched(src, [foreign], path.join(tmp, 'never')),
+    (e: unknown) => e instanceof AmendError && /was made for .*; refusing to apply it \(pass --ignore-fingerprint \(ignoreFingerprint: true\) to apply it anyway\)$/.test(e.message));
+  await assert.rejects(exportPatched(src, [foreign], path.join(tmp, 'never'), { force: true }), /\(ignoreFingerprint: true\)/);
   assert.ok(!fs.existsSync(path.join(tmp, 'never')));
+  const forced = path.join(tmp, 'foreign-forced');
+  assert.deepEqual((await exportPatched(src, [foreign], forced, { ignoreFingerprint: true })).patches, [foreign.id], 'the advice works');
   // Given a loaded model, a refused second patch leaves it as it was, not half-patched.
   const before = [...m.weights.values()].map((t) => t.data.slice());
   await assert.rejects(exportPatched(m, [randomPatch(m, 4, [0]), foreign], path.join(tmp, 'never')), /was made for/);

@@ -96,7 +96,12 @@ test('generation stops at the model\'s last position, with and without the KV ca
     // Options that used to fail inside a kernel (a fractional count) or sample nothing sensible.
     const bad: [Parameters<typeof generate>[2], RegExp][] = [
       [{ maxNewTokens: 2.5 }, /maxNewTokens must be an integer ≥ 0, got 2.5/],
+      // a string is quoted: "3", not 3, which would hide why it is refused
+      [{ maxNewTokens: '3' as unknown as number }, /AmendError: generate: maxNewTokens must be an integer ≥ 0, got "3"$/],
+      [{ maxNewTokens: 2, greedy: false, topP: '0.5' as unknown as number }, /AmendError: generate: topP must be in \(0, 1\], got "0\.5"$/],
       [{ maxNewTokens: 2, greedy: false, topK: 0.5 }, /topK must be an integer ≥ 0/],
+      // "false" is truthy: it would decode greedily
+      [{ maxNewTokens: 2, greedy: 'false' as unknown as boolean }, /generate: greedy must be true or false, got "false"$/],
       [{ maxNewTokens: 2, greedy: false, topK: -1 }, /topK must be an integer ≥ 0/],
       [{ maxNewTokens: 2, greedy: false, topP: 2 }, /topP must be in \(0, 1\]/],
       [{ maxNewTokens: 2, greedy: false, topP: 0 }, /topP must be in \(0, 1\]/],

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { AmendError, closest, isObject, MAX_SEED, refuseDevice, refuseOversize, requireObject, requirePath } from '../errors.js';
+import { AmendError, closest, isObject, MAX_SEED, refuseDevice, refuseOversize, requireObject, requirePath, typeName } from '../errors.js';
 import { buildSpec } from '../models/arch.js';
 import type { CausalLM } from '../models/model.js';
 import { packageRoot } from '../version.js';
@@ -559,6 +559,27 @@ export interface ResolvedHparams {
   /** Where the base values came from: "preset gpt2-xl (kmeng01/rome hparams/ROME/gpt2-xl.json)" or "rule". */
   origin: string;
   preset: Preset | null;
+}
+
+/**
+ * Hparams resolved beforehand (edit's and runEval's `resolved`), checked as resolveHparams checks
+ * its own: for this method, every value of the schema's kind, none of the values it always sets
+ * missing, and layers this model has. A hand-made object would otherwise fail as a TypeError, or
+ * edit with NaN where a value is missing.
+ */
+export function checkResolvedHparams(method: EditMethod, resolved: unknown, model: CausalLM, where: string): asserts resolved is ResolvedHparams {
+  if (!METHODS.includes(method)) throw new AmendError(`unknown editing method "${String(method)}" (methods: ${METHODS.join(', ')})`);
+  const hint = 'pass what resolveHparams returns, or hparams instead';
+  requireObject(resolved, `${where}: resolved must be what resolveHparams returns`);
+  const r = resolved as Partial<ResolvedHparams>;
+  if (r.method !== method) throw new AmendError(`${where}: resolved hparams are for ${String(r.method)}, not ${method}`);
+  if (!isObject(r.hparams)) throw new AmendError(`${where}: resolved.hparams must be an object of names and values, not ${typeName(r.hparams)}; ${hint}`);
+  checkHparams(method, r.hparams, `${where}: resolved.hparams`);
+  const missing = Object.keys({ ...methodDefaults(method), ...ruleHparams(method, model) }).filter((k) => r.hparams![k] === undefined);
+  if (missing.length > 0) throw new AmendError(`${where}: resolved.hparams lacks ${missing.join(', ')}; ${hint}`);
+  // Resolved for another model (or changed since), they would edit layers this one lacks, or
+  // ones where the change cannot reach the prediction.
+  validateForModel(method, r.hparams as EditHparams, model);
 }
 
 /** The hparams for `method` on `model` (see the file comment for the order); checked against the model. */

@@ -5,24 +5,24 @@
 // Before anything is computed, every request and hparam is checked (subject in the prompt,
 // non-empty target, a target the model does not already predict, layers in range, statistics of
 // this model); a problem is one AmendError and the weights stay byte-identical.
-import { AmendError, requireObject } from '../errors.js';
+import { AmendError, describeValue, optionKeys, refuseUnknownKeys, requireObject, typeName } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
 import { holdModel, outsideHold } from '../patch/session.js';
 import type { TensorDelta } from '../patch/types.js';
-import type { SecondMoment, StatsOptions } from '../stats/index.js';
+import { STATS_OPTION_KEYS, type SecondMoment, type StatsOptions } from '../stats/index.js';
 import type { EditRequest } from './types.js';
-import { resolveHparams, validateForModel, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
+import { checkResolvedHparams, resolveHparams, SCHEMAS, type EditHparams, type EditMethod, type ResolvedHparams } from './hparams.js';
 import { prepareRequests, encodePrompt, requestPrefix, type PreparedRequest } from './common/prompts.js';
 import { scoreTargets } from './common/score.js';
-import { secondMoments, statsOptionsWithProgress, usesStatistics, withRidge, type StatsSource } from './common/stats.js';
+import { checkStatsSource, secondMoments, statsOptionsWithProgress, usesStatistics, withRidge, type StatsSource } from './common/stats.js';
 import { Timings, type EditProgress } from './common/run.js';
 import { computeRome, type RomeOutput } from './rome/index.js';
 import { computeMemit, type MemitOutput } from './memit/index.js';
 
 export type { EditMethod, EditHparams, ResolvedHparams } from './hparams.js';
 export {
-  resolveHparams, listPresets, findPreset, presetByName, ruleHparams, parseSets, readHparamsFile, checkHparams,
+  resolveHparams, checkResolvedHparams, listPresets, findPreset, presetByName, ruleHparams, parseSets, readHparamsFile, checkHparams,
   describeSchema, SCHEMAS, METHODS, FACT_TOKENS,
 } from './hparams.js';
 export type { EditRequest, EditCase } from './types.js';
@@ -48,6 +48,39 @@ export interface EditOptions {
   allowUnchanged?: boolean;
   /** Keep what the method solved in the report (tests): ROME's vectors (k, v*, u, v), MEMIT's linear systems (K, R, X, C). */
   keepInternals?: boolean;
+}
+
+const EDIT_OPTION_KEYS = optionKeys<EditOptions>()([
+  'method', 'hparams', 'preset', 'hparamsFiles', 'resolved', 'stats', 'statsOptions', 'onProgress', 'allowUnchanged', 'keepInternals',
+]);
+
+/**
+ * Refuses option keys `known` lacks (edit's, runEval's): an hparam given beside the options (the
+ * shape of EasyEdit's hparams objects) is named as one, the rest as unknown options.
+ */
+export function refuseUnknownEditOptions(opts: object, known: readonly string[], what: string, advice: Readonly<Record<string, string>> = {}): void {
+  for (const key of Object.keys(opts)) {
+    if (known.includes(key) || !Object.values(SCHEMAS).some((schema) => Object.hasOwn(schema, key))) continue;
+    throw new AmendError(`${what}: unknown option "${key}"; it is an hparam: pass it in hparams ({ hparams: { ${key}: ... } })`);
+  }
+  refuseUnknownKeys(opts, known, what, advice);
+}
+
+/** Checks edit's options that the edit reads before it resolves the hparams. */
+function checkEditOptions(opts: EditOptions): void {
+  refuseUnknownEditOptions(opts, EDIT_OPTION_KEYS, 'edit');
+  if (opts.preset !== undefined && typeof opts.preset !== 'string') throw new AmendError(`edit: preset must be a preset name, not ${typeof opts.preset}`);
+  if (opts.hparamsFiles !== undefined && (!Array.isArray(opts.hparamsFiles) || opts.hparamsFiles.some((f) => typeof f !== 'string'))) {
+    throw new AmendError(`edit: hparamsFiles must be an array of file paths, not ${typeof opts.hparamsFiles === 'string' ? `the string ${JSON.stringify(opts.hparamsFiles)} (put it in [ ])` : typeName(opts.hparamsFiles)}`);
+  }
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new AmendError(`edit: onProgress must be a function, not ${typeof opts.onProgress}`);
+  // A string such as "no" is truthy: it would allow what it means to refuse.
+  if (opts.allowUnchanged !== undefined && typeof opts.allowUnchanged !== 'boolean') throw new AmendError(`edit: allowUnchanged must be true or false, not ${describeValue(opts.allowUnchanged)}`);
+  if (opts.statsOptions !== undefined) {
+    requireObject(opts.statsOptions, 'edit: statsOptions must be an object of options for src/stats');
+    refuseUnknownKeys(opts.statsOptions, STATS_OPTION_KEYS, 'edit: statsOptions');
+  }
+  checkStatsSource(opts.stats, 'edit');
 }
 
 export interface EditReport {
@@ -87,8 +120,7 @@ export async function editWithReport(model: CausalLM, requests: readonly EditReq
   requireObject(model, 'edit takes a loaded model (CausalLM.load(dir))');
   if (!Array.isArray(requests)) throw new AmendError('edit takes an array of requests ({ prompt, subject, targetNew })');
   requireObject(opts, 'edit needs options ({ method: "rome" | "memit", ... })');
-  if (opts.preset !== undefined && typeof opts.preset !== 'string') throw new AmendError(`edit: preset must be a preset name, not ${typeof opts.preset}`);
-  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new AmendError(`edit: onProgress must be a function, not ${typeof opts.onProgress}`);
+  checkEditOptions(opts);
   // Held from the first read of the weights to the patch: a patch applied while the statistics
   // are awaited would leave an edit half computed on one model and half on another.
   // The caller's progress callback is not part of the edit: what it starts on the model is refused.
@@ -100,11 +132,7 @@ async function computeEdit(model: CausalLM, requests: readonly EditRequest[], op
   const method = opts.method;
   let resolved: ResolvedHparams;
   if (opts.resolved !== undefined) {
-    requireObject(opts.resolved, 'edit: resolved must be what resolveHparams returns');
-    if (opts.resolved.method !== method) throw new AmendError(`hparams are for ${opts.resolved.method}, not ${method}`);
-    // Resolved for another model (or changed since), they would edit layers this one lacks, or
-    // ones where the change cannot reach the prediction.
-    validateForModel(method, opts.resolved.hparams, model);
+    checkResolvedHparams(method, opts.resolved, model, 'edit');
     resolved = opts.resolved;
   } else {
     resolved = resolveHparams(method, model, { preset: opts.preset, files: opts.hparamsFiles, overrides: opts.hparams });

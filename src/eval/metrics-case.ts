@@ -38,7 +38,7 @@
  * - perplexity: essence_ppl (ROME's essence score) with the consistency resources, when snippets
  *   about the subject exist.
  */
-import { AmendError, requireCount, requireSeed } from '../errors.js';
+import { AmendError, optionKeys, requireCount, requireSeed } from '../errors.js';
 import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { generate, type ModelWeights } from '../models/index.js';
 import { fillTemplate } from '../tokenizer/index.js';
@@ -78,6 +78,8 @@ export interface QaOptions {
   template?: string;
 }
 
+export const QA_OPTION_KEYS = optionKeys<QaOptions>()(['extraTokens', 'batchSize', 'template']);
+
 /** A QA prompt inside its template (see QaOptions.template). */
 export function qaPromptText(prompt: string, template?: string): string {
   if (template === undefined) return prompt;
@@ -95,6 +97,8 @@ export interface FluencyOptions {
   /** Prompts per generate() call (default 16). */
   batchSize?: number;
 }
+
+export const FLUENCY_OPTION_KEYS = optionKeys<FluencyOptions>()(['maxLength', 'topK', 'seed', 'batchSize']);
 
 /** What the unedited model did on a case's locality prompts (JSON-serialisable). */
 export interface LocalityBaseline {

@@ -21,20 +21,20 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AmendError, requireCount, requireObject } from '../errors.js';
+import { AmendError, describeValue, optionKeys, refuseUnknownKeys, requireCount, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { EditPatch } from '../patch/patch.js';
 import { editSession, holdModel, outsideHold, type EditSession } from '../patch/session.js';
 import { caseRequests } from '../data/load.js';
 import type { LoadedCase } from '../data/types.js';
-import { editWithReport, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
+import { checkResolvedHparams, editWithReport, refuseUnknownEditOptions, resolveHparams, type EditMethod, type EditProgress, type ResolvedHparams, type StatsSource } from '../editors/index.js';
 import { contextTemplates, templateSettings } from '../editors/common/templates.js';
 import { prepareRequests } from '../editors/common/prompts.js';
-import { secondMoments, statsOptionsWithProgress, usesStatistics } from '../editors/common/stats.js';
+import { checkStatsSource, secondMoments, statsOptionsWithProgress, usesStatistics } from '../editors/common/stats.js';
 import type { EditCase, EditRequest } from '../editors/types.js';
 import type { EditHparams } from '../editors/hparams.js';
-import type { SecondMoment, StatsOptions } from '../stats/index.js';
-import { localityBaselines, scoreCases, type ConsistencyResources, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
+import { STATS_OPTION_KEYS, type SecondMoment, type StatsOptions } from '../stats/index.js';
+import { FLUENCY_OPTION_KEYS, localityBaselines, QA_OPTION_KEYS, scoreCases, type ConsistencyResources, type FluencyOptions, type LocalityBaseline, type QaOptions } from './metrics-case.js';
 import { measureAsync, costMetrics, type Cost } from './metrics-cost.js';
 import { heldoutPerplexity } from './heldout.js';
 import { uneditedScope } from './unedited.js';
@@ -91,6 +91,23 @@ export interface EvalOptions {
    * The run split also names the labels the summary breaks down by (EvalSummary.bySplitLabel).
    */
   data?: EvalConfig['data'];
+}
+
+const EVAL_OPTION_KEYS = optionKeys<EvalOptions>()([
+  'method', 'hparams', 'preset', 'hparamsFiles', 'resolved', 'mode', 'protocol', 'out', 'resume', 'force', 'checkpointEvery',
+  'heldout', 'heldoutTokens', 'qa', 'fluency', 'consistency', 'details', 'stats', 'statsOptions', 'onProgress', 'onEditProgress',
+  'stopAfter', 'data',
+]);
+
+/** Refuses option keys runEval does not know, at every level that takes an object of options. */
+function refuseUnknownEvalKeys(o: EvalOptions): void {
+  refuseUnknownEditOptions(o, EVAL_OPTION_KEYS, 'runEval', { n: 'that is amend eval --n; runEval evaluates every case it is given: pass cases.slice(0, n), or loadCases(file, { limit: n }).cases' });
+  if (o.statsOptions !== undefined) {
+    requireObject(o.statsOptions, 'runEval: statsOptions must be an object of options for src/stats');
+    refuseUnknownKeys(o.statsOptions, STATS_OPTION_KEYS, 'runEval: statsOptions');
+  }
+  if (typeof o.qa === 'object' && o.qa !== null) refuseUnknownKeys(o.qa, QA_OPTION_KEYS, 'runEval: qa');
+  if (typeof o.fluency === 'object' && o.fluency !== null) refuseUnknownKeys(o.fluency, FLUENCY_OPTION_KEYS, 'runEval: fluency');
 }
 
 export interface EvalResult {
@@ -181,7 +198,9 @@ const caseCost = (c: Cost): CaseCost => ({ editSeconds: c.wallSeconds, peakRssBy
  * only the probability comparisons, which need two targets, leave the case out (metrics-case.ts).
  */
 function editRequests(c: EditCase): EditRequest[] {
-  return caseRequests(c).map((r) => (r.targetTrue?.trim() === r.targetNew.trim() ? { ...r, targetTrue: undefined } : r));
+  // A target of another type than a string is left for the editor to refuse, naming it.
+  const same = (r: EditRequest) => typeof r.targetTrue === 'string' && typeof r.targetNew === 'string' && r.targetTrue.trim() === r.targetNew.trim();
+  return caseRequests(c).map((r) => (same(r) ? { ...r, targetTrue: undefined } : r));
 }
 
 /** Refuses a run in which the editor would refuse every case, naming the first case's reason. */
@@ -200,6 +219,26 @@ function checkSomeEditable(model: CausalLM, cases: readonly EditCase[], hp: Edit
   throw new AmendError(`the editor (${method}) refused all ${cases.length} case(s), so nothing was measured (first: ${first})`);
 }
 
+/** A mode as a JavaScript caller writes it. */
+function modeLiteral(mode: EvalMode): string {
+  if (mode === 'single') return "'single'";
+  if ('batch' in mode) return `{ batch: ${Array.isArray(mode.batch) ? `[${mode.batch.join(', ')}]` : mode.batch} }`;
+  return `{ sequential: ${mode.sequential}${mode.step !== undefined ? `, step: ${mode.step}` : ''} }`;
+}
+
+/** A mode runEval does not take; the command line's spelling ("batch:2") is named with the library's. */
+function unknownMode(mode: unknown): AmendError {
+  const modes = `'single', { batch: 2 } (or a sweep, { batch: [1, 4, 16] }), { sequential: 200 } or { sequential: 200, step: 50 }`;
+  if (typeof mode === 'string') {
+    let spelt: EvalMode | null = null;
+    try {
+      spelt = parseMode(mode);
+    } catch { /* not the command line's spelling either */ }
+    if (spelt !== null) return new AmendError(`runEval: mode ${JSON.stringify(mode)} is the command line's spelling; runEval takes ${modeLiteral(spelt)} (parseMode(${JSON.stringify(mode)}) gives it)`);
+  }
+  return new AmendError(`runEval: unknown mode ${JSON.stringify(mode)}; modes: ${modes}`);
+}
+
 function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalMode; every: number } {
   if (cases.length === 0) throw new AmendError('nothing to evaluate: no cases');
   // ROME and MEMIT rewrite the fact at its subject's tokens; a dataset without subjects (EvEdit's
@@ -209,19 +248,19 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
   }
   const mode = o.mode ?? 'single';
   if (typeof mode === 'object' && 'sequential' in mode) {
-    if (!(Number.isInteger(mode.sequential) && mode.sequential >= 1)) throw new AmendError(`sequential:T needs a positive integer T, got ${mode.sequential}`);
+    if (!(Number.isInteger(mode.sequential) && mode.sequential >= 1)) throw new AmendError(`sequential:T needs a positive integer T, got ${describeValue(mode.sequential)}`);
     if (mode.sequential > cases.length) throw new AmendError(`sequential:${mode.sequential} needs ${mode.sequential} cases, but there are only ${cases.length}; lower T (or raise --n if you limited the cases)`);
     const step = stepOf(mode);
-    if (!(Number.isInteger(step) && step >= 1 && step <= mode.sequential)) throw new AmendError(`sequential:T/K needs a step K from 1 to T=${mode.sequential}, got ${mode.step}`);
+    if (!(Number.isInteger(step) && step >= 1 && step <= mode.sequential)) throw new AmendError(`sequential:T/K needs a step K from 1 to T=${mode.sequential}, got ${describeValue(mode.step)}`);
   } else if (typeof mode === 'object' && 'batch' in mode) {
-    if ([mode.batch].flat().some((k) => !(Number.isInteger(k) && k >= 1))) throw new AmendError(`batch:K needs positive integers, got ${modeLabel(mode)}`);
+    if ([mode.batch].flat().some((k) => !(Number.isInteger(k) && k >= 1))) throw new AmendError(`batch:K needs positive integers, got ${[mode.batch].flat().map(describeValue).join(', ')}`);
     // A size given twice would edit and score every case twice, and pool both as one run.
     const twice = [mode.batch].flat().find((k, i, all) => all.indexOf(k) !== i);
     if (twice !== undefined) throw new AmendError(`${modeLabel(mode)} gives batch size ${twice} twice; give each size once`);
     // It would edit all the cases in one call and label that call batch-K in the summary and plots.
     const over = [mode.batch].flat().find((k) => k > cases.length);
     if (over !== undefined) throw new AmendError(`batch:${over} needs ${over} cases, but there are only ${cases.length}; lower K (or raise --n if you limited the cases)`);
-  } else if (mode !== 'single') throw new AmendError(`unknown mode ${JSON.stringify(mode)}`);
+  } else if (mode !== 'single') throw unknownMode(mode);
   if (o.protocol !== undefined && o.protocol !== 'immediate' && o.protocol !== 'final') {
     throw new AmendError(`protocol must be immediate or final, got "${String(o.protocol)}"`);
   }
@@ -234,7 +273,7 @@ function checkOptions(cases: readonly EditCase[], o: EvalOptions): { mode: EvalM
   // Without held-out text there is nothing for the token count to limit.
   if (o.heldoutTokens !== undefined && o.heldout === undefined) throw new AmendError('heldoutTokens limits the held-out text scored for perplexity drift; give heldout ({ text }) too, or leave heldoutTokens out');
   const every = o.checkpointEvery ?? 10;
-  if (!(Number.isInteger(every) && every >= 1)) throw new AmendError(`checkpointEvery must be a positive integer, got ${o.checkpointEvery}`);
+  if (!(Number.isInteger(every) && every >= 1)) throw new AmendError(`checkpointEvery must be a positive integer, got ${describeValue(o.checkpointEvery)}`);
   if (o.resume && !o.out) throw new AmendError('resume needs the report folder of the interrupted run (out)');
   return { mode, every };
 }
@@ -295,6 +334,8 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
   requireObject(model, 'runEval takes a loaded model (CausalLM.load(dir))');
   if (!Array.isArray(allCases) || allCases.some((c) => c === null || typeof c !== 'object')) throw new AmendError('runEval takes an array of EditCase objects (loadCases(file).cases)');
   requireObject(o, 'runEval needs options ({ method: "rome" | "memit", ... })');
+  refuseUnknownEvalKeys(o);
+  checkStatsSource(o.stats, 'runEval');
   if (o.out !== undefined && (typeof o.out !== 'string' || o.out === '')) throw new AmendError('runEval: out must be a folder path (a non-empty string)');
   if (o.heldout !== undefined && (o.heldout === null || typeof o.heldout.text !== 'string')) throw new AmendError('runEval: heldout must be { text } (readHeldOutText(file) reads one)');
   requireCount(o.heldoutTokens, 'runEval: heldoutTokens', 2);
@@ -446,6 +487,7 @@ function planRun(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions)
   const sequential = typeof mode === 'object' && 'sequential' in mode;
   const protocol: SequentialProtocol | undefined = sequential ? o.protocol ?? 'immediate' : undefined;
   const cases = sequential ? allCases.slice(0, (mode as { sequential: number }).sequential) : allCases;
+  if (o.resolved !== undefined) checkResolvedHparams(o.method, o.resolved, model, 'runEval');
   const resolved = o.resolved ?? resolveHparams(o.method, model, { preset: o.preset, files: o.hparamsFiles, overrides: o.hparams });
   const hp = resolved.hparams;
   const session = editSession(model);

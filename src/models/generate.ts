@@ -1,7 +1,7 @@
 // Text generation: left-padded batch, greedy or sampled, with a KV cache (or full recomputation,
 // which tests use to check the cache).
 import { kernels } from '../backend/index.js';
-import { AmendError, requireSeed } from '../errors.js';
+import { AmendError, describeValue, optionKeys, refuseUnknownKeys, requireObject, requireSeed, typeName } from '../errors.js';
 import { Tensor, mulberry32, noGrad } from '../tensor/index.js';
 import { KVCache } from './kvcache.js';
 import type { ModelWeights } from './transformer.js';
@@ -32,6 +32,8 @@ export interface GenerateOptions {
   useCache?: boolean;
 }
 
+const GENERATE_OPTION_KEYS = optionKeys<GenerateOptions>()(['maxNewTokens', 'greedy', 'temperature', 'topK', 'topP', 'seed', 'eosId', 'useCache']);
+
 /**
  * The most new tokens a prompt of `promptLen` tokens can get within the model's positions: the
  * last one is predicted and never fed back, so it needs no position of its own.
@@ -45,6 +47,9 @@ export function generationRoom(config: { maxPositions: number }, promptLen: numb
  * stops at maxNewTokens, at eos, or where the model's positions end (generationRoom).
  */
 export function generate(m: ModelWeights, prompts: readonly (readonly number[])[], o: GenerateOptions): number[][] {
+  requireObject(m, 'generate takes a loaded model (CausalLM.load(dir))');
+  checkPromptShape(prompts);
+  checkGenerateOptions(o);
   if (prompts.length === 0) return [];
   if (prompts.some((p) => p.length === 0)) throw new AmendError('generate: empty prompt (no tokens to continue from)');
   // Checked before the ids go into an Int32Array, which would turn 1.5 into 1 and 'a' into 0.
@@ -53,7 +58,6 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
     const k = p.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= V);
     if (k >= 0) throw new AmendError(`generate: token id ${typeof p[k] === 'string' ? JSON.stringify(p[k]) : String(p[k])} is not an integer in 0..${V - 1} (the model's vocabulary)`);
   }
-  checkGenerateOptions(o);
   const B = prompts.length;
   const P = Math.max(...prompts.map((p) => p.length));
   // Every id of the config's eos_token_id ends a row (Llama 3 lists several), as in transformers.
@@ -121,21 +125,39 @@ export function generate(m: ModelWeights, prompts: readonly (readonly number[])[
   });
 }
 
+/**
+ * Prompts as token ids, one array per prompt: a flat array of ids (one prompt not put in [ ]) or
+ * a text would otherwise fail as a TypeError inside.
+ */
+function checkPromptShape(prompts: unknown): void {
+  if (!Array.isArray(prompts)) throw new AmendError(`generate takes an array of prompts, each an array of token ids ([model.tok().encode(text)]), not ${typeName(prompts)}`);
+  const k = prompts.findIndex((p) => !Array.isArray(p) && !ArrayBuffer.isView(p));
+  if (k < 0) return;
+  const p: unknown = prompts[k];
+  const fix = typeof p === 'number' ? 'one prompt goes in [ ]: generate(model, [ids], options)' : typeof p === 'string' ? 'encode text first: [model.tok().encode(text)]' : 'each prompt is an array of token ids';
+  throw new AmendError(`generate: prompt ${k} is ${typeName(p) === 'null' ? 'null' : `a ${typeName(p)}`}, not an array of token ids; ${fix}`);
+}
+
 /** One AmendError for an option that would otherwise fail deep in a kernel or sample nonsense. */
 function checkGenerateOptions(o: GenerateOptions): void {
+  requireObject(o, 'generate needs options with the number of new tokens ({ maxNewTokens: 20 })');
+  refuseUnknownKeys(o, GENERATE_OPTION_KEYS, 'generate');
   const isInt = (v: unknown) => typeof v === 'number' && Number.isInteger(v);
-  if (!isInt(o.maxNewTokens) || o.maxNewTokens < 0) throw new AmendError(`generate: maxNewTokens must be an integer ≥ 0, got ${o.maxNewTokens}`);
-  if (o.topK !== undefined && (!isInt(o.topK) || o.topK < 0)) throw new AmendError(`generate: topK must be an integer ≥ 0 (0: no cut), got ${o.topK}`);
-  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new AmendError(`generate: topP must be in (0, 1], got ${o.topP}`);
+  if (!isInt(o.maxNewTokens) || o.maxNewTokens < 0) throw new AmendError(`generate: maxNewTokens must be an integer ≥ 0, got ${describeValue(o.maxNewTokens)}`);
+  if (o.topK !== undefined && (!isInt(o.topK) || o.topK < 0)) throw new AmendError(`generate: topK must be an integer ≥ 0 (0: no cut), got ${describeValue(o.topK)}`);
+  if (o.topP !== undefined && !(typeof o.topP === 'number' && o.topP > 0 && o.topP <= 1)) throw new AmendError(`generate: topP must be in (0, 1], got ${describeValue(o.topP)}`);
   if (o.temperature !== undefined && !(o.temperature > 0 && Number.isFinite(o.temperature))) {
-    throw new AmendError(`generate: temperature must be a finite number > 0 (greedy decoding is temperature 0), got ${o.temperature}`);
+    throw new AmendError(`generate: temperature must be a finite number > 0 (greedy decoding is temperature 0), got ${describeValue(o.temperature)}`);
+  }
+  for (const key of ['greedy', 'useCache'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new AmendError(`generate: ${key} must be true or false, got ${describeValue(o[key])}`);
   }
   if (o.greedy !== false && (o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined)) {
     // Greedy is the default: without this a caller's temperature / topK / topP would be ignored.
     throw new AmendError('generate: temperature, topK and topP apply to sampling; pass greedy: false to sample (greedy decoding, the default, takes the argmax)');
   }
   requireSeed(o.seed, 'generate: seed');
-  if (o.eosId !== undefined && o.eosId !== null && (!isInt(o.eosId) || o.eosId < 0)) throw new AmendError(`generate: eosId must be a token id or null, got ${o.eosId}`);
+  if (o.eosId !== undefined && o.eosId !== null && (!isInt(o.eosId) || o.eosId < 0)) throw new AmendError(`generate: eosId must be a token id or null, got ${describeValue(o.eosId)}`);
 }
 
 /**

@@ -2,7 +2,7 @@
 // its loading from a model folder, the Hugging Face cache or the hub, checked against the spec.
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError, requirePath, isObject } from '../errors.js';
+import { AmendError, requirePath, isObject, optionKeys, refuseUnknownKeys, requireObject } from '../errors.js';
 import { packageRoot } from '../version.js';
 import { readCheckpoint, readCheckpointAsync, type Checkpoint } from '../io/checkpoint.js';
 import { readModelJson } from '../io/json.js';
@@ -66,6 +66,12 @@ export interface LoadOptions extends ResolveOptions {
   onLoadProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
+const LOAD_OPTION_KEYS = optionKeys<LoadOptions>()(['cacheDir', 'download', 'hubUrl', 'revision', 'token', 'onProgress', 'noTokenizer', 'onLoadProgress']);
+
+/** loadDir reads a folder: nothing to resolve or download. */
+export type LoadDirOptions = Pick<LoadOptions, 'noTokenizer' | 'onLoadProgress'>;
+const LOAD_DIR_OPTION_KEYS = optionKeys<LoadDirOptions>()(['noTokenizer', 'onLoadProgress']);
+
 export class CausalLM implements ModelWeights {
   readonly config: ModelConfig;
   readonly spec: ModelSpec;
@@ -116,14 +122,18 @@ export class CausalLM implements ModelWeights {
   static async load(idOrPath: string, opts: LoadOptions | null = {}): Promise<CausalLM> {
     requirePath(idOrPath, 'CausalLM.load needs the model folder or Hugging Face id');
     opts ??= {};
+    requireObject(opts, 'CausalLM.load takes options as an object ({ noTokenizer: true }, say)');
+    refuseUnknownKeys(opts, LOAD_OPTION_KEYS, 'CausalLM.load');
     const dir = idOrPath === BUILTIN_WORLD ? builtinWorldDir() : await resolveModel(idOrPath, opts);
     const raw = readConfig(dir);
     return CausalLM.fromCheckpoint(dir, raw, await readCheckpointAsync(dir, { onProgress: opts.onLoadProgress }), opts);
   }
 
-  static loadDir(dir: string, opts: Pick<LoadOptions, 'noTokenizer' | 'onLoadProgress'> | null = {}): CausalLM {
+  static loadDir(dir: string, opts: LoadDirOptions | null = {}): CausalLM {
     requirePath(dir, 'CausalLM.loadDir needs the model folder');
     opts ??= {};
+    requireObject(opts, 'CausalLM.loadDir takes options as an object ({ noTokenizer: true }, say)');
+    refuseUnknownKeys(opts, LOAD_DIR_OPTION_KEYS, 'CausalLM.loadDir');
     const raw = readConfig(dir);
     return CausalLM.fromCheckpoint(dir, raw, readCheckpoint(dir, { onProgress: opts.onLoadProgress }), opts);
   }

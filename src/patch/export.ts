@@ -28,7 +28,7 @@
 import * as fs from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import * as path from 'node:path';
-import { AmendError, requireObject } from '../errors.js';
+import { AmendError, optionKeys, refuseUnknownKeys, requireObject, typeName } from '../errors.js';
 import { CausalLM } from '../models/model.js';
 import { INDEX_FILE, SINGLE_WEIGHTS, indexJson, shardContents, writeCheckpoint } from '../io/checkpoint.js';
 import { LOSSY_IN_F32, readRawTensor, readSafetensorsHeader, storageBytes, writeSafetensorsTo, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
@@ -53,6 +53,8 @@ export interface ExportOptions {
   /** Bytes of weights written so far / in all. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
+
+const EXPORT_OPTION_KEYS = optionKeys<ExportOptions>()(['dtype', 'force', 'maxShardBytes', 'onProgress']);
 
 export interface ExportResult {
   dir: string;
@@ -258,6 +260,8 @@ export function exportModel(model: CausalLM, outDir: string, opts: ExportOptions
   requireObject(model, 'export takes a loaded model (CausalLM.load(dir))');
   if (typeof outDir !== 'string' || outDir === '') throw new AmendError('export needs the output folder as a path (a non-empty string)');
   opts ??= {};
+  requireObject(opts, 'export takes options as an object ({ dtype: "f16" }, say)');
+  refuseUnknownKeys(opts, EXPORT_OPTION_KEYS, 'export');
   if (opts.dtype !== undefined && typeof opts.dtype !== 'string') throw new AmendError(`export: dtype must be keep, F32, F16 or BF16, not ${typeof opts.dtype}`);
   const out = path.resolve(outDir);
   const dtype = parseExportDType(opts.dtype);
@@ -461,6 +465,18 @@ export interface ExportPatchedOptions extends ExportOptions {
   ignoreFingerprint?: boolean;
 }
 
+const EXPORT_PATCHED_OPTION_KEYS = optionKeys<ExportPatchedOptions>()([...EXPORT_OPTION_KEYS, 'ignoreFingerprint']);
+
+/**
+ * The edit session's fingerprint refusal names its own override, apply's `force`; here `force`
+ * replaces the output folder, and the override is `ignoreFingerprint`.
+ */
+function withExportPatchedAdvice(err: unknown): unknown {
+  if (!(err instanceof AmendError)) return err;
+  const advice = '(pass --ignore-fingerprint (force: true) to apply it anyway)';
+  return err.message.endsWith(advice) ? new AmendError(`${err.message.slice(0, -advice.length)}(pass --ignore-fingerprint (ignoreFingerprint: true) to apply it anyway)`) : err;
+}
+
 /**
  * Loads a model, applies the patches in order (each checked against the model's fingerprint) and
  * exports the result. Patches are files or EditPatch objects. Given a loaded model, it is left
@@ -471,14 +487,27 @@ export async function exportPatched(
   modelIdOrDir: string | CausalLM,
   patches: readonly (string | EditPatch)[],
   outDir: string,
-  opts: ExportPatchedOptions = {},
+  opts: ExportPatchedOptions | null = {},
 ): Promise<ExportResult> {
+  if (typeof modelIdOrDir !== 'string') requireObject(modelIdOrDir, 'exportPatched takes a loaded model (CausalLM.load(dir)) or a model folder / Hugging Face id');
+  if (!Array.isArray(patches)) {
+    throw new AmendError(`exportPatched takes an array of patches (EditPatch objects or patch files), not ${patches instanceof EditPatch ? 'one EditPatch (put it in [ ])' : typeName(patches)}`);
+  }
+  if (typeof outDir !== 'string' || outDir === '') throw new AmendError('exportPatched needs the output folder as a path (a non-empty string)');
+  opts ??= {};
+  requireObject(opts, 'exportPatched takes options as an object ({ ignoreFingerprint: true }, say)');
+  refuseUnknownKeys(opts, EXPORT_PATCHED_OPTION_KEYS, 'exportPatched');
+  const { ignoreFingerprint, ...exportOpts } = opts;
   checkExportDir(path.resolve(outDir), null, opts.force === true);
   const loaded = patches.map((p) => (typeof p === 'string' ? EditPatch.load(p) : p));
   const model = typeof modelIdOrDir === 'string' ? await CausalLM.load(modelIdOrDir, { noTokenizer: true }) : modelIdOrDir;
-  applyPatchesInOrder(model, loaded, { force: opts.ignoreFingerprint === true });
   try {
-    return exportModel(model, outDir, opts);
+    applyPatchesInOrder(model, loaded, { force: ignoreFingerprint === true });
+  } catch (err) {
+    throw withExportPatchedAdvice(err);
+  }
+  try {
+    return exportModel(model, outDir, exportOpts);
   } catch (err) {
     const session = editSession(model);
     for (let i = loaded.length - 1; i >= 0; i--) session.revert(loaded[i]!);

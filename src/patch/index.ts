@@ -18,6 +18,7 @@ export {
   PATCH_VERSION,
   amendVersion,
   type PatchInit,
+  type SavePatchOptions,
   type PatchDescription,
   type DeltaDescription,
 } from './patch.js';

@@ -14,7 +14,7 @@
 // The header's metadata can be read with any safetensors reader (e.g. safe_open(...).metadata()).
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { AmendError, requirePath, isObject } from '../errors.js';
+import { AmendError, requirePath, isObject, optionKeys, refuseUnknownKeys, requireObject } from '../errors.js';
 import { amendVersion } from '../version.js';
 import type { CausalLM } from '../models/model.js';
 import { readSafetensors, readSafetensorsHeader, writeSafetensors, type SafetensorsHeader, type TensorToWrite } from '../io/safetensors.js';
@@ -110,6 +110,13 @@ function checkMetadata(m: unknown, where: string): PatchMetadata {
   return m as unknown as PatchMetadata;
 }
 
+export interface SavePatchOptions {
+  /** Refuse to replace an existing file, even one that appears while the patch is written. */
+  noClobber?: boolean;
+}
+
+const SAVE_PATCH_OPTION_KEYS = optionKeys<SavePatchOptions>()(['noClobber']);
+
 export class EditPatch {
   readonly deltas: readonly TensorDelta[];
   readonly metadata: PatchMetadata;
@@ -185,9 +192,11 @@ export class EditPatch {
    * Writes the patch as one safetensors file (atomically: temporary name, then rename). With
    * `noClobber`, an existing file is never replaced, even one that appeared during the write.
    */
-  save(file: string, opts: { noClobber?: boolean } | null = {}): void {
+  save(file: string, opts: SavePatchOptions | null = {}): void {
     requirePath(file, 'EditPatch.save needs the file to write');
     opts ??= {};
+    requireObject(opts, 'EditPatch.save takes options as an object ({ noClobber: true })');
+    refuseUnknownKeys(opts, SAVE_PATCH_OPTION_KEYS, 'EditPatch.save');
     const tensors: TensorToWrite[] = [];
     const index: Record<string, unknown>[] = [];
     for (const d of this.deltas) {

@@ -1,5 +1,6 @@
 // The public shapes of the statistics layer: where the text comes from, how much of it, and what
 // comes back; and the defaults.
+import { optionKeys } from '../errors.js';
 
 /** ROME's and EasyEdit's mom2_n_samples in every preset. */
 export const DEFAULT_SAMPLES = 100000;
@@ -87,6 +88,9 @@ export interface StatsOptions {
   /** Documents processed so far / in all (called after every batch). */
   onProgress?: (done: number, total: number) => void;
 }
+
+/** Every key of StatsOptions, for refusing unknown ones (refuseUnknownKeys). */
+export const STATS_OPTION_KEYS = optionKeys<StatsOptions>()(['corpus', 'samples', 'maxLength', 'batchTokens', 'cacheDir', 'npzDir', 'noCache', 'refresh', 'onProgress']);
 
 /** The non-centred second moment of the keys (inputs of the MLP down projection) at one layer. */
 export interface SecondMoment {

@@ -1,6 +1,6 @@
 // Requests → token sequences: the leading-space rule for targets, the subject template of a prompt,
 // the fact lookup token (fact_token), and the rewriting / KL sequences of the v* and z optimisation.
-import { AmendError } from '../../errors.js';
+import { AmendError, isObject, typeName } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { locateSubject, type AmendTokenizer } from '../../tokenizer/index.js';
 import type { EditRequest } from '../types.js';
@@ -25,10 +25,21 @@ export interface PreparedRequest {
  * subject; its first occurrence becomes the placeholder (as EasyEdit does).
  */
 export function subjectTemplate(prompt: string, subject: string): string {
-  if (typeof prompt !== 'string' || prompt.trim() === '') throw new AmendError('empty prompt: every edit request needs the prompt it rewrites');
+  if (typeof prompt !== 'string') throw new AmendError(`the prompt is ${notAString(prompt)}; it must be a string, with "{}" where the subject goes`);
+  if (prompt.trim() === '') throw new AmendError('empty prompt: every edit request needs the prompt it rewrites');
   const { charStart, charEnd } = locateSubject(prompt, subject); // throws "subject ... is not in the prompt"
   if (prompt.includes('{}')) return prompt;
   return prompt.slice(0, charStart) + '{}' + prompt.slice(charEnd);
+}
+
+/**
+ * A request field that is not a string, as an error names it: a number, null, an object with the
+ * keys it has (CounterFact's { str } shape, say, which wants its str taken out).
+ */
+function notAString(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (isObject(v)) return `an object (keys ${Object.keys(v).slice(0, 5).map((k) => JSON.stringify(k)).join(', ') || 'none'})`;
+  return `${typeName(v) === 'array' ? 'an array' : typeName(v) === 'null' ? 'null' : `a ${typeName(v)}`}${typeof v === 'number' || typeof v === 'boolean' ? ` (${String(v)})` : ''}`;
 }
 
 /** Fills a template's single "{}" with `value` (literally: no other braces are interpreted). */
@@ -82,10 +93,16 @@ export function prepareRequests(model: CausalLM, requests: readonly EditRequest[
   return requests.map((r, index) => {
     const where = requestPrefix(requests.length, index, r);
     if (!r || typeof r !== 'object') throw new AmendError(`${where}not an edit request object`);
-    if (typeof r.subject !== 'string' || r.subject.trim() === '') throw new AmendError(`${where}empty subject: every edit request needs the subject it is about`);
-    if (typeof r.targetNew !== 'string' || r.targetNew.trim() === '') {
-      throw new AmendError(`${where}empty target for "${r.prompt}": give the new object (targetNew / --target)`);
+    if (typeof r.subject !== 'string') throw new AmendError(`${where}the subject is ${notAString(r.subject)}; it must be a string, the subject the request is about`);
+    if (r.subject.trim() === '') throw new AmendError(`${where}empty subject: every edit request needs the subject it is about`);
+    if (typeof r.targetNew !== 'string') {
+      // The two shapes that datasets give (loadCases converts them): CounterFact's { str }, EasyEdit's target_new.
+      const v: unknown = r.targetNew;
+      const hint = isObject(v) && typeof v.str === 'string' ? ` (CounterFact's shape: give its str, ${JSON.stringify(v.str)})`
+        : v === undefined && 'target_new' in r ? ' (the request has target_new, EasyEdit\'s name: Amend\'s is targetNew)' : '';
+      throw new AmendError(`${where}targetNew is ${notAString(v)}, for "${String(r.prompt)}"; it must be a string, the new object (" Paris")${hint}`);
     }
+    if (r.targetNew.trim() === '') throw new AmendError(`${where}empty target for "${r.prompt}": give the new object (targetNew / --target)`);
     let template: string;
     try {
       template = subjectTemplate(r.prompt, r.subject);
@@ -101,9 +118,12 @@ export function prepareRequests(model: CausalLM, requests: readonly EditRequest[
     // prompt and the target but its last token (which is predicted, never fed).
     const maxPos = model.config.maxPositions;
     const prefix = Math.max(0, ...(hp.context_template_length_params ?? []).map(([length]) => length));
-    const len = prefix + tok.encode(text).length + targetIds.length - 1;
+    const promptLen = prefix + tok.encode(text).length;
+    const len = promptLen + targetIds.length - 1;
     if (maxPos > 0 && len > maxPos) {
-      throw new AmendError(`${where}the prompt and target take ${len} tokens${prefix ? ` with a context template` : ''}, more than the model's ${maxPos} positions; shorten the prompt`);
+      // The prompt alone leaves room for a target of one token at least: then it is the target that does not fit.
+      const fix = promptLen <= maxPos ? `shorten the target (${targetIds.length} tokens; at most ${maxPos - promptLen + 1} fit after this prompt)` : 'shorten the prompt';
+      throw new AmendError(`${where}the prompt and target take ${len} tokens${prefix ? ` with a context template` : ''}, more than the model's ${maxPos} positions; ${fix}`);
     }
     if (typeof r.targetTrue === 'string' && r.targetTrue.trim() === r.targetNew.trim()) {
       throw new AmendError(`${where}the new target "${r.targetNew}" equals the true one; nothing to edit`);

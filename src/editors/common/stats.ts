@@ -3,7 +3,7 @@
 // (ROME's get_inv_cov caches C⁻¹ per model and layer).
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError } from '../../errors.js';
+import { AmendError, typeName } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { modelFingerprint, shortFingerprint } from '../../models/fingerprint.js';
 import { baseFingerprint } from '../../patch/session.js';
@@ -15,6 +15,15 @@ import type { ProgressEvent } from './run.js';
 
 /** Statistics given by the caller: per layer, or a function of the layer. */
 export type StatsSource = ReadonlyMap<number, SecondMoment> | readonly SecondMoment[] | ((layer: number) => SecondMoment | Promise<SecondMoment>);
+
+/**
+ * Refuses what is no StatsSource before anything is computed: a number or a plain object would
+ * otherwise fail as a TypeError at the first layer looked up. null counts as none given, as it does there.
+ */
+export function checkStatsSource(given: unknown, what: string): void {
+  if (given === undefined || given === null || typeof given === 'function' || Array.isArray(given) || given instanceof Map) return;
+  throw new AmendError(`${what}: stats must be a Map from layer to SecondMoment, an array of SecondMoments or a function of the layer, not ${typeName(given)}`);
+}
 
 export interface StatsRequest {
   /** Statistics to use instead of computing / loading them. */
