@@ -192,6 +192,8 @@ test('what failed as a TypeError inside (stats, resolved, generate without optio
   const resolved = resolveHparams('rome', model);
   const { v_lr: _, ...lacking } = resolved.hparams;
   const refusals: [() => unknown, RegExp][] = [
+    [() => editSession(anyOf(null)), /^editSession takes a loaded model \(CausalLM\.load\(dir\)\), not null$/],
+    [() => editSession(anyOf('world')), /^editSession takes a loaded model .*, not (a )?string$/],
     [() => edit(model, [req], { method: 'rome', stats: anyOf(5) }), /^edit: stats must be a Map from layer to SecondMoment, an array of SecondMoments or a function of the layer, not number$/],
     [() => edit(model, [req], { method: 'rome', resolved: anyOf({ method: 'rome' }) }), /^edit: resolved\.hparams must be an object of names and values, not undefined; pass what resolveHparams returns/],
     [() => edit(model, [req], { method: 'rome', resolved: { ...resolved, hparams: anyOf(lacking) } }), /^edit: resolved\.hparams lacks v_lr; pass what resolveHparams returns/],

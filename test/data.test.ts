@@ -425,6 +425,14 @@ test('detection reads the first records, not the first alone: a first record sho
   assert.deepEqual(await warningsOf(() => assert.equal(parseCases(mixed).format, 'knowedit-zsre')), []);
 });
 
+test('a misspelt load option is refused, not ignored (JavaScript callers have no type check)', () => {
+  const rec = { prompt: '{} is in', subject: 'Paris', targetNew: 'Rome' };
+  assert.throws(() => parseCases([rec, rec], { n: 1 } as never), (e: unknown) => e instanceof AmendError && /^parseCases: unknown option "n" \(did you mean "limit"\?\); options: limit, format, split, source$/.test(e.message));
+  assert.throws(() => loadCases('world', { limt: 1 } as never), /loadCases: unknown option "limt" \(did you mean "limit"\?\); options: limit, format, split$/);
+  assert.throws(() => loadCases('world', 5 as never), /loadCases takes options as an object/);
+  assert.equal(parseCases([rec, rec], null).cases.length, 2);
+});
+
 test('detectFormat works on parsed content', () => {
   assert.equal(detectFormat([{ src: 'a', alt: 'b', loc: 'c', loc_ans: 'd', subject: 'a' }]), 'zsre-mend');
   assert.equal(detectFormat({ K_F: [], K_R: [] }), 'knowedit-sanitation');

@@ -2,7 +2,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError, refuseDevice, requireCount, requirePath } from '../errors.js';
+import { AmendError, refuseDevice, refuseUnknownKeys, requireCount, requireObject, requirePath } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
 import { RecordContext, isObject, type Json, type JsonObject } from './fields.js';
 import { LineScanner, ListScanner, bomEnd, contentStart, objectMembers } from './scan.js';
@@ -18,7 +18,7 @@ import {
 } from './knowedit.js';
 import { mquakeFormat, mquakeRemasteredFormat } from './mquake.js';
 import type { ConvertedCases, FormatSpec, ItemReader, ObjectFormatSpec, RecordsFormatSpec } from './spec.js';
-import { EDITED_SPLIT_LABELS, type DatasetFormat, type LoadOptions, type LoadedCases, type SkippedRecord } from './types.js';
+import { EDITED_SPLIT_LABELS, LOAD_OPTION_KEYS, type DatasetFormat, type LoadOptions, type LoadedCases, type SkippedRecord } from './types.js';
 import { wiseHallucinationFormat, wiseTemporalFormat } from './wise.js';
 import { wiseZsreFormat, zsreFormat } from './zsre.js';
 import { BUILTIN_WORLD, builtinWorldDir } from '../models/model.js';
@@ -278,7 +278,10 @@ function noRecords(source: string): AmendError {
 }
 
 /** Turn parsed content (e.g. buildBenchmark's records) into cases; `source` names it in errors. */
-export function parseCases(data: unknown, opts: LoadOptions & { source?: string } = {}): LoadedCases {
+export function parseCases(data: unknown, opts: LoadOptions & { source?: string } | null = {}): LoadedCases {
+  opts ??= {};
+  requireObject(opts, 'parseCases takes options as an object ({ limit: 10 }, say)');
+  refuseUnknownKeys(opts, [...LOAD_OPTION_KEYS, 'source'], 'parseCases', { n: 'did you mean "limit"?' });
   const source = opts.source ?? 'benchmark data';
   requireCount(opts.limit, 'limit (the number of cases to keep)');
   if (opts.split !== undefined) {
@@ -476,6 +479,8 @@ function loadObjectLists(bytes: Buffer, start: number, file: string, opts: LoadO
 export function loadCases(file: string, opts: LoadOptions | null = {}): LoadedCases {
   requirePath(file, 'loadCases needs the benchmark file');
   opts ??= {};
+  requireObject(opts, 'loadCases takes options as an object ({ limit: 10 }, say)');
+  refuseUnknownKeys(opts, LOAD_OPTION_KEYS, 'loadCases', { n: 'did you mean "limit"?' });
   // Before the file is read: a bad limit should not wait for a large file to be parsed.
   requireCount(opts.limit, 'limit (the number of cases to keep)');
   if (opts.split !== undefined) {

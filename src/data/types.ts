@@ -1,5 +1,6 @@
 // What the loaders hand to evaluation: the public types of 'amend/data' (the formats' own plumbing
 // is in spec.ts).
+import { optionKeys } from '../errors.js';
 import type { EditCase } from '../editors/types.js';
 
 /** Every format loadCases understands (detected from the content, never from the file name). */
@@ -70,3 +71,6 @@ export interface LoadOptions {
    */
   split?: string;
 }
+
+/** LoadOptions' keys, for refusing a misspelt one from JavaScript. */
+export const LOAD_OPTION_KEYS = optionKeys<LoadOptions>()(['limit', 'format', 'split']);

@@ -34,7 +34,7 @@
 //     records the patches it carries in its weight files' metadata.
 // The session lives in a WeakMap keyed by the model, so CausalLM needs no field for it and the
 // session (with its copies of original values) goes away with the model.
-import { AmendError } from '../errors.js';
+import { AmendError, requireObject } from '../errors.js';
 import type { CausalLM } from '../models/model.js';
 import { assertNotHeld } from '../models/hold.js';
 import { modelFingerprint, shortFingerprint } from '../models/fingerprint.js';
@@ -343,6 +343,7 @@ export function trustedExportRecord(model: CausalLM, session?: EditSession): Exp
 
 /** The model's edit session, created (and the base fingerprint computed) on first use. */
 export function editSession(model: CausalLM): EditSession {
+  requireObject(model, 'editSession takes a loaded model (CausalLM.load(dir))');
   let s = sessions.get(model);
   if (!s) sessions.set(model, (s = new EditSession(model)));
   return s;
