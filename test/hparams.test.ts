@@ -192,6 +192,12 @@ test('--set overrides: YAML values, several per argument, type-checked, unknown 
   bad(['layers=[44, 45, 46, 47]'], /layer 47 is not below v_loss_layer 47/, 'memit');
   assert.deepEqual(resolveHparams('rome', gpt2xl, { overrides: parseSets(['layers=[47]', 'fact_token=last']) }).hparams.layers, [47]);
   bad(['kl_prompts=["is a"]'], /exactly one "\{\}"/);
+  // Values that would size arrays or loops past any use (a RangeError, or a run that never ends).
+  bad(['v_num_grad_steps=99999999999999999999'], /v_num_grad_steps must be an integer of at most 9007199254740991, got 100000000000000000000/);
+  bad(['mom2_n_samples=1e300'], /mom2_n_samples must be an integer of at most 9007199254740991/);
+  bad(['context_template_top_k=99999999999'], /context_template_top_k 99999999999 is more than the model's 50257 tokens; give at most 50257/);
+  bad(['context_template_length_params=[[5, 99999999999]]'], /context_template_length_params must be a list of \[length, count\] pairs with at most 10000 templates of a length/);
+  bad(['context_template_length_params=[[10, 5], [99999999999, 1]]'], /context_template_length_params asks for templates of 99999999999 tokens, but the model has 1024 positions/);
   assert.throws(() => parseSets(['layers']), /--set expects key=value, got "layers"/);
   assert.equal(resolveHparams('memit', gpt2xl, { overrides: parseSets(['mom2_update_weight=1e4']) }).hparams.mom2_update_weight, 10000);
   assert.throws(() => presetByName('rome', 'gpt5'), /no ROME preset "gpt5" \(presets: /);

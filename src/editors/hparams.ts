@@ -367,6 +367,9 @@ function toNumber(v: unknown): number | null {
   return null;
 }
 
+/** Context templates of one length at most: each is sampled from the model, so more never end. */
+const MAX_TEMPLATES = 10000;
+
 /** One value checked (and normalised) against its spec; `where` names it in errors. */
 function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): unknown {
   const bad = (what: string): never => {
@@ -380,6 +383,8 @@ function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): u
     case 'int': {
       const n = toNumber(v);
       const range = spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : spec.min !== undefined ? ` ≥ ${spec.min}` : '';
+      // Past 2^53 an integer is no longer exact (1e20 + 1 === 1e20): refused, as a count that large never ends anyway.
+      if (n !== null && Number.isInteger(n) && !Number.isSafeInteger(n)) bad(`an integer of at most ${Number.MAX_SAFE_INTEGER}`);
       if (n === null || !Number.isInteger(n) || !inRange(n)) bad(`an integer${range}`);
       return n;
     }
@@ -413,6 +418,7 @@ function checkValue(key: string, spec: HparamSpec, v: unknown, where: string): u
         if (!Array.isArray(p) || p.length !== 2) return bad('a list of [length, count] pairs');
         const [a, b] = p.map(toNumber);
         if (a === null || b === null || !Number.isInteger(a) || !Number.isInteger(b) || a < 1 || b < 0) return bad('a list of [length, count] pairs of positive integers');
+        if (b > MAX_TEMPLATES) return bad(`a list of [length, count] pairs with at most ${MAX_TEMPLATES} templates of a length (reference: 5 or 10)`);
         return [a, b] as [number, number];
       });
     }
@@ -724,7 +730,20 @@ export function validateForModel(method: EditMethod, hp: EditHparams, model: Cau
     }
   }
   if (hp.kl_prompts.some((p) => p.split('{}').length !== 2)) throw new AmendError(`${method.toUpperCase()}: every kl_prompts entry needs exactly one "{}" for the subject`);
+  checkContextTemplates(method, hp, model);
   if (method === 'memit' && !(typeof hp.mom2_update_weight === 'number')) throw new AmendError('MEMIT: mom2_update_weight is required');
+}
+
+/**
+ * The context templates' sampling fits the model: top-k within its vocabulary, each length within
+ * its positions. Larger values would size arrays by them (a RangeError, or minutes of sorting).
+ */
+function checkContextTemplates(method: EditMethod, hp: EditHparams, model: CausalLM): void {
+  const { vocabSize, maxPositions } = model.config;
+  const name = method.toUpperCase();
+  if (hp.context_template_top_k > vocabSize) throw new AmendError(`${name}: context_template_top_k ${hp.context_template_top_k} is more than the model's ${vocabSize} tokens; give at most ${vocabSize} (reference: 5)`);
+  const long = hp.context_template_length_params.find(([length]) => length >= maxPositions);
+  if (long) throw new AmendError(`${name}: context_template_length_params asks for templates of ${long[0]} tokens, but the model has ${maxPositions} positions for template and prompt together; give shorter lengths (reference: 5 and 10)`);
 }
 
 /**
