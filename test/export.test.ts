@@ -204,6 +204,21 @@ test('the output directory: non-empty refused unless force, never the source, no
   exportModel(m, out, { force: true });
   assert.ok(!fs.existsSync(path.join(out, 'keep.txt')));
   assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
+  // Never, force or not: the current folder (replaced, the shell would sit in the folder it replaced),
+  // a folder that holds it, the home folder, the root.
+  const here = process.cwd();
+  const cwd = path.join(tmp, 'cwd-parent', 'cwd');
+  fs.mkdirSync(cwd, { recursive: true });
+  process.chdir(cwd);
+  try {
+    assert.throws(() => exportModel(m, '.', { force: true }), (e: unknown) => e instanceof AmendError && /cwd is the current folder, and an export replaces its output folder whole; give another folder/.test(e.message));
+    assert.throws(() => exportModel(m, '..', { force: true }), /cwd-parent is a folder that holds the current one/);
+  } finally {
+    process.chdir(here);
+  }
+  assert.deepEqual(fs.readdirSync(cwd), []);
+  assert.throws(() => exportModel(m, os.homedir(), { force: true }), /is the home folder/);
+  assert.throws(() => exportModel(m, '/', { force: true }), /^AmendError: \/ is the root of the file system/);
   // The check at the start does not hold for the whole export: files that appear in the folder
   // meanwhile (another process's) are not deleted without force.
   const later = path.join(tmp, 'later');

@@ -165,6 +165,9 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     fs.writeFileSync(path.join(busy, 'mine.txt'), 'precious');
     assertOneLineError(runCli(['world', 'build', '--small', '--out', busy]), /holds other files \(mine\.txt\) and a build replaces the whole folder/);
     assert.equal(fs.readFileSync(path.join(busy, 'mine.txt'), 'utf8'), 'precious');
+    // --force replaces a folder, but never one that holds the current folder (the test's), the home folder or the root.
+    assertOneLineError(runCli(['world', 'build', '--small', '--out', path.dirname(process.cwd()), '--force']), /is a folder that holds the current one, and a world build replaces its output folder whole; give another folder/);
+    assertOneLineError(runCli(['world', 'build', '--small', '--out', '/', '--force']), /^amend: \/ is the root of the file system/);
     assertOneLineError(runCli(['world', 'build', '--small', '--out', path.join(busy, 'mine.txt', 'w')]), /mine\.txt is a file/);
     // world info's rebuild line is a command that runs: --out and an inline --config, quoted.
     const spaced = path.join(tmp, 'w x');

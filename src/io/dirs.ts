@@ -31,6 +31,23 @@ export function makeDirs(dir: string): void {
 }
 
 /**
+ * Refuses a folder that a command replacing its output folder whole (export, world build) must
+ * never take, even with force: a file system's root, the home folder, a folder that holds the
+ * current one (the user's work, and likely the command's own inputs), and the current folder
+ * itself (replaced, it would leave the shell in the folder it replaced, showing nothing).
+ */
+export function refuseReplacingWholeFolder(dir: string, what: string): void {
+  const want = path.resolve(dir);
+  const real = fs.existsSync(want) ? fs.realpathSync(want) : want;
+  const cwd = fs.realpathSync(process.cwd());
+  const why = real === path.parse(real).root ? 'the root of the file system'
+    : real === os.homedir() ? 'the home folder'
+      : cwd.startsWith(real.endsWith(path.sep) ? real : real + path.sep) ? 'a folder that holds the current one'
+        : cwd === real ? 'the current folder' : null;
+  if (why) throw new AmendError(`${dir} is ${why}, and ${what} replaces its output folder whole; give another folder (a new one inside it, say)`);
+}
+
+/**
  * Refuses, before any work, an output folder that cannot be one: a file by that name, or a file
  * where one of its parent folders should be (mkdir would fail with EEXIST or ENOTDIR much later).
  */

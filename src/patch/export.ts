@@ -37,7 +37,7 @@ import { EditPatch } from './patch.js';
 import { assertNotHeld, editSession, sessionOf, trustedExportRecord, type ApplyOptions } from './session.js';
 import { exportProvenance, RECORD_KEYS } from './provenance.js';
 import { storedFingerprint } from '../models/fingerprint.js';
-import { checkCanBeFolder, checkCanWriteAt, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt, refuseReplacingWholeFolder, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
 
 export { exportProvenance, type ExportProvenance } from './provenance.js';
 
@@ -135,6 +135,7 @@ function sameDir(a: string, b: string): boolean {
  * be absent, empty, or non-empty with `force`, and not the source model's directory.
  */
 export function checkExportDir(out: string, source: string | null, force: boolean): void {
+  refuseReplacingWholeFolder(out, 'an export');
   // A killed export's leftovers first: one may put a replaced output back at `out`.
   if (fs.statSync(path.dirname(out), { throwIfNoEntry: false })?.isDirectory()) removeStaleExports(path.dirname(out));
   if (source && sameDir(out, source)) {

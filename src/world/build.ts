@@ -30,7 +30,7 @@ import {
   trainWorldModel, type AccuracySummary, type EpochLog, type TrainResult, type WorldTrainConfig,
 } from './train.js';
 import type { World, WorldSizes } from './types.js';
-import { checkCanBeFolder, checkCanWriteAt, escapeRegExp, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
+import { checkCanBeFolder, checkCanWriteAt, escapeRegExp, refuseReplacingWholeFolder, removeDeadTemps, replaceFolder, restoreReplacedFolders, tempDirBeside } from '../io/dirs.js';
 
 export const BUILD_FILE = 'BUILD.json';
 const BUILD_LOG = 'build-log.txt';
@@ -302,6 +302,7 @@ function buildInfo(b: Build, made: Made, sha256: Record<string, string>, smallBu
  * put back when the kill came between the two renames.
  */
 function checkBuildOut(outDir: string, force: boolean): void {
+  refuseReplacingWholeFolder(outDir, 'a world build');
   checkCanBeFolder(outDir);
   const parent = path.dirname(outDir);
   restoreReplacedFolders(parent);
