@@ -247,6 +247,8 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   fs.writeFileSync(binary, Buffer.from([0x50, 0x4b, 3, 4, 0, 0, 0x41]));
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout', binary, '--out', out), /junk\.bin: holds NUL bytes, so it is not text/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout', path.join(tmp, 'no.txt'), '--out', out), /^amend: --heldout \S*no\.txt: no such file; give a text file/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '2', '--mode', 'sequential:2', '--heldout', tmp, '--out', out), /^amend: --heldout \S+ is a folder; give a text file of held-out text/);
+  assertOneLineError(amend('eval', '--model', m, '--data', tmp, '--out', out), /^amend: --data \S+ is a folder; give a benchmark file/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--mode', 'sequential:3', '--protocol', 'later', '--out', out), /--protocol must be immediate or final/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--method', 'grace', '--out', out), /--method must be one of rome, memit/);
   assertOneLineError(amend('eval', '--model', m, '--data', path.join(tmp, 'nope.json'), '--out', out), /^amend: --data \S*nope\.json: no such file; give a benchmark file/);

@@ -205,7 +205,10 @@ export function numberOption(v: string | boolean | string[] | undefined, name: s
  * "FILE: no such file" leaves a user with several file options guessing which). "world" and the
  * like are left to the reader.
  */
-export function requireExisting(flag: string, file: string | undefined, what: string, names: readonly string[] = []): void {
-  if (file === undefined || names.includes(file) || fs.existsSync(file)) return;
-  throw new AmendError(`--${flag} ${file}: no such file; give ${what}`);
+export function requireExisting(flag: string, file: string | undefined, what: string, names: readonly string[] = [], folder = false): void {
+  if (file === undefined || names.includes(file)) return;
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st) throw new AmendError(`--${flag} ${file}: no such file; give ${what}`);
+  // Read as a file later, a folder would fail as EISDIR, a code and not a reason.
+  if (!folder && st.isDirectory()) throw new AmendError(`--${flag} ${file} is a folder; give ${what}`);
 }

@@ -149,7 +149,7 @@ function parseArgs(args: Parsed) {
 /** --consistency: ROME's TF-IDF statistics and attribute snippets. */
 function readConsistency(dir: string | undefined): ConsistencyResources | undefined {
   const romeData = "ROME's data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json";
-  requireExisting('consistency', dir, romeData);
+  requireExisting('consistency', dir, romeData, [], true);
   if (dir !== undefined && !fs.statSync(dir).isDirectory()) throw new AmendError(`--consistency ${dir} is a file; give ${romeData}`);
   return dir !== undefined ? loadConsistencyResources(dir) : undefined;
 }
