@@ -153,6 +153,8 @@ test('amend world build --config: an unknown setting or a bad value is one clear
     inline({ sizes: 3 }, /--config \{"sizes":3\}: sizes must be a JSON object of world sizes/);
     inline({ model: { layers: '2' } }, /model\.layers must be a finite number, got "2"/);
     inline({ model: { layers: 0 } }, /model\.layers must be an integer ≥ 1, got 0/);
+    inline({ model: { heads: 7 } }, /--config \{"model":\{"heads":7\}\}: model\.hidden 32 must be divisible by model\.heads 7/);
+    assertOneLineError(runCli(['world', 'build', '--small', '--config', '{"lr": 1e309}', '--out', path.join(tmp, 'w')]), /lr must be a finite number, got Infinity/);
     inline({ betas: 0.9 }, /betas must be a list of 2 numbers, got 0\.9/);
     inline({ lr: '0.01' }, /--config \{"lr":"0\.01"\}: lr must be a finite number, got "0\.01"/);
     inline({ statementQuestions: 'no' }, /statementQuestions must be a boolean/);

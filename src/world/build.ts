@@ -106,6 +106,8 @@ export function resolveTrainConfig(small: boolean, over: Partial<WorldTrainConfi
     const x = config.model[k];
     if (x !== undefined && (!Number.isInteger(x) || x < 1)) throw new AmendError(`model.${k} must be an integer ≥ 1, got ${x}`);
   }
+  // Checked here with the rest, not when the model's config is written after the world is generated.
+  if (config.model.hidden % config.model.heads !== 0) throw new AmendError(`model.hidden ${config.model.hidden} must be divisible by model.heads ${config.model.heads}`);
   for (const k of ['warmupSteps', 'evalFacts'] as const) {
     if (!Number.isInteger(config[k]) || config[k] < 0) throw new AmendError(`${k} must be an integer ≥ 0, got ${config[k]}`);
   }
@@ -135,7 +137,8 @@ function checkLike(over: unknown, base: unknown, where: string): void {
     } else if (typeof want === 'object' && want !== null) {
       checkLike(v, want, name);
     } else if (typeof v !== typeof want || (typeof v === 'number' && !Number.isFinite(v))) {
-      throw new AmendError(`${name} must be a ${typeof want === 'number' ? 'finite number' : typeof want}, got ${JSON.stringify(v)}`);
+      // JSON.stringify writes ±Infinity (1e309 in the JSON) as null.
+      throw new AmendError(`${name} must be a ${typeof want === 'number' ? 'finite number' : typeof want}, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`);
     }
   }
 }
