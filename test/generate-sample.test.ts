@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generate, generationRoom, sample } from '../src/models/generate.js';
+import { generate, generationRoom, sample, topK } from '../src/models/generate.js';
 import { forward } from '../src/models/transformer.js';
 import { CausalLM, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { mulberry32 } from '../src/tensor/index.js';
@@ -196,4 +196,17 @@ test('NaN or +Infinity logits are an error in greedy decoding, sampling (plain, 
 test('a temperature so small that logits / temperature overflow float32 samples the argmax (the limit of temperature → 0)', () => {
   const row = Float32Array.from([1.5, -0.5, 2, 0.25]);
   for (let s = 0; s < 20; s++) assert.equal(sample(row, { temperature: 1e-40 }, mulberry32(s)), 2);
+});
+
+test('topK: the k largest, largest first, ties by index, NaN as -Infinity, by insertion for small k and by a sort for large k alike', () => {
+  const rand = mulberry32(7);
+  const row = new Float32Array(500).map(() => Math.round(rand() * 40) / 4); // many ties
+  row[3] = NaN;
+  row[77] = Infinity;
+  row[78] = -Infinity;
+  const rank = (i: number) => (Number.isNaN(row[i]!) ? -Infinity : row[i]!);
+  const reference = Array.from({ length: row.length }, (_, i) => i).sort((a, b) => (rank(b) - rank(a)) || a - b);
+  for (const k of [1, 2, 7, 64, 65, 200, 500]) assert.deepEqual(topK(row, k), reference.slice(0, k), `k = ${k}`);
+  assert.equal(topK(row, 1)[0], 77);
+  assert.deepEqual(topK(row, 500).slice(-2), [3, 78], 'NaN ranks as -Infinity: last, before it by index');
 });

@@ -280,14 +280,27 @@ function topKWithTies(row: Float32Array, k: number): number[] {
   return best;
 }
 
-/** Indices of the k largest entries, largest first (ties: lower index first), in O(V·k). */
+/** Above this k a full sort (O(V log V)) beats insertion into the best k (O(V·k)). */
+const INSERTION_MAX_K = 64;
+
+/**
+ * Indices of the k largest entries, largest first (ties: lower index first): insertion into the
+ * best k for the small k of sampling, a sort of all indices for a large one (`amend logits --top`).
+ * NaN ranks below every number.
+ */
 export function topK(row: Float32Array, k: number): number[] {
+  const v = (i: number) => (Number.isNaN(row[i]!) ? -Infinity : row[i]!);
+  if (k > INSERTION_MAX_K) {
+    const order = Array.from({ length: row.length }, (_, i) => i).sort((a, b) => v(b) - v(a) || a - b);
+    return order.slice(0, k);
+  }
   const best: number[] = [];
   for (let i = 0; i < row.length; i++) {
-    if (best.length === k && row[i] <= row[best[k - 1]]) continue;
+    const x = v(i);
+    if (best.length === k && x <= v(best[k - 1]!)) continue;
     let at = best.length < k ? best.length : k - 1;
     if (best.length < k) best.push(i);
-    while (at > 0 && row[best[at - 1]] < row[i]) { best[at] = best[at - 1]; at--; }
+    while (at > 0 && v(best[at - 1]!) < x) { best[at] = best[at - 1]!; at--; }
     best[at] = i;
   }
   return best;
