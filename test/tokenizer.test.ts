@@ -160,6 +160,8 @@ test('subject errors and templates', (t) => {
   expectAmendError(() => locateSubject('the capital of france', 'France'), /subject "France" is not in the prompt "the capital of france" \(it has "france": write the subject as the prompt spells it/);
   // "İ" lowercases to two code units: the other spelling is still found where it is in the prompt.
   expectAmendError(() => locateSubject('İstanbul and paris are cities', 'Paris'), /\(it has "paris":/);
+  // The same letters in two Unicode forms look alike in the message: said so.
+  expectAmendError(() => locateSubject('What does Cafe\u0301 Zoe\u0308 make?', 'Caf\u00e9 Zo\u00eb'), /is not in the prompt .* \(they differ only in Unicode normalisation: .* NFC\)/);
   const tok = load(t, GPT2);
   if (!tok) return;
   expectAmendError(() => tok.subjectRange('The capital of France is', 'Germany'), /not in the prompt/);

@@ -62,7 +62,11 @@ export function locateSubject(prompt: string, subject: string): { text: string; 
     for (let i = 0; other === null && i + subject.length <= prompt.length; i++) {
       if (prompt.slice(i, i + subject.length).toLowerCase() === want) other = prompt.slice(i, i + subject.length);
     }
-    const hint = other !== null ? ` (it has "${other}": write the subject as the prompt spells it, or write "{}" where it goes)` : '; put it in the prompt verbatim or write "{}" where it goes';
+    // The same letters in another Unicode form (é as one code point or as e + accent) look alike
+    // in the message; the tokenizer sees different tokens, so it is said rather than matched.
+    const normalised = prompt.normalize('NFC').includes(subject.normalize('NFC'));
+    const hint = normalised ? ' (they differ only in Unicode normalisation: one writes an accented letter as one character, the other as a letter and a combining mark; save both in the same form, NFC)'
+      : other !== null ? ` (it has "${other}": write the subject as the prompt spells it, or write "{}" where it goes)` : '; put it in the prompt verbatim or write "{}" where it goes';
     throw new AmendError(`subject "${subject}" is not in the prompt "${prompt}"${hint}`);
   }
   return { text: prompt, charStart: at, charEnd: at + subject.length };
