@@ -232,6 +232,9 @@ test('a request field of another type is named with its type, a target too long 
     [() => edit(model, [req, { ...req, targetNew: anyOf(null) }], { method: 'rome' }), /^request 2: targetNew is null, for/],
     [() => edit(model, [{ prompt: req.prompt, subject: req.subject, target_new: 'Paris' } as never], { method: 'rome' }), /^targetNew is missing, .*\(the request has target_new, EasyEdit's name: Amend's is targetNew\)$/],
     [() => edit(model, [{ ...req, prompt: anyOf(5) }], { method: 'rome' }), /^the prompt is a number \(5\); it must be a string, with "\{\}" where the subject goes$/],
+    // a misspelt request field that would be silently absent (targetTrue is optional); a case's other fields pass
+    [() => edit(model, [{ ...req, tragetTrue: 'London' } as never], { method: 'rome' }), /^"tragetTrue" is not a request field \(did you mean "targetTrue"\?\); a request has prompt, subject, targetNew, targetTrue$/],
+    [() => edit(model, [req, { prompt: req.prompt, subjcet: 'Lily', targetNew: 'Paris' } as never], { method: 'rome' }), /^request 2: "subjcet" is not a request field \(did you mean "subject"\?\)/],
     [() => edit(model, [{ ...req, subject: anyOf(['Lily']) }], { method: 'rome' }), /^the subject is an array; it must be a string/],
     // empty strings keep their own words
     [() => edit(model, [{ ...req, targetNew: ' ' }], { method: 'rome' }), /^empty target for/],

@@ -1,9 +1,9 @@
 // Requests → token sequences: the leading-space rule for targets, the subject template of a prompt,
 // the fact lookup token (fact_token), and the rewriting / KL sequences of the v* and z optimisation.
-import { AmendError, isObject, typeName } from '../../errors.js';
+import { AmendError, closest, isObject, optionKeys, typeName } from '../../errors.js';
 import type { CausalLM } from '../../models/model.js';
 import { locateSubject, type AmendTokenizer } from '../../tokenizer/index.js';
-import type { EditRequest } from '../types.js';
+import type { EditCase, EditRequest } from '../types.js';
 import type { EditHparams, FactToken } from '../hparams.js';
 
 export interface PreparedRequest {
@@ -30,6 +30,27 @@ export function subjectTemplate(prompt: string, subject: string): string {
   const { charStart, charEnd } = locateSubject(prompt, subject); // throws "subject ... is not in the prompt"
   if (prompt.includes('{}')) return prompt;
   return prompt.slice(0, charStart) + '{}' + prompt.slice(charEnd);
+}
+
+/** The fields of an EditCase (and a loaded case's split), which a request may carry as it is. */
+const CASE_FIELDS: readonly string[] = [...optionKeys<EditCase>()([
+  'prompt', 'subject', 'targetNew', 'targetTrue', 'id', 'rephrase', 'locality', 'portability', 'neighborhood', 'attributePrompts',
+  'generationPrompts', 'portabilityGroups', 'localityGroups', 'edits', 'relationId', 'targetNewId', 'targetTrueId', 'sentiment',
+]), 'split'];
+const REQUEST_FIELDS = ['prompt', 'subject', 'targetNew', 'targetTrue'];
+
+/**
+ * A key that is no case field but a misspelling of a request field the request lacks ("tragetTrue"):
+ * refused, since the field would be silently absent (an optional targetTrue, say). Other keys
+ * (a program's own bookkeeping) are left alone.
+ */
+function refuseMisspeltField(r: object, where: string): void {
+  for (const key of Object.keys(r)) {
+    // EasyEdit's target_new has a message of its own (prepareRequests).
+    if (CASE_FIELDS.includes(key) || key === 'target_new') continue;
+    const near = closest(key, REQUEST_FIELDS);
+    if (near !== undefined && !(near in r)) throw new AmendError(`${where}"${key}" is not a request field (did you mean "${near}"?); a request has ${REQUEST_FIELDS.join(', ')}`);
+  }
 }
 
 /**
@@ -93,6 +114,7 @@ export function prepareRequests(model: CausalLM, requests: readonly EditRequest[
   return requests.map((r, index) => {
     const where = requestPrefix(requests.length, index, r);
     if (!r || typeof r !== 'object') throw new AmendError(`${where}not an edit request object`);
+    refuseMisspeltField(r, where);
     if (typeof r.subject !== 'string') throw new AmendError(`${where}the subject is ${notAString(r.subject)}; it must be a string, the subject the request is about`);
     if (r.subject.trim() === '') throw new AmendError(`${where}empty subject: every edit request needs the subject it is about`);
     if (typeof r.targetNew !== 'string') {
