@@ -206,6 +206,9 @@ test('several layers in one pass equal single-layer passes', { skip: NO_TOK }, a
     assert.deepEqual(single.mom2, sm.mom2, `layer ${sm.layer}`);
   }
   await assert.rejects(layerSecondMoments(model, [3], o), /layer 3 is out of range/);
+  // A misspelt option (JavaScript has no type check) is refused, not left to its default.
+  await assert.rejects(layerSecondMoments(model, [0], { ...o, sample: 5 } as never), /^AmendError: layerSecondMoments: unknown option "sample" \(did you mean "samples"\?\)/);
+  await assert.rejects(layerSecondMoment(model, 0, { ...o, cachedir: '/tmp/x' } as never), /unknown option "cachedir" \(did you mean "cacheDir"\?\)/);
 });
 
 test('cache: a hit returns identical data; another layer, sample count, length or corpus is a miss', { skip: NO_TOK }, async () => {

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AmendError } from '../errors.js';
+import { AmendError, refuseUnknownKeys, requireObject } from '../errors.js';
 import { generate } from '../models/generate.js';
 import { hookPoint, type Hook } from '../models/hooks.js';
 import type { CausalLM } from '../models/model.js';
@@ -27,7 +27,7 @@ import { readStatsFile, removeDeadStatsTemps, statsCachePath, writeStatsFile, ty
 import { chooseSubset, contentSha, corpusDocs, corpusSpecOf, countDocs, resolveCorpus, type Doc, type ResolvedCorpus } from './corpus.js';
 import { findImported } from './import.js';
 import {
-  DEFAULT_MODEL_SAMPLE_LENGTH, DEFAULT_MODEL_SAMPLES, DEFAULT_SAMPLES, MAX_DEFAULT_LENGTH,
+  DEFAULT_MODEL_SAMPLE_LENGTH, DEFAULT_MODEL_SAMPLES, DEFAULT_SAMPLES, MAX_DEFAULT_LENGTH, STATS_OPTION_KEYS,
   type CorpusSpec, type SecondMoment, type StatsOptions,
 } from './types.js';
 
@@ -95,7 +95,10 @@ const uncached = new WeakMap<CausalLM, Map<string, SecondMoment>>();
  * The second moments at several layers, computed in ONE pass over the corpus for every layer that
  * is not cached yet. Results come in the order of `layers`.
  */
-export async function layerSecondMoments(model: CausalLM, layers: readonly number[], opts: StatsOptions = {}): Promise<SecondMoment[]> {
+export async function layerSecondMoments(model: CausalLM, layers: readonly number[], opts: StatsOptions | null = {}): Promise<SecondMoment[]> {
+  opts ??= {};
+  requireObject(opts, 'layerSecondMoments takes options as an object ({ corpus, samples, ... })');
+  refuseUnknownKeys(opts, STATS_OPTION_KEYS, 'layerSecondMoments');
   if (layers.length === 0) return [];
   const L = model.config.layers;
   for (const l of layers) {
