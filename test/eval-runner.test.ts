@@ -325,6 +325,23 @@ test('report files exist and parse: summary.json, summary.md, cases.jsonl, SVG a
   assert.deepEqual(fs.readdirSync(mine), ['plot-mine.png']);
 });
 
+test('a run lets the event loop turn: a warning given before it is delivered while it runs, not after it', { skip }, async () => {
+  const m = await tiny();
+  const cases: EditCase[] = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 3 }).cases;
+  let delivered = false;
+  const listener = (w: Error) => { if (w.message === 'said before the run') delivered = true; };
+  process.on('warning', listener);
+  const seen: boolean[] = [];
+  try {
+    process.emitWarning('said before the run');
+    await runEval(m, cases, { ...ROME, onProgress: (p) => { if (p.stage === 'edit') seen.push(delivered); } });
+  } finally {
+    process.removeListener('warning', listener);
+  }
+  // process.emitWarning delivers on a later tick, which a run of microtasks alone would hold back to its end.
+  assert.deepEqual(seen, [true, true, true, true]);
+});
+
 test('a run that fails before its first checkpoint leaves nothing in the report folder', { skip }, async () => {
   const m = await tiny();
   const before = weightsCopy(m);

@@ -439,6 +439,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
   const cp = partial ? checkpointToResume(partial, o, plan.config, plan.total, plan.cases.length) : null;
 
   const t0 = performance.now();
+  await nextTurn();
   const measured = await measureUnedited(plan);
   // ---- state, fresh or from the checkpoint
   const base = measured.basePerplexity;
@@ -463,6 +464,7 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       // A stop (--stop-after) is an interruption the run chose: it leaves a checkpoint to resume from.
       if (run.done % run.every === 0 || run.done === run.total || stopping) checkpoint(run);
       progress(run, 'edit', run.done);
+      await nextTurn();
       if (stopping) {
         restoreModel(run);
         return { records: run.records, drift: run.drift, files: [], interrupted: { done: run.done, total: run.total } };
@@ -515,6 +517,13 @@ function planRun(model: CausalLM, allCases: readonly EditCase[], o: EvalOptions)
     heldoutText: sequential ? o.heldout?.text : undefined, heldoutTokens,
   };
 }
+
+/**
+ * A turn of the event loop. A run is a chain of awaits that resume as microtasks, which Node drains
+ * before anything else: without a turn now and then, warnings (process.emitWarning delivers them on
+ * a later tick), timers and signals would wait for the whole run.
+ */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const progress = (plan: RunPlan, stage: EvalProgress['stage'], done: number, cases?: EvalProgress['cases']) =>
   plan.o.onProgress?.({ stage, done, total: plan.total, ...(cases ? { cases } : {}) });
