@@ -22,7 +22,7 @@ import type { CausalLM } from '../models/model.js';
 import { modelStatsDir, readStatsFile, removeDeadStatsTemps, statsCachePath, writeStatsFile } from './cache.js';
 import { importedCorpusId, resolveCorpus } from './corpus.js';
 import { onBaseWeights } from './compute.js';
-import { describeFit, fitsModel, measureStatsFit, misfitReasons, type FitOptions, type StatsFit } from './fit.js';
+import { describeFit, FIT_MIN_UNIT_CORRELATION, FIT_RATIO_RANGE, fitsModel, measureStatsFit, misfitReasons, type FitOptions, type StatsFit } from './fit.js';
 import { DEFAULT_SAMPLES, type SecondMoment } from './types.js';
 
 /** What a ROME / EasyEdit statistics file name says. */
@@ -223,11 +223,22 @@ export async function importStatsToCache(npzPath: string, opts: CacheImportOptio
 }
 
 /** The one line that refuses statistics which do not fit the model. */
+/**
+ * What a misfit message adds to the reasons, which name the measures out of range with their values:
+ * the measure in range, if one is, and what both were measured on.
+ */
+function fitContext(fit: StatsFit): string {
+  const within: string[] = [];
+  if (fit.ratio !== null && fit.ratio >= FIT_RATIO_RANGE[0] && fit.ratio <= FIT_RATIO_RANGE[1]) within.push(`the mean kᵀC⁻¹k/d ${fit.ratio.toPrecision(3)} is within ${FIT_RATIO_RANGE[0]}–${FIT_RATIO_RANGE[1]}`);
+  if (fit.unitCorrelation !== null && fit.unitCorrelation >= FIT_MIN_UNIT_CORRELATION) within.push(`the unit correlation ${fit.unitCorrelation.toFixed(2)} is at least ${FIT_MIN_UNIT_CORRELATION}`);
+  return `${within.length ? `${within.join(', ')}; ` : ''}measured on ${fit.tokens} keys of ${fit.corpus}`;
+}
+
 function misfitMessage(npzPath: string, sm: SecondMoment, fit: StatsFit, modelDir: string | null): string {
   // With few keys C is poorly estimated, and its small directions inflate the ratio.
   const few = sm.count < 10 * sm.dim ? ` (or C comes from too few keys: ${sm.count} for ${sm.dim} dimensions)` : '';
   const model = modelDir ?? 'M';
-  return `${npzPath}: these statistics do not fit layer ${sm.layer} of this model — ${misfitReasons(fit)} (${describeFit(fit)}); `
+  return `${npzPath}: these statistics do not fit layer ${sm.layer} of this model — ${misfitReasons(fit)} (${fitContext(fit)}); `
     + `they are another layer's or another model's${few}, or scaled. Recompute them with amend stats --model ${model} --layers ${sm.layer}, `
     + `or, if you know they belong to this model, import them anyway: amend stats --model ${model} --import ${npzPath} --force (force: true)`;
 }
