@@ -115,7 +115,17 @@ test('a subcommand\'s --help gives its own usage; --help --json keeps notes out 
     const j = JSON.parse(amend(cmd, sub, '--help', '--json').stdout);
     assert.equal(j.command, `${cmd} ${sub}`);
     assert.equal(j.usage, usage);
+    // the options its usage names (and the common ones), not its siblings'
+    const listed = [...r.stdout.matchAll(/^ {2}(?:-\w, )?--([a-z][\w-]*)/gm)].map((m) => m[1]!);
+    const named = new Set([...usage.matchAll(/--([a-z][\w-]*)/g)].map((m) => m[1]!));
+    const common = ['json', 'threads', 'help'];
+    assert.deepEqual(new Set(listed.filter((o) => !common.includes(o))), new Set([...named].filter((o) => !common.includes(o))), `${cmd} ${sub}: ${listed}`);
+    assert.deepEqual(j.options.map((o: { name: string }) => o.name), listed);
+    // "amend help CMD SUB" is "amend CMD SUB --help"
+    assert.equal(amend('help', cmd, sub).stdout, r.stdout);
   }
+  assert.ok(!amend('world', 'info', '--help').stdout.includes('--seed'), 'build\'s options are not info\'s');
+  assert.ok(!amend('patch', 'show', '--help').stdout.includes('--drop'));
   // edit's first usage line names both ways of giving requests
   assert.match(/^usage: (.*)$/m.exec(amend('edit', '--help').stdout)![1]!, /--prompt P .*\| --requests FILE \[--limit N\]/);
   for (const cmd of ['demo', 'edit', 'eval', 'export', 'patch', 'stats', 'doctor']) {

@@ -38,15 +38,28 @@ const COMMON_OPTIONS: Record<string, OptionSpec> = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-export function helpText(spec: CommandSpec, sub?: string): string {
-  const opts = { ...spec.options, ...COMMON_OPTIONS };
+/**
+ * The options and examples help shows: a subcommand's own (the options its usage names, the
+ * examples that run it, all of them when none does), else the whole command's.
+ */
+function helpContent(spec: CommandSpec, sub?: string): { options: [string, OptionSpec][]; examples: string[] } {
   const { name, usage } = usageOf(spec, sub);
+  if (name === spec.name) return { options: Object.entries({ ...spec.options, ...COMMON_OPTIONS }), examples: spec.examples };
+  const named = new Set([...usage.matchAll(/--([a-z][\w-]*)/g)].map((m) => m[1]!));
+  const options = [...Object.entries(spec.options).filter(([k]) => named.has(k)), ...Object.entries(COMMON_OPTIONS)];
+  const own = spec.examples.filter((e) => e.startsWith(`amend ${name} `) || e === `amend ${name}`);
+  return { options, examples: own.length ? own : spec.examples };
+}
+
+export function helpText(spec: CommandSpec, sub?: string): string {
+  const { name, usage } = usageOf(spec, sub);
+  const { options, examples } = helpContent(spec, sub);
   const lines = [`amend ${name} — ${spec.summary}`, '', `usage: ${usage}`, '', 'options:'];
-  for (const [name, o] of Object.entries(opts)) {
+  for (const [name, o] of options) {
     const flag = `${o.short ? `-${o.short}, ` : ''}--${name}`;
     lines.push(`  ${flag.padEnd(22)} ${o.help}`);
   }
-  lines.push('', 'examples:', ...spec.examples.map((e) => `  ${e}`));
+  lines.push('', 'examples:', ...examples.map((e) => `  ${e}`));
   return lines.join('\n');
 }
 
@@ -55,13 +68,14 @@ export function helpText(spec: CommandSpec, sub?: string): string {
  * examples only command lines and the notes after them one text (its lines and blank lines kept).
  */
 export function helpJson(spec: CommandSpec, sub?: string): object {
-  const options = Object.entries({ ...spec.options, ...COMMON_OPTIONS }).map(([name, o]) => ({
+  const content = helpContent(spec, sub);
+  const options = content.options.map(([name, o]) => ({
     name, type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}), help: o.help,
   }));
   const { name, usage } = usageOf(spec, sub);
-  const blank = spec.examples.indexOf('');
-  const examples = blank < 0 ? spec.examples : spec.examples.slice(0, blank);
-  const notes = blank < 0 ? '' : spec.examples.slice(blank + 1).join('\n').trim();
+  const blank = content.examples.indexOf('');
+  const examples = blank < 0 ? content.examples : content.examples.slice(0, blank);
+  const notes = blank < 0 ? '' : content.examples.slice(blank + 1).join('\n').trim();
   return { command: name, summary: spec.summary, usage, options, examples, ...(notes ? { notes } : {}) };
 }
 

@@ -51,11 +51,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (name === '--help' || name === '-h' || name === 'help') {
     // "amend help edit" is "amend edit --help".
-    const asked = rest.find((a) => a !== '--json');
+    // "amend help patch apply" is "amend patch apply --help".
+    const [asked, sub] = rest.filter((a) => a !== '--json');
     const topic = name === 'help' && asked !== undefined ? commandNamed(asked) : undefined;
     if (name === 'help' && asked !== undefined && !topic) throw new AmendError(`no command "${asked}"${didYouMean(asked, Object.keys(COMMANDS))} (commands: ${Object.keys(COMMANDS).join(', ')})`);
-    if (!wantsJson(argv)) console.log(topic ? helpText(topic.spec) : usage());
-    else printJson(topic ? helpJson(topic.spec) : { commands: Object.values(COMMANDS).map((c) => ({ name: c.spec.name, summary: c.spec.summary })) });
+    if (!wantsJson(argv)) console.log(topic ? helpText(topic.spec, sub) : usage());
+    else printJson(topic ? helpJson(topic.spec, sub) : { commands: Object.values(COMMANDS).map((c) => ({ name: c.spec.name, summary: c.spec.summary })) });
     return 0;
   }
   if (name === '--version' || name === '-V' || name === 'version') {
