@@ -286,7 +286,7 @@ const INSERTION_MAX_K = 64;
 /**
  * Indices of the k largest entries, largest first (ties: lower index first): insertion into the
  * best k for the small k of sampling, a sort of all indices for a large one (`amend logits --top`).
- * NaN ranks below every number.
+ * NaN ranks as -Infinity: after every other number, beside -Infinity by index.
  */
 export function topK(row: Float32Array, k: number): number[] {
   const v = (i: number) => (Number.isNaN(row[i]!) ? -Infinity : row[i]!);
