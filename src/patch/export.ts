@@ -469,16 +469,6 @@ export interface ExportPatchedOptions extends ExportOptions {
 const EXPORT_PATCHED_OPTION_KEYS = optionKeys<ExportPatchedOptions>()([...EXPORT_OPTION_KEYS, 'ignoreFingerprint']);
 
 /**
- * The edit session's fingerprint refusal names its own override, apply's `force`; here `force`
- * replaces the output folder, and the override is `ignoreFingerprint`.
- */
-function withExportPatchedAdvice(err: unknown): unknown {
-  if (!(err instanceof AmendError)) return err;
-  const advice = '(pass --ignore-fingerprint (force: true) to apply it anyway)';
-  return err.message.endsWith(advice) ? new AmendError(`${err.message.slice(0, -advice.length)}(pass --ignore-fingerprint (ignoreFingerprint: true) to apply it anyway)`) : err;
-}
-
-/**
  * Loads a model, applies the patches in order (each checked against the model's fingerprint) and
  * exports the result. Patches are files or EditPatch objects. Given a loaded model, it is left
  * with the patches applied when the export succeeds (revert them with its edit session), and as
@@ -502,11 +492,8 @@ export async function exportPatched(
   checkExportDir(path.resolve(outDir), null, opts.force === true);
   const loaded = patches.map((p) => (typeof p === 'string' ? EditPatch.load(p) : p));
   const model = typeof modelIdOrDir === 'string' ? await CausalLM.load(modelIdOrDir, { noTokenizer: true }) : modelIdOrDir;
-  try {
-    applyPatchesInOrder(model, loaded, { force: ignoreFingerprint === true });
-  } catch (err) {
-    throw withExportPatchedAdvice(err);
-  }
+  // Here force replaces the output folder; the fingerprint's override is ignoreFingerprint.
+  applyPatchesInOrder(model, loaded, { force: ignoreFingerprint === true, forceName: 'ignoreFingerprint' });
   try {
     return exportModel(model, outDir, exportOpts);
   } catch (err) {

@@ -51,6 +51,8 @@ export interface ApplyOptions {
   force?: boolean;
   /** No warning when the patch was computed on other patches than those applied now (see apply). */
   quiet?: boolean;
+  /** What the caller's own options call `force`, for the refusal's advice (exportPatched: ignoreFingerprint). */
+  forceName?: string;
 }
 
 const sessions = new WeakMap<CausalLM, EditSession>();
@@ -200,7 +202,7 @@ export class EditSession {
     }
     const place = opts.force ? null : this.placement(patch);
     if (place && 'problem' in place) {
-      throw new AmendError(`${patch.label} ${place.problem}; refusing to apply it (pass --ignore-fingerprint (force: true) to apply it anyway)`);
+      throw new AmendError(`${patch.label} ${place.problem}; refusing to apply it (pass --ignore-fingerprint (${opts.forceName ?? 'force'}: true) to apply it anyway)`);
     }
     const why = this.incompatibility(patch);
     if (why) throw new AmendError(`${patch.label} cannot be applied to this ${describeModel(this.model)}: ${why}`);
