@@ -15,7 +15,8 @@ const logFile = join(root, 'build', 'native-build.log');
 let log = '';
 
 function done(message) {
-  try {
+  // Nothing run, nothing to log: the log of an earlier build is kept.
+  if (log) try {
     mkdirSync(dirname(logFile), { recursive: true });
     writeFileSync(logFile, log);
   } catch {
@@ -70,7 +71,12 @@ function loads() {
   return r.status === 0;
 }
 
-if (process.env.AMEND_SKIP_NATIVE === '1') done('AMEND_SKIP_NATIVE=1: native backend not built; the js backend will be used.');
+// An addon from an earlier build stays in build/ and is still loaded, so say which backend runs.
+if (process.env.AMEND_SKIP_NATIVE === '1') {
+  done(existsSync(addon)
+    ? `AMEND_SKIP_NATIVE=1: native backend not rebuilt; the earlier build (${addon}) stays in use (AMEND_BACKEND=js selects the js backend).`
+    : 'AMEND_SKIP_NATIVE=1: native backend not built; the js backend will be used.');
+}
 
 const cxx = process.env.CXX || 'c++';
 const probe = run(cxx, ['--version']);

@@ -140,3 +140,25 @@ test('every emitted declaration that names a Node global type references @types/
   assert.ok(users.some((f) => f.endsWith(path.join('eval', 'png.d.ts'))), 'the scan finds png.d.ts (encodePng returns a Buffer)');
   for (const f of users) assert.match(fs.readFileSync(f, 'utf8'), /^\/\/\/ <reference types="node"/m, `${path.relative(repoRoot(), f)} names a Node type`);
 });
+
+test('AMEND_SKIP_NATIVE says which backend will run, and keeps the last build log', (t) => {
+  // A copy of the install script in a scratch root: it finds build/ beside its own folder.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'amend-skipnative-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(root, 'scripts'));
+  fs.copyFileSync(path.join(repoRoot(), 'scripts', 'build-native.mjs'), path.join(root, 'scripts', 'build-native.mjs'));
+  const install = () => spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')], {
+    encoding: 'utf8', env: { ...process.env, AMEND_SKIP_NATIVE: '1' },
+  });
+  const none = install();
+  assert.equal(none.status, 0, none.stderr);
+  assert.match(none.stdout, /not built; the js backend will be used/);
+  fs.mkdirSync(path.join(root, 'build', 'Release'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'build', 'Release', 'amend.node'), 'an earlier build');
+  fs.writeFileSync(path.join(root, 'build', 'native-build.log'), 'the earlier log');
+  const earlier = install();
+  assert.equal(earlier.status, 0, earlier.stderr);
+  assert.match(earlier.stdout, /not rebuilt; the earlier build \(.*amend\.node\) stays in use/);
+  assert.doesNotMatch(earlier.stdout, /js backend will be used/);
+  assert.equal(fs.readFileSync(path.join(root, 'build', 'native-build.log'), 'utf8'), 'the earlier log');
+});
