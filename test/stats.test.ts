@@ -230,6 +230,7 @@ test('cache: a hit returns identical data; another layer, sample count, length o
   assert.equal(metadata.layer, '1');
   assert.equal(metadata.requested_samples, '8');
   assert.equal(metadata.max_length, '16');
+  assert.equal(metadata.seed, '1', 'the subset draw of a text corpus');
   assert.equal(metadata.count, String(first.count));
   assert.match(metadata.amend_version, /^\d+\.\d+\.\d+/);
   for (const [what, opts, layer] of [
@@ -373,6 +374,9 @@ test('model samples and token-id corpora work without a tokenizer; text needs on
   assert.deepEqual(b.mom2, a.mom2, 'model samples are seeded');
   const c = await layerSecondMoment(model, 0, { samples: 20, maxLength: 12, noCache: true, corpus: { kind: 'model-samples', seed: 2 } });
   assert.notDeepEqual(c.mom2, a.mom2);
+  // The cached file's header names the seed the samples were drawn with, not the subset draw's 1.
+  const cached = await layerSecondMoment(model, 0, { samples: 4, maxLength: 6, cacheDir: path.join(tmp, 'seeded-cache'), corpus: { kind: 'model-samples', seed: 7 } });
+  assert.equal(readStatsFile(cached.file!).metadata.seed, '7');
 });
 
 test('an edited model gets the statistics of its unedited base (cached or computed on the base weights), weights untouched', async () => {

@@ -149,7 +149,7 @@ export async function layerSecondMoments(model: CausalLM, layers: readonly numbe
         const file = statsCachePath(opts.cacheDir, keyOf(l));
         try {
           writeStatsFile(file, sm, {
-            corpus_label: o.corpus.label, seed: '1', batch_tokens: String(o.batchTokens), accumulate: 'float32 GEMM per batch, float64 across batches',
+            corpus_label: o.corpus.label, seed: String(drawSeed(o.corpus.spec)), batch_tokens: String(o.batchTokens), accumulate: 'float32 GEMM per batch, float64 across batches',
             tokenizer,
           });
           sm.file = file;
@@ -279,13 +279,19 @@ function makeTokenizer(model: CausalLM, maxLength: number, label: string): (doc:
   };
 }
 
+/**
+ * The seed of the corpus's random draw: the subset of a text corpus (always 1, so every run picks
+ * the same documents), or the model's own samples (the corpus's seed, which its id carries).
+ */
+const drawSeed = (spec: ResolvedCorpus['spec']): number => (spec.kind === 'model-samples' ? spec.seed ?? 1 : 1);
+
 /** The documents to use, tokenized, in groups, with the total count for progress. */
 async function documentStream(model: CausalLM, o: ResolvedStatsOptions, groupDocs = GROUP_DOCS): Promise<{ total: number; groups: AsyncGenerator<Seq[]> }> {
   const spec = o.corpus.spec;
-  if (spec.kind === 'model-samples') return { total: o.samples, groups: modelSamples(model, o.samples, o.maxLength, spec.seed ?? 1) };
+  if (spec.kind === 'model-samples') return { total: o.samples, groups: modelSamples(model, o.samples, o.maxLength, drawSeed(spec)) };
   const all = await countDocs(spec);
   if (all === 0) throw new AmendError(`corpus ${o.corpus.label} holds no documents`);
-  const chosen = chooseSubset(all, o.samples, 1);
+  const chosen = chooseSubset(all, o.samples, drawSeed(spec));
   const total = Math.min(all, o.samples);
   const tokenize = makeTokenizer(model, o.maxLength, o.corpus.label);
   async function* groups(): AsyncGenerator<Seq[]> {
