@@ -46,6 +46,11 @@ test('every preset parses, passes its method schema and cites its source file', 
   }
   for (const name of ['gpt2-medium', 'gpt2-large', 'gpt2-xl', 'gpt-j-6B', 'llama-2-7b', 'llama3-8b', 'mistral-7b', 'qwen2-7b', 'qwen2.5-7b']) presetByName('rome', name);
   for (const name of ['gpt2-xl', 'gpt-j-6B', 'llama-2-7b', 'mistral-7b', 'qwen2.5-7b']) presetByName('memit', name);
+  // The original ROME's C⁻¹ adjustment in every ROME preset but the named EasyEdit variants (whose
+  // YAML files turn it off), the rule of ../shared/DESIGN.md: EasyEdit's deviations are switches.
+  for (const p of all.filter((q) => q.method === 'rome')) {
+    assert.equal(p.hparams.mom2_adjustment, !p.name.endsWith('-easyedit'), `${p.file}: mom2_adjustment`);
+  }
 });
 
 test('published values: ROME gpt2-xl layer 17 with C⁻¹, MEMIT gpt2-xl layers 13–17 with λ 20000, EasyEdit llama-2-7b', () => {
@@ -69,6 +74,7 @@ test('published values: ROME gpt2-xl layer 17 with C⁻¹, MEMIT gpt2-xl layers 
   assert.equal(l.preset?.name, 'llama-2-7b');
   assert.equal(l.hparams.v_weight_decay, 1e-3);
   assert.equal(l.hparams.v_num_grad_steps, 25);
+  assert.equal(l.hparams.mom2_adjustment, true, "EasyEdit's numbers, the original's C⁻¹k*");
   assert.deepEqual(resolveHparams('memit', llama2).hparams.layers, [4, 5, 6, 7, 8]);
   // Llama-3.2-1B: EasyEdit's v_loss_layer (27) is past its 16 layers; the preset reads the last one
   const l1 = fakeModel({ ...LLAMA(16, 2048, 8192, 'llama'), tie_word_embeddings: true }, '/m/Llama-3.2-1B');

@@ -8,7 +8,8 @@
 //      last edited layer for the plain prompts, residuals R = Z − current, and
 //          ΔW_i = (R / (L' − i)) · Xᵀ,   X = (λ·C + K Kᵀ)⁻¹ K        (λ = mom2_update_weight)
 //      solved in float64, C = E[kkᵀ] at that layer (memit_main.get_cov; the uncentred second
-//      moment, not scaled by the sample count). ΔW_i solves the normal equations
+//      moment: a mean over the corpus's tokens, so λ, not the token count, sets its weight against
+//      the batch's K Kᵀ). ΔW_i solves the normal equations
 //          ΔW_i (λC + K Kᵀ) = (R / (L' − i)) Kᵀ
 //      of min ‖ΔW K − R/(L'−i)‖² + λ tr(ΔW C ΔWᵀ) (tested).
 //   3. The model is restored; the deltas are returned.
