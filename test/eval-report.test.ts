@@ -24,8 +24,8 @@ test('meanCI: Student t interval on hand-computed values', () => {
   assert.equal(s.count, 4);
   // One value has no spread to estimate: no interval.
   const one = meanCI([0.5]);
-  assert.deepEqual([one.mean, one.std, one.count], [0.5, 0, 1]);
-  assert.ok(Number.isNaN(one.low) && Number.isNaN(one.high));
+  assert.deepEqual([one.mean, one.count], [0.5, 1]);
+  assert.ok(Number.isNaN(one.std) && Number.isNaN(one.low) && Number.isNaN(one.high), 'no sample deviation either (n − 1 = 0)');
   assert.equal(meanCI([Number.NaN, 1, 1]).count, 2); // NaN left out
   // Scores in [0, 1]: t's interval for [1, 1, 0.1] is 0.7 ± 4.303·0.5196/√3 = [-0.591, 1.991]; cut to [0, 1].
   const open = meanCI([1, 1, 0.1]), cut = meanCI([1, 1, 0.1], [0, 1]);

@@ -53,7 +53,7 @@ export function tQuantile975(df: number): number {
 
 export interface MeanCI {
   mean: number;
-  /** Sample standard deviation (n − 1). */
+  /** Sample standard deviation (n − 1; NaN for one value). ROME's summarize.py prints the population one (n). */
   std: number;
   /** Lower and upper end of the 95 % interval; NaN for fewer than two values (no spread to estimate). */
   low: number;
@@ -73,7 +73,8 @@ export function meanCI(values: readonly number[], range?: readonly [number, numb
   const n = xs.length;
   if (n === 0) return { mean: Number.NaN, std: Number.NaN, low: Number.NaN, high: Number.NaN, count: 0 };
   const mean = xs.reduce((a, b) => a + b, 0) / n;
-  if (n === 1) return { mean, std: 0, low: Number.NaN, high: Number.NaN, count: 1 };
+  // n − 1 = 0: one value has no spread to estimate, as it has no interval.
+  if (n === 1) return { mean, std: Number.NaN, low: Number.NaN, high: Number.NaN, count: 1 };
   const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
   if (range && range[0] === 0 && range[1] === 1 && xs.every((x) => x === 0 || x === 1)) {
     const [low, high] = wilson95(mean, n);

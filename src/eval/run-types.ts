@@ -104,7 +104,7 @@ export interface SummaryRow {
   name: string;
   unit?: string;
   mean: number;
-  /** NaN where there is none (the derived `score` row); summary.json writes NaN as null. */
+  /** Sample standard deviation; NaN where there is none (a single value; the derived `score` row), null in summary.json. */
   std: number;
   /** [NaN, NaN] where there is none (a single value; the derived `score` row), null in summary.json. */
   ci95: [number, number];
