@@ -9,6 +9,7 @@ import type { EditCase } from '../src/editors/types.js';
 import { CausalLM, generate, gpt2Config, writeRandomCheckpoint } from '../src/models/index.js';
 import { counterfactExclusion, greedyAnswers, qaPromptText, localityBaseline, localityBaselines, sampleTexts, scoreCase, scoreCases } from '../src/eval/metrics-case.js';
 import { exactMatch, tokenF1 } from '../src/eval/metrics.js';
+import { encodePair } from '../src/eval/scoring.js';
 import { nGramEntropy, tfidfSimilarity, type AttributeSnippets } from '../src/eval/metrics-text.js';
 import type { Metric } from '../src/eval/protocols.js';
 import { bigramModel, type Dist } from './fake-bigram.js';
@@ -293,4 +294,32 @@ test('random GPT-2: greedy QA, sampled fluency and TF-IDF consistency', { skip: 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("QA cut 'line': the whole first answer line against every alias (MQuAKE's comparison), 'length' the alias-long prefix", async () => {
+  const world = await CausalLM.load('world');
+  const probes = [
+    { prompt: 'Randin Doley works as', answer: 'pilot' },
+    { prompt: 'Randin Doley is a', answer: 'musician' },
+    { prompt: 'The city of Restead elected as its mayor', answer: 'Randin' },
+  ];
+  const probe: EditCase = { prompt: 'x', subject: '', targetNew: 'x', id: 'p', portability: probes };
+  const qaOf = (qa: object) => scoreCases(world, [probe], { tokenAccuracy: false, counterfact: false, sentiment: false, qa })[0]!.qa!.filter((d) => d.role === 'portability');
+  const byLine = qaOf({ cut: 'line', lineTokens: 20 });
+  const byLength = qaOf({});
+  probes.forEach((p, i) => {
+    const ids = world.tok().encode(p.prompt);
+    const text = world.tok().decode(generate(world, [ids], { maxNewTokens: 20 })[0]!);
+    const line = text.split('\n').find((l) => l.trim() !== '')!;
+    assert.equal(byLine[i]!.generated, line, p.prompt);
+    assert.equal(byLine[i]!.em, exactMatch(line, [p.answer]));
+    assert.equal(byLine[i]!.f1, tokenF1(line, [p.answer]));
+    const n = encodePair(world.tok(), p.prompt, p.answer).target.length; // the answer's tokens after the prompt
+    assert.equal(byLength[i]!.generated, world.tok().decode(generate(world, [ids], { maxNewTokens: n })[0]!).split('\n')[0]);
+  });
+  // The two cuts disagree where the model goes on after the answer, or puts an article first.
+  assert.ok(probes.some((_, i) => byLine[i]!.em !== byLength[i]!.em), JSON.stringify([byLine, byLength]));
+  assert.throws(() => qaOf({ cut: 'sentence' }), /qa: cut must be "length" or "line", got "sentence"/);
+  assert.throws(() => qaOf({ lineTokens: 8 }), /lineTokens applies to cut "line"/);
+  assert.throws(() => qaOf({ cut: 'line', lineTokens: 0 }), /lineTokens/);
 });

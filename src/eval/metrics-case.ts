@@ -38,7 +38,7 @@
  * - perplexity: essence_ppl (ROME's essence score) with the consistency resources, when snippets
  *   about the subject exist.
  */
-import { AmendError, optionKeys, requireCount, requireSeed } from '../errors.js';
+import { AmendError, describeValue, optionKeys, requireCount, requireSeed } from '../errors.js';
 import type { EditCase, PromptAnswer } from '../editors/types.js';
 import { generate, type ModelWeights } from '../models/index.js';
 import { fillTemplate } from '../tokenizer/index.js';
@@ -66,6 +66,17 @@ export type { ConsistencyResources };
 export type EvalModel = ScoringModel & ModelWeights;
 
 export interface QaOptions {
+  /**
+   * Which part of the greedy continuation is the model's answer. 'length' (default): the
+   * continuation cut at each alias's own token count (+ extraTokens), as EasyEdit's vanilla
+   * generation, so an answer that goes on ("musician who plays the banjo") still matches
+   * "musician". 'line': the whole first line, up to lineTokens tokens, compared with every alias
+   * as MQuAKE compares its generated answer (and close to EasyEdit's exact match, which also stops
+   * at "."), so an answer must end where the gold one does.
+   */
+  cut?: 'length' | 'line';
+  /** 'line': at most this many tokens are generated (default 32); a longer line is cut there. */
+  lineTokens?: number;
   /** Tokens generated beyond the longest answer's token count (default 0, as EasyEdit's vanilla generation). */
   extraTokens?: number;
   /** Prompts per generate() call (default 16). */
@@ -78,7 +89,7 @@ export interface QaOptions {
   template?: string;
 }
 
-export const QA_OPTION_KEYS = optionKeys<QaOptions>()(['extraTokens', 'batchSize', 'template']);
+export const QA_OPTION_KEYS = optionKeys<QaOptions>()(['cut', 'lineTokens', 'extraTokens', 'batchSize', 'template']);
 
 /** A QA prompt inside its template (see QaOptions.template). */
 export function qaPromptText(prompt: string, template?: string): string {
@@ -324,6 +335,10 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
   const tok = model.tok();
   requireCount(o.extraTokens, 'qa: extraTokens');
   requireCount(o.batchSize, 'qa: batchSize', 1);
+  requireCount(o.lineTokens, 'qa: lineTokens', 1);
+  if (o.cut !== undefined && o.cut !== 'length' && o.cut !== 'line') throw new AmendError(`qa: cut must be "length" or "line", got ${describeValue(o.cut)}`);
+  const byLine = o.cut === 'line';
+  if (!byLine && o.lineTokens !== undefined) throw new AmendError('qa: lineTokens applies to cut "line"; pass cut: "line" with it');
   const extra = o.extraTokens ?? 0;
   const batchSize = o.batchSize ?? 16;
   const maxPos = model.config.maxPositions;
@@ -333,9 +348,12 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
     // At most 64 tokens (+ extraTokens) per answer: QA answers are short phrases, and the longest
     // answer of a batch sets how long all its prompts generate. An answer longer than that (a
     // paragraph) is then never matched exactly; its F1 still counts the words generated.
-    const lens = answers.map((a) => Math.min(encodePair(tok, it.prompt, a).target.length, 64) + extra);
+    let lens = answers.map((a) => Math.min(encodePair(tok, it.prompt, a).target.length, 64) + extra);
     let ids = tok.encode(qaPromptText(it.prompt, o.template));
     if (ids.length === 0) throw new AmendError(`qa: prompt "${it.prompt}" has no tokens`);
+    // A line gets lineTokens, or what the positions leave after the question, but never fewer
+    // tokens than the longest answer has (then the question keeps its end, as below).
+    if (byLine) lens = lens.map(() => Math.max(Math.min(o.lineTokens ?? 32, maxPos - ids.length), ...lens));
     const n = Math.max(...lens);
     // A question longer than the model's positions keeps its end, as the teacher-forced scores
     // keep the end of a long context (scoring.ts).
@@ -352,13 +370,15 @@ function greedyAnswerCuts(model: EvalModel, items: readonly { prompt: string; an
     const nl = text.search(/\n/);
     return nl > 0 && text.slice(0, nl).trim() !== '' ? text.slice(0, nl) : text;
   };
+  // 'line': the first line with something on it (a continuation may open with a line break).
+  const answerLine = (text: string) => text.split('\n').find((l) => l.trim() !== '') ?? '';
   for (let s = 0; s < order.length; s += batchSize) {
     const chunk = order.slice(s, s + batchSize);
     const maxNew = Math.max(...chunk.map((i) => prepared[i]!.n));
     const gen = generate(model, chunk.map((i) => prepared[i]!.ids), { maxNewTokens: maxNew, greedy: true });
     chunk.forEach((i, k) => {
       const p = prepared[i]!;
-      const cut = (n: number) => firstLine(tok.decode(gen[k]!.slice(0, n)));
+      const cut = byLine ? (n: number) => answerLine(tok.decode(gen[k]!.slice(0, n))) : (n: number) => firstLine(tok.decode(gen[k]!.slice(0, n)));
       out[i] = { answers: p.answers, cuts: p.lens.map(cut), longest: cut(p.n) };
     });
   }
