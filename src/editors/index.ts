@@ -102,7 +102,7 @@ export async function edit(model: CausalLM, requests: readonly EditRequest[], op
 }
 
 /** Checks requests against the model: refuses targets the model already predicts (teacher-forced argmax). */
-export function checkNotPredicted(model: CausalLM, reqs: readonly PreparedRequest[]): void {
+function checkNotPredicted(model: CausalLM, reqs: readonly PreparedRequest[]): void {
   const tok = model.tok();
   const scores = scoreTargets(model, reqs.map((r) => ({ prompt: encodePrompt(tok, r.template, r.subject), target: r.targetIds })));
   scores.forEach((s, i) => {

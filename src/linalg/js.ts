@@ -138,7 +138,7 @@ export function choleskySolveInPlace(l: Float64Array, b: Float64Array, n: number
 /**
  * Solves A X = B in place by LU with partial pivoting: `a` (n×n) is destroyed, `b` (n×nrhs)
  * becomes X. The absolute pivots |u_kk| are written to `pivots` (length n). Returns -1 on
- * success or the first k with u_kk exactly zero (b is then left partly transformed).
+ * success or the first k with u_kk exactly zero (b is then left as it was).
  *
  * Right-looking and blocked: each panel of NB columns is factored unblocked (pivot search,
  * whole-row swaps, updates confined to the panel), then the rows of U to its right are solved
@@ -341,14 +341,14 @@ export function symEigInPlace(a: Float64Array, n: number): { values: Float64Arra
     const rk = k * n;
     const m0 = k + 1; // the reflector acts on indices m0..n-1
     // x = A[k, m0..n-1] (row k == column k by symmetry)
-    let scale = 0;
-    for (let j = m0; j < n; j++) scale = Math.max(scale, Math.abs(a[rk + j]));
-    if (scale === 0) { tau[k] = 0; e[k] = 0; continue; }
+    let colMax = 0; // the column's own scale (the matrix's, `scale`, is applied at the end)
+    for (let j = m0; j < n; j++) colMax = Math.max(colMax, Math.abs(a[rk + j]));
+    if (colMax === 0) { tau[k] = 0; e[k] = 0; continue; }
     let tail = 0; // ||x[1:]||² (scaled)
-    for (let j = m0 + 1; j < n; j++) { const v = a[rk + j] / scale; tail += v * v; }
+    for (let j = m0 + 1; j < n; j++) { const v = a[rk + j] / colMax; tail += v * v; }
     const x0 = a[rk + m0];
     if (tail === 0) { tau[k] = 0; e[k] = x0; continue; } // already tridiagonal in this column
-    const norm = scale * Math.sqrt((x0 / scale) * (x0 / scale) + tail);
+    const norm = colMax * Math.sqrt((x0 / colMax) * (x0 / colMax) + tail);
     const alpha = x0 >= 0 ? -norm : norm;
     // v = x - alpha e1, stored in place of x; tau = 2 / (vᵀv)
     a[rk + m0] = x0 - alpha;

@@ -32,11 +32,11 @@ import { decodeInto, encodeInto, dtypeSize, type FileDType } from '../io/dtype.j
 import type { CausalLM } from './model.js';
 import type { ModelConfig } from './config.js';
 
-export const FINGERPRINT_VERSION = 'amend-fingerprint-v1';
+const FINGERPRINT_VERSION = 'amend-fingerprint-v1';
 /** Runs sampled per tensor. */
-export const SAMPLE_CHUNKS = 64;
+const SAMPLE_CHUNKS = 64;
 /** float32 values per run. */
-export const CHUNK = 64;
+const CHUNK = 64;
 
 /** The architecture part of the fingerprint (sorted keys). */
 export function canonicalArchitecture(c: ModelConfig): Record<string, unknown> {

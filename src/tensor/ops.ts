@@ -339,7 +339,6 @@ export function affine(x: Tensor, scale: number, shift = 0): Tensor {
 }
 
 export const scale = (x: Tensor, s: number): Tensor => affine(x, s, 0);
-export const addScalar = (x: Tensor, s: number): Tensor => affine(x, 1, s);
 
 // The derivatives (unaryDf in backend/js.ts, unop_grad in native/src/elementwise.cc) that read
 // only the output y, or only the input x: the tape keeps just the array read. Any op in neither

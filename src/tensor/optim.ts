@@ -1,6 +1,6 @@
-// Optimisers for training and for gradient-based editors (FT, LoRA, adapters): AdamW with
-// decoupled weight decay and bias correction, global-norm gradient clipping, and a warmup-cosine
-// learning-rate schedule.
+// Optimisers for the demo world's trainer: AdamW with decoupled weight decay and bias correction,
+// global-norm gradient clipping, and a warmup-cosine learning-rate schedule. (The v*/z optimisation
+// of ROME and MEMIT keeps its own per-request Adam, editors/common/vstar.ts.)
 //
 // Parameters are leaf tensors (`parameter(t)`) whose `.grad` the tape fills. Every update runs in
 // plain JavaScript over the Float32Arrays, element by element in a fixed order with float64

@@ -53,8 +53,6 @@ export function preTokenize(text: string): string[] {
 export interface BpeTrainOptions {
   /** Total vocabulary size including the special tokens (≥ 256 + number of special tokens). */
   vocabSize: number;
-  /** Accepted for API symmetry and recorded nowhere: training is deterministic without it. */
-  seed?: number;
   /**
    * Words that must never become a single token (with or without a leading space). Used so that
    * single-word names of the demo world always span two or more tokens, as names do in real models.

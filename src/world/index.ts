@@ -88,7 +88,6 @@ export function buildDemoWorld(opts: DemoWorldOptions = {}): DemoWorld {
   const corpus = buildCorpus(world, { ...(opts.corpus ?? {}), seed });
   const tokenizer = trainBpe(tokenizerTrainingTexts(world, corpus), {
     vocabSize: opts.vocabSize ?? DEFAULT_VOCAB_SIZE,
-    seed,
     protectedWords: singleWordNames(world),
   });
   const tokenizerConfig = makeTokenizerConfig(tokenizer, { modelMaxLength: opts.modelMaxLength });
