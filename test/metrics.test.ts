@@ -182,6 +182,9 @@ test('TF-IDF consistency: cosine of idf-weighted, L2-normalised term counts (ROM
     );
     const snips = loadAttributeSnippets(path.join(dir, 'snips.json'));
     assert.deepEqual(snips.get('P1')!.get('Q2')!.map((s) => s.name), ['X', 'Y']);
+    // A link to a device would be read until memory runs out.
+    fs.symlinkSync('/dev/zero', path.join(dir, 'zero.json'));
+    assert.throws(() => loadAttributeSnippets(path.join(dir, 'zero.json')), /zero\.json: is a device, not a file; give the attribute snippets as a JSON file/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

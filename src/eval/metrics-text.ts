@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AmendError, isObject } from '../errors.js';
+import { AmendError, isObject, refuseDevice } from '../errors.js';
 import { npyToFloat64, readNpy } from '../io/npz.js';
 
 // ---------------------------------------------------------------- word tokenisation
@@ -207,6 +207,7 @@ export function readNpyVector(file: string): Float64Array {
 }
 
 function readJsonFile(file: string, what: string): unknown {
+  refuseDevice(file, `${what} as a JSON file`);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
