@@ -2,7 +2,7 @@
 // world benchmark (original layout plus portability and locality), ROME's known_1000 facts, and
 // Amend's own EditCase records.
 import type { EditCase, PromptAnswer } from '../editors/types.js';
-import { isCaseId, isObject, type Json, type RecordContext } from './fields.js';
+import { isObject, type Json, type RecordContext } from './fields.js';
 import { setGroups } from './groups.js';
 import { hasAll, recordFormat } from './records.js';
 
@@ -147,9 +147,8 @@ function groups(rec: Json, ctx: RecordContext, field: string): Record<string, Pr
 function amendCase(rec: Json, ctx: RecordContext, at = '', defaultId?: number): EditCase {
   const f = (name: string) => `${at}${name}`;
   const c: EditCase = { prompt: ctx.str(rec, f('prompt')), subject: ctx.str(rec, f('subject')), targetNew: ctx.str(rec, f('targetNew')) };
-  const id = ctx.get(rec, f('id'));
-  if (isCaseId(id)) c.id = id;
-  else if (defaultId !== undefined) c.id = defaultId;
+  const id = ctx.optCaseId(rec, f('id')) ?? defaultId;
+  if (id !== undefined) c.id = id;
   const tt = ctx.optStr(rec, f('targetTrue'));
   if (tt !== undefined) c.targetTrue = tt;
   for (const k of ['rephrase', 'neighborhood', 'attributePrompts', 'generationPrompts'] as const) {

@@ -9,11 +9,6 @@ export type JsonObject = { [k: string]: Json };
 
 export { isObject };
 
-/** Whether a record's id field holds an id (a number or a string; anything else is no id). */
-export function isCaseId(v: unknown): v is string | number {
-  return typeof v === 'number' || typeof v === 'string';
-}
-
 /** How deep answer lists may nest (RecordContext.answers). */
 const MAX_ANSWER_NESTING = 16;
 
@@ -32,8 +27,22 @@ export class RecordContext {
    * reports join results by id, and a file without ids still gives each case one.
    */
   caseId(rec: unknown, path: string): string | number {
+    return this.optCaseId(rec, path) ?? this.index;
+  }
+
+  /**
+   * The case id at `path`, or undefined when the field is absent or null. Any other value that is
+   * not a number or a non-blank string is refused, as other malformed optional fields are: given
+   * the record's index instead, the case would be reported under an id its file does not hold.
+   */
+  optCaseId(rec: unknown, path: string): string | number | undefined {
     const v = this.get(rec, path);
-    return isCaseId(v) ? v : this.index;
+    if (v === undefined || v === null) return undefined;
+    // JSON.parse gives Infinity for 1e999, which a report would write as null.
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+    if (typeof v === 'string' && v.trim() !== '') return v;
+    const what = typeof v === 'string' ? 'a blank string' : typeof v === 'number' ? `${v}` : this.describe(v);
+    this.fail(`field "${path}" should be a case id (a number or a string), not ${what}; fix it, or leave the field out for the record's index`);
   }
 
   /** "record 3 (index 2, line 3)": the record as errors and warnings name it. */
