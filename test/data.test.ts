@@ -465,7 +465,8 @@ test('a JSON list file is read a record at a time: --n parses only the records i
     fs.writeFileSync(broken, `[${recs.slice(0, 3).map((r) => JSON.stringify(r)).join(',\n')},\n{"case_id": 4, oops}\n]`);
     const two = loadCases(broken, { limit: 2 });
     assert.deepEqual([two.cases.length, two.total], [2, 4]);
-    oneLineError(() => loadCases(broken), /broken\.json: record 4 \(index 3\) is not valid JSON \(/);
+    // named by the file's line and column, not by an offset inside the record
+    oneLineError(() => loadCases(broken), /broken\.json: record 4 \(index 3\) is not valid JSON at line 4, column 16 \(Expected double-quoted property name\)$/);
     // the list's own structure is checked to its end, whatever the limit
     const write = (name: string, text: string | Buffer) => {
       fs.writeFileSync(path.join(dir, name), text);
@@ -474,10 +475,10 @@ test('a JSON list file is read a record at a time: --n parses only the records i
     const one = JSON.stringify(recs[0]);
     oneLineError(() => loadCases(write('cut.json', `[${one}, ${one.slice(0, 40)}`), { limit: 1 }), /cut\.json: not valid JSON \(the file ends inside record 2; is it cut short\?\)/);
     oneLineError(() => loadCases(write('open.json', `[${one}, ${one}`), { limit: 1 }), /open\.json: not valid JSON \(the file ends after record 2 without the list's closing "\]"; is it cut short\?\)/);
-    oneLineError(() => loadCases(write('nocomma.json', `[${one} ${one}]`), { limit: 1 }), /nocomma\.json: not valid JSON \(expected "," or "\]" after record 1, found "\{"\)/);
-    oneLineError(() => loadCases(write('after.json', `[${one}]\n[${one}]`), { limit: 1 }), /after\.json: not valid JSON \(text after the list's closing "\]"/);
-    oneLineError(() => loadCases(write('comma.json', `[${one},\n]`), { limit: 1 }), /comma\.json: not valid JSON \(no record 2 where one should be, at byte \d+ \(a "," too many\?\)\)/);
-    oneLineError(() => loadCases(write('comma0.json', `[, ${one}]`), { limit: 1 }), /comma0\.json: not valid JSON \(no record 1 where one should be/);
+    oneLineError(() => loadCases(write('nocomma.json', `[${one} ${one}]`), { limit: 1 }), new RegExp(`nocomma\\.json: not valid JSON at line 1, column ${one.length + 3} \\(expected "," or "\\]" after record 1, found "\\{"\\)`));
+    oneLineError(() => loadCases(write('after.json', `[${one}]\n[${one}]`), { limit: 1 }), /after\.json: not valid JSON at line 2, column 1 \(text after the list's closing "\]"\)/);
+    oneLineError(() => loadCases(write('comma.json', `[${one},\n]`), { limit: 1 }), /comma\.json: not valid JSON at line 2, column 1 \(no record 2 where one should be; a "," too many\?\)/);
+    oneLineError(() => loadCases(write('comma0.json', `[, ${one}]`), { limit: 1 }), /comma0\.json: not valid JSON at line 1, column 2 \(no record 1 where one should be/);
     // bytes that are not UTF-8 are named by their offset in the file, as for a file read whole
     const latin = Buffer.concat([Buffer.from(`[${one}, `), Buffer.from(JSON.stringify(rec(1)).replace('"B"', '"é"'), 'latin1'), Buffer.from(']')]);
     const at = latin.indexOf(0xe9);
@@ -687,7 +688,7 @@ test('JSON Lines and KnowEdit Sanitation files are read a record at a time too: 
     const broken = write('broken.jsonl', [...lines.slice(0, 4), '{"prompt": oops}', lines[5]].join('\n'));
     const three = loadCases(broken, { limit: 3 });
     assert.deepEqual([three.cases.length, three.total], [3, 6]);
-    oneLineError(() => loadCases(broken), /broken\.jsonl: line 5 is not valid JSON \(.*\) — the file looks like JSON Lines/);
+    oneLineError(() => loadCases(broken), /broken\.jsonl: line 5 is not valid JSON at column 12 \(Unexpected token 'o'\) — the file looks like JSON Lines$/);
 
     const item = (i: number) => ({ question: `What is ${i}?`, ground_truth: `${i}`, target_new: "I don't know." });
     const san = (forget: string) => `{"success": [${forget}],\n "locality": [${[0, 1, 2].map((i) => JSON.stringify(item(i))).join(', ')}]}`;
@@ -696,7 +697,8 @@ test('JSON Lines and KnowEdit Sanitation files are read a record at a time too: 
     const two = loadCases(s, { limit: 2 });
     assert.deepEqual([two.format, two.cases.length, two.total], ['knowedit-sanitation', 2, 4]);
     assert.deepEqual(two.cases.map((c) => c.locality!.length), [2, 1], 'every retain question is still shared out');
-    oneLineError(() => loadCases(s), /san\.json: "success" item 4 \(index 3\) is not valid JSON \(/);
+    const oops = fs.readFileSync(s, 'utf8').indexOf('oops') + 1;
+    oneLineError(() => loadCases(s), new RegExp(`san\\.json: "success" item 4 \\(index 3\\) is not valid JSON at line 1, column ${oops} \\(Unexpected token 'o'\\)$`));
     // a forced format whose lists are missing is named (it was a TypeError)
     oneLineError(() => parseCases({ success: [item(0)] }, { format: 'knowedit-sanitation' }), /knowedit-sanitation needs a "success" and a "locality" list \(test split\) or a "K_F" and a "K_R" list/);
     oneLineError(() => loadCases(write('nolists.json', '{"success": [], "K_R": []}'), { format: 'knowedit-sanitation' }), /nolists\.json: knowedit-sanitation needs/);

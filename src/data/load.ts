@@ -6,6 +6,7 @@ import { AmendError, refuseDevice, refuseUnknownKeys, requireCount, requireObjec
 import type { EditCase } from '../editors/types.js';
 import { RecordContext, isObject, type Json, type JsonObject } from './fields.js';
 import { LineScanner, ListScanner, bomEnd, contentStart, objectMembers } from './scan.js';
+import { documentNotJson, itemNotJson, jsonSyntaxError, lineNotJson } from './json-error.js';
 import { amendCasesFormat, counterfactEasyEditFormat, counterfactFormat, knownsFormat, worldFormat } from './counterfact.js';
 import { evEditFormat } from './evedit.js';
 import {
@@ -137,9 +138,10 @@ function keysPreview(data: Json): string {
 }
 
 /**
- * Parse JSON, or JSON Lines (one record per line) when the whole text is not one JSON value. For
- * loadCases, this is the file that no reader took: one JSON value, or a broken one, named here
- * (JSON Lines whose first record parses are read a line at a time, with their lines, by linesReader).
+ * Parse JSON. For loadCases, this is the file that no reader took: one JSON value, or a broken
+ * one, named here by the line and column where it breaks (JSON Lines whose first record parses
+ * are read a line at a time, with their lines, by linesReader; those whose first line is broken
+ * are named by that line).
  */
 function parseBenchmarkText(text: string, source: string): Json {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -147,27 +149,45 @@ function parseBenchmarkText(text: string, source: string): Json {
   try {
     return JSON.parse(text) as Json;
   } catch (err) {
-    // Not split(/\r?\n/): V8 keeps a regular expression's split results in a cache that outlives
-    // the call, which would hold every line of a large file for as long as the process runs.
-    const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-    const nonEmpty = lines.filter((l) => l.trim() !== '');
-    const first = nonEmpty[0]?.trim() ?? '';
-    // JSON Lines: records one per line. A first line that is itself broken still counts when a
-    // line after it is a whole record (a pretty-printed object has no such line).
-    const wholeRecord = (l: string) => { try { return isObject(JSON.parse(l)); } catch { return false; } };
-    if (nonEmpty.length > 1 && first.startsWith('{') && (first.endsWith('}') || nonEmpty.slice(1, 6).some(wholeRecord))) {
-      const out: Json[] = [];
-      lines.forEach((line, i) => {
-        if (line.trim() === '') return;
-        try {
-          out.push(JSON.parse(line) as Json);
-        } catch (e) {
-          throw new AmendError(`${source}: line ${i + 1} is not valid JSON (${oneLine((e as Error).message)}) — the file looks like JSON Lines`);
-        }
-      });
-      return out;
-    }
-    throw new AmendError(`${source}: not valid JSON (${oneLine((err as Error).message)})`);
+    throw new AmendError(firstLineNotJson(text, source) ?? documentNotJson(source, text, err));
+  }
+}
+
+/**
+ * The first lines of `text` that are not blank (without their "\r"), with their line numbers,
+ * up to `count`; the text is not split whole, only these lines are cut out of it.
+ */
+function firstLines(text: string, count: number): { no: number; line: string; end: number }[] {
+  const out: { no: number; line: string; end: number }[] = [];
+  for (let start = 0, no = 1; start <= text.length && out.length < count; no++) {
+    const nl = text.indexOf('\n', start);
+    const end = nl < 0 ? text.length : nl;
+    const line = text.slice(start, text[end - 1] === '\r' ? end - 1 : end);
+    if (line.trim() !== '') out.push({ no, line, end });
+    start = end + 1;
+  }
+  return out;
+}
+
+/**
+ * JSON Lines whose first line is broken (those whose first line parses are read by linesReader):
+ * the error for that line when the file breaks on it and it starts an object, and it ends with
+ * "}" or a whole record follows it. Null otherwise; the file is then one JSON value that breaks
+ * later (a pretty-printed object has whole records on lines of their own too), or records written
+ * over several lines, which documentNotJson names.
+ */
+function firstLineNotJson(text: string, source: string): string | null {
+  const [first, ...next] = firstLines(text, 6);
+  if (!first || next.length === 0 || !first.line.trim().startsWith('{')) return null;
+  const wholeRecord = (l: string) => { try { return isObject(JSON.parse(l)); } catch { return false; } };
+  if (!first.line.trim().endsWith('}') && !next.some((l) => wholeRecord(l.line))) return null;
+  const breaks = jsonSyntaxError(text);
+  if (!breaks || breaks.at > first.end) return null;
+  try {
+    JSON.parse(first.line);
+    return null;
+  } catch (e) {
+    return lineNotJson(source, first.no, first.line, e, next[0]!.line);
   }
 }
 
@@ -316,6 +336,8 @@ function loaded(spec: FormatSpec, { cases, total, skipped }: ConvertedCases, sou
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+/** For text an error message only looks at: a byte that is not UTF-8 is no error of its own there. */
+const lenientUtf8 = new TextDecoder('utf-8');
 
 /**
  * A record (or a line) that is not valid JSON where the file's structure around it is sound:
@@ -323,8 +345,11 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
  */
 class UnparsableItem extends AmendError {}
 
-/** Decodes and parses the bytes `at` of a file; `name` (and `after`) name them when they are not valid JSON. */
-function parseSlice(bytes: Buffer, at: [number, number], file: string, name: () => string, after = ''): Json {
+/**
+ * Decodes and parses the bytes `at` of a file; `name` names them when they are not valid JSON.
+ * `line`: they are the line of a JSON Lines file that `name` names.
+ */
+function parseSlice(bytes: Buffer, at: [number, number], file: string, name: () => string, line?: number): Json {
   let text: string;
   try {
     text = decodeUtf8(bytes.subarray(at[0], at[1]), file, at[0], name);
@@ -334,8 +359,16 @@ function parseSlice(bytes: Buffer, at: [number, number], file: string, name: () 
   try {
     return JSON.parse(text) as Json;
   } catch (err) {
-    throw new UnparsableItem(`${file}: ${name()} is not valid JSON (${oneLine((err as Error).message)})${after}`);
+    throw new UnparsableItem(line === undefined
+      ? itemNotJson(file, name(), bytes, at[0], text, err)
+      : lineNotJson(file, line, text, err, nextLine(bytes, at[1])));
   }
+}
+
+/** The first line after byte `from` that is not blank, or undefined at the end of the file. */
+function nextLine(bytes: Buffer, from: number): string | undefined {
+  const at = new LineScanner(bytes, from).next();
+  return at ? lenientUtf8.decode(bytes.subarray(at[0], at[1])) : undefined;
 }
 
 /** How many items a scanner finds, those after the last one read scanned over, not parsed. */
@@ -372,7 +405,7 @@ function linesReader(bytes: Buffer, start: number, file: string, first?: Json): 
         first = undefined;
         return { value, line: at[2] };
       }
-      const value = parseSlice(bytes, [at[0], at[1]], file, () => `line ${at[2]}`, ' — the file looks like JSON Lines');
+      const value = parseSlice(bytes, [at[0], at[1]], file, () => `line ${at[2]}`, at[2]);
       return { value, line: at[2] };
     },
     total: () => countAll(scanner),

@@ -4,6 +4,7 @@
 // decoded and parsed, the others are only counted. The same holds for the lines of a JSON Lines
 // file and for the lists inside one object (KnowEdit Sanitation).
 import { AmendError } from '../errors.js';
+import { bytePosition, formatPosition } from './json-error.js';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -14,9 +15,9 @@ export function bomEnd(bytes: Uint8Array): number {
   return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
 }
 
-/** The byte where the content starts (after a byte order mark and white space). */
-export function contentStart(bytes: Uint8Array): number {
-  let i = bomEnd(bytes);
+/** The byte where the content starts (after a byte order mark and white space), or where it goes on after `from`. */
+export function contentStart(bytes: Uint8Array, from = bomEnd(bytes)): number {
+  let i = from;
   while (isSpace(bytes[i])) i++;
   return i;
 }
@@ -25,8 +26,10 @@ export function contentStart(bytes: Uint8Array): number {
 class Walker {
   constructor(protected readonly bytes: Uint8Array, protected pos: number, protected readonly source: string) {}
 
-  protected broken(what: string): never {
-    throw new AmendError(`${this.source}: not valid JSON (${what})`);
+  /** `at`: the byte where it breaks, named by its line and column (a file cut short needs none). */
+  protected broken(what: string, at?: number): never {
+    const where = at === undefined ? '' : ` at ${formatPosition(bytePosition(this.bytes, at))}`;
+    throw new AmendError(`${this.source}: not valid JSON${where} (${what})`);
   }
 
   protected skipSpace(): void {
@@ -78,7 +81,7 @@ class Walker {
   /** Only white space may follow `pos` to the end of the file. */
   protected checkEnd(what: string): void {
     this.skipSpace();
-    if (this.pos < this.bytes.length) this.broken(`text after ${what}, at byte ${this.pos}`);
+    if (this.pos < this.bytes.length) this.broken(`text after ${what}`, this.pos);
   }
 }
 
@@ -112,7 +115,7 @@ export class ListScanner extends Walker {
     }
     if (b[this.pos] === 0x5d) return this.close();
     if (!this.first) {
-      if (b[this.pos] !== 0x2c) this.broken(`expected "," or "]" after ${this.item} ${this.count}, found ${JSON.stringify(String.fromCharCode(b[this.pos]!))}`);
+      if (b[this.pos] !== 0x2c) this.broken(`expected "," or "]" after ${this.item} ${this.count}, found ${JSON.stringify(String.fromCharCode(b[this.pos]!))}`, this.pos);
       this.pos++;
       this.skipSpace();
       if (this.pos >= b.length) this.cut();
@@ -121,7 +124,7 @@ export class ListScanner extends Walker {
     const start = this.pos;
     this.pos = this.valueEnd(start, this.cut);
     // a number, true, false or null ends at white space, "," or "]": JSON.parse judges it
-    if (this.pos === start) this.broken(`no ${this.item} ${this.count + 1} where one should be, at byte ${start} (a "," too many?)`);
+    if (this.pos === start) this.broken(`no ${this.item} ${this.count + 1} where one should be; a "," too many?`, start);
     this.count++;
     return [start, this.pos];
   }
@@ -157,23 +160,23 @@ class ObjectScanner extends Walker {
     if (this.pos >= b.length) this.cut();
     if (b[this.pos] !== 0x7d) {
       for (;;) {
-        if (b[this.pos] !== QUOTE) this.broken(`expected a quoted key at byte ${this.pos}`);
+        if (b[this.pos] !== QUOTE) this.broken('expected a quoted key', this.pos);
         const k0 = this.pos;
         this.pos = this.stringEnd(k0, this.cut);
         const name = key([k0, this.pos]);
         this.skipSpace();
-        if (b[this.pos] !== 0x3a) this.broken(`expected ":" after the key ${JSON.stringify(name)}, at byte ${this.pos}`);
+        if (b[this.pos] !== 0x3a) this.broken(`expected ":" after the key ${JSON.stringify(name)}`, this.pos);
         this.pos++;
         this.skipSpace();
         if (this.pos >= b.length) this.cut();
         const v0 = this.pos;
         this.pos = this.valueEnd(v0, this.cut);
-        if (this.pos === v0) this.broken(`no value for the key ${JSON.stringify(name)}, at byte ${v0}`);
+        if (this.pos === v0) this.broken(`no value for the key ${JSON.stringify(name)}`, v0);
         out.set(name, [v0, this.pos]);
         this.skipSpace();
         if (this.pos >= b.length) this.cut();
         if (b[this.pos] === 0x7d) break;
-        if (b[this.pos] !== 0x2c) this.broken(`expected "," or "}" after the value of ${JSON.stringify(name)}, at byte ${this.pos}`);
+        if (b[this.pos] !== 0x2c) this.broken(`expected "," or "}" after the value of ${JSON.stringify(name)}`, this.pos);
         this.pos++;
         this.skipSpace();
       }
