@@ -240,7 +240,7 @@ test('sequential steps (sequential:T/K): K cases per edit call, stacked; edits c
 
   const out = path.join(tmp, 'steps-resumed');
   const stopped = await runEval(m, cases, { ...opts, protocol: 'final', out, stopAfter: 2 });
-  assert.deepEqual(stopped.interrupted, { done: 2, total: 3 }, 'three steps: 2 + 2 + 1 cases');
+  assert.deepEqual(stopped.interrupted, { done: 2, total: 3, resumable: true }, 'three steps: 2 + 2 + 1 cases');
   const cp = JSON.parse(fs.readFileSync(path.join(out, PARTIAL_DIR, 'checkpoint.json'), 'utf8'));
   assert.equal(cp.patches.length, 2, 'one patch per step');
   const partial = new PartialRun(out);
@@ -262,13 +262,13 @@ test('sequential steps (sequential:T/K): K cases per edit call, stacked; edits c
   assert.deepEqual(sharedSubjectEdits([...cases, ...cases], { sequential: 10, step: 5 }).map((x) => x.batchSize), [5]);
 });
 
-test('--stop-after between checkpoints still leaves one to resume from; a run killed while moving its report resumes; force clears the old report', { skip }, async () => {
+test('--stop-after between checkpoints still leaves one to resume from; a run killed while moving its report resumes; --force keeps the old report beside the stopped run', { skip }, async () => {
   const m = await tiny();
   const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 4 });
   const opts: EvalOptions = { ...ROME, mode: { sequential: 4 }, protocol: 'final' }; // checkpointEvery 10 by default
   const whole = await runEval(m, cases, opts);
   const out = path.join(tmp, 'stop-between');
-  assert.deepEqual((await runEval(m, cases, { ...opts, out, stopAfter: 3 })).interrupted, { done: 3, total: 4 });
+  assert.deepEqual((await runEval(m, cases, { ...opts, out, stopAfter: 3 })).interrupted, { done: 3, total: 4, resumable: true });
   const resumed = await runEval(m, cases, { ...opts, out, resume: true });
   assert.deepEqual(comparable(resumed.summary!), comparable(whole.summary!));
 
@@ -280,9 +280,95 @@ test('--stop-after between checkpoints still leaves one to resume from; a run ki
   assert.deepEqual(comparable(afterKill.summary!), comparable(whole.summary!));
   assert.ok(fs.existsSync(path.join(again, 'summary.json')) && !fs.existsSync(path.join(again, PARTIAL_DIR)));
 
-  // --force over a finished report: the old files go when the new run starts, not when it ends.
-  await runEval(m, cases, { ...opts, out: again, force: true, stopAfter: 1 });
-  assert.deepEqual(fs.readdirSync(again), [PARTIAL_DIR]);
+  // --force over a finished report: the report stays beside the stopped run until a run finishes.
+  const report = filesIn(again);
+  assert.deepEqual((await runEval(m, cases, { ...opts, out: again, force: true, stopAfter: 1 })).interrupted, { done: 1, total: 4, resumable: true });
+  assert.deepEqual(filesIn(again), report);
+  assert.ok(fs.existsSync(path.join(again, PARTIAL_DIR)));
+});
+
+/** The report files of a folder and their bytes. */
+const filesIn = (dir: string) => Object.fromEntries(fs.readdirSync(dir).filter((f) => f !== PARTIAL_DIR).sort().map((f) => [f, fs.readFileSync(path.join(dir, f))]));
+
+test('--force keeps the report it replaces until the new run finishes: a run that fails mid-way leaves it byte for byte', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const { cases } = loadCases(path.join(DATA!, 'counterfact', 'counterfact-rome-format-1000.json'), { limit: 4 });
+  const opts: EvalOptions = { ...ROME, mode: { sequential: 4 }, checkpointEvery: 1 };
+  const out = path.join(tmp, 'force-fails');
+  const first = await runEval(m, cases.slice(0, 3), { ...opts, mode: { sequential: 3 }, out });
+  const report = filesIn(out);
+  // An error in the third unit (a callback throwing), after two checkpoints.
+  await assert.rejects(runEval(m, cases, { ...opts, out, force: true, onProgress: (p) => { if (p.stage === 'score' && p.done === 2) throw new Error('editor crashed'); } }), /editor crashed/);
+  assertSameWeights(m, before);
+  assert.deepEqual(filesIn(out), report, 'the earlier report is as it was');
+  // And an error before the first checkpoint: no trace of the new run, the report as it was.
+  await assert.rejects(runEval(m, cases, { ...opts, out, force: true, onProgress: (p) => { if (p.stage === 'score') throw new Error('at once'); } }), /at once/);
+  assert.deepEqual(fs.readdirSync(out).sort(), Object.keys(report));
+  assert.deepEqual(filesIn(out), report);
+  // The new run finished: its report replaces the old one whole.
+  const second = await runEval(m, cases, { ...opts, out, force: true });
+  assert.equal(second.summary!.cases, 4);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8')).cases, 4);
+  assert.equal(first.summary!.cases, 3);
+  assert.equal(fs.readFileSync(path.join(out, 'cases.jsonl'), 'utf8').trim().split('\n').length, 4);
+});
+
+test('an aborted signal stops a run at the next unit with a checkpoint there; resumed, it ends with the uninterrupted summary', { skip }, async () => {
+  const m = await tiny();
+  const before = weightsCopy(m);
+  const { cases } = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 5 });
+  const opts: EvalOptions = { ...ROME, mode: { sequential: 5 }, protocol: 'final', heldout: heldout(), heldoutTokens: 200 }; // checkpointEvery 10
+  const whole = await runEval(m, cases, opts);
+  const out = path.join(tmp, 'aborted');
+  const stop = new AbortController();
+  // Aborted while the third unit is edited (a callback of its editor; a signal handler runs between turns): the unit ends, then the run.
+  let unitsSeen = 0;
+  const stopped = await runEval(m, cases, {
+    ...opts, out, signal: stop.signal,
+    onProgress: (p) => { if (p.stage === 'edit') unitsSeen = p.done; },
+    onEditProgress: (e) => { if (e.phase === 'rome' && unitsSeen === 2) stop.abort(); },
+  });
+  assert.deepEqual(stopped.interrupted, { done: 3, total: 5, resumable: true });
+  assert.equal(stopped.summary, undefined);
+  assertSameWeights(m, before);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, PARTIAL_DIR, 'checkpoint.json'), 'utf8')).done, 3, 'a checkpoint where it stopped, between the periodic ones');
+  const resumed = await runEval(m, cases, { ...opts, out, resume: true, signal: new AbortController().signal });
+  assert.deepEqual(comparable(resumed.summary!), comparable(whole.summary!));
+
+  // Aborted after the last edit, while protocol final scores: resumed from the checkpoint after the last edit.
+  const late = path.join(tmp, 'aborted-scoring');
+  const stop2 = new AbortController();
+  // 17 cases: two chunks to score (16 + 1), edited in one MEMIT call.
+  const cases20 = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 17 }).cases;
+  const opts20: EvalOptions = { ...MEMIT, mode: { sequential: 17, step: 17 }, protocol: 'final' };
+  const whole20 = await runEval(m, cases20, opts20);
+  const scoring = await runEval(m, cases20, { ...opts20, out: late, signal: stop2.signal, onProgress: (p) => { if (p.cases?.done === 0) stop2.abort(); } });
+  assert.deepEqual(scoring.interrupted, { done: 1, total: 1, resumable: true });
+  assertSameWeights(m, before);
+  assert.deepEqual(comparable((await runEval(m, cases20, { ...opts20, out: late, resume: true })).summary!), comparable(whole20.summary!));
+
+  // Aborted before it starts: it stops before the first unit, with a checkpoint there (resuming it is starting it).
+  const early = path.join(tmp, 'aborted-early');
+  assert.deepEqual((await runEval(m, cases, { ...opts, out: early, signal: AbortSignal.abort() })).interrupted, { done: 0, total: 5, resumable: true });
+  await assert.rejects(runEval(m, cases, { ...opts, signal: {} as AbortSignal }), /runEval: signal must be an AbortSignal \(new AbortController\(\)\.signal\), got object/);
+});
+
+test('an aborted signal ends the key statistics at their next batch: nothing is cached, nothing written', { skip }, async () => {
+  const m = await tiny();
+  const { cases } = loadCases(path.join(DATA!, 'zsre', 'zsre_mend_train-1k.json'), { limit: 2 });
+  const out = path.join(tmp, 'aborted-stats');
+  const cacheDir = path.join(tmp, 'stats-cache-aborted');
+  const stop = new AbortController();
+  let batches = 0;
+  const r = await runEval(m, cases, {
+    ...MEMIT, out, signal: stop.signal, statsOptions: { cacheDir },
+    onEditProgress: (e) => { if (e.phase === 'stats' && e.done > 0 && ++batches === 1) stop.abort(); },
+  });
+  assert.deepEqual(r.interrupted, { done: 0, total: 2, resumable: false });
+  assert.equal(batches, 1, 'no batch after the abort');
+  assert.ok(!fs.existsSync(out), 'the report folder it made is gone again');
+  assert.deepEqual(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir, { recursive: true }).filter((f) => String(f).endsWith('.safetensors')) : [], []);
 });
 
 test('report files exist and parse: summary.json, summary.md, cases.jsonl, SVG and PNG plots', { skip }, async () => {

@@ -60,7 +60,11 @@ export interface EvalOptions {
   out?: string;
   /** Continue the interrupted run in `out` (same cases and settings). */
   resume?: boolean;
-  /** Replace finished reports or an interrupted run in `out`. */
+  /**
+   * Start over in an `out` that holds a finished report or an interrupted run. The interrupted run
+   * goes at once; the report stays until this run's own replaces it, so a run that fails or is
+   * interrupted leaves the previous report as it was.
+   */
   force?: boolean;
   /** A checkpoint every N units (cases / batches / edits); default 10. */
   checkpointEvery?: number;
@@ -87,6 +91,12 @@ export interface EvalOptions {
   /** Stop after this many units as if the process died there (tests of resume). */
   stopAfter?: number;
   /**
+   * Stops the run when aborted: at the next boundary between units (an edit call and its scoring
+   * are never cut in half), or while the key statistics are computed, with a checkpoint to resume
+   * from; the result then says `interrupted`. The CLI aborts it on SIGINT / SIGTERM.
+   */
+  signal?: AbortSignal;
+  /**
    * Where the cases came from, for the report (the file, its format, the run split that chose them).
    * The run split also names the labels the summary breaks down by (EvalSummary.bySplitLabel).
    */
@@ -96,7 +106,7 @@ export interface EvalOptions {
 const EVAL_OPTION_KEYS = optionKeys<EvalOptions>()([
   'method', 'hparams', 'preset', 'hparamsFiles', 'resolved', 'mode', 'protocol', 'out', 'resume', 'force', 'checkpointEvery',
   'heldout', 'heldoutTokens', 'qa', 'fluency', 'consistency', 'details', 'stats', 'statsOptions', 'onProgress', 'onEditProgress',
-  'stopAfter', 'data',
+  'stopAfter', 'signal', 'data',
 ]);
 
 /** Refuses option keys runEval does not know, at every level that takes an object of options. */
@@ -111,13 +121,17 @@ function refuseUnknownEvalKeys(o: EvalOptions): void {
 }
 
 export interface EvalResult {
-  /** Absent when the run stopped early (stopAfter). */
+  /** Absent when the run stopped early (stopAfter, signal). */
   summary?: EvalSummary;
   records: CaseRecord[];
   drift: DriftPoint[];
   /** Report files written (absolute paths). */
   files: string[];
-  interrupted?: { done: number; total: number };
+  /**
+   * The run stopped early (stopAfter, signal) after `done` of `total` units; `resumable`: `out`
+   * holds a checkpoint to resume from (not so when it stopped before its first unit and had none).
+   */
+  interrupted?: { done: number; total: number; resumable: boolean };
 }
 
 interface Unit {
@@ -300,7 +314,11 @@ function checkpointToResume(partial: PartialRun, o: EvalOptions, config: EvalCon
     return cp;
   }
   if (!o.force) {
-    if (partial.exists()) throw new AmendError(`${out} holds an interrupted run (${partial.read().done} of ${total} done); pass --resume (resume: true) to continue it or --force (force: true) to start over`);
+    if (partial.exists()) {
+      // A --force run stopped beside the report it was to replace: say which of the two is which.
+      const beside = fs.existsSync(path.join(out, 'summary.json')) ? '; the report beside it is from an earlier run and stays until a run finishes' : '';
+      throw new AmendError(`${out} holds an interrupted run (${partial.read().done} of ${total} done${beside}); pass --resume (resume: true) to continue it or --force (force: true) to start over`);
+    }
     // Every name a report writes, plots included: the finished report replaces each one.
     const existing = fs.readdirSync(out).filter(isReportFile).sort();
     if (existing.length) throw new AmendError(`${out} already has a report (${existing.slice(0, 4).join(', ')}${existing.length > 4 ? ', ...' : ''}); pass --force (force: true) to replace it`);
@@ -340,6 +358,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
   if (o.heldout !== undefined && (o.heldout === null || typeof o.heldout.text !== 'string')) throw new AmendError('runEval: heldout must be { text } (readHeldOutText(file) reads one)');
   requireCount(o.heldoutTokens, 'runEval: heldoutTokens', 2);
   requireCount(o.stopAfter, 'runEval: stopAfter', 1);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new AmendError(`runEval: signal must be an AbortSignal (new AbortController().signal), got ${describeValue(o.signal)}`);
   // The caller's callbacks are not part of the run: what they start on the model is refused.
   const own = { ...o, onProgress: outsideHold(o.onProgress), onEditProgress: outsideHold(o.onEditProgress) };
   return holdModel(model, 'an evaluation run (runEval)', () => withReportFolder(own.out, () => evaluate(model, allCases, own)));
@@ -424,6 +443,8 @@ interface Run extends RunPlan, UneditedMeasures {
   patchFiles: string[];
   /** Units finished. */
   done: number;
+  /** The `done` of the last checkpoint written or resumed from (-1: none yet). */
+  checkpointed: number;
   /** The patches this run has applied and not reverted (a sequential run stacks them). */
   ours: EditPatch[];
 }
@@ -440,23 +461,29 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
 
   const t0 = performance.now();
   await nextTurn();
-  const measured = await measureUnedited(plan);
+  let measured: UneditedMeasures;
+  try {
+    measured = await measureUnedited(plan);
+  } catch (err) {
+    if (!(err instanceof Stopped)) throw err;
+    // Nothing of this run is written yet: the folder is as it was (a resumed run's checkpoint included).
+    return { records: [], drift: [], files: [], interrupted: { done: cp?.done ?? 0, total: plan.total, resumable: cp !== null } };
+  }
   // ---- state, fresh or from the checkpoint
   const base = measured.basePerplexity;
   const run: Run = {
-    ...plan, ...measured, partial, t0, secondsBefore: 0, records: [], pending: [], patchFiles: [], done: 0, ours: [],
+    ...plan, ...measured, partial, t0, secondsBefore: 0, records: [], pending: [], patchFiles: [], done: 0, checkpointed: -1, ours: [],
     drift: base ? [{ edits: 0, perplexity: base.perplexity, ratio: 1, tokens: base.tokens }] : [],
   };
   try {
     if (partial && cp) resumeFrom(run, partial, cp);
-    else if (partial) {
-      partial.reset();
-      // --force: the replaced report goes now, so the folder never shows it beside the new run.
-      for (const f of fs.readdirSync(o.out!)) if (isReportFile(f)) fs.rmSync(path.join(o.out!, f), { force: true });
-    }
+    // With --force, a report already in the folder stays until this run's replaces it (writeReports):
+    // a run that fails or is interrupted loses nothing.
+    else if (partial) partial.reset();
 
     progress(run, 'edit', run.done);
     while (run.done < run.total) {
+      if (o.signal?.aborted) return stopHere(run);
       await runUnit(run, run.units[run.done]!);
       run.done++;
       if (run.heldoutText !== undefined && run.done % run.every === 0 && run.done < run.total) measureDrift(run);
@@ -465,13 +492,10 @@ async function evaluate(model: CausalLM, allCases: readonly EditCase[], o: EvalO
       if (run.done % run.every === 0 || run.done === run.total || stopping) checkpoint(run);
       progress(run, 'edit', run.done);
       await nextTurn();
-      if (stopping) {
-        restoreModel(run);
-        return { records: run.records, drift: run.drift, files: [], interrupted: { done: run.done, total: run.total } };
-      }
+      if (stopping) return stopHere(run);
     }
 
-    if (run.deferScoring) scoreDeferred(run);
+    if (run.deferScoring && !(await scoreDeferred(run))) return stopHere(run);
     if (run.heldoutText !== undefined && run.drift[run.drift.length - 1]!.edits !== editedAfter(run, run.done)) measureDrift(run);
     restoreModel(run);
     return report(run);
@@ -545,7 +569,15 @@ async function measureUnedited(plan: RunPlan): Promise<UneditedMeasures> {
   contextTemplates(model, templateSettings(hp));
   let stats: StatsSource | undefined = o.stats;
   if (!stats && usesStatistics(o.method, hp)) {
-    const got: SecondMoment[] = await secondMoments(model, hp.layers, hp, { options: statsOptionsWithProgress(o.statsOptions, o.onEditProgress) });
+    const options = statsOptionsWithProgress(o.statsOptions, o.onEditProgress);
+    const report = options.onProgress;
+    // Statistics take minutes on a large model, with turns of the event loop between batches: a
+    // stop asked for meanwhile ends them at the next batch (nothing is cached of them then).
+    options.onProgress = (done, total) => {
+      if (o.signal?.aborted) throw new Stopped();
+      report?.(done, total);
+    };
+    const got: SecondMoment[] = await secondMoments(model, hp.layers, hp, { options });
     stats = new Map(hp.layers.map((l, i) => [l, got[i]!]));
   }
   const basePerplexity = plan.heldoutText !== undefined ? heldoutPerplexityNow(plan) : null;
@@ -559,6 +591,7 @@ function resumeFrom(run: Run, partial: PartialRun, cp: Checkpoint): void {
   run.drift = cp.drift;
   run.patchFiles = cp.patches;
   run.done = cp.done;
+  run.checkpointed = cp.done;
   run.secondsBefore = cp.seconds;
   for (const f of run.patchFiles) {
     const p = EditPatch.load(partial.patchPath(f));
@@ -581,7 +614,21 @@ function measureDrift(run: Run): void {
 
 function checkpoint(run: Run): void {
   run.partial?.write({ config: run.config, done: run.done, total: run.total, patches: run.patchFiles, pending: run.pending, drift: run.drift, seconds: secondsSoFar(run) });
+  run.checkpointed = run.done;
   progress(run, 'checkpoint', run.done);
+}
+
+/** Thrown by the statistics' progress callback when the run's signal is aborted. */
+class Stopped extends Error {}
+
+/**
+ * Stops between units (stopAfter, signal): a checkpoint of where the run stands, unless the last
+ * one is of this very point, and the model's weights as given.
+ */
+function stopHere(run: Run): EvalResult {
+  if (run.partial && run.checkpointed !== run.done) checkpoint(run);
+  restoreModel(run);
+  return { records: run.records, drift: run.drift, files: [], interrupted: { done: run.done, total: run.total, resumable: run.partial !== null } };
 }
 
 /**
@@ -675,13 +722,19 @@ function refusedRecord(run: Run, i: number, extra: Partial<CaseRecord>, error: s
   return orderKeys({ index: i, ...caseTags(run.cases[i]!), regime: run.regime, ...extra, metrics: [], error });
 }
 
-/** Protocol final: the pending cases scored once the last edit is applied, then every record appended in case order. */
-function scoreDeferred(run: Run): void {
+/**
+ * Protocol final: the pending cases scored once the last edit is applied, then every record
+ * appended in case order. False when the run's signal stopped it between two chunks (the
+ * checkpoint after the last edit then resumes it, scoring every case again).
+ */
+async function scoreDeferred(run: Run): Promise<boolean> {
   const ok = run.pending.filter((p) => !p.error);
   const edits = new Map(run.pending.map((p) => [p.index, p]));
   const CHUNK = 16;
   // Every unit is edited, so done stays at total; the pace of this pass is in its cases.
   for (let s = 0; s < ok.length; s += CHUNK) {
+    if (s > 0) await nextTurn();
+    if (run.o.signal?.aborted) return false;
     progress(run, 'score', run.done, { done: s, total: ok.length });
     const idx = ok.slice(s, s + CHUNK).map((p) => p.index);
     run.records.push(...scoreRecords(run, idx, (i) => ({ edit: edits.get(i)!.edit, scoredAfter: run.cases.length }), (i) => edits.get(i)!.cost!));
@@ -690,6 +743,7 @@ function scoreDeferred(run: Run): void {
   for (const p of run.pending.filter((q) => q.error)) run.records.push(refusedRecord(run, p.index, { edit: p.edit }, p.error));
   run.records.sort((a, b) => a.index - b.index);
   run.partial?.appendLines(run.records.map((r) => JSON.stringify(r)));
+  return true;
 }
 
 /** The summary, cases.jsonl and plots of the finished run. */
