@@ -18,7 +18,8 @@ import * as patch from './commands/patch.js';
 import * as stats from './commands/stats.js';
 import * as world from './commands/world.js';
 
-interface Command { spec: CommandSpec; run: (args: Parsed) => Promise<void> }
+// A command's run may return its exit status (a run stopped by a signal: 130, 143); none is 0.
+interface Command { spec: CommandSpec; run: (args: Parsed) => Promise<void | number> }
 
 const COMMANDS: Record<string, Command> = {
   demo, doctor, generate, logits, world, stats, edit, eval: evalCmd, patch, export: exportCmd,
@@ -86,8 +87,7 @@ async function main(argv: string[]): Promise<number> {
     if (!fromFlag && !(/^\s*[1-9]\d*\s*$/.test(threads as string) && Number(threads) <= 1024)) throw new AmendError(`AMEND_THREADS must be an integer from 1 to 1024, got "${threads}"`);
     kernels().setThreads(intOption(fromFlag ? threads : (threads as string).trim(), 'threads', 0, 1, 1024));
   }
-  await command.run(args);
-  return 0;
+  return (await command.run(args)) ?? 0;
 }
 
 function printJson(value: unknown): void {

@@ -19,6 +19,7 @@ import { intOption, listOption, requireExisting, strOption as str, type CommandS
 import { loadModel, warnSkippedRecords } from '../load.js';
 import { EditBars, fmtP } from '../progress.js';
 import { exportAndReport } from './export.js';
+import { cleanUpIfKilled, tempFilesOf, tempFoldersBeside } from '../interrupt.js';
 
 export const spec: CommandSpec = {
   name: 'edit',
@@ -217,6 +218,9 @@ function writeOutputs(e: Edited, o: EditArgs, args: Parsed): unknown {
   const { model, patch } = e;
   // The export first: it takes seconds to minutes, the patch milliseconds, so a run stopped
   // part-way leaves neither rather than a patch whose rerun is refused for existing.
+  // Killed while writing (Ctrl-C ends the synchronous writes at once), the process leaves temporary
+  // names only; a helper removes them once it is gone (exportAndReport starts its own).
+  cleanUpIfKilled([...(o.exportDir && o.json ? [tempFoldersBeside(o.exportDir, 'amend-export')] : []), ...(o.out ? [tempFilesOf(o.out)] : [])]);
   let exported: unknown;
   if (o.exportDir) {
     exported = o.json

@@ -17,6 +17,7 @@ import { intOption, listOption, requireExisting, strOption as str, type CommandS
 import { methodOf } from './edit.js';
 import { loadModel, warnSkippedRecords } from '../load.js';
 import { Progress } from '../progress.js';
+import { exitCodeFor, stopOnSignal, type StopSignal } from '../interrupt.js';
 
 export const spec: CommandSpec = {
   name: 'eval',
@@ -32,7 +33,7 @@ export const spec: CommandSpec = {
     protocol: { type: 'string', help: 'immediate|final  sequential only: score each edit right after it (default) or apply all T, then score all' },
     out: { type: 'string', short: 'o', help: 'DIR  report folder: cases.jsonl, summary.json, summary.md, plots (SVG and PNG)' },
     resume: { type: 'boolean', help: 'continue the interrupted run in --out from its last checkpoint (same arguments)' },
-    force: { type: 'boolean', help: 'replace a report or an interrupted run in --out' },
+    force: { type: 'boolean', help: 'start over in --out: an interrupted run there is dropped; a report there stays until the new run finishes and replaces it' },
     'checkpoint-every': { type: 'string', help: 'N  write a checkpoint every N edit calls: cases, batches or sequential steps (default 10)' },
     heldout: { type: 'string', help: 'FILE  held-out text for perplexity drift in sequential runs (default: corpus-heldout.txt of the model folder, e.g. --model world)' },
     'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (always so for the model folder\'s own corpus-heldout.txt)' },
@@ -62,7 +63,10 @@ export const spec: CommandSpec = {
     'with --split when the run\'s cases carry several), plots against the number of edits',
     '(sequential) or the batch size (batch). Every run with --out checkpoints every',
     '--checkpoint-every edit calls (cases, batches or sequential steps); after a crash the same',
-    'command with --resume continues from the last checkpoint.',
+    'command with --resume continues from the last checkpoint. Ctrl-C (or SIGTERM) stops the run',
+    'once the current edit call is scored, with a checkpoint, and prints the command that resumes',
+    'it (exit status 130, 143 for SIGTERM); a second Ctrl-C ends it at once. A report already in',
+    '--out (--force) stays until the new run finishes.',
   ],
 };
 
@@ -217,7 +221,7 @@ class EvalBars {
   constructor(private readonly o: EvalArgs) {
     this.tty = !o.json && process.stderr.isTTY === true;
     const { mode, sequential } = o;
-    this.unit = typeof mode === 'object' && 'batch' in mode ? 'batch(es)' : !sequential ? 'case(s)' : stepOf(mode) > 1 ? 'step(s)' : 'edit(s)';
+    this.unit = unitNoun({ mode, sequential });
   }
 
   readonly onProgress = (p: EvalProgress): void => {
@@ -306,7 +310,39 @@ function printSummary(s: EvalSummary, result: EvalResult, o: EvalArgs, resolved:
   console.log(`\n${s.seconds.toFixed(1)} s${out ? `; report in ${out} (summary.md, summary.json, cases.jsonl${result.files.some((f) => f.endsWith('.svg')) ? ', plots' : ''})` : ' (give --out DIR for the report files)'}`);
 }
 
-export async function run(args: Parsed): Promise<void> {
+/**
+ * The command line the user gave, as a shell reads it, to continue the run: with --resume, and
+ * without what would stop it again or start it over (--stop-after, --force).
+ */
+export function resumeCommand(argv: readonly string[]): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--stop-after') i++;
+    else if (a.startsWith('--stop-after=') || a === '--force' || a === '--resume') continue;
+    else kept.push(a);
+  }
+  const quote = (x: string) => (/^[\w./:=,@%+-]+$/.test(x) ? x : `'${x.replace(/'/g, "'\\''")}'`);
+  return ['amend', ...kept.map(quote), '--resume'].join(' ');
+}
+
+/** What a run stopped by a signal says: how far it got, and how to go on (one line on stderr). */
+function reportInterrupted(o: EvalArgs, it: NonNullable<EvalResult['interrupted']>, sig: StopSignal): void {
+  const unit = unitNoun(o);
+  const where = it.done === 0 ? `before the first ${unit} finished` : `after ${it.done} of ${it.total} ${unit}${it.done === it.total ? ', before all were scored' : ''}`;
+  const next = !o.out ? 'without --out nothing was saved'
+    : !it.resumable ? 'nothing was saved to resume from; run the same command again'
+      : `resume with: ${resumeCommand(process.argv.slice(2))}`;
+  const kept = o.out && fs.existsSync(path.join(o.out, 'summary.json')) ? ` (the report already in ${o.out} stays until the run finishes)` : '';
+  if (o.json) console.log(JSON.stringify({ interrupted: { ...it, signal: sig }, out: o.out ?? null }));
+  process.stderr.write(`amend: interrupted ${where} (${sig}); ${next}${kept}\n`);
+}
+
+/** The run's units as the progress and messages count them. */
+const unitNoun = (o: Pick<EvalArgs, 'mode' | 'sequential'>) =>
+  typeof o.mode === 'object' && 'batch' in o.mode ? 'batch(es)' : !o.sequential ? 'case(s)' : stepOf(o.mode) > 1 ? 'step(s)' : 'edit(s)';
+
+export async function run(args: Parsed): Promise<void | number> {
   const o = parseArgs(args);
   const inputs = readInputs(args.values, o);
   const { loaded, qaTemplate, consistency } = inputs;
@@ -317,14 +353,22 @@ export async function run(args: Parsed): Promise<void> {
   announce(o, loaded, model, resolved);
 
   const bars = new EvalBars(o);
+  // From here a first Ctrl-C stops the run at the next unit, with a checkpoint (a second one ends it at once).
+  const stop = stopOnSignal();
   const result = await runEval(model, loaded.cases, {
     method: o.method, resolved, mode: o.mode, protocol: o.protocol, out: o.out, resume: o.resume, force: o.force, checkpointEvery: o.every,
     heldout, heldoutTokens: o.heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : o.qa, fluency: o.fluency || consistency !== undefined, consistency, stopAfter: o.stopAfter, data: { file: o.data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
     onProgress: bars.onProgress,
     onEditProgress: bars.onEditProgress,
-  });
+    signal: stop.signal,
+  }).finally(() => stop.dispose());
   bars.done();
 
+  const sig = stop.received();
+  if (result.interrupted && sig) {
+    reportInterrupted(o, result.interrupted, sig);
+    return exitCodeFor(sig);
+  }
   if (result.interrupted) {
     const { done, total } = result.interrupted;
     if (o.json) console.log(JSON.stringify({ interrupted: result.interrupted, out: o.out ?? null }));

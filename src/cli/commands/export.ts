@@ -10,6 +10,7 @@ import { shortFingerprint } from '../../models/fingerprint.js';
 import { listOption, type CommandSpec, type OptionSpec, type Parsed } from '../args.js';
 import { loadModel } from '../load.js';
 import { fmtBytes, Progress } from '../progress.js';
+import { cleanUpIfKilled, tempFoldersBeside } from '../interrupt.js';
 
 export const EXPORT_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', short: 'm', help: 'M  the base model: directory or Hugging Face id (local cache)' },
@@ -37,8 +38,9 @@ export const spec: CommandSpec = {
     'export also applies to that export\'s first base after the export\'s patches, in order); the',
     'weight files of an edited export record the patches in their metadata (amend patch show DIR',
     'lists them). Written to a temporary directory, then renamed: a failure leaves nothing behind,',
-    'and the hidden folder of an export killed mid-write is removed by the next export into the',
-    'same parent folder. F64 and 64/32-bit integer tensors no patch touches are copied byte for byte',
+    'and the hidden folder of an export killed mid-write (Ctrl-C) is removed once its process is',
+    'gone (else by the next export into the same parent folder). F64 and 64/32-bit integer tensors',
+    'no patch touches are copied byte for byte',
     '(float32 cannot hold all their values).',
   ],
 };
@@ -75,6 +77,9 @@ export function loadPatches(files: string[], out: string): EditPatch[] {
 /** Exports with a progress bar; prints the result (text or JSON). */
 export function exportAndReport(model: CausalLM, out: string, args: Parsed, extra: Record<string, unknown> = {}): ExportResult {
   const json = args.values.json === true;
+  // The write is synchronous (Ctrl-C ends it at once): a killed export leaves its temporary folder,
+  // which a helper removes once this process is gone.
+  cleanUpIfKilled([tempFoldersBeside(out, 'amend-export')]);
   let bar: Progress | null = null;
   const result = exportModel(model, out, {
     dtype: parseExportDType(args.values.dtype as string | undefined),

@@ -11,6 +11,7 @@ import { intOption, strOption as str, type CommandSpec, type Parsed } from '../a
 import { loadModel } from '../load.js';
 import { checkCanBeFolder } from '../../io/dirs.js';
 import { Progress } from '../progress.js';
+import { exitOnSignal } from '../interrupt.js';
 
 export const spec: CommandSpec = {
   name: 'stats',
@@ -174,7 +175,10 @@ async function computeStats(model: CausalLM, v: Parsed['values'], cacheDir: stri
     bar.update(done);
   };
   const started = Date.now();
-  const sms = await layerSecondMoments(model, layers, opts);
+  // The pass over the corpus turns the event loop between batches, so a signal ends it there, with
+  // a line. The files are written only after the last batch, and by then the handler is gone.
+  const stopHandling = exitOnSignal('the statistics were not computed to the end, and nothing was cached');
+  const sms = await layerSecondMoments(model, layers, opts).finally(stopHandling);
   (bar as Progress | null)?.done();
   const seconds = (Date.now() - started) / 1000;
   if (json) {

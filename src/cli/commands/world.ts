@@ -12,6 +12,7 @@ import { resolveSizes } from '../../world/generator.js';
 import type { WorldSizes } from '../../world/types.js';
 import { didYouMean, intOption, seedOption, type CommandSpec, type Parsed } from '../args.js';
 import { Progress } from '../progress.js';
+import { cleanUpIfKilled, tempFoldersBeside } from '../interrupt.js';
 
 export const spec: CommandSpec = {
   name: 'world',
@@ -73,6 +74,9 @@ async function build(args: Parsed): Promise<void> {
   const command = ['amend world build', ...(v.out !== undefined ? [`--out ${quote(path.resolve(out))}`] : []), ...(seed !== undefined ? [`--seed ${seed}`] : []),
     ...(epochs !== undefined ? [`--epochs ${epochs}`] : []), ...(small ? ['--small'] : []),
     ...(fromFile ? [`--config ${quote(JSON.stringify(fromFile))}`] : [])].join(' ');
+  // Training is synchronous, so Ctrl-C ends a build at once; the folder it was writing is temporary
+  // (the finished one is renamed into place), and a helper removes it once this process is gone.
+  cleanUpIfKilled([tempFoldersBeside(out, 'amend-build')]);
   const result = await buildWorldModel({
     out, seed, small, command, sizes, force: v.force === true,
     config: { ...overrides, ...(epochs !== undefined ? { epochs } : {}) },
