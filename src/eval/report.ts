@@ -53,11 +53,13 @@ export function writeReports(r: ReportInput): { summary: EvalSummary; files: str
   summary.files = names;
   writeFileAtomic(path.join(stage, 'summary.md'), summaryMarkdown(summary));
   writeJsonAtomic(path.join(stage, 'summary.json'), summary);
-  for (const f of fs.readdirSync(r.out)) if (isReportFile(f) && !names.includes(f)) fs.rmSync(path.join(r.out, f), { force: true });
   // summary.json last: it marks a finished report. A kill before the partial run is removed leaves
   // its checkpoint, and --resume (PartialRun.restore) takes cases.jsonl back if it had moved.
   const order = [...names.filter((f) => f !== 'cases.jsonl' && f !== 'summary.json'), 'cases.jsonl', 'summary.json'];
   for (const f of order) fs.renameSync(path.join(stage, f), path.join(r.out, f));
+  // Then the replaced report's names this one does not use (plots of another mode): a kill before
+  // this leaves a stray plot beside a whole report, never a report with parts gone.
+  for (const f of fs.readdirSync(r.out)) if (isReportFile(f) && !names.includes(f)) fs.rmSync(path.join(r.out, f), { force: true });
   r.partial.remove();
   return { summary, files: names.map((f) => path.resolve(r.out!, f)) };
 }
