@@ -89,6 +89,11 @@ test('amend eval --model world without --data evaluates the world\'s own benchma
   const j = JSON.parse(own.stdout);
   assert.equal(j.config.data.file, path.join(copy, 'benchmark.json'));
   assert.equal(j.cases, 2);
+  // --qa-cut line implies --qa, is recorded with the run's settings and scores the answer's first line.
+  const byLine = JSON.parse(amend('eval', '--model', 'world', '--method', 'rome', '--n', '1', '--set', 'v_num_grad_steps=2', '--json', '--qa-cut', 'line').stdout);
+  assert.deepEqual(byLine.config.scoring.qa, { cut: 'line' });
+  assert.ok(byLine.rows.some((x: { name: string }) => x.name === 'qa.rewrite_em'));
+  assert.equal(JSON.parse(amend('eval', '--model', 'world', '--method', 'rome', '--n', '1', '--set', 'v_num_grad_steps=2', '--json', '--qa').stdout).config.scoring.qa, true);
 });
 
 test('amend eval: the header comes before the run, and a file with fewer cases than --n says so', () => {
@@ -263,6 +268,7 @@ test('amend eval: bad input is one line, exit 1, nothing written in --out', { sk
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--stop-after', '1'), /--stop-after needs --out DIR/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', path.join(tmp, 'none.txt'), '--out', out), /--qa-template \S*none\.txt: no such file; give a text file/);
   assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-template', write('two.txt', 'Q: {} {}'), '--out', out), /--qa-template .*two\.txt: the template has 2 "\{\}" placeholders/);
+  assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--qa-cut', 'word', '--out', out), /--qa-cut must be "length" or "line", not "word"/);
   if (fs.existsSync('/proc/self')) {
     // a place where no folder can be made (mkdir answers ENOENT there): one line, before any work
     assertOneLineError(amend('eval', '--model', m, '--data', cf, '--n', '1', '--out', '/proc/amend-no-report'), /\/proc\/amend-no-report: cannot be created here \(ENOENT\)/);

@@ -6,7 +6,7 @@ import { AmendError, refuseDevice } from '../../errors.js';
 import { loadCases, type LoadedCases } from '../../data/index.js';
 import { parseSets, resolveHparams, type ResolvedHparams } from '../../editors/index.js';
 import type { ProgressEvent } from '../../editors/common/run.js';
-import { counterfactExclusion, qaPromptText } from '../../eval/metrics-case.js';
+import { counterfactExclusion, qaPromptText, type QaOptions } from '../../eval/metrics-case.js';
 import { loadConsistencyResources, type ConsistencyResources } from '../../eval/metrics-text.js';
 import { readHeldOutText } from '../../eval/metrics-ppl.js';
 import { BUILTIN_WORLD, type CausalLM } from '../../models/model.js';
@@ -39,6 +39,7 @@ export const spec: CommandSpec = {
     'heldout-lines': { type: 'boolean', help: 'score --heldout as one document per line (always so for the model folder\'s own corpus-heldout.txt)' },
     'heldout-tokens': { type: 'string', help: 'N  tokens of the held-out text scored at each checkpoint (default 2048)' },
     qa: { type: 'boolean', help: 'also score by greedy generation (exact match / token F1)' },
+    'qa-cut': { type: 'string', help: 'length|line  the answer --qa scores: the continuation cut at each alias\'s token count (length, default) or its whole first line (line, as MQuAKE compares answers); implies --qa' },
     'qa-template': { type: 'string', help: 'FILE  text around every --qa question, "{}" where it goes (without "{}" the text goes before it; e.g. few-shot examples ending in "Q: {}\\nA:"; the file\'s final newline is dropped); implies --qa' },
     fluency: { type: 'boolean', help: 'also sample texts (top-k 5, 100 tokens, ROME\'s generate_fast) and score their n-gram entropy' },
     consistency: { type: 'string', help: 'DIR  ROME\'s data folder with idf.npy, tfidf_vocab.json and attribute_snippets.json: also the reference score (TF-IDF similarity of the samples to texts about the new object); implies --fluency' },
@@ -69,6 +70,12 @@ export const spec: CommandSpec = {
     '--out (--force) stays until the new run finishes.',
   ],
 };
+
+/** --qa, --qa-cut and --qa-template as runEval's qa (plain true without the other two, so a run's recorded settings stay as before). */
+function qaOptionsOf(qa: boolean, cut: 'length' | 'line' | undefined, template: string | undefined): boolean | QaOptions {
+  if (cut === undefined && template === undefined) return qa;
+  return { ...(cut !== undefined ? { cut } : {}), ...(template !== undefined ? { template } : {}) };
+}
 
 /** The --qa-template file, checked before the model loads. */
 function readQaTemplate(file: string): string {
@@ -144,9 +151,12 @@ function parseArgs(args: Parsed) {
   const stopAfter = v['stop-after'] === undefined ? undefined : intOption(v['stop-after'], 'stop-after', 0, 1);
   const out = reportFolderOf(v, stopAfter);
   const overrides = parseSets(listOption(args, 'set'));
+  const qaCutText = str(v['qa-cut']);
+  if (qaCutText !== undefined && qaCutText !== 'length' && qaCutText !== 'line') throw new AmendError(`--qa-cut must be "length" or "line", not "${qaCutText}"`);
+  const qaCut = qaCutText as 'length' | 'line' | undefined;
   return {
     json: v.json === true, model: v.model, method, preset: str(v.preset), hparamsFiles: listOption(args, 'hparams'), mode, sequential, protocol, data, n, every, heldoutTokens, heldoutLines: v['heldout-lines'] === true,
-    stopAfter, out, resume: v.resume === true, force: v.force === true, overrides, split: str(v.split), qa: v.qa === true, fluency: v.fluency === true,
+    stopAfter, out, resume: v.resume === true, force: v.force === true, overrides, split: str(v.split), qa: v.qa === true || qaCut !== undefined, qaCut, fluency: v.fluency === true,
   };
 }
 
@@ -357,7 +367,7 @@ export async function run(args: Parsed): Promise<void | number> {
   const stop = stopOnSignal();
   const result = await runEval(model, loaded.cases, {
     method: o.method, resolved, mode: o.mode, protocol: o.protocol, out: o.out, resume: o.resume, force: o.force, checkpointEvery: o.every,
-    heldout, heldoutTokens: o.heldoutTokens, qa: qaTemplate !== undefined ? { template: qaTemplate } : o.qa, fluency: o.fluency || consistency !== undefined, consistency, stopAfter: o.stopAfter, data: { file: o.data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
+    heldout, heldoutTokens: o.heldoutTokens, qa: qaOptionsOf(o.qa, o.qaCut, qaTemplate), fluency: o.fluency || consistency !== undefined, consistency, stopAfter: o.stopAfter, data: { file: o.data, format: loaded.format, ...(loaded.split ? { split: loaded.split.name } : {}) },
     onProgress: bars.onProgress,
     onEditProgress: bars.onEditProgress,
     signal: stop.signal,
