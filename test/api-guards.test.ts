@@ -33,6 +33,7 @@ test('edit, runEval and exportModel refuse arguments of the wrong kind with one 
     [() => runEval(model, anyOf([null]), { method: 'rome' }), /runEval takes an array of EditCase objects/],
     [() => runEval(model, anyOf(cases), { method: 'rome', out: anyOf(5) }), /out must be a folder path/],
     [() => runEval(model, anyOf(cases), { method: 'rome', mode: { sequential: 1 }, heldout: anyOf('some text') }), /heldout must be \{ text \}/],
+    [() => runEval(model, anyOf(cases), { method: 'rome', mode: { sequential: 1 }, heldout: anyOf({ text: 'some text', line: true }) }), /runEval: heldout: unknown option "line" \(did you mean "lines"\?\)/],
     [async () => exportModel(model, anyOf(null)), /export needs the output folder as a path/],
     [async () => exportModel(model, path.join(os.tmpdir(), 'amend-guard-none'), { dtype: anyOf(5) }), /dtype must be keep, F32, F16 or BF16, not number/],
   ];

@@ -89,7 +89,7 @@ export interface QaOptions {
   template?: string;
 }
 
-export const QA_OPTION_KEYS = optionKeys<QaOptions>()(['cut', 'lineTokens', 'extraTokens', 'batchSize', 'template']);
+export const QA_OPTION_KEYS = optionKeys<QaOptions>()(['extraTokens', 'batchSize', 'template', 'cut', 'lineTokens']);
 
 /** A QA prompt inside its template (see QaOptions.template). */
 export function qaPromptText(prompt: string, template?: string): string {

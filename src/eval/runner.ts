@@ -103,6 +103,7 @@ export interface EvalOptions {
   data?: EvalConfig['data'];
 }
 
+const HELDOUT_KEYS = optionKeys<NonNullable<EvalOptions['heldout']>>()(['text', 'file', 'lines']);
 const EVAL_OPTION_KEYS = optionKeys<EvalOptions>()([
   'method', 'hparams', 'preset', 'hparamsFiles', 'resolved', 'mode', 'protocol', 'out', 'resume', 'force', 'checkpointEvery',
   'heldout', 'heldoutTokens', 'qa', 'fluency', 'consistency', 'details', 'stats', 'statsOptions', 'onProgress', 'onEditProgress',
@@ -356,6 +357,7 @@ export async function runEval(model: CausalLM, allCases: readonly EditCase[], o:
   checkStatsSource(o.stats, 'runEval');
   if (o.out !== undefined && (typeof o.out !== 'string' || o.out === '')) throw new AmendError('runEval: out must be a folder path (a non-empty string)');
   if (o.heldout !== undefined && (o.heldout === null || typeof o.heldout.text !== 'string')) throw new AmendError('runEval: heldout must be { text } (readHeldOutText(file) reads one)');
+  if (o.heldout !== undefined) refuseUnknownKeys(o.heldout, HELDOUT_KEYS, 'runEval: heldout');
   requireCount(o.heldoutTokens, 'runEval: heldoutTokens', 2);
   requireCount(o.stopAfter, 'runEval: stopAfter', 1);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new AmendError(`runEval: signal must be an AbortSignal (new AbortController().signal), got ${describeValue(o.signal)}`);
