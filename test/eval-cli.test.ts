@@ -131,6 +131,12 @@ test('amend eval: cases that give the new target as the true one are named befor
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /zsre-same-target\.json: 1 of 2 case\(s\) give the new target as the true one, so P\(new\) > P\(true\) cannot hold: they are left out of efficacy, paraphrase and neighbourhood/);
   assert.match(r.stderr, /zsre-same-target\.json: 1 record\(s\) skipped \(record 3 \(index 2\): empty "alt" \(no edit target\), skipped as EasyEdit does\)/);
+  // Only such records: nothing to evaluate or edit, and the refusal says why.
+  const none = path.join(tmp, 'zsre-no-target.json');
+  fs.writeFileSync(none, JSON.stringify([{ ...recs[0], alt: '' }]));
+  for (const [args, what] of [[['eval', '--data', none], 'cases to evaluate'], [['edit', '--requests', none], 'edit requests']] as const) {
+    assertOneLineError(amend(...args, '--model', `${models}/stories260K`, '--method', 'rome'), new RegExp(`zsre-no-target\\.json: no ${what} \\(1 record\\(s\\) skipped: empty "alt" \\(no edit target\\), skipped as EasyEdit does\\)`));
+  }
   const rows = (JSON.parse(r.stdout) as { rows: { name: string; count: number }[] }).rows;
   assert.equal(rows.find((x) => x.name === 'efficacy_score')?.count, 1);
   assert.equal(rows.find((x) => x.name === 'rewrite_acc')?.count, 2);

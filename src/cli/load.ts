@@ -39,3 +39,9 @@ export function warnSkippedRecords(source: string, loaded: LoadedCases): void {
   if (!first) return;
   process.emitWarning(`${source}: ${loaded.skipped.length} record(s) skipped (record ${first.index + 1} (index ${first.index}): ${first.reason})`);
 }
+
+/** The refusal of a benchmark that gave nothing to work on (`what`: "cases to evaluate"), with why its records were skipped. */
+export function nothingLoaded(source: string, what: string, loaded: LoadedCases): AmendError {
+  const first = loaded.skipped[0];
+  return new AmendError(`${source}: no ${what}${first ? ` (${loaded.skipped.length} record(s) skipped: ${first.reason})` : ''}`);
+}

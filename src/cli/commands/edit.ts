@@ -16,7 +16,7 @@ import {
 import { applyTargetSpace, continuationIds, fill, prepareRequests, subjectTemplate } from '../../editors/common/prompts.js';
 import { scoreTargets } from '../../editors/common/score.js';
 import { intOption, listOption, requireExisting, strOption as str, type CommandSpec, type Parsed } from '../args.js';
-import { loadModel, warnSkippedRecords } from '../load.js';
+import { loadModel, nothingLoaded, warnSkippedRecords } from '../load.js';
 import { EditBars, fmtP } from '../progress.js';
 import { exportAndReport } from './export.js';
 import { cleanUpIfKilled, tempFilesOf, tempFoldersBeside } from '../interrupt.js';
@@ -83,7 +83,7 @@ function requestsFromArgs(args: Parsed): EditRequest[] {
     requireExisting('requests', file, 'a JSON list of requests or a benchmark file (or "world" for the demo world\'s)', ['world']);
     const loaded = loadCases(file, { limit });
     const reqs = loaded.cases.flatMap((c) => (c.edits && c.edits.length > 0 ? c.edits : [c]));
-    if (reqs.length === 0) throw new AmendError(`${file}: no edit requests${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
+    if (reqs.length === 0) throw nothingLoaded(file, 'edit requests', loaded);
     warnSkippedRecords(file, loaded);
     return reqs.map((c) => ({ prompt: c.prompt, subject: c.subject, targetNew: c.targetNew, targetTrue: c.targetTrue, id: c.id }));
   }

@@ -15,7 +15,7 @@ import { formatValue } from '../../eval/summary.js';
 import { stepOf, type EvalMode, type EvalProgress, type EvalSummary, type SequentialProtocol } from '../../eval/run-types.js';
 import { intOption, listOption, requireExisting, strOption as str, type CommandSpec, type Parsed } from '../args.js';
 import { methodOf } from './edit.js';
-import { loadModel, warnSkippedRecords } from '../load.js';
+import { loadModel, nothingLoaded, warnSkippedRecords } from '../load.js';
 import { Progress } from '../progress.js';
 import { exitCodeFor, stopOnSignal, type StopSignal } from '../interrupt.js';
 
@@ -173,7 +173,7 @@ function readInputs(v: Parsed['values'], o: EvalArgs) {
   requireExisting('data', o.data, 'a benchmark file (or "world" for the demo world\'s)', ['world']);
   requireExisting('heldout', str(v.heldout), 'a text file of held-out text');
   const loaded = loadCases(o.data, { limit: o.n, ...(o.split !== undefined ? { split: o.split } : {}) });
-  if (loaded.cases.length === 0) throw new AmendError(`${o.data}: no cases to evaluate${loaded.skipped.length ? ` (${loaded.skipped.length} record(s) skipped: ${loaded.skipped[0]!.reason})` : ''}`);
+  if (loaded.cases.length === 0) throw nothingLoaded(o.data, 'cases to evaluate', loaded);
   warnSkippedRecords(o.data, loaded);
   const heldoutFile = str(v.heldout);
   const heldoutGiven = heldoutFile !== undefined ? 'heldout' : o.heldoutLines ? 'heldout-lines' : v['heldout-tokens'] !== undefined ? 'heldout-tokens' : undefined;
