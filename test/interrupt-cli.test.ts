@@ -152,7 +152,9 @@ test('a command killed while writing: its helper removes its temporary folder an
   const script = `
     import fs from 'node:fs';
     import { cleanUpIfKilled, tempFoldersBeside, tempFilesOf } from ${JSON.stringify(path.join(repoRoot(), 'dist', 'src', 'cli', 'interrupt.js'))};
-    cleanUpIfKilled([tempFoldersBeside(${JSON.stringify(out)}, 'amend-export'), tempFilesOf(${JSON.stringify(patch)}), tempFoldersBeside(${JSON.stringify(replaced)}, 'amend-build')]);
+    // In two calls, one leftover in both (an export inside an edit): one helper takes every call.
+    cleanUpIfKilled([tempFoldersBeside(${JSON.stringify(out)}, 'amend-export'), tempFoldersBeside(${JSON.stringify(replaced)}, 'amend-build')]);
+    cleanUpIfKilled([tempFoldersBeside(${JSON.stringify(out)}, 'amend-export'), tempFilesOf(${JSON.stringify(patch)})]);
     fs.mkdirSync(${JSON.stringify(dir)} + '/.export.amend-export-' + process.pid + '-x1');
     fs.writeFileSync(${JSON.stringify(dir)} + '/.export.amend-export-' + process.pid + '-x1/model.safetensors', 'half');
     fs.writeFileSync(${JSON.stringify(dir)} + '/.edit.safetensors.' + process.pid + '.x2.tmp', 'half');

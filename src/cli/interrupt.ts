@@ -11,7 +11,7 @@
 //   and folders once this process is gone (cleanUpIfKilled), instead of leaving gigabytes for the
 //   next run into the same folder to find.
 // - amend stats, whose long work turns the loop between batches, ends with one line (exitOnSignal).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,25 +97,35 @@ export function tempFilesOf(file: string, pid = process.pid): Leftovers {
   return { dir: path.dirname(abs), pattern: new RegExp(`^\\.${escapeRegExp(path.basename(abs))}\\.(${pid})\\.[a-z0-9]+\\.tmp$`) };
 }
 
+/** The helper of this process (undefined: not started yet; null: it could not start). */
+let janitor: ChildProcess | null | undefined;
+
 /**
- * Starts a helper process that waits for this one to end, however it ends (a signal, a crash,
- * SIGKILL), and then removes its leftovers as the next run into the same folder would
- * (removeDeadTemps, restoreReplacedFolders: only names whose process is gone). After a run that
- * finished there is nothing left to remove. The helper is in a process group of its own, so the
- * Ctrl-C that ends this process does not end it too, and it holds nothing that keeps this process
- * alive. Best-effort: a helper that cannot start leaves the leftovers to the next run.
+ * Hands `leftovers` to a helper process that waits for this one to end, however it ends (a signal,
+ * a crash, SIGKILL), and then removes them as the next run into the same folder would
+ * (removeDeadTemps, restoreReplacedFolders: only names whose process is gone). One helper serves
+ * every call of a process: each call is one more line on its stdin, which it reads to the end.
+ * After a run that finished there is nothing left to remove. The helper is in a process group of
+ * its own, so the Ctrl-C that ends this process does not end it too, and it holds nothing that
+ * keeps this process alive. Best-effort: a helper that cannot start leaves the leftovers to the
+ * next run.
  */
 export function cleanUpIfKilled(leftovers: readonly Leftovers[]): void {
   if (leftovers.length === 0) return;
-  let child;
+  janitor ??= startJanitor();
+  janitor?.stdin!.write(`${JSON.stringify({ pid: process.pid, leftovers: leftovers.map((l) => ({ dir: l.dir, pattern: l.pattern.source, restoreReplaced: l.restoreReplaced === true })) })}\n`);
+}
+
+function startJanitor(): ChildProcess | null {
+  let child: ChildProcess;
   try {
     child = spawn(process.execPath, [fileURLToPath(new URL('./janitor.js', import.meta.url))], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
   } catch {
-    return;
+    return null;
   }
   child.on('error', () => {});
   child.stdin!.on('error', () => {});
-  child.stdin!.write(`${JSON.stringify({ pid: process.pid, leftovers: leftovers.map((l) => ({ dir: l.dir, pattern: l.pattern.source, restoreReplaced: l.restoreReplaced === true })) })}\n`);
   child.unref();
   (child.stdin as unknown as { unref?: () => void }).unref?.();
+  return child;
 }

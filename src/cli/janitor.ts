@@ -1,4 +1,4 @@
-// The helper process of cleanUpIfKilled (interrupt.ts): reads {pid, leftovers} on stdin, waits
+// The helper process of cleanUpIfKilled (interrupt.ts): reads {pid, leftovers} lines on stdin, waits
 // until that process has ended (its end of the pipe closes, then its process id is gone), and
 // removes the temporary files and folders it left, as the next run into those folders would.
 import { processAlive, removeDeadTemps, restoreReplacedFolders } from '../io/dirs.js';
@@ -21,15 +21,22 @@ process.stdin.on('end', () => {
 });
 
 async function cleanUp(): Promise<void> {
-  let req: Request;
-  try {
-    req = JSON.parse(input.split('\n')[0]!) as Request;
-  } catch {
-    return; // the process ended before it said what to watch
+  const requests: Request[] = [];
+  // One line per call; a line cut short by the kill is dropped (its write never finished).
+  for (const line of input.split('\n')) {
+    try {
+      if (line.trim() !== '') requests.push(JSON.parse(line) as Request);
+    } catch {
+      // the process ended while saying what to watch
+    }
   }
+  if (requests.length === 0) return;
+  const pid = requests[0]!.pid;
   const until = Date.now() + REAP_WAIT_MS;
-  while (processAlive(req.pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-  for (const l of req.leftovers) {
+  while (processAlive(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  // The same leftovers handed over twice (an export inside an edit) are looked at once.
+  const leftovers = new Map(requests.flatMap((r) => r.leftovers).map((l) => [JSON.stringify(l), l]));
+  for (const l of leftovers.values()) {
     if (l.restoreReplaced) restoreReplacedFolders(l.dir);
     removeDeadTemps(l.dir, new RegExp(l.pattern));
   }

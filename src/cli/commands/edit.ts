@@ -219,8 +219,8 @@ function writeOutputs(e: Edited, o: EditArgs, args: Parsed): unknown {
   // The export first: it takes seconds to minutes, the patch milliseconds, so a run stopped
   // part-way leaves neither rather than a patch whose rerun is refused for existing.
   // Killed while writing (Ctrl-C ends the synchronous writes at once), the process leaves temporary
-  // names only; a helper removes them once it is gone (exportAndReport starts its own).
-  cleanUpIfKilled([...(o.exportDir && o.json ? [tempFoldersBeside(o.exportDir, 'amend-export')] : []), ...(o.out ? [tempFilesOf(o.out)] : [])]);
+  // names only; a helper removes them once it is gone.
+  cleanUpIfKilled([...(o.exportDir ? [tempFoldersBeside(o.exportDir, 'amend-export')] : []), ...(o.out ? [tempFilesOf(o.out)] : [])]);
   let exported: unknown;
   if (o.exportDir) {
     exported = o.json
